@@ -1,0 +1,184 @@
+#include "rules.hpp"
+
+#include <fmt/format.h>
+
+#include <numeric>
+
+#include "tapeflow/ops.hpp"
+
+namespace tapeflow::detail {
+namespace {
+
+using Grads = std::vector<Tensor>;
+
+// Gradient reaching the arg-max (or arg-min) element of each reduced group: one element on
+// ties, the first, as TensorFlow's reduce_max.
+Tensor extremum_grad(const GradContext& c, const Tensor& g, bool is_max) {
+  const Tensor& x = c.inputs[0];
+  const auto& axes = c.attrs.axes;
+  const std::int64_t r = x.rank();
+  std::vector<bool> reduced(static_cast<std::size_t>(r), false);
+  for (auto a : axes) reduced[a] = true;
+  std::vector<std::int64_t> perm;
+  Shape kept, keep_shape;
+  std::int64_t group = 1;
+  for (std::int64_t i = 0; i < r; ++i) {
+    if (!reduced[i]) {
+      perm.push_back(i);
+      kept.push_back(x.shape()[i]);
+    }
+    keep_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
+  }
+  for (auto a : axes) {
+    perm.push_back(a);
+    group *= x.shape()[a];
+  }
+  Shape flat = kept;
+  flat.push_back(group);
+  const Tensor xp = x.permute(perm).reshape(flat);
+  const Tensor idx = is_max ? argmax(xp, -1) : argmin(xp, -1);
+  Shape permuted = kept;
+  for (auto a : axes) permuted.push_back(x.shape()[a]);
+  std::vector<std::int64_t> inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<std::int64_t>(i);
+  const Tensor mask = one_hot(idx, group, x.dtype()).reshape(permuted).permute(inverse);
+  return mask * g.reshape(keep_shape);
+}
+
+Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
+  std::vector<Index> idx;
+  for (std::size_t i = 0; i < a.starts.size(); ++i) {
+    const std::int64_t len = out_shape[i], start = a.starts[i], step = a.steps[i];
+    if (len == 0) {
+      idx.emplace_back(Slice(0, 0));
+      continue;
+    }
+    const std::int64_t stop = start + len * step;
+    idx.emplace_back(stop < 0 ? Slice(start, none, step) : Slice(start, stop, step));
+  }
+  return g.index(idx);
+}
+
+template <OpId op>
+struct Rule {
+  static_assert(!op_info(op).differentiable, "a differentiable op of ops.def has no gradient rule");
+  static constexpr unsigned saves = 0;
+  static Grads grad(const GradContext&, const Tensor&) {
+    throw ValueError(fmt::format("gradient: no gradient rule for {}", op_name(op)));
+  }
+};
+
+#define TAPEFLOW_RULE(id, save_mask, ...)                      \
+  template <>                                                  \
+  struct Rule<OpId::id> {                                      \
+    static constexpr unsigned saves = save_mask;               \
+    static Grads grad(const GradContext& c, const Tensor& g) { \
+      const auto& in = c.inputs;                               \
+      (void)in;                                                \
+      __VA_ARGS__                                              \
+    }                                                          \
+  };
+
+constexpr unsigned kX = 1u, kA = 1u, kB = 2u, kY = kSaveOutput;
+
+TAPEFLOW_RULE(Neg, 0, { return {-g}; })
+TAPEFLOW_RULE(Abs, kX, { return {g * sign(in[0])}; })
+TAPEFLOW_RULE(Sign, 0, { return {g * 0.0}; })
+TAPEFLOW_RULE(Exp, kY, { return {g * c.output}; })
+TAPEFLOW_RULE(Log, kX, { return {g / in[0]}; })
+TAPEFLOW_RULE(Sqrt, kY, { return {g * 0.5 / c.output}; })
+TAPEFLOW_RULE(Tanh, kY, { return {g * (1.0 - c.output * c.output)}; })
+TAPEFLOW_RULE(Sigmoid, kY, { return {g * c.output * (1.0 - c.output)}; })
+TAPEFLOW_RULE(Relu, kX, { return {g * step(in[0])}; })
+TAPEFLOW_RULE(Step, 0, { return {g * 0.0}; })
+TAPEFLOW_RULE(PowScalar, kX, {
+  const double p = c.attrs.p0;
+  return {g * p * pow(in[0], p - 1.0)};
+})
+TAPEFLOW_RULE(Clip, kX, { return {g * clip_mask(in[0], c.attrs.p0, c.attrs.p1)}; })
+TAPEFLOW_RULE(ClipMask, 0, { return {g * 0.0}; })
+
+TAPEFLOW_RULE(Add, 0, { return {g, g}; })
+TAPEFLOW_RULE(Sub, 0, { return {g, -g}; })
+TAPEFLOW_RULE(Mul, kA | kB, {
+  return {c.needs_grad[0] ? g * in[1] : Tensor(), c.needs_grad[1] ? g * in[0] : Tensor()};
+})
+TAPEFLOW_RULE(Div, kA | kB, {
+  return {c.needs_grad[0] ? g / in[1] : Tensor(), c.needs_grad[1] ? -g * in[0] / (in[1] * in[1]) : Tensor()};
+})
+TAPEFLOW_RULE(Pow, kA | kB | kY, {
+  const Tensor& a = in[0];
+  const Tensor& b = in[1];
+  // d/db a^b = a^b log a, taken as 0 where a <= 0 (as TensorFlow)
+  return {c.needs_grad[0] ? g * b * pow(a, b - 1.0) : Tensor(),
+          c.needs_grad[1] ? g * c.output * where(a > 0.0, log(where(a > 0.0, a, 1.0)), 0.0) : Tensor()};
+})
+TAPEFLOW_RULE(Maximum, kA | kB, {
+  const Tensor mask = in[0] >= in[1];  // ties go to the first operand
+  return {where(mask, g, 0.0), where(mask, 0.0, g)};
+})
+TAPEFLOW_RULE(Minimum, kA | kB, {
+  const Tensor mask = in[0] <= in[1];
+  return {where(mask, g, 0.0), where(mask, 0.0, g)};
+})
+TAPEFLOW_RULE(Where, 1u, { return {Tensor(), where(in[0], g, 0.0), where(in[0], 0.0, g)}; })
+
+TAPEFLOW_RULE(Sum, 0, {
+  const Shape& xs = c.attrs.shape;
+  Shape keep = xs;
+  for (auto a : c.attrs.axes) keep[a] = 1;
+  return {g.reshape(keep).broadcast_to(xs)};
+})
+TAPEFLOW_RULE(Max, kX, { return {extremum_grad(c, g, true)}; })
+TAPEFLOW_RULE(Min, kX, { return {extremum_grad(c, g, false)}; })
+
+// [.., m, k] @ [.., k, n]: dA = g @ B^T, dB = A^T @ g (batch broadcasting undone by the tape)
+TAPEFLOW_RULE(Matmul, kA | kB, {
+  return {c.needs_grad[0] ? matmul(g, in[1].transpose(-1, -2)) : Tensor(),
+          c.needs_grad[1] ? matmul(in[0].transpose(-1, -2), g) : Tensor()};
+})
+
+TAPEFLOW_RULE(Reshape, 0, { return {g.reshape(c.attrs.shape)}; })
+TAPEFLOW_RULE(Permute, 0, {
+  std::vector<std::int64_t> inverse(c.attrs.axes.size());
+  for (std::size_t i = 0; i < inverse.size(); ++i) inverse[c.attrs.axes[i]] = static_cast<std::int64_t>(i);
+  return {g.permute(inverse)};
+})
+TAPEFLOW_RULE(BroadcastTo, 0, { return {g}; })
+TAPEFLOW_RULE(Slice, 0, { return {slice_scatter(g, c.attrs.shape, c.attrs.starts, c.attrs.steps)}; })
+TAPEFLOW_RULE(SliceScatter, 0, { return {slice_of(g, c.attrs, c.input_shapes[0])}; })
+TAPEFLOW_RULE(Concat, 0, {
+  std::vector<std::int64_t> sizes;
+  const auto axis = c.attrs.axes[0];
+  for (const auto& s : c.input_shapes) sizes.push_back(s[axis]);
+  return split(g, sizes, axis);
+})
+TAPEFLOW_RULE(Gather, kB, {
+  const auto axis = c.attrs.axes[0];
+  Shape base = g.shape();
+  base[axis] = c.input_shapes[0][axis];
+  return {scatter_add(zeros(base, g.dtype()), in[1], g, axis), Tensor()};
+})
+TAPEFLOW_RULE(ScatterAdd, kB, {
+  return {g, Tensor(), c.needs_grad[2] ? take_along_axis(g, in[1], c.attrs.axes[0]) : Tensor()};
+})
+TAPEFLOW_RULE(Cast, 0, {
+  if (!is_floating(c.attrs.dtype)) return {Tensor()};
+  return {g.astype(c.attrs.dtype)};
+})
+TAPEFLOW_RULE(Copy, 0, { return {g}; })
+
+#undef TAPEFLOW_RULE
+
+constexpr GradRule kRules[] = {
+#define TAPEFLOW_OP(id, name, kind, diff) {Rule<OpId::id>::saves, &Rule<OpId::id>::grad},
+#include "tapeflow/ops.def"
+#undef TAPEFLOW_OP
+};
+static_assert(sizeof(kRules) / sizeof(kRules[0]) == kNumOps, "one gradient rule entry per op of ops.def");
+
+}  // namespace
+
+const GradRule& grad_rule(OpId op) { return kRules[static_cast<std::size_t>(op)]; }
+
+}  // namespace tapeflow::detail

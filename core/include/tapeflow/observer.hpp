@@ -1,0 +1,36 @@
+#pragma once
+/// The hook between the core and a tape: every op front-end tells the current thread's
+/// observer what it did. With no tape active this is one pointer test per op.
+#include <cstdint>
+#include <vector>
+
+#include "tapeflow/op_id.hpp"
+#include "tapeflow/tensor.hpp"
+
+namespace tapeflow {
+
+/// The parameters an op was called with; each op uses the fields it needs.
+struct OpAttrs {
+  std::vector<std::int64_t> axes;    ///< reduce axes, permutation, concat/gather axis ([axis])
+  Shape shape;                       ///< input shape (reshape, broadcast_to), full shape (slice_scatter)
+  std::vector<std::int64_t> starts;  ///< slice: start per axis
+  std::vector<std::int64_t> steps;   ///< slice: step per axis
+  double p0 = 0, p1 = 0;             ///< scalar parameters (pow_scalar, clip)
+  bool keepdims = false;
+  DType dtype = DType::Float32;      ///< cast: the source dtype
+};
+
+/// Receives every op a front-end performs on this thread.
+class OpObserver {
+ public:
+  virtual ~OpObserver() = default;
+  virtual void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                      const OpAttrs& attrs) = 0;
+};
+
+/// The observer of the calling thread (nullptr when none). Tapes install themselves here.
+OpObserver* current_observer();
+/// Installs an observer for the calling thread; returns the previous one.
+OpObserver* set_current_observer(OpObserver* observer);
+
+}  // namespace tapeflow

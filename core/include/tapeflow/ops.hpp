@@ -1,0 +1,160 @@
+#pragma once
+/// The op front-ends: creation, element-wise math with NumPy broadcasting and promotion,
+/// reductions, matmul, joining and indexing. Every function validates its inputs and throws
+/// a tapeflow::Error naming the op and the shapes / dtypes involved.
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+#include "tapeflow/generator.hpp"
+#include "tapeflow/tensor.hpp"
+
+namespace tapeflow {
+
+// ---------------------------------------------------------------- creation
+/// A tensor of `shape` holding `values` (row-major), converted to `dtype`.
+template <class T>
+Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype = dtype_v<T>);
+template <class T>
+Tensor tensor(std::initializer_list<T> values, const Shape& shape, DType dtype = dtype_v<T>) {
+  return tensor(std::vector<T>(values), shape, dtype);
+}
+/// A 1-D tensor of `values`.
+template <class T>
+Tensor tensor(std::initializer_list<T> values) {
+  return tensor(std::vector<T>(values), Shape{static_cast<std::int64_t>(values.size())});
+}
+/// A rank-0 tensor.
+Tensor scalar(double value, DType dtype = kFloat32);
+/// Uninitialised memory (contents unspecified).
+Tensor empty(const Shape& shape, DType dtype = kFloat32, Device device = Device::cpu());
+Tensor zeros(const Shape& shape, DType dtype = kFloat32, Device device = Device::cpu());
+Tensor ones(const Shape& shape, DType dtype = kFloat32, Device device = Device::cpu());
+Tensor full(const Shape& shape, double value, DType dtype = kFloat32, Device device = Device::cpu());
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+/// start, start + step, ... < stop (NumPy's arange).
+Tensor arange(double start, double stop, double step = 1, DType dtype = kFloat32);
+Tensor arange(std::int64_t stop, DType dtype = kInt64);
+/// `num` evenly spaced values from start to stop inclusive.
+Tensor linspace(double start, double stop, std::int64_t num, DType dtype = kFloat32);
+/// Identity matrix [n, m] (m = n by default).
+Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = kFloat32);
+/// Uniform in [low, high) from a seeded counter-based generator.
+Tensor uniform(const Shape& shape, Generator& gen, double low = 0, double high = 1, DType dtype = kFloat32);
+/// Normal(mean, stddev) from a seeded counter-based generator.
+Tensor normal(const Shape& shape, Generator& gen, double mean = 0, double stddev = 1, DType dtype = kFloat32);
+
+// ---------------------------------------------------------------- element-wise
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+/// True division: integer inputs give float32.
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+/// x ** exponent with a constant exponent (its own op: cheaper and defined for x < 0).
+Tensor pow(const Tensor& x, double exponent);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+/// 1 where x > 0, else 0 (relu's derivative).
+Tensor step(const Tensor& x);
+Tensor clip(const Tensor& x, double low, double high);
+/// 1 where low <= x <= high, else 0 (clip's derivative).
+Tensor clip_mask(const Tensor& x, double low, double high);
+
+Tensor equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& x);
+/// cond ? a : b, all three broadcast; cond is bool.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// C++ numbers convert to weak rank-0 tensors (see Tensor's scalar constructor), so
+// x * 2.0, maximum(x, 0.0) and where(c, x, 0) keep x's dtype.
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator&&(const Tensor& a, const Tensor& b);
+Tensor operator||(const Tensor& a, const Tensor& b);
+Tensor operator!(const Tensor& x);
+/// The dtype of an op on a and b: NumPy promotion, with weak scalars taking the other's dtype.
+DType result_dtype(const Tensor& a, const Tensor& b);
+
+// ---------------------------------------------------------------- reductions
+/// Axes may be negative; an empty list reduces every axis.
+Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// Population variance (ddof 0), as NumPy and TensorFlow.
+Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// int64 index of the first max/min along `axis`.
+Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdims = false);
+Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims = false);
+/// Over the flattened tensor.
+Tensor argmax(const Tensor& x);
+Tensor argmin(const Tensor& x);
+Tensor softmax(const Tensor& x, std::int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+/// Sums `x` down to `shape` (undoes broadcasting); the tape's one place for it.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---------------------------------------------------------------- linear algebra
+/// NumPy's matmul: 1-D operands are promoted and the added axis removed; batch axes broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// NumPy's dot for 1-D and 2-D operands; N-D: sum over a's last and b's second-to-last axis.
+Tensor dot(const Tensor& a, const Tensor& b);
+/// Sum over a's axes_a and b's axes_b.
+Tensor tensordot(const Tensor& a, const Tensor& b, const std::vector<std::int64_t>& axes_a,
+                 const std::vector<std::int64_t>& axes_b);
+/// Sum over a's last n and b's first n axes.
+Tensor tensordot(const Tensor& a, const Tensor& b, std::int64_t n);
+
+// ---------------------------------------------------------------- joining, indexing
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
+/// `sections` equal parts along axis.
+std::vector<Tensor> split(const Tensor& x, std::int64_t sections, std::int64_t axis = 0);
+/// Parts of the given sizes along axis.
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
+/// [..., depth] float32 of 0/1; indices outside [0, depth) give an all-zero row (as TensorFlow).
+Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype = kFloat32);
+/// NumPy's take_along_axis: indices (int32/int64) have x's rank and broadcast against it
+/// except along `axis`.
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
+/// Per-example values: x [batch, classes], labels [batch] -> [batch] (x[i, labels[i]]).
+Tensor gather(const Tensor& x, const Tensor& labels);
+/// base with src added at the given indices along axis (duplicates accumulate); the inverse
+/// of take_along_axis.
+Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// zeros(shape) with x written at the slice (starts, steps) of every axis; x's shape is the
+/// slice's shape. The gradient of a slice.
+Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,
+                     const std::vector<std::int64_t>& steps);
+
+}  // namespace tapeflow

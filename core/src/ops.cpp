@@ -1,0 +1,888 @@
+// The op front-ends: validate, compute the output shape and dtype, allocate, dispatch to the
+// device's kernels, and tell the observer.
+#include "tapeflow/ops.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "internal.hpp"
+#include "tapeflow/observer.hpp"
+
+namespace tapeflow {
+
+namespace {
+thread_local OpObserver* t_observer = nullptr;
+}  // namespace
+OpObserver* current_observer() { return t_observer; }
+OpObserver* set_current_observer(OpObserver* observer) {
+  OpObserver* previous = t_observer;
+  t_observer = observer;
+  return previous;
+}
+
+namespace {
+
+namespace K = kernels::cpu;
+using detail::check_defined;
+using detail::check_same_device;
+using detail::layout_as;
+using detail::layout_of;
+using detail::record;
+
+void require_cpu(const Tensor& t, const char* op) {
+  if (!t.device().is_cpu()) {
+    throw DeviceError(fmt::format("{}: no {} kernels in this build", op, t.device().str()));
+  }
+}
+
+// Axes normalised, sorted and unique; empty means all.
+std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std::int64_t rank, const char* op) {
+  std::vector<std::int64_t> out;
+  if (axes.empty()) {
+    out.resize(static_cast<std::size_t>(rank));
+    std::iota(out.begin(), out.end(), 0);
+    return out;
+  }
+  for (auto a : axes) out.push_back(normalize_axis(a, rank, op));
+  std::sort(out.begin(), out.end());
+  if (std::adjacent_find(out.begin(), out.end()) != out.end()) {
+    throw ValueError(fmt::format("{}: repeated axis in [{}]", op, fmt::join(axes, ", ")));
+  }
+  return out;
+}
+
+}  // namespace
+
+// ============================================================== creation
+
+template <class T>
+Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype) {
+  for (auto d : shape)
+    if (d < 0) throw ValueError(fmt::format("tensor: negative size in shape {}", shape_str(shape)));
+  if (static_cast<std::int64_t>(values.size()) != numel(shape)) {
+    throw ValueError(fmt::format("tensor: {} values do not fill shape {} ({} elements)", values.size(),
+                                 shape_str(shape), numel(shape)));
+  }
+  Tensor t = empty(shape, dtype_v<T>);
+  T* p = t.data<T>();
+  for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i];
+  return t.astype(dtype);
+}
+template Tensor tensor<bool>(const std::vector<bool>&, const Shape&, DType);
+template Tensor tensor<std::int32_t>(const std::vector<std::int32_t>&, const Shape&, DType);
+template Tensor tensor<std::int64_t>(const std::vector<std::int64_t>&, const Shape&, DType);
+template Tensor tensor<float>(const std::vector<float>&, const Shape&, DType);
+template Tensor tensor<double>(const std::vector<double>&, const Shape&, DType);
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  for (auto d : shape)
+    if (d < 0) throw ValueError(fmt::format("empty: negative size in shape {}", shape_str(shape)));
+  const auto n = static_cast<std::size_t>(numel(shape));
+  auto storage = std::make_shared<Storage>(n * itemsize(dtype), device);
+  return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  if (t.size() > 0) {
+    auto l = layout_of(t, "full");
+    TAPEFLOW_DISPATCH_ALL(dtype, K::fill<T>(t.data<T>(), l, static_cast<T>(value)));
+  }
+  return t;
+}
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1, dtype, device); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype(), t.device()); }
+Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+
+Tensor arange(double start, double stop, double step, DType dtype) {
+  if (step == 0) throw ValueError("arange: step cannot be zero");
+  const double span = std::ceil((stop - start) / step);
+  const auto n = static_cast<std::int64_t>(std::max(0.0, span));
+  Tensor t = empty({n}, dtype);
+  TAPEFLOW_DISPATCH_NUMERIC(dtype, "arange", {
+    T* p = t.data<T>();
+    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  });
+  return t;
+}
+Tensor arange(std::int64_t stop, DType dtype) { return arange(0.0, static_cast<double>(stop), 1.0, dtype); }
+
+Tensor linspace(double start, double stop, std::int64_t num, DType dtype) {
+  if (num < 0) throw ValueError(fmt::format("linspace: num must be non-negative, got {}", num));
+  Tensor t = empty({num}, dtype);
+  const double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
+  TAPEFLOW_DISPATCH_NUMERIC(dtype, "linspace", {
+    T* p = t.data<T>();
+    for (std::int64_t i = 0; i < num; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    if (num > 1) p[num - 1] = static_cast<T>(stop);
+  });
+  return t;
+}
+
+Tensor eye(std::int64_t n, std::int64_t m, DType dtype) {
+  if (m < 0) m = n;
+  if (n < 0) throw ValueError(fmt::format("eye: size must be non-negative, got {}", n));
+  Tensor t = zeros({n, m}, dtype);
+  TAPEFLOW_DISPATCH_ALL(dtype, {
+    T* p = t.data<T>();
+    for (std::int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = T(1);
+  });
+  return t;
+}
+
+namespace {
+Tensor random_tensor(const Shape& shape, Generator& gen, double a, double b, DType dtype, bool is_normal) {
+  const char* op = is_normal ? "normal" : "uniform";
+  if (!is_floating(dtype)) {
+    throw DTypeError(fmt::format("{}: dtype must be float32 or float64, got {}", op, dtype_name(dtype)));
+  }
+  Tensor t = empty(shape, dtype);
+  const std::int64_t n = t.size();
+  const std::uint64_t offset = gen.advance(static_cast<std::uint64_t>(n));
+  if (dtype == kFloat32) {
+    if (is_normal) K::normal<float>(t.data<float>(), n, gen.seed(), offset, a, b);
+    else K::uniform<float>(t.data<float>(), n, gen.seed(), offset, a, b);
+  } else {
+    if (is_normal) K::normal<double>(t.data<double>(), n, gen.seed(), offset, a, b);
+    else K::uniform<double>(t.data<double>(), n, gen.seed(), offset, a, b);
+  }
+  return t;
+}
+}  // namespace
+
+Tensor uniform(const Shape& shape, Generator& gen, double low, double high, DType dtype) {
+  return random_tensor(shape, gen, low, high, dtype, false);
+}
+Tensor normal(const Shape& shape, Generator& gen, double mean, double stddev, DType dtype) {
+  if (stddev < 0) throw ValueError(fmt::format("normal: stddev must be non-negative, got {}", stddev));
+  return random_tensor(shape, gen, mean, stddev, dtype, true);
+}
+
+// ============================================================== element-wise
+
+DType result_dtype(const Tensor& a, const Tensor& b) {
+  // A weak scalar takes the other operand's dtype, but never turns a float into an int.
+  auto weak = [](DType strong, DType w) {
+    if (is_floating(w) && !is_floating(strong)) return kFloat32;
+    if (w == kInt64 && strong == kBool) return kInt64;
+    return strong;
+  };
+  if (a.is_weak() && !b.is_weak()) return weak(b.dtype(), a.dtype());
+  if (b.is_weak() && !a.is_weak()) return weak(a.dtype(), b.dtype());
+  return promote(a.dtype(), b.dtype());
+}
+
+namespace {
+
+Tensor unary_op(OpId op, const Tensor& x_in, double p0 = 0, double p1 = 0, bool float_only = false) {
+  const char* name = op_name(op);
+  check_defined(x_in, name);
+  require_cpu(x_in, name);
+  if (x_in.dtype() == kBool) {
+    throw DTypeError(fmt::format("{}: bool tensors are not supported (shape {})", name, shape_str(x_in.shape())));
+  }
+  const Tensor x = (float_only && !is_floating(x_in.dtype())) ? x_in.astype(kFloat32) : x_in;
+  Tensor out = empty(x.shape(), x.dtype());
+  if (out.size() > 0) {
+    auto ol = layout_of(out, name);
+    auto xl = layout_of(x, name);
+    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name, K::unary<T>(op, out.data<T>(), ol, x.data<T>(), xl, p0, p1));
+  }
+  record(op, {x}, {out}, [&] {
+    OpAttrs a;
+    a.p0 = p0;
+    a.p1 = p1;
+    return a;
+  });
+  return out;
+}
+
+// Broadcast shape of a and b, with both converted to dtype.
+struct Operands {
+  Tensor a, b;
+  Shape shape;
+};
+Operands operands(const Tensor& a, const Tensor& b, DType dtype, const char* op) {
+  check_defined(a, op);
+  check_defined(b, op);
+  check_same_device(a, b, op);
+  require_cpu(a, op);
+  Shape s = broadcast_shapes(a.shape(), b.shape(), op);
+  return {a.astype(dtype), b.astype(dtype), std::move(s)};
+}
+
+Tensor binary_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
+  const char* name = op_name(op);
+  check_defined(a_in, name);
+  check_defined(b_in, name);
+  DType dt = result_dtype(a_in, b_in);
+  if (dt == kBool) {
+    throw DTypeError(fmt::format("{}: bool tensors are not supported ({} and {}); use logical ops or astype", name,
+                                 shape_str(a_in.shape()), shape_str(b_in.shape())));
+  }
+  if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
+  auto [a, b, shape] = operands(a_in, b_in, dt, name);
+  Tensor out = empty(shape, dt);
+  if (out.size() > 0) {
+    auto ol = layout_of(out, name);
+    auto al = layout_as(a, shape, name);
+    auto bl = layout_as(b, shape, name);
+    TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::binary<T>(op, out.data<T>(), ol, a.data<T>(), al, b.data<T>(), bl));
+  }
+  record(op, {a, b}, {out});
+  return out;
+}
+
+Tensor compare_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
+  const char* name = op_name(op);
+  check_defined(a_in, name);
+  check_defined(b_in, name);
+  const bool logical = op_info(op).kind == OpKind::Logical;
+  const DType dt = logical ? kBool : result_dtype(a_in, b_in);
+  auto [a, b, shape] = operands(a_in, b_in, dt, name);
+  Tensor out = empty(shape, kBool);
+  if (out.size() > 0) {
+    auto ol = layout_of(out, name);
+    auto al = layout_as(a, shape, name);
+    auto bl = layout_as(b, shape, name);
+    TAPEFLOW_DISPATCH_ALL(dt, K::compare<T>(op, out.data<bool>(), ol, a.data<T>(), al, b.data<T>(), bl));
+  }
+  record(op, {a, b}, {out});
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(OpId::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(OpId::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(OpId::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, a, b); }
+Tensor pow(const Tensor& x, double exponent) { return unary_op(OpId::PowScalar, x, exponent, 0, true); }
+Tensor neg(const Tensor& x) { return unary_op(OpId::Neg, x); }
+Tensor abs(const Tensor& x) { return unary_op(OpId::Abs, x); }
+Tensor sign(const Tensor& x) { return unary_op(OpId::Sign, x); }
+Tensor exp(const Tensor& x) { return unary_op(OpId::Exp, x, 0, 0, true); }
+Tensor log(const Tensor& x) { return unary_op(OpId::Log, x, 0, 0, true); }
+Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
+Tensor square(const Tensor& x) { return mul(x, x); }
+Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }
+Tensor sigmoid(const Tensor& x) { return unary_op(OpId::Sigmoid, x, 0, 0, true); }
+Tensor relu(const Tensor& x) { return unary_op(OpId::Relu, x); }
+Tensor step(const Tensor& x) { return unary_op(OpId::Step, x); }
+Tensor clip(const Tensor& x, double low, double high) {
+  if (low > high) throw ValueError(fmt::format("clip: low {} is greater than high {}", low, high));
+  return unary_op(OpId::Clip, x, low, high);
+}
+Tensor clip_mask(const Tensor& x, double low, double high) { return unary_op(OpId::ClipMask, x, low, high); }
+
+Tensor equal(const Tensor& a, const Tensor& b) { return compare_op(OpId::Equal, a, b); }
+Tensor not_equal(const Tensor& a, const Tensor& b) { return compare_op(OpId::NotEqual, a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return compare_op(OpId::Less, a, b); }
+Tensor less_equal(const Tensor& a, const Tensor& b) { return compare_op(OpId::LessEqual, a, b); }
+Tensor greater(const Tensor& a, const Tensor& b) { return compare_op(OpId::Greater, a, b); }
+Tensor greater_equal(const Tensor& a, const Tensor& b) { return compare_op(OpId::GreaterEqual, a, b); }
+Tensor logical_and(const Tensor& a, const Tensor& b) { return compare_op(OpId::LogicalAnd, a, b); }
+Tensor logical_or(const Tensor& a, const Tensor& b) { return compare_op(OpId::LogicalOr, a, b); }
+Tensor logical_not(const Tensor& x) { return compare_op(OpId::LogicalNot, x, x); }
+
+Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+  const char* name = "where";
+  check_defined(cond_in, name);
+  check_defined(a_in, name);
+  check_defined(b_in, name);
+  check_same_device(cond_in, a_in, name);
+  check_same_device(a_in, b_in, name);
+  require_cpu(a_in, name);
+  if (cond_in.dtype() != kBool) {
+    throw DTypeError(fmt::format("where: the condition must be bool, got {} (shape {})", dtype_name(cond_in.dtype()),
+                                 shape_str(cond_in.shape())));
+  }
+  const DType dt = result_dtype(a_in, b_in);
+  const Shape shape = broadcast_shapes(cond_in.shape(), broadcast_shapes(a_in.shape(), b_in.shape(), name), name);
+  Tensor a = a_in.astype(dt), b = b_in.astype(dt);
+  Tensor out = empty(shape, dt);
+  if (out.size() > 0) {
+    auto ol = layout_of(out, name);
+    auto cl = layout_as(cond_in, shape, name);
+    auto al = layout_as(a, shape, name);
+    auto bl = layout_as(b, shape, name);
+    TAPEFLOW_DISPATCH_ALL(
+        dt, K::where<T>(out.data<T>(), ol, cond_in.data<bool>(), cl, a.data<T>(), al, b.data<T>(), bl));
+  }
+  record(OpId::Where, {cond_in, a, b}, {out});
+  return out;
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator==(const Tensor& a, const Tensor& b) { return equal(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return not_equal(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return less(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return less_equal(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return greater(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return greater_equal(a, b); }
+Tensor operator&&(const Tensor& a, const Tensor& b) { return logical_and(a, b); }
+Tensor operator||(const Tensor& a, const Tensor& b) { return logical_or(a, b); }
+Tensor operator!(const Tensor& x) { return logical_not(x); }
+
+// ============================================================== reductions
+
+namespace {
+// Output shape of a reduction, and the output's strides seen from the input's axes
+// (0 on reduced axes) for the kernels.
+struct Reduction {
+  std::vector<std::int64_t> axes;
+  Shape out_shape;       // with keepdims applied
+  Shape keep_shape;      // reduced axes as 1
+  std::vector<bool> reduced;
+};
+Reduction plan_reduction(const Tensor& x, const std::vector<std::int64_t>& axes_in, bool keepdims, const char* op) {
+  Reduction r;
+  r.axes = reduce_axes(axes_in, x.rank(), op);
+  r.reduced.assign(static_cast<std::size_t>(x.rank()), false);
+  for (auto a : r.axes) r.reduced[a] = true;
+  for (std::int64_t i = 0; i < x.rank(); ++i) {
+    r.keep_shape.push_back(r.reduced[i] ? 1 : x.shape()[i]);
+    if (!r.reduced[i] || keepdims) r.out_shape.push_back(r.reduced[i] ? 1 : x.shape()[i]);
+  }
+  return r;
+}
+
+Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& axes, bool keepdims) {
+  const char* name = op_name(op);
+  check_defined(x_in, name);
+  require_cpu(x_in, name);
+  Reduction r = plan_reduction(x_in, axes, keepdims, name);
+  Tensor x = x_in;
+  if (op == OpId::Sum && !is_floating(x.dtype())) x = x.astype(kInt64);  // as NumPy: no int32 overflow
+  if (x.dtype() == kBool) x = x.astype(kInt64);
+  if (op != OpId::Sum) {
+    for (auto a : r.axes) {
+      if (x.shape()[a] == 0) {
+        throw ValueError(fmt::format("{}: zero-size axis {} has no identity (shape {})", name, a,
+                                     shape_str(x.shape())));
+      }
+    }
+  }
+  Tensor out = empty(r.keep_shape, x.dtype());
+  if (out.size() > 0) {
+    kernels::Layout ol = layout_of(out, name);
+    for (int i = 0; i < ol.rank; ++i) {
+      if (r.reduced[i]) ol.strides[i] = 0;
+      ol.shape[i] = x.shape()[i];
+    }
+    auto xl = layout_of(x, name);
+    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name, K::reduce<T>(op, out.data<T>(), ol, x.data<T>(), xl));
+  }
+  if (!keepdims) out = detail::make_view(out, r.out_shape, contiguous_strides(r.out_shape), 0);
+  record(op, {x}, {out}, [&] {
+    OpAttrs a;
+    a.axes = r.axes;
+    a.keepdims = keepdims;
+    a.shape = x.shape();
+    return a;
+  });
+  return out;
+}
+
+Tensor arg_reduce_op(OpId op, const Tensor& x, std::int64_t axis_in, bool keepdims) {
+  const char* name = op_name(op);
+  check_defined(x, name);
+  require_cpu(x, name);
+  const int axis = normalize_axis(axis_in, x.rank(), name);
+  if (x.shape()[axis] == 0) {
+    throw ValueError(fmt::format("{}: axis {} has size 0 (shape {})", name, axis_in, shape_str(x.shape())));
+  }
+  Shape out_shape = x.shape();
+  out_shape.erase(out_shape.begin() + axis);
+  Tensor out = empty(out_shape, kInt64);
+  const Tensor xs = x.dtype() == kBool ? x.astype(kInt32) : x;
+  if (out.size() > 0) {
+    auto xl = layout_of(xs, name);
+    TAPEFLOW_DISPATCH_NUMERIC(xs.dtype(), name, K::arg_reduce<T>(op, out.data<std::int64_t>(), xs.data<T>(), xl, axis));
+  }
+  record(op, {xs}, {out});
+  return keepdims ? out.expand_dims(axis) : out;
+}
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  return reduce_op(OpId::Sum, x, axes, keepdims);
+}
+Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  return reduce_op(OpId::Max, x, axes, keepdims);
+}
+Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  return reduce_op(OpId::Min, x, axes, keepdims);
+}
+Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdims) {
+  return arg_reduce_op(OpId::ArgMax, x, axis, keepdims);
+}
+Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims) {
+  return arg_reduce_op(OpId::ArgMin, x, axis, keepdims);
+}
+Tensor argmax(const Tensor& x) { return argmax(x.flatten(), 0); }
+Tensor argmin(const Tensor& x) { return argmin(x.flatten(), 0); }
+
+Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  check_defined(x, "mean");
+  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  std::int64_t count = 1;
+  for (auto a : reduce_axes(axes, x.rank(), "mean")) count *= x.shape()[a];
+  // an empty mean is NaN, as in NumPy
+  return sum(xf, axes, keepdims) * (count == 0 ? std::nan("") : 1.0 / static_cast<double>(count));
+}
+
+Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  const Tensor d = xf - mean(xf, axes, true);
+  return mean(d * d, axes, keepdims);
+}
+
+Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  check_defined(x, "logsumexp");
+  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  Tensor m;
+  {
+    // the shift is a constant for the gradient (it cancels); -inf rows shift by 0
+    detail::NoRecord no_record;
+    m = max(xf, axes, true);
+    m = where(abs(m) < INFINITY, m, 0.0);
+  }
+  Tensor out = log(sum(exp(xf - m), axes, true)) + m;
+  if (keepdims) return out;
+  return out.squeeze(reduce_axes(axes, x.rank(), "logsumexp"));
+}
+
+Tensor softmax(const Tensor& x, std::int64_t axis) {
+  check_defined(x, "softmax");
+  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  Tensor m;
+  {
+    detail::NoRecord no_record;
+    m = max(xf, {axis}, true);
+  }
+  Tensor e = exp(xf - m);
+  return e / sum(e, {axis}, true);
+}
+
+Tensor log_softmax(const Tensor& x, std::int64_t axis) {
+  check_defined(x, "log_softmax");
+  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  Tensor m;
+  {
+    detail::NoRecord no_record;
+    m = max(xf, {axis}, true);
+  }
+  Tensor z = xf - m;
+  return z - log(sum(exp(z), {axis}, true));
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  check_defined(x, "sum_to");
+  if (x.shape() == shape) return x;
+  const Shape b = broadcast_shapes(x.shape(), shape, "sum_to");
+  if (b != x.shape() || shape.size() > x.shape().size()) {
+    throw ShapeError(fmt::format("sum_to: cannot sum {} down to {}", shape_str(x.shape()), shape_str(shape)));
+  }
+  const std::size_t lead = x.shape().size() - shape.size();
+  std::vector<std::int64_t> axes;
+  for (std::size_t i = 0; i < x.shape().size(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && x.shape()[i] != 1)) axes.push_back(static_cast<std::int64_t>(i));
+  }
+  if (axes.empty()) return x.reshape(shape);
+  return sum(x, axes, true).reshape(shape);
+}
+
+// ============================================================== linear algebra
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const char* name = "matmul";
+  check_defined(a_in, name);
+  check_defined(b_in, name);
+  check_same_device(a_in, b_in, name);
+  require_cpu(a_in, name);
+  if (a_in.rank() == 0 || b_in.rank() == 0) {
+    throw ShapeError(fmt::format("matmul: operands must have at least one axis: {} @ {}", shape_str(a_in.shape()),
+                                 shape_str(b_in.shape())));
+  }
+  const DType dt = result_dtype(a_in, b_in);
+  if (dt == kBool) throw DTypeError("matmul: bool tensors are not supported");
+  // 1-D operands: a vector on the left is a row, on the right a column; the axis goes away after.
+  const bool a_vec = a_in.rank() == 1, b_vec = b_in.rank() == 1;
+  Tensor a = a_vec ? a_in.reshape({1, a_in.dim(0)}) : a_in;
+  Tensor b = b_vec ? b_in.reshape({b_in.dim(0), 1}) : b_in;
+  const std::int64_t m = a.dim(-2), k = a.dim(-1), k2 = b.dim(-2), n = b.dim(-1);
+  if (k != k2) {
+    throw ShapeError(fmt::format("matmul: inner dimensions differ: {} @ {} ({} vs {})", shape_str(a_in.shape()),
+                                 shape_str(b_in.shape()), k, k2));
+  }
+  a = a.astype(dt);
+  b = b.astype(dt);
+  const Shape a_batch(a.shape().begin(), a.shape().end() - 2);
+  const Shape b_batch(b.shape().begin(), b.shape().end() - 2);
+  Shape batch;
+  try {
+    batch = broadcast_shapes(a_batch, b_batch, name);
+  } catch (const ShapeError&) {
+    throw ShapeError(fmt::format("matmul: batch dimensions cannot be broadcast: {} @ {}", shape_str(a_in.shape()),
+                                 shape_str(b_in.shape())));
+  }
+  Shape a_full = batch, b_full = batch, out_shape = batch;
+  a_full.insert(a_full.end(), {m, k});
+  b_full.insert(b_full.end(), {k, n});
+  out_shape.insert(out_shape.end(), {m, n});
+  Tensor out = empty(out_shape, dt);
+  if (out.size() > 0) {
+    auto al = layout_as(a, a_full, name);
+    auto bl = layout_as(b, b_full, name);
+    if (k == 0) {
+      TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::fill<T>(out.data<T>(), layout_of(out, name), T(0)));
+    } else {
+      TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::matmul<T>(out.data<T>(), a.data<T>(), al, b.data<T>(), bl));
+    }
+  }
+  record(OpId::Matmul, {a, b}, {out});
+  if (a_vec || b_vec) {
+    Shape s = batch;
+    if (!a_vec) s.push_back(m);
+    if (!b_vec) s.push_back(n);
+    return out.reshape(s);
+  }
+  return out;
+}
+
+Tensor tensordot(const Tensor& a, const Tensor& b, const std::vector<std::int64_t>& axes_a,
+                 const std::vector<std::int64_t>& axes_b) {
+  const char* name = "tensordot";
+  check_defined(a, name);
+  check_defined(b, name);
+  if (axes_a.size() != axes_b.size()) {
+    throw ValueError(fmt::format("tensordot: {} axes of a but {} axes of b", axes_a.size(), axes_b.size()));
+  }
+  std::vector<bool> ca(static_cast<std::size_t>(a.rank()), false), cb(static_cast<std::size_t>(b.rank()), false);
+  std::vector<std::int64_t> perm_a, perm_b, contracted_a, contracted_b;
+  std::int64_t ksize = 1;
+  for (std::size_t i = 0; i < axes_a.size(); ++i) {
+    const int x = normalize_axis(axes_a[i], a.rank(), name), y = normalize_axis(axes_b[i], b.rank(), name);
+    if (a.shape()[x] != b.shape()[y]) {
+      throw ShapeError(fmt::format("tensordot: axis {} of {} (size {}) does not match axis {} of {} (size {})", x,
+                                   shape_str(a.shape()), a.shape()[x], y, shape_str(b.shape()), b.shape()[y]));
+    }
+    if (ca[x] || cb[y]) throw ValueError("tensordot: repeated axis");
+    ca[x] = cb[y] = true;
+    contracted_a.push_back(x);
+    contracted_b.push_back(y);
+    ksize *= a.shape()[x];
+  }
+  Shape free_shape;
+  std::int64_t msize = 1, nsize = 1;
+  for (std::int64_t i = 0; i < a.rank(); ++i)
+    if (!ca[i]) {
+      perm_a.push_back(i);
+      free_shape.push_back(a.shape()[i]);
+      msize *= a.shape()[i];
+    }
+  perm_a.insert(perm_a.end(), contracted_a.begin(), contracted_a.end());
+  perm_b = contracted_b;
+  for (std::int64_t i = 0; i < b.rank(); ++i)
+    if (!cb[i]) {
+      perm_b.push_back(i);
+      free_shape.push_back(b.shape()[i]);
+      nsize *= b.shape()[i];
+    }
+  Tensor a2 = a.permute(perm_a).reshape({msize, ksize});
+  Tensor b2 = b.permute(perm_b).reshape({ksize, nsize});
+  return matmul(a2, b2).reshape(free_shape);
+}
+
+Tensor tensordot(const Tensor& a, const Tensor& b, std::int64_t n) {
+  if (n < 0 || n > a.rank() || n > b.rank()) {
+    throw ValueError(fmt::format("tensordot: cannot contract {} axes of {} and {}", n, shape_str(a.shape()),
+                                 shape_str(b.shape())));
+  }
+  std::vector<std::int64_t> axa, axb;
+  for (std::int64_t i = 0; i < n; ++i) {
+    axa.push_back(a.rank() - n + i);
+    axb.push_back(i);
+  }
+  return tensordot(a, b, axa, axb);
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  check_defined(a, "dot");
+  check_defined(b, "dot");
+  if (a.rank() == 0 || b.rank() == 0) return mul(a, b);
+  if (a.rank() <= 2 && b.rank() <= 2) return matmul(a, b);
+  return tensordot(a, b, {-1}, {b.rank() >= 2 ? -2 : -1});
+}
+
+// ============================================================== joining, indexing
+
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis_in) {
+  const char* name = "concat";
+  if (tensors.empty()) throw ValueError("concat: needs at least one tensor");
+  for (const auto& t : tensors) {
+    check_defined(t, name);
+    check_same_device(tensors[0], t, name);
+  }
+  require_cpu(tensors[0], name);
+  const std::int64_t rank = tensors[0].rank();
+  if (rank == 0) throw ShapeError("concat: rank-0 tensors cannot be concatenated; use stack");
+  const int axis = normalize_axis(axis_in, rank, name);
+  DType dt = tensors[0].dtype();
+  Shape shape = tensors[0].shape();
+  shape[axis] = 0;
+  for (const auto& t : tensors) {
+    bool ok = t.rank() == rank;
+    for (std::int64_t i = 0; ok && i < rank; ++i) ok = i == axis || t.shape()[i] == tensors[0].shape()[i];
+    if (!ok) {
+      std::vector<std::string> shapes;
+      for (const auto& u : tensors) shapes.push_back(shape_str(u.shape()));
+      throw ShapeError(fmt::format("concat: shapes differ outside axis {}: {}", axis, fmt::join(shapes, ", ")));
+    }
+    shape[axis] += t.shape()[axis];
+    dt = promote(dt, t.dtype());
+  }
+  Tensor out = empty(shape, dt);
+  std::vector<Tensor> inputs;
+  std::int64_t at = 0;
+  for (const auto& t : tensors) {
+    Tensor src = t.astype(dt);
+    inputs.push_back(src);
+    if (src.size() > 0) {
+      kernels::Layout ol = layout_of(out, name);
+      ol.shape[axis] = src.shape()[axis];
+      auto sl = layout_of(src, name);
+      const std::int64_t off = at * out.strides()[axis];
+      TAPEFLOW_DISPATCH_ALL(dt, K::copy<T, T>(out.data<T>() + off, ol, src.data<T>(), sl));
+    }
+    at += src.shape()[axis];
+  }
+  record(OpId::Concat, inputs, {out}, [&] {
+    OpAttrs a;
+    a.axes = {axis};
+    return a;
+  });
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis) {
+  if (tensors.empty()) throw ValueError("stack: needs at least one tensor");
+  for (const auto& t : tensors) {
+    check_defined(t, "stack");
+    if (t.shape() != tensors[0].shape()) {
+      throw ShapeError(fmt::format("stack: shapes differ: {} and {}", shape_str(tensors[0].shape()),
+                                   shape_str(t.shape())));
+    }
+  }
+  const int a = normalize_axis(axis, tensors[0].rank() + 1, "stack");
+  std::vector<Tensor> expanded;
+  for (const auto& t : tensors) expanded.push_back(t.expand_dims(a));
+  return concat(expanded, a);
+}
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis_in) {
+  check_defined(x, "split");
+  const int axis = normalize_axis(axis_in, x.rank(), "split");
+  std::int64_t total = 0;
+  for (auto s : sizes) {
+    if (s < 0) throw ValueError(fmt::format("split: negative size {}", s));
+    total += s;
+  }
+  if (total != x.shape()[axis]) {
+    throw ShapeError(fmt::format("split: sizes [{}] add up to {}, but axis {} of {} has size {}",
+                                 fmt::join(sizes, ", "), total, axis, shape_str(x.shape()), x.shape()[axis]));
+  }
+  std::vector<Tensor> parts;
+  std::int64_t at = 0;
+  for (auto s : sizes) {
+    std::vector<Index> idx(static_cast<std::size_t>(axis), Index(all));
+    idx.emplace_back(Slice(at, at + s));
+    parts.push_back(x.index(idx));
+    at += s;
+  }
+  return parts;
+}
+
+std::vector<Tensor> split(const Tensor& x, std::int64_t sections, std::int64_t axis) {
+  check_defined(x, "split");
+  const int a = normalize_axis(axis, x.rank(), "split");
+  if (sections <= 0 || x.shape()[a] % sections != 0) {
+    throw ShapeError(fmt::format("split: axis {} of {} (size {}) cannot be split into {} equal parts", a,
+                                 shape_str(x.shape()), x.shape()[a], sections));
+  }
+  return split(x, std::vector<std::int64_t>(static_cast<std::size_t>(sections), x.shape()[a] / sections), a);
+}
+
+Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype) {
+  check_defined(indices, "one_hot");
+  if (!is_integral(indices.dtype())) {
+    throw DTypeError(fmt::format("one_hot: indices must be int32 or int64, got {}", dtype_name(indices.dtype())));
+  }
+  if (depth < 0) throw ValueError(fmt::format("one_hot: depth must be non-negative, got {}", depth));
+  return equal(indices.astype(kInt64).expand_dims(-1), arange(depth, kInt64)).astype(dtype);
+}
+
+namespace {
+// Indices as int64 within [0, n); throws IndexError naming op otherwise.
+Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const char* op) {
+  if (!is_integral(indices.dtype())) {
+    throw DTypeError(fmt::format("{}: indices must be int32 or int64, got {}", op, dtype_name(indices.dtype())));
+  }
+  Tensor idx = indices.astype(kInt64).contiguous();
+  const std::int64_t* p = idx.data<std::int64_t>();
+  for (std::int64_t i = 0; i < idx.size(); ++i) {
+    if (p[i] < 0 || p[i] >= n) {
+      throw IndexError(fmt::format("{}: index {} is out of bounds for axis {} with size {}", op, p[i], axis, n));
+    }
+  }
+  return idx;
+}
+}  // namespace
+
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
+  const char* name = "take_along_axis";
+  check_defined(x, name);
+  check_defined(indices, name);
+  check_same_device(x, indices, name);
+  require_cpu(x, name);
+  if (x.rank() != indices.rank()) {
+    throw ShapeError(fmt::format("take_along_axis: indices {} must have the rank of the input {}",
+                                 shape_str(indices.shape()), shape_str(x.shape())));
+  }
+  const int axis = normalize_axis(axis_in, x.rank(), name);
+  Shape xs = x.shape(), is = indices.shape();
+  xs[axis] = 1;
+  is[axis] = 1;
+  Shape out_shape;
+  try {
+    out_shape = broadcast_shapes(xs, is, name);
+  } catch (const ShapeError&) {
+    throw ShapeError(fmt::format("take_along_axis: input {} and indices {} do not broadcast outside axis {}",
+                                 shape_str(x.shape()), shape_str(indices.shape()), axis));
+  }
+  out_shape[axis] = indices.shape()[axis];
+  Tensor idx = checked_indices(indices, x.shape()[axis], axis, name);
+  Tensor out = empty(out_shape, x.dtype());
+  if (out.size() > 0) {
+    Shape src_shape = out_shape;
+    src_shape[axis] = x.shape()[axis];
+    auto ol = layout_of(out, name);
+    auto xl = layout_as(x, src_shape, name);
+    auto il = layout_as(idx, out_shape, name);
+    TAPEFLOW_DISPATCH_ALL(x.dtype(),
+                          K::gather<T>(out.data<T>(), ol, x.data<T>(), xl, idx.data<std::int64_t>(), il, axis));
+  }
+  record(OpId::Gather, {x, idx}, {out}, [&] {
+    OpAttrs a;
+    a.axes = {axis};
+    return a;
+  });
+  return out;
+}
+
+Tensor gather(const Tensor& x, const Tensor& labels) {
+  check_defined(x, "gather");
+  check_defined(labels, "gather");
+  if (x.rank() != labels.rank() + 1) {
+    throw ShapeError(fmt::format("gather: labels {} must have one axis fewer than the values {}",
+                                 shape_str(labels.shape()), shape_str(x.shape())));
+  }
+  return take_along_axis(x, labels.expand_dims(-1), -1).squeeze({-1});
+}
+
+Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in) {
+  const char* name = "scatter_add";
+  check_defined(base, name);
+  check_defined(indices, name);
+  check_defined(src_in, name);
+  check_same_device(base, src_in, name);
+  require_cpu(base, name);
+  const int axis = normalize_axis(axis_in, base.rank(), name);
+  const Shape shape = broadcast_shapes(indices.shape(), src_in.shape(), name);
+  bool ok = static_cast<std::int64_t>(shape.size()) == base.rank();
+  for (std::int64_t i = 0; ok && i < base.rank(); ++i) ok = i == axis || shape[i] == base.shape()[i];
+  if (!ok) {
+    throw ShapeError(fmt::format("scatter_add: indices {} and values {} do not match the base {} outside axis {}",
+                                 shape_str(indices.shape()), shape_str(src_in.shape()), shape_str(base.shape()),
+                                 axis));
+  }
+  if (base.dtype() == kBool) throw DTypeError("scatter_add: bool tensors are not supported");
+  Tensor idx = checked_indices(indices, base.shape()[axis], axis, name);
+  Tensor src = src_in.astype(base.dtype());
+  Tensor out;
+  {
+    detail::NoRecord no_record;
+    out = base.clone();
+  }
+  if (numel(shape) > 0) {
+    auto ol = layout_of(out, name);
+    for (int i = 0; i < ol.rank; ++i)
+      if (i != axis) ol.shape[i] = shape[i];
+    auto sl = layout_as(src, shape, name);
+    auto il = layout_as(idx, shape, name);
+    TAPEFLOW_DISPATCH_NUMERIC(
+        base.dtype(), name, K::scatter_add<T>(out.data<T>(), ol, src.data<T>(), sl, idx.data<std::int64_t>(), il, axis));
+  }
+  record(OpId::ScatterAdd, {base, idx, src}, {out}, [&] {
+    OpAttrs a;
+    a.axes = {axis};
+    return a;
+  });
+  return out;
+}
+
+Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,
+                     const std::vector<std::int64_t>& steps) {
+  const char* name = "slice_scatter";
+  check_defined(x, name);
+  require_cpu(x, name);
+  const std::size_t r = shape.size();
+  if (static_cast<std::size_t>(x.rank()) != r || starts.size() != r || steps.size() != r) {
+    throw ShapeError(fmt::format("slice_scatter: values {} do not fit a slice of {}", shape_str(x.shape()),
+                                 shape_str(shape)));
+  }
+  Tensor out = zeros(shape, x.dtype());
+  Shape strides = contiguous_strides(shape);
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < r; ++i) {
+    const std::int64_t last = starts[i] + (x.shape()[i] - 1) * steps[i];
+    if (x.shape()[i] > 0 && (starts[i] < 0 || starts[i] >= shape[i] || last < 0 || last >= shape[i])) {
+      throw IndexError(fmt::format("slice_scatter: values {} do not fit a slice of {} at axis {}",
+                                   shape_str(x.shape()), shape_str(shape), i));
+    }
+    if (x.shape()[i] > 0) offset += starts[i] * strides[i];
+    strides[i] *= steps[i];
+  }
+  if (x.size() > 0) {
+    Tensor view = detail::make_view(out, x.shape(), strides, offset);
+    auto vl = layout_of(view, name);
+    auto xl = layout_of(x, name);
+    TAPEFLOW_DISPATCH_ALL(x.dtype(), K::copy<T, T>(view.data<T>(), vl, x.data<T>(), xl));
+  }
+  record(OpId::SliceScatter, {x}, {out}, [&] {
+    OpAttrs a;
+    a.shape = shape;
+    a.starts = starts;
+    a.steps = steps;
+    return a;
+  });
+  return out;
+}
+
+}  // namespace tapeflow

@@ -1,0 +1,100 @@
+#pragma once
+// The scalar math of every element-wise op, written once. The naive kernels, the CPU
+// kernels' scalar paths and (later) the CUDA kernel template all call these.
+// Integer inputs reach only the ops whose front-end accepts them (neg, abs, sign, relu,
+// clip, arithmetic, comparisons); transcendental ops are promoted to float first.
+#include <cmath>
+#include <cstdint>
+
+#include "tapeflow/kernels/layout.hpp"
+#include "tapeflow/op_id.hpp"
+
+namespace tapeflow::kernels {
+
+template <OpId op> struct UnaryFn;  // T operator()(T x, double p0, double p1)
+template <OpId op> struct BinaryFn; // T operator()(T a, T b)
+
+#define TAPEFLOW_UNARY(id, expr)                                             \
+  template <> struct UnaryFn<OpId::id> {                                     \
+    template <class T>                                                       \
+    TAPEFLOW_HD T operator()(T x, double p0, double p1) const {              \
+      (void)p0; (void)p1;                                                    \
+      return expr;                                                           \
+    }                                                                        \
+  };
+TAPEFLOW_UNARY(Neg, T(-x))
+TAPEFLOW_UNARY(Abs, T(x < T(0) ? T(-x) : x))
+TAPEFLOW_UNARY(Sign, T((x > T(0)) - (x < T(0))))
+TAPEFLOW_UNARY(Exp, T(std::exp(x)))
+TAPEFLOW_UNARY(Log, T(std::log(x)))
+TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
+TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
+// stable for large |x|: exp never overflows
+TAPEFLOW_UNARY(Sigmoid, T(x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x))))
+TAPEFLOW_UNARY(Relu, T(x > T(0) ? x : T(0)))
+TAPEFLOW_UNARY(Step, T(x > T(0) ? T(1) : T(0)))
+TAPEFLOW_UNARY(PowScalar, T(std::pow(x, T(p0))))
+TAPEFLOW_UNARY(Clip, T(x < T(p0) ? T(p0) : (x > T(p1) ? T(p1) : x)))
+TAPEFLOW_UNARY(ClipMask, T(x >= T(p0) && x <= T(p1) ? T(1) : T(0)))
+#undef TAPEFLOW_UNARY
+
+#define TAPEFLOW_BINARY(id, expr)                                            \
+  template <> struct BinaryFn<OpId::id> {                                    \
+    template <class T>                                                       \
+    TAPEFLOW_HD T operator()(T a, T b) const { return expr; }                \
+  };
+TAPEFLOW_BINARY(Add, T(a + b))
+TAPEFLOW_BINARY(Sub, T(a - b))
+TAPEFLOW_BINARY(Mul, T(a * b))
+// integer division truncates toward zero, as C++ does; division by zero gives 0 (no trap)
+TAPEFLOW_BINARY(Div, T(b == T(0) && !(T(0.5) > T(0)) ? T(0) : T(a / b)))
+TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
+// NaN propagates, as in NumPy's maximum/minimum
+TAPEFLOW_BINARY(Maximum, T(a != a ? a : (b != b ? b : (a > b ? a : b))))
+TAPEFLOW_BINARY(Minimum, T(a != a ? a : (b != b ? b : (a < b ? a : b))))
+#undef TAPEFLOW_BINARY
+
+// Comparisons and logic return bool.
+template <OpId op> struct CompareFn;
+#define TAPEFLOW_COMPARE(id, expr)                                           \
+  template <> struct CompareFn<OpId::id> {                                   \
+    template <class T>                                                       \
+    TAPEFLOW_HD bool operator()(T a, T b) const { return expr; }             \
+  };
+TAPEFLOW_COMPARE(Equal, a == b)
+TAPEFLOW_COMPARE(NotEqual, a != b)
+TAPEFLOW_COMPARE(Less, a < b)
+TAPEFLOW_COMPARE(LessEqual, a <= b)
+TAPEFLOW_COMPARE(Greater, a > b)
+TAPEFLOW_COMPARE(GreaterEqual, a >= b)
+TAPEFLOW_COMPARE(LogicalAnd, bool(a) && bool(b))
+TAPEFLOW_COMPARE(LogicalOr, bool(a) || bool(b))
+TAPEFLOW_COMPARE(LogicalNot, !bool(a))
+#undef TAPEFLOW_COMPARE
+
+// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
+// Counter-based: element i of a stream depends only on (key, i), so every device and
+// every thread split gives the same numbers.
+struct Philox4x32 {
+  std::uint32_t v[4];
+};
+TAPEFLOW_HD inline Philox4x32 philox4x32_10(std::uint64_t counter, std::uint64_t key) {
+  std::uint32_t c0 = static_cast<std::uint32_t>(counter), c1 = static_cast<std::uint32_t>(counter >> 32);
+  std::uint32_t c2 = 0, c3 = 0;
+  std::uint32_t k0 = static_cast<std::uint32_t>(key), k1 = static_cast<std::uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c0;
+    const std::uint64_t p1 = std::uint64_t(0xCD9E8D57u) * c2;
+    const std::uint32_t hi0 = std::uint32_t(p0 >> 32), lo0 = std::uint32_t(p0);
+    const std::uint32_t hi1 = std::uint32_t(p1 >> 32), lo1 = std::uint32_t(p1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+}  // namespace tapeflow::kernels
