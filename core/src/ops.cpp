@@ -796,6 +796,18 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis
   return out;
 }
 
+Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
+  check_defined(x, "take");
+  check_defined(indices, "take");
+  if (indices.rank() != 1) {
+    throw ShapeError(fmt::format("take: indices must be 1-D, got shape {}", shape_str(indices.shape())));
+  }
+  const int axis = normalize_axis(axis_in, x.rank(), "take");
+  Shape s(static_cast<std::size_t>(x.rank()), 1);
+  s[axis] = indices.dim(0);
+  return take_along_axis(x, indices.reshape(s), axis);
+}
+
 Tensor gather(const Tensor& x, const Tensor& labels) {
   check_defined(x, "gather");
   check_defined(labels, "gather");

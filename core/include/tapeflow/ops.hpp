@@ -147,6 +147,8 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype = kFloat32
 /// NumPy's take_along_axis: indices (int32/int64) have x's rank and broadcast against it
 /// except along `axis`.
 Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
+/// NumPy's take with a 1-D index list: the entries `indices` along `axis` (rows of a batch).
+Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis = 0);
 /// Per-example values: x [batch, classes], labels [batch] -> [batch] (x[i, labels[i]]).
 Tensor gather(const Tensor& x, const Tensor& labels);
 /// base with src added at the given indices along axis (duplicates accumulate); the inverse
