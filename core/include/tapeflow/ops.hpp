@@ -159,4 +159,15 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src,
 Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,
                      const std::vector<std::int64_t>& steps);
 
+// ---------------------------------------------------------------- convolution, pooling, dropout
+enum class Padding { Valid, Same };
+/// 2-D convolution (cross-correlation, as TensorFlow). x [batch, h, w, c_in] (NHWC),
+/// filters [kh, kw, c_in, c_out] (HWIO) -> [batch, oh, ow, c_out].
+Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, Padding padding = Padding::Valid);
+/// Max over pool x pool windows (stride defaults to pool). x [batch, h, w, c].
+Tensor max_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
+Tensor avg_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
+/// Inverted dropout: each element is zeroed with probability `rate`, the rest scaled by 1/(1 - rate).
+Tensor dropout(const Tensor& x, double rate, Generator& gen);
+
 }  // namespace tapeflow
