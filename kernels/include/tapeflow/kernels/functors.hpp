@@ -59,7 +59,7 @@ template <OpId op> struct CompareFn;
 #define TAPEFLOW_COMPARE(id, expr)                                           \
   template <> struct CompareFn<OpId::id> {                                   \
     template <class T>                                                       \
-    TAPEFLOW_HD bool operator()(T a, T b) const { return expr; }             \
+    TAPEFLOW_HD bool operator()(T a, T b) const { (void)b; return expr; }    \
   };
 TAPEFLOW_COMPARE(Equal, a == b)
 TAPEFLOW_COMPARE(NotEqual, a != b)

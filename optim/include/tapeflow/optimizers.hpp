@@ -1,0 +1,217 @@
+#pragma once
+/// Optimizers with Keras 3's update rules: SGD, RMSprop, Adam, AdamW; gradient clipping and
+/// learning-rate schedules. Ordinary user code on the public tensor API.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "tapeflow/tensor.hpp"
+#include "tapeflow/variable.hpp"
+
+namespace tapeflow::optimizers {
+
+namespace schedules {
+
+/// A learning rate as a function of the optimizer's step (iterations() before the update: 0 first).
+using LearningRateSchedule = std::function<double(std::int64_t step)>;
+
+/// initial * decay_rate ^ (step / decay_steps), the exponent floored when `staircase`.
+struct ExponentialDecay {
+  ExponentialDecay(double initial_learning_rate, std::int64_t decay_steps, double decay_rate,
+                   bool staircase = false);
+  double operator()(std::int64_t step) const;
+
+  double initial_learning_rate;
+  std::int64_t decay_steps;
+  double decay_rate;
+  bool staircase;
+};
+
+/// Cosine decay from initial to initial * alpha over decay_steps, constant after. With a
+/// warmup_target, first a linear warmup from initial to warmup_target over warmup_steps,
+/// then the cosine decays from warmup_target (Keras's CosineDecay).
+struct CosineDecay {
+  CosineDecay(double initial_learning_rate, std::int64_t decay_steps, double alpha = 0,
+              std::optional<double> warmup_target = std::nullopt, std::int64_t warmup_steps = 0);
+  double operator()(std::int64_t step) const;
+
+  double initial_learning_rate;
+  std::int64_t decay_steps;
+  double alpha;
+  std::optional<double> warmup_target;
+  std::int64_t warmup_steps;
+};
+
+}  // namespace schedules
+
+/// A learning rate: a constant, or a schedule (any callable double(int64_t step)).
+class LearningRate {
+ public:
+  LearningRate(double value) : value_(value) {}
+  template <class F, class = std::enable_if_t<!std::is_arithmetic_v<std::decay_t<F>> &&
+                                              !std::is_same_v<std::decay_t<F>, LearningRate> &&
+                                              std::is_invocable_r_v<double, F&, std::int64_t>>>
+  LearningRate(F schedule) : schedule_(std::move(schedule)) {}
+
+  /// The value at `step`.
+  double operator()(std::int64_t step) const { return schedule_ ? schedule_(step) : value_; }
+  bool is_schedule() const { return static_cast<bool>(schedule_); }
+
+ private:
+  double value_ = 0;
+  schedules::LearningRateSchedule schedule_;
+};
+
+/// Options every optimizer takes (Keras's base-optimizer keyword arguments). At most one of
+/// the three clipping options may be set; 0 means off.
+struct OptimizerOptions {
+  /// Clip each gradient to this L2 norm: g * clipnorm / max(||g||, clipnorm).
+  double clipnorm = 0;
+  /// Scale all gradients together so that their joint L2 norm is at most this.
+  double global_clipnorm = 0;
+  /// Clip each gradient element to [-clipvalue, clipvalue].
+  double clipvalue = 0;
+  /// Decoupled weight decay before each update: var -= var * weight_decay * lr.
+  double weight_decay = 0;
+};
+
+/// Base of the optimizers: clipping, weight decay, the step counter and per-variable slots.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// Updates each variable in place with its gradient (never recorded by a tape). Undefined
+  /// gradients are skipped (with a warning once, as Keras); all undefined is a ValueError.
+  /// An empty list does nothing. Counts 1 step.
+  void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables);
+  /// Keras's apply_gradients(zip(grads, variables)).
+  void apply_gradients(const std::vector<std::pair<Tensor, Variable>>& grads_and_variables);
+
+  /// Steps taken so far.
+  std::int64_t iterations() const { return iterations_; }
+  /// The learning rate of the next step (the schedule's value at iterations()).
+  double learning_rate() const { return learning_rate_(iterations_); }
+  void set_learning_rate(LearningRate learning_rate) { learning_rate_ = std::move(learning_rate); }
+  const std::string& name() const { return name_; }
+  const OptimizerOptions& options() const { return options_; }
+  /// A variable's state tensor `slot` ("m", "v", "momentum", ...), undefined before its first update.
+  Tensor get_slot(const Tensor& variable, const std::string& slot) const;
+
+ protected:
+  Optimizer(std::string name, LearningRate learning_rate, OptimizerOptions options);
+  /// Updates `variable` from its clipped gradient (same shape) at learning rate `lr`;
+  /// iterations() is still the number of steps before this one.
+  virtual void update_step(const Tensor& grad, Variable& variable, double lr) = 0;
+  /// The variable's state tensor `slot`, zeros of its shape and dtype on first use.
+  Tensor& slot(const Variable& variable, const std::string& slot);
+
+ private:
+  std::string name_;
+  LearningRate learning_rate_;
+  OptimizerOptions options_;
+  std::int64_t iterations_ = 0;
+  bool warned_missing_ = false;
+  std::unordered_map<std::uint64_t, std::map<std::string, Tensor>> slots_;  // by Tensor::id()
+};
+
+struct SGDOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.01;
+  double momentum = 0;
+  bool nesterov = false;
+};
+
+/// m = momentum * m - lr * g; var += m (nesterov: var += momentum * m - lr * g).
+/// Without momentum: var -= lr * g.
+class SGD : public Optimizer {
+ public:
+  SGD(LearningRate learning_rate = 0.01, double momentum = 0) : SGD(make(std::move(learning_rate), momentum)) {}
+  explicit SGD(const SGDOptions& options);
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static SGDOptions make(LearningRate learning_rate, double momentum);
+  double momentum_;
+  bool nesterov_;
+};
+
+struct RMSpropOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  double rho = 0.9;
+  double momentum = 0;
+  double epsilon = 1e-7;
+  bool centered = false;
+};
+
+/// v = rho * v + (1 - rho) * g^2; increment = lr * g / sqrt(v + eps) (centered: the mean
+/// gradient a is tracked too and the root is sqrt(v - a^2 + eps)); with momentum:
+/// mom = momentum * mom + increment, var -= mom; else var -= increment. Keras puts epsilon
+/// inside the square root.
+class RMSprop : public Optimizer {
+ public:
+  RMSprop(LearningRate learning_rate = 0.001) : RMSprop(make(std::move(learning_rate))) {}
+  explicit RMSprop(const RMSpropOptions& options);
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static RMSpropOptions make(LearningRate learning_rate);
+  RMSpropOptions opt_;
+};
+
+struct AdamOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  double beta_1 = 0.9;
+  double beta_2 = 0.999;
+  double epsilon = 1e-7;
+  bool amsgrad = false;
+};
+
+/// m += (g - m) * (1 - beta_1); v += (g^2 - v) * (1 - beta_2);
+/// var -= m * alpha / (sqrt(v) + eps) with alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t).
+/// amsgrad divides by the running maximum of v instead.
+class Adam : public Optimizer {
+ public:
+  Adam(LearningRate learning_rate = 0.001) : Adam(make(std::move(learning_rate))) {}
+  explicit Adam(const AdamOptions& options, std::string name = "Adam");
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static AdamOptions make(LearningRate learning_rate);
+  AdamOptions opt_;
+};
+
+/// Adam options with Keras 3's AdamW weight decay (0.004) set.
+struct AdamWOptions : AdamOptions {
+  AdamWOptions() { weight_decay = 0.004; }
+};
+
+/// Adam with decoupled weight decay: var -= var * weight_decay * lr before each Adam step.
+class AdamW : public Adam {
+ public:
+  AdamW(LearningRate learning_rate = 0.001, double weight_decay = 0.004)
+      : AdamW(make(std::move(learning_rate), weight_decay)) {}
+  explicit AdamW(const AdamWOptions& options);
+
+ private:
+  static AdamWOptions make(LearningRate learning_rate, double weight_decay);
+};
+
+/// An optimizer with default settings by Keras name, case-insensitive: "sgd", "rmsprop",
+/// "adam", "adamw" (as compile("rmsprop")). Throws ValueError for an unknown name.
+std::shared_ptr<Optimizer> get(const std::string& name);
+
+}  // namespace tapeflow::optimizers

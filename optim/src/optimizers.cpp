@@ -1,0 +1,306 @@
+// Optimizers: Keras 3's update rules (keras/src/optimizers/*.py) written with public tensor ops.
+#include "tapeflow/optimizers.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <iostream>
+
+#include "tapeflow/error.hpp"
+#include "tapeflow/observer.hpp"
+#include "tapeflow/ops.hpp"
+
+namespace tapeflow::optimizers {
+
+namespace {
+
+// While alive, no tape sees the ops of this thread: the temporaries of an update are not part
+// of any model (the in-place writes themselves are never recorded anyway).
+class NoTape {
+ public:
+  NoTape() : saved_(set_current_observer(nullptr)) {}
+  ~NoTape() { set_current_observer(saved_); }
+  NoTape(const NoTape&) = delete;
+  NoTape& operator=(const NoTape&) = delete;
+
+ private:
+  OpObserver* saved_;
+};
+
+std::string variable_label(const Variable& v, std::size_t i) {
+  return v.name().empty() ? fmt::format("#{}", i) : fmt::format("'{}'", v.name());
+}
+
+void check_positive(const char* what, double value, const char* op) {
+  if (!(value > 0)) throw ValueError(fmt::format("{}: {} must be > 0, got {}", op, what, value));
+}
+
+void check_unit(const char* what, double value, const char* op) {
+  if (!(value >= 0 && value <= 1)) throw ValueError(fmt::format("{}: {} must be in [0, 1], got {}", op, what, value));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- schedules
+
+namespace schedules {
+
+ExponentialDecay::ExponentialDecay(double initial_learning_rate_, std::int64_t decay_steps_, double decay_rate_,
+                                   bool staircase_)
+    : initial_learning_rate(initial_learning_rate_),
+      decay_steps(decay_steps_),
+      decay_rate(decay_rate_),
+      staircase(staircase_) {
+  if (decay_steps <= 0) throw ValueError(fmt::format("ExponentialDecay: decay_steps must be > 0, got {}", decay_steps));
+}
+
+double ExponentialDecay::operator()(std::int64_t step) const {
+  double p = static_cast<double>(step) / static_cast<double>(decay_steps);
+  if (staircase) p = std::floor(p);
+  return initial_learning_rate * std::pow(decay_rate, p);
+}
+
+CosineDecay::CosineDecay(double initial_learning_rate_, std::int64_t decay_steps_, double alpha_,
+                         std::optional<double> warmup_target_, std::int64_t warmup_steps_)
+    : initial_learning_rate(initial_learning_rate_),
+      decay_steps(decay_steps_),
+      alpha(alpha_),
+      warmup_target(warmup_target_),
+      warmup_steps(warmup_steps_) {
+  if (decay_steps <= 0) throw ValueError(fmt::format("CosineDecay: decay_steps must be > 0, got {}", decay_steps));
+  if (warmup_target && warmup_steps <= 0) {
+    throw ValueError(fmt::format("CosineDecay: warmup_steps must be > 0 with a warmup_target, got {}", warmup_steps));
+  }
+}
+
+double CosineDecay::operator()(std::int64_t step) const {
+  const double pi = 3.14159265358979323846;
+  const auto decay = [&](double s, double from) {
+    const double cosine = 0.5 * (1.0 + std::cos(pi * (s / static_cast<double>(decay_steps))));
+    return from * ((1 - alpha) * cosine + alpha);
+  };
+  const double s = static_cast<double>(step);
+  if (!warmup_target) return decay(std::min(s, static_cast<double>(decay_steps)), initial_learning_rate);
+  const double warmup = static_cast<double>(warmup_steps);
+  const double clamped = std::min(s, static_cast<double>(decay_steps) + warmup);
+  if (clamped < warmup) return (*warmup_target - initial_learning_rate) * (clamped / warmup) + initial_learning_rate;
+  return decay(clamped - warmup, *warmup_target);
+}
+
+}  // namespace schedules
+
+// ---------------------------------------------------------------- Optimizer
+
+Optimizer::Optimizer(std::string name, LearningRate learning_rate, OptimizerOptions options)
+    : name_(std::move(name)), learning_rate_(std::move(learning_rate)), options_(options) {
+  const int clips = (options_.clipnorm != 0) + (options_.global_clipnorm != 0) + (options_.clipvalue != 0);
+  if (clips > 1) {
+    throw ValueError(fmt::format("{}: only one of clipnorm, clipvalue and global_clipnorm can be set, got "
+                                 "clipnorm={}, clipvalue={}, global_clipnorm={}",
+                                 name_, options_.clipnorm, options_.clipvalue, options_.global_clipnorm));
+  }
+  if (options_.clipnorm < 0 || options_.global_clipnorm < 0 || options_.clipvalue < 0 || options_.weight_decay < 0) {
+    throw ValueError(fmt::format("{}: clipnorm, global_clipnorm, clipvalue and weight_decay must be >= 0", name_));
+  }
+  if (!learning_rate_.is_schedule() && !(learning_rate_(0) >= 0)) {
+    throw ValueError(fmt::format("{}: learning_rate must be >= 0, got {}", name_, learning_rate_(0)));
+  }
+}
+
+void Optimizer::apply_gradients(const std::vector<std::pair<Tensor, Variable>>& grads_and_variables) {
+  std::vector<Tensor> grads;
+  std::vector<Variable> variables;
+  for (const auto& [g, v] : grads_and_variables) {
+    grads.push_back(g);
+    variables.push_back(v);
+  }
+  apply_gradients(grads, variables);
+}
+
+void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables) {
+  if (grads.size() != variables.size()) {
+    throw ValueError(fmt::format("{}: apply_gradients got {} gradients for {} variables", name_, grads.size(),
+                                 variables.size()));
+  }
+  if (grads.empty()) return;  // Keras: a no-op
+
+  // Validate everything before the first write, so that a bad call changes nothing.
+  std::vector<Tensor> live_grads;
+  std::vector<Variable> live_vars;
+  std::vector<std::string> missing;
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    const Variable& v = variables[i];
+    if (!v.defined()) throw ValueError(fmt::format("{}: variable #{} is undefined", name_, i));
+    if (!grads[i].defined()) {
+      missing.push_back(variable_label(v, i));
+      continue;
+    }
+    if (grads[i].shape() != v.shape()) {
+      throw ShapeError(fmt::format("{}: gradient of shape {} does not match variable {} of shape {}", name_,
+                                   shape_str(grads[i].shape()), variable_label(v, i), shape_str(v.shape())));
+    }
+    live_grads.push_back(grads[i]);
+    live_vars.push_back(v);
+  }
+  if (live_grads.empty()) throw ValueError(fmt::format("{}: no gradients provided for any variable", name_));
+  if (!missing.empty() && !warned_missing_) {
+    warned_missing_ = true;
+    std::cerr << fmt::format("tapeflow: {}: gradients do not exist for variables [{}]; they are left unchanged\n",
+                             name_, fmt::join(missing, ", "));
+  }
+
+  NoTape no_tape;
+  const OptimizerOptions& o = options_;
+  if (o.clipnorm > 0) {
+    for (Tensor& g : live_grads) g = g * o.clipnorm / maximum(sqrt(sum(square(g))), o.clipnorm);
+  } else if (o.global_clipnorm > 0) {
+    Tensor total = sum(square(live_grads[0]));
+    for (std::size_t i = 1; i < live_grads.size(); ++i) total = total + sum(square(live_grads[i]));
+    // Keras's clip_by_global_norm: scale = clip * min(1 / norm, 1 / clip).
+    const Tensor scale = minimum(1.0 / sqrt(total), 1.0 / o.global_clipnorm) * o.global_clipnorm;
+    for (Tensor& g : live_grads) g = g * scale.astype(g.dtype());
+  } else if (o.clipvalue > 0) {
+    for (Tensor& g : live_grads) g = clip(g, -o.clipvalue, o.clipvalue);
+  }
+
+  const double lr = learning_rate();
+  for (std::size_t i = 0; i < live_vars.size(); ++i) {
+    if (o.weight_decay > 0) live_vars[i].assign_sub(live_vars[i] * o.weight_decay * lr);
+    update_step(live_grads[i], live_vars[i], lr);
+  }
+  ++iterations_;
+}
+
+Tensor Optimizer::get_slot(const Tensor& variable, const std::string& slot) const {
+  auto it = slots_.find(variable.id());
+  if (it == slots_.end()) return {};
+  auto s = it->second.find(slot);
+  return s == it->second.end() ? Tensor() : s->second;
+}
+
+Tensor& Optimizer::slot(const Variable& variable, const std::string& slot) {
+  Tensor& t = slots_[variable.id()][slot];
+  if (!t.defined()) t = zeros_like(variable);
+  return t;
+}
+
+// ---------------------------------------------------------------- SGD
+
+SGDOptions SGD::make(LearningRate learning_rate, double momentum) {
+  SGDOptions o;
+  o.learning_rate = std::move(learning_rate);
+  o.momentum = momentum;
+  return o;
+}
+
+SGD::SGD(const SGDOptions& options)
+    : Optimizer("SGD", options.learning_rate, options), momentum_(options.momentum), nesterov_(options.nesterov) {
+  check_unit("momentum", momentum_, "SGD");
+}
+
+void SGD::update_step(const Tensor& grad, Variable& variable, double lr) {
+  if (momentum_ == 0) {
+    variable.assign_sub(grad * lr);
+    return;
+  }
+  Tensor& m = slot(variable, "momentum");
+  m.mul_(momentum_).sub_(grad * lr);  // m = m * momentum - g * lr
+  if (nesterov_) {
+    variable.assign_add(m * momentum_ - grad * lr);
+  } else {
+    variable.assign_add(m);
+  }
+}
+
+// ---------------------------------------------------------------- RMSprop
+
+RMSpropOptions RMSprop::make(LearningRate learning_rate) {
+  RMSpropOptions o;
+  o.learning_rate = std::move(learning_rate);
+  return o;
+}
+
+RMSprop::RMSprop(const RMSpropOptions& options) : Optimizer("RMSprop", options.learning_rate, options), opt_(options) {
+  check_unit("rho", opt_.rho, "RMSprop");
+  check_unit("momentum", opt_.momentum, "RMSprop");
+  check_positive("epsilon", opt_.epsilon, "RMSprop");
+}
+
+void RMSprop::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double rho = opt_.rho;
+  Tensor& velocity = slot(variable, "velocity");
+  velocity.mul_(rho).add_(square(grad) * (1 - rho));
+  Tensor denominator;
+  if (opt_.centered) {
+    Tensor& average_grad = slot(variable, "average_gradient");
+    average_grad.mul_(rho).add_(grad * (1 - rho));
+    denominator = velocity - square(average_grad) + opt_.epsilon;
+  } else {
+    denominator = velocity + opt_.epsilon;
+  }
+  const Tensor increment = grad * lr / sqrt(denominator);
+  if (opt_.momentum > 0) {
+    Tensor& momentum = slot(variable, "momentum");
+    momentum.mul_(opt_.momentum).add_(increment);
+    variable.assign_sub(momentum);
+  } else {
+    variable.assign_sub(increment);
+  }
+}
+
+// ---------------------------------------------------------------- Adam, AdamW
+
+AdamOptions Adam::make(LearningRate learning_rate) {
+  AdamOptions o;
+  o.learning_rate = std::move(learning_rate);
+  return o;
+}
+
+Adam::Adam(const AdamOptions& options, std::string name)
+    : Optimizer(std::move(name), options.learning_rate, options), opt_(options) {
+  check_unit("beta_1", opt_.beta_1, "Adam");
+  check_unit("beta_2", opt_.beta_2, "Adam");
+  check_positive("epsilon", opt_.epsilon, "Adam");
+}
+
+void Adam::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double t = static_cast<double>(iterations() + 1);
+  const double alpha = lr * std::sqrt(1 - std::pow(opt_.beta_2, t)) / (1 - std::pow(opt_.beta_1, t));
+  Tensor& m = slot(variable, "m");
+  Tensor& v = slot(variable, "v");
+  m.add_((grad - m) * (1 - opt_.beta_1));
+  v.add_((square(grad) - v) * (1 - opt_.beta_2));
+  Tensor v_used = v;
+  if (opt_.amsgrad) {
+    Tensor& v_hat = slot(variable, "v_hat");
+    v_hat.assign(maximum(v_hat, v));
+    v_used = v_hat;
+  }
+  variable.assign_sub(m * alpha / (sqrt(v_used) + opt_.epsilon));
+}
+
+AdamWOptions AdamW::make(LearningRate learning_rate, double weight_decay) {
+  AdamWOptions o;
+  o.learning_rate = std::move(learning_rate);
+  o.weight_decay = weight_decay;
+  return o;
+}
+
+AdamW::AdamW(const AdamWOptions& options) : Adam(options, "AdamW") {}
+
+// ---------------------------------------------------------------- get
+
+std::shared_ptr<Optimizer> get(const std::string& name) {
+  std::string key = name;
+  std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (key == "sgd") return std::make_shared<SGD>();
+  if (key == "rmsprop") return std::make_shared<RMSprop>();
+  if (key == "adam") return std::make_shared<Adam>();
+  if (key == "adamw") return std::make_shared<AdamW>();
+  throw ValueError(fmt::format("optimizers::get: unknown optimizer '{}' (known: sgd, rmsprop, adam, adamw)", name));
+}
+
+}  // namespace tapeflow::optimizers

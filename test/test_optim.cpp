@@ -1,0 +1,355 @@
+// Optimizers: golden trajectories from Keras (test/golden/optim_golden.py), a quadratic minimised
+// by each, skipped and mismatched gradients, no recording on an active tape, and schedules.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "golden/optim_golden.hpp"
+#include "tapeflow/autodiff.hpp"
+#include "tapeflow/optimizers.hpp"
+
+using namespace tapeflow;
+namespace opt = tapeflow::optimizers;
+namespace sch = tapeflow::optimizers::schedules;
+
+namespace {
+
+// The optimizers of the golden cases, configured as optim_golden.py configures Keras's.
+std::map<std::string, std::function<std::unique_ptr<opt::Optimizer>()>> golden_factories() {
+  std::map<std::string, std::function<std::unique_ptr<opt::Optimizer>()>> f;
+  f["sgd"] = [] { return std::make_unique<opt::SGD>(0.1); };
+  f["sgd_momentum"] = [] { return std::make_unique<opt::SGD>(0.1, 0.9); };
+  f["sgd_nesterov"] = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.momentum = 0.9;
+    o.nesterov = true;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["rmsprop"] = [] { return std::make_unique<opt::RMSprop>(); };  // Keras's defaults
+  f["rmsprop_momentum_centered"] = [] {
+    opt::RMSpropOptions o;
+    o.learning_rate = 0.01;
+    o.rho = 0.8;
+    o.momentum = 0.5;
+    o.epsilon = 1e-6;
+    o.centered = true;
+    return std::make_unique<opt::RMSprop>(o);
+  };
+  f["adam"] = [] { return std::make_unique<opt::Adam>(0.01); };
+  f["adam_amsgrad"] = [] {
+    opt::AdamOptions o;
+    o.learning_rate = 0.01;
+    o.beta_1 = 0.8;
+    o.beta_2 = 0.9;
+    o.amsgrad = true;
+    return std::make_unique<opt::Adam>(o);
+  };
+  f["adamw"] = [] { return std::make_unique<opt::AdamW>(0.05); };  // weight_decay 0.004 by default
+  f["adamw_decay_0_1"] = [] { return std::make_unique<opt::AdamW>(0.05, 0.1); };
+  f["sgd_clipnorm"] = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.clipnorm = 1.0;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["sgd_global_clipnorm"] = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.global_clipnorm = 1.0;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["sgd_clipvalue"] = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.clipvalue = 0.5;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["sgd_exponential_decay"] = [] { return std::make_unique<opt::SGD>(sch::ExponentialDecay(0.1, 2, 0.5), 0.5); };
+  f["adam_cosine_decay"] = [] { return std::make_unique<opt::Adam>(sch::CosineDecay(0.01, 4, 0.1)); };
+  f["adam_missing_grad"] = [] { return std::make_unique<opt::Adam>(0.01); };
+  return f;
+}
+
+Tensor f64(const double* values, const Shape& shape) {
+  return tensor(std::vector<double>(values, values + numel(shape)), shape, kFloat64);
+}
+
+// Largest |a - b| / max(|b|, 1e-3) over the elements.
+double max_rel_err(const Tensor& a, const double* expected) {
+  const auto v = a.to_vector<double>();
+  double err = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    err = std::max(err, std::abs(v[i] - expected[i]) / std::max(std::abs(expected[i]), 1e-3));
+  }
+  return err;
+}
+
+}  // namespace
+
+TEST_CASE("each optimizer follows Keras's golden trajectory in float64", "[optim][golden]") {
+  auto factories = golden_factories();
+  std::set<std::string> seen;
+  for (const auto& c : optim_golden::kCases) {
+    INFO("case " << c.name);
+    REQUIRE(factories.count(c.name) == 1);
+    seen.insert(c.name);
+    auto o = factories.at(c.name)();
+    Variable w(f64(optim_golden::kW0, {2, 3}), "w");
+    Variable b(f64(optim_golden::kB0, {3}), "b");
+    for (int step = 0; step < optim_golden::kSteps; ++step) {
+      INFO("step " << step + 1);
+      Tensor gw = f64(optim_golden::kGradW[step], {2, 3});
+      Tensor gb = step == c.missing_b_step ? Tensor() : f64(optim_golden::kGradB[step], {3});
+      o->apply_gradients({gw, gb}, {w, b});
+      CHECK(o->iterations() == step + 1);
+      CHECK(w.dtype() == kFloat64);
+      CHECK(max_rel_err(w, c.w[step]) < 1e-12);
+      CHECK(max_rel_err(b, c.b[step]) < 1e-12);
+    }
+  }
+  CHECK(seen.size() == factories.size());  // every C++ case has golden values
+}
+
+TEST_CASE("schedules match Keras's values", "[optim][schedules]") {
+  std::map<std::string, opt::schedules::LearningRateSchedule> s;
+  s["exponential"] = sch::ExponentialDecay(0.1, 4, 0.5);
+  s["exponential_staircase"] = sch::ExponentialDecay(0.1, 4, 0.5, true);
+  s["cosine"] = sch::CosineDecay(0.1, 10);
+  s["cosine_alpha"] = sch::CosineDecay(0.1, 10, 0.2);
+  s["cosine_warmup"] = sch::CosineDecay(0.0, 10, 0.1, 0.1, 5);
+  REQUIRE(std::size(optim_golden::kSchedules) == s.size());
+  for (const auto& c : optim_golden::kSchedules) {
+    INFO("schedule " << c.name);
+    REQUIRE(s.count(c.name) == 1);
+    for (std::size_t i = 0; i < std::size(optim_golden::kScheduleSteps); ++i) {
+      const double got = s.at(c.name)(optim_golden::kScheduleSteps[i]);
+      CHECK(got == Approx(c.values[i]).epsilon(1e-12).margin(1e-15));
+    }
+  }
+  // By hand: 0.1 * 0.5^(6/4) and the staircase's 0.1 * 0.5^1; the cosine's midpoint and end.
+  CHECK(sch::ExponentialDecay(0.1, 4, 0.5)(6) == Approx(0.1 * std::pow(0.5, 1.5)));
+  CHECK(sch::ExponentialDecay(0.1, 4, 0.5, true)(6) == Approx(0.05));
+  CHECK(sch::CosineDecay(1.0, 100, 0.1)(50) == Approx(0.55));
+  CHECK(sch::CosineDecay(1.0, 100, 0.1)(1000) == Approx(0.1));
+  CHECK_THROWS_AS(sch::ExponentialDecay(0.1, 0, 0.5), ValueError);
+  CHECK_THROWS_AS(sch::CosineDecay(0.1, -1), ValueError);
+}
+
+TEST_CASE("learning_rate() follows the schedule at iterations()", "[optim][schedules]") {
+  opt::SGD sgd(sch::ExponentialDecay(0.1, 1, 0.5));
+  Variable x(tensor({1.0f, 2.0f}), "x");
+  CHECK(sgd.learning_rate() == Approx(0.1));
+  sgd.apply_gradients({ones({2})}, {x});
+  CHECK(sgd.learning_rate() == Approx(0.05));
+  sgd.apply_gradients({ones({2})}, {x});
+  CHECK(sgd.learning_rate() == Approx(0.025));
+  // 1 - 0.1 - 0.05 and 2 - 0.1 - 0.05 (float32)
+  CHECK(x.to_vector<float>()[0] == Approx(0.85f));
+  CHECK(x.to_vector<float>()[1] == Approx(1.85f));
+
+  // Any callable of the step is a schedule; a constant can be set later.
+  opt::Adam adam([](std::int64_t step) { return 0.1 / static_cast<double>(step + 1); });
+  CHECK(adam.learning_rate() == Approx(0.1));
+  adam.apply_gradients({ones({2})}, {x});
+  CHECK(adam.learning_rate() == Approx(0.05));
+  adam.set_learning_rate(0.3);
+  CHECK(adam.learning_rate() == 0.3);
+}
+
+TEST_CASE("every optimizer minimises a small quadratic", "[optim]") {
+  struct Config {
+    std::string label;
+    std::function<std::shared_ptr<opt::Optimizer>()> make;
+    int steps;
+  };
+  const auto options = [](auto o, double lr, auto&& set) {
+    o.learning_rate = lr;
+    set(o);
+    return o;
+  };
+  std::vector<Config> configs = {
+      {"sgd", [] { return std::make_shared<opt::SGD>(0.1); }, 100},
+      {"sgd momentum", [] { return std::make_shared<opt::SGD>(0.05, 0.9); }, 200},
+      {"sgd nesterov",
+       [&] {
+         return std::make_shared<opt::SGD>(options(opt::SGDOptions{}, 0.05, [](auto& o) {
+           o.momentum = 0.9;
+           o.nesterov = true;
+         }));
+       },
+       200},
+      {"rmsprop", [] { return std::make_shared<opt::RMSprop>(0.05); }, 300},
+      {"rmsprop centered momentum",
+       [&] {
+         return std::make_shared<opt::RMSprop>(options(opt::RMSpropOptions{}, 0.01, [](auto& o) {
+           o.momentum = 0.9;
+           o.centered = true;
+         }));
+       },
+       300},
+      {"adam", [] { return std::make_shared<opt::Adam>(0.1); }, 300},
+      {"adam amsgrad",
+       [&] { return std::make_shared<opt::Adam>(options(opt::AdamOptions{}, 0.1, [](auto& o) { o.amsgrad = true; })); },
+       300},
+      {"adamw", [] { return std::make_shared<opt::AdamW>(0.1, 0.001); }, 300},
+      {"sgd clipnorm",
+       [&] { return std::make_shared<opt::SGD>(options(opt::SGDOptions{}, 0.1, [](auto& o) { o.clipnorm = 1; })); },
+       200},
+      {"adam cosine decay", [] { return std::make_shared<opt::Adam>(sch::CosineDecay(0.2, 300, 0.01)); }, 300},
+      {"get(\"rmsprop\") with Keras's defaults", [] { return opt::get("rmsprop"); }, 3000},
+  };
+  const Tensor target = tensor({1.0f, -2.0f, 3.0f});
+  for (const auto& c : configs) {
+    INFO(c.label);
+    auto o = c.make();
+    Variable x(zeros({3}), "x");  // float32
+    Variable s(tensor({0.5f}), "s");
+    double first = 0, last = 0;
+    for (int i = 0; i < c.steps; ++i) {
+      GradientTape tape;
+      // sum((x - target)^2) + (s - 2)^2 * 4: two variables of different scales
+      Tensor loss = sum(square(x - target)) + sum(square(s - 2.0)) * 4.0;
+      auto grads = tape.gradient(loss, std::vector<Tensor>{x, s});
+      o->apply_gradients(grads, {x, s});
+      last = loss.item<double>();
+      if (i == 0) first = last;
+    }
+    CHECK(first > 20);
+    CHECK(last < 1e-2);
+    CHECK(x.dtype() == kFloat32);
+    CHECK(o->iterations() == c.steps);
+  }
+}
+
+TEST_CASE("undefined gradients are skipped, and all undefined is an error", "[optim]") {
+  opt::Adam adam(0.1);
+  Variable w(ones({2, 2}), "w");
+  Variable b(zeros({2}), "b");
+  adam.apply_gradients({ones({2, 2}), Tensor()}, {w, b});  // warns once on stderr, as Keras
+  CHECK(adam.iterations() == 1);
+  CHECK(w.to_vector<float>()[0] == Approx(0.9f));
+  CHECK(b.to_vector<float>() == std::vector<float>{0, 0});
+  CHECK(adam.get_slot(w, "m").defined());
+  CHECK_FALSE(adam.get_slot(b, "m").defined());  // b has no state yet
+
+  // The pair overload, as Keras's apply_gradients(zip(grads, vars)).
+  adam.apply_gradients({{Tensor(), w}, {ones({2}), b}});
+  CHECK(adam.iterations() == 2);
+  CHECK(w.to_vector<float>()[0] == Approx(0.9f));
+  CHECK(b.to_vector<float>()[0] < 0);
+
+  CHECK_THROWS_WITH(adam.apply_gradients({Tensor(), Tensor()}, {w, b}),
+                    Catch::Contains("no gradients provided for any variable"));
+  CHECK_THROWS_AS(adam.apply_gradients({Tensor()}, {w}), ValueError);
+  CHECK(adam.iterations() == 2);
+  adam.apply_gradients(std::vector<Tensor>{}, std::vector<Variable>{});  // nothing to do
+  CHECK(adam.iterations() == 2);
+}
+
+TEST_CASE("mismatched gradients throw, naming the optimizer and the variable", "[optim]") {
+  opt::SGD sgd(0.1);
+  Variable w(ones({2, 3}), "w");
+  Variable b(ones({3}), "bias");
+  try {
+    sgd.apply_gradients({ones({2, 3}), ones({2, 3})}, {w, b});
+    FAIL("expected a ShapeError");
+  } catch (const ShapeError& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::Contains("SGD"));
+    CHECK_THAT(msg, Catch::Contains("'bias'"));
+    CHECK_THAT(msg, Catch::Contains("[2, 3]"));
+    CHECK_THAT(msg, Catch::Contains("[3]"));
+  }
+  CHECK(w.to_vector<float>()[0] == 1.0f);  // a bad call changes nothing
+  CHECK(sgd.iterations() == 0);
+  CHECK_THROWS_WITH(sgd.apply_gradients({ones({2, 3})}, {w, b}), Catch::Contains("1 gradients for 2 variables"));
+  Variable unnamed(ones({2}));
+  CHECK_THROWS_WITH(sgd.apply_gradients({ones({3})}, {unnamed}), Catch::Contains("variable #0"));
+}
+
+TEST_CASE("updates under an active tape record nothing", "[optim][tape]") {
+  std::vector<std::shared_ptr<opt::Optimizer>> each = {opt::get("sgd"), opt::get("rmsprop"), opt::get("adam"),
+                                                      opt::get("adamw")};
+  opt::RMSpropOptions ro;
+  ro.momentum = 0.9;
+  ro.centered = true;
+  ro.clipnorm = 0.5;
+  each.push_back(std::make_shared<opt::RMSprop>(ro));
+  opt::AdamOptions ao;
+  ao.amsgrad = true;
+  ao.global_clipnorm = 0.5;
+  each.push_back(std::make_shared<opt::Adam>(ao));
+  opt::SGDOptions so;
+  so.momentum = 0.9;
+  so.nesterov = true;
+  so.clipvalue = 0.1;
+  each.push_back(std::make_shared<opt::SGD>(so));
+
+  for (auto& o : each) {
+    INFO(o->name());
+    Variable x(tensor({1.0f, 2.0f}), "x");
+    GradientTape outer(true);
+    GradientTape tape(true);
+    Tensor loss = sum(square(x) * 3.0);
+    auto grads = tape.gradient(loss, std::vector<Tensor>{x});
+    const auto recorded = tape.recorded_ops().size();
+    const auto recorded_outer = outer.recorded_ops().size();
+    const auto version = x.version();
+    o->apply_gradients(grads, {x});
+    o->apply_gradients(grads, {x});
+    CHECK(tape.recorded_ops().size() == recorded);
+    CHECK(outer.recorded_ops().size() == recorded_outer);
+    CHECK(x.version() > version);  // written in place
+    CHECK(x.to_vector<float>()[0] < 1.0f);
+    CHECK(current_observer() != nullptr);  // the tape is still installed
+  }
+}
+
+TEST_CASE("factory, names, defaults and option validation", "[optim]") {
+  CHECK(opt::get("sgd")->name() == "SGD");
+  CHECK(opt::get("SGD")->learning_rate() == 0.01);
+  CHECK(opt::get("rmsprop")->name() == "RMSprop");
+  CHECK(opt::get("RMSprop")->learning_rate() == 0.001);
+  CHECK(opt::get("adam")->learning_rate() == 0.001);
+  CHECK(opt::get("adamw")->name() == "AdamW");
+  CHECK(opt::get("AdamW")->options().weight_decay == 0.004);
+  CHECK(opt::AdamW().options().weight_decay == 0.004);
+  CHECK(opt::Adam().options().weight_decay == 0);
+  CHECK_THROWS_WITH(opt::get("adagrad"), Catch::Contains("unknown optimizer 'adagrad'"));
+  CHECK_THROWS_AS(opt::get("nope"), ValueError);
+
+  opt::SGDOptions two_clips;
+  two_clips.clipnorm = 1;
+  two_clips.clipvalue = 1;
+  CHECK_THROWS_WITH(opt::SGD(two_clips), Catch::Contains("only one of clipnorm"));
+  CHECK_THROWS_AS(opt::SGD(0.1, 1.5), ValueError);  // momentum outside [0, 1]
+  CHECK_THROWS_AS(opt::SGD(-0.1), ValueError);
+  opt::AdamOptions bad_beta;
+  bad_beta.beta_2 = 2;
+  CHECK_THROWS_AS(opt::Adam(bad_beta), ValueError);
+}
+
+TEST_CASE("slots are per variable and keep the variable's dtype", "[optim]") {
+  opt::Adam adam(0.01);
+  Variable a(ones({2}, kFloat64), "a");
+  Variable c(ones({3}), "c");
+  adam.apply_gradients({ones({2}, kFloat64), ones({3})}, {a, c});
+  CHECK(adam.get_slot(a, "m").dtype() == kFloat64);
+  CHECK(adam.get_slot(c, "v").dtype() == kFloat32);
+  CHECK(adam.get_slot(c, "v").shape() == Shape{3});
+  CHECK(adam.get_slot(a, "m").to_vector<double>()[0] == Approx(0.1));  // (1 - beta_1) * g
+  CHECK_FALSE(adam.get_slot(a, "v_hat").defined());
+  // A copy of a Variable handle is the same variable: the same slots.
+  Variable a_again = a;
+  CHECK(adam.get_slot(a_again, "m").id() == adam.get_slot(a, "m").id());
+  // Adam's first step moves each element by about lr, whatever the gradient's scale.
+  CHECK(a.to_vector<double>()[0] == Approx(1 - 0.01).epsilon(1e-6));
+}
