@@ -1,6 +1,7 @@
 #pragma once
 /// Everything of the tensor core.
 #include "tapeflow/allocator.hpp"
+#include "tapeflow/data.hpp"
 #include "tapeflow/dtype.hpp"
 #include "tapeflow/error.hpp"
 #include "tapeflow/format.hpp"
@@ -8,5 +9,6 @@
 #include "tapeflow/io.hpp"
 #include "tapeflow/observer.hpp"
 #include "tapeflow/ops.hpp"
+#include "tapeflow/safetensors.hpp"
 #include "tapeflow/shape.hpp"
 #include "tapeflow/tensor.hpp"
