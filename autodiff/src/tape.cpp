@@ -143,10 +143,11 @@ class ThreadTapes : public OpObserver {
  public:
   std::vector<TapeState*> tapes;
   bool check_numerics = false;
+  bool in_rule = false;  // a gradient rule runs: its results are checked as the rule's, not per op
 
   void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
               const OpAttrs& attrs) override {
-    if (check_numerics) {
+    if (check_numerics && !in_rule) {
       OpObserver* self = set_current_observer(nullptr);
       bool ok = true;
       for (const auto& o : outputs) ok = ok && all_finite(o);
@@ -319,6 +320,14 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
     check_version(n.saved_output);
 
     std::vector<Tensor> input_grads;
+    auto& thread = detail::thread_tapes();
+    const bool outer_rule = thread.in_rule;
+    thread.in_rule = true;
+    struct RestoreRule {
+      detail::ThreadTapes& t;
+      bool v;
+      ~RestoreRule() { t.in_rule = v; }
+    } restore_rule{thread, outer_rule};
     if (!n.custom_name.empty()) {
       input_grads = n.custom_backward(n.saved_inputs, n.saved_output, g);
       if (input_grads.size() != n.input_ids.size()) {

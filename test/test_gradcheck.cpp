@@ -1,0 +1,557 @@
+// gradcheck (float64 central differences) for every differentiable primitive of ops.def, for
+// the composites built on them, and second derivatives through nested tapes.
+//
+// The op table drives the test: every differentiable row of kOpInfo must have a case in
+// cases_for() below (a new op without one fails "every differentiable op ..."), and every
+// case must really record its primitive on a tape.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <cstdint>
+#include <iostream>
+#include <numeric>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tapeflow/autodiff.hpp"
+
+using namespace tapeflow;
+
+namespace {
+
+// n distinct float64 values evenly spaced in [lo, hi), shuffled by a fixed LCG. The offset of
+// 0.37 of a step keeps them away from 0 and +-0.5 (kinks of abs, relu, clip) and from each
+// other (ties of max, min, maximum).
+Tensor distinct(const Shape& shape, double lo, double hi, std::uint64_t seed = 1) {
+  const std::int64_t n = numel(shape);
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>((s >> 33) % static_cast<std::uint64_t>(i + 1))]);
+  }
+  const double step = (hi - lo) / static_cast<double>(n);
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = lo + (static_cast<double>(perm[static_cast<std::size_t>(i)]) + 0.37) * step;
+  return tensor(v, shape);
+}
+// Values on both sides of 0, well away from it.
+Tensor anyv(const Shape& shape, std::uint64_t seed = 1) { return distinct(shape, -1.5, 1.5, seed); }
+// Values in [0.5, 2): inside the domain of log, sqrt, pow.
+Tensor posv(const Shape& shape, std::uint64_t seed = 1) { return distinct(shape, 0.5, 2.0, seed); }
+
+Tensor i64(std::initializer_list<std::int64_t> values, const Shape& shape) {
+  return tensor(std::vector<std::int64_t>(values), shape);
+}
+
+struct Case {
+  std::string label;
+  TensorFunction fn;
+  std::vector<Tensor> inputs;
+  GradcheckOptions options{};
+};
+
+// A one-input op on a plain tensor, a transposed view and a view sliced with negative steps.
+void unary_cases(std::vector<Case>& cs, const std::string& name, std::function<Tensor(const Tensor&)> f,
+                 Tensor (*values)(const Shape&, std::uint64_t)) {
+  cs.push_back({name + " [2, 3]", [f](const std::vector<Tensor>& x) { return f(x[0]); }, {values({2, 3}, 1)}});
+  cs.push_back({name + " of a transposed [3, 2] view",
+                [f](const std::vector<Tensor>& x) { return f(x[0].transpose()); },
+                {values({3, 2}, 2)}});
+  cs.push_back({name + " of x[::-2, ::-1]",
+                [f](const std::vector<Tensor>& x) { return f(x[0](Slice(none, none, -2), Slice(none, none, -1))); },
+                {values({4, 3}, 3)}});
+}
+
+// A two-input op broadcast [3, 1] with [4], then a transposed operand with one sliced with a
+// negative step, then a tensor with a C++ number on either side.
+void binary_cases(std::vector<Case>& cs, const std::string& name, std::function<Tensor(const Tensor&, const Tensor&)> f,
+                  Tensor a31, Tensor b4, Tensor a43, Tensor b8, Tensor a23, double number) {
+  cs.push_back({name + " [3, 1] with [4]", [f](const std::vector<Tensor>& x) { return f(x[0], x[1]); }, {a31, b4}});
+  cs.push_back({name + " transposed [3, 4] view with b[::-2] of [8]",
+                [f](const std::vector<Tensor>& x) { return f(x[0].transpose(), x[1](Slice(none, none, -2))); },
+                {a43, b8}});
+  cs.push_back({name + " [2, 3] with a number on the right",
+                [f, number](const std::vector<Tensor>& x) { return f(x[0], Tensor(number)); }, {a23}});
+  cs.push_back({name + " a number on the left with [2, 3]",
+                [f, number](const std::vector<Tensor>& x) { return f(Tensor(number), x[0]); }, {a23}});
+}
+
+// The cases that exercise one primitive of ops.def; empty for ops that are not differentiable.
+// No default: the compiler warns about a new op (-Wswitch), and the test fails on it.
+std::vector<Case> cases_for(OpId op) {
+  std::vector<Case> cs;
+  switch (op) {
+    // ------------------------------------------------------------ unary
+    case OpId::Neg:
+      unary_cases(cs, "neg", [](const Tensor& x) { return neg(x); }, anyv);
+      return cs;
+    case OpId::Abs:
+      unary_cases(cs, "abs", [](const Tensor& x) { return abs(x); }, anyv);
+      return cs;
+    case OpId::Sign:
+      // sign's own gradient is zero; times exp(x) so the check is not trivially zero
+      unary_cases(cs, "sign(x) * exp(x)", [](const Tensor& x) { return sign(x) * exp(x); }, anyv);
+      return cs;
+    case OpId::Exp:
+      unary_cases(cs, "exp", [](const Tensor& x) { return exp(x); }, anyv);
+      return cs;
+    case OpId::Log:
+      unary_cases(cs, "log", [](const Tensor& x) { return log(x); }, posv);
+      return cs;
+    case OpId::Sqrt:
+      unary_cases(cs, "sqrt", [](const Tensor& x) { return sqrt(x); }, posv);
+      return cs;
+    case OpId::Tanh:
+      unary_cases(cs, "tanh", [](const Tensor& x) { return tanh(x); }, anyv);
+      return cs;
+    case OpId::Sigmoid:
+      unary_cases(cs, "sigmoid", [](const Tensor& x) { return sigmoid(x); }, anyv);
+      return cs;
+    case OpId::Relu:
+      unary_cases(cs, "relu", [](const Tensor& x) { return relu(x); }, anyv);
+      return cs;
+    case OpId::Step:
+      unary_cases(cs, "step(x) * x", [](const Tensor& x) { return step(x) * x; }, anyv);
+      return cs;
+    case OpId::PowScalar:
+      unary_cases(cs, "x ** 3", [](const Tensor& x) { return pow(x, 3.0); }, anyv);
+      unary_cases(cs, "x ** 2.5", [](const Tensor& x) { return pow(x, 2.5); }, posv);
+      unary_cases(cs, "x ** -1.5", [](const Tensor& x) { return pow(x, -1.5); }, posv);
+      return cs;
+    case OpId::Clip:
+      unary_cases(cs, "clip(x, -0.5, 0.5)", [](const Tensor& x) { return clip(x, -0.5, 0.5); }, anyv);
+      return cs;
+    case OpId::ClipMask:
+      unary_cases(cs, "clip_mask(x, -0.5, 0.5) * x", [](const Tensor& x) { return clip_mask(x, -0.5, 0.5) * x; },
+                  anyv);
+      return cs;
+
+    // ------------------------------------------------------------ binary
+    case OpId::Add:
+      binary_cases(cs, "add", [](const Tensor& a, const Tensor& b) { return a + b; }, anyv({3, 1}, 1), anyv({4}, 2),
+                   anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), 1.5);
+      cs.push_back({"add [2, 3, 4] with [3, 1] (leading axis added)",
+                    [](const std::vector<Tensor>& x) { return x[0] + x[1]; }, {anyv({2, 3, 4}, 6), anyv({3, 1}, 7)}});
+      return cs;
+    case OpId::Sub:
+      binary_cases(cs, "sub", [](const Tensor& a, const Tensor& b) { return a - b; }, anyv({3, 1}, 1), anyv({4}, 2),
+                   anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), 1.5);
+      return cs;
+    case OpId::Mul:
+      binary_cases(cs, "mul", [](const Tensor& a, const Tensor& b) { return a * b; }, anyv({3, 1}, 1), anyv({4}, 2),
+                   anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), -2.5);
+      cs.push_back({"mul x * x (same tensor twice)", [](const std::vector<Tensor>& x) { return x[0] * x[0]; },
+                    {anyv({2, 3}, 6)}});
+      return cs;
+    case OpId::Div:
+      binary_cases(cs, "div", [](const Tensor& a, const Tensor& b) { return a / b; }, anyv({3, 1}, 1), posv({4}, 2),
+                   anyv({4, 3}, 3), posv({8}, 4), posv({2, 3}, 5), 1.5);
+      return cs;
+    case OpId::Pow:
+      binary_cases(cs, "pow", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, posv({3, 1}, 1),
+                   anyv({4}, 2), posv({4, 3}, 3), anyv({8}, 4), posv({2, 3}, 5), 1.5);
+      return cs;
+    case OpId::Maximum:
+      // a and b interleave without ties: a from one grid, b from a shifted one
+      binary_cases(cs, "maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); },
+                   distinct({3, 1}, -1.5, 1.5, 1), distinct({4}, -1.4, 1.6, 2), distinct({4, 3}, -1.5, 1.5, 3),
+                   distinct({8}, -1.3, 1.7, 4), anyv({2, 3}, 5), 0.05);
+      return cs;
+    case OpId::Minimum:
+      binary_cases(cs, "minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
+                   distinct({3, 1}, -1.5, 1.5, 1), distinct({4}, -1.4, 1.6, 2), distinct({4, 3}, -1.5, 1.5, 3),
+                   distinct({8}, -1.3, 1.7, 4), anyv({2, 3}, 5), 0.05);
+      return cs;
+    case OpId::Where: {
+      const Tensor cond34 = tensor<bool>({true, false, true, true, false, false, true, false, true, false, false, true},
+                                         {3, 4});
+      cs.push_back({"where(cond [3, 4], [3, 1], [4])",
+                    [cond34](const std::vector<Tensor>& x) { return where(cond34, x[0], x[1]); },
+                    {anyv({3, 1}, 1), anyv({4}, 2)}});
+      cs.push_back({"where(cond, transposed view, 0.5)",
+                    [cond34](const std::vector<Tensor>& x) { return where(cond34, x[0].transpose(), 0.5); },
+                    {anyv({4, 3}, 3)}});
+      cs.push_back({"where(x > 0, x * x, -x) (a condition computed from x)",
+                    [](const std::vector<Tensor>& x) { return where(x[0] > 0.0, x[0] * x[0], -x[0]); },
+                    {anyv({2, 3}, 4)}});
+      return cs;
+    }
+
+    // ------------------------------------------------------------ reductions
+    case OpId::Sum:
+      cs.push_back({"sum all", [](const std::vector<Tensor>& x) { return sum(x[0]); }, {anyv({2, 3}, 1)}});
+      cs.push_back({"sum axis 1", [](const std::vector<Tensor>& x) { return sum(x[0], {1}); }, {anyv({2, 3, 4}, 2)}});
+      cs.push_back({"sum axes {0, 2} keepdims", [](const std::vector<Tensor>& x) { return sum(x[0], {0, 2}, true); },
+                    {anyv({2, 3, 4}, 3)}});
+      cs.push_back({"sum axis -1 of a transposed view",
+                    [](const std::vector<Tensor>& x) { return sum(x[0].transpose(), {-1}); }, {anyv({4, 3}, 4)}});
+      return cs;
+    case OpId::Max:
+      cs.push_back({"max all", [](const std::vector<Tensor>& x) { return max(x[0]); }, {anyv({2, 3}, 1)}});
+      cs.push_back({"max axis 1", [](const std::vector<Tensor>& x) { return max(x[0], {1}); }, {anyv({2, 3, 4}, 2)}});
+      cs.push_back({"max axes {0, 2} keepdims", [](const std::vector<Tensor>& x) { return max(x[0], {0, 2}, true); },
+                    {anyv({2, 3, 4}, 3)}});
+      cs.push_back({"max axis 0 of x[::-1, ::2]",
+                    [](const std::vector<Tensor>& x) { return max(x[0](Slice(none, none, -1), Slice(none, none, 2)), {0}); },
+                    {anyv({3, 6}, 4)}});
+      return cs;
+    case OpId::Min:
+      cs.push_back({"min all", [](const std::vector<Tensor>& x) { return min(x[0]); }, {anyv({2, 3}, 1)}});
+      cs.push_back({"min axis -1", [](const std::vector<Tensor>& x) { return min(x[0], {-1}); }, {anyv({2, 3, 4}, 2)}});
+      cs.push_back({"min axes {1, 2} keepdims", [](const std::vector<Tensor>& x) { return min(x[0], {1, 2}, true); },
+                    {anyv({2, 3, 4}, 3)}});
+      cs.push_back({"min axis 1 of a transposed view",
+                    [](const std::vector<Tensor>& x) { return min(x[0].transpose(), {1}); }, {anyv({4, 3}, 4)}});
+      return cs;
+
+    // ------------------------------------------------------------ matmul
+    case OpId::Matmul: {
+      auto mm = [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); };
+      cs.push_back({"matmul [3, 4] @ [4, 2]", mm, {anyv({3, 4}, 1), anyv({4, 2}, 2)}});
+      cs.push_back({"matmul [2, 3, 4] @ [4, 2] (batch broadcast)", mm, {anyv({2, 3, 4}, 3), anyv({4, 2}, 4)}});
+      cs.push_back({"matmul [2, 1, 2, 3] @ [3, 3, 2] (both batches broadcast)", mm,
+                    {anyv({2, 1, 2, 3}, 5), anyv({3, 3, 2}, 6)}});
+      cs.push_back({"matmul [4] @ [4, 3]", mm, {anyv({4}, 7), anyv({4, 3}, 8)}});
+      cs.push_back({"matmul [3, 4] @ [4]", mm, {anyv({3, 4}, 9), anyv({4}, 10)}});
+      cs.push_back({"matmul [4] @ [4]", mm, {anyv({4}, 11), anyv({4}, 12)}});
+      cs.push_back({"matmul of transposed views: [4, 3]^T @ [2, 4]^T",
+                    [](const std::vector<Tensor>& x) { return matmul(x[0].transpose(), x[1].transpose()); },
+                    {anyv({4, 3}, 13), anyv({2, 4}, 14)}});
+      return cs;
+    }
+
+    // ------------------------------------------------------------ views
+    case OpId::Reshape:
+      cs.push_back({"reshape [2, 6] -> [3, 4]", [](const std::vector<Tensor>& x) { return x[0].reshape({3, 4}) * x[1]; },
+                    {anyv({2, 6}, 1), anyv({4}, 2)}});
+      cs.push_back({"reshape of a transposed view (copies)",
+                    [](const std::vector<Tensor>& x) { return x[0].transpose().reshape({-1}); }, {anyv({3, 4}, 3)}});
+      return cs;
+    case OpId::Permute:
+      cs.push_back({"permute {2, 0, 1}", [](const std::vector<Tensor>& x) { return x[0].permute({2, 0, 1}); },
+                    {anyv({2, 3, 4}, 1)}});
+      cs.push_back({"transpose(0, 2) then matmul",
+                    [](const std::vector<Tensor>& x) { return matmul(x[0].transpose(0, 2), x[1]); },
+                    {anyv({2, 3, 4}, 2), anyv({2, 3}, 3)}});
+      return cs;
+    case OpId::BroadcastTo:
+      cs.push_back({"broadcast_to [3, 1] -> [2, 3, 4]",
+                    [](const std::vector<Tensor>& x) { return x[0].broadcast_to({2, 3, 4}); }, {anyv({3, 1}, 1)}});
+      cs.push_back({"broadcast_to of a reversed view, times x",
+                    [](const std::vector<Tensor>& x) { return x[0](Slice(none, none, -1)).broadcast_to({3, 4}) * x[1]; },
+                    {anyv({4}, 2), anyv({3, 4}, 3)}});
+      return cs;
+    case OpId::Slice:
+      cs.push_back({"x[1:, ::-2]", [](const std::vector<Tensor>& x) { return x[0](Slice(1, none), Slice(none, none, -2)); },
+                    {anyv({3, 5}, 1)}});
+      cs.push_back({"x[::2, 1:4:2]", [](const std::vector<Tensor>& x) { return x[0](Slice(none, none, 2), Slice(1, 4, 2)); },
+                    {anyv({5, 5}, 2)}});
+      cs.push_back({"x[1] (integer index)", [](const std::vector<Tensor>& x) { return x[0][1]; }, {anyv({3, 4}, 3)}});
+      cs.push_back({"x[..., -1]", [](const std::vector<Tensor>& x) { return x[0](ellipsis, -1); }, {anyv({2, 3, 4}, 4)}});
+      cs.push_back({"x[-1:0:-3, newaxis, 2]",
+                    [](const std::vector<Tensor>& x) { return x[0](Slice(-1, 0, -3), newaxis, 2); }, {anyv({7, 3}, 5)}});
+      return cs;
+    case OpId::SliceScatter:
+      cs.push_back({"slice_scatter [2, 2] into [4, 5] at (3, 0) steps (-2, 2)",
+                    [](const std::vector<Tensor>& x) { return slice_scatter(x[0], {4, 5}, {3, 0}, {-2, 2}); },
+                    {anyv({2, 2}, 1)}});
+      cs.push_back({"slice_scatter of a transposed [3, 2] into [6, 2] at (1, 0) steps (2, 1)",
+                    [](const std::vector<Tensor>& x) { return slice_scatter(x[0].transpose(), {6, 2}, {1, 0}, {2, 1}); },
+                    {anyv({2, 3}, 2)}});
+      return cs;
+
+    // ------------------------------------------------------------ other
+    case OpId::Concat:
+      cs.push_back({"concat axis 0 of [2, 3] and [1, 3]",
+                    [](const std::vector<Tensor>& x) { return concat({x[0], x[1]}, 0); },
+                    {anyv({2, 3}, 1), anyv({1, 3}, 2)}});
+      cs.push_back({"concat axis -1 of a transposed view, x[:, ::-1] and x again",
+                    [](const std::vector<Tensor>& x) {
+                      return concat({x[0].transpose(), x[1](all, Slice(none, none, -1)), x[1]}, -1);
+                    },
+                    {anyv({2, 3}, 3), anyv({3, 4}, 4)}});
+      return cs;
+    case OpId::Gather: {
+      const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});  // duplicates in a row accumulate
+      const Tensor idx_row = i64({3, 0, 3}, {1, 3});       // broadcast along axis 0
+      cs.push_back({"take_along_axis axis 1 with duplicates",
+                    [idx](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx, 1); }, {anyv({3, 4}, 1)}});
+      cs.push_back({"take_along_axis indices [1, 3] broadcast against [3, 4]",
+                    [idx_row](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx_row, 1); },
+                    {anyv({3, 4}, 2)}});
+      cs.push_back({"take_along_axis axis 0 of a transposed view",
+                    [](const std::vector<Tensor>& x) {
+                      return take_along_axis(x[0].transpose(), i64({2, 0, 0, 1, 2, 2}, {2, 3}), 0);
+                    },
+                    {anyv({3, 3}, 3)}});
+      return cs;
+    }
+    case OpId::ScatterAdd: {
+      const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});
+      cs.push_back({"scatter_add axis 1 with duplicates (base and values)",
+                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx, x[1], 1); },
+                    {anyv({3, 4}, 1), anyv({3, 2}, 2)}});
+      cs.push_back({"scatter_add of values [1, 2] broadcast against indices [3, 2]",
+                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx, x[1], 1) * x[0]; },
+                    {anyv({3, 4}, 3), anyv({1, 2}, 4)}});
+      return cs;
+    }
+    case OpId::Cast: {
+      // through float32 and back: float32 rounding (~6e-8) needs a wider step than float64's
+      GradcheckOptions wide;
+      wide.eps = 1e-3;
+      wide.atol = 1e-3;
+      wide.rtol = 1e-3;
+      cs.push_back({"astype(float32).astype(float64)",
+                    [](const std::vector<Tensor>& x) { return x[0].astype(kFloat32).astype(kFloat64) * x[0]; },
+                    {anyv({2, 3}, 1)}, wide});
+      cs.push_back({"float32 input promoted by a float64 operand",
+                    [](const std::vector<Tensor>& x) { return x[0].astype(kFloat32) * x[1]; },
+                    {anyv({2, 3}, 2), anyv({3}, 3)}, wide});
+      return cs;
+    }
+    case OpId::Copy:
+      cs.push_back({"clone of a transposed view", [](const std::vector<Tensor>& x) { return x[0].transpose().clone() * 3.0; },
+                    {anyv({2, 3}, 1)}});
+      cs.push_back({"contiguous() of x[::-1]",
+                    [](const std::vector<Tensor>& x) { return x[0](Slice(none, none, -1)).contiguous(); }, {anyv({4}, 2)}});
+      return cs;
+
+    // ------------------------------------------------------------ not differentiable
+    case OpId::Equal:
+    case OpId::NotEqual:
+    case OpId::Less:
+    case OpId::LessEqual:
+    case OpId::Greater:
+    case OpId::GreaterEqual:
+    case OpId::LogicalAnd:
+    case OpId::LogicalOr:
+    case OpId::LogicalNot:
+    case OpId::ArgMax:
+    case OpId::ArgMin:
+      return cs;
+  }
+  return cs;  // an OpId this switch does not know: no cases, and the test below fails
+}
+
+// The op names a tape records while fn runs on (float64 copies of) the inputs.
+std::set<std::string> recorded_names(const Case& c) {
+  std::vector<Tensor> xs;
+  for (const auto& t : c.inputs) xs.push_back(is_floating(t.dtype()) ? t.astype(kFloat64) : t);
+  GradientTape tape;
+  for (const auto& t : xs)
+    if (is_floating(t.dtype())) tape.watch(t);
+  c.fn(xs);
+  std::set<std::string> names;
+  for (const auto& op : tape.recorded_ops()) names.insert(op.name);
+  return names;
+}
+
+std::size_t num_differentiable_ops() {
+  std::size_t n = 0;
+  for (const auto& info : kOpInfo) n += info.differentiable;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck: every differentiable op of ops.def", "[gradcheck]") {
+  std::size_t ops_checked = 0, cases_run = 0;
+  for (std::size_t i = 0; i < kNumOps; ++i) {
+    const OpId op = static_cast<OpId>(i);
+    const OpInfo& info = kOpInfo[i];
+    const std::vector<Case> cases = cases_for(op);
+    INFO("op " << info.name);
+    if (!info.differentiable) {
+      CHECK(cases.empty());
+      continue;
+    }
+    // a differentiable op without a case in cases_for() fails here
+    REQUIRE_FALSE(cases.empty());
+    bool all_ok = true;
+    for (const auto& c : cases) {
+      INFO("case: " << c.label);
+      // the case really runs the primitive (e.g. square might not be pow_scalar)
+      const std::set<std::string> names = recorded_names(c);
+      CHECK(names.count(info.name) == 1);
+      const GradcheckResult r = gradcheck(c.fn, c.inputs, c.options);
+      INFO(r.message);
+      CHECK(r.ok);
+      all_ok = all_ok && r.ok && names.count(info.name) == 1;
+      ++cases_run;
+    }
+    ops_checked += all_ok;
+  }
+  std::cout << "gradcheck: " << ops_checked << " of " << num_differentiable_ops() << " differentiable ops of ops.def ("
+            << kNumOps << " rows) passed, in " << cases_run << " cases\n";
+  CHECK(ops_checked == num_differentiable_ops());
+  CHECK(num_differentiable_ops() > 0);
+}
+
+TEST_CASE("gradgradcheck: every differentiable op's rule is differentiable itself", "[gradcheck]") {
+  // the rules are written with tensor ops, so second derivatives come for free: check the
+  // first two cases of every op
+  std::size_t ops_checked = 0;
+  for (std::size_t i = 0; i < kNumOps; ++i) {
+    if (!kOpInfo[i].differentiable) continue;
+    const std::vector<Case> cases = cases_for(static_cast<OpId>(i));
+    INFO("op " << kOpInfo[i].name);
+    REQUIRE_FALSE(cases.empty());
+    bool all_ok = true;
+    for (std::size_t k = 0; k < cases.size() && k < 2; ++k) {
+      const Case& c = cases[k];
+      INFO("case: " << c.label);
+      const GradcheckResult r = gradgradcheck(c.fn, c.inputs, c.options);
+      INFO(r.message);
+      CHECK(r.ok);
+      all_ok = all_ok && r.ok;
+    }
+    ops_checked += all_ok;
+  }
+  std::cout << "gradgradcheck: " << ops_checked << " of " << num_differentiable_ops() << " differentiable ops passed\n";
+  CHECK(ops_checked == num_differentiable_ops());
+}
+
+TEST_CASE("gradcheck: composites", "[gradcheck]") {
+  const Tensor labels = i64({2, 0, 3}, {3});
+  std::vector<Case> cs = {
+      {"softmax axis -1", [](const std::vector<Tensor>& x) { return softmax(x[0]); }, {anyv({3, 4}, 1)}},
+      {"softmax axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return softmax(x[0].transpose(), 0); },
+       {anyv({3, 4}, 2)}},
+      {"log_softmax axis -1", [](const std::vector<Tensor>& x) { return log_softmax(x[0]); }, {anyv({3, 4}, 3)}},
+      {"log_softmax axis 1 of [2, 3, 2]", [](const std::vector<Tensor>& x) { return log_softmax(x[0], 1); },
+       {anyv({2, 3, 2}, 4)}},
+      {"logsumexp all", [](const std::vector<Tensor>& x) { return logsumexp(x[0]); }, {anyv({3, 4}, 5)}},
+      {"logsumexp axis 1 keepdims", [](const std::vector<Tensor>& x) { return logsumexp(x[0], {1}, true); },
+       {anyv({3, 4}, 6)}},
+      {"logsumexp axes {0, 2}", [](const std::vector<Tensor>& x) { return logsumexp(x[0], {0, 2}); }, {anyv({2, 3, 2}, 7)}},
+      {"mean all", [](const std::vector<Tensor>& x) { return mean(x[0]); }, {anyv({3, 4}, 8)}},
+      {"mean axis 0 keepdims", [](const std::vector<Tensor>& x) { return mean(x[0], {0}, true); }, {anyv({3, 4}, 9)}},
+      {"var all", [](const std::vector<Tensor>& x) { return var(x[0]); }, {anyv({3, 4}, 10)}},
+      {"var axis 1", [](const std::vector<Tensor>& x) { return var(x[0], {1}); }, {anyv({3, 4}, 11)}},
+      {"sigmoid of x[::-1]", [](const std::vector<Tensor>& x) { return sigmoid(x[0](Slice(none, none, -1))); },
+       {anyv({5}, 12)}},
+      {"square", [](const std::vector<Tensor>& x) { return square(x[0]); }, {anyv({2, 3}, 13)}},
+      {"dot [4] . [4]", [](const std::vector<Tensor>& x) { return dot(x[0], x[1]); }, {anyv({4}, 14), anyv({4}, 15)}},
+      {"dot [2, 3] . [3, 2]", [](const std::vector<Tensor>& x) { return dot(x[0], x[1]); },
+       {anyv({2, 3}, 16), anyv({3, 2}, 17)}},
+      {"dot [2, 2, 3] . [3, 2] (N-D)", [](const std::vector<Tensor>& x) { return dot(x[0], x[1]); },
+       {anyv({2, 2, 3}, 18), anyv({3, 2}, 19)}},
+      {"tensordot axes ({0, 2}, {1, 0})",
+       [](const std::vector<Tensor>& x) { return tensordot(x[0], x[1], {0, 2}, {1, 0}); },
+       {anyv({2, 3, 4}, 20), anyv({4, 2, 2}, 21)}},
+      {"tensordot n = 1", [](const std::vector<Tensor>& x) { return tensordot(x[0], x[1], 1); },
+       {anyv({2, 3}, 22), anyv({3, 2}, 23)}},
+      {"stack axis 1", [](const std::vector<Tensor>& x) { return stack({x[0], x[1] * x[0], x[1]}, 1); },
+       {anyv({2, 3}, 24), anyv({2, 3}, 25)}},
+      {"split sizes {1, 2, 1} along axis 1",
+       [](const std::vector<Tensor>& x) {
+         auto p = split(x[0], std::vector<std::int64_t>{1, 2, 1}, 1);
+         return concat({p[2] * p[0], p[1]}, 1);
+       },
+       {anyv({3, 4}, 26)}},
+      {"split 2 sections along axis 0",
+       [](const std::vector<Tensor>& x) {
+         auto p = split(x[0], 2, 0);
+         return p[0] * p[1];
+       },
+       {anyv({4, 3}, 27)}},
+      {"gather per-example values", [labels](const std::vector<Tensor>& x) { return gather(x[0], labels); },
+       {anyv({3, 4}, 28)}},
+      {"cross-entropy through one_hot: -sum(one_hot(labels) * log_softmax(x))",
+       [labels](const std::vector<Tensor>& x) { return -sum(one_hot(labels, 4, kFloat64) * log_softmax(x[0]), {1}); },
+       {anyv({3, 4}, 29)}},
+      {"reshape, transpose, expand_dims, squeeze, broadcast_to, flatten",
+       [](const std::vector<Tensor>& x) {
+         Tensor t = x[0].reshape({3, 2}).transpose().expand_dims(1);      // [2, 1, 3]
+         t = t.broadcast_to({2, 4, 3}) * x[1];                            // x[1]: [4, 1]
+         return t.squeeze().flatten()(Slice(none, none, -3)).expand_dims(0).squeeze({0});
+       },
+       {anyv({6}, 30), anyv({4, 1}, 31)}},
+      {"slicing: steps, negative steps and an integer index",
+       [](const std::vector<Tensor>& x) {
+         return x[0](Slice(none, none, -2), 1, Slice(0, none, 2)) * x[0](Slice(1, none), -2, Slice(none, none, -2));
+       },
+       {anyv({3, 3, 4}, 32)}},
+      {"concat of slices of one tensor",
+       [](const std::vector<Tensor>& x) { return concat({x[0](Slice(1, none)), x[0](Slice(none, 2)) * 2.0}, 0); },
+       {anyv({3, 2}, 33)}},
+  };
+  for (const auto& c : cs) {
+    INFO("case: " << c.label);
+    const GradcheckResult r = gradcheck(c.fn, c.inputs, c.options);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("gradgradcheck: second derivatives through nested tapes", "[gradcheck]") {
+  std::vector<Case> cs = {
+      {"tanh", [](const std::vector<Tensor>& x) { return tanh(x[0]); }, {anyv({2, 3}, 1)}},
+      {"exp", [](const std::vector<Tensor>& x) { return exp(x[0]); }, {anyv({2, 3}, 2)}},
+      {"mul [3, 1] * [4]", [](const std::vector<Tensor>& x) { return x[0] * x[1]; }, {anyv({3, 1}, 3), anyv({4}, 4)}},
+      {"mul x * x * x", [](const std::vector<Tensor>& x) { return x[0] * x[0] * x[0]; }, {anyv({4}, 5)}},
+      {"matmul [2, 3] @ [3, 2]", [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
+       {anyv({2, 3}, 6), anyv({3, 2}, 7)}},
+      {"matmul(x, x) (quadratic)", [](const std::vector<Tensor>& x) { return matmul(x[0], x[0]); }, {anyv({3, 3}, 8)}},
+      {"softmax", [](const std::vector<Tensor>& x) { return softmax(x[0]); }, {anyv({2, 4}, 9)}},
+      {"log_softmax", [](const std::vector<Tensor>& x) { return log_softmax(x[0]); }, {anyv({2, 4}, 10)}},
+      {"sigmoid", [](const std::vector<Tensor>& x) { return sigmoid(x[0]); }, {anyv({5}, 11)}},
+      {"log", [](const std::vector<Tensor>& x) { return log(x[0]); }, {posv({5}, 12)}},
+      {"sqrt", [](const std::vector<Tensor>& x) { return sqrt(x[0]); }, {posv({5}, 13)}},
+      {"div", [](const std::vector<Tensor>& x) { return x[0] / x[1]; }, {anyv({3, 1}, 14), posv({4}, 15)}},
+      {"pow(a, b)", [](const std::vector<Tensor>& x) { return pow(x[0], x[1]); }, {posv({3}, 16), anyv({3}, 17)}},
+      {"x ** 3", [](const std::vector<Tensor>& x) { return pow(x[0], 3.0); }, {anyv({4}, 18)}},
+      {"logsumexp axis 1", [](const std::vector<Tensor>& x) { return logsumexp(x[0], {1}); }, {anyv({2, 3}, 19)}},
+      {"var", [](const std::vector<Tensor>& x) { return var(x[0]); }, {anyv({5}, 20)}},
+      {"abs * x (abs'' through sign)", [](const std::vector<Tensor>& x) { return abs(x[0]) * x[0]; }, {anyv({4}, 21)}},
+      {"relu(x) * x", [](const std::vector<Tensor>& x) { return relu(x[0]) * x[0]; }, {anyv({4}, 22)}},
+      {"max axis 1 times x", [](const std::vector<Tensor>& x) { return max(x[0], {1}, true) * x[0]; },
+       {anyv({2, 3}, 23)}},
+      {"take_along_axis squared",
+       [](const std::vector<Tensor>& x) { return square(take_along_axis(x[0], i64({1, 1, 0}, {1, 3}), 1)); },
+       {anyv({2, 3}, 24)}},
+      {"slice with negative step, squared", [](const std::vector<Tensor>& x) { return square(x[0](Slice(none, none, -2))); },
+       {anyv({5}, 25)}},
+  };
+  for (const auto& c : cs) {
+    INFO("case: " << c.label);
+    const GradcheckResult r = gradgradcheck(c.fn, c.inputs, c.options);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("gradcheck: reports a wrong gradient (the oracle itself works)", "[gradcheck]") {
+  // forward x * x, backward 3 * g: the tape uses the wrong rule and gradcheck must notice
+  auto wrong = [](const std::vector<Tensor>& x) {
+    return custom_op(
+        "wrong_square", {x[0]}, [](const std::vector<Tensor>& in) { return in[0] * in[0]; },
+        [](const std::vector<Tensor>&, const Tensor&, const Tensor& g) { return std::vector<Tensor>{g * 3.0}; });
+  };
+  const GradcheckResult bad = gradcheck(wrong, {anyv({4}, 1)});
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.max_abs_error > 0.1);
+  CHECK(bad.message.find("analytic") != std::string::npos);
+  CHECK(bad.message.find("numeric") != std::string::npos);
+
+  // the same op with the right rule passes, and so does its second derivative
+  auto right = [](const std::vector<Tensor>& x) {
+    return custom_op(
+        "square", {x[0]}, [](const std::vector<Tensor>& in) { return in[0] * in[0]; },
+        [](const std::vector<Tensor>& in, const Tensor&, const Tensor& g) {
+          return std::vector<Tensor>{g * 2.0 * in[0]};
+        });
+  };
+  CHECK(gradcheck(right, {anyv({4}, 2)}).ok);
+  CHECK(gradgradcheck(right, {anyv({4}, 3)}).ok);
+
+  // float32 inputs are checked in float64
+  const GradcheckResult r32 =
+      gradcheck([](const std::vector<Tensor>& x) { return tanh(x[0]); }, {anyv({3}, 4).astype(kFloat32)});
+  CHECK(r32.ok);
+}
