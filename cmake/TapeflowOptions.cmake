@@ -11,7 +11,6 @@ if(TAPEFLOW_SANITIZE)
     $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined>)
   target_link_options(tapeflow_options INTERFACE -fsanitize=address,undefined)
 endif()
-install(TARGETS tapeflow_options EXPORT tapeflowTargets)
 
 # add_tapeflow_library(NAME folder SOURCES ... PUBLIC_DEPS ... PRIVATE_DEPS ...)
 function(tapeflow_add_library name)
@@ -22,7 +21,7 @@ function(tapeflow_add_library name)
   target_include_directories(tapeflow_${name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:include>)
-  target_link_libraries(tapeflow_${name} PUBLIC tapeflow_options ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  target_link_libraries(tapeflow_${name} PUBLIC $<BUILD_INTERFACE:tapeflow_options> ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   install(TARGETS tapeflow_${name} EXPORT tapeflowTargets
     ARCHIVE DESTINATION lib LIBRARY DESTINATION lib RUNTIME DESTINATION bin)
   install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION include)
