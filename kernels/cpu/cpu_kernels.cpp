@@ -1,0 +1,1182 @@
+// The CPU kernels: same semantics as kernels/naive, written for speed.
+//
+// Element-wise kernels build an iteration Plan: size-1 axes dropped, axes ordered by the
+// first operand's strides, adjacent axes merged where every operand allows it, so a
+// contiguous tensor (or any dense view) becomes one flat run. The outer axes are walked
+// with an odometer and the innermost axis is one tight loop, specialised for unit strides
+// (auto-vectorised, or xsimd for exp/log/sqrt/tanh/sigmoid) and stride-0 broadcast operands.
+// Large tensors are split into one range per thread (OpenMP, num_threads()).
+// Reductions fold contiguous runs with several vector accumulators, or add whole rows into
+// the output row when the reduced axes are outer. Matmul goes to OpenBLAS's cblas_?gemm with
+// transpose flags instead of copies.
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "tapeflow/kernels/cpu.hpp"
+// functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused (reported upstream).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "tapeflow/kernels/functors.hpp"
+#pragma GCC diagnostic pop
+
+namespace tapeflow::kernels::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// ---- threads -------------------------------------------------------------------------
+
+int hardware_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+std::atomic<int> g_num_threads{0};  // 0: not set, use every core
+
+// Work (in elements touched) below which a kernel stays on the calling thread: starting a
+// parallel region costs a few microseconds, a cheap op streams ~256K floats in about that.
+constexpr i64 kParallelMin = i64(1) << 18;
+// Per-element cost factor of the ops that call exp/log/pow/philox per element.
+constexpr i64 kHeavyCost = 16;
+
+// OpenBLAS keeps its own thread pool: give it the same count as ours so the two never run
+// more threads than cores (they are never active at the same time).
+void set_blas_threads(int n) {
+  static std::atomic<int> current{0};
+  if (current.exchange(n) != n) openblas_set_num_threads(n);
+}
+
+// ---- op dispatch -----------------------------------------------------------------------
+
+// Calls f(std::integral_constant<OpId, op>) for the op when its ops.def row has one of the
+// wanted kinds. The switch lists every row, and f is instantiated for every row of a wanted
+// kind, so a row without its functor is a compile error, never a silent no-op. Ops of other
+// kinds never reach these kernels (the front-ends dispatch by kind).
+template <OpKind k1, OpKind k2, OpId op, class F>
+void visit_if(F& f) {
+  if constexpr (op_info(op).kind == k1 || op_info(op).kind == k2) f(std::integral_constant<OpId, op>{});
+}
+template <OpKind k1, OpKind k2 = k1, class F>
+void visit_op(OpId op, F&& f) {
+  switch (op) {
+#define TAPEFLOW_OP(id, name, kind, diff) \
+  case OpId::id:                          \
+    visit_if<k1, k2, OpId::id>(f);        \
+    break;
+#include "tapeflow/ops.def"
+#undef TAPEFLOW_OP
+  }
+}
+
+constexpr bool is_heavy(OpId op) {
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Tanh || op == OpId::Sigmoid ||
+         op == OpId::PowScalar || op == OpId::Pow;
+}
+
+// ---- iteration plans -------------------------------------------------------------------
+
+// N operands of one shape walked together. Invariant: rank >= 1 and every shape[d] >= 2
+// (or the single axis of a one-element plan); size == 0 means nothing to do.
+template <int N>
+struct Plan {
+  int rank = 0;
+  i64 size = 0;
+  i64 shape[kMaxRank] = {};
+  i64 strides[N][kMaxRank] = {};
+};
+
+// ls[k] are the operands' layouts, all with ls[0]'s rank and shape. Axes are ordered by
+// |stride| of operand 0, largest outermost, so operand 0 is walked in memory order.
+template <int N>
+Plan<N> make_plan(const Layout* const (&ls)[N]) {
+  Plan<N> p;
+  const Layout& s = *ls[0];
+  p.size = s.size();
+  int axes[kMaxRank];
+  int r = 0;
+  for (int d = 0; d < s.rank; ++d)
+    if (s.shape[d] != 1) axes[r++] = d;
+  auto key = [&](int d) { return ls[0]->strides[d] < 0 ? -ls[0]->strides[d] : ls[0]->strides[d]; };
+  for (int i = 1; i < r; ++i)  // stable insertion sort, descending key
+    for (int j = i; j > 0 && key(axes[j - 1]) < key(axes[j]); --j) std::swap(axes[j - 1], axes[j]);
+  for (int j = 0; j < r; ++j) {
+    const int d = axes[j];
+    if (p.rank > 0) {
+      bool merge = true;
+      for (int k = 0; k < N; ++k)
+        merge = merge && p.strides[k][p.rank - 1] == ls[k]->strides[d] * s.shape[d];
+      if (merge) {
+        p.shape[p.rank - 1] *= s.shape[d];
+        for (int k = 0; k < N; ++k) p.strides[k][p.rank - 1] = ls[k]->strides[d];
+        continue;
+      }
+    }
+    p.shape[p.rank] = s.shape[d];
+    for (int k = 0; k < N; ++k) p.strides[k][p.rank] = ls[k]->strides[d];
+    ++p.rank;
+  }
+  if (p.rank == 0) {  // a scalar, or only size-1 axes
+    p.rank = 1;
+    p.shape[0] = 1;
+  }
+  return p;
+}
+
+// Calls f(off, n) for the runs covering flat positions [begin, end) of the plan: off[k] is
+// operand k's element offset at the run's start, the run goes n steps along the last axis.
+template <int N, class F>
+void run_range(const Plan<N>& p, i64 begin, i64 end, const F& f) {
+  const int r = p.rank;
+  i64 idx[kMaxRank];
+  i64 off[N] = {};
+  i64 rem = begin;
+  for (int d = r - 1; d >= 0; --d) {
+    idx[d] = rem % p.shape[d];
+    rem /= p.shape[d];
+    for (int k = 0; k < N; ++k) off[k] += idx[d] * p.strides[k][d];
+  }
+  const i64 len = p.shape[r - 1];
+  for (i64 pos = begin; pos < end;) {
+    const i64 n = std::min(len - idx[r - 1], end - pos);
+    f(static_cast<const i64*>(off), n);
+    pos += n;
+    if (pos >= end) break;
+    idx[r - 1] += n;
+    for (int k = 0; k < N; ++k) off[k] += n * p.strides[k][r - 1];
+    for (int d = r - 1; d > 0 && idx[d] == p.shape[d]; --d) {
+      idx[d] = 0;
+      ++idx[d - 1];
+      for (int k = 0; k < N; ++k) off[k] += p.strides[k][d - 1] - p.shape[d] * p.strides[k][d];
+    }
+  }
+}
+
+// Calls f(off) for every index of the plan's first k axes (once when k == 0).
+template <int N, class F>
+void for_each_outer(const Plan<N>& p, int k, const F& f) {
+  i64 idx[kMaxRank] = {};
+  i64 off[N] = {};
+  for (int d = 0; d < k; ++d)
+    if (p.shape[d] == 0) return;
+  for (;;) {
+    f(static_cast<const i64*>(off));
+    int d = k - 1;
+    for (; d >= 0; --d) {
+      ++idx[d];
+      for (int c = 0; c < N; ++c) off[c] += p.strides[c][d];
+      if (idx[d] < p.shape[d]) break;
+      idx[d] = 0;
+      for (int c = 0; c < N; ++c) off[c] -= p.strides[c][d] * p.shape[d];
+    }
+    if (d < 0) return;
+  }
+}
+
+// Start of chunk c of [0, n) cut in `chunks` pieces, rounded to 64 elements so that two
+// threads rarely write the same cache line.
+i64 chunk_begin(i64 n, int c, int chunks) {
+  if (c >= chunks) return n;
+  return (n / chunks * c + (n % chunks) * c / chunks) & ~i64(63);
+}
+
+// Threads for `work` element-operations (never more than `items`, the units to split).
+int threads_for(i64 work, i64 items) {
+  if (work < kParallelMin) return 1;
+  return static_cast<int>(std::min<i64>(num_threads(), items));
+}
+
+// All runs of the plan, split over threads when the work (size * cost) is large.
+template <int N, class F>
+void for_each_run(const Plan<N>& p, i64 cost, const F& f) {
+  if (p.size == 0) return;
+  const int nt = threads_for(p.size * cost, p.size / 64 + 1);
+  if (nt <= 1) {
+    run_range(p, 0, p.size, f);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int c = 0; c < nt; ++c) run_range(p, chunk_begin(p.size, c, nt), chunk_begin(p.size, c + 1, nt), f);
+}
+
+// ---- element-wise ----------------------------------------------------------------------
+
+template <class T>
+constexpr bool kSimdFloat = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+template <OpId op, class T>
+xsimd::batch<T> simd_unary(const xsimd::batch<T>& x) {
+  using B = xsimd::batch<T>;
+  if constexpr (op == OpId::Exp) return xsimd::exp(x);
+  else if constexpr (op == OpId::Log) return xsimd::log(x);
+  else if constexpr (op == OpId::Sqrt) return xsimd::sqrt(x);
+  else if constexpr (op == OpId::Tanh) return xsimd::tanh(x);
+  else {
+    static_assert(op == OpId::Sigmoid);
+    // the functor's stable form: exp(-|x|) never overflows
+    const B e = xsimd::exp(-xsimd::abs(x));
+    const B one(T(1));
+    return xsimd::select(x >= B(T(0)), one, e) / (one + e);
+  }
+}
+
+// y[i] = op(x[i]) with xsimd; the tail goes through a padded batch so an element's value
+// never depends on where a run (or a thread's chunk) starts.
+template <OpId op, class T>
+void simd_unary_run(T* y, const T* x, i64 n) {
+  using B = xsimd::batch<T>;
+  constexpr i64 W = static_cast<i64>(B::size);
+  i64 i = 0;
+  for (; i + W <= n; i += W) simd_unary<op>(B::load_unaligned(x + i)).store_unaligned(y + i);
+  if (i < n) {
+    T buf[W];
+    for (i64 j = 0; j < W; ++j) buf[j] = i + j < n ? x[i + j] : T(1);
+    simd_unary<op>(B::load_unaligned(buf)).store_unaligned(buf);
+    for (i64 j = 0; i + j < n; ++j) y[i + j] = buf[j];
+  }
+}
+
+template <OpId op, class T>
+void unary_contiguous(T* y, const T* x, i64 n, double p0, double p1) {
+  constexpr bool simd = op == OpId::Exp || op == OpId::Log || op == OpId::Sqrt ||
+                        op == OpId::Tanh || op == OpId::Sigmoid;
+  if constexpr (simd && kSimdFloat<T>) {
+    simd_unary_run<op>(y, x, n);
+  } else {
+    if constexpr (op == OpId::PowScalar && kSimdFloat<T>) {
+      if (p0 == 2.0) {  // x ** 2 (squared errors): no pow call
+        for (i64 i = 0; i < n; ++i) y[i] = x[i] * x[i];
+        return;
+      }
+    }
+    const UnaryFn<op> f;
+    for (i64 i = 0; i < n; ++i) y[i] = f(x[i], p0, p1);
+  }
+}
+
+// A copy whose output runs along one axis and input along another (contiguous() of a
+// transposed view): 2-D tiles, so both sides touch whole cache lines. Plan operands:
+// 0 = out, 1 = in. Returns false when the plan has no such pair of axes.
+template <class TO, class TI>
+bool copy_transposed(TO* out, const TI* in, const Plan<2>& p) {
+  const int r = p.rank;
+  if (p.size == 0 || r < 2 || p.strides[0][r - 1] != 1 || p.strides[1][r - 1] == 1) return false;
+  int d = r - 2;  // the axis along which the input is contiguous: the tiles' rows
+  while (d >= 0 && p.strides[1][d] != 1) --d;
+  if (d < 0) return false;
+  int outer_axes[kMaxRank];
+  int nouter = 0;
+  for (int e = 0; e < r - 1; ++e)
+    if (e != d) outer_axes[nouter++] = e;
+  constexpr i64 kTile = 32;
+  const i64 rows = p.shape[d], cols = p.shape[r - 1];
+  const i64 out_row = p.strides[0][d], in_col = p.strides[1][r - 1];
+  const i64 row_tiles = (rows + kTile - 1) / kTile;
+  i64 outer = 1;
+  for (int e = 0; e < nouter; ++e) outer *= p.shape[outer_axes[e]];
+  const i64 tasks = outer * row_tiles;  // one strip of kTile rows each
+  auto strip = [&](i64 t) {
+    i64 o = t / row_tiles, oo = 0, io = 0;
+    for (int e = nouter - 1; e >= 0; --e) {
+      const int a = outer_axes[e];
+      const i64 ix = o % p.shape[a];
+      o /= p.shape[a];
+      oo += ix * p.strides[0][a];
+      io += ix * p.strides[1][a];
+    }
+    const i64 i0 = t % row_tiles * kTile, i1 = std::min(rows, i0 + kTile);
+    for (i64 j0 = 0; j0 < cols; j0 += kTile) {
+      const i64 j1 = std::min(cols, j0 + kTile);
+      for (i64 i = i0; i < i1; ++i) {
+        TO* y = out + oo + i * out_row;
+        const TI* x = in + io + i;
+        for (i64 j = j0; j < j1; ++j) y[j] = static_cast<TO>(x[j * in_col]);
+      }
+    }
+  };
+  const int nt = threads_for(p.size, tasks);
+  if (nt <= 1) {
+    for (i64 t = 0; t < tasks; ++t) strip(t);
+  } else {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (i64 t = 0; t < tasks; ++t) strip(t);
+  }
+  return true;
+}
+
+// y[i] = c[i] ? u[i] : v[i] as a bit select: GCC does not vectorise the bool-driven
+// select itself (a bool is 0 or 1, so 0 - c is an all-ones or all-zeros mask).
+template <class T>
+void where_contiguous(T* y, const bool* c, const T* u, const T* v, i64 n) {
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
+    using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    const unsigned char* cc = reinterpret_cast<const unsigned char*>(c);
+    for (i64 i = 0; i < n; ++i) {
+      U a, b;
+      std::memcpy(&a, u + i, sizeof(T));
+      std::memcpy(&b, v + i, sizeof(T));
+      const U m = U(0) - U(cc[i]);
+      const U r = (a & m) | (b & ~m);
+      std::memcpy(y + i, &r, sizeof(T));
+    }
+  } else {
+    static_assert(std::is_same_v<T, bool>);  // bytes 0 or 1: (c & u) | (!c & v)
+    const unsigned char* cc = reinterpret_cast<const unsigned char*>(c);
+    const unsigned char* uc = reinterpret_cast<const unsigned char*>(u);
+    const unsigned char* vc = reinterpret_cast<const unsigned char*>(v);
+    unsigned char* yc = reinterpret_cast<unsigned char*>(y);
+    for (i64 i = 0; i < n; ++i) yc[i] = static_cast<unsigned char>((cc[i] & uc[i]) | ((cc[i] ^ 1u) & vc[i]));
+  }
+}
+
+// ---- reductions ------------------------------------------------------------------------
+
+template <class T>
+T lowest_or_neg_inf() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
+  return std::numeric_limits<T>::lowest();
+}
+template <class T>
+T max_or_inf() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
+  return std::numeric_limits<T>::max();
+}
+
+template <OpId op, class T>
+T identity() {
+  if constexpr (op == OpId::Sum) return T(0);
+  else if constexpr (op == OpId::Max) return lowest_or_neg_inf<T>();
+  else return max_or_inf<T>();
+}
+
+// acc op x; Max/Min propagate NaN (the functors of maximum/minimum)
+template <OpId op, class T>
+T combine(T acc, T x) {
+  if constexpr (op == OpId::Sum) return acc + x;
+  else if constexpr (op == OpId::Max) return BinaryFn<OpId::Maximum>{}(acc, x);
+  else return BinaryFn<OpId::Minimum>{}(acc, x);
+}
+
+// Elements summed per block before the block's sum is added (in double) to the total:
+// float32 error stays ~ log2(kSumBlock) eps instead of n eps.
+constexpr i64 kSumBlock = 4096;
+
+// Fold of a contiguous run x[0, n).
+template <OpId op, class T>
+T reduce_contiguous(const T* x, i64 n) {
+  if constexpr (kSimdFloat<T>) {
+    using B = xsimd::batch<T>;
+    constexpr i64 W = static_cast<i64>(B::size);
+    if constexpr (op == OpId::Sum) {
+      double total = 0;
+      for (i64 b0 = 0; b0 < n; b0 += kSumBlock) {
+        const i64 bn = std::min(kSumBlock, n - b0);
+        const T* p = x + b0;
+        B a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+        i64 i = 0;
+        for (; i + 4 * W <= bn; i += 4 * W) {
+          a0 += B::load_unaligned(p + i);
+          a1 += B::load_unaligned(p + i + W);
+          a2 += B::load_unaligned(p + i + 2 * W);
+          a3 += B::load_unaligned(p + i + 3 * W);
+        }
+        for (; i + W <= bn; i += W) a0 += B::load_unaligned(p + i);
+        T s = xsimd::hadd((a0 + a1) + (a2 + a3));
+        for (; i < bn; ++i) s += p[i];
+        total += s;
+      }
+      return static_cast<T>(total);
+    } else {
+      // xsimd::max/min drop NaN, so NaN is tracked on the side
+      const B init(identity<op, T>());
+      B a0 = init, a1 = init;
+      auto nan = xsimd::isnan(init);
+      i64 i = 0;
+      for (; i + 2 * W <= n; i += 2 * W) {
+        const B v0 = B::load_unaligned(x + i), v1 = B::load_unaligned(x + i + W);
+        if constexpr (op == OpId::Max) {
+          a0 = xsimd::max(a0, v0);
+          a1 = xsimd::max(a1, v1);
+        } else {
+          a0 = xsimd::min(a0, v0);
+          a1 = xsimd::min(a1, v1);
+        }
+        nan = nan | xsimd::isnan(v0) | xsimd::isnan(v1);
+      }
+      if (xsimd::any(nan)) return std::numeric_limits<T>::quiet_NaN();
+      T lanes[2 * W];
+      a0.store_unaligned(lanes);
+      a1.store_unaligned(lanes + W);
+      T acc = identity<op, T>();
+      for (i64 j = 0; j < 2 * W; ++j) acc = combine<op>(acc, lanes[j]);
+      for (; i < n; ++i) acc = combine<op>(acc, x[i]);
+      return acc;
+    }
+  } else {
+    T acc[8];
+    for (T& a : acc) a = identity<op, T>();
+    i64 i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) acc[j] = combine<op>(acc[j], x[i + j]);
+    for (; i < n; ++i) acc[0] = combine<op>(acc[0], x[i]);
+    for (int j = 1; j < 8; ++j) acc[0] = combine<op>(acc[0], acc[j]);
+    return acc[0];
+  }
+}
+
+// Fold of x[0], x[s], ..., x[(n-1) s].
+template <OpId op, class T>
+T reduce_run(const T* x, i64 n, i64 s) {
+  if (s == 1) return reduce_contiguous<op>(x, n);
+  if (n == 0) return identity<op, T>();
+  if (s == 0) {  // a broadcast input
+    if constexpr (op == OpId::Sum) return static_cast<T>(x[0] * static_cast<T>(n));
+    else return combine<op>(identity<op, T>(), x[0]);
+  }
+  T acc[4] = {identity<op, T>(), identity<op, T>(), identity<op, T>(), identity<op, T>()};
+  i64 i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) acc[j] = combine<op>(acc[j], x[(i + j) * s]);
+  for (; i < n; ++i) acc[0] = combine<op>(acc[0], x[i * s]);
+  return combine<op>(combine<op>(acc[0], acc[1]), combine<op>(acc[2], acc[3]));
+}
+
+// Columns per block of reduce_rows: the block of the output row (and the float32 partial
+// sums) stays in L2 while every input row streams through it in long contiguous runs.
+constexpr i64 kColBlock = 8192;
+// float32 rows summed in float before the partial is added to a double
+constexpr i64 kRowBlock = 256;
+
+// y op= x elementwise over n contiguous elements; Max/Min propagate NaN.
+template <OpId op, class T>
+void combine_row(T* y, const T* x, i64 n) {
+  i64 j = 0;
+  if constexpr (kSimdFloat<T> && op != OpId::Sum) {
+    // maxps/minps(b, a) return a when either is NaN, so a NaN y stays; a NaN x is selected
+    using B = xsimd::batch<T>;
+    constexpr i64 W = static_cast<i64>(B::size);
+    for (; j + W <= n; j += W) {
+      const B a = B::load_unaligned(y + j), b = B::load_unaligned(x + j);
+      const B m = op == OpId::Max ? xsimd::max(b, a) : xsimd::min(b, a);
+      xsimd::select(xsimd::isnan(b), b, m).store_unaligned(y + j);
+    }
+  }
+  for (; j < n; ++j) y[j] = combine<op>(y[j], x[j]);
+}
+
+// y[j ys] = y[j ys] op x[l rs + j xs] for l < rows, j < n: `rows` input rows fold into one
+// output row, vectorised along the row (never a strided gather per element).
+template <OpId op, class T>
+void reduce_rows(T* y, i64 ys, const T* x, i64 rows, i64 rs, i64 n, i64 xs) {
+  if (ys == 1 && xs == 1 && rs == n && n < 64 && rows >= 256) {
+    // short dense rows ([N, 4] summed over N): fold groups of g rows as rows of g * n
+    // elements into a small buffer, then fold the buffer's g slices into y
+    const i64 g = (64 + n - 1) / n, wide = g * n, groups = rows / g;
+    T acc[128];
+    std::fill_n(acc, wide, identity<op, T>());
+    reduce_rows<op>(acc, 1, x, groups, wide, wide, 1);
+    for (i64 t = 0; t < g; ++t)
+      for (i64 j = 0; j < n; ++j) y[j] = combine<op>(y[j], acc[t * n + j]);
+    x += groups * wide;
+    rows -= groups * g;
+  }
+  if (ys == 1 && xs == 1) {
+    if constexpr (op == OpId::Sum && std::is_same_v<T, float>) {
+      if (rows > kRowBlock) {
+        // per thread: float partials of kRowBlock rows, their sums in double
+        thread_local std::vector<float> part;
+        thread_local std::vector<double> total;
+        part.resize(static_cast<std::size_t>(std::min(kColBlock, n)));
+        total.resize(part.size());
+        for (i64 c0 = 0; c0 < n; c0 += kColBlock) {
+          const i64 cb = std::min(kColBlock, n - c0);
+          float* pp = part.data();
+          double* tp = total.data();
+          std::fill_n(tp, cb, 0.0);
+          for (i64 l0 = 0; l0 < rows; l0 += kRowBlock) {
+            std::fill_n(pp, cb, 0.0f);
+            const i64 l1 = std::min(rows, l0 + kRowBlock);
+            for (i64 l = l0; l < l1; ++l) {
+              const float* row = x + l * rs + c0;
+              for (i64 j = 0; j < cb; ++j) pp[j] += row[j];
+            }
+            for (i64 j = 0; j < cb; ++j) tp[j] += pp[j];
+          }
+          for (i64 j = 0; j < cb; ++j) y[c0 + j] = static_cast<float>(y[c0 + j] + tp[j]);
+        }
+        return;
+      }
+    }
+    for (i64 c0 = 0; c0 < n; c0 += kColBlock) {
+      const i64 cb = std::min(kColBlock, n - c0);
+      for (i64 l = 0; l < rows; ++l) combine_row<op>(y + c0, x + l * rs + c0, cb);
+    }
+    return;
+  }
+  for (i64 l = 0; l < rows; ++l) {
+    const T* row = x + l * rs;
+    for (i64 j = 0; j < n; ++j) y[j * ys] = combine<op>(y[j * ys], row[j * xs]);
+  }
+}
+
+// Plan operands: 0 = input, 1 = output (stride 0 on reduced axes). out is initialised.
+template <OpId op, class T>
+void reduce_serial(T* out, const T* in, const Plan<2>& p) {
+  const int r = p.rank;
+  const i64 n = p.shape[r - 1], xs = p.strides[0][r - 1], ys = p.strides[1][r - 1];
+  if (ys == 0 && n <= 16 && r >= 2 && p.strides[1][r - 2] != 0) {
+    // short reduced runs under a kept axis ([N, 4] summed over 4): no call per run
+    const i64 rows = p.shape[r - 2], rs = p.strides[0][r - 2], os = p.strides[1][r - 2];
+    for_each_outer(p, r - 2, [&](const i64* off) {
+      const T* x = in + off[0];
+      T* y = out + off[1];
+      for (i64 i = 0; i < rows; ++i) {
+        T acc = identity<op, T>();
+        for (i64 j = 0; j < n; ++j) acc = combine<op>(acc, x[i * rs + j * xs]);
+        y[i * os] = combine<op>(y[i * os], acc);
+      }
+    });
+  } else if (ys == 0) {  // innermost axis reduced: each run folds to one value
+    for_each_outer(p, r - 1, [&](const i64* off) {
+      T& y = out[off[1]];
+      y = combine<op>(y, reduce_run<op>(in + off[0], n, xs));
+    });
+  } else if (r >= 2 && p.strides[1][r - 2] == 0) {  // the rows of axis r-2 fold into one output row
+    const i64 rows = p.shape[r - 2], rs = p.strides[0][r - 2];
+    for_each_outer(p, r - 2, [&](const i64* off) {
+      reduce_rows<op>(out + off[1], ys, in + off[0], rows, rs, n, xs);
+    });
+  } else {
+    for_each_outer(p, r - 1, [&](const i64* off) {
+      reduce_rows<op>(out + off[1], ys, in + off[0], 1, 0, n, xs);
+    });
+  }
+}
+
+// The axis to cut between threads, or -1. A kept axis gives each thread its own outputs; a
+// reduced axis needs one partial output per extra thread (out_size elements each).
+int reduce_split_axis(const Plan<2>& p, int nt, i64 out_size, bool partials_ok) {
+  const int r = p.rank;
+  auto kept = [&](int d) { return p.strides[1][d] != 0; };
+  for (int d = 0; d < r; ++d)  // an inner kept axis only when its slices stay long rows
+    if (kept(d) && p.shape[d] >= 4 * nt && (d < r - 1 || p.shape[d] >= 1024 * nt)) return d;
+  int best = -1;
+  if (partials_ok && out_size * (nt - 1) <= p.size)
+    for (int d = 0; d < r; ++d)
+      if (!kept(d) && p.shape[d] >= nt && (best < 0 || p.shape[d] > p.shape[best])) best = d;
+  if (best >= 0) return best;
+  for (int d = 0; d < r; ++d)
+    if (kept(d) && p.shape[d] >= nt && (best < 0 || p.shape[d] > p.shape[best])) best = d;
+  return best;
+}
+
+template <OpId op, class T>
+void reduce_impl(T* out, const Layout& out_l, const T* in, const Layout& in_l) {
+  // the output's own index space: the reduced axes (stride 0) collapse to length 1
+  Layout init_l = out_l;
+  bool partials_ok = true;  // out_l addresses [0, out_size) with non-negative strides
+  for (int d = 0; d < init_l.rank; ++d) {
+    if (init_l.strides[d] == 0) init_l.shape[d] = 1;
+    if (init_l.strides[d] < 0) partials_ok = false;
+  }
+  const i64 out_size = init_l.size();
+  if (out_size == 0) return;
+  fill(out, init_l, identity<op, T>());
+  const Layout* ls[2] = {&in_l, &out_l};
+  const Plan<2> p = make_plan(ls);
+  if (p.size == 0) return;
+  if (partials_ok) {
+    i64 last = 0;
+    for (int d = 0; d < init_l.rank; ++d) last += (init_l.shape[d] - 1) * init_l.strides[d];
+    partials_ok = last < out_size;
+  }
+
+  const int nt = threads_for(p.size, p.size);
+  const int split = nt > 1 ? reduce_split_axis(p, nt, out_size, partials_ok) : -1;
+  if (split < 0) {
+    reduce_serial<op>(out, in, p);
+    return;
+  }
+  const bool partial = p.strides[1][split] == 0;
+  const i64 len = p.shape[split];
+  const int chunks = static_cast<int>(std::min<i64>(nt, len));
+  std::vector<T> partials(partial ? static_cast<std::size_t>(out_size * (chunks - 1)) : 0, identity<op, T>());
+#pragma omp parallel for num_threads(chunks) schedule(static)
+  for (int c = 0; c < chunks; ++c) {
+    const i64 b = len * c / chunks, e = len * (c + 1) / chunks;
+    Plan<2> q = p;
+    q.shape[split] = e - b;
+    T* y = partial ? (c == 0 ? out : partials.data() + (c - 1) * out_size) : out + b * p.strides[1][split];
+    reduce_serial<op>(y, in + b * p.strides[0][split], q);
+  }
+  for (int c = 1; partial && c < chunks; ++c) {
+    const T* part = partials.data() + (c - 1) * out_size;
+    for (i64 i = 0; i < out_size; ++i) out[i] = combine<op>(out[i], part[i]);
+  }
+}
+
+// ---- arg reductions --------------------------------------------------------------------
+
+// ArgMax/ArgMin along x[0], x[s], ...: the first extreme, the first NaN if there is one.
+template <OpId op, class T>
+i64 arg_run(const T* x, i64 len, i64 s) {
+  T best = x[0];
+  if (best != best) return 0;
+  i64 best_i = 0;
+  for (i64 i = 1; i < len; ++i) {
+    const T v = x[i * s];
+    if (v != v) return i;
+    if (op == OpId::ArgMax ? v > best : v < best) {
+      best = v;
+      best_i = i;
+    }
+  }
+  return best_i;
+}
+
+// The same along a contiguous run, in two vectorised passes: the extreme value (NaN if any),
+// then the first position holding it.
+template <OpId op, class T>
+i64 arg_contiguous(const T* x, i64 len) {
+  if constexpr (kSimdFloat<T>) {
+    using B = xsimd::batch<T>;
+    constexpr i64 W = static_cast<i64>(B::size);
+    const T m = reduce_contiguous<op == OpId::ArgMax ? OpId::Max : OpId::Min>(x, len);
+    const bool nan = m != m;
+    i64 i = 0;
+    for (; i + W <= len; i += W) {
+      const B v = B::load_unaligned(x + i);
+      if (xsimd::any(nan ? xsimd::isnan(v) : v == B(m))) break;
+    }
+    for (; i < len; ++i)
+      if (nan ? x[i] != x[i] : x[i] == m) return i;
+    return 0;  // unreachable: m is one of the elements
+  } else {
+    return arg_run<op>(x, len, 1);
+  }
+}
+
+// The same for n contiguous columns at once (the reduced axis is outer, stride s).
+template <OpId op, class T>
+void arg_columns(i64* out, const T* x, i64 len, i64 s, i64 n) {
+  // indices kept at T's width so the compare-and-select loop vectorises
+  using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  constexpr i64 kBlock = 2048;
+  if (len > std::numeric_limits<I>::max()) {
+    for (i64 j = 0; j < n; ++j) out[j] = arg_run<op>(x + j, len, s);
+    return;
+  }
+  for (i64 c0 = 0; c0 < n; c0 += kBlock) {
+    const i64 cb = std::min(kBlock, n - c0);
+    T best[kBlock];
+    I idx[kBlock];
+    for (i64 j = 0; j < cb; ++j) {
+      best[j] = x[c0 + j];
+      idx[j] = 0;
+    }
+    for (i64 l = 1; l < len; ++l) {
+      const T* row = x + l * s + c0;
+      const I li = static_cast<I>(l);
+      for (i64 j = 0; j < cb; ++j) {
+        const T v = row[j], b = best[j];
+        const bool take = b == b && (v != v || (op == OpId::ArgMax ? v > b : v < b));
+        best[j] = take ? v : b;
+        idx[j] = take ? li : idx[j];
+      }
+    }
+    for (i64 j = 0; j < cb; ++j) out[c0 + j] = idx[j];
+  }
+}
+
+template <OpId op, class T>
+void arg_reduce_impl(i64* out, const T* in, const Layout& in_l, int axis) {
+  Layout rest_in;  // the input without `axis`
+  rest_in.rank = in_l.rank - 1;
+  for (int d = 0, e = 0; d < in_l.rank; ++d) {
+    if (d == axis) continue;
+    rest_in.shape[e] = in_l.shape[d];
+    rest_in.strides[e++] = in_l.strides[d];
+  }
+  const Layout rest_out = contiguous_layout(rest_in.rank, rest_in.shape);
+  const Layout* ls[2] = {&rest_out, &rest_in};
+  const Plan<2> p = make_plan(ls);
+  const i64 len = in_l.shape[axis], s = in_l.strides[axis];
+  const i64 os = p.strides[0][p.rank - 1], xs = p.strides[1][p.rank - 1];
+  for_each_run(p, len, [&](const i64* off, i64 n) {
+    if (os == 1 && xs == 1 && s != 1 && len > 1) {
+      arg_columns<op>(out + off[0], in + off[1], len, s, n);
+    } else {
+      for (i64 j = 0; j < n; ++j) {
+        const T* x = in + off[1] + j * xs;
+        out[off[0] + j * os] = s == 1 ? arg_contiguous<op>(x, len) : arg_run<op>(x, len, s);
+      }
+    }
+  });
+}
+
+// ---- matmul ----------------------------------------------------------------------------
+
+// How one matrix [rows, cols] with strides (sr, sc) is handed to row-major cblas: as is
+// (NoTrans, ld = sr), as the transpose of a row-major matrix (Trans, ld = sc), or not at all
+// (ok = false: overlapping, broadcast or negative strides; copy it first). Size-1 axes can
+// have any stride; ld still has to be >= max(1, cols of the stored matrix).
+struct BlasMatrix {
+  bool ok = false;
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  i64 ld = 1;
+};
+BlasMatrix blas_matrix(i64 rows, i64 cols, i64 sr, i64 sc) {
+  const i64 max_ld = INT_MAX;
+  if ((sc == 1 || cols <= 1) && (rows <= 1 || (sr >= std::max<i64>(1, cols) && sr <= max_ld)))
+    return {true, CblasNoTrans, rows <= 1 ? std::max<i64>(1, cols) : sr};
+  if ((sr == 1 || rows <= 1) && (cols <= 1 || (sc >= std::max<i64>(1, rows) && sc <= max_ld)))
+    return {true, CblasTrans, cols <= 1 ? std::max<i64>(1, rows) : sc};
+  return {};
+}
+
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, i64 m, i64 n, i64 k, const float* a, i64 lda,
+          const float* b, i64 ldb, float* c, i64 ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(lda), b,
+              blasint(ldb), 0.0f, c, blasint(ldc));
+}
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, i64 m, i64 n, i64 k, const double* a, i64 lda,
+          const double* b, i64 ldb, double* c, i64 ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0, a, blasint(lda), b,
+              blasint(ldb), 0.0, c, blasint(ldc));
+}
+
+// c[m, n] = a[m, k] @ b[k, n] for any strides; c contiguous. Operands BLAS cannot read as
+// they are go through a contiguous copy.
+template <class T>
+void gemm_strided(T* c, const T* a, i64 m, i64 k, i64 as_m, i64 as_k, const T* b, i64 n, i64 bs_k,
+                  i64 bs_n) {
+  std::vector<T> a_copy, b_copy;
+  BlasMatrix am = blas_matrix(m, k, as_m, as_k), bm = blas_matrix(k, n, bs_k, bs_n);
+  if (!am.ok) {
+    a_copy.resize(static_cast<std::size_t>(m * k));
+    for (i64 i = 0; i < m; ++i)
+      for (i64 p = 0; p < k; ++p) a_copy[i * k + p] = a[i * as_m + p * as_k];
+    a = a_copy.data();
+    am = {true, CblasNoTrans, std::max<i64>(1, k)};
+  }
+  if (!bm.ok) {
+    b_copy.resize(static_cast<std::size_t>(k * n));
+    for (i64 p = 0; p < k; ++p)
+      for (i64 j = 0; j < n; ++j) b_copy[p * n + j] = b[p * bs_k + j * bs_n];
+    b = b_copy.data();
+    bm = {true, CblasNoTrans, std::max<i64>(1, n)};
+  }
+  gemm(am.trans, bm.trans, m, n, k, a, am.ld, b, bm.ld, c, std::max<i64>(1, n));
+}
+
+// Integer matmul (no BLAS): i-p-j order, the inner loop runs along a row of b and c.
+template <class T>
+void matmul_loop(T* c, const T* a, i64 m, i64 k, i64 as_m, i64 as_k, const T* b, i64 n, i64 bs_k,
+                 i64 bs_n) {
+  for (i64 i = 0; i < m; ++i) {
+    T* row = c + i * n;
+    std::fill_n(row, n, T(0));
+    for (i64 p = 0; p < k; ++p) {
+      const T av = a[i * as_m + p * as_k];
+      const T* brow = b + p * bs_k;
+      if (bs_n == 1)
+        for (i64 j = 0; j < n; ++j) row[j] += av * brow[j];
+      else
+        for (i64 j = 0; j < n; ++j) row[j] += av * brow[j * bs_n];
+    }
+  }
+}
+
+// OpenBLAS runs a gemm below 64^3 multiply-adds on one thread; batches of such gemms are
+// split over our threads instead.
+constexpr i64 kSmallGemm = i64(1) << 18;
+
+template <class T>
+void matmul_impl(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+  const int r = a_l.rank, nb = r - 2;
+  const i64 m = a_l.shape[r - 2], k = a_l.shape[r - 1], n = b_l.shape[r - 1];
+  const i64 as_m = a_l.strides[r - 2], as_k = a_l.strides[r - 1];
+  const i64 bs_k = b_l.strides[r - 2], bs_n = b_l.strides[r - 1];
+  i64 batch = 1;
+  for (int d = 0; d < nb; ++d) batch *= a_l.shape[d];
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill_n(out, batch * m * n, T(0));
+    return;
+  }
+  constexpr bool blas = kSimdFloat<T>;
+  const bool fits_blas = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
+
+  // [batch..., m, k] @ [k, n] with b broadcast over the batch and a's rows evenly spaced
+  // (its batch axes and m merge into one axis, in order): one gemm with batch * m rows, as
+  // for a dense layer applied to a sequence.
+  if constexpr (blas) {
+    bool shared = fits_blas && batch > 1 && batch * m <= INT_MAX;
+    for (int d = 0; d < nb; ++d) shared = shared && (b_l.strides[d] == 0 || b_l.shape[d] == 1);
+    i64 sr = 0, span = 1;  // stride and length of the merged row axis so far (inner first)
+    for (int d = nb; d >= 0 && shared; --d) {
+      if (a_l.shape[d] == 1) continue;
+      if (span == 1) sr = a_l.strides[d];
+      else shared = a_l.strides[d] == sr * span;
+      span *= a_l.shape[d];
+    }
+    if (shared && sr > 0) {
+      const BlasMatrix am = blas_matrix(batch * m, k, sr, as_k);
+      if (am.ok && am.trans == CblasNoTrans) {
+        set_blas_threads(num_threads());
+        gemm_strided(out, a, batch * m, k, sr, as_k, b, n, bs_k, bs_n);
+        return;
+      }
+    }
+  }
+
+  Layout batch_l;  // the batch odometer: a's and b's offsets per batch index
+  batch_l.rank = nb;
+  for (int d = 0; d < nb; ++d) batch_l.shape[d] = a_l.shape[d];
+  std::vector<i64> a_off(static_cast<std::size_t>(batch)), b_off(static_cast<std::size_t>(batch));
+  {
+    i64 idx[kMaxRank] = {};
+    for (i64 t = 0; t < batch; ++t) {
+      i64 ao = 0, bo = 0;
+      for (int d = 0; d < nb; ++d) {
+        ao += idx[d] * a_l.strides[d];
+        bo += idx[d] * b_l.strides[d];
+      }
+      a_off[t] = ao;
+      b_off[t] = bo;
+      for (int d = nb - 1; d >= 0; --d) {
+        if (++idx[d] < batch_l.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  auto one = [&](i64 t) {
+    T* c = out + t * m * n;
+    if constexpr (blas) {
+      if (fits_blas) {
+        gemm_strided(c, a + a_off[t], m, k, as_m, as_k, b + b_off[t], n, bs_k, bs_n);
+        return;
+      }
+    }
+    matmul_loop(c, a + a_off[t], m, k, as_m, as_k, b + b_off[t], n, bs_k, bs_n);
+  };
+  const i64 flops = m * n * k;
+  const bool split_batches = batch > 1 && (!blas || !fits_blas || flops < kSmallGemm);
+  const int nt = split_batches ? threads_for(batch * flops, batch) : 1;
+  if (blas) set_blas_threads(split_batches ? 1 : num_threads());
+  if (nt <= 1) {
+    for (i64 t = 0; t < batch; ++t) one(t);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (i64 t = 0; t < batch; ++t) one(t);
+}
+
+// ---- random ----------------------------------------------------------------------------
+
+// Same lines as kernels/naive: the formula of kernel_api.inc, with the one fix that
+// rounding to T never returns `high` (low + (high - low) * u can round up in float32).
+template <class T>
+T uniform_at(std::uint64_t seed, std::uint64_t counter, double low, double high) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  double u;
+  if constexpr (std::is_same_v<T, float>) {
+    u = static_cast<double>(r.v[0] >> 8) * 0x1p-24;
+  } else {
+    const std::uint64_t bits = (std::uint64_t(r.v[0]) << 32) | r.v[1];
+    u = static_cast<double>(bits >> 11) * 0x1p-53;
+  }
+  T v = static_cast<T>(low + (high - low) * u);
+  if (high > low && v >= static_cast<T>(high)) v = std::nextafter(static_cast<T>(high), static_cast<T>(low));
+  return v;
+}
+template <class T>
+T normal_at(std::uint64_t seed, std::uint64_t counter, double mean, double stddev) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  const double u1 = (r.v[0] + 1.0) * 0x1p-32;
+  const double u2 = r.v[1] * 0x1p-32;
+  const double two_pi = 6.283185307179586476925286766559;
+  return static_cast<T>(mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2));
+}
+
+// out[i] = g(i) for i < n, split over threads (every element depends only on i).
+template <class T, class G>
+void generate(T* out, i64 n, const G& g) {
+  const int nt = threads_for(n * kHeavyCost, n / 64 + 1);
+  if (nt <= 1) {
+    for (i64 i = 0; i < n; ++i) out[i] = g(i);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int c = 0; c < nt; ++c)
+    for (i64 i = chunk_begin(n, c, nt), e = chunk_begin(n, c + 1, nt); i < e; ++i) out[i] = g(i);
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  const int hw = hardware_threads();
+  g_num_threads.store(n <= 0 ? hw : std::min(n, hw), std::memory_order_relaxed);
+}
+
+int num_threads() {
+  const int n = g_num_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : hardware_threads();
+}
+
+template <class T>
+void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l, double p0, double p1) {
+  visit_op<OpKind::Unary>(op, [&](auto tag) {
+    constexpr OpId o = decltype(tag)::value;
+    const UnaryFn<o> f;
+    const Layout* ls[2] = {&out_l, &in_l};
+    const Plan<2> p = make_plan(ls);
+    const i64 so = p.strides[0][p.rank - 1], si = p.strides[1][p.rank - 1];
+    for_each_run(p, is_heavy(o) ? kHeavyCost : 1, [&](const i64* off, i64 n) {
+      T* y = out + off[0];
+      const T* x = in + off[1];
+      if (so == 1 && si == 1) {
+        unary_contiguous<o>(y, x, n, p0, p1);
+      } else if (si == 0) {
+        const T v = f(*x, p0, p1);
+        for (i64 i = 0; i < n; ++i) y[i * so] = v;
+      } else {
+        for (i64 i = 0; i < n; ++i) y[i * so] = f(x[i * si], p0, p1);
+      }
+    });
+  });
+}
+
+template <class T>
+void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+            const Layout& b_l) {
+  visit_op<OpKind::Binary>(op, [&](auto tag) {
+    constexpr OpId o = decltype(tag)::value;
+    const BinaryFn<o> f;
+    const Layout* ls[3] = {&out_l, &a_l, &b_l};
+    const Plan<3> p = make_plan(ls);
+    const i64 so = p.strides[0][p.rank - 1], sa = p.strides[1][p.rank - 1], sb = p.strides[2][p.rank - 1];
+    for_each_run(p, is_heavy(o) ? kHeavyCost : 1, [&](const i64* off, i64 n) {
+      T* y = out + off[0];
+      const T* u = a + off[1];
+      const T* v = b + off[2];
+      if (so == 1 && sa == 1 && sb == 1) {
+        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
+      } else if (so == 1 && sa == 1 && sb == 0) {
+        const T s = *v;
+        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
+      } else if (so == 1 && sa == 0 && sb == 1) {
+        const T s = *u;
+        for (i64 i = 0; i < n; ++i) y[i] = f(s, v[i]);
+      } else {
+        for (i64 i = 0; i < n; ++i) y[i * so] = f(u[i * sa], v[i * sb]);
+      }
+    });
+  });
+}
+
+template <class T>
+void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+             const Layout& b_l) {
+  visit_op<OpKind::Compare, OpKind::Logical>(op, [&](auto tag) {
+    const CompareFn<decltype(tag)::value> f;
+    const Layout* ls[3] = {&out_l, &a_l, &b_l};
+    const Plan<3> p = make_plan(ls);
+    const i64 so = p.strides[0][p.rank - 1], sa = p.strides[1][p.rank - 1], sb = p.strides[2][p.rank - 1];
+    for_each_run(p, 1, [&](const i64* off, i64 n) {
+      bool* y = out + off[0];
+      const T* u = a + off[1];
+      const T* v = b + off[2];
+      if (so == 1 && sa == 1 && sb == 1) {
+        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
+      } else if (so == 1 && sa == 1 && sb == 0) {
+        const T s = *v;
+        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
+      } else {
+        for (i64 i = 0; i < n; ++i) y[i * so] = f(u[i * sa], v[i * sb]);
+      }
+    });
+  });
+}
+
+template <class T>
+void where(T* out, const Layout& out_l, const bool* cond, const Layout& cond_l, const T* a,
+           const Layout& a_l, const T* b, const Layout& b_l) {
+  const Layout* ls[4] = {&out_l, &cond_l, &a_l, &b_l};
+  const Plan<4> p = make_plan(ls);
+  const int r = p.rank - 1;
+  const i64 so = p.strides[0][r], sc = p.strides[1][r], sa = p.strides[2][r], sb = p.strides[3][r];
+  for_each_run(p, 1, [&](const i64* off, i64 n) {
+    T* y = out + off[0];
+    const bool* c = cond + off[1];
+    const T* u = a + off[2];
+    const T* v = b + off[3];
+    if (so == 1 && sc == 1 && sa == 1 && sb == 1) {
+      where_contiguous(y, c, u, v, n);
+    } else {
+      for (i64 i = 0; i < n; ++i) y[i * so] = c[i * sc] ? u[i * sa] : v[i * sb];
+    }
+  });
+}
+
+template <class TO, class TI>
+void copy(TO* out, const Layout& out_l, const TI* in, const Layout& in_l) {
+  const Layout* ls[2] = {&out_l, &in_l};
+  const Plan<2> p = make_plan(ls);
+  if (copy_transposed(out, in, p)) return;
+  const i64 so = p.strides[0][p.rank - 1], si = p.strides[1][p.rank - 1];
+  for_each_run(p, 1, [&](const i64* off, i64 n) {
+    TO* y = out + off[0];
+    const TI* x = in + off[1];
+    if (so == 1 && si == 1) {
+      if constexpr (std::is_same_v<TO, TI>) {
+        if (y != x) std::memmove(y, x, static_cast<std::size_t>(n) * sizeof(TO));
+      } else {
+        for (i64 i = 0; i < n; ++i) y[i] = static_cast<TO>(x[i]);
+      }
+    } else if (si == 0) {
+      const TO v = static_cast<TO>(*x);
+      for (i64 i = 0; i < n; ++i) y[i * so] = v;
+    } else {
+      for (i64 i = 0; i < n; ++i) y[i * so] = static_cast<TO>(x[i * si]);
+    }
+  });
+}
+
+template <class T>
+void fill(T* out, const Layout& out_l, T value) {
+  const Layout* ls[1] = {&out_l};
+  const Plan<1> p = make_plan(ls);
+  const i64 so = p.strides[0][p.rank - 1];
+  for_each_run(p, 1, [&](const i64* off, i64 n) {
+    T* y = out + off[0];
+    if (so == 1) {
+      std::fill_n(y, n, value);
+    } else {
+      for (i64 i = 0; i < n; ++i) y[i * so] = value;
+    }
+  });
+}
+
+template <class T>
+void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l) {
+  if (op == OpId::Sum) reduce_impl<OpId::Sum>(out, out_l, in, in_l);
+  else if (op == OpId::Max) reduce_impl<OpId::Max>(out, out_l, in, in_l);
+  else if (op == OpId::Min) reduce_impl<OpId::Min>(out, out_l, in, in_l);
+}
+
+template <class T>
+void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int axis) {
+  if (op == OpId::ArgMax) arg_reduce_impl<OpId::ArgMax>(out, in, in_l, axis);
+  else if (op == OpId::ArgMin) arg_reduce_impl<OpId::ArgMin>(out, in, in_l, axis);
+}
+
+template <class T>
+void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+  matmul_impl(out, a, a_l, b, b_l);
+}
+
+template <class T>
+void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const std::int64_t* idx,
+            const Layout& idx_l, int axis) {
+  // walk the output's shape; the input moves along `axis` only through the index
+  Layout src_l = in_l;
+  src_l.shape[axis] = out_l.shape[axis];
+  src_l.strides[axis] = 0;
+  const i64 step = in_l.strides[axis];
+  const Layout* ls[3] = {&out_l, &idx_l, &src_l};
+  const Plan<3> p = make_plan(ls);
+  const int r = p.rank - 1;
+  const i64 so = p.strides[0][r], si = p.strides[1][r], sx = p.strides[2][r];
+  for_each_run(p, 2, [&](const i64* off, i64 n) {
+    T* y = out + off[0];
+    const i64* ix = idx + off[1];
+    const T* x = in + off[2];
+    for (i64 j = 0; j < n; ++j) y[j * so] = x[j * sx + ix[j * si] * step];
+  });
+}
+
+template <class T>
+void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                 const std::int64_t* idx, const Layout& idx_l, int axis) {
+  // serial: duplicate indices make any split along `axis` race
+  Layout dst_l = out_l;
+  dst_l.shape[axis] = src_l.shape[axis];
+  dst_l.strides[axis] = 0;
+  const i64 step = out_l.strides[axis];
+  const Layout* ls[3] = {&src_l, &idx_l, &dst_l};
+  const Plan<3> p = make_plan(ls);
+  if (p.size == 0) return;
+  const int r = p.rank - 1;
+  const i64 ss = p.strides[0][r], si = p.strides[1][r], sy = p.strides[2][r];
+  run_range(p, 0, p.size, [&](const i64* off, i64 n) {
+    const T* x = src + off[0];
+    const i64* ix = idx + off[1];
+    T* y = out + off[2];
+    for (i64 j = 0; j < n; ++j) y[j * sy + ix[j * si] * step] += x[j * ss];
+  });
+}
+
+template <class T>
+void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
+  generate(out, n, [&](i64 i) { return uniform_at<T>(seed, offset + std::uint64_t(i), low, high); });
+}
+
+template <class T>
+void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
+  generate(out, n, [&](i64 i) { return normal_at<T>(seed, offset + std::uint64_t(i), mean, stddev); });
+}
+
+// ---- explicit instantiations (the same dtype lists as kernels/naive) ----
+#define TAPEFLOW_ARITH(T)                                                                        \
+  template void unary<T>(OpId, T*, const Layout&, const T*, const Layout&, double, double);     \
+  template void binary<T>(OpId, T*, const Layout&, const T*, const Layout&, const T*,           \
+                          const Layout&);                                                       \
+  template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&);                    \
+  template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int);               \
+  template void matmul<T>(T*, const T*, const Layout&, const T*, const Layout&);                \
+  template void scatter_add<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, \
+                               const Layout&, int);
+#define TAPEFLOW_ALL(T)                                                                         \
+  template void compare<T>(OpId, bool*, const Layout&, const T*, const Layout&, const T*,       \
+                           const Layout&);                                                      \
+  template void where<T>(T*, const Layout&, const bool*, const Layout&, const T*, const Layout&, \
+                         const T*, const Layout&);                                              \
+  template void fill<T>(T*, const Layout&, T);                                                  \
+  template void gather<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*,      \
+                          const Layout&, int);                                                  \
+  template void copy<T, bool>(T*, const Layout&, const bool*, const Layout&);                   \
+  template void copy<T, std::int32_t>(T*, const Layout&, const std::int32_t*, const Layout&);   \
+  template void copy<T, std::int64_t>(T*, const Layout&, const std::int64_t*, const Layout&);   \
+  template void copy<T, float>(T*, const Layout&, const float*, const Layout&);                 \
+  template void copy<T, double>(T*, const Layout&, const double*, const Layout&);
+#define TAPEFLOW_FLOAT(T)                                                                       \
+  template void uniform<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);     \
+  template void normal<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+
+TAPEFLOW_ARITH(std::int32_t)
+TAPEFLOW_ARITH(std::int64_t)
+TAPEFLOW_ARITH(float)
+TAPEFLOW_ARITH(double)
+TAPEFLOW_ALL(bool)
+TAPEFLOW_ALL(std::int32_t)
+TAPEFLOW_ALL(std::int64_t)
+TAPEFLOW_ALL(float)
+TAPEFLOW_ALL(double)
+TAPEFLOW_FLOAT(float)
+TAPEFLOW_FLOAT(double)
+#undef TAPEFLOW_ARITH
+#undef TAPEFLOW_ALL
+#undef TAPEFLOW_FLOAT
+
+}  // namespace tapeflow::kernels::cpu

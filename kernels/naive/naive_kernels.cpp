@@ -1,0 +1,313 @@
+// The naive kernels: the oracle of the tests and the "naive" side of the benchmarks.
+// Every kernel is one odometer over the output's (or the input's) index space that
+// recomputes each element's offset from its multi-index. Never optimised: keep it obviously
+// correct.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "tapeflow/kernels/naive.hpp"
+// functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused (reported upstream).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "tapeflow/kernels/functors.hpp"
+#pragma GCC diagnostic pop
+
+namespace tapeflow::kernels::naive {
+namespace {
+
+using i64 = std::int64_t;
+
+// Calls f(idx) for every multi-index idx of `shape` in row-major order (once for rank 0,
+// never when an axis has length 0).
+template <class F>
+void for_each_index(int rank, const i64* shape, F&& f) {
+  i64 n = 1;
+  for (int d = 0; d < rank; ++d) n *= shape[d];
+  i64 idx[kMaxRank] = {};
+  for (i64 flat = 0; flat < n; ++flat) {
+    f(static_cast<const i64*>(idx));
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+i64 offset_of(const Layout& l, const i64* idx) {
+  i64 off = 0;
+  for (int d = 0; d < l.rank; ++d) off += idx[d] * l.strides[d];
+  return off;
+}
+
+template <class T>
+bool is_nan(T x) {
+  return x != x;
+}
+
+// Calls f(std::integral_constant<OpId, op>) for the op when its row in ops.def has one of the
+// wanted kinds. The switch lists every row, and f is instantiated for every row of a wanted
+// kind, so a row without its functor (UnaryFn<op>, ...) is a compile error, never a silent
+// no-op. Ops of other kinds never reach these kernels (the front-ends dispatch by kind).
+template <OpKind k1, OpKind k2, OpId op, class F>
+void visit_if(F& f) {
+  if constexpr (op_info(op).kind == k1 || op_info(op).kind == k2) f(std::integral_constant<OpId, op>{});
+}
+template <OpKind k1, OpKind k2 = k1, class F>
+void visit_op(OpId op, F&& f) {
+  switch (op) {
+#define TAPEFLOW_OP(id, name, kind, diff) \
+  case OpId::id:                          \
+    visit_if<k1, k2, OpId::id>(f);        \
+    break;
+#include "tapeflow/ops.def"
+#undef TAPEFLOW_OP
+  }
+}
+
+// Sum accumulates floating point in double: the oracle should be more exact than the
+// kernels it checks.
+template <class T>
+using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+
+template <class T>
+T lowest_or_neg_inf() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
+  return std::numeric_limits<T>::lowest();
+}
+template <class T>
+T max_or_inf() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
+  return std::numeric_limits<T>::max();
+}
+
+// uniform/normal for one element, shared with kernels/cpu (which has its own copy of the same
+// lines): the formula of kernel_api.inc, with the one fix that rounding to T never returns
+// `high` (low + (high - low) * u can round up to high in float32).
+template <class T>
+T uniform_at(std::uint64_t seed, std::uint64_t counter, double low, double high) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  double u;
+  if constexpr (std::is_same_v<T, float>) {
+    u = static_cast<double>(r.v[0] >> 8) * 0x1p-24;
+  } else {
+    const std::uint64_t bits = (std::uint64_t(r.v[0]) << 32) | r.v[1];
+    u = static_cast<double>(bits >> 11) * 0x1p-53;
+  }
+  T v = static_cast<T>(low + (high - low) * u);
+  if (high > low && v >= static_cast<T>(high)) v = std::nextafter(static_cast<T>(high), static_cast<T>(low));
+  return v;
+}
+template <class T>
+T normal_at(std::uint64_t seed, std::uint64_t counter, double mean, double stddev) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  const double u1 = (r.v[0] + 1.0) * 0x1p-32;
+  const double u2 = r.v[1] * 0x1p-32;
+  const double two_pi = 6.283185307179586476925286766559;
+  return static_cast<T>(mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2));
+}
+
+}  // namespace
+
+template <class T>
+void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l, double p0, double p1) {
+  visit_op<OpKind::Unary>(op, [&](auto tag) {
+    const UnaryFn<decltype(tag)::value> f;
+    for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+      out[offset_of(out_l, idx)] = f(in[offset_of(in_l, idx)], p0, p1);
+    });
+  });
+}
+
+template <class T>
+void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+            const Layout& b_l) {
+  visit_op<OpKind::Binary>(op, [&](auto tag) {
+    const BinaryFn<decltype(tag)::value> f;
+    for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+      out[offset_of(out_l, idx)] = f(a[offset_of(a_l, idx)], b[offset_of(b_l, idx)]);
+    });
+  });
+}
+
+template <class T>
+void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+             const Layout& b_l) {
+  visit_op<OpKind::Compare, OpKind::Logical>(op, [&](auto tag) {
+    const CompareFn<decltype(tag)::value> f;
+    for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+      out[offset_of(out_l, idx)] = f(a[offset_of(a_l, idx)], b[offset_of(b_l, idx)]);
+    });
+  });
+}
+
+template <class T>
+void where(T* out, const Layout& out_l, const bool* cond, const Layout& cond_l, const T* a,
+           const Layout& a_l, const T* b, const Layout& b_l) {
+  for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+    out[offset_of(out_l, idx)] =
+        cond[offset_of(cond_l, idx)] ? a[offset_of(a_l, idx)] : b[offset_of(b_l, idx)];
+  });
+}
+
+template <class TO, class TI>
+void copy(TO* out, const Layout& out_l, const TI* in, const Layout& in_l) {
+  for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+    out[offset_of(out_l, idx)] = static_cast<TO>(in[offset_of(in_l, idx)]);
+  });
+}
+
+template <class T>
+void fill(T* out, const Layout& out_l, T value) {
+  for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) { out[offset_of(out_l, idx)] = value; });
+}
+
+template <class T>
+void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l) {
+  // kept: the output's index space (reduced axes -> 1); red: the reduced axes (kept -> 1).
+  // The input index is their sum, as each is 0 on the other's axes.
+  const int rank = in_l.rank;
+  i64 kept[kMaxRank], red[kMaxRank];
+  for (int d = 0; d < rank; ++d) {
+    const bool reduced = out_l.strides[d] == 0;
+    kept[d] = reduced ? 1 : in_l.shape[d];
+    red[d] = reduced ? in_l.shape[d] : 1;
+  }
+  for_each_index(rank, kept, [&](const i64* ki) {
+    SumAcc<T> sum = 0;
+    T ext = op == OpId::Max ? lowest_or_neg_inf<T>() : max_or_inf<T>();
+    for_each_index(rank, red, [&](const i64* ri) {
+      i64 idx[kMaxRank];
+      for (int d = 0; d < rank; ++d) idx[d] = ki[d] + ri[d];
+      const T x = in[offset_of(in_l, idx)];
+      if (op == OpId::Sum) sum += x;
+      else if (op == OpId::Max) ext = BinaryFn<OpId::Maximum>{}(ext, x);
+      else ext = BinaryFn<OpId::Minimum>{}(ext, x);
+    });
+    out[offset_of(out_l, ki)] = op == OpId::Sum ? static_cast<T>(sum) : ext;
+  });
+}
+
+template <class T>
+void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int axis) {
+  i64 rows[kMaxRank];
+  for (int d = 0; d < in_l.rank; ++d) rows[d] = d == axis ? 1 : in_l.shape[d];
+  const i64 len = in_l.shape[axis], stride = in_l.strides[axis];
+  i64 next = 0;  // out is contiguous in the row-major order of the odometer
+  for_each_index(in_l.rank, rows, [&](const i64* idx) {
+    const T* row = in + offset_of(in_l, idx);
+    T best = row[0];
+    i64 best_i = 0;
+    for (i64 i = 1; i < len; ++i) {
+      const T x = row[i * stride];
+      if (is_nan(best)) break;
+      const bool better = op == OpId::ArgMax ? x > best : x < best;
+      if (better || is_nan(x)) {
+        best = x;
+        best_i = i;
+      }
+    }
+    out[next++] = best_i;
+  });
+}
+
+template <class T>
+void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+  const int r = a_l.rank;
+  const i64 m = a_l.shape[r - 2], k = a_l.shape[r - 1], n = b_l.shape[r - 1];
+  const i64 as_m = a_l.strides[r - 2], as_k = a_l.strides[r - 1];
+  const i64 bs_k = b_l.strides[r - 2], bs_n = b_l.strides[r - 1];
+  i64 batch_index = 0;
+  for_each_index(r - 2, a_l.shape, [&](const i64* idx) {
+    i64 a_off = 0, b_off = 0;
+    for (int d = 0; d < r - 2; ++d) {
+      a_off += idx[d] * a_l.strides[d];
+      b_off += idx[d] * b_l.strides[d];
+    }
+    T* c = out + batch_index++ * m * n;
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < n; ++j) {
+        SumAcc<T> acc = 0;
+        for (i64 p = 0; p < k; ++p)
+          acc += SumAcc<T>(a[a_off + i * as_m + p * as_k]) * SumAcc<T>(b[b_off + p * bs_k + j * bs_n]);
+        c[i * n + j] = static_cast<T>(acc);
+      }
+  });
+}
+
+template <class T>
+void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const std::int64_t* idx,
+            const Layout& idx_l, int axis) {
+  for_each_index(out_l.rank, out_l.shape, [&](const i64* i) {
+    i64 src[kMaxRank];
+    for (int d = 0; d < out_l.rank; ++d) src[d] = i[d];
+    src[axis] = idx[offset_of(idx_l, i)];
+    out[offset_of(out_l, i)] = in[offset_of(in_l, src)];
+  });
+}
+
+template <class T>
+void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                 const std::int64_t* idx, const Layout& idx_l, int axis) {
+  for_each_index(src_l.rank, src_l.shape, [&](const i64* i) {
+    i64 dst[kMaxRank];
+    for (int d = 0; d < src_l.rank; ++d) dst[d] = i[d];
+    dst[axis] = idx[offset_of(idx_l, i)];
+    out[offset_of(out_l, dst)] += src[offset_of(src_l, i)];
+  });
+}
+
+template <class T>
+void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
+  for (i64 i = 0; i < n; ++i) out[i] = uniform_at<T>(seed, offset + std::uint64_t(i), low, high);
+}
+
+template <class T>
+void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
+  for (i64 i = 0; i < n; ++i) out[i] = normal_at<T>(seed, offset + std::uint64_t(i), mean, stddev);
+}
+
+// ---- explicit instantiations (the dtype lists core dispatches over) ----
+#define TAPEFLOW_ARITH(T)                                                                        \
+  template void unary<T>(OpId, T*, const Layout&, const T*, const Layout&, double, double);     \
+  template void binary<T>(OpId, T*, const Layout&, const T*, const Layout&, const T*,           \
+                          const Layout&);                                                       \
+  template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&);                    \
+  template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int);               \
+  template void matmul<T>(T*, const T*, const Layout&, const T*, const Layout&);                \
+  template void scatter_add<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, \
+                               const Layout&, int);
+#define TAPEFLOW_ALL(T)                                                                         \
+  template void compare<T>(OpId, bool*, const Layout&, const T*, const Layout&, const T*,       \
+                           const Layout&);                                                      \
+  template void where<T>(T*, const Layout&, const bool*, const Layout&, const T*, const Layout&, \
+                         const T*, const Layout&);                                              \
+  template void fill<T>(T*, const Layout&, T);                                                  \
+  template void gather<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*,      \
+                          const Layout&, int);                                                  \
+  template void copy<T, bool>(T*, const Layout&, const bool*, const Layout&);                   \
+  template void copy<T, std::int32_t>(T*, const Layout&, const std::int32_t*, const Layout&);   \
+  template void copy<T, std::int64_t>(T*, const Layout&, const std::int64_t*, const Layout&);   \
+  template void copy<T, float>(T*, const Layout&, const float*, const Layout&);                 \
+  template void copy<T, double>(T*, const Layout&, const double*, const Layout&);
+#define TAPEFLOW_FLOAT(T)                                                                       \
+  template void uniform<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);     \
+  template void normal<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+
+TAPEFLOW_ARITH(std::int32_t)
+TAPEFLOW_ARITH(std::int64_t)
+TAPEFLOW_ARITH(float)
+TAPEFLOW_ARITH(double)
+TAPEFLOW_ALL(bool)
+TAPEFLOW_ALL(std::int32_t)
+TAPEFLOW_ALL(std::int64_t)
+TAPEFLOW_ALL(float)
+TAPEFLOW_ALL(double)
+TAPEFLOW_FLOAT(float)
+TAPEFLOW_FLOAT(double)
+#undef TAPEFLOW_ARITH
+#undef TAPEFLOW_ALL
+#undef TAPEFLOW_FLOAT
+
+}  // namespace tapeflow::kernels::naive

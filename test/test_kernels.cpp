@@ -1,0 +1,941 @@
+// The CPU kernels against the naive oracle (STYLE.md 9): every element-wise op row of
+// ops.def, every dtype it takes, random shapes of rank 0..4 (size-0 and size-1 axes
+// included) over contiguous, permuted, padded, negative-stride and broadcast layouts, with
+// strided outputs. Outputs are compared over their whole buffer, so a kernel that writes
+// outside its view fails too.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tapeflow/kernels/cpu.hpp"
+#include "tapeflow/kernels/naive.hpp"
+#include "tapeflow/op_id.hpp"
+// functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "tapeflow/kernels/functors.hpp"
+#pragma GCC diagnostic pop
+
+namespace {
+
+namespace kn = tapeflow::kernels;
+using tapeflow::OpId;
+using tapeflow::OpKind;
+using i64 = std::int64_t;
+using Shape = std::vector<i64>;
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 g(20240611);
+  return g;
+}
+i64 rand_int(i64 lo, i64 hi) {  // [lo, hi]
+  return std::uniform_int_distribution<i64>(lo, hi)(rng());
+}
+double rand_real(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng()); }
+bool coin(double p = 0.5) { return rand_real(0, 1) < p; }
+
+// The ops of the given kinds, in ops.def order.
+std::vector<OpId> ops_of(std::initializer_list<OpKind> kinds) {
+  std::vector<OpId> ops;
+  for (std::size_t i = 0; i < tapeflow::kNumOps; ++i) {
+    const OpKind k = tapeflow::kOpInfo[i].kind;
+    if (std::find(kinds.begin(), kinds.end(), k) != kinds.end()) ops.push_back(static_cast<OpId>(i));
+  }
+  return ops;
+}
+
+template <class T>
+constexpr bool kFloat = std::is_floating_point_v<T>;
+
+// Value domains of the random inputs.
+enum class Domain { Signed, Positive, Small, Bool };
+
+template <class T>
+T random_value(Domain d) {
+  if constexpr (std::is_same_v<T, bool>) {
+    (void)d;
+    return coin();
+  } else if constexpr (kFloat<T>) {
+    switch (d) {
+      case Domain::Positive: return static_cast<T>(rand_real(0.05, 4.0));
+      case Domain::Small: return static_cast<T>(rand_int(-3, 3) * 0.5);  // many ties
+      case Domain::Bool: return static_cast<T>(rand_int(0, 1));
+      default: return static_cast<T>(rand_real(-4.0, 4.0));
+    }
+  } else {
+    switch (d) {
+      case Domain::Positive: return static_cast<T>(rand_int(1, 5));
+      case Domain::Small: return static_cast<T>(rand_int(-3, 3));
+      case Domain::Bool: return static_cast<T>(rand_int(0, 1));
+      default: return static_cast<T>(rand_int(-9, 9));
+    }
+  }
+}
+
+// Which kinds of strides a random layout may use.
+struct Opts {
+  bool permute = true;    // axes stored in another order (transposed views)
+  bool pad = true;        // gaps between elements (slices with a step)
+  bool negative = true;   // reversed axes: the data pointer is the last element along them
+  bool broadcast = false; // stride 0 on some axes
+};
+
+// A plain owning array (std::vector<bool> has no bool* data()).
+template <class T>
+struct Buffer {
+  std::unique_ptr<T[]> p;
+  std::size_t n = 0;
+  Buffer() = default;
+  Buffer(const Buffer& o) : p(o.n ? new T[o.n] : nullptr), n(o.n) { std::copy(o.begin(), o.end(), begin()); }
+  Buffer& operator=(const Buffer& o) {
+    Buffer t(o);
+    std::swap(p, t.p);
+    std::swap(n, t.n);
+    return *this;
+  }
+  void resize(std::size_t size) {
+    Buffer t;
+    t.p.reset(size ? new T[size]() : nullptr);
+    t.n = size;
+    std::copy(begin(), begin() + std::min(n, size), t.begin());
+    *this = t;
+  }
+  T* data() { return p.get(); }
+  const T* data() const { return p.get(); }
+  std::size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  T* begin() { return p.get(); }
+  T* end() { return p.get() + n; }
+  const T* begin() const { return p.get(); }
+  const T* end() const { return p.get() + n; }
+  T& operator[](std::size_t i) { return p[i]; }
+  const T& operator[](std::size_t i) const { return p[i]; }
+};
+
+// A view with its own buffer: data() points at the first element, like the kernels expect.
+template <class T>
+struct View {
+  Buffer<T> buf;
+  kn::Layout l;
+  i64 base = 0;
+  T* data() { return buf.data() + base; }
+  const T* data() const { return buf.data() + base; }
+};
+
+std::string describe(const kn::Layout& l) {
+  std::ostringstream s;
+  s << "shape [";
+  for (int d = 0; d < l.rank; ++d) s << (d ? ", " : "") << l.shape[d];
+  s << "] strides [";
+  for (int d = 0; d < l.rank; ++d) s << (d ? ", " : "") << l.strides[d];
+  s << "]";
+  return s.str();
+}
+
+kn::Layout contiguous(const Shape& shape) {
+  return kn::contiguous_layout(static_cast<int>(shape.size()), shape.data());
+}
+
+template <class T>
+View<T> make_view(const Shape& shape, Opts o, Domain dom = Domain::Signed) {
+  const int rank = static_cast<int>(shape.size());
+  View<T> v;
+  v.l.rank = rank;
+  i64 total = 1;
+  for (i64 s : shape) total *= s;
+  std::vector<int> perm(static_cast<std::size_t>(rank));
+  std::iota(perm.begin(), perm.end(), 0);
+  if (o.permute && coin()) std::shuffle(perm.begin(), perm.end(), rng());
+  i64 acc = 1;  // physical elements inside the axes placed so far (innermost first)
+  for (int j = rank - 1; j >= 0; --j) {
+    const int d = perm[static_cast<std::size_t>(j)];
+    const bool bcast = o.broadcast && coin(0.3);
+    const i64 step = o.pad && coin(0.3) ? 2 : 1;
+    v.l.shape[d] = shape[static_cast<std::size_t>(d)];
+    v.l.strides[d] = bcast ? 0 : acc * step;
+    if (!bcast) acc *= shape[static_cast<std::size_t>(d)] * step;
+  }
+  if (total == 0) acc = 0;
+  for (int d = 0; d < rank && total > 0; ++d) {
+    if (o.negative && v.l.strides[d] != 0 && coin(0.25)) {
+      v.base += (v.l.shape[d] - 1) * v.l.strides[d];
+      v.l.strides[d] = -v.l.strides[d];
+    }
+  }
+  v.buf.resize(static_cast<std::size_t>(acc));
+  for (auto&& x : v.buf) x = random_value<T>(dom);
+  return v;
+}
+
+// An output layout: any strides but broadcast; its gaps hold random values too.
+template <class T>
+View<T> make_out(const Shape& shape) {
+  Opts o;
+  o.permute = coin(0.3);
+  o.pad = coin(0.3);
+  o.negative = coin(0.3);
+  return make_view<T>(shape, o);
+}
+
+// A random layout policy for inputs: a third contiguous, the rest any mixture.
+Opts random_opts(bool allow_broadcast) {
+  Opts o;
+  if (coin(0.33)) {
+    o.permute = o.pad = o.negative = false;
+    return o;
+  }
+  o.permute = coin();
+  o.pad = coin();
+  o.negative = coin();
+  o.broadcast = allow_broadcast && coin();
+  return o;
+}
+
+Shape random_shape(int min_rank = 0, int max_rank = 4, bool allow_zero = true) {
+  static const i64 dims[] = {1, 1, 2, 3, 4, 5, 7, 8, 13, 17, 33};
+  const int rank = static_cast<int>(rand_int(min_rank, max_rank));
+  Shape s(static_cast<std::size_t>(rank));
+  for (auto& d : s) d = dims[rand_int(0, 10)];
+  if (allow_zero && rank > 0 && coin(0.08)) s[static_cast<std::size_t>(rand_int(0, rank - 1))] = 0;
+  i64 total = 1;  // keep the naive loops quick
+  for (i64 d : s) total *= d;
+  while (total > 20000) {
+    auto it = std::max_element(s.begin(), s.end());
+    total /= *it;
+    *it = (*it + 1) / 2;
+    total *= *it;
+  }
+  return s;
+}
+
+template <class T>
+bool close(T got, T want, double rtol, double atol) {
+  if constexpr (kFloat<T>) {
+    if (std::isnan(got) || std::isnan(want)) return std::isnan(got) && std::isnan(want);
+    if (got == want) return true;  // infinities
+    return std::fabs(double(got) - double(want)) <= atol + rtol * std::fabs(double(want));
+  } else {
+    (void)rtol;
+    (void)atol;
+    return got == want;
+  }
+}
+
+template <class T>
+double as_double(T x) {
+  return static_cast<double>(x);
+}
+
+// Every element of got equals want (within tolerance for floats); one assertion per buffer.
+template <class C>
+void check_same(const C& got, const C& want, double rtol = 0, double atol = 0) {
+  REQUIRE(got.size() == want.size());
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!close(got[i], want[i], rtol, atol)) {
+      if (bad++ == 0) first = i;
+    }
+  }
+  INFO(bad << " mismatches; first at " << first << ": got " << (bad ? as_double(got[first]) : 0.0)
+            << ", want " << (bad ? as_double(want[first]) : 0.0));
+  CHECK(bad == 0);
+}
+
+template <class T>
+double tol_r() {
+  if constexpr (std::is_same_v<T, float>) return 1e-5;
+  else if constexpr (std::is_same_v<T, double>) return 1e-12;
+  else return 0;
+}
+template <class T>
+double tol_a() {
+  if constexpr (std::is_same_v<T, float>) return 1e-6;
+  else if constexpr (std::is_same_v<T, double>) return 1e-14;
+  else return 0;
+}
+
+bool transcendental(OpId op) {
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Sqrt || op == OpId::Tanh ||
+         op == OpId::Sigmoid || op == OpId::PowScalar;
+}
+
+// Restores the CPU kernels' thread count at scope exit.
+struct ThreadGuard {
+  int saved = kn::cpu::num_threads();
+  ~ThreadGuard() { kn::cpu::set_num_threads(saved); }
+};
+
+template <class... Ts, class F>
+void for_each_type(F&& f) {
+  (f(Ts{}), ...);
+}
+
+// ---- element-wise ----------------------------------------------------------------------
+
+template <class T>
+void unary_case(OpId op, const Shape& shape, Opts in_opts) {
+  double p0 = 0, p1 = 0;
+  if (op == OpId::PowScalar) p0 = kFloat<T> ? (coin() ? 2.0 : (coin() ? 3.0 : 0.5)) : 2.0;
+  if (op == OpId::Clip || op == OpId::ClipMask) {
+    p0 = -1.0;
+    p1 = kFloat<T> ? 1.5 : 2.0;
+  }
+  // integer inputs of transcendental ops stay where the result converts back without UB
+  const Domain dom = transcendental(op) && (op != OpId::Tanh || !kFloat<T>) && op != OpId::Sigmoid
+                         ? Domain::Positive
+                         : Domain::Signed;
+  View<T> in = make_view<T>(shape, in_opts, dom);
+  View<T> out = make_out<T>(shape);
+  View<T> ref = out;
+  kn::cpu::unary<T>(op, out.data(), out.l, in.data(), in.l, p0, p1);
+  kn::naive::unary<T>(op, ref.data(), ref.l, in.data(), in.l, p0, p1);
+  INFO("op " << tapeflow::op_name(op) << " in " << describe(in.l) << " out " << describe(out.l));
+  check_same(out.buf, ref.buf, tol_r<T>(), tol_a<T>());
+}
+
+TEMPLATE_TEST_CASE("cpu unary matches naive for every Unary row", "[kernels][unary]", float, double,
+                   std::int32_t, std::int64_t) {
+  const auto ops = ops_of({OpKind::Unary});
+  REQUIRE(ops.size() >= 13);
+  for (OpId op : ops) {
+    for (int trial = 0; trial < 30; ++trial) unary_case<TestType>(op, random_shape(), random_opts(true));
+    // contiguous and big enough to run threaded, with a length that leaves a SIMD tail
+    unary_case<TestType>(op, {300007}, Opts{false, false, false, false});
+  }
+}
+
+TEMPLATE_TEST_CASE("cpu unary special values match naive", "[kernels][unary]", float, double) {
+  using T = TestType;
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> x = {T(0), T(-0.0), inf, -inf, nan, T(1), T(-1), T(100), T(-100), T(1e-30), T(-1e-30),
+                      T(88), T(-88), T(710), T(-745), T(20), T(-20), T(0.5), T(3), T(-3)};
+  const Shape shape = {static_cast<i64>(x.size())};
+  const kn::Layout l = contiguous(shape);
+  for (OpId op : ops_of({OpKind::Unary})) {
+    std::vector<T> got(x.size()), want(x.size());
+    kn::cpu::unary<T>(op, got.data(), l, x.data(), l, 2.0, 3.0);
+    kn::naive::unary<T>(op, want.data(), l, x.data(), l, 2.0, 3.0);
+    INFO("op " << tapeflow::op_name(op));
+    check_same(got, want, tol_r<T>(), std::is_same_v<T, float> ? 1e-37 : 1e-300);
+  }
+}
+
+TEST_CASE("cpu unary works in place", "[kernels][unary]") {
+  View<float> x = make_view<float>({5, 7, 9}, Opts{true, true, true, false});
+  View<float> y = x;
+  kn::cpu::unary<float>(OpId::Relu, x.data(), x.l, x.data(), x.l, 0, 0);
+  kn::naive::unary<float>(OpId::Relu, y.data(), y.l, y.data(), y.l, 0, 0);
+  check_same(x.buf, y.buf);
+}
+
+template <class T>
+void binary_case(OpId op, const Shape& shape) {
+  const Domain da = op == OpId::Pow ? Domain::Positive : Domain::Signed;
+  View<T> a = make_view<T>(shape, random_opts(true), da);
+  View<T> b = make_view<T>(shape, random_opts(true), op == OpId::Pow ? Domain::Small : Domain::Signed);
+  if (op == OpId::Div && kFloat<T>)  // keep quotients finite (integer division by 0 gives 0)
+    for (auto& v : b.buf) v = v == T(0) ? T(1) : v;
+  View<T> out = make_out<T>(shape);
+  View<T> ref = out;
+  kn::cpu::binary<T>(op, out.data(), out.l, a.data(), a.l, b.data(), b.l);
+  kn::naive::binary<T>(op, ref.data(), ref.l, a.data(), a.l, b.data(), b.l);
+  INFO("op " << tapeflow::op_name(op) << " a " << describe(a.l) << " b " << describe(b.l) << " out "
+             << describe(out.l));
+  check_same(out.buf, ref.buf, tol_r<T>(), tol_a<T>());
+}
+
+TEMPLATE_TEST_CASE("cpu binary matches naive for every Binary row", "[kernels][binary]", float, double,
+                   std::int32_t, std::int64_t) {
+  const auto ops = ops_of({OpKind::Binary});
+  REQUIRE(ops.size() >= 7);
+  for (OpId op : ops) {
+    for (int trial = 0; trial < 30; ++trial) binary_case<TestType>(op, random_shape());
+    binary_case<TestType>(op, {517, 613});  // threaded
+  }
+}
+
+TEST_CASE("cpu binary: scalar and row broadcasts, NaN in maximum/minimum", "[kernels][binary]") {
+  const Shape shape = {64, 1000};
+  View<float> a = make_view<float>(shape, Opts{false, false, false, false});
+  a.buf[5] = std::numeric_limits<float>::quiet_NaN();
+  View<float> row;  // [1000] broadcast over the rows
+  row.l = contiguous(shape);
+  row.l.strides[0] = 0;
+  row.buf.resize(1000);
+  for (auto& v : row.buf) v = random_value<float>(Domain::Signed);
+  row.buf[7] = std::numeric_limits<float>::quiet_NaN();
+  View<float> scalar;
+  scalar.l = contiguous(shape);
+  scalar.l.strides[0] = scalar.l.strides[1] = 0;
+  scalar.buf.resize(1);
+  scalar.buf[0] = 0.25f;
+  for (OpId op : ops_of({OpKind::Binary})) {
+    for (int order = 0; order < 4; ++order) {
+      const View<float>& x = order % 2 ? row : scalar;
+      std::vector<float> got(64000), want(64000);
+      const kn::Layout l = contiguous(shape);
+      if (order < 2) {
+        kn::cpu::binary<float>(op, got.data(), l, a.data(), a.l, x.data(), x.l);
+        kn::naive::binary<float>(op, want.data(), l, a.data(), a.l, x.data(), x.l);
+      } else {
+        kn::cpu::binary<float>(op, got.data(), l, x.data(), x.l, a.data(), a.l);
+        kn::naive::binary<float>(op, want.data(), l, x.data(), x.l, a.data(), a.l);
+      }
+      INFO("op " << tapeflow::op_name(op) << " order " << order);
+      check_same(got, want, 1e-6, 1e-7);
+    }
+  }
+}
+
+template <class T>
+void compare_case(OpId op, const Shape& shape) {
+  View<T> a = make_view<T>(shape, random_opts(true), Domain::Small);
+  View<T> b = make_view<T>(shape, random_opts(true), Domain::Small);
+  if constexpr (kFloat<T>) {
+    if (!a.buf.empty() && coin()) a.buf[static_cast<std::size_t>(rand_int(0, i64(a.buf.size()) - 1))] = std::nan("");
+  }
+  const bool unary_op = op == OpId::LogicalNot;
+  View<bool> out = make_out<bool>(shape);
+  View<bool> ref = out;
+  const T* bp = unary_op ? a.data() : b.data();
+  const kn::Layout& bl = unary_op ? a.l : b.l;
+  kn::cpu::compare<T>(op, out.data(), out.l, a.data(), a.l, bp, bl);
+  kn::naive::compare<T>(op, ref.data(), ref.l, a.data(), a.l, bp, bl);
+  INFO("op " << tapeflow::op_name(op) << " a " << describe(a.l) << " b " << describe(bl));
+  check_same(out.buf, ref.buf);
+}
+
+TEMPLATE_TEST_CASE("cpu compare matches naive for every Compare and Logical row", "[kernels][compare]",
+                   bool, std::int32_t, std::int64_t, float, double) {
+  const auto ops = ops_of({OpKind::Compare, OpKind::Logical});
+  REQUIRE(ops.size() >= 9);
+  for (OpId op : ops) {
+    for (int trial = 0; trial < 25; ++trial) compare_case<TestType>(op, random_shape());
+    compare_case<TestType>(op, {300, 1001});
+  }
+}
+
+TEST_CASE("compare results are right on known values", "[kernels][compare]") {
+  const std::vector<float> a = {1, 2, 3, std::nanf("")}, b = {2, 2, 2, 2};
+  const kn::Layout l = contiguous({4});
+  bool out[4];
+  kn::cpu::compare<float>(OpId::Less, out, l, a.data(), l, b.data(), l);
+  CHECK((out[0] && !out[1] && !out[2] && !out[3]));
+  kn::cpu::compare<float>(OpId::NotEqual, out, l, a.data(), l, b.data(), l);
+  CHECK((out[0] && !out[1] && out[2] && out[3]));
+  const bool p[4] = {true, true, false, false}, q[4] = {true, false, true, false};
+  kn::cpu::compare<bool>(OpId::LogicalAnd, out, l, p, l, q, l);
+  CHECK((out[0] && !out[1] && !out[2] && !out[3]));
+  kn::cpu::compare<bool>(OpId::LogicalOr, out, l, p, l, q, l);
+  CHECK((out[0] && out[1] && out[2] && !out[3]));
+  kn::cpu::compare<bool>(OpId::LogicalNot, out, l, p, l, p, l);
+  CHECK((!out[0] && !out[1] && out[2] && out[3]));
+}
+
+TEMPLATE_TEST_CASE("cpu where and fill match naive", "[kernels][where]", bool, std::int32_t,
+                   std::int64_t, float, double) {
+  using T = TestType;
+  for (int trial = 0; trial < 40; ++trial) {
+    const Shape shape = trial == 0 ? Shape{400, 700} : random_shape();
+    View<bool> c = make_view<bool>(shape, random_opts(true));
+    View<T> a = make_view<T>(shape, random_opts(true));
+    View<T> b = make_view<T>(shape, random_opts(true));
+    View<T> out = make_out<T>(shape);
+    View<T> ref = out;
+    kn::cpu::where<T>(out.data(), out.l, c.data(), c.l, a.data(), a.l, b.data(), b.l);
+    kn::naive::where<T>(ref.data(), ref.l, c.data(), c.l, a.data(), a.l, b.data(), b.l);
+    INFO("where out " << describe(out.l));
+    check_same(out.buf, ref.buf);
+    const T value = random_value<T>(Domain::Signed);
+    kn::cpu::fill<T>(out.data(), out.l, value);
+    kn::naive::fill<T>(ref.data(), ref.l, value);
+    check_same(out.buf, ref.buf);
+  }
+}
+
+TEST_CASE("cpu copy matches naive for all 25 dtype pairs", "[kernels][copy]") {
+  for_each_type<bool, std::int32_t, std::int64_t, float, double>([](auto to) {
+    for_each_type<bool, std::int32_t, std::int64_t, float, double>([](auto ti) {
+      using TO = decltype(to);
+      using TI = decltype(ti);
+      for (int trial = 0; trial < 25; ++trial) {
+        const Shape shape = trial == 0 ? Shape{600, 501} : random_shape();
+        View<TI> in = make_view<TI>(shape, random_opts(true), coin() ? Domain::Small : Domain::Signed);
+        View<TO> out = make_out<TO>(shape);
+        View<TO> ref = out;
+        kn::cpu::copy<TO, TI>(out.data(), out.l, in.data(), in.l);
+        kn::naive::copy<TO, TI>(ref.data(), ref.l, in.data(), in.l);
+        INFO("copy " << sizeof(TI) << "-byte -> " << sizeof(TO) << "-byte, in " << describe(in.l)
+                     << " out " << describe(out.l));
+        check_same(out.buf, ref.buf);
+      }
+    });
+  });
+}
+
+TEST_CASE("cpu copy of big permuted views (tiled transposes), threaded", "[kernels][copy]") {
+  ThreadGuard guard;
+  const Shape shape = {6, 301, 203};
+  const kn::Layout src = contiguous(shape);
+  const int perms[][3] = {{0, 2, 1}, {2, 0, 1}, {1, 2, 0}, {2, 1, 0}};
+  std::vector<double> in(static_cast<std::size_t>(src.size()));
+  for (auto& v : in) v = random_value<double>(Domain::Signed);
+  for (const auto& perm : perms) {
+    kn::Layout view;  // in viewed with its axes permuted
+    view.rank = 3;
+    Shape out_shape(3);
+    for (int d = 0; d < 3; ++d) {
+      view.shape[d] = src.shape[perm[d]];
+      view.strides[d] = src.strides[perm[d]];
+      out_shape[static_cast<std::size_t>(d)] = view.shape[d];
+    }
+    const kn::Layout out_l = contiguous(out_shape);
+    for (int threads : {1, 2}) {
+      kn::cpu::set_num_threads(threads);
+      std::vector<float> got(in.size()), want(in.size());
+      kn::cpu::copy<float, double>(got.data(), out_l, in.data(), view);
+      kn::naive::copy<float, double>(want.data(), out_l, in.data(), view);
+      INFO("perm " << perm[0] << perm[1] << perm[2] << " threads " << threads);
+      check_same(got, want);
+    }
+  }
+}
+
+TEST_CASE("copy casts like static_cast", "[kernels][copy]") {
+  const std::vector<float> x = {-2.5f, -0.0f, 0.0f, 0.25f, 3.75f};
+  const kn::Layout l = contiguous({5});
+  std::int32_t i[5];
+  bool b[5];
+  kn::cpu::copy<std::int32_t, float>(i, l, x.data(), l);
+  kn::cpu::copy<bool, float>(b, l, x.data(), l);
+  CHECK(std::vector<std::int32_t>(i, i + 5) == std::vector<std::int32_t>{-2, 0, 0, 0, 3});
+  CHECK((b[0] && !b[1] && !b[2] && b[3] && b[4]));
+}
+
+// ---- reductions ------------------------------------------------------------------------
+
+// out_l for reducing `in_shape` over the axes in mask: the contiguous kept shape, stride 0
+// on the reduced axes. Returns the output's element count.
+i64 reduce_layout(const Shape& in_shape, unsigned mask, kn::Layout& out_l) {
+  const int rank = static_cast<int>(in_shape.size());
+  out_l.rank = rank;
+  i64 s = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    out_l.shape[d] = in_shape[static_cast<std::size_t>(d)];
+    if (mask >> d & 1u) {
+      out_l.strides[d] = 0;
+    } else {
+      out_l.strides[d] = s;
+      s *= in_shape[static_cast<std::size_t>(d)];
+    }
+  }
+  return s;
+}
+
+template <class T>
+void reduce_case(OpId op, const View<T>& in, unsigned mask, double rtol) {
+  kn::Layout out_l;
+  const i64 n = reduce_layout(Shape(in.l.shape, in.l.shape + in.l.rank), mask, out_l);
+  i64 reduced = 1;
+  for (int d = 0; d < in.l.rank; ++d)
+    if (mask >> d & 1u) reduced *= in.l.shape[d];
+  std::vector<T> got(static_cast<std::size_t>(n), T(7)), want(static_cast<std::size_t>(n), T(9));
+  kn::cpu::reduce<T>(op, got.data(), out_l, in.data(), in.l);
+  kn::naive::reduce<T>(op, want.data(), out_l, in.data(), in.l);
+  INFO("op " << tapeflow::op_name(op) << " in " << describe(in.l) << " axes mask " << mask);
+  // float sums: the oracle accumulates in double; allow for the kernel's float partials
+  const double atol = op == OpId::Sum && kFloat<T> ? rtol * 4.0 * double(reduced) : 0.0;
+  check_same(got, want, op == OpId::Sum ? rtol : 0.0, atol);
+}
+
+TEMPLATE_TEST_CASE("cpu reduce matches naive over every subset of axes", "[kernels][reduce]", float,
+                   double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  for (OpId op : {OpId::Sum, OpId::Max, OpId::Min}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      const Shape shape = random_shape(3, 3);
+      const View<T> in = make_view<T>(shape, random_opts(true));
+      for (unsigned mask = 0; mask < 8; ++mask) reduce_case<T>(op, in, mask, tol_r<T>());
+    }
+    for (int trial = 0; trial < 40; ++trial) {  // other ranks, random subsets
+      const Shape shape = random_shape(0, 4);
+      const View<T> in = make_view<T>(shape, random_opts(true));
+      const unsigned mask = static_cast<unsigned>(rand_int(0, (1 << shape.size()) - 1));
+      reduce_case<T>(op, in, mask, tol_r<T>());
+    }
+  }
+}
+
+TEST_CASE("reduce of an empty axis gives the identity", "[kernels][reduce]") {
+  const Shape shape = {3, 0};
+  const kn::Layout in_l = contiguous(shape);
+  kn::Layout out_l;
+  reduce_layout(shape, 2u, out_l);
+  for (OpId op : {OpId::Sum, OpId::Max, OpId::Min}) {
+    float out[3] = {5, 5, 5};
+    kn::cpu::reduce<float>(op, out, out_l, nullptr, in_l);
+    const float want = op == OpId::Sum ? 0.0f
+                       : op == OpId::Max ? -std::numeric_limits<float>::infinity()
+                                          : std::numeric_limits<float>::infinity();
+    CHECK((out[0] == want && out[1] == want && out[2] == want));
+  }
+}
+
+TEST_CASE("reduce max/min propagate NaN", "[kernels][reduce]") {
+  for (i64 n : {5, 64, 100000}) {
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (auto& v : x) v = random_value<float>(Domain::Signed);
+    x[static_cast<std::size_t>(n / 2)] = std::nanf("");
+    const kn::Layout in_l = contiguous({n});
+    kn::Layout out_l;
+    reduce_layout({n}, 1u, out_l);
+    for (OpId op : {OpId::Max, OpId::Min, OpId::Sum}) {
+      float got = 0;
+      kn::cpu::reduce<float>(op, &got, out_l, x.data(), in_l);
+      CHECK(std::isnan(got));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("cpu reduce matches naive with NaN anywhere", "[kernels][reduce]", float, double) {
+  using T = TestType;
+  for (int trial = 0; trial < 30; ++trial) {
+    const Shape shape = trial == 0 ? Shape{300, 41} : random_shape(1, 3, false);
+    View<T> in = make_view<T>(shape, random_opts(true));
+    for (int j = 0; j < 3 && !in.buf.empty(); ++j)
+      in.buf[static_cast<std::size_t>(rand_int(0, i64(in.buf.size()) - 1))] = std::numeric_limits<T>::quiet_NaN();
+    for (unsigned mask = 0; mask < (1u << shape.size()); ++mask)
+      for (OpId op : {OpId::Sum, OpId::Max, OpId::Min}) reduce_case<T>(op, in, mask, tol_r<T>());
+  }
+}
+
+TEST_CASE("cpu reduce on 1M-element inputs, threaded and not", "[kernels][reduce][large]") {
+  ThreadGuard guard;
+  const std::vector<Shape> shapes = {{1 << 20}, {1024, 1024}, {4, 1 << 18}, {1 << 18, 4}, {16, 256, 256}, {3, 349525}};
+  for (const Shape& shape : shapes) {
+    View<float> in = make_view<float>(shape, Opts{false, false, false, false});
+    for (float& v : in.buf) v = static_cast<float>(rand_real(0, 1));
+    const unsigned masks = 1u << shape.size();
+    for (unsigned mask = 1; mask < masks; ++mask) {
+      for (int threads : {1, 2}) {
+        kn::cpu::set_num_threads(threads);
+        for (OpId op : {OpId::Sum, OpId::Max, OpId::Min}) {
+          kn::Layout out_l;
+          const i64 n = reduce_layout(shape, mask, out_l);
+          std::vector<float> got(static_cast<std::size_t>(n)), want(static_cast<std::size_t>(n));
+          kn::cpu::reduce<float>(op, got.data(), out_l, in.data(), in.l);
+          kn::naive::reduce<float>(op, want.data(), out_l, in.data(), in.l);
+          INFO("op " << tapeflow::op_name(op) << " in " << describe(in.l) << " mask " << mask
+                     << " threads " << threads);
+          check_same(got, want, 2e-6, 0.0);
+        }
+      }
+    }
+  }
+  // a transposed view: the reduced axis is the contiguous one, or not
+  View<float> t = make_view<float>({1024, 1024}, Opts{false, false, false, false});
+  std::swap(t.l.strides[0], t.l.strides[1]);
+  for (unsigned mask : {1u, 2u, 3u}) reduce_case<float>(OpId::Sum, t, mask, 1e-5);
+}
+
+TEST_CASE("float32 sum of 16M elements stays accurate", "[kernels][reduce][large]") {
+  const i64 n = i64(1) << 24;
+  std::vector<float> x(static_cast<std::size_t>(n));
+  double exact = 0;
+  std::mt19937 g(7);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (auto& v : x) {
+    v = u(g);
+    exact += v;
+  }
+  const kn::Layout in_l = contiguous({n});
+  kn::Layout out_l;
+  reduce_layout({n}, 1u, out_l);
+  float got = 0;
+  kn::cpu::reduce<float>(OpId::Sum, &got, out_l, x.data(), in_l);
+  CHECK(std::fabs(got - exact) <= 1e-6 * exact);
+  // the same data as [4096, 4096] summed over axis 0 (rows into the output row)
+  const Shape shape = {4096, 4096};
+  kn::Layout out2;
+  reduce_layout(shape, 1u, out2);
+  std::vector<float> cols(4096);
+  kn::cpu::reduce<float>(OpId::Sum, cols.data(), out2, x.data(), contiguous(shape));
+  double total = 0;
+  for (float c : cols) total += c;
+  CHECK(std::fabs(total - exact) <= 1e-6 * exact);
+}
+
+// ---- arg reductions --------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("cpu arg_reduce matches naive, ties and NaN included", "[kernels][arg_reduce]", float,
+                   double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  for (OpId op : {OpId::ArgMax, OpId::ArgMin}) {
+    for (int trial = 0; trial < 60; ++trial) {
+      Shape shape = trial < 2 ? Shape{700, 900} : random_shape(1, 4);
+      const int axis = static_cast<int>(rand_int(0, i64(shape.size()) - 1));
+      if (shape[static_cast<std::size_t>(axis)] == 0) shape[static_cast<std::size_t>(axis)] = 3;
+      if (trial == 1) shape = {5000, 64};
+      View<T> in = make_view<T>(shape, random_opts(true), Domain::Small);
+      if constexpr (kFloat<T>) {
+        if (coin(0.3) && !in.buf.empty())
+          for (int j = 0; j < 3; ++j) in.buf[static_cast<std::size_t>(rand_int(0, i64(in.buf.size()) - 1))] = std::nan("");
+      }
+      i64 n = 1;
+      for (std::size_t d = 0; d < shape.size(); ++d)
+        if (int(d) != axis) n *= shape[d];
+      std::vector<i64> got(static_cast<std::size_t>(n), -1), want(static_cast<std::size_t>(n), -2);
+      kn::cpu::arg_reduce<T>(op, got.data(), in.data(), in.l, axis);
+      kn::naive::arg_reduce<T>(op, want.data(), in.data(), in.l, axis);
+      INFO("op " << tapeflow::op_name(op) << " in " << describe(in.l) << " axis " << axis);
+      check_same(got, want);
+    }
+  }
+}
+
+TEST_CASE("arg_reduce picks the first extreme and NaN wins", "[kernels][arg_reduce]") {
+  const float nan = std::nanf("");
+  // [2, 4]: along axis 1
+  const std::vector<float> x = {1, 3, 3, 0, 2, nan, 5, nan};
+  const kn::Layout l = contiguous({2, 4});
+  i64 out[4];
+  kn::cpu::arg_reduce<float>(OpId::ArgMax, out, x.data(), l, 1);
+  CHECK((out[0] == 1 && out[1] == 1));
+  kn::cpu::arg_reduce<float>(OpId::ArgMin, out, x.data(), l, 1);
+  CHECK((out[0] == 3 && out[1] == 1));
+  kn::cpu::arg_reduce<float>(OpId::ArgMax, out, x.data(), l, 0);
+  CHECK((out[0] == 1 && out[1] == 1 && out[2] == 1 && out[3] == 1));
+  kn::naive::arg_reduce<float>(OpId::ArgMax, out, x.data(), l, 0);
+  CHECK((out[0] == 1 && out[1] == 1 && out[2] == 1 && out[3] == 1));
+}
+
+// ---- matmul ----------------------------------------------------------------------------
+
+// A matrix operand [batch..., rows, cols]: random matrix strides (transposed, padded,
+// negative, or broadcast rows/cols), batch axes stride 0 where bcast[d].
+template <class T>
+View<T> make_matrix(const Shape& batch, i64 rows, i64 cols, const std::vector<bool>& bcast) {
+  Shape shape = batch;
+  shape.push_back(rows);
+  shape.push_back(cols);
+  Opts o;
+  o.broadcast = false;
+  View<T> v = make_view<T>(shape, o, Domain::Small);
+  for (std::size_t d = 0; d < batch.size(); ++d)
+    if (bcast[d]) v.l.strides[d] = 0;
+  if (coin(0.1) && v.l.rank >= 2) v.l.strides[v.l.rank - 1 - int(rand_int(0, 1))] = 0;  // a broadcast matrix axis
+  for (auto& x : v.buf) x = random_value<T>(Domain::Signed);
+  return v;
+}
+
+template <class T>
+void matmul_case(const Shape& batch, i64 m, i64 k, i64 n, std::vector<bool> a_b, std::vector<bool> b_b) {
+  const View<T> a = make_matrix<T>(batch, m, k, a_b);
+  const View<T> b = make_matrix<T>(batch, k, n, b_b);
+  i64 out_n = m * n;
+  for (i64 d : batch) out_n *= d;
+  std::vector<T> got(static_cast<std::size_t>(out_n), T(3)), want(static_cast<std::size_t>(out_n), T(4));
+  kn::cpu::matmul<T>(got.data(), a.data(), a.l, b.data(), b.l);
+  kn::naive::matmul<T>(want.data(), a.data(), a.l, b.data(), b.l);
+  INFO("a " << describe(a.l) << " b " << describe(b.l));
+  const double rtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  check_same(got, want, rtol, rtol * 20.0 * double(k));
+}
+
+TEMPLATE_TEST_CASE("cpu matmul matches naive: transposed, strided, broadcast batches", "[kernels][matmul]",
+                   float, double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  static const i64 dims[] = {0, 1, 1, 2, 3, 5, 8, 16, 33, 70};
+  for (int trial = 0; trial < 150; ++trial) {
+    const int nb = static_cast<int>(rand_int(0, 2));
+    Shape batch(static_cast<std::size_t>(nb));
+    std::vector<bool> a_b(static_cast<std::size_t>(nb)), b_b(static_cast<std::size_t>(nb));
+    for (int d = 0; d < nb; ++d) {
+      batch[static_cast<std::size_t>(d)] = rand_int(1, 4);
+      a_b[static_cast<std::size_t>(d)] = coin(0.3);
+      b_b[static_cast<std::size_t>(d)] = coin(0.3);
+    }
+    if (nb > 0 && coin(0.05)) batch[0] = 0;
+    matmul_case<T>(batch, dims[rand_int(0, 9)], dims[rand_int(0, 9)], dims[rand_int(0, 9)], a_b, b_b);
+  }
+  // b shared by the whole batch (one gemm over batch * m rows), and big enough for threads
+  matmul_case<T>({4, 3}, 17, 33, 9, {false, false}, {true, true});
+  matmul_case<T>({2}, 130, 257, 96, {false}, {false});
+  matmul_case<T>({64}, 8, 8, 8, {false}, {false});
+  // many small gemms: split over threads, OpenBLAS on one thread each
+  ThreadGuard guard;
+  kn::cpu::set_num_threads(2);
+  matmul_case<T>({300}, 16, 24, 16, {false}, {false});
+  matmul_case<T>({20, 15}, 16, 24, 16, {false, true}, {true, false});
+}
+
+TEST_CASE("matmul computes a known product", "[kernels][matmul]") {
+  const std::vector<double> a = {1, 2, 3, 4, 5, 6};  // [2, 3]
+  const std::vector<double> b = {1, 0, 0, 1, 1, 1};  // [3, 2]
+  const Shape sa = {2, 3}, sb = {3, 2};
+  std::vector<double> c(4);
+  kn::cpu::matmul<double>(c.data(), a.data(), contiguous(sa), b.data(), contiguous(sb));
+  CHECK(c == std::vector<double>{4, 5, 10, 11});
+  // a^T as a view: [3, 2] with strides (1, 3)
+  kn::Layout at = contiguous({3, 2});
+  at.strides[0] = 1;
+  at.strides[1] = 3;
+  kn::Layout bt = contiguous({2, 3});  // b viewed as [2, 3] with strides (1, 2)
+  bt.strides[0] = 1;
+  bt.strides[1] = 2;
+  std::vector<double> d(9), e(9);
+  kn::cpu::matmul<double>(d.data(), a.data(), at, b.data(), bt);
+  kn::naive::matmul<double>(e.data(), a.data(), at, b.data(), bt);
+  CHECK(d == e);
+  CHECK(d[0] == 1 + 4 * 0);  // a^T[0] = (1, 4), b^T[:, 0] = (1, 0)
+}
+
+// ---- gather / scatter_add --------------------------------------------------------------
+
+template <class T>
+void gather_scatter_case(bool scatter) {
+  Shape shape = random_shape(1, 3);  // S, the index shape
+  const int axis = static_cast<int>(rand_int(0, i64(shape.size()) - 1));
+  const i64 len = rand_int(1, 6);  // the source (gather) or destination (scatter) length
+  Shape other = shape;
+  other[static_cast<std::size_t>(axis)] = len;
+  View<i64> idx = make_view<i64>(shape, random_opts(true));
+  for (auto& v : idx.buf) v = rand_int(0, len - 1);
+  if (!scatter) {
+    View<T> in = make_view<T>(other, random_opts(true));
+    View<T> out = make_out<T>(shape);
+    View<T> ref = out;
+    kn::cpu::gather<T>(out.data(), out.l, in.data(), in.l, idx.data(), idx.l, axis);
+    kn::naive::gather<T>(ref.data(), ref.l, in.data(), in.l, idx.data(), idx.l, axis);
+    INFO("gather in " << describe(in.l) << " idx " << describe(idx.l) << " axis " << axis);
+    check_same(out.buf, ref.buf);
+  } else {
+    if constexpr (!std::is_same_v<T, bool>) {
+      View<T> src = make_view<T>(shape, random_opts(true));  // integer values: sums exact in any order
+      View<T> out = make_out<T>(other);
+      View<T> ref = out;
+      kn::cpu::scatter_add<T>(out.data(), out.l, src.data(), src.l, idx.data(), idx.l, axis);
+      kn::naive::scatter_add<T>(ref.data(), ref.l, src.data(), src.l, idx.data(), idx.l, axis);
+      INFO("scatter_add out " << describe(out.l) << " idx " << describe(idx.l) << " axis " << axis);
+      check_same(out.buf, ref.buf);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("cpu gather matches naive", "[kernels][gather]", bool, std::int32_t, std::int64_t, float,
+                   double) {
+  for (int trial = 0; trial < 60; ++trial) gather_scatter_case<TestType>(false);
+}
+
+TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[kernels][scatter]",
+                   std::int32_t, std::int64_t, float, double) {
+  for (int trial = 0; trial < 60; ++trial) gather_scatter_case<TestType>(true);
+  // every source element to index 0: out[0] += 1 + 2 + 3
+  const std::vector<TestType> src = {1, 2, 3};
+  const std::vector<i64> idx = {0, 0, 0};
+  std::vector<TestType> out = {10, 20};
+  kn::cpu::scatter_add<TestType>(out.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(),
+                                 contiguous({3}), 0);
+  CHECK((out[0] == TestType(16) && out[1] == TestType(20)));
+}
+
+// ---- random ----------------------------------------------------------------------------
+
+template <class T>
+double mean_of(const std::vector<T>& x) {
+  double s = 0;
+  for (T v : x) s += v;
+  return s / double(x.size());
+}
+template <class T>
+double std_of(const std::vector<T>& x) {
+  const double m = mean_of(x);
+  double s = 0;
+  for (T v : x) s += (v - m) * (v - m);
+  return std::sqrt(s / double(x.size()));
+}
+
+TEMPLATE_TEST_CASE("uniform and normal: cpu equals naive, any split, right moments", "[kernels][random]",
+                   float, double) {
+  using T = TestType;
+  ThreadGuard guard;
+  const i64 n = 1 << 20;
+  const std::uint64_t seed = 0x1234abcdULL, offset = 77;
+  std::vector<T> u_cpu(n), u_naive(n), u_part(1000), n_cpu(n), n_naive(n);
+  kn::cpu::uniform<T>(u_cpu.data(), n, seed, offset, -1.0, 3.0);
+  kn::naive::uniform<T>(u_naive.data(), n, seed, offset, -1.0, 3.0);
+  CHECK(std::memcmp(u_cpu.data(), u_naive.data(), sizeof(T) * std::size_t(n)) == 0);
+  kn::cpu::uniform<T>(u_part.data(), 1000, seed, offset + 5000, -1.0, 3.0);
+  CHECK(std::equal(u_part.begin(), u_part.end(), u_cpu.begin() + 5000));
+  CHECK(*std::min_element(u_cpu.begin(), u_cpu.end()) >= T(-1));
+  CHECK(*std::max_element(u_cpu.begin(), u_cpu.end()) < T(3));
+  CHECK(mean_of(u_cpu) == Approx(1.0).margin(0.01));
+  CHECK(std_of(u_cpu) == Approx(4.0 / std::sqrt(12.0)).epsilon(0.01));
+
+  kn::cpu::set_num_threads(1);
+  kn::cpu::normal<T>(n_cpu.data(), n, seed, offset, 2.0, 0.5);
+  kn::naive::normal<T>(n_naive.data(), n, seed, offset, 2.0, 0.5);
+  CHECK(std::memcmp(n_cpu.data(), n_naive.data(), sizeof(T) * std::size_t(n)) == 0);
+  kn::cpu::set_num_threads(2);
+  std::vector<T> n_threaded(n);
+  kn::cpu::normal<T>(n_threaded.data(), n, seed, offset, 2.0, 0.5);
+  CHECK(n_threaded == n_cpu);
+  CHECK(mean_of(n_cpu) == Approx(2.0).margin(0.005));
+  CHECK(std_of(n_cpu) == Approx(0.5).epsilon(0.01));
+
+  std::vector<T> other(1000);
+  kn::cpu::normal<T>(other.data(), 1000, seed + 1, offset, 2.0, 0.5);
+  CHECK_FALSE(std::equal(other.begin(), other.end(), n_cpu.begin()));
+  kn::cpu::uniform<T>(other.data(), 0, seed, offset, 0.0, 1.0);  // n = 0 writes nothing
+  kn::cpu::uniform<T>(other.data(), 10, seed, offset, 2.0, 2.0);
+  CHECK(std::all_of(other.begin(), other.begin() + 10, [](T v) { return v == T(2); }));
+}
+
+TEST_CASE("uniform float32 never returns high", "[kernels][random]") {
+  // In [1, 2), low + (high - low) * u rounds to 2.0f when u = 1 - 2^-24: find such a counter
+  // (about one in 2^24) and draw it.
+  std::uint64_t counter = 0;
+  const std::uint64_t seed = 99;
+  while ((kn::philox4x32_10(counter, seed).v[0] >> 8) != 0xFFFFFFu) ++counter;
+  float got = 0, want = 0;
+  kn::cpu::uniform<float>(&got, 1, seed, counter, 1.0, 2.0);
+  kn::naive::uniform<float>(&want, 1, seed, counter, 1.0, 2.0);
+  CHECK(got < 2.0f);
+  CHECK(got == want);
+  CHECK(got == std::nextafter(2.0f, 1.0f));
+}
+
+// ---- threads ---------------------------------------------------------------------------
+
+TEST_CASE("num_threads defaults to the cores and is settable", "[kernels][threads]") {
+  ThreadGuard guard;
+  kn::cpu::set_num_threads(0);
+  const int hw = kn::cpu::num_threads();
+  CHECK(hw >= 1);
+  kn::cpu::set_num_threads(1);
+  CHECK(kn::cpu::num_threads() == 1);
+  kn::cpu::set_num_threads(1000);
+  CHECK(kn::cpu::num_threads() == hw);
+  // the threaded and the serial element-wise paths give identical bits
+  View<float> x = make_view<float>({1 << 20}, Opts{false, false, false, false});
+  std::vector<float> one(x.buf.size()), all(x.buf.size());
+  kn::cpu::set_num_threads(1);
+  kn::cpu::unary<float>(OpId::Tanh, one.data(), x.l, x.data(), x.l, 0, 0);
+  kn::cpu::set_num_threads(hw);
+  kn::cpu::unary<float>(OpId::Tanh, all.data(), x.l, x.data(), x.l, 0, 0);
+  CHECK(one == all);
+}
+
+}  // namespace
