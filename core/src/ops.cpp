@@ -82,8 +82,12 @@ template Tensor tensor<double>(const std::vector<double>&, const Shape&, DType);
 Tensor empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape)
     if (d < 0) throw ValueError(fmt::format("empty: negative size in shape {}", shape_str(shape)));
-  const auto n = static_cast<std::size_t>(numel(shape));
-  auto storage = std::make_shared<Storage>(n * itemsize(dtype), device);
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(numel(shape), static_cast<std::int64_t>(itemsize(dtype)), &bytes)) {
+    throw ValueError(fmt::format("empty: shape {} of {} needs more bytes than can be addressed", shape_str(shape),
+                                 dtype_name(dtype)));
+  }
+  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), device);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
@@ -369,7 +373,10 @@ Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& a
   Reduction r = plan_reduction(x_in, axes, keepdims, name);
   Tensor x = x_in;
   if (op == OpId::Sum && !is_floating(x.dtype())) x = x.astype(kInt64);  // as NumPy: no int32 overflow
-  if (x.dtype() == kBool) x = x.astype(kInt64);
+  if (x.dtype() == kBool) {  // max/min of bools: any/all, still bool
+    detail::NoRecord no_record;
+    return reduce_op(op, x_in.astype(kInt32), axes, keepdims).astype(kBool);
+  }
   if (op != OpId::Sum) {
     for (auto a : r.axes) {
       if (x.shape()[a] == 0) {

@@ -9,7 +9,11 @@ namespace tapeflow {
 
 std::int64_t numel(const Shape& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  bool overflow = false;
+  for (auto d : shape) overflow = __builtin_mul_overflow(n, d, &n) || overflow;
+  for (auto d : shape)
+    if (d == 0) return 0;
+  if (overflow) throw ValueError(fmt::format("shape {} has more elements than an int64 can count", shape_str(shape)));
   return n;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -213,7 +214,7 @@ std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::int64_t 
     if (stop < 0) stop = std::max<std::int64_t>(stop + n, 0);
     start = std::min(start, n);
     stop = std::min(stop, n);
-    const std::int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+    const std::int64_t len = start < stop ? (stop - start - 1) / step + 1 : 0;  // CPython's form: no overflow
     return {len > 0 ? start : 0, len};
   }
   start = s.start ? *s.start : n - 1;
@@ -222,7 +223,8 @@ std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::int64_t 
   if (stop < 0) stop = std::max<std::int64_t>(stop + n, -1);
   start = std::min(start, n - 1);
   stop = std::min(stop, n - 1);
-  const std::int64_t len = start > stop ? (start - stop - step - 1) / (-step) : 0;
+  const std::int64_t neg = step == INT64_MIN ? INT64_MAX : -step;
+  const std::int64_t len = stop < start ? (start - stop - 1) / neg + 1 : 0;
   return {len > 0 ? start : 0, len};
 }
 }  // namespace
@@ -405,7 +407,8 @@ Tensor Tensor::index(const std::vector<Index>& indices) const {
       starts[axis] = start;
       steps[axis] = s->step;
       sliced[axis] = len;
-      strides[axis] = im.strides[axis] * s->step;
+      // with one element or none the stride is never used (and step * stride may overflow)
+      strides[axis] = len > 1 ? im.strides[axis] * s->step : im.strides[axis];
       offset += start * im.strides[axis];
       final_shape.push_back(len);
       ++axis;
@@ -486,7 +489,14 @@ Tensor prepare_inplace(const Tensor& self, const Tensor& other, const char* op) 
                                  shape_str(other.shape()), shape_str(self.shape())));
   }
   if (self.is_weak()) throw ValueError(fmt::format("{}: cannot write into a scalar constant", op));
-  if (is_integral(self.dtype()) && is_floating(other.dtype()) && !other.is_weak()) {
+  for (std::int64_t i = 0; i < self.rank(); ++i) {
+    if (self.strides()[i] == 0 && self.shape()[i] > 1) {
+      throw ValueError(fmt::format("{}: cannot write into a broadcast view (shape {}, stride 0 at axis {}): "
+                                   "several elements share one memory location; clone() it first",
+                                   op, shape_str(self.shape()), i));
+    }
+  }
+  if (!is_floating(self.dtype()) && is_floating(other.dtype())) {
     throw DTypeError(fmt::format("{}: cannot write {} values into a {} tensor in place", op,
                                  dtype_name(other.dtype()), dtype_name(self.dtype())));
   }

@@ -24,14 +24,14 @@ template <OpId op> struct BinaryFn; // T operator()(T a, T b)
   };
 TAPEFLOW_UNARY(Neg, T(-x))
 TAPEFLOW_UNARY(Abs, T(x < T(0) ? T(-x) : x))
-TAPEFLOW_UNARY(Sign, T((x > T(0)) - (x < T(0))))
+TAPEFLOW_UNARY(Sign, T(x != x ? x : T((x > T(0)) - (x < T(0)))))  // NaN stays NaN
 TAPEFLOW_UNARY(Exp, T(std::exp(x)))
 TAPEFLOW_UNARY(Log, T(std::log(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
 TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
 // stable for large |x|: exp never overflows
 TAPEFLOW_UNARY(Sigmoid, T(x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x))))
-TAPEFLOW_UNARY(Relu, T(x > T(0) ? x : T(0)))
+TAPEFLOW_UNARY(Relu, T(x < T(0) ? T(0) : x))  // NaN stays NaN, as in NumPy
 TAPEFLOW_UNARY(Step, T(x > T(0) ? T(1) : T(0)))
 TAPEFLOW_UNARY(PowScalar, T(std::pow(x, T(p0))))
 TAPEFLOW_UNARY(Clip, T(x < T(p0) ? T(p0) : (x > T(p1) ? T(p1) : x)))

@@ -1,0 +1,795 @@
+// Everything else of the core: matmul/dot/tensordot against the naive kernel and double
+// loops; creation; seeded random numbers; concat/stack/split; one_hot; take_along_axis,
+// gather, scatter_add, slice_scatter; astype for every pair; clone vs contiguous;
+// item/to_vector; the caching allocator's statistics; and the error messages.
+#include "test_helpers.hpp"
+
+using namespace tapeflow;
+using namespace th;
+using Catch::Contains;
+using Catch::Equals;
+
+namespace {
+
+bool shares(const Tensor& a, const Tensor& b) { return a.storage().get() == b.storage().get(); }
+
+Tensor iota(const Shape& s, DType dt = kFloat64) {
+  std::vector<double> v(static_cast<std::size_t>(count(s)));
+  std::iota(v.begin(), v.end(), 0.0);
+  return from_values(v, s, dt);
+}
+
+// naive::matmul with NumPy's rules: 1-D operands promoted (and the axis removed after),
+// batch axes broadcast. Both operands converted to dtype first.
+Tensor naive_matmul(const Tensor& a_in, const Tensor& b_in, DType dtype) {
+  Tensor a = naive_cast(a_in, dtype), b = naive_cast(b_in, dtype);
+  const bool av = a.rank() == 1, bv = b.rank() == 1;
+  if (av) a = Tensor(a.storage(), {1, a.dim(0)}, {0, 1}, 0, dtype);
+  if (bv) b = Tensor(b.storage(), {b.dim(0), 1}, {1, 0}, 0, dtype);
+  const std::int64_t m = a.dim(-2), k = a.dim(-1), n = b.dim(-1);
+  const Shape batch = broadcast(Shape(a.shape().begin(), a.shape().end() - 2), Shape(b.shape().begin(), b.shape().end() - 2));
+  Shape af = batch, bf = batch, of = batch;
+  af.insert(af.end(), {m, k});
+  bf.insert(bf.end(), {k, n});
+  of.insert(of.end(), {m, n});
+  Tensor out = zeros(of, dtype);
+  if (out.size() > 0 && k > 0) {
+    visit_dtype(dtype, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if constexpr (!std::is_same_v<T, bool>)
+        naive::matmul<T>(out.data<T>(), a.data<T>(), layout_as(a, af), b.data<T>(), layout_as(b, bf));
+    });
+  }
+  Shape s = batch;
+  if (!av) s.push_back(m);
+  if (!bv) s.push_back(n);
+  return Tensor(out.storage(), s, contiguous_strides(s), 0, dtype);
+}
+
+// NumPy's tensordot in double: sum over the paired axes, output = a's free axes then b's.
+std::pair<Shape, std::vector<double>> tensordot_oracle(const Tensor& a, const Tensor& b,
+                                                       const std::vector<std::int64_t>& ax,
+                                                       const std::vector<std::int64_t>& bx) {
+  const auto av = values(a), bv = values(b);
+  const Shape as = a.shape(), bs = b.shape();
+  const Shape ast = contiguous_strides(as), bst = contiguous_strides(bs);
+  std::vector<std::int64_t> afree, bfree;
+  for (std::int64_t i = 0; i < a.rank(); ++i)
+    if (std::find(ax.begin(), ax.end(), i) == ax.end()) afree.push_back(i);
+  for (std::int64_t i = 0; i < b.rank(); ++i)
+    if (std::find(bx.begin(), bx.end(), i) == bx.end()) bfree.push_back(i);
+  Shape out_shape, ks;
+  for (auto i : afree) out_shape.push_back(as[i]);
+  for (auto i : bfree) out_shape.push_back(bs[i]);
+  for (auto i : ax) ks.push_back(as[i]);
+  std::vector<double> out;
+  for (std::int64_t f = 0; f < count(out_shape); ++f) {
+    const auto oi = unravel(f, out_shape);
+    double acc = 0;
+    for (std::int64_t g = 0; g < count(ks); ++g) {
+      const auto ki = unravel(g, ks);
+      std::int64_t ao = 0, bo = 0;
+      for (std::size_t j = 0; j < afree.size(); ++j) ao += oi[j] * ast[afree[j]];
+      for (std::size_t j = 0; j < bfree.size(); ++j) bo += oi[afree.size() + j] * bst[bfree[j]];
+      for (std::size_t j = 0; j < ax.size(); ++j) {
+        ao += ki[j] * ast[ax[j]];
+        bo += ki[j] * bst[bx[j]];
+      }
+      acc += av[static_cast<std::size_t>(ao)] * bv[static_cast<std::size_t>(bo)];
+    }
+    out.push_back(acc);
+  }
+  return {out_shape, out};
+}
+
+Tol mm_tol(DType d) { return d == kFloat32 ? Tol{1e-5, 1e-4} : default_tol(d); }
+
+}  // namespace
+
+// =================================================================== matmul
+
+TEST_CASE("matmul: hand-worked values for 1-D and 2-D operands", "[matmul]") {
+  const Tensor a = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  const Tensor b = tensor({7.f, 8.f, 9.f, 10.f, 11.f, 12.f}, {3, 2});
+  check_values(matmul(a, b), {2, 2}, {58, 64, 139, 154});
+  check_values(matmul(tensor({1.f, 2.f, 3.f}), tensor({4.f, 5.f, 6.f})), {}, {32});     // [3] @ [3] -> []
+  check_values(matmul(tensor({1.f, 1.f}), a), {3}, {5, 7, 9});                          // [2] @ [2, 3] -> [3]
+  check_values(matmul(a, tensor({1.f, 0.f, -1.f})), {2}, {-2, -2});                     // [2, 3] @ [3] -> [2]
+  check_values(matmul(a.transpose(), a), {3, 3}, {17, 22, 27, 22, 29, 36, 27, 36, 45});  // a^T a
+  check_values(matmul(tensor({1, 2, 3, 4}, {2, 2}), tensor({5, 6, 7, 8}, {2, 2})), {2, 2}, {19, 22, 43, 50});
+  CHECK(matmul(tensor({1, 2, 3, 4}, {2, 2}), tensor({5, 6, 7, 8}, {2, 2})).dtype() == kInt32);
+  CHECK(matmul(tensor({1, 2}), tensor({1.0, 2.0})).dtype() == kFloat64);
+  // a zero-length inner axis gives zeros; zero-length outer axes give empty results
+  check_values(matmul(zeros({2, 0}), zeros({0, 3})), {2, 3}, {0, 0, 0, 0, 0, 0});
+  CHECK(matmul(zeros({0, 4}), zeros({4, 3})).shape() == Shape{0, 3});
+  CHECK(matmul(zeros({5, 0, 4}), zeros({4, 3})).shape() == Shape{5, 0, 3});
+}
+
+TEST_CASE("matmul: random shapes, batch broadcasting, views and dtypes match the naive kernel", "[matmul][naive]") {
+  std::mt19937 rng(3001);
+  for (DType dt : kNumericDTypes) {
+    for (int trial = 0; trial < 40; ++trial) {
+      const std::int64_t m = rand_int(rng, 1, 7), k = rand_int(rng, 1, 9), n = rand_int(rng, 1, 7);
+      // batch shapes of rank 0..2 that broadcast
+      Shape ba, bb;
+      const auto br = rand_int(rng, 0, 2);
+      for (std::int64_t i = 0; i < br; ++i) {
+        const auto d = rand_int(rng, 1, 3);
+        ba.push_back(rand_int(rng, 0, 2) == 0 ? 1 : d);
+        bb.push_back(rand_int(rng, 0, 2) == 0 ? 1 : d);
+      }
+      if (rand_int(rng, 0, 2) == 0 && !bb.empty()) bb.erase(bb.begin());
+      Shape sa = ba, sb = bb;
+      sa.insert(sa.end(), {m, k});
+      sb.insert(sb.end(), {k, n});
+      const int vec = static_cast<int>(rand_int(rng, 0, 5));  // 0: a is 1-D, 1: b is 1-D, 2: both
+      if (vec == 0 || vec == 2) sa = {k};
+      if (vec == 1 || vec == 2) sb = {k};
+      const Make ma = kAllMakes[rand_int(rng, 0, 5)], mb = kAllMakes[rand_int(rng, 0, 5)];
+      const Tensor a = make_input(sa, dt, rng, ma), b = make_input(sb, dt, rng, mb);
+      INFO(dtype_name(dt) << " " << str(sa) << " (" << make_name(ma) << ") @ " << str(sb) << " (" << make_name(mb) << ")");
+      check_close(matmul(a, b), naive_matmul(a, b, dt), mm_tol(dt));
+    }
+  }
+  // mixed dtypes promote
+  const Tensor i = make_input({3, 4}, kInt32, rng, Make::Contiguous), f = make_input({4, 2}, kFloat32, rng, Make::Transposed);
+  check_close(matmul(i, f), naive_matmul(i, f, kFloat32), mm_tol(kFloat32));
+  check_close(matmul(f.transpose(), i.transpose()), naive_matmul(f.transpose(), i.transpose(), kFloat32), mm_tol(kFloat32));
+}
+
+TEST_CASE("matmul: BLAS-sized operands, transposed and strided views, broadcast batches", "[matmul][naive][blas]") {
+  std::mt19937 rng(3002);
+  for (DType dt : kFloatDTypes) {
+    // [96, 200] @ [200, 40]: plain, both transposed (BLAS transpose flags), strided (a copy)
+    const Tensor a = make_input({96, 200}, dt, rng, Make::Contiguous, -1, 1);
+    const Tensor b = make_input({200, 40}, dt, rng, Make::Contiguous, -1, 1);
+    const Tensor at = make_input({200, 96}, dt, rng, Make::Contiguous, -1, 1).transpose();
+    const Tensor bt = make_input({40, 200}, dt, rng, Make::Contiguous, -1, 1).transpose();
+    const Tensor as = make_input({96, 200}, dt, rng, Make::Strided, -1, 1);
+    const Tensor br = make_input({200, 40}, dt, rng, Make::Reversed, -1, 1);
+    INFO(dtype_name(dt));
+    check_close(matmul(a, b), naive_matmul(a, b, dt), mm_tol(dt));
+    check_close(matmul(at, b), naive_matmul(at, b, dt), mm_tol(dt));
+    check_close(matmul(a, bt), naive_matmul(a, bt, dt), mm_tol(dt));
+    check_close(matmul(at, bt), naive_matmul(at, bt, dt), mm_tol(dt));
+    check_close(matmul(as, br), naive_matmul(as, br, dt), mm_tol(dt));
+    // a column slice of a contiguous matrix (leading dimension larger than the width)
+    const Tensor wide = make_input({96, 256}, dt, rng, Make::Contiguous, -1, 1)(all, Slice(10, 210));
+    check_close(matmul(wide, b), naive_matmul(wide, b, dt), mm_tol(dt));
+    // batched with broadcast batch axes: [3, 1, 20, 30] @ [4, 30, 10] -> [3, 4, 20, 10]
+    const Tensor x = make_input({3, 1, 20, 30}, dt, rng, Make::Contiguous);
+    const Tensor y = make_input({4, 30, 10}, dt, rng, Make::Permuted);
+    const Tensor z = matmul(x, y);
+    CHECK(z.shape() == Shape{3, 4, 20, 10});
+    check_close(z, naive_matmul(x, y, dt), mm_tol(dt));
+    // a broadcast (stride-0) matrix operand
+    const Tensor w = make_input({30, 10}, dt, rng, Make::Contiguous).broadcast_to({4, 30, 10});
+    check_close(matmul(x, w), naive_matmul(x, w, dt), mm_tol(dt));
+  }
+  // the book's dense layer: [128, 784] @ [784, 10]
+  const Tensor images = make_input({128, 784}, kFloat32, rng, Make::Contiguous, 0, 1);
+  const Tensor weights = make_input({784, 10}, kFloat32, rng, Make::Contiguous, -0.1, 0.1);
+  check_close(matmul(images, weights), naive_matmul(images, weights, kFloat32), {1e-4, 1e-4});
+}
+
+TEST_CASE("matmul: errors give the exact message", "[matmul][errors]") {
+  CHECK_THROWS_AS(matmul(zeros({128, 784}), zeros({512, 10})), ShapeError);
+  CHECK_THROWS_WITH(matmul(zeros({128, 784}), zeros({512, 10})),
+                    Equals("matmul: inner dimensions differ: [128, 784] @ [512, 10] (784 vs 512)"));
+  CHECK_THROWS_WITH(matmul(zeros({3}), zeros({4})), Equals("matmul: inner dimensions differ: [3] @ [4] (3 vs 4)"));
+  CHECK_THROWS_WITH(matmul(zeros({2, 3, 4}), zeros({5, 2})), Contains("(4 vs 5)"));
+  CHECK_THROWS_AS(matmul(zeros({2, 3, 4}), zeros({3, 4, 5})), ShapeError);
+  CHECK_THROWS_WITH(matmul(zeros({2, 3, 4}), zeros({3, 4, 5})),
+                    Contains("matmul") && Contains("[2, 3, 4]") && Contains("[3, 4, 5]"));
+  CHECK_THROWS_AS(matmul(scalar(1.f), zeros({2})), ShapeError);
+  CHECK_THROWS_WITH(matmul(scalar(1.f), zeros({2})), Contains("matmul") && Contains("[]") && Contains("[2]"));
+  CHECK_THROWS_AS(matmul(zeros({2, 2}, kBool), zeros({2, 2}, kBool)), DTypeError);
+  CHECK_THROWS_WITH(matmul(zeros({2, 2}, kBool), zeros({2, 2}, kBool)), Contains("matmul") && Contains("bool"));
+}
+
+TEST_CASE("dot and tensordot match double loops", "[matmul][dot][tensordot]") {
+  std::mt19937 rng(3003);
+  // dot: 1-D . 1-D, 2-D, scalar, N-D . 2-D, N-D . 1-D, 2-D . N-D
+  check_values(dot(tensor({1.0, 2.0, 3.0}), tensor({4.0, 5.0, 6.0})), {}, {32});
+  check_values(dot(scalar(2.f), tensor({1.f, 2.f})), {2}, {2, 4});
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{4}, {4}}, {{3, 4}, {4, 5}}, {{3, 4}, {4}}, {{4}, {4, 2}}, {{2, 3, 4}, {4, 5}}, {{2, 3, 4}, {4}}, {{2, 3}, {4, 3, 5}}, {{2, 2, 3}, {2, 3, 2}}};
+  for (const auto& [sa, sb] : cases) {
+    INFO("dot " << str(sa) << " . " << str(sb));
+    const Tensor a = make_input(sa, kFloat64, rng, Make::Transposed), b = make_input(sb, kFloat64, rng, Make::Reversed);
+    // NumPy's dot sums over a's last axis and b's second-to-last (its only axis when 1-D)
+    const auto [os, ov] = tensordot_oracle(a, b, {a.rank() - 1}, {b.rank() >= 2 ? b.rank() - 2 : 0});
+    check_values(dot(a, b), os, ov, {1e-12, 1e-12});
+  }
+  // tensordot with axis lists and with n
+  const Tensor a = make_input({3, 4, 5}, kFloat64, rng, Make::Permuted);
+  const Tensor b = make_input({4, 5, 6}, kFloat64, rng, Make::Strided);
+  {
+    const auto [os, ov] = tensordot_oracle(a, b, {1, 2}, {0, 1});
+    check_values(tensordot(a, b, 2), os, ov, {1e-12, 1e-12});
+    check_values(tensordot(a, b, {1, 2}, {0, 1}), os, ov, {1e-12, 1e-12});
+    CHECK(os == Shape{3, 6});
+  }
+  {
+    const Tensor c = make_input({5, 4, 3}, kFloat64, rng, Make::Contiguous);
+    const auto [os, ov] = tensordot_oracle(a, c, {0, 2}, {2, 0});
+    check_values(tensordot(a, c, {0, 2}, {2, 0}), os, ov, {1e-12, 1e-12});
+    check_values(tensordot(a, c, {-3, -1}, {-1, 0}), os, ov, {1e-12, 1e-12});
+    CHECK(os == Shape{4, 4});
+  }
+  {
+    const auto [os, ov] = tensordot_oracle(a, b, {}, {});  // n = 0: the outer product
+    check_values(tensordot(a, b, 0), os, ov, {1e-12, 1e-12});
+    CHECK(os == Shape{3, 4, 5, 4, 5, 6});
+  }
+  CHECK_THROWS_AS(tensordot(a, b, {0}, {0}), ShapeError);
+  CHECK_THROWS_WITH(tensordot(a, b, {0}, {0}), Contains("tensordot") && Contains("[3, 4, 5]") && Contains("[4, 5, 6]"));
+  CHECK_THROWS_AS(tensordot(a, b, {0, 1}, {0}), ValueError);
+  CHECK_THROWS_AS(tensordot(a, b, 4), ValueError);
+  CHECK_THROWS_AS(dot(zeros({2, 3}), zeros({2, 3})), ShapeError);
+}
+
+// =================================================================== creation
+
+TEST_CASE("creation: zeros, ones, full, empty and the *_like forms", "[creation]") {
+  const Tensor z = zeros({2, 3});
+  CHECK(z.dtype() == kFloat32);
+  CHECK(z.is_contiguous());
+  check_values(z, {2, 3}, {0, 0, 0, 0, 0, 0});
+  check_values(ones({2}, kInt64), {2}, {1, 1});
+  CHECK(ones({2}, kInt64).dtype() == kInt64);
+  check_values(full({2, 2}, 7.5), {2, 2}, {7.5, 7.5, 7.5, 7.5});
+  check_values(full({3}, 2, kInt32), {3}, {2, 2, 2});
+  check_values(full({2}, 1, kBool), {2}, {1, 1});
+  CHECK(full({}, 4.0, kFloat64).rank() == 0);
+  CHECK(zeros({0, 3}).size() == 0);
+  CHECK(empty({4, 0}).shape() == Shape{4, 0});
+  check_values(scalar(2.5), {}, {2.5});
+  CHECK(scalar(2.5).dtype() == kFloat32);
+  CHECK(scalar(3, kInt64).item<std::int64_t>() == 3);
+  CHECK_FALSE(scalar(2.5).is_weak());
+  const Tensor v = iota({3, 2}, kInt32).transpose();
+  const Tensor zl = zeros_like(v), ol = ones_like(v), fl = full_like(v, 9);
+  for (const Tensor& t : {zl, ol, fl}) {
+    CHECK(t.shape() == Shape{2, 3});
+    CHECK(t.dtype() == kInt32);
+    CHECK(t.is_contiguous());
+    CHECK_FALSE(shares(t, v));
+  }
+  check_values(zl, {2, 3}, {0, 0, 0, 0, 0, 0});
+  check_values(ol, {2, 3}, {1, 1, 1, 1, 1, 1});
+  check_values(fl, {2, 3}, {9, 9, 9, 9, 9, 9});
+  CHECK_THROWS_AS(zeros({2, -1}), ValueError);
+  CHECK_THROWS_WITH(empty({-3}), Contains("negative") && Contains("[-3]"));
+}
+
+TEST_CASE("creation: shapes whose byte count overflows raise", "[creation][errors][edge]") {
+  // 2^62 float32 elements: the byte count (2^64) wraps to 0 in size_t. It must raise, not
+  // make a tensor over a tiny buffer (zeros({1 << 62}) then writes into it and crashes).
+  CHECK_THROWS_AS(empty({std::int64_t(1) << 62}), Error);
+  CHECK_THROWS_AS(empty({std::int64_t(1) << 61}, kFloat64), Error);
+}
+
+TEST_CASE("creation: shapes whose element count overflows raise", "[creation][errors][overflow]") {
+  const std::int64_t big = std::int64_t(1) << 32;
+  CHECK_THROWS_AS(empty({big, big}), Error);  // 2^64 elements
+}
+
+TEST_CASE("creation: tensor from values", "[creation]") {
+  const Tensor t = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  CHECK(t.shape() == Shape{2, 3});
+  CHECK(t.dtype() == kFloat32);
+  check_values(t, {2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(tensor({1, 2}).dtype() == kInt32);
+  CHECK(tensor<std::int64_t>({1, 2}).dtype() == kInt64);
+  CHECK(tensor({1.0}).dtype() == kFloat64);
+  CHECK(tensor({true}).dtype() == kBool);
+  const std::vector<double> vals = {1.5, -2.7, 0.2};
+  const Tensor i = tensor(vals, {3}, kInt32);  // converted like static_cast (toward zero)
+  CHECK(i.dtype() == kInt32);
+  check_values(i, {3}, {1, -2, 0});
+  check_values(tensor(std::vector<float>{4.f}, {}), {}, {4});
+  check_values(tensor(std::vector<float>{}, {0, 2}), {0, 2}, {});
+  CHECK_THROWS_AS(tensor({1.f, 2.f, 3.f, 4.f, 5.f}, {2, 3}), ValueError);
+  CHECK_THROWS_WITH(tensor({1.f, 2.f, 3.f, 4.f, 5.f}, {2, 3}),
+                    Contains("tensor: 5 values do not fill shape [2, 3] (6 elements)"));
+  CHECK_THROWS_AS(tensor(std::vector<float>{1.f}, {-1}), ValueError);
+}
+
+TEST_CASE("creation: arange, linspace and eye (NumPy's values)", "[creation]") {
+  const Tensor a = arange(5);
+  CHECK(a.dtype() == kInt64);
+  check_values(a, {5}, {0, 1, 2, 3, 4});
+  CHECK(arange(5, kInt32).dtype() == kInt32);
+  check_values(arange(2, 10, 3), {3}, {2, 5, 8});
+  CHECK(arange(2, 10, 3).dtype() == kFloat32);
+  check_values(arange(10, 0, -3), {4}, {10, 7, 4, 1});
+  check_values(arange(0.5, 3, 1, kFloat64), {3}, {0.5, 1.5, 2.5});
+  CHECK(arange(0, 1, 0.1).size() == 10);
+  CHECK(arange(0, -3).size() == 0);
+  CHECK(arange(0).size() == 0);
+  check_values(arange(-1, 1, 0.5, kFloat64), {4}, {-1, -0.5, 0, 0.5});
+  CHECK_THROWS_AS(arange(1, 2, 0), ValueError);
+  CHECK_THROWS_WITH(arange(1, 2, 0), Contains("arange") && Contains("zero"));
+
+  check_values(linspace(0, 1, 5), {5}, {0, 0.25, 0.5, 0.75, 1});
+  check_values(linspace(1, 0, 3, kFloat64), {3}, {1, 0.5, 0});
+  check_values(linspace(2, 3, 1), {1}, {2});
+  check_values(linspace(0, 1, 0), {0}, {});
+  check_values(linspace(0, 10, 5, kInt32), {5}, {0, 2, 5, 7, 10});
+  CHECK(linspace(0, 1, 7, kFloat64).to_vector<double>().back() == 1.0);  // the end point exactly
+  CHECK_THROWS_AS(linspace(0, 1, -1), ValueError);
+
+  check_values(eye(3), {3, 3}, {1, 0, 0, 0, 1, 0, 0, 0, 1});
+  check_values(eye(2, 3), {2, 3}, {1, 0, 0, 0, 1, 0});
+  check_values(eye(3, 2), {3, 2}, {1, 0, 0, 1, 0, 0});
+  CHECK(eye(2, -1, kInt32).dtype() == kInt32);
+  CHECK(eye(0).shape() == Shape{0, 0});
+  CHECK_THROWS_AS(eye(-1), ValueError);
+}
+
+// =================================================================== random numbers
+
+TEST_CASE("random: uniform and normal are reproducible for a seed and match the naive kernels", "[random]") {
+  Generator g1(42), g2(42), g3(43);
+  const Tensor u1 = uniform({1000}, g1), u2 = uniform({1000}, g2), u3 = uniform({1000}, g3);
+  CHECK(values(u1) == values(u2));
+  CHECK(values(u1) != values(u3));
+  CHECK(g1.offset() == 1000);
+  const Tensor u1b = uniform({1000}, g1);  // a second draw continues the stream
+  CHECK(values(u1b) != values(u1));
+  // the same stream whatever the shape
+  Generator g4(42);
+  CHECK(values(uniform({10, 100}, g4)) == values(u1));
+  g4.manual_seed(42);
+  CHECK(values(uniform({1000}, g4)) == values(u1));
+  CHECK(g4.offset() == 1000);
+
+  // against the naive kernels at the same (seed, offset)
+  for (DType dt : kFloatDTypes) {
+    Generator g(7);
+    g.advance(123);
+    const Tensor u = uniform({257}, g, -2, 3, dt);
+    const Tensor n = normal({257}, g, 1, 2, dt);
+    CHECK(u.dtype() == dt);
+    Tensor eu = empty({257}, dt), en = empty({257}, dt);
+    visit_dtype(dt, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if constexpr (std::is_floating_point_v<T>) {
+        naive::uniform<T>(eu.data<T>(), 257, 7, 123, -2, 3);
+        naive::normal<T>(en.data<T>(), 257, 7, 123 + 257, 1, 2);
+      }
+    });
+    INFO(dtype_name(dt));
+    check_close(u, eu, {0, 0});
+    check_close(n, en);
+  }
+  Generator gn1(5), gn2(5);
+  CHECK(values(normal({100}, gn1)) == values(normal({100}, gn2)));
+}
+
+TEST_CASE("random: uniform and normal have the right range, mean and std", "[random][stats]") {
+  Generator g(2024);
+  const std::int64_t n = 100000;
+  for (DType dt : kFloatDTypes) {
+    INFO(dtype_name(dt));
+    const auto u = values(uniform({n}, g, 2, 5, dt));
+    double lo = 1e9, hi = -1e9, s = 0, s2 = 0;
+    for (double x : u) {
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+      s += x;
+      s2 += x * x;
+    }
+    const double mean = s / n, sd = std::sqrt(s2 / n - mean * mean);
+    CHECK(lo >= 2);
+    CHECK(hi < 5);
+    CHECK(lo < 2.01);
+    CHECK(hi > 4.99);
+    CHECK(mean == Approx(3.5).margin(0.02));
+    CHECK(sd == Approx(3 / std::sqrt(12.0)).margin(0.01));
+    const auto z = values(normal({n}, g, 1, 2, dt));
+    s = s2 = 0;
+    std::int64_t within1 = 0;
+    for (double x : z) {
+      s += x;
+      s2 += x * x;
+      within1 += std::abs(x - 1) < 2;
+    }
+    const double zm = s / n, zsd = std::sqrt(s2 / n - zm * zm);
+    CHECK(zm == Approx(1).margin(0.03));
+    CHECK(zsd == Approx(2).margin(0.03));
+    CHECK(static_cast<double>(within1) / n == Approx(0.6827).margin(0.01));
+  }
+  CHECK_THROWS_AS(uniform({2}, g, 0, 1, kInt32), DTypeError);
+  CHECK_THROWS_WITH(uniform({2}, g, 0, 1, kInt32), Contains("uniform") && Contains("int32"));
+  CHECK_THROWS_AS(normal({2}, g, 0, -1), ValueError);
+  CHECK(uniform({0}, g).size() == 0);
+}
+
+// =================================================================== concat, stack, split
+
+TEST_CASE("concat: hand-worked values, promotion, views and zero-size parts", "[concat]") {
+  const Tensor a = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  const Tensor b = tensor({7.f, 8.f, 9.f}, {1, 3});
+  check_values(concat({a, b}), {3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  check_values(concat({a, tensor({0.f, -1.f}, {2, 1})}, 1), {2, 4}, {1, 2, 3, 0, 4, 5, 6, -1});
+  check_values(concat({a, tensor({0.f, -1.f}, {2, 1})}, -1), {2, 4}, {1, 2, 3, 0, 4, 5, 6, -1});
+  check_values(concat({a.transpose(), a.transpose()(Slice(none, none, -1))}, 1), {3, 4},
+               {1, 4, 3, 6, 2, 5, 2, 5, 3, 6, 1, 4});
+  check_values(concat({zeros({0, 3}), b, zeros({0, 3})}), {1, 3}, {7, 8, 9});
+  const Tensor mixed = concat({tensor({1, 2}), tensor({0.5f})});
+  CHECK(mixed.dtype() == kFloat32);
+  check_values(mixed, {3}, {1, 2, 0.5});
+  check_values(concat({tensor({true}), tensor({false, true})}), {3}, {1, 0, 1});
+  const Tensor one = concat({a});
+  check_values(one, {2, 3}, {1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("concat: random parts along every axis equal the pieces", "[concat][split]") {
+  std::mt19937 rng(3004);
+  for (int trial = 0; trial < 40; ++trial) {
+    const Shape s = random_shape(rng, 1, 4);
+    const auto axis = rand_int(rng, 0, static_cast<std::int64_t>(s.size()) - 1);
+    std::vector<Tensor> parts;
+    std::vector<std::int64_t> sizes;
+    const auto nparts = rand_int(rng, 1, 4);
+    for (std::int64_t p = 0; p < nparts; ++p) {
+      Shape ps = s;
+      ps[static_cast<std::size_t>(axis)] = rand_int(rng, 0, 3);
+      sizes.push_back(ps[static_cast<std::size_t>(axis)]);
+      parts.push_back(make_input(ps, kFloat32, rng, kAllMakes[rand_int(rng, 0, 5)]));
+    }
+    INFO("shape " << str(s) << " axis " << axis << " sizes " << str(sizes));
+    const Tensor c = concat(parts, axis);
+    const auto back = split(c, sizes, axis);
+    REQUIRE(back.size() == parts.size());
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+      CHECK(str(back[p].shape()) == str(parts[p].shape()));
+      CHECK(values(back[p]) == values(parts[p]));
+      CHECK(shares(back[p], c));
+    }
+  }
+}
+
+TEST_CASE("stack and split", "[concat][stack][split]") {
+  const Tensor a = tensor({1.f, 2.f}), b = tensor({3.f, 4.f});
+  check_values(stack({a, b}), {2, 2}, {1, 2, 3, 4});
+  check_values(stack({a, b}, 1), {2, 2}, {1, 3, 2, 4});
+  check_values(stack({a, b}, -1), {2, 2}, {1, 3, 2, 4});
+  check_values(stack({scalar(1.f), scalar(2.f)}), {2}, {1, 2});
+  CHECK(stack({zeros({2, 3}), zeros({2, 3}), zeros({2, 3})}, 1).shape() == Shape{2, 3, 3});
+  CHECK_THROWS_AS(stack({a, tensor({1.f, 2.f, 3.f})}), ShapeError);
+  CHECK_THROWS_WITH(stack({a, tensor({1.f, 2.f, 3.f})}), Contains("stack") && Contains("[2]") && Contains("[3]"));
+  CHECK_THROWS_AS(stack({}), ValueError);
+  CHECK_THROWS_AS(stack({a, b}, 2), IndexError);
+
+  const Tensor x = iota({6, 2});
+  const auto parts = split(x, 3);
+  REQUIRE(parts.size() == 3);
+  check_values(parts[1], {2, 2}, {4, 5, 6, 7});
+  for (const auto& p : parts) CHECK(shares(p, x));
+  const auto cols = split(x, 2, 1);
+  check_values(cols[1], {6, 1}, {1, 3, 5, 7, 9, 11});
+  const auto sized = split(x, std::vector<std::int64_t>{1, 0, 5});
+  REQUIRE(sized.size() == 3);
+  CHECK(sized[0].shape() == Shape{1, 2});
+  CHECK(sized[1].shape() == Shape{0, 2});
+  check_values(sized[2](0), {2}, {2, 3});
+  CHECK_THROWS_AS(split(iota({5}), 2), ShapeError);
+  CHECK_THROWS_WITH(split(iota({5}), 2), Contains("split") && Contains("[5]"));
+  CHECK_THROWS_AS(split(iota({5}), std::vector<std::int64_t>{2, 2}), ShapeError);
+  CHECK_THROWS_WITH(split(iota({5}), std::vector<std::int64_t>{2, 2}), Contains("split") && Contains("[5]"));
+  CHECK_THROWS_AS(split(iota({5}), std::vector<std::int64_t>{6, -1}), ValueError);
+  CHECK_THROWS_AS(split(iota({5}), 1, 1), IndexError);
+}
+
+TEST_CASE("concat: errors name the shapes", "[concat][errors]") {
+  CHECK_THROWS_AS(concat({zeros({2, 3}), zeros({2, 4})}), ShapeError);
+  CHECK_THROWS_WITH(concat({zeros({2, 3}), zeros({2, 4})}), Contains("concat") && Contains("[2, 3]") && Contains("[2, 4]"));
+  CHECK_THROWS_AS(concat({zeros({2, 3}), zeros({3})}), ShapeError);
+  CHECK_THROWS_WITH(concat({zeros({2, 3}), zeros({3})}), Contains("concat") && Contains("[2, 3]") && Contains("[3]"));
+  CHECK_THROWS_AS(concat({}), ValueError);
+  CHECK_THROWS_AS(concat({scalar(1.f), scalar(2.f)}), ShapeError);
+  CHECK_THROWS_AS(concat({zeros({2}), zeros({2})}, 1), IndexError);
+}
+
+// =================================================================== one_hot, take_along_axis, gather, scatter_add, slice_scatter
+
+TEST_CASE("one_hot: rows of 0/1; out-of-range indices give a zero row", "[one_hot]") {
+  const Tensor h = one_hot(tensor({0, 2, -1, 3}), 3);
+  CHECK(h.dtype() == kFloat32);
+  check_values(h, {4, 3}, {1, 0, 0,  //
+                           0, 0, 1,  //
+                           0, 0, 0,  //
+                           0, 0, 0});
+  const Tensor h2 = one_hot(tensor<std::int64_t>({1, 0, 2, 1}, {2, 2}), 3, kInt32);
+  CHECK(h2.dtype() == kInt32);
+  check_values(h2, {2, 2, 3}, {0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0});
+  CHECK(one_hot(tensor({1, 2}), 0).shape() == Shape{2, 0});
+  CHECK(one_hot(scalar(1, kInt64), 2).shape() == Shape{2});
+  CHECK_THROWS_AS(one_hot(tensor({1.f}), 3), DTypeError);
+  CHECK_THROWS_WITH(one_hot(tensor({1.f}), 3), Contains("one_hot") && Contains("float32"));
+  CHECK_THROWS_AS(one_hot(tensor({1}), -1), ValueError);
+}
+
+TEST_CASE("take_along_axis: hand-worked values (NumPy's examples)", "[gather]") {
+  const Tensor x = tensor({10, 30, 20, 60, 40, 50}, {2, 3});
+  // NumPy: np.take_along_axis(a, np.argsort(a, axis=1), axis=1)
+  check_values(take_along_axis(x, tensor<std::int64_t>({0, 2, 1, 1, 2, 0}, {2, 3}), 1), {2, 3},
+               {10, 20, 30, 40, 50, 60});
+  // with argmax keepdims
+  check_values(take_along_axis(x, argmax(x, 1, true), 1), {2, 1}, {30, 60});
+  check_values(take_along_axis(x, tensor({1, 0, 0}, {1, 3}), 0), {1, 3}, {60, 30, 20});
+  // indices broadcast along the other axes: [1, 2] against [2, 3] along axis 1 -> [2, 2]
+  check_values(take_along_axis(x, tensor({2, 0}, {1, 2}), 1), {2, 2}, {20, 10, 50, 60});
+  CHECK(take_along_axis(x, zeros({2, 0}, kInt64), 1).shape() == Shape{2, 0});
+  check_values(gather(tensor({0.1f, 0.9f, 0.7f, 0.3f, 0.5f, 0.5f}, {3, 2}), tensor({1, 0, 1})), {3}, {0.9, 0.7, 0.5});
+  check_values(gather(x, tensor<std::int64_t>({2, 0})), {2}, {20, 60});
+}
+
+TEST_CASE("take_along_axis: random shapes and broadcasting match the naive kernel", "[gather][naive]") {
+  std::mt19937 rng(3005);
+  for (int trial = 0; trial < 80; ++trial) {
+    const Shape xs = random_shape(rng, 1, 4, false);
+    const int axis = static_cast<int>(rand_int(rng, 0, static_cast<std::int64_t>(xs.size()) - 1));
+    Shape is = xs;
+    for (std::size_t d = 0; d < is.size(); ++d)
+      if (rand_int(rng, 0, 3) == 0) is[d] = 1;
+    is[static_cast<std::size_t>(axis)] = rand_int(rng, 0, 4);
+    const DType dt = kAllDTypes[rand_int(rng, 0, 4)];
+    const DType it = rand_int(rng, 0, 1) ? kInt32 : kInt64;
+    const Tensor x = make_input(xs, dt, rng, kAllMakes[rand_int(rng, 0, 5)]);
+    const Tensor idx = make_input(is, it, rng, kAllMakes[rand_int(rng, 0, 5)], 0, static_cast<double>(xs[axis] - 1));
+    INFO("x " << dtype_name(dt) << " " << str(xs) << " indices " << str(is) << " axis " << axis);
+    Shape out_shape = broadcast(xs, is);
+    out_shape[static_cast<std::size_t>(axis)] = is[static_cast<std::size_t>(axis)];
+    Shape src_shape = out_shape;
+    src_shape[static_cast<std::size_t>(axis)] = xs[static_cast<std::size_t>(axis)];
+    const Tensor idx64 = naive_cast(idx, kInt64);
+    Tensor expected = empty(out_shape, dt);
+    if (expected.size() > 0) {
+      visit_dtype(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        naive::gather<T>(expected.data<T>(), layout_of(expected), x.data<T>(), layout_as(x, src_shape),
+                         idx64.data<std::int64_t>(), layout_as(idx64, out_shape), axis);
+      });
+    }
+    check_close(take_along_axis(x, idx, axis), expected);
+    check_close(take_along_axis(x, idx, axis - static_cast<int>(xs.size())), expected);
+  }
+}
+
+TEST_CASE("take_along_axis and gather: errors", "[gather][errors]") {
+  const Tensor x = zeros({2, 3});
+  CHECK_THROWS_AS(take_along_axis(x, tensor({0, 5}, {2, 1}), 1), IndexError);
+  CHECK_THROWS_WITH(take_along_axis(x, tensor({0, 5}, {2, 1}), 1),
+                    Contains("take_along_axis: index 5 is out of bounds for axis 1 with size 3"));
+  CHECK_THROWS_AS(take_along_axis(x, tensor({2}, {1, 1}), 0), IndexError);
+  CHECK_THROWS_WITH(take_along_axis(x, tensor({2}, {1, 1}), 0), Contains("index 2") && Contains("size 2"));
+  CHECK_THROWS_AS(take_along_axis(x, tensor({0, 1}), 1), ShapeError);
+  CHECK_THROWS_WITH(take_along_axis(x, tensor({0, 1}), 1), Contains("take_along_axis") && Contains("[2, 3]") &&
+                                                              Contains("[2]"));
+  CHECK_THROWS_AS(take_along_axis(x, zeros({2, 1}), 1), DTypeError);
+  CHECK_THROWS_AS(take_along_axis(x, tensor({0, 0, 0}, {3, 1}), 1), ShapeError);
+  CHECK_THROWS_AS(take_along_axis(x, tensor({0, 0}, {2, 1}), 2), IndexError);
+  CHECK_THROWS_AS(gather(x, tensor({0, 3})), IndexError);
+  CHECK_THROWS_WITH(gather(x, tensor({0, 3})), Contains("index 3"));
+  CHECK_THROWS_AS(gather(x, tensor({0, 1}, {1, 2})), ShapeError);
+}
+
+TEST_CASE("scatter_add: duplicates accumulate; the base is not modified", "[scatter_add]") {
+  const Tensor base = zeros({5});
+  const Tensor r = scatter_add(base, tensor({0, 1, 1, 4}), tensor({1.f, 2.f, 3.f, 4.f}), 0);
+  check_values(r, {5}, {1, 5, 0, 0, 4});
+  check_values(base, {5}, {0, 0, 0, 0, 0});
+  CHECK_FALSE(shares(r, base));
+  const Tensor b2 = ones({2, 3}, kInt32);
+  check_values(scatter_add(b2, tensor({0, 0, 2, 1}, {2, 2}), tensor({1, 2, 3, 4}, {2, 2}), 1), {2, 3},
+               {4, 1, 1, 1, 5, 4});
+  // src broadcasts against the indices
+  check_values(scatter_add(zeros({3}, kFloat64), tensor({2, 2, 0}), tensor({0.5}), 0), {3}, {0.5, 0, 1});
+  // the inverse of take_along_axis for a permutation
+  const Tensor x = tensor({10.f, 20.f, 30.f});
+  const Tensor perm = tensor({2, 0, 1});
+  check_values(scatter_add(zeros({3}), perm, take_along_axis(x, perm, 0), 0), {3}, {10, 20, 30});
+}
+
+TEST_CASE("scatter_add: random shapes match the naive kernel", "[scatter_add][naive]") {
+  std::mt19937 rng(3006);
+  for (int trial = 0; trial < 60; ++trial) {
+    const Shape bs = random_shape(rng, 1, 3, false);
+    const int axis = static_cast<int>(rand_int(rng, 0, static_cast<std::int64_t>(bs.size()) - 1));
+    Shape is = bs;
+    is[static_cast<std::size_t>(axis)] = rand_int(rng, 0, 6);  // more than the base: duplicates
+    const DType dt = kNumericDTypes[rand_int(rng, 0, 3)];
+    const Tensor base = make_input(bs, dt, rng, kAllMakes[rand_int(rng, 0, 5)]);
+    const Tensor idx = make_input(is, kInt64, rng, kAllMakes[rand_int(rng, 0, 5)], 0, static_cast<double>(bs[axis] - 1));
+    const Tensor src = make_input(is, dt, rng, kAllMakes[rand_int(rng, 0, 5)]);
+    INFO(dtype_name(dt) << " base " << str(bs) << " indices " << str(is) << " axis " << axis);
+    Tensor expected = naive_cast(base, dt);
+    if (src.size() > 0) {
+      Layout ol = layout_of(expected);
+      for (int d = 0; d < ol.rank; ++d)
+        if (d != axis) ol.shape[d] = is[static_cast<std::size_t>(d)];
+      visit_dtype(dt, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (!std::is_same_v<T, bool>)
+          naive::scatter_add<T>(expected.data<T>(), ol, src.data<T>(), layout_of(src), idx.data<std::int64_t>(),
+                                layout_of(idx), axis);
+      });
+    }
+    check_close(scatter_add(base, idx, src, axis), expected, {1e-6, 1e-6});
+  }
+}
+
+TEST_CASE("scatter_add: errors", "[scatter_add][errors]") {
+  const Tensor base = zeros({2, 3});
+  CHECK_THROWS_AS(scatter_add(base, tensor({0, 3, 1, 2}, {2, 2}), ones({2, 2}), 1), IndexError);
+  CHECK_THROWS_WITH(scatter_add(base, tensor({0, 3, 1, 2}, {2, 2}), ones({2, 2}), 1),
+                    Contains("scatter_add: index 3 is out of bounds for axis 1 with size 3"));
+  CHECK_THROWS_AS(scatter_add(base, tensor({0, 1}, {1, 2}), ones({1, 2}), 1), ShapeError);  // [1, 2] vs base rows 2
+  CHECK_THROWS_AS(scatter_add(zeros({2}, kBool), tensor({0}), tensor({true}), 0), DTypeError);
+  CHECK_THROWS_AS(scatter_add(base, zeros({2, 1}), ones({2, 1}), 1), DTypeError);
+}
+
+TEST_CASE("slice_scatter: zeros with the values at a strided slice", "[slice_scatter]") {
+  check_values(slice_scatter(tensor({1.f, 2.f}), {5}, {1}, {2}), {5}, {0, 1, 0, 2, 0});
+  check_values(slice_scatter(tensor({1.f, 2.f}), {5}, {4}, {-2}), {5}, {0, 0, 2, 0, 1});
+  check_values(slice_scatter(tensor({1, 2, 3, 4}, {2, 2}), {3, 4}, {1, 0}, {1, 3}), {3, 4},
+               {0, 0, 0, 0, 1, 0, 0, 2, 3, 0, 0, 4});
+  CHECK(slice_scatter(zeros({0}), {3}, {0}, {1}).shape() == Shape{3});
+  // the inverse of slicing: x[1::2] scattered back
+  const Tensor x = iota({6});
+  check_values(slice_scatter(x(Slice(1, none, 2)), {6}, {1}, {2}), {6}, {0, 1, 0, 3, 0, 5});
+  CHECK_THROWS_AS(slice_scatter(tensor({1.f, 2.f}), {3}, {2}, {1}), IndexError);
+  CHECK_THROWS_WITH(slice_scatter(tensor({1.f, 2.f}), {3}, {2}, {1}), Contains("slice_scatter") && Contains("[2]") &&
+                                                                          Contains("[3]"));
+  CHECK_THROWS_AS(slice_scatter(tensor({1.f, 2.f}), {3, 3}, {0}, {1}), ShapeError);
+}
+
+// =================================================================== astype, clone, contiguous, item, to_vector
+
+TEST_CASE("astype: every pair of dtypes converts like static_cast (floats truncate toward zero)", "[astype]") {
+  for (DType from : kAllDTypes) {
+    std::vector<double> src;
+    if (from == kBool) src = {1, 0, 1, 1, 0, 0};
+    else if (is_integral(from)) src = {-3, -1, 0, 1, 2, 7};
+    else src = {-2.7, -1.0, 0.0, 0.5, 1.0, 3.9};
+    // a reversed, transposed view of the values
+    const Tensor base = from_values(src, {3, 2}, from);
+    const Tensor x = base(Slice(none, none, -1)).transpose();  // [2, 3]
+    const auto xv = values(x);
+    for (DType to : kAllDTypes) {
+      INFO(dtype_name(from) << " -> " << dtype_name(to));
+      const Tensor y = x.astype(to);
+      CHECK(y.dtype() == to);
+      CHECK(y.shape() == Shape{2, 3});
+      std::vector<double> expected;
+      for (double v : xv) {
+        visit_dtype(to, [&](auto tt) {
+          using TO = typename decltype(tt)::type;
+          visit_dtype(from, [&](auto tf) {
+            using TI = typename decltype(tf)::type;
+            expected.push_back(static_cast<double>(static_cast<TO>(static_cast<TI>(v))));
+          });
+        });
+      }
+      check_values(y, {2, 3}, expected, {0, 0});
+      check_values(x.to(to), {2, 3}, expected, {0, 0});
+      if (to != from) CHECK_FALSE(shares(y, x));
+    }
+  }
+  check_values(tensor({-2.7f, 2.7f, 0.5f}).astype(kBool), {3}, {1, 1, 1});
+  check_values(tensor({-2.7f, 2.7f}).astype(kInt32), {2}, {-2, 2});
+}
+
+TEST_CASE("clone always copies; contiguous copies only when needed", "[copy]") {
+  const Tensor x = iota({3, 4});
+  const Tensor c = x.contiguous();
+  CHECK(shares(c, x));
+  Tensor k = x.clone();
+  CHECK_FALSE(shares(k, x));
+  CHECK(values(k) == values(x));
+  k.assign(0.0);
+  CHECK(values(x)[5] == 5.0);  // the original is untouched
+  const Tensor t = x.transpose();
+  const Tensor tc = t.contiguous();
+  CHECK_FALSE(shares(tc, t));
+  CHECK(tc.is_contiguous());
+  CHECK(values(tc) == values(t));
+  CHECK(tc.storage()->nbytes() >= 12 * sizeof(double));
+  const Tensor s = x(Slice(1, 3), Slice(none, none, 2));
+  const Tensor sc = s.clone();
+  CHECK(sc.is_contiguous());
+  CHECK(sc.storage()->nbytes() == 4 * sizeof(double));  // a clone of a view holds only the view
+  check_values(sc, {2, 2}, {4, 6, 8, 10});
+  // a size-1 axis may have any stride and still be contiguous
+  CHECK(x(Slice(1, 2)).is_contiguous());
+  CHECK(shares(x(Slice(1, 2)).contiguous(), x));
+  CHECK(scalar(1.f).is_contiguous());
+  CHECK(zeros({0, 3}).clone().shape() == Shape{0, 3});
+}
+
+TEST_CASE("copies of large views (tiled and threaded paths) match the naive copy", "[copy][astype][naive][large]") {
+  std::mt19937 rng(3007);
+  for (Make how : {Make::Transposed, Make::Strided, Make::Reversed, Make::Permuted, Make::Broadcast}) {
+    const Tensor x = make_input({3, 300, 333}, kFloat32, rng, how);
+    INFO(make_name(how));
+    const Tensor c = x.contiguous();
+    CHECK(c.is_contiguous());
+    check_close(c, naive_cast(x, kFloat32), {0, 0});
+    check_close(x.clone(), naive_cast(x, kFloat32), {0, 0});
+    for (DType to : kAllDTypes) check_close(x.astype(to), naive_cast(x, to), {0, 0});
+    CHECK(x.to_vector<float>() == c.to_vector<float>());
+    CHECK(values(x.reshape({-1})) == values(c));
+  }
+}
+
+TEST_CASE("item and to_vector", "[item]") {
+  CHECK(tensor({2.5f}, {1, 1, 1}).item<float>() == 2.5f);
+  CHECK(scalar(2.7f).item<std::int64_t>() == 2);
+  CHECK(scalar(3, kInt32).item<double>() == 3.0);
+  CHECK(tensor({true}).item<bool>());
+  CHECK(iota({3, 4})(2, 1).item<double>() == 9.0);
+  CHECK_THROWS_AS(tensor({1.f, 2.f}).item<float>(), ValueError);
+  CHECK_THROWS_WITH(tensor({1.f, 2.f}).item<float>(), Contains("item") && Contains("2 elements") && Contains("[2]"));
+  CHECK_THROWS_AS(zeros({0}).item<float>(), ValueError);
+  const Tensor t = iota({2, 3}).transpose();
+  CHECK(t.to_vector<double>() == std::vector<double>{0, 3, 1, 4, 2, 5});
+  CHECK(t.to_vector<int>() == std::vector<int>{0, 3, 1, 4, 2, 5});
+  CHECK(tensor({0.f, 2.f}).to_vector<bool>() == std::vector<bool>{false, true});
+  CHECK(zeros({0, 2}).to_vector<float>().empty());
+  CHECK(tensor({1.5f, -1.5f})(Slice(none, none, -1)).to_vector<std::int32_t>() == std::vector<std::int32_t>{-1, 1});
+  CHECK_THROWS_AS(zeros({2}).data<double>(), DTypeError);
+  CHECK(zeros({2}).data<float>() != nullptr);
+}
+
+// =================================================================== the caching allocator
+
+TEST_CASE("memory_stats: freed buffers are reused; current and peak bytes", "[allocator]") {
+  empty_cache();
+  const std::size_t mb4 = std::size_t(4) << 20;
+  const MemoryStats s0 = memory_stats();
+  CHECK(s0.cached_bytes == 0);
+  reset_peak_memory();
+  {
+    Tensor t = empty({1 << 20});  // 1M float32: 4 MB
+    const MemoryStats s1 = memory_stats();
+    CHECK(s1.allocations == s0.allocations + 1);
+    CHECK(s1.cache_hits == s0.cache_hits);  // the cache was empty: a fresh buffer
+    CHECK(s1.current_bytes >= s0.current_bytes + mb4);
+    CHECK(s1.live_buffers == s0.live_buffers + 1);
+    CHECK(s1.peak_bytes >= s1.current_bytes);
+  }
+  const MemoryStats s2 = memory_stats();
+  CHECK(s2.current_bytes == s0.current_bytes);
+  CHECK(s2.live_buffers == s0.live_buffers);
+  CHECK(s2.cached_bytes >= mb4);
+  CHECK(s2.peak_bytes >= s0.current_bytes + mb4);
+  {
+    Tensor t = empty({1 << 20});
+    const MemoryStats s3 = memory_stats();
+    CHECK(s3.cache_hits == s2.cache_hits + 1);  // the second is served from the cache
+    CHECK(s3.allocations == s2.allocations + 1);
+    CHECK(s3.cached_bytes == s2.cached_bytes - (s3.current_bytes - s2.current_bytes));
+    // two at once: the peak sees both
+    Tensor u = zeros({1 << 20});
+    CHECK(memory_stats().current_bytes >= s0.current_bytes + 2 * mb4);
+    CHECK(memory_stats().peak_bytes >= s0.current_bytes + 2 * mb4);
+  }
+  reset_peak_memory();
+  CHECK(memory_stats().peak_bytes == memory_stats().current_bytes);
+  empty_cache();
+  CHECK(memory_stats().cached_bytes == 0);
+  // a view holds the storage alive; the buffer returns when the last handle goes
+  const std::size_t live = memory_stats().live_buffers;
+  Tensor view;
+  {
+    Tensor big = zeros({1000});
+    view = big(Slice(10, 20));
+  }
+  CHECK(memory_stats().live_buffers == live + 1);
+  view = Tensor();
+  CHECK(memory_stats().live_buffers == live);
+}
