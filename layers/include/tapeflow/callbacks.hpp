@@ -1,0 +1,124 @@
+#pragma once
+/// Keras's callbacks: hooks fit() calls at the start and end of training, epochs and batches.
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tapeflow/model.hpp"
+
+namespace tapeflow::callbacks {
+
+/// Base of the callbacks; fit() sets the model before on_train_begin.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  void set_model(Model* model) { model_ = model; }
+  /// The model being trained (ValueError when none was set).
+  Model& model() const;
+
+  virtual void on_train_begin(const Logs& logs) { (void)logs; }
+  virtual void on_train_end(const Logs& logs) { (void)logs; }
+  virtual void on_epoch_begin(int epoch, const Logs& logs) { (void)epoch, (void)logs; }
+  /// `logs` holds the epoch's training metrics and the val_ ones.
+  virtual void on_epoch_end(int epoch, const Logs& logs) { (void)epoch, (void)logs; }
+  virtual void on_train_batch_end(std::int64_t batch, const Logs& logs) { (void)batch, (void)logs; }
+
+ private:
+  Model* model_ = nullptr;
+};
+
+/// Whether larger or smaller values of the monitored metric are better. Auto: larger for
+/// names containing "acc", smaller otherwise (Keras).
+enum class Mode { Auto, Min, Max };
+
+struct EarlyStoppingOptions {
+  std::string monitor = "val_loss";
+  /// An improvement must beat the best value by more than this.
+  double min_delta = 0;
+  /// Epochs without improvement before stopping.
+  int patience = 0;
+  Mode mode = Mode::Auto;
+  /// Stop unless the metric beats this value (none: no baseline).
+  std::optional<double> baseline;
+  /// At the end of training, put back the weights of the best epoch.
+  bool restore_best_weights = false;
+};
+
+/// Stops training when the monitored metric has stopped improving (Keras 3's rules).
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingOptions options = {});
+  EarlyStopping(const std::string& monitor, int patience);
+
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs& logs) override;
+
+  /// The 0-based epoch at which training was stopped (0 if it was not).
+  int stopped_epoch() const { return stopped_epoch_; }
+  int best_epoch() const { return best_epoch_; }
+  std::optional<double> best() const { return best_; }
+
+ private:
+  bool improves(double value, std::optional<double> reference) const;
+
+  EarlyStoppingOptions options_;
+  bool maximize_;
+  int wait_ = 0;
+  int stopped_epoch_ = 0;
+  int best_epoch_ = 0;
+  std::optional<double> best_;
+  std::vector<Tensor> best_weights_;
+};
+
+/// Writes one CSV row per epoch: "epoch" then the logs' keys sorted by name (Keras).
+class CSVLogger : public Callback {
+ public:
+  explicit CSVLogger(std::string path, char separator = ',', bool append = false);
+
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs& logs) override;
+
+ private:
+  std::string path_;
+  char separator_;
+  bool append_;
+  bool write_header_ = true;
+  std::vector<std::string> keys_;
+  std::ofstream file_;
+};
+
+struct ModelCheckpointOptions {
+  std::string monitor = "val_loss";
+  /// Save only when the monitored metric improves on the best so far.
+  bool save_best_only = false;
+  Mode mode = Mode::Auto;
+  /// 1: print a line on each save.
+  int verbose = 0;
+};
+
+/// Saves the weights (save_weights) at the end of every epoch, or of each best epoch. The path
+/// may hold "{epoch}" (1-based, with a format spec as in "{epoch:02d}") and "{<log key>}"
+/// ("{val_loss:.4f}"), as Keras's filepath.
+class ModelCheckpoint : public Callback {
+ public:
+  explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {});
+
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+  /// The path for `epoch` (0-based) and `logs`.
+  std::string format_path(int epoch, const Logs& logs) const;
+  std::optional<double> best() const { return best_; }
+
+ private:
+  std::string path_;
+  ModelCheckpointOptions options_;
+  bool maximize_;
+  std::optional<double> best_;
+};
+
+}  // namespace tapeflow::callbacks

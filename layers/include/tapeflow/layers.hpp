@@ -1,0 +1,241 @@
+#pragma once
+/// Keras-style layers: a Layer base that builds its weights on first call, and Dense, Flatten,
+/// Dropout, Conv2D, MaxPooling2D, BatchNormalization. Ordinary user code on the public API.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tapeflow/generator.hpp"
+#include "tapeflow/ops.hpp"
+#include "tapeflow/variable.hpp"
+
+namespace tapeflow {
+
+/// Weight initializers: (shape, generator) -> a float32 tensor. Fans follow Keras: [in, out]
+/// for a matrix, [kh, kw, in, out] gives fan_in = kh * kw * in and fan_out = kh * kw * out.
+namespace initializers {
+
+using Initializer = std::function<Tensor(const Shape& shape, Generator& gen)>;
+
+/// Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)).
+Tensor glorot_uniform(const Shape& shape, Generator& gen);
+/// Truncated normal (at 2 stddev), stddev = sqrt(2 / (fan_in + fan_out)) / 0.8796.
+Tensor glorot_normal(const Shape& shape, Generator& gen);
+/// Truncated normal (at 2 stddev), stddev = sqrt(2 / fan_in) / 0.8796 (Keras's he_normal).
+Tensor he_normal(const Shape& shape, Generator& gen);
+/// Uniform in [-limit, limit], limit = sqrt(6 / fan_in).
+Tensor he_uniform(const Shape& shape, Generator& gen);
+Tensor zeros(const Shape& shape, Generator& gen);
+Tensor ones(const Shape& shape, Generator& gen);
+/// By Keras name: "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "zeros", "ones".
+Initializer get(const std::string& name);
+
+}  // namespace initializers
+
+namespace layers {
+
+using initializers::Initializer;
+
+/// Activation applied by Dense and Conv2D.
+enum class Activation { Linear, Relu, Sigmoid, Tanh, Softmax };
+/// By Keras name: "linear" (or ""), "relu", "sigmoid", "tanh", "softmax". Throws ValueError.
+Activation activation_from_name(const std::string& name);
+const char* activation_name(Activation a);
+Tensor activate(const Tensor& x, Activation a);
+
+/// Base of every layer. Weights are made by build() on the first call, from the input shape.
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  /// Builds on the first call, then runs call(). `training` turns on dropout and batch statistics.
+  Tensor operator()(const Tensor& x, bool training = false);
+
+  /// Makes the weights for inputs of `input_shape` (the batch axis included).
+  virtual void build(const Shape& input_shape) { (void)input_shape; }
+  virtual Tensor call(const Tensor& x, bool training) = 0;
+
+  /// "dense", "dense_1", ...: unique within a model; the prefix of the weights' names.
+  const std::string& name() const { return name_; }
+  /// Renames the layer; only before it is built (its weights carry the name).
+  void set_name(const std::string& name);
+  /// The class name, "Dense", "Conv2D", ...
+  const std::string& class_name() const { return class_name_; }
+  /// Keras's default name for this class: "dense", "conv2d", "max_pooling2d", ...
+  std::string default_name() const;
+
+  bool built() const { return built_; }
+  /// Output shape of the last call, the batch axis as -1 (None); empty before the first call.
+  const Shape& output_shape() const { return output_shape_; }
+
+  std::vector<Variable> weights() const { return weights_; }
+  /// Empty while the layer is frozen (set_trainable(false)).
+  std::vector<Variable> trainable_weights() const;
+  std::vector<Variable> non_trainable_weights() const;
+  std::int64_t count_params() const;
+
+  bool trainable() const { return trainable_; }
+  /// A frozen layer lists all its weights as non-trainable (its optimizer leaves them alone).
+  void set_trainable(bool trainable) { trainable_ = trainable; }
+
+  /// Seeds the layer's generator (initializers, dropout). Sequential seeds its layers from its own seed.
+  void set_seed(std::uint64_t seed) { gen_ = Generator(seed); }
+  Generator& generator() { return gen_; }
+
+ protected:
+  Layer(std::string class_name, std::string name);
+  /// A new weight named "<layer name>/<name>", initialised from the layer's generator.
+  Variable add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
+                      bool trainable = true);
+
+ private:
+  std::string class_name_;
+  std::string name_;
+  bool built_ = false;
+  bool trainable_ = true;
+  Shape output_shape_;
+  std::vector<Variable> weights_;
+  Generator gen_;
+};
+
+struct DenseOptions {
+  bool use_bias = true;
+  Initializer kernel_initializer = initializers::glorot_uniform;
+  Initializer bias_initializer = initializers::zeros;
+  std::string name;
+};
+
+/// activation(x @ kernel + bias): kernel [in, units], bias [units]; x [..., in].
+class Dense : public Layer {
+ public:
+  explicit Dense(std::int64_t units, Activation activation = Activation::Linear, DenseOptions options = {});
+  Dense(std::int64_t units, const std::string& activation, DenseOptions options = {})
+      : Dense(units, activation_from_name(activation), std::move(options)) {}
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  std::int64_t units() const { return units_; }
+  Activation activation() const { return activation_; }
+  /// [in, units]; undefined before build.
+  const Variable& kernel() const { return kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ private:
+  std::int64_t units_;
+  Activation activation_;
+  DenseOptions options_;
+  Variable kernel_, bias_;
+};
+
+/// [batch, d1, d2, ...] -> [batch, d1 * d2 * ...] (a view when the input is contiguous).
+class Flatten : public Layer {
+ public:
+  explicit Flatten(std::string name = "") : Layer("Flatten", std::move(name)) {}
+  Tensor call(const Tensor& x, bool training) override;
+};
+
+/// In training, zeroes each element with probability `rate` and scales the rest by
+/// 1 / (1 - rate); the identity in inference.
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double rate, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  double rate() const { return rate_; }
+
+ private:
+  double rate_;
+};
+
+struct Conv2DOptions {
+  std::int64_t strides = 1;
+  Padding padding = Padding::Valid;
+  bool use_bias = true;
+  Initializer kernel_initializer = initializers::glorot_uniform;
+  Initializer bias_initializer = initializers::zeros;
+  std::string name;
+};
+
+/// activation(conv2d(x, kernel) + bias): x [batch, h, w, c_in] (NHWC), kernel
+/// [k, k, c_in, filters] (HWIO), bias [filters].
+class Conv2D : public Layer {
+ public:
+  Conv2D(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
+         Conv2DOptions options = {});
+  Conv2D(std::int64_t filters, std::int64_t kernel_size, const std::string& activation, Conv2DOptions options = {})
+      : Conv2D(filters, kernel_size, activation_from_name(activation), std::move(options)) {}
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  const Variable& kernel() const { return kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ private:
+  std::int64_t filters_, kernel_size_;
+  Activation activation_;
+  Conv2DOptions options_;
+  Variable kernel_, bias_;
+};
+
+struct PoolingOptions {
+  std::int64_t strides = 0;  ///< 0: the pool size
+  Padding padding = Padding::Valid;
+  std::string name;
+};
+
+/// Max over pool_size x pool_size windows of x [batch, h, w, c].
+class MaxPooling2D : public Layer {
+ public:
+  explicit MaxPooling2D(std::int64_t pool_size = 2, PoolingOptions options = {});
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t pool_size_;
+  PoolingOptions options_;
+};
+
+/// Mean over pool_size x pool_size windows of x [batch, h, w, c].
+class AveragePooling2D : public Layer {
+ public:
+  explicit AveragePooling2D(std::int64_t pool_size = 2, PoolingOptions options = {});
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t pool_size_;
+  PoolingOptions options_;
+};
+
+struct BatchNormalizationOptions {
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  bool center = true;  ///< learn beta
+  bool scale = true;   ///< learn gamma
+  std::string name;
+};
+
+/// Keras's BatchNormalization over the last axis (channels). In training the batch's mean and
+/// (biased) variance over every other axis normalise x, and the moving statistics are updated:
+/// moving = moving * momentum + batch * (1 - momentum). In inference the moving statistics are
+/// used, as they are when the layer is frozen (set_trainable(false)). gamma, beta trainable [c];
+/// moving_mean, moving_variance non-trainable [c].
+class BatchNormalization : public Layer {
+ public:
+  explicit BatchNormalization(BatchNormalizationOptions options = {});
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  const Variable& gamma() const { return gamma_; }
+  const Variable& beta() const { return beta_; }
+  const Variable& moving_mean() const { return moving_mean_; }
+  const Variable& moving_variance() const { return moving_variance_; }
+
+ private:
+  BatchNormalizationOptions options_;
+  Variable gamma_, beta_, moving_mean_, moving_variance_;
+};
+
+}  // namespace layers
+}  // namespace tapeflow

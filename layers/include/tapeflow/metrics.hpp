@@ -1,0 +1,88 @@
+#pragma once
+/// Keras's stateful metrics: update_state() per batch, result() so far, reset_state() per epoch.
+#include <memory>
+#include <string>
+
+#include "tapeflow/tensor.hpp"
+
+namespace tapeflow::metrics {
+
+/// A running mean of per-example values (every metric here is one).
+class Metric {
+ public:
+  virtual ~Metric() = default;
+  /// Adds one batch.
+  virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
+  /// The mean so far (0 before any update).
+  double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
+  void reset_state() { total_ = count_ = 0; }
+  /// The key in fit's logs and History: "accuracy", "loss", ...
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+ protected:
+  explicit Metric(std::string name) : name_(std::move(name)) {}
+  /// Adds `total` over `count` examples.
+  void accumulate(double total, double count) {
+    total_ += total;
+    count_ += count;
+  }
+
+ private:
+  std::string name_;
+  double total_ = 0;
+  double count_ = 0;
+};
+
+/// The (weighted) mean of the values given to it.
+class Mean : public Metric {
+ public:
+  explicit Mean(std::string name = "mean") : Metric(std::move(name)) {}
+  /// Adds every element of `values`.
+  void update_state(const Tensor& values);
+  /// Adds values weighted by sample_weight (broadcast to values' shape; undefined = 1).
+  void update_state(const Tensor& values, const Tensor& sample_weight) override;
+  /// Adds one value with a weight (fit weights each batch's loss by its size).
+  void update_state(double value, double weight = 1);
+};
+
+/// The fraction of elements where y_pred equals y_true exactly.
+class Accuracy : public Metric {
+ public:
+  explicit Accuracy(std::string name = "accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// argmax(y_pred, -1) == y_true, with y_true class indices [batch] (or [batch, 1]).
+class SparseCategoricalAccuracy : public Metric {
+ public:
+  explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// argmax(y_pred, -1) == argmax(y_true, -1), with y_true one-hot.
+class CategoricalAccuracy : public Metric {
+ public:
+  explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// (y_pred > threshold) == y_true, element-wise.
+class BinaryAccuracy : public Metric {
+ public:
+  explicit BinaryAccuracy(std::string name = "binary_accuracy", double threshold = 0.5)
+      : Metric(std::move(name)), threshold_(threshold) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  double threshold_;
+};
+
+/// By Keras name: "accuracy" / "acc" picks the accuracy that fits `loss_name` as Keras does
+/// (sparse_categorical_crossentropy -> SparseCategoricalAccuracy, categorical_crossentropy ->
+/// CategoricalAccuracy, binary_crossentropy -> BinaryAccuracy, else Accuracy) and keeps the
+/// name the user gave; also "sparse_categorical_accuracy", "categorical_accuracy",
+/// "binary_accuracy", "mean". Throws ValueError for an unknown name.
+std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_name = "");
+
+}  // namespace tapeflow::metrics

@@ -1,0 +1,190 @@
+#pragma once
+/// Keras's Model API: compile, fit, evaluate, predict, a public train_step written with an
+/// ordinary GradientTape, weights on disk, summary; and Sequential.
+#include <cstdint>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tapeflow/layers.hpp"
+#include "tapeflow/losses.hpp"
+#include "tapeflow/metrics.hpp"
+#include "tapeflow/optimizers.hpp"
+
+namespace tapeflow {
+
+namespace callbacks {
+class Callback;
+}
+
+/// Metric values by name: "loss", "accuracy", "val_loss", ...
+using Logs = std::map<std::string, double>;
+using LayerPtr = std::shared_ptr<layers::Layer>;
+using MetricPtr = std::shared_ptr<metrics::Metric>;
+using CallbackPtr = std::shared_ptr<callbacks::Callback>;
+
+/// What fit() returns: per-epoch values of each metric, as Keras's History.history.
+struct History {
+  std::map<std::string, std::vector<double>> history;
+  std::vector<int> epoch;  ///< 0-based epochs that ran
+  /// history.at(key), with a ValueError naming the keys there are.
+  const std::vector<double>& operator[](const std::string& key) const;
+  bool contains(const std::string& key) const { return history.count(key) > 0; }
+};
+
+struct FitOptions {
+  int epochs = 1;
+  std::int64_t batch_size = 32;
+  /// The last fraction of (x, y), before shuffling, is held out for validation (Keras).
+  double validation_split = 0;
+  /// Validation set (x, y); overrides validation_split.
+  std::optional<std::pair<Tensor, Tensor>> validation_data;
+  /// A new order of the training examples every epoch, drawn from `seed`.
+  bool shuffle = true;
+  std::uint64_t seed = 0;
+  std::vector<CallbackPtr> callbacks;
+  /// 0 silent; 1 a live progress bar on a terminal, one line per epoch otherwise; 2 one line per epoch.
+  int verbose = 1;
+};
+
+/// A trainable network. Subclass it with call() and layers() (the book's model subclassing),
+/// or use Sequential. A custom train_step() overrides what fit() does with each batch.
+class Model {
+ public:
+  explicit Model(std::string name = "model") : name_(std::move(name)) {}
+  virtual ~Model() = default;
+
+  // ---------------------------------------------------------------- the network
+  virtual Tensor call(const Tensor& x, bool training) = 0;
+  /// The layers whose weights this model owns, in order (weights() and summary() list them).
+  virtual std::vector<LayerPtr> layers() const = 0;
+  /// Names and seeds the layers that have no name yet (unique in the model: "dense", "dense_1"),
+  /// then runs call().
+  Tensor operator()(const Tensor& x, bool training = false);
+
+  /// Builds the layers by running one example of `input_shape` (batch axis -1 or any) through.
+  void build(const Shape& input_shape);
+  /// True when it has layers and all are built.
+  bool built() const;
+  std::vector<Variable> weights() const;
+  std::vector<Variable> trainable_weights() const;
+  std::vector<Variable> non_trainable_weights() const;
+  std::int64_t count_params() const;
+  /// Keras's table: layer (type), output shape (None for the batch axis), param #, totals.
+  void summary(std::ostream& os = std::cout) const;
+  const std::string& name() const { return name_; }
+  /// Reseeds every layer from `seed` (distinct seeds per layer): same seed, same run.
+  void set_seed(std::uint64_t seed);
+  std::uint64_t seed() const { return seed_; }
+
+  // ---------------------------------------------------------------- training
+  /// `metrics` by name ("accuracy" picks the accuracy that fits the loss, as Keras). The loss
+  /// may be left out when a custom train_step() computes its own (the book's custom fit).
+  void compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::shared_ptr<losses::Loss> loss = nullptr,
+               const std::vector<std::string>& metrics = {});
+  void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {});
+  void compile(const std::string& optimizer);
+  void compile(std::shared_ptr<optimizers::Optimizer> optimizer, const std::string& loss,
+               const std::vector<std::string>& metrics = {});
+  void compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
+               const std::vector<std::string>& metrics = {});
+
+  /// Trains for options.epochs over (x, y) [n, ...] in batches; returns the per-epoch logs.
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  /// Loss and metrics over (x, y), in inference mode. verbose as in FitOptions.
+  Logs evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size = 32, int verbose = 1);
+  /// The model's outputs for x, batch by batch, in inference mode.
+  Tensor predict(const Tensor& x, std::int64_t batch_size = 32);
+
+  /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
+  /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values.
+  virtual Logs train_step(const Tensor& x, const Tensor& y);
+  /// One evaluation batch: forward in inference mode, loss and metrics.
+  virtual Logs test_step(const Tensor& x, const Tensor& y);
+  /// The compiled loss (mean over the batch).
+  Tensor compute_loss(const Tensor& y, const Tensor& y_pred) const;
+  /// The metrics fit() resets each epoch and shows: the loss tracker ("loss") and the compiled
+  /// metrics. A custom train_step() with its own trackers overrides this, as in Keras.
+  virtual std::vector<MetricPtr> metrics() const;
+  void reset_metrics();
+  /// Each metric's result by name.
+  Logs metric_results() const;
+  optimizers::Optimizer& optimizer() const;
+  /// The compiled loss (ValueError when compile() was given none).
+  const losses::Loss& loss() const;
+  bool compiled() const { return optimizer_ != nullptr; }
+  /// Set by a callback (EarlyStopping) to end fit() after the current batch.
+  bool stop_training = false;
+  /// The History of the last fit().
+  const History& history() const { return history_; }
+
+  // ---------------------------------------------------------------- weights on disk
+  /// Every weight as safetensors, named "<layer>/<weight>" ("dense/kernel"); atomic write.
+  void save_weights(const std::string& path) const;
+  /// Reads weights saved by save_weights into this (built) model. Names, shapes and dtypes
+  /// must match exactly (ValueError / ShapeError / DTypeError naming the weight); nothing is
+  /// changed unless everything matches. Bit-exact.
+  void load_weights(const std::string& path);
+
+ protected:
+  /// The seed of the index-th layer of a model seeded with `seed`.
+  static std::uint64_t layer_seed(std::uint64_t seed, std::size_t index);
+  /// Gives an unnamed `layer` its class's default name made unique among `others` ("dense_2")
+  /// and the seed of position `index`.
+  void name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const;
+
+ private:
+  void require_compiled(const char* what) const;
+
+  std::string name_;
+  std::uint64_t seed_ = 0;
+  std::shared_ptr<optimizers::Optimizer> optimizer_;
+  std::shared_ptr<losses::Loss> loss_;
+  std::shared_ptr<metrics::Mean> loss_tracker_ = std::make_shared<metrics::Mean>("loss");
+  std::vector<MetricPtr> metrics_;
+  History history_;
+};
+
+namespace detail {
+template <class T>
+struct is_layer_arg : std::is_base_of<layers::Layer, std::decay_t<T>> {};
+template <class T>
+struct is_layer_arg<std::shared_ptr<T>> : std::is_base_of<layers::Layer, T> {};
+template <class T>
+inline constexpr bool is_layer_arg_v = is_layer_arg<std::decay_t<T>>::value;
+}  // namespace detail
+
+/// A plain stack of layers, each feeding the next:
+///     Sequential model(Dense(512, "relu"), Dense(10, "softmax"));
+class Sequential : public Model {
+ public:
+  explicit Sequential(std::string name = "sequential") : Model(std::move(name)) {}
+  explicit Sequential(const std::vector<LayerPtr>& layers, std::string name = "sequential");
+  /// Layers by value (copied into the model) or as shared_ptrs.
+  template <class... L, class = std::enable_if_t<(sizeof...(L) > 0) && (detail::is_layer_arg_v<L> && ...)>>
+  explicit Sequential(L&&... layers) : Model("sequential") {
+    (add(std::forward<L>(layers)), ...);
+  }
+
+  /// Appends a layer; an unnamed one is named after its class, unique in the model ("dense_1").
+  void add(LayerPtr layer);
+  template <class L, class = std::enable_if_t<std::is_base_of_v<layers::Layer, std::decay_t<L>>>>
+  void add(L&& layer) {
+    add(LayerPtr(std::make_shared<std::decay_t<L>>(std::forward<L>(layer))));
+  }
+  /// Removes the last layer.
+  void pop();
+
+  Tensor call(const Tensor& x, bool training) override;
+  std::vector<LayerPtr> layers() const override { return layers_; }
+
+ private:
+  std::vector<LayerPtr> layers_;
+};
+
+}  // namespace tapeflow

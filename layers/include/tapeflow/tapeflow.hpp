@@ -1,0 +1,11 @@
+#pragma once
+/// All of tapeflow: tensors, the tape, optimizers, layers, losses, metrics, callbacks and models.
+#include "tapeflow/autodiff.hpp"
+#include "tapeflow/callbacks.hpp"
+#include "tapeflow/data.hpp"
+#include "tapeflow/layers.hpp"
+#include "tapeflow/losses.hpp"
+#include "tapeflow/metrics.hpp"
+#include "tapeflow/model.hpp"
+#include "tapeflow/optimizers.hpp"
+#include "tapeflow/safetensors.hpp"

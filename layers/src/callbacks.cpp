@@ -1,0 +1,178 @@
+// Callbacks: EarlyStopping, CSVLogger and ModelCheckpoint with Keras 3's rules.
+#include "tapeflow/callbacks.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace tapeflow::callbacks {
+namespace {
+
+bool maximizes(Mode mode, const std::string& monitor) {
+  if (mode == Mode::Auto) return monitor.find("acc") != std::string::npos;
+  return mode == Mode::Max;
+}
+
+void warn_missing(const char* who, const std::string& monitor, const Logs& logs) {
+  std::string keys;
+  for (const auto& [k, v] : logs) keys += (keys.empty() ? "" : ", ") + k;
+  std::fprintf(stderr, "%s: the metric '%s' is not in the logs (available: %s); skipping\n", who, monitor.c_str(),
+               keys.c_str());
+}
+
+}  // namespace
+
+Model& Callback::model() const {
+  if (!model_) throw ValueError("Callback: no model set (fit() sets it)");
+  return *model_;
+}
+
+// ---------------------------------------------------------------- EarlyStopping
+
+EarlyStopping::EarlyStopping(EarlyStoppingOptions options)
+    : options_(std::move(options)), maximize_(maximizes(options_.mode, options_.monitor)) {
+  if (options_.patience < 0) {
+    throw ValueError(fmt::format("EarlyStopping: patience must be >= 0, got {}", options_.patience));
+  }
+  options_.min_delta = std::abs(options_.min_delta);
+}
+
+EarlyStopping::EarlyStopping(const std::string& monitor, int patience)
+    : EarlyStopping([&] {
+        EarlyStoppingOptions o;
+        o.monitor = monitor;
+        o.patience = patience;
+        return o;
+      }()) {}
+
+void EarlyStopping::on_train_begin(const Logs&) {
+  wait_ = 0;
+  stopped_epoch_ = 0;
+  best_epoch_ = 0;
+  best_.reset();
+  best_weights_.clear();
+}
+
+bool EarlyStopping::improves(double value, std::optional<double> reference) const {
+  if (!reference) return true;
+  return maximize_ ? value - options_.min_delta > *reference : value + options_.min_delta < *reference;
+}
+
+void EarlyStopping::on_epoch_end(int epoch, const Logs& logs) {
+  const auto it = logs.find(options_.monitor);
+  if (it == logs.end()) return warn_missing("EarlyStopping", options_.monitor, logs);
+  const double current = it->second;
+  ++wait_;
+  if (improves(current, best_)) {
+    best_ = current;
+    best_epoch_ = epoch;
+    if (options_.restore_best_weights) {
+      best_weights_.clear();
+      for (const auto& w : model().weights()) best_weights_.push_back(w.clone());
+    }
+    // with a baseline, the first epochs must also beat it
+    if (!options_.baseline || improves(current, options_.baseline)) wait_ = 0;
+    return;
+  }
+  if (wait_ >= options_.patience && epoch > 0) {
+    stopped_epoch_ = epoch;
+    model().stop_training = true;
+  }
+}
+
+void EarlyStopping::on_train_end(const Logs&) {
+  if (!options_.restore_best_weights || best_weights_.empty()) return;
+  auto weights = model().weights();
+  if (weights.size() != best_weights_.size()) return;  // the model changed during training
+  for (std::size_t i = 0; i < weights.size(); ++i) weights[i].assign(best_weights_[i]);
+}
+
+// ---------------------------------------------------------------- CSVLogger
+
+CSVLogger::CSVLogger(std::string path, char separator, bool append)
+    : path_(std::move(path)), separator_(separator), append_(append) {}
+
+void CSVLogger::on_train_begin(const Logs&) {
+  bool had_rows = false;
+  if (append_) {
+    std::ifstream existing(path_);
+    had_rows = existing.good() && existing.peek() != std::ifstream::traits_type::eof();
+  }
+  write_header_ = !had_rows;
+  keys_.clear();
+  file_.close();
+  file_.open(path_, append_ ? std::ios::app : std::ios::trunc);
+  if (!file_) throw IOError(fmt::format("CSVLogger: cannot open '{}' for writing", path_));
+}
+
+void CSVLogger::on_epoch_end(int epoch, const Logs& logs) {
+  if (keys_.empty()) {
+    for (const auto& [k, v] : logs) keys_.push_back(k);  // std::map: sorted, as Keras sorts them
+  }
+  if (write_header_) {
+    file_ << "epoch";
+    for (const auto& k : keys_) file_ << separator_ << k;
+    file_ << '\n';
+    write_header_ = false;
+  }
+  file_ << epoch;
+  for (const auto& k : keys_) {
+    const auto it = logs.find(k);
+    file_ << separator_ << (it == logs.end() ? std::string("NA") : fmt::format("{}", it->second));
+  }
+  file_ << '\n';
+  file_.flush();
+  if (!file_) throw IOError(fmt::format("CSVLogger: writing '{}' failed", path_));
+}
+
+void CSVLogger::on_train_end(const Logs&) { file_.close(); }
+
+// ---------------------------------------------------------------- ModelCheckpoint
+
+ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions options)
+    : path_(std::move(path)), options_(std::move(options)), maximize_(maximizes(options_.mode, options_.monitor)) {}
+
+void ModelCheckpoint::on_train_begin(const Logs&) { best_.reset(); }
+
+std::string ModelCheckpoint::format_path(int epoch, const Logs& logs) const {
+  std::string out;
+  std::size_t i = 0;
+  while (i < path_.size()) {
+    const std::size_t open = path_.find('{', i);
+    const std::size_t close = open == std::string::npos ? std::string::npos : path_.find('}', open);
+    if (close == std::string::npos) break;
+    out += path_.substr(i, open - i);
+    const std::string field = path_.substr(open + 1, close - open - 1);  // "epoch:02d"
+    const std::size_t colon = field.find(':');
+    const std::string key = field.substr(0, colon);
+    const std::string spec = "{" + (colon == std::string::npos ? std::string() : field.substr(colon)) + "}";
+    const auto it = logs.find(key);
+    if (key == "epoch") {
+      out += fmt::format(fmt::runtime(spec), epoch + 1);
+    } else if (it != logs.end()) {
+      out += fmt::format(fmt::runtime(spec), it->second);
+    } else {
+      out += path_.substr(open, close - open + 1);  // not ours: kept as written
+    }
+    i = close + 1;
+  }
+  return out + path_.substr(std::min(i, path_.size()));
+}
+
+void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
+  if (options_.save_best_only) {
+    const auto it = logs.find(options_.monitor);
+    if (it == logs.end()) return warn_missing("ModelCheckpoint", options_.monitor, logs);
+    const double current = it->second;
+    const bool better = !best_ || (maximize_ ? current > *best_ : current < *best_);
+    if (!better) return;
+    best_ = current;
+  }
+  const std::string path = format_path(epoch, logs);
+  model().save_weights(path);
+  if (options_.verbose > 0) std::printf("\nEpoch %d: saving model to %s\n", epoch + 1, path.c_str());
+}
+
+}  // namespace tapeflow::callbacks

@@ -1,0 +1,94 @@
+// Metrics: counts and sums read back to the host after each batch.
+#include "tapeflow/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include "tapeflow/ops.hpp"
+
+namespace tapeflow::metrics {
+namespace {
+
+double count_true(const Tensor& mask) { return static_cast<double>(sum(mask.astype(kInt64)).item<std::int64_t>()); }
+
+void check_defined(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+  if (!y_true.defined() || !y_pred.defined()) {
+    throw ValueError(fmt::format("{}: y_true or y_pred is undefined", metric));
+  }
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const std::string& metric, const char* what) {
+  if (a.shape() != b.shape()) {
+    throw ShapeError(fmt::format("{}: y_true {} and {} {} must have the same shape", metric, shape_str(a.shape()), what,
+                                 shape_str(b.shape())));
+  }
+}
+
+}  // namespace
+
+void Mean::update_state(const Tensor& values) {
+  if (!values.defined()) throw ValueError(fmt::format("{}: values are undefined", name()));
+  accumulate(sum(values.astype(kFloat64)).item<double>(), static_cast<double>(values.size()));
+}
+
+void Mean::update_state(const Tensor& values, const Tensor& sample_weight) {
+  if (!sample_weight.defined()) return update_state(values);
+  if (!values.defined()) throw ValueError(fmt::format("{}: values are undefined", name()));
+  const Tensor v = values.astype(kFloat64);
+  const Tensor w = sample_weight.astype(kFloat64).broadcast_to(v.shape());
+  accumulate(sum(v * w).item<double>(), sum(w).item<double>());
+}
+
+void Mean::update_state(double value, double weight) { accumulate(value * weight, weight); }
+
+void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  check_same_shape(y_true, y_pred, name(), "y_pred");
+  accumulate(count_true(equal(y_true, y_pred)), static_cast<double>(y_pred.size()));
+}
+
+void SparseCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", name()));
+  Tensor labels = y_true;
+  if (labels.rank() == y_pred.rank() && labels.dim(-1) == 1) labels = labels.squeeze({-1});
+  const Tensor predicted = argmax(y_pred, -1);  // int64 [batch, ...]
+  check_same_shape(labels, predicted, name(), "argmax(y_pred)");
+  if (!is_integral(labels.dtype())) labels = labels.astype(kInt64);
+  accumulate(count_true(equal(labels, predicted)), static_cast<double>(predicted.size()));
+}
+
+void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  check_same_shape(y_true, y_pred, name(), "y_pred");
+  if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", name()));
+  const Tensor predicted = argmax(y_pred, -1);
+  accumulate(count_true(equal(argmax(y_true, -1), predicted)), static_cast<double>(predicted.size()));
+}
+
+void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  Tensor t = y_true;
+  if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
+  check_same_shape(t, y_pred, name(), "y_pred");
+  accumulate(count_true(equal(t.astype(kFloat64), (y_pred > threshold_).astype(kFloat64))),
+             static_cast<double>(y_pred.size()));
+}
+
+std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_name) {
+  if (name == "accuracy" || name == "acc") {
+    if (loss_name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalAccuracy>(name);
+    if (loss_name == "categorical_crossentropy") return std::make_shared<CategoricalAccuracy>(name);
+    if (loss_name == "binary_crossentropy") return std::make_shared<BinaryAccuracy>(name);
+    return std::make_shared<Accuracy>(name);
+  }
+  if (name == "sparse_categorical_accuracy") return std::make_shared<SparseCategoricalAccuracy>();
+  if (name == "categorical_accuracy") return std::make_shared<CategoricalAccuracy>();
+  if (name == "binary_accuracy") return std::make_shared<BinaryAccuracy>();
+  if (name == "mean") return std::make_shared<Mean>();
+  throw ValueError(
+      fmt::format("metrics::get: unknown metric '{}' (known: accuracy, acc, sparse_categorical_accuracy, "
+                  "categorical_accuracy, binary_accuracy, mean)",
+                  name));
+}
+
+}  // namespace tapeflow::metrics

@@ -1,0 +1,566 @@
+// Model and Sequential: Keras's training loop on GradientTape, BatchIterator and safetensors.
+#include "tapeflow/model.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include "tapeflow/callbacks.hpp"
+#include "tapeflow/data.hpp"
+#include "tapeflow/gradient_tape.hpp"
+#include "tapeflow/observer.hpp"
+#include "tapeflow/safetensors.hpp"
+
+namespace tapeflow {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// While alive, no tape sees this thread's ops.
+class NoTape {
+ public:
+  NoTape() : saved_(set_current_observer(nullptr)) {}
+  ~NoTape() { set_current_observer(saved_); }
+  NoTape(const NoTape&) = delete;
+  NoTape& operator=(const NoTape&) = delete;
+
+ private:
+  OpObserver* saved_;
+};
+
+// Keras's number format in progress lines.
+std::string format_value(double v) { return std::abs(v) > 1e-3 ? fmt::format("{:.4f}", v) : fmt::format("{:.4e}", v); }
+
+std::string format_eta(double seconds) {
+  const auto s = static_cast<long long>(seconds);
+  if (s >= 3600) return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s % 3600) / 60, s % 60);
+  if (s >= 60) return fmt::format("{}:{:02d}", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+std::string format_per_step(double seconds) {
+  if (seconds >= 1) return fmt::format("{:.0f}s/step", seconds);
+  if (seconds >= 1e-3) return fmt::format("{:.0f}ms/step", seconds * 1e3);
+  return fmt::format("{:.0f}us/step", seconds * 1e6);
+}
+
+// Keras's progress output: a bar redrawn in place on a terminal (verbose 1), otherwise one
+// line when the epoch ends. Nothing is printed per step unless stdout is a terminal.
+class Progress {
+ public:
+  Progress(std::int64_t target, int verbose) : target_(target), start_(Clock::now()) {
+    live_ = verbose == 1 && isatty(fileno(stdout));
+    quiet_ = verbose == 0;
+  }
+
+  void update(std::int64_t step, const Logs& logs, const std::vector<std::string>& keys) {
+    // the last step is drawn by finish(), with the validation metrics
+    if (!live_ || step >= target_) return;
+    const auto now = Clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(50)) return;
+    last_draw_ = now;
+    const double elapsed = seconds(now);
+    std::string line = fmt::format("\r{}/{} {} - ETA: {}", step, target_, bar(step),
+                                   format_eta(elapsed / double(step) * double(target_ - step)));
+    line += values(logs, keys);
+    // pad over the remains of a longer previous line
+    if (line.size() < width_) line.append(width_ - line.size(), ' ');
+    width_ = std::max(width_, line.size());
+    std::fputs(line.c_str(), stdout);
+    std::fflush(stdout);
+  }
+
+  // The epoch's last line, with the validation metrics.
+  void finish(std::int64_t steps, const Logs& logs, const std::vector<std::string>& keys) {
+    if (quiet_) return;
+    const double elapsed = seconds(Clock::now());
+    const double per_step = elapsed / double(std::max<std::int64_t>(steps, 1));
+    std::string line =
+        live_ ? fmt::format("\r{}/{} {} - {:.0f}s {}", steps, target_, bar(steps), elapsed, format_per_step(per_step))
+              : fmt::format("{}/{} - {:.0f}s {}", steps, target_, elapsed, format_per_step(per_step));
+    line += values(logs, keys);
+    if (line.size() < width_) line.append(width_ - line.size(), ' ');
+    std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  double seconds(Clock::time_point t) const { return std::chrono::duration<double>(t - start_).count(); }
+
+  std::string bar(std::int64_t step) const {
+    constexpr std::int64_t kWidth = 30;
+    const std::int64_t filled = target_ > 0 ? kWidth * step / target_ : kWidth;
+    std::string b = "[" + std::string(static_cast<std::size_t>(filled), '=');
+    if (step < target_ && filled > 0) b.back() = '>';
+    return b + std::string(static_cast<std::size_t>(kWidth - filled), '.') + "]";
+  }
+
+  // `keys` first, in their order, then whatever else a custom train_step logged.
+  static std::string values(const Logs& logs, const std::vector<std::string>& keys) {
+    std::string s;
+    for (const auto& k : keys) {
+      const auto it = logs.find(k);
+      if (it != logs.end()) s += fmt::format(" - {}: {}", k, format_value(it->second));
+    }
+    for (const auto& [k, v] : logs) {
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) s += fmt::format(" - {}: {}", k, format_value(v));
+    }
+    return s;
+  }
+
+  std::int64_t target_;
+  Clock::time_point start_, last_draw_{};
+  bool live_ = false, quiet_ = false;
+  std::size_t width_ = 0;
+};
+
+// Keys in Keras's display order: loss, the metrics, then their val_ twins.
+std::vector<std::string> display_keys(const std::vector<MetricPtr>& metrics, bool validation) {
+  std::vector<std::string> keys;
+  for (const auto& m : metrics) keys.push_back(m->name());
+  if (validation) {
+    for (const auto& m : metrics) keys.push_back("val_" + m->name());
+  }
+  return keys;
+}
+
+std::vector<Tensor> as_tensors(const std::vector<Variable>& vars) { return {vars.begin(), vars.end()}; }
+
+std::string shape_text(const Shape& s) {
+  if (s.empty()) return "?";
+  std::string out = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    out += i ? ", " : "";
+    out += s[i] < 0 ? "None" : std::to_string(s[i]);
+  }
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+std::string with_commas(std::int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
+// Keras's readable_memory_size: "1.55 MB".
+std::string readable_bytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.2f} {}", bytes, units[u]);
+}
+
+std::int64_t weight_bytes(const std::vector<Variable>& ws) {
+  std::int64_t n = 0;
+  for (const auto& w : ws) n += static_cast<std::int64_t>(w.nbytes());
+  return n;
+}
+
+std::int64_t weight_count(const std::vector<Variable>& ws) {
+  std::int64_t n = 0;
+  for (const auto& w : ws) n += w.size();
+  return n;
+}
+
+}  // namespace
+
+// ================================================================ History
+
+const std::vector<double>& History::operator[](const std::string& key) const {
+  const auto it = history.find(key);
+  if (it == history.end()) {
+    std::string keys;
+    for (const auto& [k, v] : history) keys += (keys.empty() ? "" : ", ") + k;
+    throw ValueError(fmt::format("History: no metric '{}' (there are: {})", key, keys));
+  }
+  return it->second;
+}
+
+// ================================================================ Model: the network
+
+std::uint64_t Model::layer_seed(std::uint64_t seed, std::size_t index) {
+  // splitmix64 of (seed, index): distinct, well-mixed seeds per layer
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void Model::set_seed(std::uint64_t seed) {
+  seed_ = seed;
+  const auto ls = layers();
+  for (std::size_t i = 0; i < ls.size(); ++i) ls[i]->set_seed(layer_seed(seed, i));
+}
+
+void Model::name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const {
+  if (!layer.name().empty()) return;
+  auto taken = [&](const std::string& n) {
+    return std::any_of(others.begin(), others.end(), [&](const LayerPtr& l) { return l->name() == n; });
+  };
+  const std::string base = layer.default_name();
+  std::string candidate = base;
+  for (int k = 1; taken(candidate); ++k) candidate = base + "_" + std::to_string(k);
+  layer.set_name(candidate);
+  layer.set_seed(layer_seed(seed_, index));
+}
+
+Tensor Model::operator()(const Tensor& x, bool training) {
+  const auto ls = layers();
+  for (std::size_t i = 0; i < ls.size(); ++i) {
+    if (ls[i]->name().empty()) name_layer(*ls[i], ls, i);
+  }
+  return call(x, training);
+}
+
+void Model::build(const Shape& input_shape) {
+  if (input_shape.empty()) throw ShapeError(fmt::format("{}: build needs an input shape with a batch axis", name_));
+  Shape one = input_shape;
+  one[0] = 1;
+  for (auto d : one) {
+    if (d < 0)
+      throw ShapeError(fmt::format("{}: build: only the batch axis may be None in {}", name_, shape_str(input_shape)));
+  }
+  NoTape no_tape;
+  (*this)(zeros(one), false);
+}
+
+bool Model::built() const {
+  const auto ls = layers();
+  return !ls.empty() && std::all_of(ls.begin(), ls.end(), [](const LayerPtr& l) { return l->built(); });
+}
+
+std::vector<Variable> Model::weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers()) {
+    for (auto& w : l->weights()) out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::vector<Variable> Model::trainable_weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers()) {
+    for (auto& w : l->trainable_weights()) out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::vector<Variable> Model::non_trainable_weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers()) {
+    for (auto& w : l->non_trainable_weights()) out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::int64_t Model::count_params() const { return weight_count(weights()); }
+
+void Model::summary(std::ostream& os) const {
+  if (!built()) {
+    throw ValueError(
+        fmt::format("{}: summary: the model is not built yet; call build(input_shape) or run it on a batch", name_));
+  }
+  struct Row {
+    std::string layer, shape, params;
+  };
+  std::vector<Row> rows;
+  std::size_t w0 = 29, w1 = 26, w2 = 10;  // Keras's column widths
+  for (const auto& l : layers()) {
+    rows.push_back(
+        {l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()), with_commas(l->count_params())});
+    w0 = std::max(w0, rows.back().layer.size() + 2);
+    w1 = std::max(w1, rows.back().shape.size() + 2);
+    w2 = std::max(w2, rows.back().params.size() + 1);
+  }
+  const std::size_t width = w0 + w1 + w2;
+  const auto all = weights(), trainable = trainable_weights(), frozen = non_trainable_weights();
+  os << "Model: \"" << name_ << "\"\n" << std::string(width, '_') << '\n';
+  os << fmt::format("{:<{}}{:<{}}{:<{}}", " Layer (type)", w0, "Output Shape", w1, "Param #", w2) << '\n';
+  os << std::string(width, '=') << '\n';
+  for (const auto& r : rows)
+    os << fmt::format(" {:<{}}{:<{}}{:<{}}", r.layer, w0 - 1, r.shape, w1, r.params, w2) << '\n';
+  os << std::string(width, '=') << '\n';
+  os << "Total params: " << with_commas(weight_count(all)) << " (" << readable_bytes(double(weight_bytes(all)))
+     << ")\n";
+  os << "Trainable params: " << with_commas(weight_count(trainable)) << " ("
+     << readable_bytes(double(weight_bytes(trainable))) << ")\n";
+  os << "Non-trainable params: " << with_commas(weight_count(frozen)) << " ("
+     << readable_bytes(double(weight_bytes(frozen))) << ")\n";
+  os << std::string(width, '_') << '\n';
+}
+
+// ================================================================ Model: training
+
+void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::shared_ptr<losses::Loss> loss,
+                    const std::vector<std::string>& metric_names) {
+  if (!optimizer) throw ValueError(fmt::format("{}: compile: the optimizer is null", name_));
+  optimizer_ = std::move(optimizer);
+  loss_ = std::move(loss);
+  metrics_.clear();
+  std::set<std::string> seen{"loss"};
+  for (const auto& m : metric_names) {
+    if (!seen.insert(m).second) throw ValueError(fmt::format("{}: compile: metric '{}' is listed twice", name_, m));
+    metrics_.push_back(metrics::get(m, loss_ ? loss_->name() : ""));
+  }
+}
+
+void Model::compile(const std::string& optimizer) { compile(optimizers::get(optimizer)); }
+
+void Model::compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics) {
+  compile(optimizers::get(optimizer), losses::get(loss), metrics);
+}
+void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, const std::string& loss,
+                    const std::vector<std::string>& metrics) {
+  compile(std::move(optimizer), losses::get(loss), metrics);
+}
+void Model::compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
+                    const std::vector<std::string>& metrics) {
+  compile(optimizers::get(optimizer), std::move(loss), metrics);
+}
+
+void Model::require_compiled(const char* what) const {
+  if (!compiled()) {
+    throw ValueError(
+        fmt::format("{}: {}: the model must be compiled first (compile(optimizer, loss, metrics))", name_, what));
+  }
+}
+
+optimizers::Optimizer& Model::optimizer() const {
+  require_compiled("optimizer");
+  return *optimizer_;
+}
+
+const losses::Loss& Model::loss() const {
+  if (!loss_) {
+    throw ValueError(
+        fmt::format("{}: no loss: compile(optimizer, loss, metrics) with a loss, or compute the loss "
+                    "in a custom train_step",
+                    name_));
+  }
+  return *loss_;
+}
+
+Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred) const { return loss()(y, y_pred); }
+
+std::vector<MetricPtr> Model::metrics() const {
+  std::vector<MetricPtr> out{loss_tracker_};
+  out.insert(out.end(), metrics_.begin(), metrics_.end());
+  return out;
+}
+
+void Model::reset_metrics() {
+  for (const auto& m : metrics()) m->reset_state();
+}
+
+Logs Model::metric_results() const {
+  Logs logs;
+  for (const auto& m : metrics()) logs[m->name()] = m->result();
+  return logs;
+}
+
+Logs Model::train_step(const Tensor& x, const Tensor& y) {
+  require_compiled("train_step");
+  Tensor y_pred, loss;
+  std::vector<Variable> vars;
+  std::vector<Tensor> grads;
+  {
+    GradientTape tape;
+    y_pred = (*this)(x, /*training=*/true);
+    loss = compute_loss(y, y_pred);
+    vars = trainable_weights();  // after the forward pass: the first call builds the layers
+    grads = tape.gradient(loss, as_tensors(vars));
+  }
+  optimizer_->apply_gradients(grads, vars);
+  loss_tracker_->update_state(loss.item<double>(), static_cast<double>(x.dim(0)));
+  for (const auto& m : metrics_) m->update_state(y, y_pred);
+  return metric_results();
+}
+
+Logs Model::test_step(const Tensor& x, const Tensor& y) {
+  require_compiled("test_step");
+  const Tensor y_pred = (*this)(x, /*training=*/false);
+  loss_tracker_->update_state(compute_loss(y, y_pred).item<double>(), static_cast<double>(x.dim(0)));
+  for (const auto& m : metrics_) m->update_state(y, y_pred);
+  return metric_results();
+}
+
+History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  require_compiled("fit");
+  if (options.epochs < 0) throw ValueError(fmt::format("{}: fit: epochs must be >= 0, got {}", name_, options.epochs));
+  Tensor x_train = x, y_train = y, x_val, y_val;
+  if (options.validation_data) {
+    std::tie(x_val, y_val) = *options.validation_data;
+  } else if (options.validation_split != 0) {
+    const TrainValidationSplit split = train_validation_split(x, y, options.validation_split);
+    x_train = split.x_train, y_train = split.y_train, x_val = split.x_val, y_val = split.y_val;
+  }
+  const bool validate = x_val.defined();
+  BatchOptions batch_options;
+  batch_options.shuffle = options.shuffle;
+  batch_options.seed = options.seed;
+  BatchIterator batches(x_train, y_train, options.batch_size, batch_options);
+
+  const std::vector<std::string> keys = display_keys(metrics(), validate);
+  history_ = History{};
+  stop_training = false;
+  Logs logs;
+  for (const auto& cb : options.callbacks) {
+    cb->set_model(this);
+    cb->on_train_begin(logs);
+  }
+  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+    for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
+    if (options.verbose > 0) {
+      std::printf("Epoch %d/%d\n", epoch + 1, options.epochs);
+      std::fflush(stdout);
+    }
+    reset_metrics();
+    Progress progress(batches.size(), options.verbose);
+    std::int64_t step = 0;
+    for (auto [xb, yb] : batches) {
+      logs = train_step(xb, yb);
+      ++step;
+      progress.update(step, logs, keys);
+      for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
+      if (stop_training) break;
+    }
+    if (validate) {
+      for (const auto& [k, v] : evaluate(x_val, y_val, options.batch_size, 0)) logs["val_" + k] = v;
+    }
+    progress.finish(step, logs, keys);
+    history_.epoch.push_back(epoch);
+    for (const auto& [k, v] : logs) history_.history[k].push_back(v);
+    for (const auto& cb : options.callbacks) cb->on_epoch_end(epoch, logs);
+  }
+  for (const auto& cb : options.callbacks) cb->on_train_end(logs);
+  return history_;
+}
+
+Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {
+  require_compiled("evaluate");
+  BatchIterator batches(x, y, batch_size);
+  reset_metrics();
+  Progress progress(batches.size(), verbose);
+  Logs logs;
+  std::int64_t step = 0;
+  const auto keys = display_keys(metrics(), false);
+  for (auto [xb, yb] : batches) {
+    logs = test_step(xb, yb);
+    progress.update(++step, logs, keys);
+  }
+  progress.finish(step, logs, keys);
+  return step > 0 ? logs : metric_results();
+}
+
+Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
+  BatchIterator batches(x, Tensor(), batch_size);
+  std::vector<Tensor> outputs;
+  for (const Batch& b : batches) outputs.push_back((*this)(b.x, /*training=*/false));
+  if (outputs.size() == 1) return outputs[0];
+  return concat(outputs, 0);
+}
+
+// ================================================================ Model: weights on disk
+
+void Model::save_weights(const std::string& path) const {
+  if (!built()) throw ValueError(fmt::format("{}: save_weights: the model is not built yet", name_));
+  NamedTensors named;
+  std::set<std::string> names;
+  for (const auto& w : weights()) {
+    if (!names.insert(w.name()).second) {
+      throw ValueError(
+          fmt::format("{}: save_weights: two weights are named '{}'; give the layers unique names", name_, w.name()));
+    }
+    named.emplace_back(w.name(), w);
+  }
+  save_safetensors(path, named, {{"format", "tapeflow"}, {"model", name_}});
+}
+
+void Model::load_weights(const std::string& path) {
+  if (!built()) {
+    throw ValueError(
+        fmt::format("{}: load_weights: the model is not built yet; call build(input_shape) or run it "
+                    "on a batch first",
+                    name_));
+  }
+  std::map<std::string, Tensor> file = load_safetensors_map(path);
+  auto ws = weights();
+  std::vector<std::string> missing;
+  for (const auto& w : ws) {
+    const auto it = file.find(w.name());
+    if (it == file.end()) {
+      missing.push_back(w.name());
+      continue;
+    }
+    const Tensor& t = it->second;
+    if (t.shape() != w.shape()) {
+      throw ShapeError(fmt::format("{}: load_weights: '{}' has shape {} in '{}' but {} in the model", name_, w.name(),
+                                   shape_str(t.shape()), path, shape_str(w.shape())));
+    }
+    if (t.dtype() != w.dtype()) {
+      throw DTypeError(fmt::format("{}: load_weights: '{}' is {} in '{}' but {} in the model", name_, w.name(),
+                                   dtype_name(t.dtype()), path, dtype_name(w.dtype())));
+    }
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [k, t] : file) {
+    if (std::none_of(ws.begin(), ws.end(), [&](const Variable& w) { return w.name() == k; })) unexpected.push_back(k);
+  }
+  if (!missing.empty() || !unexpected.empty()) {
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+      return s.empty() ? std::string("none") : s;
+    };
+    throw ValueError(
+        fmt::format("{}: load_weights: the weights in '{}' do not match the model: missing [{}], "
+                    "unexpected [{}]",
+                    name_, path, join(missing), join(unexpected)));
+  }
+  for (auto& w : ws) w.assign(file.at(w.name()));
+}
+
+// ================================================================ Sequential
+
+Sequential::Sequential(const std::vector<LayerPtr>& layers, std::string name) : Model(std::move(name)) {
+  for (const auto& l : layers) add(l);
+}
+
+void Sequential::add(LayerPtr layer) {
+  if (!layer) throw ValueError(fmt::format("{}: add: the layer is null", name()));
+  if (std::any_of(layers_.begin(), layers_.end(), [&](const LayerPtr& l) { return l == layer; })) {
+    throw ValueError(fmt::format("{}: add: layer '{}' is already in the model", name(), layer->name()));
+  }
+  if (layer->name().empty()) {
+    name_layer(*layer, layers_, layers_.size());
+  } else if (std::any_of(layers_.begin(), layers_.end(),
+                         [&](const LayerPtr& l) { return l->name() == layer->name(); })) {
+    throw ValueError(fmt::format("{}: add: a layer named '{}' is already in the model; layer names must be unique",
+                                 name(), layer->name()));
+  }
+  layers_.push_back(std::move(layer));
+}
+
+void Sequential::pop() {
+  if (layers_.empty()) throw ValueError(fmt::format("{}: pop: there are no layers", name()));
+  layers_.pop_back();
+}
+
+Tensor Sequential::call(const Tensor& x, bool training) {
+  if (layers_.empty()) throw ValueError(fmt::format("{}: the model has no layers", name()));
+  Tensor h = x;
+  for (const auto& l : layers_) h = (*l)(h, training);
+  return h;
+}
+
+}  // namespace tapeflow

@@ -1,0 +1,539 @@
+// The Model API: fit reaches a set accuracy, History, callbacks, progress output, weights on
+// disk (bit-exact round trip, clear rejections), custom training steps, evaluate and predict.
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tapeflow/io.hpp"
+#include "tapeflow/tapeflow.hpp"
+
+using namespace tapeflow;
+using namespace tapeflow::layers;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh folder under the system's temp dir, removed with everything in it at the end.
+class TempDir {
+ public:
+  TempDir() {
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path_ = fs::temp_directory_path() /
+            ("tapeflow_test_model_" + std::to_string(::getpid()) + "_" + std::to_string(stamp));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// Everything written to stdout (the C stream) while alive.
+class CaptureStdout {
+ public:
+  explicit CaptureStdout(std::string path) : path_(std::move(path)) {
+    std::fflush(stdout);
+    saved_ = ::dup(1);
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::close(fd);
+  }
+  ~CaptureStdout() { restore(); }
+  std::string text() {
+    restore();
+    std::ifstream in(path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stdout);
+    ::dup2(saved_, 1);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  std::string path_;
+  int saved_ = -1;
+};
+
+struct Data {
+  Tensor x, y;
+};
+
+// Three Gaussian blobs in 4-D around (2,0,0,0), (0,2,0,0), (0,0,2,0), stddev 0.5; labels cycle
+// 0, 1, 2 so that every slice holds all classes. Separable up to a few stragglers.
+Data blobs(std::int64_t n, std::uint64_t seed) {
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = i % 3;
+  const Tensor y = tensor<std::int64_t>(labels, {n});
+  const Tensor centers = tensor<float>({2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0}, {3, 4});
+  Generator gen(seed);
+  return {take(centers, y, 0) + normal({n, 4}, gen, 0, 0.5), y};
+}
+
+Sequential small_model(std::uint64_t seed = 0) {
+  Sequential model(Dense(16, "relu"), Dense(3, "softmax"));
+  model.set_seed(seed);
+  return model;
+}
+
+FitOptions quiet(int epochs, std::int64_t batch_size = 32) {
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch_size = batch_size;
+  o.verbose = 0;
+  return o;
+}
+
+std::vector<Tensor> as_tensors(const std::vector<Variable>& vs) { return {vs.begin(), vs.end()}; }
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
+         std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+}
+
+std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
+
+}  // namespace
+
+TEST_CASE("fit learns a separable problem and History holds every epoch") {
+  const Data train = blobs(600, 1), test = blobs(300, 2);
+  Sequential model = small_model();
+  model.compile(std::make_shared<optimizers::Adam>(0.01), "sparse_categorical_crossentropy", {"accuracy"});
+  FitOptions o = quiet(8);
+  o.validation_split = 0.2;
+  const History h = model.fit(train.x, train.y, o);
+
+  for (const char* key : {"loss", "accuracy", "val_loss", "val_accuracy"}) {
+    INFO(key);
+    REQUIRE(h.contains(key));
+    CHECK(h[key].size() == 8);
+  }
+  CHECK(h.epoch == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(h["loss"].back() < h["loss"].front());
+  CHECK(h["val_accuracy"].back() >= 0.95);
+  CHECK_THROWS_AS(h["precision"], ValueError);
+  CHECK(model.history().history == h.history);
+
+  const Logs r = model.evaluate(test.x, test.y, 64, 0);
+  CHECK(r.size() == 2);
+  CHECK(r.at("accuracy") >= 0.95);
+  CHECK(r.at("loss") < 0.3);
+}
+
+TEST_CASE("a 2000-example subset of Fashion-MNIST trains to a set accuracy") {
+  if (!fs::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    CHECK(true);
+    return;
+  }
+  const MnistData d = load_mnist();
+  const Tensor x = d.train_images(Slice(0, 2000)).reshape({2000, 784});
+  const Tensor y = d.train_labels(Slice(0, 2000));
+  const Tensor x_test = d.test_images(Slice(0, 1000)).reshape({1000, 784});
+  const Tensor y_test = d.test_labels(Slice(0, 1000));
+  Sequential model(Dense(64, "relu"), Dense(10, "softmax"));
+  model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  model.fit(x, y, quiet(5, 32));
+  const Logs r = model.evaluate(x_test, y_test, 128, 0);
+  INFO("test accuracy " << r.at("accuracy"));
+  CHECK(r.at("accuracy") >= 0.75);
+}
+
+TEST_CASE("fit with validation_data, no shuffling, and the same seeds gives the same weights") {
+  const Data train = blobs(150, 3), val = blobs(60, 4);
+  auto run = [&](bool shuffle) {
+    Sequential model = small_model(9);
+    model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+    FitOptions o = quiet(2, 16);
+    o.validation_data = std::make_pair(val.x, val.y);
+    o.shuffle = shuffle;
+    o.seed = 5;
+    const History h = model.fit(train.x, train.y, o);
+    CHECK(h.contains("val_loss"));
+    CHECK(h["val_accuracy"].size() == 2);
+    return model;
+  };
+  const Sequential a = run(true), b = run(true), c = run(false);
+  const auto wa = a.weights(), wb = b.weights(), wc = c.weights();
+  REQUIRE(wa.size() == 4);
+  for (std::size_t i = 0; i < wa.size(); ++i) CHECK(same_bytes(wa[i], wb[i]));
+  CHECK_FALSE(same_bytes(wa[0], wc[0]));  // another order of the examples, other weights
+}
+
+TEST_CASE("fit checks its inputs and the compile step") {
+  const Data d = blobs(30, 1);
+  Sequential model = small_model();
+  CHECK_THROWS_AS(model.fit(d.x, d.y, quiet(1)), ValueError);
+  CHECK_THROWS_WITH(model.fit(d.x, d.y, quiet(1)), Catch::Contains("compile"));
+  CHECK_THROWS_AS(model.compile("adagrad-ish", "mse"), ValueError);
+  CHECK_THROWS_AS(model.compile("sgd", "hinge"), ValueError);
+  model.compile("sgd", "sparse_categorical_crossentropy", {"accuracy"});
+  CHECK_THROWS_AS(model.fit(d.x, d.y(Slice(0, 20)), quiet(1)), ShapeError);
+  FitOptions o = quiet(1);
+  o.batch_size = 0;
+  CHECK_THROWS_AS(model.fit(d.x, d.y, o), ValueError);
+  o.batch_size = 8;
+  o.validation_split = 1.5;
+  CHECK_THROWS_AS(model.fit(d.x, d.y, o), ValueError);
+  CHECK_THROWS_AS(model.compile("sgd", "mse", {"accuracy", "accuracy"}), ValueError);
+}
+
+TEST_CASE("evaluate weights each batch by its size; predict returns every row") {
+  const Data d = blobs(50, 6);
+  Sequential model = small_model();
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  model.fit(d.x, d.y, quiet(2, 8));
+
+  const Tensor p = model.predict(d.x, 7);  // 7 batches of 7 and one of 1
+  CHECK(p.shape() == Shape{50, 3});
+  for (float s : values(sum(p, {1}))) CHECK(s == Approx(1).epsilon(1e-5));
+  CHECK(values(p) == values(model(d.x)));
+
+  const Logs r = model.evaluate(d.x, d.y, 7, 0);
+  CHECK(r.at("loss") == Approx(model.compute_loss(d.y, p).item<double>()).epsilon(1e-5));
+  const double acc = mean(equal(argmax(p, 1), d.y).astype(kFloat64)).item<double>();
+  CHECK(r.at("accuracy") == Approx(acc));
+  CHECK(model.predict(d.x(Slice(0, 3))).shape() == Shape{3, 3});
+}
+
+TEST_CASE("fit prints one line per epoch when stdout is not a terminal") {
+  TempDir dir;
+  const Data d = blobs(60, 1);
+  Sequential model = small_model();
+  model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  FitOptions o = quiet(2, 16);
+  o.verbose = 1;
+  o.validation_split = 0.25;
+  std::string out;
+  {
+    CaptureStdout capture(dir.file("stdout.txt"));
+    model.fit(d.x, d.y, o);
+    out = capture.text();
+  }
+  INFO(out);
+  CHECK(out.find('\r') == std::string::npos);
+  CHECK_THAT(out, Catch::StartsWith("Epoch 1/2\n3/3 - ") && Catch::Contains("\nEpoch 2/2\n3/3 - "));
+  CHECK_THAT(out, Catch::Contains("/step - loss: ") && Catch::Contains(" - accuracy: ") &&
+                      Catch::Contains(" - val_loss: ") && Catch::Contains(" - val_accuracy: "));
+  std::size_t lines = 0;
+  for (char c : out) lines += c == '\n';
+  CHECK(lines == 4);
+
+  {
+    CaptureStdout capture(dir.file("evaluate.txt"));
+    model.evaluate(d.x, d.y, 32);  // verbose 1 by default, as Keras: one line
+    const std::string line = capture.text();
+    CHECK_THAT(line, Catch::StartsWith("2/2 - ") && Catch::Contains(" - loss: ") && Catch::EndsWith("\n"));
+    CHECK(std::count(line.begin(), line.end(), '\n') == 1);
+  }
+
+  o.verbose = 0;
+  CaptureStdout silent(dir.file("silent.txt"));
+  model.fit(d.x, d.y, o);
+  model.evaluate(d.x, d.y, 32, 0);
+  CHECK(silent.text().empty());
+}
+
+TEST_CASE("EarlyStopping follows Keras's patience rule") {
+  Sequential model = small_model();
+  model.build({-1, 4});
+  callbacks::EarlyStoppingOptions opts;
+  opts.monitor = "loss";
+  opts.patience = 2;
+  callbacks::EarlyStopping es(opts);
+  es.set_model(&model);
+  es.on_train_begin({});
+  const std::vector<double> losses{1.0, 0.9, 0.95, 0.96, 0.97};
+  int epoch = 0;
+  for (; epoch < 5 && !model.stop_training; ++epoch) es.on_epoch_end(epoch, {{"loss", losses[epoch]}});
+  // best 0.9 at epoch 1; epochs 2 and 3 do not improve: stop at 3
+  CHECK(model.stop_training);
+  CHECK(epoch == 4);
+  CHECK(es.stopped_epoch() == 3);
+  CHECK(es.best_epoch() == 1);
+  CHECK(*es.best() == Approx(0.9));
+
+  // "acc" in the name: larger is better; min_delta counts against improvements
+  model.stop_training = false;
+  opts.monitor = "val_accuracy";
+  opts.patience = 1;
+  opts.min_delta = 0.05;
+  callbacks::EarlyStopping acc(opts);
+  acc.set_model(&model);
+  acc.on_train_begin({});
+  acc.on_epoch_end(0, {{"val_accuracy", 0.5}});
+  acc.on_epoch_end(1, {{"val_accuracy", 0.6}});   // +0.1: improves
+  CHECK_FALSE(model.stop_training);
+  acc.on_epoch_end(2, {{"val_accuracy", 0.64}});  // +0.04 < min_delta
+  CHECK(model.stop_training);
+  CHECK(acc.stopped_epoch() == 2);
+}
+
+TEST_CASE("EarlyStopping stops fit and restores the best weights") {
+  const Data d = blobs(90, 2);
+  Sequential model = small_model();
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+
+  // records the weights at the end of each epoch
+  struct Snapshots : callbacks::Callback {
+    std::vector<std::vector<Tensor>> weights;
+    void on_epoch_end(int, const Logs&) override {
+      std::vector<Tensor> w;
+      for (const auto& v : model().weights()) w.push_back(v.clone());
+      weights.push_back(w);
+    }
+  };
+  auto snapshots = std::make_shared<Snapshots>();
+  callbacks::EarlyStoppingOptions opts;
+  opts.monitor = "val_loss";
+  opts.patience = 1;
+  opts.min_delta = 1e9;  // nothing after the first epoch counts as an improvement
+  opts.restore_best_weights = true;
+  auto es = std::make_shared<callbacks::EarlyStopping>(opts);
+  FitOptions o = quiet(10, 16);
+  o.validation_split = 0.2;
+  o.callbacks = {snapshots, es};
+  const History h = model.fit(d.x, d.y, o);
+  CHECK(h["loss"].size() == 2);
+  CHECK(es->stopped_epoch() == 1);
+  REQUIRE(snapshots->weights.size() == 2);
+  const auto w = model.weights();
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    CHECK(same_bytes(w[i], snapshots->weights[0][i]));       // epoch 0's weights are back
+    CHECK_FALSE(same_bytes(w[i], snapshots->weights[1][i]));  // not the last epoch's
+  }
+}
+
+TEST_CASE("CSVLogger writes a header and one row per epoch") {
+  TempDir dir;
+  const Data d = blobs(60, 1);
+  Sequential model = small_model();
+  model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  FitOptions o = quiet(3, 16);
+  o.validation_split = 0.2;
+  const std::string path = dir.file("log.csv");
+  o.callbacks = {std::make_shared<callbacks::CSVLogger>(path)};
+  const History h = model.fit(d.x, d.y, o);
+
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "epoch,accuracy,loss,val_accuracy,val_loss");
+  for (int e = 0; e < 3; ++e) {
+    CHECK_THAT(lines[1 + e], Catch::StartsWith(std::to_string(e) + ","));
+    // the loss column holds the History's value
+    std::stringstream row(lines[1 + e]);
+    std::string field;
+    std::vector<std::string> fields;
+    while (std::getline(row, field, ',')) fields.push_back(field);
+    REQUIRE(fields.size() == 5);
+    CHECK(std::stod(fields[2]) == Approx(h["loss"][e]));
+  }
+
+  // append adds rows without a second header
+  FitOptions again = quiet(1, 16);
+  again.callbacks = {std::make_shared<callbacks::CSVLogger>(path, ',', true)};
+  model.fit(d.x, d.y, again);
+  std::ifstream in2(path);
+  int count = 0;
+  for (std::string line; std::getline(in2, line);) ++count;
+  CHECK(count == 5);
+}
+
+TEST_CASE("ModelCheckpoint saves every epoch or only the best, with Keras's path fields") {
+  TempDir dir;
+  const Data d = blobs(60, 1);
+  Sequential model = small_model();
+  model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  FitOptions o = quiet(2, 16);
+  o.callbacks = {std::make_shared<callbacks::ModelCheckpoint>(dir.file("w_{epoch:02d}.safetensors"))};
+  model.fit(d.x, d.y, o);
+  CHECK(fs::exists(dir.file("w_01.safetensors")));
+  CHECK(fs::exists(dir.file("w_02.safetensors")));
+
+  callbacks::ModelCheckpointOptions best;
+  best.monitor = "loss";
+  best.save_best_only = true;
+  auto cp = std::make_shared<callbacks::ModelCheckpoint>(dir.file("best.safetensors"), best);
+  o.callbacks = {cp};
+  const History h = model.fit(d.x, d.y, o);
+  CHECK(fs::exists(dir.file("best.safetensors")));
+  CHECK(*cp->best() == Approx(std::min(h["loss"][0], h["loss"][1])));
+  CHECK(cp->format_path(4, {{"val_loss", 0.12345}}) == dir.file("best.safetensors"));
+  callbacks::ModelCheckpoint fields("m-{epoch:03d}-{val_loss:.2f}-{other}.bin");
+  CHECK(fields.format_path(4, {{"val_loss", 0.12345}}) == "m-005-0.12-{other}.bin");
+}
+
+TEST_CASE("save_weights / load_weights: a bit-exact round trip, and clear rejections") {
+  TempDir dir;
+  const Data d = blobs(60, 1);
+  Sequential a(Dense(16, "relu"), BatchNormalization(), Dense(3, "softmax"));
+  a.compile("adam", "sparse_categorical_crossentropy");
+  a.fit(d.x, d.y, quiet(2, 16));
+  const std::string path = dir.file("model.safetensors");
+  a.save_weights(path);
+
+  // the file holds every weight (trainable and not) under "<layer>/<weight>"
+  const auto file = load_safetensors_map(path);
+  CHECK(file.size() == 8);
+  for (const char* key : {"dense/kernel", "dense/bias", "batch_normalization/gamma", "batch_normalization/beta",
+                          "batch_normalization/moving_mean", "batch_normalization/moving_variance",
+                          "dense_1/kernel", "dense_1/bias"}) {
+    CHECK(file.count(key) == 1);
+  }
+  CHECK(load_safetensors_metadata(path).at("format") == "tapeflow");
+
+  Sequential b(Dense(16, "relu"), BatchNormalization(), Dense(3, "softmax"));
+  b.set_seed(123);
+  CHECK_THROWS_AS(b.load_weights(path), ValueError);  // not built
+  b.build({-1, 4});
+  b.load_weights(path);
+  const auto wa = a.weights(), wb = b.weights();
+  REQUIRE(wa.size() == wb.size());
+  for (std::size_t i = 0; i < wa.size(); ++i) CHECK(same_bytes(wa[i], wb[i]));
+  CHECK(values(a.predict(d.x)) == values(b.predict(d.x)));
+
+  // a layer of another width: a ShapeError naming the weight and both shapes; nothing changes
+  Sequential wide(Dense(16, "relu"), BatchNormalization(), Dense(4, "softmax"));
+  wide.build({-1, 4});
+  const Tensor before = wide.weights()[0].clone();
+  CHECK_THROWS_AS(wide.load_weights(path), ShapeError);
+  CHECK_THROWS_WITH(wide.load_weights(path),
+                    Catch::Contains("dense_1/kernel") && Catch::Contains("[16, 3]") && Catch::Contains("[16, 4]"));
+  CHECK(same_bytes(wide.weights()[0], before));
+
+  // other names: missing and unexpected weights are listed
+  Sequential more(Dense(16, "relu"), BatchNormalization(), Dense(3, "softmax"), Dense(2));
+  more.build({-1, 4});
+  CHECK_THROWS_AS(more.load_weights(path), ValueError);
+  CHECK_THROWS_WITH(more.load_weights(path), Catch::Contains("missing [dense_2/kernel, dense_2/bias]"));
+  Sequential fewer(Dense(16, "relu"), Dense(3, "softmax"));
+  fewer.build({-1, 4});
+  CHECK_THROWS_WITH(fewer.load_weights(path),
+                    Catch::Contains("unexpected [batch_normalization/beta") && Catch::Contains(path));
+
+  // a damaged file is an IOError from the safetensors reader; a missing one too
+  const std::string cut = dir.file("cut.safetensors");
+  fs::copy_file(path, cut);
+  fs::resize_file(cut, fs::file_size(cut) - 10);
+  CHECK_THROWS_AS(b.load_weights(cut), IOError);
+  CHECK_THROWS_AS(b.load_weights(dir.file("none.safetensors")), IOError);
+}
+
+TEST_CASE("a custom training loop with GradientTape and the optimizer, as in the book") {
+  const Data d = blobs(120, 1);
+  Sequential model = small_model(3);
+  losses::SparseCategoricalCrossentropy loss_fn;
+  optimizers::RMSprop optimizer(1e-2);
+  metrics::SparseCategoricalAccuracy accuracy;
+  double first = 0, last = 0;
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    for (auto [xb, yb] : BatchIterator(d.x, d.y, 32)) {
+      GradientTape tape;
+      const Tensor predictions = model(xb, /*training=*/true);
+      const Tensor loss = loss_fn(yb, predictions);
+      const auto weights = model.trainable_weights();
+      const auto gradients = tape.gradient(loss, as_tensors(weights));
+      optimizer.apply_gradients(gradients, weights);
+      accuracy.update_state(yb, predictions);
+      if (epoch == 0 && first == 0) first = loss.item<double>();
+      last = loss.item<double>();
+    }
+  }
+  CHECK(last < first);
+  CHECK(accuracy.result() > 0.8);
+}
+
+TEST_CASE("train_step drives a hand-written loop; a model overrides it as in the book") {
+  const Data d = blobs(120, 1);
+  {
+    Sequential model = small_model();
+    model.compile(std::make_shared<optimizers::RMSprop>(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
+    Logs logs;
+    for (int epoch = 0; epoch < 5; ++epoch) {
+      model.reset_metrics();
+      for (auto [xb, yb] : BatchIterator(d.x, d.y, 32, {true, 1})) logs = model.train_step(xb, yb);
+    }
+    CHECK(logs.count("loss") == 1);
+    CHECK(logs.at("accuracy") > 0.8);
+    CHECK(model.optimizer().iterations() == 20);
+  }
+
+  // the book's custom fit: own loss function, own tracker, compile with just an optimizer
+  class CustomModel : public Sequential {
+   public:
+    CustomModel() : Sequential(Dense(16, "relu"), Dense(3, "softmax")) {}
+    std::shared_ptr<metrics::Mean> loss_tracker = std::make_shared<metrics::Mean>("loss");
+    losses::SparseCategoricalCrossentropy loss_fn;
+    int steps = 0;
+
+    Logs train_step(const Tensor& x, const Tensor& y) override {
+      ++steps;
+      Tensor loss;
+      std::vector<Variable> weights;
+      std::vector<Tensor> gradients;
+      {
+        GradientTape tape;
+        const Tensor predictions = (*this)(x, /*training=*/true);
+        loss = loss_fn(y, predictions);
+        weights = trainable_weights();
+        gradients = tape.gradient(loss, as_tensors(weights));
+      }
+      optimizer().apply_gradients(gradients, weights);
+      loss_tracker->update_state(loss);
+      return {{"loss", loss_tracker->result()}};
+    }
+    std::vector<MetricPtr> metrics() const override { return {loss_tracker}; }
+  };
+  CustomModel model;
+  model.compile(std::make_shared<optimizers::RMSprop>(1e-2));
+  const History h = model.fit(d.x, d.y, quiet(3, 32));
+  CHECK(model.steps == 12);
+  CHECK(h["loss"].size() == 3);
+  CHECK(h["loss"][2] < h["loss"][0]);
+  CHECK_THROWS_AS(model.compute_loss(d.y, d.y), ValueError);  // compiled without a loss
+}
+
+TEST_CASE("a subclassed Model names and seeds its layers and trains with fit") {
+  class TwoLayers : public Model {
+   public:
+    TwoLayers() : Model("two_layers") {}
+    LayerPtr hidden = std::make_shared<Dense>(16, "relu");
+    LayerPtr out = std::make_shared<Dense>(3, "softmax");
+    Tensor call(const Tensor& x, bool training) override { return (*out)((*hidden)(x, training), training); }
+    std::vector<LayerPtr> layers() const override { return {hidden, out}; }
+  };
+  const Data d = blobs(150, 4);
+  TwoLayers model;
+  model.compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
+  const History h = model.fit(d.x, d.y, quiet(5, 16));
+  CHECK(model.hidden->name() == "dense");
+  CHECK(model.out->name() == "dense_1");
+  CHECK(h["accuracy"].back() > 0.9);
+  std::ostringstream os;
+  model.summary(os);
+  CHECK_THAT(os.str(), Catch::Contains("Model: \"two_layers\"") && Catch::Contains("dense_1 (Dense)") &&
+                           Catch::Contains("Total params: 131"));
+}
