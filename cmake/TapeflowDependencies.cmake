@@ -5,8 +5,12 @@ find_package(xtensor REQUIRED)
 find_package(xtensor-blas REQUIRED)
 find_package(fmt REQUIRED)
 find_package(ZLIB REQUIRED)
-find_package(OpenMP REQUIRED COMPONENTS CXX)
-# OpenBLAS through CMake's FindBLAS; cblas.h comes with it.
+find_package(Threads REQUIRED)
+if(TAPEFLOW_BUILD_BENCHMARKS)
+  find_package(OpenMP REQUIRED COMPONENTS CXX)  # the STREAM-like bandwidth limits only
+endif()
+# OpenBLAS through CMake's FindBLAS; cblas.h comes with it. The kernels call it on one thread
+# per block from their own pool (kernels/cpu/thread_pool.hpp), so its build variant does not matter.
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
 find_path(TAPEFLOW_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)

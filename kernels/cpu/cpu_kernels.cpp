@@ -16,6 +16,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -28,6 +29,7 @@
 #endif
 
 #include "tapeflow/kernels/cpu.hpp"
+#include "thread_pool.hpp"
 // functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused (reported upstream).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -45,19 +47,37 @@ int hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
 }
-std::atomic<int> g_num_threads{0};  // 0: not set, use every core
+std::atomic<int> g_num_threads{0};  // 0: not set
+
+// TAPEFLOW_NUM_THREADS, else OMP_NUM_THREADS (what users set for every BLAS-backed library),
+// else every core; never more than the cores.
+int default_threads() {
+  static const int n = [] {
+    for (const char* name : {"TAPEFLOW_NUM_THREADS", "OMP_NUM_THREADS"}) {
+      if (const char* v = std::getenv(name)) {
+        const int k = std::atoi(v);
+        if (k > 0) return std::min(k, hardware_threads());
+      }
+    }
+    return hardware_threads();
+  }();
+  return n;
+}
 
 // Work (in elements touched) below which a kernel stays on the calling thread: starting a
 // parallel region costs a few microseconds, a cheap op streams ~256K floats in about that.
 constexpr i64 kParallelMin = i64(1) << 18;
 // Per-element cost factor of the ops that call exp/log/pow/philox per element.
 constexpr i64 kHeavyCost = 16;
+// Multiply-adds from which a single gemm is split over the pool's threads.
+constexpr i64 kGemmSplitMin = i64(1) << 21;
 
 // OpenBLAS keeps its own thread pool: give it the same count as ours so the two never run
 // more threads than cores (they are never active at the same time).
 void set_blas_threads(int n) {
+  (void)n;  // our pool splits the work; OpenBLAS runs each block on the calling thread
   static std::atomic<int> current{0};
-  if (current.exchange(n) != n) openblas_set_num_threads(n);
+  if (current.exchange(1) != 1) openblas_set_num_threads(1);
 }
 
 // ---- op dispatch -----------------------------------------------------------------------
@@ -208,8 +228,7 @@ void for_each_run(const Plan<N>& p, i64 cost, const F& f) {
     run_range(p, 0, p.size, f);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int c = 0; c < nt; ++c) run_range(p, chunk_begin(p.size, c, nt), chunk_begin(p.size, c + 1, nt), f);
+  detail::parallel_for(nt, [&](int c) { run_range(p, chunk_begin(p.size, c, nt), chunk_begin(p.size, c + 1, nt), f); });
 }
 
 // ---- streaming stores ------------------------------------------------------------------
@@ -255,8 +274,7 @@ bool stream_flat(T* out, i64 n, i64 cost, const F& compute) {
   if (nt <= 1) {
     range(0, n);
   } else {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int c = 0; c < nt; ++c) range(chunk_begin(n, c, nt), chunk_begin(n, c + 1, nt));
+    detail::parallel_for(nt, [&](int c) { range(chunk_begin(n, c, nt), chunk_begin(n, c + 1, nt)); });
   }
 #if defined(__SSE2__)
   _mm_sfence();  // the streamed lines are visible to every thread before the op returns
@@ -363,8 +381,9 @@ bool copy_transposed(TO* out, const TI* in, const Plan<2>& p) {
   if (nt <= 1) {
     for (i64 t = 0; t < tasks; ++t) strip(t);
   } else {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (i64 t = 0; t < tasks; ++t) strip(t);
+    detail::parallel_for(nt, [&](int c) {
+      for (i64 t = tasks * c / nt, e = tasks * (c + 1) / nt; t < e; ++t) strip(t);
+    });
   }
   return true;
 }
@@ -666,14 +685,13 @@ void reduce_impl(T* out, const Layout& out_l, const T* in, const Layout& in_l) {
   const i64 len = p.shape[split];
   const int chunks = static_cast<int>(std::min<i64>(nt, len));
   std::vector<T> partials(partial ? static_cast<std::size_t>(out_size * (chunks - 1)) : 0, identity<op, T>());
-#pragma omp parallel for num_threads(chunks) schedule(static)
-  for (int c = 0; c < chunks; ++c) {
+  detail::parallel_for(chunks, [&](int c) {
     const i64 b = len * c / chunks, e = len * (c + 1) / chunks;
     Plan<2> q = p;
     q.shape[split] = e - b;
     T* y = partial ? (c == 0 ? out : partials.data() + (c - 1) * out_size) : out + b * p.strides[1][split];
     reduce_serial<op>(y, in + b * p.strides[0][split], q);
-  }
+  });
   for (int c = 1; partial && c < chunks; ++c) {
     const T* part = partials.data() + (c - 1) * out_size;
     for (i64 i = 0; i < out_size; ++i) out[i] = combine<op>(out[i], part[i]);
@@ -831,8 +849,30 @@ void gemm_strided(T* c, const T* a, i64 m, i64 k, i64 as_m, i64 as_k, const T* b
     b = b_copy.data();
     bm = {true, CblasNoTrans, std::max<i64>(1, n)};
   }
-  gemm(am.trans, bm.trans, m, n, k, a, am.ld, b, bm.ld, c, std::max<i64>(1, n));
+  // Large products are split into blocks of C's columns (or rows), one OpenBLAS call per pool
+  // thread; OpenBLAS itself stays on one thread, so only our pool ever runs (no two pools
+  // spinning against each other on few cores).
+  const i64 ldc = std::max<i64>(1, n);
+  const int nt = m * n * k >= kGemmSplitMin ? std::min<int>(num_threads(), static_cast<int>(std::max(m, n) / 16)) : 1;
+  if (nt <= 1) {
+    gemm(am.trans, bm.trans, m, n, k, a, am.ld, b, bm.ld, c, ldc);
+    return;
+  }
+  const bool by_columns = n >= m;
+  detail::parallel_for(nt, [&](int t) {
+    const i64 len = by_columns ? n : m;
+    const i64 lo = len * t / nt / 16 * 16, hi = t + 1 == nt ? len : len * (t + 1) / nt / 16 * 16;
+    if (hi <= lo) return;
+    if (by_columns) {  // B's columns [lo, hi): offset lo (NoTrans) or lo rows of B^T
+      const T* bb = b + (bm.trans == CblasNoTrans ? lo : lo * bm.ld);
+      gemm(am.trans, bm.trans, m, hi - lo, k, a, am.ld, bb, bm.ld, c + lo, ldc);
+    } else {  // A's rows [lo, hi)
+      const T* aa = a + (am.trans == CblasNoTrans ? lo * am.ld : lo);
+      gemm(am.trans, bm.trans, hi - lo, n, k, aa, am.ld, b, bm.ld, c + lo * ldc, ldc);
+    }
+  });
 }
+
 
 // Integer matmul (no BLAS): i-p-j order, the inner loop runs along a row of b and c.
 template <class T>
@@ -933,8 +973,9 @@ void matmul_impl(T* out, const T* a, const Layout& a_l, const T* b, const Layout
     for (i64 t = 0; t < batch; ++t) one(t);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (i64 t = 0; t < batch; ++t) one(t);
+  detail::parallel_for(nt, [&](int c) {
+    for (i64 t = batch * c / nt, e = batch * (c + 1) / nt; t < e; ++t) one(t);
+  });
 }
 
 // ---- random ----------------------------------------------------------------------------
@@ -972,9 +1013,9 @@ void generate(T* out, i64 n, const G& g) {
     for (i64 i = 0; i < n; ++i) out[i] = g(i);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int c = 0; c < nt; ++c)
+  detail::parallel_for(nt, [&](int c) {
     for (i64 i = chunk_begin(n, c, nt), e = chunk_begin(n, c + 1, nt); i < e; ++i) out[i] = g(i);
+  });
 }
 
 }  // namespace
@@ -986,7 +1027,7 @@ void set_num_threads(int n) {
 
 int num_threads() {
   const int n = g_num_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : hardware_threads();
+  return n > 0 ? n : default_threads();
 }
 
 template <class T>
