@@ -155,9 +155,9 @@ void convert(const unsigned char* src, std::size_t n, std::uint8_t code, void* d
   }
 }
 
-}  // namespace
-
-Tensor read_idx(const std::string& path) {
+// read_idx, or with unit_floats: unsigned bytes decoded straight to float32 / 255 (images),
+// so loading never holds an int32 copy of the data beside the float32 one.
+Tensor read_idx_impl(const std::string& path, bool unit_floats) {
   GzReader in(path);
 
   unsigned char header[4];
@@ -209,10 +209,20 @@ Tensor read_idx(const std::string& path) {
     throw IOError(fmt::format("read_idx: '{}': {} unexpected bytes after the {} bytes of data of shape {} of {}",
                               path, extra, expected, shape_str(shape), type.name));
 
+  if (unit_floats && header[2] == 0x08) {
+    Tensor out = empty(shape, kFloat32);
+    float* p = out.data<float>();
+    for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<float>(raw[i]) / 255.0f;
+    return out;
+  }
   Tensor out = empty(shape, type.dtype);
   convert(raw.data(), static_cast<std::size_t>(count), header[2], out.data_ptr());
   return out;
 }
+
+}  // namespace
+
+Tensor read_idx(const std::string& path) { return read_idx_impl(path, false); }
 
 namespace {
 
@@ -230,7 +240,7 @@ void load_split(const std::filesystem::path& dir, const std::string& images_name
                 Tensor& images, Tensor& labels) {
   const std::string images_path = find_idx(dir, images_name);
   const std::string labels_path = find_idx(dir, labels_name);
-  const Tensor raw_images = read_idx(images_path);
+  const Tensor raw_images = read_idx_impl(images_path, true);
   const Tensor raw_labels = read_idx(labels_path);
   if (raw_images.rank() != 3)
     throw IOError(fmt::format("load_mnist: '{}' has shape {}, expected [count, rows, cols]", images_path,
@@ -241,7 +251,8 @@ void load_split(const std::filesystem::path& dir, const std::string& images_name
   if (raw_images.dim(0) != raw_labels.dim(0))
     throw IOError(fmt::format("load_mnist: '{}' holds {} images but '{}' holds {} labels", images_path,
                               raw_images.dim(0), labels_path, raw_labels.dim(0)));
-  images = raw_images.astype(kFloat32) / 255.0;
+  // ubyte files arrive as float32 / 255 already; other integer types are scaled here
+  images = raw_images.dtype() == kFloat32 ? raw_images : raw_images.astype(kFloat32) / 255.0;
   labels = raw_labels.astype(kInt64);
 }
 

@@ -58,6 +58,10 @@ class GradientTape {
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                const Tensor& output_gradient = {},
                                UnconnectedGradients unconnected = UnconnectedGradients::None);
+  /// Gradients with respect to Variables (a model's trainable_weights()).
+  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable>& sources,
+                               const Tensor& output_gradient = {},
+                               UnconnectedGradients unconnected = UnconnectedGradients::None);
   /// The sum of the targets' gradients.
   std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
                                const std::vector<Tensor>& output_gradients = {},
