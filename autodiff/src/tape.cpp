@@ -376,11 +376,6 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
                                            const Tensor& output_gradient, UnconnectedGradients unconnected) {
   return gradient_impl({target}, sources, {output_gradient}, unconnected, true);
 }
-std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Variable>& sources,
-                                           const Tensor& output_gradient, UnconnectedGradients unconnected) {
-  return gradient_impl({target}, std::vector<Tensor>(sources.begin(), sources.end()), {output_gradient},
-                       unconnected, true);
-}
 std::vector<Tensor> GradientTape::gradient(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
                                            const std::vector<Tensor>& output_gradients,
                                            UnconnectedGradients unconnected) {

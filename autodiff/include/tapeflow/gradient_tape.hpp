@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tapeflow/observer.hpp"
@@ -58,10 +59,13 @@ class GradientTape {
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                const Tensor& output_gradient = {},
                                UnconnectedGradients unconnected = UnconnectedGradients::None);
-  /// Gradients with respect to Variables (a model's trainable_weights()).
-  std::vector<Tensor> gradient(const Tensor& target, const std::vector<Variable>& sources,
-                               const Tensor& output_gradient = {},
-                               UnconnectedGradients unconnected = UnconnectedGradients::None);
+  /// Gradients with respect to a vector of Variables (a model's trainable_weights()). A
+  /// template, so that a braced list {w, b} still picks the overload above.
+  template <class V, class = std::enable_if_t<std::is_base_of_v<Tensor, V> && !std::is_same_v<V, Tensor>>>
+  std::vector<Tensor> gradient(const Tensor& target, const std::vector<V>& sources, const Tensor& output_gradient = {},
+                               UnconnectedGradients unconnected = UnconnectedGradients::None) {
+    return gradient(target, std::vector<Tensor>(sources.begin(), sources.end()), output_gradient, unconnected);
+  }
   /// The sum of the targets' gradients.
   std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
                                const std::vector<Tensor>& output_gradients = {},
