@@ -939,3 +939,23 @@ TEST_CASE("num_threads defaults to the cores and is settable", "[kernels][thread
 }
 
 }  // namespace
+
+// The CPU kernels' thread pool: many short parallel jobs back to back, with the thread count
+// changing between them, must neither hang nor lose work (a lost wake-up once hung it).
+TEST_CASE("cpu: thread pool survives many short jobs and thread-count changes", "[cpu][threads]") {
+  namespace cpu = tapeflow::kernels::cpu;
+  const std::int64_t n = std::int64_t(1) << 18;  // just at the size that goes parallel
+  std::vector<float> x(static_cast<std::size_t>(n), -1.0f), y(static_cast<std::size_t>(n), 0.0f);
+  for (std::int64_t i = 0; i < n; i += 3) x[static_cast<std::size_t>(i)] = 2.0f;
+  const auto l = tapeflow::kernels::contiguous_layout(1, &n);
+  const int before = cpu::num_threads();
+  for (int rep = 0; rep < 400; ++rep) {
+    cpu::set_num_threads(rep % 3 == 0 ? 1 : 2);
+    std::fill(y.begin(), y.end(), 7.0f);
+    cpu::unary<float>(tapeflow::OpId::Relu, y.data(), l, x.data(), l, 0, 0);
+    REQUIRE(y[0] == 2.0f);
+    REQUIRE(y[1] == 0.0f);
+    REQUIRE(y[static_cast<std::size_t>(n - 1)] == (((n - 1) % 3 == 0) ? 2.0f : 0.0f));
+  }
+  cpu::set_num_threads(before);
+}
