@@ -44,16 +44,7 @@ inline void record(OpId op, std::vector<Tensor> inputs, std::vector<Tensor> outp
 
 // Suspends recording on this thread for its lifetime (for values a composite treats as
 // constants, like the max subtracted in softmax).
-class NoRecord {
- public:
-  NoRecord() : saved_(set_current_observer(nullptr)) {}
-  ~NoRecord() { set_current_observer(saved_); }
-  NoRecord(const NoRecord&) = delete;
-  NoRecord& operator=(const NoRecord&) = delete;
-
- private:
-  OpObserver* saved_;
-};
+using NoRecord = NoRecording;
 
 void check_defined(const Tensor& t, const char* op);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);

@@ -84,18 +84,6 @@ Initializer get(const std::string& name) {
 namespace layers {
 namespace {
 
-// While alive, no tape sees this thread's ops (moving statistics are not part of the model's math).
-class NoTape {
- public:
-  NoTape() : saved_(set_current_observer(nullptr)) {}
-  ~NoTape() { set_current_observer(saved_); }
-  NoTape(const NoTape&) = delete;
-  NoTape& operator=(const NoTape&) = delete;
-
- private:
-  OpObserver* saved_;
-};
-
 // Keras's to_snake_case: "MaxPooling2D" -> "max_pooling2d", "Conv2D" -> "conv2d".
 std::string snake_case(const std::string& s) {
   std::string out;
@@ -187,7 +175,7 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
                            bool trainable) {
   Tensor init;
   {
-    NoTape no_tape;
+    NoRecording no_tape;
     init = initializer(shape, gen_);
   }
   if (init.shape() != shape) {
@@ -340,7 +328,7 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
     for (std::int64_t i = 0; i + 1 < x.rank(); ++i) axes.push_back(i);
     mu = mean(x, axes);
     sigma2 = var(x, axes);  // biased, as Keras 3
-    NoTape no_tape;
+    NoRecording no_tape;
     const double m = options_.momentum;
     moving_mean_.assign(moving_mean_ * m + mu * (1.0 - m));
     moving_variance_.assign(moving_variance_ * m + sigma2 * (1.0 - m));

@@ -20,18 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// While alive, no tape sees this thread's ops.
-class NoTape {
- public:
-  NoTape() : saved_(set_current_observer(nullptr)) {}
-  ~NoTape() { set_current_observer(saved_); }
-  NoTape(const NoTape&) = delete;
-  NoTape& operator=(const NoTape&) = delete;
-
- private:
-  OpObserver* saved_;
-};
-
 // Keras's number format in progress lines.
 std::string format_value(double v) { return std::abs(v) > 1e-3 ? fmt::format("{:.4f}", v) : fmt::format("{:.4e}", v); }
 
@@ -230,7 +218,7 @@ void Model::build(const Shape& input_shape) {
     if (d < 0)
       throw ShapeError(fmt::format("{}: build: only the batch axis may be None in {}", name_, shape_str(input_shape)));
   }
-  NoTape no_tape;
+  NoRecording no_tape;
   (*this)(zeros(one), false);
 }
 

@@ -17,19 +17,6 @@ namespace tapeflow::optimizers {
 
 namespace {
 
-// While alive, no tape sees the ops of this thread: the temporaries of an update are not part
-// of any model (the in-place writes themselves are never recorded anyway).
-class NoTape {
- public:
-  NoTape() : saved_(set_current_observer(nullptr)) {}
-  ~NoTape() { set_current_observer(saved_); }
-  NoTape(const NoTape&) = delete;
-  NoTape& operator=(const NoTape&) = delete;
-
- private:
-  OpObserver* saved_;
-};
-
 std::string variable_label(const Variable& v, std::size_t i) {
   return v.name().empty() ? fmt::format("#{}", i) : fmt::format("'{}'", v.name());
 }
@@ -152,7 +139,7 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
                              name_, fmt::join(missing, ", "));
   }
 
-  NoTape no_tape;
+  NoRecording no_tape;
   const OptimizerOptions& o = options_;
   if (o.clipnorm > 0) {
     for (Tensor& g : live_grads) g = g * o.clipnorm / maximum(sqrt(sum(square(g))), o.clipnorm);

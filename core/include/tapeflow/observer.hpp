@@ -33,4 +33,17 @@ OpObserver* current_observer();
 /// Installs an observer for the calling thread; returns the previous one.
 OpObserver* set_current_observer(OpObserver* observer);
 
+/// While alive, no tape sees the calling thread's ops: for values that are constants to every
+/// tape (an optimizer's update temporaries, a layer's moving statistics).
+class NoRecording {
+ public:
+  NoRecording() : saved_(set_current_observer(nullptr)) {}
+  ~NoRecording() { set_current_observer(saved_); }
+  NoRecording(const NoRecording&) = delete;
+  NoRecording& operator=(const NoRecording&) = delete;
+
+ private:
+  OpObserver* saved_;
+};
+
 }  // namespace tapeflow
