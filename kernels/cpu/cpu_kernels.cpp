@@ -76,8 +76,8 @@ constexpr i64 kGemmSplitMin = i64(1) << 21;
 // more threads than cores (they are never active at the same time).
 void set_blas_threads(int n) {
   (void)n;  // our pool splits the work; OpenBLAS runs each block on the calling thread
-  static std::atomic<int> current{0};
-  if (current.exchange(1) != 1) openblas_set_num_threads(1);
+  // asked every time: other code in the process (a benchmark's direct cblas calls) may change it
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
 // ---- op dispatch -----------------------------------------------------------------------
