@@ -70,9 +70,11 @@ int g_max_threads = 1;
 
 // Tapeflow's kernels and OpenBLAS together (tapeflow keeps OpenBLAS at its own count; setting
 // both keeps the two in step when this program also calls OpenBLAS directly).
+int g_blas_threads = 1;  // what the direct cblas calls use (tapeflow resets OpenBLAS to 1 per gemm)
 void set_threads(int n) {
   kernels::cpu::set_num_threads(n);
-  openblas_set_num_threads(n);
+  g_blas_threads = n > 0 ? n : g_max_threads;
+  openblas_set_num_threads(g_blas_threads);
 }
 
 Layout layout(std::vector<i64> shape, std::vector<i64> strides) {
@@ -337,6 +339,7 @@ Case matmul_case(i64 m, i64 k, i64 n, bool ta, bool tb, std::string note, Genera
   c.op_fn = [a, b] { return matmul(a, b); };
   c.kernel = [=](float* o) { kernels::cpu::matmul<float>(o, ap, al, bp, bl); };
   c.blas = [=](float* o) {
+    openblas_set_num_threads(g_blas_threads);  // tapeflow's matmul, interleaved, sets it to 1
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), 1.0f, ap, static_cast<int>(ta ? m : k), bp,
                 static_cast<int>(tb ? k : n), 0.0f, o, static_cast<int>(n));
