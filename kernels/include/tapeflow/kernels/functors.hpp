@@ -5,6 +5,7 @@
 // clip, arithmetic, comparisons); transcendental ops are promoted to float first.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "tapeflow/kernels/layout.hpp"
 #include "tapeflow/op_id.hpp"
@@ -95,6 +96,31 @@ TAPEFLOW_HD inline Philox4x32 philox4x32_10(std::uint64_t counter, std::uint64_t
     k1 += 0xBB67AE85u;
   }
   return {{c0, c1, c2, c3}};
+}
+
+// Element `counter` of a uniform or normal stream (kernel_api.inc's formula), for every
+// device: rounding to T never returns `high` (low + (high - low) * u can round up in float32).
+template <class T>
+TAPEFLOW_HD T uniform_at(std::uint64_t seed, std::uint64_t counter, double low, double high) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  double u;
+  if constexpr (std::is_same_v<T, float>) {
+    u = static_cast<double>(r.v[0] >> 8) * 0x1p-24;
+  } else {
+    const std::uint64_t bits = (std::uint64_t(r.v[0]) << 32) | r.v[1];
+    u = static_cast<double>(bits >> 11) * 0x1p-53;
+  }
+  T v = static_cast<T>(low + (high - low) * u);
+  if (high > low && v >= static_cast<T>(high)) v = std::nextafter(static_cast<T>(high), static_cast<T>(low));
+  return v;
+}
+template <class T>
+TAPEFLOW_HD T normal_at(std::uint64_t seed, std::uint64_t counter, double mean, double stddev) {
+  const Philox4x32 r = philox4x32_10(counter, seed);
+  const double u1 = (r.v[0] + 1.0) * 0x1p-32;
+  const double u2 = r.v[1] * 0x1p-32;
+  const double two_pi = 6.283185307179586476925286766559;
+  return static_cast<T>(mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2));
 }
 
 }  // namespace tapeflow::kernels
