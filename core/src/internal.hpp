@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -33,13 +34,21 @@ kernels::Layout layout_as(const Tensor& t, const Shape& shape, const char* op);
 // A new tensor sharing t's storage.
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, std::int64_t offset);
 
-// Records op on the calling thread's tape, if any. attrs are built only when one listens.
-template <class MakeAttrs>
-inline void record(OpId op, std::vector<Tensor> inputs, std::vector<Tensor> outputs, MakeAttrs&& make_attrs) {
-  if (OpObserver* o = current_observer()) o->record(op, inputs, outputs, make_attrs());
+// Records op on the calling thread's tape, if any. The lists become vectors, and attrs are
+// built, only when one listens (no allocation per op otherwise).
+template <class Inputs, class MakeAttrs>
+inline void record(OpId op, const Inputs& inputs, std::initializer_list<Tensor> outputs, MakeAttrs&& make_attrs) {
+  if (OpObserver* o = current_observer()) {
+    o->record(op, std::vector<Tensor>(inputs.begin(), inputs.end()), std::vector<Tensor>(outputs), make_attrs());
+  }
 }
-inline void record(OpId op, std::vector<Tensor> inputs, std::vector<Tensor> outputs) {
-  if (OpObserver* o = current_observer()) o->record(op, inputs, outputs, OpAttrs{});
+template <class MakeAttrs>
+inline void record(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor> outputs,
+                   MakeAttrs&& make_attrs) {
+  record<std::initializer_list<Tensor>>(op, inputs, outputs, std::forward<MakeAttrs>(make_attrs));
+}
+inline void record(OpId op, std::initializer_list<Tensor> inputs, std::initializer_list<Tensor> outputs) {
+  record(op, inputs, outputs, [] { return OpAttrs{}; });
 }
 
 // Suspends recording on this thread for its lifetime (for values a composite treats as
