@@ -321,6 +321,17 @@ std::vector<Case> cases_for(OpId op) {
                     [](const std::vector<Tensor>& x) { return x[0](Slice(none, none, -1)).contiguous(); }, {anyv({4}, 2)}});
       return cs;
 
+    case OpId::Softmax:
+    case OpId::LogSoftmax: {
+      const bool lg = op == OpId::LogSoftmax;
+      auto f = [lg](const Tensor& t, std::int64_t axis) { return lg ? log_softmax(t, axis) : softmax(t, axis); };
+      cs.push_back({lg ? "log_softmax over the last axis" : "softmax over the last axis",
+                    [f](const std::vector<Tensor>& x) { return f(x[0], -1); }, {anyv({3, 4}, 1)}});
+      cs.push_back({lg ? "log_softmax over axis 0 of a transposed view" : "softmax over axis 0 of a transposed view",
+                    [f](const std::vector<Tensor>& x) { return f(x[0].transpose(), 0); }, {anyv({3, 4}, 2)}});
+      return cs;
+    }
+
     // ------------------------------------------------------------ not differentiable
     case OpId::Equal:
     case OpId::NotEqual:

@@ -167,6 +167,15 @@ TAPEFLOW_RULE(Cast, 0, {
   return {g.astype(c.attrs.dtype)};
 })
 TAPEFLOW_RULE(Copy, 0, { return {g}; })
+// y = softmax(x): dx = y * (g - sum(g * y)); y = log_softmax(x): dx = g - exp(y) * sum(g)
+TAPEFLOW_RULE(Softmax, kY, {
+  const std::int64_t axis = c.attrs.axes[0];
+  return {c.output * (g - sum(g * c.output, {axis}, true))};
+})
+TAPEFLOW_RULE(LogSoftmax, kY, {
+  const std::int64_t axis = c.attrs.axes[0];
+  return {g - exp(c.output) * sum(g, {axis}, true)};
+})
 
 #undef TAPEFLOW_RULE
 

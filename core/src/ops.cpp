@@ -475,29 +475,31 @@ Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes, bool ke
   return out.squeeze(reduce_axes(axes, x.rank(), "logsumexp"));
 }
 
-Tensor softmax(const Tensor& x, std::int64_t axis) {
-  check_defined(x, "softmax");
-  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
-  Tensor m;
-  {
-    detail::NoRecord no_record;
-    m = max(xf, {axis}, true);
+namespace {
+Tensor softmax_op(OpId op, const Tensor& x_in, std::int64_t axis_in) {
+  const char* name = op_name(op);
+  check_defined(x_in, name);
+  require_cpu(x_in, name);
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
+  const int axis = normalize_axis(axis_in, x.rank(), name);
+  Tensor out = empty(x.shape(), x.dtype());
+  if (out.size() > 0) {
+    auto xl = layout_of(x, name);
+    const bool log = op == OpId::LogSoftmax;
+    if (x.dtype() == kFloat32) K::softmax<float>(log, out.data<float>(), x.data<float>(), xl, axis);
+    else K::softmax<double>(log, out.data<double>(), x.data<double>(), xl, axis);
   }
-  Tensor e = exp(xf - m);
-  return e / sum(e, {axis}, true);
+  record(op, {x}, {out}, [&] {
+    OpAttrs a;
+    a.axes = {axis};
+    return a;
+  });
+  return out;
 }
+}  // namespace
 
-Tensor log_softmax(const Tensor& x, std::int64_t axis) {
-  check_defined(x, "log_softmax");
-  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
-  Tensor m;
-  {
-    detail::NoRecord no_record;
-    m = max(xf, {axis}, true);
-  }
-  Tensor z = xf - m;
-  return z - log(sum(exp(z), {axis}, true));
-}
+Tensor softmax(const Tensor& x, std::int64_t axis) { return softmax_op(OpId::Softmax, x, axis); }
+Tensor log_softmax(const Tensor& x, std::int64_t axis) { return softmax_op(OpId::LogSoftmax, x, axis); }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   check_defined(x, "sum_to");

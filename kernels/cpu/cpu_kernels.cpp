@@ -29,6 +29,7 @@
 #endif
 
 #include "tapeflow/kernels/cpu.hpp"
+#include "tapeflow/kernels/naive.hpp"
 #include "thread_pool.hpp"
 // functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused (reported upstream).
 #pragma GCC diagnostic push
@@ -1225,6 +1226,69 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
   generate(out, n, [&](i64 i) { return normal_at<T>(seed, offset + std::uint64_t(i), mean, stddev); });
 }
 
+// softmax / log_softmax: contiguous rows (the axis innermost and dense) take three vectorised
+// passes per row (max, exp and sum, scale); other layouts walk the axis with strides.
+template <class T>
+void softmax_row(bool log, T* y, const T* x, i64 len) {
+  using B = xsimd::batch<T>;
+  constexpr i64 W = static_cast<i64>(B::size);
+  T m = x[0];
+  for (i64 k = 1; k < len; ++k) m = x[k] > m ? x[k] : m;
+  T total = 0;
+  i64 k = 0;
+  if (!log) {
+    B acc(T(0));
+    const B mb(m);
+    for (; k + W <= len; k += W) {
+      const B e = xsimd::exp(B::load_unaligned(x + k) - mb);
+      e.store_unaligned(y + k);
+      acc += e;
+    }
+    total = xsimd::hadd(acc);
+    for (; k < len; ++k) {
+      y[k] = std::exp(x[k] - m);
+      total += y[k];
+    }
+    const T inv = T(1) / total;
+    for (i64 j = 0; j < len; ++j) y[j] *= inv;
+  } else {
+    B acc(T(0));
+    const B mb(m);
+    for (; k + W <= len; k += W) acc += xsimd::exp(B::load_unaligned(x + k) - mb);
+    total = xsimd::hadd(acc);
+    for (; k < len; ++k) total += std::exp(x[k] - m);
+    // (x - m) - log(total), in this order: m + log(total) would round away the small part
+    const T log_total = std::log(total);
+    for (i64 j = 0; j < len; ++j) y[j] = (x[j] - m) - log_total;
+  }
+}
+
+template <class T>
+void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
+  const i64 len = in_l.shape[axis];
+  if (len == 0) return;
+  const i64 groups = in_l.size() / len;
+  const bool rows = axis == in_l.rank - 1 && in_l.strides[axis] == 1;
+  const int nt = threads_for(in_l.size() * kHeavyCost, groups);
+  if (rows) {
+    // the other axes give each row's start
+    Layout outer = in_l;
+    outer.rank = in_l.rank - 1;
+    detail::parallel_for(nt, [&](int c) {
+      for (i64 g = groups * c / nt, e = groups * (c + 1) / nt; g < e; ++g) {
+        i64 rem = g, off = 0;
+        for (int d = outer.rank - 1; d >= 0; --d) {
+          off += rem % outer.shape[d] * outer.strides[d];
+          rem /= outer.shape[d];
+        }
+        softmax_row(log, out + g * len, in + off, len);
+      }
+    });
+    return;
+  }
+  naive::softmax<T>(log, out, in, in_l, axis);
+}
+
 // ---- explicit instantiations (the same dtype lists as kernels/naive) ----
 #define TAPEFLOW_ARITH(T)                                                                        \
   template void unary<T>(OpId, T*, const Layout&, const T*, const Layout&, double, double);     \
@@ -1249,6 +1313,7 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
   template void copy<T, float>(T*, const Layout&, const float*, const Layout&);                 \
   template void copy<T, double>(T*, const Layout&, const double*, const Layout&);
 #define TAPEFLOW_FLOAT(T)                                                                       \
+  template void softmax<T>(bool, T*, const T*, const Layout&, int);                             \
   template void uniform<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);     \
   template void normal<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
 

@@ -243,6 +243,37 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
   for (i64 i = 0; i < n; ++i) out[i] = normal_at<T>(seed, offset + std::uint64_t(i), mean, stddev);
 }
 
+template <class T>
+void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
+  // groups: every index of the other axes; within one, walk the axis
+  const i64 len = in_l.shape[axis], in_step = in_l.strides[axis];
+  i64 out_step = 1;
+  for (int d = in_l.rank - 1; d > axis; --d) out_step *= in_l.shape[d];
+  const i64 groups = len == 0 ? 0 : in_l.size() / len;
+  for (i64 g = 0; g < groups; ++g) {
+    i64 rem = g, in_off = 0, out_off = 0, out_stride = 1;
+    for (int d = in_l.rank - 1; d >= 0; --d) {
+      if (d == axis) {
+        out_stride *= len;
+        continue;
+      }
+      const i64 ix = rem % in_l.shape[d];
+      rem /= in_l.shape[d];
+      in_off += ix * in_l.strides[d];
+      out_off += ix * out_stride;
+      out_stride *= in_l.shape[d];
+    }
+    double m = static_cast<double>(in[in_off]);
+    for (i64 k = 1; k < len; ++k) m = std::max(m, static_cast<double>(in[in_off + k * in_step]));
+    double total = 0;
+    for (i64 k = 0; k < len; ++k) total += std::exp(static_cast<double>(in[in_off + k * in_step]) - m);
+    for (i64 k = 0; k < len; ++k) {
+      const double z = static_cast<double>(in[in_off + k * in_step]) - m;
+      out[out_off + k * out_step] = static_cast<T>(log ? z - std::log(total) : std::exp(z) / total);
+    }
+  }
+}
+
 // ---- explicit instantiations (the dtype lists core dispatches over) ----
 #define TAPEFLOW_ARITH(T)                                                                        \
   template void unary<T>(OpId, T*, const Layout&, const T*, const Layout&, double, double);     \
@@ -267,6 +298,7 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
   template void copy<T, float>(T*, const Layout&, const float*, const Layout&);                 \
   template void copy<T, double>(T*, const Layout&, const double*, const Layout&);
 #define TAPEFLOW_FLOAT(T)                                                                       \
+  template void softmax<T>(bool, T*, const T*, const Layout&, int);                             \
   template void uniform<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);     \
   template void normal<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
 
