@@ -274,47 +274,7 @@ void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   }
 }
 
-// ---- explicit instantiations (the dtype lists core dispatches over) ----
-#define TAPEFLOW_ARITH(T)                                                                        \
-  template void unary<T>(OpId, T*, const Layout&, const T*, const Layout&, double, double);     \
-  template void binary<T>(OpId, T*, const Layout&, const T*, const Layout&, const T*,           \
-                          const Layout&);                                                       \
-  template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&);                    \
-  template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int);               \
-  template void matmul<T>(T*, const T*, const Layout&, const T*, const Layout&);                \
-  template void scatter_add<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, \
-                               const Layout&, int);
-#define TAPEFLOW_ALL(T)                                                                         \
-  template void compare<T>(OpId, bool*, const Layout&, const T*, const Layout&, const T*,       \
-                           const Layout&);                                                      \
-  template void where<T>(T*, const Layout&, const bool*, const Layout&, const T*, const Layout&, \
-                         const T*, const Layout&);                                              \
-  template void fill<T>(T*, const Layout&, T);                                                  \
-  template void gather<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*,      \
-                          const Layout&, int);                                                  \
-  template void copy<T, bool>(T*, const Layout&, const bool*, const Layout&);                   \
-  template void copy<T, std::int32_t>(T*, const Layout&, const std::int32_t*, const Layout&);   \
-  template void copy<T, std::int64_t>(T*, const Layout&, const std::int64_t*, const Layout&);   \
-  template void copy<T, float>(T*, const Layout&, const float*, const Layout&);                 \
-  template void copy<T, double>(T*, const Layout&, const double*, const Layout&);
-#define TAPEFLOW_FLOAT(T)                                                                       \
-  template void softmax<T>(bool, T*, const T*, const Layout&, int);                             \
-  template void uniform<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);     \
-  template void normal<T>(T*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
-
-TAPEFLOW_ARITH(std::int32_t)
-TAPEFLOW_ARITH(std::int64_t)
-TAPEFLOW_ARITH(float)
-TAPEFLOW_ARITH(double)
-TAPEFLOW_ALL(bool)
-TAPEFLOW_ALL(std::int32_t)
-TAPEFLOW_ALL(std::int64_t)
-TAPEFLOW_ALL(float)
-TAPEFLOW_ALL(double)
-TAPEFLOW_FLOAT(float)
-TAPEFLOW_FLOAT(double)
-#undef TAPEFLOW_ARITH
-#undef TAPEFLOW_ALL
-#undef TAPEFLOW_FLOAT
+// ---- explicit instantiations ----
+#include "tapeflow/kernels/kernel_instantiations.inc"
 
 }  // namespace tapeflow::kernels::naive
