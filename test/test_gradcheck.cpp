@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tapeflow/autodiff.hpp"
+#include "tapeflow/device.hpp"
 
 using namespace tapeflow;
 
@@ -170,10 +171,10 @@ std::vector<Case> cases_for(OpId op) {
       const Tensor cond34 = tensor<bool>({true, false, true, true, false, false, true, false, true, false, false, true},
                                          {3, 4});
       cs.push_back({"where(cond [3, 4], [3, 1], [4])",
-                    [cond34](const std::vector<Tensor>& x) { return where(cond34, x[0], x[1]); },
+                    [cond34](const std::vector<Tensor>& x) { return where(cond34.to(x[0].device()), x[0], x[1]); },
                     {anyv({3, 1}, 1), anyv({4}, 2)}});
       cs.push_back({"where(cond, transposed view, 0.5)",
-                    [cond34](const std::vector<Tensor>& x) { return where(cond34, x[0].transpose(), 0.5); },
+                    [cond34](const std::vector<Tensor>& x) { return where(cond34.to(x[0].device()), x[0].transpose(), 0.5); },
                     {anyv({4, 3}, 3)}});
       cs.push_back({"where(x > 0, x * x, -x) (a condition computed from x)",
                     [](const std::vector<Tensor>& x) { return where(x[0] > 0.0, x[0] * x[0], -x[0]); },
@@ -279,13 +280,13 @@ std::vector<Case> cases_for(OpId op) {
       const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});  // duplicates in a row accumulate
       const Tensor idx_row = i64({3, 0, 3}, {1, 3});       // broadcast along axis 0
       cs.push_back({"take_along_axis axis 1 with duplicates",
-                    [idx](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx, 1); }, {anyv({3, 4}, 1)}});
+                    [idx](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx.to(x[0].device()), 1); }, {anyv({3, 4}, 1)}});
       cs.push_back({"take_along_axis indices [1, 3] broadcast against [3, 4]",
-                    [idx_row](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx_row, 1); },
+                    [idx_row](const std::vector<Tensor>& x) { return take_along_axis(x[0], idx_row.to(x[0].device()), 1); },
                     {anyv({3, 4}, 2)}});
       cs.push_back({"take_along_axis axis 0 of a transposed view",
                     [](const std::vector<Tensor>& x) {
-                      return take_along_axis(x[0].transpose(), i64({2, 0, 0, 1, 2, 2}, {2, 3}), 0);
+                      return take_along_axis(x[0].transpose(), i64({2, 0, 0, 1, 2, 2}, {2, 3}).to(x[0].device()), 0);
                     },
                     {anyv({3, 3}, 3)}});
       return cs;
@@ -293,10 +294,10 @@ std::vector<Case> cases_for(OpId op) {
     case OpId::ScatterAdd: {
       const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});
       cs.push_back({"scatter_add axis 1 with duplicates (base and values)",
-                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx, x[1], 1); },
+                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx.to(x[0].device()), x[1], 1); },
                     {anyv({3, 4}, 1), anyv({3, 2}, 2)}});
       cs.push_back({"scatter_add of values [1, 2] broadcast against indices [3, 2]",
-                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx, x[1], 1) * x[0]; },
+                    [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx.to(x[0].device()), x[1], 1) * x[0]; },
                     {anyv({3, 4}, 3), anyv({1, 2}, 4)}});
       return cs;
     }
@@ -401,6 +402,35 @@ TEST_CASE("gradcheck: every differentiable op of ops.def", "[gradcheck]") {
             << kNumOps << " rows) passed, in " << cases_run << " cases\n";
   CHECK(ops_checked == num_differentiable_ops());
   CHECK(num_differentiable_ops() > 0);
+}
+
+TEST_CASE("gradcheck: every differentiable op on every CUDA device", "[gradcheck][device]") {
+  // The same cases with the inputs on the device: the tape's gradient there against float64
+  // central differences computed there.
+  if (!cuda::is_available()) {
+    WARN("skipped: " << cuda::status());
+    return;
+  }
+  const Device d = Device::cuda(0);
+  std::size_t ops_checked = 0;
+  for (std::size_t i = 0; i < kNumOps; ++i) {
+    if (!kOpInfo[i].differentiable) continue;
+    INFO("op " << kOpInfo[i].name << " on " << d.str());
+    bool all_ok = true;
+    for (const auto& c : cases_for(static_cast<OpId>(i))) {
+      INFO("case: " << c.label);
+      std::vector<Tensor> inputs;
+      for (const auto& t : c.inputs) inputs.push_back(t.to(d));
+      const GradcheckResult r = gradcheck(c.fn, inputs, c.options);
+      INFO(r.message);
+      CHECK(r.ok);
+      all_ok = all_ok && r.ok;
+    }
+    ops_checked += all_ok;
+  }
+  std::cout << "gradcheck on " << d.str() << ": " << ops_checked << " of " << num_differentiable_ops()
+            << " differentiable ops passed\n";
+  CHECK(ops_checked == num_differentiable_ops());
 }
 
 TEST_CASE("gradgradcheck: every differentiable op's rule is differentiable itself", "[gradcheck]") {

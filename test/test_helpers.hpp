@@ -112,6 +112,7 @@ inline Layout contiguous_layout(const Shape& s) { return kernels::contiguous_lay
 
 // Every element in row-major order, read through t's own shape/strides/offset, as double.
 inline std::vector<double> values(const Tensor& t) {
+  if (!t.device().is_cpu()) return values(t.to(Device::cpu()));
   std::vector<double> out;
   const std::int64_t n = t.size();
   out.reserve(static_cast<std::size_t>(n));

@@ -15,7 +15,7 @@ namespace {
 double weighted(const TensorFunction& fn, const std::vector<Tensor>& xs, Tensor& w, Generator& gen) {
   Tensor y = fn(xs);
   if (!y.defined()) throw ValueError("gradcheck: the function returned an undefined tensor");
-  if (!w.defined()) w = uniform(y.shape(), gen, 0.5, 1.5, kFloat64);
+  if (!w.defined()) w = uniform(y.shape(), gen, 0.5, 1.5, kFloat64, y.device());
   return sum(y.astype(kFloat64) * w).item<double>();
 }
 
@@ -39,7 +39,7 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
     Tensor y = fn(inputs);
     {
       auto pause = tape.stop_recording();
-      if (!w.defined()) w = uniform(y.shape(), gen, 0.5, 1.5, kFloat64);
+      if (!w.defined()) w = uniform(y.shape(), gen, 0.5, 1.5, kFloat64, y.device());
     }
     Tensor target = sum(y.astype(kFloat64) * w);
     analytic = tape.gradient(target, watched, Tensor(), UnconnectedGradients::Zero);
@@ -50,14 +50,21 @@ GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& i
     if (!is_floating(inputs[i].dtype())) continue;
     Tensor& x = inputs[i];
     const std::vector<double> a = analytic[k++].astype(kFloat64).contiguous().to_vector<double>();
-    double* p = x.data<double>();
+    // Inputs on a device are perturbed in a host copy, written back before each evaluation.
+    const bool on_host = x.device().is_cpu();
+    Tensor host = on_host ? x : x.to(Device::cpu());
+    double* p = host.data<double>();
+    auto set = [&](std::int64_t j, double v) {
+      p[j] = v;
+      if (!on_host) x.assign(host);
+    };
     for (std::int64_t j = 0; j < x.size(); ++j) {
       const double orig = p[j];
-      p[j] = orig + opt.eps;
+      set(j, orig + opt.eps);
       const double fp = weighted(fn, inputs, w, gen);
-      p[j] = orig - opt.eps;
+      set(j, orig - opt.eps);
       const double fm = weighted(fn, inputs, w, gen);
-      p[j] = orig;
+      set(j, orig);
       const double numeric = (fp - fm) / (2 * opt.eps);
       const double err = std::abs(a[static_cast<std::size_t>(j)] - numeric);
       result.max_abs_error = std::max(result.max_abs_error, err);
@@ -86,7 +93,7 @@ GradcheckResult gradgradcheck(const TensorFunction& fn, const std::vector<Tensor
     Tensor y = fn(xs);
     if (!v->defined()) {
       auto pause = inner.stop_recording();
-      *v = uniform(y.shape(), gen, 0.5, 1.5, kFloat64);
+      *v = uniform(y.shape(), gen, 0.5, 1.5, kFloat64, y.device());
     }
     auto gs = inner.gradient(sum(y.astype(kFloat64) * *v), watched, Tensor(), UnconnectedGradients::Zero);
     std::vector<Tensor> flat;

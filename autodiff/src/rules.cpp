@@ -157,7 +157,7 @@ TAPEFLOW_RULE(Gather, kB, {
   const auto axis = c.attrs.axes[0];
   Shape base = g.shape();
   base[axis] = c.input_shapes[0][axis];
-  return {scatter_add(zeros(base, g.dtype()), in[1], g, axis), Tensor()};
+  return {scatter_add(zeros(base, g.dtype(), g.device()), in[1], g, axis), Tensor()};
 })
 TAPEFLOW_RULE(ScatterAdd, kB, {
   return {g, Tensor(), c.needs_grad[2] ? take_along_axis(g, in[1], c.attrs.axes[0]) : Tensor()};

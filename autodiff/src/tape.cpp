@@ -23,6 +23,7 @@ struct Node {
   std::vector<std::uint64_t> input_ids;
   std::vector<Shape> input_shapes;
   std::vector<DType> input_dtypes;
+  std::vector<Device> input_devices;  // a gradient returns to its input's device (after to())
   std::vector<bool> needs_grad;
   std::vector<Tensor> saved_inputs;  // undefined where the rule needs nothing
   Tensor saved_output;
@@ -83,6 +84,7 @@ struct TapeState {
       n.input_ids.push_back(t.id());
       n.input_shapes.push_back(t.shape());
       n.input_dtypes.push_back(t.dtype());
+      n.input_devices.push_back(t.device());
     }
     n.output_id = output.id();
     n.output_shape = output.shape();
@@ -291,7 +293,7 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
                                      shape_str(seed.shape()), shape_str(t.shape())));
       }
     } else {
-      seed = ones(t.shape(), is_floating(t.dtype()) ? t.dtype() : kFloat32);
+      seed = ones(t.shape(), is_floating(t.dtype()) ? t.dtype() : kFloat32, t.device());
     }
     accumulate(t.id(), seed);
   }
@@ -344,6 +346,7 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
       Tensor gi = input_grads[i];
       if (gi.shape() != n.input_shapes[i]) gi = sum_to(gi, n.input_shapes[i]);
       if (gi.dtype() != n.input_dtypes[i]) gi = gi.astype(n.input_dtypes[i]);
+      if (gi.device() != n.input_devices[i]) gi = gi.to(n.input_devices[i]);
       if (check && !detail::all_finite(gi)) {
         throw ValueError(fmt::format("check_numerics: the gradient of {} (input {}, shape {}) has NaN or Inf",
                                      n.name(), i, shape_str(gi.shape())));
@@ -391,7 +394,7 @@ Tensor GradientTape::jacobian(const Tensor& target, const Tensor& source, Unconn
     Tensor seed;
     {
       detail::Pause pause(*state_);
-      seed = one_hot(tensor<std::int64_t>({j}, {}), n, target.dtype()).reshape(target.shape());
+      seed = one_hot(tensor<std::int64_t>({j}, {}), n, target.dtype()).reshape(target.shape()).to(target.device());
     }
     Tensor g = gradient_impl({target}, {source}, {seed}, UnconnectedGradients::None, false)[0];
     connected = connected || g.defined();
@@ -402,7 +405,7 @@ Tensor GradientTape::jacobian(const Tensor& target, const Tensor& source, Unconn
   if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   Shape shape = target.shape();
   shape.insert(shape.end(), source.shape().begin(), source.shape().end());
-  if (rows.empty()) return zeros(shape, source.dtype());
+  if (rows.empty()) return zeros(shape, source.dtype(), source.device());
   return stack(rows).reshape(shape);
 }
 
@@ -420,7 +423,8 @@ Tensor GradientTape::batch_jacobian(const Tensor& target, const Tensor& source, 
     Tensor seed;
     {
       detail::Pause pause(*state_);
-      seed = one_hot(full({batch}, static_cast<double>(j), kInt64), m, target.dtype()).reshape(target.shape());
+      seed = one_hot(full({batch}, static_cast<double>(j), kInt64, target.device()), m, target.dtype())
+                 .reshape(target.shape());
     }
     Tensor g = gradient_impl({target}, {source}, {seed}, UnconnectedGradients::None, false)[0];
     connected = connected || g.defined();
@@ -431,7 +435,7 @@ Tensor GradientTape::batch_jacobian(const Tensor& target, const Tensor& source, 
   if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   Shape shape = target.shape();
   shape.insert(shape.end(), source.shape().begin() + 1, source.shape().end());
-  if (rows.empty()) return zeros(shape, source.dtype());
+  if (rows.empty()) return zeros(shape, source.dtype(), source.device());
   return stack(rows, 1).reshape(shape);
 }
 

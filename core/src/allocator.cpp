@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "internal.hpp"
 #include "tapeflow/error.hpp"
 
 namespace tapeflow {
@@ -102,32 +103,61 @@ CpuCache& cpu_cache() {
   return *cache;
 }
 
-void require_cpu(Device device, const char* op) {
-  if (!device.is_cpu()) {
-    throw DeviceError(fmt::format("{}: device {} is not available in this build", op, device.str()));
-  }
-}
-
 }  // namespace
 
+// CUDA devices: kernels/cuda's caching allocator (one per device, stream-ordered reuse).
 MemoryStats memory_stats(Device device) {
-  require_cpu(device, "memory_stats");
-  return cpu_cache().stats();
+  if (device.is_cpu()) return cpu_cache().stats();
+  detail::use_device(device, "memory_stats");
+  MemoryStats m;
+#if defined(TAPEFLOW_HAVE_CUDA)
+  const auto c = kernels::cuda::cache_stats(device.index);
+  m = {c.current_bytes, c.peak_bytes, c.cached_bytes, c.live_buffers, c.allocations, c.cache_hits};
+#endif
+  return m;
 }
 void reset_peak_memory(Device device) {
-  require_cpu(device, "reset_peak_memory");
-  cpu_cache().reset_peak();
+  if (device.is_cpu()) return cpu_cache().reset_peak();
+  detail::use_device(device, "reset_peak_memory");
+#if defined(TAPEFLOW_HAVE_CUDA)
+  kernels::cuda::reset_peak(device.index);
+#endif
 }
 void empty_cache(Device device) {
-  require_cpu(device, "empty_cache");
-  cpu_cache().release_all();
+  if (device.is_cpu()) return cpu_cache().release_all();
+  detail::use_device(device, "empty_cache");
+#if defined(TAPEFLOW_HAVE_CUDA)
+  try {
+    kernels::cuda::empty_cache(device.index);
+  } catch (const kernels::cuda::CudaError&) {
+    detail::rethrow_device_error("empty_cache");
+  }
+#endif
 }
 
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  require_cpu(device, "allocate");
-  data_ = cpu_cache().allocate(nbytes, capacity_);
+  if (device.is_cpu()) {
+    data_ = cpu_cache().allocate(nbytes, capacity_);
+    return;
+  }
+  detail::use_device(device, "allocate");
+#if defined(TAPEFLOW_HAVE_CUDA)
+  try {
+    data_ = kernels::cuda::allocate(device.index, nbytes, capacity_);
+  } catch (const kernels::cuda::CudaError&) {
+    detail::rethrow_device_error("allocate");
+  }
+#endif
 }
 
-Storage::~Storage() { cpu_cache().deallocate(data_, capacity_); }
+Storage::~Storage() {
+  if (device_.is_cpu()) {
+    cpu_cache().deallocate(data_, capacity_);
+    return;
+  }
+#if defined(TAPEFLOW_HAVE_CUDA)
+  kernels::cuda::deallocate(device_.index, data_, capacity_);
+#endif
+}
 
 }  // namespace tapeflow

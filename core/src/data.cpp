@@ -93,7 +93,7 @@ Batch BatchIterator::make_batch(const Tensor& epoch_order, std::int64_t index) c
   const std::int64_t stop = std::min(start + batch_size_, n_);
   if (!epoch_order.defined()) return {x_(Slice(start, stop)), y_.defined() ? y_(Slice(start, stop)) : Tensor()};
   const Tensor rows = epoch_order(Slice(start, stop));
-  return {take(x_, rows, 0), y_.defined() ? take(y_, rows, 0) : Tensor()};
+  return {take(x_, rows.to(x_.device()), 0), y_.defined() ? take(y_, rows.to(y_.device()), 0) : Tensor()};
 }
 
 Batch BatchIterator::iterator::operator*() const {

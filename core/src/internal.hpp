@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "tapeflow/kernels/cpu.hpp"
+#if defined(TAPEFLOW_HAVE_CUDA)
+#include "tapeflow/kernels/cuda.hpp"
+#endif
 #include "tapeflow/observer.hpp"
 #include "tapeflow/ops.hpp"
 #include "tapeflow/tensor.hpp"
@@ -57,6 +60,53 @@ using NoRecord = NoRecording;
 
 void check_defined(const Tensor& t, const char* op);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
+
+// The first element on the tensor's own device (a device pointer for CUDA tensors). Only the
+// kernel calls take these; host code reads through data<T>() (CPU only) or to_vector().
+void* raw_ptr(const Tensor& t);
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(raw_ptr(t));
+}
+
+// For CUDA tensors: makes `device` current on this thread. Throws DeviceError where the build
+// has no CUDA or the device is not usable.
+void use_device(Device device, const char* op);
+// Rethrows a kernels::cuda::CudaError (or any std::exception from a CUDA call) as DeviceError.
+[[noreturn]] void rethrow_device_error(const char* op);
+
+// A tensor of rank 0 on the CPU (a C++ number, a loss weight) used with tensors on `device`
+// moves there, as PyTorch lets CPU scalars mix with CUDA tensors; anything else is returned
+// as it is (and the op's device check names both devices).
+Tensor scalar_to_device(const Tensor& t, Device device);
+
+}  // namespace tapeflow::detail
+
+// Runs kernels::<backend>::call on the backend of `device` (CPU or CUDA). Used inside the
+// dtype dispatch: TAPEFLOW_KERNEL(out.device(), name, binary<T>(op, ...)).
+#if defined(TAPEFLOW_HAVE_CUDA)
+#define TAPEFLOW_KERNEL(device, op, ...)                          \
+  do {                                                            \
+    if ((device).is_cuda()) {                                     \
+      ::tapeflow::detail::use_device((device), (op));             \
+      try {                                                       \
+        ::tapeflow::kernels::cuda::__VA_ARGS__;                   \
+      } catch (const ::tapeflow::kernels::cuda::CudaError&) {     \
+        ::tapeflow::detail::rethrow_device_error(op);             \
+      }                                                           \
+    } else {                                                      \
+      ::tapeflow::kernels::cpu::__VA_ARGS__;                      \
+    }                                                             \
+  } while (0)
+#else
+#define TAPEFLOW_KERNEL(device, op, ...)                          \
+  do {                                                            \
+    if ((device).is_cuda()) ::tapeflow::detail::use_device((device), (op)); \
+    ::tapeflow::kernels::cpu::__VA_ARGS__;                        \
+  } while (0)
+#endif
+
+namespace tapeflow::detail {
 
 }  // namespace tapeflow::detail
 

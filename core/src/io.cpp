@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -258,7 +259,11 @@ void load_split(const std::filesystem::path& dir, const std::string& images_name
 
 }  // namespace
 
-MnistData load_mnist(const std::string& dir) {
+MnistData load_mnist(const std::string& dir_in) {
+  std::string dir = dir_in;
+  if (dir == kFashionMnistDir) {
+    if (const char* env = std::getenv("TAPEFLOW_FASHION_MNIST_DIR"); env != nullptr && *env != '\0') dir = env;
+  }
   if (!std::filesystem::is_directory(dir))
     throw IOError(fmt::format("load_mnist: '{}' is not a directory", dir));
   MnistData data;

@@ -97,14 +97,14 @@ Tensor avg_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Paddi
   const Tensor total = sum(patches(x, pool, pool, s, padding, 0.0, "avg_pool2d"), {3});
   if (padding == Padding::Valid) return total * (1.0 / static_cast<double>(pool * pool));
   // with same padding, average over the window's elements inside the input (as TensorFlow)
-  const Tensor count = sum(patches(ones(x.shape(), x.dtype()), pool, pool, s, padding, 0.0, "avg_pool2d"), {3});
+  const Tensor count = sum(patches(ones(x.shape(), x.dtype(), x.device()), pool, pool, s, padding, 0.0, "avg_pool2d"), {3});
   return total / count;
 }
 
 Tensor dropout(const Tensor& x, double rate, Generator& gen) {
   if (!(rate >= 0 && rate < 1)) throw ValueError(fmt::format("dropout: rate must be in [0, 1), got {}", rate));
   if (rate == 0) return x;
-  const Tensor keep = uniform(x.shape(), gen) >= rate;
+  const Tensor keep = uniform(x.shape(), gen, 0, 1, kFloat32, x.device()) >= rate;
   return where(keep, x * (1.0 / (1.0 - rate)), 0.0);
 }
 

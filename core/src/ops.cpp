@@ -27,18 +27,13 @@ OpObserver* set_current_observer(OpObserver* observer) {
 
 namespace {
 
-namespace K = kernels::cpu;
+using detail::ptr;
+using detail::scalar_to_device;
 using detail::check_defined;
 using detail::check_same_device;
 using detail::layout_as;
 using detail::layout_of;
 using detail::record;
-
-void require_cpu(const Tensor& t, const char* op) {
-  if (!t.device().is_cpu()) {
-    throw DeviceError(fmt::format("{}: no {} kernels in this build", op, t.device().str()));
-  }
-}
 
 // Axes normalised, sorted and unique; empty means all.
 std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std::int64_t rank, const char* op) {
@@ -61,7 +56,7 @@ std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std
 // ============================================================== creation
 
 template <class T>
-Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype) {
+Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype, Device device) {
   for (auto d : shape)
     if (d < 0) throw ValueError(fmt::format("tensor: negative size in shape {}", shape_str(shape)));
   if (static_cast<std::int64_t>(values.size()) != numel(shape)) {
@@ -71,13 +66,13 @@ Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype) {
   Tensor t = empty(shape, dtype_v<T>);
   T* p = t.data<T>();
   for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i];
-  return t.astype(dtype);
+  return t.astype(dtype).to(device);
 }
-template Tensor tensor<bool>(const std::vector<bool>&, const Shape&, DType);
-template Tensor tensor<std::int32_t>(const std::vector<std::int32_t>&, const Shape&, DType);
-template Tensor tensor<std::int64_t>(const std::vector<std::int64_t>&, const Shape&, DType);
-template Tensor tensor<float>(const std::vector<float>&, const Shape&, DType);
-template Tensor tensor<double>(const std::vector<double>&, const Shape&, DType);
+template Tensor tensor<bool>(const std::vector<bool>&, const Shape&, DType, Device);
+template Tensor tensor<std::int32_t>(const std::vector<std::int32_t>&, const Shape&, DType, Device);
+template Tensor tensor<std::int64_t>(const std::vector<std::int64_t>&, const Shape&, DType, Device);
+template Tensor tensor<float>(const std::vector<float>&, const Shape&, DType, Device);
+template Tensor tensor<double>(const std::vector<double>&, const Shape&, DType, Device);
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape)
@@ -95,7 +90,7 @@ Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   if (t.size() > 0) {
     auto l = layout_of(t, "full");
-    TAPEFLOW_DISPATCH_ALL(dtype, K::fill<T>(t.data<T>(), l, static_cast<T>(value)));
+    TAPEFLOW_DISPATCH_ALL(dtype, TAPEFLOW_KERNEL(device, "full", fill<T>(ptr<T>(t), l, static_cast<T>(value))));
   }
   return t;
 }
@@ -104,9 +99,9 @@ Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape,
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
 Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype(), t.device()); }
-Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-Tensor arange(double start, double stop, double step, DType dtype) {
+Tensor arange(double start, double stop, double step, DType dtype, Device device) {
   if (step == 0) throw ValueError("arange: step cannot be zero");
   const double span = std::ceil((stop - start) / step);
   const auto n = static_cast<std::int64_t>(std::max(0.0, span));
@@ -115,11 +110,13 @@ Tensor arange(double start, double stop, double step, DType dtype) {
     T* p = t.data<T>();
     for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
   });
-  return t;
+  return t.to(device);
 }
-Tensor arange(std::int64_t stop, DType dtype) { return arange(0.0, static_cast<double>(stop), 1.0, dtype); }
+Tensor arange(std::int64_t stop, DType dtype, Device device) {
+  return arange(0.0, static_cast<double>(stop), 1.0, dtype, device);
+}
 
-Tensor linspace(double start, double stop, std::int64_t num, DType dtype) {
+Tensor linspace(double start, double stop, std::int64_t num, DType dtype, Device device) {
   if (num < 0) throw ValueError(fmt::format("linspace: num must be non-negative, got {}", num));
   Tensor t = empty({num}, dtype);
   const double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
@@ -128,10 +125,10 @@ Tensor linspace(double start, double stop, std::int64_t num, DType dtype) {
     for (std::int64_t i = 0; i < num; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
     if (num > 1) p[num - 1] = static_cast<T>(stop);
   });
-  return t;
+  return t.to(device);
 }
 
-Tensor eye(std::int64_t n, std::int64_t m, DType dtype) {
+Tensor eye(std::int64_t n, std::int64_t m, DType dtype, Device device) {
   if (m < 0) m = n;
   if (n < 0) throw ValueError(fmt::format("eye: size must be non-negative, got {}", n));
   Tensor t = zeros({n, m}, dtype);
@@ -139,35 +136,37 @@ Tensor eye(std::int64_t n, std::int64_t m, DType dtype) {
     T* p = t.data<T>();
     for (std::int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = T(1);
   });
-  return t;
+  return t.to(device);
 }
 
 namespace {
-Tensor random_tensor(const Shape& shape, Generator& gen, double a, double b, DType dtype, bool is_normal) {
+Tensor random_tensor(const Shape& shape, Generator& gen, double a, double b, DType dtype, Device device,
+                     bool is_normal) {
   const char* op = is_normal ? "normal" : "uniform";
   if (!is_floating(dtype)) {
     throw DTypeError(fmt::format("{}: dtype must be float32 or float64, got {}", op, dtype_name(dtype)));
   }
-  Tensor t = empty(shape, dtype);
+  Tensor t = empty(shape, dtype, device);
   const std::int64_t n = t.size();
   const std::uint64_t offset = gen.advance(static_cast<std::uint64_t>(n));
+  if (n == 0) return t;
   if (dtype == kFloat32) {
-    if (is_normal) K::normal<float>(t.data<float>(), n, gen.seed(), offset, a, b);
-    else K::uniform<float>(t.data<float>(), n, gen.seed(), offset, a, b);
+    if (is_normal) TAPEFLOW_KERNEL(device, op, normal<float>(ptr<float>(t), n, gen.seed(), offset, a, b));
+    else TAPEFLOW_KERNEL(device, op, uniform<float>(ptr<float>(t), n, gen.seed(), offset, a, b));
   } else {
-    if (is_normal) K::normal<double>(t.data<double>(), n, gen.seed(), offset, a, b);
-    else K::uniform<double>(t.data<double>(), n, gen.seed(), offset, a, b);
+    if (is_normal) TAPEFLOW_KERNEL(device, op, normal<double>(ptr<double>(t), n, gen.seed(), offset, a, b));
+    else TAPEFLOW_KERNEL(device, op, uniform<double>(ptr<double>(t), n, gen.seed(), offset, a, b));
   }
   return t;
 }
 }  // namespace
 
-Tensor uniform(const Shape& shape, Generator& gen, double low, double high, DType dtype) {
-  return random_tensor(shape, gen, low, high, dtype, false);
+Tensor uniform(const Shape& shape, Generator& gen, double low, double high, DType dtype, Device device) {
+  return random_tensor(shape, gen, low, high, dtype, device, false);
 }
-Tensor normal(const Shape& shape, Generator& gen, double mean, double stddev, DType dtype) {
+Tensor normal(const Shape& shape, Generator& gen, double mean, double stddev, DType dtype, Device device) {
   if (stddev < 0) throw ValueError(fmt::format("normal: stddev must be non-negative, got {}", stddev));
-  return random_tensor(shape, gen, mean, stddev, dtype, true);
+  return random_tensor(shape, gen, mean, stddev, dtype, device, true);
 }
 
 // ============================================================== element-wise
@@ -189,16 +188,16 @@ namespace {
 Tensor unary_op(OpId op, const Tensor& x_in, double p0 = 0, double p1 = 0, bool float_only = false) {
   const char* name = op_name(op);
   check_defined(x_in, name);
-  require_cpu(x_in, name);
   if (x_in.dtype() == kBool) {
     throw DTypeError(fmt::format("{}: bool tensors are not supported (shape {})", name, shape_str(x_in.shape())));
   }
   const Tensor x = (float_only && !is_floating(x_in.dtype())) ? x_in.astype(kFloat32) : x_in;
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.dtype(), x.device());
   if (out.size() > 0) {
     auto ol = layout_of(out, name);
     auto xl = layout_of(x, name);
-    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name, K::unary<T>(op, out.data<T>(), ol, x.data<T>(), xl, p0, p1));
+    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name,
+                              TAPEFLOW_KERNEL(out.device(), name, unary<T>(op, ptr<T>(out), ol, ptr<T>(x), xl, p0, p1)));
   }
   record(op, {x}, {out}, [&] {
     OpAttrs a;
@@ -214,11 +213,12 @@ struct Operands {
   Tensor a, b;
   Shape shape;
 };
-Operands operands(const Tensor& a, const Tensor& b, DType dtype, const char* op) {
-  check_defined(a, op);
-  check_defined(b, op);
+Operands operands(const Tensor& a_in, const Tensor& b_in, DType dtype, const char* op) {
+  check_defined(a_in, op);
+  check_defined(b_in, op);
+  const Tensor a = scalar_to_device(a_in, b_in.device());
+  const Tensor b = scalar_to_device(b_in, a.device());
   check_same_device(a, b, op);
-  require_cpu(a, op);
   Shape s = broadcast_shapes(a.shape(), b.shape(), op);
   return {a.astype(dtype), b.astype(dtype), std::move(s)};
 }
@@ -234,12 +234,14 @@ Tensor binary_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
   }
   if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
   auto [a, b, shape] = operands(a_in, b_in, dt, name);
-  Tensor out = empty(shape, dt);
+  Tensor out = empty(shape, dt, a.device());
   if (out.size() > 0) {
     auto ol = layout_of(out, name);
     auto al = layout_as(a, shape, name);
     auto bl = layout_as(b, shape, name);
-    TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::binary<T>(op, out.data<T>(), ol, a.data<T>(), al, b.data<T>(), bl));
+    TAPEFLOW_DISPATCH_NUMERIC(dt, name,
+                              TAPEFLOW_KERNEL(out.device(), name,
+                                              binary<T>(op, ptr<T>(out), ol, ptr<T>(a), al, ptr<T>(b), bl)));
   }
   record(op, {a, b}, {out});
   return out;
@@ -252,12 +254,13 @@ Tensor compare_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
   const bool logical = op_info(op).kind == OpKind::Logical;
   const DType dt = logical ? kBool : result_dtype(a_in, b_in);
   auto [a, b, shape] = operands(a_in, b_in, dt, name);
-  Tensor out = empty(shape, kBool);
+  Tensor out = empty(shape, kBool, a.device());
   if (out.size() > 0) {
     auto ol = layout_of(out, name);
     auto al = layout_as(a, shape, name);
     auto bl = layout_as(b, shape, name);
-    TAPEFLOW_DISPATCH_ALL(dt, K::compare<T>(op, out.data<bool>(), ol, a.data<T>(), al, b.data<T>(), bl));
+    TAPEFLOW_DISPATCH_ALL(
+        dt, TAPEFLOW_KERNEL(out.device(), name, compare<T>(op, ptr<bool>(out), ol, ptr<T>(a), al, ptr<T>(b), bl)));
   }
   record(op, {a, b}, {out});
   return out;
@@ -300,14 +303,15 @@ Tensor logical_and(const Tensor& a, const Tensor& b) { return compare_op(OpId::L
 Tensor logical_or(const Tensor& a, const Tensor& b) { return compare_op(OpId::LogicalOr, a, b); }
 Tensor logical_not(const Tensor& x) { return compare_op(OpId::LogicalNot, x, x); }
 
-Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+Tensor where(const Tensor& cond_in, const Tensor& a_arg, const Tensor& b_arg) {
   const char* name = "where";
   check_defined(cond_in, name);
-  check_defined(a_in, name);
-  check_defined(b_in, name);
+  check_defined(a_arg, name);
+  check_defined(b_arg, name);
+  const Tensor a_in = scalar_to_device(a_arg, cond_in.device());
+  const Tensor b_in = scalar_to_device(b_arg, cond_in.device());
   check_same_device(cond_in, a_in, name);
   check_same_device(a_in, b_in, name);
-  require_cpu(a_in, name);
   if (cond_in.dtype() != kBool) {
     throw DTypeError(fmt::format("where: the condition must be bool, got {} (shape {})", dtype_name(cond_in.dtype()),
                                  shape_str(cond_in.shape())));
@@ -315,14 +319,15 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
   const DType dt = result_dtype(a_in, b_in);
   const Shape shape = broadcast_shapes(cond_in.shape(), broadcast_shapes(a_in.shape(), b_in.shape(), name), name);
   Tensor a = a_in.astype(dt), b = b_in.astype(dt);
-  Tensor out = empty(shape, dt);
+  Tensor out = empty(shape, dt, a.device());
   if (out.size() > 0) {
     auto ol = layout_of(out, name);
     auto cl = layout_as(cond_in, shape, name);
     auto al = layout_as(a, shape, name);
     auto bl = layout_as(b, shape, name);
-    TAPEFLOW_DISPATCH_ALL(
-        dt, K::where<T>(out.data<T>(), ol, cond_in.data<bool>(), cl, a.data<T>(), al, b.data<T>(), bl));
+    TAPEFLOW_DISPATCH_ALL(dt, TAPEFLOW_KERNEL(out.device(), name,
+                                              where<T>(ptr<T>(out), ol, ptr<bool>(cond_in), cl, ptr<T>(a), al,
+                                                       ptr<T>(b), bl)));
   }
   record(OpId::Where, {cond_in, a, b}, {out});
   return out;
@@ -369,7 +374,6 @@ Reduction plan_reduction(const Tensor& x, const std::vector<std::int64_t>& axes_
 Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& axes, bool keepdims) {
   const char* name = op_name(op);
   check_defined(x_in, name);
-  require_cpu(x_in, name);
   Reduction r = plan_reduction(x_in, axes, keepdims, name);
   Tensor x = x_in;
   if (op == OpId::Sum && !is_floating(x.dtype())) x = x.astype(kInt64);  // as NumPy: no int32 overflow
@@ -385,7 +389,7 @@ Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& a
       }
     }
   }
-  Tensor out = empty(r.keep_shape, x.dtype());
+  Tensor out = empty(r.keep_shape, x.dtype(), x.device());
   if (out.size() > 0) {
     kernels::Layout ol = layout_of(out, name);
     for (int i = 0; i < ol.rank; ++i) {
@@ -393,7 +397,8 @@ Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& a
       ol.shape[i] = x.shape()[i];
     }
     auto xl = layout_of(x, name);
-    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name, K::reduce<T>(op, out.data<T>(), ol, x.data<T>(), xl));
+    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), name,
+                              TAPEFLOW_KERNEL(out.device(), name, reduce<T>(op, ptr<T>(out), ol, ptr<T>(x), xl)));
   }
   if (!keepdims) out = detail::make_view(out, r.out_shape, contiguous_strides(r.out_shape), 0);
   record(op, {x}, {out}, [&] {
@@ -409,18 +414,19 @@ Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& a
 Tensor arg_reduce_op(OpId op, const Tensor& x, std::int64_t axis_in, bool keepdims) {
   const char* name = op_name(op);
   check_defined(x, name);
-  require_cpu(x, name);
   const int axis = normalize_axis(axis_in, x.rank(), name);
   if (x.shape()[axis] == 0) {
     throw ValueError(fmt::format("{}: axis {} has size 0 (shape {})", name, axis_in, shape_str(x.shape())));
   }
   Shape out_shape = x.shape();
   out_shape.erase(out_shape.begin() + axis);
-  Tensor out = empty(out_shape, kInt64);
+  Tensor out = empty(out_shape, kInt64, x.device());
   const Tensor xs = x.dtype() == kBool ? x.astype(kInt32) : x;
   if (out.size() > 0) {
     auto xl = layout_of(xs, name);
-    TAPEFLOW_DISPATCH_NUMERIC(xs.dtype(), name, K::arg_reduce<T>(op, out.data<std::int64_t>(), xs.data<T>(), xl, axis));
+    TAPEFLOW_DISPATCH_NUMERIC(
+        xs.dtype(), name,
+        TAPEFLOW_KERNEL(out.device(), name, arg_reduce<T>(op, ptr<std::int64_t>(out), ptr<T>(xs), xl, axis)));
   }
   record(op, {xs}, {out});
   return keepdims ? out.expand_dims(axis) : out;
@@ -479,15 +485,17 @@ namespace {
 Tensor softmax_op(OpId op, const Tensor& x_in, std::int64_t axis_in) {
   const char* name = op_name(op);
   check_defined(x_in, name);
-  require_cpu(x_in, name);
   const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
   const int axis = normalize_axis(axis_in, x.rank(), name);
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.dtype(), x.device());
   if (out.size() > 0) {
     auto xl = layout_of(x, name);
     const bool log = op == OpId::LogSoftmax;
-    if (x.dtype() == kFloat32) K::softmax<float>(log, out.data<float>(), x.data<float>(), xl, axis);
-    else K::softmax<double>(log, out.data<double>(), x.data<double>(), xl, axis);
+    if (x.dtype() == kFloat32) {
+      TAPEFLOW_KERNEL(out.device(), name, softmax<float>(log, ptr<float>(out), ptr<float>(x), xl, axis));
+    } else {
+      TAPEFLOW_KERNEL(out.device(), name, softmax<double>(log, ptr<double>(out), ptr<double>(x), xl, axis));
+    }
   }
   record(op, {x}, {out}, [&] {
     OpAttrs a;
@@ -524,7 +532,6 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_defined(a_in, name);
   check_defined(b_in, name);
   check_same_device(a_in, b_in, name);
-  require_cpu(a_in, name);
   if (a_in.rank() == 0 || b_in.rank() == 0) {
     throw ShapeError(fmt::format("matmul: operands must have at least one axis: {} @ {}", shape_str(a_in.shape()),
                                  shape_str(b_in.shape())));
@@ -555,14 +562,16 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   a_full.insert(a_full.end(), {m, k});
   b_full.insert(b_full.end(), {k, n});
   out_shape.insert(out_shape.end(), {m, n});
-  Tensor out = empty(out_shape, dt);
+  Tensor out = empty(out_shape, dt, a.device());
   if (out.size() > 0) {
     auto al = layout_as(a, a_full, name);
     auto bl = layout_as(b, b_full, name);
     if (k == 0) {
-      TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::fill<T>(out.data<T>(), layout_of(out, name), T(0)));
+      TAPEFLOW_DISPATCH_NUMERIC(dt, name,
+                                TAPEFLOW_KERNEL(out.device(), name, fill<T>(ptr<T>(out), layout_of(out, name), T(0))));
     } else {
-      TAPEFLOW_DISPATCH_NUMERIC(dt, name, K::matmul<T>(out.data<T>(), a.data<T>(), al, b.data<T>(), bl));
+      TAPEFLOW_DISPATCH_NUMERIC(
+          dt, name, TAPEFLOW_KERNEL(out.device(), name, matmul<T>(ptr<T>(out), ptr<T>(a), al, ptr<T>(b), bl)));
     }
   }
   record(OpId::Matmul, {a, b}, {out});
@@ -649,7 +658,6 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis_in) {
     check_defined(t, name);
     check_same_device(tensors[0], t, name);
   }
-  require_cpu(tensors[0], name);
   const std::int64_t rank = tensors[0].rank();
   if (rank == 0) throw ShapeError("concat: rank-0 tensors cannot be concatenated; use stack");
   const int axis = normalize_axis(axis_in, rank, name);
@@ -667,7 +675,7 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis_in) {
     shape[axis] += t.shape()[axis];
     dt = promote(dt, t.dtype());
   }
-  Tensor out = empty(shape, dt);
+  Tensor out = empty(shape, dt, tensors[0].device());
   std::vector<Tensor> inputs;
   std::int64_t at = 0;
   for (const auto& t : tensors) {
@@ -678,7 +686,7 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis_in) {
       ol.shape[axis] = src.shape()[axis];
       auto sl = layout_of(src, name);
       const std::int64_t off = at * out.strides()[axis];
-      TAPEFLOW_DISPATCH_ALL(dt, K::copy<T, T>(out.data<T>() + off, ol, src.data<T>(), sl));
+      TAPEFLOW_DISPATCH_ALL(dt, TAPEFLOW_KERNEL(out.device(), name, copy<T, T>(ptr<T>(out) + off, ol, ptr<T>(src), sl)));
     }
     at += src.shape()[axis];
   }
@@ -744,7 +752,7 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype) {
     throw DTypeError(fmt::format("one_hot: indices must be int32 or int64, got {}", dtype_name(indices.dtype())));
   }
   if (depth < 0) throw ValueError(fmt::format("one_hot: depth must be non-negative, got {}", depth));
-  return equal(indices.astype(kInt64).expand_dims(-1), arange(depth, kInt64)).astype(dtype);
+  return equal(indices.astype(kInt64).expand_dims(-1), arange(depth, kInt64, indices.device())).astype(dtype);
 }
 
 namespace {
@@ -754,7 +762,10 @@ Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const ch
     throw DTypeError(fmt::format("{}: indices must be int32 or int64, got {}", op, dtype_name(indices.dtype())));
   }
   Tensor idx = indices.astype(kInt64).contiguous();
-  const std::int64_t* p = idx.data<std::int64_t>();
+  // CUDA indices are checked on the host (one copy, synchronising), as a bad index must
+  // never reach a kernel.
+  const Tensor host = idx.device().is_cpu() ? idx : idx.to(Device::cpu());
+  const std::int64_t* p = host.data<std::int64_t>();
   for (std::int64_t i = 0; i < idx.size(); ++i) {
     if (p[i] < 0 || p[i] >= n) {
       throw IndexError(fmt::format("{}: index {} is out of bounds for axis {} with size {}", op, p[i], axis, n));
@@ -769,7 +780,6 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis
   check_defined(x, name);
   check_defined(indices, name);
   check_same_device(x, indices, name);
-  require_cpu(x, name);
   if (x.rank() != indices.rank()) {
     throw ShapeError(fmt::format("take_along_axis: indices {} must have the rank of the input {}",
                                  shape_str(indices.shape()), shape_str(x.shape())));
@@ -787,15 +797,16 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis
   }
   out_shape[axis] = indices.shape()[axis];
   Tensor idx = checked_indices(indices, x.shape()[axis], axis, name);
-  Tensor out = empty(out_shape, x.dtype());
+  Tensor out = empty(out_shape, x.dtype(), x.device());
   if (out.size() > 0) {
     Shape src_shape = out_shape;
     src_shape[axis] = x.shape()[axis];
     auto ol = layout_of(out, name);
     auto xl = layout_as(x, src_shape, name);
     auto il = layout_as(idx, out_shape, name);
-    TAPEFLOW_DISPATCH_ALL(x.dtype(),
-                          K::gather<T>(out.data<T>(), ol, x.data<T>(), xl, idx.data<std::int64_t>(), il, axis));
+    TAPEFLOW_DISPATCH_ALL(x.dtype(), TAPEFLOW_KERNEL(out.device(), name,
+                                                     gather<T>(ptr<T>(out), ol, ptr<T>(x), xl, ptr<std::int64_t>(idx),
+                                                               il, axis)));
   }
   record(OpId::Gather, {x, idx}, {out}, [&] {
     OpAttrs a;
@@ -833,7 +844,7 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_
   check_defined(indices, name);
   check_defined(src_in, name);
   check_same_device(base, src_in, name);
-  require_cpu(base, name);
+  check_same_device(base, indices, name);
   const int axis = normalize_axis(axis_in, base.rank(), name);
   const Shape shape = broadcast_shapes(indices.shape(), src_in.shape(), name);
   bool ok = static_cast<std::int64_t>(shape.size()) == base.rank();
@@ -857,8 +868,10 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_
       if (i != axis) ol.shape[i] = shape[i];
     auto sl = layout_as(src, shape, name);
     auto il = layout_as(idx, shape, name);
-    TAPEFLOW_DISPATCH_NUMERIC(
-        base.dtype(), name, K::scatter_add<T>(out.data<T>(), ol, src.data<T>(), sl, idx.data<std::int64_t>(), il, axis));
+    TAPEFLOW_DISPATCH_NUMERIC(base.dtype(), name,
+                              TAPEFLOW_KERNEL(out.device(), name,
+                                              scatter_add<T>(ptr<T>(out), ol, ptr<T>(src), sl, ptr<std::int64_t>(idx),
+                                                             il, axis)));
   }
   record(OpId::ScatterAdd, {base, idx, src}, {out}, [&] {
     OpAttrs a;
@@ -872,13 +885,12 @@ Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std:
                      const std::vector<std::int64_t>& steps) {
   const char* name = "slice_scatter";
   check_defined(x, name);
-  require_cpu(x, name);
   const std::size_t r = shape.size();
   if (static_cast<std::size_t>(x.rank()) != r || starts.size() != r || steps.size() != r) {
     throw ShapeError(fmt::format("slice_scatter: values {} do not fit a slice of {}", shape_str(x.shape()),
                                  shape_str(shape)));
   }
-  Tensor out = zeros(shape, x.dtype());
+  Tensor out = zeros(shape, x.dtype(), x.device());
   Shape strides = contiguous_strides(shape);
   std::int64_t offset = 0;
   for (std::size_t i = 0; i < r; ++i) {
@@ -894,7 +906,7 @@ Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std:
     Tensor view = detail::make_view(out, x.shape(), strides, offset);
     auto vl = layout_of(view, name);
     auto xl = layout_of(x, name);
-    TAPEFLOW_DISPATCH_ALL(x.dtype(), K::copy<T, T>(view.data<T>(), vl, x.data<T>(), xl));
+    TAPEFLOW_DISPATCH_ALL(x.dtype(), TAPEFLOW_KERNEL(out.device(), name, copy<T, T>(ptr<T>(view), vl, ptr<T>(x), xl)));
   }
   record(OpId::SliceScatter, {x}, {out}, [&] {
     OpAttrs a;

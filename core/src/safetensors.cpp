@@ -612,11 +612,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
       throw ValueError(fmt::format("save_safetensors: the name of tensor {} is not valid UTF-8", i));
     }
     if (!t.defined()) throw ValueError(fmt::format("save_safetensors: tensor \"{}\" is undefined", name));
-    if (!t.device().is_cpu()) {
-      throw DeviceError(fmt::format("save_safetensors: tensor \"{}\" is on {}; copy it to the CPU first", name,
-                                    t.device().str()));
-    }
-    data.push_back(t.contiguous());
+    data.push_back(t.to(Device::cpu()).contiguous());  // a CUDA tensor is copied to the host
   }
 
   for (const auto& [key, value] : metadata) {

@@ -68,6 +68,59 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   }
 }
 
+void* raw_ptr(const Tensor& t) {
+  return static_cast<char*>(t.storage()->data()) + t.offset() * static_cast<std::int64_t>(itemsize(t.dtype()));
+}
+
+#if defined(TAPEFLOW_HAVE_CUDA)
+void use_device(Device device, const char* op) {
+  if (!device.is_cuda()) return;
+  const int count = kernels::cuda::device_count();
+  if (device.index < 0 || device.index >= count) {
+    throw DeviceError(fmt::format("{}: device {} is not available ({})", op, device.str(),
+                                  count == 0 ? kernels::cuda::device_status()
+                                             : fmt::format("{} CUDA device(s)", count)));
+  }
+  try {
+    kernels::cuda::set_device(device.index);
+  } catch (const kernels::cuda::CudaError&) {
+    rethrow_device_error(op);
+  }
+}
+
+void rethrow_device_error(const char* op) {
+  try {
+    throw;
+  } catch (const kernels::cuda::CudaError& e) {
+    throw DeviceError(fmt::format("{}: {}", op, e.what()));
+  }
+}
+#else
+void use_device(Device device, const char* op) {
+  if (device.is_cuda()) {
+    throw DeviceError(fmt::format("{}: device {} is not available (no CUDA device: this build has no CUDA, "
+                                  "TAPEFLOW_CUDA=OFF)",
+                                  op, device.str()));
+  }
+}
+
+void rethrow_device_error(const char* op) {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    throw DeviceError(fmt::format("{}: {}", op, e.what()));
+  }
+}
+#endif
+
+Tensor scalar_to_device(const Tensor& t, Device device) {
+  if (!t.defined() || t.rank() != 0 || !t.device().is_cpu() || device.is_cpu()) return t;
+  if (!t.is_weak()) return t.to(device);
+  Tensor out = full({}, t.item<double>(), t.dtype(), device);
+  out.impl_->weak = true;
+  return out;
+}
+
 }  // namespace detail
 
 using detail::TensorImpl;
@@ -125,9 +178,16 @@ bool Tensor::is_contiguous() const {
 void* Tensor::data_ptr() const {
   const auto& im = impl("data_ptr");
   if (!im.storage->device().is_cpu()) {
-    throw DeviceError(fmt::format("data_ptr: the tensor is on {}; copy it to the CPU first", device().str()));
+    throw DeviceError(fmt::format("data_ptr: the tensor is on {}; copy it to the CPU first (t.to(Device::cpu())) "
+                                  "or use device_data_ptr()",
+                                  device().str()));
   }
-  return static_cast<char*>(im.storage->data()) + im.offset * static_cast<std::int64_t>(itemsize(im.dtype));
+  return detail::raw_ptr(*this);
+}
+
+void* Tensor::device_data_ptr() const {
+  impl("device_data_ptr");
+  return detail::raw_ptr(*this);
 }
 
 template <class T>
@@ -141,6 +201,10 @@ T* Tensor::data() const {
 template <class R>
 std::vector<R> Tensor::to_vector() const {
   const auto& im = impl("to_vector");
+  if (!im.storage->device().is_cpu()) {
+    detail::NoRecord no_record;
+    return to(Device::cpu()).to_vector<R>();
+  }
   // std::vector<bool> has no data(): go through a bool buffer
   std::unique_ptr<R[]> buf(new R[static_cast<std::size_t>(size())]);
   if (size() > 0) {
@@ -447,7 +511,8 @@ Tensor Tensor::clone() const {
   if (size() > 0) {
     auto out_l = detail::layout_of(out, "clone");
     auto in_l = detail::layout_of(*this, "clone");
-    TAPEFLOW_DISPATCH_ALL(im.dtype, kernels::cpu::copy<T, T>(out.data<T>(), out_l, data<T>(), in_l));
+    TAPEFLOW_DISPATCH_ALL(im.dtype, TAPEFLOW_KERNEL(out.device(), "clone",
+                                                    copy<T, T>(detail::ptr<T>(out), out_l, detail::ptr<T>(*this), in_l)));
   }
   detail::record(OpId::Copy, {*this}, {out});
   return out;
@@ -463,7 +528,9 @@ Tensor Tensor::astype(DType dtype) const {
     using detail::TensorImpl;
     TAPEFLOW_DISPATCH_ALL(dtype, {
       using TO = T;
-      TAPEFLOW_DISPATCH_ALL(im.dtype, kernels::cpu::copy<TO, T>(out.data<TO>(), out_l, data<T>(), in_l));
+      TAPEFLOW_DISPATCH_ALL(im.dtype,
+                            TAPEFLOW_KERNEL(out.device(), "astype",
+                                            copy<TO, T>(detail::ptr<TO>(out), out_l, detail::ptr<T>(*this), in_l)));
     });
   }
   detail::record(OpId::Cast, {*this}, {out}, [&] {
@@ -471,6 +538,42 @@ Tensor Tensor::astype(DType dtype) const {
     a.dtype = im.dtype;
     return a;
   });
+  return out;
+}
+
+Tensor Tensor::to(Device device) const {
+  const auto& im = impl("to");
+  const Device from = im.storage->device();
+  if (device == from) return *this;
+  detail::use_device(device, "to");
+  detail::use_device(from, "to");
+  Tensor src;
+  {
+    detail::NoRecord no_record;  // one Copy node below covers the whole move
+    src = contiguous();
+  }
+  Tensor out = empty(im.shape, im.dtype, device);
+#if defined(TAPEFLOW_HAVE_CUDA)
+  const std::size_t bytes = nbytes();
+  if (bytes > 0) {
+    try {
+      if (from.is_cpu()) {
+        kernels::cuda::set_device(device.index);
+        kernels::cuda::copy_to_device(detail::raw_ptr(out), detail::raw_ptr(src), bytes);
+      } else if (device.is_cpu()) {
+        kernels::cuda::set_device(from.index);
+        kernels::cuda::copy_to_host(detail::raw_ptr(out), detail::raw_ptr(src), bytes);
+      } else {
+        kernels::cuda::set_device(device.index);
+        kernels::cuda::copy_device_to_device(detail::raw_ptr(out), device.index, detail::raw_ptr(src), from.index,
+                                             bytes);
+      }
+    } catch (const kernels::cuda::CudaError&) {
+      detail::rethrow_device_error("to");
+    }
+  }
+#endif
+  detail::record(OpId::Copy, {*this}, {out});
   return out;
 }
 
@@ -482,7 +585,8 @@ namespace {
 Tensor prepare_inplace(const Tensor& self, const Tensor& other, const char* op) {
   detail::check_defined(self, op);
   detail::check_defined(other, op);
-  detail::check_same_device(self, other, op);
+  const Tensor other_here = detail::scalar_to_device(other, self.device());
+  detail::check_same_device(self, other_here, op);
   const Shape b = broadcast_shapes(self.shape(), other.shape(), op);
   if (b != self.shape()) {
     throw ShapeError(fmt::format("{}: cannot write a tensor of shape {} into one of shape {}", op,
@@ -501,7 +605,7 @@ Tensor prepare_inplace(const Tensor& self, const Tensor& other, const char* op) 
                                  dtype_name(other.dtype()), dtype_name(self.dtype())));
   }
   detail::NoRecord no_record;  // in-place writes are never recorded
-  Tensor src = other.astype(self.dtype());
+  Tensor src = other_here.astype(self.dtype());
   if (src.storage() == self.storage()) src = src.clone();
   return src;
 }
@@ -513,7 +617,9 @@ Tensor& inplace_binary(Tensor& self, const Tensor& other, OpId op, const char* n
     auto l = detail::layout_of(self, name);
     auto sl = detail::layout_as(src, self.shape(), name);
     TAPEFLOW_DISPATCH_NUMERIC(self.dtype(), name,
-                              kernels::cpu::binary<T>(op, self.data<T>(), l, self.data<T>(), l, src.data<T>(), sl));
+                              TAPEFLOW_KERNEL(self.device(), name,
+                                              binary<T>(op, detail::ptr<T>(self), l, detail::ptr<T>(self), l,
+                                                        detail::ptr<T>(src), sl)));
   }
   self.storage()->bump_version();
   return self;
@@ -525,11 +631,17 @@ Tensor& Tensor::sub_(const Tensor& other) { return inplace_binary(*this, other, 
 Tensor& Tensor::mul_(const Tensor& other) { return inplace_binary(*this, other, OpId::Mul, "mul_"); }
 
 Tensor& Tensor::assign(const Tensor& other) {
-  Tensor src = prepare_inplace(*this, other, "assign");
+  Tensor moved;
+  if (other.defined() && defined() && other.device() != device()) {
+    detail::NoRecord no_record;
+    moved = other.to(device());  // copy_ semantics: the source may live on another device
+  }
+  Tensor src = prepare_inplace(*this, moved.defined() ? moved : other, "assign");
   if (size() > 0) {
     auto l = detail::layout_of(*this, "assign");
     auto sl = detail::layout_as(src, shape(), "assign");
-    TAPEFLOW_DISPATCH_ALL(dtype(), kernels::cpu::copy<T, T>(data<T>(), l, src.data<T>(), sl));
+    TAPEFLOW_DISPATCH_ALL(dtype(), TAPEFLOW_KERNEL(device(), "assign",
+                                                   copy<T, T>(detail::ptr<T>(*this), l, detail::ptr<T>(src), sl)));
   }
   storage()->bump_version();
   return *this;

@@ -162,6 +162,7 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
   if (!built_) {
     if (name_.empty()) name_ = default_name();
     if (x.rank() == 0) throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar", name_));
+    if (!device_set_) device_ = x.device();
     build(x.shape());
     built_ = true;
   }
@@ -169,6 +170,16 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
   output_shape_ = y.shape();
   if (!output_shape_.empty()) output_shape_[0] = -1;
   return y;
+}
+
+void Layer::set_device(Device device) {
+  if (built_ && device != device_) {
+    throw ValueError(fmt::format("{}: set_device({}): the layer is already built on {}; set the device before the "
+                                 "first call",
+                                 name_, device.str(), device_.str()));
+  }
+  device_ = device;
+  device_set_ = true;
 }
 
 Variable Layer::add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
@@ -182,7 +193,7 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
     throw ShapeError(fmt::format("{}: the initializer of '{}' gave shape {}, expected {}", name_, name,
                                  shape_str(init.shape()), shape_str(shape)));
   }
-  Variable v(init.astype(kFloat32), name_ + "/" + name, trainable);
+  Variable v(init.astype(kFloat32).to(device_), name_ + "/" + name, trainable);
   weights_.push_back(v);
   return v;
 }

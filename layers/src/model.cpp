@@ -206,8 +206,34 @@ Tensor Model::operator()(const Tensor& x, bool training) {
   const auto ls = layers();
   for (std::size_t i = 0; i < ls.size(); ++i) {
     if (ls[i]->name().empty()) name_layer(*ls[i], ls, i);
+    if (device_ && !ls[i]->built()) ls[i]->set_device(*device_);
   }
   return call(x, training);
+}
+
+void Model::set_device(Device device) {
+  for (const auto& l : layers()) {
+    if (l->built() && l->device() != device) {
+      throw ValueError(fmt::format("{}: set_device({}): layer '{}' is already built on {}; set the device before "
+                                   "the model is built",
+                                   name_, device.str(), l->name(), l->device().str()));
+    }
+  }
+  device_ = device;
+}
+
+Device Model::device() const {
+  if (device_) return *device_;
+  for (const auto& l : layers())
+    if (l->built() && !l->weights().empty()) return l->device();
+  return Device::cpu();
+}
+
+Device Model::batch_device(const Tensor& x) const {
+  if (device_) return *device_;
+  for (const auto& l : layers())
+    if (l->built()) return l->device();
+  return x.device();
 }
 
 void Model::build(const Shape& input_shape) {
@@ -219,7 +245,7 @@ void Model::build(const Shape& input_shape) {
       throw ShapeError(fmt::format("{}: build: only the batch axis may be None in {}", name_, shape_str(input_shape)));
   }
   NoRecording no_tape;
-  (*this)(zeros(one), false);
+  (*this)(zeros(one, kFloat32, device()), false);
 }
 
 bool Model::built() const {
@@ -416,7 +442,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     Progress progress(batches.size(), options.verbose);
     std::int64_t step = 0;
     for (auto [xb, yb] : batches) {
-      logs = train_step(xb, yb);
+      const Device dev = batch_device(xb);
+      logs = train_step(xb.to(dev), yb.to(dev));
       ++step;
       progress.update(step, logs, keys);
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
@@ -443,7 +470,8 @@ Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, 
   std::int64_t step = 0;
   const auto keys = display_keys(metrics(), false);
   for (auto [xb, yb] : batches) {
-    logs = test_step(xb, yb);
+    const Device dev = batch_device(xb);
+    logs = test_step(xb.to(dev), yb.to(dev));
     progress.update(++step, logs, keys);
   }
   progress.finish(step, logs, keys);
@@ -453,7 +481,7 @@ Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, 
 Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
   BatchIterator batches(x, Tensor(), batch_size);
   std::vector<Tensor> outputs;
-  for (const Batch& b : batches) outputs.push_back((*this)(b.x, /*training=*/false));
+  for (const Batch& b : batches) outputs.push_back((*this)(b.x.to(batch_device(b.x)), /*training=*/false));
   if (outputs.size() == 1) return outputs[0];
   return concat(outputs, 0);
 }

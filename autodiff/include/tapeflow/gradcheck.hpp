@@ -24,7 +24,8 @@ struct GradcheckResult {
 using TensorFunction = std::function<Tensor(const std::vector<Tensor>&)>;
 
 /// Compares the tape's gradient of sum(fn(inputs) * w) (w random, fixed) with float64 central
-/// differences, for every element of every floating input. Inputs are converted to float64.
+/// differences, for every element of every floating input. Inputs are converted to float64
+/// and may live on any device (the differences are then taken there).
 GradcheckResult gradcheck(const TensorFunction& fn, const std::vector<Tensor>& inputs, GradcheckOptions options = {});
 
 /// gradcheck of the gradient itself: checks second derivatives through nested tapes.

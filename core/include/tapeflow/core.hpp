@@ -2,6 +2,7 @@
 /// Everything of the tensor core.
 #include "tapeflow/allocator.hpp"
 #include "tapeflow/data.hpp"
+#include "tapeflow/device.hpp"
 #include "tapeflow/dtype.hpp"
 #include "tapeflow/error.hpp"
 #include "tapeflow/format.hpp"

@@ -23,6 +23,8 @@ struct MnistData {
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 /// Loads train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-... from `dir`.
+/// With the default `dir`, the environment variable TAPEFLOW_FASHION_MNIST_DIR, where set,
+/// names the folder instead (a package unpacked into a prefix, as on the GPU machine).
 MnistData load_mnist(const std::string& dir = kFashionMnistDir);
 
 }  // namespace tapeflow

@@ -14,10 +14,12 @@ namespace tapeflow {
 // ---------------------------------------------------------------- creation
 /// A tensor of `shape` holding `values` (row-major), converted to `dtype`.
 template <class T>
-Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype = dtype_v<T>);
+Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype = dtype_v<T>,
+              Device device = Device::cpu());
 template <class T>
-Tensor tensor(std::initializer_list<T> values, const Shape& shape, DType dtype = dtype_v<T>) {
-  return tensor(std::vector<T>(values), shape, dtype);
+Tensor tensor(std::initializer_list<T> values, const Shape& shape, DType dtype = dtype_v<T>,
+              Device device = Device::cpu()) {
+  return tensor(std::vector<T>(values), shape, dtype, device);
 }
 /// A 1-D tensor of `values`.
 template <class T>
@@ -25,7 +27,7 @@ Tensor tensor(std::initializer_list<T> values) {
   return tensor(std::vector<T>(values), Shape{static_cast<std::int64_t>(values.size())});
 }
 /// A rank-0 tensor.
-Tensor scalar(double value, DType dtype = kFloat32);
+Tensor scalar(double value, DType dtype = kFloat32, Device device = Device::cpu());
 /// Uninitialised memory (contents unspecified).
 Tensor empty(const Shape& shape, DType dtype = kFloat32, Device device = Device::cpu());
 Tensor zeros(const Shape& shape, DType dtype = kFloat32, Device device = Device::cpu());
@@ -35,16 +37,18 @@ Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
 /// start, start + step, ... < stop (NumPy's arange).
-Tensor arange(double start, double stop, double step = 1, DType dtype = kFloat32);
-Tensor arange(std::int64_t stop, DType dtype = kInt64);
+Tensor arange(double start, double stop, double step = 1, DType dtype = kFloat32, Device device = Device::cpu());
+Tensor arange(std::int64_t stop, DType dtype = kInt64, Device device = Device::cpu());
 /// `num` evenly spaced values from start to stop inclusive.
-Tensor linspace(double start, double stop, std::int64_t num, DType dtype = kFloat32);
+Tensor linspace(double start, double stop, std::int64_t num, DType dtype = kFloat32, Device device = Device::cpu());
 /// Identity matrix [n, m] (m = n by default).
-Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = kFloat32);
+Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = kFloat32, Device device = Device::cpu());
 /// Uniform in [low, high) from a seeded counter-based generator.
-Tensor uniform(const Shape& shape, Generator& gen, double low = 0, double high = 1, DType dtype = kFloat32);
+Tensor uniform(const Shape& shape, Generator& gen, double low = 0, double high = 1, DType dtype = kFloat32,
+               Device device = Device::cpu());
 /// Normal(mean, stddev) from a seeded counter-based generator.
-Tensor normal(const Shape& shape, Generator& gen, double mean = 0, double stddev = 1, DType dtype = kFloat32);
+Tensor normal(const Shape& shape, Generator& gen, double mean = 0, double stddev = 1, DType dtype = kFloat32,
+              Device device = Device::cpu());
 
 // ---------------------------------------------------------------- element-wise
 Tensor add(const Tensor& a, const Tensor& b);

@@ -67,6 +67,7 @@ class Index {
 class Tensor;
 namespace detail {
 struct TensorImpl;
+Tensor scalar_to_device(const Tensor& t, Device device);
 /// Extra state of a Variable (autodiff/ reads it through the public accessors).
 struct VariableInfo {
   std::string name;
@@ -107,12 +108,16 @@ class Tensor {
   const std::shared_ptr<Storage>& storage() const;
 
   // --- data ---
-  /// Pointer to the first element (CPU tensors only).
+  /// Pointer to the first element (CPU tensors only: a CUDA tensor throws DeviceError).
   void* data_ptr() const;
+  /// Pointer to the first element on the tensor's own device (a CUDA device pointer for CUDA
+  /// tensors: for custom kernels; work is queued on the device's stream, see kernels/cuda.hpp).
+  void* device_data_ptr() const;
   template <class T> T* data() const;
   /// The value of a one-element tensor, converted to T.
   template <class T> T item() const;
-  /// All values in row-major order, converted to T.
+  /// All values in row-major order, converted to T. Reading a CUDA tensor copies it to the
+  /// host, which waits for the work queued before it.
   template <class T> std::vector<T> to_vector() const;
 
   // --- views (no copy) ---
@@ -143,12 +148,15 @@ class Tensor {
   Tensor clone() const;
   Tensor astype(DType dtype) const;
   Tensor to(DType dtype) const { return astype(dtype); }
+  /// This tensor on `device` (itself when already there; a contiguous copy otherwise).
+  /// Recorded by a tape: the gradient flows back to the source device.
+  Tensor to(Device device) const;
 
   // --- in place (for optimizers; never recorded by a tape; bump the version) ---
   Tensor& add_(const Tensor& other);
   Tensor& sub_(const Tensor& other);
   Tensor& mul_(const Tensor& other);
-  /// Copies other's values (broadcast, converted) into this tensor.
+  /// Copies other's values (broadcast, converted, from any device) into this tensor.
   Tensor& assign(const Tensor& other);
 
   /// True for a tensor made from a C++ number (see the scalar constructor).
@@ -166,6 +174,7 @@ class Tensor {
   void set_variable_info(std::shared_ptr<detail::VariableInfo> info);
 
  private:
+  friend Tensor detail::scalar_to_device(const Tensor& t, Device device);
   std::shared_ptr<detail::TensorImpl> impl_;
   const detail::TensorImpl& impl(const char* op) const;
 };

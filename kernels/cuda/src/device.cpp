@@ -1,7 +1,12 @@
-// Device queries. Plain C++ against the CUDA runtime API (no nvcc needed for this file).
+// Devices, streams, the caching allocator and copies. Plain C++ against the CUDA runtime API
+// (g++ compiles this file; no kernels here).
 #include <cuda_runtime_api.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "cuda_check.hpp"
 #include "tapeflow/kernels/cuda.hpp"
@@ -9,20 +14,162 @@
 namespace tapeflow::kernels::cuda {
 
 namespace {
+
 std::string version_string(int v) {
   // CUDA encodes 13.0 as 13000.
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
 }
+
+// -1 until this thread has set a device.
+thread_local int t_device = -1;
+
+// ---------------------------------------------------------------- the caching allocator
+
+// Size classes: 512-byte multiples up to 1 MiB, then four per power of two (at most 25% waste).
+std::size_t size_class(std::size_t n) {
+  constexpr std::size_t kSmall = 512;
+  if (n == 0) n = 1;
+  if (n <= (std::size_t(1) << 20)) return (n + kSmall - 1) / kSmall * kSmall;
+  std::size_t p = std::size_t(1) << 20;
+  while (p * 2 < n) p *= 2;
+  for (int q = 1; q <= 4; ++q) {
+    const std::size_t c = p + p / 4 * q;
+    if (c >= n) return c;
+  }
+  return p * 2;
+}
+
+// Makes `device` current for its lifetime, then restores the thread's device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) : previous_(t_device) {
+    if (previous_ != device) set_device(device);
+  }
+  ~DeviceGuard() {
+    if (previous_ >= 0 && previous_ != t_device && cudaSetDevice(previous_) == cudaSuccess) t_device = previous_;
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
+class DeviceCache {
+ public:
+  explicit DeviceCache(int device) : device_(device) {}
+
+  void* allocate(std::size_t bytes, std::size_t& capacity) {
+    capacity = size_class(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.allocations;
+    void* p = nullptr;
+    auto it = free_.find(capacity);
+    if (it != free_.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      stats_.cached_bytes -= capacity;
+      ++stats_.cache_hits;
+    } else {
+      DeviceGuard guard(device_);
+      cudaError_t err = cudaMalloc(&p, capacity);
+      if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // clear it, free what the cache holds, try once more
+        release_all_locked();
+        err = cudaMalloc(&p, capacity);
+      }
+      TAPEFLOW_CUDA_CHECK(err);
+    }
+    stats_.current_bytes += capacity;
+    ++stats_.live_buffers;
+    if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
+    return p;
+  }
+
+  void deallocate(void* p, std::size_t capacity) noexcept {
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.current_bytes -= capacity;
+      --stats_.live_buffers;
+      free_[capacity].push_back(p);
+      stats_.cached_bytes += capacity;
+    } catch (...) {
+      // a failed push_back (no host memory): the buffer leaks rather than throwing from a destructor
+    }
+  }
+
+  CacheStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_bytes = stats_.current_bytes;
+  }
+  void release_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    release_all_locked();
+  }
+
+ private:
+  // Frees every cached buffer once the device's queued work (which may still use them) ends.
+  void release_all_locked() {
+    DeviceGuard guard(device_);
+    TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream())));
+    for (auto& [size, list] : free_) {
+      for (void* p : list) TAPEFLOW_CUDA_CHECK(cudaFree(p));
+      list.clear();
+    }
+    stats_.cached_bytes = 0;
+  }
+
+  int device_;
+  std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_;
+  CacheStats stats_;
+};
+
+// Per-device state, made on first use and never destroyed (tensors in static storage may
+// outlive any other static).
+struct DeviceState {
+  std::once_flag stream_once;
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<DeviceCache> cache;
+};
+
+DeviceState& state(int device) {
+  static std::mutex mutex;
+  static auto* states = new std::map<int, std::unique_ptr<DeviceState>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& s = (*states)[device];
+  if (!s) {
+    s = std::make_unique<DeviceState>();
+    s->cache = std::make_unique<DeviceCache>(device);
+  }
+  return *s;
+}
+
+void check_index(int device, const char* what) {
+  const int count = device_count();
+  if (device < 0 || device >= count) {
+    throw CudaError(std::string(what) + ": CUDA device " + std::to_string(device) + " is not available (" +
+                        (count == 0 ? device_status() : std::to_string(count) + " device(s)") + ")",
+                    static_cast<int>(cudaErrorInvalidDevice));
+  }
+}
+
 }  // namespace
 
 int device_count() noexcept {
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    // Reset the runtime's last-error state so a later, unrelated check does not report it.
-    cudaGetLastError();
-    return 0;
-  }
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      // Reset the runtime's last-error state so a later, unrelated check does not report it.
+      cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
   return count;
 }
 
@@ -45,32 +192,90 @@ std::string device_status() {
   cudaRuntimeGetVersion(&runtime);
   cudaDriverGetVersion(&driver);
   const auto gib = static_cast<unsigned long long>(prop.totalGlobalMem >> 30);
-  return "CUDA device 0 of " + std::to_string(count) + ": " + prop.name + " (sm_" +
-         std::to_string(prop.major) + std::to_string(prop.minor) + ", " + std::to_string(gib) +
-         " GiB), runtime " + version_string(runtime) + ", driver " + version_string(driver);
+  return "CUDA device 0 of " + std::to_string(count) + ": " + prop.name + " (sm_" + std::to_string(prop.major) +
+         std::to_string(prop.minor) + ", " + std::to_string(gib) + " GiB), runtime " + version_string(runtime) +
+         ", driver " + version_string(driver);
 }
 
-void* device_alloc(std::size_t bytes) {
-  if (bytes == 0) return nullptr;
-  void* ptr = nullptr;
-  TAPEFLOW_CUDA_CHECK(cudaMalloc(&ptr, bytes));
-  return ptr;
+void set_device(int index) {
+  if (index == t_device) return;
+  check_index(index, "set_device");
+  TAPEFLOW_CUDA_CHECK(cudaSetDevice(index));
+  t_device = index;
 }
 
-void device_free(void* ptr) noexcept {
-  if (ptr != nullptr && cudaFree(ptr) != cudaSuccess) cudaGetLastError();
+int current_device() {
+  if (t_device < 0) {
+    int d = 0;
+    TAPEFLOW_CUDA_CHECK(cudaGetDevice(&d));
+    t_device = d;
+  }
+  return t_device;
+}
+
+void* stream() {
+  const int device = current_device();
+  DeviceState& s = state(device);
+  std::call_once(s.stream_once, [&] { TAPEFLOW_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking)); });
+  return s.stream;
+}
+
+void synchronize() { TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream()))); }
+
+void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
+  check_index(device, "allocate");
+  return state(device).cache->allocate(bytes, capacity);
+}
+
+void deallocate(int device, void* ptr, std::size_t capacity) noexcept {
+  if (ptr == nullptr) return;
+  try {
+    state(device).cache->deallocate(ptr, capacity);
+  } catch (...) {
+  }
+}
+
+CacheStats cache_stats(int device) {
+  check_index(device, "cache_stats");
+  return state(device).cache->stats();
+}
+void reset_peak(int device) {
+  check_index(device, "reset_peak");
+  state(device).cache->reset_peak();
+}
+void empty_cache(int device) {
+  check_index(device, "empty_cache");
+  state(device).cache->release_all();
 }
 
 void copy_to_device(void* dst_device, const void* src_host, std::size_t bytes) {
   if (bytes == 0) return;
-  TAPEFLOW_CUDA_CHECK(cudaMemcpy(dst_device, src_host, bytes, cudaMemcpyHostToDevice));
+  const auto s = static_cast<cudaStream_t>(stream());
+  TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, s));
+  TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));  // the host buffer may be reused at once
 }
 
 void copy_to_host(void* dst_host, const void* src_device, std::size_t bytes) {
   if (bytes == 0) return;
-  TAPEFLOW_CUDA_CHECK(cudaMemcpy(dst_host, src_device, bytes, cudaMemcpyDeviceToHost));
+  const auto s = static_cast<cudaStream_t>(stream());
+  TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst_host, src_device, bytes, cudaMemcpyDeviceToHost, s));
+  TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
-void synchronize() { TAPEFLOW_CUDA_CHECK(cudaDeviceSynchronize()); }
+void copy_device_to_device(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device == src_device) {
+    DeviceGuard guard(dst_device);
+    TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(stream())));
+    return;
+  }
+  {
+    DeviceGuard guard(src_device);
+    synchronize();  // the source's writes are done
+  }
+  DeviceGuard guard(dst_device);
+  TAPEFLOW_CUDA_CHECK(
+      cudaMemcpyPeerAsync(dst, dst_device, src, src_device, bytes, static_cast<cudaStream_t>(stream())));
+}
 
 }  // namespace tapeflow::kernels::cuda

@@ -79,6 +79,12 @@ class Layer {
   /// A frozen layer lists all its weights as non-trainable (its optimizer leaves them alone).
   void set_trainable(bool trainable) { trainable_ = trainable; }
 
+  /// Where the weights live: set before the first call, or else the device of the first input
+  /// (weights are initialised on the CPU and copied, so a seed gives the same weights on every
+  /// device). Changing it after build throws ValueError.
+  void set_device(Device device);
+  Device device() const { return device_; }
+
   /// Seeds the layer's generator (initializers, dropout). Sequential seeds its layers from its own seed.
   void set_seed(std::uint64_t seed) { gen_ = Generator(seed); }
   Generator& generator() { return gen_; }
@@ -94,6 +100,8 @@ class Layer {
   std::string name_;
   bool built_ = false;
   bool trainable_ = true;
+  Device device_ = Device::cpu();
+  bool device_set_ = false;
   Shape output_shape_;
   std::vector<Variable> weights_;
   Generator gen_;

@@ -78,6 +78,12 @@ class Model {
   /// Keras's table: layer (type), output shape (None for the batch axis), param #, totals.
   void summary(std::ostream& os = std::cout) const;
   const std::string& name() const { return name_; }
+  /// Runs the model on `device`: its layers build their weights there, and fit / evaluate /
+  /// predict copy each batch there. Set it before the model is built.
+  void set_device(Device device);
+  /// The device set, else the device of the built weights, else the CPU.
+  Device device() const;
+
   /// Reseeds every layer from `seed` (distinct seeds per layer): same seed, same run.
   void set_seed(std::uint64_t seed);
   std::uint64_t seed() const { return seed_; }
@@ -141,8 +147,13 @@ class Model {
  private:
   void require_compiled(const char* what) const;
 
+  // Where a batch from fit / evaluate / predict goes: the model's device once it is set or
+  // built, else the data's own device (the layers then build there).
+  Device batch_device(const Tensor& x) const;
+
   std::string name_;
   std::uint64_t seed_ = 0;
+  std::optional<Device> device_;
   std::shared_ptr<optimizers::Optimizer> optimizer_;
   std::shared_ptr<losses::Loss> loss_;
   std::shared_ptr<metrics::Mean> loss_tracker_ = std::make_shared<metrics::Mean>("loss");

@@ -1,0 +1,130 @@
+// take_along_axis (gather), scatter_add and the counter-based random numbers.
+#include "common.cuh"
+
+namespace tapeflow::kernels::cuda {
+namespace {
+
+using detail::i64;
+
+// Offsets of element `linear` of shape S in three layouts of rank r at once; `skip` is the
+// axis left out of the third (the gathered / scattered axis).
+struct Offsets3 {
+  i64 a = 0, b = 0, c = 0;
+};
+__device__ inline Offsets3 offsets3(const Layout& la, const Layout& lb, const Layout& lc, int skip, i64 linear) {
+  Offsets3 o;
+  for (int d = la.rank - 1; d >= 0; --d) {
+    const i64 s = la.shape[d];
+    const i64 i = linear % s;
+    linear /= s;
+    o.a += i * la.strides[d];
+    o.b += i * lb.strides[d];
+    if (d != skip) o.c += i * lc.strides[d];
+  }
+  return o;
+}
+
+template <class T>
+__global__ void gather_kernel(T* out, Layout out_l, const T* in, Layout in_l, const std::int64_t* idx, Layout idx_l,
+                              int axis, i64 n) {
+  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const Offsets3 o = offsets3(out_l, idx_l, in_l, axis, i);
+    out[o.a] = in[o.c + idx[o.b] * in_l.strides[axis]];
+  }
+}
+
+__device__ inline void atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ inline void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ inline void atomic_add(std::int32_t* p, std::int32_t v) { atomicAdd(reinterpret_cast<int*>(p), v); }
+__device__ inline void atomic_add(std::int64_t* p, std::int64_t v) {
+  // two's complement: unsigned addition wraps to the same bits
+  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+}
+
+template <class T>
+__global__ void scatter_add_kernel(T* out, Layout out_l, const T* src, Layout src_l, const std::int64_t* idx,
+                                   Layout idx_l, int axis, i64 n) {
+  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const Offsets3 o = offsets3(src_l, idx_l, out_l, axis, i);
+    atomic_add(out + o.c + idx[o.b] * out_l.strides[axis], src[o.a]);
+  }
+}
+
+template <class T>
+__global__ void uniform_kernel(T* out, i64 n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
+  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    out[i] = uniform_at<T>(seed, offset + static_cast<std::uint64_t>(i), low, high);
+  }
+}
+
+template <class T>
+__global__ void normal_kernel(T* out, i64 n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
+  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    out[i] = normal_at<T>(seed, offset + static_cast<std::uint64_t>(i), mean, stddev);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const std::int64_t* idx, const Layout& idx_l,
+            int axis) {
+  const i64 n = out_l.size();
+  if (n == 0) return;
+  gather_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, out_l, in, in_l, idx,
+                                                                                          idx_l, axis, n);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+template <class T>
+void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l, const std::int64_t* idx,
+                 const Layout& idx_l, int axis) {
+  const i64 n = src_l.size();
+  if (n == 0) return;
+  scatter_add_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, out_l, src, src_l,
+                                                                                               idx, idx_l, axis, n);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+template <class T>
+void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
+  if (n <= 0) return;
+  uniform_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, n, seed, offset, low,
+                                                                                           high);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+template <class T>
+void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
+  if (n <= 0) return;
+  normal_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, n, seed, offset, mean,
+                                                                                          stddev);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+#define TAPEFLOW_CUDA_GATHER(T)                                                                            \
+  template void gather<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, const Layout&, int);
+TAPEFLOW_CUDA_GATHER(bool)
+TAPEFLOW_CUDA_GATHER(std::int32_t)
+TAPEFLOW_CUDA_GATHER(std::int64_t)
+TAPEFLOW_CUDA_GATHER(float)
+TAPEFLOW_CUDA_GATHER(double)
+#undef TAPEFLOW_CUDA_GATHER
+#define TAPEFLOW_CUDA_SCATTER(T)                                                                          \
+  template void scatter_add<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, const Layout&, \
+                               int);
+TAPEFLOW_CUDA_SCATTER(std::int32_t)
+TAPEFLOW_CUDA_SCATTER(std::int64_t)
+TAPEFLOW_CUDA_SCATTER(float)
+TAPEFLOW_CUDA_SCATTER(double)
+#undef TAPEFLOW_CUDA_SCATTER
+template void uniform<float>(float*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+template void uniform<double>(double*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+template void normal<float>(float*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+template void normal<double>(double*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
+
+}  // namespace tapeflow::kernels::cuda

@@ -1,0 +1,236 @@
+// matmul: cuBLAS for float32 / float64 (strided-batched when every operand's batch offsets
+// are an arithmetic progression, else one call per batch entry), a plain kernel for
+// integers. Row-major out = A @ B is computed as column-major out^T = B^T A^T.
+#include <cublas_v2.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "common.cuh"
+
+namespace tapeflow::kernels::cuda {
+namespace {
+
+using detail::i64;
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "unknown cuBLAS status";
+  }
+}
+
+#define TAPEFLOW_CUBLAS_CHECK(call)                                                                            \
+  do {                                                                                                         \
+    const cublasStatus_t tapeflow_cublas_status_ = (call);                                                     \
+    if (tapeflow_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                                    \
+      throw CudaError(std::string(#call) + " failed: " + cublas_status_name(tapeflow_cublas_status_) + " at " + \
+                          __FILE__ + ":" + std::to_string(__LINE__),                                           \
+                      static_cast<int>(tapeflow_cublas_status_));                                              \
+    }                                                                                                          \
+  } while (0)
+
+// One handle per device, bound to the device's stream; created on first use, never destroyed
+// (tensors in static storage may outlive any other static).
+cublasHandle_t handle() {
+  static std::mutex mutex;
+  static auto* handles = new std::vector<cublasHandle_t>();
+  const int device = current_device();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<std::size_t>(device) >= handles->size()) handles->resize(static_cast<std::size_t>(device) + 1);
+  cublasHandle_t& h = (*handles)[static_cast<std::size_t>(device)];
+  if (h == nullptr) {
+    TAPEFLOW_CUBLAS_CHECK(cublasCreate(&h));
+    TAPEFLOW_CUBLAS_CHECK(cublasSetStream(h, detail::current_stream()));
+  }
+  return h;
+}
+
+std::atomic<bool> g_allow_tf32{false};
+
+// How cuBLAS reads one row-major matrix of rows x cols with strides (s_row, s_col): as
+// stored (row-major: cuBLAS sees the transpose, op N) or transposed (op T), with its leading
+// dimension; `ok` is false when neither fits (a zero, negative or overlapping stride).
+struct BlasView {
+  bool ok = false;
+  bool transposed = false;  // the memory holds the matrix column-major
+  i64 ld = 0;
+};
+BlasView blas_view(i64 rows, i64 cols, i64 s_row, i64 s_col) {
+  BlasView v;
+  const i64 r = std::max<i64>(rows, 1), c = std::max<i64>(cols, 1);
+  // row-major: consecutive columns adjacent
+  if (s_col == 1 || cols == 1) {
+    const i64 ld = rows == 1 ? c : s_row;
+    if (ld >= c) return {true, false, ld};
+  }
+  // column-major: consecutive rows adjacent
+  if (s_row == 1 || rows == 1) {
+    const i64 ld = cols == 1 ? r : s_col;
+    if (ld >= r) return {true, true, ld};
+  }
+  return v;
+}
+
+// Byte offsets (in elements) of every batch entry of a layout's batch axes (rank - 2 of them).
+std::vector<i64> batch_offsets(const Layout& l) {
+  const int nb = l.rank - 2;
+  i64 count = 1;
+  for (int d = 0; d < nb; ++d) count *= l.shape[d];
+  std::vector<i64> offs(static_cast<std::size_t>(count));
+  for (i64 b = 0; b < count; ++b) {
+    i64 rem = b, off = 0;
+    for (int d = nb - 1; d >= 0; --d) {
+      off += (rem % l.shape[d]) * l.strides[d];
+      rem /= l.shape[d];
+    }
+    offs[static_cast<std::size_t>(b)] = off;
+  }
+  return offs;
+}
+
+// The common step of an arithmetic progression, or false.
+bool uniform_step(const std::vector<i64>& offs, i64& step) {
+  step = offs.size() > 1 ? offs[1] - offs[0] : 0;
+  for (std::size_t i = 1; i < offs.size(); ++i)
+    if (offs[i] - offs[i - 1] != step) return false;
+  return step >= 0;
+}
+
+// A contiguous copy of a strided operand in workspace from the cache; freed by the owner.
+template <class T>
+struct Workspace {
+  int device = 0;
+  void* ptr = nullptr;
+  std::size_t capacity = 0;
+  Workspace() = default;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace() {
+    if (ptr != nullptr) deallocate(device, ptr, capacity);
+  }
+  T* make_contiguous(const T* src, Layout& l) {
+    device = current_device();
+    Layout c = contiguous_layout(l.rank, l.shape);
+    ptr = allocate(device, static_cast<std::size_t>(l.size()) * sizeof(T), capacity);
+    copy<T, T>(static_cast<T*>(ptr), c, src, l);
+    l = c;
+    return static_cast<T*>(ptr);
+  }
+};
+
+template <class T>
+__global__ void matmul_int_kernel(T* out, const T* a, Layout a_l, const T* b, Layout b_l, i64 batches, i64 m, i64 n,
+                                  i64 k) {
+  const int r = a_l.rank;
+  const i64 total = batches * m * n;
+  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
+  for (i64 t = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += stride) {
+    const i64 j = t % n, i = (t / n) % m, batch = t / (m * n);
+    i64 rem = batch, ao = 0, bo = 0;
+    for (int d = r - 3; d >= 0; --d) {
+      const i64 x = rem % a_l.shape[d];
+      rem /= a_l.shape[d];
+      ao += x * a_l.strides[d];
+      bo += x * b_l.strides[d];
+    }
+    T acc = 0;
+    for (i64 p = 0; p < k; ++p) acc += a[ao + i * a_l.strides[r - 2] + p * a_l.strides[r - 1]] *
+                                       b[bo + p * b_l.strides[r - 2] + j * b_l.strides[r - 1]];
+    out[t] = acc;
+  }
+}
+
+template <class T>
+void gemm_batched(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+  const int r = a_l.rank;
+  const i64 m = a_l.shape[r - 2], k = a_l.shape[r - 1], n = b_l.shape[r - 1];
+  Layout al = a_l, bl = b_l;
+  BlasView av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
+  BlasView bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
+  Workspace<T> a_ws, b_ws;
+  if (!av.ok) {
+    a = a_ws.make_contiguous(a, al);
+    av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
+  }
+  if (!bv.ok) {
+    b = b_ws.make_contiguous(b, bl);
+    bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
+  }
+  const std::vector<i64> a_offs = batch_offsets(al), b_offs = batch_offsets(bl);
+  const i64 batches = static_cast<i64>(a_offs.size());
+  i64 a_step = 0, b_step = 0;
+  const bool strided = uniform_step(a_offs, a_step) && uniform_step(b_offs, b_step) && a_offs[0] == 0 &&
+                       b_offs[0] == 0 && batches <= 0x7fffffff;
+
+  cublasHandle_t h = handle();
+  const bool tf32 = std::is_same_v<T, float> && g_allow_tf32.load();
+  TAPEFLOW_CUBLAS_CHECK(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  const cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
+  const cublasComputeType_t compute = std::is_same_v<T, float>
+                                          ? (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
+                                          : CUBLAS_COMPUTE_64F;
+  const T one = 1, zero = 0;
+  // column-major: C (n x m) = op(B-memory) (n x k) * op(A-memory) (k x m)
+  const cublasOperation_t op_b = bv.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = av.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
+  const int ldb_mem = static_cast<int>(bv.ld), lda_mem = static_cast<int>(av.ld), ldc = static_cast<int>(std::max<i64>(n, 1));
+  if (strided) {
+    TAPEFLOW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, M, N, K, &one, b, type, ldb_mem, b_step, a, type,
+                                                     lda_mem, a_step, &zero, out, type, ldc, m * n,
+                                                     static_cast<int>(batches), compute, CUBLAS_GEMM_DEFAULT));
+  } else {
+    for (i64 i = 0; i < batches; ++i) {
+      TAPEFLOW_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, M, N, K, &one, b + b_offs[static_cast<std::size_t>(i)], type,
+                                         ldb_mem, a + a_offs[static_cast<std::size_t>(i)], type, lda_mem, &zero,
+                                         out + i * m * n, type, ldc, compute, CUBLAS_GEMM_DEFAULT));
+    }
+  }
+}
+
+}  // namespace
+
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+bool allow_tf32() { return g_allow_tf32.load(); }
+
+template <class T>
+void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+  const int r = a_l.rank;
+  const i64 m = a_l.shape[r - 2], k = a_l.shape[r - 1], n = b_l.shape[r - 1];
+  i64 batches = 1;
+  for (int d = 0; d < r - 2; ++d) batches *= a_l.shape[d];
+  if (batches == 0 || m == 0 || n == 0) return;
+  if (k == 0) {
+    const i64 shape[3] = {batches, m, n};
+    fill<T>(out, contiguous_layout(3, shape), T(0));
+    return;
+  }
+  if constexpr (std::is_floating_point_v<T>) {
+    const i64 limit = 0x7fffffff;
+    if (m <= limit && n <= limit && k <= limit) {
+      gemm_batched<T>(out, a, a_l, b, b_l);
+      return;
+    }
+  }
+  const i64 total = batches * m * n;
+  matmul_int_kernel<T><<<detail::grid_for(total), detail::kBlock, 0, detail::current_stream()>>>(out, a, a_l, b, b_l,
+                                                                                                  batches, m, n, k);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+template void matmul<std::int32_t>(std::int32_t*, const std::int32_t*, const Layout&, const std::int32_t*, const Layout&);
+template void matmul<std::int64_t>(std::int64_t*, const std::int64_t*, const Layout&, const std::int64_t*, const Layout&);
+template void matmul<float>(float*, const float*, const Layout&, const float*, const Layout&);
+template void matmul<double>(double*, const double*, const Layout&, const double*, const Layout&);
+
+}  // namespace tapeflow::kernels::cuda

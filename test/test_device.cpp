@@ -1,0 +1,515 @@
+// The same cases on every device. Each case computes its result on the CPU, then again from
+// the very same inputs moved to every other device present, and requires the CPU's values
+// (exact for integers, comparisons, copies and random numbers; within a float tolerance where
+// the order of additions differs: reductions, matmul, softmax).
+//
+// Without a usable GPU the CUDA side of every case is skipped and says so once; the CPU side
+// still runs, so the cases themselves build and run in every configuration. On a machine with
+// a GPU, the same binary runs them on cuda:0.
+#include <functional>
+#include <set>
+
+#include "tapeflow/tapeflow.hpp"
+#include "test_helpers.hpp"
+
+using namespace th;
+using namespace tapeflow::layers;
+namespace tf = tapeflow;
+
+namespace {
+
+// The devices other than the CPU that the cases run on: cuda:0 where one is usable.
+const std::vector<Device>& other_devices() {
+  static const std::vector<Device> devices = [] {
+    std::vector<Device> d;
+    if (tf::cuda::is_available()) d.push_back(Device::cuda(0));
+    return d;
+  }();
+  return devices;
+}
+
+// Says once per test case that the CUDA half is skipped, and why.
+void note_skip() {
+  if (other_devices().empty()) WARN("CUDA half skipped: " << tf::cuda::status());
+}
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// f on the CPU inputs, then on the inputs moved to each other device; the results must agree
+// and live on that device.
+void same_on_devices(const std::vector<Tensor>& inputs, const Fn& f, Tol tol = {-1, -1}) {
+  const Tensor expected = f(inputs);
+  CHECK(expected.device() == Device::cpu());
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    std::vector<Tensor> moved;
+    for (const auto& t : inputs) moved.push_back(t.defined() ? t.to(d) : t);
+    for (const auto& t : moved) {
+      if (t.defined()) REQUIRE(t.device() == d);
+    }
+    const Tensor actual = f(moved);
+    CHECK(actual.device() == d);
+    check_close(actual.to(Device::cpu()), expected, tol);
+  }
+}
+
+const Tol kSumTol32{1e-5, 1e-5};
+const Tol kMatmulTol32{1e-4, 1e-4};
+
+}  // namespace
+
+TEST_CASE("device: names, availability and clear errors without a device") {
+  CHECK(Device::cpu().str() == "cpu");
+  CHECK(Device::cuda(1).str() == "cuda:1");
+  CHECK(Device::cuda() == Device::cuda(0));
+  CHECK(Device::cpu() != Device::cuda(0));
+  const int n = tf::cuda::device_count();
+  CHECK(n >= 0);
+  CHECK(tf::cuda::is_available() == (n > 0));
+  const std::string status = tf::cuda::status();
+  INFO(status);
+  CHECK(!status.empty());
+  // An index past the last device is never usable.
+  const Device missing = Device::cuda(n + 3);
+  auto names_missing = [&](const Error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find(missing.str()) != std::string::npos);
+  };
+  try {
+    (void)zeros({2}, kFloat32, missing);
+    FAIL("zeros on a missing device did not throw");
+  } catch (const DeviceError& e) {
+    names_missing(e);
+  }
+  try {
+    (void)ones({3}).to(missing);
+    FAIL("to() a missing device did not throw");
+  } catch (const DeviceError& e) {
+    names_missing(e);
+  }
+  CHECK_THROWS_AS(memory_stats(missing), DeviceError);
+  CHECK_THROWS_AS(tf::cuda::synchronize(missing), DeviceError);
+  Generator gen(1);
+  CHECK_THROWS_AS(uniform({4}, gen, 0, 1, kFloat32, missing), DeviceError);
+  if (n == 0) {
+    // The reason is in the message: "no CUDA device: ..." from the runtime.
+    try {
+      (void)ones({3}).to(Device::cuda(0));
+      FAIL("to(cuda:0) without a device did not throw");
+    } catch (const DeviceError& e) {
+      const std::string what = e.what();
+      CHECK(what.find("cuda:0") != std::string::npos);
+      CHECK(what.find("no CUDA device") != std::string::npos);
+    }
+  }
+  // A CPU tensor moved to the CPU is itself.
+  const Tensor x = ones({2});
+  CHECK(x.to(Device::cpu()).id() == x.id());
+}
+
+TEST_CASE("device: ops on tensors of different devices name both devices") {
+  note_skip();
+  for (const Device& d : other_devices()) {
+    const Tensor a = ones({2, 3});
+    const Tensor b = ones({2, 3}).to(d);
+    auto both = [&](const std::function<void()>& f, const char* op) {
+      try {
+        f();
+        FAIL(op << " across devices did not throw");
+      } catch (const DeviceError& e) {
+        const std::string what = e.what();
+        INFO(what);
+        CHECK(what.find(op) != std::string::npos);
+        CHECK(what.find("cpu") != std::string::npos);
+        CHECK(what.find(d.str()) != std::string::npos);
+      }
+    };
+    both([&] { (void)add(a, b); }, "add");
+    both([&] { (void)matmul(a, b.transpose()); }, "matmul");
+    both([&] { (void)concat({a, b}, 0); }, "concat");
+    both([&] { (void)where(a > 0.0, b, a); }, "where");
+    both([&] { Tensor c = a.clone(); c.add_(b); }, "add_");
+    // C++ numbers and other rank-0 CPU tensors mix with device tensors, as in PyTorch.
+    const Tensor s = b * 2.0 + tensor<float>({1.5f}, {});
+    CHECK(s.device() == d);
+    CHECK(s.dtype() == kFloat32);
+    CHECK(s.to(Device::cpu()).to_vector<float>() == std::vector<float>(6, 3.5f));
+    // Reading values copies to the host and waits for the device.
+    CHECK(sum(b).item<double>() == 6.0);
+    CHECK(to_string(b).find(d.str()) != std::string::npos);
+    CHECK_THROWS_AS(b.data_ptr(), DeviceError);
+    CHECK(b.device_data_ptr() != nullptr);
+  }
+}
+
+TEST_CASE("device: creation functions take a device") {
+  note_skip();
+  for (const Device& d : other_devices()) {
+    INFO(d.str());
+    check_close(zeros({2, 3}, kInt32, d).to(Device::cpu()), zeros({2, 3}, kInt32));
+    check_close(full({4}, 2.5, kFloat64, d).to(Device::cpu()), full({4}, 2.5, kFloat64));
+    check_close(arange(0.0, 5.0, 0.5, kFloat32, d).to(Device::cpu()), arange(0.0, 5.0, 0.5, kFloat32));
+    check_close(linspace(-1, 1, 7, kFloat64, d).to(Device::cpu()), linspace(-1, 1, 7, kFloat64));
+    check_close(eye(3, 4, kFloat32, d).to(Device::cpu()), eye(3, 4, kFloat32));
+    check_close(tensor<std::int64_t>({1, 2, 3, 4}, {2, 2}, kInt64, d).to(Device::cpu()),
+                tensor<std::int64_t>({1, 2, 3, 4}, {2, 2}));
+    CHECK(scalar(3, kFloat32, d).device() == d);
+    CHECK(zeros_like(ones({2}, kFloat32, d)).device() == d);
+  }
+}
+
+TEST_CASE("device: the same seed gives the same random numbers on every device") {
+  note_skip();
+  for (DType dt : kFloatDTypes) {
+    for (const std::int64_t n : {std::int64_t{1}, std::int64_t{1000}, std::int64_t{1} << 20}) {
+      Generator g_cpu(1234), g_dev(1234);
+      const Tensor u = uniform({n}, g_cpu, -2, 3, dt);
+      const Tensor z = normal({n}, g_cpu, 1, 0.5, dt);
+      for (const Device& d : other_devices()) {
+        Generator g(1234);
+        const Tensor ud = uniform({n}, g, -2, 3, dt, d);
+        const Tensor zd = normal({n}, g, 1, 0.5, dt, d);
+        CHECK(ud.device() == d);
+        check_close(ud.to(Device::cpu()), u, {0, 0});  // integer arithmetic: bit for bit
+        // normal goes through log / cos / sqrt, which a GPU may round one ulp differently
+        check_close(zd.to(Device::cpu()), z, dt == kFloat32 ? Tol{2.4e-7, 1e-7} : Tol{1e-14, 1e-15});
+        CHECK(g.offset() == g_cpu.offset());
+      }
+      (void)g_dev;
+    }
+  }
+  // Dropout draws its mask from the same stream: the same elements are dropped.
+  std::mt19937 rng(3);
+  const Tensor x = random_tensor({64, 33}, kFloat32, rng);
+  same_on_devices({x}, [](const std::vector<Tensor>& in) {
+    Generator g(99);
+    return dropout(in[0], 0.3, g);
+  });
+}
+
+TEST_CASE("device: element-wise ops match the CPU for every layout") {
+  note_skip();
+  std::mt19937 rng(11);
+  using U = Tensor (*)(const Tensor&);
+  const std::vector<std::pair<const char*, U>> unary = {
+      {"neg", tf::neg},   {"abs", tf::abs},   {"sign", tf::sign},       {"exp", tf::exp},   {"log", tf::log},
+      {"sqrt", tf::sqrt}, {"tanh", tf::tanh}, {"sigmoid", tf::sigmoid}, {"relu", tf::relu}, {"step", tf::step},
+      {"square", tf::square}};
+  using B = Tensor (*)(const Tensor&, const Tensor&);
+  const std::vector<std::pair<const char*, B>> binary = {
+      {"add", tf::add},         {"sub", tf::sub},          {"mul", tf::mul},        {"div", tf::div},
+      {"maximum", tf::maximum}, {"minimum", tf::minimum},  {"pow", tf::pow},        {"equal", tf::equal},
+      {"less", tf::less},       {"greater_equal", tf::greater_equal}, {"not_equal", tf::not_equal}};
+  for (Make how : kAllMakes) {
+    for (DType dt : kNumericDTypes) {
+      INFO(make_name(how) << " " << dtype_name(dt));
+      const Shape shape = {5, 7, 3};
+      const bool positive_only = false;
+      const Tensor x = make_input(shape, dt, rng, how, positive_only ? 0.1 : -3, 3);
+      const Tensor xp = make_input(shape, dt, rng, how, 1, 4);  // log, sqrt, pow
+      for (const auto& [name, f] : unary) {
+        INFO(name);
+        const std::string n = name;
+        const Tensor& in = (n == "log" || n == "sqrt") ? xp : x;
+        same_on_devices({in}, [f = f](const std::vector<Tensor>& t) { return f(t[0]); },
+                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" ? Tol{1e-6, 1e-6} : Tol{0, 0});
+      }
+      same_on_devices({x}, [](const std::vector<Tensor>& t) { return clip(t[0], -1.5, 2); });
+      same_on_devices({xp}, [](const std::vector<Tensor>& t) { return pow(t[0], 1.5); }, {1e-6, 1e-6});
+      same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0] * 2.0 - 1; });
+      // broadcasting partners, every dtype pair promotes as on the CPU
+      const Tensor row = make_input({7, 1}, kFloat32, rng, Make::Contiguous, 1, 3);
+      const Tensor col = make_input({3}, dt, rng, Make::Contiguous, 1, 3);
+      for (const auto& [name, f] : binary) {
+        INFO(name);
+        same_on_devices({x, row}, [f = f](const std::vector<Tensor>& t) { return f(t[0], t[1]); }, {1e-6, 1e-6});
+        same_on_devices({x, col}, [f = f](const std::vector<Tensor>& t) { return f(t[0], t[1]); }, {1e-6, 1e-6});
+      }
+      same_on_devices({x > 0.0, x, row}, [](const std::vector<Tensor>& t) { return where(t[0], t[1], t[2]); });
+      same_on_devices({x > 0.0, x < 1.0}, [](const std::vector<Tensor>& t) {
+        return logical_or(logical_and(t[0], t[1]), logical_not(t[0]));
+      });
+      // casts between every pair of dtypes, from strided views
+      for (DType to : kAllDTypes) {
+        same_on_devices({x}, [to](const std::vector<Tensor>& t) { return t[0].astype(to); });
+      }
+      same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0].contiguous(); });
+      same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0].reshape({-1}); });
+    }
+  }
+}
+
+TEST_CASE("device: reductions, arg-reductions and softmax match the CPU") {
+  note_skip();
+  std::mt19937 rng(12);
+  for (Make how : {Make::Contiguous, Make::Transposed, Make::Reversed, Make::Broadcast}) {
+    for (DType dt : kNumericDTypes) {
+      INFO(make_name(how) << " " << dtype_name(dt));
+      const Tensor x = make_input({6, 129, 5}, dt, rng, how, -3, 3, /*integer_valued=*/true);
+      const Tol tol = dt == kFloat32 ? kSumTol32 : default_tol(dt);
+      for (const std::vector<std::int64_t>& axes :
+           std::vector<std::vector<std::int64_t>>{{}, {0}, {1}, {2}, {0, 2}, {1, 2}}) {
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return sum(t[0], axes); }, tol);
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return max(t[0], axes, true); });
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return min(t[0], axes); });
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return mean(t[0], axes); }, kSumTol32);
+      }
+      for (std::int64_t axis : {0, 1, 2}) {
+        // integer-valued inputs: ties happen, and the first index must win on every device
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return argmax(t[0], axis); });
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return argmin(t[0], axis); });
+      }
+    }
+    for (DType dt : kFloatDTypes) {
+      const Tensor x = make_input({4, 300, 3}, dt, rng, how, -20, 20);
+      const Tol tol = dt == kFloat32 ? kSumTol32 : default_tol(dt);
+      for (std::int64_t axis : {0, 1, 2}) {
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return softmax(t[0], axis); }, tol);
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return log_softmax(t[0], axis); }, tol);
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return logsumexp(t[0], {axis}); }, tol);
+      }
+    }
+  }
+  // a long row (many blocks per row on a GPU) and an empty reduction
+  const Tensor big = random_tensor({3, 1 << 18}, kFloat64, rng);
+  same_on_devices({big}, [](const std::vector<Tensor>& t) { return sum(t[0], {1}); }, {1e-11, 1e-11});
+  same_on_devices({big}, [](const std::vector<Tensor>& t) { return softmax(t[0], 1); }, {1e-11, 1e-15});
+  const Tensor empty_axis = zeros({3, 0, 2});
+  same_on_devices({empty_axis}, [](const std::vector<Tensor>& t) { return sum(t[0], {1}); });
+  // NaN propagates through max and wins argmax, as on the CPU
+  const Tensor with_nan = tensor<float>({1, NAN, 3, 2, 5, -1}, {2, 3});
+  same_on_devices({with_nan}, [](const std::vector<Tensor>& t) { return max(t[0], {1}); });
+  same_on_devices({with_nan}, [](const std::vector<Tensor>& t) { return argmax(t[0], 1); });
+}
+
+TEST_CASE("device: matmul matches the CPU (exact float32 unless TF32 is asked for)") {
+  note_skip();
+  REQUIRE_FALSE(tf::cuda::allow_tf32());
+  std::mt19937 rng(13);
+  struct Case {
+    Shape a, b;
+  };
+  const std::vector<Case> cases = {{{64, 96}, {96, 33}},  {{1, 5}, {5, 1}},        {{7}, {7, 4}},
+                                   {{4, 7}, {7}},         {{3, 17, 9}, {9, 12}},   {{2, 1, 5, 6}, {3, 6, 4}},
+                                   {{130, 257}, {257, 65}}, {{0, 4}, {4, 5}},      {{3, 0}, {0, 2}}};
+  for (DType dt : kNumericDTypes) {
+    const Tol tol = dt == kFloat32 ? kMatmulTol32 : dt == kFloat64 ? Tol{1e-12, 1e-12} : Tol{0, 0};
+    for (const auto& c : cases) {
+      INFO(dtype_name(dt) << " " << str(c.a) << " @ " << str(c.b));
+      const Tensor a = random_tensor(c.a, dt, rng, -3, 3);
+      const Tensor b = random_tensor(c.b, dt, rng, -3, 3);
+      same_on_devices({a, b}, [](const std::vector<Tensor>& t) { return matmul(t[0], t[1]); }, tol);
+    }
+    // transposed and strided operands (cuBLAS's transpose flags, or a copy)
+    const Tensor at = random_tensor({40, 30}, dt, rng).transpose();
+    const Tensor bs = random_tensor({80, 50}, dt, rng)(Slice(none, none, 2), Slice(none, none, -1));
+    INFO(dtype_name(dt) << " transposed @ strided");
+    same_on_devices({at, bs}, [](const std::vector<Tensor>& t) { return matmul(t[0], t[1]); }, tol);
+    same_on_devices({at}, [](const std::vector<Tensor>& t) { return matmul(t[0], t[0].transpose()); }, tol);
+  }
+}
+
+TEST_CASE("device: joining, indexing and scatter match the CPU") {
+  note_skip();
+  std::mt19937 rng(14);
+  for (DType dt : kAllDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = make_input({6, 5, 4}, dt, rng, Make::Permuted);
+    const Tensor y = make_input({6, 2, 4}, dt, rng, Make::Reversed);
+    same_on_devices({x, y}, [](const std::vector<Tensor>& t) { return concat({t[0], t[1]}, 1); });
+    same_on_devices({x, x}, [](const std::vector<Tensor>& t) { return stack({t[0], t[1]}, 2); });
+    same_on_devices({x}, [](const std::vector<Tensor>& t) { return split(t[0], {1, 4}, 1)[1]; });
+    same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0](Slice(1, none, 2), -1, Slice(none, none, -1)); });
+    const Tensor idx = tensor<std::int64_t>({4, 0, 4, 2, 1, 1, 3}, {7});
+    same_on_devices({x, idx}, [](const std::vector<Tensor>& t) { return take(t[0], t[1], 1); });
+    const Tensor along = random_tensor({6, 3, 4}, kInt64, rng, 0, 4);
+    same_on_devices({x, along}, [](const std::vector<Tensor>& t) { return take_along_axis(t[0], t[1], 1); });
+    same_on_devices({x}, [](const std::vector<Tensor>& t) {
+      return slice_scatter(t[0], {13, 5, 6}, {1, 0, 0}, {2, 1, 1});
+    });
+  }
+  for (DType dt : kNumericDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor base = random_tensor({5, 4}, dt, rng);
+    const Tensor src = random_tensor({9, 4}, dt, rng);
+    // duplicates accumulate (atomics on a GPU)
+    const Tensor rows = random_tensor({9, 4}, kInt64, rng, 0, 4);
+    same_on_devices({base, rows, src},
+                    [](const std::vector<Tensor>& t) { return scatter_add(t[0], t[1], t[2], 0); },
+                    dt == kFloat32 ? kSumTol32 : default_tol(dt));
+    const Tensor labels = tensor<std::int64_t>({3, 0, 9, 9, 1}, {5});
+    same_on_devices({labels}, [](const std::vector<Tensor>& t) { return one_hot(t[0], 10); });
+    same_on_devices({random_tensor({5, 10}, dt, rng), labels},
+                    [](const std::vector<Tensor>& t) { return gather(t[0], t[1]); });
+  }
+  // a bad index is caught before any kernel runs, on every device
+  for (const Device& d : other_devices()) {
+    const Tensor x = ones({3, 4}, kFloat32, d);
+    CHECK_THROWS_AS(take(x, tensor<std::int64_t>({0, 4}, {2}, kInt64, d), 1), IndexError);
+  }
+}
+
+TEST_CASE("device: convolution and pooling match the CPU") {
+  note_skip();
+  std::mt19937 rng(15);
+  const Tensor x = random_tensor({2, 9, 8, 3}, kFloat32, rng);
+  const Tensor w = random_tensor({3, 3, 3, 5}, kFloat32, rng);
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    for (std::int64_t stride : {1, 2}) {
+      same_on_devices({x, w}, [&](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], stride, p); },
+                      kMatmulTol32);
+      same_on_devices({x}, [&](const std::vector<Tensor>& t) { return max_pool2d(t[0], 2, stride, p); });
+      same_on_devices({x}, [&](const std::vector<Tensor>& t) { return avg_pool2d(t[0], 3, stride, p); }, kSumTol32);
+    }
+  }
+}
+
+TEST_CASE("device: in-place updates and assign from another device") {
+  note_skip();
+  std::mt19937 rng(16);
+  const Tensor a = random_tensor({4, 6}, kFloat32, rng);
+  const Tensor b = random_tensor({6}, kFloat32, rng);
+  same_on_devices({a, b}, [](const std::vector<Tensor>& t) {
+    Tensor c = t[0].clone();
+    c.add_(t[1]).mul_(2.0).sub_(t[1] * t[1]);
+    c(Slice(1, 3)).assign(t[1]);
+    return c;
+  });
+  for (const Device& d : other_devices()) {
+    Tensor v = zeros({4, 6}, kFloat32, d);
+    const auto version = v.version();
+    v.assign(a);  // a lives on the CPU: copied over
+    CHECK(v.version() == version + 1);
+    CHECK(v.device() == d);
+    check_close(v.to(Device::cpu()), a);
+  }
+}
+
+TEST_CASE("device: the caching allocator reuses freed device memory") {
+  note_skip();
+  for (const Device& d : other_devices()) {
+    tf::cuda::synchronize(d);
+    const MemoryStats before = memory_stats(d);
+    {
+      const Tensor t = empty({1 << 20}, kFloat32, d);
+      const MemoryStats during = memory_stats(d);
+      CHECK(during.current_bytes >= before.current_bytes + (std::size_t{4} << 20));
+      CHECK(during.peak_bytes >= during.current_bytes);
+    }
+    const MemoryStats after = memory_stats(d);
+    CHECK(after.current_bytes == before.current_bytes);
+    CHECK(after.cached_bytes >= before.cached_bytes + (std::size_t{4} << 20));
+    const Tensor again = empty({1 << 20}, kFloat32, d);
+    CHECK(memory_stats(d).cache_hits == after.cache_hits + 1);
+    empty_cache(d);
+    CHECK(memory_stats(d).cached_bytes == 0);
+  }
+}
+
+TEST_CASE("device: GradientTape gives the CPU's gradients on every device") {
+  note_skip();
+  std::mt19937 rng(17);
+  const Tensor x0 = random_tensor({8, 5}, kFloat64, rng);
+  const Tensor w0 = random_tensor({5, 3}, kFloat64, rng);
+  const Tensor labels = tensor<std::int64_t>({0, 2, 1, 1, 0, 2, 2, 1}, {8});
+  // d/dw and d/dx of a small network using most differentiable ops
+  auto grads = [&](const std::vector<Tensor>& in) {
+    Variable w(in[1]);
+    Tensor x = in[0];
+    GradientTape tape(TapeOptions{true});
+    tape.watch(x);
+    Tensor h = tanh(matmul(x, w)) + sigmoid(x(all, Slice(0, 3))) * 0.5;
+    h = maximum(h, -0.2) / (abs(h) + 1.0) - exp(-h * h);
+    Tensor loss = mean(-gather(log_softmax(h, 1), in[2])) + sum(sqrt(w * w + 1.0)) * 0.01 +
+                  max(concat({h, relu(h)}, 1)) + mean(where(h > 0.0, h, h * 0.1));
+    return concat({tape.gradient(loss, w).reshape({-1}), tape.gradient(loss, x).reshape({-1})}, 0);
+  };
+  same_on_devices({x0, w0, labels}, grads, {1e-10, 1e-12});
+  // a gradient flows back across to(): the source stays on the CPU
+  for (const Device& d : other_devices()) {
+    const Tensor x = tensor<double>({1, 2, 3}, {3});
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor y = sum(x.to(d) * x.to(d));
+    const Tensor g = tape.gradient(y, x);
+    CHECK(g.device() == Device::cpu());
+    check_values(g, {3}, {2, 4, 6});
+  }
+}
+
+TEST_CASE("device: optimizers and fit give the CPU's training run") {
+  note_skip();
+  std::mt19937 rng(18);
+  const Tensor x = random_tensor({96, 12}, kFloat32, rng);
+  const Tensor y = random_tensor({96}, kInt64, rng, 0, 2);
+  auto run = [&](const std::vector<Tensor>& in) {
+    const Device d = in[0].device();
+    Sequential model(Dense(16, "relu"), Dropout(0.2), Dense(3, "softmax"));
+    model.set_seed(5);
+    model.set_device(d);
+    model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+    FitOptions fit;
+    fit.epochs = 2;
+    fit.batch_size = 32;
+    fit.verbose = 0;
+    fit.seed = 7;
+    // the data stay on the CPU: fit copies each batch to the model's device
+    const History h = model.fit(x, y, fit);
+    for (const auto& w : model.weights()) CHECK(w.device() == d);
+    const Tensor p = model.predict(x);
+    CHECK(p.device() == d);
+    std::vector<Tensor> parts = {p.reshape({-1}).astype(kFloat64),
+                                 tensor<double>(h["loss"], {static_cast<std::int64_t>(h["loss"].size())}, kFloat64, d)};
+    for (const auto& w : model.weights()) parts.push_back(w.reshape({-1}).astype(kFloat64));
+    return concat(parts, 0);
+  };
+  same_on_devices({x}, run, {2e-4, 2e-5});
+}
+
+TEST_CASE("device: weights saved from a device load bit-exactly on the CPU") {
+  note_skip();
+  for (const Device& d : other_devices()) {
+    Sequential on_device(Dense(4, "relu"), Dense(2));
+    on_device.set_seed(3);
+    on_device.set_device(d);
+    on_device.build({-1, 5});
+    const std::string path = "test_device_weights.safetensors";
+    on_device.save_weights(path);
+    Sequential on_cpu(Dense(4, "relu"), Dense(2));
+    on_cpu.build({-1, 5});
+    on_cpu.load_weights(path);
+    const auto a = on_device.weights(), b = on_cpu.weights();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) check_close(b[i], a[i].to(Device::cpu()), {0, 0});
+    std::remove(path.c_str());
+  }
+}
+
+TEST_CASE("device: layers build on their device, and a built one stays there") {
+  Dense dense(3);
+  (void)dense(ones({2, 4}));
+  CHECK(dense.device() == Device::cpu());
+  CHECK(dense.kernel().device() == Device::cpu());
+  CHECK_THROWS_AS(dense.set_device(Device::cuda(0)), ValueError);
+  CHECK_NOTHROW(dense.set_device(Device::cpu()));
+  Sequential model(Dense(2));
+  CHECK(model.device() == Device::cpu());
+  model.build({-1, 3});
+  try {
+    model.set_device(Device::cuda(0));
+    FAIL("set_device after build did not throw");
+  } catch (const ValueError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("cuda:0") != std::string::npos);
+    CHECK(what.find("already built on cpu") != std::string::npos);
+  }
+  note_skip();
+  for (const Device& d : other_devices()) {
+    Dense on(3);
+    (void)on(ones({2, 4}, kFloat32, d));  // built where its first input lives
+    CHECK(on.device() == d);
+    CHECK(on.kernel().device() == d);
+    CHECK_THROWS_AS(on(ones({2, 4})), DeviceError);  // a CPU input to device weights
+  }
+}
