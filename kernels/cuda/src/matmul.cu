@@ -1,7 +1,11 @@
 // matmul: cuBLAS for float32 / float64 (strided-batched when every operand's batch offsets
 // are an arithmetic progression, else one call per batch entry), a plain kernel for
 // integers. Row-major out = A @ B is computed as column-major out^T = B^T A^T.
+//
+// cuBLAS is loaded with dlopen on the first CUDA matmul, not linked: loading libcublas and
+// libcublasLt costs every process about 150 MiB of resident memory, CPU-only ones included.
 #include <cublas_v2.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <mutex>
@@ -39,6 +43,54 @@ const char* cublas_status_name(cublasStatus_t s) {
     }                                                                                                          \
   } while (0)
 
+// The cuBLAS entry points used here, resolved once from the shared library.
+struct Cublas {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasSetMathMode) set_math_mode = nullptr;
+  // the C entry points (cublas_api.h also has C++ overloads of these names)
+  cublasStatus_t (*gemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                         const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                         cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  cublasStatus_t (*gemm_strided_batched)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                         const void*, const void*, cudaDataType, int, long long, const void*,
+                                         cudaDataType, int, long long, const void*, void*, cudaDataType, int,
+                                         long long, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+};
+
+template <class F>
+void resolve(void* lib, F& f, const char* name, const std::string& path) {
+  f = reinterpret_cast<F>(dlsym(lib, name));
+  if (f == nullptr) throw CudaError("matmul: " + path + " has no " + name, 0);
+}
+
+const Cublas& cublas() {
+  static const Cublas* api = [] {
+    const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* lib = nullptr;
+    std::string path;
+    for (const std::string& candidate : {name, "/usr/local/cuda/lib64/" + name, std::string("libcublas.so")}) {
+      lib = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (lib != nullptr) {
+        path = candidate;
+        break;
+      }
+    }
+    if (lib == nullptr) {
+      const char* why = dlerror();
+      throw CudaError("matmul: cannot load " + name + ": " + (why != nullptr ? why : "not found"), 0);
+    }
+    auto* c = new Cublas();
+    resolve(lib, c->create, "cublasCreate_v2", path);
+    resolve(lib, c->set_stream, "cublasSetStream_v2", path);
+    resolve(lib, c->set_math_mode, "cublasSetMathMode", path);
+    resolve(lib, c->gemm, "cublasGemmEx", path);
+    resolve(lib, c->gemm_strided_batched, "cublasGemmStridedBatchedEx", path);
+    return c;
+  }();
+  return *api;
+}
+
 // One handle per device, bound to the device's stream; created on first use, never destroyed
 // (tensors in static storage may outlive any other static).
 cublasHandle_t handle() {
@@ -49,8 +101,8 @@ cublasHandle_t handle() {
   if (static_cast<std::size_t>(device) >= handles->size()) handles->resize(static_cast<std::size_t>(device) + 1);
   cublasHandle_t& h = (*handles)[static_cast<std::size_t>(device)];
   if (h == nullptr) {
-    TAPEFLOW_CUBLAS_CHECK(cublasCreate(&h));
-    TAPEFLOW_CUBLAS_CHECK(cublasSetStream(h, detail::current_stream()));
+    TAPEFLOW_CUBLAS_CHECK(cublas().create(&h));
+    TAPEFLOW_CUBLAS_CHECK(cublas().set_stream(h, detail::current_stream()));
   }
   return h;
 }
@@ -174,7 +226,7 @@ void gemm_batched(T* out, const T* a, const Layout& a_l, const T* b, const Layou
 
   cublasHandle_t h = handle();
   const bool tf32 = std::is_same_v<T, float> && g_allow_tf32.load();
-  TAPEFLOW_CUBLAS_CHECK(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  TAPEFLOW_CUBLAS_CHECK(cublas().set_math_mode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   const cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
   const cublasComputeType_t compute = std::is_same_v<T, float>
                                           ? (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
@@ -186,12 +238,12 @@ void gemm_batched(T* out, const T* a, const Layout& a_l, const T* b, const Layou
   const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
   const int ldb_mem = static_cast<int>(bv.ld), lda_mem = static_cast<int>(av.ld), ldc = static_cast<int>(std::max<i64>(n, 1));
   if (strided) {
-    TAPEFLOW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, M, N, K, &one, b, type, ldb_mem, b_step, a, type,
+    TAPEFLOW_CUBLAS_CHECK(cublas().gemm_strided_batched(h, op_b, op_a, M, N, K, &one, b, type, ldb_mem, b_step, a, type,
                                                      lda_mem, a_step, &zero, out, type, ldc, m * n,
                                                      static_cast<int>(batches), compute, CUBLAS_GEMM_DEFAULT));
   } else {
     for (i64 i = 0; i < batches; ++i) {
-      TAPEFLOW_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, M, N, K, &one, b + b_offs[static_cast<std::size_t>(i)], type,
+      TAPEFLOW_CUBLAS_CHECK(cublas().gemm(h, op_b, op_a, M, N, K, &one, b + b_offs[static_cast<std::size_t>(i)], type,
                                          ldb_mem, a + a_offs[static_cast<std::size_t>(i)], type, lda_mem, &zero,
                                          out + i * m * n, type, ldc, compute, CUBLAS_GEMM_DEFAULT));
     }
