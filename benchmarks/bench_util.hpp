@@ -116,15 +116,15 @@ struct Mismatch : std::runtime_error {
 };
 
 // Element-wise |got - ref| <= atol + rtol * |ref| (rtol = atol = 0: bit-exact), NaNs equal.
-inline void check_close(const std::string& what, const float* got, const float* ref, std::int64_t n,
-                        double rtol = 0, double atol = 0) {
+template <class T>
+void check_close(const std::string& what, const T* got, const T* ref, std::int64_t n, double rtol = 0,
+                 double atol = 0, const char* reference = "the naive reference") {
   for (std::int64_t i = 0; i < n; ++i) {
     const double g = got[i], r = ref[i];
     if (std::isnan(g) && std::isnan(r)) continue;
     if (!(std::abs(g - r) <= atol + rtol * std::abs(r)))
-      throw Mismatch(fmt::format("{}: result differs from the naive reference at element {} of {}: {} vs {} "
-                                 "(rtol {}, atol {})",
-                                 what, i, n, g, r, rtol, atol));
+      throw Mismatch(fmt::format("{}: result differs from {} at element {} of {}: {} vs {} (rtol {}, atol {})",
+                                 what, reference, i, n, g, r, rtol, atol));
   }
 }
 

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+# Debian's dataset-fashion-mnist, or where TAPEFLOW_FASHION_MNIST_DIR says (as tapeflow's load_mnist)
+FASHION_MNIST = os.environ.get("TAPEFLOW_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist"
 
 # small (4K elements), cache-sized (256K), large (16M): as bench_kernels
 ELEMENTWISE_SHAPES = [(64, 64), (512, 512), (4096, 4096)]
@@ -37,6 +38,11 @@ def matmul_key(m, k, n, ta, tb):
 
 
 def parse_args(description):
+    return parser(description).parse_args()
+
+
+def parser(description):
+    """The options every peer takes; a peer may add its own before parsing."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tsv", default="")
@@ -46,7 +52,7 @@ def parse_args(description):
                         "timed on part of its batches and extrapolated (as tapeflow's bench_training)")
     p.add_argument("--quick", action="store_true", help="small sizes only (a smoke test)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: ops,overhead,mlp")
-    return p.parse_args()
+    return p
 
 
 class Results:

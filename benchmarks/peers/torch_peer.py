@@ -3,6 +3,12 @@ as tapeflow's benchmarks, at one thread setting (run it once per setting; the su
 the best). Results are checked against NumPy before they are timed.
 
     OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N python3 torch_peer.py --threads N --tsv out.tsv
+
+On a GPU (scripts/gpu_run.sh), the training jobs of tapeflow's samples mnist_keras and convnet
+with the same hyperparameters, exact float32 (no TF32), batches copied from the CPU each step
+as tapeflow's fit does; keys cuda/<job>/epoch (median s), epoch_min, peak_device (MB):
+
+    python3 torch_peer.py --device cuda --only mlp,convnet --epochs 3 --tsv out.tsv
 """
 import time
 
@@ -82,25 +88,28 @@ def bench_overhead(res):
     res.add("overhead/gradient", ts[len(ts) // 2], "us")
 
 
-def bench_mlp(args, res):
-    x_np, y_np = pc.load_fashion_mnist()
-    pc.reset_peak_rss()
-    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
-    # Keras's RMSprop defaults: lr 1e-3, rho 0.9, epsilon 1e-7
+def bench_fit(args, res, job, model, x, y, batch):
+    """model.fit's loop, as Keras's: shuffled batches, RMSprop with Keras's defaults (lr 1e-3,
+    rho 0.9, epsilon 1e-7), the running loss and accuracy kept per batch; seconds per epoch."""
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    model = model.to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
     n = x.shape[0]
 
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
     def epoch(limit=None):
         perm = torch.randperm(n)
         seen, correct, loss_sum = 0, 0, 0.0
-        for step, i in enumerate(range(0, n, 128)):
+        for step, i in enumerate(range(0, n, batch)):
             if limit is not None and step >= limit:
                 break
-            idx = perm[i:i + 128]
-            xb, yb = x[idx], y[idx]
+            idx = perm[i:i + batch]
+            xb, yb = x[idx].to(device), y[idx].to(device)  # the data stay on the CPU, as tapeflow's
             opt.zero_grad()
             out = model(xb)
             loss = loss_fn(out, yb)
@@ -113,36 +122,85 @@ def bench_mlp(args, res):
         return loss_sum / seen, correct / seen
 
     epoch(limit=10)  # warm-up
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    sync()
     t0 = time.perf_counter()
     epoch(limit=10)
-    batches = -(-n // 128)
+    sync()
+    batches = -(-n // batch)
     epochs, limit = pc.epoch_plan((time.perf_counter() - t0) / 10, batches, args.seconds, args.epochs)
     times = []
     for e in range(epochs):
+        sync()
         t0 = time.perf_counter()
         loss, acc = epoch(limit=limit)
+        sync()
         times.append((time.perf_counter() - t0) * batches / limit)
-        print("  torch mlp epoch {}: {:.2f} s{}, loss {:.4f}, accuracy {:.4f}".format(
-            e + 1, times[-1], "" if limit == batches else " (extrapolated from {} batches)".format(limit), loss, acc),
-            flush=True)
+        print("  torch {} epoch {}: {:.2f} s{}, loss {:.4f}, accuracy {:.4f}".format(
+            job, e + 1, times[-1], "" if limit == batches else " (extrapolated from {} batches)".format(limit), loss,
+            acc), flush=True)
     if acc < 0.7 and limit == batches:
-        raise SystemExit("torch mlp: accuracy {} is too low: the training loop is broken".format(acc))
-    res.add("mlp/epoch", min(times), "s")
-    res.add("mlp/peak_rss", pc.peak_rss_mb(), "MB")
+        raise SystemExit("torch {}: accuracy {} is too low: the training loop is broken".format(job, acc))
+    if cuda:
+        res.add("cuda/{}/epoch".format(job), sorted(times)[len(times) // 2], "s")
+        res.add("cuda/{}/epoch_min".format(job), min(times), "s")
+        res.add("cuda/{}/peak_device".format(job), torch.cuda.max_memory_allocated(device) / 2**20, "MB")
+    else:
+        res.add("{}/epoch".format(job), min(times), "s")
+        res.add("{}/peak_rss".format(job), pc.peak_rss_mb(), "MB")
+
+
+def bench_mlp(args, res):
+    """samples/mnist_keras: Dense(512, relu) -> Dense(10, softmax), batch 128."""
+    x_np, y_np = pc.load_fashion_mnist()
+    pc.reset_peak_rss()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    bench_fit(args, res, "mlp", model, torch.from_numpy(x_np), torch.from_numpy(y_np), 128)
+
+
+def bench_convnet(args, res):
+    """samples/convnet, the book's chapter-8 convnet, batch 64 (NCHW, PyTorch's layout)."""
+    x_np, y_np = pc.load_fashion_mnist()
+    pc.reset_peak_rss()
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(64, 128, 3), nn.ReLU(), nn.Flatten(), nn.Linear(128 * 3 * 3, 10))
+    x = torch.from_numpy(x_np).reshape(-1, 1, 28, 28)
+    bench_fit(args, res, "convnet", model, x, torch.from_numpy(y_np), 64)
 
 
 def main():
-    args = pc.parse_args(__doc__)
+    p = pc.parser(__doc__)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (on a GPU: the training jobs only)")
+    p.add_argument("--only", default="", help="comma-separated parts to run (default ops,overhead,mlp on the CPU, "
+                   "mlp,convnet on a GPU); convnet is the book's chapter-8 convnet")
+    args = p.parse_args()
     torch.set_num_threads(args.threads)
     res = pc.Results(args.tsv)
-    print("# torch {} ({} threads)".format(torch.__version__, torch.get_num_threads()), flush=True)
+    cuda = args.device.startswith("cuda")
+    parts = {"ops": bench_ops, "overhead": lambda a, r: bench_overhead(r), "mlp": bench_mlp, "convnet": bench_convnet}
+    only = args.only.split(",") if args.only else ["mlp", "convnet"] if cuda else ["ops", "overhead", "mlp"]
+    bad = [name for name in only if name not in parts or (cuda and name not in ("mlp", "convnet"))]
+    if bad:
+        raise SystemExit("torch_peer: cannot run {} (parts: ops, overhead, mlp, convnet; on a GPU mlp and convnet "
+                         "only)".format(",".join(bad)))
+    where = "{} threads".format(torch.get_num_threads())
+    if cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("torch_peer: --device {}: torch {} sees no GPU".format(args.device, torch.__version__))
+        # exact float32, as tapeflow's default (PyTorch's cuDNN would otherwise use TF32 in the convolutions)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        where = "{}: {}, CUDA {}, cuDNN {}".format(args.device, torch.cuda.get_device_name(torch.device(args.device)),
+                                                   torch.version.cuda, torch.backends.cudnn.version())
+    print("# torch {} ({})".format(torch.__version__, where), flush=True)
     skip = set(args.skip.split(","))
-    if "ops" not in skip:
-        bench_ops(args, res)
-    if "overhead" not in skip:
-        bench_overhead(res)
-    if "mlp" not in skip:
-        bench_mlp(args, res)
+    for name in only:
+        if name not in skip:
+            parts[name](args, res)
 
 
 if __name__ == "__main__":
