@@ -35,6 +35,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "tapeflow/kernels/functors.hpp"
+#include "tapeflow/kernels/visit.hpp"
 #pragma GCC diagnostic pop
 
 namespace tapeflow::kernels::cpu {
@@ -82,26 +83,6 @@ void set_blas_threads(int n) {
 }
 
 // ---- op dispatch -----------------------------------------------------------------------
-
-// Calls f(std::integral_constant<OpId, op>) for the op when its ops.def row has one of the
-// wanted kinds. The switch lists every row, and f is instantiated for every row of a wanted
-// kind, so a row without its functor is a compile error, never a silent no-op. Ops of other
-// kinds never reach these kernels (the front-ends dispatch by kind).
-template <OpKind k1, OpKind k2, OpId op, class F>
-void visit_if(F& f) {
-  if constexpr (op_info(op).kind == k1 || op_info(op).kind == k2) f(std::integral_constant<OpId, op>{});
-}
-template <OpKind k1, OpKind k2 = k1, class F>
-void visit_op(OpId op, F&& f) {
-  switch (op) {
-#define TAPEFLOW_OP(id, name, kind, diff) \
-  case OpId::id:                          \
-    visit_if<k1, k2, OpId::id>(f);        \
-    break;
-#include "tapeflow/ops.def"
-#undef TAPEFLOW_OP
-  }
-}
 
 constexpr bool is_heavy(OpId op) {
   return op == OpId::Exp || op == OpId::Log || op == OpId::Tanh || op == OpId::Sigmoid ||
@@ -415,17 +396,6 @@ void where_contiguous(T* y, const bool* c, const T* u, const T* v, i64 n) {
 }
 
 // ---- reductions ------------------------------------------------------------------------
-
-template <class T>
-T lowest_or_neg_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::lowest();
-}
-template <class T>
-T max_or_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::max();
-}
 
 template <OpId op, class T>
 T identity() {

@@ -12,6 +12,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "tapeflow/kernels/functors.hpp"
+#include "tapeflow/kernels/visit.hpp"
 #pragma GCC diagnostic pop
 
 namespace tapeflow::kernels::naive {
@@ -46,41 +47,11 @@ bool is_nan(T x) {
   return x != x;
 }
 
-// Calls f(std::integral_constant<OpId, op>) for the op when its row in ops.def has one of the
-// wanted kinds. The switch lists every row, and f is instantiated for every row of a wanted
-// kind, so a row without its functor (UnaryFn<op>, ...) is a compile error, never a silent
-// no-op. Ops of other kinds never reach these kernels (the front-ends dispatch by kind).
-template <OpKind k1, OpKind k2, OpId op, class F>
-void visit_if(F& f) {
-  if constexpr (op_info(op).kind == k1 || op_info(op).kind == k2) f(std::integral_constant<OpId, op>{});
-}
-template <OpKind k1, OpKind k2 = k1, class F>
-void visit_op(OpId op, F&& f) {
-  switch (op) {
-#define TAPEFLOW_OP(id, name, kind, diff) \
-  case OpId::id:                          \
-    visit_if<k1, k2, OpId::id>(f);        \
-    break;
-#include "tapeflow/ops.def"
-#undef TAPEFLOW_OP
-  }
-}
-
 // Sum accumulates floating point in double: the oracle should be more exact than the
 // kernels it checks.
 template <class T>
 using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
 
-template <class T>
-T lowest_or_neg_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::lowest();
-}
-template <class T>
-T max_or_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::max();
-}
 
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "cuda_check.hpp"
 #include "tapeflow/kernels/cuda.hpp"
 #include "tapeflow/kernels/functors.hpp"
+#include "tapeflow/kernels/visit.hpp"
 
 namespace tapeflow::kernels::cuda::detail {
 
@@ -58,24 +59,6 @@ struct alignas(16) Vec {
   static constexpr int kN = 16 / sizeof(T);
   T v[kN];
 };
-
-// Calls f(std::integral_constant<OpId, op>) when op's row of ops.def has one of the kinds
-// (host side; f is instantiated only for rows of those kinds).
-template <OpKind k1, OpKind k2, OpId op, class F>
-void visit_if(F& f) {
-  if constexpr (op_info(op).kind == k1 || op_info(op).kind == k2) f(std::integral_constant<OpId, op>{});
-}
-template <OpKind k1, OpKind k2 = k1, class F>
-void visit_op(OpId op, F&& f) {
-  switch (op) {
-#define TAPEFLOW_OP(id, name, kind, diff) \
-  case OpId::id:                          \
-    visit_if<k1, k2, OpId::id>(f);        \
-    break;
-#include "tapeflow/ops.def"
-#undef TAPEFLOW_OP
-  }
-}
 
 // Ops whose front-ends convert integer inputs to float32 first: never instantiated for
 // integer types (their std:: math has no integer device overloads).

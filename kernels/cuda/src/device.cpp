@@ -2,6 +2,7 @@
 // (g++ compiles this file; no kernels here).
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "cuda_check.hpp"
+#include "tapeflow/kernels/buffer_cache.hpp"
 #include "tapeflow/kernels/cuda.hpp"
 
 namespace tapeflow::kernels::cuda {
@@ -24,20 +26,6 @@ std::string version_string(int v) {
 thread_local int t_device = -1;
 
 // ---------------------------------------------------------------- the caching allocator
-
-// Size classes: 512-byte multiples up to 1 MiB, then four per power of two (at most 25% waste).
-std::size_t size_class(std::size_t n) {
-  constexpr std::size_t kSmall = 512;
-  if (n == 0) n = 1;
-  if (n <= (std::size_t(1) << 20)) return (n + kSmall - 1) / kSmall * kSmall;
-  std::size_t p = std::size_t(1) << 20;
-  while (p * 2 < n) p *= 2;
-  for (int q = 1; q <= 4; ++q) {
-    const std::size_t c = p + p / 4 * q;
-    if (c >= n) return c;
-  }
-  return p * 2;
-}
 
 // Makes `device` current for its lifetime, then restores the thread's device.
 class DeviceGuard {
@@ -55,79 +43,33 @@ class DeviceGuard {
   int previous_;
 };
 
-class DeviceCache {
- public:
-  explicit DeviceCache(int device) : device_(device) {}
-
-  void* allocate(std::size_t bytes, std::size_t& capacity) {
-    capacity = size_class(bytes);
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.allocations;
+// cudaMalloc / cudaFree on one device, for BufferCache.
+struct CudaBackend {
+  int device;
+  void* allocate(std::size_t bytes) {
+    DeviceGuard guard(device);
     void* p = nullptr;
-    auto it = free_.find(capacity);
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      stats_.cached_bytes -= capacity;
-      ++stats_.cache_hits;
-    } else {
-      DeviceGuard guard(device_);
-      cudaError_t err = cudaMalloc(&p, capacity);
-      if (err == cudaErrorMemoryAllocation) {
-        cudaGetLastError();  // clear it, free what the cache holds, try once more
-        release_all_locked();
-        err = cudaMalloc(&p, capacity);
-      }
-      TAPEFLOW_CUDA_CHECK(err);
+    const cudaError_t err = cudaMalloc(&p, bytes);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // the cache empties itself and tries once more
+      return nullptr;
     }
-    stats_.current_bytes += capacity;
-    ++stats_.live_buffers;
-    if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
+    TAPEFLOW_CUDA_CHECK(err);
     return p;
   }
-
-  void deallocate(void* p, std::size_t capacity) noexcept {
-    try {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stats_.current_bytes -= capacity;
-      --stats_.live_buffers;
-      free_[capacity].push_back(p);
-      stats_.cached_bytes += capacity;
-    } catch (...) {
-      // a failed push_back (no host memory): the buffer leaks rather than throwing from a destructor
-    }
+  void free(void* p) noexcept {  // errors are dropped: this runs where nothing may throw
+    if (cudaSetDevice(device) != cudaSuccess || cudaFree(p) != cudaSuccess) cudaGetLastError();
+    if (t_device >= 0 && t_device != device && cudaSetDevice(t_device) != cudaSuccess) cudaGetLastError();
   }
-
-  CacheStats stats() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-  void reset_peak() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.peak_bytes = stats_.current_bytes;
-  }
-  void release_all() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    release_all_locked();
-  }
-
- private:
-  // Frees every cached buffer once the device's queued work (which may still use them) ends.
-  void release_all_locked() {
-    DeviceGuard guard(device_);
+  // Cached buffers may still be used by queued work: wait for it first.
+  void before_release() {
+    DeviceGuard guard(device);
     TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream())));
-    for (auto& [size, list] : free_) {
-      for (void* p : list) TAPEFLOW_CUDA_CHECK(cudaFree(p));
-      list.clear();
-    }
-    stats_.cached_bytes = 0;
   }
-
-  int device_;
-  std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_;
-  CacheStats stats_;
 };
+// 512-byte multiples up to 1 MiB, then four size classes per power of two; every freed
+// buffer stays cached until empty_cache() (or an allocation that finds the device full).
+using DeviceCache = BufferCache<CudaBackend>;
 
 // Per-device state, made on first use and never destroyed (tensors in static storage may
 // outlive any other static).
@@ -144,7 +86,7 @@ DeviceState& state(int device) {
   auto& s = (*states)[device];
   if (!s) {
     s = std::make_unique<DeviceState>();
-    s->cache = std::make_unique<DeviceCache>(device);
+    s->cache = std::make_unique<DeviceCache>(CudaBackend{device}, 512, std::size_t(1) << 20, SIZE_MAX);
   }
   return *s;
 }
@@ -224,7 +166,11 @@ void synchronize() { TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaS
 
 void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
   check_index(device, "allocate");
-  return state(device).cache->allocate(bytes, capacity);
+  void* p = state(device).cache->allocate(bytes, capacity);
+  if (p == nullptr) {
+    TAPEFLOW_CUDA_CHECK(cudaErrorMemoryAllocation);  // out of memory even after emptying the cache
+  }
+  return p;
 }
 
 void deallocate(int device, void* ptr, std::size_t capacity) noexcept {

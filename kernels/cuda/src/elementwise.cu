@@ -176,7 +176,7 @@ template <class T>
 void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l, double p0, double p1) {
   const i64 n = out_l.size();
   if (n == 0) return;
-  detail::visit_op<OpKind::Unary>(op, [&](auto tag) {
+  visit_op<OpKind::Unary>(op, [&](auto tag) {
     constexpr OpId id = decltype(tag)::value;
     if constexpr (!std::is_floating_point_v<T> && detail::float_only(id)) {
       not_for_integers<T>(id);
@@ -199,7 +199,7 @@ void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l
 
 template <class T>
 void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
-  detail::visit_op<OpKind::Binary>(op, [&](auto tag) {
+  visit_op<OpKind::Binary>(op, [&](auto tag) {
     constexpr OpId id = decltype(tag)::value;
     if constexpr (!std::is_floating_point_v<T> && detail::float_only(id)) {
       not_for_integers<T>(id);
@@ -211,7 +211,7 @@ void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l,
 
 template <class T>
 void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
-  detail::visit_op<OpKind::Compare, OpKind::Logical>(op, [&](auto tag) {
+  visit_op<OpKind::Compare, OpKind::Logical>(op, [&](auto tag) {
     launch_binary<CompareFn<decltype(tag)::value>, bool, T>(out, out_l, a, a_l, b, b_l);
   });
 }

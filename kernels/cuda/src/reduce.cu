@@ -147,17 +147,6 @@ void launch_reduce(T* out, const T* in, const Plan& p, typename Op::Acc identity
   TAPEFLOW_CUDA_LAUNCHED();
 }
 
-template <class T>
-T lowest_or_neg_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::lowest();
-}
-template <class T>
-T max_or_inf() {
-  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
-  return std::numeric_limits<T>::max();
-}
-
 // ------------------------------------------------------------------ arg-reductions
 
 // Is candidate (v, i) better than the current (best, bi)? NaN wins (the first NaN), then the

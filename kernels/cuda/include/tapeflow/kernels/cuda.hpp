@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "tapeflow/kernels/buffer_cache.hpp"
 #include "tapeflow/kernels/layout.hpp"
 #include "tapeflow/op_id.hpp"
 
@@ -50,15 +51,8 @@ void* stream();
 void synchronize();
 
 // ---------------------------------------------------------------- the caching allocator
-/// Counters of one device's caching allocator (bytes are rounded-up capacities).
-struct CacheStats {
-  std::size_t current_bytes = 0;
-  std::size_t peak_bytes = 0;
-  std::size_t cached_bytes = 0;
-  std::size_t live_buffers = 0;
-  std::size_t allocations = 0;
-  std::size_t cache_hits = 0;
-};
+/// Counters of one device's caching allocator (tapeflow/kernels/buffer_cache.hpp).
+using kernels::CacheStats;
 /// At least `bytes` bytes on device `device` (its capacity is written to `capacity`). A freed
 /// buffer of the same size class is reused; cudaMalloc runs only on a miss (and, when it
 /// fails, once more after the cache is emptied). Never nullptr, also for 0 bytes.
