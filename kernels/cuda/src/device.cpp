@@ -30,11 +30,11 @@ thread_local int t_device = -1;
 // Makes `device` current for its lifetime, then restores the thread's device.
 class DeviceGuard {
  public:
-  explicit DeviceGuard(int device) : previous_(t_device) {
+  explicit DeviceGuard(int device) : previous_(current_device()) {
     if (previous_ != device) set_device(device);
   }
   ~DeviceGuard() {
-    if (previous_ >= 0 && previous_ != t_device && cudaSetDevice(previous_) == cudaSuccess) t_device = previous_;
+    if (previous_ != t_device && cudaSetDevice(previous_) == cudaSuccess) t_device = previous_;
   }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
@@ -91,14 +91,17 @@ DeviceState& state(int device) {
   return *s;
 }
 
-void check_index(int device, const char* what) {
+// Throws CudaError naming the call, the device and file:line unless `device` is usable.
+void check_index(int device, const char* what, const char* file, int line) {
   const int count = device_count();
   if (device < 0 || device >= count) {
     throw CudaError(std::string(what) + ": CUDA device " + std::to_string(device) + " is not available (" +
-                        (count == 0 ? device_status() : std::to_string(count) + " device(s)") + ")",
+                        (count == 0 ? device_status() : std::to_string(count) + " device(s)") + ") at " + file +
+                        ":" + std::to_string(line),
                     static_cast<int>(cudaErrorInvalidDevice));
   }
 }
+#define TAPEFLOW_CHECK_DEVICE(device, what) check_index(device, what, __FILE__, __LINE__)
 
 }  // namespace
 
@@ -140,8 +143,8 @@ std::string device_status() {
 }
 
 void set_device(int index) {
-  if (index == t_device) return;
-  check_index(index, "set_device");
+  if (index == t_device && index >= 0) return;  // -1 is "not set yet", never a device
+  TAPEFLOW_CHECK_DEVICE(index, "set_device");
   TAPEFLOW_CUDA_CHECK(cudaSetDevice(index));
   t_device = index;
 }
@@ -156,19 +159,28 @@ int current_device() {
 }
 
 void* stream() {
+  // the last answer, per thread: every kernel launch asks
+  thread_local int t_stream_device = -1;
+  thread_local cudaStream_t t_stream = nullptr;
   const int device = current_device();
+  if (device == t_stream_device) return t_stream;
   DeviceState& s = state(device);
-  std::call_once(s.stream_once, [&] { TAPEFLOW_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking)); });
+  std::call_once(s.stream_once,
+                 [&] { TAPEFLOW_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking)); });
+  t_stream_device = device;
+  t_stream = s.stream;
   return s.stream;
 }
 
 void synchronize() { TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream()))); }
 
 void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
-  check_index(device, "allocate");
+  TAPEFLOW_CHECK_DEVICE(device, "allocate");
   void* p = state(device).cache->allocate(bytes, capacity);
-  if (p == nullptr) {
-    TAPEFLOW_CUDA_CHECK(cudaErrorMemoryAllocation);  // out of memory even after emptying the cache
+  if (p == nullptr) {  // out of memory even after emptying the cache
+    const std::string call = "allocate: cudaMalloc of " + std::to_string(capacity) + " bytes on CUDA device " +
+                             std::to_string(device) + " (its cache emptied)";
+    detail::throw_cuda_error(cudaErrorMemoryAllocation, call.c_str(), __FILE__, __LINE__);
   }
   return p;
 }
@@ -182,15 +194,15 @@ void deallocate(int device, void* ptr, std::size_t capacity) noexcept {
 }
 
 CacheStats cache_stats(int device) {
-  check_index(device, "cache_stats");
+  TAPEFLOW_CHECK_DEVICE(device, "cache_stats");
   return state(device).cache->stats();
 }
 void reset_peak(int device) {
-  check_index(device, "reset_peak");
+  TAPEFLOW_CHECK_DEVICE(device, "reset_peak");
   state(device).cache->reset_peak();
 }
 void empty_cache(int device) {
-  check_index(device, "empty_cache");
+  TAPEFLOW_CHECK_DEVICE(device, "empty_cache");
   state(device).cache->release_all();
 }
 
@@ -212,16 +224,20 @@ void copy_device_to_device(void* dst, int dst_device, const void* src, int src_d
   if (bytes == 0) return;
   if (dst_device == src_device) {
     DeviceGuard guard(dst_device);
-    TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(stream())));
+    TAPEFLOW_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(stream())));
     return;
   }
   {
     DeviceGuard guard(src_device);
     synchronize();  // the source's writes are done
   }
+  // Waits for the copy too: the source's own stream knows nothing of it, and may reuse the
+  // buffer as soon as its owner frees it.
   DeviceGuard guard(dst_device);
   TAPEFLOW_CUDA_CHECK(
       cudaMemcpyPeerAsync(dst, dst_device, src, src_device, bytes, static_cast<cudaStream_t>(stream())));
+  synchronize();
 }
 
 }  // namespace tapeflow::kernels::cuda

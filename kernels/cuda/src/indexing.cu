@@ -1,4 +1,4 @@
-// take_along_axis (gather), scatter_add and the counter-based random numbers.
+// take_along_axis (gather) and scatter_add (atomic adds, so duplicate indices accumulate).
 #include "common.cuh"
 
 namespace tapeflow::kernels::cuda {
@@ -27,8 +27,7 @@ __device__ inline Offsets3 offsets3(const Layout& la, const Layout& lb, const La
 template <class T>
 __global__ void gather_kernel(T* out, Layout out_l, const T* in, Layout in_l, const std::int64_t* idx, Layout idx_l,
                               int axis, i64 n) {
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+  for (i64 i = detail::first_item(); i < n; i += detail::item_stride()) {
     const Offsets3 o = offsets3(out_l, idx_l, in_l, axis, i);
     out[o.a] = in[o.c + idx[o.b] * in_l.strides[axis]];
   }
@@ -45,26 +44,9 @@ __device__ inline void atomic_add(std::int64_t* p, std::int64_t v) {
 template <class T>
 __global__ void scatter_add_kernel(T* out, Layout out_l, const T* src, Layout src_l, const std::int64_t* idx,
                                    Layout idx_l, int axis, i64 n) {
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+  for (i64 i = detail::first_item(); i < n; i += detail::item_stride()) {
     const Offsets3 o = offsets3(src_l, idx_l, out_l, axis, i);
     atomic_add(out + o.c + idx[o.b] * out_l.strides[axis], src[o.a]);
-  }
-}
-
-template <class T>
-__global__ void uniform_kernel(T* out, i64 n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    out[i] = uniform_at<T>(seed, offset + static_cast<std::uint64_t>(i), low, high);
-  }
-}
-
-template <class T>
-__global__ void normal_kernel(T* out, i64 n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    out[i] = normal_at<T>(seed, offset + static_cast<std::uint64_t>(i), mean, stddev);
   }
 }
 
@@ -90,22 +72,6 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   TAPEFLOW_CUDA_LAUNCHED();
 }
 
-template <class T>
-void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
-  if (n <= 0) return;
-  uniform_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, n, seed, offset, low,
-                                                                                           high);
-  TAPEFLOW_CUDA_LAUNCHED();
-}
-
-template <class T>
-void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
-  if (n <= 0) return;
-  normal_kernel<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(out, n, seed, offset, mean,
-                                                                                          stddev);
-  TAPEFLOW_CUDA_LAUNCHED();
-}
-
 #define TAPEFLOW_CUDA_GATHER(T)                                                                            \
   template void gather<T>(T*, const Layout&, const T*, const Layout&, const std::int64_t*, const Layout&, int);
 TAPEFLOW_CUDA_GATHER(bool)
@@ -122,9 +88,5 @@ TAPEFLOW_CUDA_SCATTER(std::int64_t)
 TAPEFLOW_CUDA_SCATTER(float)
 TAPEFLOW_CUDA_SCATTER(double)
 #undef TAPEFLOW_CUDA_SCATTER
-template void uniform<float>(float*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
-template void uniform<double>(double*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
-template void normal<float>(float*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
-template void normal<double>(double*, std::int64_t, std::uint64_t, std::uint64_t, double, double);
 
 }  // namespace tapeflow::kernels::cuda

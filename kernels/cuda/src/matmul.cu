@@ -43,19 +43,27 @@ const char* cublas_status_name(cublasStatus_t s) {
     }                                                                                                          \
   } while (0)
 
+// The C entry points of cublasGemmEx and cublasGemmStridedBatchedEx (cublas_api.h also has
+// C++ overloads of these names, taking cudaDataType as the compute type).
+using GemmFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                                  const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                                  cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+using GemmStridedBatchedFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                                const void*, const void*, cudaDataType, int, long long, const void*,
+                                                cudaDataType, int, long long, const void*, void*, cudaDataType, int,
+                                                long long, int, cublasComputeType_t, cublasGemmAlgo_t);
+// The header's declarations have exactly these types (unevaluated: nothing is linked).
+static_assert(std::is_same_v<decltype(static_cast<GemmFn>(&cublasGemmEx)), GemmFn>);
+static_assert(std::is_same_v<decltype(static_cast<GemmStridedBatchedFn>(&cublasGemmStridedBatchedEx)),
+                             GemmStridedBatchedFn>);
+
 // The cuBLAS entry points used here, resolved once from the shared library.
 struct Cublas {
   decltype(&cublasCreate_v2) create = nullptr;
   decltype(&cublasSetStream_v2) set_stream = nullptr;
   decltype(&cublasSetMathMode) set_math_mode = nullptr;
-  // the C entry points (cublas_api.h also has C++ overloads of these names)
-  cublasStatus_t (*gemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                         const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                         cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
-  cublasStatus_t (*gemm_strided_batched)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
-                                         const void*, const void*, cudaDataType, int, long long, const void*,
-                                         cudaDataType, int, long long, const void*, void*, cudaDataType, int,
-                                         long long, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  GemmFn gemm = nullptr;
+  GemmStridedBatchedFn gemm_strided_batched = nullptr;
 };
 
 template <class F>
@@ -101,39 +109,43 @@ cublasHandle_t handle() {
   if (static_cast<std::size_t>(device) >= handles->size()) handles->resize(static_cast<std::size_t>(device) + 1);
   cublasHandle_t& h = (*handles)[static_cast<std::size_t>(device)];
   if (h == nullptr) {
-    TAPEFLOW_CUBLAS_CHECK(cublas().create(&h));
-    TAPEFLOW_CUBLAS_CHECK(cublas().set_stream(h, detail::current_stream()));
+    cublasHandle_t made = nullptr;
+    TAPEFLOW_CUBLAS_CHECK(cublas().create(&made));  // on the current device
+    TAPEFLOW_CUBLAS_CHECK(cublas().set_stream(made, detail::current_stream()));
+    h = made;
   }
   return h;
 }
 
 std::atomic<bool> g_allow_tf32{false};
 
+constexpr i64 kIntMax = 0x7fffffff;
+
 // How cuBLAS reads one row-major matrix of rows x cols with strides (s_row, s_col): as
 // stored (row-major: cuBLAS sees the transpose, op N) or transposed (op T), with its leading
-// dimension; `ok` is false when neither fits (a zero, negative or overlapping stride).
+// dimension; `ok` is false when neither fits (a zero, negative or overlapping stride, or a
+// leading dimension past int).
 struct BlasView {
   bool ok = false;
   bool transposed = false;  // the memory holds the matrix column-major
   i64 ld = 0;
 };
 BlasView blas_view(i64 rows, i64 cols, i64 s_row, i64 s_col) {
-  BlasView v;
   const i64 r = std::max<i64>(rows, 1), c = std::max<i64>(cols, 1);
   // row-major: consecutive columns adjacent
   if (s_col == 1 || cols == 1) {
     const i64 ld = rows == 1 ? c : s_row;
-    if (ld >= c) return {true, false, ld};
+    if (ld >= c && ld <= kIntMax) return {true, false, ld};
   }
   // column-major: consecutive rows adjacent
   if (s_row == 1 || rows == 1) {
     const i64 ld = cols == 1 ? r : s_col;
-    if (ld >= r) return {true, true, ld};
+    if (ld >= r && ld <= kIntMax) return {true, true, ld};
   }
-  return v;
+  return {};
 }
 
-// Byte offsets (in elements) of every batch entry of a layout's batch axes (rank - 2 of them).
+// Offsets (in elements) of every batch entry of a layout's batch axes (rank - 2 of them).
 std::vector<i64> batch_offsets(const Layout& l) {
   const int nb = l.rank - 2;
   i64 count = 1;
@@ -150,81 +162,131 @@ std::vector<i64> batch_offsets(const Layout& l) {
   return offs;
 }
 
-// The common step of an arithmetic progression, or false.
+// True when the offsets are an arithmetic progression from 0 with a step >= 0 (stored in step).
 bool uniform_step(const std::vector<i64>& offs, i64& step) {
   step = offs.size() > 1 ? offs[1] - offs[0] : 0;
+  if (offs.empty() || offs[0] != 0 || step < 0) return false;
   for (std::size_t i = 1; i < offs.size(); ++i)
     if (offs[i] - offs[i - 1] != step) return false;
-  return step >= 0;
+  return true;
 }
 
-// A contiguous copy of a strided operand in workspace from the cache; freed by the owner.
+// A contiguous copy of an operand (every batch entry, broadcast ones repeated) in cached
+// workspace, handed back when this goes out of scope: the stream orders any later user of
+// the memory after the gemm queued before.
 template <class T>
-struct Workspace {
-  int device = 0;
-  void* ptr = nullptr;
-  std::size_t capacity = 0;
+class Workspace {
+ public:
   Workspace() = default;
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
   ~Workspace() {
-    if (ptr != nullptr) deallocate(device, ptr, capacity);
+    if (ptr_ != nullptr) deallocate(device_, ptr_, capacity_);
   }
-  T* make_contiguous(const T* src, Layout& l) {
-    device = current_device();
-    Layout c = contiguous_layout(l.rank, l.shape);
-    ptr = allocate(device, static_cast<std::size_t>(l.size()) * sizeof(T), capacity);
-    copy<T, T>(static_cast<T*>(ptr), c, src, l);
+  // Copies src (layout l) and makes l the copy's contiguous layout.
+  const T* make_contiguous(const T* src, Layout& l) {
+    device_ = current_device();
+    const Layout c = contiguous_layout(l.rank, l.shape);
+    ptr_ = allocate(device_, static_cast<std::size_t>(l.size()) * sizeof(T), capacity_);
+    copy<T, T>(static_cast<T*>(ptr_), c, src, l);
     l = c;
-    return static_cast<T*>(ptr);
+    return static_cast<const T*>(ptr_);
   }
+
+ private:
+  int device_ = 0;
+  void* ptr_ = nullptr;
+  std::size_t capacity_ = 0;
 };
 
+// Integer matmul (and any size cuBLAS cannot take): 16 x 16 output tiles per block, the
+// operands staged through shared memory a 16-wide slab of k at a time; grid-stride over
+// tiles and batch entries. Accumulates in T, as the naive kernel does for integers.
+constexpr int kTile = 16;
 template <class T>
-__global__ void matmul_int_kernel(T* out, const T* a, Layout a_l, const T* b, Layout b_l, i64 batches, i64 m, i64 n,
-                                  i64 k) {
-  const int r = a_l.rank;
-  const i64 total = batches * m * n;
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 t = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += stride) {
-    const i64 j = t % n, i = (t / n) % m, batch = t / (m * n);
-    i64 rem = batch, ao = 0, bo = 0;
-    for (int d = r - 3; d >= 0; --d) {
-      const i64 x = rem % a_l.shape[d];
-      rem /= a_l.shape[d];
-      ao += x * a_l.strides[d];
-      bo += x * b_l.strides[d];
+__global__ void matmul_tiled(T* out, const T* a, const T* b, detail::Indexer<2> batch_ix, i64 batches, i64 m,
+                             i64 n, i64 k, i64 as_m, i64 as_k, i64 bs_k, i64 bs_n) {
+  __shared__ T a_tile[kTile][kTile + 1];
+  __shared__ T b_tile[kTile][kTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const i64 tiles_m = (m + kTile - 1) / kTile, tiles_n = (n + kTile - 1) / kTile;
+  for (i64 z = blockIdx.z; z < batches; z += gridDim.z) {
+    i64 off[2];
+    batch_ix.offsets(z, off);
+    const T* az = a + off[0];
+    const T* bz = b + off[1];
+    for (i64 tm = blockIdx.y; tm < tiles_m; tm += gridDim.y) {
+      for (i64 tn = blockIdx.x; tn < tiles_n; tn += gridDim.x) {
+        const i64 i = tm * kTile + ty, j = tn * kTile + tx;
+        T acc = 0;
+        for (i64 p0 = 0; p0 < k; p0 += kTile) {
+          a_tile[ty][tx] = i < m && p0 + tx < k ? az[i * as_m + (p0 + tx) * as_k] : T(0);
+          b_tile[ty][tx] = p0 + ty < k && j < n ? bz[(p0 + ty) * bs_k + j * bs_n] : T(0);
+          __syncthreads();
+#pragma unroll
+          for (int q = 0; q < kTile; ++q) acc += a_tile[ty][q] * b_tile[q][tx];
+          __syncthreads();
+        }
+        if (i < m && j < n) out[(z * m + i) * n + j] = acc;
+      }
     }
-    T acc = 0;
-    for (i64 p = 0; p < k; ++p) acc += a[ao + i * a_l.strides[r - 2] + p * a_l.strides[r - 1]] *
-                                       b[bo + p * b_l.strides[r - 2] + j * b_l.strides[r - 1]];
-    out[t] = acc;
   }
 }
 
 template <class T>
-void gemm_batched(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
+void matmul_kernel(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l, i64 batches, i64 m, i64 n,
+                   i64 k) {
   const int r = a_l.rank;
-  const i64 m = a_l.shape[r - 2], k = a_l.shape[r - 1], n = b_l.shape[r - 1];
+  const i64* const strides[] = {a_l.strides, b_l.strides};
+  const detail::Indexer<2> batch_ix = detail::make_indexer<2>(r - 2, a_l.shape, strides);
+  const dim3 block(kTile, kTile);
+  const dim3 grid(static_cast<unsigned>(std::min((n + kTile - 1) / kTile, detail::kMaxBlocks)),
+                  static_cast<unsigned>(std::min((m + kTile - 1) / kTile, detail::kMaxBlocks)),
+                  static_cast<unsigned>(std::min(batches, detail::kMaxBlocks)));
+  matmul_tiled<T><<<grid, block, 0, detail::current_stream()>>>(out, a, b, batch_ix, batches, m, n, k,
+                                                                 a_l.strides[r - 2], a_l.strides[r - 1],
+                                                                 b_l.strides[r - 2], b_l.strides[r - 1]);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
+// Above this many batch entries whose offsets are no arithmetic progression (a broadcast
+// batch axis that is not the only one), the operand is copied contiguous and one
+// strided-batched call replaces a call per entry.
+constexpr i64 kMaxGemmLoop = 16;
+
+template <class T>
+void gemm(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l, i64 batches, i64 m, i64 n, i64 k) {
+  const int r = a_l.rank;
   Layout al = a_l, bl = b_l;
-  BlasView av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
-  BlasView bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
   Workspace<T> a_ws, b_ws;
+  BlasView av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
   if (!av.ok) {
     a = a_ws.make_contiguous(a, al);
     av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
   }
+  BlasView bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
   if (!bv.ok) {
     b = b_ws.make_contiguous(b, bl);
     bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
   }
-  const std::vector<i64> a_offs = batch_offsets(al), b_offs = batch_offsets(bl);
-  const i64 batches = static_cast<i64>(a_offs.size());
+  std::vector<i64> a_offs = batch_offsets(al), b_offs = batch_offsets(bl);
   i64 a_step = 0, b_step = 0;
-  const bool strided = uniform_step(a_offs, a_step) && uniform_step(b_offs, b_step) && a_offs[0] == 0 &&
-                       b_offs[0] == 0 && batches <= 0x7fffffff;
+  bool strided = uniform_step(a_offs, a_step) && uniform_step(b_offs, b_step);
+  if (!strided && batches > kMaxGemmLoop) {
+    if (!uniform_step(a_offs, a_step)) {
+      a = a_ws.make_contiguous(a, al);  // a was BLAS-able, so no workspace is held yet
+      a_offs = batch_offsets(al);
+      av = blas_view(m, k, al.strides[r - 2], al.strides[r - 1]);
+    }
+    if (!uniform_step(b_offs, b_step)) {
+      b = b_ws.make_contiguous(b, bl);
+      b_offs = batch_offsets(bl);
+      bv = blas_view(k, n, bl.strides[r - 2], bl.strides[r - 1]);
+    }
+    strided = uniform_step(a_offs, a_step) && uniform_step(b_offs, b_step);
+  }
 
-  cublasHandle_t h = handle();
+  const cublasHandle_t h = handle();
   const bool tf32 = std::is_same_v<T, float> && g_allow_tf32.load();
   TAPEFLOW_CUBLAS_CHECK(cublas().set_math_mode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   const cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
@@ -232,21 +294,25 @@ void gemm_batched(T* out, const T* a, const Layout& a_l, const T* b, const Layou
                                           ? (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
                                           : CUBLAS_COMPUTE_64F;
   const T one = 1, zero = 0;
-  // column-major: C (n x m) = op(B-memory) (n x k) * op(A-memory) (k x m)
+  // column-major: out^T (n x m, ld n) = op(B memory) (n x k) * op(A memory) (k x m)
   const cublasOperation_t op_b = bv.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = av.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
-  const int ldb_mem = static_cast<int>(bv.ld), lda_mem = static_cast<int>(av.ld), ldc = static_cast<int>(std::max<i64>(n, 1));
+  const int ldb = static_cast<int>(bv.ld), lda = static_cast<int>(av.ld), ldc = static_cast<int>(n);
   if (strided) {
-    TAPEFLOW_CUBLAS_CHECK(cublas().gemm_strided_batched(h, op_b, op_a, M, N, K, &one, b, type, ldb_mem, b_step, a, type,
-                                                     lda_mem, a_step, &zero, out, type, ldc, m * n,
-                                                     static_cast<int>(batches), compute, CUBLAS_GEMM_DEFAULT));
-  } else {
-    for (i64 i = 0; i < batches; ++i) {
-      TAPEFLOW_CUBLAS_CHECK(cublas().gemm(h, op_b, op_a, M, N, K, &one, b + b_offs[static_cast<std::size_t>(i)], type,
-                                         ldb_mem, a + a_offs[static_cast<std::size_t>(i)], type, lda_mem, &zero,
-                                         out + i * m * n, type, ldc, compute, CUBLAS_GEMM_DEFAULT));
+    for (i64 first = 0; first < batches; first += kIntMax) {  // batchCount is an int
+      const int count = static_cast<int>(std::min(batches - first, kIntMax));
+      TAPEFLOW_CUBLAS_CHECK(cublas().gemm_strided_batched(h, op_b, op_a, M, N, K, &one, b + first * b_step, type, ldb,
+                                                       b_step, a + first * a_step, type, lda, a_step, &zero,
+                                                       out + first * m * n, type, ldc, m * n, count, compute,
+                                                       CUBLAS_GEMM_DEFAULT));
     }
+    return;
+  }
+  for (i64 i = 0; i < batches; ++i) {
+    const auto e = static_cast<std::size_t>(i);
+    TAPEFLOW_CUBLAS_CHECK(cublas().gemm(h, op_b, op_a, M, N, K, &one, b + b_offs[e], type, ldb, a + a_offs[e], type,
+                                       lda, &zero, out + i * m * n, type, ldc, compute, CUBLAS_GEMM_DEFAULT));
   }
 }
 
@@ -262,26 +328,24 @@ void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l
   i64 batches = 1;
   for (int d = 0; d < r - 2; ++d) batches *= a_l.shape[d];
   if (batches == 0 || m == 0 || n == 0) return;
-  if (k == 0) {
+  if (k == 0) {  // an empty sum: zeros (cuBLAS is not asked)
     const i64 shape[3] = {batches, m, n};
     fill<T>(out, contiguous_layout(3, shape), T(0));
     return;
   }
   if constexpr (std::is_floating_point_v<T>) {
-    const i64 limit = 0x7fffffff;
-    if (m <= limit && n <= limit && k <= limit) {
-      gemm_batched<T>(out, a, a_l, b, b_l);
+    if (m <= kIntMax && n <= kIntMax && k <= kIntMax) {
+      gemm<T>(out, a, a_l, b, b_l, batches, m, n, k);
       return;
     }
   }
-  const i64 total = batches * m * n;
-  matmul_int_kernel<T><<<detail::grid_for(total), detail::kBlock, 0, detail::current_stream()>>>(out, a, a_l, b, b_l,
-                                                                                                  batches, m, n, k);
-  TAPEFLOW_CUDA_LAUNCHED();
+  matmul_kernel<T>(out, a, a_l, b, b_l, batches, m, n, k);
 }
 
-template void matmul<std::int32_t>(std::int32_t*, const std::int32_t*, const Layout&, const std::int32_t*, const Layout&);
-template void matmul<std::int64_t>(std::int64_t*, const std::int64_t*, const Layout&, const std::int64_t*, const Layout&);
+template void matmul<std::int32_t>(std::int32_t*, const std::int32_t*, const Layout&, const std::int32_t*,
+                                   const Layout&);
+template void matmul<std::int64_t>(std::int64_t*, const std::int64_t*, const Layout&, const std::int64_t*,
+                                   const Layout&);
 template void matmul<float>(float*, const float*, const Layout&, const float*, const Layout&);
 template void matmul<double>(double*, const double*, const Layout&, const double*, const Layout&);
 

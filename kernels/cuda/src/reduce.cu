@@ -1,17 +1,15 @@
-// Reductions (sum / max / min over any set of axes), arg-reductions and softmax. The
-// input's axes are split into kept and reduced ones; every output element is one reduction
-// over the reduced index space, by one thread (short), one warp (medium) or one block
-// (long), or, for a few very long ones, by many blocks writing partials that a second pass
-// combines.
-#include <limits>
-
+// Reductions (sum / max / min over any set of axes) and arg-reductions. The input's axes are
+// split into kept and reduced ones (each coalesced); every output element is one reduction
+// over the reduced index space, by one thread (short), a column of a 32 x 8 block (outputs
+// adjacent in memory, as in a sum over the batch axis), one warp (medium) or one block
+// (long). Few long reductions are split into chunks whose partials a second pass combines.
 #include "common.cuh"
 
 namespace tapeflow::kernels::cuda {
 namespace {
 
 using detail::i64;
-using detail::offset_at;
+using detail::Indexer;
 
 // Floating sums accumulate in double (as the naive oracle does); max and min in T.
 template <class T>
@@ -22,6 +20,7 @@ struct SumOp {
   using Acc = SumAcc<T>;
   __device__ Acc operator()(Acc a, Acc b) const { return a + b; }
 };
+// NaN propagates, as in the naive kernel (which folds with maximum / minimum).
 template <class T>
 struct MaxOp {
   using Acc = T;
@@ -33,49 +32,84 @@ struct MinOp {
   __device__ Acc operator()(Acc a, Acc b) const { return BinaryFn<OpId::Minimum>{}(a, b); }
 };
 
-// One reduction per output: `outputs` of them, each over `len` elements. kept_l addresses
-// the first element of output o's reduction (row-major linear index o over the kept axes),
-// red_l walks one reduction. out_l maps o to the output's offset.
+// `outputs` reductions of `len` elements each. kept (over the kept axes, row-major linear
+// index o) gives the input offset of reduction o's first element (operand 0) and the
+// output's offset (operand 1); red gives the input offsets within one reduction.
 struct Plan {
-  Layout kept, red, out;
+  Indexer<2> kept;
+  Indexer<1> red;
   i64 outputs = 1, len = 1;
 };
 
-// Each thread folds its share of reduction `o`; threads [0, lanes) of a group share one o.
+// Folds elements begin, begin + step, ... < end of the reduction starting at input offset base.
 template <class Op, class T>
-__device__ typename Op::Acc fold(const T* in, const Plan& p, i64 o, i64 begin, i64 step, i64 end,
-                                 typename Op::Acc identity) {
+__device__ typename Op::Acc fold(const T* in, const Plan& p, i64 base, i64 begin, i64 step, i64 end,
+                                 typename Op::Acc acc) {
   const Op op;
-  typename Op::Acc acc = identity;
-  const i64 base = offset_at(p.kept, o);
-  for (i64 r = begin; r < end; r += step) acc = op(acc, static_cast<typename Op::Acc>(in[base + offset_at(p.red, r)]));
+  for (i64 r = begin; r < end; r += step) {
+    i64 off[1];
+    p.red.offsets(r, off);
+    acc = op(acc, static_cast<typename Op::Acc>(in[base + off[0]]));
+  }
   return acc;
 }
 
 // One thread per output.
 template <class Op, class T>
 __global__ void reduce_thread(T* out, const T* in, Plan p, typename Op::Acc identity) {
-  const i64 stride = static_cast<i64>(blockDim.x) * gridDim.x;
-  for (i64 o = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; o < p.outputs; o += stride) {
-    out[offset_at(p.out, o)] = static_cast<T>(fold<Op>(in, p, o, 0, 1, p.len, identity));
+  for (i64 o = detail::first_item(); o < p.outputs; o += detail::item_stride()) {
+    i64 off[2];
+    p.kept.offsets(o, off);
+    out[off[1]] = static_cast<T>(fold<Op>(in, p, off[0], 0, 1, p.len, identity));
   }
 }
 
 // One warp per output.
 template <class Op, class T>
 __global__ void reduce_warp(T* out, const T* in, Plan p, typename Op::Acc identity) {
-  const Op op;
   const int lane = threadIdx.x % 32;
-  const i64 warps_per_grid = static_cast<i64>(blockDim.x / 32) * gridDim.x;
-  for (i64 o = static_cast<i64>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; o < p.outputs;
-       o += warps_per_grid) {
-    auto acc = fold<Op>(in, p, o, lane, 32, p.len, identity);
-    for (int s = 16; s > 0; s /= 2) acc = op(acc, __shfl_down_sync(0xffffffffu, acc, s));
-    if (lane == 0) out[offset_at(p.out, o)] = static_cast<T>(acc);
+  const i64 warps = static_cast<i64>(blockDim.x / 32) * gridDim.x;
+  for (i64 o = static_cast<i64>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; o < p.outputs; o += warps) {
+    i64 off[2];
+    p.kept.offsets(o, off);
+    const auto acc = detail::warp_reduce(fold<Op>(in, p, off[0], lane, 32, p.len, identity), Op{});
+    if (lane == 0) out[off[1]] = static_cast<T>(acc);
   }
 }
 
-// One block per (output, chunk): chunks == 1 writes the output, else partials[o * chunks + c].
+// Blocks of 32 x kColumnRows threads: threadIdx.x picks one of 32 consecutive outputs (so a
+// warp reads 32 adjacent elements), threadIdx.y and blockIdx.y split its reduction.
+// gridDim.y == 1 writes the output, else partials[o * gridDim.y + blockIdx.y].
+constexpr int kColumnRows = 8;
+template <class Op, class T>
+__global__ void reduce_columns(T* out, typename Op::Acc* partials, const T* in, Plan p,
+                               typename Op::Acc identity) {
+  using Acc = typename Op::Acc;
+  __shared__ Acc scratch[kColumnRows][33];
+  const Op op;
+  const i64 tiles = (p.outputs + 31) / 32, chunks = gridDim.y;
+  for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const i64 o = tile * 32 + threadIdx.x;
+    i64 off[2] = {0, 0};
+    Acc acc = identity;
+    if (o < p.outputs) {
+      p.kept.offsets(o, off);
+      acc = fold<Op>(in, p, off[0], static_cast<i64>(blockIdx.y) * kColumnRows + threadIdx.y, chunks * kColumnRows,
+                     p.len, identity);
+    }
+    scratch[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && o < p.outputs) {
+      for (int y = 1; y < kColumnRows; ++y) acc = op(acc, scratch[y][threadIdx.x]);
+      if (chunks == 1) out[off[1]] = static_cast<T>(acc);
+      else partials[o * chunks + blockIdx.y] = acc;
+    }
+    __syncthreads();  // scratch is reused by the next tile
+  }
+}
+
+// One block per (output, chunk) of `chunks` equal chunks: chunks == 1 writes the output,
+// else partials[o * chunks + c].
 template <class Op, class T>
 __global__ void reduce_block(T* out, typename Op::Acc* partials, const T* in, Plan p, i64 chunks,
                              typename Op::Acc identity) {
@@ -85,72 +119,111 @@ __global__ void reduce_block(T* out, typename Op::Acc* partials, const T* in, Pl
   for (i64 w = blockIdx.x; w < p.outputs * chunks; w += gridDim.x) {
     const i64 o = w / chunks, c = w % chunks;
     const i64 begin = c * chunk_len, end = begin + chunk_len < p.len ? begin + chunk_len : p.len;
-    Acc acc = fold<Op>(in, p, o, begin + threadIdx.x, blockDim.x, end, identity);
+    i64 off[2];
+    p.kept.offsets(o, off);
+    Acc acc = fold<Op>(in, p, off[0], begin + threadIdx.x, blockDim.x, end, identity);
     acc = detail::block_reduce(acc, Op{}, identity, scratch);
     if (threadIdx.x == 0) {
-      if (chunks == 1) out[offset_at(p.out, o)] = static_cast<T>(acc);
+      if (chunks == 1) out[off[1]] = static_cast<T>(acc);
       else partials[w] = acc;
     }
   }
 }
 
-// The second pass: one block per output over its `chunks` partials.
+// The second pass: one warp per output over its `chunks` partials, in chunk order.
 template <class Op, class T>
 __global__ void reduce_partials(T* out, const typename Op::Acc* partials, Plan p, i64 chunks,
                                 typename Op::Acc identity) {
   using Acc = typename Op::Acc;
-  __shared__ Acc scratch[32];
   const Op op;
-  for (i64 o = blockIdx.x; o < p.outputs; o += gridDim.x) {
+  const int lane = threadIdx.x % 32;
+  const i64 warps = static_cast<i64>(blockDim.x / 32) * gridDim.x;
+  for (i64 o = static_cast<i64>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; o < p.outputs; o += warps) {
     Acc acc = identity;
-    for (i64 c = threadIdx.x; c < chunks; c += blockDim.x) acc = op(acc, partials[o * chunks + c]);
-    acc = detail::block_reduce(acc, op, identity, scratch);
-    if (threadIdx.x == 0) out[offset_at(p.out, o)] = static_cast<T>(acc);
+    for (i64 c = lane; c < chunks; c += 32) acc = op(acc, partials[o * chunks + c]);
+    acc = detail::warp_reduce(acc, op);
+    if (lane == 0) {
+      i64 off[2];
+      p.kept.offsets(o, off);
+      out[off[1]] = static_cast<T>(acc);
+    }
   }
 }
+
+// Partials of a split reduction: cached device memory, handed back as soon as the kernels
+// that use it are queued (the stream orders any later user after them).
+template <class Acc>
+class Partials {
+ public:
+  explicit Partials(i64 count) : device_(current_device()) {
+    ptr_ = static_cast<Acc*>(allocate(device_, static_cast<std::size_t>(count) * sizeof(Acc), capacity_));
+  }
+  ~Partials() { deallocate(device_, ptr_, capacity_); }
+  Partials(const Partials&) = delete;
+  Partials& operator=(const Partials&) = delete;
+  Acc* get() const { return ptr_; }
+
+ private:
+  int device_;
+  std::size_t capacity_ = 0;
+  Acc* ptr_ = nullptr;
+};
+
+// Enough blocks in flight to keep every SM of the device busy.
+constexpr i64 kWantBlocks = 2048;
 
 template <class Op, class T>
 void launch_reduce(T* out, const T* in, const Plan& p, typename Op::Acc identity) {
   using Acc = typename Op::Acc;
   const cudaStream_t s = detail::current_stream();
-  if (p.outputs == 0) return;
+  const bool outputs_adjacent = p.kept.rank > 0 && p.kept.strides[0][p.kept.rank - 1] == 1;
+  const bool reduction_adjacent = p.red.rank > 0 && p.red.strides[0][p.red.rank - 1] == 1;
   if (p.len <= 16) {
     reduce_thread<Op, T><<<detail::grid_for(p.outputs), detail::kBlock, 0, s>>>(out, in, p, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
+  } else if (outputs_adjacent && !reduction_adjacent) {
+    const i64 tiles = (p.outputs + 31) / 32;
+    const i64 chunks = std::clamp<i64>(kWantBlocks / tiles, 1, std::min<i64>((p.len + 255) / 256, 65535));
+    const dim3 grid(static_cast<unsigned>(std::min(tiles, detail::kMaxBlocks)), static_cast<unsigned>(chunks));
+    const dim3 block(32, kColumnRows);
+    if (chunks == 1) {
+      reduce_columns<Op, T><<<grid, block, 0, s>>>(out, nullptr, in, p, identity);
+      TAPEFLOW_CUDA_LAUNCHED();
+      return;
+    }
+    Partials<Acc> partials(p.outputs * chunks);
+    reduce_columns<Op, T><<<grid, block, 0, s>>>(out, partials.get(), in, p, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
+    reduce_partials<Op, T><<<detail::grid_for(p.outputs * 32), detail::kBlock, 0, s>>>(out, partials.get(), p,
+                                                                                       chunks, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
   } else if (p.len <= 1024) {
     reduce_warp<Op, T><<<detail::grid_for(p.outputs * 32), detail::kBlock, 0, s>>>(out, in, p, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
   } else {
-    // Enough blocks in flight to cover the device: split long reductions when outputs are few.
-    const i64 want_blocks = 1024;
-    i64 chunks = 1;
-    if (p.outputs < want_blocks) chunks = std::min<i64>(want_blocks / p.outputs, (p.len + 4095) / 4096);
-    chunks = std::max<i64>(chunks, 1);
+    // split long reductions when there are too few of them to fill the device
+    const i64 chunks =
+        p.outputs >= kWantBlocks ? 1 : std::clamp<i64>(kWantBlocks / p.outputs, 1, (p.len + 4095) / 4096);
     const auto grid = static_cast<unsigned>(std::min<i64>(p.outputs * chunks, detail::kMaxBlocks));
     if (chunks == 1) {
       reduce_block<Op, T><<<grid, detail::kBlock, 0, s>>>(out, nullptr, in, p, 1, identity);
       TAPEFLOW_CUDA_LAUNCHED();
       return;
     }
-    const int device = current_device();
-    std::size_t capacity = 0;
-    const std::size_t bytes = static_cast<std::size_t>(p.outputs * chunks) * sizeof(Acc);
-    auto* partials = static_cast<Acc*>(allocate(device, bytes, capacity));
-    reduce_block<Op, T><<<grid, detail::kBlock, 0, s>>>(out, partials, in, p, chunks, identity);
-    const cudaError_t launched = cudaGetLastError();
-    if (launched == cudaSuccess) {
-      reduce_partials<Op, T><<<static_cast<unsigned>(std::min<i64>(p.outputs, detail::kMaxBlocks)), detail::kBlock, 0,
-                               s>>>(out, partials, p, chunks, identity);
-    }
-    // Back to the cache at once: the stream orders any later use after these kernels.
-    deallocate(device, partials, capacity);
-    TAPEFLOW_CUDA_CHECK(launched);
+    Partials<Acc> partials(p.outputs * chunks);
+    reduce_block<Op, T><<<grid, detail::kBlock, 0, s>>>(out, partials.get(), in, p, chunks, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
+    reduce_partials<Op, T><<<detail::grid_for(p.outputs * 32), detail::kBlock, 0, s>>>(out, partials.get(), p,
+                                                                                       chunks, identity);
+    TAPEFLOW_CUDA_LAUNCHED();
   }
-  TAPEFLOW_CUDA_LAUNCHED();
 }
 
 // ------------------------------------------------------------------ arg-reductions
 
 // Is candidate (v, i) better than the current (best, bi)? NaN wins (the first NaN), then the
-// larger (ArgMax) or smaller value, then the smaller index: the naive scan's answer.
+// larger (ArgMax) or smaller value, then the smaller index: the naive scan's answer. A strict
+// total order, so any reduction tree agrees with the scan.
 template <class T>
 __device__ bool arg_better(bool is_max, T v, i64 i, T best, i64 bi) {
   const bool vn = v != v, bn = best != best;
@@ -159,70 +232,77 @@ __device__ bool arg_better(bool is_max, T v, i64 i, T best, i64 bi) {
   return is_max ? v > best : v < best;
 }
 
-// One block per row: threads scan interleaved elements, then combine (value, index) pairs.
+// The best of elements begin, begin + step, ... < len of one row (element 0 is every
+// thread's first candidate: it is a real one).
 template <class T>
-__global__ void arg_reduce_block(std::int64_t* out, const T* in, Layout rows_l, i64 rows, i64 len, i64 step,
-                                 bool is_max) {
-  __shared__ T vals[detail::kBlock];
-  __shared__ i64 idxs[detail::kBlock];
-  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-    const T* row = in + offset_at(rows_l, r);
-    T best = row[0];  // element 0 is every thread's first candidate: it is a real one
-    i64 bi = 0;
-    for (i64 i = threadIdx.x; i < len; i += blockDim.x) {
-      const T v = row[i * step];
-      if (arg_better(is_max, v, i, best, bi)) {
-        best = v;
-        bi = i;
-      }
+__device__ void arg_scan(const T* row, i64 row_step, i64 len, i64 begin, i64 step, bool is_max, T& best, i64& bi) {
+  best = row[0];
+  bi = 0;
+  for (i64 i = begin; i < len; i += step) {
+    const T v = row[i * row_step];
+    if (arg_better(is_max, v, i, best, bi)) {
+      best = v;
+      bi = i;
     }
-    vals[threadIdx.x] = best;
-    idxs[threadIdx.x] = bi;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s /= 2) {
-      if (threadIdx.x < s && arg_better(is_max, vals[threadIdx.x + s], idxs[threadIdx.x + s], vals[threadIdx.x],
-                                        idxs[threadIdx.x])) {
-        vals[threadIdx.x] = vals[threadIdx.x + s];
-        idxs[threadIdx.x] = idxs[threadIdx.x + s];
-      }
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) out[r] = idxs[0];
-    __syncthreads();
   }
 }
 
-// ------------------------------------------------------------------ softmax
-
 template <class T>
-struct MaxT {
-  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
-};
-template <class T>
-struct AddT {
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
-
-// One block per row; in_rows / out_rows address each row's first element; the row is walked
-// with in_step / out_step. Computed in T's precision with the max subtracted first.
-template <class T>
-__global__ void softmax_block(bool log, T* out, const T* in, Layout in_rows, Layout out_rows, i64 rows, i64 len,
-                              i64 in_step, i64 out_step) {
-  __shared__ T scratch[32];
-  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-    const T* x = in + offset_at(in_rows, r);
-    T* y = out + offset_at(out_rows, r);
-    T m = x[0];
-    for (i64 k = threadIdx.x; k < len; k += blockDim.x) m = MaxT<T>{}(m, x[k * in_step]);
-    m = detail::block_reduce(m, MaxT<T>{}, m, scratch);
-    T total = 0;
-    for (i64 k = threadIdx.x; k < len; k += blockDim.x) total += exp(x[k * in_step] - m);
-    total = detail::block_reduce(total, AddT<T>{}, T(0), scratch);
-    const T log_total = ::log(total);
-    for (i64 k = threadIdx.x; k < len; k += blockDim.x) {
-      const T z = x[k * in_step] - m;
-      y[k * out_step] = log ? z - log_total : exp(z) / total;
+__device__ void warp_arg(bool is_max, T& best, i64& bi) {
+  for (int o = 16; o > 0; o /= 2) {
+    const T v = __shfl_xor_sync(0xffffffffu, best, o);
+    const i64 i = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (arg_better(is_max, v, i, best, bi)) {
+      best = v;
+      bi = i;
     }
+  }
+}
+
+// One warp per row (rows of up to 1024 elements).
+template <class T>
+__global__ void arg_reduce_warp(std::int64_t* out, const T* in, Indexer<1> rows_ix, i64 rows, i64 len, i64 step,
+                                bool is_max) {
+  const int lane = threadIdx.x % 32;
+  const i64 warps = static_cast<i64>(blockDim.x / 32) * gridDim.x;
+  for (i64 r = static_cast<i64>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
+    i64 off[1];
+    rows_ix.offsets(r, off);
+    T best;
+    i64 bi;
+    arg_scan(in + off[0], step, len, lane, 32, is_max, best, bi);
+    warp_arg(is_max, best, bi);
+    if (lane == 0) out[r] = bi;
+  }
+}
+
+// One block per row.
+template <class T>
+__global__ void arg_reduce_block(std::int64_t* out, const T* in, Indexer<1> rows_ix, i64 rows, i64 len, i64 step,
+                                 bool is_max) {
+  __shared__ T vals[32];
+  __shared__ i64 idxs[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    i64 off[1];
+    rows_ix.offsets(r, off);
+    T best;
+    i64 bi;
+    arg_scan(in + off[0], step, len, threadIdx.x, blockDim.x, is_max, best, bi);
+    warp_arg(is_max, best, bi);
+    if (lane == 0) {
+      vals[warp] = best;
+      idxs[warp] = bi;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      // lanes past the last warp repeat warp 0's candidate: a no-op in the order
+      best = vals[lane < warps ? lane : 0];
+      bi = idxs[lane < warps ? lane : 0];
+      warp_arg(is_max, best, bi);
+      if (lane == 0) out[r] = bi;
+    }
+    __syncthreads();  // vals and idxs are reused by the next row
   }
 }
 
@@ -230,26 +310,37 @@ __global__ void softmax_block(bool log, T* out, const T* in, Layout in_rows, Lay
 
 template <class T>
 void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l) {
-  Plan p;
-  p.kept.rank = p.red.rank = p.out.rank = 0;
+  // kept axes: input and output strides; reduced axes (stride 0 in out_l): input strides
+  int kept_rank = 0, red_rank = 0;
+  i64 kept_shape[kMaxRank] = {}, kept_in[kMaxRank] = {}, kept_out[kMaxRank] = {};
+  i64 red_shape[kMaxRank] = {}, red_in[kMaxRank] = {};
   for (int d = 0; d < in_l.rank; ++d) {
-    const bool reduced = out_l.strides[d] == 0 && in_l.shape[d] != 1;
-    Layout& l = reduced ? p.red : p.kept;
-    l.shape[l.rank] = in_l.shape[d];
-    l.strides[l.rank] = in_l.strides[d];
-    ++l.rank;
-    if (!reduced) {
-      p.out.shape[p.out.rank] = in_l.shape[d];
-      p.out.strides[p.out.rank] = out_l.strides[d];
-      ++p.out.rank;
+    if (out_l.strides[d] == 0 && in_l.shape[d] != 1) {
+      red_shape[red_rank] = in_l.shape[d];
+      red_in[red_rank++] = in_l.strides[d];
+    } else {
+      kept_shape[kept_rank] = in_l.shape[d];
+      kept_in[kept_rank] = in_l.strides[d];
+      kept_out[kept_rank++] = out_l.strides[d];
     }
   }
-  p.outputs = p.kept.size();
-  p.len = p.red.size();
+  Plan p;
+  const i64* const kept_strides[] = {kept_in, kept_out};
+  const i64* const red_strides[] = {red_in};
+  p.kept = detail::make_indexer<2>(kept_rank, kept_shape, kept_strides);
+  p.red = detail::make_indexer<1>(red_rank, red_shape, red_strides);
+  p.outputs = 1;
+  for (int d = 0; d < kept_rank; ++d) p.outputs *= kept_shape[d];
+  p.len = 1;
+  for (int d = 0; d < red_rank; ++d) p.len *= red_shape[d];
   if (p.outputs == 0) return;
   if (p.len == 0) {  // as the naive kernel: 0 for sum, -inf / +inf (lowest / max) otherwise
     const T v = op == OpId::Sum ? T(0) : op == OpId::Max ? lowest_or_neg_inf<T>() : max_or_inf<T>();
-    fill<T>(out, p.out, v);
+    Layout out_kept;
+    out_kept.rank = kept_rank;
+    std::copy(kept_shape, kept_shape + kept_rank, out_kept.shape);
+    std::copy(kept_out, kept_out + kept_rank, out_kept.strides);
+    fill<T>(out, out_kept, v);
     return;
   }
   switch (op) {
@@ -262,57 +353,39 @@ void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_
 
 template <class T>
 void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int axis) {
-  Layout rows_l;
-  rows_l.rank = 0;
+  // rows: every index of the other axes, in row-major order (out is contiguous in it)
+  int rank = 0;
+  i64 shape[kMaxRank] = {}, strides[kMaxRank] = {};
   for (int d = 0; d < in_l.rank; ++d) {
     if (d == axis) continue;
-    rows_l.shape[rows_l.rank] = in_l.shape[d];
-    rows_l.strides[rows_l.rank] = in_l.strides[d];
-    ++rows_l.rank;
+    shape[rank] = in_l.shape[d];
+    strides[rank++] = in_l.strides[d];
   }
-  const i64 rows = rows_l.size(), len = in_l.shape[axis];
+  i64 rows = 1;
+  for (int d = 0; d < rank; ++d) rows *= shape[d];
+  const i64 len = in_l.shape[axis], step = in_l.strides[axis];
   if (rows == 0 || len == 0) return;
-  arg_reduce_block<T><<<static_cast<unsigned>(std::min<i64>(rows, detail::kMaxBlocks)), detail::kBlock, 0,
-                        detail::current_stream()>>>(out, in, rows_l, rows, len, in_l.strides[axis],
-                                                    op == OpId::ArgMax);
+  const i64* const rows_strides[] = {strides};
+  const Indexer<1> rows_ix = detail::make_indexer<1>(rank, shape, rows_strides);
+  const cudaStream_t s = detail::current_stream();
+  const bool is_max = op == OpId::ArgMax;
+  if (len <= 1024) {
+    arg_reduce_warp<T><<<detail::grid_for(rows * 32), detail::kBlock, 0, s>>>(out, in, rows_ix, rows, len, step,
+                                                                              is_max);
+  } else {
+    arg_reduce_block<T><<<static_cast<unsigned>(std::min(rows, detail::kMaxBlocks)), detail::kBlock, 0, s>>>(
+        out, in, rows_ix, rows, len, step, is_max);
+  }
   TAPEFLOW_CUDA_LAUNCHED();
 }
 
-template <class T>
-void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
-  // rows: every index of the other axes, in the input's layout and in the contiguous output
-  Layout in_rows, out_rows;
-  in_rows.rank = out_rows.rank = 0;
-  i64 out_stride = 1, out_step = 1;
-  i64 out_strides[kMaxRank];
-  for (int d = in_l.rank - 1; d >= 0; --d) {
-    out_strides[d] = out_stride;
-    if (d == axis) out_step = out_stride;
-    out_stride *= in_l.shape[d];
-  }
-  for (int d = 0; d < in_l.rank; ++d) {
-    if (d == axis) continue;
-    in_rows.shape[in_rows.rank] = out_rows.shape[out_rows.rank] = in_l.shape[d];
-    in_rows.strides[in_rows.rank++] = in_l.strides[d];
-    out_rows.strides[out_rows.rank++] = out_strides[d];
-  }
-  const i64 rows = in_rows.size(), len = in_l.shape[axis];
-  if (rows == 0 || len == 0) return;
-  softmax_block<T><<<static_cast<unsigned>(std::min<i64>(rows, detail::kMaxBlocks)), detail::kBlock, 0,
-                     detail::current_stream()>>>(log, out, in, in_rows, out_rows, rows, len, in_l.strides[axis],
-                                                 out_step);
-  TAPEFLOW_CUDA_LAUNCHED();
-}
-
-#define TAPEFLOW_CUDA_REDUCE(T)                                                    \
-  template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&);      \
+#define TAPEFLOW_CUDA_REDUCE(T)                                               \
+  template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&); \
   template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int);
 TAPEFLOW_CUDA_REDUCE(std::int32_t)
 TAPEFLOW_CUDA_REDUCE(std::int64_t)
 TAPEFLOW_CUDA_REDUCE(float)
 TAPEFLOW_CUDA_REDUCE(double)
 #undef TAPEFLOW_CUDA_REDUCE
-template void softmax<float>(bool, float*, const float*, const Layout&, int);
-template void softmax<double>(bool, double*, const double*, const Layout&, int);
 
 }  // namespace tapeflow::kernels::cuda

@@ -70,7 +70,8 @@ void empty_cache(int device);
 void copy_to_device(void* dst_device, const void* src_host, std::size_t bytes);
 /// Device to host: waits for the stream first, so the host sees every earlier write.
 void copy_to_host(void* dst_host, const void* src_device, std::size_t bytes);
-/// Device to device (same or another device), ordered after earlier work on both.
+/// Device to device (same or another device), ordered after earlier work on both. Across
+/// devices it returns once the copy is done (the source's stream knows nothing of it).
 void copy_device_to_device(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes);
 
 // ---------------------------------------------------------------- math modes
