@@ -18,9 +18,14 @@ if(TAPEFLOW_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)
 endif()
 
-# CUDA: ON requires it, AUTO enables it where nvcc is found.
+# CUDA: ON requires it, AUTO enables it where nvcc is found. MOCK builds kernels/cuda/mock
+# instead: the core's CUDA paths against two host-memory devices, for the tests (no nvcc).
 set(TAPEFLOW_HAVE_CUDA OFF)
-if(NOT TAPEFLOW_CUDA STREQUAL "OFF")
+set(TAPEFLOW_CUDA_MOCK OFF)
+if(TAPEFLOW_CUDA STREQUAL "MOCK")
+  set(TAPEFLOW_HAVE_CUDA ON)
+  set(TAPEFLOW_CUDA_MOCK ON)
+elseif(NOT TAPEFLOW_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()
@@ -38,4 +43,4 @@ if(NOT TAPEFLOW_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "TAPEFLOW_CUDA=ON but no CUDA compiler was found")
   endif()
 endif()
-message(STATUS "tapeflow: CUDA ${TAPEFLOW_HAVE_CUDA}")
+message(STATUS "tapeflow: CUDA ${TAPEFLOW_HAVE_CUDA} (mock: ${TAPEFLOW_CUDA_MOCK})")

@@ -390,7 +390,9 @@ TEST_CASE("device: the caching allocator reuses freed device memory") {
   note_skip();
   for (const Device& d : other_devices()) {
     tf::cuda::synchronize(d);
+    empty_cache(d);  // nothing cached: the first buffer below is a fresh one
     const MemoryStats before = memory_stats(d);
+    CHECK(before.cached_bytes == 0);
     {
       const Tensor t = empty({1 << 20}, kFloat32, d);
       const MemoryStats during = memory_stats(d);
@@ -512,4 +514,39 @@ TEST_CASE("device: layers build on their device, and a built one stays there") {
     CHECK(on.kernel().device() == d);
     CHECK_THROWS_AS(on(ones({2, 4})), DeviceError);  // a CPU input to device weights
   }
+}
+
+TEST_CASE("device: two CUDA devices: copies between them, and ops refuse to mix them") {
+  if (tf::cuda::device_count() < 2) {
+    WARN("skipped: needs two CUDA devices; " << tf::cuda::status());
+    return;
+  }
+  std::mt19937 rng(19);
+  const Tensor x = random_tensor({5, 7}, kFloat64, rng);
+  const Tensor on0 = x.to(Device::cuda(0));
+  const Tensor on1 = on0.to(Device::cuda(1));
+  CHECK(on1.device() == Device::cuda(1));
+  check_close(on1.to(Device::cpu()), x, {0, 0});
+  check_close((on1 * 2.0).to(Device::cpu()), x * 2.0, {0, 0});  // computed on cuda:1
+  try {
+    (void)add(on0, on1);
+    FAIL("add across two CUDA devices did not throw");
+  } catch (const DeviceError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("cuda:0") != std::string::npos);
+    CHECK(what.find("cuda:1") != std::string::npos);
+  }
+  // a gradient crosses back from cuda:1 to cuda:0
+  GradientTape tape;
+  tape.watch(on0);
+  const Tensor g = tape.gradient(sum(on0.to(Device::cuda(1)) * 3.0), on0);
+  CHECK(g.device() == Device::cuda(0));
+  check_close(g.to(Device::cpu()), full({5, 7}, 3.0, kFloat64), {0, 0});
+  // memory is counted per device
+  const std::size_t before = memory_stats(Device::cuda(1)).current_bytes;
+  {
+    const Tensor big = empty({1 << 16}, kFloat32, Device::cuda(1));
+    CHECK(memory_stats(Device::cuda(1)).current_bytes >= before + (std::size_t{1} << 18));
+  }
+  CHECK(memory_stats(Device::cuda(1)).current_bytes == before);
 }
