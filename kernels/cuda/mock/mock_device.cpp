@@ -1,6 +1,6 @@
 // A stand-in for kernels/cuda on machines without a GPU (configure with TAPEFLOW_CUDA=MOCK):
-// two "devices" whose memory is host memory from a BufferCache and whose kernels are the
-// naive ones. It implements tapeflow/kernels/cuda.hpp exactly, so the core's device
+// two "devices" whose memory is host memory from a BufferCache and whose kernels are the CPU
+// ones. It implements tapeflow/kernels/cuda.hpp exactly, so the core's device
 // plumbing (dispatch, to(), mixed-device errors, layers and fit on a device, the tape
 // returning gradients across devices) runs its per-device tests in CI under ASan+UBSan.
 // It says nothing about the real kernels: kernels/cuda/src is only ever tested on a GPU.
@@ -12,7 +12,7 @@
 
 #include "tapeflow/kernels/buffer_cache.hpp"
 #include "tapeflow/kernels/cuda.hpp"
-#include "tapeflow/kernels/naive.hpp"
+#include "tapeflow/kernels/cpu.hpp"
 
 namespace tapeflow::kernels::cuda {
 namespace {
@@ -47,7 +47,7 @@ void check_index(int device, const char* what) {
 
 int device_count() noexcept { return kDevices; }
 std::string device_status() {
-  return "CUDA device 0 of 2: tapeflow mock device (host memory, naive kernels; TAPEFLOW_CUDA=MOCK)";
+  return "CUDA device 0 of 2: tapeflow mock device (host memory, CPU kernels; TAPEFLOW_CUDA=MOCK)";
 }
 void set_device(int index) {
   check_index(index, "set_device");
@@ -94,66 +94,66 @@ void copy_device_to_device(void* dst, int dst_device, const void* src, int src_d
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
 
-// ---- the kernels: the naive ones on the "device" buffers ----
+// ---- the kernels: the CPU ones on the "device" buffers ----
 
 template <class T>
 void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l, double p0, double p1) {
-  naive::unary<T>(op, out, out_l, in, in_l, p0, p1);
+  cpu::unary<T>(op, out, out_l, in, in_l, p0, p1);
 }
 template <class T>
 void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
-  naive::binary<T>(op, out, out_l, a, a_l, b, b_l);
+  cpu::binary<T>(op, out, out_l, a, a_l, b, b_l);
 }
 template <class T>
 void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
-  naive::compare<T>(op, out, out_l, a, a_l, b, b_l);
+  cpu::compare<T>(op, out, out_l, a, a_l, b, b_l);
 }
 template <class T>
 void where(T* out, const Layout& out_l, const bool* cond, const Layout& cond_l, const T* a, const Layout& a_l,
            const T* b, const Layout& b_l) {
-  naive::where<T>(out, out_l, cond, cond_l, a, a_l, b, b_l);
+  cpu::where<T>(out, out_l, cond, cond_l, a, a_l, b, b_l);
 }
 template <class TO, class TI>
 void copy(TO* out, const Layout& out_l, const TI* in, const Layout& in_l) {
-  naive::copy<TO, TI>(out, out_l, in, in_l);
+  cpu::copy<TO, TI>(out, out_l, in, in_l);
 }
 template <class T>
 void fill(T* out, const Layout& out_l, T value) {
-  naive::fill<T>(out, out_l, value);
+  cpu::fill<T>(out, out_l, value);
 }
 template <class T>
 void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l) {
-  naive::reduce<T>(op, out, out_l, in, in_l);
+  cpu::reduce<T>(op, out, out_l, in, in_l);
 }
 template <class T>
 void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int axis) {
-  naive::arg_reduce<T>(op, out, in, in_l, axis);
+  cpu::arg_reduce<T>(op, out, in, in_l, axis);
 }
 template <class T>
 void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
-  naive::matmul<T>(out, a, a_l, b, b_l);
+  cpu::matmul<T>(out, a, a_l, b, b_l);
 }
 template <class T>
 void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const std::int64_t* idx,
             const Layout& idx_l, int axis) {
-  naive::gather<T>(out, out_l, in, in_l, idx, idx_l, axis);
+  cpu::gather<T>(out, out_l, in, in_l, idx, idx_l, axis);
 }
 template <class T>
 void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l, const std::int64_t* idx,
                  const Layout& idx_l, int axis) {
-  naive::scatter_add<T>(out, out_l, src, src_l, idx, idx_l, axis);
+  cpu::scatter_add<T>(out, out_l, src, src_l, idx, idx_l, axis);
 }
 template <class T>
 void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
-  naive::softmax<T>(log, out, in, in_l, axis);
+  cpu::softmax<T>(log, out, in, in_l, axis);
 }
 template <class T>
 void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
-  naive::uniform<T>(out, n, seed, offset, low, high);
+  cpu::uniform<T>(out, n, seed, offset, low, high);
 }
 template <class T>
 void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
-  naive::normal<T>(out, n, seed, offset, mean, stddev);
+  cpu::normal<T>(out, n, seed, offset, mean, stddev);
 }
 
 #include "tapeflow/kernels/kernel_instantiations.inc"
