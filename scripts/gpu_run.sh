@@ -14,12 +14,14 @@
 # The build folder is kept: on the same (warm) machine a second run rebuilds only what changed,
 # so a run whose build used up the budget can simply be repeated.
 #
-#   scripts/gpu_run.sh [--budget S] [--quick] [--no-tests] [--no-peers] [--cuda ON|OFF]
+#   scripts/gpu_run.sh [--budget S] [--quick] [--no-tests] [--no-peers] [--cuda ON|OFF|MOCK]
 #                      [--build-dir DIR] [--prefix DIR] [OUTDIR]
 #
 #   --budget S   seconds for everything (default 540); each stage also has its own cap
 #   --quick      one short epoch per job, small benchmarks (a smoke test of the pipeline)
 #   --cuda OFF   the same pipeline on a CPU-only build (where CUDA does not build)
+#   --cuda MOCK  against TAPEFLOW_CUDA=MOCK's host-memory devices: a dry run of every stage
+#                on a machine without a GPU (bench_cuda is not built there)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit
 repo=$(pwd)
