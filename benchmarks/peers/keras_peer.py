@@ -63,33 +63,15 @@ def bench_overhead(res):
             t.watch(x0)
             chain(x0)
 
-    def per_op_us(fn, reps=100, samples=9):
-        ts = []
-        for s in range(samples + 2):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            if s >= 2:
-                ts.append((time.perf_counter() - t0) / (reps * pc.CHAIN) * 1e6)
-        ts.sort()
-        return ts[len(ts) // 2]
+    def record():
+        with tf.GradientTape() as t:
+            t.watch(x0)
+            y = chain(x0)
+        return t, y
 
-    res.add("overhead/no_tape", per_op_us(lambda: chain(x0)), "us")
-    res.add("overhead/tape", per_op_us(taped), "us")
-    ts = []
-    for s in range(11):
-        total = 0.0
-        for _ in range(100):
-            with tf.GradientTape() as t:
-                t.watch(x0)
-                y = chain(x0)
-            t0 = time.perf_counter()
-            t.gradient(y, x0)
-            total += time.perf_counter() - t0
-        if s >= 2:
-            ts.append(total / (100 * pc.CHAIN) * 1e6)
-    ts.sort()
-    res.add("overhead/gradient", ts[len(ts) // 2], "us")
+    res.add("overhead/no_tape", pc.per_op_us(lambda: chain(x0)), "us")
+    res.add("overhead/tape", pc.per_op_us(taped), "us")
+    res.add("overhead/gradient", pc.backward_per_op_us(record, lambda r: r[0].gradient(r[1], x0)), "us")
 
 
 class EpochTimer(keras.callbacks.Callback):

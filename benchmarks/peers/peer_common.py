@@ -136,6 +136,35 @@ def chain_reference():
     return x, d
 
 
+def per_op_us(fn, reps=100, samples=9):
+    """Median microseconds per op of fn(), one chain of CHAIN ops per call (2 warm-up samples)."""
+    ts = []
+    for s in range(samples + 2):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        if s >= 2:
+            ts.append((time.perf_counter() - t0) / (reps * CHAIN) * 1e6)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def backward_per_op_us(record, backward, reps=100, samples=9):
+    """Median microseconds per op of backward(recorded) alone, timed apart from record()."""
+    ts = []
+    for s in range(samples + 2):
+        total = 0.0
+        for _ in range(reps):
+            recorded = record()
+            t0 = time.perf_counter()
+            backward(recorded)
+            total += time.perf_counter() - t0
+        if s >= 2:
+            ts.append(total / (reps * CHAIN) * 1e6)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:

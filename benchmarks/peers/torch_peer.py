@@ -60,32 +60,13 @@ def bench_overhead(res):
     pc.check_close("torch chain", y.detach().numpy(), val, 1e-5, 1e-7)
     pc.check_close("torch chain gradient", g.numpy(), der, 1e-3, 1e-12)
 
-    def per_op_us(fn, reps=100, samples=9):
-        ts = []
-        for s in range(samples + 2):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            if s >= 2:
-                ts.append((time.perf_counter() - t0) / (reps * pc.CHAIN) * 1e6)
-        ts.sort()
-        return ts[len(ts) // 2]
+    def record():
+        y = chain(xg)
+        return y, torch.ones_like(y)
 
-    res.add("overhead/no_tape", per_op_us(lambda: chain(x0)), "us")
-    res.add("overhead/tape", per_op_us(lambda: chain(xg)), "us")
-    ts = []
-    for s in range(11):
-        total = 0.0
-        for _ in range(100):
-            y = chain(xg)
-            ones = torch.ones_like(y)
-            t0 = time.perf_counter()
-            torch.autograd.grad(y, xg, ones)
-            total += time.perf_counter() - t0
-        if s >= 2:
-            ts.append(total / (100 * pc.CHAIN) * 1e6)
-    ts.sort()
-    res.add("overhead/gradient", ts[len(ts) // 2], "us")
+    res.add("overhead/no_tape", pc.per_op_us(lambda: chain(x0)), "us")
+    res.add("overhead/tape", pc.per_op_us(lambda: chain(xg)), "us")
+    res.add("overhead/gradient", pc.backward_per_op_us(record, lambda r: torch.autograd.grad(r[0], xg, r[1])), "us")
 
 
 def bench_fit(args, res, job, model, x, y, batch):
