@@ -72,8 +72,10 @@ T* ptr(const Tensor& t) {
 // For CUDA tensors: makes `device` current on this thread. Throws DeviceError where the build
 // has no CUDA or the device is not usable.
 void use_device(Device device, const char* op);
-// Rethrows a kernels::cuda::CudaError (or any std::exception from a CUDA call) as DeviceError.
+#if defined(TAPEFLOW_HAVE_CUDA)
+// Inside a catch of kernels::cuda::CudaError: rethrows it as DeviceError naming op.
 [[noreturn]] void rethrow_device_error(const char* op);
+#endif
 
 // A tensor of rank 0 on the CPU (a C++ number, a loss weight) used with tensors on `device`
 // moves there, as PyTorch lets CPU scalars mix with CUDA tensors; anything else is returned

@@ -103,14 +103,6 @@ void use_device(Device device, const char* op) {
                                   op, device.str()));
   }
 }
-
-void rethrow_device_error(const char* op) {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    throw DeviceError(fmt::format("{}: {}", op, e.what()));
-  }
-}
 #endif
 
 Tensor scalar_to_device(const Tensor& t, Device device) {
