@@ -77,7 +77,11 @@ const Cublas& cublas() {
     const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
     void* lib = nullptr;
     std::string path;
-    for (const std::string& candidate : {name, "/usr/local/cuda/lib64/" + name, std::string("libcublas.so")}) {
+    std::vector<std::string> candidates = {name, "/usr/local/cuda/lib64/" + name, "libcublas.so"};
+#ifdef TAPEFLOW_CUBLAS_LIBRARY  // TAPEFLOW_CUDA=EMU: the emulator's cuBLAS (kernels/cuda/emu)
+    candidates.insert(candidates.begin(), TAPEFLOW_CUBLAS_LIBRARY);
+#endif
+    for (const std::string& candidate : candidates) {
       lib = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (lib != nullptr) {
         path = candidate;

@@ -1,0 +1,141 @@
+#pragma once
+// TAPEFLOW_CUDA=EMU: the CUDA C++ that kernels/cuda/src uses, for g++ on a machine without a
+// GPU. Force-included (-include) into every rewritten .cu file (rewrite_launches.cpp turns
+// `kernel<<<grid, block, shared, stream>>>(args)` into `tapeflow_emu::launch(...)(args)`); the
+// runtime behind it (runtime.cpp) runs each launch's grid block by block, every CUDA thread
+// of a block on a fiber of its own, so __syncthreads() and warp shuffles have their real
+// meaning. Declares nothing of tapeflow: the kernel sources stay the ones nvcc compiles.
+//
+// What it models: thread / block indices, __shared__ memory per block, __syncthreads() and
+// __shfl_xor_sync() (full warps), atomicAdd, launch-configuration limits, streams that run
+// their work only when the host waits for them, device memory the host cannot touch and whose
+// every allocation ends at a guard page. What it does not: timing, warp-synchronous code
+// without a shuffle, memory fences, textures, dynamic shared memory.
+
+// Per block, shared by its threads' fibers (blocks run one after another on a host thread).
+#undef __shared__
+#define __shared__ static thread_local
+#include <cuda_runtime.h>
+#include <math.h>  // exp, log, ... of float and double in the global namespace, as CUDA has them
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace tapeflow_emu {
+
+struct BlockCtx {
+  uint3 block_idx;
+  dim3 block_dim;
+  dim3 grid_dim;
+};
+struct ThreadCtx {
+  uint3 thread_idx;
+  const BlockCtx* block;
+};
+// The CUDA thread running on this host thread now (set by the scheduler at every switch).
+extern thread_local ThreadCtx* t_thread;
+
+void syncthreads();
+std::uint64_t shfl_xor_bits(unsigned mask, std::uint64_t bits, int lane_mask, int width);
+
+struct LaunchConfig {
+  const char* kernel;
+  dim3 grid;
+  dim3 block;
+  std::size_t shared_bytes;
+  cudaStream_t stream;
+  std::size_t param_bytes;
+};
+// Checks the configuration and the pointer arguments (nullptr or device memory of the
+// stream's device), then queues the grid on the stream: thread_body runs once per CUDA
+// thread. Errors are reported as CUDA reports them (cudaGetLastError, or sticky).
+void enqueue_kernel(const LaunchConfig& config, const void* const* pointers, int count,
+                    std::function<void()> thread_body);
+
+template <class... P>
+class Launch {
+ public:
+  Launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, std::size_t shared, cudaStream_t stream)
+      : kernel_(kernel), config_{name, grid, block, shared, stream, (0 + ... + sizeof(P))} {}
+
+  template <class... A>
+  void operator()(A&&... args) const {
+    static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
+    // The parameters are copied once, as CUDA copies them into the kernel's parameter space.
+    auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(static_cast<P>(std::forward<A>(args))...);
+    const void* pointers[sizeof...(P) + 1] = {};
+    int count = 0;
+    std::apply(
+        [&](const auto&... p) {
+          ((std::is_pointer_v<std::decay_t<decltype(p)>> ? void(pointers[count++] = as_pointer(p)) : void()), ...);
+        },
+        *params);
+    void (*kernel)(P...) = kernel_;
+    enqueue_kernel(config_, pointers, count, [kernel, params] { std::apply(kernel, *params); });
+  }
+
+ private:
+  template <class T>
+  static const void* as_pointer(const T& v) {
+    if constexpr (std::is_pointer_v<T>) {
+      return static_cast<const void*>(v);
+    } else {
+      return nullptr;
+    }
+  }
+  void (*kernel_)(P...);
+  LaunchConfig config_;
+};
+
+template <class... P>
+Launch<P...> launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, std::size_t shared = 0,
+                    cudaStream_t stream = nullptr) {
+  return Launch<P...>(kernel, name, grid, block, shared, stream);
+}
+
+}  // namespace tapeflow_emu
+
+#define threadIdx (::tapeflow_emu::t_thread->thread_idx)
+#define blockIdx (::tapeflow_emu::t_thread->block->block_idx)
+#define blockDim (::tapeflow_emu::t_thread->block->block_dim)
+#define gridDim (::tapeflow_emu::t_thread->block->grid_dim)
+#define __syncthreads() ::tapeflow_emu::syncthreads()
+
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "shuffles move 4 or 8 bytes");
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = ::tapeflow_emu::shfl_xor_bits(mask, bits, lane_mask, width);
+  std::memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+
+template <class T>
+inline T tapeflow_emu_atomic_add(T* p, T v) {
+  T old;
+  __atomic_load(p, &old, __ATOMIC_RELAXED);
+  T next;
+  do {
+    if constexpr (std::is_integral_v<T>) {  // wraps, as on the device
+      using U = std::make_unsigned_t<T>;
+      next = static_cast<T>(static_cast<U>(old) + static_cast<U>(v));
+    } else {
+      next = old + v;
+    }
+  } while (!__atomic_compare_exchange(p, &old, &next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  return old;
+}
+inline float atomicAdd(float* p, float v) { return tapeflow_emu_atomic_add(p, v); }
+inline double atomicAdd(double* p, double v) { return tapeflow_emu_atomic_add(p, v); }
+inline int atomicAdd(int* p, int v) { return tapeflow_emu_atomic_add(p, v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return tapeflow_emu_atomic_add(p, v); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  return tapeflow_emu_atomic_add(p, v);
+}

@@ -1,0 +1,915 @@
+// TAPEFLOW_CUDA=EMU: the part of the CUDA runtime API that tapeflow calls, for machines
+// without a GPU, and the executor of the kernels that tapeflow_cuda_emu.h launches.
+//
+// - Devices: TAPEFLOW_CUDA_EMU_DEVICES of them (default 2; 0: cudaGetDeviceCount fails like
+//   a machine without a driver), sm_90, 16 GiB each.
+// - Device memory: a reserved address range; every allocation gets pages of its own, ends
+//   within 255 bytes of a guard page (it starts 256-byte aligned, as cudaMalloc's do) and is
+//   never handed out again once freed, and only the queued work that was given a pointer
+//   into it can read or write it: the host cannot (TAPEFLOW_CUDA_EMU_PROTECT=0 turns that
+//   off). A fault there names the allocation and the kernel.
+// - Streams: work is queued and runs only when the host waits (cudaStreamSynchronize,
+//   cudaDeviceSynchronize, cudaFree, cudaMemcpy, cudaStreamDestroy), so a missing wait shows.
+// - Kernels: every block runs its threads as fibers on the waiting host thread, switching at
+//   __syncthreads() and shuffles; a barrier or shuffle that not every thread reaches is a
+//   launch failure that names the kernel, instead of a hang.
+// - Errors: the last error per thread (cudaGetLastError), launch-configuration limits,
+//   pointers that are not the launching device's memory, and sticky errors after a fault.
+#include <cuda_runtime_api.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "emu_internal.hpp"
+#include "tapeflow_cuda_emu.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define TAPEFLOW_EMU_ASAN 1
+#else
+#define TAPEFLOW_EMU_ASAN 0
+#endif
+
+namespace tapeflow_emu {
+
+thread_local ThreadCtx* t_thread = nullptr;
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kArenaBytes = std::size_t(1) << 38;  // address space only (256 GiB)
+constexpr std::size_t kDeviceBytes = std::size_t(16) << 30;
+constexpr int kMaxThreadsPerBlock = 1024;
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+int device_total() {
+  static const int n = std::max(0, env_int("TAPEFLOW_CUDA_EMU_DEVICES", 2));
+  return n;
+}
+bool protect_enabled() {
+  static const bool on = env_int("TAPEFLOW_CUDA_EMU_PROTECT", 1) != 0;
+  return on;
+}
+
+// ---------------------------------------------------------------- errors
+
+thread_local cudaError_t t_last = cudaSuccess;
+std::atomic<int> g_sticky{cudaSuccess};
+
+cudaError_t fail(cudaError_t e) {
+  if (e != cudaSuccess) t_last = e;
+  return e;
+}
+// Every call starts with this: after a fault, every call returns it (a dead context).
+#define TAPEFLOW_EMU_STICKY()                                                              \
+  do {                                                                                     \
+    if (const int s_ = g_sticky.load(); s_ != cudaSuccess) return fail(cudaError_t(s_)); \
+  } while (0)
+
+thread_local int t_device = 0;
+
+// ---------------------------------------------------------------- device memory
+
+struct Allocation {
+  char* region;  // whole pages, followed by a guard page
+  std::size_t region_bytes;
+  char* ptr;
+  std::size_t bytes;
+  int device;
+};
+
+std::mutex g_state;  // everything below, and the streams
+char* g_arena = nullptr;
+std::size_t g_arena_used = 0;
+std::map<std::uintptr_t, Allocation> g_live;   // by ptr
+std::map<std::uintptr_t, Allocation> g_freed;  // by ptr, for fault reports
+std::vector<std::size_t> g_device_bytes;
+
+void protect(const Allocation& a, bool accessible) {
+  mprotect(a.region, a.region_bytes, accessible ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
+const Allocation* find_in(const std::map<std::uintptr_t, Allocation>& m, std::uintptr_t p) {
+  auto it = m.upper_bound(p);
+  if (it == m.begin()) return nullptr;
+  --it;
+  const Allocation& a = it->second;
+  const auto lo = reinterpret_cast<std::uintptr_t>(a.region);
+  return p >= lo && p < lo + a.region_bytes + kPage ? &a : nullptr;
+}
+
+// g_state held
+const Allocation* live_allocation(const void* p, std::size_t bytes) {
+  const auto u = reinterpret_cast<std::uintptr_t>(p);
+  auto it = g_live.upper_bound(u);
+  if (it == g_live.begin()) return nullptr;
+  --it;
+  const Allocation& a = it->second;
+  const auto lo = reinterpret_cast<std::uintptr_t>(a.ptr);
+  if (u < lo || u > lo + a.bytes || bytes > lo + a.bytes - u) return nullptr;
+  return &a;
+}
+
+bool in_arena(const void* p) {
+  const auto u = reinterpret_cast<std::uintptr_t>(p);
+  const auto lo = reinterpret_cast<std::uintptr_t>(g_arena);
+  return g_arena != nullptr && u >= lo && u < lo + kArenaBytes;
+}
+
+// The kernel running now on this host thread, for fault reports.
+thread_local const char* t_kernel = nullptr;
+
+struct sigaction g_previous_segv;
+
+void on_segv(int sig, siginfo_t* info, void* uctx) {
+  const void* addr = info->si_addr;
+  if (!in_arena(addr)) {  // not ours: whoever handled it before
+    sigaction(SIGSEGV, &g_previous_segv, nullptr);
+    (void)sig;
+    (void)uctx;
+    return;
+  }
+  char msg[512];
+  const auto u = reinterpret_cast<std::uintptr_t>(addr);
+  const Allocation* a = find_in(g_live, u);
+  const char* what = "live";
+  if (a == nullptr) {
+    a = find_in(g_freed, u);
+    what = "freed";
+  }
+  const char* who = t_kernel != nullptr ? t_kernel : "the host (device memory outside any queued work)";
+  int n;
+  if (a != nullptr) {
+    const auto lo = reinterpret_cast<std::uintptr_t>(a->ptr);
+    const long long off = static_cast<long long>(u) - static_cast<long long>(lo);
+    n = std::snprintf(msg, sizeof msg,
+                      "tapeflow CUDA emulator: illegal address: %s touched byte %lld of a %s %zu-byte allocation "
+                      "on device %d (at %p)\n",
+                      who, off, what, a->bytes, a->device, addr);
+  } else {
+    n = std::snprintf(msg, sizeof msg, "tapeflow CUDA emulator: illegal address: %s touched unallocated %p\n", who,
+                      addr);
+  }
+  if (t_thread != nullptr && t_kernel != nullptr) {
+    n += std::snprintf(msg + n, sizeof msg - static_cast<std::size_t>(n),
+                       "  in block (%u, %u, %u), thread (%u, %u, %u)\n", t_thread->block->block_idx.x,
+                       t_thread->block->block_idx.y, t_thread->block->block_idx.z, t_thread->thread_idx.x,
+                       t_thread->thread_idx.y, t_thread->thread_idx.z);
+  }
+  if (write(2, msg, static_cast<std::size_t>(n)) < 0) {
+  }
+  signal(SIGSEGV, SIG_DFL);  // the access faults again and ends the process
+}
+
+// g_state held
+bool reserve_arena() {
+  if (g_arena != nullptr) return true;
+  void* p = mmap(nullptr, kArenaBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  g_arena = static_cast<char*>(p);
+  g_device_bytes.assign(static_cast<std::size_t>(device_total()), 0);
+  struct sigaction sa {};
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_previous_segv);
+  return true;
+}
+
+// ---------------------------------------------------------------- streams
+
+// Queued work and the allocations it may touch.
+struct Work {
+  std::function<void()> run;
+  std::vector<Allocation> touched;
+};
+struct Stream {
+  int device;
+  std::deque<Work> work;
+};
+std::set<Stream*> g_streams;
+std::vector<Stream*> g_default_streams;  // per device, for stream 0
+
+// g_state held; nullptr when the handle is no stream
+Stream* resolve(cudaStream_t s) {
+  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) {
+    if (g_default_streams.empty()) {
+      for (int d = 0; d < device_total(); ++d) g_default_streams.push_back(new Stream{d, {}});
+    }
+    return g_default_streams[static_cast<std::size_t>(t_device)];
+  }
+  auto* st = reinterpret_cast<Stream*>(s);
+  return g_streams.count(st) != 0 ? st : nullptr;
+}
+
+std::mutex g_exec;  // one device engine: queued work runs one item at a time
+
+// Runs the queued work of the streams picked by `which`, in order, each item with the
+// allocations it was given opened.
+template <class Pick>
+cudaError_t drain(Pick which) {
+  std::lock_guard<std::mutex> exec(g_exec);
+  for (;;) {
+    Work item;
+    {
+      std::lock_guard<std::mutex> lock(g_state);
+      Stream* next = nullptr;
+      for (Stream* s : g_default_streams)
+        if (!s->work.empty() && which(s)) next = next != nullptr ? next : s;
+      for (Stream* s : g_streams)
+        if (!s->work.empty() && which(s)) next = next != nullptr ? next : s;
+      if (next == nullptr) break;
+      item = std::move(next->work.front());
+      next->work.pop_front();
+    }
+    if (g_sticky.load() != cudaSuccess) continue;  // a dead context runs nothing more
+    if (protect_enabled())
+      for (const Allocation& a : item.touched) protect(a, true);
+    item.run();
+    if (protect_enabled())
+      for (const Allocation& a : item.touched) protect(a, false);
+  }
+  const int s = g_sticky.load();
+  return s == cudaSuccess ? cudaSuccess : fail(cudaError_t(s));
+}
+
+cudaError_t drain_device(int device) {
+  return drain([device](Stream* s) { return s->device == device; });
+}
+
+// ---------------------------------------------------------------- the block executor
+
+#if TAPEFLOW_EMU_ASAN
+constexpr std::size_t kStackBytes = std::size_t(512) << 10;
+#else
+constexpr std::size_t kStackBytes = std::size_t(128) << 10;
+#endif
+
+// A fiber's saved registers. On x86-64 a switch is a few instructions (callee-saved
+// registers, the stack pointer, MXCSR and the x87 control word); elsewhere ucontext, whose
+// swapcontext also saves the signal mask (a system call per switch).
+#if defined(__x86_64__)
+struct Context {
+  void* sp = nullptr;
+};
+extern "C" void tapeflow_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .p2align 4
+  .type tapeflow_emu_switch, @function
+tapeflow_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size tapeflow_emu_switch, .-tapeflow_emu_switch
+)");
+void switch_context(Context& from, Context& to) { tapeflow_emu_switch(&from.sp, to.sp); }
+// A context that starts `entry` (which never returns) on the stack [lo, lo + size).
+void make_context(Context& c, char* lo, std::size_t size, void (*entry)()) {
+  auto top = reinterpret_cast<std::uintptr_t>(lo + size) & ~std::uintptr_t(15);
+  auto* sp = reinterpret_cast<std::uint64_t*>(top);
+  *--sp = 0;                                          // entry's (absent) return address
+  *--sp = reinterpret_cast<std::uint64_t>(entry);     // popped by ret: 16-aligned + 8 at entry
+  for (int r = 0; r < 6; ++r) *--sp = 0;              // rbp rbx r12 r13 r14 r15
+  std::uint32_t csr[2] = {0, 0};
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(csr[0]), "=m"(csr[1]));
+  *--sp = (std::uint64_t(csr[1] & 0xffffu) << 32) | csr[0];
+  c.sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+void make_context(Context& c, char* lo, std::size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = lo;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+#endif
+
+enum class State { Ready, Running, Waiting, Done, Abandoned };
+enum class Wait { None, Block, Warp };
+
+struct Fiber {
+  Context uc;
+  char* stack = nullptr;  // kStackBytes, the lowest page a guard
+  State state = State::Ready;
+  Wait wait = Wait::None;
+  std::uint64_t wait_gen = 0;
+  ThreadCtx ctx{};
+  int linear = 0;
+  void* fake_stack = nullptr;
+};
+
+struct WarpState {
+  int lanes = 32;
+  int arrived = 0;
+  std::uint64_t gen = 0;
+  std::uint64_t slots[32] = {};
+};
+
+struct Executor {
+  Context sched;
+  std::vector<Fiber> fibers;
+  std::vector<WarpState> warps;
+  BlockCtx block{};
+  int threads = 0;
+  int current = -1;
+  int bar_arrived = 0;
+  std::uint64_t bar_gen = 0;
+  const std::function<void()>* body = nullptr;
+  std::string error;
+  const void* sched_bottom = nullptr;
+  std::size_t sched_size = 0;
+  void* sched_fake = nullptr;
+};
+thread_local Executor* t_exec = nullptr;
+
+Executor& executor() {
+  if (t_exec == nullptr) t_exec = new Executor();  // one per host thread, kept
+  return *t_exec;
+}
+
+void switch_to_scheduler(Executor& e, Fiber& f) {
+#if TAPEFLOW_EMU_ASAN
+  __sanitizer_start_switch_fiber(&f.fake_stack, e.sched_bottom, e.sched_size);
+#endif
+  switch_context(f.uc, e.sched);
+#if TAPEFLOW_EMU_ASAN
+  __sanitizer_finish_switch_fiber(f.fake_stack, &e.sched_bottom, &e.sched_size);
+#endif
+}
+
+void fiber_main() {
+  Executor& e = *t_exec;
+  Fiber& f = e.fibers[static_cast<std::size_t>(e.current)];
+#if TAPEFLOW_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &e.sched_bottom, &e.sched_size);
+#endif
+  (*e.body)();
+  f.state = State::Done;
+#if TAPEFLOW_EMU_ASAN
+  __sanitizer_start_switch_fiber(nullptr, e.sched_bottom, e.sched_size);  // this fiber ends
+#endif
+  switch_context(f.uc, e.sched);
+  std::abort();  // a finished fiber is never resumed
+}
+
+Fiber& current_fiber(const char* what) {
+  if (t_exec == nullptr || t_exec->current < 0) {
+    report(std::string(what) + " called outside a kernel");
+    std::abort();
+  }
+  return t_exec->fibers[static_cast<std::size_t>(t_exec->current)];
+}
+
+// Stops the calling CUDA thread for good: its block fails with `message`.
+[[noreturn]] void abandon(Executor& e, Fiber& f, const std::string& message) {
+  if (e.error.empty()) e.error = message;
+  f.state = State::Abandoned;
+  switch_to_scheduler(e, f);
+  std::abort();  // never resumed
+}
+
+void wait_here(Executor& e, Fiber& f, Wait kind, std::uint64_t gen) {
+  f.state = State::Waiting;
+  f.wait = kind;
+  f.wait_gen = gen;
+  switch_to_scheduler(e, f);
+}
+
+bool released(const Executor& e, const Fiber& f) {
+  if (f.wait == Wait::Block) return e.bar_gen != f.wait_gen;
+  return e.warps[static_cast<std::size_t>(f.linear / 32)].gen != f.wait_gen;
+}
+
+void warp_barrier(Executor& e, Fiber& f) {
+  WarpState& w = e.warps[static_cast<std::size_t>(f.linear / 32)];
+  if (++w.arrived == w.lanes) {
+    w.arrived = 0;
+    ++w.gen;
+    return;
+  }
+  wait_here(e, f, Wait::Warp, w.gen);
+}
+
+std::string dim(const uint3& d) {
+  return "(" + std::to_string(d.x) + ", " + std::to_string(d.y) + ", " + std::to_string(d.z) + ")";
+}
+
+// Runs one block; false (with e.error) when it could not finish.
+bool run_block(Executor& e) {
+  const int n = e.threads;
+  if (e.fibers.size() < static_cast<std::size_t>(n)) e.fibers.resize(static_cast<std::size_t>(n));
+  e.warps.assign(static_cast<std::size_t>((n + 31) / 32), WarpState{});
+  for (std::size_t w = 0; w < e.warps.size(); ++w) e.warps[w].lanes = std::min(32, n - static_cast<int>(w) * 32);
+  e.bar_arrived = 0;
+  const dim3 bd = e.block.block_dim;
+  for (int t = 0; t < n; ++t) {
+    Fiber& f = e.fibers[static_cast<std::size_t>(t)];
+    if (f.stack == nullptr) {
+      void* s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (s == MAP_FAILED) {
+        e.error = "cannot map a fiber stack";
+        return false;
+      }
+      mprotect(s, kPage, PROT_NONE);
+      f.stack = static_cast<char*>(s);
+    }
+    f.state = State::Ready;
+    f.wait = Wait::None;
+    f.linear = t;
+    f.ctx.block = &e.block;
+    f.ctx.thread_idx = uint3{static_cast<unsigned>(t) % bd.x, (static_cast<unsigned>(t) / bd.x) % bd.y,
+                             static_cast<unsigned>(t) / (bd.x * bd.y)};
+  }
+  int remaining = n;
+  while (remaining > 0) {
+    bool ran = false;
+    for (int t = 0; t < n && e.error.empty(); ++t) {
+      Fiber& f = e.fibers[static_cast<std::size_t>(t)];
+      if (f.state == State::Done || f.state == State::Abandoned) continue;
+      if (f.state == State::Waiting && !released(e, f)) continue;
+      if (f.state == State::Ready) make_context(f.uc, f.stack + kPage, kStackBytes - kPage, fiber_main);
+      f.state = State::Running;
+      e.current = t;
+      t_thread = &f.ctx;
+#if TAPEFLOW_EMU_ASAN
+      __sanitizer_start_switch_fiber(&e.sched_fake, f.stack + kPage, kStackBytes - kPage);
+#endif
+      switch_context(e.sched, f.uc);
+#if TAPEFLOW_EMU_ASAN
+      __sanitizer_finish_switch_fiber(e.sched_fake, nullptr, nullptr);
+#endif
+      e.current = -1;
+      t_thread = nullptr;
+      ran = true;
+      if (f.state == State::Done) --remaining;
+    }
+    if (!e.error.empty()) return false;
+    if (!ran) {
+      int at_barrier = 0, at_shuffle = 0, done = 0;
+      for (int t = 0; t < n; ++t) {
+        const Fiber& f = e.fibers[static_cast<std::size_t>(t)];
+        if (f.state == State::Done) ++done;
+        else if (f.wait == Wait::Block) ++at_barrier;
+        else ++at_shuffle;
+      }
+      e.error = "block " + dim(e.block.block_idx) + " of " + std::to_string(n) + " threads cannot go on: " +
+                std::to_string(at_barrier) + " wait at __syncthreads(), " + std::to_string(at_shuffle) +
+                " at a warp shuffle, " + std::to_string(done) +
+                " have returned (a barrier or shuffle not reached by every thread it needs)";
+      return false;
+    }
+  }
+  return true;
+}
+
+void run_grid(const LaunchConfig& c, const std::function<void()>& body) {
+  Executor& e = executor();
+  e.body = &body;
+  e.threads = static_cast<int>(c.block.x * c.block.y * c.block.z);
+  e.error.clear();
+  e.block.block_dim = c.block;
+  e.block.grid_dim = c.grid;
+  t_kernel = c.kernel;
+  for (unsigned z = 0; z < c.grid.z; ++z) {
+    for (unsigned y = 0; y < c.grid.y; ++y) {
+      for (unsigned x = 0; x < c.grid.x; ++x) {
+        e.block.block_idx = uint3{x, y, z};
+        if (!run_block(e)) {
+          report(std::string("kernel ") + c.kernel + ": " + e.error);
+          set_sticky(cudaErrorLaunchFailure);
+          t_kernel = nullptr;
+          return;
+        }
+      }
+    }
+  }
+  t_kernel = nullptr;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- device-side calls
+
+void syncthreads() {
+  Fiber& f = current_fiber("__syncthreads()");
+  Executor& e = *t_exec;
+  if (++e.bar_arrived == e.threads) {
+    e.bar_arrived = 0;
+    ++e.bar_gen;
+    return;
+  }
+  wait_here(e, f, Wait::Block, e.bar_gen);
+}
+
+std::uint64_t shfl_xor_bits(unsigned mask, std::uint64_t bits, int lane_mask, int width) {
+  Fiber& f = current_fiber("__shfl_xor_sync()");
+  Executor& e = *t_exec;
+  WarpState& w = e.warps[static_cast<std::size_t>(f.linear / 32)];
+  const unsigned full = w.lanes == 32 ? 0xffffffffu : (1u << w.lanes) - 1u;
+  if (mask != full || width <= 0 || width > 32 || (width & (width - 1)) != 0) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "__shfl_xor_sync(0x%08x, ..., %d, width %d): the emulator models full warps only",
+                  mask, lane_mask, width);
+    abandon(e, f, buf);
+  }
+  const int lane = f.linear % 32;
+  int src = lane ^ lane_mask;
+  if (src / width != lane / width || src >= w.lanes) src = lane;  // out of range: its own value
+  w.slots[lane] = bits;
+  warp_barrier(e, f);
+  const std::uint64_t r = w.slots[src];
+  warp_barrier(e, f);  // every lane has read before the next shuffle writes
+  return r;
+}
+
+// ---------------------------------------------------------------- host-side helpers
+
+void report(const std::string& message) { std::fprintf(stderr, "tapeflow CUDA emulator: %s\n", message.c_str()); }
+
+int current_device() { return t_device; }
+
+int device_of(const void* p, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_state);
+  const Allocation* a = live_allocation(p, bytes);
+  return a != nullptr ? a->device : -1;
+}
+
+cudaError_t enqueue(cudaStream_t stream, std::function<void()> work, std::initializer_list<const void*> touched) {
+  std::lock_guard<std::mutex> lock(g_state);
+  Stream* s = resolve(stream);
+  if (s == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  Work w{std::move(work), {}};
+  for (const void* p : touched)
+    if (const Allocation* a = live_allocation(p, 0)) w.touched.push_back(*a);
+  s->work.push_back(std::move(w));
+  return cudaSuccess;
+}
+
+void set_sticky(cudaError_t err) {
+  int expected = cudaSuccess;
+  g_sticky.compare_exchange_strong(expected, err);
+}
+
+void enqueue_kernel(const LaunchConfig& c, const void* const* pointers, int count, std::function<void()> body) {
+  if (g_sticky.load() != cudaSuccess) return;
+  const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
+  if (threads == 0 || threads > kMaxThreadsPerBlock || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 ||
+      c.grid.z == 0 || c.grid.x > 0x7fffffffu || c.grid.y > 65535 || c.grid.z > 65535) {
+    report(std::string("kernel ") + c.kernel + ": invalid configuration: grid " + dim(uint3{c.grid.x, c.grid.y, c.grid.z}) +
+           ", block " + dim(uint3{c.block.x, c.block.y, c.block.z}));
+    fail(cudaErrorInvalidConfiguration);
+    return;
+  }
+  if (c.param_bytes > 32764) {
+    report(std::string("kernel ") + c.kernel + ": " + std::to_string(c.param_bytes) + " bytes of parameters");
+    fail(cudaErrorInvalidValue);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_state);
+  Stream* s = resolve(c.stream);
+  if (s == nullptr || s->device != t_device) {
+    report(std::string("kernel ") + c.kernel + ": launched on " +
+           (s == nullptr ? std::string("an unknown stream")
+                         : "a stream of device " + std::to_string(s->device)) +
+           " from device " + std::to_string(t_device));
+    fail(cudaErrorInvalidResourceHandle);
+    return;
+  }
+  Work w{nullptr, {}};
+  for (int i = 0; i < count; ++i) {
+    if (pointers[i] == nullptr) continue;
+    const Allocation* a = live_allocation(pointers[i], 0);
+    if (a != nullptr) w.touched.push_back(*a);
+    if (a == nullptr || a->device != s->device) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%p", pointers[i]);
+      report(std::string("kernel ") + c.kernel + ": pointer argument " + std::to_string(i + 1) + " (" + buf + ") is " +
+             (a == nullptr ? (in_arena(pointers[i]) ? std::string("freed or outside any device allocation")
+                                                    : std::string("host memory"))
+                           : "memory of device " + std::to_string(a->device)) +
+             ", launched on device " + std::to_string(s->device));
+      set_sticky(cudaErrorIllegalAddress);
+      return;
+    }
+  }
+  w.run = [c, body = std::move(body)] { run_grid(c, body); };
+  s->work.push_back(std::move(w));
+}
+
+}  // namespace tapeflow_emu
+
+// ---------------------------------------------------------------- the runtime API
+
+using namespace tapeflow_emu;  // NOLINT
+
+extern "C" {
+
+cudaError_t cudaGetLastError() {
+  const int s = g_sticky.load();
+  const cudaError_t e = s != cudaSuccess ? cudaError_t(s) : t_last;
+  t_last = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError() {
+  const int s = g_sticky.load();
+  return s != cudaSuccess ? cudaError_t(s) : t_last;
+}
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    default: return "cudaErrorUnknown";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected (TAPEFLOW_CUDA_EMU_DEVICES=0)";
+    default: return "unknown error";
+  }
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 0;
+  if (device_total() == 0) return fail(cudaErrorNoDevice);
+  *count = device_total();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device < 0 || device >= device_total()) return fail(cudaErrorInvalidDevice);
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "tapeflow CUDA emulator");
+  prop->totalGlobalMem = kDeviceBytes;
+  prop->major = 9;
+  prop->minor = 0;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = kMaxThreadsPerBlock;
+  prop->maxThreadsDim[0] = prop->maxThreadsDim[1] = 1024;
+  prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = 0x7fffffff;
+  prop->maxGridSize[1] = prop->maxGridSize[2] = 65535;
+  prop->sharedMemPerBlock = 48 << 10;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  TAPEFLOW_EMU_STICKY();
+  if (device < 0 || device >= device_total()) return fail(device_total() == 0 ? cudaErrorNoDevice : cudaErrorInvalidDevice);
+  t_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (device_total() == 0) return fail(cudaErrorNoDevice);
+  *device = t_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+  TAPEFLOW_EMU_STICKY();
+  *ptr = nullptr;
+  if (device_total() == 0) return fail(cudaErrorNoDevice);
+  if (bytes == 0) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_state);
+  if (!reserve_arena()) return fail(cudaErrorMemoryAllocation);
+  const std::size_t pages = (bytes + kPage - 1) / kPage;
+  auto& used = g_device_bytes[static_cast<std::size_t>(t_device)];
+  if (bytes > kDeviceBytes - used || (pages + 1) * kPage > kArenaBytes - g_arena_used) {
+    return fail(cudaErrorMemoryAllocation);
+  }
+  Allocation a{};
+  a.region = g_arena + g_arena_used;
+  a.region_bytes = pages * kPage;
+  a.bytes = bytes;
+  a.ptr = a.region + ((a.region_bytes - bytes) & ~std::size_t(255));  // 256-aligned, ending at the guard
+  a.device = t_device;
+  g_arena_used += a.region_bytes + kPage;  // the guard page stays PROT_NONE
+  if (mprotect(a.region, a.region_bytes, PROT_READ | PROT_WRITE) != 0) return fail(cudaErrorMemoryAllocation);
+  // fresh device memory is not zero: a kernel that reads what nobody wrote shows it
+  std::memset(a.region, 0xA5, a.region_bytes);
+  if (protect_enabled()) protect(a, false);  // closed to the host
+  used += bytes;
+  g_live[reinterpret_cast<std::uintptr_t>(a.ptr)] = a;
+  *ptr = a.ptr;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  TAPEFLOW_EMU_STICKY();
+  if (ptr == nullptr) return cudaSuccess;
+  int device = -1;
+  {
+    std::lock_guard<std::mutex> lock(g_state);
+    auto it = g_live.find(reinterpret_cast<std::uintptr_t>(ptr));
+    if (it == g_live.end()) {
+      report("cudaFree of a pointer that is no live allocation");
+      return fail(cudaErrorInvalidValue);
+    }
+    device = it->second.device;
+  }
+  // cudaFree waits for the device: queued work may still use the memory
+  if (const cudaError_t e = drain_device(device); e != cudaSuccess) return e;
+  std::lock_guard<std::mutex> lock(g_state);
+  auto it = g_live.find(reinterpret_cast<std::uintptr_t>(ptr));
+  if (it == g_live.end()) return fail(cudaErrorInvalidValue);
+  Allocation a = it->second;
+  g_live.erase(it);
+  protect(a, false);
+  madvise(a.region, a.region_bytes, MADV_DONTNEED);
+  g_device_bytes[static_cast<std::size_t>(a.device)] -= a.bytes;
+  g_freed[reinterpret_cast<std::uintptr_t>(a.ptr)] = a;  // its addresses are never reused
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  TAPEFLOW_EMU_STICKY();
+  (void)flags;
+  if (device_total() == 0) return fail(cudaErrorNoDevice);
+  std::lock_guard<std::mutex> lock(g_state);
+  auto* s = new Stream{t_device, {}};
+  g_streams.insert(s);
+  *stream = reinterpret_cast<cudaStream_t>(s);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  TAPEFLOW_EMU_STICKY();
+  Stream* target = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_state);
+    target = resolve(stream);
+  }
+  if (target == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  return drain([target](Stream* s) { return s == target; });
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  const cudaError_t e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) return e;
+  std::lock_guard<std::mutex> lock(g_state);
+  auto* s = reinterpret_cast<Stream*>(stream);
+  if (g_streams.erase(s) == 0) return fail(cudaErrorInvalidResourceHandle);
+  delete s;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() {
+  TAPEFLOW_EMU_STICKY();
+  return drain_device(t_device);
+}
+
+namespace {
+
+// Checks a copy's operands against its direction; nullptr when they fit.
+const char* copy_problem(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind& kind) {
+  std::lock_guard<std::mutex> lock(g_state);
+  const bool dst_dev = live_allocation(dst, bytes) != nullptr, src_dev = live_allocation(src, bytes) != nullptr;
+  if (kind == cudaMemcpyDefault) {
+    kind = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                   : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  }
+  const bool want_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool want_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (want_dst && !dst_dev) return in_arena(dst) ? "the destination range is not inside one live allocation"
+                                                 : "the destination is host memory";
+  if (!want_dst && in_arena(dst)) return "the destination is device memory";
+  if (want_src && !src_dev) return in_arena(src) ? "the source range is not inside one live allocation"
+                                                 : "the source is host memory";
+  if (!want_src && in_arena(src)) return "the source is device memory";
+  return nullptr;
+}
+
+const char* kind_name(cudaMemcpyKind k) {
+  switch (k) {
+    case cudaMemcpyHostToDevice: return "host to device";
+    case cudaMemcpyDeviceToHost: return "device to host";
+    case cudaMemcpyDeviceToDevice: return "device to device";
+    case cudaMemcpyHostToHost: return "host to host";
+    default: return "default";
+  }
+}
+
+}  // namespace
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  TAPEFLOW_EMU_STICKY();
+  if (bytes == 0) return cudaSuccess;
+  if (const char* why = copy_problem(dst, src, bytes, kind)) {
+    report(std::string("cudaMemcpyAsync (") + kind_name(kind) + ", " + std::to_string(bytes) + " bytes): " + why);
+    return fail(cudaErrorInvalidValue);
+  }
+  // The host side is read or written when the stream gets there, not now.
+  return enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, {dst, src});
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+  if (e != cudaSuccess) return e;
+  return cudaStreamSynchronize(nullptr);
+}
+
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes,
+                                cudaStream_t stream) {
+  TAPEFLOW_EMU_STICKY();
+  if (bytes == 0) return cudaSuccess;
+  if (device_of(dst, bytes) != dst_device || device_of(src, bytes) != src_device) {
+    report("cudaMemcpyPeerAsync: a range is not inside one live allocation of its device (" +
+           std::to_string(src_device) + " -> " + std::to_string(dst_device) + ", " + std::to_string(bytes) +
+           " bytes)");
+    return fail(cudaErrorInvalidValue);
+  }
+  return enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, {dst, src});
+}
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_t stream) {
+  TAPEFLOW_EMU_STICKY();
+  if (bytes == 0) return cudaSuccess;
+  if (device_of(ptr, bytes) < 0) {
+    report("cudaMemsetAsync: " + std::to_string(bytes) + " bytes are not inside one live allocation");
+    return fail(cudaErrorInvalidValue);
+  }
+  return enqueue(stream, [ptr, value, bytes] { std::memset(ptr, value, bytes); }, {ptr});
+}
+
+cudaError_t cudaMemset(void* ptr, int value, std::size_t bytes) {
+  const cudaError_t e = cudaMemsetAsync(ptr, value, bytes, nullptr);
+  if (e != cudaSuccess) return e;
+  return cudaStreamSynchronize(nullptr);
+}
+
+}  // extern "C"
