@@ -175,7 +175,21 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
   }
   if (write(2, msg, static_cast<std::size_t>(n)) < 0) {
   }
-  signal(SIGSEGV, SIG_DFL);  // the access faults again and ends the process
+  // the access faults again, for the handler before ours (a test framework's) or the default
+  sigaction(SIGSEGV, &g_previous_segv, nullptr);
+}
+
+// Puts on_segv in front of whatever handles SIGSEGV now (test frameworks install their own
+// per test): called at every allocation and every wait, a system call each.
+void install_fault_handler() {
+  struct sigaction now {};
+  sigaction(SIGSEGV, nullptr, &now);
+  if ((now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction == on_segv) return;
+  struct sigaction sa {};
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_previous_segv);
 }
 
 // g_state held
@@ -185,11 +199,6 @@ bool reserve_arena() {
   if (p == MAP_FAILED) return false;
   g_arena = static_cast<char*>(p);
   g_device_bytes.assign(static_cast<std::size_t>(device_total()), 0);
-  struct sigaction sa {};
-  sa.sa_sigaction = on_segv;
-  sa.sa_flags = SA_SIGINFO;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, &g_previous_segv);
   return true;
 }
 
@@ -226,6 +235,7 @@ std::mutex g_exec;  // one device engine: queued work runs one item at a time
 template <class Pick>
 cudaError_t drain(Pick which) {
   std::lock_guard<std::mutex> exec(g_exec);
+  install_fault_handler();
   for (;;) {
     Work item;
     {
@@ -745,6 +755,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   std::lock_guard<std::mutex> lock(g_state);
   if (!reserve_arena()) return fail(cudaErrorMemoryAllocation);
+  install_fault_handler();
   const std::size_t pages = (bytes + kPage - 1) / kPage;
   auto& used = g_device_bytes[static_cast<std::size_t>(t_device)];
   if (bytes > kDeviceBytes - used || (pages + 1) * kPage > kArenaBytes - g_arena_used) {
