@@ -64,7 +64,6 @@ int main(int argc, char** argv) {
   const std::string src = buf.str();
   std::string out = "#line 1 \"" + std::string(argv[3]) + "\"\n";
   std::size_t pos = 0;
-  int launches = 0;
   for (std::size_t open = src.find("<<<"); open != std::string::npos; open = src.find("<<<", pos)) {
     const std::size_t close = src.find(">>>", open + 3);
     const std::size_t start = kernel_start(src, open);
@@ -79,7 +78,6 @@ int main(int argc, char** argv) {
     out.append(src, open + 3, close - open - 3);
     out += ")";
     pos = close + 3;
-    ++launches;
   }
   out.append(src, pos, std::string::npos);
   std::ofstream o(argv[2], std::ios::binary);
@@ -88,6 +86,5 @@ int main(int argc, char** argv) {
     std::cerr << "rewrite_launches: cannot write " << argv[2] << "\n";
     return 1;
   }
-  (void)launches;
   return 0;
 }

@@ -69,15 +69,11 @@ class Launch {
     static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
     // The parameters are copied once, as CUDA copies them into the kernel's parameter space.
     auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(static_cast<P>(std::forward<A>(args))...);
+    // one entry per parameter: the pointer ones, nullptr for the others (enqueue skips those)
     const void* pointers[sizeof...(P) + 1] = {};
-    int count = 0;
-    std::apply(
-        [&](const auto&... p) {
-          ((std::is_pointer_v<std::decay_t<decltype(p)>> ? void(pointers[count++] = as_pointer(p)) : void()), ...);
-        },
-        *params);
+    std::apply([&](const auto&... p) { std::size_t i = 0; ((pointers[i++] = as_pointer(p)), ...); }, *params);
     void (*kernel)(P...) = kernel_;
-    enqueue_kernel(config_, pointers, count, [kernel, params] { std::apply(kernel, *params); });
+    enqueue_kernel(config_, pointers, static_cast<int>(sizeof...(P)), [kernel, params] { std::apply(kernel, *params); });
   }
 
  private:

@@ -240,12 +240,16 @@ cudaError_t drain(Pick which) {
     Work item;
     {
       std::lock_guard<std::mutex> lock(g_state);
+      const auto ready = [&](Stream* s) { return !s->work.empty() && which(s); };
       Stream* next = nullptr;
-      for (Stream* s : g_default_streams)
-        if (!s->work.empty() && which(s)) next = next != nullptr ? next : s;
-      for (Stream* s : g_streams)
-        if (!s->work.empty() && which(s)) next = next != nullptr ? next : s;
-      if (next == nullptr) break;
+      if (auto d = std::find_if(g_default_streams.begin(), g_default_streams.end(), ready);
+          d != g_default_streams.end()) {
+        next = *d;
+      } else if (auto o = std::find_if(g_streams.begin(), g_streams.end(), ready); o != g_streams.end()) {
+        next = *o;
+      } else {
+        break;
+      }
       item = std::move(next->work.front());
       next->work.pop_front();
     }
