@@ -8,9 +8,11 @@
 //   - the cost of a tiny op (launch-bound), in microseconds.
 // Every result is checked (against tapeflow on the CPU, or against cuBLAS) before it is timed.
 //
-//   bench_cuda [--quick] [--status] [--tsv FILE]
+//   bench_cuda [--quick | --tiny] [--status] [--tsv FILE]
 //
 //   --quick   16M elements and matmuls up to 2048 only (a smoke test)
+//   --tiny    sizes the CUDA emulator (TAPEFLOW_CUDA=EMU) runs in seconds: every case and check
+//             of the full run, on small tensors; its times say nothing about a GPU
 //   --status  print the device status line and exit
 //
 // Without a usable GPU it prints why (tapeflow::cuda::status()) and exits 0.
@@ -120,7 +122,9 @@ void row(const std::string& name, double seconds, double rate, const char* unit,
   fmt::print("{:<48} {:>10} {:>9.1f} {:<8} {}\n", name, bench::human_seconds(seconds), rate, unit, vs);
 }
 
-std::string size_label(std::int64_t n) { return fmt::format("{}M", n >> 20); }
+std::string size_label(std::int64_t n) {
+  return n >= (std::int64_t(1) << 20) ? fmt::format("{}M", n >> 20) : fmt::format("{}K", n >> 10);
+}
 
 // ---------------------------------------------------------------- element-wise and reductions
 struct MemCase {
@@ -326,12 +330,13 @@ int main(int argc, char** argv) {
     fmt::print("bench_cuda: no usable GPU, nothing to measure\n");
     return 0;
   }
-  const bool quick = bench::has_flag(argc, argv, "--quick");
+  const bool tiny = bench::has_flag(argc, argv, "--tiny");
+  const bool quick = tiny || bench::has_flag(argc, argv, "--quick");
   const bench::Results results(bench::tsv_arg(argc, argv));
   try {
     kernels::cuda::set_device(0);
     // (a) the limit: a device-to-device copy of 256 MiB, bytes read + written
-    const std::int64_t copy_n = std::int64_t(64) << 20;  // float32: 256 MiB
+    const std::int64_t copy_n = tiny ? std::int64_t(1) << 20 : std::int64_t(64) << 20;  // float32: 256 MiB
     Tensor src = ones({copy_n}, kFloat32, kGpu), dst = empty({copy_n}, kFloat32, kGpu);
     const std::size_t copy_bytes = src.nbytes();
     const double t_copy = copy_seconds(dst.device_data_ptr(), src.device_data_ptr(), copy_bytes);
@@ -343,22 +348,25 @@ int main(int argc, char** argv) {
         "median of 10 samples after a warm-up, each sample many calls between two synchronisations;\n"
         "GB/s = minimal bytes read + written / time; TFLOP/s = 2mnk / time; results checked first\n\n");
     fmt::print("{:<48} {:>10} {:>9} {:<8} {}\n", "case", "time", "rate", "unit", "vs limit");
-    row("cudaMemcpyAsync D2D 256 MiB", t_copy, copy_gbs, "GB/s", "the limit");
+    row(fmt::format("cudaMemcpyAsync D2D {} MiB", copy_bytes >> 20), t_copy, copy_gbs, "GB/s", "the limit");
     results.add("cuda/copy", copy_gbs, "GB/s");
 
     // (b) memory-bound ops through the public API
-    std::vector<std::int64_t> sizes{std::int64_t(16) << 20};
+    std::vector<std::int64_t> sizes{tiny ? std::int64_t(1) << 18 : std::int64_t(16) << 20};
     if (!quick) sizes.push_back(std::int64_t(64) << 20);
     bench_memory(sizes, copy_gbs, results);
 
     // (c) matmul against cuBLAS on the same buffers, exact float32, then TF32 on both sides
     std::vector<MatmulCase> f32;
-    for (const std::int64_t s : {1024, 2048, 4096, 8192})
-      if (!quick || s <= 2048) f32.push_back({{s, s}, {s, s}, kFloat32});
-    f32.push_back({{64, 512, 512}, {64, 512, 512}, kFloat32});
+    for (const std::int64_t s : {1024, 2048, 4096, 8192}) {
+      const std::int64_t d = tiny ? s / 8 : s;
+      if (!quick || s <= 2048) f32.push_back({{d, d}, {d, d}, kFloat32});
+    }
+    const std::int64_t bs = tiny ? 64 : 512;
+    f32.push_back({{64, bs, bs}, {64, bs, bs}, kFloat32});
     bench_matmul(f32, false, results);
     bench_matmul(f32, true, results);
-    const std::int64_t s64 = quick ? 1024 : 4096;
+    const std::int64_t s64 = tiny ? 128 : quick ? 1024 : 4096;
     bench_matmul({{{s64, s64}, {s64, s64}, kFloat64}}, false, results);
 
     // (d) per-op overhead

@@ -14,14 +14,17 @@
 # The build folder is kept: on the same (warm) machine a second run rebuilds only what changed,
 # so a run whose build used up the budget can simply be repeated.
 #
-#   scripts/gpu_run.sh [--budget S] [--quick] [--no-tests] [--no-peers] [--cuda ON|OFF|MOCK]
+#   scripts/gpu_run.sh [--budget S] [--quick] [--no-tests] [--no-peers] [--cuda ON|OFF|MOCK|EMU]
 #                      [--build-dir DIR] [--prefix DIR] [OUTDIR]
 #
 #   --budget S   seconds for everything (default 540); each stage also has its own cap
 #   --quick      one short epoch per job, small benchmarks (a smoke test of the pipeline)
 #   --cuda OFF   the same pipeline on a CPU-only build (where CUDA does not build)
-#   --cuda MOCK  against TAPEFLOW_CUDA=MOCK's host-memory devices: a dry run of every stage
-#                on a machine without a GPU (bench_cuda is not built there)
+#   --cuda EMU   on the CUDA emulator (TAPEFLOW_CUDA=EMU): a dry run of every stage on a
+#                machine without a GPU, the CUDA kernels, bench_cuda's checks (--tiny) and the
+#                samples on cuda:0 (1 epoch; convnet on 128 examples) included; its times say
+#                nothing about a GPU. Give it --budget: a cold build takes minutes on few cores
+#   --cuda MOCK  against TAPEFLOW_CUDA=MOCK's host-memory devices (bench_cuda is not built)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit
 repo=$(pwd)
@@ -196,7 +199,7 @@ if ! command -v ninja >/dev/null; then
   keep_going=(-- -k)
 fi
 cuda_flags=(-DTAPEFLOW_CUDA="$cuda_mode")
-if [[ $cuda_mode != OFF ]]; then
+if [[ $cuda_mode == ON || $cuda_mode == AUTO ]]; then
   cuda_flags+=(-DCMAKE_CUDA_ARCHITECTURES="80-real;90")
   [[ -x $nvcc ]] && cuda_flags+=(-DCMAKE_CUDA_COMPILER="$nvcc")
 fi
@@ -245,6 +248,12 @@ if ((quick)); then
 fi
 bench_flags=(--tsv "$out/bench_cuda.tsv")
 ((quick)) && bench_flags+=(--quick)
+if [[ $cuda_mode == EMU ]]; then # the emulator runs a GPU's work a thousand times slower
+  mlp_epochs=1
+  conv_epochs=1
+  conv_examples=(128) # and the 10,000 test images: about two minutes on two cores
+  bench_flags=(--tsv "$out/bench_cuda.tsv" --tiny)
+fi
 stage_bin bench_cuda 150 bench_cuda.txt "$build/benchmarks/bench_cuda" "${bench_flags[@]}"
 stage_bin mnist_keras 120 mnist_keras_cuda.txt "$build/samples/mnist_keras" "$mlp_epochs" --device cuda
 stage_bin convnet 180 convnet_cuda.txt "$build/samples/convnet" "$conv_epochs" "${conv_examples[@]}" --device cuda
@@ -322,7 +331,7 @@ report=$out/gpu-report.md
 {
   echo "# tapeflow GPU report"
   echo
-  echo "Produced by \`bash scripts/gpu_run.sh$( ((quick)) && echo " --quick")\` in $took s (budget $budget s)."
+  echo "Produced by \`bash scripts/gpu_run.sh$( ((quick)) && echo " --quick")$([[ $cuda_mode != ON ]] && echo " --cuda $cuda_mode")\` in $took s (budget $budget s)."
   echo
   echo "| | |"
   echo "|---|---|"
@@ -330,7 +339,12 @@ report=$out/gpu-report.md
   echo "| commit | $commit |"
   echo "| GPU | ${gpu:-no nvidia-smi} |"
   echo "| tapeflow | $device_status |"
-  echo "| CUDA | $("$nvcc" --version 2>/dev/null | tail -n 1 || echo "no nvcc"); TAPEFLOW_CUDA=$cuda_mode$([[ $cuda_mode != OFF ]] && echo ", sm_80 + sm_90") |"
+  case $cuda_mode in
+    ON | AUTO) cuda_note=", sm_80 + sm_90" ;;
+    EMU) cuda_note=" (the CUDA emulator: a dry run, its times say nothing about a GPU)" ;;
+    *) cuda_note="" ;;
+  esac
+  echo "| CUDA | $("$nvcc" --version 2>/dev/null | tail -n 1 || echo "no nvcc"); TAPEFLOW_CUDA=$cuda_mode$cuda_note |"
   echo "| host | $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $jobs cores (nproc); $(os_name); $(ldd --version 2>/dev/null | head -n 1) |"
   echo "| compiler | $("${cxx:-c++}" --version 2>/dev/null | head -n 1), Release; $(cmake --version | head -n 1) |"
   echo "| PyTorch | $(first_match "$out/torch_mlp_cuda.txt" 's/^# torch //p') |"

@@ -4,12 +4,15 @@
 // compute types) and every matrix must lie inside one live allocation of the handle's device,
 // so a wrong transpose flag, leading dimension or batch stride fails here instead of reading
 // a neighbour's memory. TF32 rounds both inputs to 10 mantissa bits, as tensor cores do.
+#include <cblas.h>
 #include <cublas_v2.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "emu_internal.hpp"
 
@@ -47,33 +50,43 @@ long long extent(const Operand& o, int batches, std::size_t elem) {
          static_cast<long long>(elem);
 }
 
+// C = alpha op(A) op(B) + beta C per batch, column-major as cuBLAS has it, by OpenBLAS's
+// column-major gemm with the same flags and leading dimensions (a translation of the call, not
+// of matmul.cu's row-major mapping, which is what this checks). Float32 accumulates in float32,
+// as CUBLAS_COMPUTE_32F does. With TF32 both inputs are rounded first, into copies.
+void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float* a, int lda,
+               const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+              tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, double alpha, const double* a,
+               int lda, const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+              tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+std::vector<float> tf32_copy(const float* p, long long n) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (long long i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = to_tf32(p[i]);
+  return v;
+}
+
 template <class T>
 void gemm_host(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, T alpha, const T* a,
-               int lda, long long sa, const T* b, int ldb, long long sb, T beta, T* c, int ldc, long long sc,
-               int batches) {
-  for (int z = 0; z < batches; ++z) {
-    const T* az = a + z * sa;
-    const T* bz = b + z * sb;
-    T* cz = c + z * sc;
-    for (int j = 0; j < n; ++j) {
-      for (int i = 0; i < m; ++i) {
-        double acc = 0;
-        for (int p = 0; p < k; ++p) {
-          T x = ta == CUBLAS_OP_N ? az[i + static_cast<long long>(p) * lda] : az[p + static_cast<long long>(i) * lda];
-          T y = tb == CUBLAS_OP_N ? bz[p + static_cast<long long>(j) * ldb] : bz[j + static_cast<long long>(p) * ldb];
-          if constexpr (std::is_same_v<T, float>) {
-            if (tf32) {
-              x = to_tf32(x);
-              y = to_tf32(y);
-            }
-          }
-          acc += static_cast<double>(x) * static_cast<double>(y);
-        }
-        T& out = cz[i + static_cast<long long>(j) * ldc];
-        // beta == 0: C is not read (it may hold NaN), as cuBLAS promises
-        out = beta == T(0) ? static_cast<T>(alpha * acc) : static_cast<T>(alpha * acc + beta * out);
-      }
+               int lda, long long sa, long long a_elems, const T* b, int ldb, long long sb, long long b_elems, T beta,
+               T* c, int ldc, long long sc, int batches) {
+  std::vector<float> a_tf32, b_tf32;
+  if constexpr (std::is_same_v<T, float>) {
+    if (tf32) {
+      a_tf32 = tf32_copy(a, a_elems);
+      b_tf32 = tf32_copy(b, b_elems);
+      a = a_tf32.data();
+      b = b_tf32.data();
     }
+  }
+  for (int z = 0; z < batches; ++z) {
+    // k == 0: C = beta C (alpha times an empty sum), which BLAS also does when k is 0
+    blas_gemm(ta, tb, m, n, k, alpha, a + z * sa, lda, b + z * sb, ldb, beta, c + z * sc, ldc);
   }
 }
 
@@ -121,6 +134,7 @@ cublasStatus_t gemm(const char* call, cublasHandle_t h, cublasOperation_t ta, cu
       return CUBLAS_STATUS_EXECUTION_FAILED;
     }
   }
+  const long long a_elems = extent(ops[0], batches, 1), b_elems = extent(ops[1], batches, 1);
   const bool tf32 = f32 && (compute == CUBLAS_COMPUTE_32F_FAST_TF32 ||
                             (compute == CUBLAS_COMPUTE_32F && (h->math & CUBLAS_TF32_TENSOR_OP_MATH) != 0));
   cudaError_t err;
@@ -128,14 +142,19 @@ cublasStatus_t gemm(const char* call, cublasHandle_t h, cublasOperation_t ta, cu
     // host pointer mode: the scalars are read now
     const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
     err = tapeflow_emu::enqueue(h->stream, [=] {
-      gemm_host<float>(tf32, ta, tb, m, n, k, al, static_cast<const float*>(a), lda, sa, static_cast<const float*>(b),
-                       ldb, sb, be, static_cast<float*>(c), ldc, sc, batches);
+      tapeflow_emu::profiled(call, 0, [&] {
+        gemm_host<float>(tf32, ta, tb, m, n, k, al, static_cast<const float*>(a), lda, sa, a_elems,
+                         static_cast<const float*>(b), ldb, sb, b_elems, be, static_cast<float*>(c), ldc, sc, batches);
+      });
     }, {a, b, c});
   } else {
     const double al = *static_cast<const double*>(alpha), be = *static_cast<const double*>(beta);
     err = tapeflow_emu::enqueue(h->stream, [=] {
-      gemm_host<double>(false, ta, tb, m, n, k, al, static_cast<const double*>(a), lda, sa,
-                        static_cast<const double*>(b), ldb, sb, be, static_cast<double*>(c), ldc, sc, batches);
+      tapeflow_emu::profiled(call, 0, [&] {
+        gemm_host<double>(false, ta, tb, m, n, k, al, static_cast<const double*>(a), lda, sa, a_elems,
+                          static_cast<const double*>(b), ldb, sb, b_elems, be, static_cast<double*>(c), ldc, sc,
+                          batches);
+      });
     }, {a, b, c});
   }
   return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
@@ -155,6 +174,17 @@ cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
 cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
   delete handle;
   return CUBLAS_STATUS_SUCCESS;
+}
+
+const char* cublasGetStatusString(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    default: return "CUBLAS_STATUS_UNKNOWN_ERROR";
+  }
 }
 
 cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream) {

@@ -21,6 +21,9 @@ int device_of(const void* p, std::size_t bytes);
 // (device memory is closed to the host otherwise). Returns cudaErrorInvalidResourceHandle
 // for an unknown stream.
 cudaError_t enqueue(cudaStream_t stream, std::function<void()> work, std::initializer_list<const void*> touched);
+// Runs queued work; with TAPEFLOW_CUDA_EMU_PROFILE=1 its host time counts for `name` in the
+// profile printed at exit (`threads`: CUDA threads, 0 for a library call).
+void profiled(const char* name, unsigned long long threads, const std::function<void()>& work);
 // Makes a failure found while running queued work sticky, as a fault on a GPU is.
 void set_sticky(cudaError_t err);
 

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +67,32 @@ int device_total() {
 bool protect_enabled() {
   static const bool on = env_int("TAPEFLOW_CUDA_EMU_PROTECT", 1) != 0;
   return on;
+}
+
+// TAPEFLOW_CUDA_EMU_PROFILE=1: at exit, per kernel, the launches, CUDA threads and host time
+// the emulator spent on it, most time first, on stderr. Host time of emulated work is no GPU
+// time, but its shares show where a job launches many threads or many launches.
+struct KernelStats {
+  unsigned long long launches = 0, threads = 0;
+  double seconds = 0;
+};
+std::mutex g_profile_lock;
+auto& g_profile = *new std::map<std::string, KernelStats>();  // never destroyed: read at exit
+bool profile_enabled() {
+  static const bool on = env_int("TAPEFLOW_CUDA_EMU_PROFILE", 0) != 0;
+  return on;
+}
+void print_profile() {
+  std::lock_guard<std::mutex> lock(g_profile_lock);
+  std::vector<std::pair<std::string, KernelStats>> rows(g_profile.begin(), g_profile.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  for (const auto& r : rows) total += r.second.seconds;
+  std::fprintf(stderr, "tapeflow CUDA emulator profile: %.3f s in kernels\n%8s %6s %10s %14s  %s\n", total, "seconds",
+               "share", "launches", "CUDA threads", "kernel");
+  for (const auto& [name, k] : rows)
+    std::fprintf(stderr, "%8.3f %5.1f%% %10llu %14llu  %s\n", k.seconds, total > 0 ? 100 * k.seconds / total : 0.0,
+                 k.launches, k.threads, name.c_str());
 }
 
 // ---------------------------------------------------------------- errors
@@ -222,6 +249,8 @@ struct Stream {
   std::deque<Work> work;
 };
 auto& g_streams = immortal<std::set<Stream*>>();
+auto& g_events = immortal<std::set<cudaEvent_t>>();
+std::uint64_t g_event_records = 0;
 auto& g_default_streams = immortal<std::vector<Stream*>>();  // per device, for stream 0
 
 // g_state held; nullptr when the handle is no stream
@@ -611,6 +640,20 @@ cudaError_t enqueue(cudaStream_t stream, std::function<void()> work, std::initia
   return cudaSuccess;
 }
 
+void profiled(const char* name, unsigned long long threads, const std::function<void()>& work) {
+  if (!profile_enabled()) return work();
+  const auto t0 = std::chrono::steady_clock::now();
+  work();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(g_profile_lock);
+  static const bool registered = (std::atexit(print_profile), true);
+  (void)registered;
+  KernelStats& k = g_profile[name];
+  ++k.launches;
+  k.threads += threads;
+  k.seconds += seconds;
+}
+
 void set_sticky(cudaError_t err) {
   int expected = cudaSuccess;
   g_sticky.compare_exchange_strong(expected, err);
@@ -658,11 +701,22 @@ void enqueue_kernel(const LaunchConfig& c, const void* const* pointers, int coun
       return;
     }
   }
-  w.run = [c, body = std::move(body)] { run_grid(c, body); };
+  w.run = [c, body = std::move(body)] {
+    profiled(c.kernel, 1ull * c.grid.x * c.grid.y * c.grid.z * c.block.x * c.block.y * c.block.z,
+             [&] { run_grid(c, body); });
+  };
   s->work.push_back(std::move(w));
 }
 
 }  // namespace tapeflow_emu
+
+// cudaEvent_t: the stream it was last recorded on, and when the stream reached it
+struct CUevent_st {
+  tapeflow_emu::Stream* stream = nullptr;
+  std::uint64_t generation = 0;
+  bool complete = false;
+  std::chrono::steady_clock::time_point when{};
+};
 
 // ---------------------------------------------------------------- the runtime API
 
@@ -695,6 +749,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
     default: return "cudaErrorUnknown";
   }
 }
@@ -712,6 +767,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (TAPEFLOW_CUDA_EMU_DEVICES=0)";
+    case cudaErrorNotReady: return "device not ready";
     default: return "unknown error";
   }
 }
@@ -857,6 +913,80 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaDeviceSynchronize() {
   TAPEFLOW_EMU_STICKY();
   return drain_device(t_device);
+}
+
+// Events: recording one queues a time stamp on the stream; it is complete once the stream ran
+// up to it (when the host waits). Elapsed times are host times of the emulator's work, so they
+// say nothing of a GPU's speed.
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  TAPEFLOW_EMU_STICKY();
+  (void)flags;
+  if (event == nullptr) return fail(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(g_state);
+  auto* e = new CUevent_st{};
+  g_events.insert(e);
+  *event = e;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  std::lock_guard<std::mutex> lock(g_state);
+  if (g_events.erase(event) == 0) return fail(cudaErrorInvalidResourceHandle);
+  delete event;  // a stamp still queued finds it gone (below) and does nothing
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  TAPEFLOW_EMU_STICKY();
+  std::uint64_t gen = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_state);
+    if (g_events.count(event) == 0) return fail(cudaErrorInvalidResourceHandle);
+    Stream* s = resolve(stream);
+    if (s == nullptr) return fail(cudaErrorInvalidResourceHandle);
+    event->stream = s;
+    event->complete = false;
+    gen = ++g_event_records;  // never repeats, so a stamp cannot mark a later record or event
+    event->generation = gen;
+  }
+  return enqueue(stream, [event, gen] {
+    std::lock_guard<std::mutex> lock(g_state);
+    if (g_events.count(event) == 0 || event->generation != gen) return;  // destroyed, or recorded again
+    event->when = std::chrono::steady_clock::now();
+    event->complete = true;
+  }, {});
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  TAPEFLOW_EMU_STICKY();
+  Stream* target = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_state);
+    if (g_events.count(event) == 0) return fail(cudaErrorInvalidResourceHandle);
+    target = event->stream;
+  }
+  if (target == nullptr) return cudaSuccess;  // never recorded: complete, as CUDA has it
+  return drain([target](Stream* s) { return s == target; });
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  TAPEFLOW_EMU_STICKY();
+  std::lock_guard<std::mutex> lock(g_state);
+  if (g_events.count(event) == 0) return fail(cudaErrorInvalidResourceHandle);
+  return event->stream == nullptr || event->complete ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  TAPEFLOW_EMU_STICKY();
+  if (ms == nullptr) return fail(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(g_state);
+  if (g_events.count(start) == 0 || g_events.count(end) == 0) return fail(cudaErrorInvalidResourceHandle);
+  if (start->stream == nullptr || end->stream == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  if (!start->complete || !end->complete) return fail(cudaErrorNotReady);
+  *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
+  return cudaSuccess;
 }
 
 namespace {

@@ -178,6 +178,38 @@ TEST_CASE("emu: queued work runs only when the host waits") {
   CHECK(cudaFree(d) == cudaSuccess);
 }
 
+TEST_CASE("emu: events complete when their stream has run up to them") {
+  cudaStream_t s = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  REQUIRE(cudaEventCreate(&start) == cudaSuccess);
+  REQUIRE(cudaEventCreate(&stop) == cudaSuccess);
+  CHECK(cudaEventQuery(start) == cudaSuccess);  // never recorded: complete
+  float* d = device_alloc<float>(1 << 16);
+  REQUIRE(cudaEventRecord(start, s) == cudaSuccess);
+  REQUIRE(cudaMemsetAsync(d, 0, 4 << 16, s) == cudaSuccess);
+  REQUIRE(cudaEventRecord(stop, s) == cudaSuccess);
+  CHECK(cudaEventQuery(stop) == cudaErrorNotReady);  // queued, not run
+  float ms = -1;
+  CHECK(cudaEventElapsedTime(&ms, start, stop) == cudaErrorNotReady);
+  CHECK(cudaGetLastError() == cudaErrorNotReady);
+  REQUIRE(cudaEventSynchronize(stop) == cudaSuccess);
+  CHECK(cudaEventQuery(stop) == cudaSuccess);
+  REQUIRE(cudaEventElapsedTime(&ms, start, stop) == cudaSuccess);
+  CHECK(ms >= 0);
+  CHECK(ms < 10000);
+  // recorded again: not complete until the stream runs up to the new record
+  REQUIRE(cudaEventRecord(stop, s) == cudaSuccess);
+  CHECK(cudaEventQuery(stop) == cudaErrorNotReady);
+  CHECK(cudaEventDestroy(stop) == cudaSuccess);  // with its stamp still queued
+  CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+  CHECK(cudaEventDestroy(stop) == cudaErrorInvalidResourceHandle);
+  CHECK(cudaGetLastError() == cudaErrorInvalidResourceHandle);
+  CHECK(cudaEventDestroy(start) == cudaSuccess);
+  CHECK(cudaStreamDestroy(s) == cudaSuccess);
+  CHECK(cudaFree(d) == cudaSuccess);
+}
+
 TEST_CASE("emu: bad launches and copies are refused as CUDA refuses them") {
   float* d = device_alloc<float>(8);
   tapeflow_emu::launch(&read_at, "read_at", 1, 2048)(d, d, 0LL);  // more than 1024 threads
