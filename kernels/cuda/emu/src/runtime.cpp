@@ -69,6 +69,14 @@ bool protect_enabled() {
   return on;
 }
 
+// The emulator's state lives on the heap and is never destroyed: CUDA calls made while the process
+// exits (a caching allocator's destructor freeing its blocks) still find it, and leak checkers
+// still reach it through these references.
+template <class T>
+T& immortal() {
+  return *new T();
+}
+
 // TAPEFLOW_CUDA_EMU_PROFILE=1: at exit, per kernel, the launches, CUDA threads and host time
 // the emulator spent on it, most time first, on stderr. Host time of emulated work is no GPU
 // time, but its shares show where a job launches many threads or many launches.
@@ -77,7 +85,7 @@ struct KernelStats {
   double seconds = 0;
 };
 std::mutex g_profile_lock;
-auto& g_profile = *new std::map<std::string, KernelStats>();  // never destroyed: read at exit
+auto& g_profile = immortal<std::map<std::string, KernelStats>>();  // read at exit
 bool profile_enabled() {
   static const bool on = env_int("TAPEFLOW_CUDA_EMU_PROFILE", 0) != 0;
   return on;
@@ -121,14 +129,6 @@ struct Allocation {
   std::size_t bytes;
   int device;
 };
-
-// The state below lives on the heap and is never destroyed: CUDA calls made while the process
-// exits (a caching allocator's destructor freeing its blocks) still find it, and leak checkers
-// still reach it through these references.
-template <class T>
-T& immortal() {
-  return *new T();
-}
 
 std::mutex g_state;  // everything below, and the streams
 char* g_arena = nullptr;
