@@ -1,9 +1,11 @@
 // Build-time tool of TAPEFLOW_CUDA=EMU: copies one CUDA source, turning every kernel launch
 // `kernel<Args><<<grid, block, shared, stream>>>(arguments)` into
 // `::tapeflow_emu::launch(&kernel<Args>, "kernel<Args>", grid, block, shared, stream)(arguments)`,
-// which g++ compiles against kernels/cuda/emu. Nothing else changes: the line count stays
-// the same and a #line directive names the original file, so diagnostics, __FILE__ and
-// __LINE__ point into kernels/cuda/src.
+// which g++ compiles against kernels/cuda/emu, and following every `__shared__ T name[...];`
+// declaration with `::tapeflow_emu::shared_declared(&name, sizeof(name));` on the same line
+// (the emulator poisons a block's shared memory where its first thread declares it).
+// Nothing else changes: the line count stays the same and a #line directive names the
+// original file, so diagnostics, __FILE__ and __LINE__ point into kernels/cuda/src.
 //
 //   rewrite_launches INPUT OUTPUT NAME   (NAME: the path __FILE__ should give)
 #include <cctype>
@@ -47,6 +49,47 @@ std::string quoted(const std::string& s) {
   return q + '"';
 }
 
+// Appends `shared_declared` after each `__shared__` declaration of `src` (one declaration
+// per statement, not inside a comment); false (with a message) for one it cannot read.
+bool register_shared(const std::string& src, std::string& out, const char* file) {
+  const std::string key = "__shared__";
+  std::size_t pos = 0;
+  for (std::size_t at = src.find(key); at != std::string::npos; at = src.find(key, at + key.size())) {
+    const std::size_t line_start = src.rfind('\n', at) == std::string::npos ? 0 : src.rfind('\n', at) + 1;
+    const bool word = (at == 0 || !is_ident(src[at - 1])) &&
+                      (at + key.size() >= src.size() || !is_ident(src[at + key.size()]));
+    if (!word || src.substr(line_start, at - line_start).find("//") != std::string::npos) continue;
+    const std::size_t semi = src.find(';', at);
+    const std::size_t eol = src.find('\n', at);
+    if (semi == std::string::npos || (eol != std::string::npos && eol < semi)) {
+      std::cerr << file << ": a __shared__ declaration that does not end on its line\n";
+      return false;
+    }
+    std::string decl = src.substr(at + key.size(), semi - at - key.size());
+    decl = decl.substr(0, decl.find_first_of("[="));
+    std::size_t end = decl.size();
+    while (end > 0 && std::isspace(static_cast<unsigned char>(decl[end - 1])) != 0) --end;
+    std::size_t begin = end;
+    while (begin > 0 && is_ident(decl[begin - 1]) && decl[begin - 1] != ':') --begin;
+    int depth = 0;
+    bool several = false;  // `__shared__ T a[4], b[4];`: a comma outside template arguments
+    for (const char c : decl) {
+      depth += c == '<' ? 1 : c == '>' ? -1 : 0;
+      several = several || (c == ',' && depth == 0);
+    }
+    if (begin == end || several) {
+      std::cerr << file << ": a __shared__ declaration this tool cannot name\n";
+      return false;
+    }
+    const std::string name = decl.substr(begin, end - begin);
+    out.append(src, pos, semi + 1 - pos);
+    out += " ::tapeflow_emu::shared_declared(&" + name + ", sizeof(" + name + "));";
+    pos = semi + 1;
+  }
+  out.append(src, pos, std::string::npos);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,7 +104,8 @@ int main(int argc, char** argv) {
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  const std::string src = buf.str();
+  std::string src;
+  if (!register_shared(buf.str(), src, argv[1])) return 1;
   std::string out = "#line 1 \"" + std::string(argv[3]) + "\"\n";
   std::size_t pos = 0;
   for (std::size_t open = src.find("<<<"); open != std::string::npos; open = src.find("<<<", pos)) {

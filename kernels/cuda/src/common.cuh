@@ -18,8 +18,14 @@ namespace tapeflow::kernels::cuda::detail {
 using i64 = std::int64_t;
 
 inline constexpr int kBlock = 256;
-// Grid-stride loops: enough blocks to fill an H100 many times over, any n.
+// Grid-stride loops: enough blocks to fill an H100 many times over, any n. On the CUDA
+// emulator TAPEFLOW_CUDA_EMU_MAX_BLOCKS lowers it, so small tests walk every grid-stride loop
+// (and the barriers that guard its next iteration) more than once.
+#if defined(TAPEFLOW_CUDA_EMULATED)
+inline const i64 kMaxBlocks = ::tapeflow_emu::max_blocks(65535);
+#else
 inline constexpr i64 kMaxBlocks = 65535;
+#endif
 
 // Blocks of `block` threads for n work items (n > 0), capped for grid-stride loops.
 inline unsigned grid_for(i64 n, int block = kBlock) {

@@ -6,11 +6,16 @@
 // of a block on a fiber of its own, so __syncthreads() and warp shuffles have their real
 // meaning. Declares nothing of tapeflow: the kernel sources stay the ones nvcc compiles.
 //
-// What it models: thread / block indices, __shared__ memory per block, __syncthreads() and
+// What it models: thread / block indices, __shared__ memory per block (undefined, as 0xff
+// bytes, at each block's start), __syncthreads() and
 // __shfl_xor_sync() (full warps), atomicAdd, launch-configuration limits, streams that run
 // their work only when the host waits for them, device memory the host cannot touch and whose
 // every allocation ends at a guard page. What it does not: timing, warp-synchronous code
 // without a shuffle, memory fences, textures, dynamic shared memory.
+
+// Kernel sources may test for the emulator (kernels/cuda/src/common.cuh does, for the one knob
+// below).
+#define TAPEFLOW_CUDA_EMULATED 1
 
 // Per block, shared by its threads' fibers (blocks run one after another on a host thread).
 #undef __shared__
@@ -42,6 +47,13 @@ struct ThreadCtx {
 extern thread_local ThreadCtx* t_thread;
 
 void syncthreads();
+// TAPEFLOW_CUDA_EMU_MAX_BLOCKS (at least 1) where it is set, else `fallback`: the most blocks
+// the kernels' host code puts in a grid-stride launch.
+long long max_blocks(long long fallback);
+// Called (by the launch rewriter's addition) where a thread passes a __shared__ declaration:
+// the first thread of a block to pass it fills the variable with 0xff bytes (NaN, -1), as a
+// GPU's shared memory starts with no defined value, so a read before the block wrote shows.
+void shared_declared(void* p, std::size_t bytes);
 std::uint64_t shfl_xor_bits(unsigned mask, std::uint64_t bits, int lane_mask, int width);
 
 struct LaunchConfig {

@@ -13,6 +13,10 @@
 // - Kernels: every block runs its threads as fibers on the waiting host thread, switching at
 //   __syncthreads() and shuffles; a barrier or shuffle that not every thread reaches is a
 //   launch failure that names the kernel, instead of a hang.
+// - Order: blocks run in index order and threads in index order between switches, or both in
+//   reverse with TAPEFLOW_CUDA_EMU_ORDER=reverse (a kernel whose result depends on the order
+//   of its blocks or threads, a missing __syncthreads() or a race between blocks, gives other
+//   results, where the same kernel on a GPU gives different ones from run to run).
 // - Errors: the last error per thread (cudaGetLastError), launch-configuration limits,
 //   pointers that are not the launching device's memory, and sticky errors after a fault.
 #include <cuda_runtime_api.h>
@@ -63,6 +67,13 @@ int env_int(const char* name, int fallback) {
 int device_total() {
   static const int n = std::max(0, env_int("TAPEFLOW_CUDA_EMU_DEVICES", 2));
   return n;
+}
+bool reverse_order() {
+  static const bool on = [] {
+    const char* v = std::getenv("TAPEFLOW_CUDA_EMU_ORDER");
+    return v != nullptr && std::strcmp(v, "reverse") == 0;
+  }();
+  return on;
 }
 bool protect_enabled() {
   static const bool on = env_int("TAPEFLOW_CUDA_EMU_PROTECT", 1) != 0;
@@ -407,6 +418,7 @@ struct Executor {
   int bar_arrived = 0;
   std::uint64_t bar_gen = 0;
   const std::function<void()>* body = nullptr;
+  std::vector<const void*> shared;  // the __shared__ variables this block has declared
   std::string error;
   const void* sched_bottom = nullptr;
   std::size_t sched_size = 0;
@@ -496,6 +508,7 @@ bool run_block(Executor& e) {
   e.warps.assign(static_cast<std::size_t>((n + 31) / 32), WarpState{});
   for (std::size_t w = 0; w < e.warps.size(); ++w) e.warps[w].lanes = std::min(32, n - static_cast<int>(w) * 32);
   e.bar_arrived = 0;
+  e.shared.clear();
   const dim3 bd = e.block.block_dim;
   for (int t = 0; t < n; ++t) {
     Fiber& f = e.fibers[static_cast<std::size_t>(t)];
@@ -515,28 +528,42 @@ bool run_block(Executor& e) {
     f.ctx.thread_idx = uint3{static_cast<unsigned>(t) % bd.x, (static_cast<unsigned>(t) / bd.x) % bd.y,
                              static_cast<unsigned>(t) / (bd.x * bd.y)};
   }
+  // Warp by warp: each warp runs as far as it can (its lanes switching at shuffles) before the
+  // next one starts, so one warp gets ahead of the others up to the next __syncthreads(), as
+  // one may on a GPU: a warp reading what another warp has not written yet, or overwriting
+  // what another has not read yet, computes garbage here.
+  const bool rev = reverse_order();
+  const int warps = static_cast<int>(e.warps.size());
   int remaining = n;
   while (remaining > 0) {
     bool ran = false;
-    for (int t = 0; t < n && e.error.empty(); ++t) {
-      Fiber& f = e.fibers[static_cast<std::size_t>(t)];
-      if (f.state == State::Done || f.state == State::Abandoned) continue;
-      if (f.state == State::Waiting && !released(e, f)) continue;
-      if (f.state == State::Ready) make_context(f.uc, f.stack + kPage, kStackBytes - kPage, fiber_main);
-      f.state = State::Running;
-      e.current = t;
-      t_thread = &f.ctx;
+    for (int wi = 0; wi < warps && e.error.empty(); ++wi) {
+      const int w = rev ? warps - 1 - wi : wi;
+      const int lanes = e.warps[static_cast<std::size_t>(w)].lanes;
+      for (bool again = true; again && e.error.empty();) {
+        again = false;
+        for (int li = 0; li < lanes && e.error.empty(); ++li) {
+          const int t = w * 32 + (rev ? lanes - 1 - li : li);
+          Fiber& f = e.fibers[static_cast<std::size_t>(t)];
+          if (f.state == State::Done || f.state == State::Abandoned) continue;
+          if (f.state == State::Waiting && !released(e, f)) continue;
+          if (f.state == State::Ready) make_context(f.uc, f.stack + kPage, kStackBytes - kPage, fiber_main);
+          f.state = State::Running;
+          e.current = t;
+          t_thread = &f.ctx;
 #if TAPEFLOW_EMU_ASAN
-      __sanitizer_start_switch_fiber(&e.sched_fake, f.stack + kPage, kStackBytes - kPage);
+          __sanitizer_start_switch_fiber(&e.sched_fake, f.stack + kPage, kStackBytes - kPage);
 #endif
-      switch_context(e.sched, f.uc);
+          switch_context(e.sched, f.uc);
 #if TAPEFLOW_EMU_ASAN
-      __sanitizer_finish_switch_fiber(e.sched_fake, nullptr, nullptr);
+          __sanitizer_finish_switch_fiber(e.sched_fake, nullptr, nullptr);
 #endif
-      e.current = -1;
-      t_thread = nullptr;
-      ran = true;
-      if (f.state == State::Done) --remaining;
+          e.current = -1;
+          t_thread = nullptr;
+          ran = again = true;
+          if (f.state == State::Done) --remaining;
+        }
+      }
     }
     if (!e.error.empty()) return false;
     if (!ran) {
@@ -565,9 +592,13 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& body) {
   e.block.block_dim = c.block;
   e.block.grid_dim = c.grid;
   t_kernel = c.kernel;
-  for (unsigned z = 0; z < c.grid.z; ++z) {
-    for (unsigned y = 0; y < c.grid.y; ++y) {
-      for (unsigned x = 0; x < c.grid.x; ++x) {
+  const bool rev = reverse_order();
+  for (unsigned k = 0; k < c.grid.z; ++k) {
+    const unsigned z = rev ? c.grid.z - 1 - k : k;
+    for (unsigned j = 0; j < c.grid.y; ++j) {
+      const unsigned y = rev ? c.grid.y - 1 - j : j;
+      for (unsigned i = 0; i < c.grid.x; ++i) {
+        const unsigned x = rev ? c.grid.x - 1 - i : i;
         e.block.block_idx = uint3{x, y, z};
         if (!run_block(e)) {
           report(std::string("kernel ") + c.kernel + ": " + e.error);
@@ -594,6 +625,19 @@ void syncthreads() {
     return;
   }
   wait_here(e, f, Wait::Block, e.bar_gen);
+}
+
+long long max_blocks(long long fallback) {
+  const int n = env_int("TAPEFLOW_CUDA_EMU_MAX_BLOCKS", 0);
+  return n >= 1 ? n : fallback;
+}
+
+void shared_declared(void* p, std::size_t bytes) {
+  current_fiber("a __shared__ declaration");
+  Executor& e = *t_exec;
+  if (std::find(e.shared.begin(), e.shared.end(), p) != e.shared.end()) return;
+  e.shared.push_back(p);
+  std::memset(p, 0xff, bytes);
 }
 
 std::uint64_t shfl_xor_bits(unsigned mask, std::uint64_t bits, int lane_mask, int width) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -51,6 +52,24 @@ __global__ void count_into(unsigned long long* counter, int* bins, int n) {
     atomicAdd(counter, 1ull);
     atomicAdd(bins + i % 3, 1);
   }
+}
+
+// Each thread reads its shared slot before anyone in the block wrote it, then writes it: every
+// block must read undefined memory (the poison), never the previous block's values. The
+// shared_declared call is what rewrite_launches adds after a __shared__ declaration.
+__global__ void read_before_write(float* out) {
+  __shared__ float slot[64];
+  ::tapeflow_emu::shared_declared(&slot, sizeof(slot));
+  out[blockIdx.x * blockDim.x + threadIdx.x] = slot[threadIdx.x];
+  __syncthreads();
+  slot[threadIdx.x] = 1.0f;
+}
+
+// The order in which blocks start (thread 0 of each takes a ticket) and, in block 0, the
+// order in which its threads first run.
+__global__ void run_order(unsigned* tickets, unsigned* block_ticket, unsigned* thread_ticket) {
+  if (threadIdx.x == 0) block_ticket[blockIdx.x] = atomicAdd(tickets, 1u);
+  if (blockIdx.x == 0) thread_ticket[threadIdx.x] = atomicAdd(tickets + 1, 1u);
 }
 
 // A barrier that thread 0 never reaches.
@@ -161,6 +180,30 @@ TEST_CASE("emu: atomicAdd counts every thread") {
   CHECK(b[2] == 166);
   CHECK(cudaFree(counter) == cudaSuccess);
   CHECK(cudaFree(bins) == cudaSuccess);
+}
+
+TEST_CASE("emu: every block's shared memory starts undefined") {
+  const int blocks = 3, threads = 64;
+  float* out = device_alloc<float>(blocks * threads);
+  tapeflow_emu::launch(&read_before_write, "read_before_write", blocks, threads)(out);
+  std::vector<std::uint32_t> bits(blocks * threads);
+  REQUIRE(cudaMemcpy(bits.data(), out, bits.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (const std::uint32_t b : bits) CHECK(b == 0xffffffffu);  // a NaN, not block 0's 1.0f
+  CHECK(cudaFree(out) == cudaSuccess);
+}
+
+TEST_CASE("emu: blocks and threads run in index order, or reversed with TAPEFLOW_CUDA_EMU_ORDER=reverse") {
+  const char* order = std::getenv("TAPEFLOW_CUDA_EMU_ORDER");
+  const bool reverse = order != nullptr && std::string(order) == "reverse";
+  const unsigned blocks = 6, threads = 96;
+  auto* tickets = device_alloc<unsigned>(2 + blocks + threads);
+  REQUIRE(cudaMemset(tickets, 0, 8) == cudaSuccess);
+  tapeflow_emu::launch(&run_order, "run_order", blocks, threads)(tickets, tickets + 2, tickets + 2 + blocks);
+  std::vector<unsigned> h(2 + blocks + threads);
+  REQUIRE(cudaMemcpy(h.data(), tickets, h.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (unsigned b = 0; b < blocks; ++b) CHECK(h[2 + b] == (reverse ? blocks - 1 - b : b));
+  for (unsigned t = 0; t < threads; ++t) CHECK(h[2 + blocks + t] == (reverse ? threads - 1 - t : t));
+  CHECK(cudaFree(tickets) == cudaSuccess);
 }
 
 TEST_CASE("emu: queued work runs only when the host waits") {
