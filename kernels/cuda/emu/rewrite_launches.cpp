@@ -1,9 +1,8 @@
 // Build-time tool of TAPEFLOW_CUDA=EMU: copies one CUDA source, turning every kernel launch
 // `kernel<Args><<<grid, block, shared, stream>>>(arguments)` into
 // `::tapeflow_emu::launch(&kernel<Args>, "kernel<Args>", grid, block, shared, stream)(arguments)`,
-// which g++ compiles against kernels/cuda/emu, and following every `__shared__ T name[...];`
-// declaration with `::tapeflow_emu::shared_declared(&name, sizeof(name));` on the same line
-// (the emulator poisons a block's shared memory where its first thread declares it).
+// which g++ compiles against kernels/cuda/emu, and every `__shared__ T name[...];` into a
+// reference to the running block's own copy of the variable (tapeflow_emu::shared_memory).
 // Nothing else changes: the line count stays the same and a #line directive names the
 // original file, so diagnostics, __FILE__ and __LINE__ point into kernels/cuda/src.
 //
@@ -49,13 +48,17 @@ std::string quoted(const std::string& s) {
   return q + '"';
 }
 
-// Appends `shared_declared` after each `__shared__` declaration of `src` (one declaration
-// per statement, not inside a comment); false (with a message) for one it cannot read.
-bool register_shared(const std::string& src, std::string& out, const char* file) {
+// Turns each `__shared__ T name[...];` of `src` (one declaration per statement, not inside a
+// comment) into a reference to the block's own copy:
+//   static char tapeflow_emu_shared_name;
+//   T (&name)[...] = ::tapeflow_emu::shared_memory<T[...]>(&tapeflow_emu_shared_name);
+// on the same line; false (with a message) for one it cannot read.
+bool rewrite_shared(const std::string& src, std::string& out, const char* file) {
   const std::string key = "__shared__";
   std::size_t pos = 0;
   for (std::size_t at = src.find(key); at != std::string::npos; at = src.find(key, at + key.size())) {
-    const std::size_t line_start = src.rfind('\n', at) == std::string::npos ? 0 : src.rfind('\n', at) + 1;
+    const std::size_t nl = src.rfind('\n', at);
+    const std::size_t line_start = nl == std::string::npos ? 0 : nl + 1;
     const bool word = (at == 0 || !is_ident(src[at - 1])) &&
                       (at + key.size() >= src.size() || !is_ident(src[at + key.size()]));
     if (!word || src.substr(line_start, at - line_start).find("//") != std::string::npos) continue;
@@ -65,9 +68,9 @@ bool register_shared(const std::string& src, std::string& out, const char* file)
       std::cerr << file << ": a __shared__ declaration that does not end on its line\n";
       return false;
     }
-    std::string decl = src.substr(at + key.size(), semi - at - key.size());
-    decl = decl.substr(0, decl.find_first_of("[="));
-    std::size_t end = decl.size();
+    const std::string decl = src.substr(at + key.size(), semi - at - key.size());
+    const std::size_t dims = decl.find('[');
+    std::size_t end = dims == std::string::npos ? decl.size() : dims;
     while (end > 0 && std::isspace(static_cast<unsigned char>(decl[end - 1])) != 0) --end;
     std::size_t begin = end;
     while (begin > 0 && is_ident(decl[begin - 1]) && decl[begin - 1] != ':') --begin;
@@ -77,14 +80,18 @@ bool register_shared(const std::string& src, std::string& out, const char* file)
       depth += c == '<' ? 1 : c == '>' ? -1 : 0;
       several = several || (c == ',' && depth == 0);
     }
-    if (begin == end || several) {
-      std::cerr << file << ": a __shared__ declaration this tool cannot name\n";
+    const std::string type = decl.substr(0, begin);
+    if (begin == end || several || decl.find('=') != std::string::npos ||
+        type.find_first_not_of(" \t") == std::string::npos) {
+      std::cerr << file << ": a __shared__ declaration this tool cannot read: __shared__" << decl << ";\n";
       return false;
     }
     const std::string name = decl.substr(begin, end - begin);
-    out.append(src, pos, semi + 1 - pos);
-    out += " ::tapeflow_emu::shared_declared(&" + name + ", sizeof(" + name + "));";
-    pos = semi + 1;
+    const std::string extents = dims == std::string::npos ? "" : decl.substr(dims);
+    out.append(src, pos, at - pos);
+    out += "static char tapeflow_emu_shared_" + name + ";" + type + "(&" + name + ")" + extents +
+           " = ::tapeflow_emu::shared_memory<" + type + extents + ">(&tapeflow_emu_shared_" + name + ")";
+    pos = semi;
   }
   out.append(src, pos, std::string::npos);
   return true;
@@ -105,7 +112,7 @@ int main(int argc, char** argv) {
   std::stringstream buf;
   buf << in.rdbuf();
   std::string src;
-  if (!register_shared(buf.str(), src, argv[1])) return 1;
+  if (!rewrite_shared(buf.str(), src, argv[1])) return 1;
   std::string out = "#line 1 \"" + std::string(argv[3]) + "\"\n";
   std::size_t pos = 0;
   for (std::size_t open = src.find("<<<"); open != std::string::npos; open = src.find("<<<", pos)) {

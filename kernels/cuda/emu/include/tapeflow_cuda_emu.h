@@ -7,17 +7,20 @@
 // meaning. Declares nothing of tapeflow: the kernel sources stay the ones nvcc compiles.
 //
 // What it models: thread / block indices, __shared__ memory per block (undefined, as 0xff
-// bytes, at each block's start), __syncthreads() and
+// bytes, at each block's start; on the heap, so ASan sees overflows), __syncthreads() and
 // __shfl_xor_sync() (full warps), atomicAdd, launch-configuration limits, streams that run
 // their work only when the host waits for them, device memory the host cannot touch and whose
-// every allocation ends at a guard page. What it does not: timing, warp-synchronous code
-// without a shuffle, memory fences, textures, dynamic shared memory.
+// every allocation ends at a guard page; with TAPEFLOW_TSAN, data races between CUDA threads
+// (runtime.cpp). What it does not: timing, warp-synchronous code without a shuffle, memory
+// fences, textures, dynamic shared memory.
 
 // Kernel sources may test for the emulator (kernels/cuda/src/common.cuh does, for the one knob
 // below).
 #define TAPEFLOW_CUDA_EMULATED 1
 
-// Per block, shared by its threads' fibers (blocks run one after another on a host thread).
+// rewrite_launches turns every __shared__ declaration of kernels/cuda/src into a reference to
+// the block's copy (shared_memory below); one it did not see would still compile, as memory
+// of the host thread that every block running on it shares.
 #undef __shared__
 #define __shared__ static thread_local
 #include <cuda_runtime.h>
@@ -50,10 +53,15 @@ void syncthreads();
 // TAPEFLOW_CUDA_EMU_MAX_BLOCKS (at least 1) where it is set, else `fallback`: the most blocks
 // the kernels' host code puts in a grid-stride launch.
 long long max_blocks(long long fallback);
-// Called (by the launch rewriter's addition) where a thread passes a __shared__ declaration:
-// the first thread of a block to pass it fills the variable with 0xff bytes (NaN, -1), as a
-// GPU's shared memory starts with no defined value, so a read before the block wrote shows.
-void shared_declared(void* p, std::size_t bytes);
+// The running block's copy of the __shared__ variable `key` (rewrite_launches turns each
+// declaration into a reference to it): made by the first thread of a block that asks, filled
+// with 0xff bytes (NaN, -1) as a GPU's shared memory starts with no defined value, so a read
+// before the block wrote shows; freed after the block.
+void* shared_block(const void* key, std::size_t bytes, std::size_t align);
+template <class A>
+A& shared_memory(const char* key) {
+  return *static_cast<A*>(shared_block(key, sizeof(A), alignof(A)));
+}
 std::uint64_t shfl_xor_bits(unsigned mask, std::uint64_t bits, int lane_mask, int width);
 
 struct LaunchConfig {
@@ -125,20 +133,28 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
   return v;
 }
 
+// A compare-and-swap loop on the value's bits (4 or 8 bytes), with the _n builtins that
+// ThreadSanitizer sees as atomics.
 template <class T>
 inline T tapeflow_emu_atomic_add(T* p, T v) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "atomicAdd of 4 or 8 bytes");
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  auto* word = reinterpret_cast<Bits*>(p);
+  Bits old_bits = __atomic_load_n(word, __ATOMIC_RELAXED);
   T old;
-  __atomic_load(p, &old, __ATOMIC_RELAXED);
-  T next;
-  do {
+  for (;;) {
+    std::memcpy(&old, &old_bits, sizeof(T));
+    T next;
     if constexpr (std::is_integral_v<T>) {  // wraps, as on the device
       using U = std::make_unsigned_t<T>;
       next = static_cast<T>(static_cast<U>(old) + static_cast<U>(v));
     } else {
       next = old + v;
     }
-  } while (!__atomic_compare_exchange(p, &old, &next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-  return old;
+    Bits next_bits;
+    std::memcpy(&next_bits, &next, sizeof(T));
+    if (__atomic_compare_exchange_n(word, &old_bits, next_bits, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return old;
+  }
 }
 inline float atomicAdd(float* p, float v) { return tapeflow_emu_atomic_add(p, v); }
 inline double atomicAdd(double* p, double v) { return tapeflow_emu_atomic_add(p, v); }

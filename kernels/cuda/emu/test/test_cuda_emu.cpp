@@ -1,7 +1,7 @@
 // The CUDA emulator itself (TAPEFLOW_CUDA=EMU): that it runs CUDA's semantics, and that it
 // fails where a GPU would fail (or would silently compute garbage). Kernels here are written
 // as nvcc would see them, launched through tapeflow_emu::launch (what rewrite_launches makes
-// of <<<...>>>). Failures that kill a CUDA context (sticky errors, faults) run in a forked
+// of <<<...>>>); this file goes through rewrite_launches too, for its __shared__ declarations. Failures that kill a CUDA context (sticky errors, faults) run in a forked
 // child, whose exit and stderr are checked.
 #include <catch2/catch.hpp>
 
@@ -55,11 +55,9 @@ __global__ void count_into(unsigned long long* counter, int* bins, int n) {
 }
 
 // Each thread reads its shared slot before anyone in the block wrote it, then writes it: every
-// block must read undefined memory (the poison), never the previous block's values. The
-// shared_declared call is what rewrite_launches adds after a __shared__ declaration.
+// block must read undefined memory (the poison), never the previous block's values.
 __global__ void read_before_write(float* out) {
   __shared__ float slot[64];
-  ::tapeflow_emu::shared_declared(&slot, sizeof(slot));
   out[blockIdx.x * blockDim.x + threadIdx.x] = slot[threadIdx.x];
   __syncthreads();
   slot[threadIdx.x] = 1.0f;
@@ -93,10 +91,11 @@ struct Child {
   bool signaled = false;
   int code = 0;
   std::string err;
-  // Ended by the fault: killed by the signal, or, under AddressSanitizer (whose SIGSEGV
-  // handler runs last and exits with 1), with ASan's report of it.
+  // Ended by the fault: killed by the signal, or, under AddressSanitizer or ThreadSanitizer
+  // (whose SIGSEGV handler runs last and exits with 1 or 66), with its report of it.
   bool faulted() const {
-    return signaled || (code == 1 && err.find("AddressSanitizer: SEGV") != std::string::npos);
+    return signaled || (code == 1 && err.find("AddressSanitizer: SEGV") != std::string::npos) ||
+           (code == 66 && err.find("ThreadSanitizer: SEGV") != std::string::npos);
   }
 };
 Child in_child(const std::function<int()>& f) {
