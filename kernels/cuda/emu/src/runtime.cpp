@@ -652,8 +652,7 @@ void free_shared(Executor& e) {
 
 // Runs one block; false (with e.error) when it could not finish.
 bool run_block(Executor& e) {
-  const int n = e.threads;
-  if (e.fibers.size() < static_cast<std::size_t>(n)) e.fibers.resize(static_cast<std::size_t>(n));
+  const int n = e.threads;  // e.fibers has n (run_grid)
   e.warps.assign(static_cast<std::size_t>((n + 31) / 32), WarpState{});
   for (std::size_t w = 0; w < e.warps.size(); ++w) e.warps[w].lanes = std::min(32, n - static_cast<int>(w) * 32);
   e.bar_arrived = 0;
@@ -782,6 +781,8 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& body) {
   e.block.block_dim = c.block;
   e.block.grid_dim = c.grid;
   t_kernel = c.kernel;
+  // the kernels read their indices from here: allocated before the grid starts, below
+  if (e.fibers.size() < static_cast<std::size_t>(e.threads)) e.fibers.resize(static_cast<std::size_t>(e.threads));
 #if TAPEFLOW_EMU_TSAN_ON
   e.sched_tsan = __tsan_get_current_fiber();
   __tsan_release(&e.grid_start);  // the host's work so far before every thread of the grid
