@@ -345,19 +345,32 @@ cudaError_t drain_device(int device) {
 
 // ---------------------------------------------------------------- the block executor
 
-// Memory that ThreadSanitizer takes as never touched (a block's shared memory). Allocating and freeing with accesses ignored resets its record, so
-// no earlier (unordered) user's accesses race with the new one's.
+// Under ThreadSanitizer, the calling thread's accesses go unrecorded while one lives (the
+// allocator then resets the record of what it hands out or takes back).
+struct IgnoreAccesses {
+#if TAPEFLOW_EMU_TSAN_ON
+  IgnoreAccesses() {
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  }
+  ~IgnoreAccesses() {
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  }
+#else
+  IgnoreAccesses() {}  // user-provided: an unused guard is no warning
+#endif
+};
+
+// Memory that ThreadSanitizer takes as never touched (a block's shared memory): allocated and
+// freed with accesses ignored, so no earlier (unordered) user's accesses race with the next.
 void* fresh_memory(std::size_t bytes, std::size_t align) {
-#if TAPEFLOW_EMU_TSAN_ON
-  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
-  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
-#endif
   align = std::max<std::size_t>(align, 16);
-  void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
-#if TAPEFLOW_EMU_TSAN_ON
-  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
-  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
-#endif
+  void* p = nullptr;
+  {
+    const IgnoreAccesses ignore;
+    p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+  }
   if (p == nullptr) {
     report("out of host memory for a block");
     std::abort();
@@ -365,15 +378,8 @@ void* fresh_memory(std::size_t bytes, std::size_t align) {
   return p;
 }
 void free_memory(void* p) {
-#if TAPEFLOW_EMU_TSAN_ON
-  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
-  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
-#endif
+  const IgnoreAccesses ignore;
   std::free(p);
-#if TAPEFLOW_EMU_TSAN_ON
-  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
-  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
-#endif
 }
 
 #if TAPEFLOW_EMU_ASAN
@@ -496,18 +502,17 @@ struct Executor {
   const void* sched_bottom = nullptr;
   std::size_t sched_size = 0;
   void* sched_fake = nullptr;
-  // TAPEFLOW_TSAN: the host thread's fiber, the addresses that __syncthreads() and each warp's
-  // shuffles synchronise on (malloc'd per block and freed after it, which forgets their
-  // clocks: nothing carries from one block to the next), and the one the grid's threads
-  // release at their end.
+  // TAPEFLOW_TSAN: the host thread's fiber; the fiber pool (free, and used by the running
+  // grid); the addresses the host releases at a grid's start and its threads at their end;
+  // those that __syncthreads() and each warp's shuffles synchronise on, malloc'd per block
+  // and freed after it, which forgets their clocks (nothing carries to the next block):
+  // [g % 2] the block's barrier of generation g, [2 + 2 w + g % 2] warp w's (two per barrier,
+  // as a thread may arrive at the next one before another has left this one).
   void* sched_tsan = nullptr;
-  std::vector<TsanFiber> tsan_free, tsan_used;  // the pool; used by the running grid
+  std::vector<TsanFiber> tsan_free, tsan_used;
   std::size_t tsan_reuse = 0;
-  char grid_start = 0;
-  // [g % 2]: the block's barrier of generation g, [2 + 2 w + g % 2]: warp w's; two per barrier,
-  // as a thread may arrive at the next barrier before another has left this one.
+  char grid_start = 0, grid_done = 0;
   char* block_sync = nullptr;
-  char grid_done = 0;
 };
 thread_local Executor* t_exec = nullptr;
 
@@ -617,6 +622,14 @@ std::string dim(const uint3& d) {
   return "(" + std::to_string(d.x) + ", " + std::to_string(d.y) + ", " + std::to_string(d.z) + ")";
 }
 
+// A fiber stack of kStackBytes whose lowest page is a guard, or nullptr.
+char* map_stack() {
+  void* s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (s == MAP_FAILED) return nullptr;
+  mprotect(s, kPage, PROT_NONE);
+  return static_cast<char*>(s);
+}
+
 #if TAPEFLOW_EMU_TSAN_ON
 // A fiber (and its stack) that no thread of the running grid has used, while there are few
 // enough; false (with e.error) when no stack can be mapped.
@@ -631,13 +644,12 @@ bool take_tsan_fiber(Executor& e, Fiber& f) {
     e.tsan_used[i] = e.tsan_used.back();
     e.tsan_used.pop_back();
   } else {
-    void* s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (s == MAP_FAILED) {
+    char* stack = map_stack();
+    if (stack == nullptr) {
       e.error = "cannot map a fiber stack";
       return false;
     }
-    mprotect(s, kPage, PROT_NONE);
-    t = {__tsan_create_fiber(0), static_cast<char*>(s)};
+    t = {__tsan_create_fiber(0), stack};
   }
   f.tsan = t.fiber;
   f.stack = t.stack;
@@ -666,7 +678,7 @@ bool run_block(Executor& e) {
       for (int t = 0; t < n; ++t) {
         Fiber& f = e.fibers[static_cast<std::size_t>(t)];
         if (f.tsan == nullptr) continue;
-        if (f.state == State::Done || f.state == State::Ready) {
+        if (f.state == State::Done) {
           e.tsan_used.push_back({f.tsan, f.stack});
         } else {  // a failed block's thread, stopped inside the kernel: ends as if it had returned
           __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
@@ -686,14 +698,12 @@ bool run_block(Executor& e) {
   const dim3 bd = e.block.block_dim;
   for (int t = 0; t < n; ++t) {
     Fiber& f = e.fibers[static_cast<std::size_t>(t)];
-    if (f.stack == nullptr && !TAPEFLOW_EMU_TSAN_ON) {
-      void* s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (s == MAP_FAILED) {
+    if (f.stack == nullptr && !TAPEFLOW_EMU_TSAN_ON) {  // under TSan, take_tsan_fiber's
+      f.stack = map_stack();
+      if (f.stack == nullptr) {
         e.error = "cannot map a fiber stack";
         return false;
       }
-      mprotect(s, kPage, PROT_NONE);
-      f.stack = static_cast<char*>(s);
     }
     f.state = State::Ready;
     f.wait = Wait::None;
