@@ -27,6 +27,12 @@ limit_mib=64
 
 dir=.gpu/debs
 mkdir -p "$dir"
+# .gpu/ must stay out of commits but travel as a carried ignored path: list it in the clone's
+# own exclude file (a fresh clone has none), not in .gitignore
+if git_dir=$(git rev-parse --git-dir 2>/dev/null); then
+  mkdir -p "$git_dir/info"
+  grep -qx '/.gpu/' "$git_dir/info/exclude" 2>/dev/null || echo '/.gpu/' >>"$git_dir/info/exclude"
+fi
 
 # A dependency of a listed package that is neither listed nor assumed present: say so (the
 # alternatives of a "|Depends" are fine when one of them is listed).
