@@ -8,7 +8,8 @@
 // against it, then timed (median of several runs after warm-up). A mismatch aborts.
 //
 // Output: Markdown on stdout (progress on stderr); with --tsv FILE, key/value lines for the
-// peer comparison. --quick uses fewer sizes (a smoke test).
+// peer comparison. --quick uses fewer sizes (a smoke test). --isa prints the CPU kernels'
+// instruction set and exits.
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -310,6 +311,7 @@ std::vector<Case> elementwise_cases(i64 rows, i64 cols, Generator& gen) {
       kernels::naive::binary<float>(OpId::Div, o, l, e->data(), l, s->data(), col_l);
     };
     c.op_fn = [x] { return softmax(x, -1); };
+    c.kernel = [=](float* o) { kernels::cpu::softmax<float>(false, o, xp, l, 1); };
     add_case(c);
   }
   return cs;
@@ -352,7 +354,83 @@ Case matmul_case(i64 m, i64 k, i64 n, bool ta, bool tb, std::string note, Genera
 
 }  // namespace
 
+// The arithmetic-bound ops on each instruction set the CPU kernels can use here (simd_math.hpp),
+// through the public ops, the sets' samples interleaved so that all see the same load.
+void isa_section(const bench::Results& results, bool quick, int nt) {
+  const std::vector<std::string> isas = kernels::cpu::isas();
+  const std::string saved = kernels::cpu::isa().substr(0, kernels::cpu::isa().find(' '));
+  Generator gen(7);
+  struct Op {
+    std::string name;
+    Shape shape;
+    std::function<Tensor(const Tensor&)> fn;
+  };
+  const i64 big = quick ? 1024 : 4096;
+  const std::vector<Op> ops = {
+      {"exp", {512, 512}, [](const Tensor& x) { return exp(x); }},
+      {"tanh", {512, 512}, [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", {512, 512}, [](const Tensor& x) { return sigmoid(x); }},
+      {"softmax rows", {512, 512}, [](const Tensor& x) { return softmax(x, -1); }},
+      {"log_softmax rows", {128, 10}, [](const Tensor& x) { return log_softmax(x, -1); }},
+      {"softmax rows", {big, big}, [](const Tensor& x) { return softmax(x, -1); }},
+  };
+  fmt::print("\n## Instruction sets of the arithmetic-bound kernels\n\n");
+  fmt::print(
+      "exp, log, sqrt, tanh, sigmoid and the softmax passes are built once per instruction set and "
+      "picked at run time (the best the CPU has: **{}** here; `TAPEFLOW_CPU_ISA` or "
+      "`kernels::cpu::set_isa` choose another). Median us per call of the public op, float32; the "
+      "sets are timed in turn, sample by sample.\n\n",
+      kernels::cpu::isa());
+  for (int threads : nt > 1 ? std::vector<int>{1, nt} : std::vector<int>{1}) {
+    set_threads(threads);
+    fmt::print("{} thread{}:\n\n| op | shape |", threads, threads > 1 ? "s" : "");
+    for (const std::string& k : isas) fmt::print(" {} us |", k);
+    fmt::print(" best / baseline |\n|---|---|");
+    for (std::size_t i = 0; i <= isas.size(); ++i) fmt::print("---:|");
+    fmt::print("\n");
+    for (const Op& op : ops) {
+      const Tensor x = uniform(op.shape, gen, -4.0, 4.0);
+      // every set's result close to the baseline's before anything is timed
+      kernels::cpu::set_isa("baseline");
+      const Tensor want = op.fn(x);
+      std::map<std::string, std::vector<double>> samples;
+      for (const std::string& k : isas) {
+        kernels::cpu::set_isa(k);
+        const Tensor got = op.fn(x);
+        bench::check_close(op.name + " on " + k, got.data<float>(), want.data<float>(), got.size(), 1e-5, 1e-6,
+                           "the baseline's result");
+        op.fn(x);  // warm-up
+      }
+      const int reps = quick ? 5 : 9;
+      for (int rep = 0; rep < reps; ++rep) {
+        for (const std::string& k : isas) {
+          kernels::cpu::set_isa(k);
+          samples[k].push_back(bench::measure([&] { op.fn(x); }, 0.02).seconds);
+        }
+      }
+      fmt::print("| {} | {} |", op.name, shape_str(op.shape));
+      double best = 1e30;
+      for (const std::string& k : isas) {
+        std::vector<double>& v = samples[k];
+        std::sort(v.begin(), v.end());
+        const double med = v[v.size() / 2];
+        best = std::min(best, med);
+        fmt::print(" {} |", sci(med * 1e6));
+        results.add(fmt::format("isa/{}/{}/{}/{}t", op.name, shape_str(op.shape), k, threads), med, "s");
+      }
+      fmt::print(" {:.2f}x |\n", samples["baseline"][samples["baseline"].size() / 2] / best);
+    }
+    fmt::print("\n");
+  }
+  kernels::cpu::set_isa(saved);
+  set_threads(0);
+}
+
 int main(int argc, char** argv) try {
+  if (bench::has_flag(argc, argv, "--isa")) {  // the instruction set in use, for the report's header
+    fmt::print("{}\n", kernels::cpu::isa());
+    return 0;
+  }
   const bench::Results results(bench::tsv_arg(argc, argv));
   const bool quick = bench::has_flag(argc, argv, "--quick");
   set_threads(0);
@@ -444,12 +522,12 @@ int main(int argc, char** argv) try {
       "output allocated by the op (caching allocator), at 1 and {} threads "
       "(`kernels::cpu::set_num_threads`).\n"
       "- **kernel**: tapeflow's CPU kernel called directly into a preallocated output, {} threads "
-      "(the op minus front-end and allocation; softmax is a composite of 5 ops, no kernel).\n"
+      "(the op minus front-end and allocation).\n"
       "- **limit**: what the machine does with the same traffic at the same size, timed interleaved "
       "with the op (samples alternate, so both see the same load): the STREAM-like kernel of the same "
       "pattern (relu, broadcast add, softmax: copy; add: triad; sums: read); for matmul, `cblas_sgemm` "
       "on the same shape and transposes. GB/s counts each input read once and the output written once "
-      "(softmax: as a fused kernel would; its 5-op composite moves more).\n"
+      "(softmax: x read once and out written once; its three passes over a row run in cache).\n"
       "- **% of limit**: tapeflow's best thread count against the limit's best thread count.\n"
       "- Every result (naive, op at each thread count, kernel, sgemm) was checked against the naive "
       "reference before timing: element-wise ops bit-exact, sums/matmul/softmax to a tolerance.\n\n",
@@ -474,6 +552,7 @@ int main(int argc, char** argv) try {
     results.add(c.key + "/pct_limit", pct_v, "%");
   }
   fmt::print("\n¹ one run (too slow to repeat). \"vs naive\": naive time / tapeflow's best time.\n");
+  isa_section(results, quick, nt);
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_kernels: error: {}\n", e.what());

@@ -85,6 +85,7 @@ peer_flags=()
 [[ $quick == 1 ]] && quick_flag=(--quick) && peer_flags=(--quick --epochs 1)
 
 # ---------------------------------------------------------------- tapeflow
+cpu_isa=$("$bin/bench_kernels" --isa 2>/dev/null || true)
 step kernels "$bin/bench_kernels" --tsv "$rdir/tapeflow.tsv" "${quick_flag[@]}"
 echo >>"$body"
 step overhead "$bin/bench_overhead" --tsv "$rdir/tapeflow.tsv"
@@ -276,6 +277,7 @@ took=$((SECONDS - start_time))
   echo "| memory | $mem |"
   echo "| OS | $os |"
   echo "| compiler | $compiler_version, Release (-O3, portable: no -march=native) |"
+  echo "| CPU kernels' instruction set | ${cpu_isa:-unknown} (exp, log, sqrt, tanh, sigmoid, softmax; picked at run time) |"
   echo "| BLAS | ${openblas:-unknown}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} |"
   echo "| load average | ${load_start} at the start, ${load_end} at the end |"
   if [[ $peers == 1 ]]; then

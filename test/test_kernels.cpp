@@ -277,6 +277,23 @@ struct ThreadGuard {
   ~ThreadGuard() { kn::cpu::set_num_threads(saved); }
 };
 
+// Restores the CPU kernels' instruction set at scope exit.
+struct IsaGuard {
+  std::string saved = kn::cpu::isa().substr(0, kn::cpu::isa().find(' '));
+  ~IsaGuard() { kn::cpu::set_isa(saved); }
+};
+
+// f() once per instruction set this CPU runs (kernels/cpu/simd_math.hpp).
+template <class F>
+void for_each_isa(F&& f) {
+  IsaGuard guard;
+  for (const std::string& key : kn::cpu::isas()) {
+    INFO("instruction set " << key);
+    REQUIRE(kn::cpu::set_isa(key));
+    f();
+  }
+}
+
 template <class... Ts, class F>
 void for_each_type(F&& f) {
   (f(Ts{}), ...);
@@ -309,11 +326,13 @@ TEMPLATE_TEST_CASE("cpu unary matches naive for every Unary row", "[kernels][una
                    std::int32_t, std::int64_t) {
   const auto ops = ops_of({OpKind::Unary});
   REQUIRE(ops.size() >= 13);
-  for (OpId op : ops) {
-    for (int trial = 0; trial < 30; ++trial) unary_case<TestType>(op, random_shape(), random_opts(true));
-    // contiguous and big enough to run threaded, with a length that leaves a SIMD tail
-    unary_case<TestType>(op, {300007}, Opts{false, false, false, false});
-  }
+  for_each_isa([&] {
+    for (OpId op : ops) {
+      for (int trial = 0; trial < 30; ++trial) unary_case<TestType>(op, random_shape(), random_opts(true));
+      // contiguous and big enough to run threaded, with a length that leaves a SIMD tail
+      unary_case<TestType>(op, {300007}, Opts{false, false, false, false});
+    }
+  });
 }
 
 TEMPLATE_TEST_CASE("cpu unary special values match naive", "[kernels][unary]", float, double) {
@@ -323,12 +342,56 @@ TEMPLATE_TEST_CASE("cpu unary special values match naive", "[kernels][unary]", f
                       T(88), T(-88), T(710), T(-745), T(20), T(-20), T(0.5), T(3), T(-3)};
   const Shape shape = {static_cast<i64>(x.size())};
   const kn::Layout l = contiguous(shape);
-  for (OpId op : ops_of({OpKind::Unary})) {
-    std::vector<T> got(x.size()), want(x.size());
-    kn::cpu::unary<T>(op, got.data(), l, x.data(), l, 2.0, 3.0);
-    kn::naive::unary<T>(op, want.data(), l, x.data(), l, 2.0, 3.0);
-    INFO("op " << tapeflow::op_name(op));
-    check_same(got, want, tol_r<T>(), std::is_same_v<T, float> ? 1e-37 : 1e-300);
+  for_each_isa([&] {
+    for (OpId op : ops_of({OpKind::Unary})) {
+      std::vector<T> got(x.size()), want(x.size());
+      kn::cpu::unary<T>(op, got.data(), l, x.data(), l, 2.0, 3.0);
+      kn::naive::unary<T>(op, want.data(), l, x.data(), l, 2.0, 3.0);
+      INFO("op " << tapeflow::op_name(op));
+      check_same(got, want, tol_r<T>(), std::is_same_v<T, float> ? 1e-37 : 1e-300);
+    }
+  });
+}
+
+TEST_CASE("cpu: the instruction sets on offer, chosen and refused", "[kernels][isa]") {
+  const std::vector<std::string> keys = kn::cpu::isas();
+  REQUIRE(!keys.empty());
+  CHECK(keys.back() == "baseline");  // best first; the build's own flags run everywhere
+  IsaGuard guard;
+  for (const std::string& key : keys) {
+    REQUIRE(kn::cpu::set_isa(key));
+    CHECK(kn::cpu::isa().rfind(key + " (", 0) == 0);
+  }
+  const std::string before = kn::cpu::isa();
+  CHECK_FALSE(kn::cpu::set_isa("sse9"));
+  CHECK_FALSE(kn::cpu::set_isa(""));
+  CHECK(kn::cpu::isa() == before);
+}
+
+// Every instruction set's exp, log, sqrt, tanh and sigmoid against the baseline's, within
+// a few units in the last place (they differ by FMA contractions only).
+TEMPLATE_TEST_CASE("cpu: every instruction set agrees with the baseline", "[kernels][isa]", float, double) {
+  using T = TestType;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<T> dist(T(-40), T(40));
+  std::vector<T> x(4099);
+  for (auto& v : x) v = dist(rng);
+  const kn::Layout l = contiguous({static_cast<i64>(x.size())});
+  IsaGuard guard;
+  for (OpId op : {OpId::Exp, OpId::Log, OpId::Sqrt, OpId::Tanh, OpId::Sigmoid}) {
+    std::vector<T> in = x;
+    if (op == OpId::Log || op == OpId::Sqrt)
+      for (auto& v : in) v = std::abs(v) + T(1e-3);
+    REQUIRE(kn::cpu::set_isa("baseline"));
+    std::vector<T> base(in.size());
+    kn::cpu::unary<T>(op, base.data(), l, in.data(), l, 0, 0);
+    for (const std::string& key : kn::cpu::isas()) {
+      REQUIRE(kn::cpu::set_isa(key));
+      std::vector<T> got(in.size());
+      kn::cpu::unary<T>(op, got.data(), l, in.data(), l, 0, 0);
+      INFO("op " << tapeflow::op_name(op) << " on " << key);
+      check_same(got, base, 8 * std::numeric_limits<T>::epsilon(), 4 * std::numeric_limits<T>::min());
+    }
   }
 }
 
@@ -978,13 +1041,48 @@ TEST_CASE("cpu: softmax and log_softmax match naive", "[cpu][softmax]") {
       l.shape[1] = cols;
       l.strides[0] = cols + 3;
       l.strides[1] = 1;
-      for (bool log : {false, true}) {
-        for (int axis : {0, 1}) {
-          std::vector<float> got(static_cast<std::size_t>(rows * cols)), want(got.size());
-          cpu::softmax<float>(log, got.data(), buf.data() + 2, l, axis);
-          naive::softmax<float>(log, want.data(), buf.data() + 2, l, axis);
-          for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+      for_each_isa([&] {
+        for (bool log : {false, true}) {
+          for (int axis : {0, 1}) {
+            std::vector<float> got(static_cast<std::size_t>(rows * cols)), want(got.size());
+            cpu::softmax<float>(log, got.data(), buf.data() + 2, l, axis);
+            naive::softmax<float>(log, want.data(), buf.data() + 2, l, axis);
+            for (std::size_t i = 0; i < got.size(); ++i)
+              REQUIRE(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+          }
         }
+      });
+    }
+  }
+}
+
+// Rows holding -inf, inf and NaN, in a SIMD body and in a tail, on every instruction set:
+// -inf entries get probability 0 (log: -inf); a row with inf or NaN, or only -inf, is NaN.
+TEST_CASE("cpu: softmax and log_softmax of rows with infinities and NaN match naive", "[cpu][softmax]") {
+  namespace cpu = tapeflow::kernels::cpu;
+  namespace naive = tapeflow::kernels::naive;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::int64_t cols : {3, 37}) {
+    for (std::int64_t at : {std::int64_t(0), cols / 2, cols - 1}) {
+      std::vector<std::vector<float>> rows;
+      for (float special : {-inf, inf, nan}) {
+        std::vector<float> row(static_cast<std::size_t>(cols));
+        for (std::int64_t j = 0; j < cols; ++j) row[static_cast<std::size_t>(j)] = 0.25f * float(j % 7) - 1.0f;
+        row[static_cast<std::size_t>(at)] = special;
+        rows.push_back(row);
+      }
+      rows.emplace_back(static_cast<std::size_t>(cols), -inf);
+      for (const auto& row : rows) {
+        const kn::Layout l = contiguous({1, cols});
+        for_each_isa([&] {
+          for (bool log : {false, true}) {
+            std::vector<float> got(row.size()), want(row.size());
+            cpu::softmax<float>(log, got.data(), row.data(), l, 1);
+            naive::softmax<float>(log, want.data(), row.data(), l, 1);
+            INFO((log ? "log_softmax" : "softmax") << " of " << cols << " with a special value at " << at);
+            check_same(got, want, 1e-5, 1e-6);
+          }
+        });
       }
     }
   }

@@ -17,8 +17,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -30,6 +32,7 @@
 
 #include "tapeflow/kernels/cpu.hpp"
 #include "tapeflow/kernels/naive.hpp"
+#include "simd_math.hpp"
 #include "thread_pool.hpp"
 // functors.hpp's CompareFn<LogicalNot> leaves its second parameter unused (reported upstream).
 #pragma GCC diagnostic push
@@ -80,6 +83,76 @@ void set_blas_threads(int n) {
   (void)n;  // our pool splits the work; OpenBLAS runs each block on the calling thread
   // asked every time: other code in the process (a benchmark's direct cblas calls) may change it
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+// ---- instruction sets ------------------------------------------------------------------
+
+// The builds of simd_math.hpp, best first, with what the CPU must report to run each.
+struct IsaBuild {
+  const char* key;
+  const simd::MathTable& (*table)();
+  bool (*supported)();
+};
+#if defined(TAPEFLOW_SIMD_X86)
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+}
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+bool always() { return true; }
+constexpr IsaBuild kIsaBuilds[] = {
+#if defined(TAPEFLOW_SIMD_X86)
+    {"avx512", &simd::table_avx512, &cpu_has_avx512},
+    {"avx2", &simd::table_avx2, &cpu_has_avx2},
+#endif
+    {"baseline", &simd::table_baseline, &always},
+};
+
+const IsaBuild* find_isa(const std::string& key) {
+  for (const IsaBuild& b : kIsaBuilds)
+    if (key == b.key && b.supported()) return &b;
+  return nullptr;
+}
+
+// The best the CPU runs, or TAPEFLOW_CPU_ISA's choice (a name it cannot run is reported on
+// stderr, once, and the best is used).
+const IsaBuild* initial_isa() {
+  const IsaBuild* best = nullptr;
+  for (const IsaBuild& b : kIsaBuilds) {
+    if (b.supported()) {
+      best = &b;
+      break;
+    }
+  }
+  if (const char* v = std::getenv("TAPEFLOW_CPU_ISA"); v != nullptr && *v != '\0') {
+    if (const IsaBuild* chosen = find_isa(v)) return chosen;
+    std::string names;
+    for (const IsaBuild& b : kIsaBuilds)
+      if (b.supported()) names += (names.empty() ? "" : ", ") + std::string(b.key);
+    std::fprintf(stderr, "tapeflow: TAPEFLOW_CPU_ISA=%s is not one this CPU and build run (%s); using %s\n", v,
+                 names.c_str(), best->key);
+  }
+  return best;
+}
+
+std::atomic<const IsaBuild*> g_isa{nullptr};  // null: initial_isa()'s
+
+const IsaBuild& current_isa() {
+  if (const IsaBuild* b = g_isa.load(std::memory_order_acquire)) return *b;
+  static const IsaBuild* initial = initial_isa();
+  return *initial;
+}
+
+template <class T>
+const simd::MathFns<T>& math() {
+  if constexpr (std::is_same_v<T, float>) return current_isa().table().f32;
+  else return current_isa().table().f64;
 }
 
 // ---- op dispatch -----------------------------------------------------------------------
@@ -269,35 +342,17 @@ bool stream_flat(T* out, i64 n, i64 cost, const F& compute) {
 template <class T>
 constexpr bool kSimdFloat = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
-template <OpId op, class T>
-xsimd::batch<T> simd_unary(const xsimd::batch<T>& x) {
-  using B = xsimd::batch<T>;
-  if constexpr (op == OpId::Exp) return xsimd::exp(x);
-  else if constexpr (op == OpId::Log) return xsimd::log(x);
-  else if constexpr (op == OpId::Sqrt) return xsimd::sqrt(x);
-  else if constexpr (op == OpId::Tanh) return xsimd::tanh(x);
-  else {
-    static_assert(op == OpId::Sigmoid);
-    // the functor's stable form: exp(-|x|) never overflows
-    const B e = xsimd::exp(-xsimd::abs(x));
-    const B one(T(1));
-    return xsimd::select(x >= B(T(0)), one, e) / (one + e);
-  }
-}
-
-// y[i] = op(x[i]) with xsimd; the tail goes through a padded batch so an element's value
-// never depends on where a run (or a thread's chunk) starts.
+// y[i] = op(x[i]) for the ops simd_math.hpp has, on the instruction set in use.
 template <OpId op, class T>
 void simd_unary_run(T* y, const T* x, i64 n) {
-  using B = xsimd::batch<T>;
-  constexpr i64 W = static_cast<i64>(B::size);
-  i64 i = 0;
-  for (; i + W <= n; i += W) simd_unary<op>(B::load_unaligned(x + i)).store_unaligned(y + i);
-  if (i < n) {
-    T buf[W];
-    for (i64 j = 0; j < W; ++j) buf[j] = i + j < n ? x[i + j] : T(1);
-    simd_unary<op>(B::load_unaligned(buf)).store_unaligned(buf);
-    for (i64 j = 0; i + j < n; ++j) y[i + j] = buf[j];
+  const simd::MathFns<T>& f = math<T>();
+  if constexpr (op == OpId::Exp) f.exp(y, x, n);
+  else if constexpr (op == OpId::Log) f.log(y, x, n);
+  else if constexpr (op == OpId::Sqrt) f.sqrt(y, x, n);
+  else if constexpr (op == OpId::Tanh) f.tanh(y, x, n);
+  else {
+    static_assert(op == OpId::Sigmoid);
+    f.sigmoid(y, x, n);
   }
 }
 
@@ -966,6 +1021,25 @@ void generate(T* out, i64 n, const G& g) {
 
 }  // namespace
 
+std::vector<std::string> isas() {
+  std::vector<std::string> keys;
+  for (const IsaBuild& b : kIsaBuilds)
+    if (b.supported()) keys.emplace_back(b.key);
+  return keys;
+}
+
+std::string isa() {
+  const IsaBuild& b = current_isa();
+  return std::string(b.key) + " (" + b.table().name + ")";
+}
+
+bool set_isa(const std::string& key) {
+  const IsaBuild* b = find_isa(key);
+  if (b == nullptr) return false;
+  g_isa.store(b, std::memory_order_release);
+  return true;
+}
+
 void set_num_threads(int n) {
   const int hw = hardware_threads();
   g_num_threads.store(n <= 0 ? hw : std::min(n, hw), std::memory_order_relaxed);
@@ -1197,39 +1271,17 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
 }
 
 // softmax / log_softmax: contiguous rows (the axis innermost and dense) take three vectorised
-// passes per row (max, exp and sum, scale); other layouts walk the axis with strides.
+// passes per row (max, exp and sum on the instruction set in use, then scale); other layouts
+// walk the axis with strides.
 template <class T>
 void softmax_row(bool log, T* y, const T* x, i64 len) {
-  using B = xsimd::batch<T>;
-  constexpr i64 W = static_cast<i64>(B::size);
-  T m = x[0];
-  for (i64 k = 1; k < len; ++k) m = x[k] > m ? x[k] : m;
-  T total = 0;
-  i64 k = 0;
+  const simd::MathFns<T>& f = math<T>();
+  const T m = f.row_max(x, len);
   if (!log) {
-    B acc(T(0));
-    const B mb(m);
-    for (; k + W <= len; k += W) {
-      const B e = xsimd::exp(B::load_unaligned(x + k) - mb);
-      e.store_unaligned(y + k);
-      acc += e;
-    }
-    total = xsimd::hadd(acc);
-    for (; k < len; ++k) {
-      y[k] = std::exp(x[k] - m);
-      total += y[k];
-    }
-    const T inv = T(1) / total;
-    for (i64 j = 0; j < len; ++j) y[j] *= inv;
+    f.scale(y, len, T(1) / f.exp_sum(y, x, len, m));
   } else {
-    B acc(T(0));
-    const B mb(m);
-    for (; k + W <= len; k += W) acc += xsimd::exp(B::load_unaligned(x + k) - mb);
-    total = xsimd::hadd(acc);
-    for (; k < len; ++k) total += std::exp(x[k] - m);
     // (x - m) - log(total), in this order: m + log(total) would round away the small part
-    const T log_total = std::log(total);
-    for (i64 j = 0; j < len; ++j) y[j] = (x[j] - m) - log_total;
+    f.shift2(y, x, len, m, std::log(f.exp_sum(nullptr, x, len, m)));
   }
 }
 
