@@ -255,7 +255,9 @@ openblas=$(dpkg-query -W -f '${db:Status-Abbrev}${Package} ${Version}\n' 'libope
   sed -n 's/^ii *//p' | paste -sd ',' - | sed 's/,/, /g')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=""
-[[ -n $(git status --porcelain 2>/dev/null) ]] && dirty=" (with uncommitted changes in the working tree)"
+# (the reports this script writes do not count)
+[[ -n $(git status --porcelain -- . ':(exclude)benchmarks/results' 2>/dev/null) ]] &&
+  dirty=" (with uncommitted changes in the working tree)"
 busy_note=""
 load1=${load_start%% *}
 if awk -v l="$load1" -v n="$ncores" 'BEGIN { exit !(l > 0.5 * n) }'; then
