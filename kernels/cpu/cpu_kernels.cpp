@@ -4,7 +4,8 @@
 // first operand's strides, adjacent axes merged where every operand allows it, so a
 // contiguous tensor (or any dense view) becomes one flat run. The outer axes are walked
 // with an odometer and the innermost axis is one tight loop, specialised for unit strides
-// (auto-vectorised, or xsimd for exp/log/sqrt/tanh/sigmoid) and stride-0 broadcast operands.
+// (auto-vectorised, or for exp/log/sqrt/tanh/sigmoid simd_math.hpp's xsimd code for the best
+// instruction set the CPU has, chosen at run time) and stride-0 broadcast operands.
 // Large tensors are split into one range per thread (OpenMP, num_threads()).
 // Reductions fold contiguous runs with several vector accumulators, or add whole rows into
 // the output row when the reduced axes are outer. Matmul goes to OpenBLAS's cblas_?gemm with
