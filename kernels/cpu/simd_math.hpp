@@ -1,15 +1,15 @@
 #pragma once
 // The CPU kernels whose cost is arithmetic, not memory traffic: exp, log, sqrt, tanh and
-// sigmoid over contiguous runs, and the passes of softmax rows. They are
-// compiled once per instruction set (simd_math_<isa>.cpp, each TU with its own -m flags and
-// xsimd's default_arch for those flags) and chosen at run time (cpu_kernels.cpp), so a portable
-// build still runs AVX2+FMA or AVX-512 code where the CPU has it: xsimd's exp on SSE2 emulates
-// rounding and costs 4 to 8 times what it costs there.
+// sigmoid over contiguous runs, and the passes of softmax rows. They are compiled once per
+// instruction set (simd_math_<isa>.cpp, each TU with its own -m flags and xsimd's default_arch
+// for those flags) and chosen at run time (cpu_kernels.cpp), so a portable build still runs
+// AVX2+FMA or AVX-512 code where the CPU has it: xsimd's exp on SSE2 emulates rounding and
+// costs 4 to 8 times what it costs there.
 //
-// Only batch code and plain loops live here (no std:: calls, no scalar math): a TU compiled with -mavx2
-// must define no inline function that another TU could share, or a CPU without AVX2 might run
-// it. Every template takes the architecture as a parameter, so each TU's instantiations are its
-// own symbols.
+// Only xsimd batch code and plain loops live here, no scalar math calls: a TU compiled with
+// -mavx2 must define no inline function that another TU could share, or a CPU without AVX2
+// might run it. Every template takes the architecture as a parameter, so each TU's
+// instantiations are its own symbols (the cpu_isa_symbols test checks the objects).
 #include <cstdint>
 #include <limits>
 
