@@ -1272,8 +1272,8 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
 }
 
 // softmax / log_softmax: contiguous rows (the axis innermost and dense) take three vectorised
-// passes per row (max, exp and sum on the instruction set in use, then scale); other layouts
-// walk the axis with strides.
+// passes per row on the instruction set in use (max; exp and sum; scale, or shift for log);
+// other layouts walk the axis with strides.
 template <class T>
 void softmax_row(bool log, T* y, const T* x, i64 len) {
   const simd::MathFns<T>& f = math<T>();

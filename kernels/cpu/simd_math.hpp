@@ -66,6 +66,15 @@ xsimd::batch<T, A> unary_batch(const xsimd::batch<T, A>& x) {
   }
 }
 
+// The last partial batch of x[i..n), padded with `pad`.
+template <class A, class T>
+xsimd::batch<T, A> load_tail(const T* x, i64 i, i64 n, T pad) {
+  constexpr i64 W = static_cast<i64>(xsimd::batch<T, A>::size);
+  alignas(64) T buf[W];
+  for (i64 j = 0; j < W; ++j) buf[j] = i + j < n ? x[i + j] : pad;
+  return xsimd::batch<T, A>::load_aligned(buf);
+}
+
 // y[i] = op(x[i]); the tail goes through a padded batch, so an element's value never depends
 // on where a run (or a thread's chunk) starts.
 template <class A, OpId op, class T>
@@ -76,19 +85,9 @@ void unary_run(T* y, const T* x, i64 n) {
   for (; i + W <= n; i += W) unary_batch<A, op>(B::load_unaligned(x + i)).store_unaligned(y + i);
   if (i < n) {
     alignas(64) T buf[W];
-    for (i64 j = 0; j < W; ++j) buf[j] = i + j < n ? x[i + j] : T(1);
-    unary_batch<A, op>(B::load_aligned(buf)).store_aligned(buf);
+    unary_batch<A, op>(load_tail<A>(x, i, n, T(1))).store_aligned(buf);
     for (i64 j = 0; i + j < n; ++j) y[i + j] = buf[j];
   }
-}
-
-// The last partial batch of x[i..n), padded with `pad`.
-template <class A, class T>
-xsimd::batch<T, A> load_tail(const T* x, i64 i, i64 n, T pad) {
-  constexpr i64 W = static_cast<i64>(xsimd::batch<T, A>::size);
-  alignas(64) T buf[W];
-  for (i64 j = 0; j < W; ++j) buf[j] = i + j < n ? x[i + j] : pad;
-  return xsimd::batch<T, A>::load_aligned(buf);
 }
 
 template <class A, class T>
