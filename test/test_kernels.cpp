@@ -686,7 +686,10 @@ TEMPLATE_TEST_CASE("cpu reduce matches naive with NaN anywhere", "[kernels][redu
 
 TEST_CASE("cpu reduce on 1M-element inputs, threaded and not", "[kernels][reduce][large]") {
   ThreadGuard guard;
-  const std::vector<Shape> shapes = {{1 << 20}, {1024, 1024}, {4, 1 << 18}, {1 << 18, 4}, {16, 256, 256}, {3, 349525}};
+  // {1027, 1031}: rows that split unevenly between threads and blocks, and leave a remainder
+  // after the float32 sum's four-rows-at-a-time passes
+  const std::vector<Shape> shapes = {{1 << 20},      {1024, 1024},  {4, 1 << 18}, {1 << 18, 4},
+                                     {16, 256, 256}, {3, 349525}, {1027, 1031}};
   for (const Shape& shape : shapes) {
     View<float> in = make_view<float>(shape, Opts{false, false, false, false});
     for (float& v : in.buf) v = static_cast<float>(rand_real(0, 1));
