@@ -135,12 +135,44 @@ StreamLimits measure_stream(const std::vector<i64>& sizes, const std::vector<int
   for (i64 n : sizes) {
     StreamArrays arrays(n);
     for (int nt : threads)
-      for (const char* kind : {"copy", "triad", "read"})
+      for (const char* kind : {"copy", "triad", "read"}) {
+        bench::settle();  // no other pool's idle threads spinning (OpenBLAS's from its start-up)
         lim.gbs[kind][n][nt] =
             stream_bytes(kind, n) / bench::measure([&] { stream_run(kind, arrays, nt); }).seconds / 1e9;
+      }
     fmt::print(stderr, "  stream n={} done\n", n);
   }
   return lim;
+}
+
+// How long each pool's idle threads keep running after a call returns, on nt threads (median
+// of 3): tapeflow's pool, libgomp's (the STREAM-like kernels) and OpenBLAS's (direct sgemm).
+struct IdleSpin {
+  std::string pool, after;
+  double seconds = 0;
+};
+std::vector<IdleSpin> measure_idle_spin(int nt, Generator& gen) {
+  auto median3 = [](auto&& fn) {
+    double t[3];
+    for (double& v : t) v = bench::idle_spin_after(fn);
+    std::sort(t, t + 3);
+    return t[1];
+  };
+  set_threads(nt);
+  const Tensor x = uniform({1024, 1024}, gen, -1, 1);
+  StreamArrays arrays(i64(1) << 20);
+  const i64 m = 512;
+  std::vector<float> a(m * m, 0.5f), b(m * m, 0.25f), c(m * m);
+  std::vector<IdleSpin> out = {
+      {"tapeflow's thread pool", "`relu` of [1024, 1024]", median3([&] { Tensor y = relu(x); })},
+      {"libgomp (OpenMP: the STREAM-like kernels)", "copy of 1M floats",
+       median3([&] { stream_run("copy", arrays, nt); })},
+      {"OpenBLAS's threads", "`cblas_sgemm` [512, 512] @ [512, 512]", median3([&] {
+         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, a.data(), m, b.data(), m, 0.0f,
+                     c.data(), m);
+       })}};
+  set_threads(0);
+  return out;
 }
 
 // ------------------------------------------------------------------ cases
@@ -199,8 +231,9 @@ Row run_case(Case c, const std::vector<int>& threads) {
       throw bench::Mismatch(fmt::format("{} {}: unexpected output of {} elements", c.op, c.label, t.size()));
     bench::check_close(fmt::format("tapeflow {} {} ({} threads)", c.op, c.label, nt), t.data<float>(), ref.data(),
                        c.n_out, c.rtol, c.atol);
-    std::tie(r.op[nt], r.lim[nt]) =
-        bench::measure_pair([&] { Tensor o = c.op_fn(); }, [&] { c.limit_run(nt); }, 2 * kBudget);
+    // threaded: each side's samples start once the other's idle threads stopped spinning
+    std::tie(r.op[nt], r.lim[nt]) = bench::measure_pair([&] { Tensor o = c.op_fn(); }, [&] { c.limit_run(nt); },
+                                                        2 * kBudget, 2e-3, 11, nt > 1);
   }
   if (c.kernel) {
     set_threads(threads.back());
@@ -208,6 +241,7 @@ Row run_case(Case c, const std::vector<int>& threads) {
     c.kernel(out.data());
     bench::check_close(fmt::format("cpu kernel {} {}", c.op, c.label), out.data(), ref.data(), c.n_out, c.rtol,
                        c.atol);
+    bench::settle();
     r.kernel = bench::measure([&] { c.kernel(out.data()); }, kBudget);
     r.has_kernel = true;
   }
@@ -450,8 +484,9 @@ int main(int argc, char** argv) try {
 
   fmt::print(stderr, "limits: STREAM-like copy / triad / read\n");
   const StreamLimits lim = measure_stream(stream_sizes, threads);
-
   Generator gen(42);
+  const std::vector<IdleSpin> spins = nt > 1 ? measure_idle_spin(nt, gen) : std::vector<IdleSpin>{};
+
   std::vector<Row> rows;
   fmt::print(stderr, "naive vs tapeflow\n");
   for (auto [r, c] : shapes) {
@@ -515,6 +550,21 @@ int main(int argc, char** argv) try {
     fmt::print("\n");
   }
 
+  if (!spins.empty()) {
+    fmt::print(
+        "\nIdle threads after a call, {} threads: how long the process's other threads keep running "
+        "after the call returns (their states in /proc/self/task, polled every 0.2 ms; median of 3). "
+        "While they spin they hold a core, so on a machine with few cores a measurement that follows runs "
+        "with fewer. The threaded op / limit pairs below therefore wait this long between samples "
+        "(`bench::settle`), then make one untimed call, before each timed sample.\n\n"
+        "| pool | after | idle threads run for |\n|---|---|---:|\n",
+        nt);
+    for (const IdleSpin& sp : spins) {
+      fmt::print("| {} | {} | {} |\n", sp.pool, sp.after, bench::human_seconds(sp.seconds));
+      results.add("idle_spin/" + sp.pool.substr(0, sp.pool.find(' ')), sp.seconds, "s");
+    }
+  }
+
   fmt::print("\n## Naive loop vs tapeflow\n\n");
   fmt::print(
       "- **naive**: `kernels::naive`, the scalar loops the tests use as their oracle (1 thread).\n"
@@ -524,7 +574,8 @@ int main(int argc, char** argv) try {
       "- **kernel**: tapeflow's CPU kernel called directly into a preallocated output, {} threads "
       "(the op minus front-end and allocation).\n"
       "- **limit**: what the machine does with the same traffic at the same size, timed interleaved "
-      "with the op (samples alternate, so both see the same load): the STREAM-like kernel of the same "
+      "with the op (samples alternate, so both see the same load; threaded, each sample waits until the "
+      "other side's idle threads have stopped spinning): the STREAM-like kernel of the same "
       "pattern (relu, broadcast add, softmax: copy; add: triad; sums: read); for matmul, `cblas_sgemm` "
       "on the same shape and transposes. GB/s counts each input read once and the output written once "
       "(softmax: x read once and out written once; its three passes over a row run in cache).\n"

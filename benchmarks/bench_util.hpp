@@ -10,7 +10,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <dirent.h>
 #include <fstream>
+#include <iterator>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -73,12 +77,64 @@ Timing measure(F&& fn, double budget_s = 0.3, double min_sample_s = 2e-3, int ma
   return {t[t.size() / 2], samples, inner};
 }
 
+// How many threads of this process other than the caller are running (state R in
+// /proc/self/task), or -1 where /proc cannot say. A pool's idle workers that spin (OpenMP's
+// after a parallel region, OpenBLAS's after a threaded call) count as running.
+inline int other_threads_running() {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  const long self = syscall(SYS_gettid);
+  int running = 0;
+  while (const dirent* e = readdir(dir)) {
+    const long tid = std::atol(e->d_name);
+    if (tid <= 0 || tid == self) continue;
+    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::size_t close = stat.rfind(')');  // "tid (name) S ...": the state follows the name
+    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'R') ++running;
+  }
+  closedir(dir);
+  return running;
+}
+
+// Waits until no other thread of this process runs (two polls agree), at most max_s; returns
+// the seconds waited. On a machine with few cores a pool that spins after its work takes a core
+// from the next measurement: libgomp spins ~10 ms after a parallel region, OpenBLAS's workers
+// ~0.1 s after a threaded call (2^28 cycles), so an op timed right after its OpenMP or OpenBLAS
+// limit ran at half its threads' speed. The caller busy-waits rather than sleeps: on the
+// project's VMs (guest kernel booted with sched_vcpu_pack) a thread that slept wakes next to
+// the pool's worker on one vCPU, and the next threaded calls ran 3x slower for tens of ms.
+inline double settle(double max_s = 0.5) {
+  const auto start = Clock::now();
+  auto last_poll = start;
+  int quiet = 0;
+  while (quiet < 2 && seconds_since(start) < max_s) {
+    if (seconds_since(last_poll) < 2e-4) continue;  // spin between polls
+    last_poll = Clock::now();
+    const int running = other_threads_running();
+    if (running < 0) break;
+    quiet = running == 0 ? quiet + 1 : 0;
+  }
+  return seconds_since(start);
+}
+
+// Seconds this process's other threads keep running after fn returns (up to max_s): how long
+// a pool's idle workers spin before they sleep.
+template <class F>
+double idle_spin_after(F&& fn, double max_s = 1.0) {
+  settle(max_s);
+  fn();
+  return settle(max_s);
+}
+
 // measure() for two functions at once, their samples interleaved (a, b, a, b, ...), so that a
 // ratio of the two (an op against its limit) sees the same machine even when other processes
-// come and go. Returns {a, b}.
+// come and go. Returns {a, b}. With settle_between, before each sample the program waits until
+// the other side's idle threads have stopped spinning (settle()), then makes one untimed call,
+// so that each side is timed with its own threads awake and the other's asleep.
 template <class A, class B>
 std::pair<Timing, Timing> measure_pair(A&& fa, B&& fb, double budget_s = 0.5, double min_sample_s = 2e-3,
-                                       int max_samples = 11) {
+                                       int max_samples = 11, bool settle_between = false) {
   auto calibrate = [&](auto& fn, double& first) {
     auto start = Clock::now();
     fn();
@@ -87,7 +143,11 @@ std::pair<Timing, Timing> measure_pair(A&& fa, B&& fb, double budget_s = 0.5, do
   };
   double first_a = 0, first_b = 0;
   const int inner_a = calibrate(fa, first_a), inner_b = calibrate(fb, first_b);
-  auto sample = [](auto& fn, int inner) {
+  auto sample = [settle_between](auto& fn, int inner) {
+    if (settle_between) {
+      settle();
+      fn();
+    }
     const auto start = Clock::now();
     for (int i = 0; i < inner; ++i) fn();
     return seconds_since(start) / inner;
