@@ -194,7 +194,10 @@ peers_run() {
   local py t
   if py=$(torch_python); then
     echo "ran: torch $("$py" -c 'import torch; print(torch.__version__)') from Debian's python3-torch ($py)" >"$rdir/torch.version"
-    for t in "${threads[@]}"; do run_peer torch "$t" "$py" benchmarks/peers/torch_peer.py; done
+    # the convnet too (a row beside tapeflow's; a whole epoch fits the peer's 40 s budget here)
+    local parts=ops,overhead,mlp
+    [[ $quick == 1 ]] || parts+=,convnet
+    for t in "${threads[@]}"; do run_peer torch "$t" "$py" benchmarks/peers/torch_peer.py --only "$parts"; done
   else
     echo "not run: PyTorch for Python could not be installed (Debian's python3-torch; PyPI has no CPU-only torch by name)" >"$rdir/torch.status"
   fi
