@@ -820,6 +820,31 @@ TEST_CASE("tape: the gradient of max with ties goes to one element, the first", 
   }
 }
 
+TEST_CASE("tape: max over several axes sends each group's gradient to its first maximum", "[tape][rules]") {
+  // x [2, 2, 3] (i, j, k), reduced over i and k: group j holds x[i, j, k] in the order
+  // (0,0) (0,1) (0,2) (1,0) (1,1) (1,2). j = 0: 5 at (0,2) and (1,0), the first is (0,2);
+  // j = 1: 8 at (1,1) and (1,2), the first is (1,1).
+  const Tensor x = tensor({1.0, 2.0, 5.0, /**/ 0.0, 3.0, 3.0,  //
+                           5.0, 4.0, 1.0, /**/ 7.0, 8.0, 8.0},
+                          {2, 2, 3});
+  const std::vector<double> want = {0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 20, 0};
+  for (const std::vector<std::int64_t>& axes : {std::vector<std::int64_t>{0, 2}, std::vector<std::int64_t>{2, 0},
+                                                  std::vector<std::int64_t>{-1, 0}}) {
+    INFO("axes " << axes[0] << ", " << axes[1]);
+    GradientTape tape;
+    tape.watch(x);
+    CHECK(close(tape.gradient(max(x, axes), x, tensor({10.0, 20.0})), want));
+    GradientTape tape_keep;  // keepdims: the same, through a [1, 2, 1] gradient
+    tape_keep.watch(x);
+    CHECK(close(tape_keep.gradient(max(x, axes, true), x, tensor({10.0, 20.0}, {1, 2, 1})), want));
+  }
+  // min over axis 1 of a [3, 2] view with ties: each row's first minimum
+  const Tensor m = tensor({2.0, 2.0, 1.0, 0.0, 4.0, 4.0}, {3, 2});
+  GradientTape tape;
+  tape.watch(m);
+  CHECK(close(tape.gradient(min(m, {1}), m, tensor({1.0, 2.0, 3.0})), {1, 0, 0, 2, 3, 0}));
+}
+
 TEST_CASE("tape: the gradient of relu at 0 is 0", "[tape][rules]") {
   const Tensor x = tensor({-1.0, 0.0, 2.0});
   GradientTape tape;
