@@ -521,6 +521,26 @@ TEMPLATE_TEST_CASE("cpu where and fill match naive", "[kernels][where]", bool, s
     kn::naive::where<T>(ref.data(), ref.l, c.data(), c.l, a.data(), a.l, b.data(), b.l);
     INFO("where out " << describe(out.l));
     check_same(out.buf, ref.buf);
+    // dense cond and one operand, the other one value broadcast (where(keep, x, 0.0)), both ways
+    View<bool> cd = make_view<bool>(shape, Opts{false, false, false, false});
+    View<T> dense = make_view<T>(shape, Opts{false, false, false, false});
+    View<T> one = make_view<T>(Shape{1}, Opts{false, false, false, false});
+    one.l.rank = static_cast<int>(shape.size());
+    for (int d = 0; d < one.l.rank; ++d) {
+      one.l.shape[d] = shape[static_cast<std::size_t>(d)];
+      one.l.strides[d] = 0;
+    }
+    View<T> dense_out = make_out<T>(shape);
+    for (bool scalar_second : {true, false}) {
+      const View<T>& u = scalar_second ? dense : one;
+      const View<T>& v = scalar_second ? one : dense;
+      View<T> got = dense_out, want = dense_out;
+      kn::cpu::where<T>(got.data(), got.l, cd.data(), cd.l, u.data(), u.l, v.data(), v.l);
+      kn::naive::where<T>(want.data(), want.l, cd.data(), cd.l, u.data(), u.l, v.data(), v.l);
+      INFO("where with a broadcast " << (scalar_second ? "second" : "first") << " operand, out "
+                                     << describe(got.l));
+      check_same(got.buf, want.buf);
+    }
     const T value = random_value<T>(Domain::Signed);
     kn::cpu::fill<T>(out.data(), out.l, value);
     kn::naive::fill<T>(ref.data(), ref.l, value);

@@ -427,16 +427,18 @@ bool copy_transposed(TO* out, const TI* in, const Plan<2>& p) {
 }
 
 // y[i] = c[i] ? u[i] : v[i] as a bit select: GCC does not vectorise the bool-driven
-// select itself (a bool is 0 or 1, so 0 - c is an all-ones or all-zeros mask).
-template <class T>
+// select itself (a bool is 0 or 1, so 0 - c is an all-ones or all-zeros mask), and the
+// branch it compiles mispredicts on a random mask (dropout's). UB / VB: u / v is one value
+// broadcast along the run (where(keep, x, 0.0)).
+template <class T, bool UB = false, bool VB = false>
 void where_contiguous(T* y, const bool* c, const T* u, const T* v, i64 n) {
   if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
     using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
     const unsigned char* cc = reinterpret_cast<const unsigned char*>(c);
     for (i64 i = 0; i < n; ++i) {
       U a, b;
-      std::memcpy(&a, u + i, sizeof(T));
-      std::memcpy(&b, v + i, sizeof(T));
+      std::memcpy(&a, u + (UB ? 0 : i), sizeof(T));
+      std::memcpy(&b, v + (VB ? 0 : i), sizeof(T));
       const U m = U(0) - U(cc[i]);
       const U r = (a & m) | (b & ~m);
       std::memcpy(y + i, &r, sizeof(T));
@@ -447,7 +449,8 @@ void where_contiguous(T* y, const bool* c, const T* u, const T* v, i64 n) {
     const unsigned char* uc = reinterpret_cast<const unsigned char*>(u);
     const unsigned char* vc = reinterpret_cast<const unsigned char*>(v);
     unsigned char* yc = reinterpret_cast<unsigned char*>(y);
-    for (i64 i = 0; i < n; ++i) yc[i] = static_cast<unsigned char>((cc[i] & uc[i]) | ((cc[i] ^ 1u) & vc[i]));
+    for (i64 i = 0; i < n; ++i)
+      yc[i] = static_cast<unsigned char>((cc[i] & uc[UB ? 0 : i]) | ((cc[i] ^ 1u) & vc[VB ? 0 : i]));
   }
 }
 
@@ -1182,6 +1185,10 @@ void where(T* out, const Layout& out_l, const bool* cond, const Layout& cond_l, 
     const T* v = b + off[3];
     if (so == 1 && sc == 1 && sa == 1 && sb == 1) {
       where_contiguous(y, c, u, v, n);
+    } else if (so == 1 && sc == 1 && sa == 1 && sb == 0) {
+      where_contiguous<T, false, true>(y, c, u, v, n);
+    } else if (so == 1 && sc == 1 && sa == 0 && sb == 1) {
+      where_contiguous<T, true, false>(y, c, u, v, n);
     } else {
       for (i64 i = 0; i < n; ++i) y[i * so] = c[i * sc] ? u[i * sa] : v[i * sb];
     }
