@@ -680,21 +680,19 @@ int reduce_split_axis(const Plan<2>& p, int nt, i64 out_size, bool partials_ok) 
   auto kept = [&](int d) { return p.strides[1][d] != 0; };
   for (int d = 0; d < r - 1; ++d)  // an outer kept axis: each thread reads whole blocks of rows
     if (kept(d) && p.shape[d] >= 4 * nt) return d;
-  auto largest_reduced = [&] {
-    int best = -1;
+  int reduced = -1;  // the longest reduced axis the threads can share
+  if (partials_ok)
     for (int d = 0; d < r; ++d)
-      if (!kept(d) && p.shape[d] >= nt && (best < 0 || p.shape[d] > p.shape[best])) best = d;
-    return best;
-  };
+      if (!kept(d) && p.shape[d] >= nt && (reduced < 0 || p.shape[d] > p.shape[reduced])) reduced = d;
   // Cutting the inner kept axis gives each thread a short piece of every row (sum over axis 0
   // of [4096, 4096]: 8 KB of each 16 KB row, at 2 threads slower than 1); cutting the reduced
   // axis keeps each thread's reads one stream, for one partial output per extra thread. That
   // is cheap (under 1/8 of the work) when at least 8 rows fold into each output per thread.
-  if (partials_ok && out_size * (nt - 1) * 8 <= p.size)
-    if (const int d = largest_reduced(); d >= 0) return d;
+  const i64 partial_work = out_size * (nt - 1);
+  if (reduced >= 0 && partial_work * 8 <= p.size) return reduced;
   if (kept(r - 1) && p.shape[r - 1] >= 1024 * nt) return r - 1;  // long pieces of rows
-  int best = partials_ok && out_size * (nt - 1) <= p.size ? largest_reduced() : -1;
-  if (best >= 0) return best;
+  if (reduced >= 0 && partial_work <= p.size) return reduced;
+  int best = -1;
   for (int d = 0; d < r; ++d)
     if (kept(d) && p.shape[d] >= nt && (best < 0 || p.shape[d] > p.shape[best])) best = d;
   return best;
