@@ -407,10 +407,20 @@ void isa_section(const bench::Results& results, bool quick, int nt) {
       {"softmax rows", {512, 512}, [](const Tensor& x) { return softmax(x, -1); }},
       {"log_softmax rows", {128, 10}, [](const Tensor& x) { return log_softmax(x, -1); }},
       {"softmax rows", {big, big}, [](const Tensor& x) { return softmax(x, -1); }},
+      // a fresh generator per call: every call (and every set) draws the same numbers
+      {"uniform", {1024, 1024}, [](const Tensor& x) {
+         Generator g(11);
+         return uniform(x.shape(), g, -1.0, 1.0);
+       }},
+      {"dropout 0.5", {1024, 1024}, [](const Tensor& x) {
+         Generator g(11);
+         return dropout(x, 0.5, g);
+       }},
   };
   fmt::print("\n## Instruction sets of the arithmetic-bound kernels\n\n");
   fmt::print(
-      "exp, log, sqrt, tanh, sigmoid and the softmax passes are built once per instruction set and "
+      "exp, log, sqrt, tanh, sigmoid, the softmax passes and uniform's Philox are built once per "
+      "instruction set and "
       "picked at run time (the best the CPU has: **{}** here; `TAPEFLOW_CPU_ISA` or "
       "`kernels::cpu::set_isa` choose another). Median us per call of the public op, float32; the "
       "sets are timed in turn, sample by sample.\n\n",

@@ -999,12 +999,57 @@ TEST_CASE("uniform float32 never returns high", "[kernels][random]") {
   std::uint64_t counter = 0;
   const std::uint64_t seed = 99;
   while ((kn::philox4x32_10(counter, seed).v[0] >> 8) != 0xFFFFFFu) ++counter;
-  float got = 0, want = 0;
-  kn::cpu::uniform<float>(&got, 1, seed, counter, 1.0, 2.0);
+  float want = 0;
   kn::naive::uniform<float>(&want, 1, seed, counter, 1.0, 2.0);
-  CHECK(got < 2.0f);
-  CHECK(got == want);
-  CHECK(got == std::nextafter(2.0f, 1.0f));
+  CHECK(want == std::nextafter(2.0f, 1.0f));
+  for_each_isa([&] {
+    float got[3] = {0, 0, 0};  // the counter first, then in the middle of a batch
+    kn::cpu::uniform<float>(got, 1, seed, counter, 1.0, 2.0);
+    kn::cpu::uniform<float>(got + 1, 2, seed, counter - 1, 1.0, 2.0);
+    CHECK(got[0] == want);
+    CHECK(got[2] == want);
+  });
+}
+
+TEMPLATE_TEST_CASE("uniform: batched Philox on every instruction set equals uniform_at bit for bit",
+                   "[kernels][random]", float, double) {
+  // simd_math.hpp draws a batch of counters at once: starts and lengths off the batch width,
+  // a counter whose low word wraps inside a batch, one-sided, empty and reversed ranges, and
+  // both thread counts, each element against the scalar formula the naive and CUDA kernels use.
+  using T = TestType;
+  ThreadGuard threads;
+  const std::uint64_t seed = 0xfeedbeef12345678ULL;
+  struct Trial {
+    std::uint64_t offset;
+    i64 n;
+    double low, high;
+  };
+  const Trial trials[] = {{0, 1, 0.0, 1.0},
+                          {3, 37, -1.0, 1.0},
+                          {(std::uint64_t(1) << 32) - 13, 61, -0.05, 0.05},
+                          {(std::uint64_t(7) << 32) - 1, 2, 1.0, 2.0},
+                          {~std::uint64_t(0) - 20, 21, 0.0, 1.0},  // the last counters
+                          {1000, 300007, 1.0, 2.0},
+                          {5, 33, 2.0, 2.0},
+                          {9, 45, 3.0, -3.0},
+                          {11, 17, 3.0, 3.0000001}};
+  for_each_isa([&] {
+    for (int nt : {1, 2}) {
+      kn::cpu::set_num_threads(nt);
+      for (const Trial& t : trials) {
+        INFO("offset " << t.offset << ", n " << t.n << ", [" << t.low << ", " << t.high << "), threads " << nt);
+        std::vector<T> got(std::size_t(t.n) + 1, T(-99));
+        kn::cpu::uniform<T>(got.data(), t.n, seed, t.offset, t.low, t.high);
+        i64 wrong = 0;
+        for (i64 i = 0; i < t.n; ++i) {
+          const T want = kn::uniform_at<T>(seed, t.offset + std::uint64_t(i), t.low, t.high);
+          wrong += std::memcmp(&got[std::size_t(i)], &want, sizeof(T)) != 0;
+        }
+        CHECK(wrong == 0);
+        CHECK(got[std::size_t(t.n)] == T(-99));  // nothing written past n
+      }
+    }
+  });
 }
 
 // ---- threads ---------------------------------------------------------------------------

@@ -75,6 +75,8 @@ int default_threads() {
 constexpr i64 kParallelMin = i64(1) << 18;
 // Per-element cost factor of the ops that call exp/log/pow/philox per element.
 constexpr i64 kHeavyCost = 16;
+// The same for uniform's batched Philox (simd_math.hpp): about 4 cheap ops' time per element.
+constexpr i64 kUniformCost = 4;
 // Multiply-adds from which a single gemm is split over the pool's threads.
 constexpr i64 kGemmSplitMin = i64(1) << 21;
 
@@ -1297,9 +1299,17 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   });
 }
 
+// Philox on a batch of counters (simd_math.hpp), the same bits as uniform_at.
 template <class T>
 void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
-  generate(out, n, [&](i64 i) { return uniform_at<T>(seed, offset + std::uint64_t(i), low, high); });
+  if (n <= 0) return;
+  const simd::MathFns<T>& f = math<T>();
+  const T top = static_cast<T>(high), below = std::nextafter(top, static_cast<T>(low));
+  const int nt = threads_for(n * kUniformCost, n / 64 + 1);
+  detail::parallel_for(nt, [&](int c) {
+    const i64 b = chunk_begin(n, c, nt), e = chunk_begin(n, c + 1, nt);
+    f.uniform(out + b, e - b, seed, offset + std::uint64_t(b), low, high, top, below);
+  });
 }
 
 template <class T>

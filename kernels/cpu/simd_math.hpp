@@ -1,17 +1,20 @@
 #pragma once
 // The CPU kernels whose cost is arithmetic, not memory traffic: exp, log, sqrt, tanh and
-// sigmoid over contiguous runs, and the passes of softmax rows. They are compiled once per
+// sigmoid over contiguous runs, the passes of softmax rows, and uniform's Philox rounds (4x
+// the scalar loop's speed with AVX-512, 2x with AVX2). They are compiled once per
 // instruction set (simd_math_<isa>.cpp, each TU with its own -m flags and xsimd's default_arch
 // for those flags) and chosen at run time (cpu_kernels.cpp), so a portable build still runs
 // AVX2+FMA or AVX-512 code where the CPU has it: xsimd's exp on SSE2 emulates rounding and
 // costs 4 to 8 times what it costs there.
 //
-// Only xsimd batch code and plain loops live here, no scalar math calls: a TU compiled with
-// -mavx2 must define no inline function that another TU could share, or a CPU without AVX2
-// might run it. Every template takes the architecture as a parameter, so each TU's
+// Only xsimd batch code, plain loops and x86 intrinsics xsimd lacks (each behind its
+// architecture's register width and the compiler's flag macro) live here, no scalar math
+// calls: a TU compiled with -mavx2 must define no inline function that another TU could
+// share, or a CPU without AVX2 might run it. Every template takes the architecture as a parameter, so each TU's
 // instantiations are its own symbols (the cpu_isa_symbols test checks the objects).
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -37,6 +40,11 @@ struct MathFns {
   void (*scale)(T* y, i64 n, T c);
   // y[i] = (x[i] - a) - b, in this order
   void (*shift2)(T* y, const T* x, i64 n, T a, T b);
+  // y[i] = uniform_at<T>(seed, counter + i, low, high) (kernels/functors.hpp), bit for bit:
+  // Philox-4x32-10 on a batch of counters at once. `top` is T(high) and `below` the T next
+  // to it towards low, which a draw that rounds up to `top` becomes when high > low.
+  void (*uniform)(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low, double high, T top,
+                  T below);
 };
 
 struct MathTable {
@@ -160,6 +168,199 @@ void shift2(T* y, const T* x, i64 n, T a, T b) {
   for (; i < n; ++i) y[i] = (x[i] - a) - b;
 }
 
+// ---- Philox-4x32-10 on a batch of counters --------------------------------------------
+
+// The 64-bit products a[j] * b[j] of the even 32-bit lanes (x86's pmuludq): xsimd has no
+// widening multiply, and its 64-bit multiply on AVX2 goes lane by lane.
+template <class A>
+xsimd::batch<std::uint64_t, A> mul_even_u32(const xsimd::batch<std::uint64_t, A>& a,
+                                            const xsimd::batch<std::uint64_t, A>& b) {
+  using R [[maybe_unused]] = typename xsimd::batch<std::uint64_t, A>::register_type;
+#if defined(__SSE2__)
+  if constexpr (sizeof(R) == 64) {
+#if defined(__AVX512F__)
+    return _mm512_mul_epu32(a, b);
+#endif
+  } else if constexpr (sizeof(R) == 32) {
+#if defined(__AVX2__)
+    return _mm256_mul_epu32(a, b);
+#endif
+  } else if constexpr (sizeof(R) == 16) {
+    return _mm_mul_epu32(a, b);
+  }
+#endif
+  constexpr std::size_t W = xsimd::batch<std::uint64_t, A>::size;
+  alignas(64) std::uint64_t x[W], y[W];
+  a.store_aligned(x);
+  b.store_aligned(y);
+  for (std::size_t j = 0; j < W; ++j) x[j] = (x[j] & 0xFFFFFFFFu) * (y[j] & 0xFFFFFFFFu);
+  return xsimd::batch<std::uint64_t, A>::load_aligned(x);
+}
+
+// hi / lo: the high and low words of a[j] * m for every 32-bit lane j.
+template <class A>
+void mul_hilo_u32(const xsimd::batch<std::uint32_t, A>& a, const xsimd::batch<std::uint64_t, A>& m,
+                  xsimd::batch<std::uint32_t, A>& hi, xsimd::batch<std::uint32_t, A>& lo) {
+  using U64 = xsimd::batch<std::uint64_t, A>;
+  using U32 = xsimd::batch<std::uint32_t, A>;
+  using R [[maybe_unused]] = typename U64::register_type;
+  const U64 a64 = xsimd::bitwise_cast<U64>(a);
+  const U64 even = mul_even_u32<A>(a64, m);
+  const U64 odd = mul_even_u32<A>(a64 >> 32, m);
+  // the odd 32-bit lanes of the first, the even of the second: one blend where there is one
+#if defined(__AVX512F__)
+  if constexpr (sizeof(R) == 64) {
+    lo = xsimd::bitwise_cast<U32>(U64(_mm512_mask_blend_epi32(0xAAAA, even, odd << 32)));
+    hi = xsimd::bitwise_cast<U32>(U64(_mm512_mask_blend_epi32(0xAAAA, even >> 32, odd)));
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (sizeof(R) == 32) {
+    lo = xsimd::bitwise_cast<U32>(U64(_mm256_blend_epi32(even, odd << 32, 0xAA)));
+    hi = xsimd::bitwise_cast<U32>(U64(_mm256_blend_epi32(even >> 32, odd, 0xAA)));
+    return;
+  }
+#endif
+  const U64 low_words(std::uint64_t(0xFFFFFFFFu));
+  lo = xsimd::bitwise_cast<U32>((even & low_words) | (odd << 32));
+  hi = xsimd::bitwise_cast<U32>((even >> 32) | (odd & ~low_words));
+}
+
+// Exact doubles of 64-bit lanes below 2^52: the lane's bits under 2^52's exponent, less 2^52.
+template <class A>
+xsimd::batch<double, A> small_u64_to_double(const xsimd::batch<std::uint64_t, A>& x) {
+  using U64 = xsimd::batch<std::uint64_t, A>;
+  using D = xsimd::batch<double, A>;
+  return xsimd::bitwise_cast<D>(x | U64(std::uint64_t(0x4330000000000000u))) - D(0x1p52);
+}
+
+// float(a[j]) then float(b[j]) in one batch of floats (xsimd 8 converts only same-width lanes);
+// false where this architecture has no such conversion here (the caller converts lane by lane).
+template <class A>
+bool narrow_to_float(const xsimd::batch<double, A>& a, const xsimd::batch<double, A>& b, xsimd::batch<float, A>& out) {
+  using R [[maybe_unused]] = typename xsimd::batch<double, A>::register_type;
+#if defined(__SSE2__)
+  if constexpr (sizeof(R) == 64) {
+#if defined(__AVX512DQ__)
+    out = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(a)), _mm512_cvtpd_ps(b), 1);
+    return true;
+#endif
+  } else if constexpr (sizeof(R) == 32) {
+#if defined(__AVX__)
+    out = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(a)), _mm256_cvtpd_ps(b), 1);
+    return true;
+#endif
+  } else if constexpr (sizeof(R) == 16) {
+    out = _mm_movelh_ps(_mm_cvtpd_ps(a), _mm_cvtpd_ps(b));
+    return true;
+  }
+#endif
+  (void)a;
+  (void)b;
+  (void)out;
+  return false;
+}
+
+template <class A, class T>
+void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low, double high, T top, T below) {
+  using U32 = xsimd::batch<std::uint32_t, A>;
+  using U64 = xsimd::batch<std::uint64_t, A>;
+  using D = xsimd::batch<double, A>;
+  using F = xsimd::batch<float, A>;
+  constexpr i64 W = static_cast<i64>(U32::size), H = W / 2;
+  // Element i + e of a batch draws counter i + e. Its 32-bit lane is 2e for e < H and
+  // 2(e - H) + 1 above, so the even lanes, as 64-bit words, hold elements [0, H) in order and
+  // the odd lanes [H, W).
+  alignas(64) std::uint32_t lane[W];
+  for (i64 j = 0; j < W; ++j) lane[j] = static_cast<std::uint32_t>(j % 2 == 0 ? j / 2 : H + j / 2);
+  const U32 element = U32::load_aligned(lane);
+  const U64 m0(std::uint64_t(0xD2511F53u)), m1(std::uint64_t(0xCD9E8D57u));
+  const U64 low_words(std::uint64_t(0xFFFFFFFFu));
+  const D low_d(low), span(high - low);
+  const bool clamp = high > low;
+  U32 key0[10], key1[10];  // the round keys, the same for every batch
+  for (int r = 0; r < 10; ++r) {
+    key0[r] = U32(static_cast<std::uint32_t>(seed) + std::uint32_t(r) * 0x9E3779B9u);
+    key1[r] = U32(static_cast<std::uint32_t>(seed >> 32) + std::uint32_t(r) * 0xBB67AE85u);
+  }
+  alignas(64) double x[W];
+  alignas(64) T v[W];
+  for (i64 i = 0; i < n; i += W) {
+    const std::uint64_t first = counter + static_cast<std::uint64_t>(i);
+    const std::uint32_t first_lo = static_cast<std::uint32_t>(first);
+    U32 c0 = U32(first_lo) + element, c1;
+    if (first_lo <= 0xFFFFFFFFu - static_cast<std::uint32_t>(W - 1)) {
+      c1 = U32(static_cast<std::uint32_t>(first >> 32));
+    } else {  // the counter's low word wraps inside this batch
+      for (i64 j = 0; j < W; ++j) {
+        const i64 e = j % 2 == 0 ? j / 2 : H + j / 2;
+        lane[j] = static_cast<std::uint32_t>((first + std::uint64_t(e)) >> 32);
+      }
+      c1 = U32::load_aligned(lane);
+    }
+    U32 c2(std::uint32_t(0)), c3(std::uint32_t(0));
+    for (int r = 0; r < 10; ++r) {
+      U32 hi0, lo0, hi1, lo1;
+      mul_hilo_u32<A>(c0, m0, hi0, lo0);
+      mul_hilo_u32<A>(c2, m1, hi1, lo1);
+      c0 = hi1 ^ c1 ^ key0[r];
+      c1 = lo1;
+      c2 = hi0 ^ c3 ^ key1[r];
+      c3 = lo0;
+    }
+    // functors.hpp's u from the output words, exactly, then low + (high - low) * u in double
+    // (these TUs are built with -ffp-contract=off: no fused multiply-add to round differently)
+    const U64 w0 = xsimd::bitwise_cast<U64>(c0);
+    D u_first, u_second;  // elements [0, H) and [H, W)
+    if constexpr (std::is_same_v<T, float>) {
+      u_first = small_u64_to_double<A>((w0 & low_words) >> 8) * D(0x1p-24);
+      u_second = small_u64_to_double<A>(w0 >> 40) * D(0x1p-24);
+    } else {
+      // 53 bits of (w0 << 32 | w1) >> 11: the high 21 and the low 32 converted apart, summed exactly
+      const U64 w1 = xsimd::bitwise_cast<U64>(c1);
+      const U64 first_bits = (((w0 & low_words) << 32) | (w1 & low_words)) >> 11;
+      const U64 second_bits = ((w0 & ~low_words) | (w1 >> 32)) >> 11;
+      auto to_u = [&](const U64& b) {
+        return (small_u64_to_double<A>(b >> 32) * D(0x1p32) + small_u64_to_double<A>(b & low_words)) * D(0x1p-53);
+      };
+      u_first = to_u(first_bits);
+      u_second = to_u(second_bits);
+    }
+    const D x_first = low_d + span * u_first, x_second = low_d + span * u_second;
+    const i64 m = n - i < W ? n - i : W;
+    if constexpr (std::is_same_v<T, float>) {
+      F f;
+      if (narrow_to_float<A>(x_first, x_second, f)) {
+        if (clamp) f = xsimd::select(f >= F(top), F(below), f);
+        if (m == W) {
+          f.store_unaligned(y + i);
+          continue;
+        }
+        f.store_aligned(v);
+      } else {
+        x_first.store_aligned(x);
+        x_second.store_aligned(x + H);
+        for (i64 j = 0; j < W; ++j) {
+          const T t = static_cast<T>(x[j]);
+          v[j] = clamp && t >= top ? below : t;
+        }
+      }
+    } else {
+      const D t[2] = {clamp ? xsimd::select(x_first >= D(top), D(below), x_first) : x_first,
+                      clamp ? xsimd::select(x_second >= D(top), D(below), x_second) : x_second};
+      if (m == W) {
+        t[0].store_unaligned(y + i);
+        t[1].store_unaligned(y + i + H);
+        continue;
+      }
+      t[0].store_aligned(v);
+      t[1].store_aligned(v + H);
+    }
+    for (i64 j = 0; j < m; ++j) y[i + j] = v[j];
+  }
+}
+
 }  // namespace tapeflow::kernels::cpu::simd
 
 // The definition of one table function, in the TU compiled for its instruction set.
@@ -171,7 +372,8 @@ void shift2(T* y, const T* x, i64 n, T a, T b) {
     using A = xsimd::default_arch;                                                                             \
     return {&unary_run<A, OpId::Exp, T>,  &unary_run<A, OpId::Log, T>,     &unary_run<A, OpId::Sqrt, T>,       \
             &unary_run<A, OpId::Tanh, T>, &unary_run<A, OpId::Sigmoid, T>, &row_max<A, T>,                     \
-            &exp_sum<A, T>, &scale<A, T>, &shift2<A, T>};                                                                                   \
+            &exp_sum<A, T>, &scale<A, T>, &shift2<A, T>,                                                       \
+            &uniform<A, T>};                                                                                   \
   }                                                                                                            \
   constexpr MathTable kTable{xsimd::default_arch::name(), fns<float>(), fns<double>()};                       \
   }                                                                                                            \
