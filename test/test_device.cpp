@@ -363,6 +363,14 @@ TEST_CASE("device: convolution and pooling match the CPU") {
       same_on_devices({x}, [&](const std::vector<Tensor>& t) { return avg_pool2d(t[0], 3, stride, p); }, kSumTol32);
     }
   }
+  // the windows themselves, every numeric dtype (col2im adds in the same order on both devices)
+  for (DType dt : kNumericDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor image = make_input({2, 7, 6, 3}, dt, rng, Make::Permuted);
+    same_on_devices({image}, [](const std::vector<Tensor>& t) { return im2col(t[0], 3, 2, 2, Padding::Same, -1.0); });
+    const Tensor cols = make_input({2, 4, 3, 6, 3}, dt, rng, Make::Reversed);  // of [7, 6], as above
+    same_on_devices({cols}, [](const std::vector<Tensor>& t) { return col2im(t[0], 7, 6, 3, 2, 2, Padding::Same); });
+  }
 }
 
 TEST_CASE("device: in-place updates and assign from another device") {

@@ -276,6 +276,25 @@ std::vector<Case> cases_for(OpId op) {
                     },
                     {anyv({2, 3}, 3), anyv({3, 4}, 4)}});
       return cs;
+    case OpId::Im2col:
+      cs.push_back({"im2col 3x2 windows, stride 1, valid, of [2, 4, 5, 3]",
+                    [](const std::vector<Tensor>& x) { return im2col(x[0], 3, 2); }, {anyv({2, 4, 5, 3}, 1)}});
+      cs.push_back({"im2col 3x3, stride 2, same (fill -1), of a permuted [1, 4, 5, 2] view",
+                    [](const std::vector<Tensor>& x) {
+                      return im2col(x[0].permute({0, 2, 1, 3}), 3, 3, 2, Padding::Same, -1.0);
+                    },
+                    {anyv({1, 4, 5, 2}, 2)}});
+      return cs;
+    case OpId::Col2im:
+      cs.push_back({"col2im 3x3 windows, stride 1, same, onto [1, 4, 4, 2]",
+                    [](const std::vector<Tensor>& x) { return col2im(x[0], 4, 4, 3, 3, 1, Padding::Same); },
+                    {anyv({1, 4, 4, 9, 2}, 1)}});
+      cs.push_back({"col2im 2x3, stride 2, valid, onto [2, 5, 6, 1], cols a permuted view",
+                    [](const std::vector<Tensor>& x) {
+                      return col2im(x[0].permute({0, 2, 1, 3, 4}), 5, 6, 2, 3, 2, Padding::Valid);
+                    },
+                    {anyv({2, 2, 2, 6, 1}, 2)}});
+      return cs;
     case OpId::Gather: {
       const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});  // duplicates in a row accumulate
       const Tensor idx_row = i64({3, 0, 3}, {1, 3});       // broadcast along axis 0

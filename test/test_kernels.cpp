@@ -941,6 +941,119 @@ TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[ker
   CHECK((out[0] == TestType(16) && out[1] == TestType(20)));
 }
 
+// ---- im2col / col2im ---------------------------------------------------------------------
+
+// Random windows over [b, h, w, c]: any kernel size, stride and padding before and after (the
+// windows may hang over every edge, or leave rows and columns unread).
+kn::Window2d random_window(i64 h, i64 w) {
+  kn::Window2d win;
+  win.kh = rand_int(1, 4);
+  win.kw = rand_int(1, 4);
+  win.stride = rand_int(1, 3);
+  win.pad_top = rand_int(0, win.kh - 1);
+  win.pad_left = rand_int(0, win.kw - 1);
+  const i64 rows = h + win.pad_top + rand_int(0, win.kh - 1) - win.kh;
+  const i64 cols = w + win.pad_left + rand_int(0, win.kw - 1) - win.kw;
+  win.oh = rows < 0 ? 0 : rows / win.stride + 1;
+  win.ow = cols < 0 ? 0 : cols / win.stride + 1;
+  return win;
+}
+
+template <class T>
+void im2col_case(const Shape& image, const kn::Window2d& win) {
+  const Shape cols_shape{image[0], win.oh, win.ow, win.kh * win.kw, image[3]};
+  INFO("image [" << image[0] << ", " << image[1] << ", " << image[2] << ", " << image[3] << "] windows " << win.kh
+                 << "x" << win.kw << " stride " << win.stride << " pad " << win.pad_top << ", " << win.pad_left
+                 << " -> " << win.oh << "x" << win.ow);
+  i64 n_cols = 1, n_image = 1;
+  for (i64 d : cols_shape) n_cols *= d;
+  for (i64 d : image) n_image *= d;
+  const T fill = static_cast<T>(-7);
+  {
+    View<T> in = make_view<T>(image, random_opts(true));
+    Buffer<T> out, ref;  // every element written: start from values the kernels never produce
+    out.resize(static_cast<std::size_t>(n_cols));
+    for (auto& v : out) v = static_cast<T>(99);
+    ref = out;
+    kn::cpu::im2col<T>(out.data(), in.data(), in.l, win, fill);
+    kn::naive::im2col<T>(ref.data(), in.data(), in.l, win, fill);
+    INFO("im2col in " << describe(in.l));
+    check_same(out, ref);
+  }
+  {
+    View<T> in = make_view<T>(cols_shape, random_opts(true));
+    Buffer<T> out, ref;
+    out.resize(static_cast<std::size_t>(n_image));
+    for (auto& v : out) v = static_cast<T>(99);
+    ref = out;
+    const kn::Layout out_l = contiguous(image);
+    kn::cpu::col2im<T>(out.data(), out_l, in.data(), in.l, win);
+    kn::naive::col2im<T>(ref.data(), out_l, in.data(), in.l, win);
+    INFO("col2im in " << describe(in.l));
+    check_same(out, ref);  // the same additions in the same order: equal to the last bit
+  }
+}
+
+TEMPLATE_TEST_CASE("cpu im2col and col2im match naive: any window, stride, padding and layout",
+                   "[kernels][im2col]", std::int32_t, std::int64_t, float, double) {
+  static const i64 channels[] = {1, 2, 3, 5, 32};
+  for (int trial = 0; trial < 80; ++trial) {
+    const Shape image{rand_int(1, 3), rand_int(1, 9), rand_int(1, 9), channels[rand_int(0, 4)]};
+    im2col_case<TestType>(image, random_window(image[1], image[2]));
+  }
+  // size-0 batch and channels, and windows that read no pixel at all
+  kn::Window2d win;
+  win.kh = win.kw = 3;
+  win.oh = win.ow = 2;
+  im2col_case<TestType>({0, 4, 4, 2}, win);
+  im2col_case<TestType>({2, 4, 4, 0}, win);
+  win.kh = win.kw = 1;
+  win.stride = 3;
+  win.pad_top = win.pad_left = 0;
+  win.oh = win.ow = 2;
+  im2col_case<TestType>({1, 5, 5, 2}, win);  // rows and columns 1, 2 and 4 never read: col2im gives 0
+}
+
+TEST_CASE("cpu im2col and col2im split over threads match naive", "[kernels][im2col][threads]") {
+  ThreadGuard guard;
+  for (int threads : {1, 2, 3}) {
+    kn::cpu::set_num_threads(threads);
+    kn::Window2d win;
+    win.kh = win.kw = 3;
+    win.pad_top = win.pad_left = 1;
+    win.oh = win.ow = 30;  // same padding on [30, 30]
+    im2col_case<float>({8, 30, 30, 32}, win);
+    win.kh = win.kw = 2;
+    win.stride = 2;
+    win.pad_top = win.pad_left = 0;
+    win.oh = win.ow = 15;  // max pooling's windows
+    im2col_case<double>({9, 30, 30, 17}, win);
+  }
+}
+
+TEST_CASE("im2col and col2im on known values", "[kernels][im2col]") {
+  // [1, 3, 3, 1] image 1..9, 2x2 windows, stride 1, no padding: windows
+  // {1 2 4 5} {2 3 5 6} {4 5 7 8} {5 6 8 9}
+  const std::vector<float> img = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  kn::Window2d win;
+  win.kh = win.kw = 2;
+  win.oh = win.ow = 2;
+  std::vector<float> cols(16);
+  kn::cpu::im2col<float>(cols.data(), img.data(), contiguous({1, 3, 3, 1}), win, 0.0f);
+  CHECK(cols == std::vector<float>{1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9});
+  // col2im of all-ones windows counts how many windows read each pixel
+  const std::vector<float> ones(16, 1.0f);
+  std::vector<float> counts(9, -1.0f);
+  kn::cpu::col2im<float>(counts.data(), contiguous({1, 3, 3, 1}), ones.data(), contiguous({1, 2, 2, 4, 1}), win);
+  CHECK(counts == std::vector<float>{1, 2, 1, 2, 4, 2, 1, 2, 1});
+  // padding 1 before, stride 2: window (0, 0) covers rows -1..0 and columns -1..0
+  win.stride = 2;
+  win.pad_top = win.pad_left = 1;
+  std::vector<float> padded(16);
+  kn::cpu::im2col<float>(padded.data(), img.data(), contiguous({1, 3, 3, 1}), win, -1.0f);
+  CHECK(padded == std::vector<float>{-1, -1, -1, 1, -1, -1, 2, 3, -1, 4, -1, 7, 5, 6, 8, 9});
+}
+
 // ---- random ----------------------------------------------------------------------------
 
 template <class T>

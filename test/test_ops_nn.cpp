@@ -150,6 +150,63 @@ TEST_CASE("conv2d and pooling gradients pass float64 gradcheck", "[nn][gradcheck
   CHECK(gg.ok);
 }
 
+TEST_CASE("im2col gives TensorFlow's windows, fill in the padding", "[nn][im2col]") {
+  const Tensor x = arange(0.0, 2.0 * 5 * 4 * 3, 1.0, kFloat64).reshape({2, 5, 4, 3});
+  const auto xv = x.to_vector<double>();
+  struct Case {
+    std::int64_t kh, kw, s;
+    Padding p;
+  };
+  for (const Case& c : {Case{3, 3, 1, Padding::Valid}, Case{2, 3, 2, Padding::Valid}, Case{3, 2, 1, Padding::Same},
+                        Case{3, 3, 2, Padding::Same}, Case{1, 1, 3, Padding::Same}, Case{4, 4, 1, Padding::Same}}) {
+    INFO(c.kh << "x" << c.kw << " stride " << c.s << (c.p == Padding::Same ? " same" : " valid"));
+    const Geometry gh = geometry(5, c.kh, c.s, c.p), gw = geometry(4, c.kw, c.s, c.p);
+    const Tensor cols = im2col(x, c.kh, c.kw, c.s, c.p, -100.0);
+    REQUIRE(cols.shape() == Shape{2, gh.out, gw.out, c.kh * c.kw, 3});
+    const auto got = cols.to_vector<double>();
+    std::size_t k = 0;
+    for (std::int64_t b = 0; b < 2; ++b)
+      for (std::int64_t i = 0; i < gh.out; ++i)
+        for (std::int64_t j = 0; j < gw.out; ++j)
+          for (std::int64_t di = 0; di < c.kh; ++di)
+            for (std::int64_t dj = 0; dj < c.kw; ++dj)
+              for (std::int64_t ch = 0; ch < 3; ++ch, ++k) {
+                const std::int64_t r = i * c.s + di - gh.pad, q = j * c.s + dj - gw.pad;
+                const bool inside = r >= 0 && r < 5 && q >= 0 && q < 4;
+                REQUIRE(got[k] == (inside ? xv[static_cast<std::size_t>(((b * 5 + r) * 4 + q) * 3 + ch)] : -100.0));
+              }
+  }
+}
+
+TEST_CASE("col2im is im2col's adjoint: <im2col(x), y> == <x, col2im(y)>", "[nn][im2col]") {
+  Generator gen(11);
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    for (std::int64_t s : {1, 2, 3}) {
+      INFO("stride " << s << (p == Padding::Same ? " same" : " valid"));
+      const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
+      const Tensor cols = im2col(x, 3, 2, s, p);
+      const Tensor y = uniform(cols.shape(), gen, -1, 1, kFloat64);
+      const Tensor back = col2im(y, 7, 6, 3, 2, s, p);
+      REQUIRE(back.shape() == x.shape());
+      CHECK(sum(cols * y).item<double>() == Approx(sum(x * back).item<double>()).epsilon(1e-12));
+    }
+  }
+  // col2im of ones counts the windows that read each pixel: 2x2 windows, stride 1, of [3, 3]
+  CHECK(col2im(ones({1, 2, 2, 4, 1}), 3, 3, 2, 2).to_vector<float>() ==
+        std::vector<float>{1, 2, 1, 2, 4, 2, 1, 2, 1});
+}
+
+TEST_CASE("integer images: max_pool2d's -inf padding saturates to the lowest value", "[nn][im2col]") {
+  const Tensor f = tensor({-5.f, -3.f, -8.f, -1.f, -2.f, -9.f, -4.f, -6.f, -7.f}, {1, 3, 3, 1});
+  const Tensor i = f.astype(kInt32);
+  const auto want = max_pool2d(f, 2, 2, Padding::Same).astype(kInt32).to_vector<std::int32_t>();
+  CHECK(max_pool2d(i, 2, 2, Padding::Same).to_vector<std::int32_t>() == want);
+  CHECK(want == std::vector<std::int32_t>{-1, -8, -4, -7});
+  // window (0, 1) covers columns 2 and 3 (padding after, as TensorFlow): its tap 1 is outside
+  CHECK(im2col(i, 2, 2, 2, Padding::Same, -std::numeric_limits<double>::infinity()).to_vector<std::int32_t>()[5] ==
+        std::numeric_limits<std::int32_t>::lowest());
+}
+
 TEST_CASE("dropout zeroes about rate of the elements and scales the rest, reproducibly", "[nn][dropout]") {
   const Tensor x = ones({100, 100});
   Generator g1(7), g2(7), g3(8);
@@ -185,4 +242,12 @@ TEST_CASE("conv2d and pooling errors name the op and the shapes", "[nn][errors]"
   CHECK_THROWS_WITH(conv2d(x, zeros({7, 7, 3, 1})), Contains("conv2d") && Contains("larger than the input"));
   CHECK_THROWS_AS(max_pool2d(zeros({4, 4})), ShapeError);
   CHECK_THROWS_WITH(max_pool2d(x, 0), Contains("max_pool2d") && Contains("positive"));
+  CHECK_THROWS_WITH(im2col(zeros({5, 5, 3}), 3, 3), Contains("im2col") && Contains("[5, 5, 3]"));
+  CHECK_THROWS_WITH(im2col(x, 2, 2, 0), Contains("im2col") && Contains("positive"));
+  CHECK_THROWS_AS(im2col(zeros({1, 4, 4, 2}, kBool), 2, 2), DTypeError);
+  CHECK_THROWS_AS(col2im(zeros({1, 2, 2, 9, 1}), 5, 5, 3, 3), ShapeError);
+  CHECK_THROWS_WITH(col2im(zeros({1, 2, 2, 9, 1}), 5, 5, 3, 3),
+                    Contains("col2im") && Contains("[1, 2, 2, 9, 1]") && Contains("[1, 3, 3, 9, 1]"));
+  CHECK_THROWS_WITH(col2im(zeros({1, 2, 2, 9}), 5, 5, 3, 3), Contains("col2im") && Contains("[1, 2, 2, 9]"));
+  CHECK_THROWS_AS(col2im(zeros({1, 2, 2, 9, 1}), -1, 5, 3, 3), ValueError);
 }

@@ -157,6 +157,16 @@ TAPEFLOW_RULE(Concat, 0, {
   for (const auto& s : c.input_shapes) sizes.push_back(s[axis]);
   return split(g, sizes, axis);
 })
+// im2col and col2im are linear and each other's adjoint; attrs: image [b, h, w, c] and
+// [kh, kw, stride, same padding]
+TAPEFLOW_RULE(Im2col, 0, {
+  const auto& w = c.attrs.axes;
+  return {col2im(g, c.attrs.shape[1], c.attrs.shape[2], w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid)};
+})
+TAPEFLOW_RULE(Col2im, 0, {
+  const auto& w = c.attrs.axes;
+  return {im2col(g, w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid)};
+})
 TAPEFLOW_RULE(Gather, kB, {
   const auto axis = c.attrs.axes[0];
   Shape base = g.shape();

@@ -1,18 +1,25 @@
-// Convolution, pooling and dropout as composites of primitives (slices, stack, matmul,
-// reductions): they need no kernel and no gradient rule of their own, and are twice
-// differentiable. A fused primitive replaces one only when a benchmark shows it matters.
+// Convolution, pooling and dropout as composites of primitives (im2col, matmul, reductions):
+// they need no kernel and no gradient rule of their own, and are twice differentiable. im2col
+// and col2im, each the other's gradient, are primitives: as a stack of kh * kw strided slices,
+// the windows cost a convnet epoch a quarter of its time, most of it in the slices' gradients
+// (kh * kw zero-filled images summed).
 #include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
+#include "internal.hpp"
 #include "tapeflow/ops.hpp"
 
 namespace tapeflow {
 namespace {
 
+using detail::layout_of;
+using detail::ptr;
+
 struct Window {
-  std::int64_t out, pad_before, padded;
+  std::int64_t out, pad_before;
 };
 
 // Output length and padding along one spatial axis, as TensorFlow computes them.
@@ -26,42 +33,73 @@ Window window(std::int64_t in, std::int64_t k, std::int64_t stride, Padding padd
       throw ShapeError(fmt::format("{}: window {} is larger than the input {} (shape {}) with valid padding", op, k,
                                    in, shape_str(x_shape)));
     }
-    return {(in - k) / stride + 1, 0, in};
+    return {(in - k) / stride + 1, 0};
   }
   const std::int64_t out = (in + stride - 1) / stride;
   const std::int64_t total = std::max<std::int64_t>((out - 1) * stride + k - in, 0);
-  return {out, total / 2, in + total};
+  return {out, total / 2};
 }
+
+std::string dim_str(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); }
 
 void check_nhwc(const Tensor& x, const char* op) {
   if (!x.defined() || x.rank() != 4) {
-    throw ShapeError(fmt::format("{}: input must be [batch, height, width, channels], got {}", op,
-                                 x.defined() ? shape_str(x.shape()) : std::string("undefined")));
+    throw ShapeError(fmt::format("{}: input must be [batch, height, width, channels], got {}", op, dim_str(x)));
   }
 }
 
-// [batch, oh, ow, kh * kw, c]: every window of x, padded with `fill` outside.
+// The windows of an image of `image` [b, h, w, c] as the kernels take them.
+kernels::Window2d window2d(const Shape& image, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding,
+                           const char* op) {
+  const Window wh = window(image[1], kh, stride, padding, op, image);
+  const Window ww = window(image[2], kw, stride, padding, op, image);
+  kernels::Window2d w;
+  w.kh = kh;
+  w.kw = kw;
+  w.stride = stride;
+  w.pad_top = wh.pad_before;
+  w.pad_left = ww.pad_before;
+  w.oh = wh.out;
+  w.ow = ww.out;
+  return w;
+}
+
+// `fill` in T: an integer image saturates (-inf is the lowest value, as max pooling wants).
+template <class T>
+T fill_value(double fill) {
+  if constexpr (std::is_integral_v<T>) {
+    if (std::isnan(fill)) return T(0);
+    if (fill <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+    if (fill >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+  }
+  return static_cast<T>(fill);
+}
+
+void record_window(OpId id, const Tensor& in, const Tensor& out, const Shape& image, std::int64_t kh, std::int64_t kw,
+                   std::int64_t stride, Padding padding, double fill) {
+  detail::record(id, {in}, {out}, [&] {
+    OpAttrs a;
+    a.shape = image;
+    a.axes = {kh, kw, stride, padding == Padding::Same ? 1 : 0};
+    a.p0 = fill;
+    return a;
+  });
+}
+
+// im2col, with errors in the name of the op that asked (conv2d, max_pool2d, ...).
 Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill,
                const char* op) {
-  const Window wh = window(x.dim(1), kh, stride, padding, op, x.shape());
-  const Window ww = window(x.dim(2), kw, stride, padding, op, x.shape());
-  Tensor xp = x;
-  if (wh.padded != x.dim(1) || ww.padded != x.dim(2)) {
-    const Shape padded{x.dim(0), wh.padded, ww.padded, x.dim(3)};
-    xp = slice_scatter(x, padded, {0, wh.pad_before, ww.pad_before, 0}, {1, 1, 1, 1});
-    if (fill != 0) {
-      const Tensor inside = slice_scatter(ones_like(x), padded, {0, wh.pad_before, ww.pad_before, 0}, {1, 1, 1, 1});
-      xp = where(inside > 0.0, xp, fill);
-    }
+  check_nhwc(x, op);
+  const kernels::Window2d w = window2d(x.shape(), kh, kw, stride, padding, op);
+  Tensor out = empty({x.dim(0), w.oh, w.ow, kh * kw, x.dim(3)}, x.dtype(), x.device());
+  if (out.size() > 0) {
+    const kernels::Layout xl = layout_of(x, op);
+    TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), op,
+                              TAPEFLOW_KERNEL(out.device(), op,
+                                              im2col<T>(ptr<T>(out), ptr<T>(x), xl, w, fill_value<T>(fill))));
   }
-  std::vector<Tensor> taps;
-  for (std::int64_t i = 0; i < kh; ++i) {
-    for (std::int64_t j = 0; j < kw; ++j) {
-      taps.push_back(xp(all, Slice(i, i + (wh.out - 1) * stride + 1, stride),
-                        Slice(j, j + (ww.out - 1) * stride + 1, stride), all));
-    }
-  }
-  return stack(taps, 3);
+  record_window(OpId::Im2col, x, out, x.shape(), kh, kw, stride, padding, fill);
+  return out;
 }
 
 std::int64_t default_stride(std::int64_t pool, std::int64_t stride) { return stride > 0 ? stride : pool; }
@@ -71,8 +109,8 @@ std::int64_t default_stride(std::int64_t pool, std::int64_t stride) { return str
 Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Padding padding) {
   check_nhwc(x, "conv2d");
   if (!filters.defined() || filters.rank() != 4) {
-    throw ShapeError(fmt::format("conv2d: filters must be [kh, kw, in_channels, out_channels], got {}",
-                                 filters.defined() ? shape_str(filters.shape()) : std::string("undefined")));
+    throw ShapeError(
+        fmt::format("conv2d: filters must be [kh, kw, in_channels, out_channels], got {}", dim_str(filters)));
   }
   if (filters.dim(2) != x.dim(3)) {
     throw ShapeError(fmt::format("conv2d: input {} has {} channels but filters {} expect {}", shape_str(x.shape()),
@@ -99,6 +137,35 @@ Tensor avg_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Paddi
   // with same padding, average over the window's elements inside the input (as TensorFlow)
   const Tensor count = sum(patches(ones(x.shape(), x.dtype(), x.device()), pool, pool, s, padding, 0.0, "avg_pool2d"), {3});
   return total / count;
+}
+
+Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill) {
+  return patches(x, kh, kw, stride, padding, fill, "im2col");
+}
+
+Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t kh, std::int64_t kw,
+              std::int64_t stride, Padding padding) {
+  const char* op = "col2im";
+  if (!cols.defined() || cols.rank() != 5) {
+    throw ShapeError(fmt::format("col2im: cols must be [batch, oh, ow, kh * kw, channels], got {}", dim_str(cols)));
+  }
+  if (h < 0 || w < 0) throw ValueError(fmt::format("col2im: image size {}x{} is negative", h, w));
+  const Shape image{cols.dim(0), h, w, cols.dim(4)};
+  const kernels::Window2d win = window2d(image, kh, kw, stride, padding, op);
+  if (cols.dim(1) != win.oh || cols.dim(2) != win.ow || cols.dim(3) != kh * kw) {
+    throw ShapeError(fmt::format(
+        "col2im: cols {} are not the {}x{} windows (stride {}, {} padding) of {}, which are {}", shape_str(cols.shape()),
+        kh, kw, stride, padding == Padding::Same ? "same" : "valid", shape_str(image),
+        shape_str({cols.dim(0), win.oh, win.ow, kh * kw, cols.dim(4)})));
+  }
+  Tensor out = empty(image, cols.dtype(), cols.device());
+  if (out.size() > 0) {
+    const kernels::Layout ol = layout_of(out, op), cl = layout_of(cols, op);
+    TAPEFLOW_DISPATCH_NUMERIC(cols.dtype(), op,
+                              TAPEFLOW_KERNEL(out.device(), op, col2im<T>(ptr<T>(out), ol, ptr<T>(cols), cl, win)));
+  }
+  record_window(OpId::Col2im, cols, out, image, kh, kw, stride, padding, 0);
+  return out;
 }
 
 Tensor dropout(const Tensor& x, double rate, Generator& gen) {

@@ -289,6 +289,17 @@ void for_each_run(const Plan<N>& p, i64 cost, const F& f) {
   detail::parallel_for(nt, [&](int c) { run_range(p, chunk_begin(p.size, c, nt), chunk_begin(p.size, c + 1, nt), f); });
 }
 
+// Rows [0, rows) cut over the pool's threads when the work (elements touched) is large.
+template <class F>
+void for_rows(i64 rows, i64 work, const F& body) {
+  const int nt = threads_for(work, rows);
+  if (nt <= 1) {
+    body(i64(0), rows);
+    return;
+  }
+  detail::parallel_for(nt, [&](int c) { body(rows * c / nt, rows * (c + 1) / nt); });
+}
+
 // ---- streaming stores ------------------------------------------------------------------
 
 // Outputs larger than the caches are computed block by block into an L1-resident buffer and
@@ -1296,6 +1307,88 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
     const i64* ix = idx + off[1];
     T* y = out + off[2];
     for (i64 j = 0; j < n; ++j) y[j * sy + ix[j * si] * step] += x[j * ss];
+  });
+}
+
+template <class T>
+void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
+  const i64 h = in_l.shape[1], wd = in_l.shape[2], c = in_l.shape[3];
+  const i64 sb = in_l.strides[0], sh = in_l.strides[1], sw = in_l.strides[2], sc = in_l.strides[3];
+  const i64 row_len = w.ow * w.kh * w.kw * c;  // output elements per window row (n, i)
+  // with unit channel stride and packed pixels, a window row's kw taps are kw * c elements in a
+  // row in the input as in the output: one copy
+  const bool packed = sc == 1 && sw == c;
+  auto copy_run = [&](T* y, const T* x, i64 len) {
+    if (sc == 1) {
+      for (i64 k = 0; k < len; ++k) y[k] = x[k];
+    } else {
+      for (i64 k = 0; k < len; ++k) y[k] = x[k * sc];
+    }
+  };
+  // output rows (n, i): [n, i, :, :, :] is row_len elements in a row
+  for_rows(in_l.shape[0] * w.oh, in_l.shape[0] * w.oh * row_len, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const i64 n = r / w.oh, i = r % w.oh;
+      T* y = out + r * row_len;
+      for (i64 j = 0; j < w.ow; ++j) {
+        const i64 col0 = j * w.stride - w.pad_left;
+        for (i64 di = 0; di < w.kh; ++di) {
+          const i64 row = i * w.stride - w.pad_top + di;
+          const T* x = in + n * sb + row * sh;
+          if (row < 0 || row >= h) {
+            std::fill_n(y, w.kw * c, fill);
+          } else if (packed && col0 >= 0 && col0 + w.kw <= wd) {
+            copy_run(y, x + col0 * sw, w.kw * c);
+          } else {
+            for (i64 dj = 0; dj < w.kw; ++dj) {
+              const i64 col = col0 + dj;
+              if (col < 0 || col >= wd) {
+                std::fill_n(y + dj * c, c, fill);
+              } else {
+                copy_run(y + dj * c, x + col * sw, c);
+              }
+            }
+          }
+          y += w.kw * c;
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const Window2d& w) {
+  const i64 h = out_l.shape[1], wd = out_l.shape[2], c = out_l.shape[3], image = h * wd * c;
+  const i64 s0 = in_l.strides[0], s1 = in_l.strides[1], s2 = in_l.strides[2], st = in_l.strides[3];
+  const i64 sc = in_l.strides[4];
+  // One image per thread, its windows added in order: `in` is read front to back (a gather
+  // into each pixel read it in kh * kw places at once and waited on memory), the image being
+  // added to stays in cache, and every pixel sums in increasing (i, j) order, as the naive
+  // kernel does.
+  for_rows(out_l.shape[0], out_l.size() * w.kh * w.kw, [&](i64 n0, i64 n1) {
+    for (i64 n = n0; n < n1; ++n) {
+      T* o = out + n * image;
+      std::fill_n(o, image, T(0));
+      for (i64 i = 0; i < w.oh; ++i) {
+        for (i64 j = 0; j < w.ow; ++j) {
+          for (i64 di = 0; di < w.kh; ++di) {
+            const i64 row = i * w.stride - w.pad_top + di;
+            if (row < 0 || row >= h) continue;
+            for (i64 dj = 0; dj < w.kw; ++dj) {
+              const i64 col = j * w.stride - w.pad_left + dj;
+              if (col < 0 || col >= wd) continue;
+              T* y = o + (row * wd + col) * c;
+              const T* x = in + n * s0 + i * s1 + j * s2 + (di * w.kw + dj) * st;
+              if (sc == 1) {
+                for (i64 k = 0; k < c; ++k) y[k] += x[k];
+              } else {
+                for (i64 k = 0; k < c; ++k) y[k] += x[k * sc];
+              }
+            }
+          }
+        }
+      }
+    }
   });
 }
 

@@ -171,6 +171,16 @@ Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, P
 /// Max over pool x pool windows (stride defaults to pool). x [batch, h, w, c].
 Tensor max_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
 Tensor avg_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
+/// Every kh x kw window of x [batch, h, w, c] (NHWC) at conv2d's stride and padding, as
+/// [batch, oh, ow, kh * kw, c]: tap di * kw + dj of window (i, j) is x[:, i * stride - top + di,
+/// j * stride - left + dj, :], or `fill` where that lies in the padding (TensorFlow's
+/// extract_patches, PyTorch's unfold, channels last). conv2d is im2col then one matmul.
+Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1,
+              Padding padding = Padding::Valid, double fill = 0);
+/// im2col's adjoint (PyTorch's fold): cols [batch, oh, ow, kh * kw, c] of an [h, w] image back to
+/// [batch, h, w, c], each element the sum of the entries im2col reads from it.
+Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t kh, std::int64_t kw,
+              std::int64_t stride = 1, Padding padding = Padding::Valid);
 /// Inverted dropout: each element is zeroed with probability `rate`, the rest scaled by 1/(1 - rate).
 Tensor dropout(const Tensor& x, double rate, Generator& gen);
 

@@ -144,6 +144,14 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   cpu::scatter_add<T>(out, out_l, src, src_l, idx, idx_l, axis);
 }
 template <class T>
+void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
+  cpu::im2col<T>(out, in, in_l, w, fill);
+}
+template <class T>
+void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const Window2d& w) {
+  cpu::col2im<T>(out, out_l, in, in_l, w);
+}
+template <class T>
 void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   cpu::softmax<T>(log, out, in, in_l, axis);
 }

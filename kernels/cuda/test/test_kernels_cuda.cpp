@@ -971,6 +971,63 @@ TEMPLATE_TEST_CASE("cuda: scatter_add matches naive (duplicate indices accumulat
   }
 }
 
+namespace {
+
+// Windows over an image [b, h, w, c] (im2col / col2im); oh and ow as TensorFlow's padding gives
+// them, or fewer (rows and columns left unread).
+struct WindowCase {
+  Shape image;
+  i64 kh, kw, stride, pad_top, pad_left, oh, ow;
+  Kind image_kind, cols_kind;
+};
+const WindowCase kWindowCases[] = {
+    {{2, 6, 5, 3}, 3, 3, 1, 0, 0, 4, 3, Kind::Contiguous, Kind::Contiguous},  // valid
+    {{1, 7, 6, 2}, 3, 3, 2, 1, 1, 4, 3, Kind::Transposed, Kind::Padded},      // same, stride 2
+    {{3, 4, 4, 1}, 2, 2, 2, 0, 0, 2, 2, Kind::Reversed, Kind::Transposed},    // max pooling
+    {{2, 5, 7, 32}, 3, 2, 1, 1, 0, 5, 6, Kind::Padded, Kind::Reversed},       // channels coalesced
+    {{1, 9, 9, 4}, 1, 1, 3, 0, 0, 3, 3, Kind::Offset, Kind::Contiguous},      // unread rows and columns
+    {{2, 3, 3, 2}, 4, 4, 1, 2, 2, 2, 2, Kind::Broadcast, Kind::Broadcast},    // windows past every edge
+    {{0, 3, 3, 2}, 2, 2, 1, 0, 0, 2, 2, Kind::Contiguous, Kind::Contiguous},  // empty batch
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("cuda: im2col and col2im match naive (padding, strides, layouts)", "[cuda][im2col]", float,
+                   double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  if (!have_device()) return;
+  std::mt19937_64 g(91);
+  for (const WindowCase& c : kWindowCases) {
+    tapeflow::kernels::Window2d w;
+    w.kh = c.kh;
+    w.kw = c.kw;
+    w.stride = c.stride;
+    w.pad_top = c.pad_top;
+    w.pad_left = c.pad_left;
+    w.oh = c.oh;
+    w.ow = c.ow;
+    const Shape cols_shape{c.image[0], c.oh, c.ow, c.kh * c.kw, c.image[3]};
+    const auto n_cols = static_cast<std::size_t>(numel(cols_shape)), n_image = static_cast<std::size_t>(numel(c.image));
+    INFO("image " << describe(contiguous(c.image)) << " windows " << c.kh << "x" << c.kw << " stride " << c.stride
+                  << " pad " << c.pad_top << ", " << c.pad_left);
+    const HostView<T> image = make_view<T>(c.image, c.image_kind, g);
+    Array<T> want_cols(n_cols);
+    naive::im2col<T>(want_cols.data(), image.ptr(), image.l, w, T(-5));
+    DeviceView<T> d_image(image);
+    DeviceArray<T> d_cols(n_cols);
+    cuda::im2col<T>(d_cols.data(), d_image.ptr(), d_image.l, w, T(-5));
+    check_same(d_cols.download(), want_cols);
+
+    const HostView<T> cols = make_view<T>(cols_shape, c.cols_kind, g);
+    Array<T> want_image(n_image);
+    naive::col2im<T>(want_image.data(), contiguous(c.image), cols.ptr(), cols.l, w);
+    DeviceView<T> d_cols_in(cols);
+    DeviceArray<T> d_out(n_image);
+    cuda::col2im<T>(d_out.data(), contiguous(c.image), d_cols_in.ptr(), d_cols_in.l, w);
+    check_same(d_out.download(), want_image, Tol{});  // the naive kernel's additions, in its order
+  }
+}
+
 TEST_CASE("cuda: uniform and normal give the naive kernels' numbers for the same seed and offset") {
   if (!have_device()) return;
   const i64 n = 100003;

@@ -34,6 +34,13 @@ struct Layout {
   }
 };
 
+// The windows of im2col / col2im over NHWC images [batch, h, w, c]: window (i, j), for i < oh
+// and j < ow, covers rows i * stride - pad_top + [0, kh) and columns j * stride - pad_left +
+// [0, kw); tap t = di * kw + dj is its element (i * stride - pad_top + di, j * stride - pad_left + dj).
+struct Window2d {
+  std::int64_t kh = 1, kw = 1, stride = 1, pad_top = 0, pad_left = 0, oh = 0, ow = 0;
+};
+
 // A contiguous row-major layout of the given shape.
 inline Layout contiguous_layout(int rank, const std::int64_t* shape) {
   Layout l;
