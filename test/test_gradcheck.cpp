@@ -295,6 +295,25 @@ std::vector<Case> cases_for(OpId op) {
                     },
                     {anyv({2, 2, 2, 6, 1}, 2)}});
       return cs;
+    case OpId::MaxPoolSelect:
+      cs.push_back({"max_pool_select 2x2 (max_pool2d: v is x) of [2, 4, 5, 3]",
+                    [](const std::vector<Tensor>& x) { return max_pool2d(x[0], 2); }, {anyv({2, 4, 5, 3}, 1)}});
+      cs.push_back({"max_pool_select 3x3, stride 1, same, v another (permuted) tensor",
+                    [](const std::vector<Tensor>& x) {
+                      return max_pool_select(x[0], x[1].permute({0, 2, 1, 3}), 3, 1, Padding::Same);
+                    },
+                    {anyv({1, 4, 5, 2}, 2), anyv({1, 5, 4, 2}, 3)}});
+      return cs;
+    case OpId::MaxPoolScatter:
+      cs.push_back({"max_pool_scatter 2x2 onto [2, 4, 5, 3]",
+                    [](const std::vector<Tensor>& x) { return max_pool_scatter(x[0], x[1], 2); },
+                    {anyv({2, 4, 5, 3}, 1), anyv({2, 2, 2, 3}, 2)}});
+      cs.push_back({"max_pool_scatter 3x3, stride 2, same (windows overlap), g a transposed view",
+                    [](const std::vector<Tensor>& x) {
+                      return max_pool_scatter(x[0], x[1].permute({0, 2, 1, 3}), 3, 2, Padding::Same);
+                    },
+                    {anyv({1, 5, 4, 2}, 3), anyv({1, 2, 3, 2}, 4)}});
+      return cs;
     case OpId::Gather: {
       const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});  // duplicates in a row accumulate
       const Tensor idx_row = i64({3, 0, 3}, {1, 3});       // broadcast along axis 0

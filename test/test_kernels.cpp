@@ -994,6 +994,100 @@ void im2col_case(const Shape& image, const kn::Window2d& win) {
   }
 }
 
+template <class T>
+void pool_case(const Shape& image, const kn::Window2d& win, Domain dom) {
+  INFO("image [" << image[0] << ", " << image[1] << ", " << image[2] << ", " << image[3] << "] windows " << win.kh
+                 << "x" << win.kw << " stride " << win.stride << " pad " << win.pad_top << ", " << win.pad_left
+                 << " -> " << win.oh << "x" << win.ow);
+  const Shape pooled{image[0], win.oh, win.ow, image[3]};
+  i64 n_pooled = 1, n_image = 1;
+  for (i64 d : pooled) n_pooled *= d;
+  for (i64 d : image) n_image *= d;
+  View<T> x = make_view<T>(image, random_opts(true), dom);
+  if constexpr (kFloat<T>) {
+    if (coin(0.3)) {
+      for (std::size_t k = 0; k < x.buf.size(); k += 7) x.buf[k] = std::numeric_limits<T>::quiet_NaN();
+    }
+  }
+  View<T> other = make_view<T>(image, random_opts(true));
+  const bool same = coin();  // max pooling: v is x itself
+  const T* vp = same ? x.data() : other.data();
+  const kn::Layout& vl = same ? x.l : other.l;
+  {
+    Buffer<T> out, ref;
+    out.resize(static_cast<std::size_t>(n_pooled));
+    for (auto& e : out) e = static_cast<T>(99);
+    ref = out;
+    kn::cpu::pool_select<T>(out.data(), x.data(), x.l, vp, vl, win);
+    kn::naive::pool_select<T>(ref.data(), x.data(), x.l, vp, vl, win);
+    INFO("pool_select x " << describe(x.l) << (same ? " v = x" : " v ") << describe(vl));
+    check_same(out, ref);
+  }
+  {
+    const View<T> g = make_view<T>(pooled, random_opts(true));
+    Buffer<T> out, ref;
+    out.resize(static_cast<std::size_t>(n_image));
+    for (auto& e : out) e = static_cast<T>(99);
+    ref = out;
+    kn::cpu::pool_scatter<T>(out.data(), x.data(), x.l, g.data(), g.l, win);
+    kn::naive::pool_scatter<T>(ref.data(), x.data(), x.l, g.data(), g.l, win);
+    INFO("pool_scatter x " << describe(x.l) << " g " << describe(g.l));
+    check_same(out, ref);  // the same additions in the same order
+  }
+}
+
+TEMPLATE_TEST_CASE("cpu pool_select and pool_scatter match naive: ties, NaN, any window and layout",
+                   "[kernels][pool]", std::int32_t, std::int64_t, float, double) {
+  static const i64 channels[] = {1, 2, 3, 5, 70};  // 70: more than one block of channels
+  for (int trial = 0; trial < 80; ++trial) {
+    const Shape image{rand_int(1, 3), rand_int(1, 9), rand_int(1, 9), channels[rand_int(0, 4)]};
+    pool_case<TestType>(image, random_window(image[1], image[2]), coin() ? Domain::Small : Domain::Signed);
+  }
+  kn::Window2d win;
+  win.kh = win.kw = 3;
+  win.oh = win.ow = 2;
+  pool_case<TestType>({0, 4, 4, 2}, win, Domain::Small);
+  pool_case<TestType>({2, 4, 4, 0}, win, Domain::Small);
+}
+
+TEST_CASE("cpu pool_select and pool_scatter split over threads match naive", "[kernels][pool][threads]") {
+  ThreadGuard guard;
+  for (int threads : {1, 2, 3}) {
+    kn::cpu::set_num_threads(threads);
+    kn::Window2d win;
+    win.kh = win.kw = win.stride = 2;
+    win.oh = win.ow = 13;  // the convnet's first pooling
+    pool_case<float>({16, 26, 26, 32}, win, Domain::Small);
+    win.kh = win.kw = 3;
+    win.stride = 1;
+    win.pad_top = win.pad_left = 1;
+    win.oh = win.ow = 20;  // overlapping windows: a pixel can be selected by several
+    pool_case<double>({5, 20, 20, 9}, win, Domain::Small);
+  }
+}
+
+TEST_CASE("pool_select and pool_scatter on known values: the first maximum wins", "[kernels][pool]") {
+  // [1, 2, 4, 1]: windows {1 5 | 5 0} and {2 2 | 7 7}: firsts at (0, 1) and (1, 2)
+  const std::vector<float> x = {1, 5, 2, 2, 5, 0, 7, 7};
+  kn::Window2d win;
+  win.kh = win.kw = win.stride = 2;
+  win.oh = 1;
+  win.ow = 2;
+  std::vector<float> y(2);
+  kn::cpu::pool_select<float>(y.data(), x.data(), contiguous({1, 2, 4, 1}), x.data(), contiguous({1, 2, 4, 1}), win);
+  CHECK(y == std::vector<float>{5, 7});
+  const std::vector<float> g = {10, 20};
+  std::vector<float> dx(8, -1.0f);
+  kn::cpu::pool_scatter<float>(dx.data(), x.data(), contiguous({1, 2, 4, 1}), g.data(), contiguous({1, 1, 2, 1}), win);
+  CHECK(dx == std::vector<float>{0, 10, 0, 0, 0, 0, 20, 0});
+  // NaN wins over every number, the first NaN over later ones
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> xn = {1, 9, nan, 3, nan, 8, 4, nan};
+  kn::cpu::pool_scatter<float>(dx.data(), xn.data(), contiguous({1, 2, 4, 1}), g.data(), contiguous({1, 1, 2, 1}),
+                               win);
+  CHECK(dx == std::vector<float>{0, 0, 20, 0, 10, 0, 0, 0});
+}
+
 TEMPLATE_TEST_CASE("cpu im2col and col2im match naive: any window, stride, padding and layout",
                    "[kernels][im2col]", std::int32_t, std::int64_t, float, double) {
   static const i64 channels[] = {1, 2, 3, 5, 32};

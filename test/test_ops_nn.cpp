@@ -196,6 +196,42 @@ TEST_CASE("col2im is im2col's adjoint: <im2col(x), y> == <x, col2im(y)>", "[nn][
         std::vector<float>{1, 2, 1, 2, 4, 2, 1, 2, 1});
 }
 
+TEST_CASE("max_pool2d's gradient goes to each window's first maximum, as TensorFlow and PyTorch", "[nn][pool]") {
+  // relu'd activations: whole windows of zeros tie; the first (row-major) gets the gradient
+  const Tensor x = tensor({0., 0., 3., 3., 0., 0., 1., 3.}, {1, 2, 4, 1}, kFloat64);
+  GradientTape tape;
+  tape.watch(x);
+  const Tensor y = max_pool2d(x, 2);
+  CHECK(y.to_vector<double>() == std::vector<double>{0, 3});
+  CHECK(tape.gradient(y, x, tensor({10., 20.}, {1, 1, 2, 1}, kFloat64)).to_vector<double>() ==
+        std::vector<double>{10, 0, 20, 0, 0, 0, 0, 0});
+  // overlapping windows (stride 1) add up at a shared maximum
+  const Tensor z = tensor({1., 9., 2., 4., 5., 6.}, {1, 2, 3, 1}, kFloat64);
+  GradientTape t2;
+  t2.watch(z);
+  const Tensor m = max_pool2d(z, 2, 1);
+  CHECK(m.to_vector<double>() == std::vector<double>{9, 9});
+  CHECK(t2.gradient(sum(m), z).to_vector<double>() == std::vector<double>{0, 2, 0, 0, 0, 0});
+  // max_pool_select picks v where x is largest; max_pool_scatter puts g back there
+  const Tensor v = tensor({10., 20., 30., 40., 50., 60.}, {1, 2, 3, 1}, kFloat64);
+  CHECK(max_pool_select(z, v, 2, 1).to_vector<double>() == std::vector<double>{20, 20});
+  CHECK(max_pool_scatter(z, tensor({1., 2.}, {1, 1, 2, 1}, kFloat64), 2, 1).to_vector<double>() ==
+        std::vector<double>{0, 3, 0, 0, 0, 0});
+}
+
+TEST_CASE("max_pool_scatter is max_pool_select's adjoint in v", "[nn][pool]") {
+  Generator gen(12);
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    for (std::int64_t s : {1, 2, 3}) {
+      INFO("stride " << s << (p == Padding::Same ? " same" : " valid"));
+      const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64), v = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
+      const Tensor y = max_pool_select(x, v, 3, s, p);
+      const Tensor g = uniform(y.shape(), gen, -1, 1, kFloat64);
+      CHECK(sum(y * g).item<double>() == Approx(sum(v * max_pool_scatter(x, g, 3, s, p)).item<double>()).epsilon(1e-12));
+    }
+  }
+}
+
 TEST_CASE("integer images: max_pool2d's -inf padding saturates to the lowest value", "[nn][im2col]") {
   const Tensor f = tensor({-5.f, -3.f, -8.f, -1.f, -2.f, -9.f, -4.f, -6.f, -7.f}, {1, 3, 3, 1});
   const Tensor i = f.astype(kInt32);
@@ -250,4 +286,10 @@ TEST_CASE("conv2d and pooling errors name the op and the shapes", "[nn][errors]"
                     Contains("col2im") && Contains("[1, 2, 2, 9, 1]") && Contains("[1, 3, 3, 9, 1]"));
   CHECK_THROWS_WITH(col2im(zeros({1, 2, 2, 9}), 5, 5, 3, 3), Contains("col2im") && Contains("[1, 2, 2, 9]"));
   CHECK_THROWS_AS(col2im(zeros({1, 2, 2, 9, 1}), -1, 5, 3, 3), ValueError);
+  CHECK_THROWS_WITH(max_pool_select(x, zeros({1, 5, 4, 3})),
+                    Contains("max_pool_select") && Contains("[1, 5, 4, 3]") && Contains("[1, 5, 5, 3]"));
+  CHECK_THROWS_WITH(max_pool_scatter(x, zeros({1, 3, 3, 3})),
+                    Contains("max_pool_scatter") && Contains("[1, 3, 3, 3]") && Contains("[1, 2, 2, 3]"));
+  CHECK_THROWS_AS(max_pool_select(x, zeros({1, 5, 5, 3}, kFloat64)), DTypeError);
+  CHECK_THROWS_AS(max_pool2d(zeros({1, 4, 4, 2}, kBool)), DTypeError);
 }

@@ -46,7 +46,7 @@ Tensor extremum_grad(const GradContext& c, const Tensor& g, bool is_max) {
   Shape iota_shape(kept.size(), 1);
   for (auto a : axes) iota_shape.push_back(x.shape()[a]);
   const Tensor iota = arange(group, kInt64, x.device()).reshape(iota_shape).permute(inverse);
-  return equal(idx.reshape(keep_shape), iota).astype(x.dtype()) * g.reshape(keep_shape);
+  return where(equal(idx.reshape(keep_shape), iota), g.reshape(keep_shape), 0.0);
 }
 
 Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
@@ -166,6 +166,18 @@ TAPEFLOW_RULE(Im2col, 0, {
 TAPEFLOW_RULE(Col2im, 0, {
   const auto& w = c.attrs.axes;
   return {im2col(g, w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid)};
+})
+// max_pool_select(x, v) and max_pool_scatter(x, g) are linear in their second input and each
+// other's adjoint there; x only picks positions (piecewise constant: no gradient, as an argmax)
+TAPEFLOW_RULE(MaxPoolSelect, kA, {
+  const auto& w = c.attrs.axes;
+  const Padding p = w[3] ? Padding::Same : Padding::Valid;
+  return {Tensor(), c.needs_grad[1] ? max_pool_scatter(in[0], g, w[0], w[2], p) : Tensor()};
+})
+TAPEFLOW_RULE(MaxPoolScatter, kA, {
+  const auto& w = c.attrs.axes;
+  const Padding p = w[3] ? Padding::Same : Padding::Valid;
+  return {Tensor(), c.needs_grad[1] ? max_pool_select(in[0], g, w[0], w[2], p) : Tensor()};
 })
 TAPEFLOW_RULE(Gather, kB, {
   const auto axis = c.attrs.axes[0];

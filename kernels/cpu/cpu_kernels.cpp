@@ -1392,6 +1392,119 @@ void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   });
 }
 
+namespace {
+constexpr i64 kPoolChannels = 64;
+
+// Max pooling's scan over window (n, i, j) of x for channels [c0, c0 + cn) (cn <= kPoolChannels):
+// each channel's first maximum best[k] and, when kTaps, its tap tap[k] = di * kw + dj. kUnit:
+// x's channel stride is 1 (the loops over channels vectorise). False when the window has no
+// position inside the image.
+template <bool kUnit, bool kTaps, class T>
+bool pool_scan(const T* x, const Layout& x_l, const Window2d& w, i64 n, i64 i, i64 j, i64 c0, i64 cn, T* best,
+               std::int32_t* tap) {
+  const i64 s3 = kUnit ? 1 : x_l.strides[3];
+  const i64 top = i * w.stride - w.pad_top, left = j * w.stride - w.pad_left;
+  const i64 row_end = std::min(top + w.kh, x_l.shape[1]), col_end = std::min(left + w.kw, x_l.shape[2]);
+  bool found = false;
+  for (i64 row = std::max<i64>(top, 0); row < row_end; ++row) {
+    for (i64 col = std::max<i64>(left, 0); col < col_end; ++col) {
+      const T* p = x + n * x_l.strides[0] + row * x_l.strides[1] + col * x_l.strides[2] + c0 * s3;
+      const auto t = static_cast<std::int32_t>((row - top) * w.kw + (col - left));
+      if (!found) {
+        for (i64 k = 0; k < cn; ++k) best[k] = p[k * s3];
+        if constexpr (kTaps) std::fill_n(tap, cn, t);
+        found = true;
+        continue;
+      }
+      for (i64 k = 0; k < cn; ++k) {
+        const T v = p[k * s3];
+        const bool takes = max_scan_takes(v, best[k]);
+        best[k] = takes ? v : best[k];
+        if constexpr (kTaps) tap[k] = takes ? t : tap[k];
+      }
+    }
+  }
+  return found;
+}
+
+// Offsets of the taps t = di * kw + dj from a window's top-left corner, in a layout whose rows
+// and columns are row_step and col_step apart.
+std::vector<i64> tap_offsets(const Window2d& w, i64 row_step, i64 col_step) {
+  std::vector<i64> rel(static_cast<std::size_t>(w.kh * w.kw));
+  for (i64 di = 0; di < w.kh; ++di)
+    for (i64 dj = 0; dj < w.kw; ++dj) rel[static_cast<std::size_t>(di * w.kw + dj)] = di * row_step + dj * col_step;
+  return rel;
+}
+}  // namespace
+
+template <class T>
+void pool_select(T* out, const T* x, const Layout& x_l, const T* v, const Layout& v_l, const Window2d& w) {
+  const i64 c = x_l.shape[3];
+  bool same = x == v;  // max pooling: the maxima themselves
+  for (int d = 0; d < 4; ++d) same = same && x_l.strides[d] == v_l.strides[d];
+  const bool unit = x_l.strides[3] == 1;
+  const std::vector<i64> rel = tap_offsets(w, v_l.strides[1], v_l.strides[2]);
+  for_rows(x_l.shape[0] * w.oh, x_l.shape[0] * w.oh * w.ow * c * w.kh * w.kw, [&](i64 r0, i64 r1) {
+    T best[kPoolChannels];
+    std::int32_t tap[kPoolChannels];
+    for (i64 r = r0; r < r1; ++r) {
+      const i64 n = r / w.oh, i = r % w.oh;
+      for (i64 j = 0; j < w.ow; ++j) {
+        T* o = out + (r * w.ow + j) * c;
+        for (i64 c0 = 0; c0 < c; c0 += kPoolChannels) {
+          const i64 cn = std::min(kPoolChannels, c - c0);
+          bool found;
+          if (same) {
+            found = unit ? pool_scan<true, false>(x, x_l, w, n, i, j, c0, cn, best, tap)
+                         : pool_scan<false, false>(x, x_l, w, n, i, j, c0, cn, best, tap);
+            if (found) std::copy_n(best, cn, o + c0);
+          } else {
+            found = unit ? pool_scan<true, true>(x, x_l, w, n, i, j, c0, cn, best, tap)
+                         : pool_scan<false, true>(x, x_l, w, n, i, j, c0, cn, best, tap);
+            // v at the window's top-left corner (which may lie in the padding), then each tap
+            const T* vw = v + n * v_l.strides[0] + (i * w.stride - w.pad_top) * v_l.strides[1] +
+                          (j * w.stride - w.pad_left) * v_l.strides[2] + c0 * v_l.strides[3];
+            if (found) {
+              for (i64 k = 0; k < cn; ++k) o[c0 + k] = vw[rel[static_cast<std::size_t>(tap[k])] + k * v_l.strides[3]];
+            }
+          }
+          if (!found) std::fill_n(o + c0, cn, T(0));
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layout& g_l, const Window2d& w) {
+  const i64 h = x_l.shape[1], wd = x_l.shape[2], c = x_l.shape[3], image = h * wd * c;
+  const bool unit = x_l.strides[3] == 1;
+  const std::vector<i64> rel = tap_offsets(w, wd * c, c);
+  // one image per thread, its windows in order (as col2im)
+  for_rows(x_l.shape[0], x_l.size() + x_l.shape[0] * w.oh * w.ow * c * w.kh * w.kw, [&](i64 n0, i64 n1) {
+    T best[kPoolChannels];
+    std::int32_t tap[kPoolChannels];
+    for (i64 n = n0; n < n1; ++n) {
+      T* o = out + n * image;
+      std::fill_n(o, image, T(0));
+      for (i64 i = 0; i < w.oh; ++i) {
+        for (i64 j = 0; j < w.ow; ++j) {
+          // the output at the window's top-left corner (which may lie in the padding)
+          T* ow = o + ((i * w.stride - w.pad_top) * wd + (j * w.stride - w.pad_left)) * c;
+          for (i64 c0 = 0; c0 < c; c0 += kPoolChannels) {
+            const i64 cn = std::min(kPoolChannels, c - c0);
+            const bool found = unit ? pool_scan<true, true>(x, x_l, w, n, i, j, c0, cn, best, tap)
+                                    : pool_scan<false, true>(x, x_l, w, n, i, j, c0, cn, best, tap);
+            if (!found) continue;
+            const T* gp = g + n * g_l.strides[0] + i * g_l.strides[1] + j * g_l.strides[2] + c0 * g_l.strides[3];
+            for (i64 k = 0; k < cn; ++k) ow[rel[static_cast<std::size_t>(tap[k])] + c0 + k] += gp[k * g_l.strides[3]];
+          }
+        }
+      }
+    }
+  });
+}
+
 // Philox on a batch of counters (simd_math.hpp), the same bits as uniform_at.
 template <class T>
 void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {

@@ -270,6 +270,58 @@ void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   });
 }
 
+namespace {
+// The (row, col) of the first maximum of x's channel ch in window (n, i, j); false when the
+// window has no position inside the image.
+template <class T>
+bool pool_argmax(const T* x, const Layout& x_l, const Window2d& w, i64 n, i64 i, i64 j, i64 ch, i64& row, i64& col) {
+  bool found = false;
+  T best{};
+  for (i64 di = 0; di < w.kh; ++di) {
+    for (i64 dj = 0; dj < w.kw; ++dj) {
+      const i64 r = i * w.stride - w.pad_top + di, q = j * w.stride - w.pad_left + dj;
+      if (r < 0 || r >= x_l.shape[1] || q < 0 || q >= x_l.shape[2]) continue;
+      const i64 idx[4] = {n, r, q, ch};
+      const T v = x[offset_of(x_l, idx)];
+      if (!found || max_scan_takes(v, best)) {
+        best = v;
+        row = r;
+        col = q;
+        found = true;
+      }
+    }
+  }
+  return found;
+}
+}  // namespace
+
+template <class T>
+void pool_select(T* out, const T* x, const Layout& x_l, const T* v, const Layout& v_l, const Window2d& w) {
+  const i64 shape[4] = {x_l.shape[0], w.oh, w.ow, x_l.shape[3]};
+  for_each_index(4, shape, [&](const i64* i) {
+    i64 row = 0, col = 0;
+    if (pool_argmax(x, x_l, w, i[0], i[1], i[2], i[3], row, col)) {
+      const i64 at[4] = {i[0], row, col, i[3]};
+      *out++ = v[offset_of(v_l, at)];
+    } else {
+      *out++ = T(0);
+    }
+  });
+}
+
+template <class T>
+void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layout& g_l, const Window2d& w) {
+  for (i64 k = 0; k < x_l.size(); ++k) out[k] = T(0);
+  const i64 h = x_l.shape[1], wd = x_l.shape[2], c = x_l.shape[3];
+  const i64 shape[4] = {x_l.shape[0], w.oh, w.ow, c};
+  for_each_index(4, shape, [&](const i64* i) {
+    i64 row = 0, col = 0;
+    if (pool_argmax(x, x_l, w, i[0], i[1], i[2], i[3], row, col)) {
+      out[((i[0] * h + row) * wd + col) * c + i[3]] += g[offset_of(g_l, i)];
+    }
+  });
+}
+
 // ---- explicit instantiations ----
 #include "tapeflow/kernels/kernel_instantiations.inc"
 

@@ -181,6 +181,16 @@ Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
 /// [batch, h, w, c], each element the sum of the entries im2col reads from it.
 Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t kh, std::int64_t kw,
               std::int64_t stride = 1, Padding padding = Padding::Valid);
+/// Max pooling's selection: v [batch, h, w, c] (x's shape) taken, in every pool x pool window
+/// (max_pool2d's), at the position of x's first maximum (row-major within the window; NaN
+/// wins): [batch, oh, ow, c]. max_pool2d(x) is max_pool_select(x, x); x only picks positions,
+/// so no gradient flows to it through here (as through an argmax).
+Tensor max_pool_select(const Tensor& x, const Tensor& v, std::int64_t pool = 2, std::int64_t stride = 0,
+                       Padding padding = Padding::Valid);
+/// max_pool_select's adjoint in v, max pooling's gradient: g [batch, oh, ow, c] added back at
+/// the positions of x [batch, h, w, c] that the windows select; x's shape.
+Tensor max_pool_scatter(const Tensor& x, const Tensor& g, std::int64_t pool = 2, std::int64_t stride = 0,
+                        Padding padding = Padding::Valid);
 /// Inverted dropout: each element is zeroed with probability `rate`, the rest scaled by 1/(1 - rate).
 Tensor dropout(const Tensor& x, double rate, Generator& gen);
 

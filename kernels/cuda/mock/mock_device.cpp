@@ -152,6 +152,14 @@ void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   cpu::col2im<T>(out, out_l, in, in_l, w);
 }
 template <class T>
+void pool_select(T* out, const T* x, const Layout& x_l, const T* v, const Layout& v_l, const Window2d& w) {
+  cpu::pool_select<T>(out, x, x_l, v, v_l, w);
+}
+template <class T>
+void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layout& g_l, const Window2d& w) {
+  cpu::pool_scatter<T>(out, x, x_l, g, g_l, w);
+}
+template <class T>
 void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   cpu::softmax<T>(log, out, in, in_l, axis);
 }

@@ -990,6 +990,18 @@ const WindowCase kWindowCases[] = {
     {{0, 3, 3, 2}, 2, 2, 1, 0, 0, 2, 2, Kind::Contiguous, Kind::Contiguous},  // empty batch
 };
 
+tapeflow::kernels::Window2d window_of(const WindowCase& c) {
+  tapeflow::kernels::Window2d w;
+  w.kh = c.kh;
+  w.kw = c.kw;
+  w.stride = c.stride;
+  w.pad_top = c.pad_top;
+  w.pad_left = c.pad_left;
+  w.oh = c.oh;
+  w.ow = c.ow;
+  return w;
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("cuda: im2col and col2im match naive (padding, strides, layouts)", "[cuda][im2col]", float,
@@ -998,14 +1010,7 @@ TEMPLATE_TEST_CASE("cuda: im2col and col2im match naive (padding, strides, layou
   if (!have_device()) return;
   std::mt19937_64 g(91);
   for (const WindowCase& c : kWindowCases) {
-    tapeflow::kernels::Window2d w;
-    w.kh = c.kh;
-    w.kw = c.kw;
-    w.stride = c.stride;
-    w.pad_top = c.pad_top;
-    w.pad_left = c.pad_left;
-    w.oh = c.oh;
-    w.ow = c.ow;
+    const tapeflow::kernels::Window2d w = window_of(c);
     const Shape cols_shape{c.image[0], c.oh, c.ow, c.kh * c.kw, c.image[3]};
     const auto n_cols = static_cast<std::size_t>(numel(cols_shape)), n_image = static_cast<std::size_t>(numel(c.image));
     INFO("image " << describe(contiguous(c.image)) << " windows " << c.kh << "x" << c.kw << " stride " << c.stride
@@ -1025,6 +1030,39 @@ TEMPLATE_TEST_CASE("cuda: im2col and col2im match naive (padding, strides, layou
     DeviceArray<T> d_out(n_image);
     cuda::col2im<T>(d_out.data(), contiguous(c.image), d_cols_in.ptr(), d_cols_in.l, w);
     check_same(d_out.download(), want_image, Tol{});  // the naive kernel's additions, in its order
+  }
+}
+
+TEMPLATE_TEST_CASE("cuda: pool_select and pool_scatter match naive (ties, NaN, overlapping windows)",
+                   "[cuda][pool]", float, double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  if (!have_device()) return;
+  std::mt19937_64 g(93);
+  for (const WindowCase& c : kWindowCases) {
+    const tapeflow::kernels::Window2d w = window_of(c);
+    const Shape pooled{c.image[0], c.oh, c.ow, c.image[3]};
+    const auto n_pooled = static_cast<std::size_t>(numel(pooled)), n_image = static_cast<std::size_t>(numel(c.image));
+    INFO("image " << describe(contiguous(c.image)) << " windows " << c.kh << "x" << c.kw << " stride " << c.stride
+                  << " pad " << c.pad_top << ", " << c.pad_left);
+    HostView<T> x = make_view<T>(c.image, c.image_kind, g, Range{-2, 2, true});  // many ties
+    inject_nan(x, 11);
+    const HostView<T> v = make_view<T>(c.image, c.cols_kind, g);
+    DeviceView<T> d_x(x), d_v(v);
+    for (bool same : {true, false}) {
+      INFO((same ? "v = x (max pooling)" : "v another view"));
+      Array<T> want(n_pooled);
+      naive::pool_select<T>(want.data(), x.ptr(), x.l, same ? x.ptr() : v.ptr(), same ? x.l : v.l, w);
+      DeviceArray<T> d_out(n_pooled);
+      cuda::pool_select<T>(d_out.data(), d_x.ptr(), d_x.l, same ? d_x.ptr() : d_v.ptr(), same ? d_x.l : d_v.l, w);
+      check_same(d_out.download(), want);
+    }
+    const HostView<T> grad = make_view<T>(pooled, c.cols_kind, g);
+    Array<T> want_dx(n_image);
+    naive::pool_scatter<T>(want_dx.data(), x.ptr(), x.l, grad.ptr(), grad.l, w);
+    DeviceView<T> d_grad(grad);
+    DeviceArray<T> d_dx(n_image);
+    cuda::pool_scatter<T>(d_dx.data(), d_x.ptr(), d_x.l, d_grad.ptr(), d_grad.l, w);
+    check_same(d_dx.download(), want_dx, Tol{});  // the naive kernel's additions, in its order
   }
 }
 

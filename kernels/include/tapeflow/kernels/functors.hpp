@@ -73,6 +73,13 @@ TAPEFLOW_COMPARE(LogicalOr, bool(a) || bool(b))
 TAPEFLOW_COMPARE(LogicalNot, !bool(a))
 #undef TAPEFLOW_COMPARE
 
+// Does x replace best in a scan for the first maximum? Larger wins; NaN wins over a number and
+// the first NaN stays (NumPy's argmax, max pooling's selection).
+template <class T>
+TAPEFLOW_HD bool max_scan_takes(T x, T best) {
+  return x > best || (x != x && best == best);
+}
+
 // Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
 // Counter-based: element i of a stream depends only on (key, i), so every device and
 // every thread split gives the same numbers.
