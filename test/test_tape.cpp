@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -807,6 +808,14 @@ TEST_CASE("tape: the gradient of max with ties goes to one element, the first", 
     GradientTape tape;
     tape.watch(m);
     CHECK(close(tape.gradient(max(m, {1}, true), m, tensor({10.0, 20.0}, {2, 1})), {10, 0, 0, 0, 20, 0}));
+  }
+  {
+    // an infinite output gradient reaches the maximum only: the others get 0, not 0 * inf
+    const double inf = std::numeric_limits<double>::infinity();
+    const Tensor m = tensor({4.0, 9.0, 1.0}, {3}, kFloat64);
+    GradientTape tape;
+    tape.watch(m);
+    CHECK(tape.gradient(max(m), m, full({}, inf, kFloat64)).to_vector<double>() == std::vector<double>{0, inf, 0});
   }
   {
     // maximum(a, b) on ties: the first operand
