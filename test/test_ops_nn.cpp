@@ -232,7 +232,7 @@ TEST_CASE("max_pool_scatter is max_pool_select's adjoint in v", "[nn][pool]") {
   }
 }
 
-TEST_CASE("integer images: max_pool2d's -inf padding saturates to the lowest value", "[nn][im2col]") {
+TEST_CASE("integer images: max_pool2d's padding never wins, im2col's -inf fill saturates", "[nn][im2col]") {
   const Tensor f = tensor({-5.f, -3.f, -8.f, -1.f, -2.f, -9.f, -4.f, -6.f, -7.f}, {1, 3, 3, 1});
   const Tensor i = f.astype(kInt32);
   const auto want = max_pool2d(f, 2, 2, Padding::Same).astype(kInt32).to_vector<std::int32_t>();

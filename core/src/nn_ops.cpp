@@ -67,7 +67,7 @@ kernels::Window2d window2d(const Shape& image, std::int64_t kh, std::int64_t kw,
   return w;
 }
 
-// `fill` in T: an integer image saturates (-inf is the lowest value, as max pooling wants).
+// `fill` in T: an integer image saturates (-inf is the lowest value).
 template <class T>
 T fill_value(double fill) {
   if constexpr (std::is_integral_v<T>) {
@@ -89,7 +89,7 @@ void record_window(OpId id, const Tensor& in, const Tensor& out, const Shape& im
   });
 }
 
-// im2col, with errors in the name of the op that asked (conv2d, max_pool2d, ...).
+// im2col, with errors in the name of the op that asked (conv2d, avg_pool2d, ...).
 Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill,
                const char* op) {
   check_nhwc(x, op);
