@@ -1334,18 +1334,17 @@ void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) 
         const i64 col0 = j * w.stride - w.pad_left;
         for (i64 di = 0; di < w.kh; ++di) {
           const i64 row = i * w.stride - w.pad_top + di;
-          const T* x = in + n * sb + row * sh;
           if (row < 0 || row >= h) {
             std::fill_n(y, w.kw * c, fill);
           } else if (packed && col0 >= 0 && col0 + w.kw <= wd) {
-            copy_run(y, x + col0 * sw, w.kw * c);
+            copy_run(y, in + n * sb + row * sh + col0 * sw, w.kw * c);
           } else {
             for (i64 dj = 0; dj < w.kw; ++dj) {
               const i64 col = col0 + dj;
               if (col < 0 || col >= wd) {
                 std::fill_n(y + dj * c, c, fill);
               } else {
-                copy_run(y + dj * c, x + col * sw, c);
+                copy_run(y + dj * c, in + n * sb + row * sh + col * sw, c);
               }
             }
           }
@@ -1461,11 +1460,14 @@ void pool_select(T* out, const T* x, const Layout& x_l, const T* v, const Layout
           } else {
             found = unit ? pool_scan<true, true>(x, x_l, w, n, i, j, c0, cn, best, tap)
                          : pool_scan<false, true>(x, x_l, w, n, i, j, c0, cn, best, tap);
-            // v at the window's top-left corner (which may lie in the padding), then each tap
-            const T* vw = v + n * v_l.strides[0] + (i * w.stride - w.pad_top) * v_l.strides[1] +
-                          (j * w.stride - w.pad_left) * v_l.strides[2] + c0 * v_l.strides[3];
+            // v's offset at the window's top-left corner (negative when that lies in the padding),
+            // then each channel's tap
+            const i64 corner = n * v_l.strides[0] + (i * w.stride - w.pad_top) * v_l.strides[1] +
+                               (j * w.stride - w.pad_left) * v_l.strides[2];
             if (found) {
-              for (i64 k = 0; k < cn; ++k) o[c0 + k] = vw[rel[static_cast<std::size_t>(tap[k])] + k * v_l.strides[3]];
+              for (i64 k = 0; k < cn; ++k) {
+                o[c0 + k] = v[corner + rel[static_cast<std::size_t>(tap[k])] + (c0 + k) * v_l.strides[3]];
+              }
             }
           }
           if (!found) std::fill_n(o + c0, cn, T(0));
@@ -1489,15 +1491,17 @@ void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layou
       std::fill_n(o, image, T(0));
       for (i64 i = 0; i < w.oh; ++i) {
         for (i64 j = 0; j < w.ow; ++j) {
-          // the output at the window's top-left corner (which may lie in the padding)
-          T* ow = o + ((i * w.stride - w.pad_top) * wd + (j * w.stride - w.pad_left)) * c;
+          // the offset of the window's top-left corner (negative when that lies in the padding)
+          const i64 corner = ((i * w.stride - w.pad_top) * wd + (j * w.stride - w.pad_left)) * c;
           for (i64 c0 = 0; c0 < c; c0 += kPoolChannels) {
             const i64 cn = std::min(kPoolChannels, c - c0);
             const bool found = unit ? pool_scan<true, true>(x, x_l, w, n, i, j, c0, cn, best, tap)
                                     : pool_scan<false, true>(x, x_l, w, n, i, j, c0, cn, best, tap);
             if (!found) continue;
             const T* gp = g + n * g_l.strides[0] + i * g_l.strides[1] + j * g_l.strides[2] + c0 * g_l.strides[3];
-            for (i64 k = 0; k < cn; ++k) ow[rel[static_cast<std::size_t>(tap[k])] + c0 + k] += gp[k * g_l.strides[3]];
+            for (i64 k = 0; k < cn; ++k) {
+              o[corner + rel[static_cast<std::size_t>(tap[k])] + c0 + k] += gp[k * g_l.strides[3]];
+            }
           }
         }
       }
