@@ -650,14 +650,17 @@ TEST_CASE("slice_scatter: zeros with the values at a strided slice", "[slice_sca
 
 // =================================================================== astype, clone, contiguous, item, to_vector
 
+// Six values of dtype `from` to convert: negative, zero, fractional where the dtype has them.
+static std::vector<double> cast_samples(DType from) {
+  if (from == kBool) return {1, 0, 1, 1, 0, 0};
+  if (is_integral(from)) return {-3, -1, 0, 1, 2, 7};
+  return {-2.7, -1.0, 0.0, 0.5, 1.0, 3.9};
+}
+
 TEST_CASE("astype: every pair of dtypes converts like static_cast (floats truncate toward zero)", "[astype]") {
   for (DType from : kAllDTypes) {
-    std::vector<double> src;
-    if (from == kBool) src = {1, 0, 1, 1, 0, 0};
-    else if (is_integral(from)) src = {-3, -1, 0, 1, 2, 7};
-    else src = {-2.7, -1.0, 0.0, 0.5, 1.0, 3.9};
     // a reversed, transposed view of the values
-    const Tensor base = from_values(src, {3, 2}, from);
+    const Tensor base = from_values(cast_samples(from), {3, 2}, from);
     const Tensor x = base(Slice(none, none, -1)).transpose();  // [2, 3]
     const auto xv = values(x);
     for (DType to : kAllDTypes) {
@@ -682,6 +685,33 @@ TEST_CASE("astype: every pair of dtypes converts like static_cast (floats trunca
   }
   check_values(tensor({-2.7f, 2.7f, 0.5f}).astype(kBool), {3}, {1, 1, 1});
   check_values(tensor({-2.7f, 2.7f}).astype(kInt32), {2}, {-2, 2});
+}
+
+TEST_CASE("astype and full of one element (converted on the host, no kernel) match the kernel path", "[astype]") {
+  for (DType from : kAllDTypes) {
+    const Tensor x = from_values(cast_samples(from), {3, 2}, from).transpose();  // [2, 3], strided
+    for (DType to : kAllDTypes) {
+      INFO(dtype_name(from) << " -> " << dtype_name(to));
+      const auto whole = values(x.astype(to));  // six elements: the kernel's conversion
+      for (std::int64_t i = 0; i < 2; ++i) {
+        for (std::int64_t j = 0; j < 3; ++j) {
+          const Tensor e = x(i, j);  // rank 0, at an offset in x's storage
+          const Tensor one = x(Slice(i, i + 1), Slice(j, j + 1));  // [1, 1]
+          CHECK(e.astype(to).dtype() == to);
+          check_values(e.astype(to), {}, {whole[static_cast<std::size_t>(i * 3 + j)]}, {0, 0});
+          check_values(one.astype(to), {1, 1}, {whole[static_cast<std::size_t>(i * 3 + j)]}, {0, 0});
+        }
+      }
+    }
+  }
+  // full of one element converts as the kernel's fill does (static_cast of the double)
+  for (DType dt : kAllDTypes) {
+    INFO(dtype_name(dt));
+    for (double v : {-2.7, 0.0, 3.9}) {
+      check_values(full({}, v, dt), {}, {values(full({2}, v, dt))[0]}, {0, 0});
+      check_values(full({1, 1}, v, dt), {1, 1}, {values(full({2}, v, dt))[1]}, {0, 0});
+    }
+  }
 }
 
 TEST_CASE("clone always copies; contiguous copies only when needed", "[copy]") {

@@ -88,7 +88,10 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (t.size() > 0) {
+  const std::int64_t n = numel(shape);
+  if (n == 1 && device.is_cpu()) {  // a scalar (a C++ number in an op): no kernel launch
+    TAPEFLOW_DISPATCH_ALL(dtype, *ptr<T>(t) = static_cast<T>(value));
+  } else if (n > 0) {
     auto l = layout_of(t, "full");
     TAPEFLOW_DISPATCH_ALL(dtype, TAPEFLOW_KERNEL(device, "full", fill<T>(ptr<T>(t), l, static_cast<T>(value))));
   }

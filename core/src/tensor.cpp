@@ -22,14 +22,17 @@ std::uint64_t next_id() {
 }  // namespace
 
 kernels::Layout layout_of(const Tensor& t, const char* op) {
-  if (t.rank() > kernels::kMaxRank) {
-    throw ValueError(fmt::format("{}: rank {} exceeds the maximum of {}", op, t.rank(), kernels::kMaxRank));
+  const Shape& shape = t.shape();
+  const Shape& strides = t.strides();
+  const int rank = static_cast<int>(shape.size());
+  if (rank > kernels::kMaxRank) {
+    throw ValueError(fmt::format("{}: rank {} exceeds the maximum of {}", op, rank, kernels::kMaxRank));
   }
   kernels::Layout l;
-  l.rank = static_cast<int>(t.rank());
-  for (int i = 0; i < l.rank; ++i) {
-    l.shape[i] = t.shape()[i];
-    l.strides[i] = t.strides()[i];
+  l.rank = rank;
+  for (int i = 0; i < rank; ++i) {
+    l.shape[i] = shape[i];
+    l.strides[i] = strides[i];
   }
   return l;
 }
@@ -38,16 +41,18 @@ kernels::Layout layout_as(const Tensor& t, const Shape& shape, const char* op) {
   if (static_cast<std::int64_t>(shape.size()) > kernels::kMaxRank) {
     throw ValueError(fmt::format("{}: rank {} exceeds the maximum of {}", op, shape.size(), kernels::kMaxRank));
   }
+  const Shape& t_shape = t.shape();
+  const Shape& t_strides = t.strides();
   kernels::Layout l;
   l.rank = static_cast<int>(shape.size());
-  const int lead = l.rank - static_cast<int>(t.rank());
+  const int lead = l.rank - static_cast<int>(t_shape.size());
   for (int i = 0; i < l.rank; ++i) {
     l.shape[i] = shape[i];
     if (i < lead) {
       l.strides[i] = 0;
     } else {
-      const auto d = t.shape()[i - lead];
-      l.strides[i] = (d == 1 && shape[i] != 1) ? 0 : t.strides()[i - lead];
+      const auto d = t_shape[i - lead];
+      l.strides[i] = (d == 1 && shape[i] != 1) ? 0 : t_strides[i - lead];
     }
   }
   return l;
@@ -514,7 +519,14 @@ Tensor Tensor::astype(DType dtype) const {
   const auto& im = impl("astype");
   if (dtype == im.dtype) return *this;
   Tensor out = empty(im.shape, dtype, device());
-  if (size() > 0) {
+  const std::int64_t n = numel(im.shape);
+  if (n == 1 && im.storage->device().is_cpu()) {  // a scalar (x * 0.5's 0.5): no kernel launch
+    TAPEFLOW_DISPATCH_ALL(dtype, {
+      using TO = T;
+      TO* o = detail::ptr<TO>(out);
+      TAPEFLOW_DISPATCH_ALL(im.dtype, *o = static_cast<TO>(*detail::ptr<T>(*this)));
+    });
+  } else if (n > 0) {
     auto out_l = detail::layout_of(out, "astype");
     auto in_l = detail::layout_of(*this, "astype");
     using detail::TensorImpl;
