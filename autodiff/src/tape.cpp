@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -39,7 +40,7 @@ struct TapeState {
   TapeOptions options;
   bool paused = false;
   bool used = false;
-  std::vector<Node> nodes;
+  std::deque<Node> nodes;  // grows without moving the recorded nodes
   std::unordered_set<std::uint64_t> tracked;  // watched, or produced by a recorded op
   std::vector<Variable> watched_variables;
   std::unordered_set<std::uint64_t> watched_variable_ids;
@@ -71,15 +72,23 @@ struct TapeState {
   // Returns the node to fill, or nullptr when no input is tracked.
   Node* begin_node(const std::vector<Tensor>& inputs, const Tensor& output) {
     if (!output.defined() || !is_floating(output.dtype())) return nullptr;
-    std::vector<bool> needs(inputs.size());
+    // most ops that reach here are dropped (no tracked input: a constant's cast, the
+    // optimizer's arithmetic): find out before allocating anything. is_tracked runs on every
+    // input: it watches a trainable Variable on first access.
     bool any = false;
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      needs[i] = is_floating(inputs[i].dtype()) && is_tracked(inputs[i]);
-      any = any || needs[i];
+    for (const auto& t : inputs) {
+      const bool need = is_floating(t.dtype()) && is_tracked(t);
+      any = any || need;
     }
     if (!any) return nullptr;
     Node& n = nodes.emplace_back();
-    n.needs_grad = std::move(needs);
+    n.needs_grad.resize(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      n.needs_grad[i] = is_floating(inputs[i].dtype()) && tracked.count(inputs[i].id()) != 0;
+    n.input_ids.reserve(inputs.size());
+    n.input_shapes.reserve(inputs.size());
+    n.input_dtypes.reserve(inputs.size());
+    n.input_devices.reserve(inputs.size());
     for (const auto& t : inputs) {
       n.input_ids.push_back(t.id());
       n.input_shapes.push_back(t.shape());
@@ -94,6 +103,7 @@ struct TapeState {
 
   void save(Node& n, const std::vector<Tensor>& inputs, const Tensor& output, unsigned mask) {
     n.saved_inputs.resize(inputs.size());
+    n.saved_versions.reserve(inputs.size() + 1);
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (mask & (1u << i)) {
         n.saved_inputs[i] = inputs[i];
