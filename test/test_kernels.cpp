@@ -462,6 +462,71 @@ TEST_CASE("cpu binary: scalar and row broadcasts, NaN in maximum/minimum", "[ker
   }
 }
 
+// [rows, n] inputs of one kind: dense, one repeated row (strides [0, 1]: a bias), one value
+// per row ([s, 0] with s = 1, 3 or -1: a column, a strided column, rows in reverse).
+enum class RowKind { kDense, kRow, kColumn, kColumnStrided, kColumnReversed };
+
+template <class T>
+View<T> row_kind_view(RowKind k, i64 rows, i64 n, Domain dom) {
+  View<T> v;
+  v.l.rank = 2;
+  v.l.shape[0] = rows;
+  v.l.shape[1] = n;
+  i64 size = rows * n;
+  if (k == RowKind::kDense) {
+    v.l.strides[0] = n;
+    v.l.strides[1] = 1;
+  } else if (k == RowKind::kRow) {
+    v.l.strides[0] = 0;
+    v.l.strides[1] = 1;
+    size = n;
+  } else {
+    const i64 s = k == RowKind::kColumnStrided ? 3 : 1;
+    v.l.strides[0] = k == RowKind::kColumnReversed ? -1 : s;
+    v.l.strides[1] = 0;
+    size = rows > 0 ? (rows - 1) * s + 1 : 0;
+    if (k == RowKind::kColumnReversed && rows > 0) v.base = rows - 1;
+  }
+  v.buf.resize(static_cast<std::size_t>(size));
+  for (auto&& x : v.buf) x = random_value<T>(dom);
+  return v;
+}
+
+// Short rows take a tiled flat loop (cpu_kernels.cpp's binary_short_rows): the same values,
+// bit for bit, as the naive loops, for every op, row length around the tile and thread split.
+TEMPLATE_TEST_CASE("cpu binary on short rows with a repeated row or a value per row matches naive",
+                   "[kernels][binary]", float, double, std::int32_t) {
+  using T = TestType;
+  ThreadGuard threads;
+  const RowKind kinds[] = {RowKind::kDense, RowKind::kRow, RowKind::kColumn, RowKind::kColumnStrided,
+                           RowKind::kColumnReversed};
+  const std::pair<i64, i64> sizes[] = {{2, 1},  {37, 3},  {37, 16}, {5, 33},  {37, 64},
+                                       {9, 255}, {4, 256}, {3000, 32}, {0, 16}, {16, 0}};
+  for (OpId op : ops_of({OpKind::Binary})) {
+    const Domain da = op == OpId::Pow ? Domain::Positive : Domain::Signed;
+    const Domain db = op == OpId::Pow ? Domain::Small : Domain::Signed;
+    for (const auto& [rows, n] : sizes) {
+      for (RowKind ka : kinds) {
+        for (RowKind kb : kinds) {
+          View<T> a = row_kind_view<T>(ka, rows, n, da), b = row_kind_view<T>(kb, rows, n, db);
+          if (op == OpId::Div && kFloat<T>)
+            for (auto& v : b.buf) v = v == T(0) ? T(1) : v;
+          const kn::Layout l = contiguous({rows, n});
+          for (int nt : {1, 2}) {
+            kn::cpu::set_num_threads(nt);
+            std::vector<T> got(static_cast<std::size_t>(rows * n)), want(got.size());
+            kn::cpu::binary<T>(op, got.data(), l, a.data(), a.l, b.data(), b.l);
+            kn::naive::binary<T>(op, want.data(), l, a.data(), a.l, b.data(), b.l);
+            INFO("op " << tapeflow::op_name(op) << " a " << describe(a.l) << " b " << describe(b.l) << ", "
+                       << nt << " threads");
+            check_same(got, want);
+          }
+        }
+      }
+    }
+  }
+}
+
 template <class T>
 void compare_case(OpId op, const Shape& shape) {
   View<T> a = make_view<T>(shape, random_opts(true), Domain::Small);
