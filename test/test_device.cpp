@@ -391,6 +391,8 @@ TEST_CASE("device: in-place updates and assign from another device") {
     Tensor c = t[0].clone();
     c.add_(t[1]).mul_(2.0).sub_(t[1] * t[1]);
     c(Slice(1, 3)).assign(t[1]);
+    c.addcmul_(t[1], c.transpose().transpose(), -0.5);  // an operand sharing c's memory
+    c(Slice(0, 2)).addcdiv_(t[0](Slice(2, 4)), t[1] * t[1] + 1.0, 3.0);
     return c;
   });
   for (const Device& d : other_devices()) {

@@ -527,6 +527,30 @@ TEMPLATE_TEST_CASE("cpu binary on short rows with a repeated row or a value per 
   }
 }
 
+// addc, the optimizers' fused update (out = out + value * (a * b) or value * (a / b)), on
+// any layout of the three and broadcast inputs: bit for bit the naive loop's values.
+TEMPLATE_TEST_CASE("cpu addc matches naive bit for bit", "[kernels][addc]", float, double) {
+  using T = TestType;
+  ThreadGuard threads;
+  for (bool divide : {false, true}) {
+    for (int trial = 0; trial < 60; ++trial) {
+      const Shape shape = trial == 0 ? Shape{517, 613} : random_shape();  // the first one threaded
+      View<T> a = make_view<T>(shape, random_opts(true));
+      View<T> b = make_view<T>(shape, random_opts(true));
+      for (auto& v : b.buf) v = v == T(0) ? T(1) : v;
+      View<T> out = make_out<T>(shape);
+      View<T> ref = out;
+      const T value = random_value<T>(Domain::Signed);
+      kn::cpu::set_num_threads(trial % 2 + 1);
+      kn::cpu::addc<T>(divide, out.data(), out.l, a.data(), a.l, b.data(), b.l, value);
+      kn::naive::addc<T>(divide, ref.data(), ref.l, a.data(), a.l, b.data(), b.l, value);
+      INFO((divide ? "addcdiv" : "addcmul") << " a " << describe(a.l) << " b " << describe(b.l) << " out "
+                                            << describe(out.l));
+      check_same(out.buf, ref.buf);
+    }
+  }
+}
+
 template <class T>
 void compare_case(OpId op, const Shape& shape) {
   View<T> a = make_view<T>(shape, random_opts(true), Domain::Small);

@@ -2,6 +2,7 @@
 // kernels on random shapes (rank 0..4, size-1 and size-0 axes), broadcasting, non-contiguous
 // inputs and every dtype pairing; hand-worked NumPy values; weak scalars; where, clip,
 // operators; in-place writes; error messages.
+#include "tapeflow/gradient_tape.hpp"
 #include "test_helpers.hpp"
 
 using namespace tapeflow;
@@ -628,6 +629,61 @@ TEST_CASE("inplace: add_/sub_/mul_/assign with broadcasting into self", "[elemen
   Tensor e = zeros({0, 3});
   e.add_(ones({3}));  // nothing to write
   CHECK(e.size() == 0);
+}
+
+TEST_CASE("inplace: addcmul_ and addcdiv_ update in one pass, as PyTorch's", "[elementwise][inplace]") {
+  Tensor x = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  const auto v0 = x.version();
+  const void* p0 = x.data_ptr();
+  Tensor& r = x.addcmul_(tensor({1.f, 2.f, 3.f}), tensor({2.f, -1.f}, {2, 1}), 0.5);  // += 0.5 * a * b
+  CHECK(&r == &x);
+  CHECK(x.data_ptr() == p0);
+  CHECK(x.version() == v0 + 1);
+  check_values(x, {2, 3}, {1 + 1, 2 + 2, 3 + 3, 4 - 0.5, 5 - 1, 6 - 1.5});
+  x.addcdiv_(tensor({3.f, 6.f, 9.f}), 3.0, -2.0);  // -= 2 * a / 3; a weak scalar b
+  check_values(x, {2, 3}, {2 - 2, 4 - 4, 6 - 6, 3.5 - 2, 4 - 4, 4.5 - 6});
+  CHECK(x.version() == v0 + 2);
+  x.addcmul_(ones({3}), ones({3}));  // value defaults to 1
+  check_values(x, {2, 3}, {1, 1, 1, 2.5, 1, -0.5});
+  // float64, a strided self, the operands converted from float32
+  Tensor d = zeros({3, 4}, kFloat64);
+  Tensor col = d(all, 1);
+  col.addcdiv_(tensor({1.f, 2.f, 4.f}), tensor({4.f}), 1.0);
+  check_values(d(all, 1), {3}, {0.25, 0.5, 1.0});
+  CHECK(values(sum(d)) == std::vector<double>{1.75});  // the other columns untouched
+  // an operand sharing self's memory reads the values from before the write
+  Tensor y = tensor({1.0, 2.0, 3.0});
+  y.addcmul_(y, y(Slice(none, none, -1)), 2.0);  // y + 2 * y * reversed(y)
+  check_values(y, {3}, {1 + 2 * 3, 2 + 2 * 4, 3 + 2 * 3});
+  // the same values as the separate ops, to the last bit, where no rounding can differ
+  Tensor z = tensor({0.5f, -1.25f, 8.f});
+  z.addcmul_(tensor({2.f, 4.f, 0.5f}), tensor({0.25f, 0.5f, 2.f}), 4.0);
+  check_values(z, {3}, {2.5, 6.75, 12});
+  Tensor e = zeros({0, 3});
+  e.addcdiv_(ones({3}), ones({3}));  // nothing to write
+  CHECK(e.size() == 0);
+  // a tape never sees them (as add_)
+  GradientTape tape;
+  Tensor w = tensor({1.0, 2.0});
+  tape.watch(w);
+  Tensor u = w * 1.0;
+  u.addcmul_(w, w);
+  CHECK(tape.recorded_ops().size() == 1);
+}
+
+TEST_CASE("inplace: addcmul_ and addcdiv_ refuse integer targets, shapes that do not fit and constants",
+          "[elementwise][inplace][errors]") {
+  Tensor i = tensor({1, 2, 3});
+  CHECK_THROWS_AS(i.addcmul_(i, i), DTypeError);
+  CHECK_THROWS_WITH(i.addcmul_(i, i), Contains("addcmul_") && Contains("int32") && Contains("[3]"));
+  Tensor x = zeros({2, 3});
+  CHECK_THROWS_AS(x.addcdiv_(ones({3}), ones({4})), ShapeError);
+  CHECK_THROWS_WITH(x.addcdiv_(ones({3}), ones({4})), Contains("addcdiv_") && Contains("[4]") && Contains("[2, 3]"));
+  CHECK_THROWS_AS(x.addcmul_(ones({2, 3, 1}), ones({3})), ShapeError);  // would grow self
+  Tensor c(2.0);
+  CHECK_THROWS_AS(c.addcmul_(ones({}), ones({})), ValueError);
+  CHECK_THROWS_AS(Tensor().addcmul_(x, x), ValueError);
+  CHECK(values(x) == std::vector<double>(6, 0.0));  // nothing was written by the failed calls
 }
 
 TEST_CASE("inplace: random shapes, layouts and broadcast sources vs the naive kernels", "[elementwise][inplace][naive]") {

@@ -628,8 +628,40 @@ Tensor& inplace_binary(Tensor& self, const Tensor& other, OpId op, const char* n
   self.storage()->bump_version();
   return self;
 }
+
+Tensor& inplace_addc(Tensor& self, const Tensor& a, const Tensor& b, double value, bool divide, const char* name) {
+  detail::check_defined(self, name);
+  if (!is_floating(self.dtype())) {
+    throw DTypeError(fmt::format("{}: only float tensors are updated in place this way, got {} (shape {})", name,
+                                 dtype_name(self.dtype()), shape_str(self.shape())));
+  }
+  const Tensor sa = prepare_inplace(self, a, name);
+  const Tensor sb = prepare_inplace(self, b, name);
+  if (self.size() > 0) {
+    auto l = detail::layout_of(self, name);
+    auto al = detail::layout_as(sa, self.shape(), name);
+    auto bl = detail::layout_as(sb, self.shape(), name);
+    if (self.dtype() == DType::Float32) {
+      TAPEFLOW_KERNEL(self.device(), name,
+                      addc<float>(divide, detail::ptr<float>(self), l, detail::ptr<float>(sa), al,
+                                  detail::ptr<float>(sb), bl, static_cast<float>(value)));
+    } else {
+      TAPEFLOW_KERNEL(self.device(), name,
+                      addc<double>(divide, detail::ptr<double>(self), l, detail::ptr<double>(sa), al,
+                                   detail::ptr<double>(sb), bl, value));
+    }
+  }
+  self.storage()->bump_version();
+  return self;
+}
 }  // namespace
 
+Tensor& Tensor::addcmul_(const Tensor& a, const Tensor& b, double value) {
+  return inplace_addc(*this, a, b, value, false, "addcmul_");
+}
+Tensor& Tensor::addcdiv_(const Tensor& a, const Tensor& b, double value) {
+  return inplace_addc(*this, a, b, value, true, "addcdiv_");
+}
 Tensor& Tensor::add_(const Tensor& other) { return inplace_binary(*this, other, OpId::Add, "add_"); }
 Tensor& Tensor::sub_(const Tensor& other) { return inplace_binary(*this, other, OpId::Sub, "sub_"); }
 Tensor& Tensor::mul_(const Tensor& other) { return inplace_binary(*this, other, OpId::Mul, "mul_"); }

@@ -1635,6 +1635,30 @@ void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   naive::softmax<T>(log, out, in, in_l, axis);
 }
 
+// The optimizers' fused update: out = out + value * (a op b), one pass over the three.
+template <class T>
+void addc(bool divide, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+          const Layout& b_l, T value) {
+  auto update = [&](auto div) {
+    const Layout* ls[3] = {&out_l, &a_l, &b_l};
+    const Plan<3> p = make_plan(ls);
+    const i64 so = p.strides[0][p.rank - 1], sa = p.strides[1][p.rank - 1], sb = p.strides[2][p.rank - 1];
+    auto q = [](T u, T v) { return decltype(div)::value ? u / v : u * v; };
+    for_each_run(p, 1, [&](const i64* off, i64 n) {
+      T* y = out + off[0];
+      const T* u = a + off[1];
+      const T* v = b + off[2];
+      if (so == 1 && sa == 1 && sb == 1) {
+        for (i64 i = 0; i < n; ++i) y[i] = y[i] + value * q(u[i], v[i]);
+      } else {
+        for (i64 i = 0; i < n; ++i) y[i * so] = y[i * so] + value * q(u[i * sa], v[i * sb]);
+      }
+    });
+  };
+  if (divide) update(std::true_type{});
+  else update(std::false_type{});
+}
+
 // ---- explicit instantiations ----
 #include "tapeflow/kernels/kernel_instantiations.inc"
 

@@ -215,6 +215,17 @@ void normal(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, do
 }
 
 template <class T>
+void addc(bool divide, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
+          const Layout& b_l, T value) {
+  for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
+    T& y = out[offset_of(out_l, idx)];
+    const T u = a[offset_of(a_l, idx)], v = b[offset_of(b_l, idx)];
+    const T q = divide ? u / v : u * v;
+    y = y + value * q;
+  });
+}
+
+template <class T>
 void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   // groups: every index of the other axes; within one, walk the axis
   const i64 len = in_l.shape[axis], in_step = in_l.strides[axis];

@@ -156,6 +156,11 @@ class Tensor {
   Tensor& add_(const Tensor& other);
   Tensor& sub_(const Tensor& other);
   Tensor& mul_(const Tensor& other);
+  /// this += value * a * b in one pass (PyTorch's addcmul_; float tensors). a and b broadcast
+  /// to this shape. Computed as this + value * (a * b), rounded at each step on every device.
+  Tensor& addcmul_(const Tensor& a, const Tensor& b, double value = 1);
+  /// this += value * a / b in one pass (PyTorch's addcdiv_; float tensors), as addcmul_.
+  Tensor& addcdiv_(const Tensor& a, const Tensor& b, double value = 1);
   /// Copies other's values (broadcast, converted, from any device) into this tensor.
   Tensor& assign(const Tensor& other);
 

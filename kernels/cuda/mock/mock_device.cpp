@@ -164,6 +164,11 @@ void softmax(bool log, T* out, const T* in, const Layout& in_l, int axis) {
   cpu::softmax<T>(log, out, in, in_l, axis);
 }
 template <class T>
+void addc(bool divide, T* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b, const Layout& b_l,
+          T value) {
+  cpu::addc<T>(divide, out, out_l, a, a_l, b, b_l, value);
+}
+template <class T>
 void uniform(T* out, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double low, double high) {
   cpu::uniform<T>(out, n, seed, offset, low, high);
 }

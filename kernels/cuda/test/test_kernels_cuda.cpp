@@ -601,6 +601,26 @@ TEMPLATE_TEST_CASE("cuda: compare and logic match naive for every row", "[cuda][
   });
 }
 
+// addc, the optimizers' fused update, is built without fused multiply-adds: the same bits.
+TEMPLATE_TEST_CASE("cuda: addc matches naive bit for bit (multiply and divide, every layout)", "[cuda][addc]", float,
+                   double) {
+  using T = TestType;
+  if (!have_device()) return;
+  for (bool divide : {false, true}) {
+    INFO((divide ? "addcdiv" : "addcmul"));
+    for_each_case(divide ? 17 : 16, [&](const Shape& shape, const Combo& c, std::mt19937_64& g) {
+      const HostView<T> a = make_view<T>(shape, c.a, g);
+      const HostView<T> b = make_view<T>(shape, c.b, g, Range{0.5, 2.0});  // no division by zero
+      HostView<T> want = make_view<T>(shape, c.out, g);
+      DeviceView<T> da(a), db(b), d_out(want);
+      const T value = draw<T>(g, {});
+      naive::addc<T>(divide, want.ptr(), want.l, a.ptr(), a.l, b.ptr(), b.l, value);
+      cuda::addc<T>(divide, d_out.ptr(), d_out.l, da.ptr(), da.l, db.ptr(), db.l, value);
+      check_same(d_out.buf.download(), want.buf);
+    });
+  }
+}
+
 TEMPLATE_TEST_CASE("cuda: where, fill and copy from every dtype match naive", "[cuda][copy]", bool, float, double,
                    std::int32_t, std::int64_t) {
   using T = TestType;
