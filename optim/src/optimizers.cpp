@@ -219,7 +219,7 @@ RMSprop::RMSprop(const RMSpropOptions& options) : Optimizer("RMSprop", options.l
 void RMSprop::update_step(const Tensor& grad, Variable& variable, double lr) {
   const double rho = opt_.rho;
   Tensor& velocity = slot(variable, "velocity");
-  velocity.mul_(rho).add_(square(grad) * (1 - rho));
+  velocity.mul_(rho).addcmul_(grad, grad, 1 - rho);  // v * rho + (1 - rho) * g^2, one pass
   Tensor denominator;
   if (opt_.centered) {
     Tensor& average_grad = slot(variable, "average_gradient");
@@ -228,13 +228,13 @@ void RMSprop::update_step(const Tensor& grad, Variable& variable, double lr) {
   } else {
     denominator = velocity + opt_.epsilon;
   }
-  const Tensor increment = grad * lr / sqrt(denominator);
+  const Tensor root = sqrt(denominator);
   if (opt_.momentum > 0) {
     Tensor& momentum = slot(variable, "momentum");
-    momentum.mul_(opt_.momentum).add_(increment);
+    momentum.mul_(opt_.momentum).addcdiv_(grad, root, lr);
     variable.assign_sub(momentum);
   } else {
-    variable.assign_sub(increment);
+    variable.addcdiv_(grad, root, -lr);  // variable - lr * g / sqrt(v + epsilon), one pass
   }
 }
 
@@ -259,14 +259,14 @@ void Adam::update_step(const Tensor& grad, Variable& variable, double lr) {
   Tensor& m = slot(variable, "m");
   Tensor& v = slot(variable, "v");
   m.add_((grad - m) * (1 - opt_.beta_1));
-  v.add_((square(grad) - v) * (1 - opt_.beta_2));
+  v.mul_(opt_.beta_2).addcmul_(grad, grad, 1 - opt_.beta_2);  // v + (g^2 - v) (1 - beta_2), in two passes
   Tensor v_used = v;
   if (opt_.amsgrad) {
     Tensor& v_hat = slot(variable, "v_hat");
     v_hat.assign(maximum(v_hat, v));
     v_used = v_hat;
   }
-  variable.assign_sub(m * alpha / (sqrt(v_used) + opt_.epsilon));
+  variable.addcdiv_(m, sqrt(v_used) + opt_.epsilon, -alpha);  // variable - alpha * m / (sqrt(v) + eps)
 }
 
 AdamWOptions AdamW::make(LearningRate learning_rate, double weight_decay) {
