@@ -1018,6 +1018,40 @@ TEMPLATE_TEST_CASE("cpu gather matches naive", "[kernels][gather]", bool, std::i
   for (int trial = 0; trial < 60; ++trial) gather_scatter_case<TestType>(false);
 }
 
+// A batch's take of whole rows (one index per row, broadcast along it): the rows are copied
+// as runs. Rows of any stride (padded, reversed), repeated indices, against naive.
+TEMPLATE_TEST_CASE("cpu gather of whole rows (take along axis 0) matches naive", "[kernels][gather]", bool, float,
+                   double, std::int64_t) {
+  using T = TestType;
+  const i64 rows = 50, cols = 37, batch = 23;
+  for (i64 row_step : {cols, cols + 5, -cols}) {
+    Buffer<T> buf;  // (std::vector<bool> has no data())
+    buf.resize(static_cast<std::size_t>(rows * (cols + 5)));
+    for (auto& v : buf) v = random_value<T>(Domain::Signed);
+    kn::Layout in_l;
+    in_l.rank = 2;
+    in_l.shape[0] = rows;
+    in_l.shape[1] = cols;
+    in_l.strides[0] = row_step;
+    in_l.strides[1] = 1;
+    const T* first = buf.data() + (row_step < 0 ? (rows - 1) * cols : 0);
+    std::vector<i64> idx(static_cast<std::size_t>(batch));
+    for (auto& v : idx) v = rand_int(0, rows - 1);
+    idx[1] = idx[0];  // a repeated row
+    kn::Layout idx_l = contiguous({batch, cols});
+    idx_l.strides[0] = 1;
+    idx_l.strides[1] = 0;  // one index per output row
+    const kn::Layout out_l = contiguous({batch, cols});
+    Buffer<T> got, want;
+    got.resize(static_cast<std::size_t>(batch * cols));
+    want.resize(got.size());
+    kn::cpu::gather<T>(got.data(), out_l, first, in_l, idx.data(), idx_l, 0);
+    kn::naive::gather<T>(want.data(), out_l, first, in_l, idx.data(), idx_l, 0);
+    INFO("row step " << row_step);
+    check_same(got, want);
+  }
+}
+
 TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[kernels][scatter]",
                    std::int32_t, std::int64_t, float, double) {
   for (int trial = 0; trial < 60; ++trial) gather_scatter_case<TestType>(true);

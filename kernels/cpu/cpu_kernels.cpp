@@ -1338,7 +1338,11 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
     T* y = out + off[0];
     const i64* ix = idx + off[1];
     const T* x = in + off[2];
-    for (i64 j = 0; j < n; ++j) y[j * so] = x[j * sx + ix[j * si] * step];
+    if (si == 0 && so == 1 && sx == 1) {  // one index for the run: whole rows (a batch's take)
+      std::copy(x + ix[0] * step, x + ix[0] * step + n, y);
+    } else {
+      for (i64 j = 0; j < n; ++j) y[j * so] = x[j * sx + ix[j * si] * step];
+    }
   });
 }
 
