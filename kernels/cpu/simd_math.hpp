@@ -135,7 +135,7 @@ T exp_sum(T* y, const T* x, i64 n, T shift, const T* ahead, T* claim) {
   i64 i = 0;
   // The exps keep the core busy while the prefetches bring in the memory the next passes
   // touch. Rows of [4096, 4096] that waited for memory and computed by turns took 5.2 ms
-  // (softmax) and 6.2 ms (log_softmax) at 2 threads, 4.3 ms each with the prefetches.
+  // (softmax) and 6.2 ms (log_softmax) at 2 threads, 4.3-4.8 ms with the prefetches.
   if (ahead != nullptr || claim != nullptr) {
     for (; i + W <= n; i += W) {
       if (i % kLine == 0) {
