@@ -673,6 +673,54 @@ TEST_CASE("tape: a tape saves only what the rules need", "[tape][memory]") {
   CHECK(close(tape.gradient(z, x), {-std::exp(-2.0), -std::exp(-3.0)}));
 }
 
+TEST_CASE("tape: an input only the other input's gradient reads is saved only when that one needs it",
+          "[tape][memory]") {
+  // y = sum(x @ w): dw = x^T @ g reads x; dx would read w, but the constant x needs none
+  const Tensor x = tensor({1.0, 2.0, 3.0, 4.0}, {2, 2});
+  Variable w(tensor({0.5, -1.0, 2.0, 0.25}, {2, 2}), "w");
+  GradientTape tape;
+  const Tensor y = sum(matmul(x, w));
+  CHECK(tape.saved_tensor_count() == 1);
+  w.assign_sub(tensor({1.0, 1.0, 1.0, 1.0}, {2, 2}));  // an optimizer step before gradient(): w was not saved
+  CHECK(close(tape.gradient(y, w), {4, 4, 6, 6}));  // x^T @ ones
+  // with both inputs watched, both are saved
+  GradientTape both;
+  both.watch(x);
+  const Tensor z = sum(x * w);
+  CHECK(both.saved_tensor_count() == 2);
+  const std::vector<Tensor> g = both.gradient(z, std::vector<Tensor>{x, w});
+  CHECK(close(g[0], values(w)));
+  CHECK(close(g[1], values(x)));
+}
+
+TEST_CASE("tape: a long chain with many watched tensors records and differentiates every op", "[tape][memory]") {
+  // past the tape's first arrays and its id table's first growths: y = (...(x * c + w0) * c + w1 ...) * c + w(n-1)
+  const int n = 1500;
+  const double c = 1.001;
+  const Tensor x = tensor({0.5, -1.0});
+  std::vector<Tensor> ws;
+  for (int i = 0; i < n; ++i) ws.push_back(tensor({0.01 * i, -0.02 * i}));
+  GradientTape tape;
+  tape.watch(x);
+  tape.watch(ws);
+  Tensor y = x;
+  for (int i = 0; i < n; ++i) y = y * c + ws[static_cast<std::size_t>(i)];
+  CHECK(tape.recorded_ops().size() == 2 * static_cast<std::size_t>(n));
+  CHECK(tape.saved_tensor_count() == static_cast<std::size_t>(n));  // mul saves the constant c only
+  std::vector<Tensor> sources = ws;
+  sources.insert(sources.begin(), x);
+  const std::vector<Tensor> g = tape.gradient(y, sources);
+  REQUIRE(g.size() == sources.size());
+  // dy/dx = c^n; dy/dw_i = c^(n-1-i)
+  CHECK(close(g[0], {std::pow(c, n), std::pow(c, n)}, 1e-9));
+  bool all = true;
+  for (int i = 0; i < n; ++i) {
+    const double d = std::pow(c, n - 1 - i);
+    all = all && close(g[static_cast<std::size_t>(i) + 1], {d, d}, 1e-9);
+  }
+  CHECK(all);
+}
+
 // ------------------------------------------------------------------ inspection
 
 TEST_CASE("tape: recorded_ops lists the ops and to_dot draws them", "[tape][inspect]") {

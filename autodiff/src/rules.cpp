@@ -66,22 +66,26 @@ Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
 template <OpId op>
 struct Rule {
   static_assert(!op_info(op).differentiable, "a differentiable op of ops.def has no gradient rule");
-  static constexpr unsigned saves = 0;
+  static constexpr unsigned saves = 0, for_others = 0;
   static Grads grad(const GradContext&, const Tensor&) {
     throw ValueError(fmt::format("gradient: no gradient rule for {}", op_name(op)));
   }
 };
 
-#define TAPEFLOW_RULE(id, save_mask, ...)                      \
+// TAPEFLOW_RULE_SAVES: saves save_mask, of which others_mask only for the other inputs' gradients
+#define TAPEFLOW_RULE_SAVES(id, save_mask, others_mask, ...)   \
   template <>                                                  \
   struct Rule<OpId::id> {                                      \
     static constexpr unsigned saves = save_mask;               \
+    static constexpr unsigned for_others = others_mask;        \
+    static_assert((for_others & ~saves) == 0);                 \
     static Grads grad(const GradContext& c, const Tensor& g) { \
       const auto& in = c.inputs;                               \
       (void)in;                                                \
       __VA_ARGS__                                              \
     }                                                          \
   };
+#define TAPEFLOW_RULE(id, save_mask, ...) TAPEFLOW_RULE_SAVES(id, save_mask, 0u, __VA_ARGS__)
 
 constexpr unsigned kX = 1u, kA = 1u, kB = 2u, kY = kSaveOutput;
 
@@ -104,13 +108,13 @@ TAPEFLOW_RULE(ClipMask, 0, { return {g * 0.0}; })
 
 TAPEFLOW_RULE(Add, 0, { return {g, g}; })
 TAPEFLOW_RULE(Sub, 0, { return {g, -g}; })
-TAPEFLOW_RULE(Mul, kA | kB, {
+TAPEFLOW_RULE_SAVES(Mul, kA | kB, kA | kB, {
   return {c.needs_grad[0] ? g * in[1] : Tensor(), c.needs_grad[1] ? g * in[0] : Tensor()};
 })
-TAPEFLOW_RULE(Div, kA | kB, {
+TAPEFLOW_RULE_SAVES(Div, kA | kB, kA, {
   return {c.needs_grad[0] ? g / in[1] : Tensor(), c.needs_grad[1] ? -g * in[0] / (in[1] * in[1]) : Tensor()};
 })
-TAPEFLOW_RULE(Pow, kA | kB | kY, {
+TAPEFLOW_RULE_SAVES(Pow, kA | kB | kY, kB, {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
   // d/db a^b = a^b log a, taken as 0 where a <= 0 (as TensorFlow)
@@ -137,7 +141,7 @@ TAPEFLOW_RULE(Max, kX, { return {extremum_grad(c, g, true)}; })
 TAPEFLOW_RULE(Min, kX, { return {extremum_grad(c, g, false)}; })
 
 // [.., m, k] @ [.., k, n]: dA = g @ B^T, dB = A^T @ g (batch broadcasting undone by the tape)
-TAPEFLOW_RULE(Matmul, kA | kB, {
+TAPEFLOW_RULE_SAVES(Matmul, kA | kB, kA | kB, {
   return {c.needs_grad[0] ? matmul(g, in[1].transpose(-1, -2)) : Tensor(),
           c.needs_grad[1] ? matmul(in[0].transpose(-1, -2), g) : Tensor()};
 })
@@ -204,9 +208,10 @@ TAPEFLOW_RULE(LogSoftmax, kY, {
 })
 
 #undef TAPEFLOW_RULE
+#undef TAPEFLOW_RULE_SAVES
 
 constexpr GradRule kRules[] = {
-#define TAPEFLOW_OP(id, name, kind, diff) {Rule<OpId::id>::saves, &Rule<OpId::id>::grad},
+#define TAPEFLOW_OP(id, name, kind, diff) {Rule<OpId::id>::saves, Rule<OpId::id>::for_others, &Rule<OpId::id>::grad},
 #include "tapeflow/ops.def"
 #undef TAPEFLOW_OP
 };

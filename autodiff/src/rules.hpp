@@ -24,6 +24,10 @@ using GradFn = std::vector<Tensor> (*)(const GradContext& ctx, const Tensor& gra
 inline constexpr unsigned kSaveOutput = 1u << 7;
 struct GradRule {
   unsigned saves;  // bit i: input i; kSaveOutput: the output
+  // of `saves`, the inputs only the other inputs' gradients read (mul's a serves only db): the
+  // tape saves them only when another input needs a gradient, as PyTorch's derivatives.yaml
+  // does. x @ W with a constant x keeps no reference to W, which the optimizer then updates.
+  unsigned for_others;
   GradFn fn;
 };
 

@@ -6,48 +6,84 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <sstream>
-#include <unordered_map>
 #include <unordered_set>
 
+#include "id_map.hpp"
 #include "rules.hpp"
 #include "tapeflow/ops.hpp"
 
 namespace tapeflow {
 namespace detail {
 
+// What the tape keeps of one input of a recorded op. Its shape lives in TapeState::dims.
+struct InputRecord {
+  std::uint64_t id = 0;
+  std::size_t dims = 0;  // first extent in TapeState::dims
+  std::size_t rank = 0;
+  DType dtype = DType::Float32;
+  Device device;          // a gradient returns to its input's device (after to())
+  bool needs_grad = false;
+  Tensor saved;           // undefined where the rule needs nothing
+  std::uint64_t saved_version = 0;
+};
+
+// One recorded op. Its inputs are TapeState::inputs[first, first + count): recording appends
+// to a few flat arrays, and allocates nothing per op once they have grown.
 struct Node {
   OpId op = OpId::Copy;
-  std::string custom_name;  // non-empty for a custom_op
-  CustomGradient custom_backward;
-  std::vector<std::uint64_t> input_ids;
-  std::vector<Shape> input_shapes;
-  std::vector<DType> input_dtypes;
-  std::vector<Device> input_devices;  // a gradient returns to its input's device (after to())
-  std::vector<bool> needs_grad;
-  std::vector<Tensor> saved_inputs;  // undefined where the rule needs nothing
-  Tensor saved_output;
-  std::vector<std::uint64_t> saved_versions;  // of saved_inputs then saved_output
+  std::size_t first = 0, count = 0;
+  std::ptrdiff_t custom = -1;  // index into TapeState::customs, for a custom_op
+  std::ptrdiff_t attrs = -1;   // index into TapeState::attrs; -1: default OpAttrs
   std::uint64_t output_id = 0;
-  Shape output_shape;
-  OpAttrs attrs;
-
-  std::string name() const { return custom_name.empty() ? op_name(op) : custom_name; }
+  std::size_t output_dims = 0, output_rank = 0;
+  Tensor saved_output;
+  std::uint64_t saved_output_version = 0;
 };
+
+struct CustomRecord {
+  std::string name;
+  CustomGradient backward;
+};
+
+bool is_default(const OpAttrs& a) {
+  return a.axes.empty() && a.shape.empty() && a.starts.empty() && a.steps.empty() && a.p0 == 0 && a.p1 == 0 &&
+         !a.keepdims && a.dtype == DType::Float32;
+}
 
 struct TapeState {
   TapeOptions options;
   bool paused = false;
   bool used = false;
-  std::deque<Node> nodes;  // grows without moving the recorded nodes
-  std::unordered_set<std::uint64_t> tracked;  // watched, or produced by a recorded op
+  std::vector<Node> nodes;
+  std::vector<InputRecord> inputs;
+  std::vector<std::int64_t> dims;
+  std::vector<OpAttrs> attrs;
+  std::vector<CustomRecord> customs;
+  IdMap<char> tracked;  // watched, or produced by a recorded op
   std::vector<Variable> watched_variables;
   std::unordered_set<std::uint64_t> watched_variable_ids;
 
+  const OpAttrs& attrs_of(const Node& n) const {
+    static const OpAttrs none;
+    return n.attrs < 0 ? none : attrs[static_cast<std::size_t>(n.attrs)];
+  }
+  std::string name_of(const Node& n) const {
+    return n.custom < 0 ? op_name(n.op) : customs[static_cast<std::size_t>(n.custom)].name;
+  }
+  Shape shape_at(std::size_t first, std::size_t rank) const {
+    return Shape(dims.begin() + static_cast<std::ptrdiff_t>(first),
+                 dims.begin() + static_cast<std::ptrdiff_t>(first + rank));
+  }
+  std::size_t push_dims(const Shape& s) {
+    const std::size_t at = dims.size();
+    dims.insert(dims.end(), s.begin(), s.end());
+    return at;
+  }
+
   bool is_tracked(const Tensor& t) {
     if (!t.defined()) return false;
-    if (tracked.count(t.id())) return true;
+    if (tracked.contains(t.id())) return true;
     // trainable Variables are watched on first access
     const VariableInfo* v = t.variable_info();
     if (v && v->trainable && options.watch_accessed_variables && is_floating(t.dtype())) {
@@ -63,78 +99,94 @@ struct TapeState {
       throw DTypeError(fmt::format("watch: only floating tensors can be watched; got {} (shape {})",
                                    dtype_name(t.dtype()), shape_str(t.shape())));
     }
-    tracked.insert(t.id());
+    tracked.emplace(t.id());
     if (t.is_variable() && watched_variable_ids.insert(t.id()).second) {
       watched_variables.push_back(static_cast<const Variable&>(t));
     }
   }
 
-  // Returns the node to fill, or nullptr when no input is tracked.
-  Node* begin_node(const std::vector<Tensor>& inputs, const Tensor& output) {
+  // Appends the node and its inputs, saving the inputs in `mask` (bit i: input i;
+  // kSaveOutput: the output); nullptr when no input is tracked.
+  Node* record_node(TensorList in, const Tensor& output, unsigned mask, unsigned for_others = 0) {
     if (!output.defined() || !is_floating(output.dtype())) return nullptr;
     // most ops that reach here are dropped (no tracked input: a constant's cast, the
-    // optimizer's arithmetic): find out before allocating anything. is_tracked runs on every
+    // optimizer's arithmetic): find out before appending anything. is_tracked runs on every
     // input: it watches a trainable Variable on first access.
-    bool any = false;
-    for (const auto& t : inputs) {
-      const bool need = is_floating(t.dtype()) && is_tracked(t);
-      any = any || need;
+    std::size_t needing = 0;
+    unsigned need_bits = 0;  // of the first inputs (the ones a mask can name)
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const bool need = is_floating(in[i].dtype()) && is_tracked(in[i]);
+      needing += need;
+      if (need && i < 8) need_bits |= 1u << i;
     }
-    if (!any) return nullptr;
+    if (needing == 0) return nullptr;
+    // an input kept only for the others' gradients is dropped when it is the only one needing one
+    for (unsigned bits = for_others & mask & 0x7Fu; bits != 0; bits &= bits - 1) {
+      const unsigned bit = bits & (~bits + 1);
+      if (needing == static_cast<std::size_t>((need_bits & bit) != 0)) mask &= ~bit;
+    }
+    if (nodes.empty()) {  // a tape's first op: room for a short chain without regrowing
+      nodes.reserve(64);
+      inputs.reserve(128);
+      dims.reserve(256);
+    }
     Node& n = nodes.emplace_back();
-    n.needs_grad.resize(inputs.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      n.needs_grad[i] = is_floating(inputs[i].dtype()) && tracked.count(inputs[i].id()) != 0;
-    n.input_ids.reserve(inputs.size());
-    n.input_shapes.reserve(inputs.size());
-    n.input_dtypes.reserve(inputs.size());
-    n.input_devices.reserve(inputs.size());
-    for (const auto& t : inputs) {
-      n.input_ids.push_back(t.id());
-      n.input_shapes.push_back(t.shape());
-      n.input_dtypes.push_back(t.dtype());
-      n.input_devices.push_back(t.device());
+    n.first = inputs.size();
+    n.count = in.size();
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const Tensor& t = in[i];
+      InputRecord& r = inputs.emplace_back();
+      r.id = t.id();
+      r.rank = static_cast<std::size_t>(t.rank());
+      r.dims = push_dims(t.shape());
+      r.dtype = t.dtype();
+      r.device = t.device();
+      r.needs_grad = is_floating(t.dtype()) && tracked.contains(t.id());
+      if (mask & (1u << i)) {
+        r.saved = t;
+        r.saved_version = t.version();
+      }
     }
     n.output_id = output.id();
-    n.output_shape = output.shape();
-    tracked.insert(output.id());
+    n.output_rank = static_cast<std::size_t>(output.rank());
+    n.output_dims = push_dims(output.shape());
+    if (mask & kSaveOutput) {
+      n.saved_output = output;
+      n.saved_output_version = output.version();
+    }
+    tracked.emplace(output.id());
     return &n;
   }
 
-  void save(Node& n, const std::vector<Tensor>& inputs, const Tensor& output, unsigned mask) {
-    n.saved_inputs.resize(inputs.size());
-    n.saved_versions.reserve(inputs.size() + 1);
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      if (mask & (1u << i)) {
-        n.saved_inputs[i] = inputs[i];
-        n.saved_versions.push_back(inputs[i].version());
-      }
-    }
-    if (mask & kSaveOutput) {
-      n.saved_output = output;
-      n.saved_versions.push_back(output.version());
-    }
-  }
-
-  void record(OpId op, const std::vector<Tensor>& inputs, const Tensor& output, const OpAttrs& attrs) {
-    Node* n = begin_node(inputs, output);
+  void record(OpId op, TensorList in, const Tensor& output, const OpAttrs& a) {
+    const GradRule& rule = grad_rule(op);
+    Node* n = record_node(in, output, rule.saves, rule.for_others);
     if (!n) return;
     n->op = op;
-    n->attrs = attrs;
-    save(*n, inputs, output, grad_rule(op).saves);
+    if (!is_default(a)) {
+      n->attrs = static_cast<std::ptrdiff_t>(attrs.size());
+      attrs.push_back(a);
+    }
   }
 
-  void record_custom(const std::string& name, const std::vector<Tensor>& inputs, const Tensor& output,
+  void record_custom(const std::string& name, const std::vector<Tensor>& in, const Tensor& output,
                      const CustomGradient& backward) {
-    Node* n = begin_node(inputs, output);
+    Node* n = record_node(in, output, ~0u);
     if (!n) return;
-    n->custom_name = name;
-    n->custom_backward = backward;
-    save(*n, inputs, output, ~0u);
+    n->custom = static_cast<std::ptrdiff_t>(customs.size());
+    customs.push_back({name, backward});
   }
 
-  void clear() {
+  // What was recorded; keeps what was watched.
+  void clear_nodes() {
     nodes.clear();
+    inputs.clear();
+    dims.clear();
+    attrs.clear();
+    customs.clear();
+  }
+  void clear() {
+    clear_nodes();
     tracked.clear();
     watched_variables.clear();
     watched_variable_ids.clear();
@@ -157,8 +209,7 @@ class ThreadTapes : public OpObserver {
   bool check_numerics = false;
   bool in_rule = false;  // a gradient rule runs: its results are checked as the rule's, not per op
 
-  void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
-              const OpAttrs& attrs) override {
+  void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) override {
     if (check_numerics && !in_rule) {
       OpObserver* self = set_current_observer(nullptr);
       bool ok = true;
@@ -287,11 +338,11 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
 
   detail::Pause pause(s);
   const bool check = detail::thread_tapes().check_numerics;
-  std::unordered_map<std::uint64_t, Tensor> grads;
+  // gradients by tensor id; an undefined Tensor reads as none (IdMap has no erase)
+  detail::IdMap<Tensor> grads;
   auto accumulate = [&](std::uint64_t id, const Tensor& g) {
-    auto it = grads.find(id);
-    if (it == grads.end()) grads.emplace(id, g);
-    else it->second = it->second + g;
+    Tensor& slot = *grads.emplace(id).first;
+    slot = slot.defined() ? slot + g : g;
   };
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Tensor& t = targets[i];
@@ -307,29 +358,43 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
     }
     accumulate(t.id(), seed);
   }
-  std::unordered_set<std::uint64_t> source_ids;
-  for (const auto& t : sources) source_ids.insert(t.id());
+  detail::IdMap<char> source_ids;
+  for (const auto& t : sources) source_ids.emplace(t.id());
 
+  // a rule's view of its node, rebuilt per node in vectors that keep their capacity
+  std::vector<Tensor> saved_inputs;
+  std::vector<Shape> input_shapes;
+  std::vector<DType> input_dtypes;
+  std::vector<bool> needs_grad;
   for (auto it = s.nodes.rbegin(); it != s.nodes.rend(); ++it) {
     const Node& n = *it;
-    auto git = grads.find(n.output_id);
-    if (git == grads.end()) continue;
-    const Tensor g = git->second;
-    if (!source_ids.count(n.output_id)) grads.erase(git);
+    Tensor* slot = grads.find(n.output_id);
+    if (!slot || !slot->defined()) continue;
+    const Tensor g = *slot;
+    if (!source_ids.contains(n.output_id)) *slot = Tensor();
+    const detail::InputRecord* in = s.inputs.data() + n.first;
     // the rule's saved tensors must not have changed since they were saved
-    std::size_t v = 0;
-    auto check_version = [&](const Tensor& t) {
-      if (!t.defined()) return;
-      if (t.version() != n.saved_versions[v]) {
+    auto check_version = [&](const Tensor& t, std::uint64_t version) {
+      if (t.defined() && t.version() != version) {
         throw ValueError(fmt::format(
             "gradient: a tensor of shape {} saved by {} was modified in place after it was saved (version {}, "
             "now {}); compute gradients before updating it, or clone it",
-            shape_str(t.shape()), n.name(), n.saved_versions[v], t.version()));
+            shape_str(t.shape()), s.name_of(n), version, t.version()));
       }
-      ++v;
     };
-    for (const auto& t : n.saved_inputs) check_version(t);
-    check_version(n.saved_output);
+    saved_inputs.resize(n.count);
+    input_shapes.resize(n.count);
+    input_dtypes.resize(n.count);
+    needs_grad.resize(n.count);
+    for (std::size_t i = 0; i < n.count; ++i) {
+      check_version(in[i].saved, in[i].saved_version);
+      saved_inputs[i] = in[i].saved;
+      const auto d0 = s.dims.begin() + static_cast<std::ptrdiff_t>(in[i].dims);
+      input_shapes[i].assign(d0, d0 + static_cast<std::ptrdiff_t>(in[i].rank));
+      input_dtypes[i] = in[i].dtype;
+      needs_grad[i] = in[i].needs_grad;
+    }
+    check_version(n.saved_output, n.saved_output_version);
 
     std::vector<Tensor> input_grads;
     auto& thread = detail::thread_tapes();
@@ -340,43 +405,44 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
       bool v;
       ~RestoreRule() { t.in_rule = v; }
     } restore_rule{thread, outer_rule};
-    if (!n.custom_name.empty()) {
-      input_grads = n.custom_backward(n.saved_inputs, n.saved_output, g);
-      if (input_grads.size() != n.input_ids.size()) {
-        throw ValueError(fmt::format("gradient: custom op {} returned {} gradients for {} inputs", n.custom_name,
-                                     input_grads.size(), n.input_ids.size()));
+    if (n.custom >= 0) {
+      const detail::CustomRecord& c = s.customs[static_cast<std::size_t>(n.custom)];
+      input_grads = c.backward(saved_inputs, n.saved_output, g);
+      if (input_grads.size() != n.count) {
+        throw ValueError(fmt::format("gradient: custom op {} returned {} gradients for {} inputs", c.name,
+                                     input_grads.size(), n.count));
       }
     } else {
-      const detail::GradContext ctx{n.saved_inputs, n.saved_output, n.attrs, n.input_shapes, n.input_dtypes,
-                                    n.needs_grad};
+      const detail::GradContext ctx{saved_inputs, n.saved_output, s.attrs_of(n), input_shapes, input_dtypes,
+                                    needs_grad};
       input_grads = detail::grad_rule(n.op).fn(ctx, g);
     }
-    for (std::size_t i = 0; i < n.input_ids.size(); ++i) {
-      if (!n.needs_grad[i] || i >= input_grads.size() || !input_grads[i].defined()) continue;
+    for (std::size_t i = 0; i < n.count; ++i) {
+      if (!in[i].needs_grad || i >= input_grads.size() || !input_grads[i].defined()) continue;
       Tensor gi = input_grads[i];
-      if (gi.shape() != n.input_shapes[i]) gi = sum_to(gi, n.input_shapes[i]);
-      if (gi.dtype() != n.input_dtypes[i]) gi = gi.astype(n.input_dtypes[i]);
-      if (gi.device() != n.input_devices[i]) gi = gi.to(n.input_devices[i]);
+      if (gi.shape() != input_shapes[i]) gi = sum_to(gi, input_shapes[i]);
+      if (gi.dtype() != in[i].dtype) gi = gi.astype(in[i].dtype);
+      if (gi.device() != in[i].device) gi = gi.to(in[i].device);
       if (check && !detail::all_finite(gi)) {
         throw ValueError(fmt::format("check_numerics: the gradient of {} (input {}, shape {}) has NaN or Inf",
-                                     n.name(), i, shape_str(gi.shape())));
+                                     s.name_of(n), i, shape_str(gi.shape())));
       }
-      accumulate(n.input_ids[i], gi);
+      accumulate(in[i].id, gi);
     }
   }
 
   std::vector<Tensor> result;
   for (const auto& src : sources) {
-    auto it = grads.find(src.id());
-    if (it != grads.end()) {
-      result.push_back(it->second);
+    const Tensor* g = grads.find(src.id());
+    if (g && g->defined()) {
+      result.push_back(*g);
     } else {
       result.push_back(unconnected == UnconnectedGradients::Zero ? zeros_like(src) : Tensor());
     }
   }
   if (release) {
     s.used = true;
-    if (!s.options.persistent) s.nodes.clear();
+    if (!s.options.persistent) s.clear_nodes();
   }
   return result;
 }
@@ -411,7 +477,7 @@ Tensor GradientTape::jacobian(const Tensor& target, const Tensor& source, Unconn
     rows.push_back(g.defined() ? g : zeros_like(source));
   }
   state_->used = true;
-  if (!state_->options.persistent) state_->nodes.clear();
+  if (!state_->options.persistent) state_->clear_nodes();
   if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   Shape shape = target.shape();
   shape.insert(shape.end(), source.shape().begin(), source.shape().end());
@@ -441,7 +507,7 @@ Tensor GradientTape::batch_jacobian(const Tensor& target, const Tensor& source, 
     rows.push_back(g.defined() ? g : zeros_like(source));
   }
   state_->used = true;
-  if (!state_->options.persistent) state_->nodes.clear();
+  if (!state_->options.persistent) state_->clear_nodes();
   if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   Shape shape = target.shape();
   shape.insert(shape.end(), source.shape().begin() + 1, source.shape().end());
@@ -450,8 +516,16 @@ Tensor GradientTape::batch_jacobian(const Tensor& target, const Tensor& source, 
 }
 
 std::vector<RecordedOp> GradientTape::recorded_ops() const {
+  const TapeState& s = *state_;
   std::vector<RecordedOp> ops;
-  for (const auto& n : state_->nodes) ops.push_back({n.name(), n.input_ids, n.input_shapes, n.output_id, n.output_shape});
+  for (const auto& n : s.nodes) {
+    RecordedOp op{s.name_of(n), {}, {}, n.output_id, s.shape_at(n.output_dims, n.output_rank)};
+    for (std::size_t i = n.first; i < n.first + n.count; ++i) {
+      op.inputs.push_back(s.inputs[i].id);
+      op.input_shapes.push_back(s.shape_at(s.inputs[i].dims, s.inputs[i].rank));
+    }
+    ops.push_back(std::move(op));
+  }
   return ops;
 }
 
@@ -462,15 +536,16 @@ std::string GradientTape::to_dot() const {
   auto tensor_node = [&](std::uint64_t id, const Shape& shape) {
     if (seen.insert(id).second) os << fmt::format("  t{} [shape=box, label=\"#{} {}\"];\n", id, id, shape_str(shape));
   };
-  for (std::size_t i = 0; i < state_->nodes.size(); ++i) {
-    const Node& n = state_->nodes[i];
-    os << fmt::format("  op{} [shape=ellipse, label=\"{}\"];\n", i, n.name());
-    for (std::size_t k = 0; k < n.input_ids.size(); ++k) {
-      tensor_node(n.input_ids[k], n.input_shapes[k]);
-      os << fmt::format("  t{} -> op{};\n", n.input_ids[k], i);
+  const std::vector<RecordedOp> ops = recorded_ops();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const RecordedOp& op = ops[i];
+    os << fmt::format("  op{} [shape=ellipse, label=\"{}\"];\n", i, op.name);
+    for (std::size_t k = 0; k < op.inputs.size(); ++k) {
+      tensor_node(op.inputs[k], op.input_shapes[k]);
+      os << fmt::format("  t{} -> op{};\n", op.inputs[k], i);
     }
-    tensor_node(n.output_id, n.output_shape);
-    os << fmt::format("  op{} -> t{};\n", i, n.output_id);
+    tensor_node(op.output, op.output_shape);
+    os << fmt::format("  op{} -> t{};\n", i, op.output);
   }
   os << "}\n";
   return os.str();
@@ -478,10 +553,8 @@ std::string GradientTape::to_dot() const {
 
 std::size_t GradientTape::saved_tensor_count() const {
   std::size_t count = 0;
-  for (const auto& n : state_->nodes) {
-    for (const auto& t : n.saved_inputs) count += t.defined();
-    count += n.saved_output.defined();
-  }
+  for (const auto& r : state_->inputs) count += r.saved.defined();
+  for (const auto& n : state_->nodes) count += n.saved_output.defined();
   return count;
 }
 

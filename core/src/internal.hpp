@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -37,12 +38,13 @@ kernels::Layout layout_as(const Tensor& t, const Shape& shape, const char* op);
 // A new tensor sharing t's storage.
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, std::int64_t offset);
 
-// Records op on the calling thread's tape, if any. The lists become vectors, and attrs are
-// built, only when one listens (no allocation per op otherwise).
+// Records op on the calling thread's tape, if any. attrs are built only when one listens; the
+// lists are passed as views (no allocation per op).
 template <class Inputs, class MakeAttrs>
 inline void record(OpId op, const Inputs& inputs, std::initializer_list<Tensor> outputs, MakeAttrs&& make_attrs) {
   if (OpObserver* o = current_observer()) {
-    o->record(op, std::vector<Tensor>(inputs.begin(), inputs.end()), std::vector<Tensor>(outputs), make_attrs());
+    o->record(op, TensorList(std::data(inputs), std::size(inputs)), TensorList(std::data(outputs), outputs.size()),
+              make_attrs());
   }
 }
 template <class MakeAttrs>

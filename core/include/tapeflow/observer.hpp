@@ -1,6 +1,7 @@
 #pragma once
 /// The hook between the core and a tape: every op front-end tells the current thread's
 /// observer what it did. With no tape active this is one pointer test per op.
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,12 +24,29 @@ struct OpAttrs {
   DType dtype = DType::Float32;      ///< cast: the source dtype
 };
 
-/// Receives every op a front-end performs on this thread.
+/// A read-only view of an op's input or output tensors (C++17 has no std::span); valid for
+/// the duration of OpObserver::record only.
+class TensorList {
+ public:
+  TensorList(const Tensor* data, std::size_t size) : data_(data), size_(size) {}
+  TensorList(const std::vector<Tensor>& v) : data_(v.data()), size_(v.size()) {}
+  const Tensor* begin() const { return data_; }
+  const Tensor* end() const { return data_ + size_; }
+  const Tensor& operator[](std::size_t i) const { return data_[i]; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  const Tensor* data_;
+  std::size_t size_;
+};
+
+/// Receives every op a front-end performs on this thread. The lists are views (no vector is
+/// built per op): copy what must outlive the call.
 class OpObserver {
  public:
   virtual ~OpObserver() = default;
-  virtual void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
-                      const OpAttrs& attrs) = 0;
+  virtual void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) = 0;
 };
 
 /// The observer of the calling thread (nullptr when none). Tapes install themselves here.
