@@ -167,6 +167,19 @@ std::vector<Case> cases_for(OpId op) {
                    distinct({3, 1}, -1.5, 1.5, 1), distinct({4}, -1.4, 1.6, 2), distinct({4, 3}, -1.5, 1.5, 3),
                    distinct({8}, -1.3, 1.7, 4), anyv({2, 3}, 5), 0.05);
       return cs;
+    case OpId::TanhGrad:
+      // (the second derivatives of tanh, sigmoid and relu run these through gradgradcheck too)
+      binary_cases(cs, "tanh_grad", [](const Tensor& a, const Tensor& b) { return tanh_grad(a, b); }, anyv({3, 1}, 1),
+                   anyv({4}, 2), anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), 0.7);
+      return cs;
+    case OpId::SigmoidGrad:
+      binary_cases(cs, "sigmoid_grad", [](const Tensor& a, const Tensor& b) { return sigmoid_grad(a, b); },
+                   anyv({3, 1}, 1), anyv({4}, 2), anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), 0.3);
+      return cs;
+    case OpId::ReluGrad:
+      binary_cases(cs, "relu_grad", [](const Tensor& a, const Tensor& b) { return relu_grad(a, b); }, anyv({3, 1}, 1),
+                   anyv({4}, 2), anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), 0.8);
+      return cs;
     case OpId::Where: {
       const Tensor cond34 = tensor<bool>({true, false, true, true, false, false, true, false, true, false, false, true},
                                          {3, 4});

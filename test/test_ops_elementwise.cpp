@@ -65,6 +65,9 @@ Tensor front_binary(OpId op, const Tensor& a, const Tensor& b) {
     case OpId::Pow: return pow(a, b);
     case OpId::Maximum: return maximum(a, b);
     case OpId::Minimum: return minimum(a, b);
+    case OpId::TanhGrad: return tanh_grad(a, b);
+    case OpId::SigmoidGrad: return sigmoid_grad(a, b);
+    case OpId::ReluGrad: return relu_grad(a, b);
     case OpId::Equal: return equal(a, b);
     case OpId::NotEqual: return not_equal(a, b);
     case OpId::Less: return less(a, b);

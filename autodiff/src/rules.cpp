@@ -95,9 +95,9 @@ TAPEFLOW_RULE(Sign, 0, { return {g * 0.0}; })
 TAPEFLOW_RULE(Exp, kY, { return {g * c.output}; })
 TAPEFLOW_RULE(Log, kX, { return {g / in[0]}; })
 TAPEFLOW_RULE(Sqrt, kY, { return {g * 0.5 / c.output}; })
-TAPEFLOW_RULE(Tanh, kY, { return {g * (1.0 - c.output * c.output)}; })
-TAPEFLOW_RULE(Sigmoid, kY, { return {g * c.output * (1.0 - c.output)}; })
-TAPEFLOW_RULE(Relu, kX, { return {g * step(in[0])}; })
+TAPEFLOW_RULE(Tanh, kY, { return {tanh_grad(g, c.output)}; })
+TAPEFLOW_RULE(Sigmoid, kY, { return {sigmoid_grad(g, c.output)}; })
+TAPEFLOW_RULE(Relu, kX, { return {relu_grad(g, in[0])}; })
 TAPEFLOW_RULE(Step, 0, { return {g * 0.0}; })
 TAPEFLOW_RULE(PowScalar, kX, {
   const double p = c.attrs.p0;
@@ -128,6 +128,17 @@ TAPEFLOW_RULE(Maximum, kA | kB, {
 TAPEFLOW_RULE(Minimum, kA | kB, {
   const Tensor mask = in[0] <= in[1];
   return {where(mask, g, 0.0), where(mask, 0.0, g)};
+})
+// the fused derivatives are differentiable too (second derivatives of tanh, sigmoid, relu)
+TAPEFLOW_RULE_SAVES(TanhGrad, kA | kB, kA, {  // a * (1 - b^2)
+  return {c.needs_grad[0] ? tanh_grad(g, in[1]) : Tensor(), c.needs_grad[1] ? g * in[0] * in[1] * -2.0 : Tensor()};
+})
+TAPEFLOW_RULE_SAVES(SigmoidGrad, kA | kB, kA, {  // a * b * (1 - b)
+  return {c.needs_grad[0] ? sigmoid_grad(g, in[1]) : Tensor(),
+          c.needs_grad[1] ? g * in[0] * (1.0 - 2.0 * in[1]) : Tensor()};
+})
+TAPEFLOW_RULE(ReluGrad, kB, {  // a * step(b): zero derivative in b, as step's
+  return {c.needs_grad[0] ? relu_grad(g, in[1]) : Tensor(), c.needs_grad[1] ? g * 0.0 : Tensor()};
 })
 TAPEFLOW_RULE(Where, 1u, { return {Tensor(), where(in[0], g, 0.0), where(in[0], 0.0, g)}; })
 

@@ -278,6 +278,9 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, a, b)
 Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, a, b); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, a, b); }
+Tensor tanh_grad(const Tensor& grad, const Tensor& y) { return binary_op(OpId::TanhGrad, grad, y); }
+Tensor sigmoid_grad(const Tensor& grad, const Tensor& y) { return binary_op(OpId::SigmoidGrad, grad, y); }
+Tensor relu_grad(const Tensor& grad, const Tensor& x) { return binary_op(OpId::ReluGrad, grad, x); }
 Tensor pow(const Tensor& x, double exponent) { return unary_op(OpId::PowScalar, x, exponent, 0, true); }
 Tensor neg(const Tensor& x) { return unary_op(OpId::Neg, x); }
 Tensor abs(const Tensor& x) { return unary_op(OpId::Abs, x); }

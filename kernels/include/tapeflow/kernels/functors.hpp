@@ -53,6 +53,10 @@ TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
 // NaN propagates, as in NumPy's maximum/minimum
 TAPEFLOW_BINARY(Maximum, T(a != a ? a : (b != b ? b : (a > b ? a : b))))
 TAPEFLOW_BINARY(Minimum, T(a != a ? a : (b != b ? b : (a < b ? a : b))))
+// a times the derivative, as the unfused rules computed it (a NaN gradient stays NaN)
+TAPEFLOW_BINARY(TanhGrad, T(a * T(T(1) - T(b * b))))
+TAPEFLOW_BINARY(SigmoidGrad, T(T(a * b) * T(T(1) - b)))
+TAPEFLOW_BINARY(ReluGrad, T(a * (b > T(0) ? T(1) : T(0))))
 #undef TAPEFLOW_BINARY
 
 // Comparisons and logic return bool.
