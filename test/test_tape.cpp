@@ -779,6 +779,42 @@ TEST_CASE("tape: a custom op with its own gradient", "[tape][custom]") {
   CHECK(close(tape.gradient(y, x, tensor({1.0, 2.0, 3.0})), {2, -8, 18}));
 }
 
+TEST_CASE("tape: a custom op with 40 inputs gets every input in its gradient function", "[tape][custom]") {
+  // forward: the product of the inputs; backward: d/dx_i = g * prod_{j != i} x_j from the saved inputs
+  std::vector<Tensor> xs;
+  for (int i = 0; i < 40; ++i) xs.push_back(tensor({1.0 + 0.01 * i}));
+  GradientTape tape;
+  tape.watch(xs);
+  const Tensor y = custom_op(
+      "product", xs,
+      [](const std::vector<Tensor>& in) {
+        Tensor p = in[0];
+        for (std::size_t i = 1; i < in.size(); ++i) p = p * in[i];
+        return p;
+      },
+      [](const std::vector<Tensor>& in, const Tensor&, const Tensor& g) {
+        std::vector<Tensor> d;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+          Tensor p = g;
+          for (std::size_t j = 0; j < in.size(); ++j)
+            if (j != i) p = p * in[j];  // an input the tape did not save would be undefined here
+          d.push_back(p);
+        }
+        return d;
+      });
+  CHECK(tape.saved_tensor_count() == 41);  // every input and the output
+  const std::vector<Tensor> g = tape.gradient(y, xs);
+  REQUIRE(g.size() == 40);
+  bool all = true;
+  for (std::size_t i = 0; i < 40; ++i) {
+    double expected = 1;
+    for (std::size_t j = 0; j < 40; ++j)
+      if (j != i) expected *= 1.0 + 0.01 * static_cast<double>(j);
+    all = all && close(g[i], {expected}, 1e-9);
+  }
+  CHECK(all);
+}
+
 TEST_CASE("tape: the tape uses the custom rule, not the forward's ops", "[tape][custom]") {
   // the forward is x * x, the declared gradient is 100 g: a tape differentiating the forward
   // would give 2x

@@ -136,20 +136,23 @@ struct TapeState {
     for (std::size_t i = 0; i < in.size(); ++i) {
       const Tensor& t = in[i];
       InputRecord& r = inputs.emplace_back();
+      const Shape& shape = t.shape();
       r.id = t.id();
-      r.rank = static_cast<std::size_t>(t.rank());
-      r.dims = push_dims(t.shape());
+      r.rank = shape.size();
+      r.dims = push_dims(shape);
       r.dtype = t.dtype();
       r.device = t.device();
-      r.needs_grad = is_floating(t.dtype()) && tracked.contains(t.id());
-      if (mask & (1u << i)) {
+      r.needs_grad = i < 8 ? (need_bits >> i) & 1u : is_floating(r.dtype) && tracked.contains(r.id);
+      // bits 0-6 name inputs (7 is the output's); ~0u, a custom op's, saves every input
+      if (mask == ~0u || (i < 7 && ((mask >> i) & 1u))) {
         r.saved = t;
         r.saved_version = t.version();
       }
     }
+    const Shape& out_shape = output.shape();
     n.output_id = output.id();
-    n.output_rank = static_cast<std::size_t>(output.rank());
-    n.output_dims = push_dims(output.shape());
+    n.output_rank = out_shape.size();
+    n.output_dims = push_dims(out_shape);
     if (mask & kSaveOutput) {
       n.saved_output = output;
       n.saved_output_version = output.version();
