@@ -396,6 +396,25 @@ TEST_CASE("elementwise: NaN propagates through relu and sign (NumPy, PyTorch)", 
   CHECK(std::isnan(sign(tensor({nan})).item<double>()));
 }
 
+TEST_CASE("elementwise: the fused derivatives on hand-worked values, NaN kept", "[elementwise][binary][nan]") {
+  const double nan = std::nan(""), inf = INFINITY;
+  const Tensor y = tensor({-0.5, 0.0, 0.5, 0.9});
+  check_values(tanh_grad(tensor({2.0, 2.0, 2.0, 1.0}), y), {4}, {1.5, 2, 1.5, 1 - 0.81});
+  check_values(sigmoid_grad(tensor({2.0, 2.0, 2.0, 1.0}), y), {4}, {-1.5, 0, 0.5, 0.9 * 0.1});
+  // relu: the gradient where x > 0, else 0; a NaN gradient stays NaN either way (a diverged
+  // run shows), an infinite one where x <= 0 gives 0
+  const auto r = values(relu_grad(tensor({3.0, 3.0, 3.0, nan, nan, inf, -inf}),
+                                  tensor({-1.0, 0.0, 2.0, -1.0, 1.0, -2.0, 2.0})));
+  CHECK(r[0] == 0);
+  CHECK(r[1] == 0);
+  CHECK(r[2] == 3);
+  CHECK(std::isnan(r[3]));
+  CHECK(std::isnan(r[4]));
+  CHECK(r[5] == 0);
+  CHECK(r[6] == -inf);
+  check_values(relu_grad(tensor({1.f, 2.f, 3.f}), tensor({std::nanf(""), -1.f, 1.f})), {3}, {0, 0, 3});
+}
+
 TEST_CASE("elementwise: comparisons and logic on hand-worked values", "[elementwise][compare][logical]") {
   const Tensor x = tensor({1, 2, 3});
   const Tensor two = tensor({2});

@@ -137,7 +137,7 @@ TAPEFLOW_RULE_SAVES(SigmoidGrad, kA | kB, kA, {  // a * b * (1 - b)
   return {c.needs_grad[0] ? sigmoid_grad(g, in[1]) : Tensor(),
           c.needs_grad[1] ? g * in[0] * (1.0 - 2.0 * in[1]) : Tensor()};
 })
-TAPEFLOW_RULE(ReluGrad, kB, {  // a * step(b): zero derivative in b, as step's
+TAPEFLOW_RULE(ReluGrad, kB, {  // b > 0 ? a : 0 (NaN a stays): zero derivative in b, as step's
   return {c.needs_grad[0] ? relu_grad(g, in[1]) : Tensor(), c.needs_grad[1] ? g * 0.0 : Tensor()};
 })
 TAPEFLOW_RULE(Where, 1u, { return {Tensor(), where(in[0], g, 0.0), where(in[0], 0.0, g)}; })

@@ -63,7 +63,7 @@ Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 /// The gradient rules' fused derivatives (one pass instead of 2-3 ops; differentiable):
 /// grad * (1 - y * y) for y = tanh(x), grad * y * (1 - y) for y = sigmoid(x), and
-/// grad * step(x) for relu(x). Broadcasting and dtypes as mul.
+/// x > 0 ? grad : 0 for relu(x) (a NaN grad stays NaN). Broadcasting and dtypes as mul.
 Tensor tanh_grad(const Tensor& grad, const Tensor& y);
 Tensor sigmoid_grad(const Tensor& grad, const Tensor& y);
 Tensor relu_grad(const Tensor& grad, const Tensor& x);
