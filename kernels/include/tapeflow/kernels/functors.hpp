@@ -25,7 +25,8 @@ template <OpId op> struct BinaryFn; // T operator()(T a, T b)
   };
 TAPEFLOW_UNARY(Neg, T(-x))
 TAPEFLOW_UNARY(Abs, T(x < T(0) ? T(-x) : x))
-TAPEFLOW_UNARY(Sign, T(x != x ? x : T((x > T(0)) - (x < T(0)))))  // NaN stays NaN
+// selects only (as clip below): NaN stays NaN, -0 and 0 give 0
+TAPEFLOW_UNARY(Sign, T(x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x != x ? x : T(0)))))
 TAPEFLOW_UNARY(Exp, T(std::exp(x)))
 TAPEFLOW_UNARY(Log, T(std::log(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
@@ -35,9 +36,23 @@ TAPEFLOW_UNARY(Sigmoid, T(x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x)
 TAPEFLOW_UNARY(Relu, T(x < T(0) ? T(0) : x))  // NaN stays NaN, as in NumPy
 TAPEFLOW_UNARY(Step, T(x > T(0) ? T(1) : T(0)))
 TAPEFLOW_UNARY(PowScalar, T(std::pow(x, T(p0))))
-TAPEFLOW_UNARY(Clip, T(x < T(p0) ? T(p0) : (x > T(p1) ? T(p1) : x)))
-TAPEFLOW_UNARY(ClipMask, T(x >= T(p0) && x <= T(p1) ? T(1) : T(0)))
 #undef TAPEFLOW_UNARY
+// The bounds converted to T before any test: a conversion inside a branch may raise an FP
+// exception, so g++ (-ftrapping-math) kept it there and the loop scalar, 40x slower than relu.
+template <> struct UnaryFn<OpId::Clip> {
+  template <class T>
+  TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
+    const T lo = T(p0), hi = T(p1);
+    return x < lo ? lo : (x > hi ? hi : x);
+  }
+};
+template <> struct UnaryFn<OpId::ClipMask> {
+  template <class T>
+  TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
+    const T lo = T(p0), hi = T(p1);
+    return (x >= lo) & (x <= hi) ? T(1) : T(0);
+  }
+};
 
 #define TAPEFLOW_BINARY(id, expr)                                            \
   template <> struct BinaryFn<OpId::id> {                                    \
