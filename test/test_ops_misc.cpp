@@ -823,3 +823,50 @@ TEST_CASE("memory_stats: freed buffers are reused; current and peak bytes", "[al
   view = Tensor();
   CHECK(memory_stats().live_buffers == live);
 }
+
+// ------------------------------------------------------------------ the observer hook
+
+namespace {
+// What a framework embedding the engine might install: every op's name, inputs and outputs.
+struct OpLog : OpObserver {
+  struct Entry {
+    std::string name;
+    std::vector<std::uint64_t> inputs;
+    std::vector<Shape> output_shapes;
+    OpAttrs attrs;
+  };
+  std::vector<Entry> entries;
+  void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) override {
+    Entry e{op_name(op), {}, {}, attrs};
+    for (const Tensor& t : inputs) e.inputs.push_back(t.id());
+    for (std::size_t i = 0; i < outputs.size(); ++i) e.output_shapes.push_back(outputs[i].shape());
+    entries.push_back(std::move(e));
+  }
+};
+}  // namespace
+
+TEST_CASE("observer: an installed OpObserver sees each op with its inputs, outputs and attrs", "[observer]") {
+  const Tensor a = ones({2, 3}), b = ones({2, 3}), c = ones({1, 3});
+  OpLog log;
+  OpObserver* previous = set_current_observer(&log);
+  Tensor s, cat;
+  {
+    s = sum(a + b, {1});
+    cat = concat({a, b, c}, 0);
+    NoRecording off;
+    (void)relu(a);  // not seen
+  }
+  set_current_observer(previous);
+  (void)relu(a);  // not seen either: the observer is gone
+  REQUIRE(log.entries.size() == 3);
+  CHECK(log.entries[0].name == "add");
+  CHECK(log.entries[0].inputs == std::vector<std::uint64_t>{a.id(), b.id()});
+  CHECK(log.entries[0].output_shapes == std::vector<Shape>{{2, 3}});
+  CHECK(log.entries[1].name == "sum");
+  CHECK(log.entries[1].attrs.axes == std::vector<std::int64_t>{1});
+  CHECK(log.entries[1].output_shapes == std::vector<Shape>{s.shape()});
+  CHECK(log.entries[2].name == "concat");  // a vector of inputs, passed as a view
+  CHECK(log.entries[2].inputs == std::vector<std::uint64_t>{a.id(), b.id(), c.id()});
+  CHECK(log.entries[2].output_shapes == std::vector<Shape>{{5, 3}});
+  CHECK(cat.shape() == Shape{5, 3});
+}
