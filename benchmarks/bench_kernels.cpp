@@ -470,6 +470,68 @@ void isa_section(const bench::Results& results, bool quick, int nt) {
   set_threads(0);
 }
 
+// Every element-wise op of ops.def (new rows join by themselves), float32, through its CPU
+// kernel into a preallocated output at 1 thread, after a check against the naive kernel.
+// Memory-bound ops of one kind should cost about the same: an op far slower than the others
+// of its kind is a loop the compiler left scalar (relu_grad and clip were, 30-40x).
+void op_table_section(const bench::Results& results, bool quick) {
+  const i64 rows = quick ? 256 : 1024, cols = 1024, n = rows * cols;
+  Generator gen(5);
+  const Layout l = contiguous({rows, cols});
+  const Tensor any_a = uniform({rows, cols}, gen, -3, 3), any_b = uniform({rows, cols}, gen, -3, 3);
+  const Tensor pos_a = uniform({rows, cols}, gen, 0.5, 2), pos_b = uniform({rows, cols}, gen, 0.5, 2);
+  std::vector<float> out(static_cast<std::size_t>(n)), ref(out.size());
+  set_threads(1);
+  fmt::print("\n## Every element-wise op of the op table\n\n");
+  fmt::print(
+      "float32 [{}, {}] (contiguous), the CPU kernel called into a preallocated output at 1 thread, median "
+      "per call; checked against the naive kernel first. GB/s counts the inputs read and the output "
+      "written once; **x cheapest** is the time over that of the cheapest op of the same kind.\n\n",
+      rows, cols);
+  for (OpKind kind : {OpKind::Unary, OpKind::Binary}) {
+    struct Entry {
+      std::string name;
+      double seconds;
+      double bytes;
+    };
+    std::vector<Entry> entries;
+    for (std::size_t i = 0; i < kNumOps; ++i) {
+      if (kOpInfo[i].kind != kind) continue;
+      const OpId op = static_cast<OpId>(i);
+      // the domains of log, sqrt and pow; clip's bounds; a fractional power
+      const bool positive = op == OpId::Log || op == OpId::Sqrt || op == OpId::PowScalar || op == OpId::Pow;
+      const float* a = (positive ? pos_a : any_a).data<float>();
+      const float* b = (positive ? pos_b : any_b).data<float>();
+      const double p0 = op == OpId::PowScalar ? 2.5 : op == OpId::Clip || op == OpId::ClipMask ? -1 : 0;
+      const double p1 = op == OpId::Clip || op == OpId::ClipMask ? 1 : 0;
+      std::function<void(float*)> naive, kernel;
+      if (kind == OpKind::Unary) {
+        naive = [&](float* o) { kernels::naive::unary<float>(op, o, l, a, l, p0, p1); };
+        kernel = [&](float* o) { kernels::cpu::unary<float>(op, o, l, a, l, p0, p1); };
+      } else {
+        naive = [&](float* o) { kernels::naive::binary<float>(op, o, l, a, l, b, l); };
+        kernel = [&](float* o) { kernels::cpu::binary<float>(op, o, l, a, l, b, l); };
+      }
+      naive(ref.data());
+      kernel(out.data());
+      bench::check_close(fmt::format("cpu kernel {}", kOpInfo[i].name), out.data(), ref.data(), n, 1e-5, 1e-6,
+                         "the naive kernel");
+      const double t = bench::measure([&] { kernel(out.data()); }, quick ? 0.05 : 0.15).seconds;
+      entries.push_back({kOpInfo[i].name, t, (kind == OpKind::Unary ? 2.0 : 3.0) * n * sizeof(float)});
+      results.add(fmt::format("optable/{}", kOpInfo[i].name), t, "s");
+    }
+    double cheapest = 1e30;
+    for (const Entry& e : entries) cheapest = std::min(cheapest, e.seconds);
+    fmt::print("| {} op | us | GB/s | x cheapest |\n|---|---:|---:|---:|\n",
+               kind == OpKind::Unary ? "unary" : "binary");
+    for (const Entry& e : entries)
+      fmt::print("| {} | {} | {} | {:.1f} |\n", e.name, sci(e.seconds * 1e6), sci(e.bytes / e.seconds / 1e9),
+                 e.seconds / cheapest);
+    fmt::print("\n");
+  }
+  set_threads(0);
+}
+
 int main(int argc, char** argv) try {
   if (bench::has_flag(argc, argv, "--isa")) {  // the instruction set in use, for the report's header
     fmt::print("{}\n", kernels::cpu::isa());
@@ -614,6 +676,7 @@ int main(int argc, char** argv) try {
   }
   fmt::print("\n¹ one run (too slow to repeat). \"vs naive\": naive time / tapeflow's best time.\n");
   isa_section(results, quick, nt);
+  op_table_section(results, quick);
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
