@@ -693,6 +693,34 @@ TEST_CASE("tape: an input only the other input's gradient reads is saved only wh
   CHECK(close(g[1], values(x)));
 }
 
+TEST_CASE("tape: a tape made after another was destroyed starts empty, with its own options", "[tape]") {
+  // (the engine reuses a destroyed tape's arrays for the next tape of the thread)
+  const Tensor x = tensor({1.0, 2.0});
+  Variable v(tensor({3.0}), "v");
+  {
+    GradientTape first(true);
+    first.watch(x);
+    const Tensor y = sum(x * x * v);
+    CHECK(first.gradient(y, x).defined());
+    CHECK(first.gradient(y, x).defined());  // persistent
+    CHECK(first.watched_variables().size() == 1);
+  }
+  GradientTape second;
+  CHECK(second.recorded_ops().empty());
+  CHECK(second.watched_variables().empty());
+  CHECK(second.saved_tensor_count() == 0);
+  const Tensor y = sum(x * x);
+  CHECK(second.recorded_ops().empty());  // x is not watched by this tape
+  CHECK_FALSE(second.gradient(y, x).defined());
+  CHECK_THROWS_AS(second.gradient(y, x), ValueError);  // not persistent: one call only
+  {
+    GradientTape third;
+    third.watch(x);
+    const Tensor z = sum(x * 3.0);
+    CHECK(close(third.gradient(z, x), {3, 3}));
+  }
+}
+
 TEST_CASE("tape: a long chain with many watched tensors records and differentiates every op", "[tape][memory]") {
   // past the tape's first arrays and its id table's first growths: y = (...(x * c + w0) * c + w1 ...) * c + w(n-1)
   const int n = 1500;

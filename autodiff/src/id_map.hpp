@@ -1,6 +1,7 @@
 #pragma once
 // A map from tensor ids to values, open addressing with linear probing: the tape inserts one
 // id per recorded op, and a node-based std::unordered_map spent an allocation on each.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -37,6 +38,13 @@ class IdMap {
   }
 
   std::size_t size() const { return size_; }
+  // Empties the table, keeping a small one's memory for the next use.
+  void reset() {
+    if (keys_.size() > kKeep) return clear();
+    std::fill(keys_.begin(), keys_.end(), 0);
+    std::fill(values_.begin(), values_.end(), V());
+    size_ = 0;
+  }
   void clear() {
     keys_.clear();
     values_.clear();
@@ -45,6 +53,7 @@ class IdMap {
   }
 
  private:
+  static constexpr std::size_t kKeep = 4096;
   std::vector<std::uint64_t> keys_;
   std::vector<V> values_;
   std::size_t size_ = 0, mask_ = 0;

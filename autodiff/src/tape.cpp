@@ -194,6 +194,23 @@ struct TapeState {
     watched_variables.clear();
     watched_variable_ids.clear();
   }
+
+  // Forgets everything, as a new tape, but keeps the arrays of a tape of ordinary size: a
+  // training loop's tape per step then allocates nothing for its bookkeeping.
+  void reuse(TapeOptions opts) {
+    constexpr std::size_t kKeepNodes = 4096;
+    if (nodes.capacity() > kKeepNodes) {
+      *this = TapeState();
+    } else {
+      clear_nodes();
+      tracked.reset();
+      watched_variables.clear();
+      watched_variable_ids.clear();
+    }
+    options = opts;
+    paused = false;
+    used = false;
+  }
 };
 
 namespace {
@@ -211,6 +228,7 @@ class ThreadTapes : public OpObserver {
   std::vector<TapeState*> tapes;
   bool check_numerics = false;
   bool in_rule = false;  // a gradient rule runs: its results are checked as the rule's, not per op
+  std::unique_ptr<TapeState> spare;  // the last destroyed tape's state, emptied, for the next tape
 
   void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) override {
     if (check_numerics && !in_rule) {
@@ -291,9 +309,10 @@ Variable& Variable::assign_sub(const Tensor& delta) {
 
 // ---------------------------------------------------------------- GradientTape
 
-GradientTape::GradientTape(TapeOptions options) : state_(std::make_unique<TapeState>()) {
-  state_->options = options;
+GradientTape::GradientTape(TapeOptions options) {
   auto& tt = detail::thread_tapes();
+  state_ = tt.spare ? std::move(tt.spare) : std::make_unique<TapeState>();
+  state_->reuse(options);
   tt.tapes.push_back(state_.get());
   tt.update();
 }
@@ -302,6 +321,8 @@ GradientTape::~GradientTape() {
   auto& tt = detail::thread_tapes();
   tt.tapes.erase(std::remove(tt.tapes.begin(), tt.tapes.end(), state_.get()), tt.tapes.end());
   tt.update();
+  state_->reuse({});  // what the tape saved is released now, as before
+  if (!tt.spare) tt.spare = std::move(state_);
 }
 
 void GradientTape::watch(const Tensor& t) { state_->watch(t); }
