@@ -14,6 +14,26 @@ namespace tapeflow::detail {
 template <class V>
 class IdMap {
  public:
+  IdMap() = default;
+  IdMap(const IdMap&) = default;
+  IdMap& operator=(const IdMap&) = default;
+  // a moved-from map is empty (not a table with its old count and no slots)
+  IdMap(IdMap&& o) noexcept
+      : keys_(std::move(o.keys_)), values_(std::move(o.values_)), size_(o.size_), mask_(o.mask_), shift_(o.shift_) {
+    o.clear();
+  }
+  IdMap& operator=(IdMap&& o) noexcept {
+    if (this != &o) {
+      keys_ = std::move(o.keys_);
+      values_ = std::move(o.values_);
+      size_ = o.size_;
+      mask_ = o.mask_;
+      shift_ = o.shift_;
+      o.clear();
+    }
+    return *this;
+  }
+
   // The value of id, or nullptr.
   V* find(std::uint64_t id) {
     if (keys_.empty()) return nullptr;
@@ -50,6 +70,7 @@ class IdMap {
     values_.clear();
     size_ = 0;
     mask_ = 0;
+    shift_ = 64;
   }
 
  private:

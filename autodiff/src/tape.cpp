@@ -51,6 +51,24 @@ bool is_default(const OpAttrs& a) {
          !a.keepdims && a.dtype == DType::Float32;
 }
 
+// gradient()'s working memory, kept by the tape between calls (and, with the tape's state,
+// for the thread's next tape)
+struct GradScratch {
+  IdMap<Tensor> grads;  // by tensor id; an undefined Tensor reads as none (IdMap has no erase)
+  IdMap<char> source_ids;
+  // a rule's view of its node, rebuilt per node
+  std::vector<Tensor> saved_inputs;
+  std::vector<Shape> input_shapes;
+  std::vector<DType> input_dtypes;
+  std::vector<bool> needs_grad;
+
+  void reset() {
+    grads.reset();
+    source_ids.reset();
+    saved_inputs.clear();
+  }
+};
+
 struct TapeState {
   TapeOptions options;
   bool paused = false;
@@ -63,6 +81,7 @@ struct TapeState {
   IdMap<char> tracked;  // watched, or produced by a recorded op
   std::vector<Variable> watched_variables;
   std::unordered_set<std::uint64_t> watched_variable_ids;
+  GradScratch scratch;
 
   const OpAttrs& attrs_of(const Node& n) const {
     static const OpAttrs none;
@@ -363,7 +382,10 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
   detail::Pause pause(s);
   const bool check = detail::thread_tapes().check_numerics;
   // gradients by tensor id; an undefined Tensor reads as none (IdMap has no erase)
-  detail::IdMap<Tensor> grads;
+  // taken from the tape for this call (a rule that calls gradient() on this tape again gets
+  // a fresh one), given back emptied at the end
+  detail::GradScratch scratch = std::move(s.scratch);
+  detail::IdMap<Tensor>& grads = scratch.grads;
   auto accumulate = [&](std::uint64_t id, const Tensor& g) {
     Tensor& slot = *grads.emplace(id).first;
     slot = slot.defined() ? slot + g : g;
@@ -382,14 +404,13 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
     }
     accumulate(t.id(), seed);
   }
-  detail::IdMap<char> source_ids;
+  detail::IdMap<char>& source_ids = scratch.source_ids;
   for (const auto& t : sources) source_ids.emplace(t.id());
 
-  // a rule's view of its node, rebuilt per node in vectors that keep their capacity
-  std::vector<Tensor> saved_inputs;
-  std::vector<Shape> input_shapes;
-  std::vector<DType> input_dtypes;
-  std::vector<bool> needs_grad;
+  std::vector<Tensor>& saved_inputs = scratch.saved_inputs;
+  std::vector<Shape>& input_shapes = scratch.input_shapes;
+  std::vector<DType>& input_dtypes = scratch.input_dtypes;
+  std::vector<bool>& needs_grad = scratch.needs_grad;
   for (auto it = s.nodes.rbegin(); it != s.nodes.rend(); ++it) {
     const Node& n = *it;
     Tensor* slot = grads.find(n.output_id);
@@ -468,6 +489,8 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
     s.used = true;
     if (!s.options.persistent) s.clear_nodes();
   }
+  scratch.reset();  // the gradients are the caller's now
+  s.scratch = std::move(scratch);
   return result;
 }
 
