@@ -209,7 +209,7 @@ struct TapeState {
   }
   void clear() {
     clear_nodes();
-    tracked.clear();
+    tracked.reset();
     watched_variables.clear();
     watched_variable_ids.clear();
   }
@@ -221,10 +221,7 @@ struct TapeState {
     if (nodes.capacity() > kKeepNodes) {
       *this = TapeState();
     } else {
-      clear_nodes();
-      tracked.reset();
-      watched_variables.clear();
-      watched_variable_ids.clear();
+      clear();
     }
     options = opts;
     paused = false;
