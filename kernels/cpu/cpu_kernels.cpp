@@ -370,6 +370,9 @@ void simd_unary_run(T* y, const T* x, i64 n) {
   }
 }
 
+// libm's powf, for the lanes the vectorised pow leaves to it (kernels/cpu/simd_math.hpp)
+float scalar_powf(float a, float b) { return std::pow(a, b); }
+
 template <OpId op, class T>
 void unary_contiguous(T* y, const T* x, i64 n, double p0, double p1) {
   constexpr bool simd = op == OpId::Exp || op == OpId::Log || op == OpId::Sqrt ||
@@ -381,6 +384,17 @@ void unary_contiguous(T* y, const T* x, i64 n, double p0, double p1) {
       if (p0 == 2.0) {  // x ** 2 (squared errors): no pow call
         for (i64 i = 0; i < n; ++i) y[i] = x[i] * x[i];
         return;
+      }
+      if (p0 == 1.0) {  // the gradient of x ** 2
+        std::copy(x, x + n, y);
+        return;
+      }
+      if constexpr (std::is_same_v<T, float>) {
+        if (const auto pow = math<float>().pow) {
+          const float e = static_cast<float>(p0);  // the functor's T(p0)
+          pow(y, x, 1, &e, 0, n, &scalar_powf);
+          return;
+        }
       }
     }
     const UnaryFn<op> f;
@@ -1132,8 +1146,32 @@ void unary(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_l
 constexpr i64 kShortRow = 256;
 constexpr i64 kRowTile = 1024;  // elements per flat loop
 
-template <class T, class F>
-bool binary_short_rows(const Plan<3>& p, T* out, const T* a, const T* b, const F& f, i64 cost) {
+// y[i] = op(u[i * su], v[i * sv]) with su, sv each 0 or 1
+template <OpId op, class T>
+void binary_contiguous(T* y, const T* u, i64 su, const T* v, i64 sv, i64 n) {
+  if constexpr (op == OpId::Pow && std::is_same_v<T, float>) {
+    if (const auto pow = math<float>().pow) {
+      pow(y, u, su, v, sv, n, &scalar_powf);
+      return;
+    }
+  }
+  const BinaryFn<op> f;
+  if (su == 1 && sv == 1) {
+    for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
+  } else if (su == 1) {
+    const T s = *v;
+    for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
+  } else if (sv == 1) {
+    const T s = *u;
+    for (i64 i = 0; i < n; ++i) y[i] = f(s, v[i]);
+  } else {
+    const T r = f(*u, *v);
+    for (i64 i = 0; i < n; ++i) y[i] = r;
+  }
+}
+
+template <OpId op, class T>
+bool binary_short_rows(const Plan<3>& p, T* out, const T* a, const T* b, i64 cost) {
   if (p.rank != 2 || p.size == 0 || p.shape[1] >= kShortRow) return false;
   const i64 rows = p.shape[0], n = p.shape[1];
   if (p.strides[0][0] != n || p.strides[0][1] != 1) return false;
@@ -1167,10 +1205,7 @@ bool binary_short_rows(const Plan<3>& p, T* out, const T* a, const T* b, const F
           src[k] = tile[k];
         }
       }
-      T* y = out + r * n;
-      const T* u = src[0];
-      const T* v = src[1];
-      for (i64 i = 0; i < m; ++i) y[i] = f(u[i], v[i]);
+      binary_contiguous<op>(out + r * n, src[0], 1, src[1], 1, m);
     }
   });
   return true;
@@ -1186,24 +1221,17 @@ void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l,
     const Plan<3> p = make_plan(ls);
     const i64 so = p.strides[0][p.rank - 1], sa = p.strides[1][p.rank - 1], sb = p.strides[2][p.rank - 1];
     if (p.rank == 1 && so == 1 && sa == 1 && sb == 1 &&
-        stream_flat(out, p.size, is_heavy(o) ? kHeavyCost : 1, [&](T* buf, i64 i, i64 len) {
-          for (i64 j = 0; j < len; ++j) buf[j] = f(a[i + j], b[i + j]);
-        })) {
+        stream_flat(out, p.size, is_heavy(o) ? kHeavyCost : 1,
+                    [&](T* buf, i64 i, i64 len) { binary_contiguous<o>(buf, a + i, 1, b + i, 1, len); })) {
       return;
     }
-    if (binary_short_rows(p, out, a, b, f, is_heavy(o) ? kHeavyCost : 1)) return;
+    if (binary_short_rows<o>(p, out, a, b, is_heavy(o) ? kHeavyCost : 1)) return;
     for_each_run(p, is_heavy(o) ? kHeavyCost : 1, [&](const i64* off, i64 n) {
       T* y = out + off[0];
       const T* u = a + off[1];
       const T* v = b + off[2];
-      if (so == 1 && sa == 1 && sb == 1) {
-        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
-      } else if (so == 1 && sa == 1 && sb == 0) {
-        const T s = *v;
-        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
-      } else if (so == 1 && sa == 0 && sb == 1) {
-        const T s = *u;
-        for (i64 i = 0; i < n; ++i) y[i] = f(s, v[i]);
+      if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && sa + sb > 0) {
+        binary_contiguous<o>(y, u, sa, v, sb, n);
       } else {
         for (i64 i = 0; i < n; ++i) y[i * so] = f(u[i * sa], v[i * sb]);
       }

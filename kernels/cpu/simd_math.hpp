@@ -47,6 +47,12 @@ struct MathFns {
   // to it towards low, which a draw that rounds up to `top` becomes when high > low.
   void (*uniform)(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low, double high, T top,
                   T below);
+  // y[i] = pow(a[i * sa], b[i * sb]) with sa, sb each 0 or 1; float only, and null where
+  // the scalar loop is faster (double; SSE2).
+  // 2^(b log2 a) in double, rounded once to float; lanes where a <= 0, a or b is not finite
+  // (NaN included) take scalar(a, b), the caller's std::pow, so every IEEE special case
+  // (pow(-8, 3), pow(0, -1), pow(1, NaN), ...) is the libm one.
+  void (*pow)(T* y, const T* a, i64 sa, const T* b, i64 sb, i64 n, T (*scalar)(T, T));
 };
 
 struct MathTable {
@@ -281,6 +287,176 @@ bool narrow_to_float(const xsimd::batch<double, A>& a, const xsimd::batch<double
   return false;
 }
 
+// x[0..size) as a batch of doubles; false where this architecture has no such conversion
+// here (the caller converts lane by lane).
+template <class A>
+bool widen_from_float(const float* x, xsimd::batch<double, A>& out) {
+  using R [[maybe_unused]] = typename xsimd::batch<double, A>::register_type;
+#if defined(__SSE2__)
+  if constexpr (sizeof(R) == 64) {
+#if defined(__AVX512F__)
+    out = _mm512_cvtps_pd(_mm256_loadu_ps(x));
+    return true;
+#endif
+  } else if constexpr (sizeof(R) == 32) {
+#if defined(__AVX__)
+    out = _mm256_cvtps_pd(_mm_loadu_ps(x));
+    return true;
+#endif
+  } else if constexpr (sizeof(R) == 16) {
+    out = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x))));
+    return true;
+  }
+#endif
+  (void)x;
+  (void)out;
+  return false;
+}
+
+template <class A>
+xsimd::batch<double, A> widen(const float* x) {
+  using D = xsimd::batch<double, A>;
+  D d;
+  if (widen_from_float<A>(x, d)) return d;
+  alignas(64) double buf[D::size];
+  for (std::size_t j = 0; j < D::size; ++j) buf[j] = static_cast<double>(x[j]);
+  return D::load_aligned(buf);
+}
+
+// x * y + z, fused where the architecture has it (xsimd 8's fma is a multiply and an add
+// on AVX-512, and these TUs do not contract them), else multiplied and added
+template <class A>
+xsimd::batch<double, A> fmadd(const xsimd::batch<double, A>& x, const xsimd::batch<double, A>& y,
+                              const xsimd::batch<double, A>& z) {
+  using R [[maybe_unused]] = typename xsimd::batch<double, A>::register_type;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(R) == 64) return _mm512_fmadd_pd(x, y, z);
+#endif
+#if defined(__FMA__)
+  if constexpr (sizeof(R) == 32) return _mm256_fmadd_pd(x, y, z);
+#endif
+  return x * y + z;
+}
+
+// log2(x) for doubles x in [2^-149, 2^128] (every positive finite float), relative error
+// ~1e-14: x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s) with s = (m - 1) / (m + 1),
+// |s| <= 0.172, summed to s^15 (the next term is 3e-14 of the first)
+template <class A>
+xsimd::batch<double, A> log2_of_float(const xsimd::batch<double, A>& x) {
+  using D = xsimd::batch<double, A>;
+  using U64 = xsimd::batch<std::uint64_t, A>;
+  const U64 bits = xsimd::bitwise_cast<U64>(x);
+  const U64 mant_mask(std::uint64_t(0x000FFFFFFFFFFFFFu)), one_bits(std::uint64_t(0x3FF0000000000000u));
+  D m = xsimd::bitwise_cast<D>((bits & mant_mask) | one_bits);  // [1, 2)
+  D e = small_u64_to_double<A>(bits >> 52) - D(1023.0);
+  const auto big = m > D(1.4142135623730951);
+  m = xsimd::select(big, m * D(0.5), m);
+  e = xsimd::select(big, e + D(1.0), e);
+  const D s = (m - D(1.0)) / (m + D(1.0));
+  const D z = s * s;
+  D p(1.0 / 15);
+  p = fmadd<A>(p, z, D(1.0 / 13));
+  p = fmadd<A>(p, z, D(1.0 / 11));
+  p = fmadd<A>(p, z, D(1.0 / 9));
+  p = fmadd<A>(p, z, D(1.0 / 7));
+  p = fmadd<A>(p, z, D(1.0 / 5));
+  p = fmadd<A>(p, z, D(1.0 / 3));
+  p = fmadd<A>(p, z, D(1.0));
+  // ln m = 2 s p; log2 m = ln m / ln 2
+  return fmadd<A>(s * p, D(2.0 * 1.4426950408889634), e);
+}
+
+// 2^y for doubles y, relative error ~1e-13 where 2^y is a float or beyond (y is clamped to
+// [-200, 200]: 0 and inf once rounded to float): y = n + f, |f| <= 1/2, e^(f ln 2) to f^11
+template <class A>
+xsimd::batch<double, A> exp2_for_float(const xsimd::batch<double, A>& y_in) {
+  using D = xsimd::batch<double, A>;
+  using U64 = xsimd::batch<std::uint64_t, A>;
+  const D y = xsimd::min(xsimd::max(y_in, D(-200.0)), D(200.0));
+  const D magic(0x1.8p52);  // adding it rounds to an integer, kept in the low mantissa bits
+  const D t = y + magic;
+  const D f = y - (t - magic);
+  const U64 n = xsimd::bitwise_cast<U64>(t) - xsimd::bitwise_cast<U64>(magic);  // two's complement
+  D p(4.44553827187081e-10);  // ln2^k / k!
+  p = fmadd<A>(p, f, D(7.054911620801121e-09));
+  p = fmadd<A>(p, f, D(1.0178086009239696e-07));
+  p = fmadd<A>(p, f, D(1.3215486790144305e-06));
+  p = fmadd<A>(p, f, D(1.5252733804059838e-05));
+  p = fmadd<A>(p, f, D(0.00015403530393381606));
+  p = fmadd<A>(p, f, D(0.0013333558146428441));
+  p = fmadd<A>(p, f, D(0.009618129107628477));
+  p = fmadd<A>(p, f, D(0.055504108664821576));
+  p = fmadd<A>(p, f, D(0.2402265069591007));
+  p = fmadd<A>(p, f, D(0.6931471805599453));
+  p = fmadd<A>(p, f, D(1.0));
+  const D scale = xsimd::bitwise_cast<D>((n + U64(std::uint64_t(1023))) << 52);
+  return p * scale;
+}
+
+// float pow: 2^(b log2 a) in double for a in (0, inf) and a finite b. log2 a errs by ~1e-14
+// relatively and |b log2 a| <= 150 wherever the float result is neither 0 nor inf, so the
+// result errs by ~1e-12 before the one rounding to float, which is what decides it (a result
+// within ~2^-16 ulp of a rounding boundary may round the other way from libm's powf, itself
+// not correctly rounded either).
+template <class A>
+void pow_f32(float* y, const float* a, i64 sa, const float* b, i64 sb, i64 n, float (*scalar)(float, float)) {
+  using F = xsimd::batch<float, A>;
+  using D = xsimd::batch<double, A>;
+  constexpr i64 W = static_cast<i64>(F::size), H = W / 2;
+  const F inf(std::numeric_limits<float>::infinity());
+  alignas(64) float ab[W], bb[W], r[W];
+  const bool a_one = sa == 0, b_one = sb == 0;  // one value broadcast along the run
+  const D a_log = a_one ? log2_of_float<A>(D(static_cast<double>(a[0]))) : D(0.0);
+  const D b_all(b_one ? static_cast<double>(b[0]) : 0.0);
+  for (i64 i = 0; i < n; i += W) {
+    const i64 m = n - i < W ? n - i : W;
+    const float* pa = a + i;
+    const float* pb = b + i;
+    if (m < W) {  // the last partial batch, padded with 1s
+      for (i64 j = 0; j < W; ++j) {
+        ab[j] = j < m ? a[(i + j) * sa] : 1.0f;
+        bb[j] = j < m ? b[(i + j) * sb] : 1.0f;
+      }
+      pa = ab;
+      pb = bb;
+    }
+    const F fa = a_one ? F(a[0]) : F::load_unaligned(pa);
+    const F fb = b_one ? F(b[0]) : F::load_unaligned(pb);
+    const D la0 = a_one ? a_log : log2_of_float<A>(widen<A>(pa));
+    const D la1 = a_one ? a_log : log2_of_float<A>(widen<A>(pa + H));
+    const D lo = exp2_for_float<A>((b_one ? b_all : widen<A>(pb)) * la0);
+    const D hi = exp2_for_float<A>((b_one ? b_all : widen<A>(pb + H)) * la1);
+    F f;
+    if (!narrow_to_float<A>(lo, hi, f)) {
+      alignas(64) double d[W];
+      lo.store_aligned(d);
+      hi.store_aligned(d + H);
+      for (i64 j = 0; j < W; ++j) r[j] = static_cast<float>(d[j]);
+      f = F::load_aligned(r);
+    }
+    const auto usual = (fa > F(0.0f)) & (fa < inf) & (xsimd::abs(fb) < inf);
+    if (m == W && xsimd::all(usual)) {
+      f.store_unaligned(y + i);
+      continue;
+    }
+    f.store_aligned(r);
+    alignas(64) float ua[W];
+    F(xsimd::select(usual, F(1.0f), F(0.0f))).store_aligned(ua);
+    for (i64 j = 0; j < m; ++j) {
+      y[i + j] = ua[j] != 0.0f ? r[j] : scalar(a[(i + j) * sa], b[(i + j) * sb]);
+    }
+  }
+}
+
+// pow_f32 where it beats libm's scalar powf (4.5 ns an element on the reference machine):
+// 2.0 ns with AVX-512, 3.1 with AVX2, 10 with two double lanes (SSE2), so not there
+template <class A, class T>
+constexpr auto pow_fn() {
+  if constexpr (std::is_same_v<T, float> && sizeof(typename xsimd::batch<double, A>::register_type) >= 32)
+    return &pow_f32<A>;
+  else return static_cast<void (*)(T*, const T*, i64, const T*, i64, i64, T (*)(T, T))>(nullptr);
+}
+
 template <class A, class T>
 void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low, double high, T top, T below) {
   using U32 = xsimd::batch<std::uint32_t, A>;
@@ -392,7 +568,8 @@ void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low,
     return {&unary_run<A, OpId::Exp, T>,  &unary_run<A, OpId::Log, T>,     &unary_run<A, OpId::Sqrt, T>,       \
             &unary_run<A, OpId::Tanh, T>, &unary_run<A, OpId::Sigmoid, T>, &row_max<A, T>,                     \
             &exp_sum<A, T>, &scale<A, T>, &shift2<A, T>,                                                       \
-            &uniform<A, T>};                                                                                   \
+            &uniform<A, T>,                                                                                   \
+            pow_fn<A, T>()};                                                                                   \
   }                                                                                                            \
   constexpr MathTable kTable{xsimd::default_arch::name(), fns<float>(), fns<double>()};                       \
   }                                                                                                            \
