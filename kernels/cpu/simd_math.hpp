@@ -252,6 +252,19 @@ void mul_hilo_u32(const xsimd::batch<std::uint32_t, A>& a, const xsimd::batch<st
   hi = xsimd::bitwise_cast<U32>((even >> 32) | (odd & ~low_words));
 }
 
+// v, which the compiler must hold in a register as it is: a product passed through here is
+// rounded before any sum it feeds (never fused into a multiply-add, whatever -ffp-contract says)
+template <class A>
+xsimd::batch<double, A> rounded(const xsimd::batch<double, A>& v) {
+  typename xsimd::batch<double, A>::register_type r = v;
+#if defined(__AVX512F__)
+  __asm__("" : "+v"(r));
+#elif defined(__SSE2__)
+  __asm__("" : "+x"(r));
+#endif  // elsewhere only the baseline TU is built, with -ffp-contract=off
+  return r;
+}
+
 // Exact doubles of 64-bit lanes below 2^52: the lane's bits under 2^52's exponent, less 2^52.
 template <class A>
 xsimd::batch<double, A> small_u64_to_double(const xsimd::batch<std::uint64_t, A>& x) {
@@ -323,8 +336,8 @@ xsimd::batch<double, A> widen(const float* x) {
   return D::load_aligned(buf);
 }
 
-// x * y + z, fused where the architecture has it (xsimd 8's fma is a multiply and an add
-// on AVX-512, and these TUs do not contract them), else multiplied and added
+// x * y + z, fused where the architecture has it (xsimd 8's fma is a multiply and an add on
+// AVX-512), else multiplied and added
 template <class A>
 xsimd::batch<double, A> fmadd(const xsimd::batch<double, A>& x, const xsimd::batch<double, A>& y,
                               const xsimd::batch<double, A>& z) {
@@ -504,8 +517,9 @@ void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low,
       c2 = hi0 ^ c3 ^ key1[r];
       c3 = lo0;
     }
-    // functors.hpp's u from the output words, exactly, then low + (high - low) * u in double
-    // (these TUs are built with -ffp-contract=off: no fused multiply-add to round differently)
+    // functors.hpp's u from the output words, exactly, then low + (high - low) * u in double,
+    // the product rounded before the sum as everywhere else (rounded(): these TUs let the
+    // compiler fuse multiply-adds)
     const U64 w0 = xsimd::bitwise_cast<U64>(c0);
     D u_first, u_second;  // elements [0, H) and [H, W)
     if constexpr (std::is_same_v<T, float>) {
@@ -522,7 +536,7 @@ void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low,
       u_first = to_u(first_bits);
       u_second = to_u(second_bits);
     }
-    const D x_first = low_d + span * u_first, x_second = low_d + span * u_second;
+    const D x_first = low_d + rounded<A>(span * u_first), x_second = low_d + rounded<A>(span * u_second);
     const i64 m = n - i < W ? n - i : W;
     if constexpr (std::is_same_v<T, float>) {
       F f;
