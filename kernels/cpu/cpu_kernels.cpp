@@ -353,6 +353,18 @@ bool stream_flat(T* out, i64 n, i64 cost, const F& compute) {
 
 // ---- element-wise ----------------------------------------------------------------------
 
+// The auto-vectorised loops over contiguous runs are compiled twice, for x86-64-v3 (AVX2,
+// FMA) and the baseline (SSE2), and the loader picks one for the CPU (GCC's target_clones,
+// an ifunc), so a portable build still runs 256-bit loops where the CPU has them. This TU is
+// built with -ffp-contract=off: the v3 clone rounds exactly as the baseline and the naive
+// kernels do.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
+    !defined(TAPEFLOW_NO_VECTOR_CLONES)
+#define TAPEFLOW_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define TAPEFLOW_VECTOR_CLONES
+#endif
+
 template <class T>
 constexpr bool kSimdFloat = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
@@ -374,7 +386,7 @@ void simd_unary_run(T* y, const T* x, i64 n) {
 float scalar_powf(float a, float b) { return std::pow(a, b); }
 
 template <OpId op, class T>
-void unary_contiguous(T* y, const T* x, i64 n, double p0, double p1) {
+TAPEFLOW_VECTOR_CLONES void unary_contiguous(T* y, const T* x, i64 n, double p0, double p1) {
   constexpr bool simd = op == OpId::Exp || op == OpId::Log || op == OpId::Sqrt ||
                         op == OpId::Tanh || op == OpId::Sigmoid;
   if constexpr (simd && kSimdFloat<T>) {
@@ -1148,7 +1160,7 @@ constexpr i64 kRowTile = 1024;  // elements per flat loop
 
 // y[i] = op(u[i * su], v[i * sv]) with su, sv each 0 or 1
 template <OpId op, class T>
-void binary_contiguous(T* y, const T* u, i64 su, const T* v, i64 sv, i64 n) {
+TAPEFLOW_VECTOR_CLONES void binary_contiguous(T* y, const T* u, i64 su, const T* v, i64 sv, i64 n) {
   if constexpr (op == OpId::Pow && std::is_same_v<T, float>) {
     if (const auto pow = math<float>().pow) {
       pow(y, u, su, v, sv, n, &scalar_powf);
