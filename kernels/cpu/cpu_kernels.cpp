@@ -1452,39 +1452,43 @@ void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) 
   });
 }
 
+// col2im's image n: o (zeroed here) gets every window's entries of in added, in order
+template <class T>
+TAPEFLOW_VECTOR_CLONES void col2im_image(T* o, const Layout& out_l, const T* in, const Layout& in_l,
+                                         const Window2d& w) {
+  const i64 h = out_l.shape[1], wd = out_l.shape[2], c = out_l.shape[3], image = h * wd * c;
+  const i64 s1 = in_l.strides[1], s2 = in_l.strides[2], st = in_l.strides[3], sc = in_l.strides[4];
+  std::fill_n(o, image, T(0));
+  for (i64 i = 0; i < w.oh; ++i) {
+    for (i64 j = 0; j < w.ow; ++j) {
+      for (i64 di = 0; di < w.kh; ++di) {
+        const i64 row = i * w.stride - w.pad_top + di;
+        if (row < 0 || row >= h) continue;
+        for (i64 dj = 0; dj < w.kw; ++dj) {
+          const i64 col = j * w.stride - w.pad_left + dj;
+          if (col < 0 || col >= wd) continue;
+          T* y = o + (row * wd + col) * c;
+          const T* x = in + i * s1 + j * s2 + (di * w.kw + dj) * st;
+          if (sc == 1) {
+            for (i64 k = 0; k < c; ++k) y[k] += x[k];
+          } else {
+            for (i64 k = 0; k < c; ++k) y[k] += x[k * sc];
+          }
+        }
+      }
+    }
+  }
+}
+
 template <class T>
 void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const Window2d& w) {
-  const i64 h = out_l.shape[1], wd = out_l.shape[2], c = out_l.shape[3], image = h * wd * c;
-  const i64 s0 = in_l.strides[0], s1 = in_l.strides[1], s2 = in_l.strides[2], st = in_l.strides[3];
-  const i64 sc = in_l.strides[4];
+  const i64 image = out_l.shape[1] * out_l.shape[2] * out_l.shape[3];
   // One image per thread, its windows added in order: `in` is read front to back (a gather
   // into each pixel read it in kh * kw places at once and waited on memory), the image being
   // added to stays in cache, and every pixel sums in increasing (i, j) order, as the naive
   // kernel does.
   for_rows(out_l.shape[0], out_l.size() * w.kh * w.kw, [&](i64 n0, i64 n1) {
-    for (i64 n = n0; n < n1; ++n) {
-      T* o = out + n * image;
-      std::fill_n(o, image, T(0));
-      for (i64 i = 0; i < w.oh; ++i) {
-        for (i64 j = 0; j < w.ow; ++j) {
-          for (i64 di = 0; di < w.kh; ++di) {
-            const i64 row = i * w.stride - w.pad_top + di;
-            if (row < 0 || row >= h) continue;
-            for (i64 dj = 0; dj < w.kw; ++dj) {
-              const i64 col = j * w.stride - w.pad_left + dj;
-              if (col < 0 || col >= wd) continue;
-              T* y = o + (row * wd + col) * c;
-              const T* x = in + n * s0 + i * s1 + j * s2 + (di * w.kw + dj) * st;
-              if (sc == 1) {
-                for (i64 k = 0; k < c; ++k) y[k] += x[k];
-              } else {
-                for (i64 k = 0; k < c; ++k) y[k] += x[k * sc];
-              }
-            }
-          }
-        }
-      }
-    }
+    for (i64 n = n0; n < n1; ++n) col2im_image(out + n * image, out_l, in + n * in_l.strides[0], in_l, w);
   });
 }
 
@@ -1496,8 +1500,8 @@ constexpr i64 kPoolChannels = 64;
 // x's channel stride is 1 (the loops over channels vectorise). False when the window has no
 // position inside the image.
 template <bool kUnit, bool kTaps, class T>
-bool pool_scan(const T* x, const Layout& x_l, const Window2d& w, i64 n, i64 i, i64 j, i64 c0, i64 cn, T* best,
-               std::int32_t* tap) {
+TAPEFLOW_VECTOR_CLONES bool pool_scan(const T* x, const Layout& x_l, const Window2d& w, i64 n, i64 i, i64 j, i64 c0,
+                                      i64 cn, T* best, std::int32_t* tap) {
   const i64 s3 = kUnit ? 1 : x_l.strides[3];
   const i64 top = i * w.stride - w.pad_top, left = j * w.stride - w.pad_left;
   const i64 row_end = std::min(top + w.kh, x_l.shape[1]), col_end = std::min(left + w.kw, x_l.shape[2]);
