@@ -600,21 +600,22 @@ constexpr i64 kColBlock = 8192;
 // float32 rows summed in float before the partial is added to a double
 constexpr i64 kRowBlock = 256;
 
-// y op= x elementwise over n contiguous elements; Max/Min propagate NaN.
+// y[j] = y[j] op x[l rs + j] for l < rows in order, j < n: four rows per pass over y (a
+// quarter of its loads and stores); Max/Min propagate NaN (the functors of maximum/minimum)
 template <OpId op, class T>
-void combine_row(T* y, const T* x, i64 n) {
-  i64 j = 0;
-  if constexpr (kSimdFloat<T> && op != OpId::Sum) {
-    // maxps/minps(b, a) return a when either is NaN, so a NaN y stays; a NaN x is selected
-    using B = xsimd::batch<T>;
-    constexpr i64 W = static_cast<i64>(B::size);
-    for (; j + W <= n; j += W) {
-      const B a = B::load_unaligned(y + j), b = B::load_unaligned(x + j);
-      const B m = op == OpId::Max ? xsimd::max(b, a) : xsimd::min(b, a);
-      xsimd::select(xsimd::isnan(b), b, m).store_unaligned(y + j);
+TAPEFLOW_VECTOR_CLONES void combine_rows(T* y, const T* x, i64 rows, i64 rs, i64 n) {
+  i64 l = 0;
+  for (; l + 4 <= rows; l += 4) {
+    const T *r0 = x + l * rs, *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+    for (i64 j = 0; j < n; ++j) {
+      const T a = combine<op>(combine<op>(y[j], r0[j]), r1[j]);
+      y[j] = combine<op>(combine<op>(a, r2[j]), r3[j]);
     }
   }
-  for (; j < n; ++j) y[j] = combine<op>(y[j], x[j]);
+  for (; l < rows; ++l) {
+    const T* row = x + l * rs;
+    for (i64 j = 0; j < n; ++j) y[j] = combine<op>(y[j], row[j]);
+  }
 }
 
 // y[j ys] = y[j ys] op x[l rs + j xs] for l < rows, j < n: `rows` input rows fold into one
@@ -668,7 +669,7 @@ void reduce_rows(T* y, i64 ys, const T* x, i64 rows, i64 rs, i64 n, i64 xs) {
     }
     for (i64 c0 = 0; c0 < n; c0 += kColBlock) {
       const i64 cb = std::min(kColBlock, n - c0);
-      for (i64 l = 0; l < rows; ++l) combine_row<op>(y + c0, x + l * rs + c0, cb);
+      combine_rows<op>(y + c0, x + c0, rows, rs, cb);
     }
     return;
   }
