@@ -54,6 +54,22 @@ template <> struct UnaryFn<OpId::ClipMask> {
   }
 };
 
+// a != a ? a : (b != b ? b : (a > b ? a : b)) (the first NaN, else the larger; b on a tie),
+// written as selects of values every path computes: from the nested form g++ loaded b only
+// where a is not NaN (masked loads), and max over axis 0 ran 2.5-3x slower
+template <class T>
+TAPEFLOW_HD T nan_max(T a, T b) {
+  const T m = a > b ? a : b;
+  const T r = b != b ? b : m;
+  return a != a ? a : r;
+}
+template <class T>
+TAPEFLOW_HD T nan_min(T a, T b) {
+  const T m = a < b ? a : b;
+  const T r = b != b ? b : m;
+  return a != a ? a : r;
+}
+
 #define TAPEFLOW_BINARY(id, expr)                                            \
   template <> struct BinaryFn<OpId::id> {                                    \
     template <class T>                                                       \
@@ -66,8 +82,8 @@ TAPEFLOW_BINARY(Mul, T(a * b))
 TAPEFLOW_BINARY(Div, T(b == T(0) && !(T(0.5) > T(0)) ? T(0) : T(a / b)))
 TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
 // NaN propagates, as in NumPy's maximum/minimum
-TAPEFLOW_BINARY(Maximum, T(a != a ? a : (b != b ? b : (a > b ? a : b))))
-TAPEFLOW_BINARY(Minimum, T(a != a ? a : (b != b ? b : (a < b ? a : b))))
+TAPEFLOW_BINARY(Maximum, nan_max(a, b))
+TAPEFLOW_BINARY(Minimum, nan_min(a, b))
 // a times the derivative, as the unfused rules computed it
 TAPEFLOW_BINARY(TanhGrad, T(a * T(T(1) - T(b * b))))
 TAPEFLOW_BINARY(SigmoidGrad, T(T(a * b) * T(T(1) - b)))
