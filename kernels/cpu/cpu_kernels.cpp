@@ -618,6 +618,22 @@ TAPEFLOW_VECTOR_CLONES void combine_rows(T* y, const T* x, i64 rows, i64 rs, i64
   }
 }
 
+// The float32 sum's block of rows: p[j] = the float sum of x[l rs + j] over l < rows (four
+// rows per pass: a quarter of the loads and stores of the partials), then t[j] += p[j]
+TAPEFLOW_VECTOR_CLONES void sum_block_rows(float* p, double* t, const float* x, i64 rows, i64 rs, i64 n) {
+  std::fill_n(p, n, 0.0f);
+  i64 l = 0;
+  for (; l + 4 <= rows; l += 4) {
+    const float *r0 = x + l * rs, *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
+    for (i64 j = 0; j < n; ++j) p[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
+  }
+  for (; l < rows; ++l) {
+    const float* row = x + l * rs;
+    for (i64 j = 0; j < n; ++j) p[j] += row[j];
+  }
+  for (i64 j = 0; j < n; ++j) t[j] += p[j];
+}
+
 // y[j ys] = y[j ys] op x[l rs + j xs] for l < rows, j < n: `rows` input rows fold into one
 // output row, vectorised along the row (never a strided gather per element).
 template <OpId op, class T>
@@ -647,21 +663,8 @@ void reduce_rows(T* y, i64 ys, const T* x, i64 rows, i64 rs, i64 n, i64 xs) {
           float* pp = part.data();
           double* tp = total.data();
           std::fill_n(tp, cb, 0.0);
-          for (i64 l0 = 0; l0 < rows; l0 += kRowBlock) {
-            std::fill_n(pp, cb, 0.0f);
-            const i64 l1 = std::min(rows, l0 + kRowBlock);
-            i64 l = l0;
-            // four rows per pass: a quarter of the loads and stores of the partials
-            for (; l + 4 <= l1; l += 4) {
-              const float *r0 = x + l * rs + c0, *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;
-              for (i64 j = 0; j < cb; ++j) pp[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
-            }
-            for (; l < l1; ++l) {
-              const float* row = x + l * rs + c0;
-              for (i64 j = 0; j < cb; ++j) pp[j] += row[j];
-            }
-            for (i64 j = 0; j < cb; ++j) tp[j] += pp[j];
-          }
+          for (i64 l0 = 0; l0 < rows; l0 += kRowBlock)
+            sum_block_rows(pp, tp, x + l0 * rs + c0, std::min(rows, l0 + kRowBlock) - l0, rs, cb);
           for (i64 j = 0; j < cb; ++j) y[c0 + j] = static_cast<float>(y[c0 + j] + tp[j]);
         }
         return;
