@@ -359,7 +359,7 @@ bool stream_flat(T* out, i64 n, i64 cost, const F& compute) {
 // built with -ffp-contract=off: the v3 clone rounds exactly as the baseline and the naive
 // kernels do.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
-    !defined(TAPEFLOW_NO_VECTOR_CLONES)
+    defined(__GLIBC__) && !defined(TAPEFLOW_NO_VECTOR_CLONES)  // the clones need glibc's ifunc
 #define TAPEFLOW_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define TAPEFLOW_VECTOR_CLONES
