@@ -353,14 +353,15 @@ bool stream_flat(T* out, i64 n, i64 cost, const F& compute) {
 
 // ---- element-wise ----------------------------------------------------------------------
 
-// The auto-vectorised loops over contiguous runs are compiled twice, for x86-64-v3 (AVX2,
-// FMA) and the baseline (SSE2), and the loader picks one for the CPU (GCC's target_clones,
-// an ifunc), so a portable build still runs 256-bit loops where the CPU has them. This TU is
-// built with -ffp-contract=off: the v3 clone rounds exactly as the baseline and the naive
-// kernels do.
+// The auto-vectorised loops over contiguous runs (and a few others) are compiled twice, for
+// AVX2 and the baseline (SSE2), and the loader picks one for the CPU (GCC's target_clones, an
+// ifunc), so a portable build still runs 256-bit loops where the CPU has them. "avx2" rather
+// than "arch=x86-64-v3": any GCC since 6 takes it (the GPU machine's compiler is not ours), and
+// this TU, built with -ffp-contract=off, would not use FMA anyway: the AVX2 clone rounds exactly
+// as the baseline and the naive kernels do.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
     defined(__GLIBC__) && !defined(TAPEFLOW_NO_VECTOR_CLONES)  // the clones need glibc's ifunc
-#define TAPEFLOW_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define TAPEFLOW_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TAPEFLOW_VECTOR_CLONES
 #endif
