@@ -1256,6 +1256,18 @@ void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l,
   });
 }
 
+// y[i] = op(u[i], v[i * sv]) with sv 0 or 1
+template <OpId op, class T>
+TAPEFLOW_VECTOR_CLONES void compare_contiguous(bool* y, const T* u, const T* v, i64 sv, i64 n) {
+  const CompareFn<op> f;
+  if (sv == 1) {
+    for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
+  } else {
+    const T s = *v;
+    for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
+  }
+}
+
 template <class T>
 void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& a_l, const T* b,
              const Layout& b_l) {
@@ -1268,11 +1280,8 @@ void compare(OpId op, bool* out, const Layout& out_l, const T* a, const Layout& 
       bool* y = out + off[0];
       const T* u = a + off[1];
       const T* v = b + off[2];
-      if (so == 1 && sa == 1 && sb == 1) {
-        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], v[i]);
-      } else if (so == 1 && sa == 1 && sb == 0) {
-        const T s = *v;
-        for (i64 i = 0; i < n; ++i) y[i] = f(u[i], s);
+      if (so == 1 && sa == 1 && (sb == 1 || sb == 0)) {
+        compare_contiguous<decltype(tag)::value>(y, u, v, sb, n);
       } else {
         for (i64 i = 0; i < n; ++i) y[i * so] = f(u[i * sa], v[i * sb]);
       }
