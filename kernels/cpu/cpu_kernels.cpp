@@ -1247,7 +1247,7 @@ void binary(OpId op, T* out, const Layout& out_l, const T* a, const Layout& a_l,
       T* y = out + off[0];
       const T* u = a + off[1];
       const T* v = b + off[2];
-      if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && sa + sb > 0) {
+      if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0)) {
         binary_contiguous<o>(y, u, sa, v, sb, n);
       } else {
         for (i64 i = 0; i < n; ++i) y[i * so] = f(u[i * sa], v[i * sb]);

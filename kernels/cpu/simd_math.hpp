@@ -423,8 +423,8 @@ void pow_f32(float* y, const float* a, i64 sa, const float* b, i64 sb, i64 n, fl
   const D b_all(b_one ? static_cast<double>(b[0]) : 0.0);
   for (i64 i = 0; i < n; i += W) {
     const i64 m = n - i < W ? n - i : W;
-    const float* pa = a + i;
-    const float* pb = b + i;
+    const float* pa = a_one ? a : a + i;  // (a broadcast operand is one float: no a + i)
+    const float* pb = b_one ? b : b + i;
     if (m < W) {  // the last partial batch, padded with 1s
       for (i64 j = 0; j < W; ++j) {
         ab[j] = j < m ? a[(i + j) * sa] : 1.0f;
