@@ -76,6 +76,22 @@ TEST_CASE("tape: y = 2x + 3 with a Variable, watched automatically", "[tape][var
   CHECK(watched[0].id() == x.id());
 }
 
+TEST_CASE("tape: a braced list of one source is a list: gradient(loss, {w}) gives a vector", "[tape][variable]") {
+  // As tape.gradient(loss, [w]) in TensorFlow. grads[0] is w's whole gradient, not its row 0.
+  Variable w(ones({3, 2}), "w");
+  const Tensor x = ones({2, 3});
+  GradientTape tape(true);
+  const Tensor loss = sum(matmul(x, w));
+  const std::vector<Tensor> grads = tape.gradient(loss, {w});
+  REQUIRE(grads.size() == 1);
+  CHECK(grads[0].shape() == Shape{3, 2});
+  CHECK(close(grads[0], {2, 2, 2, 2, 2, 2}));
+  const Tensor same = tape.gradient(loss, w);  // a single source gives a Tensor
+  CHECK(same.shape() == Shape{3, 2});
+  const std::vector<Tensor> from_tensor = tape.gradient(loss, {static_cast<const Tensor&>(w)});
+  CHECK(from_tensor.size() == 1);
+}
+
 TEST_CASE("tape: watched_variables lists the Variables read, in first-seen order, once each", "[tape][variable]") {
   Variable a(scalar(1.0), "a"), b(tensor({1.f, 2.f}), "b"), c(scalar(2.0), "c");
   GradientTape tape;

@@ -491,10 +491,6 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
   return result;
 }
 
-Tensor GradientTape::gradient(const Tensor& target, const Tensor& source, const Tensor& output_gradient,
-                              UnconnectedGradients unconnected) {
-  return gradient_impl({target}, {source}, {output_gradient}, unconnected, true)[0];
-}
 std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                            const Tensor& output_gradient, UnconnectedGradients unconnected) {
   return gradient_impl({target}, sources, {output_gradient}, unconnected, true);

@@ -54,8 +54,13 @@ class GradientTape {
   std::vector<Variable> watched_variables() const;
 
   /// d target / d source. A non-scalar target is summed (or weighted by output_gradient).
-  Tensor gradient(const Tensor& target, const Tensor& source, const Tensor& output_gradient = {},
-                  UnconnectedGradients unconnected = UnconnectedGradients::None);
+  /// A template, so that a braced list, even of one source ({w}), is a list of sources and
+  /// gives a vector back, as tape.gradient(loss, [w]) does in TensorFlow.
+  template <class S, class = std::enable_if_t<std::is_base_of_v<Tensor, S>>>
+  Tensor gradient(const Tensor& target, const S& source, const Tensor& output_gradient = {},
+                  UnconnectedGradients unconnected = UnconnectedGradients::None) {
+    return gradient(target, std::vector<Tensor>{source}, output_gradient, unconnected)[0];
+  }
   std::vector<Tensor> gradient(const Tensor& target, const std::vector<Tensor>& sources,
                                const Tensor& output_gradient = {},
                                UnconnectedGradients unconnected = UnconnectedGradients::None);
