@@ -1320,6 +1320,8 @@ TEST_CASE("cpu im2col and col2im split over threads match naive", "[kernels][im2
     win.pad_top = win.pad_left = 1;
     win.oh = win.ow = 30;  // same padding on [30, 30]
     im2col_case<float>({8, 30, 30, 32}, win);
+    im2col_case<float>({8, 30, 30, 1}, win);  // a first layer's few channels (the short copies)
+    im2col_case<std::int32_t>({8, 30, 30, 3}, win);
     win.kh = win.kw = 2;
     win.stride = 2;
     win.pad_top = win.pad_left = 0;

@@ -1421,6 +1421,47 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   });
 }
 
+// im2col when the pixels are packed (unit channel stride) and a window row's kw * c = kKwc
+// elements are few (the first layer of a convnet: 1 or 3 channels): tap row by tap row, the
+// row's bounds and start once, then a copy of known length per window (the general loop took
+// about 3 ns a window row, a copy of 3 floats included).
+template <i64 kKwc, class T>
+void im2col_short(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
+  const i64 h = in_l.shape[1], wd = in_l.shape[2], c = in_l.shape[3];
+  const i64 sb = in_l.strides[0], sh = in_l.strides[1];
+  const i64 step = w.kh * kKwc, row_len = w.ow * step, xstep = w.stride * c;
+  // [j_lo, j_hi): the windows whose columns all lie inside the image
+  const i64 j_lo = std::min(w.ow, (w.pad_left + w.stride - 1) / w.stride);
+  const i64 last = wd + w.pad_left - w.kw;  // the last window's leftmost column, padded
+  const i64 j_hi = std::max(j_lo, std::min(w.ow, last < 0 ? i64(0) : last / w.stride + 1));
+  for_rows(in_l.shape[0] * w.oh, in_l.shape[0] * w.oh * row_len, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const i64 n = r / w.oh, i = r % w.oh;
+      for (i64 di = 0; di < w.kh; ++di) {
+        T* y = out + r * row_len + di * kKwc;
+        const i64 row = i * w.stride - w.pad_top + di;
+        if (row < 0 || row >= h) {
+          for (i64 j = 0; j < w.ow; ++j) std::fill_n(y + j * step, kKwc, fill);
+          continue;
+        }
+        const T* xr = in + n * sb + row * sh;
+        auto edge = [&](i64 j) {
+          for (i64 dj = 0; dj < w.kw; ++dj) {
+            const i64 col = j * w.stride - w.pad_left + dj;
+            for (i64 k = 0; k < c; ++k) y[j * step + dj * c + k] = col < 0 || col >= wd ? fill : xr[col * c + k];
+          }
+        };
+        for (i64 j = 0; j < j_lo; ++j) edge(j);
+        const T* x = xr + (j_lo * w.stride - w.pad_left) * c;
+        T* yj = y + j_lo * step;
+        for (i64 j = j_lo; j < j_hi; ++j, x += xstep, yj += step)
+          for (i64 k = 0; k < kKwc; ++k) yj[k] = x[k];
+        for (i64 j = j_hi; j < w.ow; ++j) edge(j);
+      }
+    }
+  });
+}
+
 template <class T>
 void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
   const i64 h = in_l.shape[1], wd = in_l.shape[2], c = in_l.shape[3];
@@ -1429,6 +1470,18 @@ void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) 
   // with unit channel stride and packed pixels, a window row's kw taps are kw * c elements in a
   // row in the input as in the output: one copy
   const bool packed = sc == 1 && sw == c;
+  switch (packed ? w.kw * c : 0) {
+    case 1: return im2col_short<1>(out, in, in_l, w, fill);
+    case 2: return im2col_short<2>(out, in, in_l, w, fill);
+    case 3: return im2col_short<3>(out, in, in_l, w, fill);
+    case 4: return im2col_short<4>(out, in, in_l, w, fill);
+    case 5: return im2col_short<5>(out, in, in_l, w, fill);
+    case 6: return im2col_short<6>(out, in, in_l, w, fill);
+    case 7: return im2col_short<7>(out, in, in_l, w, fill);
+    case 9: return im2col_short<9>(out, in, in_l, w, fill);
+    case 15: return im2col_short<15>(out, in, in_l, w, fill);
+    default: break;
+  }
   auto copy_run = [&](T* y, const T* x, i64 len) {
     if (sc == 1) {
       for (i64 k = 0; k < len; ++k) y[k] = x[k];
