@@ -131,6 +131,29 @@ TEST_CASE("BatchIterator: partial last batch kept or dropped", "[data]") {
   CHECK(one_epoch(none_at_all).empty());
 }
 
+TEST_CASE("BatchIterator: a batch_size near INT64_MAX gives one batch, without overflow", "[data]") {
+  // size() was (n + batch_size - 1) / batch_size and make_batch used start + batch_size:
+  // both overflow here. Keras gives one batch of every example.
+  const Tensor x = rows_of(10), y = arange(10, kInt64);
+  const std::int64_t huge = std::numeric_limits<std::int64_t>::max();
+  for (std::int64_t batch_size : {huge, huge - 2}) {
+    BatchIterator batches(x, y, batch_size);
+    CHECK(batches.size() == 1);
+    const auto epoch = one_epoch(batches);
+    CHECK(sizes(epoch) == std::vector<std::size_t>{10});
+    CHECK(flat(epoch) == iota_ids(10));
+  }
+  BatchOptions shuffled;
+  shuffled.shuffle = true;
+  BatchIterator batches(x, y, huge, shuffled);
+  const auto epoch = one_epoch(batches);
+  REQUIRE(epoch.size() == 1);
+  CHECK(is_permutation_of_n(epoch[0]));
+  BatchOptions drop;
+  drop.drop_remainder = true;
+  CHECK(BatchIterator(x, y, huge, drop).size() == 0);
+}
+
 TEST_CASE("BatchIterator: shuffling covers every example once and keeps x and y paired", "[data]") {
   const std::int64_t n = 103;
   const Tensor x = rows_of(n), y = arange(n, kInt64);

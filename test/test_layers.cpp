@@ -372,3 +372,66 @@ TEST_CASE("summary prints Keras's table with None for the batch axis and the tot
                             Catch::Contains("Total params: 72") && Catch::Contains("Trainable params: 56") &&
                             Catch::Contains("Non-trainable params: 16"));
 }
+
+TEST_CASE("BatchNormalization on a rank-1 input reduces over no axis, as Keras") {
+  // x [4] is one example's 4 channels: Keras's reduction axes are empty, so each element is its
+  // own mean with variance 0, and the output is beta whatever x is.
+  BatchNormalization bn;
+  const Tensor x = tensor<float>({1, 2, 3, 4}, {4});
+  CHECK(values(bn(x, /*training=*/true)) == std::vector<float>{0, 0, 0, 0});
+  // moving_mean = 0.99 * 0 + 0.01 * x; moving_variance = 0.99 * 1 + 0.01 * 0
+  const auto mm = values(bn.moving_mean()), mv = values(bn.moving_variance());
+  for (int c = 0; c < 4; ++c) {
+    CHECK(mm[c] == Approx(0.01 * (c + 1)));
+    CHECK(mv[c] == Approx(0.99));
+  }
+  Variable beta = bn.beta();
+  beta.assign(tensor<float>({-1, 1, 2, 0.5f}, {4}));
+  CHECK(values(bn(x, true)) == std::vector<float>{-1, 1, 2, 0.5f});
+  CHECK(values(bn.moving_mean())[3] == Approx(0.99 * 0.04 + 0.01 * 4));
+}
+
+TEST_CASE("pooling layers reject negative strides, as Conv2D and Keras do") {
+  PoolingOptions o;
+  o.strides = -1;
+  CHECK_THROWS_AS(MaxPooling2D(2, o), ValueError);
+  CHECK_THROWS_WITH(MaxPooling2D(2, o), "MaxPooling2D: strides must be positive (or 0 for the pool size), got -1");
+  o.strides = -3;
+  CHECK_THROWS_WITH(AveragePooling2D(2, o),
+                    "AveragePooling2D: strides must be positive (or 0 for the pool size), got -3");
+  // 0 still stands for the pool size; an explicit stride of 1 overlaps the windows
+  o.strides = 0;
+  CHECK(MaxPooling2D(2, o)(zeros({1, 4, 4, 1})).shape() == Shape{1, 2, 2, 1});
+  o.strides = 1;
+  CHECK(AveragePooling2D(2, o)(zeros({1, 4, 4, 1})).shape() == Shape{1, 3, 3, 1});
+}
+
+TEST_CASE("a failed build leaves no weights behind, and a retry builds them once") {
+  // the bias initializer gives a wrong shape on its first call only: kernel was already added
+  int calls = 0;
+  DenseOptions o;
+  o.bias_initializer = [&](const Shape& s, Generator&) {
+    return ++calls == 1 ? tapeflow::zeros({7}) : tapeflow::zeros(s);
+  };
+  Dense dense(3, "linear", o);
+  CHECK_THROWS_AS(dense(ones({2, 4})), ShapeError);
+  CHECK_FALSE(dense.built());
+  CHECK(dense.weights().empty());
+  CHECK(dense.count_params() == 0);
+
+  CHECK(dense(ones({2, 4})).shape() == Shape{2, 3});
+  CHECK(dense.built());
+  const auto ws = dense.weights();
+  REQUIRE(ws.size() == 2);
+  CHECK(ws[0].name() == "dense/kernel");
+  CHECK(ws[1].name() == "dense/bias");
+  CHECK(dense.count_params() == 4 * 3 + 3);
+
+  // an initializer that throws rolls back the same way
+  DenseOptions throwing;
+  throwing.bias_initializer = [](const Shape&, Generator&) -> Tensor { throw ValueError("no bias today"); };
+  Dense broken(3, "linear", throwing);
+  CHECK_THROWS_WITH(broken(ones({2, 4})), "no bias today");
+  CHECK(broken.weights().empty());
+  CHECK(broken.trainable_weights().empty());
+}

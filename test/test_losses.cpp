@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "tapeflow/tapeflow.hpp"
@@ -201,13 +203,55 @@ TEST_CASE("metrics accumulate over batches and reset") {
   CHECK(m.result() == Approx(1.5));
 }
 
-TEST_CASE("metrics::get picks the accuracy that fits the loss, as Keras") {
-  const auto sparse = metrics::get("accuracy", "sparse_categorical_crossentropy");
-  CHECK(dynamic_cast<metrics::SparseCategoricalAccuracy*>(sparse.get()) != nullptr);
+TEST_CASE("metrics::get(\"accuracy\") picks the accuracy from the first batch's shapes, as Keras") {
+  // Keras's compile_utils.get_metric: binary when y_pred.shape[-1] == 1; sparse categorical when
+  // rank(y_true) < rank(y_pred) or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1); else
+  // categorical. The loss plays no part.
+  auto resolved = [](const std::shared_ptr<metrics::Metric>& m) {
+    const auto* a = dynamic_cast<const metrics::AutoAccuracy*>(m.get());
+    REQUIRE(a != nullptr);
+    return std::string(a->resolved());
+  };
+
+  // int labels [3] against [3, 3] scores: argmax [1, 0, 2] vs [1, 1, 2], 2 of 3
+  const auto sparse = metrics::get("accuracy");
   CHECK(sparse->name() == "accuracy");
-  CHECK(dynamic_cast<metrics::CategoricalAccuracy*>(metrics::get("accuracy", "categorical_crossentropy").get()));
-  CHECK(dynamic_cast<metrics::BinaryAccuracy*>(metrics::get("acc", "binary_crossentropy").get()));
-  CHECK(dynamic_cast<metrics::Accuracy*>(metrics::get("accuracy", "mean_squared_error").get()));
+  CHECK(resolved(sparse).empty());  // nothing decided before the first batch
+  sparse->update_state(tensor<std::int64_t>({1, 1, 2}, {3}), mat({0.1f, 0.8f, 0.1f, 0.6f, 0.3f, 0.1f, 0, 0, 1}, 3, 3));
+  CHECK(resolved(sparse) == "sparse_categorical_accuracy");
+  CHECK(sparse->result() == Approx(2.0 / 3.0));
+
+  // labels [2, 1] against [2, 3]: argmax [0, 0] vs [0, 2], 1 of 2
+  const auto sparse_column = metrics::get("acc");
+  CHECK(sparse_column->name() == "acc");
+  sparse_column->update_state(tensor<std::int32_t>({0, 2}, {2, 1}), mat({5, 1, 1, 1, 1, 0}, 2, 3));
+  CHECK(resolved(sparse_column) == "sparse_categorical_accuracy");
+  CHECK(sparse_column->result() == Approx(0.5));
+
+  // one-hot [3, 3] against softmax-like [3, 3] (what compile("rmsprop", "mse", {"accuracy"})
+  // sees): argmax [0, 1, 0] vs [0, 1, 2], 2 of 3, where exact equality would give 0
+  const auto categorical = metrics::get("accuracy");
+  categorical->update_state(eye(3), mat({0.7f, 0.2f, 0.1f, 0.1f, 0.8f, 0.1f, 0.5f, 0.3f, 0.2f}, 3, 3));
+  CHECK(resolved(categorical) == "categorical_accuracy");
+  CHECK(categorical->result() == Approx(2.0 / 3.0));
+
+  // y_pred [4, 1]: (y_pred > 0.5) == y_true for y_true [4] and [4, 1], 2 of 4 each
+  for (const Shape& true_shape : {Shape{4}, Shape{4, 1}}) {
+    const auto binary = metrics::get("accuracy");
+    binary->update_state(tensor<float>({1, 0, 1, 0}, true_shape), mat({0.9f, 0.2f, 0.4f, 0.7f}, 4, 1));
+    CHECK(resolved(binary) == "binary_accuracy");
+    CHECK(binary->result() == Approx(0.5));
+    // the choice is made once, as Keras builds the metric once: reset_state keeps it
+    binary->reset_state();
+    CHECK(resolved(binary) == "binary_accuracy");
+    CHECK(binary->result() == 0);
+  }
+
+  const auto scalar_pred = metrics::get("accuracy");
+  CHECK_THROWS_WITH(scalar_pred->update_state(scalar(1.0), scalar(1.0)),
+                    "accuracy: y_pred must have a class axis, got a scalar");
   CHECK(metrics::get("sparse_categorical_accuracy")->name() == "sparse_categorical_accuracy");
+  CHECK(dynamic_cast<metrics::CategoricalAccuracy*>(metrics::get("categorical_accuracy").get()));
+  CHECK(dynamic_cast<metrics::BinaryAccuracy*>(metrics::get("binary_accuracy").get()));
   CHECK_THROWS_AS(metrics::get("f1"), ValueError);
 }

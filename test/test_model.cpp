@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -536,4 +537,180 @@ TEST_CASE("a subclassed Model names and seeds its layers and trains with fit") {
   model.summary(os);
   CHECK_THAT(os.str(), Catch::Contains("Model: \"two_layers\"") && Catch::Contains("dense_1 (Dense)") &&
                            Catch::Contains("Total params: 131"));
+}
+
+TEST_CASE("fit, evaluate and predict with a batch_size near INT64_MAX use one batch, as Keras") {
+  Sequential model(Dense(1));
+  model.compile("sgd", "mse");
+  const Tensor x = ones({4, 2}), y = ones({4, 1});
+  const History h = model.fit(x, y, quiet(1, std::numeric_limits<std::int64_t>::max()));
+  CHECK(h["loss"].size() == 1);
+  CHECK(model.optimizer().iterations() == 1);  // one step: one batch of all 4 examples
+  const Logs r = model.evaluate(x, y, std::numeric_limits<std::int64_t>::max(), 0);
+  CHECK(r.at("loss") == Approx(model.compute_loss(y, model(x)).item<double>()));
+  CHECK(model.predict(x, std::numeric_limits<std::int64_t>::max() - 1).shape() == Shape{4, 1});
+}
+
+TEST_CASE("fit, evaluate and predict on no examples raise a ValueError naming the method") {
+  Sequential model = small_model();
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  const Tensor x = zeros({0, 4}), y = zeros({0}, kInt64);
+  CHECK_THROWS_AS(model.fit(x, y, quiet(1)), ValueError);
+  CHECK_THROWS_WITH(model.fit(x, y, quiet(1)), "sequential: fit: x has no examples (shape [0, 4])");
+  CHECK(model.history().history.empty());
+  CHECK_FALSE(model.built());
+  CHECK_THROWS_WITH(model.evaluate(x, y, 32, 0), "sequential: evaluate: x has no examples (shape [0, 4])");
+  CHECK_THROWS_WITH(model.predict(x), "sequential: predict: x has no examples (shape [0, 4])");
+
+  // an empty validation set is refused before the first epoch, not after it
+  const Data d = blobs(30, 1);
+  FitOptions o = quiet(1);
+  o.validation_data = std::make_pair(x, y);
+  CHECK_THROWS_WITH(model.fit(d.x, d.y, o), "sequential: fit: validation_data's x has no examples (shape [0, 4])");
+  CHECK_FALSE(model.built());
+  model.build({-1, 4});
+  CHECK_THROWS_WITH(model.predict(x), Catch::Contains("predict: x has no examples"));
+}
+
+TEST_CASE("compile names 'loss' as no metric, and \"accuracy\" follows the first batch's shapes") {
+  Sequential model = small_model();
+  CHECK_THROWS_AS(model.compile("adam", "mse", {"loss"}), ValueError);
+  CHECK_THROWS_WITH(model.compile("adam", "mse", {"loss"}),
+                    "sequential: compile: 'loss' is not a metric name; the loss is always tracked as 'loss'");
+  CHECK_THROWS_WITH(model.compile("adam", "mse", {"accuracy", "accuracy"}),
+                    "sequential: compile: metric 'accuracy' is listed twice");
+
+  // mse on softmax outputs with one-hot targets: Keras picks categorical_accuracy from the
+  // shapes ([3, 3] and [3, 3]). With kernel 5 * I, row i of eye(3) has its largest output at i:
+  // argmax matches every one-hot row (1.0), while exact equality would give 0.
+  DenseOptions o;
+  o.kernel_initializer = [](const Shape&, Generator&) { return eye(3) * 5.0; };
+  Sequential onehot(Dense(3, "softmax", o));
+  onehot.compile("rmsprop", "mse", {"accuracy"});
+  const Logs r = onehot.evaluate(eye(3), eye(3), 32, 0);
+  CHECK(r.at("accuracy") == Approx(1.0));
+  const auto* acc = dynamic_cast<const metrics::AutoAccuracy*>(onehot.metrics()[1].get());
+  REQUIRE(acc != nullptr);
+  CHECK(std::string(acc->resolved()) == "categorical_accuracy");
+
+  // one sigmoid output and binary_crossentropy: binary_accuracy. Kernel ones, bias 0: logits
+  // 2, -2, 2, -2, so predictions 1, 0, 1, 0 against labels 1, 1, 1, 0: 3 of 4.
+  DenseOptions b;
+  b.kernel_initializer = initializers::ones;
+  Sequential binary(Dense(1, "sigmoid", b));
+  binary.compile("sgd", "binary_crossentropy", {"acc"});
+  const Tensor xb = tensor<float>({1, 1, -1, -1, 2, 0, -3, 1}, {4, 2});
+  const Logs rb = binary.evaluate(xb, tensor<float>({1, 1, 1, 0}, {4, 1}), 32, 0);
+  CHECK(rb.at("acc") == Approx(0.75));
+  CHECK(std::string(dynamic_cast<const metrics::AutoAccuracy&>(*binary.metrics()[1]).resolved()) ==
+        "binary_accuracy");
+
+  // int labels [n] with sparse_categorical_crossentropy still give sparse categorical accuracy
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  const Data d = blobs(30, 1);
+  const Logs rs = model.evaluate(d.x, d.y, 8, 0);
+  const double expected = mean(equal(argmax(model.predict(d.x), 1), d.y).astype(kFloat64)).item<double>();
+  CHECK(rs.at("accuracy") == Approx(expected));
+  CHECK(std::string(dynamic_cast<const metrics::AutoAccuracy&>(*model.metrics()[1]).resolved()) ==
+        "sparse_categorical_accuracy");
+}
+
+TEST_CASE("ModelCheckpoint with save_best_only skips a NaN epoch, as Keras") {
+  TempDir dir;
+  Sequential model(Dense(1));
+  model.compile("sgd", "mse");
+  model.build({-1, 1});
+  // Keras starts from best = +inf (mode min): NaN < inf is false, so epoch 1 is skipped and
+  // epoch 2 (1.0) is the first save; 0.5 improves on it; 0.7 does not.
+  callbacks::ModelCheckpointOptions co;
+  co.save_best_only = true;
+  co.monitor = "loss";
+  callbacks::ModelCheckpoint cp(dir.file("e{epoch}.st"), co);
+  cp.set_model(&model);
+  cp.on_train_begin({});
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  cp.on_epoch_end(0, {{"loss", nan}});
+  CHECK_FALSE(cp.best().has_value());
+  cp.on_epoch_end(1, {{"loss", 1.0}});
+  cp.on_epoch_end(2, {{"loss", 0.5}});
+  cp.on_epoch_end(3, {{"loss", 0.7}});
+  CHECK_FALSE(fs::exists(dir.file("e1.st")));
+  CHECK(fs::exists(dir.file("e2.st")));
+  CHECK(fs::exists(dir.file("e3.st")));
+  CHECK_FALSE(fs::exists(dir.file("e4.st")));
+  REQUIRE(cp.best().has_value());
+  CHECK(*cp.best() == 0.5);
+
+  // mode max starts from -inf: NaN is skipped there too
+  co.monitor = "accuracy";
+  callbacks::ModelCheckpoint up(dir.file("a{epoch}.st"), co);
+  up.set_model(&model);
+  up.on_train_begin({});
+  up.on_epoch_end(0, {{"accuracy", nan}});
+  up.on_epoch_end(1, {{"accuracy", 0.3}});
+  CHECK_FALSE(fs::exists(dir.file("a1.st")));
+  CHECK(fs::exists(dir.file("a2.st")));
+  CHECK(*up.best() == 0.3);
+}
+
+TEST_CASE("ModelCheckpoint formats its path as Python's str.format, and rejects a bad one when made") {
+  // Python: "{epoch:.4f}".format(epoch=1) == "1.0000"; "{{epoch}}".format(epoch=1) == "{epoch}"
+  callbacks::ModelCheckpoint as_float("w{epoch:.4f}.st");
+  CHECK(as_float.format_path(0, {}) == "w1.0000.st");
+  CHECK(callbacks::ModelCheckpoint("w{{epoch}}-{epoch}.st").format_path(2, {}) == "w{epoch}-3.st");
+  CHECK(callbacks::ModelCheckpoint("w}}{{.st").format_path(0, {}) == "w}{.st");
+
+  // Python: "{loss:02d}".format(loss=0.5) is a ValueError (no 'd' for a float): here when the
+  // callback is made, as a ValueError naming ModelCheckpoint and the field
+  CHECK_THROWS_AS(callbacks::ModelCheckpoint("w{loss:02d}.st"), ValueError);
+  CHECK_THROWS_WITH(callbacks::ModelCheckpoint("w{loss:02d}.st"),
+                    Catch::StartsWith("ModelCheckpoint: cannot format the path 'w{loss:02d}.st': field '{loss:02d}'"));
+  CHECK_THROWS_WITH(callbacks::ModelCheckpoint("w{epoch:{.st"), Catch::Contains("is not closed"));
+  CHECK_THROWS_WITH(callbacks::ModelCheckpoint("w{epoch:>{w}}.st"), Catch::Contains("nested field"));
+  CHECK_THROWS_WITH(callbacks::ModelCheckpoint("w}.st"), Catch::Contains("single '}'"));
+
+  // through fit: the file is named as Python would name it
+  TempDir dir;
+  const Data d = blobs(30, 1);
+  Sequential model = small_model();
+  model.compile("sgd", "sparse_categorical_crossentropy");
+  FitOptions o = quiet(1);
+  o.callbacks = {std::make_shared<callbacks::ModelCheckpoint>(dir.file("w{epoch:.2f}-{loss:.1e}.st"))};
+  const History h = model.fit(d.x, d.y, o);
+  char name[64];
+  std::snprintf(name, sizeof name, "w1.00-%.1e.st", h["loss"][0]);  // Python's .1e is C's %.1e
+  CHECK(fs::exists(dir.file(name)));
+}
+
+TEST_CASE("load_weights refuses duplicate weight names as save_weights does") {
+  // two layers both named "d": their weights share the names "d/kernel" and "d/bias"
+  class Twin : public Model {
+   public:
+    Twin() : Model("twin") {}
+    std::shared_ptr<Dense> a = std::make_shared<Dense>(2, Activation::Linear, named("d"));
+    std::shared_ptr<Dense> b = std::make_shared<Dense>(2, Activation::Linear, named("d"));
+    Tensor call(const Tensor& x, bool training) override { return (*b)((*a)(x, training), training); }
+    std::vector<LayerPtr> layers() const override { return {a, b}; }
+
+   private:
+    static DenseOptions named(const std::string& name) {
+      DenseOptions o;
+      o.name = name;
+      return o;
+    }
+  };
+  TempDir dir;
+  Twin twin;
+  twin.build({-1, 2});
+  const std::string path = dir.file("twin.safetensors");
+  CHECK_THROWS_WITH(twin.save_weights(path),
+                    "twin: save_weights: two weights are named 'd/kernel'; give the layers unique names");
+  // a file with one "d/kernel" and one "d/bias" would fit both layers: refused, nothing loaded
+  save_safetensors(path, {{"d/kernel", ones({2, 2})}, {"d/bias", ones({2})}});
+  const Tensor a_before = twin.a->kernel().clone(), b_before = twin.b->kernel().clone();
+  CHECK_THROWS_AS(twin.load_weights(path), ValueError);
+  CHECK_THROWS_WITH(twin.load_weights(path),
+                    "twin: load_weights: two weights are named 'd/kernel'; give the layers unique names");
+  CHECK(same_bytes(twin.a->kernel(), a_before));
+  CHECK(same_bytes(twin.b->kernel(), b_before));
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -352,4 +353,70 @@ TEST_CASE("slots are per variable and keep the variable's dtype", "[optim]") {
   CHECK(adam.get_slot(a_again, "m").id() == adam.get_slot(a, "m").id());
   // Adam's first step moves each element by about lr, whatever the gradient's scale.
   CHECK(a.to_vector<double>()[0] == Approx(1 - 0.01).epsilon(1e-6));
+}
+
+TEST_CASE("a variable that is not floating throws before anything is written", "[optim]") {
+  opt::AdamW adamw(0.1, 0.5);
+  Variable a(ones({2}), "a");
+  Variable b(ones({2}, kInt32), "b");
+  CHECK_THROWS_AS(adamw.apply_gradients({ones({2}), ones({2})}, {a, b}), DTypeError);
+  CHECK_THROWS_WITH(adamw.apply_gradients({ones({2}), ones({2})}, {a, b}),
+                    "AdamW: variable 'b' is int32; only floating variables can be trained");
+  // a was listed first, yet neither decayed nor stepped, and no state or step was counted
+  CHECK(a.to_vector<float>() == std::vector<float>{1, 1});
+  CHECK_FALSE(adamw.get_slot(a, "m").defined());
+  CHECK(adamw.iterations() == 0);
+
+  opt::SGD sgd(0.1);
+  Variable flag(tensor<bool>({true, false}), "flag");
+  CHECK_THROWS_WITH(sgd.apply_gradients({ones({2}), ones({2})}, {a, flag}),
+                    "SGD: variable 'flag' is bool; only floating variables can be trained");
+  CHECK(a.to_vector<float>() == std::vector<float>{1, 1});
+  CHECK(sgd.iterations() == 0);
+}
+
+TEST_CASE("global_clipnorm: an infinite or NaN norm makes every gradient NaN, as Keras", "[optim]") {
+  opt::SGDOptions so;
+  so.learning_rate = 1.0;
+  so.global_clipnorm = 1.0;
+  {
+    // finite: the joint norm of [3, 0] and [0, 4] is 5, so the gradients scale by 1 / 5
+    opt::SGD sgd(so);
+    Variable a(zeros({2}), "a"), b(zeros({2}), "b");
+    sgd.apply_gradients({tensor<float>({3, 0}), tensor<float>({0, 4})}, {a, b});
+    CHECK(a.to_vector<float>()[0] == Approx(-0.6f));
+    CHECK(a.to_vector<float>()[1] == 0.0f);
+    CHECK(b.to_vector<float>()[1] == Approx(-0.8f));
+  }
+  // tf.clip_by_global_norm adds (norm - norm) to the scale: NaN for an infinite or NaN norm, so
+  // the finite gradients become NaN too rather than being scaled to 0
+  for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    INFO(bad);
+    opt::SGD sgd(so);
+    Variable a(zeros({2}), "a"), b(zeros({2}), "b");
+    sgd.apply_gradients({tensor<float>({bad, 1}), tensor<float>({1, 1})}, {a, b});
+    for (float v : a.to_vector<float>()) CHECK(std::isnan(v));
+    for (float v : b.to_vector<float>()) CHECK(std::isnan(v));
+  }
+}
+
+TEST_CASE("NaN clipping and weight_decay options are rejected, naming the option", "[optim]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  opt::SGDOptions clipnorm;
+  clipnorm.clipnorm = nan;
+  CHECK_THROWS_AS(opt::SGD(clipnorm), ValueError);
+  CHECK_THROWS_WITH(opt::SGD(clipnorm), "SGD: clipnorm must be >= 0, got nan");
+  opt::SGDOptions global;
+  global.global_clipnorm = nan;
+  CHECK_THROWS_WITH(opt::SGD(global), "SGD: global_clipnorm must be >= 0, got nan");
+  opt::AdamOptions clipvalue;
+  clipvalue.clipvalue = nan;
+  CHECK_THROWS_WITH(opt::Adam(clipvalue), "Adam: clipvalue must be >= 0, got nan");
+  opt::SGDOptions decay;
+  decay.weight_decay = nan;
+  CHECK_THROWS_WITH(opt::SGD(decay), "SGD: weight_decay must be >= 0, got nan");
+  CHECK_THROWS_WITH(opt::AdamW(0.001, nan), "AdamW: weight_decay must be >= 0, got nan");
+  opt::SGDOptions negative;
+  negative.clipvalue = -1;
+  CHECK_THROWS_WITH(opt::SGD(negative), "SGD: clipvalue must be >= 0, got -1");
 }

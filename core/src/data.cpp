@@ -68,7 +68,8 @@ void BatchIterator::set_epoch(std::int64_t epoch) {
 }
 
 std::int64_t BatchIterator::size() const {
-  return options_.drop_remainder ? n_ / batch_size_ : (n_ + batch_size_ - 1) / batch_size_;
+  // ceil without n + batch_size - 1, which overflows for a batch_size near INT64_MAX
+  return n_ / batch_size_ + (!options_.drop_remainder && n_ % batch_size_ != 0 ? 1 : 0);
 }
 
 Tensor BatchIterator::order(std::int64_t epoch) const {
@@ -89,8 +90,8 @@ BatchIterator::iterator BatchIterator::begin() {
 BatchIterator::iterator BatchIterator::end() const { return iterator(this, Tensor(), size()); }
 
 Batch BatchIterator::make_batch(const Tensor& epoch_order, std::int64_t index) const {
-  const std::int64_t start = index * batch_size_;
-  const std::int64_t stop = std::min(start + batch_size_, n_);
+  const std::int64_t start = index * batch_size_;  // < n_: index < size()
+  const std::int64_t stop = start + std::min(batch_size_, n_ - start);  // start + batch_size_ may overflow
   if (!epoch_order.defined()) return {x_(Slice(start, stop)), y_.defined() ? y_(Slice(start, stop)) : Tensor()};
   const Tensor rows = epoch_order(Slice(start, stop));
   return {take(x_, rows.to(x_.device()), 0), y_.defined() ? take(y_, rows.to(y_.device()), 0) : Tensor()};

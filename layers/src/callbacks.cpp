@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace tapeflow::callbacks {
 namespace {
@@ -20,6 +21,57 @@ void warn_missing(const char* who, const std::string& monitor, const Logs& logs)
   for (const auto& [k, v] : logs) keys += (keys.empty() ? "" : ", ") + k;
   std::fprintf(stderr, "%s: the metric '%s' is not in the logs (available: %s); skipping\n", who, monitor.c_str(),
                keys.c_str());
+}
+
+// Python's str.format on Keras's filepath: "{{" and "}}" are literal braces, "{key:spec}" a field
+// filled with epoch + 1 (key "epoch") or logs[key]; a field whose key is not there is kept as
+// written. Without logs (the constructor's check) every field is formatted with a sample value,
+// so that a bad spec is a ValueError before training rather than after the first epoch.
+std::string expand_path(const std::string& path, int epoch, const Logs* logs) {
+  const auto bad = [&](const std::string& why) {
+    return ValueError(fmt::format("ModelCheckpoint: cannot format the path '{}': {}", path, why));
+  };
+  std::string out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    const char c = path[i];
+    if ((c == '{' || c == '}') && i + 1 < path.size() && path[i + 1] == c) {  // "{{" -> "{", "}}" -> "}"
+      out += c;
+      i += 2;
+      continue;
+    }
+    if (c == '}') throw bad(fmt::format("single '}}' at position {}", i));
+    if (c != '{') {
+      out += c;
+      ++i;
+      continue;
+    }
+    const std::size_t close = path.find('}', i);
+    if (close == std::string::npos) throw bad(fmt::format("'{{' at position {} is not closed", i));
+    const std::string field = path.substr(i + 1, close - i - 1);  // "epoch:02d"
+    if (field.find('{') != std::string::npos) throw bad(fmt::format("nested field '{{{}}}'", field));
+    const std::size_t colon = field.find(':');
+    const std::string key = field.substr(0, colon);
+    const std::string spec = "{" + (colon == std::string::npos ? std::string() : field.substr(colon)) + "}";
+    try {
+      if (key == "epoch") {
+        // Python formats an int with a float presentation ("{epoch:.4f}" -> "1.0000"); fmt does not
+        const bool as_float = spec.size() > 2 && std::string("eEfFgG").find(spec[spec.size() - 2]) != std::string::npos;
+        out += as_float ? fmt::format(fmt::runtime(spec), double(epoch + 1))
+                        : fmt::format(fmt::runtime(spec), epoch + 1);
+      } else if (!logs) {
+        (void)fmt::format(fmt::runtime(spec), 0.0);  // a log value is a double
+      } else if (const auto it = logs->find(key); it != logs->end()) {
+        out += fmt::format(fmt::runtime(spec), it->second);
+      } else {
+        out += path.substr(i, close - i + 1);  // not ours: kept as written
+      }
+    } catch (const fmt::format_error& e) {
+      throw bad(fmt::format("field '{{{}}}': {}", field, e.what()));
+    }
+    i = close + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -132,41 +184,24 @@ void CSVLogger::on_train_end(const Logs&) { file_.close(); }
 // ---------------------------------------------------------------- ModelCheckpoint
 
 ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions options)
-    : path_(std::move(path)), options_(std::move(options)), maximize_(maximizes(options_.mode, options_.monitor)) {}
+    : path_(std::move(path)), options_(std::move(options)), maximize_(maximizes(options_.mode, options_.monitor)) {
+  expand_path(path_, 0, nullptr);  // a bad path fails here rather than after the first epoch
+}
 
 void ModelCheckpoint::on_train_begin(const Logs&) { best_.reset(); }
 
-std::string ModelCheckpoint::format_path(int epoch, const Logs& logs) const {
-  std::string out;
-  std::size_t i = 0;
-  while (i < path_.size()) {
-    const std::size_t open = path_.find('{', i);
-    const std::size_t close = open == std::string::npos ? std::string::npos : path_.find('}', open);
-    if (close == std::string::npos) break;
-    out += path_.substr(i, open - i);
-    const std::string field = path_.substr(open + 1, close - open - 1);  // "epoch:02d"
-    const std::size_t colon = field.find(':');
-    const std::string key = field.substr(0, colon);
-    const std::string spec = "{" + (colon == std::string::npos ? std::string() : field.substr(colon)) + "}";
-    const auto it = logs.find(key);
-    if (key == "epoch") {
-      out += fmt::format(fmt::runtime(spec), epoch + 1);
-    } else if (it != logs.end()) {
-      out += fmt::format(fmt::runtime(spec), it->second);
-    } else {
-      out += path_.substr(open, close - open + 1);  // not ours: kept as written
-    }
-    i = close + 1;
-  }
-  return out + path_.substr(std::min(i, path_.size()));
-}
+std::string ModelCheckpoint::format_path(int epoch, const Logs& logs) const { return expand_path(path_, epoch, &logs); }
 
 void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   if (options_.save_best_only) {
     const auto it = logs.find(options_.monitor);
     if (it == logs.end()) return warn_missing("ModelCheckpoint", options_.monitor, logs);
     const double current = it->second;
-    const bool better = !best_ || (maximize_ ? current > *best_ : current < *best_);
+    // Keras starts from best = +inf (min) or -inf (max): a NaN epoch never compares better, so it
+    // is skipped and the next finite value is saved.
+    const double inf = std::numeric_limits<double>::infinity();
+    const double reference = best_ ? *best_ : (maximize_ ? -inf : inf);
+    const bool better = maximize_ ? current > reference : current < reference;
     if (!better) return;
     best_ = current;
   }

@@ -102,6 +102,13 @@ void check_positive(std::int64_t v, const char* what, const std::string& layer) 
   if (v <= 0) throw ValueError(fmt::format("{}: {} must be positive, got {}", layer, what, v));
 }
 
+// Pooling strides: 0 stands for the pool size; a negative stride is an error, as in Keras.
+void check_pool_strides(std::int64_t strides, const char* layer) {
+  if (strides < 0) {
+    throw ValueError(fmt::format("{}: strides must be positive (or 0 for the pool size), got {}", layer, strides));
+  }
+}
+
 }  // namespace
 
 Activation activation_from_name(const std::string& name) {
@@ -163,7 +170,13 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
     if (name_.empty()) name_ = default_name();
     if (x.rank() == 0) throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar", name_));
     if (!device_set_) device_ = x.device();
-    build(x.shape());
+    const auto before = static_cast<std::ptrdiff_t>(weights_.size());
+    try {
+      build(x.shape());
+    } catch (...) {
+      weights_.erase(weights_.begin() + before, weights_.end());  // a failed build leaves no weights behind
+      throw;
+    }
     built_ = true;
   }
   Tensor y = call(x, training);
@@ -293,6 +306,7 @@ Tensor Conv2D::call(const Tensor& x, bool) {
 MaxPooling2D::MaxPooling2D(std::int64_t pool_size, PoolingOptions options)
     : Layer("MaxPooling2D", options.name), pool_size_(pool_size), options_(std::move(options)) {
   check_positive(pool_size, "pool_size", "MaxPooling2D");
+  check_pool_strides(options_.strides, "MaxPooling2D");
 }
 
 Tensor MaxPooling2D::call(const Tensor& x, bool) {
@@ -302,6 +316,7 @@ Tensor MaxPooling2D::call(const Tensor& x, bool) {
 AveragePooling2D::AveragePooling2D(std::int64_t pool_size, PoolingOptions options)
     : Layer("AveragePooling2D", options.name), pool_size_(pool_size), options_(std::move(options)) {
   check_positive(pool_size, "pool_size", "AveragePooling2D");
+  check_pool_strides(options_.strides, "AveragePooling2D");
 }
 
 Tensor AveragePooling2D::call(const Tensor& x, bool) {
@@ -337,8 +352,15 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   if (training && trainable()) {  // a frozen BatchNormalization runs in inference mode (Keras)
     std::vector<std::int64_t> axes;
     for (std::int64_t i = 0; i + 1 < x.rank(); ++i) axes.push_back(i);
-    mu = mean(x, axes);
-    sigma2 = var(x, axes);  // biased, as Keras 3
+    if (axes.empty()) {
+      // rank 1: Keras reduces over no axis (each element is its own mean, with variance 0), where
+      // mean(x, {}) would reduce over all of them
+      mu = x;
+      sigma2 = zeros_like(x);
+    } else {
+      mu = mean(x, axes);
+      sigma2 = var(x, axes);  // biased, as Keras 3
+    }
     NoRecording no_tape;
     const double m = options_.momentum;
     moving_mean_.assign(moving_mean_ * m + mu * (1.0 - m));

@@ -118,6 +118,13 @@ std::vector<std::string> display_keys(const std::vector<MetricPtr>& metrics, boo
 
 std::vector<Tensor> as_tensors(const std::vector<Variable>& vars) { return {vars.begin(), vars.end()}; }
 
+// Keras raises on empty data rather than returning empty logs: `what` [0, ...] is a ValueError.
+void require_examples(const std::string& model, const char* method, const char* what, const Tensor& t) {
+  if (t.defined() && t.rank() > 0 && t.dim(0) == 0) {
+    throw ValueError(fmt::format("{}: {}: {} has no examples (shape {})", model, method, what, shape_str(t.shape())));
+  }
+}
+
 std::string shape_text(const Shape& s) {
   if (s.empty()) return "?";
   std::string out = "(";
@@ -321,10 +328,14 @@ void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::share
   optimizer_ = std::move(optimizer);
   loss_ = std::move(loss);
   metrics_.clear();
-  std::set<std::string> seen{"loss"};
+  std::set<std::string> seen;
   for (const auto& m : metric_names) {
+    if (m == "loss") {
+      throw ValueError(
+          fmt::format("{}: compile: 'loss' is not a metric name; the loss is always tracked as 'loss'", name_));
+    }
     if (!seen.insert(m).second) throw ValueError(fmt::format("{}: compile: metric '{}' is listed twice", name_, m));
-    metrics_.push_back(metrics::get(m, loss_ ? loss_->name() : ""));
+    metrics_.push_back(metrics::get(m));
   }
 }
 
@@ -411,6 +422,8 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
   require_compiled("fit");
   if (options.epochs < 0) throw ValueError(fmt::format("{}: fit: epochs must be >= 0, got {}", name_, options.epochs));
+  require_examples(name_, "fit", "x", x);
+  if (options.validation_data) require_examples(name_, "fit", "validation_data's x", options.validation_data->first);
   Tensor x_train = x, y_train = y, x_val, y_val;
   if (options.validation_data) {
     std::tie(x_val, y_val) = *options.validation_data;
@@ -463,6 +476,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {
   require_compiled("evaluate");
+  require_examples(name_, "evaluate", "x", x);
   BatchIterator batches(x, y, batch_size);
   reset_metrics();
   Progress progress(batches.size(), verbose);
@@ -479,6 +493,7 @@ Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, 
 }
 
 Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
+  require_examples(name_, "predict", "x", x);
   BatchIterator batches(x, Tensor(), batch_size);
   std::vector<Tensor> outputs;
   for (const Batch& b : batches) outputs.push_back((*this)(b.x.to(batch_device(b.x)), /*training=*/false));
@@ -509,8 +524,15 @@ void Model::load_weights(const std::string& path) {
                     "on a batch first",
                     name_));
   }
-  std::map<std::string, Tensor> file = load_safetensors_map(path);
   auto ws = weights();
+  std::set<std::string> names;
+  for (const auto& w : ws) {
+    if (!names.insert(w.name()).second) {
+      throw ValueError(
+          fmt::format("{}: load_weights: two weights are named '{}'; give the layers unique names", name_, w.name()));
+    }
+  }
+  std::map<std::string, Tensor> file = load_safetensors_map(path);
   std::vector<std::string> missing;
   for (const auto& w : ws) {
     const auto it = file.find(w.name());

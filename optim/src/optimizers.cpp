@@ -89,8 +89,13 @@ Optimizer::Optimizer(std::string name, LearningRate learning_rate, OptimizerOpti
                                  "clipnorm={}, clipvalue={}, global_clipnorm={}",
                                  name_, options_.clipnorm, options_.clipvalue, options_.global_clipnorm));
   }
-  if (options_.clipnorm < 0 || options_.global_clipnorm < 0 || options_.clipvalue < 0 || options_.weight_decay < 0) {
-    throw ValueError(fmt::format("{}: clipnorm, global_clipnorm, clipvalue and weight_decay must be >= 0", name_));
+  // !(v >= 0) rejects NaN too (v < 0 would let it through)
+  const std::pair<const char*, double> non_negative[] = {{"clipnorm", options_.clipnorm},
+                                                         {"global_clipnorm", options_.global_clipnorm},
+                                                         {"clipvalue", options_.clipvalue},
+                                                         {"weight_decay", options_.weight_decay}};
+  for (const auto& [what, value] : non_negative) {
+    if (!(value >= 0)) throw ValueError(fmt::format("{}: {} must be >= 0, got {}", name_, what, value));
   }
   if (!learning_rate_.is_schedule() && !(learning_rate_(0) >= 0)) {
     throw ValueError(fmt::format("{}: learning_rate must be >= 0, got {}", name_, learning_rate_(0)));
@@ -129,6 +134,10 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
       throw ShapeError(fmt::format("{}: gradient of shape {} does not match variable {} of shape {}", name_,
                                    shape_str(grads[i].shape()), variable_label(v, i), shape_str(v.shape())));
     }
+    if (!is_floating(v.dtype())) {
+      throw DTypeError(fmt::format("{}: variable {} is {}; only floating variables can be trained", name_,
+                                   variable_label(v, i), dtype_name(v.dtype())));
+    }
     live_grads.push_back(grads[i]);
     live_vars.push_back(v);
   }
@@ -146,8 +155,11 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   } else if (o.global_clipnorm > 0) {
     Tensor total = sum(square(live_grads[0]));
     for (std::size_t i = 1; i < live_grads.size(); ++i) total = total + sum(square(live_grads[i]));
-    // Keras's clip_by_global_norm: scale = clip * min(1 / norm, 1 / clip).
-    const Tensor scale = minimum(1.0 / sqrt(total), 1.0 / o.global_clipnorm) * o.global_clipnorm;
+    // Keras's clip_by_global_norm: scale = clip * min(1 / norm, 1 / clip) + (norm - norm); the
+    // last term is 0 for a finite norm and NaN for an infinite or NaN one, so that every gradient
+    // becomes NaN then, rather than the finite ones being scaled to 0.
+    const Tensor norm = sqrt(total);
+    const Tensor scale = minimum(1.0 / norm, 1.0 / o.global_clipnorm) * o.global_clipnorm + (norm - norm);
     for (Tensor& g : live_grads) g = g * scale.astype(g.dtype());
   } else if (o.clipvalue > 0) {
     for (Tensor& g : live_grads) g = clip(g, -o.clipvalue, o.clipvalue);

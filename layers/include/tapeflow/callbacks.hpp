@@ -102,9 +102,10 @@ struct ModelCheckpointOptions {
 
 /// Saves the weights (save_weights) at the end of every epoch, or of each best epoch. The path
 /// may hold "{epoch}" (1-based, with a format spec as in "{epoch:02d}") and "{<log key>}"
-/// ("{val_loss:.4f}"), as Keras's filepath.
+/// ("{val_loss:.4f}"), as Keras's filepath; "{{" and "}}" are literal braces.
 class ModelCheckpoint : public Callback {
  public:
+  /// Throws ValueError when the path cannot be formatted (a bad spec, an unclosed '{').
   explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {});
 
   void on_train_begin(const Logs& logs) override;

@@ -188,7 +188,7 @@ class Conv2D : public Layer {
 };
 
 struct PoolingOptions {
-  std::int64_t strides = 0;  ///< 0: the pool size
+  std::int64_t strides = 0;  ///< 0: the pool size; negative is a ValueError
   Padding padding = Padding::Valid;
   std::string name;
 };

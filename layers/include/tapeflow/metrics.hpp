@@ -78,11 +78,26 @@ class BinaryAccuracy : public Metric {
   double threshold_;
 };
 
-/// By Keras name: "accuracy" / "acc" picks the accuracy that fits `loss_name` as Keras does
-/// (sparse_categorical_crossentropy -> SparseCategoricalAccuracy, categorical_crossentropy ->
-/// CategoricalAccuracy, binary_crossentropy -> BinaryAccuracy, else Accuracy) and keeps the
-/// name the user gave; also "sparse_categorical_accuracy", "categorical_accuracy",
-/// "binary_accuracy", "mean". Throws ValueError for an unknown name.
-std::shared_ptr<Metric> get(const std::string& name, const std::string& loss_name = "");
+/// Keras's "accuracy" / "acc" in compile(): which accuracy is decided from the shapes of the
+/// first batch, as Keras 2 and 3 decide it: BinaryAccuracy when y_pred's last axis is 1; else
+/// SparseCategoricalAccuracy when y_true has fewer axes than y_pred, or a last axis of 1 where
+/// y_pred's is larger; else CategoricalAccuracy. The choice then holds (reset_state keeps it).
+class AutoAccuracy : public Metric {
+ public:
+  explicit AutoAccuracy(std::string name = "accuracy") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  /// "binary_accuracy", "sparse_categorical_accuracy" or "categorical_accuracy"; "" before the
+  /// first batch.
+  const char* resolved() const;
+
+ private:
+  enum class Kind { Unresolved, Binary, SparseCategorical, Categorical };
+  Kind kind_ = Kind::Unresolved;
+};
+
+/// By Keras name: "accuracy" / "acc" (an AutoAccuracy under the name the user gave),
+/// "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "mean". Throws
+/// ValueError for an unknown name.
+std::shared_ptr<Metric> get(const std::string& name);
 
 }  // namespace tapeflow::metrics

@@ -89,7 +89,7 @@ class Model {
   std::uint64_t seed() const { return seed_; }
 
   // ---------------------------------------------------------------- training
-  /// `metrics` by name ("accuracy" picks the accuracy that fits the loss, as Keras). The loss
+  /// `metrics` by name ("accuracy" picks its kind from the first batch's shapes, as Keras). The loss
   /// may be left out when a custom train_step() computes its own (the book's custom fit).
   void compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::shared_ptr<losses::Loss> loss = nullptr,
                const std::vector<std::string>& metrics = {});

@@ -91,7 +91,8 @@ class Optimizer {
 
   /// Updates each variable in place with its gradient (never recorded by a tape). Undefined
   /// gradients are skipped (with a warning once, as Keras); all undefined is a ValueError.
-  /// An empty list does nothing. Counts 1 step.
+  /// A gradient of another shape (ShapeError) or a variable that is not floating (DTypeError)
+  /// is found before anything is written. An empty list does nothing. Counts 1 step.
   void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables);
   /// Keras's apply_gradients(zip(grads, variables)).
   void apply_gradients(const std::vector<std::pair<Tensor, Variable>>& grads_and_variables);
