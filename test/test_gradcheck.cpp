@@ -350,6 +350,12 @@ std::vector<Case> cases_for(OpId op) {
       cs.push_back({"scatter_add of values [1, 2] broadcast against indices [3, 2]",
                     [idx](const std::vector<Tensor>& x) { return scatter_add(x[0], idx.to(x[0].device()), x[1], 1) * x[0]; },
                     {anyv({3, 4}, 3), anyv({1, 2}, 4)}});
+      const Tensor idx_row = i64({0, 2, 1}, {1, 3});
+      cs.push_back({"scatter_add axis 0 of indices [1, 3] broadcast against values [2, 3]",
+                    [idx_row](const std::vector<Tensor>& x) {
+                      return scatter_add(x[0], idx_row.to(x[0].device()), x[1], 0) * x[0];
+                    },
+                    {anyv({3, 3}, 5), anyv({2, 3}, 6)}});
       return cs;
     }
     case OpId::Cast: {

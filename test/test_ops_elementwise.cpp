@@ -684,12 +684,15 @@ TEST_CASE("inplace: addcmul_ and addcdiv_ update in one pass, as PyTorch's", "[e
   Tensor e = zeros({0, 3});
   e.addcdiv_(ones({3}), ones({3}));  // nothing to write
   CHECK(e.size() == 0);
-  // a tape never sees them (as add_)
+  // a tape never sees them (as add_); into a tensor it records, it refuses them
   GradientTape tape;
   Tensor w = tensor({1.0, 2.0});
   tape.watch(w);
   Tensor u = w * 1.0;
-  u.addcmul_(w, w);
+  CHECK_THROWS_AS(u.addcmul_(w, w), ValueError);
+  Variable v(tensor({1.0, 2.0}), "v");  // a Variable's update is allowed, and not recorded
+  v.addcmul_(w, w);
+  check_values(v, {2}, {2, 6});
   CHECK(tape.recorded_ops().size() == 1);
 }
 

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tapeflow/autodiff.hpp"
@@ -181,6 +183,31 @@ TEST_CASE("tape: output_gradients weight the target", "[tape]") {
   tape.watch(x);
   const Tensor y = x * x;
   CHECK(close(tape.gradient(y, x, tensor({1.0, 10.0, 100.0})), {2, 40, 600}));
+}
+
+TEST_CASE("tape: output_gradients must be floating; a float of another width is cast", "[tape]") {
+  const Tensor x = tensor({1.0, 2.0});
+  GradientTape tape(true);
+  tape.watch(x);
+  const Tensor y = x * 3.0;
+  const std::string msg = error_message([&] { tape.gradient(y, x, tensor<bool>({true, false}, {2})); });
+  CHECK_THAT(msg, Contains("output_gradients[0]") && Contains("bool"));
+  CHECK_THROWS_AS(tape.gradient(y, x, tensor<std::int64_t>({1, 2}, {2})), DTypeError);
+  const Tensor g = tape.gradient(y, x, tensor({1.f, 2.f}));
+  CHECK(g.dtype() == kFloat64);
+  CHECK(close(g, {3, 6}));
+  CHECK(tape.gradient(x, x, tensor({1.f, 0.5f})).dtype() == kFloat64);  // the target is the source
+}
+
+TEST_CASE("tape: watch() and gradient() take vectors of Variables", "[tape][variable]") {
+  Variable a(scalar(2.0), "a"), b(scalar(3.0), "b");
+  GradientTape tape(TapeOptions{true, false});  // persistent, watches only what it is told
+  tape.watch(std::vector<Variable>{a, b});
+  const Tensor y1 = a * b, y2 = a * a;
+  const std::vector<Tensor> g = tape.gradient(std::vector<Tensor>{y1, y2}, std::vector<Variable>{a, b});
+  REQUIRE(g.size() == 2);
+  CHECK(close(g[0], {3 + 4}));
+  CHECK(close(g[1], {2}));
 }
 
 TEST_CASE("tape: output_gradients of the wrong shape are a ShapeError naming both shapes", "[tape]") {
@@ -542,8 +569,107 @@ TEST_CASE("tape: an in-place change to a saved output is detected too, naming it
   tape.watch(x);
   Tensor y = exp(x);
   const Tensor z = y + 2.0;  // add saves nothing: only exp's saved output is stale
-  y.mul_(3.0);
+  stop_gradient(y).mul_(3.0);  // a handle no tape has seen may be written; the saved y is stale
   CHECK_THAT(error_message([&] { tape.gradient(z, x); }), Contains("exp"));
+}
+
+TEST_CASE("tape: an in-place write into a tensor the tape records is refused", "[tape][safety]") {
+  // y = 2x then y *= 3 in place: the tape never sees the *3, so d(y*y)/dx would be 24, not 72
+  Tensor x = scalar(1.0);
+  GradientTape tape(true);
+  tape.watch(x);
+  Tensor y = x * 2.0;
+  const std::string msg = error_message([&] { y.mul_(3.0); });
+  CHECK_THAT(msg, Contains("mul_") && Contains("GradientTape is recording"));
+  CHECK(y.item<double>() == 2.0);  // refused before anything was written
+  CHECK(close(tape.gradient(y * y, x), {8}));
+  // through a view: the slice was recorded, so writing into it is refused too
+  const Tensor a = tensor({1.0, 2.0, 3.0});
+  tape.watch(a);
+  Tensor b = a * 1.0;
+  CHECK_THROWS_AS(b(Slice(0, 1)).assign(scalar(10.0)), ValueError);
+  CHECK_THROWS_AS(x.assign(scalar(5.0)), ValueError);  // a watched constant too (PyTorch: a leaf)
+  CHECK(close(tape.gradient(sum(b * b), a), {2, 4, 6}));
+  // a Variable and a view of one may be updated (not differentiable; saved values are versioned)
+  Variable w(tensor({1.f, 2.f}), "w");
+  const Tensor wy = w * 2.0;
+  w.assign_sub(tensor({1.f, 1.f}));
+  w(Slice(0, 1)).assign(scalar(7.0));
+  CHECK(close(w, {7, 1}));
+  CHECK(close(tape.gradient(sum(wy), w), {2, 2}));
+  // a result no tape recorded may be written
+  {
+    NoRecording off;
+    Tensor fresh = x * 3.0;  // not recorded
+    fresh.add_(1.0);
+    CHECK(fresh.item<double>() == 4.0);
+  }
+}
+
+TEST_CASE("tape: a non-persistent tape whose gradient() is done allows in-place writes", "[tape][safety]") {
+  const Tensor x = scalar(1.0);
+  GradientTape once;
+  once.watch(x);
+  Tensor y = x * 2.0;
+  CHECK(close(once.gradient(y, x), {2}));
+  y.add_(1.0);
+  CHECK(y.item<double>() == 3.0);
+}
+
+TEST_CASE("tape: a tape created or destroyed inside NoRecording does not turn recording back on",
+          "[tape][safety]") {
+  const Tensor x = scalar(2.0);
+  GradientTape outer;
+  outer.watch(x);
+  Tensor y, z;
+  {
+    NoRecording off;
+    { GradientTape passing; }
+    y = x * 5.0;  // not recorded on outer
+    GradientTape inner;  // created inside: records, as inside TensorFlow's stop_recording()
+    inner.watch(x);
+    z = x * 7.0;
+    CHECK(close(inner.gradient(z, x), {7}));
+  }
+  CHECK(outer.recorded_ops().empty());
+  const Tensor w = x * 3.0;  // after the scope, outer records again
+  CHECK(outer.recorded_ops().size() == 1);
+  CHECK_FALSE(outer.gradient(y, x).defined());
+}
+
+TEST_CASE("tape: a custom op's forward is not recorded, even when it uses a tape of its own", "[tape][custom]") {
+  const Tensor v = tensor({1.0, 2.0});
+  GradientTape outer(true);
+  outer.watch(v);
+  const Tensor y = custom_op(
+      "inner_grad", {v},
+      [](const std::vector<Tensor>& in) {
+        GradientTape t;  // records inside the forward
+        t.watch(in[0]);
+        const Tensor g = t.gradient(sum(in[0] * in[0] * in[0]), in[0]);  // 3 v^2
+        return g + in[0];
+      },
+      [](const std::vector<Tensor>&, const Tensor&, const Tensor& g) { return std::vector<Tensor>{g * 2.0}; });
+  CHECK(close(y, {4, 14}));
+  REQUIRE(outer.recorded_ops().size() == 1);
+  CHECK(outer.recorded_ops()[0].name == "inner_grad");
+  CHECK(close(outer.gradient(sum(y), v), {2, 2}));
+}
+
+TEST_CASE("tape: a tape destroyed on another thread leaves its thread's list", "[tape][threads]") {
+  auto tape = std::make_unique<GradientTape>();
+  const Tensor x = scalar(1.0);
+  tape->watch(x);
+  std::thread([&] { tape.reset(); }).join();
+  const Tensor z = x * 3.0;  // used to write through the freed tape
+  CHECK(z.item<double>() == 3.0);
+  GradientTape next;  // the thread's tapes still work
+  next.watch(x);
+  CHECK(close(next.gradient(x * 4.0, x), {4}));
+  // and a tape whose thread ended first can still be destroyed
+  std::unique_ptr<GradientTape> orphan;
+  std::thread([&] { orphan = std::make_unique<GradientTape>(); }).join();
+  orphan.reset();
 }
 
 TEST_CASE("tape: an in-place change through another view of the storage is detected", "[tape][safety]") {
@@ -810,6 +936,23 @@ Tensor square_plus(const Tensor& x) {
 
 }  // namespace
 
+TEST_CASE("tape: the derivative of x^0 is 0, also at x = 0 (as PyTorch)", "[tape][rules]") {
+  const Tensor x = tensor({0.0, 2.0});
+  GradientTape t3(true), t2(true), t1(true);
+  t3.watch(x);
+  t2.watch(x);
+  t1.watch(x);
+  CHECK(close(t1.gradient(sum(pow(x, 0.0)), x), {0, 0}));
+  CHECK(close(t1.gradient(sum(pow(x, zeros({2}, kFloat64))), x), {0, 0}));
+  // x^2: 2x, 2, then 0 (0 * x^-1 would be NaN at x = 0)
+  const Tensor d1 = t1.gradient(sum(pow(x, 2.0)), x);
+  const Tensor d2 = t2.gradient(sum(d1), x);
+  const Tensor d3 = t3.gradient(sum(d2), x);
+  CHECK(close(d1, {0, 4}));
+  CHECK(close(d2, {2, 2}));
+  CHECK(close(d3, {0, 0}));
+}
+
 TEST_CASE("tape: a custom op with its own gradient", "[tape][custom]") {
   const Tensor x = tensor({1.0, -2.0, 3.0});
   GradientTape tape;
@@ -821,6 +964,33 @@ TEST_CASE("tape: a custom op with its own gradient", "[tape][custom]") {
   CHECK(ops[0].name == "square_plus");
   CHECK_THAT(tape.to_dot(), Contains("square_plus"));
   CHECK(close(tape.gradient(y, x, tensor({1.0, 2.0, 3.0})), {2, -8, 18}));
+}
+
+TEST_CASE("tape: a custom op's wrong-shaped gradient or undefined input is an error naming it", "[tape][custom]") {
+  const Tensor x = tensor({1.0, 2.0, 3.0});
+  GradientTape tape(true);
+  tape.watch(x);
+  const Tensor y = custom_op(
+      "bad_grad", {x}, [](const std::vector<Tensor>& in) { return in[0] * 2.0; },
+      [](const std::vector<Tensor>&, const Tensor&, const Tensor&) { return std::vector<Tensor>{ones({2}, kFloat64)}; });
+  const std::string msg = error_message([&] { tape.gradient(sum(y), x); });
+  CHECK_THAT(msg, Contains("bad_grad") && Contains("[2]") && Contains("input 0") && Contains("[3]"));
+  CHECK_THROWS_AS(tape.gradient(sum(y), x), ShapeError);
+  const std::string undefined = error_message([&] {
+    custom_op("needs_two", {x, Tensor()}, [](const std::vector<Tensor>& in) { return in[0]; },
+              [](const std::vector<Tensor>&, const Tensor&, const Tensor& g) { return std::vector<Tensor>{g, g}; });
+  });
+  CHECK_THAT(undefined, Contains("needs_two") && Contains("input 1"));
+}
+
+TEST_CASE("tape: check_numerics checks a custom op's output", "[tape][custom][numerics]") {
+  const Tensor x = tensor({-1.0, 4.0});
+  CheckNumerics check;
+  const std::string msg = error_message([&] {
+    custom_op("root", {x}, [](const std::vector<Tensor>& in) { return sqrt(in[0]); },
+              [](const std::vector<Tensor>&, const Tensor&, const Tensor& g) { return std::vector<Tensor>{g}; });
+  });
+  CHECK_THAT(msg, Contains("check_numerics") && Contains("root"));
 }
 
 TEST_CASE("tape: a custom op with 40 inputs gets every input in its gradient function", "[tape][custom]") {

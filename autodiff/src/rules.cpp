@@ -101,6 +101,9 @@ TAPEFLOW_RULE(Relu, kX, { return {relu_grad(g, in[0])}; })
 TAPEFLOW_RULE(Step, 0, { return {g * 0.0}; })
 TAPEFLOW_RULE(PowScalar, kX, {
   const double p = c.attrs.p0;
+  // x^0 is constant: 0, also at x = 0 where 0 * 0^-1 would be NaN (as PyTorch; so the third
+  // derivative of x^2 at 0 is 0)
+  if (p == 0.0) return {zeros(g.shape(), g.dtype(), g.device())};
   return {g * p * pow(in[0], p - 1.0)};
 })
 TAPEFLOW_RULE(Clip, kX, { return {g * clip_mask(in[0], c.attrs.p0, c.attrs.p1)}; })
@@ -118,7 +121,8 @@ TAPEFLOW_RULE_SAVES(Pow, kA | kB | kY, kB, {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
   // d/db a^b = a^b log a, taken as 0 where a <= 0 (as TensorFlow)
-  return {c.needs_grad[0] ? g * b * pow(a, b - 1.0) : Tensor(),
+  // d/da a^b = b a^(b-1), taken as 0 where b = 0 (as PyTorch; 0 * 0^-1 would be NaN)
+  return {c.needs_grad[0] ? g * where(b == 0.0, 0.0, b * pow(a, b - 1.0)) : Tensor(),
           c.needs_grad[1] ? g * c.output * where(a > 0.0, log(where(a > 0.0, a, 1.0)), 0.0) : Tensor()};
 })
 TAPEFLOW_RULE(Maximum, kA | kB, {
@@ -201,7 +205,11 @@ TAPEFLOW_RULE(Gather, kB, {
   return {scatter_add(zeros(base, g.dtype(), g.device()), in[1], g, axis), Tensor()};
 })
 TAPEFLOW_RULE(ScatterAdd, kB, {
-  return {g, Tensor(), c.needs_grad[2] ? take_along_axis(g, in[1], c.attrs.axes[0]) : Tensor()};
+  if (!c.needs_grad[2]) return {g, Tensor(), Tensor()};
+  // src [p] went to index[p] along the axis, index and src broadcast against each other
+  const Shape both = broadcast_shapes(c.input_shapes[1], c.input_shapes[2], "scatter_add");
+  const Tensor index = c.input_shapes[1] == both ? in[1] : in[1].broadcast_to(both);
+  return {g, Tensor(), take_along_axis(g, index, c.attrs.axes[0])};
 })
 TAPEFLOW_RULE(Cast, 0, {
   if (!is_floating(c.attrs.dtype)) return {Tensor()};

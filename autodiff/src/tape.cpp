@@ -69,10 +69,16 @@ struct GradScratch {
   }
 };
 
+namespace {
+class ThreadTapes;
+}  // namespace
+
 struct TapeState {
   TapeOptions options;
   bool paused = false;
   bool used = false;
+  ThreadTapes* owner = nullptr;  // the list of the thread that created the tape (none once it ended)
+  int depth = 0;                 // the NoRecording depth the tape was created at: it records at it or below
   std::vector<Node> nodes;
   std::vector<InputRecord> inputs;
   std::vector<std::int64_t> dims;
@@ -122,6 +128,22 @@ struct TapeState {
     if (t.is_variable() && watched_variable_ids.insert(t.id()).second) {
       watched_variables.push_back(static_cast<const Variable&>(t));
     }
+  }
+
+  // An in-place write is not recorded: into a tensor this tape tracks, it would make the
+  // gradients silently wrong (the write's own derivative is missing), so it is refused, as
+  // PyTorch refuses one into a leaf that requires grad. A Variable (or a view of one) may be
+  // written: its updates are not differentiable, and what a rule saved is checked by version.
+  void check_write(const Tensor& target, const char* op) {
+    if (used && !options.persistent) return;  // its one gradient() is done
+    if (!tracked.contains(target.id()) || target.is_variable()) return;
+    for (const Variable& v : watched_variables)
+      if (v.storage() == target.storage()) return;
+    throw ValueError(fmt::format(
+        "{}: cannot write in place into a tensor of shape {} that a GradientTape is recording (the write "
+        "is not recorded, so the gradients would be wrong); compute the new value out of place, or write "
+        "into a clone()",
+        op, shape_str(target.shape())));
   }
 
   // Appends the node and its inputs, saving the inputs in `mask` (bit i: input i;
@@ -243,11 +265,13 @@ class ThreadTapes : public OpObserver {
  public:
   std::vector<TapeState*> tapes;
   bool check_numerics = false;
+  int numerics_depth = 0;  // the NoRecording depth CheckNumerics was created at
   bool in_rule = false;  // a gradient rule runs: its results are checked as the rule's, not per op
   std::unique_ptr<TapeState> spare;  // the last destroyed tape's state, emptied, for the next tape
 
   void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) override {
-    if (check_numerics && !in_rule) {
+    const int depth = no_recording_depth();
+    if (checks_numerics(depth)) {
       OpObserver* self = set_current_observer(nullptr);
       bool ok = true;
       for (const auto& o : outputs) ok = ok && all_finite(o);
@@ -258,10 +282,31 @@ class ThreadTapes : public OpObserver {
       }
     }
     for (TapeState* t : tapes)
-      if (!t->paused) t->record(op, inputs, outputs[0], attrs);
+      if (records(*t, depth)) t->record(op, inputs, outputs[0], attrs);
   }
 
+  void before_write(const Tensor& target, const char* op) override {
+    const int depth = no_recording_depth();
+    for (TapeState* t : tapes)
+      if (records(*t, depth)) t->check_write(target, op);
+  }
+
+  // A tape records unless paused or inside a NoRecording opened after its creation.
+  static bool records(const TapeState& t, int depth) { return !t.paused && depth <= t.depth; }
+  bool checks_numerics(int depth) const { return check_numerics && !in_rule && depth <= numerics_depth; }
+
+  // The observer this thread needs. Inside a NoRecording (depth > 0) it is installed too when
+  // tapes exist: one created inside records, the older ones skip by their depth.
   void update() { set_current_observer(tapes.empty() && !check_numerics ? nullptr : this); }
+
+  void remove(TapeState* s) {
+    tapes.erase(std::remove(tapes.begin(), tapes.end(), s), tapes.end());
+    s->owner = nullptr;
+  }
+
+  ~ThreadTapes() override {
+    for (TapeState* t : tapes) t->owner = nullptr;  // the thread ends before its tapes
+  }
 };
 
 ThreadTapes& thread_tapes() {
@@ -329,14 +374,19 @@ GradientTape::GradientTape(TapeOptions options) {
   auto& tt = detail::thread_tapes();
   state_ = tt.spare ? std::move(tt.spare) : std::make_unique<TapeState>();
   state_->reuse(options);
+  state_->owner = &tt;
+  state_->depth = no_recording_depth();
   tt.tapes.push_back(state_.get());
   tt.update();
 }
 
 GradientTape::~GradientTape() {
+  // off the list of the thread that created it, which may not be this one
   auto& tt = detail::thread_tapes();
-  tt.tapes.erase(std::remove(tt.tapes.begin(), tt.tapes.end(), state_.get()), tt.tapes.end());
-  tt.update();
+  if (detail::ThreadTapes* owner = state_->owner) {
+    owner->remove(state_.get());
+    if (owner == &tt) tt.update();
+  }
   state_->reuse({});  // what the tape saved is released now, as before
   if (!tt.spare) tt.spare = std::move(state_);
 }
@@ -396,6 +446,11 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
         throw ShapeError(fmt::format("gradient: output_gradients[{}] has shape {}, the target has {}", i,
                                      shape_str(seed.shape()), shape_str(t.shape())));
       }
+      if (!is_floating(seed.dtype())) {
+        throw DTypeError(fmt::format("gradient: output_gradients[{}] is {}; it must be floating (the target is {})",
+                                     i, dtype_name(seed.dtype()), dtype_name(t.dtype())));
+      }
+      if (is_floating(t.dtype()) && seed.dtype() != t.dtype()) seed = seed.astype(t.dtype());
     } else {
       seed = ones(t.shape(), is_floating(t.dtype()) ? t.dtype() : kFloat32, t.device());
     }
@@ -462,7 +517,14 @@ std::vector<Tensor> GradientTape::gradient_impl(const std::vector<Tensor>& targe
     for (std::size_t i = 0; i < n.count; ++i) {
       if (!in[i].needs_grad || i >= input_grads.size() || !input_grads[i].defined()) continue;
       Tensor gi = input_grads[i];
-      if (gi.shape() != input_shapes[i]) gi = sum_to(gi, input_shapes[i]);
+      if (gi.shape() != input_shapes[i]) {
+        try {
+          gi = sum_to(gi, input_shapes[i]);
+        } catch (const ShapeError&) {
+          throw ShapeError(fmt::format("gradient: {} returned a gradient of shape {} for input {} of shape {}",
+                                       s.name_of(n), shape_str(gi.shape()), i, shape_str(input_shapes[i])));
+        }
+      }
       if (gi.dtype() != in[i].dtype) gi = gi.astype(in[i].dtype);
       if (gi.device() != in[i].device) gi = gi.to(in[i].device);
       if (check && !detail::all_finite(gi)) {
@@ -606,31 +668,41 @@ Tensor stop_gradient(const Tensor& t) {
   return Tensor(t.storage(), t.shape(), t.strides(), t.offset(), t.dtype());
 }
 
-CheckNumerics::CheckNumerics() : previous_(detail::thread_tapes().check_numerics) {
+CheckNumerics::CheckNumerics()
+    : previous_(detail::thread_tapes().check_numerics), previous_depth_(detail::thread_tapes().numerics_depth) {
   detail::thread_tapes().check_numerics = true;
+  detail::thread_tapes().numerics_depth = no_recording_depth();
   detail::thread_tapes().update();
 }
 CheckNumerics::~CheckNumerics() {
   detail::thread_tapes().check_numerics = previous_;
+  detail::thread_tapes().numerics_depth = previous_depth_;
   detail::thread_tapes().update();
 }
 
 Tensor custom_op(const std::string& name, const std::vector<Tensor>& inputs,
                  const std::function<Tensor(const std::vector<Tensor>&)>& forward, CustomGradient backward) {
   if (!backward) throw ValueError(fmt::format("custom_op {}: no gradient function", name));
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].defined()) throw ValueError(fmt::format("custom_op {}: input {} is undefined", name, i));
   Tensor out;
-  OpObserver* saved = set_current_observer(nullptr);  // the inside of the op is not recorded
-  try {
+  {
+    NoRecording inside;  // the inside of the op is not recorded (a tape created in it records)
     out = forward(inputs);
-  } catch (...) {
-    set_current_observer(saved);
-    throw;
   }
-  set_current_observer(saved);
   if (!out.defined()) throw ValueError(fmt::format("custom_op {}: the forward function returned no tensor", name));
   out = stop_gradient(out);  // a fresh identity even if forward returned an input
-  for (detail::TapeState* t : detail::thread_tapes().tapes)
-    if (!t->paused) t->record_custom(name, inputs, out, backward);
+  auto& tt = detail::thread_tapes();
+  const int depth = no_recording_depth();
+  if (tt.checks_numerics(depth) && ![&] {
+        NoRecording reading;
+        return detail::all_finite(out);
+      }()) {
+    throw ValueError(
+        fmt::format("check_numerics: custom op {} produced NaN or Inf (output shape {})", name, shape_str(out.shape())));
+  }
+  for (detail::TapeState* t : tt.tapes)
+    if (detail::ThreadTapes::records(*t, depth)) t->record_custom(name, inputs, out, backward);
   return out;
 }
 

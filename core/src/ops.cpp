@@ -24,6 +24,15 @@ OpObserver* set_current_observer(OpObserver* observer) {
   t_observer = observer;
   return previous;
 }
+namespace {
+thread_local int t_no_recording = 0;
+}  // namespace
+int no_recording_depth() { return t_no_recording; }
+NoRecording::NoRecording() : saved_(set_current_observer(nullptr)) { ++t_no_recording; }
+NoRecording::~NoRecording() {
+  --t_no_recording;
+  set_current_observer(saved_);
+}
 
 namespace {
 

@@ -608,7 +608,10 @@ Tensor prepare_inplace(const Tensor& self, const Tensor& other, const char* op) 
     throw DTypeError(fmt::format("{}: cannot write {} values into a {} tensor in place", op,
                                  dtype_name(other.dtype()), dtype_name(self.dtype())));
   }
-  detail::NoRecord no_record;  // in-place writes are never recorded
+  detail::check_weak_int(other, self.dtype(), op);
+  // in-place writes are never recorded: a tape that tracks `self` may refuse the write
+  if (OpObserver* o = current_observer()) o->before_write(self, op);
+  detail::NoRecord no_record;
   Tensor src = other_here.astype(self.dtype());
   if (src.storage() == self.storage()) src = src.clone();
   return src;

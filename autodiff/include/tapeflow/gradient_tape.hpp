@@ -50,6 +50,11 @@ class GradientTape {
   /// Watch a floating tensor (constants are not watched by default).
   void watch(const Tensor& t);
   void watch(const std::vector<Tensor>& ts);
+  /// Watch Variables (a model's trainable_weights(), with watch_accessed_variables off).
+  template <class V, class = std::enable_if_t<std::is_base_of_v<Tensor, V> && !std::is_same_v<V, Tensor>>>
+  void watch(const std::vector<V>& vs) {
+    watch(std::vector<Tensor>(vs.begin(), vs.end()));
+  }
   /// The Variables this tape watched, in the order it first saw them.
   std::vector<Variable> watched_variables() const;
 
@@ -75,6 +80,12 @@ class GradientTape {
   std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<Tensor>& sources,
                                const std::vector<Tensor>& output_gradients = {},
                                UnconnectedGradients unconnected = UnconnectedGradients::None);
+  template <class V, class = std::enable_if_t<std::is_base_of_v<Tensor, V> && !std::is_same_v<V, Tensor>>>
+  std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<V>& sources,
+                               const std::vector<Tensor>& output_gradients = {},
+                               UnconnectedGradients unconnected = UnconnectedGradients::None) {
+    return gradient(targets, std::vector<Tensor>(sources.begin(), sources.end()), output_gradients, unconnected);
+  }
   /// [target shape..., source shape...]
   Tensor jacobian(const Tensor& target, const Tensor& source,
                   UnconnectedGradients unconnected = UnconnectedGradients::None);
@@ -129,6 +140,7 @@ class CheckNumerics {
 
  private:
   bool previous_;
+  int previous_depth_;
 };
 
 /// The gradient of a custom op: (inputs, output, output gradient) -> one gradient per input

@@ -47,19 +47,30 @@ class OpObserver {
  public:
   virtual ~OpObserver() = default;
   virtual void record(OpId op, TensorList inputs, TensorList outputs, const OpAttrs& attrs) = 0;
+  /// Called before an in-place write into `target` (assign, add_, mul_, ...; `op` names it),
+  /// which is never recorded. An observer may refuse the write by throwing.
+  virtual void before_write(const Tensor& target, const char* op) {
+    (void)target;
+    (void)op;
+  }
 };
 
 /// The observer of the calling thread (nullptr when none). Tapes install themselves here.
 OpObserver* current_observer();
 /// Installs an observer for the calling thread; returns the previous one.
 OpObserver* set_current_observer(OpObserver* observer);
+/// How many NoRecording scopes are open on the calling thread (a tape remembers the depth it
+/// was created at, and records only at that depth or less).
+int no_recording_depth();
 
-/// While alive, no tape sees the calling thread's ops: for values that are constants to every
-/// tape (an optimizer's update temporaries, a layer's moving statistics).
+/// While alive, no tape that exists when it starts sees the calling thread's ops: for values
+/// that are constants to every tape (an optimizer's update temporaries, a layer's moving
+/// statistics). A tape created inside records, as one created inside TensorFlow's
+/// tape.stop_recording() does.
 class NoRecording {
  public:
-  NoRecording() : saved_(set_current_observer(nullptr)) {}
-  ~NoRecording() { set_current_observer(saved_); }
+  NoRecording();
+  ~NoRecording();
   NoRecording(const NoRecording&) = delete;
   NoRecording& operator=(const NoRecording&) = delete;
 
