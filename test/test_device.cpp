@@ -569,3 +569,48 @@ TEST_CASE("device: two CUDA devices: copies between them, and ops refuse to mix 
   }
   CHECK(memory_stats(Device::cuda(1)).current_bytes == before);
 }
+
+TEST_CASE("device: integer overflow wraps and float -> int casts saturate exactly as on the CPU") {
+  note_skip();
+  constexpr std::int64_t kMax64 = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int32_t kMax32 = std::numeric_limits<std::int32_t>::max();
+  constexpr std::int32_t kMin32 = std::numeric_limits<std::int32_t>::min();
+  // f on the CPU, then on every other device: the same integers, bit for bit (compared as
+  // int64, not through a double)
+  auto same_ints = [](const std::vector<Tensor>& inputs, const Fn& f, const std::vector<std::int64_t>& want) {
+    const Tensor expected = f(inputs);
+    CHECK(expected.to_vector<std::int64_t>() == want);
+    for (const Device& d : other_devices()) {
+      INFO("device " << d.str());
+      std::vector<Tensor> moved;
+      for (const auto& t : inputs) moved.push_back(t.to(d));
+      const Tensor actual = f(moved);
+      CHECK(actual.device() == d);
+      CHECK(actual.dtype() == expected.dtype());
+      CHECK(actual.to(Device::cpu()).to_vector<std::int64_t>() == want);
+    }
+  };
+  const Tensor i32 = tensor<std::int32_t>({kMax32, kMin32, 5}, {3});
+  const Tensor i64 = tensor<std::int64_t>({kMax64, 3}, {2});
+  same_ints({i32}, [](const std::vector<Tensor>& t) { return t[0] + t[0]; }, {-2, 0, 10});
+  same_ints({i32}, [](const std::vector<Tensor>& t) { return -t[0]; }, {-kMax32, kMin32, -5});
+  same_ints({i32}, [](const std::vector<Tensor>& t) { return abs(t[0]); }, {kMax32, kMin32, 5});
+  same_ints({i64}, [](const std::vector<Tensor>& t) { return t[0] * t[0]; }, {1, 9});
+  same_ints({i64}, [](const std::vector<Tensor>& t) { return sum(t[0]); }, {std::numeric_limits<std::int64_t>::min() + 2});
+  same_ints({tensor<std::int32_t>({65537, 3}, {1, 2}), tensor<std::int32_t>({65537, 5}, {2, 1})},
+            [](const std::vector<Tensor>& t) { return matmul(t[0], t[1]); }, {131088});
+  same_ints({i32}, [](const std::vector<Tensor>& t) { return clip(t[0], 0, 1e10); }, {kMax32, 0, 5});
+  same_ints({i32}, [](const std::vector<Tensor>& t) { return t[0] < std::int64_t(3000000000); }, {1, 1, 1});
+  // a C++ integer above 2^53 reaches the device exactly
+  same_ints({tensor<std::int64_t>({0, 1}, {2})},
+            [](const std::vector<Tensor>& t) { return t[0] + ((std::int64_t(1) << 53) + 1); },
+            {9007199254740993, 9007199254740994});
+  // float -> int: saturated, NaN -> 0, from contiguous and reversed views
+  const Tensor f = tensor<float>({NAN, INFINITY, -INFINITY, 3e9f, -3e9f, 2.7f, -2.7f}, {7});
+  same_ints({f}, [](const std::vector<Tensor>& t) { return t[0].astype(kInt32); },
+            {0, kMax32, kMin32, kMax32, kMin32, 2, -2});
+  same_ints({f}, [](const std::vector<Tensor>& t) { return t[0](Slice(none, none, -1)).astype(kInt32); },
+            {-2, 2, kMin32, kMax32, kMin32, kMax32, 0});
+  same_ints({f.astype(kFloat64)}, [](const std::vector<Tensor>& t) { return t[0].astype(kInt64); },
+            {0, kMax64, std::numeric_limits<std::int64_t>::min(), 3000000000, -3000000000, 2, -2});
+}

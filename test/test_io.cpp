@@ -324,3 +324,44 @@ TEST_CASE("load_mnist: the real Fashion-MNIST", "[io][dataset]") {
   // Fashion-MNIST is balanced: 6000 training images per class.
   CHECK(sum((data.train_labels == 3.0).astype(kInt64)).item<std::int64_t>() == 6000);
 }
+
+TEST_CASE("read_idx: a tiny file announcing TiBs raises IOError before allocating them", "[io][overflow]") {
+  TempDir dir;
+  // the audit's 28-byte file: doubles, dims [2^20, 2^20] (8 TiB of data), nothing after the header
+  const Bytes huge = idx_header(0x0E, {1u << 20, 1u << 20});
+  write_raw(dir.file("huge"), huge);
+  CHECK_THROWS_AS(read_idx(dir.file("huge")), IOError);
+  CHECK_THAT(idx_error(dir.file("huge")), Catch::Contains(dir.file("huge")) && Catch::Contains("truncated") &&
+                                              Catch::Contains("needs 8796093022208 bytes of data, found 0"));
+  // [65536, 65536, 256] doubles with a few bytes of data; gzip-compressed the same
+  Bytes some = idx_header(0x0E, {65536, 65536, 256});
+  some.insert(some.end(), 20, 0);
+  write_raw(dir.file("some"), some);
+  CHECK_THAT(idx_error(dir.file("some")), Catch::Contains("truncated") && Catch::Contains("found 20"));
+  write_gz(dir.file("some.gz"), some);
+  CHECK_THAT(idx_error(dir.file("some.gz")), Catch::Contains(dir.file("some.gz")) && Catch::Contains("truncated") &&
+                                                 Catch::Contains("found 20"));
+  write_gz(dir.file("huge.gz"), huge);
+  CHECK_THAT(idx_error(dir.file("huge.gz")), Catch::Contains("truncated") && Catch::Contains("found 0"));
+  // a gzip file larger than the first chunk still reads whole (chunks grow as data arrives)
+  Bytes pixels(3u << 20);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i * 7 + (i >> 11));
+  write_gz(dir.file("big.gz"), idx_ubyte({3, 1024, 1024}, pixels));
+  const Tensor t = read_idx(dir.file("big.gz"));
+  CHECK(t.shape() == Shape{3, 1024, 1024});
+  const auto v = t.to_vector<std::int32_t>();
+  bool same = true;
+  for (std::size_t i = 0; i < pixels.size(); ++i) same = same && v[i] == pixels[i];
+  CHECK(same);
+}
+
+TEST_CASE("read_idx: a 0 dimension beside huge ones raises IOError (no stride overflow)", "[io][overflow]") {
+  TempDir dir;
+  write_raw(dir.file("zero-huge"), idx_header(0x08, {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}));
+  CHECK_THROWS_AS(read_idx(dir.file("zero-huge")), IOError);
+  CHECK_THAT(idx_error(dir.file("zero-huge")), Catch::Contains(dir.file("zero-huge")) &&
+                                                   Catch::Contains("[0, 4294967295, 4294967295, 4294967295] are too large"));
+  // zeros beside moderate sizes stay empty tensors
+  write_raw(dir.file("zero-ok"), idx_header(0x08, {0, 0xFFFFFFFFu, 2}));
+  CHECK(read_idx(dir.file("zero-ok")).shape() == Shape{0, 0xFFFFFFFFll, 2});
+}

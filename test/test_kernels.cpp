@@ -1577,3 +1577,124 @@ TEST_CASE("cpu: softmax and log_softmax of rows with infinities and NaN match na
     }
   }
 }
+
+// ---- integer wrap-around and saturating conversions ---------------------------------------
+
+TEMPLATE_TEST_CASE("integer arithmetic wraps around in every kernel, cpu equal to naive", "[kernels][integer][overflow]",
+                   std::int32_t, std::int64_t) {
+  using T = TestType;
+  using U = std::make_unsigned_t<T>;
+  constexpr T kMax = std::numeric_limits<T>::max(), kMin = std::numeric_limits<T>::min();
+  // the functors on the edges, against the unsigned arithmetic they are defined by
+  CHECK(kn::BinaryFn<OpId::Add>{}(kMax, T(1)) == kMin);
+  CHECK(kn::BinaryFn<OpId::Sub>{}(kMin, T(1)) == kMax);
+  CHECK(kn::BinaryFn<OpId::Mul>{}(kMax, kMax) == T(1));
+  CHECK(kn::BinaryFn<OpId::Mul>{}(kMin, T(-1)) == kMin);
+  CHECK(kn::UnaryFn<OpId::Neg>{}(kMin, 0, 0) == kMin);
+  CHECK(kn::UnaryFn<OpId::Abs>{}(kMin, 0, 0) == kMin);
+  CHECK(kn::UnaryFn<OpId::Abs>{}(T(-7), 0, 0) == T(7));
+  // random values over the whole range: cpu (contiguous, broadcast, strided) == naive == unsigned math
+  std::uniform_int_distribution<T> any(kMin, kMax);
+  for (OpId op : {OpId::Add, OpId::Sub, OpId::Mul}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const Shape shape = trial == 0 ? Shape{70000} : random_shape(1, 3, false);
+      View<T> a = make_view<T>(shape, random_opts(true)), b = make_view<T>(shape, random_opts(true));
+      for (auto&& x : a.buf) x = any(rng());
+      for (auto&& x : b.buf) x = any(rng());
+      View<T> out = make_out<T>(shape);
+      View<T> ref = out;
+      kn::cpu::binary<T>(op, out.data(), out.l, a.data(), a.l, b.data(), b.l);
+      kn::naive::binary<T>(op, ref.data(), ref.l, a.data(), a.l, b.data(), b.l);
+      INFO(tapeflow::op_name(op) << " a " << describe(a.l) << " b " << describe(b.l));
+      check_same(out.buf, ref.buf);
+    }
+  }
+  // sums over the whole range: cpu (every reduction path, threads) == naive == the unsigned sum
+  {
+    ThreadGuard guard;
+    for (int threads : {1, 2}) {
+      kn::cpu::set_num_threads(threads);
+      std::vector<T> x(300000);
+      U total = 0;
+      for (auto& v : x) {
+        v = any(rng());
+        total = U(total + U(v));
+      }
+      T got = 0, want = 0;
+      const kn::Layout in = contiguous({300000});
+      kn::Layout out_l = contiguous({300000});
+      out_l.strides[0] = 0;
+      kn::cpu::reduce<T>(OpId::Sum, &got, out_l, x.data(), in);
+      kn::naive::reduce<T>(OpId::Sum, &want, out_l, x.data(), in);
+      CHECK(got == T(total));
+      CHECK(want == T(total));
+      // columns of [600, 500] folded over axis 0, and a broadcast (stride-0) input
+      const kn::Layout m = contiguous({600, 500});
+      kn::Layout cols = contiguous({600, 500});
+      cols.strides[0] = 0;
+      std::vector<T> gc(500), wc(500);
+      kn::cpu::reduce<T>(OpId::Sum, gc.data(), cols, x.data(), m);
+      kn::naive::reduce<T>(OpId::Sum, wc.data(), cols, x.data(), m);
+      CHECK(gc == wc);
+      kn::Layout bcast = contiguous({300000});
+      bcast.strides[0] = 0;
+      const T v = kMax;
+      kn::cpu::reduce<T>(OpId::Sum, &got, out_l, &v, bcast);
+      CHECK(got == T(U(U(kMax) * U(300000))));
+    }
+  }
+  // matmul and scatter_add with products and sums past the range
+  for (int trial = 0; trial < 10; ++trial) {
+    const i64 m = rand_int(1, 9), k = rand_int(1, 40), n = rand_int(1, 9);
+    std::vector<T> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+    for (auto& v : a) v = any(rng());
+    for (auto& v : b) v = any(rng());
+    std::vector<T> got(static_cast<std::size_t>(m * n)), want(got.size());
+    kn::cpu::matmul<T>(got.data(), a.data(), contiguous({m, k}), b.data(), contiguous({k, n}));
+    kn::naive::matmul<T>(want.data(), a.data(), contiguous({m, k}), b.data(), contiguous({k, n}));
+    CHECK(got == want);
+    U c00 = 0;
+    for (i64 p = 0; p < k; ++p) c00 = U(c00 + U(U(a[static_cast<std::size_t>(p)]) * U(b[static_cast<std::size_t>(p * n)])));
+    CHECK(got[0] == T(c00));
+  }
+  const std::vector<T> src = {kMax, kMax, T(3)};
+  const std::vector<i64> idx = {0, 0, 1};
+  std::vector<T> out = {T(1), kMax}, ref = out;
+  kn::cpu::scatter_add<T>(out.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(), contiguous({3}), 0);
+  kn::naive::scatter_add<T>(ref.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(), contiguous({3}), 0);
+  CHECK(out == std::vector<T>{T(U(U(1) + U(kMax) + U(kMax))), T(U(U(kMax) + U(3)))});
+  CHECK(ref == out);
+}
+
+TEST_CASE("copy: float -> int saturates with NaN -> 0 on every path, cpu equal to naive", "[kernels][copy][saturate]") {
+  // every float -> integer pair, values straddling the target's range, over random layouts
+  for_each_type<std::int32_t, std::int64_t>([](auto to) {
+    for_each_type<float, double>([](auto ti) {
+      using TO = decltype(to);
+      using TI = decltype(ti);
+      const TI lo = static_cast<TI>(std::numeric_limits<TO>::min());
+      const TI specials[] = {std::numeric_limits<TI>::quiet_NaN(), std::numeric_limits<TI>::infinity(),
+                             -std::numeric_limits<TI>::infinity(), lo, -lo, lo * TI(2), -lo * TI(2),
+                             std::nextafter(-lo, TI(0)), std::nextafter(lo, TI(0)), TI(-2.5), TI(2.5), TI(0)};
+      for (int trial = 0; trial < 25; ++trial) {
+        const Shape shape = trial == 0 ? Shape{600, 501} : random_shape();
+        View<TI> in = make_view<TI>(shape, random_opts(true));
+        for (auto&& x : in.buf) x = coin(0.2) ? specials[rand_int(0, 11)] : static_cast<TI>(rand_real(-1e6, 1e6));
+        View<TO> out = make_out<TO>(shape);
+        View<TO> ref = out;
+        kn::cpu::copy<TO, TI>(out.data(), out.l, in.data(), in.l);
+        kn::naive::copy<TO, TI>(ref.data(), ref.l, in.data(), in.l);
+        INFO("copy " << sizeof(TI) << "-byte float -> " << sizeof(TO) << "-byte int, in " << describe(in.l));
+        check_same(out.buf, ref.buf);
+      }
+      // the values themselves
+      constexpr TO kMax = std::numeric_limits<TO>::max(), kMin = std::numeric_limits<TO>::min();
+      const TO want[] = {0, kMax, kMin, kMin, kMax, kMin, kMax, static_cast<TO>(std::nextafter(-lo, TI(0))),
+                         static_cast<TO>(std::nextafter(lo, TI(0))), TO(-2), TO(2), TO(0)};
+      TO got[12];
+      kn::cpu::copy<TO, TI>(got, contiguous({12}), specials, contiguous({12}));
+      CHECK(std::vector<TO>(got, got + 12) == std::vector<TO>(want, want + 12));
+      for (int i = 0; i < 12; ++i) CHECK(kn::convert<TO>(specials[i]) == want[i]);
+    });
+  });
+}

@@ -848,3 +848,109 @@ TEST_CASE("inplace: a float scalar into an integer tensor raises (NumPy same_kin
   i.add_(1);
   check_values(i, {3}, {2, 3, 4});
 }
+
+// =================================================================== integer overflow, weak integers, saturation
+
+TEST_CASE("elementwise: integer add, sub, mul, neg and abs wrap around as NumPy's (no UB)",
+          "[elementwise][integer][overflow]") {
+  constexpr std::int32_t kMax32 = std::numeric_limits<std::int32_t>::max();
+  constexpr std::int32_t kMin32 = std::numeric_limits<std::int32_t>::min();
+  constexpr std::int64_t kMax64 = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin64 = std::numeric_limits<std::int64_t>::min();
+  // np.array([2**31 - 1, 1], np.int32) + itself -> [-2, 2]
+  const Tensor a = tensor<std::int32_t>({kMax32, 1}, {2});
+  CHECK((a + a).to_vector<std::int32_t>() == std::vector<std::int32_t>{-2, 2});
+  // [2**31 - 1, 1] - [-1, 2] -> [-2**31, -1]
+  CHECK((a - tensor<std::int32_t>({-1, 2}, {2})).to_vector<std::int32_t>() == std::vector<std::int32_t>{kMin32, -1});
+  // -(-2**31) and abs(-2**31) stay -2**31 (NumPy); abs of the rest as usual
+  const Tensor m = tensor<std::int32_t>({kMin32, -5, 7}, {3});
+  CHECK((-m).to_vector<std::int32_t>() == std::vector<std::int32_t>{kMin32, 5, -7});
+  CHECK(abs(m).to_vector<std::int32_t>() == std::vector<std::int32_t>{kMin32, 5, 7});
+  // int64: (2**63 - 1)**2 = 1 (mod 2**64), 3 * 3 = 9; -(-2**63) = -2**63
+  const Tensor b = tensor<std::int64_t>({kMax64, 3}, {2});
+  CHECK((b * b).to_vector<std::int64_t>() == std::vector<std::int64_t>{1, 9});
+  CHECK((-tensor<std::int64_t>({kMin64}, {1})).to_vector<std::int64_t>() == std::vector<std::int64_t>{kMin64});
+  CHECK((b + 1).to_vector<std::int64_t>() == std::vector<std::int64_t>{kMin64, 4});
+  // broadcast and strided paths wrap as well: [[2**31 - 1], [1]] + [1, 2**31 - 1]
+  const Tensor col = tensor<std::int32_t>({kMax32, 1}, {2, 1});
+  CHECK((col + a(Slice(none, none, -1))).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{kMin32, -2, 2, kMin32});
+  // in place too
+  Tensor c = tensor<std::int32_t>({kMax32}, {1});
+  c.add_(tensor<std::int32_t>({kMax32}, {1}));
+  CHECK(c.to_vector<std::int32_t>() == std::vector<std::int32_t>{-2});
+}
+
+TEST_CASE("elementwise: weak C++ integers keep their exact value (NumPy 2's Python ints)",
+          "[elementwise][promotion][weak][overflow]") {
+  // int64 above 2^53: exact, not through a double; np.array([0]) + (2**53 + 1) -> 9007199254740993
+  const Tensor z = tensor<std::int64_t>({0}, {1});
+  const std::int64_t big = (std::int64_t(1) << 53) + 1;
+  CHECK((z + big).to_vector<std::int64_t>() == std::vector<std::int64_t>{9007199254740993});
+  CHECK((big - z).to_vector<std::int64_t>() == std::vector<std::int64_t>{9007199254740993});
+  CHECK(Tensor(big).item<std::int64_t>() == 9007199254740993);
+  CHECK(Tensor(std::numeric_limits<std::int64_t>::max()).item<std::int64_t>() ==
+        std::numeric_limits<std::int64_t>::max());
+  CHECK((z == big).to_vector<bool>() == std::vector<bool>{false});
+  CHECK((tensor<std::int64_t>({big}, {1}) == big).to_vector<bool>() == std::vector<bool>{true});
+  // an unsigned value above INT64_MAX is refused
+  CHECK_THROWS_AS(Tensor(std::uint64_t(18446744073709551615ull)), ValueError);
+  CHECK_THROWS_WITH(Tensor(std::uint64_t(18446744073709551615ull)), Contains("18446744073709551615") &&
+                                                                        Contains("int64"));
+  CHECK(Tensor(std::uint64_t(7)).item<std::int64_t>() == 7);
+
+  // comparisons of int32 with an integer int32 cannot hold give the exact answer (NumPy 2)
+  const Tensor five = tensor<std::int32_t>({5}, {1});
+  CHECK((five < std::int64_t(3000000000)).to_vector<bool>() == std::vector<bool>{true});
+  CHECK((five > std::int64_t(-3000000000)).to_vector<bool>() == std::vector<bool>{true});
+  CHECK((std::int64_t(3000000000) <= five).to_vector<bool>() == std::vector<bool>{false});
+  // 3000000000 - 2^32 = -1294967296: equal only after a wrap, so not equal
+  const Tensor w = tensor<std::int32_t>({-1294967296}, {1});
+  CHECK((w == std::int64_t(3000000000)).to_vector<bool>() == std::vector<bool>{false});
+  CHECK((w != std::int64_t(3000000000)).to_vector<bool>() == std::vector<bool>{true});
+  CHECK((five < std::int64_t(3000000000)).dtype() == kBool);
+  CHECK((five == 5).to_vector<bool>() == std::vector<bool>{true});
+
+  // arithmetic with one raises (NumPy 2: OverflowError), naming the op, the value and the dtype
+  CHECK_THROWS_AS(five + std::int64_t(1) * (std::int64_t(1) << 40), ValueError);
+  CHECK_THROWS_WITH(five + (std::int64_t(1) << 40),
+                    Contains("add: the integer 1099511627776 is out of range for int32"));
+  CHECK_THROWS_WITH(std::int64_t(-3000000000) * five, Contains("mul:") && Contains("-3000000000"));
+  CHECK_THROWS_WITH(maximum(five, std::int64_t(1) << 31), Contains("maximum:") && Contains("2147483648"));
+  CHECK_THROWS_WITH(where(tensor({true}), five, std::int64_t(1) << 31), Contains("where:") && Contains("int32"));
+  Tensor t = tensor<std::int32_t>({1}, {1});
+  CHECK_THROWS_WITH(t.add_(std::int64_t(1) << 40), Contains("add_:") && Contains("1099511627776"));
+  CHECK(t.to_vector<std::int32_t>() == std::vector<std::int32_t>{1});
+  // the limits themselves fit; an int64 tensor takes any of them; float tensors convert
+  CHECK((five + std::int64_t(std::numeric_limits<std::int32_t>::max() - 5)).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::max()});
+  CHECK((tensor<std::int64_t>({1}, {1}) + (std::int64_t(1) << 40)).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>{1099511627777});
+  check_values(tensor({1.f}) + (std::int64_t(1) << 40), {1}, {1099511627776.0});
+}
+
+TEST_CASE("elementwise: clip of an integer tensor saturates bounds outside the dtype", "[elementwise][clip][integer]") {
+  // np.clip(np.array([-5, 5, 7], np.int32), 0, 1e10) -> [0, 5, 7]
+  const Tensor i = tensor<std::int32_t>({-5, 5, 7}, {3});
+  CHECK(clip(i, 0, 1e10).to_vector<std::int32_t>() == std::vector<std::int32_t>{0, 5, 7});
+  CHECK(clip(i, -1e20, 1e20).to_vector<std::int32_t>() == std::vector<std::int32_t>{-5, 5, 7});
+  CHECK(clip(i, -1e20, 6).to_vector<std::int32_t>() == std::vector<std::int32_t>{-5, 5, 6});
+  CHECK(clip(i, -INFINITY, INFINITY).to_vector<std::int32_t>() == std::vector<std::int32_t>{-5, 5, 7});
+  CHECK(clip(tensor<std::int64_t>({3, -3}, {2}), 0, 1e19).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>{3, 0});
+  CHECK(clip_mask(i, -1e10, 1e10).to_vector<std::int32_t>() == std::vector<std::int32_t>{1, 1, 1});
+  CHECK(clip_mask(i, 0, 1e10).to_vector<std::int32_t>() == std::vector<std::int32_t>{0, 1, 1});
+}
+
+TEST_CASE("elementwise: abs(-0.0) is +0 (NumPy), NaN stays NaN", "[elementwise][unary]") {
+  for (DType dt : kFloatDTypes) {
+    INFO(dtype_name(dt));
+    const auto v = abs(tensor({-0.0, 0.0, -2.5, std::nan("")}).astype(dt)).to_vector<double>();
+    CHECK(v[0] == 0.0);
+    CHECK_FALSE(std::signbit(v[0]));
+    CHECK_FALSE(std::signbit(v[1]));
+    CHECK(v[2] == 2.5);
+    CHECK(std::isnan(v[3]));
+  }
+  CHECK(to_string(abs(tensor({-0.f}))).find("-0") == std::string::npos);
+}

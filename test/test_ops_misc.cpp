@@ -270,6 +270,14 @@ TEST_CASE("creation: shapes whose byte count overflows raise", "[creation][error
   CHECK_THROWS_AS(empty({std::int64_t(1) << 61}, kFloat64), Error);
 }
 
+TEST_CASE("creation: more bytes than the machine's memory and swap raise ValueError before allocating",
+          "[creation][errors][edge]") {
+  // 2^62 bytes: no machine has them; asked for, the sanitizers' allocator would abort
+  CHECK_THROWS_AS(empty({std::int64_t(1) << 60}), ValueError);
+  CHECK_THROWS_WITH(empty({std::int64_t(1) << 60}), Contains("allocate: out of memory for 4611686018427387904 bytes"));
+  CHECK_THROWS_AS(zeros({std::int64_t(1) << 30, std::int64_t(1) << 30}, kInt32), ValueError);
+}
+
 TEST_CASE("creation: shapes whose element count overflows raise", "[creation][errors][overflow]") {
   const std::int64_t big = std::int64_t(1) << 32;
   CHECK_THROWS_AS(empty({big, big}), Error);  // 2^64 elements
@@ -869,4 +877,161 @@ TEST_CASE("observer: an installed OpObserver sees each op with its inputs, outpu
   CHECK(log.entries[2].inputs == std::vector<std::uint64_t>{a.id(), b.id(), c.id()});
   CHECK(log.entries[2].output_shapes == std::vector<Shape>{{5, 3}});
   CHECK(cat.shape() == Shape{5, 3});
+}
+
+// =================================================================== overflow, saturation and absurd arguments
+
+TEST_CASE("matmul: integer products and sums wrap around as NumPy's (no UB)", "[matmul][integer][overflow]") {
+  // np.array([[65537, 3]], np.int32) @ np.array([[65537], [5]], np.int32) -> [[131088]]
+  const Tensor a = tensor<std::int32_t>({65537, 3}, {1, 2});
+  const Tensor b = tensor<std::int32_t>({65537, 5}, {2, 1});
+  CHECK(matmul(a, b).to_vector<std::int32_t>() == std::vector<std::int32_t>{131088});
+  // 2^20 * 2^20 + 2^20 * 2^20 = 2^41 = 0 (mod 2^32)
+  const Tensor p = full({1, 2}, 0x1p20, kInt32), q = full({2, 1}, 0x1p20, kInt32);
+  CHECK(matmul(p, q).to_vector<std::int32_t>() == std::vector<std::int32_t>{0});
+  // int64: (2^62 + 1) * 4 + 1 * 3 = 2^64 + 7 = 7 (mod 2^64); strided (transposed) operand too
+  const Tensor c = tensor<std::int64_t>({(std::int64_t(1) << 62) + 1, 1}, {1, 2});
+  const Tensor d = tensor<std::int64_t>({4, 3}, {1, 2}).transpose();
+  CHECK(matmul(c, d).to_vector<std::int64_t>() == std::vector<std::int64_t>{7});
+}
+
+TEST_CASE("astype: float -> int saturates, NaN -> 0 (CUDA's conversion), on every path", "[astype][saturate]") {
+  constexpr std::int32_t kMax32 = std::numeric_limits<std::int32_t>::max();
+  constexpr std::int32_t kMin32 = std::numeric_limits<std::int32_t>::min();
+  constexpr std::int64_t kMax64 = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin64 = std::numeric_limits<std::int64_t>::min();
+  const std::vector<double> v = {NAN, INFINITY, -INFINITY, 3e9, -3e9, 2.7, -2.7, 1e19, -1e19, 2147483647.9, -2147483648.9};
+  const std::vector<std::int32_t> want32 = {0, kMax32, kMin32, kMax32, kMin32, 2, -2, kMax32, kMin32, kMax32, kMin32};
+  const std::vector<std::int64_t> want64 = {0, kMax64, kMin64, 3000000000, -3000000000, 2, -2, kMax64, kMin64,
+                                            2147483647, -2147483648};
+  for (DType from : kFloatDTypes) {
+    INFO(dtype_name(from));
+    const Tensor x = tensor(v, {static_cast<std::int64_t>(v.size())}, from);
+    if (from == kFloat32) {  // float32 rounds 2147483647.9 to 2^31 (saturates) and -2147483648.9 to -2^31
+      CHECK(x.astype(kInt32).to_vector<std::int32_t>() == want32);
+      CHECK(x.astype(kInt64).to_vector<std::int64_t>()[9] == 2147483648);
+    } else {
+      CHECK(x.astype(kInt32).to_vector<std::int32_t>() == want32);
+      CHECK(x.astype(kInt64).to_vector<std::int64_t>() == want64);
+    }
+    // reversed (strided) and broadcast views, one element (converted on the host), to_vector
+    const auto rev = x(Slice(none, none, -1)).astype(kInt32).to_vector<std::int32_t>();
+    CHECK(std::vector<std::int32_t>(rev.rbegin(), rev.rend()) == want32);
+    CHECK(x(Slice(0, 1)).broadcast_to({3}).astype(kInt32).to_vector<std::int32_t>() == std::vector<std::int32_t>(3, 0));
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      CHECK(x(static_cast<std::int64_t>(i)).astype(kInt32).item<std::int32_t>() == want32[i]);
+      CHECK(x(static_cast<std::int64_t>(i)).item<std::int32_t>() == want32[i]);
+    }
+    CHECK(x.to_vector<std::int32_t>() == want32);
+  }
+  // large (threaded, vector blocks): a NaN and an overflow in the middle of in-range values
+  std::vector<float> big(300000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i) - 150000.5f;
+  big[4097] = NAN;
+  big[200001] = 1e10f;
+  big[200002] = -1e10f;
+  const auto got = tensor(big, {static_cast<std::int64_t>(big.size())}).astype(kInt32).to_vector<std::int32_t>();
+  CHECK(got[0] == -150000);
+  CHECK(got[4096] == -145904);
+  CHECK(got[4097] == 0);
+  CHECK(got[4098] == -145902);
+  CHECK(got[200001] == kMax32);
+  CHECK(got[200002] == kMin32);
+  CHECK(got[200003] == 50002);
+  CHECK(got[299999] == 149998);
+  // full, arange and linspace into integers saturate the same way
+  CHECK(full({2}, 1e10, kInt32).to_vector<std::int32_t>() == std::vector<std::int32_t>{kMax32, kMax32});
+  CHECK(full({}, -1e10, kInt32).item<std::int32_t>() == kMin32);
+  CHECK(full({3}, NAN, kInt64).to_vector<std::int64_t>() == std::vector<std::int64_t>{0, 0, 0});
+  CHECK(arange(0, 3e9, 1e9, kInt32).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{0, 1000000000, 2000000000});
+  CHECK(arange(1e9, 4e9, 1e9, kInt32).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{1000000000, 2000000000, kMax32});
+  CHECK(linspace(0, 1e10, 2, kInt32).to_vector<std::int32_t>() == std::vector<std::int32_t>{0, kMax32});
+}
+
+TEST_CASE("arange and one_hot: counts beyond int64, NaN and infinite bounds raise ValueError naming the op",
+          "[creation][one_hot][errors][overflow]") {
+  CHECK_THROWS_AS(arange(0, INFINITY), ValueError);
+  CHECK_THROWS_WITH(arange(0, INFINITY), Contains("arange: start 0, stop inf, step 1") &&
+                                             Contains("more than an int64 can count"));
+  CHECK_THROWS_WITH(arange(0, 1e30), Contains("arange: start 0, stop 1e+30, step 1 give 1e+30 elements"));
+  CHECK_THROWS_WITH(arange(0, 5, NAN), Contains("arange: start 0, stop 5, step nan give no element count"));
+  CHECK_THROWS_WITH(arange(NAN, 5), Contains("arange:") && Contains("no element count"));
+  CHECK_THROWS_WITH(arange(-INFINITY, INFINITY), Contains("arange:"));
+  CHECK(arange(INFINITY, 0).size() == 0);  // counts below zero are empty, as NumPy's
+  // a count that fits int64 but no machine's memory (2^62 bytes) raises before allocating
+  CHECK_THROWS_AS(arange(0, 1e18), ValueError);
+  CHECK_THROWS_WITH(arange(0, 1e18), Contains("arange: start 0, stop 1e+18, step 1 give 1000000000000000000 elements "
+                                              "of float32, more than this machine's"));
+  CHECK_THROWS_AS(arange(0, 0x1p62, 1, kFloat64), ValueError);
+  CHECK_THROWS_WITH(arange(0, 0x1p62, 1, kFloat64), Contains("arange:") && Contains("bytes"));
+
+  const Tensor idx = tensor<std::int64_t>({1}, {1});
+  CHECK_THROWS_AS(one_hot(idx, std::numeric_limits<std::int64_t>::max()), ValueError);
+  CHECK_THROWS_WITH(one_hot(idx, std::numeric_limits<std::int64_t>::max()),
+                    Contains("one_hot: depth 9223372036854775807 for indices of shape [1]"));
+  CHECK_THROWS_WITH(one_hot(zeros({1 << 20}, kInt64), std::int64_t(1) << 50), Contains("one_hot:") &&
+                                                                               Contains("[1048576]"));
+  // rank-16 indices would give a rank-17 result
+  CHECK_THROWS_AS(one_hot(zeros(Shape(16, 1), kInt64), 2), ShapeError);
+  CHECK_THROWS_WITH(one_hot(zeros(Shape(16, 1), kInt64), 2), Contains("one_hot:") && Contains("rank 17"));
+}
+
+TEST_CASE("eye: a negative column count other than the default -1 raises", "[creation][errors]") {
+  CHECK_THROWS_AS(eye(2, -5), ValueError);
+  CHECK_THROWS_WITH(eye(2, -5), Contains("eye: number of columns must be non-negative") && Contains("-5"));
+  CHECK(eye(2, -1).shape() == Shape{2, 2});
+  CHECK(eye(2, 0).shape() == Shape{2, 0});
+  CHECK_THROWS_AS(eye(std::int64_t(1) << 32), ValueError);
+  CHECK_THROWS_WITH(eye(std::int64_t(1) << 32), Contains("eye: shape [4294967296, 4294967296] has more elements"));
+}
+
+TEST_CASE("split and slice_scatter: sizes and steps that overflow raise instead of wrapping", "[split][slice_scatter][overflow]") {
+  const Tensor a = iota({8});
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK_THROWS_AS(split(a, std::vector<std::int64_t>{kMax, kMax, 8}), ShapeError);
+  CHECK_THROWS_WITH(split(a, std::vector<std::int64_t>{kMax, kMax, 8}),
+                    Contains("split: sizes [9223372036854775807, 9223372036854775807, 8] add up to more than an int64 "
+                             "holds, but axis 0 of [8] has size 8"));
+  CHECK_THROWS_AS(split(a, std::vector<std::int64_t>{kMax, 1}), ShapeError);
+
+  CHECK_THROWS_AS(slice_scatter(ones({3}), {5}, {0}, {kMax}), IndexError);
+  CHECK_THROWS_WITH(slice_scatter(ones({3}), {5}, {0}, {kMax}), Contains("slice_scatter: values [3] do not fit a slice "
+                                                                         "of [5] at axis 0"));
+  CHECK_THROWS_AS(slice_scatter(ones({3}), {5}, {4}, {std::numeric_limits<std::int64_t>::min()}), IndexError);
+  CHECK_THROWS_AS(slice_scatter(ones({2}), {5}, {kMax}, {1}), IndexError);
+  // one element: the step is never used, whatever it is
+  check_values(slice_scatter(ones({1, 1}), {2, 3}, {1, 2}, {kMax, kMax}), {2, 3}, {0, 0, 0, 0, 0, 1});
+}
+
+TEST_CASE("scatter_add: float values into an integer base raise (as add_ and np.add.at)", "[scatter_add][errors]") {
+  const Tensor base = zeros({3}, kInt32);
+  const Tensor idx = tensor<std::int64_t>({1, 1}, {2});
+  CHECK_THROWS_AS(scatter_add(base, idx, tensor({0.6f, 0.6f}), 0), DTypeError);
+  CHECK_THROWS_WITH(scatter_add(base, idx, tensor({0.6f, 0.6f}), 0),
+                    Contains("scatter_add: cannot add float32 values [2] into a int32 base [3]"));
+  CHECK_THROWS_AS(scatter_add(base, idx, 0.5, 0), DTypeError);
+  // integers and bools into an integer base, and anything into a float base, are fine
+  CHECK(scatter_add(base, idx, tensor<std::int64_t>({2, 3}, {2}), 0).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{0, 5, 0});
+  CHECK(scatter_add(base, idx, tensor({true, true}), 0).to_vector<std::int32_t>() == std::vector<std::int32_t>{0, 2, 0});
+  check_values(scatter_add(zeros({3}), idx, tensor({1, 2}), 0), {3}, {0, 3, 0});
+  // integer sums wrap as add does
+  CHECK(scatter_add(tensor<std::int32_t>({2147483647}, {1}), tensor<std::int64_t>({0}, {1}), tensor({1}), 0)
+            .to_vector<std::int32_t>() == std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::min()});
+}
+
+TEST_CASE("take and gather: errors name the op the user called", "[gather][errors]") {
+  const Tensor a = zeros({3, 4});
+  CHECK_THROWS_AS(gather(a, tensor<std::int64_t>({0, 1}, {2})), ShapeError);
+  CHECK_THROWS_WITH(gather(a, tensor<std::int64_t>({0, 1}, {2})),
+                    Contains("gather: labels [2] do not match the values [3, 4] (size 2 vs 3 at axis 0)"));
+  CHECK_THROWS_WITH(gather(a, tensor<std::int64_t>({0, 4, 1}, {3})),
+                    Contains("gather: index 4 is out of bounds for axis 1 with size 4"));
+  CHECK_THROWS_WITH(gather(a, tensor({0.f, 1.f, 1.f})), Contains("gather: indices must be int32 or int64"));
+  CHECK_THROWS_WITH(take(a, tensor<std::int64_t>({3}, {1})), Contains("take: index 3 is out of bounds for axis 0"));
+  CHECK_THROWS_WITH(take(a, tensor<std::int64_t>({-1}, {1})), Contains("take: index -1"));
+  // labels of size 1 still broadcast, as take_along_axis's indices do
+  check_values(gather(iota({3, 4}), tensor<std::int64_t>({2}, {1})), {3}, {2, 6, 10});
 }

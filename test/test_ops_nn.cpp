@@ -293,3 +293,35 @@ TEST_CASE("conv2d and pooling errors name the op and the shapes", "[nn][errors]"
   CHECK_THROWS_AS(max_pool_select(x, zeros({1, 5, 5, 3}, kFloat64)), DTypeError);
   CHECK_THROWS_AS(max_pool2d(zeros({1, 4, 4, 2}, kBool)), DTypeError);
 }
+
+TEST_CASE("im2col and pooling: huge strides and windows raise or work instead of overflowing", "[nn][errors][overflow]") {
+  const Tensor x = tensor<float>({1.f, 2.f, 3.f, 4.f}, {1, 2, 2, 1});
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  // same padding with a stride past the image: one window at the origin (TensorFlow's
+  // out = ceil(2 / stride) = 1, padding max((1 - 1) * stride + 1 - 2, 0) = 0)
+  const Tensor p = im2col(x, 1, 1, kMax, Padding::Same);
+  CHECK(p.shape() == Shape{1, 1, 1, 1, 1});
+  CHECK(p.to_vector<float>() == std::vector<float>{1.f});
+  CHECK(max_pool2d(x, 2, kMax, Padding::Same).to_vector<float>() == std::vector<float>{4.f});
+  CHECK(im2col(x, 1, 1, kMax, Padding::Valid).to_vector<float>() == std::vector<float>{1.f});
+  // a window whose tap count overflows int64
+  CHECK_THROWS_AS(im2col(x, std::int64_t(1) << 32, std::int64_t(1) << 32, 1, Padding::Same), ValueError);
+  CHECK_THROWS_WITH(im2col(x, std::int64_t(1) << 32, std::int64_t(1) << 32, 1, Padding::Same),
+                    Contains("im2col: a 4294967296x4294967296 window has more taps than an int64 can count"));
+  CHECK_THROWS_WITH(max_pool2d(x, std::int64_t(1) << 32, 1, Padding::Same), Contains("max_pool2d:") &&
+                                                                              Contains("taps"));
+  CHECK_THROWS_WITH(col2im(zeros({1, 1, 1, 1, 1}), 2, 2, kMax, kMax, 1, Padding::Same), Contains("col2im:") &&
+                                                                                          Contains("taps"));
+  // a window as large as int64 with valid padding is larger than the input
+  CHECK_THROWS_AS(im2col(x, kMax, 1, 1, Padding::Valid), ShapeError);
+}
+
+TEST_CASE("pooling: a negative stride raises (0 is the pool size)", "[nn][pool][errors]") {
+  const Tensor x = zeros({1, 4, 4, 1});
+  CHECK_THROWS_AS(max_pool2d(x, 2, -1), ValueError);
+  CHECK_THROWS_WITH(max_pool2d(x, 2, -1), Contains("max_pool2d: stride must be positive (or 0: the pool size 2), got -1"));
+  CHECK_THROWS_WITH(avg_pool2d(x, 2, -3), Contains("avg_pool2d: stride must be positive") && Contains("-3"));
+  CHECK_THROWS_WITH(max_pool_select(x, x, 2, -1), Contains("max_pool_select: stride"));
+  CHECK(max_pool2d(x, 2, 0).shape() == Shape{1, 2, 2, 1});
+  CHECK(avg_pool2d(x, 2, 0).shape() == Shape{1, 2, 2, 1});
+}

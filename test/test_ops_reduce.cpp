@@ -464,3 +464,42 @@ TEST_CASE("reduce: sum_to errors name both shapes", "[reduce][sum_to][errors]") 
   CHECK_THROWS_WITH(sum_to(zeros({2, 3}), {4}), Contains("sum_to") && Contains("[2, 3]") && Contains("[4]"));
   CHECK_THROWS_AS(sum_to(zeros({2, 3}), {2, 2}), ShapeError);
 }
+
+// =================================================================== integer overflow, composite errors
+
+TEST_CASE("reduce: integer sums wrap around as NumPy's (no UB), on every path", "[reduce][integer][overflow]") {
+  constexpr std::int64_t kMax64 = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin64 = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t k62 = std::int64_t(1) << 62;
+  // np.sum(np.array([2**63 - 1, 1])) -> -2**63
+  CHECK(sum(tensor<std::int64_t>({kMax64, 1}, {2})).item<std::int64_t>() == kMin64);
+  // 5 * 2**62 = 2**62 (mod 2**64): contiguous, broadcast (stride 0) and reversed runs
+  const Tensor f = full({5}, static_cast<double>(k62), kInt64);
+  CHECK(sum(f).item<std::int64_t>() == k62);
+  CHECK(sum(tensor<std::int64_t>({k62}, {1}).broadcast_to({5})).item<std::int64_t>() == k62);
+  CHECK(sum(f(Slice(none, none, -1))).item<std::int64_t>() == k62);
+  // rows folded into an output row: 4 * 2**62 = 0 per column; along rows: 3 * 2**62 = -2**62
+  const Tensor m = full({4, 3}, static_cast<double>(k62), kInt64);
+  CHECK(sum(m, {0}).to_vector<std::int64_t>() == std::vector<std::int64_t>{0, 0, 0});
+  CHECK(sum(m, {1}).to_vector<std::int64_t>() == std::vector<std::int64_t>(4, -k62));
+  // large (threaded, partial sums): 2**20 elements of 2**43 sum to 2**63 = -2**63
+  CHECK(sum(full({1 << 20}, 0x1p43, kInt64)).item<std::int64_t>() == kMin64);
+  CHECK(sum(full({1024, 1024}, 0x1p53, kInt64), {0}).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>(1024, kMin64));
+  // int32 sums widen to int64 first (NumPy), so three INT32_MAX do not wrap
+  CHECK(sum(tensor<std::int32_t>({2147483647, 2147483647, 2147483647}, {3})).item<std::int64_t>() == 6442450941);
+}
+
+TEST_CASE("reduce: errors of composites name the op the user called", "[reduce][errors]") {
+  const Tensor x = zeros({3, 4});
+  CHECK_THROWS_AS(logsumexp(zeros({0})), ValueError);
+  CHECK_THROWS_WITH(logsumexp(zeros({0})), Contains("logsumexp: zero-size axis 0") && Contains("[0]") &&
+                                               !Contains("max:"));
+  CHECK_THROWS_WITH(logsumexp(zeros({2, 0}), {1}), Contains("logsumexp: zero-size axis 1") && Contains("[2, 0]"));
+  check_values(logsumexp(zeros({0, 2}), {1}), {0}, {});  // nothing reduced over an empty axis
+  CHECK_THROWS_AS(var(x, {5}), IndexError);
+  CHECK_THROWS_WITH(var(x, {5}), Contains("var: axis 5 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_WITH(var(x, {0, 0}), Contains("var: repeated axis"));
+  CHECK_THROWS_WITH(logsumexp(x, {2}), Contains("logsumexp: axis 2"));
+  CHECK_THROWS_WITH(var(Tensor()), Contains("var:"));
+}

@@ -651,3 +651,73 @@ TEST_CASE("views: broadcast_to errors name both shapes", "[views][broadcast][err
   CHECK_THROWS_WITH(x.broadcast_to({3}), Contains("broadcast_to") && Contains("[2, 3]") && Contains("[3]"));
   CHECK_THROWS_AS(x.broadcast_to({2, 6}), ShapeError);
 }
+
+// =================================================================== maximum rank, overflowing and negative shapes
+
+TEST_CASE("views: rank 17 is refused at creation, by every op that would make one", "[views][rank][errors]") {
+  const Shape s17(17, 1), s16(16, 1);
+  CHECK_THROWS_AS(zeros(s17), ShapeError);
+  CHECK_THROWS_WITH(zeros(s17), Contains("zeros: shape [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1] has rank 17, "
+                                         "more than the maximum of 16"));
+  CHECK_THROWS_WITH(ones(s17), Contains("ones:") && Contains("rank 17"));
+  CHECK_THROWS_WITH(full(s17, 2.0), Contains("full:") && Contains("rank 17"));
+  CHECK_THROWS_WITH(empty(s17), Contains("empty:") && Contains("rank 17"));
+  CHECK_THROWS_WITH(tensor<float>({1.f}, s17), Contains("tensor:") && Contains("rank 17"));
+  Generator gen(1);
+  CHECK_THROWS_WITH(uniform(s17, gen), Contains("uniform:") && Contains("rank 17"));
+  // rank 16 is fine, and every view that adds an axis refuses to go past it
+  const Tensor y = zeros(s16);
+  CHECK(y.rank() == 16);
+  CHECK(y.to_vector<float>() == std::vector<float>{0.f});
+  CHECK(y.item<float>() == 0.f);
+  CHECK_THROWS_AS(y.expand_dims(0), ShapeError);
+  CHECK_THROWS_WITH(y.expand_dims(0), Contains("expand_dims:") && Contains("rank 17"));
+  CHECK_THROWS_AS(y.reshape(s17), ShapeError);
+  CHECK_THROWS_WITH(y.reshape(s17), Contains("reshape:") && Contains("rank 17"));
+  CHECK_THROWS_AS(y(newaxis), ShapeError);
+  CHECK_THROWS_WITH(y(newaxis), Contains("index:") && Contains("rank 17"));
+  CHECK_THROWS_AS(y.broadcast_to(s17), ShapeError);
+  CHECK_THROWS_WITH(y.broadcast_to(s17), Contains("broadcast_to:") && Contains("rank 17"));
+  CHECK_THROWS_AS(stack({y, y}), ShapeError);
+  CHECK(y(0).rank() == 15);
+}
+
+TEST_CASE("views: reshape to sizes whose product overflows raises instead of wrapping", "[views][reshape][overflow]") {
+  const Tensor a = zeros({6});
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK_THROWS_AS(a.reshape({kMax, 2, -1}), ValueError);
+  CHECK_THROWS_WITH(a.reshape({kMax, 2, -1}), Contains("reshape: the product of [9223372036854775807, 2, -1] "
+                                                       "overflows int64"));
+  CHECK_THROWS_AS(zeros({2}).reshape({kMax, kMax, -1}), ValueError);
+  CHECK_THROWS_AS(a.reshape({kMax, 2, 2}), ValueError);
+  // a 0 makes the product 0: then it is a plain size mismatch
+  CHECK_THROWS_AS(a.reshape({kMax / 2 + 1, 2, 0}), ShapeError);
+  // an empty tensor into [0, huge, huge]: the contiguous strides would overflow
+  CHECK_THROWS_AS(zeros({0}).reshape({kMax, 4, 0}), ValueError);
+  CHECK_THROWS_WITH(zeros({0}).reshape({kMax, 4, 0}), Contains("reshape:") && Contains("[9223372036854775807, 4, 0]"));
+  CHECK_THROWS_AS(zeros({0}).reshape({0, kMax, kMax}), ValueError);
+  CHECK_THROWS_AS(zeros({0, kMax, kMax}), ValueError);
+  CHECK_THROWS_WITH(zeros({0, kMax, kMax}), Contains("zeros:") && Contains("more elements than an int64 can count"));
+  CHECK(zeros({0}).reshape({kMax, 0}).shape() == Shape{kMax, 0});
+  CHECK(zeros({0}).reshape({kMax, 0}).size() == 0);
+}
+
+TEST_CASE("views: broadcast_to refuses negative and overflowing sizes", "[views][broadcast][errors]") {
+  CHECK_THROWS_AS(zeros({1}).broadcast_to({-3}), ShapeError);
+  CHECK_THROWS_WITH(zeros({1}).broadcast_to({-3}), Contains("broadcast_to: cannot broadcast [1] to [-3]: negative size "
+                                                            "-3 at axis 0"));
+  CHECK_THROWS_AS(zeros({1, 1}).broadcast_to({-2, 1}), ShapeError);
+  CHECK_THROWS_AS(zeros({1}).broadcast_to({-1, 1}), ShapeError);
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK_THROWS_AS(zeros({1}).broadcast_to({kMax, 2}), ValueError);
+  CHECK_THROWS_WITH(zeros({1}).broadcast_to({kMax, 2}), Contains("broadcast_to:") &&
+                                                          Contains("more elements than an int64 can count"));
+}
+
+TEST_CASE("views: squeeze refuses a repeated axis (NumPy)", "[views][squeeze][errors]") {
+  const Tensor a = zeros({1, 3, 1});
+  CHECK_THROWS_AS(a.squeeze({0, 0}), ValueError);
+  CHECK_THROWS_WITH(a.squeeze({0, 0}), Contains("squeeze: repeated axis in [0, 0]"));
+  CHECK_THROWS_WITH(a.squeeze({-1, 2}), Contains("squeeze: repeated axis in [-1, 2]"));
+  CHECK(a.squeeze({0, 2}).shape() == Shape{3});
+}

@@ -137,3 +137,9 @@ TEST_CASE("print: fmt, operator<< and to_string agree", "[print]") {
   CHECK(fmt::format("{}", Tensor()) == "tensor(undefined)");
   CHECK(fmt::format("x = {}", scalar(1.0)) == "x = tensor(1., shape=[], dtype=float32)");
 }
+
+TEST_CASE("print: abs(-0.0) prints 0. (NumPy's np.abs), -0.0 itself keeps its sign", "[print]") {
+  CHECK(to_string(abs(tensor({-0.f, 1.5f}))) == "tensor([0. , 1.5], shape=[2], dtype=float32)");
+  CHECK(to_string(abs(tensor({-0.0}))) == "tensor([0.], shape=[1], dtype=float64)");
+  CHECK(to_string(tensor({-0.0})) == "tensor([-0.], shape=[1], dtype=float64)");
+}

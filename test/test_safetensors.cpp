@@ -544,3 +544,25 @@ TEST_CASE("safetensors: the write is atomic", "[safetensors]") {
     fs::permissions(dir.path(), fs::perms::owner_all, fs::perm_options::replace);
   }
 }
+
+TEST_CASE("safetensors: shapes no tensor can have raise IOError, not a crash", "[safetensors][overflow]") {
+  TempDir dir;
+  const std::string path = dir.file("hostile.safetensors");
+  // a 0 makes the element count 0 and the byte count match, but the strides of
+  // [0, 2^63 - 1, 2^63 - 1] overflow int64
+  write_bytes(path, make_file(R"({"t":{"dtype":"F32","shape":[0,9223372036854775807,9223372036854775807],)"
+                              R"("data_offsets":[0,0]}})",
+                              Bytes{}));
+  require_load_error(path, "tensor \"t\": shape [0, 9223372036854775807, 9223372036854775807] has more elements "
+                           "(zeros aside) than an int64 can count");
+  CHECK_THROWS_AS(load_safetensors_map(path), IOError);
+  // 17 dimensions: more than a tensor may have
+  write_bytes(path, make_file(R"({"t":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})",
+                              bytes_of<float>({1})));
+  require_load_error(path, "has 17 dimensions; tapeflow tensors have at most 16");
+  // zeros beside sizes whose product fits load as empty tensors
+  write_bytes(path, make_file(R"({"t":{"dtype":"F32","shape":[0,4294967296,2],"data_offsets":[0,0]}})", Bytes{}));
+  const NamedTensors loaded = load_safetensors(path);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].second.shape() == Shape{0, 4294967296, 2});
+}

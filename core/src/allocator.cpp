@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -13,7 +14,25 @@
 #include "tapeflow/kernels/buffer_cache.hpp"
 #include "tapeflow/error.hpp"
 
+#if defined(__linux__)
+#include <sys/sysinfo.h>
+#endif
+
 namespace tapeflow {
+
+std::size_t detail::cpu_memory_bytes() {
+  static const std::size_t bytes = [] {
+#if defined(__linux__)
+    struct sysinfo info {};
+    if (sysinfo(&info) == 0) {
+      return static_cast<std::size_t>(info.totalram + info.totalswap) * static_cast<std::size_t>(info.mem_unit);
+    }
+#endif
+    return std::numeric_limits<std::size_t>::max();
+  }();
+  return bytes;
+}
+
 namespace {
 
 constexpr std::size_t kAlignment = 64;
@@ -21,7 +40,11 @@ constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kMaxCachedBytes = std::size_t(2) << 30;
 
 struct CpuBackend {
-  void* allocate(std::size_t bytes) { return std::aligned_alloc(kAlignment, bytes); }
+  // More than the machine's memory and swap is refused here, as Linux refuses it by default:
+  // asked for it, some allocators (the sanitizers') abort instead of returning null.
+  void* allocate(std::size_t bytes) {
+    return bytes > detail::cpu_memory_bytes() ? nullptr : std::aligned_alloc(kAlignment, bytes);
+  }
   void free(void* p) { std::free(p); }
   void before_release() {}
 };

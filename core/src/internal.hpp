@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tapeflow/kernels/cpu.hpp"
+#include "tapeflow/kernels/functors.hpp"
 #if defined(TAPEFLOW_HAVE_CUDA)
 #include "tapeflow/kernels/cuda.hpp"
 #endif
@@ -34,6 +35,23 @@ struct TensorImpl {
 kernels::Layout layout_of(const Tensor& t, const char* op);
 // t's layout broadcast to `shape` (stride 0 on broadcast axes); shapes already checked.
 kernels::Layout layout_as(const Tensor& t, const Shape& shape, const char* op);
+
+// Throws unless a tensor of `shape` can exist (ShapeError / ValueError naming op): rank at most
+// kernels::kMaxRank, no negative size, and the product of the non-zero sizes (its contiguous
+// strides' largest product) within an int64.
+void check_shape(const Shape& shape, const char* op);
+// Does t, if a weak integer (a C++ integer in an op), fit dtype? Always true otherwise. Weak
+// integers are int64, so only an int32 dtype can be too narrow.
+bool weak_int_fits(const Tensor& t, DType dtype);
+// Throws ValueError naming op unless weak_int_fits(t, dtype): arithmetic with an integer the
+// tensor's dtype cannot hold raises, as NumPy 2's does with a Python int.
+void check_weak_int(const Tensor& t, DType dtype, const char* op);
+
+// The CPU's memory and swap in bytes (SIZE_MAX where unknown): no CPU tensor can be larger.
+std::size_t cpu_memory_bytes();
+
+// empty(), with errors naming op.
+Tensor empty_for(const Shape& shape, DType dtype, Device device, const char* op);
 
 // A new tensor sharing t's storage.
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, std::int64_t offset);

@@ -89,6 +89,8 @@ class GzReader {
   }
 
   bool cut_short() const { return cut_short_; }
+  // True for a file read as it is (no gzip magic); valid once reading has started.
+  bool raw() const { return gzdirect(file_) == 1; }
 
   // Counts the bytes left until the end of the data.
   std::uint64_t remaining() {
@@ -186,21 +188,49 @@ Tensor read_idx_impl(const std::string& path, bool unit_floats) {
                               "but only {} bytes follow",
                               path, rank, dims_raw.size(), got_dims));
   Shape shape(rank);
-  // Checked in 64 bits: 16 dimensions of up to 2^32 - 1 overflow anything.
-  std::uint64_t count = 1;
+  // Checked in 64 bits: 16 dimensions of up to 2^32 - 1 overflow anything. The product of the
+  // non-zero dimensions too: a tensor's strides need it even when a 0 makes it empty.
+  std::uint64_t count = 1, nonzero = 1;
   bool overflow = false;
   for (unsigned i = 0; i < rank; ++i) {
     shape[i] = static_cast<std::int64_t>(big_endian(&dims_raw[4 * i], 4));
     const auto d = static_cast<std::uint64_t>(shape[i]);
-    if (d != 0 && count > (std::numeric_limits<std::uint64_t>::max() >> 4) / d) overflow = true;
+    if (d == 0) {
+      count = 0;
+      continue;
+    }
+    if (nonzero > (std::numeric_limits<std::uint64_t>::max() >> 4) / d) overflow = true;
+    nonzero *= d;
     count *= d;
   }
   if (overflow || count > (std::uint64_t{1} << 40))
     throw IOError(fmt::format("read_idx: '{}': dimensions {} are too large", path, shape_str(shape)));
 
+  // Never allocate much more than the file holds (a 28-byte file may announce TiBs): a raw
+  // file's size is known; a gzip stream's data is read in chunks as it comes.
   const std::size_t expected = static_cast<std::size_t>(count) * type.bytes;
-  std::vector<unsigned char> raw(expected);
-  const std::size_t got = in.read(raw.data(), expected, "data");
+  const std::size_t header_bytes = 4 + dims_raw.size();
+  std::size_t got = 0;
+  std::vector<unsigned char> raw;
+  std::error_code size_error;
+  const std::uintmax_t file_bytes = in.raw() ? std::filesystem::file_size(path, size_error) : 0;
+  if (in.raw() && !size_error) {
+    if (file_bytes - header_bytes < expected) {
+      got = static_cast<std::size_t>(file_bytes - header_bytes);
+    } else {
+      raw.resize(expected);
+      got = in.read(raw.data(), expected, "data");
+    }
+  } else {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    while (got < expected) {
+      const std::size_t n = std::min(expected - got, std::max(kChunk, got));  // doubling: O(n) copies
+      raw.resize(got + n);
+      const std::size_t more = in.read(raw.data() + got, n, "data");
+      got += more;
+      if (more < n) break;
+    }
+  }
   if (got < expected)
     throw IOError(fmt::format("read_idx: '{}' is truncated: shape {} of {} needs {} bytes of data, found {}{}",
                               path, shape_str(shape), type.name, expected, got,

@@ -38,8 +38,10 @@ Window window(std::int64_t in, std::int64_t k, std::int64_t stride, Padding padd
     }
     return {(in - k) / stride + 1, 0};
   }
-  const std::int64_t out = (in + stride - 1) / stride;
-  const std::int64_t total = std::max<std::int64_t>((out - 1) * stride + k - in, 0);
+  // ceil(in / stride) and (out - 1) * stride + k - in, in forms that cannot overflow:
+  // (out - 1) * stride < in
+  const std::int64_t out = in / stride + (in % stride != 0 ? 1 : 0);
+  const std::int64_t total = out == 0 ? 0 : std::max<std::int64_t>(k - (in - (out - 1) * stride), 0);
   return {out, total / 2};
 }
 
@@ -56,6 +58,10 @@ kernels::Window2d window2d(const Shape& image, std::int64_t kh, std::int64_t kw,
                            const char* op) {
   const Window wh = window(image[1], kh, stride, padding, op, image);
   const Window ww = window(image[2], kw, stride, padding, op, image);
+  std::int64_t taps = 0;
+  if (__builtin_mul_overflow(kh, kw, &taps)) {
+    throw ValueError(fmt::format("{}: a {}x{} window has more taps than an int64 can count", op, kh, kw));
+  }
   kernels::Window2d w;
   w.kh = kh;
   w.kw = kw;
@@ -94,7 +100,7 @@ Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t s
                const char* op) {
   check_nhwc(x, op);
   const kernels::Window2d w = window2d(x.shape(), kh, kw, stride, padding, op);
-  Tensor out = empty({x.dim(0), w.oh, w.ow, kh * kw, x.dim(3)}, x.dtype(), x.device());
+  Tensor out = detail::empty_for({x.dim(0), w.oh, w.ow, kh * kw, x.dim(3)}, x.dtype(), x.device(), op);
   if (out.size() > 0) {
     const kernels::Layout xl = layout_of(x, op);
     TAPEFLOW_DISPATCH_NUMERIC(x.dtype(), op,
@@ -105,7 +111,13 @@ Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t s
   return out;
 }
 
-std::int64_t default_stride(std::int64_t pool, std::int64_t stride) { return stride > 0 ? stride : pool; }
+// 0 means the pool size (Keras's strides=None); a negative stride is an error
+std::int64_t default_stride(std::int64_t pool, std::int64_t stride, const char* op) {
+  if (stride < 0) {
+    throw ValueError(fmt::format("{}: stride must be positive (or 0: the pool size {}), got {}", op, pool, stride));
+  }
+  return stride > 0 ? stride : pool;
+}
 
 // max_pool_select (v's values at x's window maxima) or max_pool_scatter (v = g, their adjoint),
 // with errors in the name of the op that asked.
@@ -117,7 +129,7 @@ Tensor max_pool_op(OpId id, const Tensor& x, const Tensor& v, std::int64_t pool,
   if (v.dtype() != x.dtype()) {
     throw DTypeError(fmt::format("{}: {} values for a {} input", op, dtype_name(v.dtype()), dtype_name(x.dtype())));
   }
-  const std::int64_t stride = default_stride(pool, stride_in);
+  const std::int64_t stride = default_stride(pool, stride_in, op);
   const kernels::Window2d w = window2d(x.shape(), pool, pool, stride, padding, op);
   const Shape pooled{x.dim(0), w.oh, w.ow, x.dim(3)};
   const bool select = id == OpId::MaxPoolSelect;
@@ -179,7 +191,7 @@ Tensor max_pool_scatter(const Tensor& x, const Tensor& g, std::int64_t pool, std
 
 Tensor avg_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Padding padding) {
   check_nhwc(x, "avg_pool2d");
-  const std::int64_t s = default_stride(pool, stride);
+  const std::int64_t s = default_stride(pool, stride, "avg_pool2d");
   const Tensor total = sum(patches(x, pool, pool, s, padding, 0.0, "avg_pool2d"), {3});
   if (padding == Padding::Valid) return total * (1.0 / static_cast<double>(pool * pool));
   // with same padding, average over the window's elements inside the input (as TensorFlow)

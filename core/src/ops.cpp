@@ -66,8 +66,7 @@ std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std
 
 template <class T>
 Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype, Device device) {
-  for (auto d : shape)
-    if (d < 0) throw ValueError(fmt::format("tensor: negative size in shape {}", shape_str(shape)));
+  detail::check_shape(shape, "tensor");
   if (static_cast<std::int64_t>(values.size()) != numel(shape)) {
     throw ValueError(fmt::format("tensor: {} values do not fill shape {} ({} elements)", values.size(),
                                  shape_str(shape), numel(shape)));
@@ -83,31 +82,41 @@ template Tensor tensor<std::int64_t>(const std::vector<std::int64_t>&, const Sha
 template Tensor tensor<float>(const std::vector<float>&, const Shape&, DType, Device);
 template Tensor tensor<double>(const std::vector<double>&, const Shape&, DType, Device);
 
-Tensor empty(const Shape& shape, DType dtype, Device device) {
-  for (auto d : shape)
-    if (d < 0) throw ValueError(fmt::format("empty: negative size in shape {}", shape_str(shape)));
+Tensor detail::empty_for(const Shape& shape, DType dtype, Device device, const char* op) {
+  check_shape(shape, op);
   std::int64_t bytes = 0;
   if (__builtin_mul_overflow(numel(shape), static_cast<std::int64_t>(itemsize(dtype)), &bytes)) {
-    throw ValueError(fmt::format("empty: shape {} of {} needs more bytes than can be addressed", shape_str(shape),
+    throw ValueError(fmt::format("{}: shape {} of {} needs more bytes than can be addressed", op, shape_str(shape),
                                  dtype_name(dtype)));
   }
   auto storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), device);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
-Tensor full(const Shape& shape, double value, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype, device);
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  return detail::empty_for(shape, dtype, device, "empty");
+}
+
+namespace {
+Tensor full_for(const Shape& shape, double value, DType dtype, Device device, const char* op) {
+  Tensor t = detail::empty_for(shape, dtype, device, op);
   const std::int64_t n = numel(shape);
+  // an integer dtype saturates (NaN -> 0), as a float -> int astype does
   if (n == 1 && device.is_cpu()) {  // a scalar (a C++ number in an op): no kernel launch
-    TAPEFLOW_DISPATCH_ALL(dtype, *ptr<T>(t) = static_cast<T>(value));
+    TAPEFLOW_DISPATCH_ALL(dtype, *ptr<T>(t) = kernels::convert<T>(value));
   } else if (n > 0) {
-    auto l = layout_of(t, "full");
-    TAPEFLOW_DISPATCH_ALL(dtype, TAPEFLOW_KERNEL(device, "full", fill<T>(ptr<T>(t), l, static_cast<T>(value))));
+    auto l = layout_of(t, op);
+    TAPEFLOW_DISPATCH_ALL(dtype, TAPEFLOW_KERNEL(device, op, fill<T>(ptr<T>(t), l, kernels::convert<T>(value))));
   }
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0, dtype, device); }
-Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1, dtype, device); }
+}  // namespace
+
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  return full_for(shape, value, dtype, device, "full");
+}
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full_for(shape, 0, dtype, device, "zeros"); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full_for(shape, 1, dtype, device, "ones"); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
 Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype(), t.device()); }
@@ -116,11 +125,24 @@ Tensor scalar(double value, DType dtype, Device device) { return full({}, value,
 Tensor arange(double start, double stop, double step, DType dtype, Device device) {
   if (step == 0) throw ValueError("arange: step cannot be zero");
   const double span = std::ceil((stop - start) / step);
+  // NaN (a NaN argument, inf - inf) or a count no int64 holds: converting it is undefined
+  if (std::isnan(span)) {
+    throw ValueError(fmt::format("arange: start {}, stop {}, step {} give no element count", start, stop, step));
+  }
+  if (span >= 0x1p63) {
+    throw ValueError(fmt::format("arange: start {}, stop {}, step {} give {} elements, more than an int64 can count",
+                                 start, stop, step, span));
+  }
   const auto n = static_cast<std::int64_t>(std::max(0.0, span));
-  Tensor t = empty({n}, dtype);
+  if (static_cast<double>(n) * static_cast<double>(itemsize(dtype)) > static_cast<double>(detail::cpu_memory_bytes())) {
+    throw ValueError(fmt::format("arange: start {}, stop {}, step {} give {} elements of {}, more than this machine's "
+                                 "{} bytes of memory",
+                                 start, stop, step, n, dtype_name(dtype), detail::cpu_memory_bytes()));
+  }
+  Tensor t = detail::empty_for({n}, dtype, Device::cpu(), "arange");
   TAPEFLOW_DISPATCH_NUMERIC(dtype, "arange", {
     T* p = t.data<T>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i) p[i] = kernels::convert<T>(start + static_cast<double>(i) * step);
   });
   return t.to(device);
 }
@@ -130,20 +152,21 @@ Tensor arange(std::int64_t stop, DType dtype, Device device) {
 
 Tensor linspace(double start, double stop, std::int64_t num, DType dtype, Device device) {
   if (num < 0) throw ValueError(fmt::format("linspace: num must be non-negative, got {}", num));
-  Tensor t = empty({num}, dtype);
+  Tensor t = detail::empty_for({num}, dtype, Device::cpu(), "linspace");
   const double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
   TAPEFLOW_DISPATCH_NUMERIC(dtype, "linspace", {
     T* p = t.data<T>();
-    for (std::int64_t i = 0; i < num; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
-    if (num > 1) p[num - 1] = static_cast<T>(stop);
+    for (std::int64_t i = 0; i < num; ++i) p[i] = kernels::convert<T>(start + static_cast<double>(i) * step);
+    if (num > 1) p[num - 1] = kernels::convert<T>(stop);
   });
   return t.to(device);
 }
 
 Tensor eye(std::int64_t n, std::int64_t m, DType dtype, Device device) {
-  if (m < 0) m = n;
   if (n < 0) throw ValueError(fmt::format("eye: size must be non-negative, got {}", n));
-  Tensor t = zeros({n, m}, dtype);
+  if (m < -1) throw ValueError(fmt::format("eye: number of columns must be non-negative (or -1: n), got {}", m));
+  if (m == -1) m = n;
+  Tensor t = full_for({n, m}, 0, dtype, Device::cpu(), "eye");
   TAPEFLOW_DISPATCH_ALL(dtype, {
     T* p = t.data<T>();
     for (std::int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = T(1);
@@ -158,7 +181,7 @@ Tensor random_tensor(const Shape& shape, Generator& gen, double a, double b, DTy
   if (!is_floating(dtype)) {
     throw DTypeError(fmt::format("{}: dtype must be float32 or float64, got {}", op, dtype_name(dtype)));
   }
-  Tensor t = empty(shape, dtype, device);
+  Tensor t = detail::empty_for(shape, dtype, device, op);
   const std::int64_t n = t.size();
   const std::uint64_t offset = gen.advance(static_cast<std::uint64_t>(n));
   if (n == 0) return t;
@@ -245,6 +268,10 @@ Tensor binary_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
                                  shape_str(a_in.shape()), shape_str(b_in.shape())));
   }
   if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
+  if (dt == kInt32) {
+    detail::check_weak_int(a_in, dt, name);
+    detail::check_weak_int(b_in, dt, name);
+  }
   auto [a, b, shape] = operands(a_in, b_in, dt, name);
   Tensor out = empty(shape, dt, a.device());
   if (out.size() > 0) {
@@ -264,7 +291,9 @@ Tensor compare_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
   check_defined(a_in, name);
   check_defined(b_in, name);
   const bool logical = op_info(op).kind == OpKind::Logical;
-  const DType dt = logical ? kBool : result_dtype(a_in, b_in);
+  DType dt = logical ? kBool : result_dtype(a_in, b_in);
+  // an integer int32 cannot hold compares exactly in int64 (int32 < 3000000000 is true)
+  if (dt == kInt32 && !(detail::weak_int_fits(a_in, dt) && detail::weak_int_fits(b_in, dt))) dt = kInt64;
   auto [a, b, shape] = operands(a_in, b_in, dt, name);
   Tensor out = empty(shape, kBool, a.device());
   if (out.size() > 0) {
@@ -332,6 +361,8 @@ Tensor where(const Tensor& cond_in, const Tensor& a_arg, const Tensor& b_arg) {
                                  shape_str(cond_in.shape())));
   }
   const DType dt = result_dtype(a_in, b_in);
+  detail::check_weak_int(a_in, dt, name);
+  detail::check_weak_int(b_in, dt, name);
   const Shape shape = broadcast_shapes(cond_in.shape(), broadcast_shapes(a_in.shape(), b_in.shape(), name), name);
   Tensor a = a_in.astype(dt), b = b_in.astype(dt);
   Tensor out = empty(shape, dt, a.device());
@@ -476,6 +507,8 @@ Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim
 }
 
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  check_defined(x, "var");
+  reduce_axes(axes, x.rank(), "var");  // errors name var, not the mean inside
   const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   const Tensor d = xf - mean(xf, axes, true);
   return mean(d * d, axes, keepdims);
@@ -483,6 +516,11 @@ Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims
 
 Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
   check_defined(x, "logsumexp");
+  for (auto a : reduce_axes(axes, x.rank(), "logsumexp")) {  // errors name logsumexp, not the max inside
+    if (x.shape()[a] == 0) {
+      throw ValueError(fmt::format("logsumexp: zero-size axis {} has no identity (shape {})", a, shape_str(x.shape())));
+    }
+  }
   const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   Tensor m;
   {
@@ -734,7 +772,11 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
   std::int64_t total = 0;
   for (auto s : sizes) {
     if (s < 0) throw ValueError(fmt::format("split: negative size {}", s));
-    total += s;
+    if (__builtin_add_overflow(total, s, &total)) {
+      throw ShapeError(fmt::format(
+          "split: sizes [{}] add up to more than an int64 holds, but axis {} of {} has size {}",
+          fmt::join(sizes, ", "), axis, shape_str(x.shape()), x.shape()[axis]));
+    }
   }
   if (total != x.shape()[axis]) {
     throw ShapeError(fmt::format("split: sizes [{}] add up to {}, but axis {} of {} has size {}",
@@ -767,6 +809,17 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype) {
     throw DTypeError(fmt::format("one_hot: indices must be int32 or int64, got {}", dtype_name(indices.dtype())));
   }
   if (depth < 0) throw ValueError(fmt::format("one_hot: depth must be non-negative, got {}", depth));
+  // the [..., depth] result and the int64 arange(depth) it compares against must be addressable
+  std::int64_t elements = 0, bytes = 0, range_bytes = 0;
+  if (__builtin_mul_overflow(indices.size(), depth, &elements) ||
+      __builtin_mul_overflow(elements, static_cast<std::int64_t>(itemsize(dtype)), &bytes) ||
+      __builtin_mul_overflow(depth, static_cast<std::int64_t>(itemsize(kInt64)), &range_bytes)) {
+    throw ValueError(fmt::format("one_hot: depth {} for indices of shape {} needs more bytes than can be addressed",
+                                 depth, shape_str(indices.shape())));
+  }
+  Shape out_shape = indices.shape();
+  out_shape.push_back(depth);
+  detail::check_shape(out_shape, "one_hot");  // rank 16 indices would make rank 17
   return equal(indices.astype(kInt64).expand_dims(-1), arange(depth, kInt64, indices.device())).astype(dtype);
 }
 
@@ -790,13 +843,14 @@ Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const ch
 }
 }  // namespace
 
-Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
-  const char* name = "take_along_axis";
+namespace {
+// take_along_axis, with errors naming the op the user called (take, gather)
+Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t axis_in, const char* name) {
   check_defined(x, name);
   check_defined(indices, name);
   check_same_device(x, indices, name);
   if (x.rank() != indices.rank()) {
-    throw ShapeError(fmt::format("take_along_axis: indices {} must have the rank of the input {}",
+    throw ShapeError(fmt::format("{}: indices {} must have the rank of the input {}", name,
                                  shape_str(indices.shape()), shape_str(x.shape())));
   }
   const int axis = normalize_axis(axis_in, x.rank(), name);
@@ -807,7 +861,7 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis
   try {
     out_shape = broadcast_shapes(xs, is, name);
   } catch (const ShapeError&) {
-    throw ShapeError(fmt::format("take_along_axis: input {} and indices {} do not broadcast outside axis {}",
+    throw ShapeError(fmt::format("{}: input {} and indices {} do not broadcast outside axis {}", name,
                                  shape_str(x.shape()), shape_str(indices.shape()), axis));
   }
   out_shape[axis] = indices.shape()[axis];
@@ -830,6 +884,11 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis
   });
   return out;
 }
+}  // namespace
+
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis) {
+  return take_along_axis_for(x, indices, axis, "take_along_axis");
+}
 
 Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
   check_defined(x, "take");
@@ -840,7 +899,7 @@ Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
   const int axis = normalize_axis(axis_in, x.rank(), "take");
   Shape s(static_cast<std::size_t>(x.rank()), 1);
   s[axis] = indices.dim(0);
-  return take_along_axis(x, indices.reshape(s), axis);
+  return take_along_axis_for(x, indices.reshape(s), axis, "take");
 }
 
 Tensor gather(const Tensor& x, const Tensor& labels) {
@@ -850,7 +909,14 @@ Tensor gather(const Tensor& x, const Tensor& labels) {
     throw ShapeError(fmt::format("gather: labels {} must have one axis fewer than the values {}",
                                  shape_str(labels.shape()), shape_str(x.shape())));
   }
-  return take_along_axis(x, labels.expand_dims(-1), -1).squeeze({-1});
+  const Shape outer(x.shape().begin(), x.shape().end() - 1);
+  for (std::size_t i = 0; i < outer.size(); ++i) {
+    if (labels.shape()[i] != outer[i] && labels.shape()[i] != 1 && outer[i] != 1) {
+      throw ShapeError(fmt::format("gather: labels {} do not match the values {} (size {} vs {} at axis {})",
+                                   shape_str(labels.shape()), shape_str(x.shape()), labels.shape()[i], outer[i], i));
+    }
+  }
+  return take_along_axis_for(x, labels.expand_dims(-1), -1, "gather").squeeze({-1});
 }
 
 Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in) {
@@ -870,6 +936,11 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_
                                  axis));
   }
   if (base.dtype() == kBool) throw DTypeError("scatter_add: bool tensors are not supported");
+  // as add_ (and NumPy's np.add.at): float values are never truncated into an integer base
+  if (!is_floating(base.dtype()) && is_floating(src_in.dtype())) {
+    throw DTypeError(fmt::format("scatter_add: cannot add {} values {} into a {} base {}", dtype_name(src_in.dtype()),
+                                 shape_str(src_in.shape()), dtype_name(base.dtype()), shape_str(base.shape())));
+  }
   Tensor idx = checked_indices(indices, base.shape()[axis], axis, name);
   Tensor src = src_in.astype(base.dtype());
   Tensor out;
@@ -909,13 +980,17 @@ Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std:
   Shape strides = contiguous_strides(shape);
   std::int64_t offset = 0;
   for (std::size_t i = 0; i < r; ++i) {
-    const std::int64_t last = starts[i] + (x.shape()[i] - 1) * steps[i];
-    if (x.shape()[i] > 0 && (starts[i] < 0 || starts[i] >= shape[i] || last < 0 || last >= shape[i])) {
+    std::int64_t last = 0;  // an overflow lies outside the slice too
+    const bool overflow = __builtin_mul_overflow(x.shape()[i] - 1, steps[i], &last) ||
+                          __builtin_add_overflow(starts[i], last, &last);
+    if (x.shape()[i] > 0 && (overflow || starts[i] < 0 || starts[i] >= shape[i] || last < 0 || last >= shape[i])) {
       throw IndexError(fmt::format("slice_scatter: values {} do not fit a slice of {} at axis {}",
                                    shape_str(x.shape()), shape_str(shape), i));
     }
     if (x.shape()[i] > 0) offset += starts[i] * strides[i];
-    strides[i] *= steps[i];
+    // with one element or none the stride is never used (and step * stride may overflow); with
+    // more, |step| * stride <= shape[i] * stride: both ends lie inside
+    if (x.shape()[i] > 1) strides[i] *= steps[i];
   }
   if (x.size() > 0) {
     Tensor view = detail::make_view(out, x.shape(), strides, offset);

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "tapeflow/kernels/layout.hpp"
 #include "tapeflow/ops.hpp"
 
 // The data are written and read as the host's bytes: little-endian hosts only.
@@ -489,14 +490,21 @@ class Reader {
     }
     if (shape->kind != Json::Kind::Array) corrupt(fmt::format("tensor \"{}\": \"shape\" must be an array", name));
     // Element count with overflow checks: a shape whose bytes exceed the file fails below anyway.
-    std::uint64_t count = 1;
-    bool overflow = false;
+    // The product of the non-zero sizes is checked too: a tensor's strides need it in an int64
+    // even when a 0 makes it empty ([0, 2^63 - 1, 2^63 - 1]).
+    constexpr auto kInt64Max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    std::uint64_t count = 1, nonzero = 1;
+    bool overflow = false, too_big = false;
     for (const auto& d : shape->items) {
       const std::uint64_t dim = non_negative(d, name, "\"shape\"");
-      if (dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) overflow = true;
+      if (dim > kInt64Max) overflow = true;
       e.shape.push_back(static_cast<std::int64_t>(dim));
       if (dim != 0 && count > std::numeric_limits<std::uint64_t>::max() / dim) overflow = true;
       count *= dim;
+      if (dim != 0) {
+        if (nonzero > kInt64Max / dim) too_big = true;
+        nonzero *= dim;
+      }
     }
     if (offsets->kind != Json::Kind::Array || offsets->items.size() != 2) {
       corrupt(fmt::format("tensor \"{}\": \"data_offsets\" must be an array [begin, end]", name));
@@ -511,6 +519,14 @@ class Reader {
                           shape_str(e.shape), dtype->text,
                           overflow ? std::string("more than 2^64") : std::to_string(count * item), e.begin, e.end,
                           e.end - e.begin));
+    }
+    if (e.shape.size() > static_cast<std::size_t>(kernels::kMaxRank)) {
+      corrupt(fmt::format("tensor \"{}\": shape {} has {} dimensions; tapeflow tensors have at most {}", name,
+                          shape_str(e.shape), e.shape.size(), kernels::kMaxRank));
+    }
+    if (too_big) {
+      corrupt(fmt::format("tensor \"{}\": shape {} has more elements (zeros aside) than an int64 can count", name,
+                          shape_str(e.shape)));
     }
     return e;
   }

@@ -22,7 +22,9 @@ Shape contiguous_strides(const Shape& shape) {
   std::int64_t s = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     strides[i] = s;
-    s *= shape[i] > 0 ? shape[i] : 1;
+    if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s)) {
+      throw ValueError(fmt::format("shape {} has more elements than an int64 can count", shape_str(shape)));
+    }
   }
   return strides;
 }

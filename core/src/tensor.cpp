@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -56,6 +57,33 @@ kernels::Layout layout_as(const Tensor& t, const Shape& shape, const char* op) {
     }
   }
   return l;
+}
+
+void check_shape(const Shape& shape, const char* op) {
+  if (shape.size() > static_cast<std::size_t>(kernels::kMaxRank)) {
+    throw ShapeError(fmt::format("{}: shape {} has rank {}, more than the maximum of {}", op, shape_str(shape),
+                                 shape.size(), kernels::kMaxRank));
+  }
+  std::int64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0) throw ValueError(fmt::format("{}: negative size in shape {}", op, shape_str(shape)));
+    if (d > 0 && __builtin_mul_overflow(n, d, &n)) {
+      throw ValueError(fmt::format("{}: shape {} has more elements than an int64 can count", op, shape_str(shape)));
+    }
+  }
+}
+
+bool weak_int_fits(const Tensor& t, DType dtype) {
+  if (dtype != DType::Int32 || !t.is_weak() || t.dtype() != DType::Int64) return true;
+  const auto v = t.item<std::int64_t>();
+  return v >= std::numeric_limits<std::int32_t>::min() && v <= std::numeric_limits<std::int32_t>::max();
+}
+
+void check_weak_int(const Tensor& t, DType dtype, const char* op) {
+  if (!weak_int_fits(t, dtype)) {
+    throw ValueError(fmt::format("{}: the integer {} is out of range for {}", op, t.item<std::int64_t>(),
+                                 dtype_name(dtype)));
+  }
 }
 
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, std::int64_t offset) {
@@ -113,7 +141,11 @@ void use_device(Device device, const char* op) {
 Tensor scalar_to_device(const Tensor& t, Device device) {
   if (!t.defined() || t.rank() != 0 || !t.device().is_cpu() || device.is_cpu()) return t;
   if (!t.is_weak()) return t.to(device);
-  Tensor out = full({}, t.item<double>(), t.dtype(), device);
+  // filled with its exact value (an int64 above 2^53 too), queued like any kernel: a copy from
+  // the host would wait for the device
+  Tensor out = empty({}, t.dtype(), device);
+  const kernels::Layout l = layout_of(out, "to");
+  TAPEFLOW_DISPATCH_ALL(t.dtype(), TAPEFLOW_KERNEL(device, "to", fill<T>(ptr<T>(out), l, *ptr<T>(t))));
   out.impl_->weak = true;
   return out;
 }
@@ -124,6 +156,8 @@ using detail::TensorImpl;
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, std::int64_t offset, DType dtype)
     : impl_(std::make_shared<TensorImpl>()) {
+  // the front-ends check shapes naming the op; this keeps the kernels' fixed-size layouts safe
+  if (shape.size() > static_cast<std::size_t>(kernels::kMaxRank)) detail::check_shape(shape, "tensor");
   impl_->storage = std::move(storage);
   impl_->shape = std::move(shape);
   impl_->strides = std::move(strides);
@@ -136,6 +170,20 @@ Tensor Tensor::weak_scalar(double value, DType dtype) {
   Tensor t = full({}, value, dtype);
   t.impl_->weak = true;
   return t;
+}
+
+Tensor Tensor::weak_int(std::int64_t value) {
+  Tensor t = empty({}, DType::Int64);
+  *t.data<std::int64_t>() = value;  // exact, not through a double (2^53 + 1 stays odd)
+  t.impl_->weak = true;
+  return t;
+}
+
+Tensor Tensor::weak_uint(unsigned long long value) {
+  if (value > static_cast<unsigned long long>(std::numeric_limits<std::int64_t>::max())) {
+    throw ValueError(fmt::format("scalar: the integer {} does not fit int64", value));
+  }
+  return weak_int(static_cast<std::int64_t>(value));
 }
 
 const TensorImpl& Tensor::impl(const char* op) const {
@@ -294,15 +342,23 @@ Tensor Tensor::reshape(const Shape& new_shape_in) const {
   const auto& im = impl("reshape");
   Shape new_shape = new_shape_in;
   std::int64_t infer = -1, known = 1;
+  bool zero = false, overflow = false;
   for (std::size_t i = 0; i < new_shape.size(); ++i) {
     if (new_shape[i] == -1) {
       if (infer >= 0) throw ValueError(fmt::format("reshape: more than one -1 in {}", shape_str(new_shape_in)));
       infer = static_cast<std::int64_t>(i);
     } else if (new_shape[i] < 0) {
       throw ValueError(fmt::format("reshape: negative size in {}", shape_str(new_shape_in)));
+    } else if (new_shape[i] == 0) {
+      zero = true;
     } else {
-      known *= new_shape[i];
+      overflow = __builtin_mul_overflow(known, new_shape[i], &known) || overflow;
     }
+  }
+  if (zero) {
+    known = 0;
+  } else if (overflow) {
+    throw ValueError(fmt::format("reshape: the product of {} overflows int64", shape_str(new_shape_in)));
   }
   const std::int64_t n = numel(im.shape);
   if (infer >= 0) {
@@ -316,6 +372,7 @@ Tensor Tensor::reshape(const Shape& new_shape_in) const {
     throw ShapeError(fmt::format("reshape: cannot reshape {} ({} elements) into {} ({} elements)",
                                  shape_str(im.shape), n, shape_str(new_shape_in), numel(new_shape)));
   }
+  detail::check_shape(new_shape, "reshape");
   if (new_shape == im.shape) return *this;
   auto strides = view_strides(im.shape, im.strides, new_shape);
   if (!strides) return contiguous().reshape(new_shape);
@@ -375,6 +432,7 @@ Tensor Tensor::expand_dims(std::int64_t axis) const {
   const int a = normalize_axis(axis, rank() + 1, "expand_dims");
   Shape s = shape();
   s.insert(s.begin() + a, 1);
+  detail::check_shape(s, "expand_dims");
   return reshape(s);
 }
 
@@ -389,6 +447,7 @@ Tensor Tensor::squeeze(const std::vector<std::int64_t>& axes) const {
       if (s[a] != 1) {
         throw ShapeError(fmt::format("squeeze: axis {} has size {}, not 1 (shape {})", ax, s[a], shape_str(s)));
       }
+      if (drop[a]) throw ValueError(fmt::format("squeeze: repeated axis in [{}]", fmt::join(axes, ", ")));
       drop[a] = true;
     }
   }
@@ -406,6 +465,13 @@ Tensor Tensor::broadcast_to(const Shape& target) const {
     throw ShapeError(fmt::format("broadcast_to: cannot broadcast {} to {} (fewer axes)", shape_str(im.shape),
                                  shape_str(target)));
   }
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    if (target[i] < 0) {
+      throw ShapeError(fmt::format("broadcast_to: cannot broadcast {} to {}: negative size {} at axis {}",
+                                   shape_str(im.shape), shape_str(target), target[i], i));
+    }
+  }
+  detail::check_shape(target, "broadcast_to");
   const std::size_t lead = target.size() - im.shape.size();
   for (std::size_t i = 0; i < im.shape.size(); ++i) {
     if (im.shape[i] != target[lead + i] && im.shape[i] != 1) {
@@ -480,6 +546,7 @@ Tensor Tensor::index(const std::vector<Index>& indices) const {
     }
   }
   while (axis < r) full_axis();
+  detail::check_shape(final_shape, "index");  // newaxis entries may pass the maximum rank
 
   Tensor out = *this;
   if (sliced != im.shape || steps != std::vector<std::int64_t>(r, 1)) {
@@ -524,7 +591,7 @@ Tensor Tensor::astype(DType dtype) const {
     TAPEFLOW_DISPATCH_ALL(dtype, {
       using TO = T;
       TO* o = detail::ptr<TO>(out);
-      TAPEFLOW_DISPATCH_ALL(im.dtype, *o = static_cast<TO>(*detail::ptr<T>(*this)));
+      TAPEFLOW_DISPATCH_ALL(im.dtype, *o = kernels::convert<TO>(*detail::ptr<T>(*this)));
     });
   } else if (n > 0) {
     auto out_l = detail::layout_of(out, "astype");

@@ -48,7 +48,7 @@ bool is_nan(T x) {
 }
 
 // Sum accumulates floating point in double: the oracle should be more exact than the
-// kernels it checks.
+// kernels it checks. Integer sums and products wrap around (wrap_add, wrap_mul), as NumPy's.
 template <class T>
 using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
 
@@ -100,7 +100,7 @@ void where(T* out, const Layout& out_l, const bool* cond, const Layout& cond_l, 
 template <class TO, class TI>
 void copy(TO* out, const Layout& out_l, const TI* in, const Layout& in_l) {
   for_each_index(out_l.rank, out_l.shape, [&](const i64* idx) {
-    out[offset_of(out_l, idx)] = static_cast<TO>(in[offset_of(in_l, idx)]);
+    out[offset_of(out_l, idx)] = convert<TO>(in[offset_of(in_l, idx)]);
   });
 }
 
@@ -127,7 +127,7 @@ void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_
       i64 idx[kMaxRank];
       for (int d = 0; d < rank; ++d) idx[d] = ki[d] + ri[d];
       const T x = in[offset_of(in_l, idx)];
-      if (op == OpId::Sum) sum += x;
+      if (op == OpId::Sum) sum = wrap_add(sum, SumAcc<T>(x));
       else if (op == OpId::Max) ext = BinaryFn<OpId::Maximum>{}(ext, x);
       else ext = BinaryFn<OpId::Minimum>{}(ext, x);
     });
@@ -176,7 +176,8 @@ void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l
       for (i64 j = 0; j < n; ++j) {
         SumAcc<T> acc = 0;
         for (i64 p = 0; p < k; ++p)
-          acc += SumAcc<T>(a[a_off + i * as_m + p * as_k]) * SumAcc<T>(b[b_off + p * bs_k + j * bs_n]);
+          acc = wrap_add(acc, wrap_mul(SumAcc<T>(a[a_off + i * as_m + p * as_k]),
+                                       SumAcc<T>(b[b_off + p * bs_k + j * bs_n])));
         c[i * n + j] = static_cast<T>(acc);
       }
   });
@@ -200,7 +201,8 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
     i64 dst[kMaxRank];
     for (int d = 0; d < src_l.rank; ++d) dst[d] = i[d];
     dst[axis] = idx[offset_of(idx_l, i)];
-    out[offset_of(out_l, dst)] += src[offset_of(src_l, i)];
+    T& y = out[offset_of(out_l, dst)];
+    y = wrap_add(y, src[offset_of(src_l, i)]);
   });
 }
 

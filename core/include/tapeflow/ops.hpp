@@ -41,7 +41,7 @@ Tensor arange(double start, double stop, double step = 1, DType dtype = kFloat32
 Tensor arange(std::int64_t stop, DType dtype = kInt64, Device device = Device::cpu());
 /// `num` evenly spaced values from start to stop inclusive.
 Tensor linspace(double start, double stop, std::int64_t num, DType dtype = kFloat32, Device device = Device::cpu());
-/// Identity matrix [n, m] (m = n by default).
+/// Identity matrix [n, m] (m = -1, the default, is n; other negative sizes raise ValueError).
 Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = kFloat32, Device device = Device::cpu());
 /// Uniform in [low, high) from a seeded counter-based generator.
 Tensor uniform(const Shape& shape, Generator& gen, double low = 0, double high = 1, DType dtype = kFloat32,
@@ -174,7 +174,8 @@ enum class Padding { Valid, Same };
 /// 2-D convolution (cross-correlation, as TensorFlow). x [batch, h, w, c_in] (NHWC),
 /// filters [kh, kw, c_in, c_out] (HWIO) -> [batch, oh, ow, c_out].
 Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, Padding padding = Padding::Valid);
-/// Max over pool x pool windows (stride defaults to pool). x [batch, h, w, c].
+/// Max over pool x pool windows (stride 0, the default, is pool; a negative one raises
+/// ValueError). x [batch, h, w, c].
 Tensor max_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
 Tensor avg_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
 /// Every kh x kw window of x [batch, h, w, c] (NHWC) at conv2d's stride and padding, as

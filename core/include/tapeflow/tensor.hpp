@@ -82,10 +82,11 @@ class Tensor {
   /// A C++ number as a rank-0 "weak" tensor: in an op with a tensor it takes that tensor's
   /// dtype (x * 2.0 stays float32; a floating number with an integer tensor gives float32),
   /// as JAX's weak types and PyTorch's Python scalars do. Alone it is int64, float64 or bool.
+  /// An integer keeps its exact value (as int64; an unsigned one above INT64_MAX throws
+  /// ValueError); arithmetic with an integer tensor it does not fit raises ValueError, and
+  /// comparisons give the exact answer, as NumPy 2 does with Python ints.
   template <class S, class = std::enable_if_t<std::is_arithmetic_v<S>>>
-  Tensor(S value) : Tensor(weak_scalar(static_cast<double>(value), std::is_floating_point_v<S>   ? DType::Float64
-                                                                     : std::is_same_v<S, bool> ? DType::Bool
-                                                                                               : DType::Int64)) {}
+  Tensor(S value) : Tensor(make_weak(value)) {}
 
   // --- metadata ---
   bool defined() const { return impl_ != nullptr; }
@@ -146,6 +147,8 @@ class Tensor {
   Tensor contiguous() const;
   /// Always a new contiguous copy.
   Tensor clone() const;
+  /// A copy converted to dtype. Floating -> integer truncates toward zero and saturates to the
+  /// integer's range, NaN giving 0 (CUDA's conversion, so every device agrees).
   Tensor astype(DType dtype) const;
   Tensor to(DType dtype) const { return astype(dtype); }
   /// This tensor on `device` (itself when already there; a contiguous copy otherwise).
@@ -176,6 +179,20 @@ class Tensor {
 
  protected:
   static Tensor weak_scalar(double value, DType dtype);
+  static Tensor weak_int(std::int64_t value);
+  static Tensor weak_uint(unsigned long long value);
+  template <class S>
+  static Tensor make_weak(S value) {
+    if constexpr (std::is_same_v<S, bool>) {
+      return weak_scalar(value ? 1.0 : 0.0, DType::Bool);
+    } else if constexpr (std::is_floating_point_v<S>) {
+      return weak_scalar(static_cast<double>(value), DType::Float64);
+    } else if constexpr (std::is_unsigned_v<S>) {
+      return weak_uint(static_cast<unsigned long long>(value));
+    } else {
+      return weak_int(static_cast<std::int64_t>(value));
+    }
+  }
   void set_variable_info(std::shared_ptr<detail::VariableInfo> info);
 
  private:

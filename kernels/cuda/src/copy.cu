@@ -9,9 +9,11 @@ namespace {
 using detail::i64;
 using detail::Indexer;
 
+// floating -> integer saturates, NaN -> 0 (functors.hpp's convert): the emulator and the CPU
+// give what the device's conversion instructions give
 template <class TO, class TI>
 struct Convert {
-  __device__ TO operator()(TI x) const { return static_cast<TO>(x); }
+  __device__ TO operator()(TI x) const { return convert<TO>(x); }
 };
 
 template <class T>

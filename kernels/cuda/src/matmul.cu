@@ -205,7 +205,8 @@ class Workspace {
 
 // Integer matmul (and any size cuBLAS cannot take): 16 x 16 output tiles per block, the
 // operands staged through shared memory a 16-wide slab of k at a time; grid-stride over
-// tiles and batch entries. Accumulates in T, as the naive kernel does for integers.
+// tiles and batch entries. Accumulates in T, as the naive kernel does for integers (wrapping
+// around).
 constexpr int kTile = 16;
 template <class T>
 __global__ void matmul_tiled(T* out, const T* a, const T* b, detail::Indexer<2> batch_ix, i64 batches, i64 m,
@@ -228,7 +229,7 @@ __global__ void matmul_tiled(T* out, const T* a, const T* b, detail::Indexer<2> 
           b_tile[ty][tx] = p0 + ty < k && j < n ? bz[(p0 + ty) * bs_k + j * bs_n] : T(0);
           __syncthreads();
 #pragma unroll
-          for (int q = 0; q < kTile; ++q) acc += a_tile[ty][q] * b_tile[q][tx];
+          for (int q = 0; q < kTile; ++q) acc = wrap_add(acc, wrap_mul(a_tile[ty][q], b_tile[q][tx]));
           __syncthreads();
         }
         if (i < m && j < n) out[(z * m + i) * n + j] = acc;

@@ -11,14 +11,15 @@ namespace {
 using detail::i64;
 using detail::Indexer;
 
-// Floating sums accumulate in double (as the naive oracle does); max and min in T.
+// Floating sums accumulate in double (as the naive oracle does), integer ones wrap around; max
+// and min in T.
 template <class T>
 using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
 
 template <class T>
 struct SumOp {
   using Acc = SumAcc<T>;
-  __device__ Acc operator()(Acc a, Acc b) const { return a + b; }
+  __device__ Acc operator()(Acc a, Acc b) const { return wrap_add(a, b); }
 };
 // NaN propagates, as in the naive kernel (which folds with maximum / minimum).
 template <class T>

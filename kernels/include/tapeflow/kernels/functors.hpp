@@ -15,6 +15,85 @@ namespace tapeflow::kernels {
 template <OpId op> struct UnaryFn;  // T operator()(T x, double p0, double p1)
 template <OpId op> struct BinaryFn; // T operator()(T a, T b)
 
+// Integer +, -, * and negation wrap around (two's complement), as NumPy's do: signed overflow is
+// undefined in C++, so they are computed in the unsigned type of the same width. Other types
+// compute as written.
+template <class T>
+inline constexpr bool kWrapInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+template <class T>
+TAPEFLOW_HD T wrap_add(T a, T b) {
+  if constexpr (kWrapInt<T>) {
+    using U = std::make_unsigned_t<T>;
+    return T(U(U(a) + U(b)));
+  } else {
+    return T(a + b);
+  }
+}
+template <class T>
+TAPEFLOW_HD T wrap_sub(T a, T b) {
+  if constexpr (kWrapInt<T>) {
+    using U = std::make_unsigned_t<T>;
+    return T(U(U(a) - U(b)));
+  } else {
+    return T(a - b);
+  }
+}
+template <class T>
+TAPEFLOW_HD T wrap_mul(T a, T b) {
+  if constexpr (kWrapInt<T>) {
+    using U = std::make_unsigned_t<T>;
+    return T(U(U(a) * U(b)));
+  } else {
+    return T(a * b);
+  }
+}
+template <class T>
+TAPEFLOW_HD T wrap_neg(T x) {
+  if constexpr (kWrapInt<T>) {
+    using U = std::make_unsigned_t<T>;
+    return T(U(U(0) - U(x)));
+  } else {
+    return T(-x);
+  }
+}
+
+// A floating value converted to the integer type I as CUDA's conversion instructions do
+// (cvt.rzi.sat): truncated toward zero, saturated to I's range, NaN -> 0, so every device agrees
+// (C++ leaves NaN and out-of-range values undefined). Written as selects over values every path
+// computes (the converted value is always in range) so that loops of it still vectorise.
+template <class I, class F>
+TAPEFLOW_HD I saturate_cast(F x) {
+  static_assert(kWrapInt<I> && std::is_floating_point_v<F>);
+  using U = std::make_unsigned_t<I>;
+  constexpr I imax = I(U(~U(0)) >> 1);
+  constexpr I imin = I(-imax - 1);
+  constexpr F lo = F(imin), hi = -lo;  // -2^(bits-1) and 2^(bits-1), exact in F
+  const I r = static_cast<I>(x >= lo && x < hi ? x : F(0));
+  return x >= hi ? imax : (x < lo ? imin : r);
+}
+
+// The element conversion of copy and astype: floating -> integer saturates (saturate_cast);
+// everything else is static_cast.
+template <class TO, class TI>
+TAPEFLOW_HD TO convert(TI x) {
+  if constexpr (kWrapInt<TO> && std::is_floating_point_v<TI>) {
+    return saturate_cast<TO>(x);
+  } else {
+    return static_cast<TO>(x);
+  }
+}
+
+// A bound p of clip on a T tensor: saturated to an integer T's range (clip(int32, 0, 1e10)
+// clips at INT32_MAX); T(p) otherwise.
+template <class T>
+TAPEFLOW_HD T clip_bound(double p) {
+  if constexpr (kWrapInt<T>) {
+    return saturate_cast<T>(p);
+  } else {
+    return T(p);
+  }
+}
+
 #define TAPEFLOW_UNARY(id, expr)                                             \
   template <> struct UnaryFn<OpId::id> {                                     \
     template <class T>                                                       \
@@ -23,8 +102,7 @@ template <OpId op> struct BinaryFn; // T operator()(T a, T b)
       return expr;                                                           \
     }                                                                        \
   };
-TAPEFLOW_UNARY(Neg, T(-x))
-TAPEFLOW_UNARY(Abs, T(x < T(0) ? T(-x) : x))
+TAPEFLOW_UNARY(Neg, wrap_neg(x))
 // selects only (as clip below): NaN stays NaN, -0 and 0 give 0
 TAPEFLOW_UNARY(Sign, T(x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x != x ? x : T(0)))))
 TAPEFLOW_UNARY(Exp, T(std::exp(x)))
@@ -37,19 +115,33 @@ TAPEFLOW_UNARY(Relu, T(x < T(0) ? T(0) : x))  // NaN stays NaN, as in NumPy
 TAPEFLOW_UNARY(Step, T(x > T(0) ? T(1) : T(0)))
 TAPEFLOW_UNARY(PowScalar, T(std::pow(x, T(p0))))
 #undef TAPEFLOW_UNARY
+// Floats: fabs, so abs(-0.0) is 0 (NumPy's), not -0. Integers: abs(INT_MIN) wraps to INT_MIN, as
+// in NumPy.
+template <> struct UnaryFn<OpId::Abs> {
+  template <class T>
+  TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
+    (void)p0;
+    (void)p1;
+    if constexpr (std::is_floating_point_v<T>) {
+      return std::fabs(x);
+    } else {
+      return T(x < T(0) ? wrap_neg(x) : x);
+    }
+  }
+};
 // The bounds converted to T before any test: a conversion inside a branch may raise an FP
 // exception, so g++ (-ftrapping-math) kept it there and the loop scalar, 40x slower than relu.
 template <> struct UnaryFn<OpId::Clip> {
   template <class T>
   TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
-    const T lo = T(p0), hi = T(p1);
+    const T lo = clip_bound<T>(p0), hi = clip_bound<T>(p1);
     return x < lo ? lo : (x > hi ? hi : x);
   }
 };
 template <> struct UnaryFn<OpId::ClipMask> {
   template <class T>
   TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
-    const T lo = T(p0), hi = T(p1);
+    const T lo = clip_bound<T>(p0), hi = clip_bound<T>(p1);
     return (x >= lo) & (x <= hi) ? T(1) : T(0);
   }
 };
@@ -75,9 +167,9 @@ TAPEFLOW_HD T nan_min(T a, T b) {
     template <class T>                                                       \
     TAPEFLOW_HD T operator()(T a, T b) const { return expr; }                \
   };
-TAPEFLOW_BINARY(Add, T(a + b))
-TAPEFLOW_BINARY(Sub, T(a - b))
-TAPEFLOW_BINARY(Mul, T(a * b))
+TAPEFLOW_BINARY(Add, wrap_add(a, b))
+TAPEFLOW_BINARY(Sub, wrap_sub(a, b))
+TAPEFLOW_BINARY(Mul, wrap_mul(a, b))
 // integer division truncates toward zero, as C++ does; division by zero gives 0 (no trap)
 TAPEFLOW_BINARY(Div, T(b == T(0) && !(T(0.5) > T(0)) ? T(0) : T(a / b)))
 TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
