@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "tapeflow/kernels/functors.hpp"
+#include "../kernels/cpu/thread_pool.hpp"
 #pragma GCC diagnostic pop
 
 namespace {
@@ -735,6 +737,22 @@ TEST_CASE("cpu copy matches naive for all 25 dtype pairs", "[kernels][copy]") {
       }
     });
   });
+}
+
+TEST_CASE("thread pool: every task of every job runs once, as the task count changes between jobs",
+          "[kernels][threads]") {
+  // A worker a job does not need used to read the next job's task and count late (run() does
+  // not wait for it), run that job's task, then run it again on seeing its generation: a task
+  // ran twice and another never, or run() waited forever. It takes 3 or more task counts > 2.
+  std::vector<std::atomic<int>> count(8);
+  long wrong = 0;
+  for (int job = 0; job < 5000; ++job) {
+    const int n = job % 2 ? 8 : 2 + (job / 2) % 6;
+    for (auto& c : count) c.store(0);
+    kn::cpu::detail::parallel_for(n, [&](int c) { count[static_cast<std::size_t>(c)].fetch_add(1); });
+    for (int c = 0; c < 8; ++c) wrong += count[static_cast<std::size_t>(c)].load() != (c < n ? 1 : 0);
+  }
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("cpu copy of big permuted views (tiled transposes), threaded", "[kernels][copy]") {

@@ -376,6 +376,21 @@ TEST_CASE("random: uniform and normal are reproducible for a seed and match the 
   CHECK(values(normal({100}, gn1)) == values(normal({100}, gn2)));
 }
 
+TEST_CASE("random: uniform and normal refuse non-finite parameters and low > high (PyTorch)", "[random][errors]") {
+  Generator gen(3);
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(uniform({4}, gen, 3.0, 1.0), Contains("uniform") && Contains("low=3") && Contains("high=1"));
+  CHECK_THROWS_AS(uniform({4}, gen, nan, 1.0), ValueError);
+  CHECK_THROWS_AS(uniform({4}, gen, -inf, inf), ValueError);
+  CHECK_THROWS_AS(uniform({4}, gen, -std::numeric_limits<double>::max(), std::numeric_limits<double>::max()),
+                  ValueError);  // the span overflows
+  CHECK_THROWS_WITH(normal({4}, gen, 3.0, nan), Contains("normal") && Contains("stddev=nan"));
+  CHECK_THROWS_AS(normal({4}, gen, inf, 1.0), ValueError);
+  CHECK_THROWS_AS(normal({4}, gen, 0.0, -1.0), ValueError);
+  const Tensor same = uniform({3}, gen, 2.0, 2.0, kFloat64);  // low == high: that value
+  CHECK(values(same) == std::vector<double>{2, 2, 2});
+}
+
 TEST_CASE("random: uniform and normal have the right range, mean and std", "[random][stats]") {
   Generator g(2024);
   const std::int64_t n = 100000;

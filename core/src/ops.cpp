@@ -197,10 +197,16 @@ Tensor random_tensor(const Shape& shape, Generator& gen, double a, double b, DTy
 }  // namespace
 
 Tensor uniform(const Shape& shape, Generator& gen, double low, double high, DType dtype, Device device) {
+  // as PyTorch's uniform_: finite bounds (and span), low <= high
+  if (!std::isfinite(low) || !std::isfinite(high) || !std::isfinite(high - low) || low > high) {
+    throw ValueError(fmt::format("uniform: expected finite bounds with low <= high, got low={} high={}", low, high));
+  }
   return random_tensor(shape, gen, low, high, dtype, device, false);
 }
 Tensor normal(const Shape& shape, Generator& gen, double mean, double stddev, DType dtype, Device device) {
-  if (stddev < 0) throw ValueError(fmt::format("normal: stddev must be non-negative, got {}", stddev));
+  if (!std::isfinite(mean) || !(stddev >= 0) || !std::isfinite(stddev)) {
+    throw ValueError(fmt::format("normal: expected a finite mean and stddev >= 0, got mean={} stddev={}", mean, stddev));
+  }
   return random_tensor(shape, gen, mean, stddev, dtype, device, true);
 }
 

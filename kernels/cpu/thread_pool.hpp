@@ -25,7 +25,7 @@ class ThreadPool {
   // (another thread's op, or a nested call from inside a task).
   template <class F>
   void run(int n, const F& f) {
-    if (n <= 1 || t_inside || !busy_.try_lock()) {
+    if (n <= 1 || n > kMaxTasks || t_inside || !busy_.try_lock()) {
       for (int c = 0; c < n; ++c) f(c);
       return;
     }
@@ -33,11 +33,15 @@ class ThreadPool {
     ensure_workers(n - 1);
     task_ = [](const void* ctx, int c) { (*static_cast<const F*>(ctx))(c); };
     ctx_ = &f;
-    tasks_ = n;
     remaining_.store(n - 1, std::memory_order_relaxed);
     {
+      // the job's word: a new sequence number and its task count, so that a worker learns
+      // whether it is needed from the word alone. One that is not needed never reads task_ or
+      // ctx_ (the next job may be writing them: run() does not wait for it); one that is needed
+      // is waited for, so they stay this job's until it has read them.
       std::lock_guard<std::mutex> lock(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      const std::uint64_t sequence = (generation_.load(std::memory_order_relaxed) >> kCountBits) + 1;
+      generation_.store(sequence << kCountBits | static_cast<std::uint64_t>(n), std::memory_order_release);
     }
     wake_.notify_all();
     t_inside = true;
@@ -73,7 +77,7 @@ class ThreadPool {
         wake_.wait(lock, [&] { return (g = generation_.load(std::memory_order_acquire)) != seen; });
       }
       seen = g;
-      if (index < tasks_) {
+      if (index < static_cast<int>(g & kCountMask)) {
         task_(ctx_, index);
         if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::lock_guard<std::mutex> lock(mutex_);
@@ -98,14 +102,17 @@ class ThreadPool {
 #endif
   }
 
+  static constexpr int kCountBits = 16;
+  static constexpr std::uint64_t kCountMask = (std::uint64_t(1) << kCountBits) - 1;
+  static constexpr int kMaxTasks = static_cast<int>(kCountMask);
+
   std::mutex busy_;  // held by the thread whose op uses the pool
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::uint64_t> generation_{0};  // the current job: sequence << kCountBits | tasks
   std::atomic<int> remaining_{0};
   void (*task_)(const void*, int) = nullptr;
   const void* ctx_ = nullptr;
-  int tasks_ = 0;
   std::vector<std::thread> workers_;
   static thread_local bool t_inside;
 };

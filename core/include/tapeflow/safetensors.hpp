@@ -20,10 +20,10 @@ namespace tapeflow {
 /// Tensors with their names, in order.
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
-/// Writes `tensors` (CPU, any layout: views are written in logical order) and `metadata` to
-/// `path`. The file is first written to `path + ".tmp.<pid>"`, flushed to disk and then renamed
-/// over `path`, so a reader sees the old file or the new one, never a part. Names must be
-/// unique and not "__metadata__" (ValueError); a tensor on another device raises DeviceError;
+/// Writes `tensors` (any layout: views are written in logical order; a tensor on a GPU is
+/// copied to the host first) and `metadata` to `path`. The file is first written to
+/// `path + ".tmp.<pid>"`, flushed to disk and then renamed over `path`, so a reader sees the old
+/// file or the new one, never a part. Names must be unique and not "__metadata__" (ValueError);
 /// a failed write raises IOError naming the file and leaves `path` as it was.
 /// The header lists the tensors in the given order; their data are laid out widest dtype
 /// first so that every tensor starts at a multiple of its item size.
