@@ -496,6 +496,18 @@ TEST_CASE("tape: jacobian of a matmul against hand values", "[tape][jacobian]") 
   CHECK(close(tape.jacobian(mv, v), wv));
 }
 
+TEST_CASE("tape: the jacobian of an empty target is empty, [0, source...]", "[tape][jacobian]") {
+  const Tensor x = tensor({1.0, 2.0, 3.0});
+  GradientTape tape(true);
+  tape.watch(x);
+  const Tensor y = (x * 2.0)(Slice(0, 0));  // [0]
+  const Tensor j = tape.jacobian(y, x);
+  REQUIRE(j.defined());
+  CHECK(j.shape() == Shape{0, 3});
+  CHECK(j.dtype() == kFloat64);
+  CHECK(tape.jacobian(zeros({0, 2}, kFloat64), x).shape() == Shape{0, 2, 3});  // not even connected
+}
+
 TEST_CASE("tape: jacobian of a scalar target is its gradient", "[tape][jacobian]") {
   const Tensor x = tensor({1.0, 2.0, 3.0});
   GradientTape tape;

@@ -580,10 +580,11 @@ Tensor GradientTape::jacobian(const Tensor& target, const Tensor& source, Unconn
   }
   state_->used = true;
   if (!state_->options.persistent) state_->clear_nodes();
-  if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   Shape shape = target.shape();
   shape.insert(shape.end(), source.shape().begin(), source.shape().end());
+  // an empty target has an empty jacobian, [0, source...], connected or not
   if (rows.empty()) return zeros(shape, source.dtype(), source.device());
+  if (!connected && unconnected == UnconnectedGradients::None) return Tensor();
   return stack(rows).reshape(shape);
 }
 
