@@ -1099,25 +1099,26 @@ TEST_CASE("tape: custom op gradient sees the output, may skip inputs, and is dif
 
 // ------------------------------------------------------------------ rules with a choice
 
-TEST_CASE("tape: the gradient of max with ties goes to one element, the first", "[tape][rules]") {
+TEST_CASE("tape: the gradient of max with ties is split evenly among the tied elements", "[tape][rules]") {
+  // as TensorFlow's reduce_max and PyTorch's amax: the subgradient that treats ties alike
   const Tensor x = tensor({1.0, 3.0, 3.0, 2.0});
   {
     GradientTape tape;
     tape.watch(x);
-    CHECK(close(tape.gradient(max(x), x), {0, 1, 0, 0}));
+    CHECK(close(tape.gradient(max(x), x), {0, 0.5, 0.5, 0}));
   }
   {
-    const Tensor m = tensor({2.0, 1.0, 5.0, 1.0});
+    const Tensor m = tensor({2.0, 1.0, 5.0, 1.0, 1.0});
     GradientTape tape;
     tape.watch(m);
-    CHECK(close(tape.gradient(min(m), m), {0, 1, 0, 0}));
+    CHECK(close(tape.gradient(min(m), m), {0, 1.0 / 3, 0, 1.0 / 3, 1.0 / 3}));
   }
   {
-    // along an axis, with keepdims: each row's first maximum
-    const Tensor m = tensor({4.0, 4.0, 1.0, 0.0, 7.0, 7.0}, {2, 3});
+    // along an axis, with keepdims: each row's maxima share that row's gradient
+    const Tensor m = tensor({4.0, 4.0, 1.0, 0.0, 7.0, 6.0}, {2, 3});
     GradientTape tape;
     tape.watch(m);
-    CHECK(close(tape.gradient(max(m, {1}, true), m, tensor({10.0, 20.0}, {2, 1})), {10, 0, 0, 0, 20, 0}));
+    CHECK(close(tape.gradient(max(m, {1}, true), m, tensor({10.0, 20.0}, {2, 1})), {5, 5, 0, 0, 20, 0}));
   }
   {
     // an infinite output gradient reaches the maximum only: the others get 0, not 0 * inf
@@ -1128,7 +1129,17 @@ TEST_CASE("tape: the gradient of max with ties goes to one element, the first", 
     CHECK(tape.gradient(max(m), m, full({}, inf, kFloat64)).to_vector<double>() == std::vector<double>{0, inf, 0});
   }
   {
-    // maximum(a, b) on ties: the first operand
+    // a NaN maximum: the group's NaNs share the gradient (as PyTorch's max()); other groups as usual
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Tensor m = tensor({1.0, nan, 3.0, nan, /**/ 2.0, 2.0, -1.0, 0.0}, {2, 4}, kFloat64);
+    GradientTape tape;
+    tape.watch(m);
+    const Tensor y = max(m, {1});
+    CHECK(std::isnan(y.to_vector<double>()[0]));
+    CHECK(tape.gradient(y, m).to_vector<double>() == std::vector<double>{0, 0.5, 0, 0.5, 0.5, 0.5, 0, 0});
+  }
+  {
+    // maximum(a, b) on ties: the first operand (as TensorFlow; PyTorch splits it)
     const Tensor a = tensor({1.0, 2.0}), b = tensor({1.0, 3.0});
     GradientTape tape;
     tape.watch(a);
@@ -1139,14 +1150,13 @@ TEST_CASE("tape: the gradient of max with ties goes to one element, the first", 
   }
 }
 
-TEST_CASE("tape: max over several axes sends each group's gradient to its first maximum", "[tape][rules]") {
-  // x [2, 2, 3] (i, j, k), reduced over i and k: group j holds x[i, j, k] in the order
-  // (0,0) (0,1) (0,2) (1,0) (1,1) (1,2). j = 0: 5 at (0,2) and (1,0), the first is (0,2);
-  // j = 1: 8 at (1,1) and (1,2), the first is (1,1).
+TEST_CASE("tape: max over several axes splits each group's gradient among its maxima", "[tape][rules]") {
+  // x [2, 2, 3] (i, j, k), reduced over i and k: group j = 0 has 5 at (0,2) and (1,0), group
+  // j = 1 has 8 at (1,1) and (1,2)
   const Tensor x = tensor({1.0, 2.0, 5.0, /**/ 0.0, 3.0, 3.0,  //
                            5.0, 4.0, 1.0, /**/ 7.0, 8.0, 8.0},
                           {2, 2, 3});
-  const std::vector<double> want = {0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 20, 0};
+  const std::vector<double> want = {0, 0, 5, 0, 0, 0, 5, 0, 0, 0, 10, 10};
   for (const std::vector<std::int64_t>& axes : {std::vector<std::int64_t>{0, 2}, std::vector<std::int64_t>{2, 0},
                                                   std::vector<std::int64_t>{-1, 0}}) {
     INFO("axes " << axes[0] << ", " << axes[1]);
@@ -1157,11 +1167,23 @@ TEST_CASE("tape: max over several axes sends each group's gradient to its first 
     tape_keep.watch(x);
     CHECK(close(tape_keep.gradient(max(x, axes, true), x, tensor({10.0, 20.0}, {1, 2, 1})), want));
   }
-  // min over axis 1 of a [3, 2] view with ties: each row's first minimum
+  // min over axis 1 of a [3, 2] view with ties
   const Tensor m = tensor({2.0, 2.0, 1.0, 0.0, 4.0, 4.0}, {3, 2});
   GradientTape tape;
   tape.watch(m);
-  CHECK(close(tape.gradient(min(m, {1}), m, tensor({1.0, 2.0, 3.0})), {1, 0, 0, 2, 3, 0}));
+  CHECK(close(tape.gradient(min(m, {1}), m, tensor({1.0, 2.0, 3.0})), {0.5, 0.5, 0, 2, 1.5, 1.5}));
+  // second order: the split is linear in the incoming gradient; d/dm sum(d/dm sum(max^2)) is
+  // d/dm sum(2 max) = 2 * the split
+  GradientTape outer;
+  outer.watch(m);
+  Tensor g1;
+  {
+    GradientTape inner;
+    inner.watch(m);
+    g1 = inner.gradient(sum(max(m, {1}) * max(m, {1})), m);  // 2 * max * split
+  }
+  CHECK(close(g1, {2, 2, 2, 0, 4, 4}));
+  CHECK(close(outer.gradient(g1, m), {1, 1, 2, 0, 1, 1}));
 }
 
 TEST_CASE("tape: the gradient of relu at 0 is 0", "[tape][rules]") {

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <numeric>
-
 #include "tapeflow/ops.hpp"
 
 namespace tapeflow::detail {
@@ -11,42 +9,18 @@ namespace {
 
 using Grads = std::vector<Tensor>;
 
-// Gradient reaching the arg-max (or arg-min) element of each reduced group: one element on
-// ties, the first, as PyTorch's max(x, dim) and both frameworks' max-pooling gradients
-// (TensorFlow's reduce_max splits it among the ties instead).
-Tensor extremum_grad(const GradContext& c, const Tensor& g, bool is_max) {
+// Gradient of y = max(x, axes) (or min): each reduced group's gradient split evenly among the
+// elements equal to its extremum, as TensorFlow's reduce_max and PyTorch's amax (a single
+// maximum takes it all). A NaN extremum is shared by the group's NaNs, as PyTorch's max().
+// Max-pooling sends it to one element instead (max_pool_select / max_pool_scatter).
+Tensor extremum_grad(const GradContext& c, const Tensor& g) {
   const Tensor& x = c.inputs[0];
-  const auto& axes = c.attrs.axes;
-  const std::int64_t r = x.rank();
-  std::vector<bool> reduced(static_cast<std::size_t>(r), false);
-  for (auto a : axes) reduced[a] = true;
-  std::vector<std::int64_t> perm;
-  Shape kept, keep_shape;
-  std::int64_t group = 1;
-  for (std::int64_t i = 0; i < r; ++i) {
-    if (!reduced[i]) {
-      perm.push_back(i);
-      kept.push_back(x.shape()[i]);
-    }
-    keep_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
-  }
-  for (auto a : axes) {
-    perm.push_back(a);
-    group *= x.shape()[a];
-  }
-  Shape flat = kept;
-  flat.push_back(group);
-  const Tensor xp = x.permute(perm).reshape(flat);
-  const Tensor idx = is_max ? argmax(xp, -1) : argmin(xp, -1);
-  std::vector<std::int64_t> inverse(perm.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<std::int64_t>(i);
-  // each element's position in its group, laid out as x (size 1 on the kept axes), so that the
-  // compare runs along x's own inner axis: one_hot(idx, group) put the group innermost, and
-  // max_pool2d's backward spent 2 ms of a convnet step comparing runs of 4
-  Shape iota_shape(kept.size(), 1);
-  for (auto a : axes) iota_shape.push_back(x.shape()[a]);
-  const Tensor iota = arange(group, kInt64, x.device()).reshape(iota_shape).permute(inverse);
-  return where(equal(idx.reshape(keep_shape), iota), g.reshape(keep_shape), 0.0);
+  Shape keep_shape = x.shape();
+  for (auto a : c.attrs.axes) keep_shape[a] = 1;
+  const Tensor y = c.output.reshape(keep_shape);
+  const Tensor mask = logical_or(x == y, logical_and(x != x, y != y));
+  const Tensor count = sum(mask, c.attrs.axes, true).astype(g.dtype());
+  return where(mask, g.reshape(keep_shape) / count, 0.0);
 }
 
 Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
@@ -152,8 +126,8 @@ TAPEFLOW_RULE(Sum, 0, {
   for (auto a : c.attrs.axes) keep[a] = 1;
   return {g.reshape(keep).broadcast_to(xs)};
 })
-TAPEFLOW_RULE(Max, kX, { return {extremum_grad(c, g, true)}; })
-TAPEFLOW_RULE(Min, kX, { return {extremum_grad(c, g, false)}; })
+TAPEFLOW_RULE(Max, kX | kY, { return {extremum_grad(c, g)}; })
+TAPEFLOW_RULE(Min, kX | kY, { return {extremum_grad(c, g)}; })
 
 // [.., m, k] @ [.., k, n]: dA = g @ B^T, dB = A^T @ g (batch broadcasting undone by the tape)
 TAPEFLOW_RULE_SAVES(Matmul, kA | kB, kA | kB, {
