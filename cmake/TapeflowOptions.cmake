@@ -29,6 +29,8 @@ function(tapeflow_add_library name)
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:include>)
   target_link_libraries(tapeflow_${name} PUBLIC $<BUILD_INTERFACE:tapeflow_options> ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  # consumers compile the public headers as C++17 at least, whatever their own default
+  target_compile_features(tapeflow_${name} PUBLIC cxx_std_17)
   install(TARGETS tapeflow_${name} EXPORT tapeflowTargets
     ARCHIVE DESTINATION lib LIBRARY DESTINATION lib RUNTIME DESTINATION bin)
   install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION include)

@@ -73,15 +73,16 @@ void resolve(void* lib, F& f, const char* name, const std::string& path) {
 }
 
 const Cublas& cublas() {
+#ifdef TAPEFLOW_CUBLAS_LINKED  // TAPEFLOW_CUDA=EMU: the emulator's cuBLAS, linked in (kernels/cuda/emu)
+  static const Cublas api = {&cublasCreate_v2, &cublasSetStream_v2, &cublasSetMathMode, &cublasGemmEx,
+                             &cublasGemmStridedBatchedEx};
+  return api;
+#else
   static const Cublas* api = [] {
     const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
     void* lib = nullptr;
     std::string path;
-    std::vector<std::string> candidates = {name, "/usr/local/cuda/lib64/" + name, "libcublas.so"};
-#ifdef TAPEFLOW_CUBLAS_LIBRARY  // TAPEFLOW_CUDA=EMU: the emulator's cuBLAS (kernels/cuda/emu)
-    candidates.insert(candidates.begin(), TAPEFLOW_CUBLAS_LIBRARY);
-#endif
-    for (const std::string& candidate : candidates) {
+    for (const std::string& candidate : {name, "/usr/local/cuda/lib64/" + name, std::string("libcublas.so")}) {
       lib = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (lib != nullptr) {
         path = candidate;
@@ -101,6 +102,7 @@ const Cublas& cublas() {
     return c;
   }();
   return *api;
+#endif
 }
 
 // One handle per device, bound to the device's stream; created on first use, never destroyed

@@ -142,7 +142,7 @@ template <> struct UnaryFn<OpId::ClipMask> {
   template <class T>
   TAPEFLOW_HD T operator()(T x, double p0, double p1) const {
     const T lo = clip_bound<T>(p0), hi = clip_bound<T>(p1);
-    return (x >= lo) & (x <= hi) ? T(1) : T(0);
+    return ((x >= lo) & (x <= hi)) ? T(1) : T(0);
   }
 };
 
