@@ -198,12 +198,31 @@ TEST_CASE("elementwise: every binary op matches the naive kernel for every dtype
   }
 }
 
-TEST_CASE("elementwise: arithmetic on two bool tensors raises DTypeError", "[elementwise][binary][errors]") {
-  const Tensor a = tensor({true, false}), b = tensor({true, true});
+TEST_CASE("elementwise: arithmetic on two bool tensors is logical where NumPy and PyTorch define it, else raises",
+          "[elementwise][binary][errors]") {
+  const Tensor a = tensor({true, false, true, false}), b = tensor({true, true, false, false});
+  const auto bools = [](const Tensor& t) {
+    CHECK(t.dtype() == kBool);
+    return t.to_vector<bool>();
+  };
+  CHECK(bools(a + b) == std::vector<bool>{true, true, true, false});  // or
+  CHECK(bools(maximum(a, b)) == std::vector<bool>{true, true, true, false});
+  CHECK(bools(a * b) == std::vector<bool>{true, false, false, false});  // and
+  CHECK(bools(minimum(a, b)) == std::vector<bool>{true, false, false, false});
+  const Tensor q = a / b;  // true division, as float32: 1/1, 0/1, 1/0, 0/0
+  CHECK(q.dtype() == kFloat32);
+  const auto qv = q.to_vector<float>();
+  CHECK(qv[0] == 1.0f);
+  CHECK(qv[1] == 0.0f);
+  CHECK(std::isinf(qv[2]));
+  CHECK(std::isnan(qv[3]));
+  // with broadcasting too
+  CHECK(bools(a + tensor({false})) == std::vector<bool>{true, false, true, false});
   for (OpId op : ops_of_kind(OpKind::Binary)) {
+    if (op == OpId::Add || op == OpId::Mul || op == OpId::Div || op == OpId::Maximum || op == OpId::Minimum) continue;
     INFO("op " << op_name(op));
     CHECK_THROWS_AS(front_binary(op, a, b), DTypeError);
-    CHECK_THROWS_WITH(front_binary(op, a, b), Contains(std::string(op_name(op)) + ": bool tensors are not supported"));
+    CHECK_THROWS_WITH(front_binary(op, a, b), Contains(std::string(op_name(op)) + ": not defined for two bool tensors"));
   }
 }
 
@@ -442,7 +461,7 @@ TEST_CASE("elementwise: comparisons and logic on hand-worked values", "[elementw
 TEST_CASE("elementwise: promotion table for every dtype pairing (add, and div)", "[elementwise][promotion]") {
   // rows: a's dtype, columns: b's dtype, in the order bool, int32, int64, float32, float64
   const DType add_table[5][5] = {
-      {kBool, kInt32, kInt64, kFloat32, kFloat64},       // bool (bool + bool raises)
+      {kBool, kInt32, kInt64, kFloat32, kFloat64},       // bool (bool + bool is or)
       {kInt32, kInt32, kInt64, kFloat32, kFloat64},      // int32
       {kInt64, kInt64, kInt64, kFloat32, kFloat64},      // int64
       {kFloat32, kFloat32, kFloat32, kFloat32, kFloat64},  // float32
@@ -453,14 +472,10 @@ TEST_CASE("elementwise: promotion table for every dtype pairing (add, and div)",
       const DType da = kAllDTypes[i], db = kAllDTypes[j];
       INFO(name(da) << " with " << name(db));
       const Tensor a = tensor({1, 0, 3}).astype(da), b = tensor({1, 1, 0}).astype(db);
-      if (da == kBool && db == kBool) {
-        CHECK_THROWS_AS(add(a, b), DTypeError);
-        continue;
-      }
       const Tensor s = add(a, b);
       CHECK(name(s.dtype()) == name(add_table[i][j]));
-      // as bool, 3 is True (1)
-      check_values(s, {3}, {2, 1, da == kBool ? 1.0 : 3.0});
+      // as bool, 3 is True (1); bool + bool is or
+      check_values(s, {3}, {da == kBool && db == kBool ? 1.0 : 2.0, 1, da == kBool ? 1.0 : 3.0});
       CHECK(name(mul(a, b).dtype()) == name(add_table[i][j]));
       CHECK(name(maximum(a, b).dtype()) == name(add_table[i][j]));
       const DType div_dt = is_floating(add_table[i][j]) ? add_table[i][j] : kFloat32;

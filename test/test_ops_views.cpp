@@ -4,6 +4,7 @@
 // indices, ellipsis, newaxis, writes through slices and the error messages.
 #include <climits>
 #include <optional>
+#include <type_traits>
 
 #include "test_helpers.hpp"
 
@@ -393,6 +394,13 @@ TEST_CASE("views: the book's slicing examples", "[views][slice][book]") {
   CHECK(digit.shape() == Shape{28, 28});
   CHECK(digit(27, 0).item<float>() == static_cast<float>(val(4, 27, 0)));
 }
+
+// `x(Slice(0, 2)) = y` would rebind a temporary view and write nothing: it must not compile
+// (writes go through assign), while a named tensor rebinds as any handle
+static_assert(!std::is_assignable_v<Tensor&&, const Tensor&> && !std::is_assignable_v<Tensor&&, Tensor&&>);
+static_assert(!std::is_assignable_v<Tensor&&, double>);
+static_assert(std::is_assignable_v<Tensor&, const Tensor&> && std::is_assignable_v<Tensor&, Tensor&&>);
+static_assert(std::is_nothrow_move_constructible_v<Tensor> && std::is_nothrow_move_assignable_v<Tensor>);
 
 TEST_CASE("views: writes through slices change the base", "[views][slice][inplace]") {
   Tensor base = zeros({3, 4});

@@ -1095,6 +1095,11 @@ TEST_CASE("tape: custom op gradient sees the output, may skip inputs, and is dif
   // no backward at all is rejected up front
   CHECK_THROWS_AS(custom_op("none", {a}, [](const std::vector<Tensor>& in) { return in[0]; }, CustomGradient()),
                   ValueError);
+  // nor is an empty forward (it used to throw std::bad_function_call)
+  CHECK_THROWS_WITH(custom_op("none", {a}, nullptr, [](const std::vector<Tensor>&, const Tensor&, const Tensor& g) {
+                      return std::vector<Tensor>{g};
+                    }),
+                    "custom_op none: no forward function");
 }
 
 // ------------------------------------------------------------------ rules with a choice

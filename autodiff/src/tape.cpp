@@ -683,6 +683,7 @@ CheckNumerics::~CheckNumerics() {
 
 Tensor custom_op(const std::string& name, const std::vector<Tensor>& inputs,
                  const std::function<Tensor(const std::vector<Tensor>&)>& forward, CustomGradient backward) {
+  if (!forward) throw ValueError(fmt::format("custom_op {}: no forward function", name));
   if (!backward) throw ValueError(fmt::format("custom_op {}: no gradient function", name));
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].defined()) throw ValueError(fmt::format("custom_op {}: input {} is undefined", name, i));

@@ -270,8 +270,13 @@ Tensor binary_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
   check_defined(b_in, name);
   DType dt = result_dtype(a_in, b_in);
   if (dt == kBool) {
-    throw DTypeError(fmt::format("{}: bool tensors are not supported ({} and {}); use logical ops or astype", name,
-                                 shape_str(a_in.shape()), shape_str(b_in.shape())));
+    // as NumPy and PyTorch: + and maximum are or, * and minimum are and, / divides as float32
+    if (op == OpId::Add || op == OpId::Maximum) return logical_or(a_in, b_in);
+    if (op == OpId::Mul || op == OpId::Minimum) return logical_and(a_in, b_in);
+    if (op != OpId::Div) {
+      throw DTypeError(fmt::format("{}: not defined for two bool tensors ({} and {}); use logical ops or astype",
+                                   name, shape_str(a_in.shape()), shape_str(b_in.shape())));
+    }
   }
   if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
   if (dt == kInt32) {

@@ -21,7 +21,8 @@ std::size_t itemsize(DType dtype);
 const char* dtype_name(DType dtype);
 inline bool is_floating(DType d) { return d == DType::Float32 || d == DType::Float64; }
 inline bool is_integral(DType d) { return d == DType::Int32 || d == DType::Int64; }
-/// NumPy/PyTorch promotion of two tensor dtypes (the wider category wins, then the wider type).
+/// PyTorch's promotion of two tensor dtypes: the wider category wins, then the wider type
+/// (int32 or int64 with float32 gives float32; NumPy gives float64).
 inline DType promote(DType a, DType b) { return a < b ? b : a; }
 
 /// The C++ type of each dtype, and back.

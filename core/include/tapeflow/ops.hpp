@@ -111,7 +111,8 @@ Tensor operator>=(const Tensor& a, const Tensor& b);
 Tensor operator&&(const Tensor& a, const Tensor& b);
 Tensor operator||(const Tensor& a, const Tensor& b);
 Tensor operator!(const Tensor& x);
-/// The dtype of an op on a and b: NumPy promotion, with weak scalars taking the other's dtype.
+/// The dtype of an op on a and b: PyTorch's promotion (dtype.hpp), with weak scalars taking the
+/// other's dtype.
 DType result_dtype(const Tensor& a, const Tensor& b);
 
 // ---------------------------------------------------------------- reductions

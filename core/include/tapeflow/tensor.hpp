@@ -79,6 +79,14 @@ class Tensor {
  public:
   /// An undefined tensor (defined() is false): what an unconnected gradient returns.
   Tensor() = default;
+  Tensor(const Tensor&) = default;
+  Tensor(Tensor&&) = default;
+  /// Rebinds this handle to other's storage (no copy). Only a named tensor can be rebound:
+  /// `x(Slice(0, 2)) = y` would rebind a temporary view and write nothing, so it does not
+  /// compile; write into a view with `x(Slice(0, 2)).assign(y)`.
+  Tensor& operator=(const Tensor&) & = default;
+  Tensor& operator=(Tensor&&) & = default;
+  ~Tensor() = default;
   /// A C++ number as a rank-0 "weak" tensor: in an op with a tensor it takes that tensor's
   /// dtype (x * 2.0 stays float32; a floating number with an integer tensor gives float32),
   /// as JAX's weak types and PyTorch's Python scalars do. Alone it is int64, float64 or bool.
