@@ -435,3 +435,121 @@ TEST_CASE("a failed build leaves no weights behind, and a retry builds them once
   CHECK(broken.weights().empty());
   CHECK(broken.trainable_weights().empty());
 }
+
+namespace {
+
+// A custom layer made of sublayers, as a Keras user writes one: two Dense layers tracked in the
+// constructor, called from call()
+class TwoDense : public Layer {
+ public:
+  explicit TwoDense(std::string name = "") : Layer("TwoDense", std::move(name)) {
+    first = track(std::make_shared<Dense>(4, "relu"));
+    second = track(std::make_shared<Dense>(4));
+  }
+  Tensor call(const Tensor& x, bool training) override { return (*second)((*first)(x, training), training); }
+  std::shared_ptr<Dense> first, second;
+};
+
+}  // namespace
+
+TEST_CASE("a custom layer's tracked sublayers are named, seeded, counted, trained and frozen with it") {
+  TwoDense block;
+  const Tensor x = ones({2, 4});
+  const Tensor y = block(x);
+  CHECK(y.shape() == Shape{2, 4});
+  // named after their class, unique among siblings, under the block's name
+  CHECK(block.name() == "two_dense");
+  CHECK(block.first->name() == "two_dense/dense");
+  CHECK(block.second->name() == "two_dense/dense_1");
+  const auto ws = block.weights();
+  REQUIRE(ws.size() == 4);
+  CHECK(ws[0].name() == "two_dense/dense/kernel");
+  CHECK(ws[3].name() == "two_dense/dense_1/bias");
+  CHECK(block.count_params() == 2 * (4 * 4 + 4));
+  CHECK(block.trainable_weights().size() == 4);
+  // two equal sublayers do not start alike
+  CHECK(values(block.first->kernel()) != values(block.second->kernel()));
+  // the output is the sublayers' composition
+  const Tensor want = matmul(relu(matmul(x, block.first->kernel()) + block.first->bias()), block.second->kernel()) +
+                      block.second->bias();
+  CHECK(values(y) == values(want));
+
+  // frozen with the block
+  block.set_trainable(false);
+  CHECK(block.trainable_weights().empty());
+  CHECK(block.non_trainable_weights().size() == 4);
+  block.set_trainable(true);
+  block.first->set_trainable(false);
+  CHECK(block.trainable_weights().size() == 2);
+  CHECK(block.non_trainable_weights().size() == 2);
+  block.first->set_trainable(true);
+
+  // a seed reaches the sublayers: same seed, same weights; another seed, others
+  auto make = [](std::uint64_t seed) {
+    TwoDense b;
+    b.set_seed(seed);
+    b(ones({1, 4}));
+    return b.weights();
+  };
+  const auto a1 = make(7), a2 = make(7), b1 = make(8);
+  for (std::size_t i = 0; i < a1.size(); ++i) CHECK(values(a1[i]) == values(a2[i]));
+  CHECK(values(a1[0]) != values(b1[0]));
+
+  // in a model: trained by fit, saved under unique names, listed by summary
+  Sequential model(Dense(4, "relu"), std::make_shared<TwoDense>(), Dense(1));
+  model.compile(std::make_shared<optimizers::SGD>(0.1), "mse");
+  model.build({-1, 3});
+  REQUIRE(model.weights().size() == 8);
+  CHECK(model.weights()[2].name() == "two_dense/dense/kernel");  // no clash with the model's "dense"
+  CHECK(model.count_params() == (3 * 4 + 4) + 2 * (4 * 4 + 4) + (4 + 1));
+  const auto inner = std::dynamic_pointer_cast<TwoDense>(model.layers()[1]);
+  REQUIRE(inner);
+  const std::vector<float> before = values(inner->first->kernel());
+  FitOptions o;
+  o.epochs = 2;
+  o.verbose = 0;
+  Generator gen(1);
+  model.fit(uniform({16, 3}, gen), ones({16, 1}), o);
+  CHECK(values(inner->first->kernel()) != before);
+
+  // misuse
+  class Bad : public Layer {
+   public:
+    Bad() : Layer("Bad", "") {}
+    Tensor call(const Tensor& x, bool) override { return x; }
+    void again(const std::shared_ptr<Layer>& l) { track(l); }
+  };
+  auto bad = std::make_shared<Bad>();
+  auto d = std::make_shared<Dense>(2);
+  bad->again(d);
+  CHECK_THROWS_AS(bad->again(d), ValueError);  // tracked twice
+  CHECK_THROWS_AS(bad->again(nullptr), ValueError);
+  CHECK_THROWS_AS(bad->again(bad), ValueError);  // itself
+  auto outer = std::make_shared<Bad>();
+  outer->again(bad);
+  CHECK_THROWS_WITH(bad->again(outer), Catch::Contains("a cycle"));
+}
+
+TEST_CASE("named layers are seeded by their model too: two named twins start apart") {
+  DenseOptions a, b;
+  a.name = "first";
+  b.name = "second";
+  Sequential model(Dense(8, Activation::Linear, a), Dense(8, Activation::Linear, b));
+  model.build({-1, 8});
+  const auto ws = model.weights();
+  CHECK(values(ws[0]) != values(ws[2]));
+  // two named Dropout layers draw different masks
+  Sequential drops(Dropout(0.5, "drop_a"), Dropout(0.5, "drop_b"));
+  const Tensor x = ones({1, 4096});
+  const double kept = mean((drops(x, true) != 0.0).astype(kFloat64)).item<double>();
+  CHECK(kept == Approx(0.25).margin(0.03));  // 0.5 * 0.5 when the masks are independent
+  // a layer seeded by hand keeps its seed in a model
+  Dense hand(8);
+  hand.set_seed(99);
+  Dense twin(8);
+  twin.set_seed(99);
+  Sequential m1(std::make_shared<Dense>(hand)), m2(std::make_shared<Dense>(twin));
+  m1.build({-1, 2});
+  m2.build({-1, 2});
+  CHECK(values(m1.weights()[0]) == values(m2.weights()[0]));
+}

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -164,10 +165,71 @@ void Layer::set_name(const std::string& name) {
   name_ = name;
 }
 
+namespace {
+// The seed of a layer's index-th sublayer: splitmix64 of (seed, index), salted apart from the
+// seeds a model gives its layers
+std::uint64_t sublayer_seed(std::uint64_t seed, std::size_t index) {
+  std::uint64_t z = (seed ^ 0xD1B54A32D192ED03ull) + 0x9E3779B97F4A7C15ull * (index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+void Layer::set_seed(std::uint64_t seed) {
+  gen_ = Generator(seed);
+  seed_ = seed;
+  seeded_ = true;
+  for (std::size_t i = 0; i < sublayers_.size(); ++i) sublayers_[i]->set_seed(sublayer_seed(seed, i));
+}
+
+bool Layer::contains(const Layer* layer) const {
+  if (layer == this) return true;
+  return std::any_of(sublayers_.begin(), sublayers_.end(), [&](const auto& l) { return l->contains(layer); });
+}
+
+void Layer::track_layer(const std::shared_ptr<Layer>& layer) {
+  const std::string me = name_.empty() ? class_name_ : name_;
+  if (!layer) throw ValueError(fmt::format("{}: track: the layer is null", me));
+  if (layer->contains(this)) {
+    throw ValueError(fmt::format("{}: track: '{}' is this layer or contains it (a cycle)", me,
+                                 layer->name().empty() ? layer->class_name() : layer->name()));
+  }
+  if (std::any_of(sublayers_.begin(), sublayers_.end(), [&](const auto& l) { return l == layer; })) {
+    throw ValueError(fmt::format("{}: track: '{}' is already tracked", me,
+                                 layer->name().empty() ? layer->class_name() : layer->name()));
+  }
+  // its own seed, derived from this layer's (so two equal sublayers do not start alike)
+  if (!layer->seeded()) {
+    layer->set_seed(sublayer_seed(seed_, sublayers_.size()));
+    layer->seeded_ = seeded_;
+  }
+  if (device_set_ && !layer->built()) layer->set_device(device_);
+  sublayers_.push_back(layer);
+}
+
+void Layer::name_sublayers() {
+  auto taken = [&](const std::string& n, const Layer* self) {
+    return std::any_of(sublayers_.begin(), sublayers_.end(),
+                       [&](const auto& l) { return l.get() != self && l->name() == n; });
+  };
+  for (const auto& l : sublayers_) {
+    if (l->built() || !l->name().empty()) continue;
+    const std::string base = l->default_name();
+    std::string candidate = base;
+    for (int k = 1; taken(candidate, l.get()); ++k) candidate = base + "_" + std::to_string(k);
+    l->name_ = candidate;
+  }
+  const std::string prefix = name_ + "/";
+  for (const auto& l : sublayers_)
+    if (!l->built() && l->name_.compare(0, prefix.size(), prefix) != 0) l->name_ = prefix + l->name_;
+}
+
 Tensor Layer::operator()(const Tensor& x, bool training) {
   if (!x.defined()) throw ValueError(fmt::format("{}: the input is undefined", name_.empty() ? class_name_ : name_));
   if (!built_) {
     if (name_.empty()) name_ = default_name();
+    name_sublayers();
     if (x.rank() == 0) throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar", name_));
     if (!device_set_) device_ = x.device();
     const auto before = static_cast<std::ptrdiff_t>(weights_.size());
@@ -193,6 +255,8 @@ void Layer::set_device(Device device) {
   }
   device_ = device;
   device_set_ = true;
+  for (const auto& l : sublayers_)
+    if (!l->built()) l->set_device(device);
 }
 
 Variable Layer::add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
@@ -211,24 +275,36 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
   return v;
 }
 
+std::vector<Variable> Layer::weights() const {
+  std::vector<Variable> out = weights_;
+  for (const auto& l : sublayers_)
+    for (auto& w : l->weights()) out.push_back(std::move(w));
+  return out;
+}
+
 std::vector<Variable> Layer::trainable_weights() const {
   std::vector<Variable> out;
   if (!trainable_) return out;
   for (const auto& w : weights_)
     if (w.trainable()) out.push_back(w);
+  for (const auto& l : sublayers_)
+    for (auto& w : l->trainable_weights()) out.push_back(std::move(w));
   return out;
 }
 
 std::vector<Variable> Layer::non_trainable_weights() const {
+  if (!trainable_) return weights();
   std::vector<Variable> out;
   for (const auto& w : weights_)
-    if (!trainable_ || !w.trainable()) out.push_back(w);
+    if (!w.trainable()) out.push_back(w);
+  for (const auto& l : sublayers_)
+    for (auto& w : l->non_trainable_weights()) out.push_back(std::move(w));
   return out;
 }
 
 std::int64_t Layer::count_params() const {
   std::int64_t n = 0;
-  for (const auto& w : weights_) n += w.size();
+  for (const auto& w : weights()) n += w.size();
   return n;
 }
 

@@ -198,6 +198,7 @@ void Model::set_seed(std::uint64_t seed) {
 }
 
 void Model::name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const {
+  if (!layer.seeded() && !layer.built()) layer.set_seed(layer_seed(seed_, index));
   if (!layer.name().empty()) return;
   auto taken = [&](const std::string& n) {
     return std::any_of(others.begin(), others.end(), [&](const LayerPtr& l) { return l->name() == n; });
@@ -206,13 +207,12 @@ void Model::name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others
   std::string candidate = base;
   for (int k = 1; taken(candidate); ++k) candidate = base + "_" + std::to_string(k);
   layer.set_name(candidate);
-  layer.set_seed(layer_seed(seed_, index));
 }
 
 Tensor Model::operator()(const Tensor& x, bool training) {
   const auto ls = layers();
   for (std::size_t i = 0; i < ls.size(); ++i) {
-    if (ls[i]->name().empty()) name_layer(*ls[i], ls, i);
+    if (ls[i]->name().empty() || !ls[i]->seeded()) name_layer(*ls[i], ls, i);
     if (device_ && !ls[i]->built()) ls[i]->set_device(*device_);
   }
   return call(x, training);
@@ -579,13 +579,12 @@ void Sequential::add(LayerPtr layer) {
   if (std::any_of(layers_.begin(), layers_.end(), [&](const LayerPtr& l) { return l == layer; })) {
     throw ValueError(fmt::format("{}: add: layer '{}' is already in the model", name(), layer->name()));
   }
-  if (layer->name().empty()) {
-    name_layer(*layer, layers_, layers_.size());
-  } else if (std::any_of(layers_.begin(), layers_.end(),
-                         [&](const LayerPtr& l) { return l->name() == layer->name(); })) {
+  if (!layer->name().empty() && std::any_of(layers_.begin(), layers_.end(),
+                                            [&](const LayerPtr& l) { return l->name() == layer->name(); })) {
     throw ValueError(fmt::format("{}: add: a layer named '{}' is already in the model; layer names must be unique",
                                  name(), layer->name()));
   }
+  name_layer(*layer, layers_, layers_.size());
   layers_.push_back(std::move(layer));
 }
 

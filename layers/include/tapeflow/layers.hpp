@@ -3,6 +3,7 @@
 /// Dropout, Conv2D, MaxPooling2D, BatchNormalization. Ordinary user code on the public API.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,33 +70,61 @@ class Layer {
   /// Output shape of the last call, the batch axis as -1 (None); empty before the first call.
   const Shape& output_shape() const { return output_shape_; }
 
-  std::vector<Variable> weights() const { return weights_; }
+  /// The layer's own weights, then its sublayers' (track()), in tracking order.
+  std::vector<Variable> weights() const;
   /// Empty while the layer is frozen (set_trainable(false)).
   std::vector<Variable> trainable_weights() const;
   std::vector<Variable> non_trainable_weights() const;
   std::int64_t count_params() const;
 
   bool trainable() const { return trainable_; }
-  /// A frozen layer lists all its weights as non-trainable (its optimizer leaves them alone).
+  /// A frozen layer lists all its weights, its sublayers' too, as non-trainable (its optimizer
+  /// leaves them alone).
   void set_trainable(bool trainable) { trainable_ = trainable; }
 
   /// Where the weights live: set before the first call, or else the device of the first input
   /// (weights are initialised on the CPU and copied, so a seed gives the same weights on every
-  /// device). Changing it after build throws ValueError.
+  /// device). Changing it after build throws ValueError. Reaches the sublayers.
   void set_device(Device device);
   Device device() const { return device_; }
 
-  /// Seeds the layer's generator (initializers, dropout). Sequential seeds its layers from its own seed.
-  void set_seed(std::uint64_t seed) { gen_ = Generator(seed); }
+  /// Seeds the layer's generator (initializers, dropout) and its sublayers' (each its own seed
+  /// derived from this one). A model seeds each layer it adds or first calls from its own seed
+  /// and the layer's position, unless set_seed was called on the layer before.
+  void set_seed(std::uint64_t seed);
+  /// True once set_seed was called on this layer (or a model seeded it).
+  bool seeded() const { return seeded_; }
   Generator& generator() { return gen_; }
+
+  /// The layers tracked by track(), in order.
+  const std::vector<std::shared_ptr<Layer>>& sublayers() const { return sublayers_; }
 
  protected:
   Layer(std::string class_name, std::string name);
   /// A new weight named "<layer name>/<name>", initialised from the layer's generator.
   Variable add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
                       bool trainable = true);
+  /// Makes `layer` a sublayer, as Keras tracks a layer assigned to an attribute: its weights
+  /// join this layer's (trained, saved, counted, frozen with it), set_device and set_seed reach
+  /// it, and at this layer's first call an unnamed sublayer is named after its class, unique
+  /// among its siblings, and every unbuilt one is prefixed with this layer's name, so its
+  /// weights are "<this>/<sublayer>/<weight>". Call it in the constructor; returns the layer:
+  ///
+  ///     proj_ = track(std::make_shared<layers::Dense>(64, "relu"));
+  ///
+  /// Throws ValueError for a null layer, one already tracked, or this layer or one of its
+  /// ancestors (a cycle).
+  template <class L>
+  std::shared_ptr<L> track(std::shared_ptr<L> layer) {
+    track_layer(layer);
+    return layer;
+  }
 
  private:
+  void track_layer(const std::shared_ptr<Layer>& layer);
+  bool contains(const Layer* layer) const;
+  void name_sublayers();
+
   std::string class_name_;
   std::string name_;
   bool built_ = false;
@@ -104,7 +133,10 @@ class Layer {
   bool device_set_ = false;
   Shape output_shape_;
   std::vector<Variable> weights_;
+  std::vector<std::shared_ptr<Layer>> sublayers_;
   Generator gen_;
+  std::uint64_t seed_ = 0;
+  bool seeded_ = false;
 };
 
 struct DenseOptions {

@@ -63,8 +63,8 @@ class Model {
   virtual Tensor call(const Tensor& x, bool training) = 0;
   /// The layers whose weights this model owns, in order (weights() and summary() list them).
   virtual std::vector<LayerPtr> layers() const = 0;
-  /// Names and seeds the layers that have no name yet (unique in the model: "dense", "dense_1"),
-  /// then runs call().
+  /// Names the layers that have no name yet (unique in the model: "dense", "dense_1") and seeds
+  /// the unseeded ones from the model's seed and their position, then runs call().
   Tensor operator()(const Tensor& x, bool training = false);
 
   /// Builds the layers by running one example of `input_shape` (batch axis -1 or any) through.
@@ -140,8 +140,8 @@ class Model {
  protected:
   /// The seed of the index-th layer of a model seeded with `seed`.
   static std::uint64_t layer_seed(std::uint64_t seed, std::size_t index);
-  /// Gives an unnamed `layer` its class's default name made unique among `others` ("dense_2")
-  /// and the seed of position `index`.
+  /// Gives an unnamed `layer` its class's default name made unique among `others` ("dense_2"),
+  /// and an unseeded, unbuilt one the seed of position `index`.
   void name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const;
 
  private:
