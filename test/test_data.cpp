@@ -225,6 +225,33 @@ TEST_CASE("BatchIterator: range-for over a temporary with structured bindings", 
   CHECK(rows == 10);
 }
 
+TEST_CASE("BatchIterator: an iterator outlives its BatchIterator (it holds handles, not a pointer)", "[data]") {
+  const Tensor x = arange(10, kFloat32).reshape({5, 2}), y = arange(5, kInt64);
+  BatchIterator::iterator it, last;
+  {
+    BatchIterator shuffled(x, y, 2, {true, 4});
+    const Tensor order = shuffled.order(0);
+    it = shuffled.begin();
+    last = shuffled.end();
+    // the batches read after the BatchIterator is gone are the epoch's first ones
+    const auto rows = order.to_vector<std::int64_t>();
+    auto [xb, yb] = *it;
+    CHECK(yb.to_vector<std::int64_t>() == std::vector<std::int64_t>{rows[0], rows[1]});
+  }
+  int batches = 0;
+  std::vector<std::int64_t> seen;
+  for (; it != last; ++it, ++batches) {
+    const Batch b = *it;
+    for (auto v : b.y.to_vector<std::int64_t>()) seen.push_back(v);
+    CHECK(b.x.shape()[1] == 2);
+  }
+  CHECK(batches == 3);
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::int64_t>{0, 1, 2, 3, 4});
+  CHECK_THROWS_AS(*it, IndexError);  // end
+  CHECK_THROWS_AS(*BatchIterator::iterator(), IndexError);  // default-constructed
+}
+
 TEST_CASE("BatchIterator: bad arguments", "[data]") {
   const Tensor x = rows_of(10), y = arange(10, kInt64);
   CHECK_THROWS_AS(BatchIterator(x, arange(9, kInt64), 4), ShapeError);

@@ -53,6 +53,14 @@ TEST_CASE("Dense builds its weights on the first call from the input shape") {
   CHECK_THROWS_AS(dense(zeros({4, 100})), ShapeError);
   CHECK_THROWS_WITH(dense(zeros({4, 100})), Catch::Contains("dense") && Catch::Contains("784") &&
                                                 Catch::Contains("[4, 100]"));
+  CHECK_THROWS_AS(dense(zeros({784})), ShapeError);  // rank 1 has no feature axis after the batch
+  // a rank-1 first input is refused before any weight is made (Keras's min_ndim=2), so a
+  // model fed x [n] by mistake says so instead of building a kernel from the batch size
+  Dense fresh(3);
+  CHECK_THROWS_WITH(fresh(zeros({32})),
+                    "dense: expected an input of rank >= 2 ([batch, ..., features]), got [32]");
+  CHECK_FALSE(fresh.built());
+  CHECK(fresh.weights().empty());
 }
 
 TEST_CASE("Dense computes activation(x @ kernel + bias)") {

@@ -100,6 +100,12 @@ TEST_CASE("sparse categorical crossentropy with int64, int32 and [batch, 1] labe
   // a zero probability is clipped to 1e-7: label 2 of row 0 gives -log(1e-7) = 16.118
   CHECK(value(scce(tensor<std::int64_t>({2}, {1}), mat({0.05f, 0.95f, 0}, 1, 3))) ==
         Approx(-std::log(1e-7)).epsilon(1e-4));
+  // unnormalised probabilities are renormalised first, as categorical_crossentropy and Keras:
+  // [0.4, 0.6, 1.0] with label 2 -> -log(1.0 / 2.0) = 0.693147 (sigmoid outputs, say)
+  const Tensor q = mat({0.4f, 0.6f, 1.0f}, 1, 3);
+  CHECK(value(scce(tensor<std::int64_t>({2}, {1}), q)) == Approx(std::log(2.0)).epsilon(1e-6));
+  CHECK(value(scce(tensor<std::int64_t>({2}, {1}), q)) ==
+        Approx(value(losses::CategoricalCrossentropy()(mat({0, 0, 1}, 1, 3), q))).epsilon(1e-6));
 
   // logits [[2, 1, 0.1], [0.5, 2.5, 0.3]], labels [0, 1]:
   // (lse(2, 1, 0.1) - 2 + lse(0.5, 2.5, 0.3) - 2.5) / 2 = (0.417030 + 0.220050) / 2 = 0.318540

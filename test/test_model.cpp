@@ -714,3 +714,100 @@ TEST_CASE("load_weights refuses duplicate weight names as save_weights does") {
   CHECK(same_bytes(twin.a->kernel(), a_before));
   CHECK(same_bytes(twin.b->kernel(), b_before));
 }
+
+TEST_CASE("fit goes on across calls: new shuffles each call, initial_epoch resumes a run exactly") {
+  const Data d = blobs(96, 11);
+  FitOptions o = quiet(4, 16);
+  o.seed = 3;
+  // one run of 4 epochs
+  Sequential whole = small_model(2);
+  whole.compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy");
+  const History hw = whole.fit(d.x, d.y, o);
+  // the same run in two calls, the second resuming at epoch 2, as Keras's initial_epoch
+  Sequential split = small_model(2);
+  split.compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy");
+  o.epochs = 2;
+  split.fit(d.x, d.y, o);
+  o.initial_epoch = 2;
+  o.epochs = 4;
+  const History h2 = split.fit(d.x, d.y, o);
+  CHECK(h2.epoch == std::vector<int>{2, 3});
+  CHECK(h2["loss"] == std::vector<double>(hw["loss"].begin() + 2, hw["loss"].end()));
+  const auto ww = whole.weights(), ws = split.weights();
+  for (std::size_t i = 0; i < ww.size(); ++i) CHECK(same_bytes(ww[i], ws[i]));
+  // initial_epoch >= epochs trains nothing; a negative one raises
+  o.initial_epoch = 4;
+  CHECK(split.fit(d.x, d.y, o).epoch.empty());
+  o.initial_epoch = -1;
+  CHECK_THROWS_AS(split.fit(d.x, d.y, o), ValueError);
+
+  // fit(epochs=1) called repeatedly: each call draws a new order (the first rows of each
+  // call's first batch differ), as Keras
+  class Recorder : public Sequential {
+   public:
+    Recorder() : Sequential(Dense(3, "softmax")) {}
+    std::vector<std::vector<float>> firsts;
+    Logs train_step(const Tensor& x, const Tensor& y) override {
+      if (firsts.size() < 3) firsts.push_back(x(0).to_vector<float>());
+      return Sequential::train_step(x, y);
+    }
+  };
+  Recorder rec;
+  rec.compile("sgd", "sparse_categorical_crossentropy");
+  FitOptions one = quiet(1, 96);  // one batch: the whole epoch's order
+  for (int call = 0; call < 3; ++call) rec.fit(d.x, d.y, one);
+  REQUIRE(rec.firsts.size() == 3);
+  CHECK(rec.firsts[0] != rec.firsts[1]);
+  CHECK(rec.firsts[1] != rec.firsts[2]);
+}
+
+TEST_CASE("fit checks its data before training and gives each train_step its own batch") {
+  const Data d = blobs(60, 5);
+  Sequential model = small_model(1);
+  model.compile("sgd", "sparse_categorical_crossentropy");
+  model.build({-1, 4});
+  const std::vector<float> before = values(model.weights()[0]);
+  // validation_data of mismatched lengths: refused before any step (the weights are unchanged)
+  FitOptions o = quiet(1, 8);
+  o.validation_data = std::make_pair(d.x(Slice(0, 10)), d.y(Slice(0, 9)));
+  CHECK_THROWS_WITH(model.fit(d.x, d.y, o),
+                    "sequential: fit: validation_data's x and y must have as many examples: x [10, 4], y [9]");
+  CHECK_THROWS_WITH(model.fit(d.x, d.y(Slice(0, 59)), quiet(1)),
+                    "sequential: fit: x and y must have as many examples: x [60, 4], y [59]");
+  CHECK_THROWS_AS(model.evaluate(d.x, d.y(Slice(0, 59)), 32, 0), ShapeError);
+  CHECK(values(model.weights()[0]) == before);
+  // a null callback is a ValueError, not a crash
+  FitOptions nul = quiet(1);
+  nul.callbacks = {nullptr};
+  CHECK_THROWS_WITH(model.fit(d.x, d.y, nul), "sequential: fit: callbacks[0] is null");
+  CHECK(values(model.weights()[0]) == before);
+  // no labels: the default train_step and test_step say what is missing
+  CHECK_THROWS_WITH(model.fit(d.x, Tensor(), quiet(1)), Catch::Contains("train_step: y is undefined"));
+  CHECK_THROWS_WITH(model.evaluate(d.x, Tensor(), 32, 0), Catch::Contains("test_step: y is undefined"));
+
+  // a custom train_step that augments its batch in place and needs no labels (an autoencoder's
+  // loop): the caller's x is unchanged, shuffled or not
+  class Augmenting : public Sequential {
+   public:
+    Augmenting() : Sequential(Dense(4)) {}
+    int steps = 0;
+    Logs train_step(const Tensor& x, const Tensor& y) override {
+      CHECK_FALSE(y.defined());
+      Tensor batch = x;
+      batch.mul_(2.0);
+      ++steps;
+      return {};
+    }
+  };
+  for (bool shuffle : {false, true}) {
+    INFO("shuffle " << shuffle);
+    Augmenting aug;
+    aug.compile("sgd");
+    const Tensor x = d.x.clone();
+    FitOptions fo = quiet(3, 16);
+    fo.shuffle = shuffle;
+    aug.fit(x, Tensor(), fo);
+    CHECK(aug.steps == 3 * 4);
+    CHECK(same_bytes(x, d.x));
+  }
+}

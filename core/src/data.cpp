@@ -84,24 +84,21 @@ Tensor BatchIterator::order(std::int64_t epoch) const {
 BatchIterator::iterator BatchIterator::begin() {
   Tensor epoch_order = options_.shuffle ? order(epoch_) : Tensor();
   ++epoch_;
-  return iterator(this, std::move(epoch_order), 0);
+  return iterator(x_, y_, std::move(epoch_order), batch_size_, size(), 0);
 }
 
-BatchIterator::iterator BatchIterator::end() const { return iterator(this, Tensor(), size()); }
-
-Batch BatchIterator::make_batch(const Tensor& epoch_order, std::int64_t index) const {
-  const std::int64_t start = index * batch_size_;  // < n_: index < size()
-  const std::int64_t stop = start + std::min(batch_size_, n_ - start);  // start + batch_size_ may overflow
-  if (!epoch_order.defined()) return {x_(Slice(start, stop)), y_.defined() ? y_(Slice(start, stop)) : Tensor()};
-  const Tensor rows = epoch_order(Slice(start, stop));
-  return {take(x_, rows.to(x_.device()), 0), y_.defined() ? take(y_, rows.to(y_.device()), 0) : Tensor()};
-}
+BatchIterator::iterator BatchIterator::end() const { return iterator(Tensor(), Tensor(), Tensor(), 0, 0, size()); }
 
 Batch BatchIterator::iterator::operator*() const {
-  if (!owner_ || index_ < 0 || index_ >= owner_->size()) {
+  if (!x_.defined() || index_ < 0 || index_ >= count_) {
     throw IndexError(fmt::format("BatchIterator: batch {} is out of range", index_));
   }
-  return owner_->make_batch(order_, index_);
+  const std::int64_t n = x_.dim(0);
+  const std::int64_t start = index_ * batch_size_;  // < n: index_ < count_
+  const std::int64_t stop = start + std::min(batch_size_, n - start);  // start + batch_size_ may overflow
+  if (!order_.defined()) return {x_(Slice(start, stop)), y_.defined() ? y_(Slice(start, stop)) : Tensor()};
+  const Tensor rows = order_(Slice(start, stop));
+  return {take(x_, rows.to(x_.device()), 0), y_.defined() ? take(y_, rows.to(y_.device()), 0) : Tensor()};
 }
 
 TrainValidationSplit train_validation_split(const Tensor& x, const Tensor& y, double validation_fraction) {

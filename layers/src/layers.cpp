@@ -316,14 +316,19 @@ Dense::Dense(std::int64_t units, Activation activation, DenseOptions options)
 }
 
 void Dense::build(const Shape& input_shape) {
+  // Keras's input spec (min_ndim=2): a rank-1 input's only axis is the batch, not the features
+  if (input_shape.size() < 2) {
+    throw ShapeError(fmt::format("{}: expected an input of rank >= 2 ([batch, ..., features]), got {}", name(),
+                                 shape_str(input_shape)));
+  }
   kernel_ = add_weight("kernel", {input_shape.back(), units_}, options_.kernel_initializer);
   if (options_.use_bias) bias_ = add_weight("bias", {units_}, options_.bias_initializer);
 }
 
 Tensor Dense::call(const Tensor& x, bool) {
-  if (x.rank() < 1 || x.dim(-1) != kernel_.dim(0)) {
+  if (x.rank() < 2 || x.dim(-1) != kernel_.dim(0)) {
     throw ShapeError(
-        fmt::format("{}: expected inputs [..., {}], got {}", name(), kernel_.dim(0), shape_str(x.shape())));
+        fmt::format("{}: expected inputs [batch, ..., {}], got {}", name(), kernel_.dim(0), shape_str(x.shape())));
   }
   Tensor y = matmul(x, kernel_);  // [..., in] @ [in, units] -> [..., units]
   if (options_.use_bias) y = y + bias_;

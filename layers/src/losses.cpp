@@ -88,7 +88,9 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   const char* name = "sparse_categorical_crossentropy";
   const Tensor labels = sparse_labels(y_true, y_pred, name);
   if (from_logits) return logsumexp(y_pred, {-1}) - pick(y_pred, labels, name);
-  return -log(clip(pick(y_pred, labels, name), kEpsilon, 1.0 - kEpsilon));
+  // as categorical_crossentropy and Keras: renormalise, clip, then the label's -log
+  const Tensor p = pick(y_pred, labels, name) / sum(y_pred, {-1});
+  return -log(clip(p, kEpsilon, 1.0 - kEpsilon));
 }
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }

@@ -125,6 +125,28 @@ void require_examples(const std::string& model, const char* method, const char* 
   }
 }
 
+// x and y of fit / evaluate: x [n, ...] and y [n, ...] (y may be undefined: a custom
+// train_step without labels), checked before any training, naming the method
+void require_pairs(const std::string& model, const char* method, const char* what, const Tensor& x, const Tensor& y) {
+  if (!x.defined()) throw ValueError(fmt::format("{}: {}: {}x is undefined", model, method, what));
+  if (x.rank() == 0) {
+    throw ShapeError(fmt::format("{}: {}: {}x must have a batch axis, got a scalar", model, method, what));
+  }
+  if (!y.defined()) return;
+  if (y.rank() == 0 || y.dim(0) != x.dim(0)) {
+    throw ShapeError(fmt::format("{}: {}: {}x and y must have as many examples: x {}, y {}", model, method, what,
+                                 shape_str(x.shape()), shape_str(y.shape())));
+  }
+}
+
+// A batch on the model's device that owns its storage: a batch in order is a view of the
+// caller's data, which a train_step writing into its batch (augmenting in place) must not change
+Tensor own_batch(const Tensor& b, const Tensor& data, Device dev) {
+  if (!b.defined()) return b;
+  Tensor out = b.to(dev);
+  return out.storage() == data.storage() ? out.clone() : out;
+}
+
 std::string shape_text(const Shape& s) {
   if (s.empty()) return "?";
   std::string out = "(";
@@ -395,6 +417,11 @@ Logs Model::metric_results() const {
 
 Logs Model::train_step(const Tensor& x, const Tensor& y) {
   require_compiled("train_step");
+  if (!y.defined()) {
+    throw ValueError(fmt::format("{}: train_step: y is undefined; fit(x, Tensor()) needs a custom train_step that "
+                                 "does without labels",
+                                 name_));
+  }
   Tensor y_pred, loss;
   std::vector<Variable> vars;
   std::vector<Tensor> grads;
@@ -413,6 +440,11 @@ Logs Model::train_step(const Tensor& x, const Tensor& y) {
 
 Logs Model::test_step(const Tensor& x, const Tensor& y) {
   require_compiled("test_step");
+  if (!y.defined()) {
+    throw ValueError(fmt::format("{}: test_step: y is undefined; evaluate(x, Tensor()) needs a custom test_step that "
+                                 "does without labels",
+                                 name_));
+  }
   const Tensor y_pred = (*this)(x, /*training=*/false);
   loss_tracker_->update_state(compute_loss(y, y_pred).item<double>(), static_cast<double>(x.dim(0)));
   for (const auto& m : metrics_) m->update_state(y, y_pred);
@@ -422,8 +454,18 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
   require_compiled("fit");
   if (options.epochs < 0) throw ValueError(fmt::format("{}: fit: epochs must be >= 0, got {}", name_, options.epochs));
+  if (options.initial_epoch < 0) {
+    throw ValueError(fmt::format("{}: fit: initial_epoch must be >= 0, got {}", name_, options.initial_epoch));
+  }
+  for (std::size_t i = 0; i < options.callbacks.size(); ++i) {
+    if (!options.callbacks[i]) throw ValueError(fmt::format("{}: fit: callbacks[{}] is null", name_, i));
+  }
+  require_pairs(name_, "fit", "", x, y);
   require_examples(name_, "fit", "x", x);
-  if (options.validation_data) require_examples(name_, "fit", "validation_data's x", options.validation_data->first);
+  if (options.validation_data) {
+    require_pairs(name_, "fit", "validation_data's ", options.validation_data->first, options.validation_data->second);
+    require_examples(name_, "fit", "validation_data's x", options.validation_data->first);
+  }
   Tensor x_train = x, y_train = y, x_val, y_val;
   if (options.validation_data) {
     std::tie(x_val, y_val) = *options.validation_data;
@@ -435,6 +477,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   BatchOptions batch_options;
   batch_options.shuffle = options.shuffle;
   batch_options.seed = options.seed;
+  // each fit() goes on where the last left off: a new order every epoch, across calls too
+  batch_options.epoch = epochs_trained_;
   BatchIterator batches(x_train, y_train, options.batch_size, batch_options);
 
   const std::vector<std::string> keys = display_keys(metrics(), validate);
@@ -445,7 +489,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     cb->set_model(this);
     cb->on_train_begin(logs);
   }
-  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
     if (options.verbose > 0) {
       std::printf("Epoch %d/%d\n", epoch + 1, options.epochs);
@@ -456,7 +500,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     std::int64_t step = 0;
     for (auto [xb, yb] : batches) {
       const Device dev = batch_device(xb);
-      logs = train_step(xb.to(dev), yb.to(dev));
+      logs = train_step(own_batch(xb, x_train, dev), own_batch(yb, y_train, dev));
       ++step;
       progress.update(step, logs, keys);
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
@@ -466,6 +510,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
       for (const auto& [k, v] : evaluate(x_val, y_val, options.batch_size, 0)) logs["val_" + k] = v;
     }
     progress.finish(step, logs, keys);
+    ++epochs_trained_;
     history_.epoch.push_back(epoch);
     for (const auto& [k, v] : logs) history_.history[k].push_back(v);
     for (const auto& cb : options.callbacks) cb->on_epoch_end(epoch, logs);
@@ -476,6 +521,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {
   require_compiled("evaluate");
+  require_pairs(name_, "evaluate", "", x, y);
   require_examples(name_, "evaluate", "x", x);
   BatchIterator batches(x, y, batch_size);
   reset_metrics();
@@ -485,7 +531,7 @@ Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, 
   const auto keys = display_keys(metrics(), false);
   for (auto [xb, yb] : batches) {
     const Device dev = batch_device(xb);
-    logs = test_step(xb.to(dev), yb.to(dev));
+    logs = test_step(own_batch(xb, x, dev), own_batch(yb, y, dev));
     progress.update(++step, logs, keys);
   }
   progress.finish(step, logs, keys);

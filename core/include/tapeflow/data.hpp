@@ -38,7 +38,8 @@ struct Batch {
 ///
 /// Without shuffling, batches are views of x and y (no copy); with it, they are take() copies
 /// of the rows the epoch's order picks. x and y keep their pairing in every batch. y may be an
-/// undefined Tensor() (batches of x alone, for predict). The iterator keeps handles to x and y.
+/// undefined Tensor() (batches of x alone, for predict). The iterator and the iterators it
+/// gives keep handles to x and y: an iterator stays valid after its BatchIterator is gone.
 class BatchIterator {
  public:
   /// Throws ShapeError if x or y is rank 0 or their lengths differ, ValueError if
@@ -70,10 +71,14 @@ class BatchIterator {
 
    private:
     friend class BatchIterator;
-    iterator(const BatchIterator* owner, Tensor order, std::int64_t index)
-        : owner_(owner), order_(std::move(order)), index_(index) {}
-    const BatchIterator* owner_ = nullptr;
+    iterator(Tensor x, Tensor y, Tensor order, std::int64_t batch_size, std::int64_t count, std::int64_t index)
+        : x_(std::move(x)), y_(std::move(y)), order_(std::move(order)), batch_size_(batch_size), count_(count),
+          index_(index) {}
+    // self-contained (handles, not a pointer to the BatchIterator): it outlives its BatchIterator
+    Tensor x_, y_;
     Tensor order_;  // this epoch's example order (undefined: in order, batches are views)
+    std::int64_t batch_size_ = 0;
+    std::int64_t count_ = 0;  // batches in the epoch
     std::int64_t index_ = 0;
   };
 
@@ -94,8 +99,6 @@ class BatchIterator {
   Tensor order(std::int64_t epoch) const;
 
  private:
-  Batch make_batch(const Tensor& epoch_order, std::int64_t index) const;
-
   Tensor x_, y_;
   std::int64_t n_ = 0;
   std::int64_t batch_size_ = 0;

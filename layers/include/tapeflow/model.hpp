@@ -38,13 +38,17 @@ struct History {
 };
 
 struct FitOptions {
+  /// Trains epochs initial_epoch .. epochs - 1 (Keras: `epochs` is the index to stop at, so a
+  /// resumed run passes the epoch it resumes from as initial_epoch).
   int epochs = 1;
+  int initial_epoch = 0;
   std::int64_t batch_size = 32;
   /// The last fraction of (x, y), before shuffling, is held out for validation (Keras).
   double validation_split = 0;
   /// Validation set (x, y); overrides validation_split.
   std::optional<std::pair<Tensor, Tensor>> validation_data;
-  /// A new order of the training examples every epoch, drawn from `seed`.
+  /// A new order of the training examples every epoch, drawn from `seed` and the number of
+  /// epochs the model has trained (so each fit() call goes on with new orders, as Keras).
   bool shuffle = true;
   std::uint64_t seed = 0;
   std::vector<CallbackPtr> callbacks;
@@ -100,7 +104,9 @@ class Model {
   void compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
                const std::vector<std::string>& metrics = {});
 
-  /// Trains for options.epochs over (x, y) [n, ...] in batches; returns the per-epoch logs.
+  /// Trains over (x, y) [n, ...] in batches; returns the per-epoch logs. Each batch is the
+  /// model's own copy (a train_step may change it in place). y may be undefined when a custom
+  /// train_step does without labels (the default one raises ValueError).
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   /// Loss and metrics over (x, y), in inference mode. verbose as in FitOptions.
   Logs evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size = 32, int verbose = 1);
@@ -153,6 +159,7 @@ class Model {
 
   std::string name_;
   std::uint64_t seed_ = 0;
+  std::int64_t epochs_trained_ = 0;  // by every fit(): the shuffling's epoch index
   std::optional<Device> device_;
   std::shared_ptr<optimizers::Optimizer> optimizer_;
   std::shared_ptr<losses::Loss> loss_;
