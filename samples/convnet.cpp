@@ -17,6 +17,7 @@
 // Usage: convnet [epochs (default 5)] [training examples (default all 60000)]
 //                [--device cpu|cuda|cuda:N (default cpu)]
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 
 #include "sample_util.hpp"
@@ -28,16 +29,17 @@ using samples::EpochTimer;
 
 int main(int argc, char** argv) {
   samples::Args args;
-  if (!samples::parse_args(argc, argv, "convnet [epochs (default 5)] [training examples] [--device cpu|cuda|cuda:N]",
-                           args))
+  // training examples: all by default; a larger count than the 60000 there are means all
+  if (!samples::parse_args(argc, argv,
+                           "convnet [epochs (default 5)] [training examples (default all)] [--device cpu|cuda|cuda:N]",
+                           {{"epochs", 5, INT_MAX}, {"training examples", LLONG_MAX, LLONG_MAX}}, args))
     return 2;
-  const int epochs = static_cast<int>(args.number(0, 5));
-  const std::int64_t subset = args.number(1, 0);
+  const int epochs = static_cast<int>(args.counts[0]);
+  const std::int64_t subset = args.counts[1];
   try {
-    samples::print_device_status(args.device);
+    if (!samples::print_device_status("convnet", args.device)) return 1;
     const MnistData data = load_mnist();
-    const std::int64_t n =
-        subset > 0 ? std::min<std::int64_t>(subset, data.train_images.dim(0)) : data.train_images.dim(0);
+    const std::int64_t n = std::min<std::int64_t>(subset, data.train_images.dim(0));
     // [n, 28, 28] -> [n, 28, 28, 1] (NHWC): views, already float32 in [0, 1]
     const Tensor train_images = data.train_images(Slice(0, n)).reshape({n, 28, 28, 1});
     const Tensor train_labels = data.train_labels(Slice(0, n));

@@ -4,13 +4,14 @@
 // BatchGenerator, one_training_step (SGD by hand with assign_sub) and fit, then the test accuracy.
 // Usage: mnist_from_scratch [epochs (default 10, as the book)]
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <utility>
 #include <vector>
 
+#include "sample_util.hpp"
 #include "tapeflow/autodiff.hpp"
 
 using namespace tapeflow;
@@ -123,7 +124,11 @@ void fit(const NaiveSequential& model, const Tensor& images, const Tensor& label
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int epochs = argc > 1 ? std::atoi(argv[1]) : 10;
+  samples::Args args;
+  if (!samples::parse_args(argc, argv, "mnist_from_scratch [epochs (default 10)]", {{"epochs", 10, INT_MAX}}, args,
+                           /*device_option=*/false))
+    return 2;
+  const int epochs = static_cast<int>(args.counts[0]);
   try {
     const MnistData data = load_mnist();
     const Tensor train_images = data.train_images.reshape({60000, 28 * 28});

@@ -9,6 +9,7 @@
 // Prints the test accuracy, the median seconds per epoch and the peak resident memory (on a
 // GPU also the device's peak, and first which device it is).
 // Usage: mnist_keras [epochs (default 5)] [--device cpu|cuda|cuda:N (default cpu)]
+#include <climits>
 #include <cstdio>
 
 #include "sample_util.hpp"
@@ -20,10 +21,12 @@ using samples::EpochTimer;
 
 int main(int argc, char** argv) {
   samples::Args args;
-  if (!samples::parse_args(argc, argv, "mnist_keras [epochs (default 5)] [--device cpu|cuda|cuda:N]", args)) return 2;
-  const int epochs = static_cast<int>(args.number(0, 5));
+  if (!samples::parse_args(argc, argv, "mnist_keras [epochs (default 5)] [--device cpu|cuda|cuda:N]",
+                           {{"epochs", 5, INT_MAX}}, args))
+    return 2;
+  const int epochs = static_cast<int>(args.counts[0]);
   try {
-    samples::print_device_status(args.device);
+    if (!samples::print_device_status("mnist_keras", args.device)) return 1;
     const MnistData data = load_mnist();
     // [60000, 28, 28] -> [60000, 784]: a view, already float32 in [0, 1]
     const Tensor train_images = data.train_images.reshape({-1, 28 * 28});

@@ -78,15 +78,50 @@ Bytes read_raw(const std::string& path) {
   return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-// The message of the IOError read_idx raises for `path`.
-std::string idx_error(const std::string& path) {
+// The message of the IOError `call` raises (`what` names the call when it raises none).
+template <class F>
+std::string io_error(F&& call, const std::string& what) {
   try {
-    read_idx(path);
+    call();
   } catch (const IOError& e) {
     return e.what();
   }
-  FAIL("read_idx('" << path << "') did not throw IOError");
+  FAIL(what << " did not throw IOError");
   return {};
+}
+
+// The message of the IOError read_idx raises for `path`, and load_mnist for `dir`.
+std::string idx_error(const std::string& path) {
+  return io_error([&] { read_idx(path); }, "read_idx('" + path + "')");
+}
+std::string mnist_error(const std::string& dir) {
+  return io_error([&] { load_mnist(dir); }, "load_mnist('" + dir + "')");
+}
+
+// A folder load_mnist reads: the training files given, and one black test image labelled 0.
+void write_mnist(const TempDir& dir, const Bytes& train_images, const Bytes& train_labels) {
+  write_raw(dir.file("train-images-idx3-ubyte"), train_images);
+  write_raw(dir.file("train-labels-idx1-ubyte"), train_labels);
+  write_raw(dir.file("t10k-images-idx3-ubyte"), idx_ubyte({1, 28, 28}, Bytes(28 * 28, 0)));
+  write_raw(dir.file("t10k-labels-idx1-ubyte"), idx_ubyte({1}, {0}));
+}
+
+// An IDX file of float32 (type 0x0d) or float64 (0x0e) values.
+Bytes idx_floats(std::uint8_t type, const std::vector<std::uint32_t>& dims, const std::vector<double>& values) {
+  Bytes out = idx_header(type, dims);
+  for (double v : values) {
+    if (type == 0x0D) {
+      const float f = static_cast<float>(v);
+      std::uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      put_be(out, bits, 4);
+    } else {
+      std::uint64_t bits;
+      std::memcpy(&bits, &v, 8);
+      put_be(out, bits, 8);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -297,6 +332,143 @@ TEST_CASE("load_mnist: small files in a folder", "[io]") {
   }
   SECTION("a missing folder") {
     CHECK_THROWS_AS(load_mnist(dir.file("nowhere")), IOError);
+  }
+}
+
+TEST_CASE("read_idx: a gzip file ends with a whole member, and nothing but members follow it", "[io]") {
+  TempDir dir;
+  Bytes labels(1000);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<unsigned char>(i % 10);
+  const Bytes file = idx_ubyte({1000}, labels);
+  write_gz(dir.file("whole.gz"), file);
+  const Bytes gz = read_raw(dir.file("whole.gz"));
+  REQUIRE(read_idx(dir.file("whole.gz")).shape() == Shape{1000});
+
+  SECTION("the CRC and size trailer cut off, the data complete") {
+    for (std::size_t cut : {8u, 4u, 1u}) {
+      INFO("without the last " << cut << " bytes");
+      write_raw(dir.file("cut.gz"), Bytes(gz.begin(), gz.end() - static_cast<std::ptrdiff_t>(cut)));
+      CHECK_THAT(idx_error(dir.file("cut.gz")), Catch::Contains(dir.file("cut.gz")) && Catch::Contains("truncated") &&
+                                                    Catch::Contains("CRC/size trailer"));
+    }
+  }
+  SECTION("a wrong CRC or size in the trailer") {
+    Bytes bad_crc = gz;
+    bad_crc[bad_crc.size() - 8] ^= 0x01;
+    write_raw(dir.file("crc.gz"), bad_crc);
+    CHECK_THAT(idx_error(dir.file("crc.gz")),
+               Catch::Contains(dir.file("crc.gz")) && Catch::Contains("corrupt") && Catch::Contains("incorrect data check"));
+    Bytes bad_size = gz;
+    bad_size[bad_size.size() - 4] ^= 0x01;
+    write_raw(dir.file("size.gz"), bad_size);
+    CHECK_THAT(idx_error(dir.file("size.gz")), Catch::Contains(dir.file("size.gz")) && Catch::Contains("incorrect length check"));
+  }
+  SECTION("bytes after the gzip stream, as after a raw file's data") {
+    Bytes garbage = gz;
+    for (char c : std::string("garbage!")) garbage.push_back(static_cast<unsigned char>(c));
+    write_raw(dir.file("garbage.gz"), garbage);
+    CHECK_THAT(idx_error(dir.file("garbage.gz")),
+               Catch::Contains(dir.file("garbage.gz")) &&
+                   Catch::Contains("8 unexpected bytes after the gzip stream (from byte " + std::to_string(gz.size())));
+    // zero padding is refused too (Python's gzip skips it; an IDX file's size is exact)
+    Bytes zeros = gz;
+    zeros.insert(zeros.end(), 16, 0);
+    write_raw(dir.file("zeros.gz"), zeros);
+    CHECK_THAT(idx_error(dir.file("zeros.gz")), Catch::Contains("16 unexpected bytes after the gzip stream"));
+    // one stray byte: too short even for another member's magic
+    Bytes one = gz;
+    one.push_back(0x1f);
+    write_raw(dir.file("one.gz"), one);
+    CHECK_THAT(idx_error(dir.file("one.gz")), Catch::Contains("1 unexpected bytes after the gzip stream"));
+  }
+  SECTION("concatenated members read as their concatenation, as gzip and Python read them") {
+    const auto half = static_cast<std::ptrdiff_t>(file.size() / 2);
+    write_gz(dir.file("first.gz"), Bytes(file.begin(), file.begin() + half));
+    write_gz(dir.file("second.gz"), Bytes(file.begin() + half, file.end()));
+    write_gz(dir.file("nothing.gz"), Bytes{});
+    Bytes two = read_raw(dir.file("first.gz"));
+    for (const char* name : {"second.gz", "nothing.gz"}) {
+      const Bytes member = read_raw(dir.file(name));
+      two.insert(two.end(), member.begin(), member.end());
+    }
+    write_raw(dir.file("members.gz"), two);
+    const Tensor t = read_idx(dir.file("members.gz"));
+    CHECK(t.shape() == Shape{1000});
+    const auto v = t.to_vector<std::int32_t>();
+    CHECK(std::equal(v.begin(), v.end(), labels.begin(), labels.end()));
+    // a further member cut short is a truncated file; one with a bad header a corrupt one
+    Bytes cut = two;
+    cut.resize(cut.size() - 5);
+    write_raw(dir.file("members-cut.gz"), cut);
+    CHECK_THAT(idx_error(dir.file("members-cut.gz")), Catch::Contains(dir.file("members-cut.gz")) &&
+                                                          Catch::Contains("truncated"));
+    Bytes bad = two;
+    bad.insert(bad.end(), {0x1f, 0x8b, 0x00, 0x00});
+    write_raw(dir.file("members-bad.gz"), bad);
+    CHECK_THAT(idx_error(dir.file("members-bad.gz")), Catch::Contains(dir.file("members-bad.gz")) &&
+                                                          Catch::Contains("corrupt"));
+  }
+}
+
+TEST_CASE("load_mnist: a label outside [0, 10) raises IOError naming the file, the label and its index", "[io]") {
+  TempDir dir;
+  const Bytes images = idx_ubyte({3, 2, 2}, Bytes(12, 7));
+  SECTION("too large") {
+    write_mnist(dir, images, idx_ubyte({3}, {3, 200, 11}));
+    CHECK_THAT(mnist_error(dir.str()), Catch::Contains(dir.file("train-labels-idx1-ubyte")) &&
+                                           Catch::Contains("label 200 at index 1 is outside [0, 10)"));
+  }
+  SECTION("10, just past the last class") {
+    write_mnist(dir, images, idx_ubyte({3}, {9, 0, 10}));
+    CHECK_THAT(mnist_error(dir.str()), Catch::Contains("label 10 at index 2"));
+  }
+  SECTION("negative, from signed bytes") {
+    Bytes labels = idx_header(0x09, {3});
+    labels.insert(labels.end(), {0xff, 1, 2});
+    write_mnist(dir, images, labels);
+    CHECK_THAT(mnist_error(dir.str()), Catch::Contains("label -1 at index 0"));
+  }
+  SECTION("not integers") {
+    write_mnist(dir, images, idx_floats(0x0D, {3}, {1, 2.5, 3}));
+    CHECK_THAT(mnist_error(dir.str()), Catch::Contains(dir.file("train-labels-idx1-ubyte")) &&
+                                           Catch::Contains("float32 labels, expected an integer type"));
+  }
+  SECTION("every class from 0 to 9 loads") {
+    write_mnist(dir, idx_ubyte({10, 1, 1}, Bytes(10, 0)), idx_ubyte({10}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+    CHECK(load_mnist(dir.str()).train_labels.to_vector<std::int64_t>() ==
+          std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  }
+}
+
+TEST_CASE("load_mnist: integer pixels are divided by 255, float and double pixels come as stored", "[io]") {
+  TempDir dir;
+  const Bytes labels = idx_ubyte({2}, {1, 2});
+  SECTION("ubyte: [0, 1]") {
+    write_mnist(dir, idx_ubyte({2, 1, 2}, {0, 51, 255, 102}), labels);
+    const Tensor images = load_mnist(dir.str()).train_images;
+    CHECK(images.dtype() == kFloat32);
+    CHECK(images.to_vector<float>() == std::vector<float>{0.f, 51 / 255.f, 1.f, 102 / 255.f});
+  }
+  SECTION("short: divided by 255 too") {
+    Bytes f = idx_header(0x0B, {2, 1, 1});
+    put_be(f, 510, 2);
+    put_be(f, 51, 2);
+    write_mnist(dir, f, labels);
+    const Tensor images = load_mnist(dir.str()).train_images;
+    CHECK(images.dtype() == kFloat32);
+    CHECK(images.to_vector<float>() == std::vector<float>{2.f, 51 / 255.f});
+  }
+  SECTION("float32: as stored") {
+    write_mnist(dir, idx_floats(0x0D, {2, 1, 2}, {0, 255, 0.5, -3}), labels);
+    const Tensor images = load_mnist(dir.str()).train_images;
+    CHECK(images.dtype() == kFloat32);
+    CHECK(images.to_vector<float>() == std::vector<float>{0.f, 255.f, 0.5f, -3.f});
+  }
+  SECTION("float64: as stored, in float32") {
+    write_mnist(dir, idx_floats(0x0E, {2, 1, 2}, {0, 255, 0.5, -3}), labels);
+    const Tensor images = load_mnist(dir.str()).train_images;
+    CHECK(images.dtype() == kFloat32);
+    CHECK(images.to_vector<float>() == std::vector<float>{0.f, 255.f, 0.5f, -3.f});
   }
 }
 

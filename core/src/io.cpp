@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -47,69 +48,151 @@ std::uint64_t big_endian(const unsigned char* p, std::size_t bytes) {
   return v;
 }
 
-// gzFile that closes itself. zlib reads files without the gzip magic unchanged ("transparent"
-// mode), so one reader serves raw and compressed files alike.
-class GzReader {
+// An IDX file as it is or, when it starts with the gzip magic 1f 8b, inflated. A gzip file is
+// one or more complete members (`cat a.gz b.gz` holds the concatenation, as gzip and Python
+// read it); a member cut short, a failed CRC or size check, and bytes after the last member
+// that do not start another raise IOError, as trailing bytes after a raw file's data do.
+class IdxReader {
  public:
-  explicit GzReader(const std::string& path) : path_(path) {
+  explicit IdxReader(const std::string& path) : path_(path), buffer_(std::size_t{1} << 18) {
     errno = 0;
-    file_ = gzopen(path.c_str(), "rb");
+    file_.reset(std::fopen(path.c_str(), "rb"));
     if (!file_) {
-      const char* why = errno ? std::strerror(errno) : "out of memory";
+      const char* why = errno ? std::strerror(errno) : "unknown error";
       throw IOError(fmt::format("read_idx: cannot open '{}': {}", path, why));
     }
-    // 256 KiB instead of zlib's 8 KiB default: fewer calls on the 26 MB training images.
-    gzbuffer(file_, 1 << 18);
+    refill("header");
+    if (avail_ >= 2 && next_[0] == 0x1f && next_[1] == 0x8b) {
+      // 16 + MAX_WBITS: a gzip wrapper only; inflate checks the CRC-32 and size in its trailer.
+      if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK)
+        throw IOError(fmt::format("read_idx: '{}': cannot start inflating: out of memory", path));
+      gzip_ = true;
+    }
   }
-  ~GzReader() { gzclose(file_); }
-  GzReader(const GzReader&) = delete;
-  GzReader& operator=(const GzReader&) = delete;
+  ~IdxReader() {
+    if (gzip_) inflateEnd(&stream_);
+  }
+  IdxReader(const IdxReader&) = delete;
+  IdxReader& operator=(const IdxReader&) = delete;
 
   // Reads up to n bytes; fewer only at the end of the data or where a gzip stream is cut short
-  // (then cut_short() is true). Corrupt data raise IOError naming `what` was being read.
+  // (then cut_short() is true). Unreadable or corrupt data raise IOError naming `what` was read.
   std::size_t read(void* dst, std::size_t n, const char* what) {
     auto* out = static_cast<unsigned char*>(dst);
     std::size_t done = 0;
     while (done < n) {
-      // gzread takes an unsigned count: read in chunks of 1 GiB.
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - done, std::size_t{1} << 30));
-      const int got = gzread(file_, out + done, chunk);
-      if (got < 0) fail(what, done);
-      if (got == 0) break;
-      done += static_cast<std::size_t>(got);
+      if (gzip_ && member_ended_ && !next_member(what)) break;
+      if (avail_ == 0) refill(what);
+      if (!gzip_) {
+        if (avail_ == 0) break;
+        const std::size_t k = std::min(avail_, n - done);
+        std::memcpy(out + done, next_, k);
+        next_ += k;
+        avail_ -= k;
+        done += k;
+        continue;
+      }
+      // avail_ never exceeds the 256 KiB buffer; the output is offered in chunks of 1 GiB.
+      stream_.next_in = const_cast<Bytef*>(next_);
+      stream_.avail_in = static_cast<uInt>(avail_);
+      stream_.next_out = out + done;
+      stream_.avail_out = static_cast<uInt>(std::min<std::size_t>(n - done, std::size_t{1} << 30));
+      const uInt out_before = stream_.avail_out;
+      const int code = inflate(&stream_, Z_NO_FLUSH);
+      const std::size_t consumed = avail_ - stream_.avail_in;
+      next_ += consumed;
+      avail_ -= consumed;
+      done += out_before - stream_.avail_out;
+      inflated_ += out_before - stream_.avail_out;
+      if (code == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (code == Z_BUF_ERROR && avail_ == 0 && eof_) {
+        // no progress without more input, and the file has none: the member is cut short
+        cut_short_ = true;
+        break;
+      } else if (code != Z_OK) {
+        corrupt(what, code);
+      }
     }
-    // zlib reports a gzip stream that ends early as Z_BUF_ERROR after a short read, not as -1.
-    int code = Z_OK;
-    gzerror(file_, &code);
-    if (code == Z_BUF_ERROR)
-      cut_short_ = true;
-    else if (code != Z_OK)
-      fail(what, done);
     return done;
   }
 
   bool cut_short() const { return cut_short_; }
-  // True for a file read as it is (no gzip magic); valid once reading has started.
-  bool raw() const { return gzdirect(file_) == 1; }
+  // True for a file read as it is (no gzip magic).
+  bool raw() const { return !gzip_; }
 
   // Counts the bytes left until the end of the data.
   std::uint64_t remaining() {
     std::vector<unsigned char> buf(1 << 16);
     std::uint64_t total = 0;
-    for (std::size_t got; (got = read(buf.data(), buf.size(), "trailing bytes")) > 0;) total += got;
+    for (std::size_t got; (got = read(buf.data(), buf.size(), "end of the file")) > 0;) total += got;
     return total;
   }
 
  private:
-  [[noreturn]] void fail(const char* what, std::size_t done) {
-    int code = Z_OK;
-    const char* msg = gzerror(file_, &code);
-    throw IOError(fmt::format("read_idx: '{}': cannot read the {} after {} bytes: {}", path_, what, done,
-                              code == Z_ERRNO ? std::strerror(errno) : msg));
+  struct CloseFile {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+
+  // Moves the unread bytes to the front of the buffer and reads more after them; false at the
+  // end of the file with nothing unread.
+  bool refill(const char* what) {
+    if (avail_ > 0 && next_ != buffer_.data()) std::memmove(buffer_.data(), next_, avail_);
+    next_ = buffer_.data();
+    if (!eof_) {
+      errno = 0;
+      const std::size_t want = buffer_.size() - avail_;
+      const std::size_t got = std::fread(buffer_.data() + avail_, 1, want, file_.get());
+      if (got < want) {
+        if (std::ferror(file_.get()))
+          throw IOError(fmt::format("read_idx: '{}': cannot read the {}: {}", path_, what,
+                                    errno ? std::strerror(errno) : "read error"));
+        eof_ = true;
+      }
+      offset_ += got;
+      avail_ += got;
+    }
+    return avail_ > 0;
+  }
+
+  // After a gzip member: false at the end of the file, true once the next member has begun.
+  bool next_member(const char* what) {
+    while (avail_ < 2 && !eof_) refill(what);
+    if (avail_ == 0) return false;
+    if (avail_ < 2 || next_[0] != 0x1f || next_[1] != 0x8b) {
+      const std::uint64_t at = offset_ - avail_;
+      std::uint64_t extra = avail_;
+      avail_ = 0;
+      while (refill(what)) {
+        extra += avail_;
+        avail_ = 0;
+      }
+      throw IOError(fmt::format("read_idx: '{}': {} unexpected bytes after the gzip stream (from byte {} of the "
+                                "file, which does not start another gzip member)",
+                                path_, extra, at));
+    }
+    inflateReset(&stream_);
+    member_ended_ = false;
+    return true;
+  }
+
+  [[noreturn]] void corrupt(const char* what, int code) {
+    const char* why = stream_.msg ? stream_.msg : code == Z_MEM_ERROR ? "out of memory" : zError(code);
+    throw IOError(fmt::format("read_idx: '{}': cannot read the {}: the gzip stream is corrupt after {} bytes of data: {}",
+                              path_, what, inflated_, why));
   }
 
   std::string path_;
-  gzFile file_ = nullptr;
+  std::unique_ptr<std::FILE, CloseFile> file_;
+  std::vector<unsigned char> buffer_;
+  const unsigned char* next_ = nullptr;  // the unread bytes: [next_, next_ + avail_)
+  std::size_t avail_ = 0;
+  std::uint64_t offset_ = 0;  // bytes read from the file so far
+  bool eof_ = false;
+  bool gzip_ = false;
+  z_stream stream_{};
+  bool member_ended_ = false;
+  std::uint64_t inflated_ = 0;  // bytes of data the gzip stream gave so far
   bool cut_short_ = false;
 };
 
@@ -161,7 +244,7 @@ void convert(const unsigned char* src, std::size_t n, std::uint8_t code, void* d
 // read_idx, or with unit_floats: unsigned bytes decoded straight to float32 / 255 (images),
 // so loading never holds an int32 copy of the data beside the float32 one.
 Tensor read_idx_impl(const std::string& path, bool unit_floats) {
-  GzReader in(path);
+  IdxReader in(path);
 
   unsigned char header[4];
   const std::size_t got_header = in.read(header, 4, "header");
@@ -236,6 +319,10 @@ Tensor read_idx_impl(const std::string& path, bool unit_floats) {
                               path, shape_str(shape), type.name, expected, got,
                               in.cut_short() ? " (the gzip stream ends early)" : ""));
   const std::uint64_t extra = in.remaining();
+  if (in.cut_short())
+    throw IOError(fmt::format("read_idx: '{}' is truncated: the gzip stream ends before its end-of-stream marker "
+                              "and CRC/size trailer (after {} bytes of data)",
+                              path, expected + extra));
   if (extra > 0)
     throw IOError(fmt::format("read_idx: '{}': {} unexpected bytes after the {} bytes of data of shape {} of {}",
                               path, extra, expected, shape_str(shape), type.name));
@@ -266,7 +353,8 @@ std::string find_idx(const std::filesystem::path& dir, const std::string& name) 
   throw IOError(fmt::format("load_mnist: neither '{}' nor '{}.gz' found in '{}'", name, name, dir.string()));
 }
 
-// images: [n, rows, cols] int32 in 0..255 -> float32 in [0, 1]; labels: [n] -> int64.
+// images: [n, rows, cols] -> float32: integer pixels (0..255 in the standard ubyte files) / 255,
+// float and double pixels as stored; labels: [n] of an integer type, each in [0, 10) -> int64.
 void load_split(const std::filesystem::path& dir, const std::string& images_name, const std::string& labels_name,
                 Tensor& images, Tensor& labels) {
   const std::string images_path = find_idx(dir, images_name);
@@ -282,8 +370,22 @@ void load_split(const std::filesystem::path& dir, const std::string& images_name
   if (raw_images.dim(0) != raw_labels.dim(0))
     throw IOError(fmt::format("load_mnist: '{}' holds {} images but '{}' holds {} labels", images_path,
                               raw_images.dim(0), labels_path, raw_labels.dim(0)));
-  // ubyte files arrive as float32 / 255 already; other integer types are scaled here
-  images = raw_images.dtype() == kFloat32 ? raw_images : raw_images.astype(kFloat32) / 255.0;
+  if (raw_labels.dtype() != kInt32)
+    throw IOError(fmt::format("load_mnist: '{}' holds {} labels, expected an integer type", labels_path,
+                              dtype_name(raw_labels.dtype())));
+  // A label out of range would only fail at the first loss, far from the file.
+  const std::int32_t* label = raw_labels.data<std::int32_t>();
+  for (std::int64_t i = 0; i < raw_labels.dim(0); ++i) {
+    if (label[i] < 0 || label[i] >= 10)
+      throw IOError(fmt::format("load_mnist: '{}': label {} at index {} is outside [0, 10)", labels_path, label[i], i));
+  }
+  // ubyte files arrive as float32 / 255 already (read_idx_impl), float32 ones as stored
+  if (raw_images.dtype() == kInt32)
+    images = raw_images.astype(kFloat32) / 255.0;
+  else if (raw_images.dtype() == kFloat64)
+    images = raw_images.astype(kFloat32);
+  else
+    images = raw_images;
   labels = raw_labels.astype(kInt64);
 }
 
