@@ -44,6 +44,36 @@ TEST_CASE("mean squared error") {
   CHECK_THROWS_AS(losses::mean_squared_error(mat({1, 2}, 1, 2), mat({1, 2, 3}, 1, 3)), ShapeError);
 }
 
+TEST_CASE("mean absolute error, as a loss and as Keras's \"mae\" metric") {
+  // [[0, 1], [0, 0]] vs [[1, 1], [1, 0]] -> per example [0.5, 0.5]; [[1, 2]] vs [[4, -2]] -> 3.5
+  const Tensor y_true = mat({0, 1, 0, 0}, 2, 2), y_pred = mat({1, 1, 1, 0}, 2, 2);
+  CHECK(losses::mean_absolute_error(y_true, y_pred).to_vector<float>() == f32({0.5f, 0.5f}));
+  CHECK(value(losses::MeanAbsoluteError()(mat({1, 2}, 1, 2), mat({4, -2}, 1, 2))) == Approx(3.5));
+  CHECK(value(losses::get("mae")->operator()(tensor<std::int64_t>({1, 3}, {2}), mat({2, 1}, 2, 1))) ==
+        Approx((1.0 + 2.0) / 2));
+  CHECK(losses::get("mae")->name() == "mean_absolute_error");
+  // the gradient of |y_pred - y_true| / n: sign / n
+  const Tensor p = mat({1, 5, 2, 0}, 2, 2);
+  GradientTape tape;
+  tape.watch(p);
+  const Tensor g = tape.gradient(losses::MeanAbsoluteError()(mat({2, 3, 2, 1}, 2, 2), p), p);
+  CHECK(g.to_vector<float>() == f32({-0.25f, 0.25f, 0.0f, -0.25f}));
+
+  // the metrics: per-example values averaged over every example seen, logged under the name given
+  const auto mae = metrics::get("mae");
+  CHECK(mae->name() == "mae");
+  mae->update_state(y_true, y_pred);                     // 0.5, 0.5
+  mae->update_state(mat({1, 2}, 1, 2), mat({4, -2}, 1, 2));  // 3.5
+  CHECK(mae->result() == Approx((0.5 + 0.5 + 3.5) / 3));
+  const auto mse = metrics::get("mse");
+  CHECK(mse->name() == "mse");
+  mse->update_state(mat({1, 2}, 1, 2), mat({4, -2}, 1, 2));
+  CHECK(mse->result() == Approx(12.5));
+  CHECK(metrics::get("mean_absolute_error")->name() == "mean_absolute_error");
+  mae->reset_state();
+  CHECK(mae->result() == 0);
+}
+
 TEST_CASE("binary crossentropy from probabilities and from logits") {
   // Keras's example: [[0, 1], [0, 0]] vs [[0.6, 0.4], [0.4, 0.6]]:
   // ex 0: -(log 0.4 + log 0.4) / 2 = 0.916291; ex 1: -(log 0.6 + log 0.4) / 2 = 0.713558

@@ -811,3 +811,24 @@ TEST_CASE("fit checks its data before training and gives each train_step its own
     CHECK(same_bytes(x, d.x));
   }
 }
+
+TEST_CASE("regression as in the book's chapter 4: mse loss, \"mae\" metric, History's val_mae") {
+  // y = 2 x0 - x1 + 0.5 over 64 examples; a linear model fits it
+  Generator gen(9);
+  const Tensor x = normal({64, 2}, gen);
+  const Tensor y = (x(all, Slice(0, 1)) * 2.0 - x(all, Slice(1, 2)) + 0.5);
+  Sequential model(Dense(1));
+  model.set_seed(4);
+  model.compile(std::make_shared<optimizers::Adam>(0.1), "mse", {"mae"});
+  FitOptions o = quiet(30, 16);
+  o.validation_split = 0.25;
+  const History h = model.fit(x, y, o);
+  REQUIRE(h.contains("mae"));
+  REQUIRE(h.contains("val_mae"));
+  CHECK(h["mae"].back() < h["mae"].front());
+  CHECK(h["val_mae"].back() < 0.2);
+  // evaluate's mae is the mean absolute error of predict, worked out here
+  const Logs r = model.evaluate(x, y, 16, 0);
+  const double want = mean(abs(model.predict(x) - y)).item<float>();
+  CHECK(r.at("mae") == Approx(want).epsilon(1e-5));
+}

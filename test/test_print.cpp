@@ -143,3 +143,15 @@ TEST_CASE("print: abs(-0.0) prints 0. (NumPy's np.abs), -0.0 itself keeps its si
   CHECK(to_string(abs(tensor({-0.0}))) == "tensor([0.], shape=[1], dtype=float64)");
   CHECK(to_string(tensor({-0.0})) == "tensor([-0.], shape=[1], dtype=float64)");
 }
+
+TEST_CASE("print: dtypes and devices stream by name; a std::vector makes a 1-D tensor", "[print]") {
+  std::ostringstream os;
+  os << kFloat32 << " " << kInt64 << " " << Device::cpu() << " " << Device::cuda(1);
+  CHECK(os.str() == "float32 int64 cpu cuda:1");
+  const std::vector<double> v = {1.5, -2.0, 3.0};
+  const Tensor t = tensor(v);
+  CHECK(t.shape() == Shape{3});
+  CHECK(t.dtype() == kFloat64);
+  CHECK(t.to_vector<double>() == v);
+  CHECK(tensor(std::vector<std::int32_t>{}).shape() == Shape{0});
+}

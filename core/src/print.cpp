@@ -271,6 +271,8 @@ std::string format_tensor(const Tensor& t) {
 }  // namespace
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << format_tensor(t); }
+std::ostream& operator<<(std::ostream& os, DType dtype) { return os << dtype_name(dtype); }
+std::ostream& operator<<(std::ostream& os, const Device& device) { return os << device.str(); }
 
 std::string to_string(const Tensor& t) { return format_tensor(t); }
 

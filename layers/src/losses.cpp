@@ -65,6 +65,11 @@ Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred) {
   return mean_last(square(y_pred - t));
 }
 
+Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "mean_absolute_error");
+  return mean_last(abs(y_pred - t));
+}
+
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
   const Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
   if (from_logits) {
@@ -98,6 +103,9 @@ Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { retu
 Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const {
   return mean_squared_error(y_true, y_pred);
 }
+Tensor MeanAbsoluteError::call(const Tensor& y_true, const Tensor& y_pred) const {
+  return mean_absolute_error(y_true, y_pred);
+}
 Tensor BinaryCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return binary_crossentropy(y_true, y_pred, from_logits_);
 }
@@ -110,11 +118,13 @@ Tensor SparseCategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y
 
 std::shared_ptr<Loss> get(const std::string& name) {
   if (name == "mean_squared_error" || name == "mse") return std::make_shared<MeanSquaredError>();
+  if (name == "mean_absolute_error" || name == "mae") return std::make_shared<MeanAbsoluteError>();
   if (name == "binary_crossentropy") return std::make_shared<BinaryCrossentropy>();
   if (name == "categorical_crossentropy") return std::make_shared<CategoricalCrossentropy>();
   if (name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalCrossentropy>();
   throw ValueError(
-      fmt::format("losses::get: unknown loss '{}' (known: mean_squared_error, mse, binary_crossentropy, "
+      fmt::format("losses::get: unknown loss '{}' (known: mean_squared_error, mse, mean_absolute_error, mae, "
+                  "binary_crossentropy, "
                   "categorical_crossentropy, sparse_categorical_crossentropy)",
                   name));
 }

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "tapeflow/losses.hpp"
 #include "tapeflow/ops.hpp"
 
 namespace tapeflow::metrics {
@@ -98,6 +99,16 @@ void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
   accumulate(h.correct, h.total);
 }
 
+void MeanAbsoluteError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor per_example = losses::mean_absolute_error(y_true, y_pred);
+  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
+}
+
+void MeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor per_example = losses::mean_squared_error(y_true, y_pred);
+  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
+}
+
 const char* AutoAccuracy::resolved() const {
   switch (kind_) {
     case Kind::Binary:
@@ -146,10 +157,12 @@ std::shared_ptr<Metric> get(const std::string& name) {
   if (name == "sparse_categorical_accuracy") return std::make_shared<SparseCategoricalAccuracy>();
   if (name == "categorical_accuracy") return std::make_shared<CategoricalAccuracy>();
   if (name == "binary_accuracy") return std::make_shared<BinaryAccuracy>();
+  if (name == "mean_absolute_error" || name == "mae") return std::make_shared<MeanAbsoluteError>(name);
+  if (name == "mean_squared_error" || name == "mse") return std::make_shared<MeanSquaredError>(name);
   if (name == "mean") return std::make_shared<Mean>();
   throw ValueError(
       fmt::format("metrics::get: unknown metric '{}' (known: accuracy, acc, sparse_categorical_accuracy, "
-                  "categorical_accuracy, binary_accuracy, mean)",
+                  "categorical_accuracy, binary_accuracy, mean_absolute_error, mae, mean_squared_error, mse, mean)",
                   name));
 }
 

@@ -26,6 +26,10 @@ template <class T>
 Tensor tensor(std::initializer_list<T> values) {
   return tensor(std::vector<T>(values), Shape{static_cast<std::int64_t>(values.size())});
 }
+template <class T>
+Tensor tensor(const std::vector<T>& values) {
+  return tensor(values, Shape{static_cast<std::int64_t>(values.size())});
+}
 /// A rank-0 tensor.
 Tensor scalar(double value, DType dtype = kFloat32, Device device = Device::cpu());
 /// Uninitialised memory (contents unspecified).

@@ -212,5 +212,9 @@ class Tensor {
 /// NumPy-like printing (values, shape, dtype; long tensors summarised with ...).
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 std::string to_string(const Tensor& t);
+/// "float32", "int64", ... (dtype_name).
+std::ostream& operator<<(std::ostream& os, DType dtype);
+/// "cpu", "cuda:0", ... (Device::str).
+std::ostream& operator<<(std::ostream& os, const Device& device);
 
 }  // namespace tapeflow

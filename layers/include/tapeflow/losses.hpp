@@ -17,6 +17,8 @@ inline constexpr double kEpsilon = 1e-7;
 
 /// mean((y_pred - y_true)^2) over the last axis.
 Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred);
+/// mean(|y_pred - y_true|) over the last axis (one value per example for rank 1).
+Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred);
 /// y_true in {0, 1} (or [0, 1]), y_pred probabilities or logits; mean over the last axis.
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
 /// y_true one-hot [batch, classes], y_pred [batch, classes].
@@ -47,6 +49,12 @@ class Loss {
 class MeanSquaredError : public Loss {
  public:
   MeanSquaredError() : Loss("mean_squared_error") {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
+};
+
+class MeanAbsoluteError : public Loss {
+ public:
+  MeanAbsoluteError() : Loss("mean_absolute_error") {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
@@ -83,6 +91,7 @@ class SparseCategoricalCrossentropy : public Loss {
 };
 
 /// By Keras name (probabilities, not logits): "mean_squared_error" / "mse",
+/// "mean_absolute_error" / "mae",
 /// "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy".
 /// Throws ValueError for an unknown name.
 std::shared_ptr<Loss> get(const std::string& name);

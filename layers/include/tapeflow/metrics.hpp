@@ -78,6 +78,20 @@ class BinaryAccuracy : public Metric {
   double threshold_;
 };
 
+/// The mean over examples of mean(|y_pred - y_true|) over the last axis (Keras's "mae").
+class MeanAbsoluteError : public Metric {
+ public:
+  explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
+/// The mean over examples of mean((y_pred - y_true)^2) over the last axis (Keras's "mse").
+class MeanSquaredError : public Metric {
+ public:
+  explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+};
+
 /// Keras's "accuracy" / "acc" in compile(): which accuracy is decided from the shapes of the
 /// first batch, as Keras 2 and 3 decide it: BinaryAccuracy when y_pred's last axis is 1; else
 /// SparseCategoricalAccuracy when y_true has fewer axes than y_pred, or a last axis of 1 where
@@ -96,8 +110,9 @@ class AutoAccuracy : public Metric {
 };
 
 /// By Keras name: "accuracy" / "acc" (an AutoAccuracy under the name the user gave),
-/// "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "mean". Throws
-/// ValueError for an unknown name.
+/// "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
+/// "mean_absolute_error" / "mae", "mean_squared_error" / "mse" (logged under the name given,
+/// "mae" and "val_mae" as in Keras), "mean". Throws ValueError for an unknown name.
 std::shared_ptr<Metric> get(const std::string& name);
 
 }  // namespace tapeflow::metrics
