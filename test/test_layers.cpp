@@ -343,6 +343,14 @@ TEST_CASE("Sequential names layers uniquely and takes layers by value or shared_
 
   model.pop();
   CHECK(model.layers().size() == 3);
+  // Keras's Sequential([...]) with braces, named or not
+  auto first = std::make_shared<Dense>(4), second = std::make_shared<Dense>(2);
+  Sequential braced({first, second});
+  CHECK(braced.layers().size() == 2);
+  CHECK(braced.layers()[1] == second);
+  Sequential braced_named({std::make_shared<Dense>(3)}, "head");
+  CHECK(braced_named.name() == "head");
+  CHECK(braced_named.layers()[0]->name() == "dense");
   Sequential no_layers;
   CHECK_THROWS_AS(no_layers(zeros({1, 3})), ValueError);
 }

@@ -183,6 +183,9 @@ class Sequential : public Model {
  public:
   explicit Sequential(std::string name = "sequential") : Model(std::move(name)) {}
   explicit Sequential(const std::vector<LayerPtr>& layers, std::string name = "sequential");
+  /// Keras's Sequential([...]): `Sequential model({dense1, dense2});` with shared_ptrs.
+  Sequential(std::initializer_list<LayerPtr> layers, std::string name = "sequential")
+      : Sequential(std::vector<LayerPtr>(layers), std::move(name)) {}
   /// Layers by value (copied into the model) or as shared_ptrs.
   template <class... L, class = std::enable_if_t<(sizeof...(L) > 0) && (detail::is_layer_arg_v<L> && ...)>>
   explicit Sequential(L&&... layers) : Model("sequential") {
