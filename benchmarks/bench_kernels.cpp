@@ -499,7 +499,7 @@ void op_table_section(const bench::Results& results, bool quick) {
       if (kOpInfo[i].kind != kind) continue;
       const OpId op = static_cast<OpId>(i);
       // the domains of log, sqrt and pow; clip's bounds; a fractional power
-      const bool positive = op == OpId::Log || op == OpId::Sqrt || op == OpId::PowScalar || op == OpId::Pow;
+      const bool positive = op == OpId::Log || op == OpId::Log1p || op == OpId::Sqrt || op == OpId::PowScalar || op == OpId::Pow;
       const float* a = (positive ? pos_a : any_a).data<float>();
       const float* b = (positive ? pos_b : any_b).data<float>();
       const double p0 = op == OpId::PowScalar ? 2.5 : op == OpId::Clip || op == OpId::ClipMask ? -1 : 0;

@@ -103,6 +103,10 @@ std::vector<Case> cases_for(OpId op) {
     case OpId::Log:
       unary_cases(cs, "log", [](const Tensor& x) { return log(x); }, posv);
       return cs;
+    case OpId::Log1p:
+      unary_cases(cs, "log1p", [](const Tensor& x) { return log1p(x); }, posv);
+      unary_cases(cs, "log1p(x - 0.9)", [](const Tensor& x) { return log1p(x - 0.9); }, posv);
+      return cs;
     case OpId::Sqrt:
       unary_cases(cs, "sqrt", [](const Tensor& x) { return sqrt(x); }, posv);
       return cs;

@@ -94,6 +94,12 @@ TEST_CASE("binary crossentropy from probabilities and from logits") {
   // the clip: p = 0 for a positive gives -log(1e-7) = 16.118
   CHECK(value(losses::BinaryCrossentropy()(tensor<float>({1}, {1}), tensor<float>({0}, {1}))) ==
         Approx(-std::log(1e-7)).epsilon(1e-4));
+  // confident right logits 17 and 40 give log1p(e^-17) = 4.14e-8 and e^-40 = 4.25e-18, not 0
+  // (1 + e^-x rounds to 1), as TensorFlow's sigmoid_cross_entropy_with_logits
+  const auto tiny = losses::binary_crossentropy(tensor<double>({1, 1}, {2}), tensor<double>({17, 40}, {2}), true)
+                        .to_vector<double>();
+  CHECK(tiny[0] == Approx(std::log1p(std::exp(-17.0))).epsilon(1e-12));
+  CHECK(tiny[1] == Approx(std::exp(-40.0)).epsilon(1e-12));
 }
 
 TEST_CASE("categorical crossentropy from probabilities and from logits") {

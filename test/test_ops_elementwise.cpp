@@ -20,6 +20,7 @@ Tensor front_unary(OpId op, const Tensor& x, double p0, double p1) {
     case OpId::Sign: return sign(x);
     case OpId::Exp: return exp(x);
     case OpId::Log: return log(x);
+    case OpId::Log1p: return log1p(x);
     case OpId::Sqrt: return sqrt(x);
     case OpId::Tanh: return tanh(x);
     case OpId::Sigmoid: return sigmoid(x);
@@ -39,6 +40,7 @@ bool unary_goes_float(OpId op) {
   switch (op) {
     case OpId::Exp:
     case OpId::Log:
+    case OpId::Log1p:
     case OpId::Sqrt:
     case OpId::Tanh:
     case OpId::Sigmoid:
@@ -161,6 +163,21 @@ TEST_CASE("elementwise: every unary op matches the naive kernel (dtypes, layouts
       }
     }
   }
+}
+
+TEST_CASE("elementwise: log1p is exact where 1 + x rounds to 1, as NumPy's", "[elementwise][unary]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const auto v = log1p(tensor({1e-10, 0.0, -1.0, 1.0, 1e300}, {5}, kFloat64)).to_vector<double>();
+  CHECK(v[0] == Approx(1e-10 - 5e-21).epsilon(1e-15));  // log(1 + 1e-10) gives 1.00000008274037e-10
+  CHECK(v[1] == 0.0);
+  CHECK(v[2] == -inf);
+  CHECK(v[3] == Approx(std::log(2.0)).epsilon(1e-15));
+  CHECK(v[4] == Approx(std::log(1e300)).epsilon(1e-15));
+  CHECK(std::isnan(log1p(tensor({-2.0}, {1}, kFloat64)).item<double>()));
+  const Tensor f = log1p(tensor({1e-8f}));  // float32 keeps float32; ints give float32
+  CHECK(f.dtype() == kFloat32);
+  CHECK(f.item<float>() == 1e-8f);
+  CHECK(log1p(tensor<std::int32_t>({0, 1}, {2})).dtype() == kFloat32);
 }
 
 TEST_CASE("elementwise: unary ops on bool raise DTypeError naming the op", "[elementwise][unary][errors]") {

@@ -243,6 +243,29 @@ TEST_CASE("integer images: max_pool2d's padding never wins, im2col's -inf fill s
         std::numeric_limits<std::int32_t>::lowest());
 }
 
+TEST_CASE("integer col2im, max_pool_scatter, tanh_grad and sigmoid_grad wrap around as NumPy (no UB)",
+          "[nn][overflow]") {
+  const std::int32_t big = std::numeric_limits<std::int32_t>::max();
+  // two's complement of the exact sum or product, worked out in uint32
+  const auto wrap = [](std::uint64_t v) { return static_cast<std::int32_t>(static_cast<std::uint32_t>(v)); };
+  // col2im of a 3x3 image with 2x2 windows at stride 1: the centre is read by all 4 windows
+  const Tensor cols = full({1, 2, 2, 4, 1}, big, kInt32);
+  const Tensor img = col2im(cols, 3, 3, 2, 2);
+  CHECK(img.dtype() == kInt32);
+  CHECK(img(0, 1, 1, 0).item<std::int32_t>() == wrap(4ull * std::uint64_t(big)));
+  CHECK(img(0, 0, 0, 0).item<std::int32_t>() == big);
+  // max_pool_scatter: one maximum chosen by 4 overlapping 2x2 windows (stride 1)
+  Tensor x = zeros({1, 3, 3, 1}, kInt32);
+  x(0, 1, 1, 0).assign(9);
+  const Tensor back = max_pool_scatter(x, full({1, 2, 2, 1}, big, kInt32), 2, 1);
+  CHECK(back(0, 1, 1, 0).item<std::int32_t>() == wrap(4ull * std::uint64_t(big)));
+  // tanh_grad(a, b) = a (1 - b b), sigmoid_grad(a, b) = a b (1 - b), wrapping at each step
+  const Tensor a = tensor<std::int32_t>({3}, {1}), b = tensor<std::int32_t>({big}, {1});
+  const std::uint32_t ua = 3, ub = static_cast<std::uint32_t>(big);
+  CHECK(tanh_grad(a, b).item<std::int32_t>() == wrap(ua * (1u - ub * ub)));
+  CHECK(sigmoid_grad(a, b).item<std::int32_t>() == wrap(ua * ub * (1u - ub)));
+}
+
 TEST_CASE("dropout zeroes about rate of the elements and scales the rest, reproducibly", "[nn][dropout]") {
   const Tensor x = ones({100, 100});
   Generator g1(7), g2(7), g3(8);

@@ -161,7 +161,7 @@ const simd::MathFns<T>& math() {
 // ---- op dispatch -----------------------------------------------------------------------
 
 constexpr bool is_heavy(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Tanh || op == OpId::Sigmoid ||
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Tanh || op == OpId::Sigmoid ||
          op == OpId::PowScalar || op == OpId::Pow;
 }
 
@@ -1579,9 +1579,9 @@ TAPEFLOW_VECTOR_CLONES void col2im_image(T* o, const Layout& out_l, const T* in,
           T* y = o + (row * wd + col) * c;
           const T* x = in + i * s1 + j * s2 + (di * w.kw + dj) * st;
           if (sc == 1) {
-            for (i64 k = 0; k < c; ++k) y[k] += x[k];
+            for (i64 k = 0; k < c; ++k) y[k] = wrap_add(y[k], x[k]);
           } else {
-            for (i64 k = 0; k < c; ++k) y[k] += x[k * sc];
+            for (i64 k = 0; k < c; ++k) y[k] = wrap_add(y[k], x[k * sc]);
           }
         }
       }
@@ -1710,7 +1710,8 @@ void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layou
             if (!found) continue;
             const T* gp = g + n * g_l.strides[0] + i * g_l.strides[1] + j * g_l.strides[2] + c0 * g_l.strides[3];
             for (i64 k = 0; k < cn; ++k) {
-              o[corner + rel[static_cast<std::size_t>(tap[k])] + c0 + k] += gp[k * g_l.strides[3]];
+              T& y = o[corner + rel[static_cast<std::size_t>(tap[k])] + c0 + k];
+              y = wrap_add(y, gp[k * g_l.strides[3]]);
             }
           }
         }

@@ -279,7 +279,8 @@ void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
     const i64 row = i[1] * w.stride - w.pad_top + i[3] / w.kw;
     const i64 col = i[2] * w.stride - w.pad_left + i[3] % w.kw;
     if (row < 0 || row >= h || col < 0 || col >= wd) return;
-    out[((i[0] * h + row) * wd + col) * c + i[4]] += in[offset_of(in_l, i)];
+    T& y = out[((i[0] * h + row) * wd + col) * c + i[4]];
+    y = wrap_add(y, in[offset_of(in_l, i)]);
   });
 }
 
@@ -330,7 +331,8 @@ void pool_scatter(T* out, const T* x, const Layout& x_l, const T* g, const Layou
   for_each_index(4, shape, [&](const i64* i) {
     i64 row = 0, col = 0;
     if (pool_argmax(x, x_l, w, i[0], i[1], i[2], i[3], row, col)) {
-      out[((i[0] * h + row) * wd + col) * c + i[3]] += g[offset_of(g_l, i)];
+      T& y = out[((i[0] * h + row) * wd + col) * c + i[3]];
+      y = wrap_add(y, g[offset_of(g_l, i)]);
     }
   });
 }

@@ -73,9 +73,10 @@ Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
   const Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
   if (from_logits) {
-    // max(x, 0) - x z + log(1 + exp(-|x|)): never overflows (TensorFlow's sigmoid cross-entropy)
+    // max(x, 0) - x z + log1p(exp(-|x|)): never overflows, exact for large |x| (TensorFlow's
+    // sigmoid cross-entropy)
     const Tensor& x = y_pred;
-    return mean_last(relu(x) - x * z + log(exp(-abs(x)) + 1.0));
+    return mean_last(relu(x) - x * z + log1p(exp(-abs(x))));
   }
   const Tensor p = clip(y_pred, kEpsilon, 1.0 - kEpsilon);
   return mean_last(-(z * log(p) + (1.0 - z) * log(1.0 - p)));

@@ -76,6 +76,8 @@ Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
+/// log(1 + x), exact where x is tiny (where 1 + x rounds to 1, log gives 0): NumPy's log1p.
+Tensor log1p(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor tanh(const Tensor& x);

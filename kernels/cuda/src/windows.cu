@@ -65,7 +65,7 @@ __global__ void col2im_kernel(T* out, Layout out_l, const T* in, Layout in_l, Wi
       const i64 di = at.y + w.pad_top - i * w.stride;
       for (i64 j = j0; j <= j1; ++j) {
         const i64 dj = at.x + w.pad_left - j * w.stride;
-        acc += src[i * in_l.strides[1] + j * in_l.strides[2] + (di * w.kw + dj) * in_l.strides[3]];
+        acc = wrap_add(acc, src[i * in_l.strides[1] + j * in_l.strides[2] + (di * w.kw + dj) * in_l.strides[3]]);
       }
     }
     out[e] = acc;
@@ -122,7 +122,7 @@ __global__ void pool_scatter_kernel(T* out, const T* x, Layout x_l, const T* g, 
       for (i64 j = j0; j <= j1; ++j) {
         i64 row = -1, col = -1;
         if (pool_argmax(x, x_l, w, at.b, i, j, at.ch, row, col) && row == at.y && col == at.x) {
-          acc += g[at.b * g_l.strides[0] + i * g_l.strides[1] + j * g_l.strides[2] + at.ch * g_l.strides[3]];
+          acc = wrap_add(acc, g[at.b * g_l.strides[0] + i * g_l.strides[1] + j * g_l.strides[2] + at.ch * g_l.strides[3]]);
         }
       }
     }

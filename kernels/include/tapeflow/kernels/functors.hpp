@@ -107,6 +107,7 @@ TAPEFLOW_UNARY(Neg, wrap_neg(x))
 TAPEFLOW_UNARY(Sign, T(x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x != x ? x : T(0)))))
 TAPEFLOW_UNARY(Exp, T(std::exp(x)))
 TAPEFLOW_UNARY(Log, T(std::log(x)))
+TAPEFLOW_UNARY(Log1p, T(std::log1p(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
 TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
 // stable for large |x|: exp never overflows
@@ -176,9 +177,9 @@ TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
 // NaN propagates, as in NumPy's maximum/minimum
 TAPEFLOW_BINARY(Maximum, nan_max(a, b))
 TAPEFLOW_BINARY(Minimum, nan_min(a, b))
-// a times the derivative, as the unfused rules computed it
-TAPEFLOW_BINARY(TanhGrad, T(a * T(T(1) - T(b * b))))
-TAPEFLOW_BINARY(SigmoidGrad, T(T(a * b) * T(T(1) - b)))
+// a times the derivative, as the unfused rules computed it (integers wrap around)
+TAPEFLOW_BINARY(TanhGrad, wrap_mul(a, wrap_sub(T(1), wrap_mul(b, b))))
+TAPEFLOW_BINARY(SigmoidGrad, wrap_mul(wrap_mul(a, b), wrap_sub(T(1), b)))
 // selects only: g++ makes a * (b > 0 ? 1 : 0) a branch (a * 0 may trap) and the loop scalar,
 // 30x slower than mul. A NaN gradient stays NaN; an infinite one where b <= 0 gives 0.
 TAPEFLOW_BINARY(ReluGrad, T(b > T(0) ? a : (a != a ? a : T(0))))
