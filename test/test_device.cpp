@@ -56,6 +56,18 @@ void same_on_devices(const std::vector<Tensor>& inputs, const Fn& f, Tol tol = {
 const Tol kSumTol32{1e-5, 1e-5};
 const Tol kMatmulTol32{1e-4, 1e-4};
 
+
+// The message of the DeviceError `f` throws (`what` names the call in a failure when none).
+std::string device_error(const std::function<void()>& f, const std::string& what) {
+  try {
+    f();
+  } catch (const DeviceError& e) {
+    return e.what();
+  }
+  FAIL(what << " did not throw DeviceError");
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("device: names, availability and clear errors without a device") {
@@ -92,6 +104,19 @@ TEST_CASE("device: names, availability and clear errors without a device") {
   CHECK_THROWS_AS(tf::cuda::synchronize(missing), DeviceError);
   Generator gen(1);
   CHECK_THROWS_AS(uniform({4}, gen, 0, 1, kFloat32, missing), DeviceError);
+  // creation functions name themselves (not the allocator or to() inside them)
+  const auto starts_with = [&](const std::function<void()>& make, const std::string& op) {
+    const std::string what = device_error(make, op + " on a missing device");
+    INFO(what);
+    CHECK(what.rfind(op + ": device " + missing.str() + " is not available", 0) == 0);
+  };
+  starts_with([&] { (void)uniform({4}, gen, 0, 1, kFloat32, missing); }, "uniform");
+  starts_with([&] { (void)normal({4}, gen, 0, 1, kFloat32, missing); }, "normal");
+  starts_with([&] { (void)eye(3, -1, kFloat32, missing); }, "eye");
+  starts_with([&] { (void)arange(4, kInt64, missing); }, "arange");
+  starts_with([&] { (void)linspace(0, 1, 5, kFloat32, missing); }, "linspace");
+  starts_with([&] { (void)tensor({1.f, 2.f}, {2}, kFloat32, missing); }, "tensor");
+  starts_with([&] { (void)full({2}, 3.0, kFloat32, missing); }, "full");
   if (n == 0) {
     // The reason is in the message: "no CUDA device: ..." from the runtime.
     try {
@@ -114,16 +139,11 @@ TEST_CASE("device: ops on tensors of different devices name both devices") {
     const Tensor a = ones({2, 3});
     const Tensor b = ones({2, 3}).to(d);
     auto both = [&](const std::function<void()>& f, const char* op) {
-      try {
-        f();
-        FAIL(op << " across devices did not throw");
-      } catch (const DeviceError& e) {
-        const std::string what = e.what();
-        INFO(what);
-        CHECK(what.find(op) != std::string::npos);
-        CHECK(what.find("cpu") != std::string::npos);
-        CHECK(what.find(d.str()) != std::string::npos);
-      }
+      const std::string what = device_error(f, std::string(op) + " across devices");
+      INFO(what);
+      CHECK(what.find(op) != std::string::npos);
+      CHECK(what.find("cpu") != std::string::npos);
+      CHECK(what.find(d.str()) != std::string::npos);
     };
     both([&] { (void)add(a, b); }, "add");
     both([&] { (void)matmul(a, b.transpose()); }, "matmul");

@@ -218,6 +218,14 @@ TEST_CASE("reduce: hand-worked values", "[reduce]") {
   CHECK(mean(tensor({1, 2})).dtype() == kFloat32);
   check_values(mean(tensor({1, 2})), {}, {1.5});
   CHECK(var(tensor({1, 2})).dtype() == kFloat32);
+  // an integer mean sums in float64 (NumPy): values near the type's limits cancel exactly, in
+  // any layout (a float32 sum gave a wrong answer that changed with the layout)
+  const Tensor big = tensor<std::int32_t>({2147483647, 5, -2147483647, 7, 1, -2147483647}, {3, 2});
+  CHECK(mean(big).item<float>() == Approx((5.0 + 7.0 + 1.0 - 2147483647.0) / 6.0).epsilon(1e-7));
+  check_values(mean(big.transpose(), {1}), {2}, {1.0 / 3, (5.0 + 7.0 - 2147483647.0) / 3});
+  const Tensor huge = tensor<std::int64_t>({std::int64_t(1) << 52, 6, -(std::int64_t(1) << 52)}, {3});
+  CHECK(mean(huge).item<float>() == 2.0f);
+  CHECK(var(tensor<std::int64_t>({std::int64_t(1) << 40, (std::int64_t(1) << 40) + 2}, {2})).item<float>() == 1.0f);
   check_values(sum(tensor({true, true, false})), {}, {2});
   CHECK(sum(tensor({true, true, false})).dtype() == kInt64);
   // max/min propagate NaN

@@ -67,6 +67,7 @@ std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std
 template <class T>
 Tensor tensor(const std::vector<T>& values, const Shape& shape, DType dtype, Device device) {
   detail::check_shape(shape, "tensor");
+  detail::use_device(device, "tensor");  // an unavailable device is named by this op, not by to()
   if (static_cast<std::int64_t>(values.size()) != numel(shape)) {
     throw ValueError(fmt::format("tensor: {} values do not fill shape {} ({} elements)", values.size(),
                                  shape_str(shape), numel(shape)));
@@ -89,6 +90,7 @@ Tensor detail::empty_for(const Shape& shape, DType dtype, Device device, const c
     throw ValueError(fmt::format("{}: shape {} of {} needs more bytes than can be addressed", op, shape_str(shape),
                                  dtype_name(dtype)));
   }
+  detail::use_device(device, op);  // an unavailable device is named by the op, not by the allocator
   auto storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), device);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
@@ -123,6 +125,7 @@ Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, 
 Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor arange(double start, double stop, double step, DType dtype, Device device) {
+  detail::use_device(device, "arange");
   if (step == 0) throw ValueError("arange: step cannot be zero");
   const double span = std::ceil((stop - start) / step);
   // NaN (a NaN argument, inf - inf) or a count no int64 holds: converting it is undefined
@@ -151,6 +154,7 @@ Tensor arange(std::int64_t stop, DType dtype, Device device) {
 }
 
 Tensor linspace(double start, double stop, std::int64_t num, DType dtype, Device device) {
+  detail::use_device(device, "linspace");
   if (num < 0) throw ValueError(fmt::format("linspace: num must be non-negative, got {}", num));
   Tensor t = detail::empty_for({num}, dtype, Device::cpu(), "linspace");
   const double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
@@ -163,6 +167,7 @@ Tensor linspace(double start, double stop, std::int64_t num, DType dtype, Device
 }
 
 Tensor eye(std::int64_t n, std::int64_t m, DType dtype, Device device) {
+  detail::use_device(device, "eye");
   if (n < 0) throw ValueError(fmt::format("eye: size must be non-negative, got {}", n));
   if (m < -1) throw ValueError(fmt::format("eye: number of columns must be non-negative (or -1: n), got {}", m));
   if (m == -1) m = n;
@@ -336,6 +341,7 @@ Tensor abs(const Tensor& x) { return unary_op(OpId::Abs, x); }
 Tensor sign(const Tensor& x) { return unary_op(OpId::Sign, x); }
 Tensor exp(const Tensor& x) { return unary_op(OpId::Exp, x, 0, 0, true); }
 Tensor log(const Tensor& x) { return unary_op(OpId::Log, x, 0, 0, true); }
+Tensor log1p(const Tensor& x) { return unary_op(OpId::Log1p, x, 0, 0, true); }
 Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
 Tensor square(const Tensor& x) { return mul(x, x); }
 Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }
@@ -510,18 +516,21 @@ Tensor argmin(const Tensor& x) { return argmin(x.flatten(), 0); }
 
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
   check_defined(x, "mean");
-  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   std::int64_t count = 1;
   for (auto a : reduce_axes(axes, x.rank(), "mean")) count *= x.shape()[a];
   // an empty mean is NaN, as in NumPy
-  return sum(xf, axes, keepdims) * (count == 0 ? std::nan("") : 1.0 / static_cast<double>(count));
+  const double scale = count == 0 ? std::nan("") : 1.0 / static_cast<double>(count);
+  if (is_floating(x.dtype())) return sum(x, axes, keepdims) * scale;
+  // integers (and bools) are summed in float64, as NumPy, then given as float32: their float32
+  // sum lost digits, and cancelled to a wrong sign with values near INT_MAX
+  return (sum(x.astype(kFloat64), axes, keepdims) * scale).astype(kFloat32);
 }
 
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
   check_defined(x, "var");
   reduce_axes(axes, x.rank(), "var");  // errors name var, not the mean inside
-  const Tensor xf = is_floating(x.dtype()) ? x : x.astype(kFloat32);
-  const Tensor d = xf - mean(xf, axes, true);
+  if (!is_floating(x.dtype())) return var(x.astype(kFloat64), axes, keepdims).astype(kFloat32);  // as mean
+  const Tensor d = x - mean(x, axes, true);
   return mean(d * d, axes, keepdims);
 }
 

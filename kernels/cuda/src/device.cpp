@@ -178,7 +178,7 @@ void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
   TAPEFLOW_CHECK_DEVICE(device, "allocate");
   void* p = state(device).cache->allocate(bytes, capacity);
   if (p == nullptr) {  // out of memory even after emptying the cache
-    const std::string call = "allocate: cudaMalloc of " + std::to_string(capacity) + " bytes on CUDA device " +
+    const std::string call = "cudaMalloc of " + std::to_string(capacity) + " bytes on CUDA device " +
                              std::to_string(device) + " (its cache emptied)";
     detail::throw_cuda_error(cudaErrorMemoryAllocation, call.c_str(), __FILE__, __LINE__);
   }
