@@ -194,6 +194,21 @@ TEST_CASE("reduce: random ranks 0..4 and large tensors (parallel paths) match th
       }
     }
   }
+  // rows of a [1040, 2100] float32 (8.7 MB: above the size whose rows the CPU reads through
+  // SSE2's loop) and of a [1040, 2101] float64 (odd rows: every tail), with NaN in one row
+  for (DType dt : {kFloat32, kFloat64}) {
+    const std::int64_t cols = dt == kFloat32 ? 2100 : 2101;
+    Tensor x = make_input({1040, cols}, dt, rng, Make::Contiguous, -1, 1);
+    x(7, 5).assign(std::nan(""));
+    const Tensor xc = naive_cast(x, dt);
+    for (OpId op : ops_of_kind(OpKind::Reduce)) {
+      INFO(op_name(op) << " " << dtype_name(dt) << " rows of " << cols);
+      const Tol tol = dt == kFloat32 ? Tol{2e-5, 1e-3} : default_tol(dt);
+      const Tensor got = front_reduce(op, x, {1}, false);
+      check_close(got, naive_reduce(op, xc, {1}, false), tol);
+      CHECK(std::isnan(got(7).astype(kFloat64).item<double>()));
+    }
+  }
 }
 
 TEST_CASE("reduce: hand-worked values", "[reduce]") {

@@ -12,6 +12,7 @@
 // calls: a TU compiled with -mavx2 must define no inline function that another TU could
 // share, or a CPU without AVX2 might run it. Every template takes the architecture as a parameter, so each TU's
 // instantiations are its own symbols (the cpu_isa_symbols test checks the objects).
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -32,8 +33,12 @@ struct MathFns {
   void (*sqrt)(T* y, const T* x, i64 n);
   void (*tanh)(T* y, const T* x, i64 n);
   void (*sigmoid)(T* y, const T* x, i64 n);
-  // max of x[0..n) (n > 0); NaN anywhere gives NaN
+  // max (min) of x[0..n) (n > 0); NaN anywhere gives NaN
   T (*row_max)(const T* x, i64 n);
+  T (*row_min)(const T* x, i64 n);
+  // sum of x[0..n): blocks of kRowSumBlock elements summed in T (four accumulators), the
+  // blocks' sums added in double, so float32's error grows with log2 of the block, not with n
+  T (*row_sum)(const T* x, i64 n);
   // sum of exp(x[i] - shift), also written to y[i] unless y is null. While the exps are
   // computed, n elements at `ahead` are prefetched for reading and n at `claim` for writing
   // (either may be null): the next row's input, the row a later pass writes
@@ -106,29 +111,72 @@ void unary_run(T* y, const T* x, i64 n) {
   }
 }
 
-template <class A, class T>
-T row_max(const T* x, i64 n) {
+template <class A, class T, bool is_max>
+T row_extreme(const T* x, i64 n) {
   using B = xsimd::batch<T, A>;
   constexpr i64 W = static_cast<i64>(B::size);
-  B m(x[0]);
-  auto nan = xsimd::isnan(m);  // xsimd::max may drop NaN, so NaN is tracked on the side
+  const auto pick = [](const B& a, const B& b) {
+    if constexpr (is_max) return xsimd::max(a, b);
+    else return xsimd::min(a, b);
+  };
+  B m0(x[0]), m1(x[0]);
+  auto nan = xsimd::isnan(m0);  // xsimd::max may drop NaN, so NaN is tracked on the side
   i64 i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {  // two chains: max's latency, not its throughput, bounds one
+    const B v0 = B::load_unaligned(x + i), v1 = B::load_unaligned(x + i + W);
+    m0 = pick(m0, v0);
+    m1 = pick(m1, v1);
+    nan = nan | xsimd::isnan(v0) | xsimd::isnan(v1);
+  }
   for (; i + W <= n; i += W) {
     const B v = B::load_unaligned(x + i);
-    m = xsimd::max(m, v);
+    m0 = pick(m0, v);
     nan = nan | xsimd::isnan(v);
   }
   if (i < n) {
-    const B v = load_tail<A>(x, i, n, x[0]);  // x[0] is in m already
-    m = xsimd::max(m, v);
+    const B v = load_tail<A>(x, i, n, x[0]);  // x[0] is in m0 already
+    m0 = pick(m0, v);
     nan = nan | xsimd::isnan(v);
   }
   if (xsimd::any(nan)) return std::numeric_limits<T>::quiet_NaN();
   alignas(64) T lanes[W];
-  m.store_aligned(lanes);
+  pick(m0, m1).store_aligned(lanes);
   T r = lanes[0];
-  for (i64 j = 1; j < W; ++j) r = lanes[j] > r ? lanes[j] : r;
+  for (i64 j = 1; j < W; ++j) r = (is_max ? lanes[j] > r : lanes[j] < r) ? lanes[j] : r;
   return r;
+}
+template <class A, class T>
+T row_max(const T* x, i64 n) {
+  return row_extreme<A, T, true>(x, n);
+}
+template <class A, class T>
+T row_min(const T* x, i64 n) {
+  return row_extreme<A, T, false>(x, n);
+}
+
+inline constexpr i64 kRowSumBlock = 4096;
+
+template <class A, class T>
+T row_sum(const T* x, i64 n) {
+  using B = xsimd::batch<T, A>;
+  constexpr i64 W = static_cast<i64>(B::size);
+  double total = 0;
+  for (i64 b0 = 0; b0 < n; b0 += kRowSumBlock) {
+    const i64 bn = std::min(kRowSumBlock, n - b0);
+    const T* p = x + b0;
+    B a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+    i64 i = 0;
+    for (; i + 4 * W <= bn; i += 4 * W) {
+      a0 += B::load_unaligned(p + i);
+      a1 += B::load_unaligned(p + i + W);
+      a2 += B::load_unaligned(p + i + 2 * W);
+      a3 += B::load_unaligned(p + i + 3 * W);
+    }
+    for (; i + W <= bn; i += W) a0 += B::load_unaligned(p + i);
+    if (i < bn) a1 += load_tail<A>(p, i, bn, T(0));
+    total += static_cast<double>(xsimd::hadd((a0 + a1) + (a2 + a3)));
+  }
+  return static_cast<T>(total);
 }
 
 template <class A, class T>
@@ -581,6 +629,7 @@ void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low,
     using A = xsimd::default_arch;                                                                             \
     return {&unary_run<A, OpId::Exp, T>,  &unary_run<A, OpId::Log, T>,     &unary_run<A, OpId::Sqrt, T>,       \
             &unary_run<A, OpId::Tanh, T>, &unary_run<A, OpId::Sigmoid, T>, &row_max<A, T>,                     \
+            &row_min<A, T>, &row_sum<A, T>,                                                                   \
             &exp_sum<A, T>, &scale<A, T>, &shift2<A, T>,                                                       \
             &uniform<A, T>,                                                                                   \
             pow_fn<A, T>()};                                                                                   \
