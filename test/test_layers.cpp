@@ -3,7 +3,10 @@
 // names, and summary()'s table.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -568,4 +571,72 @@ TEST_CASE("named layers are seeded by their model too: two named twins start apa
   m1.build({-1, 2});
   m2.build({-1, 2});
   CHECK(values(m1.weights()[0]) == values(m2.weights()[0]));
+}
+
+TEST_CASE("a layer shared by two parents is trained once; a sublayer keeps a hand seed and its parent's new name") {
+  // P tracks d and Q, and Q tracks d too: d's weights are listed (and stepped) once, as Keras
+  class Holder : public Layer {
+   public:
+    explicit Holder(std::vector<std::shared_ptr<Layer>> subs) : Layer("Holder", "") {
+      for (auto& s : subs) track(s);
+      parts = std::move(subs);
+    }
+    Tensor call(const Tensor& x, bool training) override {
+      Tensor y = x;
+      for (auto& p : parts) y = (*p)(y, training);
+      return y;
+    }
+    std::vector<std::shared_ptr<Layer>> parts;
+  };
+  auto d = std::make_shared<Dense>(2);
+  auto q = std::make_shared<Holder>(std::vector<std::shared_ptr<Layer>>{d});
+  auto p = std::make_shared<Holder>(std::vector<std::shared_ptr<Layer>>{d, q});
+  (*p)(ones({1, 2}));
+  CHECK(p->weights().size() == 2);
+  CHECK(p->trainable_weights().size() == 2);
+  CHECK(p->count_params() == 2 * 2 + 2);
+  // and a tracked layer also put in the model directly: counted once, saved once
+  auto shared = std::make_shared<Dense>(3);
+  Sequential model(shared, std::make_shared<Holder>(std::vector<std::shared_ptr<Layer>>{shared}));
+  model.build({-1, 3});
+  CHECK(model.weights().size() == 2);
+  CHECK(model.count_params() == 3 * 3 + 3);
+  const std::string path = "/tmp/tapeflow_test_shared_" + std::to_string(::getpid()) + ".safetensors";
+  model.save_weights(path);
+  model.load_weights(path);
+  std::remove(path.c_str());
+
+  // a sublayer seeded by hand keeps its seed when a model seeds its parent
+  auto make = [](bool in_model) {
+    auto hand = std::make_shared<Dense>(4);
+    hand->set_seed(77);
+    auto parent = std::make_shared<Holder>(std::vector<std::shared_ptr<Layer>>{hand});
+    if (in_model) {
+      Sequential m(parent);
+      m.set_seed(5);
+      m.build({-1, 4});
+    } else {
+      (*parent)(ones({1, 4}));
+    }
+    return values(hand->kernel());
+  };
+  CHECK(make(true) == make(false));
+
+  // renamed after a failed build: the sublayers take the new name, not both
+  class Picky : public Layer {
+   public:
+    Picky() : Layer("Picky", "") { inner = track(std::make_shared<Dense>(2)); }
+    void build(const Shape& s) override {
+      if (s.back() != 4) throw ShapeError("picky: wants 4 features");
+    }
+    Tensor call(const Tensor& x, bool training) override { return (*inner)(x, training); }
+    std::shared_ptr<Dense> inner;
+  };
+  Picky picky;
+  CHECK_THROWS_AS(picky(ones({1, 3})), ShapeError);
+  CHECK(picky.inner->name() == "picky/dense");
+  picky.set_name("encoder");
+  picky(ones({1, 4}));
+  CHECK(picky.inner->name() == "encoder/dense");
+  CHECK(picky.inner->kernel().name() == "encoder/dense/kernel");
 }

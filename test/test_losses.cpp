@@ -142,6 +142,8 @@ TEST_CASE("sparse categorical crossentropy with int64, int32 and [batch, 1] labe
   CHECK(value(scce(tensor<std::int64_t>({2}, {1}), q)) == Approx(std::log(2.0)).epsilon(1e-6));
   CHECK(value(scce(tensor<std::int64_t>({2}, {1}), q)) ==
         Approx(value(losses::CategoricalCrossentropy()(mat({0, 0, 1}, 1, 3), q))).epsilon(1e-6));
+  // clipped before renormalising, as Keras's sparse loss: a row of zeros gives log(3), not NaN
+  CHECK(value(scce(tensor<std::int64_t>({1}, {1}), mat({0, 0, 0}, 1, 3))) == Approx(std::log(3.0)).epsilon(1e-6));
 
   // logits [[2, 1, 0.1], [0.5, 2.5, 0.3]], labels [0, 1]:
   // (lse(2, 1, 0.1) - 2 + lse(0.5, 2.5, 0.3) - 2.5) / 2 = (0.417030 + 0.220050) / 2 = 0.318540

@@ -50,8 +50,9 @@ std::uint64_t big_endian(const unsigned char* p, std::size_t bytes) {
 
 // An IDX file as it is or, when it starts with the gzip magic 1f 8b, inflated. A gzip file is
 // one or more complete members (`cat a.gz b.gz` holds the concatenation, as gzip and Python
-// read it); a member cut short, a failed CRC or size check, and bytes after the last member
-// that do not start another raise IOError, as trailing bytes after a raw file's data do.
+// read it), maybe followed by zero bytes (padding, which both skip); a member cut short, a
+// failed CRC or size check, and other bytes after the last member raise IOError, as trailing
+// bytes after a raw file's data do.
 class IdxReader {
  public:
   explicit IdxReader(const std::string& path) : path_(path), buffer_(std::size_t{1} << 18) {
@@ -160,13 +161,16 @@ class IdxReader {
     while (avail_ < 2 && !eof_) refill(what);
     if (avail_ == 0) return false;
     if (avail_ < 2 || next_[0] != 0x1f || next_[1] != 0x8b) {
+      // zero bytes to the end are padding (tape blocks), which gzip and Python skip too
       const std::uint64_t at = offset_ - avail_;
-      std::uint64_t extra = avail_;
-      avail_ = 0;
-      while (refill(what)) {
+      std::uint64_t extra = 0;
+      bool zeros = true;
+      do {
+        zeros = zeros && std::all_of(next_, next_ + avail_, [](unsigned char b) { return b == 0; });
         extra += avail_;
         avail_ = 0;
-      }
+      } while (refill(what));
+      if (zeros) return false;
       throw IOError(fmt::format("read_idx: '{}': {} unexpected bytes after the gzip stream (from byte {} of the "
                                 "file, which does not start another gzip member)",
                                 path_, extra, at));

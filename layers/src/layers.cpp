@@ -165,6 +165,13 @@ void Layer::set_name(const std::string& name) {
   name_ = name;
 }
 
+void detail::append_unique(std::vector<Variable>& out, std::vector<Variable> more) {
+  for (auto& w : more) {
+    const auto id = w.id();
+    if (std::none_of(out.begin(), out.end(), [&](const Variable& v) { return v.id() == id; })) out.push_back(std::move(w));
+  }
+}
+
 namespace {
 // The seed of a layer's index-th sublayer: splitmix64 of (seed, index), salted apart from the
 // seeds a model gives its layers
@@ -177,10 +184,16 @@ std::uint64_t sublayer_seed(std::uint64_t seed, std::size_t index) {
 }  // namespace
 
 void Layer::set_seed(std::uint64_t seed) {
+  seed_tree(seed);
+  seeded_ = true;
+}
+
+void Layer::seed_tree(std::uint64_t seed) {
   gen_ = Generator(seed);
   seed_ = seed;
-  seeded_ = true;
-  for (std::size_t i = 0; i < sublayers_.size(); ++i) sublayers_[i]->set_seed(sublayer_seed(seed, i));
+  // a sublayer seeded by hand (or by a model it is in) keeps its seed
+  for (std::size_t i = 0; i < sublayers_.size(); ++i)
+    if (!sublayers_[i]->seeded_) sublayers_[i]->seed_tree(sublayer_seed(seed, i));
 }
 
 bool Layer::contains(const Layer* layer) const {
@@ -200,29 +213,37 @@ void Layer::track_layer(const std::shared_ptr<Layer>& layer) {
                                  layer->name().empty() ? layer->class_name() : layer->name()));
   }
   // its own seed, derived from this layer's (so two equal sublayers do not start alike)
-  if (!layer->seeded()) {
-    layer->set_seed(sublayer_seed(seed_, sublayers_.size()));
-    layer->seeded_ = seeded_;
-  }
+  if (!layer->seeded_) layer->seed_tree(sublayer_seed(seed_, sublayers_.size()));
   if (device_set_ && !layer->built()) layer->set_device(device_);
   sublayers_.push_back(layer);
 }
 
 void Layer::name_sublayers() {
+  const std::string prefix = name_ + "/";
+  // an unbuilt sublayer loses the prefix an earlier call gave it (this layer may have been
+  // renamed after a failed build), then is named under this layer's current name
+  for (const auto& l : sublayers_) {
+    if (l->built() || l->parent_prefix_.empty()) continue;
+    if (l->name_.compare(0, l->parent_prefix_.size(), l->parent_prefix_) == 0) l->name_.erase(0, l->parent_prefix_.size());
+    l->parent_prefix_.clear();
+  }
   auto taken = [&](const std::string& n, const Layer* self) {
-    return std::any_of(sublayers_.begin(), sublayers_.end(),
-                       [&](const auto& l) { return l.get() != self && l->name() == n; });
+    return std::any_of(sublayers_.begin(), sublayers_.end(), [&](const auto& l) {
+      return l.get() != self && (l->name_ == n || l->name_ == prefix + n);
+    });
   };
   for (const auto& l : sublayers_) {
-    if (l->built() || !l->name().empty()) continue;
+    if (l->built() || !l->name_.empty()) continue;
     const std::string base = l->default_name();
     std::string candidate = base;
     for (int k = 1; taken(candidate, l.get()); ++k) candidate = base + "_" + std::to_string(k);
     l->name_ = candidate;
   }
-  const std::string prefix = name_ + "/";
-  for (const auto& l : sublayers_)
-    if (!l->built() && l->name_.compare(0, prefix.size(), prefix) != 0) l->name_ = prefix + l->name_;
+  for (const auto& l : sublayers_) {
+    if (l->built()) continue;
+    l->name_ = prefix + l->name_;
+    l->parent_prefix_ = prefix;
+  }
 }
 
 Tensor Layer::operator()(const Tensor& x, bool training) {
@@ -277,8 +298,7 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
 
 std::vector<Variable> Layer::weights() const {
   std::vector<Variable> out = weights_;
-  for (const auto& l : sublayers_)
-    for (auto& w : l->weights()) out.push_back(std::move(w));
+  for (const auto& l : sublayers_) detail::append_unique(out, l->weights());
   return out;
 }
 
@@ -287,8 +307,7 @@ std::vector<Variable> Layer::trainable_weights() const {
   if (!trainable_) return out;
   for (const auto& w : weights_)
     if (w.trainable()) out.push_back(w);
-  for (const auto& l : sublayers_)
-    for (auto& w : l->trainable_weights()) out.push_back(std::move(w));
+  for (const auto& l : sublayers_) detail::append_unique(out, l->trainable_weights());
   return out;
 }
 
@@ -297,8 +316,7 @@ std::vector<Variable> Layer::non_trainable_weights() const {
   std::vector<Variable> out;
   for (const auto& w : weights_)
     if (!w.trainable()) out.push_back(w);
-  for (const auto& l : sublayers_)
-    for (auto& w : l->non_trainable_weights()) out.push_back(std::move(w));
+  for (const auto& l : sublayers_) detail::append_unique(out, l->non_trainable_weights());
   return out;
 }
 

@@ -94,9 +94,10 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   const char* name = "sparse_categorical_crossentropy";
   const Tensor labels = sparse_labels(y_true, y_pred, name);
   if (from_logits) return logsumexp(y_pred, {-1}) - pick(y_pred, labels, name);
-  // as categorical_crossentropy and Keras: renormalise, clip, then the label's -log
-  const Tensor p = pick(y_pred, labels, name) / sum(y_pred, {-1});
-  return -log(clip(p, kEpsilon, 1.0 - kEpsilon));
+  // as Keras (clip, log, then softmax cross-entropy, which renormalises): -log(clip(p)[label] /
+  // sum(clip(p))); a row of zeros gives log(classes), not NaN
+  const Tensor p = clip(y_pred, kEpsilon, 1.0 - kEpsilon);
+  return log(sum(p, {-1})) - log(pick(p, labels, name));
 }
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }

@@ -284,25 +284,19 @@ bool Model::built() const {
 
 std::vector<Variable> Model::weights() const {
   std::vector<Variable> out;
-  for (const auto& l : layers()) {
-    for (auto& w : l->weights()) out.push_back(std::move(w));
-  }
+  for (const auto& l : layers()) layers::detail::append_unique(out, l->weights());
   return out;
 }
 
 std::vector<Variable> Model::trainable_weights() const {
   std::vector<Variable> out;
-  for (const auto& l : layers()) {
-    for (auto& w : l->trainable_weights()) out.push_back(std::move(w));
-  }
+  for (const auto& l : layers()) layers::detail::append_unique(out, l->trainable_weights());
   return out;
 }
 
 std::vector<Variable> Model::non_trainable_weights() const {
   std::vector<Variable> out;
-  for (const auto& l : layers()) {
-    for (auto& w : l->non_trainable_weights()) out.push_back(std::move(w));
-  }
+  for (const auto& l : layers()) layers::detail::append_unique(out, l->non_trainable_weights());
   return out;
 }
 

@@ -9,10 +9,11 @@ namespace tapeflow {
 /// Reads an IDX file (MNIST's format), raw or gzip-compressed (detected from the content).
 /// The header's dimensions give the shape; ubyte, sbyte, short and int data give an int32
 /// tensor, float data float32 and double data float64, values as stored. A gzip file may hold
-/// several complete members (read as their concatenation, as gzip does).
+/// several complete members (read as their concatenation, as gzip does), maybe followed by
+/// zero bytes (padding, skipped as gzip and Python skip it).
 /// A missing, truncated or malformed file raises IOError naming the file and what is wrong; so
 /// do a gzip stream cut short (its CRC/size trailer included), a failed CRC or size check, and
-/// bytes after the data or after the last gzip member.
+/// other bytes after the data or after the last gzip member.
 Tensor read_idx(const std::string& path);
 
 /// Fashion-MNIST / MNIST in the four standard IDX files of a folder.

@@ -70,7 +70,7 @@ class Layer {
   /// Output shape of the last call, the batch axis as -1 (None); empty before the first call.
   const Shape& output_shape() const { return output_shape_; }
 
-  /// The layer's own weights, then its sublayers' (track()), in tracking order.
+  /// The layer's own weights, then its sublayers' (track()), in tracking order, each once.
   std::vector<Variable> weights() const;
   /// Empty while the layer is frozen (set_trainable(false)).
   std::vector<Variable> trainable_weights() const;
@@ -89,8 +89,9 @@ class Layer {
   Device device() const { return device_; }
 
   /// Seeds the layer's generator (initializers, dropout) and its sublayers' (each its own seed
-  /// derived from this one). A model seeds each layer it adds or first calls from its own seed
-  /// and the layer's position, unless set_seed was called on the layer before.
+  /// derived from this one) but those seeded themselves. A model seeds each layer it adds or
+  /// first calls from its own seed and the layer's position, unless set_seed was called on the
+  /// layer before.
   void set_seed(std::uint64_t seed);
   /// True once set_seed was called on this layer (or a model seeded it).
   bool seeded() const { return seeded_; }
@@ -124,6 +125,7 @@ class Layer {
   void track_layer(const std::shared_ptr<Layer>& layer);
   bool contains(const Layer* layer) const;
   void name_sublayers();
+  void seed_tree(std::uint64_t seed);  // seeds this layer and its unseeded sublayers
 
   std::string class_name_;
   std::string name_;
@@ -137,7 +139,14 @@ class Layer {
   Generator gen_;
   std::uint64_t seed_ = 0;
   bool seeded_ = false;
+  std::string parent_prefix_;  // "<parent>/" that name_sublayers put before this layer's name
 };
+
+namespace detail {
+/// Appends the variables of `more` that `out` does not hold yet (a weight reached twice, through
+/// a layer shared by two parents, is listed, trained and saved once, as in Keras).
+void append_unique(std::vector<Variable>& out, std::vector<Variable> more);
+}  // namespace detail
 
 struct DenseOptions {
   bool use_bias = true;

@@ -24,8 +24,8 @@ Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from
 /// y_true one-hot [batch, classes], y_pred [batch, classes].
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
 /// y_true class indices [batch] (int32, int64, or floats holding integers; [batch, 1] too),
-/// y_pred [batch, classes]: -log(clip(p[label] / sum(p))) (renormalised, as Keras and
-/// categorical_crossentropy) or logsumexp(logits) - logits[label].
+/// y_pred [batch, classes]: -log(q[label] / sum(q)) with q = clip(p, 1e-7, 1 - 1e-7)
+/// (renormalised, as Keras) or logsumexp(logits) - logits[label].
 Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
 
 /// A loss: call() gives per-example values, operator() their mean over the batch (a scalar).
