@@ -560,18 +560,32 @@ const simd::MathFns<T>& streaming_math() {
   else return simd::table_baseline().f64;
 }
 
-// Fold of a contiguous run x[0, n): floats through the instruction set in use, or SSE2's when
-// `stream` (simd_math's row_sum: blocks summed in float, their sums in double; row_max /
-// row_min: NaN wins).
+// The fold of a float row: simd_math's row_sum (blocks summed in float, their sums in double),
+// row_max or row_min (NaN wins), of the instruction set in use or, when `stream`, SSE2's.
+// Picked once per op: a lookup per row cost short rows ([64, 64]) a tenth of their time.
+template <class T>
+using RowFn = T (*)(const T*, i64);
 template <OpId op, class T>
-T reduce_contiguous(const T* x, i64 n, bool stream = false) {
+RowFn<T> row_fn(bool stream) {
+  if constexpr (kSimdFloat<T>) {
+    const simd::MathFns<T>& f = stream ? streaming_math<T>() : math<T>();
+    if constexpr (op == OpId::Sum) return f.row_sum;
+    else if constexpr (op == OpId::Max) return f.row_max;
+    else return f.row_min;
+  } else {
+    (void)stream;
+    return nullptr;
+  }
+}
+
+// Fold of a contiguous run x[0, n); floats through `row` (row_fn's, looked up when null).
+template <OpId op, class T>
+T reduce_contiguous(const T* x, i64 n, RowFn<T> row = nullptr) {
   if constexpr (kSimdFloat<T>) {
     if (n == 0) return identity<op, T>();
-    const simd::MathFns<T>& f = stream ? streaming_math<T>() : math<T>();
-    if constexpr (op == OpId::Sum) return f.row_sum(x, n);
-    else if constexpr (op == OpId::Max) return f.row_max(x, n);
-    else return f.row_min(x, n);
+    return (row != nullptr ? row : row_fn<op, T>(false))(x, n);
   } else {
+    (void)row;
     T acc[8];
     for (T& a : acc) a = identity<op, T>();
     i64 i = 0;
@@ -585,8 +599,8 @@ T reduce_contiguous(const T* x, i64 n, bool stream = false) {
 
 // Fold of x[0], x[s], ..., x[(n-1) s].
 template <OpId op, class T>
-T reduce_run(const T* x, i64 n, i64 s, bool stream) {
-  if (s == 1) return reduce_contiguous<op>(x, n, stream);
+T reduce_run(const T* x, i64 n, i64 s, RowFn<T> row) {
+  if (s == 1) return reduce_contiguous<op>(x, n, row);
   if (n == 0) return identity<op, T>();
   if (s == 0) {  // a broadcast input
     if constexpr (op == OpId::Sum) return wrap_mul(x[0], static_cast<T>(n));
@@ -690,7 +704,7 @@ void reduce_rows(T* y, i64 ys, const T* x, i64 rows, i64 rs, i64 n, i64 xs) {
 
 // Plan operands: 0 = input, 1 = output (stride 0 on reduced axes). out is initialised.
 template <OpId op, class T>
-void reduce_serial(T* out, const T* in, const Plan<2>& p, bool stream) {
+void reduce_serial(T* out, const T* in, const Plan<2>& p, RowFn<T> row) {
   const int r = p.rank;
   const i64 n = p.shape[r - 1], xs = p.strides[0][r - 1], ys = p.strides[1][r - 1];
   if (ys == 0 && n <= 16 && r >= 2 && p.strides[1][r - 2] != 0) {
@@ -708,7 +722,7 @@ void reduce_serial(T* out, const T* in, const Plan<2>& p, bool stream) {
   } else if (ys == 0) {  // innermost axis reduced: each run folds to one value
     for_each_outer(p, r - 1, [&](const i64* off) {
       T& y = out[off[1]];
-      y = combine<op>(y, reduce_run<op>(in + off[0], n, xs, stream));
+      y = combine<op>(y, reduce_run<op>(in + off[0], n, xs, row));
     });
   } else if (r >= 2 && p.strides[1][r - 2] == 0) {  // the rows of axis r-2 fold into one output row
     const i64 rows = p.shape[r - 2], rs = p.strides[0][r - 2];
@@ -770,9 +784,9 @@ void reduce_impl(T* out, const Layout& out_l, const T* in, const Layout& in_l) {
 
   const int nt = threads_for(p.size, p.size);
   const int split = nt > 1 ? reduce_split_axis(p, nt, out_size, partials_ok) : -1;
-  const bool stream = p.size > kStreamBytes / static_cast<i64>(sizeof(T));
+  const RowFn<T> row = row_fn<op, T>(p.size > kStreamBytes / static_cast<i64>(sizeof(T)));
   if (split < 0) {
-    reduce_serial<op>(out, in, p, stream);
+    reduce_serial<op>(out, in, p, row);
     return;
   }
   const bool partial = p.strides[1][split] == 0;
@@ -784,7 +798,7 @@ void reduce_impl(T* out, const Layout& out_l, const T* in, const Layout& in_l) {
     Plan<2> q = p;
     q.shape[split] = e - b;
     T* y = partial ? (c == 0 ? out : partials.data() + (c - 1) * out_size) : out + b * p.strides[1][split];
-    reduce_serial<op>(y, in + b * p.strides[0][split], q, stream);
+    reduce_serial<op>(y, in + b * p.strides[0][split], q, row);
   });
   for (int c = 1; partial && c < chunks; ++c) {
     const T* part = partials.data() + (c - 1) * out_size;
