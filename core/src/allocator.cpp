@@ -92,18 +92,18 @@ void empty_cache(Device device) {
 #endif
 }
 
-Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+Storage::Storage(std::size_t nbytes, Device device, const char* op) : nbytes_(nbytes), device_(device) {
   if (device.is_cpu()) {
     data_ = cpu_cache().allocate(nbytes, capacity_);
-    if (data_ == nullptr) throw ValueError(fmt::format("allocate: out of memory for {} bytes", nbytes));
+    if (data_ == nullptr) throw ValueError(fmt::format("{}: out of memory for {} bytes", op, nbytes));
     return;
   }
-  detail::use_device(device, "allocate");
+  detail::use_device(device, op);
 #if defined(TAPEFLOW_HAVE_CUDA)
   try {
     data_ = kernels::cuda::allocate(device.index, nbytes, capacity_);
   } catch (const kernels::cuda::CudaError&) {
-    detail::rethrow_device_error("allocate");
+    detail::rethrow_device_error(op);
   }
 #endif
 }

@@ -90,8 +90,8 @@ Tensor detail::empty_for(const Shape& shape, DType dtype, Device device, const c
     throw ValueError(fmt::format("{}: shape {} of {} needs more bytes than can be addressed", op, shape_str(shape),
                                  dtype_name(dtype)));
   }
-  detail::use_device(device, op);  // an unavailable device is named by the op, not by the allocator
-  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), device);
+  // an unavailable device (or out of memory) is named by the op, not by the allocator
+  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), device, op);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 

@@ -27,7 +27,8 @@ void empty_cache(Device device = Device::cpu());
 /// to the device's cache. `version` counts in-place writes (the tape checks it).
 class Storage {
  public:
-  Storage(std::size_t nbytes, Device device);
+  /// `op` names the op in a DeviceError (a missing device, out of memory).
+  Storage(std::size_t nbytes, Device device, const char* op = "allocate");
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
