@@ -17,8 +17,8 @@ namespace {
 void section(const char* title) { fmt::print("\n=== {}\n", title); }
 
 // log(1 + exp(x)) with the gradient sigmoid(x), stable for large x where the forward's own
-// ops would give exp(x) / (1 + exp(x)) = inf / inf.
-Tensor softplus(const Tensor& x) {
+// ops would give exp(x) / (1 + exp(x)) = inf / inf. (tapeflow::softplus is the built-in one.)
+Tensor my_softplus(const Tensor& x) {
   return custom_op(
       "softplus", {x},
       [](const std::vector<Tensor>& in) {
@@ -109,7 +109,7 @@ int main() {
     const Tensor x = tensor({-100.f, -1.f, 0.f, 1.f, 100.f});
     GradientTape tape(true);
     tape.watch(x);
-    const Tensor y = softplus(x);
+    const Tensor y = my_softplus(x);
     fmt::print("x              = {}\n", to_string(x));
     fmt::print("softplus(x)    = {}\n", to_string(y));
     fmt::print("d softplus/dx  = {}\n", to_string(tape.gradient(y, x)));
@@ -120,6 +120,8 @@ int main() {
     fmt::print("recorded ops: ");
     for (const auto& op : tape.recorded_ops()) fmt::print("{} ", op.name);
     fmt::print("\n");
+    const Tensor builtin = tapeflow::softplus(x);  // the library's: plain ops, the overflow clamped
+    fmt::print("built-in softplus(x) = {}, its gradient {}\n", to_string(builtin), to_string(tape.gradient(builtin, x)));
   }
   return 0;
 }

@@ -107,6 +107,13 @@ std::vector<Case> cases_for(OpId op) {
       unary_cases(cs, "log1p", [](const Tensor& x) { return log1p(x); }, posv);
       unary_cases(cs, "log1p(x - 0.9)", [](const Tensor& x) { return log1p(x - 0.9); }, posv);
       return cs;
+    case OpId::Expm1:
+      unary_cases(cs, "expm1", [](const Tensor& x) { return expm1(x); }, anyv);
+      return cs;
+    case OpId::Erf:
+      unary_cases(cs, "erf", [](const Tensor& x) { return erf(x); }, anyv);
+      unary_cases(cs, "erf(3 x)", [](const Tensor& x) { return erf(x * 3.0); }, anyv);
+      return cs;
     case OpId::Sqrt:
       unary_cases(cs, "sqrt", [](const Tensor& x) { return sqrt(x); }, posv);
       return cs;

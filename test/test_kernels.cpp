@@ -269,7 +269,7 @@ double tol_a() {
 }
 
 bool transcendental(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Sqrt || op == OpId::Tanh ||
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sqrt || op == OpId::Tanh ||
          op == OpId::Sigmoid || op == OpId::PowScalar;
 }
 

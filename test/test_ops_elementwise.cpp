@@ -21,6 +21,8 @@ Tensor front_unary(OpId op, const Tensor& x, double p0, double p1) {
     case OpId::Exp: return exp(x);
     case OpId::Log: return log(x);
     case OpId::Log1p: return log1p(x);
+    case OpId::Expm1: return expm1(x);
+    case OpId::Erf: return erf(x);
     case OpId::Sqrt: return sqrt(x);
     case OpId::Tanh: return tanh(x);
     case OpId::Sigmoid: return sigmoid(x);
@@ -41,6 +43,8 @@ bool unary_goes_float(OpId op) {
     case OpId::Exp:
     case OpId::Log:
     case OpId::Log1p:
+    case OpId::Expm1:
+    case OpId::Erf:
     case OpId::Sqrt:
     case OpId::Tanh:
     case OpId::Sigmoid:

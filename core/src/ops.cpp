@@ -342,6 +342,8 @@ Tensor sign(const Tensor& x) { return unary_op(OpId::Sign, x); }
 Tensor exp(const Tensor& x) { return unary_op(OpId::Exp, x, 0, 0, true); }
 Tensor log(const Tensor& x) { return unary_op(OpId::Log, x, 0, 0, true); }
 Tensor log1p(const Tensor& x) { return unary_op(OpId::Log1p, x, 0, 0, true); }
+Tensor expm1(const Tensor& x) { return unary_op(OpId::Expm1, x, 0, 0, true); }
+Tensor erf(const Tensor& x) { return unary_op(OpId::Erf, x, 0, 0, true); }
 Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
 Tensor square(const Tensor& x) { return mul(x, x); }
 Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }

@@ -161,7 +161,7 @@ const simd::MathFns<T>& math() {
 // ---- op dispatch -----------------------------------------------------------------------
 
 constexpr bool is_heavy(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Tanh || op == OpId::Sigmoid ||
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Tanh || op == OpId::Sigmoid ||
          op == OpId::PowScalar || op == OpId::Pow;
 }
 

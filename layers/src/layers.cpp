@@ -112,29 +112,51 @@ void check_pool_strides(std::int64_t strides, const char* layer) {
 
 }  // namespace
 
+namespace {
+
+// Keras's names; an alias follows its canonical name (activation_name gives the first).
+struct ActivationName {
+  const char* name;
+  Activation activation;
+};
+constexpr ActivationName kActivationNames[] = {
+    {"linear", Activation::Linear},
+    {"relu", Activation::Relu},
+    {"sigmoid", Activation::Sigmoid},
+    {"tanh", Activation::Tanh},
+    {"softmax", Activation::Softmax},
+    {"log_softmax", Activation::LogSoftmax},
+    {"elu", Activation::Elu},
+    {"selu", Activation::Selu},
+    {"gelu", Activation::Gelu},
+    {"silu", Activation::Silu},
+    {"swish", Activation::Silu},
+    {"leaky_relu", Activation::LeakyRelu},
+    {"softplus", Activation::Softplus},
+    {"softsign", Activation::Softsign},
+    {"relu6", Activation::Relu6},
+    {"hard_sigmoid", Activation::HardSigmoid},
+    {"hard_silu", Activation::HardSilu},
+    {"hard_swish", Activation::HardSilu},
+    {"mish", Activation::Mish},
+    {"exponential", Activation::Exponential},
+};
+
+}  // namespace
+
 Activation activation_from_name(const std::string& name) {
-  if (name.empty() || name == "linear") return Activation::Linear;
-  if (name == "relu") return Activation::Relu;
-  if (name == "sigmoid") return Activation::Sigmoid;
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "softmax") return Activation::Softmax;
-  throw ValueError(
-      fmt::format("activation: unknown activation '{}' (known: linear, relu, sigmoid, tanh, softmax)", name));
+  if (name.empty()) return Activation::Linear;
+  std::string known;
+  for (const auto& n : kActivationNames) {
+    if (name == n.name) return n.activation;
+    known += (known.empty() ? "" : ", ") + std::string(n.name);
+  }
+  throw ValueError(fmt::format("activation: unknown activation '{}' (known: {})", name, known));
 }
 
 const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::Linear:
-      return "linear";
-    case Activation::Relu:
-      return "relu";
-    case Activation::Sigmoid:
-      return "sigmoid";
-    case Activation::Tanh:
-      return "tanh";
-    case Activation::Softmax:
-      return "softmax";
-  }
+  for (const auto& n : kActivationNames)
+    if (n.activation == a) return n.name;
   return "linear";
 }
 
@@ -150,6 +172,32 @@ Tensor activate(const Tensor& x, Activation a) {
       return tanh(x);
     case Activation::Softmax:
       return softmax(x, -1);
+    case Activation::LogSoftmax:
+      return log_softmax(x, -1);
+    case Activation::Elu:
+      return elu(x);
+    case Activation::Selu:
+      return selu(x);
+    case Activation::Gelu:
+      return gelu(x);
+    case Activation::Silu:
+      return silu(x);
+    case Activation::LeakyRelu:
+      return leaky_relu(x);
+    case Activation::Softplus:
+      return softplus(x);
+    case Activation::Softsign:
+      return softsign(x);
+    case Activation::Relu6:
+      return relu6(x);
+    case Activation::HardSigmoid:
+      return hard_sigmoid(x);
+    case Activation::HardSilu:
+      return hard_silu(x);
+    case Activation::Mish:
+      return mish(x);
+    case Activation::Exponential:
+      return exp(x);
   }
   return x;
 }

@@ -78,6 +78,10 @@ Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 /// log(1 + x), exact where x is tiny (where 1 + x rounds to 1, log gives 0): NumPy's log1p.
 Tensor log1p(const Tensor& x);
+/// exp(x) - 1, exact where x is tiny (where exp(x) rounds to 1): NumPy's expm1.
+Tensor expm1(const Tensor& x);
+/// The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x (exact gelu).
+Tensor erf(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor tanh(const Tensor& x);
@@ -138,6 +142,36 @@ Tensor argmax(const Tensor& x);
 Tensor argmin(const Tensor& x);
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+
+// ---------------------------------------------------------------- activations
+// Keras's activations (keras.activations), composites of the ops above: differentiable (twice)
+// on every device. Integer inputs give float32, as exp; bool is a DTypeError. At a kink the
+// derivative is TensorFlow's (noted).
+/// x > 0 ? x : alpha * (exp(x) - 1); the derivative at 0 is alpha.
+Tensor elu(const Tensor& x, double alpha = 1.0);
+/// scale * elu(x, alpha) with Klambauer et al.'s alpha = 1.67326... and scale = 1.05070...
+Tensor selu(const Tensor& x);
+/// x * P(X <= x) for X ~ N(0, 1): 0.5 x (1 + erf(x / sqrt 2)); `approximate`: the tanh form
+/// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). Exact by default, as Keras and PyTorch.
+Tensor gelu(const Tensor& x, bool approximate = false);
+/// x * sigmoid(x), also called swish.
+Tensor silu(const Tensor& x);
+inline Tensor swish(const Tensor& x) { return silu(x); }
+/// x > 0 ? x : negative_slope * x (Keras's default slope 0.2); the derivative at 0 is the slope.
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.2);
+/// log(1 + exp(x)), without overflow: x itself where that rounds to x (TensorFlow's threshold).
+Tensor softplus(const Tensor& x);
+/// x / (1 + |x|).
+Tensor softsign(const Tensor& x);
+/// min(max(x, 0), 6); the derivative is 0 at 0 and at 6.
+Tensor relu6(const Tensor& x);
+/// relu6(x + 3) / 6 (Keras 3's; Keras 2's was clip(0.2 x + 0.5, 0, 1)).
+Tensor hard_sigmoid(const Tensor& x);
+/// x * hard_sigmoid(x), also called hard_swish.
+Tensor hard_silu(const Tensor& x);
+inline Tensor hard_swish(const Tensor& x) { return hard_silu(x); }
+/// x * tanh(softplus(x)).
+Tensor mish(const Tensor& x);
 /// Sums `x` down to `shape` (undoes broadcasting); the tape's one place for it.
 Tensor sum_to(const Tensor& x, const Shape& shape);
 

@@ -38,10 +38,18 @@ namespace layers {
 
 using initializers::Initializer;
 
-/// Activation applied by Dense and Conv2D.
-enum class Activation { Linear, Relu, Sigmoid, Tanh, Softmax };
-/// By Keras name: "linear" (or ""), "relu", "sigmoid", "tanh", "softmax". Throws ValueError.
+/// Activation applied by Dense and Conv2D: the functions of ops.hpp with Keras's defaults
+/// (softmax and log_softmax over the last axis, elu's alpha 1, leaky_relu's slope 0.2, exact gelu).
+enum class Activation {
+  Linear, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Elu, Selu, Gelu, Silu, LeakyRelu, Softplus,
+  Softsign, Relu6, HardSigmoid, HardSilu, Mish, Exponential
+};
+/// By Keras name: "linear" (or ""), "relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu",
+/// "selu", "gelu", "silu" (or "swish"), "leaky_relu", "softplus", "softsign", "relu6",
+/// "hard_sigmoid", "hard_silu" (or "hard_swish"), "mish", "exponential". Throws ValueError
+/// listing them for any other.
 Activation activation_from_name(const std::string& name);
+/// The Keras name ("silu" for Silu).
 const char* activation_name(Activation a);
 Tensor activate(const Tensor& x, Activation a);
 

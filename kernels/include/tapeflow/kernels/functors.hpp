@@ -108,6 +108,8 @@ TAPEFLOW_UNARY(Sign, T(x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x != x ? x : T(0))
 TAPEFLOW_UNARY(Exp, T(std::exp(x)))
 TAPEFLOW_UNARY(Log, T(std::log(x)))
 TAPEFLOW_UNARY(Log1p, T(std::log1p(x)))
+TAPEFLOW_UNARY(Expm1, T(std::expm1(x)))
+TAPEFLOW_UNARY(Erf, T(std::erf(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
 TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
 // stable for large |x|: exp never overflows
