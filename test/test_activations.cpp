@@ -184,6 +184,21 @@ TEST_CASE("activations: expm1 and erf are exact near 0, as NumPy's and libm's", 
   CHECK(r[2] == Approx(0.8427007929497149).epsilon(1e-15));
   CHECK(r[3] == -r[2]);
   CHECK(r[4] == 1.0);
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    // the signs of zero survive, and huge inputs saturate (xsimd's erf alone gave NaN for 1e300)
+    const Tensor z = tensor({-0.0, 0.0, 1e300, -1e300}, {4}, kFloat64).astype(dt);
+    const auto em = expm1(z).astype(kFloat64).to_vector<double>();
+    const auto lp = log1p(z).astype(kFloat64).to_vector<double>();
+    const auto ef = erf(z).astype(kFloat64).to_vector<double>();
+    CHECK(std::signbit(em[0]));
+    CHECK_FALSE(std::signbit(em[1]));
+    CHECK(std::signbit(lp[0]));
+    CHECK(std::signbit(ef[0]));
+    CHECK(ef[2] == 1.0);
+    CHECK(ef[3] == -1.0);
+    CHECK(em[3] == -1.0);
+  }
 }
 
 TEST_CASE("activations: integers give float32, bool and undefined tensors raise naming the op", "[activations][errors]") {

@@ -341,7 +341,9 @@ TEMPLATE_TEST_CASE("cpu unary special values match naive", "[kernels][unary]", f
   using T = TestType;
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
   std::vector<T> x = {T(0), T(-0.0), inf, -inf, nan, T(1), T(-1), T(100), T(-100), T(1e-30), T(-1e-30),
-                      T(88), T(-88), T(710), T(-745), T(20), T(-20), T(0.5), T(3), T(-3)};
+                      T(88), T(-88), T(710), T(-745), T(20), T(-20), T(0.5), T(3), T(-3),
+                      std::numeric_limits<T>::max(), std::numeric_limits<T>::lowest(), T(1e30), T(-1e30),
+                      T(6.5), T(-6.5), T(-0.999), T(-1.5), std::numeric_limits<T>::denorm_min()};
   const Shape shape = {static_cast<i64>(x.size())};
   const kn::Layout l = contiguous(shape);
   for_each_isa([&] {
@@ -370,7 +372,7 @@ TEST_CASE("cpu: the instruction sets on offer, chosen and refused", "[kernels][i
   CHECK(kn::cpu::isa() == before);
 }
 
-// Every instruction set's exp, log, sqrt, tanh and sigmoid against the baseline's, within
+// Every instruction set's exp, log, sqrt, tanh, sigmoid, expm1, log1p and erf against the baseline's, within
 // a few units in the last place (they differ by FMA contractions only).
 TEMPLATE_TEST_CASE("cpu: every instruction set agrees with the baseline", "[kernels][isa]", float, double) {
   using T = TestType;
@@ -380,9 +382,9 @@ TEMPLATE_TEST_CASE("cpu: every instruction set agrees with the baseline", "[kern
   for (auto& v : x) v = dist(rng);
   const kn::Layout l = contiguous({static_cast<i64>(x.size())});
   IsaGuard guard;
-  for (OpId op : {OpId::Exp, OpId::Log, OpId::Sqrt, OpId::Tanh, OpId::Sigmoid}) {
+  for (OpId op : {OpId::Exp, OpId::Log, OpId::Sqrt, OpId::Tanh, OpId::Sigmoid, OpId::Expm1, OpId::Log1p, OpId::Erf}) {
     std::vector<T> in = x;
-    if (op == OpId::Log || op == OpId::Sqrt)
+    if (op == OpId::Log || op == OpId::Sqrt || op == OpId::Log1p)
       for (auto& v : in) v = std::abs(v) + T(1e-3);
     REQUIRE(kn::cpu::set_isa("baseline"));
     std::vector<T> base(in.size());

@@ -1,6 +1,6 @@
 #pragma once
-// The CPU kernels whose cost is arithmetic, not memory traffic: exp, log, sqrt, tanh and
-// sigmoid over contiguous runs, the passes of softmax rows, and uniform's Philox rounds (4x
+// The CPU kernels whose cost is arithmetic, not memory traffic: exp, log, sqrt, tanh,
+// sigmoid, expm1, log1p and erf over contiguous runs, the passes of softmax rows, and uniform's Philox rounds (4x
 // the scalar loop's speed with AVX-512, 2x with AVX2). They are compiled once per
 // instruction set (simd_math_<isa>.cpp, each TU with its own -m flags and xsimd's default_arch
 // for those flags) and chosen at run time (cpu_kernels.cpp), so a portable build still runs
@@ -33,6 +33,9 @@ struct MathFns {
   void (*sqrt)(T* y, const T* x, i64 n);
   void (*tanh)(T* y, const T* x, i64 n);
   void (*sigmoid)(T* y, const T* x, i64 n);
+  void (*expm1)(T* y, const T* x, i64 n);
+  void (*log1p)(T* y, const T* x, i64 n);
+  void (*erf)(T* y, const T* x, i64 n);
   // max (min) of x[0..n) (n > 0); NaN anywhere gives NaN
   T (*row_max)(const T* x, i64 n);
   T (*row_min)(const T* x, i64 n);
@@ -75,9 +78,22 @@ template <class A, OpId op, class T>
 xsimd::batch<T, A> unary_batch(const xsimd::batch<T, A>& x) {
   using B = xsimd::batch<T, A>;
   if constexpr (op == OpId::Exp) return xsimd::exp(x);
-  else if constexpr (op == OpId::Log) return xsimd::log(x);
+  else if constexpr (op == OpId::Log && std::is_same_v<T, double>) {
+    // xsimd's double log takes subnormals for normals (log(4.9e-324) gave -746.52, not
+    // -744.44): scale them up by 2^52 first
+    const auto tiny = x < B(std::numeric_limits<double>::min());
+    const B r = xsimd::log(xsimd::select(tiny, x * B(4503599627370496.0), x));
+    return xsimd::select(tiny, r - B(36.04365338911715), r);  // 52 ln 2
+  } else if constexpr (op == OpId::Log) return xsimd::log(x);
   else if constexpr (op == OpId::Sqrt) return xsimd::sqrt(x);
   else if constexpr (op == OpId::Tanh) return xsimd::tanh(x);
+  else if constexpr (op == OpId::Expm1) return xsimd::select(x == B(T(0)), x, xsimd::expm1(x));  // keeps -0
+  else if constexpr (op == OpId::Log1p) return xsimd::select(x == B(T(0)), x, xsimd::log1p(x));  // keeps -0
+  else if constexpr (op == OpId::Erf) {
+    // xsimd's erf gives NaN for huge x (1e300); beyond 6 erf rounds to +-1 in float64 already
+    const auto big = xsimd::abs(x) > B(T(6));
+    return xsimd::select(big, xsimd::copysign(B(T(1)), x), xsimd::erf(xsimd::select(big, B(T(0)), x)));
+  }
   else {
     static_assert(op == OpId::Sigmoid);
     // the functor's stable form: exp(-|x|) never overflows
@@ -628,7 +644,8 @@ void uniform(T* y, i64 n, std::uint64_t seed, std::uint64_t counter, double low,
   constexpr MathFns<T> fns() {                                                                                 \
     using A = xsimd::default_arch;                                                                             \
     return {&unary_run<A, OpId::Exp, T>,  &unary_run<A, OpId::Log, T>,     &unary_run<A, OpId::Sqrt, T>,       \
-            &unary_run<A, OpId::Tanh, T>, &unary_run<A, OpId::Sigmoid, T>, &row_max<A, T>,                     \
+            &unary_run<A, OpId::Tanh, T>, &unary_run<A, OpId::Sigmoid, T>, &unary_run<A, OpId::Expm1, T>,      \
+            &unary_run<A, OpId::Log1p, T>, &unary_run<A, OpId::Erf, T>, &row_max<A, T>,                        \
             &row_min<A, T>, &row_sum<A, T>,                                                                   \
             &exp_sum<A, T>, &scale<A, T>, &shift2<A, T>,                                                       \
             &uniform<A, T>,                                                                                   \
