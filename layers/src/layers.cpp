@@ -64,20 +64,38 @@ Tensor he_uniform(const Shape& shape, Generator& gen) {
   return uniform(shape, gen, -limit, limit);
 }
 
+Tensor lecun_normal(const Shape& shape, Generator& gen) {
+  return truncated_normal(shape, gen, std::sqrt(1.0 / std::max(1.0, fans(shape).in)) / 0.87962566103423978);
+}
+
+Tensor lecun_uniform(const Shape& shape, Generator& gen) {
+  const double limit = std::sqrt(3.0 / std::max(1.0, fans(shape).in));
+  return uniform(shape, gen, -limit, limit);
+}
+
+Tensor random_uniform(const Shape& shape, Generator& gen) { return uniform(shape, gen, -0.05, 0.05); }
+Tensor random_normal(const Shape& shape, Generator& gen) { return normal(shape, gen) * 0.05; }
+Tensor truncated_normal(const Shape& shape, Generator& gen) { return truncated_normal(shape, gen, 0.05); }
+
 Tensor zeros(const Shape& shape, Generator&) { return tapeflow::zeros(shape); }
 Tensor ones(const Shape& shape, Generator&) { return tapeflow::ones(shape); }
 
 Initializer get(const std::string& name) {
-  if (name == "glorot_uniform") return glorot_uniform;
-  if (name == "glorot_normal") return glorot_normal;
-  if (name == "he_normal") return he_normal;
-  if (name == "he_uniform") return he_uniform;
-  if (name == "zeros") return zeros;
-  if (name == "ones") return ones;
-  throw ValueError(
-      fmt::format("initializers::get: unknown initializer '{}' (known: glorot_uniform, "
-                  "glorot_normal, he_normal, he_uniform, zeros, ones)",
-                  name));
+  static const std::pair<const char*, Tensor (*)(const Shape&, Generator&)> kNames[] = {
+      {"glorot_uniform", glorot_uniform}, {"glorot_normal", glorot_normal},
+      {"he_normal", he_normal},           {"he_uniform", he_uniform},
+      {"lecun_normal", lecun_normal},     {"lecun_uniform", lecun_uniform},
+      {"random_uniform", random_uniform}, {"uniform", random_uniform},
+      {"random_normal", random_normal},   {"normal", random_normal},
+      {"truncated_normal", truncated_normal}, {"zeros", zeros},
+      {"ones", ones},
+  };
+  std::string known;
+  for (const auto& [n, f] : kNames) {
+    if (name == n) return f;
+    known += (known.empty() ? "" : ", ") + std::string(n);
+  }
+  throw ValueError(fmt::format("initializers::get: unknown initializer '{}' (known: {})", name, known));
 }
 
 }  // namespace initializers
@@ -520,6 +538,189 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   if (options_.scale) y = y * gamma_;
   if (options_.center) y = y + beta_;
   return y;
+}
+
+// ================================================================ LayerNormalization
+
+LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
+    : Layer("LayerNormalization", options.name), options_(std::move(options)) {
+  if (options_.axis.empty()) throw ValueError("LayerNormalization: axis must name at least one axis");
+  if (!(options_.epsilon > 0)) {
+    throw ValueError(fmt::format("LayerNormalization: epsilon must be positive, got {}", options_.epsilon));
+  }
+}
+
+void LayerNormalization::build(const Shape& input_shape) {
+  const auto rank = static_cast<std::int64_t>(input_shape.size());
+  axes_.clear();
+  for (std::int64_t a : options_.axis) {
+    const std::int64_t n = a < 0 ? a + rank : a;
+    if (n < 1 || n >= rank) {
+      throw ValueError(fmt::format("{}: axis {} is out of range for inputs {} (the batch axis 0 may not be one)",
+                                   name(), a, shape_str(input_shape)));
+    }
+    if (std::find(axes_.begin(), axes_.end(), n) != axes_.end()) {
+      throw ValueError(fmt::format("{}: axis {} is given twice", name(), a));
+    }
+    axes_.push_back(n);
+  }
+  std::sort(axes_.begin(), axes_.end());
+  Shape params;
+  param_shape_.assign(input_shape.size(), 1);
+  for (std::int64_t a : axes_) {
+    params.push_back(input_shape[static_cast<std::size_t>(a)]);
+    param_shape_[static_cast<std::size_t>(a)] = input_shape[static_cast<std::size_t>(a)];
+  }
+  if (options_.scale) gamma_ = add_weight("gamma", params, initializers::ones);
+  if (options_.center) beta_ = add_weight("beta", params, initializers::zeros);
+}
+
+Tensor LayerNormalization::call(const Tensor& x, bool) {
+  bool ok = x.rank() == static_cast<std::int64_t>(param_shape_.size());
+  for (std::int64_t a : axes_) ok = ok && x.dim(a) == param_shape_[static_cast<std::size_t>(a)];
+  if (!ok) {
+    Shape want(param_shape_.size(), -1);
+    for (std::int64_t a : axes_) want[static_cast<std::size_t>(a)] = param_shape_[static_cast<std::size_t>(a)];
+    throw ShapeError(fmt::format("{}: expected inputs {} (-1: any size), got {}", name(), shape_str(want),
+                                 shape_str(x.shape())));
+  }
+  const Tensor mu = mean(x, axes_, true);
+  const Tensor sigma2 = var(x, axes_, true);  // biased, as Keras
+  Tensor y = (x - mu) / sqrt(sigma2 + options_.epsilon);
+  if (options_.scale) y = y * gamma_.reshape(param_shape_);
+  if (options_.center) y = y + beta_.reshape(param_shape_);
+  return y;
+}
+
+// ================================================================ Embedding
+
+Embedding::Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options)
+    : Layer("Embedding", options.name), input_dim_(input_dim), output_dim_(output_dim), options_(std::move(options)) {
+  check_positive(input_dim, "input_dim", "Embedding");
+  check_positive(output_dim, "output_dim", "Embedding");
+}
+
+void Embedding::build(const Shape&) {
+  embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, options_.embeddings_initializer);
+}
+
+Tensor Embedding::call(const Tensor& x, bool) {
+  if (x.dtype() != kInt32 && x.dtype() != kInt64) {
+    throw DTypeError(fmt::format("{}: expected int32 or int64 indices, got {} {}", name(), dtype_name(x.dtype()),
+                                 shape_str(x.shape())));
+  }
+  Shape out = x.shape();
+  out.push_back(output_dim_);
+  try {
+    return take(embeddings_, x.reshape({x.size()}), 0).reshape(out);
+  } catch (const IndexError& e) {
+    throw IndexError(fmt::format("{}: indices must be in [0, {}): {}", name(), input_dim_, e.what()));
+  }
+}
+
+// ================================================================ global pooling, reshaping
+
+GlobalPooling2D::GlobalPooling2D(std::string class_name, bool max, bool keepdims, std::string name)
+    : Layer(std::move(class_name), std::move(name)), max_(max), keepdims_(keepdims) {}
+
+Tensor GlobalPooling2D::call(const Tensor& x, bool) {
+  if (x.rank() != 4) {
+    throw ShapeError(
+        fmt::format("{}: expected inputs [batch, height, width, channels], got {}", name(), shape_str(x.shape())));
+  }
+  return max_ ? max(x, {1, 2}, keepdims_) : mean(x, {1, 2}, keepdims_);
+}
+
+Reshape::Reshape(Shape target_shape, std::string name)
+    : Layer("Reshape", std::move(name)), target_shape_(std::move(target_shape)) {
+  int unknown = 0;
+  for (std::int64_t d : target_shape_) {
+    if (d == -1) ++unknown;
+    else if (d < 0) throw ValueError(fmt::format("Reshape: target_shape {} has a negative size", shape_str(target_shape_)));
+  }
+  if (unknown > 1) {
+    throw ValueError(fmt::format("Reshape: target_shape {} may infer one size (-1), not {}", shape_str(target_shape_),
+                                 unknown));
+  }
+}
+
+Tensor Reshape::call(const Tensor& x, bool) {
+  std::int64_t known = 1, rest = 1;
+  bool infer = false;
+  for (std::int64_t d : target_shape_) {
+    if (d == -1) infer = true;
+    else known *= d;
+  }
+  for (std::int64_t i = 1; i < x.rank(); ++i) rest *= x.dim(i);
+  if (x.rank() == 0 || (infer && (known == 0 || rest % known != 0)) || (!infer && known != rest)) {
+    throw ShapeError(fmt::format("{}: cannot reshape {} ({} values per example) to [batch] + {}", name(),
+                                 shape_str(x.shape()), rest, shape_str(target_shape_)));
+  }
+  Shape out = {x.dim(0)};
+  for (std::int64_t d : target_shape_) out.push_back(d == -1 ? rest / known : d);
+  return x.contiguous().reshape(out);
+}
+
+Rescaling::Rescaling(double scale, double offset, std::string name)
+    : Layer("Rescaling", std::move(name)), scale_(scale), offset_(offset) {}
+
+Tensor Rescaling::call(const Tensor& x, bool) {
+  if (x.dtype() == kBool) {
+    throw DTypeError(fmt::format("{}: bool inputs are not supported (shape {})", name(), shape_str(x.shape())));
+  }
+  const Tensor f = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  return f * scale_ + offset_;
+}
+
+// ================================================================ activation layers
+
+LeakyReLU::LeakyReLU(double negative_slope, std::string name)
+    : Layer("LeakyReLU", std::move(name)), negative_slope_(negative_slope) {
+  if (!(negative_slope >= 0)) {
+    throw ValueError(fmt::format("LeakyReLU: negative_slope must be >= 0, got {}", negative_slope));
+  }
+}
+
+Tensor LeakyReLU::call(const Tensor& x, bool) { return leaky_relu(x, negative_slope_); }
+
+ELU::ELU(double alpha, std::string name) : Layer("ELU", std::move(name)), alpha_(alpha) {}
+
+Tensor ELU::call(const Tensor& x, bool) { return elu(x, alpha_); }
+
+Softmax::Softmax(std::int64_t axis, std::string name) : Layer("Softmax", std::move(name)), axis_(axis) {}
+
+Tensor Softmax::call(const Tensor& x, bool) { return softmax(x, axis_); }
+
+PReLU::PReLU(Initializer alpha_initializer, std::vector<std::int64_t> shared_axes, std::string name)
+    : Layer("PReLU", std::move(name)),
+      alpha_initializer_(std::move(alpha_initializer)),
+      shared_axes_(std::move(shared_axes)) {}
+
+void PReLU::build(const Shape& input_shape) {
+  Shape s(input_shape.begin() + 1, input_shape.end());
+  for (std::int64_t a : shared_axes_) {
+    if (a < 1 || a >= static_cast<std::int64_t>(input_shape.size())) {
+      throw ValueError(fmt::format("{}: shared axis {} is out of range for inputs {} (1-based past the batch axis)",
+                                   name(), a, shape_str(input_shape)));
+    }
+    s[static_cast<std::size_t>(a - 1)] = 1;
+  }
+  alpha_ = add_weight("alpha", s, alpha_initializer_);
+}
+
+Tensor PReLU::call(const Tensor& x, bool) {
+  if (x.rank() != alpha_.rank() + 1) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch] + {} (1: any size), got {}", name(),
+                                 shape_str(alpha_.shape()), shape_str(x.shape())));
+  }
+  for (std::int64_t i = 0; i < alpha_.rank(); ++i) {
+    if (alpha_.dim(i) != 1 && alpha_.dim(i) != x.dim(i + 1)) {
+      throw ShapeError(fmt::format("{}: expected inputs [batch] + {} (1: any size), got {}", name(),
+                                   shape_str(alpha_.shape()), shape_str(x.shape())));
+    }
+  }
+  const Tensor f = is_floating(x.dtype()) ? x : x.astype(kFloat32);
+  return where(f > 0.0, f, f * alpha_);
 }
 
 }  // namespace layers

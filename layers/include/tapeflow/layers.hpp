@@ -1,6 +1,8 @@
 #pragma once
 /// Keras-style layers: a Layer base that builds its weights on first call, and Dense, Flatten,
-/// Dropout, Conv2D, MaxPooling2D, BatchNormalization. Ordinary user code on the public API.
+/// Dropout, Conv2D, MaxPooling2D, AveragePooling2D, BatchNormalization, LayerNormalization,
+/// Embedding, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling, LeakyReLU, ELU,
+/// Softmax, PReLU. Ordinary user code on the public API.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,9 +29,21 @@ Tensor glorot_normal(const Shape& shape, Generator& gen);
 Tensor he_normal(const Shape& shape, Generator& gen);
 /// Uniform in [-limit, limit], limit = sqrt(6 / fan_in).
 Tensor he_uniform(const Shape& shape, Generator& gen);
+/// Truncated normal (at 2 stddev), stddev = sqrt(1 / fan_in) / 0.8796 (for selu).
+Tensor lecun_normal(const Shape& shape, Generator& gen);
+/// Uniform in [-limit, limit], limit = sqrt(3 / fan_in).
+Tensor lecun_uniform(const Shape& shape, Generator& gen);
+/// Uniform in [-0.05, 0.05] (Keras's RandomUniform() and "uniform"; Embedding's default).
+Tensor random_uniform(const Shape& shape, Generator& gen);
+/// Normal with stddev 0.05 (Keras's RandomNormal() and "normal").
+Tensor random_normal(const Shape& shape, Generator& gen);
+/// Normal with stddev 0.05 truncated at 2 stddev (Keras's TruncatedNormal()).
+Tensor truncated_normal(const Shape& shape, Generator& gen);
 Tensor zeros(const Shape& shape, Generator& gen);
 Tensor ones(const Shape& shape, Generator& gen);
-/// By Keras name: "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "zeros", "ones".
+/// By Keras name: "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
+/// "lecun_uniform", "random_uniform" (or "uniform"), "random_normal" (or "normal"),
+/// "truncated_normal", "zeros", "ones".
 Initializer get(const std::string& name);
 
 }  // namespace initializers
@@ -292,6 +306,153 @@ class BatchNormalization : public Layer {
  private:
   BatchNormalizationOptions options_;
   Variable gamma_, beta_, moving_mean_, moving_variance_;
+};
+
+struct LayerNormalizationOptions {
+  /// The axes normalised over (negative counts from the end); the batch axis may not be one.
+  std::vector<std::int64_t> axis = {-1};
+  double epsilon = 1e-3;
+  bool center = true;  ///< learn beta
+  bool scale = true;   ///< learn gamma
+  std::string name;
+};
+
+/// Keras's LayerNormalization: each example normalised over `axis` by its own mean and
+/// (biased) variance, then y * gamma + beta, gamma and beta of the normalised axes' shape. The
+/// same in training and inference.
+class LayerNormalization : public Layer {
+ public:
+  explicit LayerNormalization(LayerNormalizationOptions options = {});
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  const Variable& gamma() const { return gamma_; }
+  const Variable& beta() const { return beta_; }
+
+ private:
+  LayerNormalizationOptions options_;
+  std::vector<std::int64_t> axes_;  // normalised, sorted, fixed at build
+  Shape param_shape_;               // x's rank, 1 except along axes_ (gamma and beta broadcast so)
+  Variable gamma_, beta_;
+};
+
+struct EmbeddingOptions {
+  Initializer embeddings_initializer = initializers::random_uniform;
+  std::string name;
+};
+
+/// Keras's Embedding: integer indices [...] (int32 or int64, in [0, input_dim)) -> their rows
+/// of embeddings [input_dim, output_dim]: [..., output_dim]. An index out of range is an
+/// IndexError naming the layer; the gradient adds into the rows used (duplicates accumulate).
+class Embedding : public Layer {
+ public:
+  Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options = {});
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  const Variable& embeddings() const { return embeddings_; }
+
+ private:
+  std::int64_t input_dim_, output_dim_;
+  EmbeddingOptions options_;
+  Variable embeddings_;
+};
+
+/// Mean (GlobalAveragePooling2D) or max (GlobalMaxPooling2D) over the spatial axes of
+/// [batch, h, w, c]: [batch, c], or [batch, 1, 1, c] with keepdims.
+class GlobalPooling2D : public Layer {
+ public:
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  GlobalPooling2D(std::string class_name, bool max, bool keepdims, std::string name);
+
+ private:
+  bool max_, keepdims_;
+};
+
+class GlobalAveragePooling2D : public GlobalPooling2D {
+ public:
+  explicit GlobalAveragePooling2D(bool keepdims = false, std::string name = "")
+      : GlobalPooling2D("GlobalAveragePooling2D", false, keepdims, std::move(name)) {}
+};
+
+class GlobalMaxPooling2D : public GlobalPooling2D {
+ public:
+  explicit GlobalMaxPooling2D(bool keepdims = false, std::string name = "")
+      : GlobalPooling2D("GlobalMaxPooling2D", true, keepdims, std::move(name)) {}
+};
+
+/// [batch, ...] -> [batch, target_shape...]; one entry of target_shape may be -1 (inferred).
+/// A view where the input's strides allow, else a copy.
+class Reshape : public Layer {
+ public:
+  explicit Reshape(Shape target_shape, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  Shape target_shape_;
+};
+
+/// x * scale + offset (Keras's Rescaling, e.g. 1 / 255 for pixels); integer inputs give float32.
+class Rescaling : public Layer {
+ public:
+  explicit Rescaling(double scale, double offset = 0, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  double scale_, offset_;
+};
+
+/// leaky_relu(x, negative_slope); Keras's layer defaults to 0.3 (its function to 0.2).
+class LeakyReLU : public Layer {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.3, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  double negative_slope_;
+};
+
+/// elu(x, alpha).
+class ELU : public Layer {
+ public:
+  explicit ELU(double alpha = 1.0, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  double alpha_;
+};
+
+/// softmax(x, axis).
+class Softmax : public Layer {
+ public:
+  explicit Softmax(std::int64_t axis = -1, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t axis_;
+};
+
+/// Keras's PReLU: x > 0 ? x : alpha * x with alpha learned, one per element of an example
+/// (shape input_shape[1:]), or shared along `shared_axes` (1-based, as Keras: {1, 2} shares
+/// alpha over height and width of [batch, h, w, c]).
+class PReLU : public Layer {
+ public:
+  explicit PReLU(Initializer alpha_initializer = initializers::zeros, std::vector<std::int64_t> shared_axes = {},
+                 std::string name = "");
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  const Variable& alpha() const { return alpha_; }
+
+ private:
+  Initializer alpha_initializer_;
+  std::vector<std::int64_t> shared_axes_;
+  Variable alpha_;
 };
 
 }  // namespace layers
