@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 
 #include "tapeflow/ops.hpp"
 
@@ -58,6 +60,15 @@ Tensor pick(const Tensor& y_pred, const Tensor& labels, const char* loss) {
   }
 }
 
+void check_smoothing(double s, const char* loss) {
+  if (!(s >= 0 && s <= 1)) throw ValueError(fmt::format("{}: label_smoothing must be in [0, 1], got {}", loss, s));
+}
+
+// x / ||x|| along the last axis, a zero vector staying zero: Keras's normalize, x times
+// min(rsqrt(sum x^2), 1 / 1e-7); the floor sits under the square root, so a zero vector's
+// gradient is 0, not 0 * inf
+Tensor l2_normalize(const Tensor& x) { return x / sqrt(maximum(sum(square(x), {-1}, true), 1e-14)); }
+
 }  // namespace
 
 Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred) {
@@ -70,8 +81,10 @@ Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
   return mean_last(abs(y_pred - t));
 }
 
-Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
-  const Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits, double label_smoothing) {
+  check_smoothing(label_smoothing, "binary_crossentropy");
+  Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
+  if (label_smoothing > 0) z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing;
   if (from_logits) {
     // max(x, 0) - x z + log1p(exp(-|x|)): never overflows, exact for large |x| (TensorFlow's
     // sigmoid cross-entropy)
@@ -82,8 +95,13 @@ Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from
   return mean_last(-(z * log(p) + (1.0 - z) * log(1.0 - p)));
 }
 
-Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
-  const Tensor t = match_true(y_true, y_pred, "categorical_crossentropy");
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
+                                double label_smoothing) {
+  check_smoothing(label_smoothing, "categorical_crossentropy");
+  Tensor t = match_true(y_true, y_pred, "categorical_crossentropy");
+  if (label_smoothing > 0) {
+    t = t * (1.0 - label_smoothing) + label_smoothing / static_cast<double>(y_pred.dim(-1));
+  }
   if (from_logits) return -sum(t * log_softmax(y_pred, -1), {-1});
   // as Keras: renormalise, clip, then the cross-entropy
   const Tensor p = clip(y_pred / sum(y_pred, {-1}, true), kEpsilon, 1.0 - kEpsilon);
@@ -100,6 +118,65 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   return log(sum(p, {-1})) - log(pick(p, labels, name));
 }
 
+Tensor huber(const Tensor& y_true, const Tensor& y_pred, double delta) {
+  if (!(delta > 0)) throw ValueError(fmt::format("huber: delta must be positive, got {}", delta));
+  const Tensor e = y_pred - match_true(y_true, y_pred, "huber");
+  const Tensor a = abs(e);
+  return mean_last(where(a <= delta, square(e) * 0.5, a * delta - 0.5 * delta * delta));
+}
+
+Tensor log_cosh(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor e = y_pred - match_true(y_true, y_pred, "log_cosh");
+  return mean_last(e + softplus(e * -2.0) - std::log(2.0));  // cosh overflows past 710
+}
+
+Tensor kl_divergence(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = clip(match_true(y_true, y_pred, "kl_divergence"), kEpsilon, 1.0);
+  const Tensor p = clip(y_pred, kEpsilon, 1.0);
+  return sum(t * log(t / p), {-1});
+}
+
+Tensor poisson(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "poisson");
+  return mean_last(y_pred - t * log(y_pred + kEpsilon));
+}
+
+Tensor cosine_similarity(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "cosine_similarity");
+  return -sum(l2_normalize(t) * l2_normalize(y_pred), {-1});
+}
+
+namespace {
+
+// Keras's convert_binary_labels_to_hinge: labels all in {0, 1} become {-1, 1}; any others are
+// used as they are (one host read of the batch's labels).
+Tensor hinge_labels(const Tensor& y_true, const Tensor& y_pred, const char* loss) {
+  const Tensor t = match_true(y_true, y_pred, loss);
+  const bool binary =
+      sum(logical_or(t == 0.0, t == 1.0).astype(kInt64)).item<std::int64_t>() == static_cast<std::int64_t>(t.size());
+  return binary ? t * 2.0 - 1.0 : t;
+}
+
+}  // namespace
+
+Tensor hinge(const Tensor& y_true, const Tensor& y_pred) {
+  return mean_last(relu(1.0 - hinge_labels(y_true, y_pred, "hinge") * y_pred));
+}
+
+Tensor squared_hinge(const Tensor& y_true, const Tensor& y_pred) {
+  return mean_last(square(relu(1.0 - hinge_labels(y_true, y_pred, "squared_hinge") * y_pred)));
+}
+
+Tensor mean_squared_logarithmic_error(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "mean_squared_logarithmic_error");
+  return mean_last(square(log(maximum(y_pred, kEpsilon) + 1.0) - log(maximum(t, kEpsilon) + 1.0)));
+}
+
+Tensor mean_absolute_percentage_error(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "mean_absolute_percentage_error");
+  return mean_last(abs((t - y_pred) / maximum(abs(t), kEpsilon))) * 100.0;
+}
+
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }
 
 Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const {
@@ -108,27 +185,71 @@ Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const 
 Tensor MeanAbsoluteError::call(const Tensor& y_true, const Tensor& y_pred) const {
   return mean_absolute_error(y_true, y_pred);
 }
+BinaryCrossentropy::BinaryCrossentropy(bool from_logits, double label_smoothing)
+    : Loss("binary_crossentropy"), from_logits_(from_logits), label_smoothing_(label_smoothing) {
+  check_smoothing(label_smoothing, "BinaryCrossentropy");
+}
 Tensor BinaryCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
-  return binary_crossentropy(y_true, y_pred, from_logits_);
+  return binary_crossentropy(y_true, y_pred, from_logits_, label_smoothing_);
+}
+CategoricalCrossentropy::CategoricalCrossentropy(bool from_logits, double label_smoothing)
+    : Loss("categorical_crossentropy"), from_logits_(from_logits), label_smoothing_(label_smoothing) {
+  check_smoothing(label_smoothing, "CategoricalCrossentropy");
 }
 Tensor CategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
-  return categorical_crossentropy(y_true, y_pred, from_logits_);
+  return categorical_crossentropy(y_true, y_pred, from_logits_, label_smoothing_);
+}
+Huber::Huber(double delta) : Loss("huber"), delta_(delta) {
+  if (!(delta > 0)) throw ValueError(fmt::format("Huber: delta must be positive, got {}", delta));
+}
+Tensor Huber::call(const Tensor& y_true, const Tensor& y_pred) const { return huber(y_true, y_pred, delta_); }
+LossFunction::LossFunction(std::string name, Fn fn) : Loss(std::move(name)), fn_(fn) {
+  if (fn_ == nullptr) throw ValueError(fmt::format("LossFunction '{}': the function is null", this->name()));
 }
 Tensor SparseCategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return sparse_categorical_crossentropy(y_true, y_pred, from_logits_);
 }
 
+namespace {
+template <class L>
+std::shared_ptr<Loss> make() {
+  return std::make_shared<L>();
+}
+}  // namespace
+
 std::shared_ptr<Loss> get(const std::string& name) {
-  if (name == "mean_squared_error" || name == "mse") return std::make_shared<MeanSquaredError>();
-  if (name == "mean_absolute_error" || name == "mae") return std::make_shared<MeanAbsoluteError>();
-  if (name == "binary_crossentropy") return std::make_shared<BinaryCrossentropy>();
-  if (name == "categorical_crossentropy") return std::make_shared<CategoricalCrossentropy>();
-  if (name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalCrossentropy>();
-  throw ValueError(
-      fmt::format("losses::get: unknown loss '{}' (known: mean_squared_error, mse, mean_absolute_error, mae, "
-                  "binary_crossentropy, "
-                  "categorical_crossentropy, sparse_categorical_crossentropy)",
-                  name));
+  using Make = std::shared_ptr<Loss> (*)();
+  static const std::pair<const char*, Make> kNames[] = {
+      {"mean_squared_error", &make<MeanSquaredError>},
+      {"mse", &make<MeanSquaredError>},
+      {"mean_absolute_error", &make<MeanAbsoluteError>},
+      {"mae", &make<MeanAbsoluteError>},
+      {"binary_crossentropy", &make<BinaryCrossentropy>},
+      {"categorical_crossentropy", &make<CategoricalCrossentropy>},
+      {"sparse_categorical_crossentropy",
+       &make<SparseCategoricalCrossentropy>},
+      {"huber", &make<Huber>},
+      {"log_cosh", &make<LogCosh>},
+      {"logcosh", &make<LogCosh>},
+      {"kl_divergence", &make<KLDivergence>},
+      {"kld", &make<KLDivergence>},
+      {"poisson", &make<Poisson>},
+      {"cosine_similarity", &make<CosineSimilarity>},
+      {"hinge", &make<Hinge>},
+      {"squared_hinge", &make<SquaredHinge>},
+      {"mean_squared_logarithmic_error",
+       &make<MeanSquaredLogarithmicError>},
+      {"msle", &make<MeanSquaredLogarithmicError>},
+      {"mean_absolute_percentage_error",
+       &make<MeanAbsolutePercentageError>},
+      {"mape", &make<MeanAbsolutePercentageError>},
+  };
+  std::string known;
+  for (const auto& [n, make] : kNames) {
+    if (name == n) return make();
+    known += (known.empty() ? "" : ", ") + std::string(n);
+  }
+  throw ValueError(fmt::format("losses::get: unknown loss '{}' (known: {})", name, known));
 }
 
 }  // namespace tapeflow::losses

@@ -3,6 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
 #include "tapeflow/losses.hpp"
 #include "tapeflow/ops.hpp"
 
@@ -109,6 +114,200 @@ void MeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) 
   accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
 }
 
+void RootMeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  const Tensor per_example = losses::mean_squared_error(y_true, y_pred);  // checks and matches the shapes
+  const double width = per_example.size() > 0 ? static_cast<double>(y_pred.size()) / per_example.size() : 0.0;
+  // the mean over the last axis times its width: the sum of the squared errors
+  accumulate(sum(per_example.astype(kFloat64)).item<double>() * width, static_cast<double>(y_pred.size()));
+}
+
+double RootMeanSquaredError::result() const { return std::sqrt(Metric::result()); }
+
+namespace {
+
+// Rows of y_pred [batch, classes] whose class `labels` [batch] is among the k best (fewer than
+// k strictly better, every score finite).
+Hits top_k_hits(const Tensor& labels_in, const Tensor& y_pred, int k, const std::string& metric) {
+  if (y_pred.rank() != 2) {
+    throw ShapeError(fmt::format("{}: y_pred must be [batch, classes], got {}", metric, shape_str(y_pred.shape())));
+  }
+  Tensor labels = labels_in;
+  if (labels.rank() == 2 && labels.dim(-1) == 1) labels = labels.squeeze({-1});
+  if (labels.rank() != 1 || labels.dim(0) != y_pred.dim(0)) {
+    throw ShapeError(fmt::format("{}: labels {} must be [batch] for y_pred {}", metric, shape_str(labels_in.shape()),
+                                 shape_str(y_pred.shape())));
+  }
+  if (!is_integral(labels.dtype())) labels = labels.astype(kInt64);
+  Tensor score;
+  try {
+    score = gather(y_pred, labels).expand_dims(-1);  // [batch, 1]
+  } catch (const IndexError& e) {
+    throw IndexError(fmt::format("{}: a label is outside [0, {}) ({})", metric, y_pred.dim(-1), e.what()));
+  }
+  const Tensor better = sum((y_pred > score).astype(kInt64), {-1});
+  const Tensor finite = sum((abs(y_pred) < std::numeric_limits<double>::infinity()).astype(kInt64), {-1});
+  const Tensor hit = logical_and(better < static_cast<std::int64_t>(k), finite == y_pred.dim(-1));
+  return {count_true(hit), static_cast<double>(labels.size())};
+}
+
+void check_k(int k, const std::string& metric) {
+  if (k < 1) throw ValueError(fmt::format("{}: k must be positive, got {}", metric, k));
+}
+
+}  // namespace
+
+SparseTopKCategoricalAccuracy::SparseTopKCategoricalAccuracy(int k, std::string name)
+    : Metric(std::move(name)), k_(k) {
+  check_k(k, this->name());
+}
+
+void SparseTopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  const Hits h = top_k_hits(y_true, y_pred, k_, name());
+  accumulate(h.correct, h.total);
+}
+
+TopKCategoricalAccuracy::TopKCategoricalAccuracy(int k, std::string name) : Metric(std::move(name)), k_(k) {
+  check_k(k, this->name());
+}
+
+void TopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  check_same_shape(y_true, y_pred, name(), "y_pred");
+  if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", name()));
+  const Hits h = top_k_hits(argmax(y_true, -1), y_pred, k_, name());
+  accumulate(h.correct, h.total);
+}
+
+// ---- confusion counts ------------------------------------------------------------------
+
+namespace {
+
+// y_true as 0/1 doubles and y_pred on the host, with BinaryAccuracy's shape rule.
+struct HostPairs {
+  std::vector<double> t, p;
+  bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
+};
+HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+  check_defined(y_true, y_pred, metric);
+  Tensor t = y_true;
+  if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
+  check_same_shape(t, y_pred, metric, "y_pred");
+  return {not_equal(t, 0).astype(kFloat64).to_vector<double>(), y_pred.astype(kFloat64).to_vector<double>(),
+          y_pred.dtype() != kFloat64};
+}
+
+// A threshold as y_pred's precision holds it: Keras compares float32 scores with float32
+// thresholds, so a score of 0.3f is not above a threshold of 0.3.
+double as_precision(double threshold, bool f32) { return f32 ? static_cast<double>(static_cast<float>(threshold)) : threshold; }
+
+}  // namespace
+
+ConfusionCounts::ConfusionCounts(std::string name, double threshold) : Metric(std::move(name)), threshold_(threshold) {
+  if (!(threshold >= 0 && threshold <= 1)) {
+    throw ValueError(fmt::format("{}: threshold must be in [0, 1], got {}", this->name(), threshold));
+  }
+}
+
+void ConfusionCounts::reset_state() {
+  Metric::reset_state();
+  tp_ = fp_ = tn_ = fn_ = 0;
+}
+
+void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred) {
+  const auto [t, p, f32] = host_pairs(y_true, y_pred, name());
+  const double threshold = as_precision(threshold_, f32);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const bool positive = p[i] > threshold;
+    if (t[i] != 0) (positive ? tp_ : fn_) += 1;
+    else (positive ? fp_ : tn_) += 1;
+  }
+}
+
+double Precision::result() const {
+  const double d = true_positives() + false_positives();
+  return d > 0 ? true_positives() / d : 0.0;
+}
+
+double Recall::result() const {
+  const double d = true_positives() + false_negatives();
+  return d > 0 ? true_positives() / d : 0.0;
+}
+
+// ---- AUC -------------------------------------------------------------------------------
+
+AUC::AUC(int num_thresholds, Curve curve, std::string name) : Metric(std::move(name)), curve_(curve) {
+  if (num_thresholds < 2) {
+    throw ValueError(fmt::format("{}: num_thresholds must be > 1, got {}", this->name(), num_thresholds));
+  }
+  thresholds_.push_back(-1e-7);
+  for (int i = 1; i + 1 < num_thresholds; ++i) thresholds_.push_back(i * 1.0 / (num_thresholds - 1));
+  thresholds_.push_back(1.0 + 1e-7);
+  reset_state();
+}
+
+void AUC::reset_state() {
+  Metric::reset_state();
+  pos_.assign(thresholds_.size() + 1, 0.0);
+  neg_.assign(thresholds_.size() + 1, 0.0);
+}
+
+void AUC::update_state(const Tensor& y_true, const Tensor& y_pred) {
+  const auto [t, p, f32] = host_pairs(y_true, y_pred, name());
+  std::vector<double> thresholds = thresholds_;
+  for (double& v : thresholds) v = as_precision(v, f32);
+  for (double v : p) {
+    if (!(v >= 0 && v <= 1)) {
+      throw ValueError(fmt::format("{}: predictions must be in [0, 1], got {} (y_pred {})", name(), v,
+                                   shape_str(y_pred.shape())));
+    }
+  }
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    // how many thresholds the score exceeds: it counts as positive at thresholds [0, c)
+    const auto c = static_cast<std::size_t>(std::lower_bound(thresholds.begin(), thresholds.end(), p[i]) -
+                                            thresholds.begin());
+    (t[i] != 0 ? pos_ : neg_)[c] += 1;
+  }
+}
+
+double AUC::result() const {
+  const std::size_t n = thresholds_.size();
+  // tp[i]: positives above threshold i (their count c > i), suffix sums
+  std::vector<double> tp(n), fp(n);
+  double above_pos = 0, above_neg = 0;
+  for (std::size_t i = n; i-- > 0;) {
+    above_pos += pos_[i + 1];
+    above_neg += neg_[i + 1];
+    tp[i] = above_pos;
+    fp[i] = above_neg;
+  }
+  double total_pos = 0, total_neg = 0;
+  for (double v : pos_) total_pos += v;
+  for (double v : neg_) total_neg += v;
+  auto div = [](double a, double b) { return b != 0 ? a / b : 0.0; };  // divide_no_nan
+  double area = 0;
+  if (curve_ == Curve::ROC) {
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      const double x0 = div(fp[i], total_neg), x1 = div(fp[i + 1], total_neg);
+      const double y0 = div(tp[i], total_pos), y1 = div(tp[i + 1], total_pos);
+      area += (x0 - x1) * (y0 + y1) / 2;
+    }
+    return area;
+  }
+  // PR: Keras's interpolate_pr_auc (Davis and Goadrich)
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const double dtp = tp[i] - tp[i + 1];
+    const double p0 = tp[i] + fp[i], p1 = tp[i + 1] + fp[i + 1];
+    const double slope = div(dtp, std::max(p0 - p1, 0.0));
+    const double intercept = tp[i + 1] - slope * p1;
+    const double ratio = p0 > 0 && p1 > 0 ? div(p0, std::max(p1, 0.0)) : 1.0;
+    const double fn1 = total_pos - tp[i + 1];
+    area += div(slope * (dtp + intercept * std::log(ratio)), std::max(tp[i + 1] + fn1, 0.0));
+  }
+  return area;
+}
+
 const char* AutoAccuracy::resolved() const {
   switch (kind_) {
     case Kind::Binary:
@@ -159,10 +358,18 @@ std::shared_ptr<Metric> get(const std::string& name) {
   if (name == "binary_accuracy") return std::make_shared<BinaryAccuracy>();
   if (name == "mean_absolute_error" || name == "mae") return std::make_shared<MeanAbsoluteError>(name);
   if (name == "mean_squared_error" || name == "mse") return std::make_shared<MeanSquaredError>(name);
+  if (name == "root_mean_squared_error") return std::make_shared<RootMeanSquaredError>();
+  if (name == "top_k_categorical_accuracy") return std::make_shared<TopKCategoricalAccuracy>();
+  if (name == "sparse_top_k_categorical_accuracy") return std::make_shared<SparseTopKCategoricalAccuracy>();
+  if (name == "precision") return std::make_shared<Precision>();
+  if (name == "recall") return std::make_shared<Recall>();
+  if (name == "auc") return std::make_shared<AUC>();
   if (name == "mean") return std::make_shared<Mean>();
   throw ValueError(
       fmt::format("metrics::get: unknown metric '{}' (known: accuracy, acc, sparse_categorical_accuracy, "
-                  "categorical_accuracy, binary_accuracy, mean_absolute_error, mae, mean_squared_error, mse, mean)",
+                  "categorical_accuracy, binary_accuracy, mean_absolute_error, mae, mean_squared_error, mse, "
+                  "root_mean_squared_error, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, "
+                  "precision, recall, auc, mean)",
                   name));
 }
 

@@ -20,9 +20,35 @@ Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred);
 /// mean(|y_pred - y_true|) over the last axis (one value per example for rank 1).
 Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred);
 /// y_true in {0, 1} (or [0, 1]), y_pred probabilities or logits; mean over the last axis.
-Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
-/// y_true one-hot [batch, classes], y_pred [batch, classes].
-Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
+/// label_smoothing in [0, 1] moves the targets towards 0.5: y_true (1 - s) + s / 2.
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false,
+                           double label_smoothing = 0);
+/// y_true one-hot [batch, classes], y_pred [batch, classes]. label_smoothing in [0, 1] moves
+/// the targets towards uniform: y_true (1 - s) + s / classes.
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false,
+                                double label_smoothing = 0);
+/// Per element 0.5 e^2 where |e| <= delta, else delta (|e| - 0.5 delta), e = y_pred - y_true;
+/// mean over the last axis.
+Tensor huber(const Tensor& y_true, const Tensor& y_pred, double delta = 1.0);
+/// mean(log(cosh(y_pred - y_true))) over the last axis, without overflow for large errors.
+Tensor log_cosh(const Tensor& y_true, const Tensor& y_pred);
+/// sum(t log(t / p)) over the last axis, t and p clipped to [1e-7, 1] (Keras's kl_divergence).
+Tensor kl_divergence(const Tensor& y_true, const Tensor& y_pred);
+/// mean(y_pred - y_true log(y_pred + 1e-7)) over the last axis.
+Tensor poisson(const Tensor& y_true, const Tensor& y_pred);
+/// -sum(l2_normalize(y_true) * l2_normalize(y_pred)) over the last axis (-1 for the same
+/// direction); a zero vector normalises to zeros (norms are at least 1e-6, Keras's 1e-12 on the
+/// squared sum).
+Tensor cosine_similarity(const Tensor& y_true, const Tensor& y_pred);
+/// mean(max(1 - t p, 0)) over the last axis, t = y_true with 0 mapped to -1 (labels in {0, 1}
+/// or {-1, 1}).
+Tensor hinge(const Tensor& y_true, const Tensor& y_pred);
+/// mean(max(1 - t p, 0)^2), t as in hinge.
+Tensor squared_hinge(const Tensor& y_true, const Tensor& y_pred);
+/// mean((log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1))^2) over the last axis.
+Tensor mean_squared_logarithmic_error(const Tensor& y_true, const Tensor& y_pred);
+/// 100 mean(|y_true - y_pred| / max(|y_true|, 1e-7)) over the last axis.
+Tensor mean_absolute_percentage_error(const Tensor& y_true, const Tensor& y_pred);
 /// y_true class indices [batch] (int32, int64, or floats holding integers; [batch, 1] too),
 /// y_pred [batch, classes]: -log(q[label] / sum(q)) with q = clip(p, 1e-7, 1 - 1e-7)
 /// (renormalised, as Keras) or logsumexp(logits) - logits[label].
@@ -58,25 +84,29 @@ class MeanAbsoluteError : public Loss {
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
+/// label_smoothing must be in [0, 1] (ValueError).
 class BinaryCrossentropy : public Loss {
  public:
-  explicit BinaryCrossentropy(bool from_logits = false) : Loss("binary_crossentropy"), from_logits_(from_logits) {}
+  explicit BinaryCrossentropy(bool from_logits = false, double label_smoothing = 0);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   bool from_logits() const { return from_logits_; }
+  double label_smoothing() const { return label_smoothing_; }
 
  private:
   bool from_logits_;
+  double label_smoothing_;
 };
 
 class CategoricalCrossentropy : public Loss {
  public:
-  explicit CategoricalCrossentropy(bool from_logits = false)
-      : Loss("categorical_crossentropy"), from_logits_(from_logits) {}
+  explicit CategoricalCrossentropy(bool from_logits = false, double label_smoothing = 0);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   bool from_logits() const { return from_logits_; }
+  double label_smoothing() const { return label_smoothing_; }
 
  private:
   bool from_logits_;
+  double label_smoothing_;
 };
 
 class SparseCategoricalCrossentropy : public Loss {
@@ -90,9 +120,59 @@ class SparseCategoricalCrossentropy : public Loss {
   bool from_logits_;
 };
 
+/// delta must be positive (ValueError).
+class Huber : public Loss {
+ public:
+  explicit Huber(double delta = 1.0);
+  Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
+
+ private:
+  double delta_;
+};
+
+/// A loss from a per-example function of (y_true, y_pred) under a name: LogCosh, KLDivergence,
+/// Poisson, CosineSimilarity, Hinge, SquaredHinge, MeanSquaredLogarithmicError,
+/// MeanAbsolutePercentageError, and a user's own (as Keras's LossFunctionWrapper).
+class LossFunction : public Loss {
+ public:
+  using Fn = Tensor (*)(const Tensor& y_true, const Tensor& y_pred);
+  LossFunction(std::string name, Fn fn);
+  Tensor call(const Tensor& y_true, const Tensor& y_pred) const override { return fn_(y_true, y_pred); }
+
+ private:
+  Fn fn_;
+};
+
+struct LogCosh : LossFunction {
+  LogCosh() : LossFunction("log_cosh", &log_cosh) {}
+};
+struct KLDivergence : LossFunction {
+  KLDivergence() : LossFunction("kl_divergence", &kl_divergence) {}
+};
+struct Poisson : LossFunction {
+  Poisson() : LossFunction("poisson", &poisson) {}
+};
+struct CosineSimilarity : LossFunction {
+  CosineSimilarity() : LossFunction("cosine_similarity", &cosine_similarity) {}
+};
+struct Hinge : LossFunction {
+  Hinge() : LossFunction("hinge", &hinge) {}
+};
+struct SquaredHinge : LossFunction {
+  SquaredHinge() : LossFunction("squared_hinge", &squared_hinge) {}
+};
+struct MeanSquaredLogarithmicError : LossFunction {
+  MeanSquaredLogarithmicError() : LossFunction("mean_squared_logarithmic_error", &mean_squared_logarithmic_error) {}
+};
+struct MeanAbsolutePercentageError : LossFunction {
+  MeanAbsolutePercentageError() : LossFunction("mean_absolute_percentage_error", &mean_absolute_percentage_error) {}
+};
+
 /// By Keras name (probabilities, not logits): "mean_squared_error" / "mse",
-/// "mean_absolute_error" / "mae",
-/// "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy".
+/// "mean_absolute_error" / "mae", "binary_crossentropy", "categorical_crossentropy",
+/// "sparse_categorical_crossentropy", "huber", "log_cosh" / "logcosh", "kl_divergence" /
+/// "kld", "poisson", "cosine_similarity", "hinge", "squared_hinge",
+/// "mean_squared_logarithmic_error" / "msle", "mean_absolute_percentage_error" / "mape".
 /// Throws ValueError for an unknown name.
 std::shared_ptr<Loss> get(const std::string& name);
 

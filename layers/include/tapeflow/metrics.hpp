@@ -2,20 +2,22 @@
 /// Keras's stateful metrics: update_state() per batch, result() so far, reset_state() per epoch.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tapeflow/tensor.hpp"
 
 namespace tapeflow::metrics {
 
-/// A running mean of per-example values (every metric here is one).
+/// A metric: a running mean of per-example values by default (most metrics here are one);
+/// Precision, Recall, AUC and RootMeanSquaredError override result() and reset_state().
 class Metric {
  public:
   virtual ~Metric() = default;
   /// Adds one batch.
   virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
-  /// The mean so far (0 before any update).
-  double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
-  void reset_state() { total_ = count_ = 0; }
+  /// The value so far (0 before any update): the running mean unless overridden.
+  virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
+  virtual void reset_state() { total_ = count_ = 0; }
   /// The key in fit's logs and History: "accuracy", "loss", ...
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
@@ -92,6 +94,93 @@ class MeanSquaredError : public Metric {
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
+/// sqrt of the mean of (y_pred - y_true)^2 over every element so far.
+class RootMeanSquaredError : public Metric {
+ public:
+  explicit RootMeanSquaredError(std::string name = "root_mean_squared_error") : Metric(std::move(name)) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  double result() const override;
+};
+
+/// Whether the true class (y_true's index, or its one-hot argmax) is among the k highest scores
+/// of y_pred [batch, classes]: fewer than k classes score strictly higher, so ties at the
+/// boundary count as in (TensorFlow's in_top_k); a row with a NaN or infinite score is a miss.
+class SparseTopKCategoricalAccuracy : public Metric {
+ public:
+  explicit SparseTopKCategoricalAccuracy(int k = 5, std::string name = "sparse_top_k_categorical_accuracy");
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  int k_;
+};
+
+class TopKCategoricalAccuracy : public Metric {
+ public:
+  explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy");
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  int k_;
+};
+
+/// Counts of true and false positives and negatives over every element so far: y_pred >
+/// threshold predicts positive, a nonzero y_true is positive (Keras). Shapes as BinaryAccuracy.
+/// Float32 scores compare with the threshold rounded to float32, as Keras's (0.3f is not above
+/// 0.3); the counts are read on the host.
+class ConfusionCounts : public Metric {
+ public:
+  void reset_state() override;
+  double true_positives() const { return tp_; }
+  double false_positives() const { return fp_; }
+  double true_negatives() const { return tn_; }
+  double false_negatives() const { return fn_; }
+
+ protected:
+  ConfusionCounts(std::string name, double threshold);
+  void count(const Tensor& y_true, const Tensor& y_pred);
+
+ private:
+  double threshold_;
+  double tp_ = 0, fp_ = 0, tn_ = 0, fn_ = 0;
+};
+
+/// tp / (tp + fp); 0 while nothing was predicted positive.
+class Precision : public ConfusionCounts {
+ public:
+  explicit Precision(double threshold = 0.5, std::string name = "precision")
+      : ConfusionCounts(std::move(name), threshold) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred); }
+  double result() const override;
+};
+
+/// tp / (tp + fn); 0 while no positive was seen.
+class Recall : public ConfusionCounts {
+ public:
+  explicit Recall(double threshold = 0.5, std::string name = "recall") : ConfusionCounts(std::move(name), threshold) {}
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred); }
+  double result() const override;
+};
+
+/// Keras's AUC: the area under the ROC curve (false positive rate, recall) or the PR curve
+/// (recall, precision) from confusion counts at num_thresholds thresholds: -1e-7, then
+/// i / (num_thresholds - 1) for i in 1 .. num_thresholds - 2, then 1 + 1e-7. ROC sums
+/// trapezoids; PR uses Davis and Goadrich's interpolation, as Keras. y_pred must lie in [0, 1]
+/// (ValueError otherwise, as Keras asserts); a nonzero y_true is positive.
+class AUC : public Metric {
+ public:
+  enum class Curve { ROC, PR };
+  explicit AUC(int num_thresholds = 200, Curve curve = Curve::ROC, std::string name = "auc");
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  double result() const override;
+  void reset_state() override;
+  const std::vector<double>& thresholds() const { return thresholds_; }
+
+ private:
+  Curve curve_;
+  std::vector<double> thresholds_;
+  std::vector<double> pos_, neg_;  // positives and negatives whose score exceeds exactly i thresholds
+};
+
 /// Keras's "accuracy" / "acc" in compile(): which accuracy is decided from the shapes of the
 /// first batch, as Keras 2 and 3 decide it: BinaryAccuracy when y_pred's last axis is 1; else
 /// SparseCategoricalAccuracy when y_true has fewer axes than y_pred, or a last axis of 1 where
@@ -112,7 +201,9 @@ class AutoAccuracy : public Metric {
 /// By Keras name: "accuracy" / "acc" (an AutoAccuracy under the name the user gave),
 /// "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
 /// "mean_absolute_error" / "mae", "mean_squared_error" / "mse" (logged under the name given,
-/// "mae" and "val_mae" as in Keras), "mean". Throws ValueError for an unknown name.
+/// "mae" and "val_mae" as in Keras), "root_mean_squared_error", "top_k_categorical_accuracy",
+/// "sparse_top_k_categorical_accuracy" (k = 5), "precision", "recall", "auc", "mean". Throws
+/// ValueError for an unknown name.
 std::shared_ptr<Metric> get(const std::string& name);
 
 }  // namespace tapeflow::metrics

@@ -1,0 +1,268 @@
+// The losses and metrics beyond the cross-entropies (Huber, log-cosh, KL divergence, Poisson,
+// cosine similarity, hinges, MSLE, MAPE, label smoothing; RMSE, top-k, precision, recall, AUC)
+// against the real Keras 3 in float64 (golden/losses_metrics_golden.hpp), float64 gradchecks,
+// names, errors, and use in compile / fit.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "golden/losses_metrics_golden.hpp"
+#include "tapeflow/tapeflow.hpp"
+
+using namespace tapeflow;
+namespace g = losses_metrics_golden;
+using Catch::Matchers::Contains;
+
+namespace {
+
+template <std::size_t R, std::size_t C>
+Tensor mat(const double (&rows)[R][C], DType dtype = kFloat64) {
+  std::vector<double> v;
+  for (const auto& r : rows) v.insert(v.end(), r, r + C);
+  return tensor(v, {static_cast<std::int64_t>(R), static_cast<std::int64_t>(C)}, kFloat64).astype(dtype);
+}
+
+using LossFn = std::function<Tensor(const Tensor&, const Tensor&)>;
+
+struct LossCase {
+  const char* name;
+  LossFn f;
+  Tensor t, p;
+};
+
+std::vector<LossCase> loss_cases(DType dt) {
+  const Tensor one_hot = tensor({0.1, 0.6, 0.1, 0.1, 0.1, 0.0, 0.0, 1.0, 0.0, 0.0, 0.2, 0.2, 0.2, 0.2, 0.2,  //
+                                 0.0, 0.0, 0.0, 1.0, 0.0},
+                                {4, 5}, kFloat64)
+                             .astype(dt);
+  using namespace losses;
+  return {
+      {"huber", [](const Tensor& t, const Tensor& p) { return huber(t, p); }, mat(g::kRegT, dt), mat(g::kRegP, dt)},
+      {"huber_delta_0_5", [](const Tensor& t, const Tensor& p) { return huber(t, p, 0.5); }, mat(g::kRegT, dt),
+       mat(g::kRegP, dt)},
+      {"log_cosh", log_cosh, mat(g::kRegT, dt), mat(g::kRegP, dt)},
+      {"msle", mean_squared_logarithmic_error, mat(g::kRegT, dt), mat(g::kRegP, dt)},
+      {"mape", mean_absolute_percentage_error, mat(g::kRegT, dt), mat(g::kRegP, dt)},
+      {"kl_divergence", kl_divergence, mat(g::kDistT, dt), mat(g::kDistP, dt)},
+      {"cosine_similarity", cosine_similarity, mat(g::kDistT, dt), mat(g::kDistP, dt)},
+      {"poisson", poisson, mat(g::kCountsT, dt), mat(g::kRatesP, dt)},
+      {"hinge_pm1", hinge, mat(g::kHingeT, dt), mat(g::kScores, dt)},
+      {"hinge_01", hinge, mat(g::kBinT, dt), mat(g::kScores, dt)},
+      {"squared_hinge_01", squared_hinge, mat(g::kBinT, dt), mat(g::kScores, dt)},
+      {"bce_smooth_0_2", [](const Tensor& t, const Tensor& p) { return binary_crossentropy(t, p, false, 0.2); },
+       mat(g::kBinT, dt), mat(g::kBinP, dt)},
+      {"bce_logits_smooth_0_2", [](const Tensor& t, const Tensor& p) { return binary_crossentropy(t, p, true, 0.2); },
+       mat(g::kBinT, dt), mat(g::kScores, dt)},
+      {"cce_smooth_0_1", [](const Tensor& t, const Tensor& p) { return categorical_crossentropy(t, p, false, 0.1); },
+       one_hot, mat(g::kDistP, dt)},
+      {"cce_logits_smooth_0_1",
+       [](const Tensor& t, const Tensor& p) { return categorical_crossentropy(t, p, true, 0.1); }, one_hot,
+       mat(g::kDistP, dt) * 3.0},
+  };
+}
+
+std::vector<Device> devices() {
+  std::vector<Device> d = {Device::cpu()};
+  if (cuda::is_available()) d.push_back(Device::cuda(0));
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("losses: per-example values match Keras 3 (float64 and float32, every device)", "[losses]") {
+  if (!cuda::is_available()) WARN("CUDA half skipped: " << cuda::status());
+  REQUIRE(loss_cases(kFloat64).size() == std::size(g::kLosses));
+  for (const Device& d : devices()) {
+    for (DType dt : {kFloat64, kFloat32}) {
+      const auto cases = loss_cases(dt);
+      for (std::size_t i = 0; i < cases.size(); ++i) {
+        const auto& c = cases[i];
+        INFO(c.name << " " << dtype_name(dt) << " on " << d.str());
+        REQUIRE(std::string(c.name) == g::kLosses[i].name);
+        const Tensor v = c.f(c.t.to(d), c.p.to(d));
+        CHECK(v.shape() == Shape{4});
+        CHECK(v.dtype() == dt);
+        CHECK(v.device() == d);
+        const auto got = v.astype(kFloat64).to_vector<double>();
+        for (int k = 0; k < 4; ++k) {
+          double want = g::kLosses[i].per_example[k];
+          // Keras subtracts log(2) as a float32 constant (ops.log(2.0)), 1.9e-9 off; here it is exact
+          if (std::string(c.name) == "log_cosh") want += double(float(std::log(2.0))) - std::log(2.0);
+          INFO("example " << k << ": " << got[k] << " want " << want);
+          CHECK(std::abs(got[k] - want) <= (dt == kFloat64 ? 1e-12 : 1e-5) * (1 + std::abs(want)));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("losses: float64 gradcheck of every new loss in y_pred", "[losses][gradcheck]") {
+  for (const auto& c : loss_cases(kFloat64)) {
+    INFO(c.name);
+    // off the kinks: MAPE's |e| (an error of 0 in the fixture), hinge's 1 - t p
+    const Tensor p = c.p + 0.0137;
+    const LossFn f = c.f;
+    const Tensor t = c.t;
+    const auto r = gradcheck([&](const std::vector<Tensor>& in) { return f(t, in[0]); }, {p});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+  // cosine similarity of a zero vector: value 0 and a finite (zero) gradient, as Keras's
+  const Tensor z = zeros({1, 3}, kFloat64);
+  GradientTape tape;
+  tape.watch(z);
+  const Tensor v = losses::cosine_similarity(tensor({1.0, 2.0, 3.0}, {1, 3}, kFloat64), z);
+  CHECK(v.item<double>() == 0.0);
+  for (double x : tape.gradient(v, z).to_vector<double>()) CHECK(std::isfinite(x));
+  // log-cosh of a huge error does not overflow: |e| - log 2
+  CHECK(losses::log_cosh(tensor({0.0}, {1, 1}, kFloat64), tensor({1000.0}, {1, 1}, kFloat64)).item<double>() ==
+        Approx(1000.0 - std::log(2.0)).epsilon(1e-15));
+}
+
+TEST_CASE("losses: classes, names and errors", "[losses]") {
+  const Tensor t = mat(g::kRegT), p = mat(g::kRegP);
+  for (const char* name : {"huber", "log_cosh", "logcosh", "kl_divergence", "kld", "poisson", "cosine_similarity",
+                           "hinge", "squared_hinge", "mean_squared_logarithmic_error", "msle",
+                           "mean_absolute_percentage_error", "mape", "mse", "binary_crossentropy"}) {
+    INFO(name);
+    const auto loss = losses::get(name);
+    REQUIRE(loss != nullptr);
+    // the class's value is the mean of its per-example values
+    const Tensor tt = std::string(name) == "binary_crossentropy" ? mat(g::kBinT) : t;
+    const Tensor pp = std::string(name) == "binary_crossentropy" ? mat(g::kBinP) : abs(p) + 0.1;
+    CHECK((*loss)(tt, pp).item<double>() == Approx(mean(loss->call(tt, pp)).item<double>()).epsilon(1e-15));
+  }
+  CHECK(losses::get("kld")->name() == "kl_divergence");
+  CHECK(losses::get("msle")->name() == "mean_squared_logarithmic_error");
+  CHECK(losses::Huber(0.5).call(t, p).to_vector<double>()[0] == g::kLosses[1].per_example[0]);
+  CHECK_THROWS_WITH(losses::get("focal"), Contains("focal") && Contains("huber") && Contains("mape"));
+  CHECK_THROWS_AS(losses::Huber(0), ValueError);
+  CHECK_THROWS_AS(losses::huber(t, p, -1), ValueError);
+  CHECK_THROWS_AS(losses::BinaryCrossentropy(false, 1.5), ValueError);
+  CHECK_THROWS_WITH(losses::categorical_crossentropy(t, p, false, -0.1), Contains("label_smoothing"));
+  CHECK_THROWS_WITH(losses::poisson(t, mat(g::kDistP)), Contains("poisson") && Contains("[4, 3]") &&
+                                                             Contains("[4, 5]"));
+  CHECK_THROWS_AS(losses::hinge(t, tensor({1, 2}, {2})), DTypeError);
+  CHECK_THROWS_AS(losses::LossFunction("mine", nullptr), ValueError);
+  // a user's own function under its own name
+  const losses::LossFunction mine("mine", [](const Tensor& a, const Tensor& b) { return sum(abs(a - b), {-1}); });
+  CHECK(mine.name() == "mine");
+  CHECK(mine(t, p).item<double>() == Approx(sum(abs(t - p)).item<double>() / 4).epsilon(1e-15));
+}
+
+TEST_CASE("metrics: RMSE, precision, recall, AUC and top-k match Keras 3 over two batches", "[metrics]") {
+  using namespace metrics;
+  const Tensor sparse = tensor<std::int64_t>({g::kTopKLabels[0], g::kTopKLabels[1], g::kTopKLabels[2],
+                                              g::kTopKLabels[3]},
+                                             {4, 1});
+  const Tensor dense = one_hot(sparse.squeeze({-1}), 5, kFloat64);
+  struct Case {
+    const char* name;
+    std::shared_ptr<Metric> m;
+    Tensor t, p;
+  };
+  const std::vector<Case> cases = {
+      {"root_mean_squared_error", std::make_shared<RootMeanSquaredError>(), mat(g::kRegT), mat(g::kRegP)},
+      {"precision", std::make_shared<Precision>(), mat(g::kBinT), mat(g::kBinP)},
+      {"recall", std::make_shared<Recall>(), mat(g::kBinT), mat(g::kBinP)},
+      {"precision_0_3", std::make_shared<Precision>(0.3), mat(g::kBinT), mat(g::kBinP)},
+      {"recall_0_3", std::make_shared<Recall>(0.3), mat(g::kBinT), mat(g::kBinP)},
+      {"auc_roc", std::make_shared<AUC>(), mat(g::kBinT), mat(g::kBinP)},
+      {"auc_roc_11", std::make_shared<AUC>(11), mat(g::kBinT), mat(g::kBinP)},
+      {"auc_pr", std::make_shared<AUC>(200, AUC::Curve::PR), mat(g::kBinT), mat(g::kBinP)},
+      {"auc_pr_11", std::make_shared<AUC>(11, AUC::Curve::PR), mat(g::kBinT), mat(g::kBinP)},
+      {"sparse_top_2", std::make_shared<SparseTopKCategoricalAccuracy>(2), sparse, mat(g::kTopKP)},
+      {"sparse_top_1", std::make_shared<SparseTopKCategoricalAccuracy>(1), sparse, mat(g::kTopKP)},
+      {"top_2", std::make_shared<TopKCategoricalAccuracy>(2), dense, mat(g::kTopKP)},
+  };
+  REQUIRE(cases.size() == std::size(g::kMetrics));
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    INFO(c.name);
+    REQUIRE(std::string(c.name) == g::kMetrics[i].name);
+    for (DType dt : {kFloat64, kFloat32}) {
+      INFO(dtype_name(dt));
+      c.m->reset_state();
+      CHECK(c.m->result() == 0.0);
+      c.m->update_state(c.t(Slice(0, 2)), c.p(Slice(0, 2)).astype(dt));
+      c.m->update_state(c.t(Slice(2, 4)), c.p(Slice(2, 4)).astype(dt));
+      // float32 scores: the thresholds compare against the float32 values, as Keras's do
+      CHECK(c.m->result() == Approx(g::kMetrics[i].result).epsilon(dt == kFloat64 ? 1e-12 : 1e-6));
+    }
+  }
+}
+
+TEST_CASE("metrics: edge cases and errors", "[metrics]") {
+  using namespace metrics;
+  Precision prec;
+  prec.update_state(tensor({1.0, 0.0}, {2, 1}, kFloat64), tensor({0.1, 0.2}, {2, 1}, kFloat64));
+  CHECK(prec.result() == 0.0);  // nothing predicted positive: 0, not NaN
+  CHECK(prec.false_negatives() == 1);
+  CHECK(prec.true_negatives() == 1);
+  Recall rec;
+  rec.update_state(tensor({0.0}, {1, 1}, kFloat64), tensor({0.9}, {1, 1}, kFloat64));
+  CHECK(rec.result() == 0.0);
+  // a perfect ranking has AUC 1 (ROC and PR), a reversed one 0 (ROC)
+  AUC roc, pr(200, AUC::Curve::PR), bad;
+  const Tensor labels = tensor({0.0, 0.0, 1.0, 1.0}, {4, 1}, kFloat64);
+  const Tensor scores = tensor({0.1, 0.3, 0.7, 0.9}, {4, 1}, kFloat64);
+  roc.update_state(labels, scores);
+  pr.update_state(labels, scores);
+  bad.update_state(labels, 1.0 - scores);
+  CHECK(roc.result() == Approx(1.0).epsilon(1e-12));
+  CHECK(pr.result() == Approx(1.0).epsilon(1e-12));
+  CHECK(bad.result() == Approx(0.0).margin(1e-12));
+  CHECK(roc.thresholds().size() == 200);
+  CHECK(roc.thresholds().front() < 0);
+  CHECK(roc.thresholds().back() > 1);
+  CHECK_THROWS_WITH(roc.update_state(labels, scores * 2.0), Contains("auc") && Contains("[0, 1]"));
+  CHECK_THROWS_AS(AUC(1), ValueError);
+  CHECK_THROWS_AS(Precision(1.5), ValueError);
+  CHECK_THROWS_AS(SparseTopKCategoricalAccuracy(0), ValueError);
+  // a NaN score makes its row a miss, as TensorFlow's in_top_k
+  SparseTopKCategoricalAccuracy top;
+  top.update_state(tensor<std::int64_t>({0, 1}, {2}), tensor({0.9, 0.1, std::nan(""), 0.5}, {2, 2}, kFloat64));
+  CHECK(top.result() == 0.5);
+  CHECK_THROWS_AS(top.update_state(tensor<std::int64_t>({7}, {1}), tensor({0.1, 0.9}, {1, 2}, kFloat64)), IndexError);
+  CHECK_THROWS_AS(top.update_state(tensor<std::int64_t>({0, 1}, {2}), tensor({0.1, 0.9}, {1, 2}, kFloat64)),
+                  ShapeError);
+  RootMeanSquaredError rmse;
+  rmse.update_state(tensor({0.0, 0.0}, {1, 2}, kFloat64), tensor({3.0, 4.0}, {1, 2}, kFloat64));
+  CHECK(rmse.result() == Approx(std::sqrt(12.5)).epsilon(1e-15));
+  rmse.reset_state();
+  CHECK(rmse.result() == 0.0);
+  for (const char* n : {"root_mean_squared_error", "precision", "recall", "auc", "top_k_categorical_accuracy",
+                        "sparse_top_k_categorical_accuracy"}) {
+    INFO(n);
+    CHECK(metrics::get(n)->name() == n);
+  }
+  CHECK_THROWS_WITH(metrics::get("f1"), Contains("f1") && Contains("auc"));
+}
+
+TEST_CASE("metrics: fit logs precision, recall and auc per epoch, and val_ ones", "[metrics][fit]") {
+  Generator gen(4);
+  const Tensor x = uniform({256, 2}, gen, -1.0, 1.0);
+  const Tensor y = (sum(x, {1}, true) > 0.0).astype(kFloat32);
+  Sequential model(layers::Dense(8, "relu"), layers::Dense(1, "sigmoid"));
+  model.set_seed(1);
+  model.compile("adam", "binary_crossentropy", {"precision", "recall", "auc"});
+  FitOptions o;
+  o.epochs = 30;
+  o.verbose = 0;
+  o.validation_data = {x, y};
+  const History h = model.fit(x, y, o);
+  for (const char* k : {"precision", "recall", "auc", "val_precision", "val_recall", "val_auc"}) {
+    INFO(k);
+    REQUIRE(h.history.count(k) == 1);
+  }
+  CHECK(h.history.at("val_auc").back() > 0.97);
+  CHECK(h.history.at("precision").back() > 0.85);
+  // evaluate gives the same numbers as a fresh metric over the whole set
+  const Logs logs = model.evaluate(x, y, 32, 0);
+  metrics::AUC auc;
+  auc.update_state(y, model.predict(x));
+  CHECK(logs.at("auc") == Approx(auc.result()).epsilon(1e-12));
+}
