@@ -755,10 +755,9 @@ TEST_CASE("README: saving and resuming training") {
     return model;
   };
   std::unique_ptr<Sequential> model = make_model();
-  // --- README begins
+  // --- README begins (prints one line per epoch)
   FitOptions options;
   options.epochs = 2;
-  options.verbose = 0;
   options.callbacks = {std::make_shared<callbacks::BackupAndRestore>(backup)};
   model->fit(x, y, options);  // killed in epoch 2? the same call, run again, resumes there
 
