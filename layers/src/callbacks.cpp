@@ -1,4 +1,4 @@
-// Callbacks: EarlyStopping, CSVLogger and ModelCheckpoint with Keras 3's rules.
+// Callbacks: EarlyStopping, CSVLogger, ModelCheckpoint and BackupAndRestore with Keras 3's rules.
 #include "tapeflow/callbacks.hpp"
 
 #include <fmt/format.h>
@@ -6,7 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
+#include <system_error>
+
+#include "tapeflow/safetensors.hpp"
 
 namespace tapeflow::callbacks {
 namespace {
@@ -206,8 +210,55 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
     best_ = current;
   }
   const std::string path = format_path(epoch, logs);
-  model().save_weights(path);
+  if (options_.save_weights_only) {
+    model().save_weights(path);
+  } else {
+    model().save_checkpoint(path);
+  }
   if (options_.verbose > 0) std::printf("\nEpoch %d: saving model to %s\n", epoch + 1, path.c_str());
+}
+
+// ---------------------------------------------------------------- BackupAndRestore
+
+BackupAndRestore::BackupAndRestore(std::string backup_dir, std::string save_freq, bool delete_checkpoint)
+    : backup_dir_(std::move(backup_dir)), delete_checkpoint_(delete_checkpoint) {
+  if (backup_dir_.empty()) throw ValueError("BackupAndRestore: backup_dir is empty");
+  if (save_freq != "epoch") {
+    throw ValueError(fmt::format("BackupAndRestore: save_freq '{}' is not supported; only \"epoch\" is", save_freq));
+  }
+  path_ = (std::filesystem::path(backup_dir_) / "latest.checkpoint.safetensors").string();
+}
+
+void BackupAndRestore::on_train_begin(const Logs&) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec)) return;
+  // the epoch first, so that a file that is no backup leaves the model as it was
+  const auto meta = load_safetensors_metadata(path_);
+  const auto it = meta.find("backup_epoch");
+  const std::string text = it == meta.end() ? std::string() : it->second;
+  const bool digits = std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (text.empty() || text.size() > 9 || !digits) {
+    throw ValueError(fmt::format("BackupAndRestore: '{}' has no valid \"backup_epoch\" metadata ('{}'); it is not a "
+                                 "backup",
+                                 path_, text));
+  }
+  Model& m = model();
+  m.load_checkpoint(path_);
+  m.resume_epoch = std::stoi(text);
+}
+
+void BackupAndRestore::on_epoch_end(int epoch, const Logs&) {
+  std::error_code ec;
+  std::filesystem::create_directories(backup_dir_, ec);
+  if (ec) throw IOError(fmt::format("BackupAndRestore: cannot create '{}': {}", backup_dir_, ec.message()));
+  model().save_checkpoint(path_, {{"backup_epoch", std::to_string(epoch + 1)}});
+}
+
+void BackupAndRestore::on_train_end(const Logs&) {
+  if (!delete_checkpoint_) return;
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+  if (std::filesystem::is_empty(backup_dir_, ec) && !ec) std::filesystem::remove(backup_dir_, ec);
 }
 
 }  // namespace tapeflow::callbacks

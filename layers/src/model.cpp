@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <set>
 
 #include "tapeflow/callbacks.hpp"
@@ -478,12 +479,31 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   const std::vector<std::string> keys = display_keys(metrics(), validate);
   history_ = History{};
   stop_training = false;
+  resume_epoch.reset();
+  // Callbacks see a built model (BackupAndRestore loads a checkpoint into it): built here on the
+  // first rows, in inference mode (no dropout draw, no statistics update), as Keras 3 builds
+  // before on_train_begin. The layers draw their initial weights just as a first train_step would.
+  if (!options.callbacks.empty() && !built()) {
+    NoRecording no_tape;
+    const Tensor first = x_train(Slice(0, std::min(options.batch_size, x_train.dim(0))));
+    (*this)(own_batch(first, x_train, batch_device(first)), /*training=*/false);
+  }
   Logs logs;
   for (const auto& cb : options.callbacks) {
     cb->set_model(this);
     cb->on_train_begin(logs);
   }
-  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
+  int initial_epoch = options.initial_epoch;
+  if (resume_epoch) {
+    initial_epoch = *resume_epoch;
+    resume_epoch.reset();
+    if (initial_epoch < 0) {
+      throw ValueError(
+          fmt::format("{}: fit: a callback set resume_epoch to {}; it must be >= 0", name_, initial_epoch));
+    }
+  }
+  batches.set_epoch(epochs_trained_);  // a callback may have loaded a checkpoint
+  for (int epoch = initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
     if (options.verbose > 0) {
       std::printf("Epoch %d/%d\n", epoch + 1, options.epochs);
@@ -543,17 +563,129 @@ Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
 
 // ================================================================ Model: weights on disk
 
+namespace {
+
+// Entries of a checkpoint that are not weights start with "__" (safetensors reserves
+// "__metadata__" the same way), so a layer cannot be mistaken for one.
+const std::string kOptimizerPrefix = "__optimizer__/";
+const std::string kGeneratorPrefix = "__generator__/";
+const std::string kIterations = kOptimizerPrefix + "iterations";
+const std::string kLearningRate = kOptimizerPrefix + "learning_rate";
+const std::string kEpochsTrained = "__model__/epochs_trained";
+const char* const kCheckpointVersion = "1";
+
+bool reserved(const std::string& name) { return name.compare(0, 2, "__") == 0; }
+
+bool is_checkpoint(const std::map<std::string, std::string>& metadata) { return metadata.count("checkpoint") > 0; }
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& x : names) s += (s.empty() ? "" : ", ") + x;
+  return s.empty() ? std::string("none") : s;
+}
+
+// The model's weights, each name once (two layers of one name would overwrite each other on disk).
+std::vector<Variable> unique_weights(const std::string& model, const char* method, std::vector<Variable> ws) {
+  std::set<std::string> names;
+  for (const auto& w : ws) {
+    if (!names.insert(w.name()).second) {
+      throw ValueError(
+          fmt::format("{}: {}: two weights are named '{}'; give the layers unique names", model, method, w.name()));
+    }
+  }
+  return ws;
+}
+
+// Requires the entries of `file` that `is_weight` selects to be exactly the weights `ws`, with
+// their shapes and dtypes.
+void match_weights(const std::string& model, const char* method, const std::string& path,
+                   const std::vector<Variable>& ws, const std::map<std::string, Tensor>& file,
+                   bool (*is_weight)(const std::string&)) {
+  std::vector<std::string> missing;
+  for (const auto& w : ws) {
+    const auto it = file.find(w.name());
+    if (it == file.end()) {
+      missing.push_back(w.name());
+      continue;
+    }
+    const Tensor& t = it->second;
+    if (t.shape() != w.shape()) {
+      throw ShapeError(fmt::format("{}: {}: '{}' has shape {} in '{}' but {} in the model", model, method, w.name(),
+                                   shape_str(t.shape()), path, shape_str(w.shape())));
+    }
+    if (t.dtype() != w.dtype()) {
+      throw DTypeError(fmt::format("{}: {}: '{}' is {} in '{}' but {} in the model", model, method, w.name(),
+                                   dtype_name(t.dtype()), path, dtype_name(w.dtype())));
+    }
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [k, t] : file) {
+    if (!is_weight(k)) continue;
+    if (std::none_of(ws.begin(), ws.end(), [&](const Variable& w) { return w.name() == k; })) unexpected.push_back(k);
+  }
+  if (!missing.empty() || !unexpected.empty()) {
+    throw ValueError(fmt::format("{}: {}: the weights in '{}' do not match the model: missing [{}], unexpected [{}]",
+                                 model, method, path, join_names(missing), join_names(unexpected)));
+  }
+}
+
+// Every layer of the model and their sublayers, depth first, each once (a layer shared by two
+// parents is listed once), and each name once.
+std::vector<LayerPtr> all_layers(const std::string& model, const char* method, const std::vector<LayerPtr>& top) {
+  std::vector<LayerPtr> out;
+  std::set<std::string> names;
+  std::function<void(const LayerPtr&)> visit = [&](const LayerPtr& l) {
+    if (std::find(out.begin(), out.end(), l) != out.end()) return;
+    if (!names.insert(l->name()).second) {
+      throw ValueError(fmt::format("{}: {}: two layers are named '{}'; give the layers unique names", model, method,
+                                   l->name()));
+    }
+    out.push_back(l);
+    for (const auto& s : l->sublayers()) visit(s);
+  };
+  for (const auto& l : top) visit(l);
+  return out;
+}
+
+// A checkpoint entry that must be there with this dtype and shape.
+const Tensor& checkpoint_entry(const std::map<std::string, Tensor>& file, const std::string& key, DType dtype,
+                               const Shape& shape, const std::string& model, const std::string& path) {
+  const auto it = file.find(key);
+  if (it == file.end()) {
+    throw ValueError(fmt::format("{}: load_checkpoint: '{}' has no entry '{}'", model, path, key));
+  }
+  const Tensor& t = it->second;
+  if (t.dtype() != dtype) {
+    throw DTypeError(fmt::format("{}: load_checkpoint: entry '{}' in '{}' is {}, expected {}", model, key, path,
+                                 dtype_name(t.dtype()), dtype_name(dtype)));
+  }
+  if (t.shape() != shape) {
+    throw ShapeError(fmt::format("{}: load_checkpoint: entry '{}' in '{}' has shape {}, expected {}", model, key, path,
+                                 shape_str(t.shape()), shape_str(shape)));
+  }
+  return t;
+}
+
+// Runs f, putting `context` before the message of the tapeflow error it raises (same type).
+template <class F>
+void with_context(const std::string& context, F&& f) {
+  try {
+    f();
+  } catch (const ShapeError& e) {
+    throw ShapeError(context + e.what());
+  } catch (const DTypeError& e) {
+    throw DTypeError(context + e.what());
+  } catch (const ValueError& e) {
+    throw ValueError(context + e.what());
+  }
+}
+
+}  // namespace
+
 void Model::save_weights(const std::string& path) const {
   if (!built()) throw ValueError(fmt::format("{}: save_weights: the model is not built yet", name_));
   NamedTensors named;
-  std::set<std::string> names;
-  for (const auto& w : weights()) {
-    if (!names.insert(w.name()).second) {
-      throw ValueError(
-          fmt::format("{}: save_weights: two weights are named '{}'; give the layers unique names", name_, w.name()));
-    }
-    named.emplace_back(w.name(), w);
-  }
+  for (const auto& w : unique_weights(name_, "save_weights", weights())) named.emplace_back(w.name(), w);
   save_safetensors(path, named, {{"format", "tapeflow"}, {"model", name_}});
 }
 
@@ -564,48 +696,126 @@ void Model::load_weights(const std::string& path) {
                     "on a batch first",
                     name_));
   }
-  auto ws = weights();
-  std::set<std::string> names;
-  for (const auto& w : ws) {
-    if (!names.insert(w.name()).second) {
-      throw ValueError(
-          fmt::format("{}: load_weights: two weights are named '{}'; give the layers unique names", name_, w.name()));
-    }
-  }
+  auto ws = unique_weights(name_, "load_weights", weights());
+  // a checkpoint's training state is not weights: skipped (a weights file has none)
+  const bool checkpoint = is_checkpoint(load_safetensors_metadata(path));
   std::map<std::string, Tensor> file = load_safetensors_map(path);
-  std::vector<std::string> missing;
-  for (const auto& w : ws) {
-    const auto it = file.find(w.name());
-    if (it == file.end()) {
-      missing.push_back(w.name());
-      continue;
+  const auto any = +[](const std::string&) { return true; };
+  const auto not_reserved = +[](const std::string& k) { return !reserved(k); };
+  match_weights(name_, "load_weights", path, ws, file, checkpoint ? not_reserved : any);
+  for (auto& w : ws) w.assign(file.at(w.name()));
+}
+
+void Model::save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  const char* method = "save_checkpoint";
+  if (!built()) throw ValueError(fmt::format("{}: save_checkpoint: the model is not built yet", name_));
+  require_compiled(method);
+  std::map<std::string, std::string> meta = {{"format", "tapeflow"},
+                                             {"checkpoint", kCheckpointVersion},
+                                             {"model", name_},
+                                             {"optimizer", optimizer_->name()}};
+  for (const auto& [k, v] : metadata) {
+    if (meta.count(k)) {
+      throw ValueError(fmt::format("{}: save_checkpoint: metadata key '{}' is reserved by the checkpoint", name_, k));
     }
-    const Tensor& t = it->second;
-    if (t.shape() != w.shape()) {
-      throw ShapeError(fmt::format("{}: load_weights: '{}' has shape {} in '{}' but {} in the model", name_, w.name(),
-                                   shape_str(t.shape()), path, shape_str(w.shape())));
+    meta.emplace(k, v);
+  }
+  NamedTensors named;
+  for (const auto& w : unique_weights(name_, method, weights())) {
+    if (reserved(w.name())) {
+      throw ValueError(fmt::format("{}: save_checkpoint: weight '{}' starts with \"__\", which a checkpoint keeps for "
+                                   "its training state; rename the layer",
+                                   name_, w.name()));
     }
-    if (t.dtype() != w.dtype()) {
-      throw DTypeError(fmt::format("{}: load_weights: '{}' is {} in '{}' but {} in the model", name_, w.name(),
-                                   dtype_name(t.dtype()), path, dtype_name(w.dtype())));
-    }
+    named.emplace_back(w.name(), w);
+  }
+  const optimizers::OptimizerState state = optimizer_->get_state(trainable_weights());
+  named.emplace_back(kIterations, tensor<std::int64_t>({state.iterations}, {}));
+  if (state.learning_rate) named.emplace_back(kLearningRate, tensor<double>({*state.learning_rate}, {}));
+  for (const auto& [slot, t] : state.slots) named.emplace_back(kOptimizerPrefix + slot, t);
+  for (const auto& l : all_layers(name_, method, layers())) {
+    const Generator& gen = l->generator();
+    // the uint64 seed and offset as int64 bits (safetensors readers know no U64 in tapeflow)
+    named.emplace_back(kGeneratorPrefix + l->name(), tensor<std::int64_t>({static_cast<std::int64_t>(gen.seed()),
+                                                                          static_cast<std::int64_t>(gen.offset())},
+                                                                         {2}));
+  }
+  named.emplace_back(kEpochsTrained, tensor<std::int64_t>({epochs_trained_}, {}));
+  save_safetensors(path, named, meta);
+}
+
+void Model::load_checkpoint(const std::string& path) {
+  const char* method = "load_checkpoint";
+  if (!built()) {
+    throw ValueError(
+        fmt::format("{}: load_checkpoint: the model is not built yet; call build(input_shape) or run it "
+                    "on a batch first",
+                    name_));
+  }
+  require_compiled(method);
+  auto ws = unique_weights(name_, method, weights());
+  const auto meta = load_safetensors_metadata(path);
+  if (!is_checkpoint(meta)) {
+    throw ValueError(fmt::format("{}: load_checkpoint: '{}' is not a checkpoint (its metadata has no \"checkpoint\" "
+                                 "key); a weights file loads with load_weights",
+                                 name_, path));
+  }
+  if (meta.at("checkpoint") != kCheckpointVersion) {
+    throw ValueError(fmt::format("{}: load_checkpoint: '{}' is a checkpoint of version '{}'; this tapeflow reads "
+                                 "version {}",
+                                 name_, path, meta.at("checkpoint"), kCheckpointVersion));
+  }
+  const auto opt = meta.find("optimizer");
+  const std::string saved_optimizer = opt == meta.end() ? std::string("(none)") : opt->second;
+  if (saved_optimizer != optimizer_->name()) {
+    throw ValueError(fmt::format("{}: load_checkpoint: '{}' holds the state of optimizer '{}' but the model is "
+                                 "compiled with '{}'",
+                                 name_, path, saved_optimizer, optimizer_->name()));
+  }
+  const std::map<std::string, Tensor> file = load_safetensors_map(path);
+  match_weights(name_, method, path, ws, file, +[](const std::string& k) { return !reserved(k); });
+
+  // Every reserved entry is read below; one left over is unexpected.
+  std::set<std::string> used;
+  auto entry = [&](const std::string& key, DType dtype, const Shape& shape) -> const Tensor& {
+    used.insert(key);
+    return checkpoint_entry(file, key, dtype, shape, name_, path);
+  };
+  const std::int64_t epochs = entry(kEpochsTrained, kInt64, {}).item<std::int64_t>();
+  if (epochs < 0) {
+    throw ValueError(fmt::format("{}: load_checkpoint: entry '{}' in '{}' is {}, expected >= 0", name_, kEpochsTrained,
+                                 path, epochs));
+  }
+  std::vector<std::pair<LayerPtr, std::vector<std::int64_t>>> generators;
+  for (const auto& l : all_layers(name_, method, layers())) {
+    generators.emplace_back(l, entry(kGeneratorPrefix + l->name(), kInt64, {2}).to_vector<std::int64_t>());
+  }
+  optimizers::OptimizerState state;
+  state.iterations = entry(kIterations, kInt64, {}).item<std::int64_t>();
+  if (file.count(kLearningRate)) state.learning_rate = entry(kLearningRate, kFloat64, {}).item<double>();
+  for (const auto& [k, t] : file) {
+    if (k.compare(0, kOptimizerPrefix.size(), kOptimizerPrefix) != 0 || used.count(k)) continue;
+    state.slots.emplace_back(k.substr(kOptimizerPrefix.size()), t);
+    used.insert(k);
   }
   std::vector<std::string> unexpected;
   for (const auto& [k, t] : file) {
-    if (std::none_of(ws.begin(), ws.end(), [&](const Variable& w) { return w.name() == k; })) unexpected.push_back(k);
+    if (reserved(k) && !used.count(k)) unexpected.push_back(k);
   }
-  if (!missing.empty() || !unexpected.empty()) {
-    auto join = [](const std::vector<std::string>& v) {
-      std::string s;
-      for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-      return s.empty() ? std::string("none") : s;
-    };
-    throw ValueError(
-        fmt::format("{}: load_weights: the weights in '{}' do not match the model: missing [{}], "
-                    "unexpected [{}]",
-                    name_, path, join(missing), join(unexpected)));
+  if (!unexpected.empty()) {
+    throw ValueError(fmt::format("{}: load_checkpoint: '{}' has entries this model does not know: [{}]", name_, path,
+                                 join_names(unexpected)));
   }
+
+  // The optimizer checks its part, then changes it; nothing below can fail on the file's content.
+  with_context(fmt::format("{}: load_checkpoint: the optimizer state in '{}' (entries '{}...'): ", name_, path,
+                           kOptimizerPrefix),
+               [&] { optimizer_->set_state(state, trainable_weights()); });
   for (auto& w : ws) w.assign(file.at(w.name()));
+  for (const auto& [l, g] : generators) {
+    l->generator().set_state(static_cast<std::uint64_t>(g[0]), static_cast<std::uint64_t>(g[1]));
+  }
+  epochs_trained_ = epochs;
 }
 
 // ================================================================ Sequential

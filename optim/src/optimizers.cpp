@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <iostream>
+#include <set>
 
 #include "tapeflow/error.hpp"
 #include "tapeflow/observer.hpp"
@@ -180,6 +181,121 @@ Tensor Optimizer::get_slot(const Tensor& variable, const std::string& slot) cons
   return s == it->second.end() ? Tensor() : s->second;
 }
 
+namespace {
+
+// The variables of get_state / set_state: defined, named, each name once.
+void check_state_variables(const std::string& optimizer, const char* method, const std::vector<Variable>& variables) {
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < variables.size(); ++i) {
+    const Variable& v = variables[i];
+    if (!v.defined()) throw ValueError(fmt::format("{}: {}: variable #{} is undefined", optimizer, method, i));
+    if (v.name().empty()) {
+      throw ValueError(fmt::format("{}: {}: variable #{} has no name; the state names slots after their variable",
+                                   optimizer, method, i));
+    }
+    if (!names.insert(v.name()).second) {
+      throw ValueError(fmt::format("{}: {}: two variables are named '{}'", optimizer, method, v.name()));
+    }
+  }
+}
+
+}  // namespace
+
+OptimizerState Optimizer::get_state(const std::vector<Variable>& variables) const {
+  check_state_variables(name_, "get_state", variables);
+  const std::vector<std::string> declared = slot_names();
+  OptimizerState state;
+  state.iterations = iterations_;
+  if (!learning_rate_.is_schedule()) state.learning_rate = learning_rate_(0);
+  NoRecording no_tape;
+  for (const Variable& v : variables) {
+    const auto it = slots_.find(v.id());
+    if (it != slots_.end()) {
+      for (const auto& [slot, t] : it->second) {
+        if (std::find(declared.begin(), declared.end(), slot) == declared.end()) {
+          throw ValueError(fmt::format("{}: get_state: variable '{}' has a slot '{}' that slot_names() does not "
+                                       "declare [{}]",
+                                       name_, v.name(), slot, fmt::join(declared, ", ")));
+        }
+      }
+    }
+    for (const auto& slot : declared) {
+      const Tensor t = get_slot(v, slot);
+      // a slot starts as zeros of its variable (slot()), so zeros restore a slot not made yet
+      state.slots.emplace_back(v.name() + "/" + slot, t.defined() ? t.clone() : zeros_like(v));
+    }
+  }
+  return state;
+}
+
+void Optimizer::set_state(const OptimizerState& state, const std::vector<Variable>& variables) {
+  check_state_variables(name_, "set_state", variables);
+  if (state.iterations < 0) {
+    throw ValueError(fmt::format("{}: set_state: iterations must be >= 0, got {}", name_, state.iterations));
+  }
+  if (state.learning_rate && !(*state.learning_rate >= 0)) {
+    throw ValueError(fmt::format("{}: set_state: learning_rate must be >= 0, got {}", name_, *state.learning_rate));
+  }
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [name, t] : state.slots) {
+    if (!given.emplace(name, &t).second) {
+      throw ValueError(fmt::format("{}: set_state: slot '{}' is given twice", name_, name));
+    }
+  }
+  // Check everything first, so that a bad state changes nothing.
+  const std::vector<std::string> declared = slot_names();
+  for (const Variable& v : variables) {
+    for (const auto& slot : declared) {
+      const std::string key = v.name() + "/" + slot;
+      const auto it = given.find(key);
+      if (it == given.end()) {
+        throw ValueError(fmt::format("{}: set_state: slot '{}' of variable '{}' is missing ('{}')", name_, slot,
+                                     v.name(), key));
+      }
+      const Tensor& t = *it->second;
+      if (!t.defined()) {
+        throw ValueError(fmt::format("{}: set_state: slot '{}' of variable '{}' is undefined", name_, slot, v.name()));
+      }
+      if (t.shape() != v.shape()) {
+        throw ShapeError(fmt::format("{}: set_state: slot '{}' of variable '{}' has shape {}, the variable {}", name_,
+                                     slot, v.name(), shape_str(t.shape()), shape_str(v.shape())));
+      }
+      if (t.dtype() != v.dtype()) {
+        throw DTypeError(fmt::format("{}: set_state: slot '{}' of variable '{}' is {}, the variable {}", name_, slot,
+                                     v.name(), dtype_name(t.dtype()), dtype_name(v.dtype())));
+      }
+    }
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [name, t] : given) {
+    const bool expected = std::any_of(variables.begin(), variables.end(), [&](const Variable& v) {
+      return name.size() > v.name().size() + 1 && name.compare(0, v.name().size() + 1, v.name() + "/") == 0 &&
+             std::find(declared.begin(), declared.end(), name.substr(v.name().size() + 1)) != declared.end();
+    });
+    if (!expected) unexpected.push_back(name);
+  }
+  if (!unexpected.empty()) {
+    throw ValueError(fmt::format("{}: set_state: unexpected slots [{}]; this optimizer keeps [{}] for each of the {} "
+                                 "variables",
+                                 name_, fmt::join(unexpected, ", "), fmt::join(declared, ", "), variables.size()));
+  }
+
+  // Own copies on the variable's device: training goes on writing them in place.
+  NoRecording no_tape;
+  std::vector<std::map<std::string, Tensor>> copies;
+  for (const Variable& v : variables) {
+    std::map<std::string, Tensor> mine;
+    for (const auto& slot : declared) {
+      const Tensor& t = *given.at(v.name() + "/" + slot);
+      mine[slot] = t.device() == v.device() ? t.clone() : t.to(v.device());
+    }
+    copies.push_back(std::move(mine));
+  }
+  for (std::size_t i = 0; i < variables.size(); ++i) slots_[variables[i].id()] = std::move(copies[i]);
+  iterations_ = state.iterations;
+  if (state.learning_rate && !learning_rate_.is_schedule()) learning_rate_ = LearningRate(*state.learning_rate);
+}
+
 Tensor& Optimizer::slot(const Variable& variable, const std::string& slot) {
   Tensor& t = slots_[variable.id()][slot];
   if (!t.defined()) t = zeros_like(variable);
@@ -198,6 +314,11 @@ SGDOptions SGD::make(LearningRate learning_rate, double momentum) {
 SGD::SGD(const SGDOptions& options)
     : Optimizer("SGD", options.learning_rate, options), momentum_(options.momentum), nesterov_(options.nesterov) {
   check_unit("momentum", momentum_, "SGD");
+}
+
+std::vector<std::string> SGD::slot_names() const {
+  if (momentum_ == 0) return {};
+  return {"momentum"};
 }
 
 void SGD::update_step(const Tensor& grad, Variable& variable, double lr) {
@@ -226,6 +347,13 @@ RMSprop::RMSprop(const RMSpropOptions& options) : Optimizer("RMSprop", options.l
   check_unit("rho", opt_.rho, "RMSprop");
   check_unit("momentum", opt_.momentum, "RMSprop");
   check_positive("epsilon", opt_.epsilon, "RMSprop");
+}
+
+std::vector<std::string> RMSprop::slot_names() const {
+  std::vector<std::string> names = {"velocity"};
+  if (opt_.centered) names.push_back("average_gradient");
+  if (opt_.momentum > 0) names.push_back("momentum");
+  return names;
 }
 
 void RMSprop::update_step(const Tensor& grad, Variable& variable, double lr) {
@@ -263,6 +391,11 @@ Adam::Adam(const AdamOptions& options, std::string name)
   check_unit("beta_1", opt_.beta_1, "Adam");
   check_unit("beta_2", opt_.beta_2, "Adam");
   check_positive("epsilon", opt_.epsilon, "Adam");
+}
+
+std::vector<std::string> Adam::slot_names() const {
+  if (opt_.amsgrad) return {"m", "v", "v_hat"};
+  return {"m", "v"};
 }
 
 void Adam::update_step(const Tensor& grad, Variable& variable, double lr) {

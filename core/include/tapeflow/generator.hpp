@@ -22,6 +22,12 @@ class Generator {
     seed_ = seed;
     offset_ = 0;
   }
+  /// Restores a state read from seed() and offset() (a checkpoint): the next draw continues
+  /// exactly where the saved generator would have, as torch.Generator.set_state.
+  void set_state(std::uint64_t seed, std::uint64_t offset) {
+    seed_ = seed;
+    offset_ = offset;
+  }
 
  private:
   std::uint64_t seed_;

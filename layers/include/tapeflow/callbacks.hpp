@@ -98,9 +98,16 @@ struct ModelCheckpointOptions {
   Mode mode = Mode::Auto;
   /// 1: print a line on each save.
   int verbose = 0;
+  /// true: save_weights; false: save_checkpoint (weights, optimizer state, generators, epochs;
+  /// the model must be compiled), which load_checkpoint resumes from and load_weights reads
+  /// too. Keras defaults to false, a full model.save; ours stays true, the file it always
+  /// wrote: our full save cannot hold the architecture anyway (it is C++ code), is several times
+  /// larger with Adam's slots, and resuming is BackupAndRestore's job.
+  bool save_weights_only = true;
 };
 
-/// Saves the weights (save_weights) at the end of every epoch, or of each best epoch. The path
+/// Saves the weights (save_weights) or a checkpoint (save_checkpoint, with save_weights_only
+/// off) at the end of every epoch, or of each best epoch. The path
 /// may hold "{epoch}" (1-based, with a format spec as in "{epoch:02d}") and "{<log key>}"
 /// ("{val_loss:.4f}"), as Keras's filepath; "{{" and "}}" are literal braces.
 class ModelCheckpoint : public Callback {
@@ -120,6 +127,42 @@ class ModelCheckpoint : public Callback {
   ModelCheckpointOptions options_;
   bool maximize_;
   std::optional<double> best_;
+};
+
+/// Keras's BackupAndRestore: makes a fit() that was interrupted (a crash, a killed job) go on
+/// where it stopped when the same fit() is run again, by a fresh process, on a model built and
+/// compiled from the same code:
+///
+///     FitOptions o;
+///     o.epochs = 10;
+///     o.callbacks = {std::make_shared<callbacks::BackupAndRestore>("/tmp/backup")};
+///     model.fit(x, y, o);  // killed in epoch 7? the same call starts at epoch 6 (0-based)
+///
+/// At each epoch's end it writes a checkpoint (Model::save_checkpoint, atomic) to
+/// "<backup_dir>/latest.checkpoint.safetensors", with the 0-based epoch to resume at in its
+/// metadata ("backup_epoch"). At train begin, if that file exists, it loads it
+/// (load_checkpoint: weights, optimizer state, generators, epochs trained) and sets
+/// Model::resume_epoch, so the resumed run gives bit-identical weights to one never stopped.
+/// After a fit() that ends normally (EarlyStopping included) it deletes the file, and
+/// backup_dir if that leaves it empty (Keras deletes the whole folder; ours keeps anything
+/// else there), unless delete_checkpoint is false.
+class BackupAndRestore : public Callback {
+ public:
+  /// save_freq: only "epoch" (Keras's default) is supported; a number of batches would need
+  /// fit() to skip into an epoch. ValueError for an empty backup_dir or another save_freq.
+  explicit BackupAndRestore(std::string backup_dir, std::string save_freq = "epoch", bool delete_checkpoint = true);
+
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs& logs) override;
+
+  /// The checkpoint file it writes and restores.
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string backup_dir_;
+  std::string path_;
+  bool delete_checkpoint_;
 };
 
 }  // namespace tapeflow::callbacks

@@ -132,6 +132,14 @@ class Model {
   bool compiled() const { return optimizer_ != nullptr; }
   /// Set by a callback (EarlyStopping) to end fit() after the current batch.
   bool stop_training = false;
+  /// Set by a callback's on_train_begin (BackupAndRestore) to start fit() at this 0-based epoch
+  /// instead of FitOptions::initial_epoch, as Keras's model._initial_epoch; fit() reads it after
+  /// on_train_begin and clears it. Callbacks see a built model in on_train_begin: fit() builds an
+  /// unbuilt one on its first batch first (inference mode, as Keras 3's symbolic build).
+  std::optional<int> resume_epoch;
+  /// Epochs trained by every fit() so far (a checkpoint restores it): the epoch index of the
+  /// next shuffled order.
+  std::int64_t epochs_trained() const { return epochs_trained_; }
   /// The History of the last fit().
   const History& history() const { return history_; }
 
@@ -140,8 +148,35 @@ class Model {
   void save_weights(const std::string& path) const;
   /// Reads weights saved by save_weights into this (built) model. Names, shapes and dtypes
   /// must match exactly (ValueError / ShapeError / DTypeError naming the weight); nothing is
-  /// changed unless everything matches. Bit-exact.
+  /// changed unless everything matches. Bit-exact. A checkpoint file (save_checkpoint) is read
+  /// too: its weights only, the training state in it is ignored.
   void load_weights(const std::string& path);
+
+  /// Everything training needs to go on exactly where it stopped, in one safetensors file
+  /// written atomically, as tf.train.Checkpoint(model=, optimizer=) (not Keras's model.save:
+  /// the architecture is C++ code, so the file holds state only, and loading needs a model
+  /// built from the same code). Entries:
+  ///   "<layer>/<weight>"               every weight, named as save_weights names it;
+  ///   "__optimizer__/iterations"       int64 [], the optimizer's steps;
+  ///   "__optimizer__/learning_rate"    float64 [], only when the learning rate is a constant;
+  ///   "__optimizer__/<weight>/<slot>"  each slot of each trainable weight ("__optimizer__/dense/kernel/m");
+  ///   "__generator__/<layer>"          int64 [2], the seed and offset of each layer's and
+  ///                                    sublayer's generator (dropout masks), bits of the uint64s;
+  ///   "__model__/epochs_trained"       int64 [], epochs_trained() (the shuffling's epoch).
+  /// Metadata: "format": "tapeflow", "checkpoint": "1" (the layout's version), "model": name(),
+  /// "optimizer": optimizer().name(), then `metadata` (a callback's own keys; the four above
+  /// are reserved, ValueError). The model must be built and compiled (ValueError), and no weight
+  /// or layer name may start with "__" (ValueError).
+  void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const;
+  /// Restores a file of save_checkpoint into this model, built and compiled from the same code
+  /// with an optimizer of the same class (name()) and settings: weights, optimizer state,
+  /// generators and epochs_trained(), so that training resumed with
+  /// FitOptions::initial_epoch = the epochs done gives bit-identical weights to a run never
+  /// stopped. All or nothing: a file that is not a checkpoint, another optimizer, an entry
+  /// missing or unexpected (ValueError), of another shape (ShapeError) or dtype (DTypeError)
+  /// raises an error naming the model, the file and the entry, with nothing changed; a missing
+  /// or corrupt file is an IOError. The learning rate follows Optimizer::set_state.
+  void load_checkpoint(const std::string& path);
 
  protected:
   /// The seed of the index-th layer of a model seeded with `seed`.

@@ -82,6 +82,19 @@ struct OptimizerOptions {
   double weight_decay = 0;
 };
 
+/// An optimizer's state for a list of variables: what a checkpoint saves so that a resumed
+/// optimizer makes the very same updates (Keras's optimizer.variables, PyTorch's state_dict).
+struct OptimizerState {
+  /// Steps taken (Optimizer::iterations()).
+  std::int64_t iterations = 0;
+  /// The learning rate when it is a constant; none when it is a schedule (a schedule is code,
+  /// not state: its value follows from iterations).
+  std::optional<double> learning_rate;
+  /// Every slot of every variable, named "<variable name>/<slot>" ("dense/kernel/m"), in the
+  /// order of the variables, then of slot_names().
+  std::vector<std::pair<std::string, Tensor>> slots;
+};
+
 /// Base of the optimizers: clipping, weight decay, the step counter and per-variable slots.
 class Optimizer {
  public:
@@ -106,6 +119,26 @@ class Optimizer {
   const OptimizerOptions& options() const { return options_; }
   /// A variable's state tensor `slot` ("m", "v", "momentum", ...), undefined before its first update.
   Tensor get_slot(const Tensor& variable, const std::string& slot) const;
+  /// The slots this optimizer keeps for each variable, in order: {"m", "v"} for Adam (and
+  /// "v_hat" with amsgrad), {"velocity", "average_gradient", "momentum"} for a centered RMSprop
+  /// with momentum, {} for SGD without momentum. A subclass that calls slot() lists its slots
+  /// here, or get_state() refuses to export it.
+  virtual std::vector<std::string> slot_names() const { return {}; }
+
+  /// A copy of the state kept for `variables` (named, each name once): iterations, the learning
+  /// rate if constant, and every slot of slot_names() for every variable. A slot not made yet
+  /// (no update so far) is exported as the zeros it would start from. ValueError for an
+  /// undefined, unnamed or twice-named variable, or a slot that slot_names() does not declare.
+  OptimizerState get_state(const std::vector<Variable>& variables) const;
+  /// Restores a state from get_state() for the same variables (by name), so that the next
+  /// update is bit-identical to the one the exported optimizer would have made. Everything is
+  /// checked before anything changes: a slot missing or not expected (ValueError), of another
+  /// shape (ShapeError) or dtype (DTypeError) than its variable, each naming this optimizer,
+  /// the variable and the slot. Slots are copied onto their variable's device; the slots of
+  /// other variables are left as they are. The learning rate is restored only when both the
+  /// saved one and the current one are constants: a schedule stays this optimizer's own and
+  /// follows the restored iterations.
+  void set_state(const OptimizerState& state, const std::vector<Variable>& variables);
 
  protected:
   Optimizer(std::string name, LearningRate learning_rate, OptimizerOptions options);
@@ -136,6 +169,7 @@ class SGD : public Optimizer {
  public:
   SGD(LearningRate learning_rate = 0.01, double momentum = 0) : SGD(make(std::move(learning_rate), momentum)) {}
   explicit SGD(const SGDOptions& options);
+  std::vector<std::string> slot_names() const override;
 
  protected:
   void update_step(const Tensor& grad, Variable& variable, double lr) override;
@@ -162,6 +196,7 @@ class RMSprop : public Optimizer {
  public:
   RMSprop(LearningRate learning_rate = 0.001) : RMSprop(make(std::move(learning_rate))) {}
   explicit RMSprop(const RMSpropOptions& options);
+  std::vector<std::string> slot_names() const override;
 
  protected:
   void update_step(const Tensor& grad, Variable& variable, double lr) override;
@@ -186,6 +221,7 @@ class Adam : public Optimizer {
  public:
   Adam(LearningRate learning_rate = 0.001) : Adam(make(std::move(learning_rate))) {}
   explicit Adam(const AdamOptions& options, std::string name = "Adam");
+  std::vector<std::string> slot_names() const override;
 
  protected:
   void update_step(const Tensor& grad, Variable& variable, double lr) override;
