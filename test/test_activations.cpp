@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "golden/activations_golden.hpp"
@@ -310,4 +311,63 @@ TEST_CASE("activations: a gelu network trains (the gradients flow through the co
     const double after = model.evaluate(x, target, 256, 0).at("loss");
     CHECK(after < before / 10);
   }
+}
+
+TEST_CASE("activations: accuracy where the plain formulas lose it (audit findings)", "[activations]") {
+  // expm1 and exp of contiguous float32 near the overflow: xsimd's exp gave inf from 88.38
+  const std::vector<float> big(19, 88.5f);
+  for (float v : expm1(tensor(big, {19})).to_vector<float>()) CHECK(v == Approx(std::expm1(88.5f)).epsilon(1e-6));
+  for (float v : exp(tensor(big, {19})).to_vector<float>()) CHECK(v == Approx(std::exp(88.5f)).epsilon(1e-6));
+  const std::vector<double> bigd(19, 709.5);
+  for (double v : expm1(tensor(bigd, {19}, kFloat64)).to_vector<double>()) CHECK(v == Approx(std::expm1(709.5)).epsilon(1e-14));
+  // expm1's derivative is exp(x), not expm1(x) + 1 (which is 0 below -17 in float32)
+  CHECK(derivative_at([](const Tensor& x) { return expm1(x.astype(kFloat32)); }, -20.0) ==
+        Approx(std::exp(-20.0)).epsilon(1e-6));
+  CHECK(derivative_at([](const Tensor& x) { return expm1(x); }, -50.0) == Approx(std::exp(-50.0)).epsilon(1e-14));
+  // softsign's derivative 1 / (1 + |x|)^2 for large |x| (the quotient rule cancelled: 29% off at 1e7)
+  for (double v : {1e5, 1e7, 1e30, -1e7}) {
+    INFO(v);
+    CHECK(derivative_at([](const Tensor& x) { return softsign(x); }, v) ==
+          Approx(1 / ((1 + std::abs(v)) * (1 + std::abs(v)))).epsilon(1e-12));
+    if (std::abs(v) < 1e10) {  // (1e-60 is 0 in float32)
+      CHECK(derivative_at([](const Tensor& x) { return softsign(x.astype(kFloat32)); }, v) ==
+            Approx(1 / ((1 + std::abs(v)) * (1 + std::abs(v)))).epsilon(1e-5));
+    }
+  }
+  // ... and its value stays exact near 0, and +-1 at +-inf
+  CHECK(softsign(tensor({1e-10}, {1}, kFloat64)).item<double>() == Approx(1e-10 / (1 + 1e-10)).epsilon(1e-15));
+  const auto inf_s = softsign(tensor({-INFINITY, INFINITY}, {2}, kFloat64)).to_vector<double>();
+  CHECK(inf_s == std::vector<double>{-1.0, 1.0});
+  // gelu's tanh form at huge |x|: x^3 overflowed into NaN gradients
+  for (double v : {-3e19, 3e19, 3e38}) {
+    INFO(v);
+    const double d = derivative_at([](const Tensor& x) { return gelu(x.astype(kFloat32), true); }, v);
+    CHECK(d == (v > 0 ? 1.0 : 0.0));
+  }
+}
+
+TEST_CASE("activations: a NaN input gives a NaN gradient (maximum / minimum send it to the NaN operand)",
+          "[activations]") {
+  // the piecewise-linear ones take TensorFlow's branch for NaN (x > 0 is false): leaky_relu's
+  // slope, relu6's and hard_sigmoid's 0; every other one passes the NaN on
+  const std::map<std::string, double> finite = {
+      {"leaky_relu", 0.2}, {"leaky_relu_0_01", 0.01}, {"relu6", 0.0}, {"hard_sigmoid", 0.0}};
+  for (const auto& fn : functions()) {
+    INFO(fn.name);
+    const double d = derivative_at(fn.f, std::nan(""));
+    const auto it = finite.find(fn.name);
+    if (it != finite.end()) CHECK(d == it->second);
+    else CHECK(std::isnan(d));
+  }
+  // the rule itself: the NaN operand gets the gradient, ties still go to the first
+  const Tensor a = tensor({std::nan(""), 1.0, 2.0, 3.0}, {4}, kFloat64);
+  const Tensor b = tensor({0.0, std::nan(""), 2.0, 1.0}, {4}, kFloat64);
+  GradientTape tape(true);
+  tape.watch(a);
+  tape.watch(b);
+  const Tensor mx = maximum(a, b), mn = minimum(a, b);
+  CHECK(tape.gradient(sum(mx), a).to_vector<double>() == std::vector<double>{1, 0, 1, 1});
+  CHECK(tape.gradient(sum(mx), b).to_vector<double>() == std::vector<double>{0, 1, 0, 0});
+  CHECK(tape.gradient(sum(mn), a).to_vector<double>() == std::vector<double>{1, 0, 1, 0});
+  CHECK(tape.gradient(sum(mn), b).to_vector<double>() == std::vector<double>{0, 1, 0, 1});
 }

@@ -195,6 +195,7 @@ TEST_CASE("global pooling, Reshape and Rescaling", "[layers][pool]") {
   CHECK_THROWS_AS(Reshape({5, -1})(flat), ShapeError);
   CHECK_THROWS_WITH(Reshape({5, 2})(flat), Contains("reshape") && Contains("[2, 12]") && Contains("[5, 2]"));
   CHECK_THROWS_AS(Reshape({-1, -1}), ValueError);
+  CHECK_THROWS_WITH(Reshape({std::int64_t(1) << 62, 4}), Contains("overflows"));  // was signed overflow (UB)
   CHECK_THROWS_AS(Reshape({-3, 4}), ValueError);
 
   Rescaling px(1.0 / 255);
@@ -242,6 +243,22 @@ TEST_CASE("activation layers: LeakyReLU (slope 0.3), ELU, Softmax and a learned 
   CHECK_THROWS_AS(p(irregular({2, 3, 3, 5})), ShapeError);
 }
 
+TEST_CASE("an op's error inside a layer's call names the layer, keeping its type", "[layers][errors]") {
+  CHECK_THROWS_AS(Softmax(5)(zeros({2, 3})), IndexError);
+  CHECK_THROWS_WITH(Softmax(5, "probs")(zeros({2, 3})), Catch::Matchers::StartsWith("probs: softmax: axis 5"));
+  GlobalMaxPooling2D gmp;
+  CHECK_THROWS_WITH(gmp(zeros({1, 0, 2, 3})), Catch::Matchers::StartsWith("global_max_pooling2d: max:"));
+  // a layer that names itself is not named twice
+  CHECK_THROWS_WITH(Reshape({5, 2})(zeros({2, 12})), Catch::Matchers::StartsWith("reshape: cannot reshape"));
+  if (cuda::is_available()) {
+    LayerNormalization ln;
+    ln.set_device(Device::cuda(0));
+    ln(zeros({2, 3}).to(Device::cuda(0)));
+    CHECK_THROWS_AS(ln(zeros({2, 3})), DeviceError);
+    CHECK_THROWS_WITH(ln(zeros({2, 3})), Catch::Matchers::StartsWith("layer_normalization: ") && Contains("cuda:0"));
+  }
+}
+
 TEST_CASE("the extra initializers: names, ranges and spreads", "[layers][initializers]") {
   Generator gen(1);
   for (const char* n : {"lecun_normal", "lecun_uniform", "random_uniform", "uniform", "random_normal", "normal",
@@ -271,7 +288,8 @@ TEST_CASE("the extra initializers: names, ranges and spreads", "[layers][initial
   CHECK(std::sqrt(ss / ln.size()) == Approx(0.05).epsilon(0.03));
 }
 
-TEST_CASE("a text classifier trains: Embedding, GlobalAveragePooling over the tokens, Dense", "[layers][embedding][fit]") {
+TEST_CASE("a text classifier trains: Embedding, GlobalMaxPooling over the tokens, LayerNormalization, Dense",
+          "[layers][embedding][fit]") {
   // label = whether token 7 occurs: the model must learn an embedding that marks it
   Generator gen(5);
   const std::int64_t n = 512, len = 8;

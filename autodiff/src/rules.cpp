@@ -69,7 +69,8 @@ TAPEFLOW_RULE(Sign, 0, { return {g * 0.0}; })
 TAPEFLOW_RULE(Exp, kY, { return {g * c.output}; })
 TAPEFLOW_RULE(Log, kX, { return {g / in[0]}; })
 TAPEFLOW_RULE(Log1p, kX, { return {g / (in[0] + 1.0)}; })
-TAPEFLOW_RULE(Expm1, kY, { return {g * (c.output + 1.0)}; })
+// exp(x), not expm1(x) + 1, which cancels for x << 0 (TensorFlow's rule too)
+TAPEFLOW_RULE(Expm1, kX, { return {g * exp(in[0])}; })
 // 2 / sqrt(pi) * exp(-x^2)
 TAPEFLOW_RULE(Erf, kX, { return {g * (exp(-square(in[0])) * 1.1283791670955126)}; })
 TAPEFLOW_RULE(Sqrt, kY, { return {g * 0.5 / c.output}; })
@@ -103,12 +104,14 @@ TAPEFLOW_RULE_SAVES(Pow, kA | kB | kY, kB, {
   return {c.needs_grad[0] ? g * where(b == 0.0, 0.0, b * pow(a, b - 1.0)) : Tensor(),
           c.needs_grad[1] ? g * c.output * where(a > 0.0, log(where(a > 0.0, a, 1.0)), 0.0) : Tensor()};
 })
+// ties go to the first operand; a NaN result's gradient to the operand that was NaN (the first
+// if both), so NaN propagates backwards too (elu(NaN) through minimum(x, 0) had gradient 0)
 TAPEFLOW_RULE(Maximum, kA | kB, {
-  const Tensor mask = in[0] >= in[1];  // ties go to the first operand
+  const Tensor mask = logical_or(in[0] >= in[1], in[0] != in[0]);
   return {where(mask, g, 0.0), where(mask, 0.0, g)};
 })
 TAPEFLOW_RULE(Minimum, kA | kB, {
-  const Tensor mask = in[0] <= in[1];
+  const Tensor mask = logical_or(in[0] <= in[1], in[0] != in[0]);
   return {where(mask, g, 0.0), where(mask, 0.0, g)};
 })
 // the fused derivatives are differentiable too (second derivatives of tanh, sigmoid, relu)

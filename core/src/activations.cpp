@@ -40,7 +40,10 @@ Tensor gelu(const Tensor& x_in, bool approximate) {
   const Tensor x = floating_input(x_in, "gelu");
   if (approximate) {
     constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
-    return x * 0.5 * (tanh((x + x * x * x * 0.044715) * kSqrt2OverPi) + 1.0);
+    // tanh has rounded to +-1 (float64 too) well before |x| = 10; clamped there, x^3 cannot
+    // overflow into a NaN gradient (|x| > 1.8e19 in float32)
+    const Tensor c = clip(x, -10.0, 10.0);
+    return x * 0.5 * (tanh((c + c * c * c * 0.044715) * kSqrt2OverPi) + 1.0);
   }
   return x * 0.5 * (erf(x * 0.7071067811865476) + 1.0);  // 1 / sqrt(2)
 }
@@ -57,8 +60,9 @@ Tensor leaky_relu(const Tensor& x_in, double negative_slope) {
 
 Tensor softplus(const Tensor& x_in) {
   const Tensor x = floating_input(x_in, "softplus");
-  // above t, log1p(exp(x)) rounds to x (exp(-t) is below half an ulp of t): TensorFlow's
-  // threshold, log(epsilon) + 2 negated, 13.9 for float32 and 34.0 for float64
+  // above t the result is x (TensorFlow's threshold, -(log(epsilon) + 2): 13.9 for float32,
+  // where log1p(exp(x)) - x = exp(-x) is within about 2 ulps of x, and 34.0 for float64, where
+  // it is below half an ulp)
   const double eps = x.dtype() == kFloat64 ? std::numeric_limits<double>::epsilon()
                                            : static_cast<double>(std::numeric_limits<float>::epsilon());
   const double t = -(std::log(eps) + 2.0);
@@ -67,7 +71,12 @@ Tensor softplus(const Tensor& x_in) {
 
 Tensor softsign(const Tensor& x_in) {
   const Tensor x = floating_input(x_in, "softsign");
-  return x / (abs(x) + 1.0);
+  // x / (1 + |x|) differentiates to 1 / (1 + |x|) - |x| / (1 + |x|)^2, which cancels for large
+  // |x| (1e7: 29% off); sign(x) (1 - 1 / (1 + |x|)) differentiates to exactly 1 / (1 + |x|)^2
+  // but loses the value's precision near 0, so each form where it is exact
+  const Tensor a = abs(x);
+  const Tensor small = clip(x, -1.0, 1.0);  // keeps the unused branch finite for x = +-inf
+  return where(a < 1.0, small / (abs(small) + 1.0), sign(x) * (1.0 - 1.0 / (a + 1.0)));
 }
 
 Tensor relu6(const Tensor& x_in) {

@@ -74,10 +74,24 @@ const MathTable& table_baseline();
 const MathTable& table_avx2();
 const MathTable& table_avx512();
 
+// xsimd's exp overflows to inf early: from 88.3763 (float; the true limit is 88.7228) and
+// 709.437 (double; 709.783). Lanes above `kExpSafe` are computed as exp(x / 2)^2 instead.
+template <class T>
+inline constexpr T kExpSafe = std::is_same_v<T, float> ? T(88.0) : T(709.0);
+
+template <class A, class T>
+xsimd::batch<T, A> exp_full_range(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& e) {
+  using B = xsimd::batch<T, A>;
+  const auto big = x > B(kExpSafe<T>);
+  if (!xsimd::any(big)) return e;  // nearly always
+  const B half = xsimd::exp(x * B(T(0.5)));
+  return xsimd::select(big, half * half, e);
+}
+
 template <class A, OpId op, class T>
 xsimd::batch<T, A> unary_batch(const xsimd::batch<T, A>& x) {
   using B = xsimd::batch<T, A>;
-  if constexpr (op == OpId::Exp) return xsimd::exp(x);
+  if constexpr (op == OpId::Exp) return exp_full_range<A>(x, xsimd::exp(x));
   else if constexpr (op == OpId::Log && std::is_same_v<T, double>) {
     // xsimd's double log takes subnormals for normals (log(4.9e-324) gave -746.52, not
     // -744.44): scale them up by 2^52 first
@@ -87,7 +101,8 @@ xsimd::batch<T, A> unary_batch(const xsimd::batch<T, A>& x) {
   } else if constexpr (op == OpId::Log) return xsimd::log(x);
   else if constexpr (op == OpId::Sqrt) return xsimd::sqrt(x);
   else if constexpr (op == OpId::Tanh) return xsimd::tanh(x);
-  else if constexpr (op == OpId::Expm1) return xsimd::select(x == B(T(0)), x, xsimd::expm1(x));  // keeps -0
+  else if constexpr (op == OpId::Expm1)  // keeps -0; above kExpSafe exp(x) - 1 is exp(x)
+    return exp_full_range<A>(x, xsimd::select(x == B(T(0)), x, xsimd::expm1(x)));
   else if constexpr (op == OpId::Log1p) return xsimd::select(x == B(T(0)), x, xsimd::log1p(x));  // keeps -0
   else if constexpr (op == OpId::Erf) {
     // xsimd's erf gives NaN for huge x (1e300); beyond 6 erf rounds to +-1 in float64 already

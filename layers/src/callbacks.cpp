@@ -261,4 +261,93 @@ void BackupAndRestore::on_train_end(const Logs&) {
   if (std::filesystem::is_empty(backup_dir_, ec) && !ec) std::filesystem::remove(backup_dir_, ec);
 }
 
+// ---------------------------------------------------------------- learning rates
+
+namespace {
+
+// The optimizer's learning rate, which must be a constant for `who` to change it.
+optimizers::Optimizer& constant_rate_optimizer(Model& model, const char* who) {
+  optimizers::Optimizer& opt = model.optimizer();
+  if (opt.learning_rate_is_schedule()) {
+    throw ValueError(fmt::format("{}: the optimizer's learning rate is a schedule, which it cannot change; give the "
+                                 "optimizer a constant rate",
+                                 who));
+  }
+  return opt;
+}
+
+}  // namespace
+
+ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions options)
+    : options_(std::move(options)), maximize_(maximizes(options_.mode, options_.monitor)) {
+  if (!(options_.factor < 1.0) || !(options_.factor >= 0)) {
+    throw ValueError(fmt::format("ReduceLROnPlateau: factor must be in [0, 1), got {}", options_.factor));
+  }
+  if (options_.patience < 0 || options_.cooldown < 0) {
+    throw ValueError(fmt::format("ReduceLROnPlateau: patience ({}) and cooldown ({}) must be >= 0", options_.patience,
+                                 options_.cooldown));
+  }
+  options_.min_delta = std::abs(options_.min_delta);
+}
+
+void ReduceLROnPlateau::on_train_begin(const Logs&) {
+  constant_rate_optimizer(model(), "ReduceLROnPlateau");
+  wait_ = 0;
+  cooldown_counter_ = 0;
+  best_ = (maximize_ ? -1 : 1) * std::numeric_limits<double>::infinity();
+}
+
+void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
+  const auto it = logs.find(options_.monitor);
+  if (it == logs.end()) return warn_missing("ReduceLROnPlateau", options_.monitor, logs);
+  const double current = it->second;
+  if (cooldown_counter_ > 0) {
+    --cooldown_counter_;
+    wait_ = 0;
+  }
+  const bool better = maximize_ ? current > best_ + options_.min_delta : current < best_ - options_.min_delta;
+  if (better) {
+    best_ = current;
+    wait_ = 0;
+    return;
+  }
+  if (cooldown_counter_ > 0) return;
+  if (++wait_ < options_.patience) return;
+  optimizers::Optimizer& opt = constant_rate_optimizer(model(), "ReduceLROnPlateau");
+  const double old_lr = opt.learning_rate();
+  if (old_lr > static_cast<double>(static_cast<float>(options_.min_lr))) {  // Keras compares with float32(min_lr)
+    const double new_lr = std::max(old_lr * options_.factor, options_.min_lr);
+    opt.set_learning_rate(new_lr);
+    if (options_.verbose > 0) {
+      std::printf("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch + 1, new_lr);
+    }
+    cooldown_counter_ = options_.cooldown;
+    wait_ = 0;
+  }
+}
+
+LearningRateScheduler::LearningRateScheduler(Schedule schedule, int verbose)
+    : schedule_(std::move(schedule)), verbose_(verbose) {
+  if (!schedule_) throw ValueError("LearningRateScheduler: the schedule is empty");
+}
+
+void LearningRateScheduler::on_epoch_begin(int epoch, const Logs&) {
+  optimizers::Optimizer& opt = constant_rate_optimizer(model(), "LearningRateScheduler");
+  const double lr = schedule_(epoch, opt.learning_rate());
+  if (!std::isfinite(lr) || lr < 0) {
+    throw ValueError(fmt::format("LearningRateScheduler: the schedule gave {} for epoch {}; a learning rate must be a "
+                                 "finite number >= 0",
+                                 lr, epoch));
+  }
+  opt.set_learning_rate(lr);
+  if (verbose_ > 0) std::printf("\nEpoch %d: LearningRateScheduler setting learning rate to %g.\n", epoch + 1, lr);
+}
+
+void TerminateOnNaN::on_train_batch_end(std::int64_t batch, const Logs& logs) {
+  const auto it = logs.find("loss");
+  if (it == logs.end() || std::isfinite(it->second)) return;
+  std::printf("Batch %lld: Invalid loss, terminating training\n", static_cast<long long>(batch));
+  model().stop_training = true;
+}
+
 }  // namespace tapeflow::callbacks

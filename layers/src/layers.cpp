@@ -121,6 +121,16 @@ void check_positive(std::int64_t v, const char* what, const std::string& layer) 
   if (v <= 0) throw ValueError(fmt::format("{}: {} must be positive, got {}", layer, what, v));
 }
 
+// An error an op raised inside a layer's call, of the same type, with the layer's name in front
+// ("layer_normalization: mul: tensors are on different devices ..."), unless the layer named
+// itself already.
+template <class E>
+[[noreturn]] void rethrow_named(const E& e, const std::string& layer) {
+  const std::string what = e.what();
+  if (what.compare(0, layer.size(), layer) == 0) throw;
+  throw E(fmt::format("{}: {}", layer, what));
+}
+
 // Pooling strides: 0 stands for the pool size; a negative stride is an error, as in Keras.
 void check_pool_strides(std::int64_t strides, const char* layer) {
   if (strides < 0) {
@@ -328,7 +338,20 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
     }
     built_ = true;
   }
-  Tensor y = call(x, training);
+  Tensor y;
+  try {
+    y = call(x, training);
+  } catch (const ShapeError& e) {
+    rethrow_named(e, name_);
+  } catch (const DTypeError& e) {
+    rethrow_named(e, name_);
+  } catch (const DeviceError& e) {
+    rethrow_named(e, name_);
+  } catch (const IndexError& e) {
+    rethrow_named(e, name_);
+  } catch (const ValueError& e) {
+    rethrow_named(e, name_);
+  }
   output_shape_ = y.shape();
   if (!output_shape_.empty()) output_shape_[0] = -1;
   return y;
@@ -634,9 +657,15 @@ Tensor GlobalPooling2D::call(const Tensor& x, bool) {
 Reshape::Reshape(Shape target_shape, std::string name)
     : Layer("Reshape", std::move(name)), target_shape_(std::move(target_shape)) {
   int unknown = 0;
+  std::int64_t known = 1;
   for (std::int64_t d : target_shape_) {
-    if (d == -1) ++unknown;
-    else if (d < 0) throw ValueError(fmt::format("Reshape: target_shape {} has a negative size", shape_str(target_shape_)));
+    if (d == -1) {
+      ++unknown;
+    } else if (d < 0) {
+      throw ValueError(fmt::format("Reshape: target_shape {} has a negative size", shape_str(target_shape_)));
+    } else if (__builtin_mul_overflow(known, d, &known)) {
+      throw ValueError(fmt::format("Reshape: the product of target_shape {} overflows int64", shape_str(target_shape_)));
+    }
   }
   if (unknown > 1) {
     throw ValueError(fmt::format("Reshape: target_shape {} may infer one size (-1), not {}", shape_str(target_shape_),

@@ -2,6 +2,7 @@
 /// Keras's callbacks: hooks fit() calls at the start and end of training, epochs and batches.
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -163,6 +164,85 @@ class BackupAndRestore : public Callback {
   std::string backup_dir_;
   std::string path_;
   bool delete_checkpoint_;
+};
+
+struct ReduceLROnPlateauOptions {
+  std::string monitor = "val_loss";
+  /// new learning rate = old * factor; must be below 1.
+  double factor = 0.1;
+  /// Epochs without improvement before the rate is reduced.
+  int patience = 10;
+  Mode mode = Mode::Auto;
+  /// An improvement must beat the best value by more than this.
+  double min_delta = 1e-4;
+  /// Epochs to wait after a reduction before counting again.
+  int cooldown = 0;
+  /// The rate is never reduced below this.
+  double min_lr = 0;
+  /// 1: print a line on each reduction.
+  int verbose = 0;
+};
+
+/// Keras's ReduceLROnPlateau: multiplies the optimizer's (constant) learning rate by `factor`
+/// when the monitored metric has not improved for `patience` epochs. A learning-rate schedule
+/// is code it cannot change: ValueError at train begin.
+class ReduceLROnPlateau : public Callback {
+ public:
+  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
+
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  ReduceLROnPlateauOptions options_;
+  bool maximize_;
+  int wait_ = 0;
+  int cooldown_counter_ = 0;
+  double best_ = 0;  // +-inf at train begin, as Keras: a NaN epoch never improves on it
+};
+
+/// Keras's LearningRateScheduler: at each epoch's start sets the learning rate to
+/// schedule(epoch, current rate) (epoch 0-based). The optimizer must have a constant rate
+/// (ValueError otherwise); a non-finite or negative new rate is a ValueError.
+class LearningRateScheduler : public Callback {
+ public:
+  using Schedule = std::function<double(int epoch, double learning_rate)>;
+  explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
+
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+
+ private:
+  Schedule schedule_;
+  int verbose_;
+};
+
+/// Stops training after a batch whose loss is NaN or infinite (Keras's TerminateOnNaN).
+class TerminateOnNaN : public Callback {
+ public:
+  void on_train_batch_end(std::int64_t batch, const Logs& logs) override;
+};
+
+/// A callback from functions (Keras's LambdaCallback); any may be left empty.
+struct LambdaCallback : Callback {
+  std::function<void(const Logs&)> train_begin, train_end;
+  std::function<void(int, const Logs&)> epoch_begin, epoch_end;
+  std::function<void(std::int64_t, const Logs&)> train_batch_end;
+
+  void on_train_begin(const Logs& logs) override {
+    if (train_begin) train_begin(logs);
+  }
+  void on_train_end(const Logs& logs) override {
+    if (train_end) train_end(logs);
+  }
+  void on_epoch_begin(int epoch, const Logs& logs) override {
+    if (epoch_begin) epoch_begin(epoch, logs);
+  }
+  void on_epoch_end(int epoch, const Logs& logs) override {
+    if (epoch_end) epoch_end(epoch, logs);
+  }
+  void on_train_batch_end(std::int64_t batch, const Logs& logs) override {
+    if (train_batch_end) train_batch_end(batch, logs);
+  }
 };
 
 }  // namespace tapeflow::callbacks

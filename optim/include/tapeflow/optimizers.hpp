@@ -115,6 +115,8 @@ class Optimizer {
   /// The learning rate of the next step (the schedule's value at iterations()).
   double learning_rate() const { return learning_rate_(iterations_); }
   void set_learning_rate(LearningRate learning_rate) { learning_rate_ = std::move(learning_rate); }
+  /// Whether the learning rate is a schedule (a callable of the step), not a constant.
+  bool learning_rate_is_schedule() const { return learning_rate_.is_schedule(); }
   const std::string& name() const { return name_; }
   const OptimizerOptions& options() const { return options_; }
   /// A variable's state tensor `slot` ("m", "v", "momentum", ...), undefined before its first update.
