@@ -266,7 +266,7 @@ TEST_CASE("the extra initializers: names, ranges and spreads", "[layers][initial
     INFO(n);
     CHECK(initializers::get(n)({4, 3}, gen).shape() == Shape{4, 3});
   }
-  CHECK_THROWS_WITH(initializers::get("orthogonal"), Contains("orthogonal") && Contains("lecun_normal"));
+  CHECK_THROWS_WITH(initializers::get("identity"), Contains("identity") && Contains("lecun_normal"));
   const auto u = dvals(initializers::lecun_uniform({300, 200}, gen));  // limit sqrt(3 / 300) = 0.1
   double mx = 0, ss = 0;
   for (double v : u) {

@@ -77,6 +77,34 @@ Tensor random_uniform(const Shape& shape, Generator& gen) { return uniform(shape
 Tensor random_normal(const Shape& shape, Generator& gen) { return normal(shape, gen) * 0.05; }
 Tensor truncated_normal(const Shape& shape, Generator& gen) { return truncated_normal(shape, gen, 0.05); }
 
+Tensor orthogonal(const Shape& shape, Generator& gen) {
+  if (shape.size() < 2) {
+    throw ValueError(fmt::format("initializers::orthogonal: the shape must have rank >= 2, got {}", shape_str(shape)));
+  }
+  std::int64_t rows = 1;
+  for (std::size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+  const std::int64_t cols = shape.back();
+  const std::int64_t m = std::max(rows, cols), n = std::min(rows, cols);
+  // the Q of a = QR by modified Gram-Schmidt in double, column by column: R's diagonal (the
+  // norms) is positive, which is the sign Keras fixes Q to
+  std::vector<double> a = normal({m, n}, gen).astype(kFloat64).to_vector<double>();  // row-major [m, n]
+  auto at = [&](std::int64_t i, std::int64_t j) -> double& { return a[static_cast<std::size_t>(i * n + j)]; };
+  for (std::int64_t j = 0; j < n; ++j) {
+    for (std::int64_t k = 0; k < j; ++k) {
+      double dot = 0;
+      for (std::int64_t i = 0; i < m; ++i) dot += at(i, k) * at(i, j);
+      for (std::int64_t i = 0; i < m; ++i) at(i, j) -= dot * at(i, k);
+    }
+    double norm = 0;
+    for (std::int64_t i = 0; i < m; ++i) norm += at(i, j) * at(i, j);
+    norm = std::sqrt(norm);
+    for (std::int64_t i = 0; i < m; ++i) at(i, j) /= norm;
+  }
+  Tensor q = tensor(a, {m, n}, kFloat64);
+  if (rows < cols) q = q.transpose().contiguous();
+  return q.astype(kFloat32).reshape(shape);
+}
+
 Tensor zeros(const Shape& shape, Generator&) { return tapeflow::zeros(shape); }
 Tensor ones(const Shape& shape, Generator&) { return tapeflow::ones(shape); }
 
@@ -87,8 +115,8 @@ Initializer get(const std::string& name) {
       {"lecun_normal", lecun_normal},     {"lecun_uniform", lecun_uniform},
       {"random_uniform", random_uniform}, {"uniform", random_uniform},
       {"random_normal", random_normal},   {"normal", random_normal},
-      {"truncated_normal", truncated_normal}, {"zeros", zeros},
-      {"ones", ones},
+      {"truncated_normal", truncated_normal}, {"orthogonal", orthogonal},
+      {"zeros", zeros},                   {"ones", ones},
   };
   std::string known;
   for (const auto& [n, f] : kNames) {
@@ -750,6 +778,113 @@ Tensor PReLU::call(const Tensor& x, bool) {
   }
   const Tensor f = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   return where(f > 0.0, f, f * alpha_);
+}
+
+// ================================================================ recurrent layers
+
+Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
+                     RecurrentOptions options)
+    : Layer(std::move(class_name), options.name),
+      units_(units),
+      gates_(gates),
+      activation_(activation),
+      options_(std::move(options)) {
+  check_positive(units, "units", this->class_name());
+}
+
+Shape Recurrent::bias_shape() const { return {gates_ * units_}; }
+
+Tensor Recurrent::initial_bias(const Shape& shape, Generator& gen) const { return options_.bias_initializer(shape, gen); }
+
+void Recurrent::build(const Shape& input_shape) {
+  if (input_shape.size() != 3) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, time, features], got {}", name(), shape_str(input_shape)));
+  }
+  kernel_ = add_weight("kernel", {input_shape[2], gates_ * units_}, options_.kernel_initializer);
+  recurrent_kernel_ = add_weight("recurrent_kernel", {units_, gates_ * units_}, options_.recurrent_initializer);
+  if (options_.use_bias) {
+    bias_ = add_weight("bias", bias_shape(), [this](const Shape& s, Generator& g) { return initial_bias(s, g); });
+  }
+}
+
+Tensor Recurrent::gate(const Tensor& t, int k) const { return t(all, Slice(k * units_, (k + 1) * units_)); }
+
+Tensor Recurrent::call(const Tensor& x, bool) {
+  if (x.rank() != 3 || x.dim(2) != kernel_.dim(0)) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, time, {}], got {}", name(), kernel_.dim(0),
+                                 shape_str(x.shape())));
+  }
+  const std::int64_t batch = x.dim(0), steps = x.dim(1);
+  // every step's x_t @ kernel in one matmul: [batch, time, gates * units]
+  Tensor xw = matmul(x, kernel_);
+  if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
+  std::vector<Tensor> state(static_cast<std::size_t>(num_states()), zeros({batch, units_}, xw.dtype(), xw.device()));
+  std::vector<Tensor> outputs;
+  Tensor last = state[0];
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
+    last = step(xw(all, t), state);
+    if (options_.return_sequences) outputs.push_back(last);
+  }
+  if (!options_.return_sequences) return last;
+  if (outputs.empty()) return zeros({batch, 0, units_}, xw.dtype(), xw.device());
+  return stack(outputs, 1);
+}
+
+SimpleRNN::SimpleRNN(std::int64_t units, Activation activation, RecurrentOptions options)
+    : Recurrent("SimpleRNN", units, 1, activation, std::move(options)) {}
+
+Tensor SimpleRNN::step(const Tensor& xw, std::vector<Tensor>& state) const {
+  state[0] = activate(xw + matmul(state[0], recurrent_kernel_), activation_);
+  return state[0];
+}
+
+LSTM::LSTM(std::int64_t units, Activation activation, RecurrentOptions options)
+    : Recurrent("LSTM", units, 4, activation, std::move(options)) {}
+
+Tensor LSTM::initial_bias(const Shape& shape, Generator& gen) const {
+  if (!options_.unit_forget_bias) return Recurrent::initial_bias(shape, gen);
+  // Keras: bias_initializer for i, ones for f, bias_initializer for c and o
+  return concat({options_.bias_initializer({units_}, gen), tapeflow::ones({units_}),
+                 options_.bias_initializer({2 * units_}, gen)},
+                0);
+}
+
+Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state) const {
+  const Tensor z = xw + matmul(state[0], recurrent_kernel_);
+  const Tensor i = activate(gate(z, 0), options_.recurrent_activation);
+  const Tensor f = activate(gate(z, 1), options_.recurrent_activation);
+  const Tensor o = activate(gate(z, 3), options_.recurrent_activation);
+  state[1] = f * state[1] + i * activate(gate(z, 2), activation_);
+  state[0] = o * activate(state[1], activation_);
+  return state[0];
+}
+
+GRU::GRU(std::int64_t units, Activation activation, RecurrentOptions options)
+    : Recurrent("GRU", units, 3, activation, std::move(options)) {}
+
+Shape GRU::bias_shape() const {
+  return options_.reset_after ? Shape{2, 3 * units_} : Shape{3 * units_};
+}
+
+Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state) const {
+  const Tensor& h = state[0];
+  Tensor hh;
+  Tensor z, r;
+  if (options_.reset_after) {
+    Tensor rec = matmul(h, recurrent_kernel_);
+    if (options_.use_bias) rec = rec + bias_(1);
+    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
+    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
+    hh = activate(gate(xw, 2) + r * gate(rec, 2), activation_);
+  } else {
+    const Tensor rec = matmul(h, recurrent_kernel_(all, Slice(0, 2 * units_)));
+    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
+    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
+    hh = activate(gate(xw, 2) + matmul(r * h, recurrent_kernel_(all, Slice(2 * units_, 3 * units_))), activation_);
+  }
+  state[0] = z * h + (1.0 - z) * hh;
+  return state[0];
 }
 
 }  // namespace layers

@@ -39,11 +39,16 @@ Tensor random_uniform(const Shape& shape, Generator& gen);
 Tensor random_normal(const Shape& shape, Generator& gen);
 /// Normal with stddev 0.05 truncated at 2 stddev (Keras's TruncatedNormal()).
 Tensor truncated_normal(const Shape& shape, Generator& gen);
+/// Keras's Orthogonal(): the Q of a QR decomposition of a normal [max(r, c), min(r, c)]
+/// matrix (r = the product of all axes but the last, c = the last), signs fixed so that R's
+/// diagonal is positive, transposed when r < c: orthonormal rows or columns. Rank >= 2
+/// (ValueError otherwise). The recurrent layers' default recurrent_initializer.
+Tensor orthogonal(const Shape& shape, Generator& gen);
 Tensor zeros(const Shape& shape, Generator& gen);
 Tensor ones(const Shape& shape, Generator& gen);
 /// By Keras name: "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
 /// "lecun_uniform", "random_uniform" (or "uniform"), "random_normal" (or "normal"),
-/// "truncated_normal", "zeros", "ones".
+/// "truncated_normal", "orthogonal", "zeros", "ones".
 Initializer get(const std::string& name);
 
 }  // namespace initializers
@@ -453,6 +458,100 @@ class PReLU : public Layer {
   Initializer alpha_initializer_;
   std::vector<std::int64_t> shared_axes_;
   Variable alpha_;
+};
+
+struct RecurrentOptions {
+  bool use_bias = true;
+  /// The whole output sequence [batch, time, units], else the last output [batch, units].
+  bool return_sequences = false;
+  /// Run over the time steps in reverse (the sequence returned is in the order processed).
+  bool go_backwards = false;
+  Initializer kernel_initializer = initializers::glorot_uniform;
+  Initializer recurrent_initializer = initializers::orthogonal;
+  Initializer bias_initializer = initializers::zeros;
+  /// LSTM and GRU's gates.
+  Activation recurrent_activation = Activation::Sigmoid;
+  /// LSTM: the forget gate's bias starts at 1 (Jozefowicz et al.), the rest from bias_initializer.
+  bool unit_forget_bias = true;
+  /// GRU: the reset gate applies after the recurrent matmul, with a separate recurrent bias
+  /// (Keras's default, cuDNN's form; bias [2, 3 units]); false: before it (bias [3 units]).
+  bool reset_after = true;
+  std::string name;
+};
+
+/// Base of the recurrent layers: inputs [batch, time, features] -> [batch, units] (the last
+/// output) or [batch, time, units] (return_sequences). x @ kernel for every step is one matmul;
+/// then each step adds h @ recurrent_kernel, so the tape differentiates through time (BPTT).
+/// The state starts at zeros. Weights: kernel [features, gates * units], recurrent_kernel
+/// [units, gates * units], bias [gates * units] (GRU with reset_after: [2, gates * units]), the
+/// gates in Keras's order, so Keras's weights load as they are. Not supported: masking, dropout,
+/// stateful and return_state.
+class Recurrent : public Layer {
+ public:
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  std::int64_t units() const { return units_; }
+  const Variable& kernel() const { return kernel_; }
+  const Variable& recurrent_kernel() const { return recurrent_kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ protected:
+  Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation, RecurrentOptions options);
+  /// One step: xw [batch, gates * units] is x_t @ kernel (+ the input bias); `state` holds h
+  /// (and the LSTM's c), replaced by the new state. Returns the step's output.
+  virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state) const = 0;
+  virtual int num_states() const { return 1; }
+  /// The bias's initial value.
+  virtual Tensor initial_bias(const Shape& shape, Generator& gen) const;
+  virtual Shape bias_shape() const;
+  /// Columns [k * units, (k + 1) * units) of a [batch, gates * units] tensor.
+  Tensor gate(const Tensor& t, int k) const;
+
+  std::int64_t units_;
+  int gates_;
+  Activation activation_;
+  RecurrentOptions options_;
+  Variable kernel_, recurrent_kernel_, bias_;
+};
+
+/// h = activation(x_t @ kernel + h @ recurrent_kernel + bias) (Keras's SimpleRNN; tanh by default).
+class SimpleRNN : public Recurrent {
+ public:
+  explicit SimpleRNN(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
+  SimpleRNN(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
+      : SimpleRNN(units, activation_from_name(activation), std::move(options)) {}
+
+ protected:
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+};
+
+/// Keras's LSTM, gates i, f, c, o: z = x_t @ kernel + h @ recurrent_kernel + bias;
+/// i, f, o = recurrent_activation(z_i, z_f, z_o); c = f c + i activation(z_c); h = o activation(c).
+class LSTM : public Recurrent {
+ public:
+  explicit LSTM(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
+  LSTM(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
+      : LSTM(units, activation_from_name(activation), std::move(options)) {}
+
+ protected:
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  int num_states() const override { return 2; }
+  Tensor initial_bias(const Shape& shape, Generator& gen) const override;
+};
+
+/// Keras's GRU, gates z, r, h: z, r = recurrent_activation(x_z + h U_z, x_r + h U_r);
+/// with reset_after h~ = activation(x_h + r (h U_h + b_rec_h)), else activation(x_h + (r h) U_h);
+/// h = z h + (1 - z) h~.
+class GRU : public Recurrent {
+ public:
+  explicit GRU(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
+  GRU(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
+      : GRU(units, activation_from_name(activation), std::move(options)) {}
+
+ protected:
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Shape bias_shape() const override;
 };
 
 }  // namespace layers

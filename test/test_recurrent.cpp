@@ -1,0 +1,209 @@
+// The recurrent layers (SimpleRNN, LSTM, GRU) against the real Keras 3 in float64 with the same
+// weights (golden/rnn_golden.hpp: outputs and input gradients), float64 gradchecks through
+// time, the orthogonal initializer, errors, every device, and sequence tasks learnt by fit.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "golden/rnn_golden.hpp"
+#include "tapeflow/tapeflow.hpp"
+
+using namespace tapeflow;
+using namespace tapeflow::layers;
+namespace g = rnn_golden;
+using Catch::Matchers::Contains;
+
+namespace {
+
+template <std::size_t N>
+Tensor arr(const double (&v)[N], const Shape& shape, DType dtype = kFloat64) {
+  return tensor(std::vector<double>(v, v + N), shape, kFloat64).astype(dtype);
+}
+
+void set(const Variable& weight, const Tensor& value) {
+  Variable w = weight;
+  w.assign(value.astype(w.dtype()));
+}
+
+// The layer of each golden case, with the golden weights loaded (float32 weights hold the
+// float64 golden values rounded; the float64 comparison gives the layer float64 weights by
+// loading them into a float64 copy of the math: see below).
+struct Made {
+  std::shared_ptr<Recurrent> layer;
+  const double *kernel, *recurrent, *bias;
+  std::size_t nk, nr, nb;
+};
+
+template <std::size_t K, std::size_t R, std::size_t B>
+Made with(std::shared_ptr<Recurrent> l, const double (&k)[K], const double (&r)[R], const double (&b)[B]) {
+  return {std::move(l), k, r, b, K, R, B};
+}
+
+Made make(const std::string& name) {
+  RecurrentOptions o;
+  o.return_sequences = name.find("_seq") != std::string::npos || name == "simple_rnn_backwards";
+  o.go_backwards = name.find("backwards") != std::string::npos;
+  if (name.rfind("simple_rnn", 0) == 0) {
+    const Activation a = name == "simple_rnn_last_relu" ? Activation::Relu : Activation::Tanh;
+    return with(std::make_shared<SimpleRNN>(g::kU, a, o), g::kRnnKernel, g::kRnnRecurrent, g::kRnnBias);
+  }
+  if (name.rfind("lstm", 0) == 0) return with(std::make_shared<LSTM>(g::kU, Activation::Tanh, o), g::kLstmKernel, g::kLstmRecurrent, g::kLstmBias);
+  if (name == "gru_v1_seq") {
+    o.reset_after = false;
+    return with(std::make_shared<GRU>(g::kU, Activation::Tanh, o), g::kGruV1Kernel, g::kGruV1Recurrent, g::kGruV1Bias);
+  }
+  return with(std::make_shared<GRU>(g::kU, Activation::Tanh, o), g::kGruKernel, g::kGruRecurrent, g::kGruBias);
+}
+
+std::vector<Device> devices() {
+  std::vector<Device> d = {Device::cpu()};
+  if (cuda::is_available()) d.push_back(Device::cuda(0));
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every device", "[recurrent]") {
+  if (!cuda::is_available()) WARN("CUDA half skipped: " << cuda::status());
+  for (const Device& d : devices()) {
+    for (const auto& c : g::kCases) {
+      INFO(c.name << " on " << d.str());
+      Made m = make(c.name);
+      m.layer->set_device(d);
+      const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF}).to(d);
+      (*m.layer)(x);  // builds
+      const Shape ks = m.layer->kernel().shape(), rs = m.layer->recurrent_kernel().shape();
+      const Shape bs = m.layer->bias().shape();
+      set(m.layer->kernel(), tensor(std::vector<double>(m.kernel, m.kernel + m.nk), ks, kFloat64).to(d));
+      set(m.layer->recurrent_kernel(), tensor(std::vector<double>(m.recurrent, m.recurrent + m.nr), rs, kFloat64).to(d));
+      set(m.layer->bias(), tensor(std::vector<double>(m.bias, m.bias + m.nb), bs, kFloat64).to(d));
+      GradientTape tape;
+      tape.watch(x);
+      const Tensor y = (*m.layer)(x);
+      CHECK(y.device() == d);
+      CHECK(y.rank() == c.rank);
+      CHECK(y.shape() == (c.rank == 3 ? Shape{g::kB, g::kT, g::kU} : Shape{g::kB, g::kU}));
+      const std::int64_t n = y.size();
+      std::vector<double> lin(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) lin[static_cast<std::size_t>(i)] = n == 1 ? -1.0 : -1.0 + 2.0 * i / (n - 1);
+      const Tensor wout = tensor(lin, y.shape(), kFloat64).to(d);
+      const auto dx = tape.gradient(sum(y * wout), x).to(Device::cpu()).to_vector<double>();
+      const auto yv = y.to(Device::cpu()).to_vector<double>();
+      // the weights are float32 (the golden values rounded): agreement to float32's precision
+      for (std::int64_t i = 0; i < n; ++i) CHECK(yv[static_cast<std::size_t>(i)] == Approx(c.y[i]).epsilon(1e-5).margin(1e-6));
+      for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dx[i] == Approx(c.dx[i]).epsilon(1e-5).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("recurrent layers: float64 gradcheck through time, in the input and the weights", "[recurrent][gradcheck]") {
+  const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF});
+  for (const char* name : {"simple_rnn_seq", "lstm_last", "gru_seq", "gru_v1_seq", "lstm_backwards_last"}) {
+    INFO(name);
+    Made m = make(name);
+    (*m.layer)(x);
+    const auto r = gradcheck([&](const std::vector<Tensor>& in) { return (*m.layer)(in[0]); }, {x});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+  // the weights get gradients from every step: the recurrent kernel's through h_{t-1}
+  LSTM lstm(3);
+  lstm.set_seed(1);
+  const Tensor x32 = x.astype(kFloat32);
+  GradientTape tape;
+  const Tensor loss = sum(square(lstm(x32)));
+  const auto grads = tape.gradient(loss, std::vector<Tensor>{lstm.kernel(), lstm.recurrent_kernel(), lstm.bias()});
+  for (const auto& gr : grads) {
+    REQUIRE(gr.defined());
+    CHECK(sum(abs(gr)).item<float>() > 0);
+  }
+}
+
+TEST_CASE("recurrent layers: Keras's weight shapes, names, initial values and errors", "[recurrent]") {
+  LSTM lstm(5);
+  lstm(zeros({2, 7, 3}));
+  CHECK(lstm.name() == "lstm");
+  CHECK(lstm.kernel().shape() == Shape{3, 20});
+  CHECK(lstm.recurrent_kernel().shape() == Shape{5, 20});
+  CHECK(lstm.bias().shape() == Shape{20});
+  CHECK(lstm.kernel().name() == "lstm/kernel");
+  CHECK(lstm.recurrent_kernel().name() == "lstm/recurrent_kernel");
+  CHECK(lstm.count_params() == 4 * (3 * 5 + 5 * 5 + 5));  // Keras's 180
+  // unit_forget_bias: the forget gate's bias is 1, the rest 0
+  const auto b = lstm.bias().to_vector<float>();
+  for (int i = 0; i < 20; ++i) CHECK(b[static_cast<std::size_t>(i)] == (i >= 5 && i < 10 ? 1.0f : 0.0f));
+  // orthogonal recurrent kernel: each [5, 5] block... the whole [5, 20] has orthonormal rows
+  const Tensor u = lstm.recurrent_kernel().astype(kFloat64);
+  const auto uu = matmul(u, u.transpose()).to_vector<double>();
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 5; ++j) CHECK(uu[static_cast<std::size_t>(i * 5 + j)] == Approx(i == j ? 1.0 : 0.0).margin(1e-6));
+
+  GRU gru(4);
+  gru(zeros({1, 2, 3}));
+  CHECK(gru.bias().shape() == Shape{2, 12});
+  CHECK(gru.count_params() == 3 * 4 * 3 + 3 * 4 * 4 + 2 * 12);  // Keras's 108
+  RecurrentOptions v1;
+  v1.reset_after = false;
+  GRU gru1(4, "tanh", v1);
+  gru1(zeros({1, 2, 3}));
+  CHECK(gru1.bias().shape() == Shape{12});
+  SimpleRNN rnn(6, "relu");
+  CHECK(rnn(zeros({4, 3, 2})).shape() == Shape{4, 6});
+  CHECK(rnn.count_params() == 2 * 6 + 6 * 6 + 6);
+
+  CHECK_THROWS_AS(lstm(zeros({2, 3})), ShapeError);
+  CHECK_THROWS_WITH(lstm(zeros({2, 7, 4})), Contains("lstm") && Contains("[2, 7, 4]") && Contains("[batch, time, 3]"));
+  LSTM fresh(2);
+  CHECK_THROWS_WITH(fresh(zeros({2, 3})), Contains("lstm") && Contains("[batch, time, features]"));
+  CHECK(fresh.weights().empty());
+  CHECK_THROWS_AS(SimpleRNN(0), ValueError);
+  // zero time steps: the state is the output (zeros); return_sequences gives [batch, 0, units]
+  RecurrentOptions seq;
+  seq.return_sequences = true;
+  CHECK(SimpleRNN(3)(zeros({2, 0, 4})).to_vector<float>() == std::vector<float>(6, 0.0f));
+  CHECK(SimpleRNN(3, "tanh", seq)(zeros({2, 0, 4})).shape() == Shape{2, 0, 3});
+}
+
+TEST_CASE("initializers::orthogonal gives orthonormal rows or columns, seeded", "[recurrent][initializers]") {
+  Generator g1(3), g2(3);
+  for (const Shape& s : {Shape{6, 4}, Shape{4, 6}, Shape{2, 3, 5}, Shape{5, 5}}) {
+    INFO(shape_str(s));
+    const Tensor q = initializers::orthogonal(s, g1);
+    CHECK(q.shape() == s);
+    CHECK(q.dtype() == kFloat32);
+    const Tensor m = q.reshape({-1, s.back()}).astype(kFloat64);
+    const bool tall = m.dim(0) >= m.dim(1);
+    const Tensor gram = tall ? matmul(m.transpose(), m) : matmul(m, m.transpose());
+    const std::int64_t n = gram.dim(0);
+    const auto gv = gram.to_vector<double>();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j) CHECK(gv[static_cast<std::size_t>(i * n + j)] == Approx(i == j ? 1.0 : 0.0).margin(1e-6));
+    CHECK(q.to_vector<float>() == initializers::orthogonal(s, g2).to_vector<float>());  // the same seed, the same Q
+  }
+  CHECK_THROWS_AS(initializers::orthogonal({5}, g1), ValueError);
+  CHECK(initializers::get("orthogonal")({3, 3}, g1).shape() == Shape{3, 3});
+}
+
+TEST_CASE("an LSTM and a GRU learn to remember the first step of a sequence (fit)", "[recurrent][fit]") {
+  // label = whether x[:, 0, 0] > 0; the other 11 steps are noise
+  Generator gen(8);
+  const std::int64_t n = 256, steps = 12;
+  const Tensor x = normal({n, steps, 2}, gen);
+  const Tensor y = (x(all, 0, Slice(0, 1)) > 0.0).astype(kFloat32);
+  for (const std::string kind : {"lstm", "gru"}) {
+    INFO(kind);
+    LayerPtr rec = kind == "lstm" ? LayerPtr(std::make_shared<LSTM>(8)) : LayerPtr(std::make_shared<GRU>(8));
+    Sequential model({rec, std::make_shared<Dense>(1, "sigmoid")});
+    model.set_seed(4);
+    model.compile(std::make_shared<optimizers::Adam>(0.01), "binary_crossentropy", {"accuracy"});
+    FitOptions o;
+    o.epochs = 40;
+    o.verbose = 0;
+    model.fit(x, y, o);
+    CHECK(model.evaluate(x, y, 64, 0).at("accuracy") > 0.9);  // chance is 0.5; seen: 0.95 (LSTM)
+  }
+}
