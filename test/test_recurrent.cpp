@@ -207,3 +207,125 @@ TEST_CASE("an LSTM and a GRU learn to remember the first step of a sequence (fit
     CHECK(model.evaluate(x, y, 64, 0).at("accuracy") > 0.9);  // chance is 0.5; seen: 0.95 (LSTM)
   }
 }
+
+namespace {
+
+// out[b, i, f] = sum over (j, c) of xp[b, i * s + j, c] * w[j, c, f], xp the padded input
+std::vector<double> conv1d_reference(const Tensor& x, const Tensor& w, std::int64_t s, Padding1D p, Shape& shape) {
+  const auto xv = x.astype(kFloat64).to_vector<double>(), wv = w.astype(kFloat64).to_vector<double>();
+  const std::int64_t B = x.dim(0), T = x.dim(1), C = x.dim(2), K = w.dim(0), F = w.dim(2);
+  std::int64_t out = 0, before = 0;
+  if (p == Padding1D::Valid) {
+    out = (T - K) / s + 1;
+  } else if (p == Padding1D::Same) {
+    out = (T + s - 1) / s;
+    before = std::max<std::int64_t>((out - 1) * s + K - T, 0) / 2;
+  } else {
+    out = (T + K - 1 - K) / s + 1;
+    before = K - 1;
+  }
+  shape = {B, out, F};
+  std::vector<double> y(static_cast<std::size_t>(B * out * F), 0.0);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < out; ++i)
+      for (std::int64_t f = 0; f < F; ++f) {
+        double acc = 0;
+        for (std::int64_t j = 0; j < K; ++j) {
+          const std::int64_t t = i * s + j - before;
+          if (t < 0 || t >= T) continue;
+          for (std::int64_t c = 0; c < C; ++c) acc += xv[static_cast<std::size_t>((b * T + t) * C + c)] * wv[static_cast<std::size_t>((j * C + c) * F + f)];
+        }
+        y[static_cast<std::size_t>((b * out + i) * F + f)] = acc;
+      }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("Conv1D matches the loop definition for valid, same and causal padding", "[recurrent][conv1d]") {
+  Generator gen(6);
+  const Tensor x = uniform({2, 9, 3}, gen, -1.0, 1.0, kFloat64);
+  for (Padding1D p : {Padding1D::Valid, Padding1D::Same, Padding1D::Causal}) {
+    for (std::int64_t s : {1, 2}) {
+      INFO("padding " << int(p) << " stride " << s);
+      Conv1DOptions o;
+      o.padding = p;
+      o.strides = s;
+      o.use_bias = false;
+      Conv1D conv(4, 3, Activation::Linear, o);
+      const Tensor y = conv(x);
+      Shape shape;
+      const auto want = conv1d_reference(x, conv.kernel(), s, p, shape);
+      CHECK(y.shape() == shape);
+      const auto got = y.to_vector<double>();
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12).margin(1e-12));
+      if (p == Padding1D::Causal && s == 1) {
+        // causal: output t sees steps <= t only: changing the last step changes only the last output
+        std::vector<double> xs = x.to_vector<double>();
+        for (int c = 0; c < 3; ++c) xs[static_cast<std::size_t>(8 * 3 + c)] += 1.0;
+        const auto y2 = conv(tensor(xs, {2, 9, 3}, kFloat64)).to_vector<double>();
+        for (int t = 0; t < 8; ++t)
+          for (int f = 0; f < 4; ++f) CHECK(y2[static_cast<std::size_t>(t * 4 + f)] == got[static_cast<std::size_t>(t * 4 + f)]);
+      }
+    }
+  }
+  Conv1D conv(2, 3, "relu");
+  CHECK(conv(zeros({1, 5, 4})).shape() == Shape{1, 3, 2});
+  CHECK(conv.kernel().shape() == Shape{3, 4, 2});
+  CHECK(conv.name() == "conv1d");
+  CHECK_THROWS_WITH(conv(zeros({1, 5, 3})), Contains("conv1d") && Contains("[1, 5, 3]"));
+  const auto r = gradcheck([&](const std::vector<Tensor>& in) { return conv(in[0]); }, {uniform({2, 6, 4}, gen, -1.0, 1.0, kFloat64)});
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+TEST_CASE("1-D pooling: windows, strides, same padding as TensorFlow, global pooling", "[recurrent][pool1d]") {
+  const Tensor x = tensor({1.0, -2.0, 3.0, 0.5, -1.0, 4.0, 2.0}, {1, 7, 1}, kFloat64);
+  CHECK(MaxPooling1D()(x).to_vector<double>() == std::vector<double>{1.0, 3.0, 4.0});  // 7 // 2 windows
+  CHECK(AveragePooling1D()(x).to_vector<double>() == std::vector<double>{-0.5, 1.75, 1.5});
+  PoolingOptions same;
+  same.padding = Padding::Same;
+  // TensorFlow's same padding: 4 windows of 2, the last covers step 6 only
+  CHECK(MaxPooling1D(2, same)(x).to_vector<double>() == std::vector<double>{1.0, 3.0, 4.0, 2.0});
+  CHECK(AveragePooling1D(2, same)(x).to_vector<double>() == std::vector<double>{-0.5, 1.75, 1.5, 2.0});
+  PoolingOptions strided;
+  strided.strides = 1;
+  CHECK(MaxPooling1D(3, strided)(x).to_vector<double>() == std::vector<double>{3.0, 3.0, 3.0, 4.0, 4.0});
+  const Tensor seq = tensor({1.0, 5.0, -3.0, 2.0, 0.0, 4.0}, {1, 3, 2}, kFloat64);
+  CHECK(GlobalAveragePooling1D()(seq).to_vector<double>() == std::vector<double>{-2.0 / 3, 11.0 / 3});
+  CHECK(GlobalMaxPooling1D()(seq).to_vector<double>() == std::vector<double>{1.0, 5.0});
+  CHECK(GlobalMaxPooling1D(true)(seq).shape() == Shape{1, 1, 2});
+  MaxPooling1D named;
+  named(x);
+  CHECK(named.name() == "max_pooling1d");  // named at the first call
+  CHECK_THROWS_AS(MaxPooling1D()(zeros({2, 3})), ShapeError);
+  CHECK_THROWS_AS(MaxPooling1D(0), ValueError);
+  const auto r = gradcheck([](const std::vector<Tensor>& in) { return AveragePooling1D(2, [] {
+                             PoolingOptions o;
+                             o.padding = Padding::Same;
+                             return o;
+                           }())(in[0]); },
+                           {tensor({0.3, -1.2, 2.2, 0.7, -0.4}, {1, 5, 1}, kFloat64)});
+  CHECK(r.ok);
+}
+
+TEST_CASE("a Conv1D text model trains: Embedding, Conv1D, GlobalMaxPooling1D, Dense", "[recurrent][conv1d][fit]") {
+  // label: whether the bigram (3, 7) occurs, which a width-2 convolution can see
+  Generator gen(9);
+  const std::int64_t n = 512, len = 10;
+  const auto tokens = uniform({n, len}, gen, 0.0, 10.0).astype(kInt64);
+  const auto tv = tokens.to_vector<std::int64_t>();
+  std::vector<float> labels(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j + 1 < len; ++j)
+      if (tv[static_cast<std::size_t>(i * len + j)] == 3 && tv[static_cast<std::size_t>(i * len + j + 1)] == 7) labels[static_cast<std::size_t>(i)] = 1;
+  const Tensor y = tensor(labels, {n, 1});
+  Sequential model(Embedding(10, 8), Conv1D(16, 2, "relu"), GlobalMaxPooling1D(), Dense(1, "sigmoid"));
+  model.set_seed(5);
+  model.compile(std::make_shared<optimizers::Adam>(0.01), "binary_crossentropy", {"accuracy"});
+  FitOptions o;
+  o.epochs = 30;
+  o.verbose = 0;
+  model.fit(tokens, y, o);
+  CHECK(model.evaluate(tokens, y, 128, 0).at("accuracy") > 0.97);
+}

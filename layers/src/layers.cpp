@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include "tapeflow/gradient_tape.hpp"
 #include "tapeflow/observer.hpp"
@@ -489,15 +490,10 @@ Tensor Dropout::call(const Tensor& x, bool training) {
 
 // ================================================================ Conv2D, pooling
 
-Conv2D::Conv2D(std::int64_t filters, std::int64_t kernel_size, Activation activation, Conv2DOptions options)
-    : Layer("Conv2D", options.name),
-      filters_(filters),
-      kernel_size_(kernel_size),
-      activation_(activation),
-      options_(std::move(options)) {
-  check_positive(filters, "filters", "Conv2D");
-  check_positive(kernel_size, "kernel_size", "Conv2D");
-  check_positive(options_.strides, "strides", "Conv2D");
+void detail::check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides) {
+  check_positive(filters, "filters", layer);
+  check_positive(kernel_size, "kernel_size", layer);
+  check_positive(strides, "strides", layer);
 }
 
 void Conv2D::build(const Shape& input_shape) {
@@ -778,6 +774,65 @@ Tensor PReLU::call(const Tensor& x, bool) {
   }
   const Tensor f = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   return where(f > 0.0, f, f * alpha_);
+}
+
+// ================================================================ 1-D convolution and pooling
+
+void Conv1D::build(const Shape& input_shape) {
+  if (input_shape.size() != 3) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(input_shape)));
+  }
+  kernel_ = add_weight("kernel", {kernel_size_, input_shape[2], filters_}, options_.kernel_initializer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+}
+
+Tensor Conv1D::call(const Tensor& x_in, bool) {
+  if (x_in.rank() != 3 || x_in.dim(2) != kernel_.dim(1)) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, {}], got {}", name(), kernel_.dim(1),
+                                 shape_str(x_in.shape())));
+  }
+  Tensor x = x_in;
+  Padding padding = options_.padding == Padding1D::Same ? Padding::Same : Padding::Valid;
+  if (options_.padding == Padding1D::Causal && kernel_size_ > 1) {
+    x = concat({zeros({x.dim(0), kernel_size_ - 1, x.dim(2)}, x.dtype(), x.device()), x}, 1);
+  }
+  // [batch, 1, steps, c] with a [1, k, c, filters] kernel
+  Tensor y = conv2d(x.expand_dims(1), kernel_.expand_dims(0), options_.strides, padding).squeeze({1});
+  if (options_.use_bias) y = y + bias_;
+  return activate(y, activation_);
+}
+
+Pooling1D::Pooling1D(std::string class_name, bool max, std::int64_t pool_size, PoolingOptions options)
+    : Layer(std::move(class_name), options.name), max_(max), pool_size_(pool_size), options_(std::move(options)) {
+  check_positive(pool_size, "pool_size", this->class_name());
+  check_pool_strides(options_.strides, this->class_name().c_str());
+}
+
+Tensor Pooling1D::call(const Tensor& x, bool) {
+  if (x.rank() != 3) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(x.shape())));
+  }
+  const std::int64_t stride = options_.strides == 0 ? pool_size_ : options_.strides;
+  const double inf = std::numeric_limits<double>::infinity();
+  // windows over a height of 1: [batch, 1, out, pool, c]
+  const Tensor w = im2col(x.expand_dims(1), 1, pool_size_, stride, options_.padding, max_ ? -inf : 0.0);
+  if (max_) return max(w, {3}).squeeze({1});
+  if (options_.padding == Padding::Valid) return mean(w, {3}).squeeze({1});
+  // same padding: the mean of the steps inside the sequence only
+  const Tensor count = sum(im2col(ones({1, 1, x.dim(1), 1}, w.dtype(), x.device()), 1, pool_size_, stride,
+                                  options_.padding, 0.0),
+                           {3});
+  return (sum(w, {3}) / count).squeeze({1});
+}
+
+GlobalPooling1D::GlobalPooling1D(std::string class_name, bool max, bool keepdims, std::string name)
+    : Layer(std::move(class_name), std::move(name)), max_(max), keepdims_(keepdims) {}
+
+Tensor GlobalPooling1D::call(const Tensor& x, bool) {
+  if (x.rank() != 3) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(x.shape())));
+  }
+  return max_ ? max(x, {1}, keepdims_) : mean(x, {1}, keepdims_);
 }
 
 // ================================================================ recurrent layers

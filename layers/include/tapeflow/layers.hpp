@@ -224,35 +224,78 @@ class Dropout : public Layer {
   double rate_;
 };
 
-struct Conv2DOptions {
+/// Conv1D's padding: Keras's "valid", "same" and "causal" (zeros before the sequence only, so an
+/// output never sees a later step).
+enum class Padding1D { Valid, Same, Causal };
+
+/// Conv1D's and Conv2D's options; P is their padding type.
+template <class P>
+struct ConvOptions {
   std::int64_t strides = 1;
-  Padding padding = Padding::Valid;
+  P padding = P::Valid;
   bool use_bias = true;
   Initializer kernel_initializer = initializers::glorot_uniform;
   Initializer bias_initializer = initializers::zeros;
   std::string name;
 };
+using Conv2DOptions = ConvOptions<Padding>;
+using Conv1DOptions = ConvOptions<Padding1D>;
+
+namespace detail {
+/// ValueError unless filters, kernel_size and strides are positive.
+void check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides);
+}  // namespace detail
+
+/// The state Conv1D and Conv2D share: filters, kernel size, activation, options, kernel and bias.
+template <class P>
+class Conv : public Layer {
+ public:
+  const Variable& kernel() const { return kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ protected:
+  Conv(std::string class_name, std::int64_t filters, std::int64_t kernel_size, Activation activation,
+       ConvOptions<P> options)
+      : Layer(class_name, options.name),
+        filters_(filters),
+        kernel_size_(kernel_size),
+        activation_(activation),
+        options_(std::move(options)) {
+    detail::check_conv(class_name, filters, kernel_size, options_.strides);
+  }
+
+  std::int64_t filters_, kernel_size_;
+  Activation activation_;
+  ConvOptions<P> options_;
+  Variable kernel_, bias_;
+};
 
 /// activation(conv2d(x, kernel) + bias): x [batch, h, w, c_in] (NHWC), kernel
 /// [k, k, c_in, filters] (HWIO), bias [filters].
-class Conv2D : public Layer {
+class Conv2D : public Conv<Padding> {
  public:
   Conv2D(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
-         Conv2DOptions options = {});
+         Conv2DOptions options = {})
+      : Conv("Conv2D", filters, kernel_size, activation, std::move(options)) {}
   Conv2D(std::int64_t filters, std::int64_t kernel_size, const std::string& activation, Conv2DOptions options = {})
       : Conv2D(filters, kernel_size, activation_from_name(activation), std::move(options)) {}
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+};
 
-  const Variable& kernel() const { return kernel_; }
-  const Variable& bias() const { return bias_; }
+/// activation(conv1d(x, kernel) + bias): x [batch, steps, c_in], kernel [k, c_in, filters]
+/// (Keras's layout) -> [batch, steps', filters]; conv2d over a height of 1.
+class Conv1D : public Conv<Padding1D> {
+ public:
+  Conv1D(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
+         Conv1DOptions options = {})
+      : Conv("Conv1D", filters, kernel_size, activation, std::move(options)) {}
+  Conv1D(std::int64_t filters, std::int64_t kernel_size, const std::string& activation, Conv1DOptions options = {})
+      : Conv1D(filters, kernel_size, activation_from_name(activation), std::move(options)) {}
 
- private:
-  std::int64_t filters_, kernel_size_;
-  Activation activation_;
-  Conv2DOptions options_;
-  Variable kernel_, bias_;
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
 };
 
 struct PoolingOptions {
@@ -458,6 +501,59 @@ class PReLU : public Layer {
   Initializer alpha_initializer_;
   std::vector<std::int64_t> shared_axes_;
   Variable alpha_;
+};
+
+/// Max (MaxPooling1D) or mean (AveragePooling1D) over windows of pool_size steps of
+/// [batch, steps, c]; strides 0 is the pool size. A window's max gradient is split among tied
+/// maxima (MaxPooling2D sends it to the first). Same padding: the padded steps never win the
+/// max and do not count in the mean (TensorFlow's rule).
+class Pooling1D : public Layer {
+ public:
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  Pooling1D(std::string class_name, bool max, std::int64_t pool_size, PoolingOptions options);
+
+ private:
+  bool max_;
+  std::int64_t pool_size_;
+  PoolingOptions options_;
+};
+
+class MaxPooling1D : public Pooling1D {
+ public:
+  explicit MaxPooling1D(std::int64_t pool_size = 2, PoolingOptions options = {})
+      : Pooling1D("MaxPooling1D", true, pool_size, std::move(options)) {}
+};
+
+class AveragePooling1D : public Pooling1D {
+ public:
+  explicit AveragePooling1D(std::int64_t pool_size = 2, PoolingOptions options = {})
+      : Pooling1D("AveragePooling1D", false, pool_size, std::move(options)) {}
+};
+
+/// Mean or max over the steps of [batch, steps, c]: [batch, c] ([batch, 1, c] with keepdims).
+class GlobalPooling1D : public Layer {
+ public:
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  GlobalPooling1D(std::string class_name, bool max, bool keepdims, std::string name);
+
+ private:
+  bool max_, keepdims_;
+};
+
+class GlobalAveragePooling1D : public GlobalPooling1D {
+ public:
+  explicit GlobalAveragePooling1D(bool keepdims = false, std::string name = "")
+      : GlobalPooling1D("GlobalAveragePooling1D", false, keepdims, std::move(name)) {}
+};
+
+class GlobalMaxPooling1D : public GlobalPooling1D {
+ public:
+  explicit GlobalMaxPooling1D(bool keepdims = false, std::string name = "")
+      : GlobalPooling1D("GlobalMaxPooling1D", true, keepdims, std::move(name)) {}
 };
 
 struct RecurrentOptions {
