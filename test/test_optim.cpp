@@ -150,8 +150,30 @@ std::map<std::string, std::function<std::unique_ptr<opt::Optimizer>()>> golden_f
     o.weight_decay = 0.5;
     return std::make_unique<opt::Lion>(o);
   };
+  f["ftrl"] = [] { return std::make_unique<opt::Ftrl>(0.1); };
+  f["ftrl_options"] = [] {
+    opt::FtrlOptions o;
+    o.learning_rate = 0.2;
+    o.learning_rate_power = -0.7;
+    o.initial_accumulator_value = 0.2;
+    o.l1_regularization_strength = 0.05;
+    o.l2_regularization_strength = 0.05;
+    o.l2_shrinkage_regularization_strength = 0.02;
+    o.beta = 0.1;
+    return std::make_unique<opt::Ftrl>(o);
+  };
+  f["ftrl_weight_decay"] = [] {
+    opt::FtrlOptions o;
+    o.learning_rate = 0.1;
+    o.weight_decay = 0.05;
+    return std::make_unique<opt::Ftrl>(o);
+  };
   return f;
 }
+
+// Every name optimizers::get knows.
+const char* const kKerasNames[] = {"sgd",     "rmsprop", "adam",  "adamw", "adagrad",
+                                   "adadelta", "adamax", "nadam", "lion",  "ftrl"};
 
 Tensor f64(const double* values, const Shape& shape) {
   return tensor(std::vector<double>(values, values + numel(shape)), shape, kFloat64);
@@ -296,6 +318,7 @@ TEST_CASE("every optimizer minimises a small quadratic", "[optim]") {
          return std::make_shared<opt::Lion>(options(opt::LionOptions{}, 0.01, [](auto& o) { o.weight_decay = 0.01; }));
        },
        1000},
+      {"ftrl", [] { return std::make_shared<opt::Ftrl>(0.5); }, 300},
   };
   const Tensor target = tensor({1.0f, -2.0f, 3.0f});
   for (const auto& c : configs) {
@@ -368,7 +391,7 @@ TEST_CASE("mismatched gradients throw, naming the optimizer and the variable", "
 
 TEST_CASE("updates under an active tape record nothing", "[optim][tape]") {
   std::vector<std::shared_ptr<opt::Optimizer>> each;
-  for (const char* name : {"sgd", "rmsprop", "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam", "lion"}) {
+  for (const char* name : kKerasNames) {
     each.push_back(opt::get(name));
   }
   opt::RMSpropOptions ro;
@@ -430,9 +453,10 @@ TEST_CASE("factory, names, defaults and option validation", "[optim]") {
   CHECK_THROWS_AS(opt::Adam(bad_beta), ValueError);
 }
 
-TEST_CASE("Adagrad, Adadelta, Adamax, Nadam, Lion: names and Keras's defaults", "[optim]") {
-  const std::pair<const char*, const char*> names[] = {
-      {"adagrad", "Adagrad"}, {"Adadelta", "Adadelta"}, {"ADAMAX", "Adamax"}, {"nadam", "Nadam"}, {"lion", "Lion"}};
+TEST_CASE("Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl: names and Keras's defaults", "[optim]") {
+  const std::pair<const char*, const char*> names[] = {{"adagrad", "Adagrad"}, {"Adadelta", "Adadelta"},
+                                                       {"ADAMAX", "Adamax"},   {"nadam", "Nadam"},
+                                                       {"lion", "Lion"},       {"Ftrl", "Ftrl"}};
   for (const auto& [key, name] : names) {
     INFO(key);
     const auto o = opt::get(key);
@@ -459,6 +483,14 @@ TEST_CASE("Adagrad, Adadelta, Adamax, Nadam, Lion: names and Keras's defaults", 
   CHECK(opt::Adamax().slot_names() == std::vector<std::string>{"momentum", "norm"});
   CHECK(opt::Nadam().slot_names() == std::vector<std::string>{"momentum", "velocity"});
   CHECK(opt::Lion().slot_names() == std::vector<std::string>{"momentum"});
+  const opt::FtrlOptions ftrl;
+  CHECK(ftrl.learning_rate_power == -0.5);
+  CHECK(ftrl.initial_accumulator_value == 0.1);
+  CHECK(ftrl.l1_regularization_strength == 0);
+  CHECK(ftrl.l2_regularization_strength == 0);
+  CHECK(ftrl.l2_shrinkage_regularization_strength == 0);
+  CHECK(ftrl.beta == 0);
+  CHECK(opt::Ftrl().slot_names() == std::vector<std::string>{"accumulator", "linear"});
 }
 
 TEST_CASE("invalid hyperparameters raise ValueError naming the optimizer and the option", "[optim]") {
@@ -487,6 +519,11 @@ TEST_CASE("invalid hyperparameters raise ValueError naming the optimizer and the
     opt::LionOptions o;
     set(o);
     return [o] { opt::Lion a(o); };
+  };
+  const auto ftrl = [](auto&& set) {
+    opt::FtrlOptions o;
+    set(o);
+    return [o] { opt::Ftrl a(o); };
   };
   const std::vector<std::pair<std::function<void()>, std::string>> bad = {
       {adagrad([](auto& o) { o.learning_rate = -0.1; }), "Adagrad: learning_rate must be >= 0, got -0.1"},
@@ -519,6 +556,17 @@ TEST_CASE("invalid hyperparameters raise ValueError naming the optimizer and the
          opt::AdamW a(o);
        },
        "AdamW: beta_1 must be in [0, 1], got 2"},  // AdamW's own name, not its base's
+      {ftrl([](auto& o) { o.learning_rate = -1.0; }), "Ftrl: learning_rate must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.learning_rate_power = 0.5; }), "Ftrl: learning_rate_power must be <= 0, got 0.5"},
+      {ftrl([](auto& o) { o.initial_accumulator_value = -0.1; }),
+       "Ftrl: initial_accumulator_value must be >= 0, got -0.1"},
+      {ftrl([](auto& o) { o.l1_regularization_strength = -1; }),
+       "Ftrl: l1_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.l2_regularization_strength = -1; }),
+       "Ftrl: l2_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.l2_shrinkage_regularization_strength = -1; }),
+       "Ftrl: l2_shrinkage_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.beta = -1; }), "Ftrl: beta must be >= 0, got -1"},
   };
   for (const auto& [make, message] : bad) {
     INFO(message);
@@ -536,7 +584,7 @@ TEST_CASE("invalid hyperparameters raise ValueError naming the optimizer and the
 }
 
 TEST_CASE("every optimizer keeps its declared slots per variable, in the variable's dtype", "[optim]") {
-  for (const char* name : {"sgd", "rmsprop", "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam", "lion"}) {
+  for (const char* name : kKerasNames) {
     INFO(name);
     const auto o = opt::get(name);
     Variable a(ones({2}, kFloat64), "a");
@@ -552,7 +600,8 @@ TEST_CASE("every optimizer keeps its declared slots per variable, in the variabl
       CHECK(o->get_slot(a, s).id() != o->get_slot(c, s).id());
     }
     CHECK(a.dtype() == kFloat64);
-    CHECK(a.to_vector<double>()[0] < 1.0);  // every one moves against a positive gradient
+    if (std::string(name) == "ftrl") continue;  // Ftrl's variable is -z / quadratic, not a step from the last value
+    CHECK(a.to_vector<double>()[0] < 1.0);      // every other one moves against a positive gradient
     CHECK(c.to_vector<float>()[2] > 1.0f);
   }
 }
@@ -640,7 +689,7 @@ TEST_CASE("a variable that is not floating throws before anything is written", "
   CHECK(a.to_vector<float>() == std::vector<float>{1, 1});
   CHECK(sgd.iterations() == 0);
 
-  for (const char* name : {"adagrad", "adadelta", "adamax", "nadam", "lion"}) {
+  for (const char* name : {"adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl"}) {
     INFO(name);
     const auto o = opt::get(name);
     Variable i(ones({2}, kInt64), "i");

@@ -579,6 +579,44 @@ void Lion::update_step(const Tensor& grad, Variable& variable, double lr) {
   m.mul_(opt_.beta_2).add_(grad * (1.0 - opt_.beta_2));
 }
 
+// ---------------------------------------------------------------- Ftrl
+
+FtrlOptions Ftrl::make(LearningRate learning_rate) {
+  return with_learning_rate<FtrlOptions>(std::move(learning_rate));
+}
+
+Ftrl::Ftrl(const FtrlOptions& options) : Optimizer("Ftrl", options.learning_rate, options), opt_(options) {
+  if (!(opt_.learning_rate_power <= 0)) {
+    throw ValueError(fmt::format("Ftrl: learning_rate_power must be <= 0, got {}", opt_.learning_rate_power));
+  }
+  check_non_negative("initial_accumulator_value", opt_.initial_accumulator_value, "Ftrl");
+  check_non_negative("l1_regularization_strength", opt_.l1_regularization_strength, "Ftrl");
+  check_non_negative("l2_regularization_strength", opt_.l2_regularization_strength, "Ftrl");
+  check_non_negative("l2_shrinkage_regularization_strength", opt_.l2_shrinkage_regularization_strength, "Ftrl");
+  check_non_negative("beta", opt_.beta, "Ftrl");
+}
+
+std::vector<std::string> Ftrl::slot_names() const { return {"accumulator", "linear"}; }
+
+double Ftrl::slot_initial_value(const std::string& slot) const {
+  return slot == "accumulator" ? opt_.initial_accumulator_value : 0.0;
+}
+
+void Ftrl::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double power = -opt_.learning_rate_power;
+  const double l1 = opt_.l1_regularization_strength;
+  const double l2_reg = opt_.l2_regularization_strength + opt_.beta / (2.0 * lr);
+  Tensor& accumulator = slot(variable, "accumulator");
+  Tensor& linear = slot(variable, "linear");
+  const Tensor grad_to_use = grad + variable * (2 * opt_.l2_shrinkage_regularization_strength);
+  const Tensor new_accumulator = accumulator + square(grad);
+  const Tensor new_accumulator_power = pow(new_accumulator, power);
+  linear.add_(grad_to_use - (new_accumulator_power - pow(accumulator, power)) / lr * variable);
+  const Tensor quadratic = new_accumulator_power / lr + 2 * l2_reg;
+  variable.assign((clip(linear, -l1, l1) - linear) / quadratic);
+  accumulator.assign(new_accumulator);
+}
+
 // ---------------------------------------------------------------- get
 
 std::shared_ptr<Optimizer> get(const std::string& name) {
@@ -593,9 +631,10 @@ std::shared_ptr<Optimizer> get(const std::string& name) {
   if (key == "adamax") return std::make_shared<Adamax>();
   if (key == "nadam") return std::make_shared<Nadam>();
   if (key == "lion") return std::make_shared<Lion>();
+  if (key == "ftrl") return std::make_shared<Ftrl>();
   throw ValueError(fmt::format(
       "optimizers::get: unknown optimizer '{}' (known: sgd, rmsprop, adam, adamw, adagrad, adadelta, adamax, nadam, "
-      "lion)",
+      "lion, ftrl)",
       name));
 }
 

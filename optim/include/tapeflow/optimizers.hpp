@@ -1,6 +1,6 @@
 #pragma once
 /// Optimizers with Keras 3's update rules: SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax,
-/// Nadam, Lion; gradient clipping and learning-rate schedules. Ordinary user code on the public tensor API.
+/// Nadam, Lion, Ftrl; gradient clipping and learning-rate schedules. Ordinary user code on the public tensor API.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -380,8 +380,42 @@ class Lion : public Optimizer {
   LionOptions opt_;
 };
 
+struct FtrlOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  /// <= 0: how the per-element rate falls as squared gradients accumulate (-0.5: 1 / sqrt).
+  double learning_rate_power = -0.5;
+  /// The value every accumulator starts from (>= 0).
+  double initial_accumulator_value = 0.1;
+  /// L1 strength (>= 0): elements whose |linear| stays below it are exactly 0.
+  double l1_regularization_strength = 0;
+  /// L2 strength (>= 0).
+  double l2_regularization_strength = 0;
+  /// L2 shrinkage (>= 0): a penalty on the variable added to the gradient, not to the loss.
+  double l2_shrinkage_regularization_strength = 0;
+  /// >= 0; beta / (2 lr) is added to the L2 strength.
+  double beta = 0;
+};
+
+/// Follow the regularized leader (Keras's Ftrl), with p = -learning_rate_power:
+/// n' = n + g^2; z += g + 2 * l2_shrinkage * var - (n'^p - n^p) / lr * var;
+/// var = (clip(z, -l1, l1) - z) / (n'^p / lr + 2 * (l2 + beta / (2 lr))); n = n'.
+class Ftrl : public Optimizer {
+ public:
+  Ftrl(LearningRate learning_rate = 0.001) : Ftrl(make(std::move(learning_rate))) {}
+  explicit Ftrl(const FtrlOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+  double slot_initial_value(const std::string& slot) const override;
+
+ private:
+  static FtrlOptions make(LearningRate learning_rate);
+  FtrlOptions opt_;
+};
+
 /// An optimizer with default settings by Keras name, case-insensitive: "sgd", "rmsprop",
-/// "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam", "lion" (as compile("rmsprop")).
+/// "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl" (as compile("rmsprop")).
 /// Throws ValueError for an unknown name.
 std::shared_ptr<Optimizer> get(const std::string& name);
 
