@@ -227,6 +227,22 @@ std::vector<std::pair<std::string, Factory>> stateful_optimizers() {
       {"AdamW", [] { return std::make_shared<opt::AdamW>(0.05); }},
       {"Adam with a schedule",
        [] { return std::make_shared<opt::Adam>(opt::schedules::ExponentialDecay(0.01, 2, 0.5)); }},
+      // Adagrad's and Ftrl's accumulators start at 0.1, not 0; Nadam's momentum-schedule product follows iterations
+      {"Adagrad", [] { return std::make_shared<opt::Adagrad>(0.1); }},
+      {"Adadelta", [] { return std::make_shared<opt::Adadelta>(1.0); }},
+      {"Adamax", [] { return std::make_shared<opt::Adamax>(0.05); }},
+      {"Nadam", [] { return std::make_shared<opt::Nadam>(0.05); }},
+      {"Nadam with a schedule",
+       [] { return std::make_shared<opt::Nadam>(opt::schedules::ExponentialDecay(0.05, 2, 0.5)); }},
+      {"Lion", [] { return std::make_shared<opt::Lion>(0.01); }},
+      {"Ftrl",
+       [] {
+         opt::FtrlOptions o;
+         o.learning_rate = 0.1;
+         o.l1_regularization_strength = 0.01;
+         o.l2_shrinkage_regularization_strength = 0.01;
+         return std::make_shared<opt::Ftrl>(o);
+       }},
   };
 }
 

@@ -76,8 +76,104 @@ std::map<std::string, std::function<std::unique_ptr<opt::Optimizer>()>> golden_f
   f["sgd_exponential_decay"] = [] { return std::make_unique<opt::SGD>(sch::ExponentialDecay(0.1, 2, 0.5), 0.5); };
   f["adam_cosine_decay"] = [] { return std::make_unique<opt::Adam>(sch::CosineDecay(0.01, 4, 0.1)); };
   f["adam_missing_grad"] = [] { return std::make_unique<opt::Adam>(0.01); };
+  f["adagrad"] = [] { return std::make_unique<opt::Adagrad>(0.1); };
+  f["adagrad_options"] = [] {
+    opt::AdagradOptions o;
+    o.learning_rate = 0.5;
+    o.initial_accumulator_value = 0;
+    o.epsilon = 1e-3;
+    return std::make_unique<opt::Adagrad>(o);
+  };
+  f["adagrad_clipnorm"] = [] {
+    opt::AdagradOptions o;
+    o.learning_rate = 0.1;
+    o.clipnorm = 1.0;
+    return std::make_unique<opt::Adagrad>(o);
+  };
+  f["adadelta"] = [] { return std::make_unique<opt::Adadelta>(1.0); };
+  f["adadelta_options"] = [] {
+    opt::AdadeltaOptions o;
+    o.learning_rate = 1.0;
+    o.rho = 0.8;
+    o.epsilon = 1e-3;
+    return std::make_unique<opt::Adadelta>(o);
+  };
+  f["adadelta_weight_decay"] = [] {
+    opt::AdadeltaOptions o;
+    o.learning_rate = 0.5;
+    o.epsilon = 1e-3;
+    o.weight_decay = 0.1;
+    return std::make_unique<opt::Adadelta>(o);
+  };
+  f["adamax"] = [] { return std::make_unique<opt::Adamax>(0.05); };
+  f["adamax_options"] = [] {
+    opt::AdamaxOptions o;
+    o.learning_rate = 0.05;
+    o.beta_1 = 0.8;
+    o.beta_2 = 0.9;
+    o.epsilon = 1e-4;
+    return std::make_unique<opt::Adamax>(o);
+  };
+  f["adamax_global_clipnorm"] = [] {
+    opt::AdamaxOptions o;
+    o.learning_rate = 0.05;
+    o.global_clipnorm = 1.0;
+    return std::make_unique<opt::Adamax>(o);
+  };
+  f["nadam"] = [] { return std::make_unique<opt::Nadam>(0.01); };
+  f["nadam_options"] = [] {
+    opt::NadamOptions o;
+    o.learning_rate = 0.05;
+    o.beta_1 = 0.8;
+    o.beta_2 = 0.95;
+    o.epsilon = 1e-5;
+    return std::make_unique<opt::Nadam>(o);
+  };
+  f["nadam_weight_decay"] = [] {
+    opt::NadamOptions o;
+    o.learning_rate = 0.05;
+    o.weight_decay = 0.05;
+    return std::make_unique<opt::Nadam>(o);
+  };
+  f["nadam_missing_grad"] = [] { return std::make_unique<opt::Nadam>(0.01); };
+  f["lion"] = [] { return std::make_unique<opt::Lion>(0.01); };
+  f["lion_options"] = [] {
+    opt::LionOptions o;
+    o.learning_rate = 0.02;
+    o.beta_1 = 0.5;
+    o.beta_2 = 0.8;
+    return std::make_unique<opt::Lion>(o);
+  };
+  f["lion_weight_decay"] = [] {
+    opt::LionOptions o;
+    o.learning_rate = 0.01;
+    o.weight_decay = 0.5;
+    return std::make_unique<opt::Lion>(o);
+  };
+  f["ftrl"] = [] { return std::make_unique<opt::Ftrl>(0.1); };
+  f["ftrl_options"] = [] {
+    opt::FtrlOptions o;
+    o.learning_rate = 0.2;
+    o.learning_rate_power = -0.7;
+    o.initial_accumulator_value = 0.2;
+    o.l1_regularization_strength = 0.05;
+    o.l2_regularization_strength = 0.05;
+    o.l2_shrinkage_regularization_strength = 0.02;
+    o.beta = 0.1;
+    return std::make_unique<opt::Ftrl>(o);
+  };
+  f["ftrl_weight_decay"] = [] {
+    opt::FtrlOptions o;
+    o.learning_rate = 0.1;
+    o.weight_decay = 0.05;
+    return std::make_unique<opt::Ftrl>(o);
+  };
   return f;
 }
+
+// Every name optimizers::get knows.
+const char* const kKerasNames[] = {"sgd",     "rmsprop", "adam",  "adamw", "adagrad",
+                                   "adadelta", "adamax", "nadam", "lion",  "ftrl"};
 
 Tensor f64(const double* values, const Shape& shape) {
   return tensor(std::vector<double>(values, values + numel(shape)), shape, kFloat64);
@@ -206,6 +302,23 @@ TEST_CASE("every optimizer minimises a small quadratic", "[optim]") {
        200},
       {"adam cosine decay", [] { return std::make_shared<opt::Adam>(sch::CosineDecay(0.2, 300, 0.01)); }, 300},
       {"get(\"rmsprop\") with Keras's defaults", [] { return opt::get("rmsprop"); }, 3000},
+      {"adagrad", [] { return std::make_shared<opt::Adagrad>(0.5); }, 300},
+      {"adadelta",
+       [&] {
+         return std::make_shared<opt::Adadelta>(
+             options(opt::AdadeltaOptions{}, 1.0, [](auto& o) { o.epsilon = 1e-2; }));
+       },
+       300},
+      {"adamax", [] { return std::make_shared<opt::Adamax>(0.1); }, 300},
+      {"nadam", [] { return std::make_shared<opt::Nadam>(0.1); }, 300},
+      {"get(\"nadam\") with Keras's defaults", [] { return opt::get("nadam"); }, 6000},
+      {"lion", [] { return std::make_shared<opt::Lion>(0.01); }, 600},
+      {"lion weight decay",
+       [&] {
+         return std::make_shared<opt::Lion>(options(opt::LionOptions{}, 0.01, [](auto& o) { o.weight_decay = 0.01; }));
+       },
+       1000},
+      {"ftrl", [] { return std::make_shared<opt::Ftrl>(0.5); }, 300},
   };
   const Tensor target = tensor({1.0f, -2.0f, 3.0f});
   for (const auto& c : configs) {
@@ -277,8 +390,10 @@ TEST_CASE("mismatched gradients throw, naming the optimizer and the variable", "
 }
 
 TEST_CASE("updates under an active tape record nothing", "[optim][tape]") {
-  std::vector<std::shared_ptr<opt::Optimizer>> each = {opt::get("sgd"), opt::get("rmsprop"), opt::get("adam"),
-                                                      opt::get("adamw")};
+  std::vector<std::shared_ptr<opt::Optimizer>> each;
+  for (const char* name : kKerasNames) {
+    each.push_back(opt::get(name));
+  }
   opt::RMSpropOptions ro;
   ro.momentum = 0.9;
   ro.centered = true;
@@ -324,7 +439,7 @@ TEST_CASE("factory, names, defaults and option validation", "[optim]") {
   CHECK(opt::get("AdamW")->options().weight_decay == 0.004);
   CHECK(opt::AdamW().options().weight_decay == 0.004);
   CHECK(opt::Adam().options().weight_decay == 0);
-  CHECK_THROWS_WITH(opt::get("adagrad"), Catch::Contains("unknown optimizer 'adagrad'"));
+  CHECK_THROWS_WITH(opt::get("adafactor"), Catch::Contains("unknown optimizer 'adafactor'"));
   CHECK_THROWS_AS(opt::get("nope"), ValueError);
 
   opt::SGDOptions two_clips;
@@ -336,6 +451,206 @@ TEST_CASE("factory, names, defaults and option validation", "[optim]") {
   opt::AdamOptions bad_beta;
   bad_beta.beta_2 = 2;
   CHECK_THROWS_AS(opt::Adam(bad_beta), ValueError);
+}
+
+TEST_CASE("Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl: names and Keras's defaults", "[optim]") {
+  const std::pair<const char*, const char*> names[] = {{"adagrad", "Adagrad"}, {"Adadelta", "Adadelta"},
+                                                       {"ADAMAX", "Adamax"},   {"nadam", "Nadam"},
+                                                       {"lion", "Lion"},       {"Ftrl", "Ftrl"}};
+  for (const auto& [key, name] : names) {
+    INFO(key);
+    const auto o = opt::get(key);
+    CHECK(o->name() == name);
+    CHECK(o->learning_rate() == 0.001);
+    CHECK(o->options().weight_decay == 0);
+    CHECK(o->options().clipnorm == 0);
+    CHECK_FALSE(o->learning_rate_is_schedule());
+  }
+  CHECK(opt::AdagradOptions{}.initial_accumulator_value == 0.1);
+  CHECK(opt::AdagradOptions{}.epsilon == 1e-7);
+  CHECK(opt::AdadeltaOptions{}.rho == 0.95);
+  CHECK(opt::AdadeltaOptions{}.epsilon == 1e-7);
+  CHECK(opt::AdamaxOptions{}.beta_1 == 0.9);
+  CHECK(opt::AdamaxOptions{}.beta_2 == 0.999);
+  CHECK(opt::AdamaxOptions{}.epsilon == 1e-7);
+  CHECK(opt::NadamOptions{}.beta_1 == 0.9);
+  CHECK(opt::NadamOptions{}.beta_2 == 0.999);
+  CHECK(opt::NadamOptions{}.epsilon == 1e-7);
+  CHECK(opt::LionOptions{}.beta_1 == 0.9);
+  CHECK(opt::LionOptions{}.beta_2 == 0.99);
+  CHECK(opt::Adagrad().slot_names() == std::vector<std::string>{"accumulator"});
+  CHECK(opt::Adadelta().slot_names() == std::vector<std::string>{"accumulated_grad", "accumulated_delta_var"});
+  CHECK(opt::Adamax().slot_names() == std::vector<std::string>{"momentum", "norm"});
+  CHECK(opt::Nadam().slot_names() == std::vector<std::string>{"momentum", "velocity"});
+  CHECK(opt::Lion().slot_names() == std::vector<std::string>{"momentum"});
+  const opt::FtrlOptions ftrl;
+  CHECK(ftrl.learning_rate_power == -0.5);
+  CHECK(ftrl.initial_accumulator_value == 0.1);
+  CHECK(ftrl.l1_regularization_strength == 0);
+  CHECK(ftrl.l2_regularization_strength == 0);
+  CHECK(ftrl.l2_shrinkage_regularization_strength == 0);
+  CHECK(ftrl.beta == 0);
+  CHECK(opt::Ftrl().slot_names() == std::vector<std::string>{"accumulator", "linear"});
+}
+
+TEST_CASE("invalid hyperparameters raise ValueError naming the optimizer and the option", "[optim]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const auto adagrad = [](auto&& set) {
+    opt::AdagradOptions o;
+    set(o);
+    return [o] { opt::Adagrad a(o); };
+  };
+  const auto adadelta = [](auto&& set) {
+    opt::AdadeltaOptions o;
+    set(o);
+    return [o] { opt::Adadelta a(o); };
+  };
+  const auto adamax = [](auto&& set) {
+    opt::AdamaxOptions o;
+    set(o);
+    return [o] { opt::Adamax a(o); };
+  };
+  const auto nadam = [](auto&& set) {
+    opt::NadamOptions o;
+    set(o);
+    return [o] { opt::Nadam a(o); };
+  };
+  const auto lion = [](auto&& set) {
+    opt::LionOptions o;
+    set(o);
+    return [o] { opt::Lion a(o); };
+  };
+  const auto ftrl = [](auto&& set) {
+    opt::FtrlOptions o;
+    set(o);
+    return [o] { opt::Ftrl a(o); };
+  };
+  const std::vector<std::pair<std::function<void()>, std::string>> bad = {
+      {adagrad([](auto& o) { o.learning_rate = -0.1; }), "Adagrad: learning_rate must be >= 0, got -0.1"},
+      {adagrad([](auto& o) { o.initial_accumulator_value = -1; }),
+       "Adagrad: initial_accumulator_value must be >= 0, got -1"},
+      {adagrad([&](auto& o) { o.initial_accumulator_value = nan; }),
+       "Adagrad: initial_accumulator_value must be >= 0, got nan"},
+      {adagrad([](auto& o) { o.epsilon = 0; }), "Adagrad: epsilon must be > 0, got 0"},
+      {adagrad([](auto& o) { o.clipnorm = -1; }), "Adagrad: clipnorm must be >= 0, got -1"},
+      {adadelta([](auto& o) { o.learning_rate = -1.0; }), "Adadelta: learning_rate must be >= 0, got -1"},
+      {adadelta([](auto& o) { o.rho = 1.5; }), "Adadelta: rho must be in [0, 1], got 1.5"},
+      {adadelta([](auto& o) { o.rho = -0.1; }), "Adadelta: rho must be in [0, 1], got -0.1"},
+      {adadelta([](auto& o) { o.epsilon = -1e-7; }), "Adadelta: epsilon must be > 0, got -1e-07"},
+      {adamax([](auto& o) { o.learning_rate = -0.1; }), "Adamax: learning_rate must be >= 0, got -0.1"},
+      {adamax([](auto& o) { o.beta_1 = 1.1; }), "Adamax: beta_1 must be in [0, 1], got 1.1"},
+      {adamax([&](auto& o) { o.beta_2 = nan; }), "Adamax: beta_2 must be in [0, 1], got nan"},
+      {adamax([](auto& o) { o.epsilon = 0; }), "Adamax: epsilon must be > 0, got 0"},
+      {nadam([](auto& o) { o.learning_rate = -0.1; }), "Nadam: learning_rate must be >= 0, got -0.1"},
+      {nadam([](auto& o) { o.beta_1 = -0.5; }), "Nadam: beta_1 must be in [0, 1], got -0.5"},
+      {nadam([](auto& o) { o.beta_2 = 2; }), "Nadam: beta_2 must be in [0, 1], got 2"},
+      {nadam([&](auto& o) { o.epsilon = nan; }), "Nadam: epsilon must be > 0, got nan"},
+      {nadam([](auto& o) { o.weight_decay = -1; }), "Nadam: weight_decay must be >= 0, got -1"},
+      {lion([](auto& o) { o.learning_rate = -0.1; }), "Lion: learning_rate must be >= 0, got -0.1"},
+      {lion([](auto& o) { o.beta_1 = 0; }), "Lion: beta_1 must be in (0, 1], got 0 (0 makes Lion signSGD)"},
+      {lion([](auto& o) { o.beta_1 = 1.5; }), "Lion: beta_1 must be in (0, 1], got 1.5 (0 makes Lion signSGD)"},
+      {lion([](auto& o) { o.beta_2 = -0.01; }), "Lion: beta_2 must be in [0, 1], got -0.01"},
+      {[] {
+         opt::AdamWOptions o;
+         o.beta_1 = 2;
+         opt::AdamW a(o);
+       },
+       "AdamW: beta_1 must be in [0, 1], got 2"},  // AdamW's own name, not its base's
+      {ftrl([](auto& o) { o.learning_rate = -1.0; }), "Ftrl: learning_rate must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.learning_rate_power = 0.5; }), "Ftrl: learning_rate_power must be <= 0, got 0.5"},
+      {ftrl([](auto& o) { o.initial_accumulator_value = -0.1; }),
+       "Ftrl: initial_accumulator_value must be >= 0, got -0.1"},
+      {ftrl([](auto& o) { o.l1_regularization_strength = -1; }),
+       "Ftrl: l1_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.l2_regularization_strength = -1; }),
+       "Ftrl: l2_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.l2_shrinkage_regularization_strength = -1; }),
+       "Ftrl: l2_shrinkage_regularization_strength must be >= 0, got -1"},
+      {ftrl([](auto& o) { o.beta = -1; }), "Ftrl: beta must be >= 0, got -1"},
+  };
+  for (const auto& [make, message] : bad) {
+    INFO(message);
+    CHECK_THROWS_AS(make(), ValueError);
+    CHECK_THROWS_WITH(make(), message);
+  }
+  // the edges are allowed
+  opt::AdagradOptions zero_accumulator;
+  zero_accumulator.initial_accumulator_value = 0;
+  CHECK_NOTHROW(opt::Adagrad(zero_accumulator));
+  opt::LionOptions lion_one;
+  lion_one.beta_1 = 1;
+  lion_one.beta_2 = 0;
+  CHECK_NOTHROW(opt::Lion(lion_one));
+}
+
+TEST_CASE("every optimizer keeps its declared slots per variable, in the variable's dtype", "[optim]") {
+  for (const char* name : kKerasNames) {
+    INFO(name);
+    const auto o = opt::get(name);
+    Variable a(ones({2}, kFloat64), "a");
+    Variable c(ones({3}), "c");
+    o->apply_gradients({tensor<double>({0.5, -1}), tensor<float>({1, 2, -3})}, {a, c});
+    for (const auto& s : o->slot_names()) {
+      INFO(s);
+      REQUIRE(o->get_slot(a, s).defined());
+      CHECK(o->get_slot(a, s).dtype() == kFloat64);
+      CHECK(o->get_slot(a, s).shape() == Shape{2});
+      CHECK(o->get_slot(c, s).dtype() == kFloat32);
+      CHECK(o->get_slot(c, s).shape() == Shape{3});
+      CHECK(o->get_slot(a, s).id() != o->get_slot(c, s).id());
+    }
+    CHECK(a.dtype() == kFloat64);
+    if (std::string(name) == "ftrl") continue;  // Ftrl's variable is -z / quadratic, not a step from the last value
+    CHECK(a.to_vector<double>()[0] < 1.0);      // every other one moves against a positive gradient
+    CHECK(c.to_vector<float>()[2] > 1.0f);
+  }
+}
+
+TEST_CASE("first steps by hand: Adagrad's accumulator starts at initial_accumulator_value", "[optim]") {
+  // acc = 0.1 + 0.5^2 = 0.35; x = 1 - 0.1 * 0.5 / sqrt(0.35 + 1e-7)
+  opt::Adagrad adagrad(0.1);
+  Variable x(tensor<double>({1.0}), "x");
+  CHECK(adagrad.get_state({x}).slots[0].second.to_vector<double>()[0] == 0.1);  // before the first step
+  adagrad.apply_gradients({tensor<double>({0.5})}, {x});
+  CHECK(adagrad.get_slot(x, "accumulator").to_vector<double>()[0] == 0.1 + 0.25);
+  CHECK(x.to_vector<double>()[0] == 1 - 0.1 * 0.5 / std::sqrt(0.35 + 1e-7));
+
+  // Lion: every element moves by exactly lr the first step, whatever the gradient's size
+  opt::Lion lion(0.25);
+  Variable y(tensor<double>({1.0, 1.0, 1.0}), "y");
+  lion.apply_gradients({tensor<double>({1e-9, -3, 0})}, {y});
+  CHECK(y.to_vector<double>() == std::vector<double>{0.75, 1.25, 1.0});
+  CHECK(lion.get_slot(y, "momentum").to_vector<double>()[1] == -3 * (1.0 - 0.99));
+
+  // Adamax: the first step is lr * g / (|g| + eps), about lr * sign(g)
+  opt::Adamax adamax(0.01);
+  Variable z(tensor<double>({1.0}), "z");
+  adamax.apply_gradients({tensor<double>({-2.0})}, {z});
+  CHECK(z.to_vector<double>()[0] == Approx(1.01).epsilon(1e-9));
+}
+
+TEST_CASE("Nadam's momentum-schedule product follows iterations, through set_state too", "[optim]") {
+  // A Nadam restored to an earlier step (going back) and a fresh one restored there agree bitwise.
+  opt::Nadam a(0.05);
+  Variable x(tensor<double>({1.0, -2.0}), "x");
+  const auto grad = [](int k) { return tensor<double>({std::sin(k + 1.0), std::cos(k + 1.0)}); };
+  for (int k = 0; k < 3; ++k) a.apply_gradients({grad(k)}, {x});
+  const opt::OptimizerState at3 = a.get_state({x});
+  const Tensor x3 = x.clone();
+  for (int k = 3; k < 6; ++k) a.apply_gradients({grad(k)}, {x});
+  const Tensor x6 = x.clone();
+
+  a.set_state(at3, {x});  // back from 6 to 3
+  x.assign(x3);
+  opt::Nadam b(0.05);
+  Variable y(x3.clone(), "x");
+  b.set_state(at3, {y});
+  for (int k = 3; k < 6; ++k) {
+    a.apply_gradients({grad(k)}, {x});
+    b.apply_gradients({grad(k)}, {y});
+  }
+  CHECK(x.to_vector<double>() == x6.to_vector<double>());
+  CHECK(y.to_vector<double>() == x6.to_vector<double>());
 }
 
 TEST_CASE("slots are per variable and keep the variable's dtype", "[optim]") {
@@ -373,6 +688,16 @@ TEST_CASE("a variable that is not floating throws before anything is written", "
                     "SGD: variable 'flag' is bool; only floating variables can be trained");
   CHECK(a.to_vector<float>() == std::vector<float>{1, 1});
   CHECK(sgd.iterations() == 0);
+
+  for (const char* name : {"adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl"}) {
+    INFO(name);
+    const auto o = opt::get(name);
+    Variable i(ones({2}, kInt64), "i");
+    CHECK_THROWS_AS(o->apply_gradients({ones({2}), ones({2})}, {a, i}), DTypeError);
+    CHECK(a.to_vector<float>() == std::vector<float>{1, 1});
+    for (const auto& s : o->slot_names()) CHECK_FALSE(o->get_slot(a, s).defined());
+    CHECK(o->iterations() == 0);
+  }
 }
 
 TEST_CASE("global_clipnorm: an infinite or NaN norm makes every gradient NaN, as Keras", "[optim]") {

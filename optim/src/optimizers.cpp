@@ -30,6 +30,25 @@ void check_unit(const char* what, double value, const char* op) {
   if (!(value >= 0 && value <= 1)) throw ValueError(fmt::format("{}: {} must be in [0, 1], got {}", op, what, value));
 }
 
+void check_non_negative(const char* what, double value, const char* op) {
+  if (!(value >= 0)) throw ValueError(fmt::format("{}: {} must be >= 0, got {}", op, what, value));
+}
+
+// beta_1 and beta_2 in [0, 1], epsilon > 0: Adam's, Adamax's and Nadam's options.
+void check_betas_epsilon(double beta_1, double beta_2, double epsilon, const std::string& op) {
+  check_unit("beta_1", beta_1, op.c_str());
+  check_unit("beta_2", beta_2, op.c_str());
+  check_positive("epsilon", epsilon, op.c_str());
+}
+
+// Default options with `learning_rate` set: the options of the short constructors.
+template <class Options>
+Options with_learning_rate(LearningRate learning_rate) {
+  Options o;
+  o.learning_rate = std::move(learning_rate);
+  return o;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- schedules
@@ -221,8 +240,8 @@ OptimizerState Optimizer::get_state(const std::vector<Variable>& variables) cons
     }
     for (const auto& slot : declared) {
       const Tensor t = get_slot(v, slot);
-      // a slot starts as zeros of its variable (slot()), so zeros restore a slot not made yet
-      state.slots.emplace_back(v.name() + "/" + slot, t.defined() ? t.clone() : zeros_like(v));
+      // a slot starts from slot_initial_value() (slot()), so that value restores a slot not made yet
+      state.slots.emplace_back(v.name() + "/" + slot, t.defined() ? t.clone() : full_like(v, slot_initial_value(slot)));
     }
   }
   return state;
@@ -298,9 +317,11 @@ void Optimizer::set_state(const OptimizerState& state, const std::vector<Variabl
 
 Tensor& Optimizer::slot(const Variable& variable, const std::string& slot) {
   Tensor& t = slots_[variable.id()][slot];
-  if (!t.defined()) t = zeros_like(variable);
+  if (!t.defined()) t = full_like(variable, slot_initial_value(slot));
   return t;
 }
+
+double Optimizer::slot_initial_value(const std::string&) const { return 0; }
 
 // ---------------------------------------------------------------- SGD
 
@@ -338,9 +359,7 @@ void SGD::update_step(const Tensor& grad, Variable& variable, double lr) {
 // ---------------------------------------------------------------- RMSprop
 
 RMSpropOptions RMSprop::make(LearningRate learning_rate) {
-  RMSpropOptions o;
-  o.learning_rate = std::move(learning_rate);
-  return o;
+  return with_learning_rate<RMSpropOptions>(std::move(learning_rate));
 }
 
 RMSprop::RMSprop(const RMSpropOptions& options) : Optimizer("RMSprop", options.learning_rate, options), opt_(options) {
@@ -381,16 +400,12 @@ void RMSprop::update_step(const Tensor& grad, Variable& variable, double lr) {
 // ---------------------------------------------------------------- Adam, AdamW
 
 AdamOptions Adam::make(LearningRate learning_rate) {
-  AdamOptions o;
-  o.learning_rate = std::move(learning_rate);
-  return o;
+  return with_learning_rate<AdamOptions>(std::move(learning_rate));
 }
 
 Adam::Adam(const AdamOptions& options, std::string name)
     : Optimizer(std::move(name), options.learning_rate, options), opt_(options) {
-  check_unit("beta_1", opt_.beta_1, "Adam");
-  check_unit("beta_2", opt_.beta_2, "Adam");
-  check_positive("epsilon", opt_.epsilon, "Adam");
+  check_betas_epsilon(opt_.beta_1, opt_.beta_2, opt_.epsilon, this->name());  // "AdamW" for AdamW
 }
 
 std::vector<std::string> Adam::slot_names() const {
@@ -423,6 +438,185 @@ AdamWOptions AdamW::make(LearningRate learning_rate, double weight_decay) {
 
 AdamW::AdamW(const AdamWOptions& options) : Adam(options, "AdamW") {}
 
+// ---------------------------------------------------------------- Adagrad
+
+AdagradOptions Adagrad::make(LearningRate learning_rate) {
+  return with_learning_rate<AdagradOptions>(std::move(learning_rate));
+}
+
+Adagrad::Adagrad(const AdagradOptions& options) : Optimizer("Adagrad", options.learning_rate, options), opt_(options) {
+  check_non_negative("initial_accumulator_value", opt_.initial_accumulator_value, "Adagrad");
+  check_positive("epsilon", opt_.epsilon, "Adagrad");
+}
+
+std::vector<std::string> Adagrad::slot_names() const { return {"accumulator"}; }
+
+double Adagrad::slot_initial_value(const std::string&) const { return opt_.initial_accumulator_value; }
+
+void Adagrad::update_step(const Tensor& grad, Variable& variable, double lr) {
+  Tensor& accumulator = slot(variable, "accumulator");
+  accumulator.addcmul_(grad, grad);  // acc + g^2
+  // Keras's order, so that float64 agrees bitwise: (lr * g) / sqrt(acc + eps)
+  variable.assign_sub(grad * lr / sqrt(accumulator + opt_.epsilon));
+}
+
+// ---------------------------------------------------------------- Adadelta
+
+AdadeltaOptions Adadelta::make(LearningRate learning_rate) {
+  return with_learning_rate<AdadeltaOptions>(std::move(learning_rate));
+}
+
+Adadelta::Adadelta(const AdadeltaOptions& options)
+    : Optimizer("Adadelta", options.learning_rate, options), opt_(options) {
+  check_unit("rho", opt_.rho, "Adadelta");
+  check_positive("epsilon", opt_.epsilon, "Adadelta");
+}
+
+std::vector<std::string> Adadelta::slot_names() const { return {"accumulated_grad", "accumulated_delta_var"}; }
+
+void Adadelta::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double rho = opt_.rho;
+  const double eps = opt_.epsilon;
+  Tensor& accumulated_grad = slot(variable, "accumulated_grad");
+  Tensor& accumulated_delta_var = slot(variable, "accumulated_delta_var");
+  accumulated_grad.mul_(rho).addcmul_(grad, grad, 1 - rho);  // rho * acc + (1 - rho) * g^2
+  const Tensor delta_var = -(sqrt(accumulated_delta_var + eps) * grad / sqrt(accumulated_grad + eps));
+  accumulated_delta_var.mul_(rho).addcmul_(delta_var, delta_var, 1 - rho);
+  variable.assign_add(delta_var * lr);
+}
+
+// ---------------------------------------------------------------- Adamax
+
+AdamaxOptions Adamax::make(LearningRate learning_rate) {
+  return with_learning_rate<AdamaxOptions>(std::move(learning_rate));
+}
+
+Adamax::Adamax(const AdamaxOptions& options) : Optimizer("Adamax", options.learning_rate, options), opt_(options) {
+  check_betas_epsilon(opt_.beta_1, opt_.beta_2, opt_.epsilon, name());
+}
+
+std::vector<std::string> Adamax::slot_names() const { return {"momentum", "norm"}; }
+
+void Adamax::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double t = static_cast<double>(iterations() + 1);
+  const double beta_1_power = std::pow(opt_.beta_1, t);
+  Tensor& m = slot(variable, "momentum");
+  Tensor& u = slot(variable, "norm");
+  m.add_((grad - m) * (1 - opt_.beta_1));
+  u.assign(maximum(u * opt_.beta_2, abs(grad)));
+  variable.assign_sub(m * lr / ((u + opt_.epsilon) * (1 - beta_1_power)));  // (lr * m) / ((1 - b1^t) (u + eps))
+}
+
+// ---------------------------------------------------------------- Nadam
+
+NadamOptions Nadam::make(LearningRate learning_rate) {
+  return with_learning_rate<NadamOptions>(std::move(learning_rate));
+}
+
+Nadam::Nadam(const NadamOptions& options) : Optimizer("Nadam", options.learning_rate, options), opt_(options) {
+  check_betas_epsilon(opt_.beta_1, opt_.beta_2, opt_.epsilon, name());
+}
+
+std::vector<std::string> Nadam::slot_names() const { return {"momentum", "velocity"}; }
+
+double Nadam::u_product(std::int64_t steps) {
+  if (steps < u_product_steps_) {  // set_state went back: start over
+    u_product_steps_ = 0;
+    u_product_ = 1;
+  }
+  // Keras, once per step before the updates: u_product = u_product * beta_1 * (1 - 0.5 * 0.96^t).
+  // The same multiplications in the same order give the same bits whatever the path here.
+  // After a restore this loops over every step once (an underflow to 0 or beta_1 = 1 ends early).
+  while (u_product_steps_ < steps) {
+    ++u_product_steps_;
+    const double factor = 1.0 - 0.5 * std::pow(0.96, static_cast<double>(u_product_steps_));
+    u_product_ = u_product_ * opt_.beta_1 * factor;
+    // fixed points: 0 stays 0; with beta_1 = 1, nothing changes once 0.5 * 0.96^t rounds away
+    if (u_product_ == 0 || (opt_.beta_1 == 1 && factor == 1)) u_product_steps_ = steps;
+  }
+  return u_product_;
+}
+
+void Nadam::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double beta_1 = opt_.beta_1;
+  const double beta_2 = opt_.beta_2;
+  const double local_step = static_cast<double>(iterations() + 1);
+  // Keras's update_step casts the Python constant 0.96 to the variable's dtype, which its
+  // TensorFlow backend does through float32 (0.9599999785423279 in float64).
+  const double decay = static_cast<double>(0.96f);
+  const double u_t = beta_1 * (1.0 - 0.5 * std::pow(decay, local_step));
+  const double u_t_1 = beta_1 * (1.0 - 0.5 * std::pow(decay, local_step + 1));
+  const double u_product_t = u_product(iterations() + 1);
+  const double u_product_t_1 = u_product_t * u_t_1;
+  const double beta_2_power = std::pow(beta_2, local_step);
+  Tensor& m = slot(variable, "momentum");
+  Tensor& v = slot(variable, "velocity");
+  m.add_((grad - m) * (1 - beta_1));
+  v.add_((square(grad) - v) * (1 - beta_2));
+  const Tensor m_hat = m * u_t_1 / (1 - u_product_t_1) + grad * (1 - u_t) / (1 - u_product_t);
+  const Tensor v_hat = v / (1 - beta_2_power);
+  variable.assign_sub(m_hat * lr / (sqrt(v_hat) + opt_.epsilon));
+}
+
+// ---------------------------------------------------------------- Lion
+
+LionOptions Lion::make(LearningRate learning_rate) {
+  return with_learning_rate<LionOptions>(std::move(learning_rate));
+}
+
+Lion::Lion(const LionOptions& options) : Optimizer("Lion", options.learning_rate, options), opt_(options) {
+  if (!(opt_.beta_1 > 0 && opt_.beta_1 <= 1)) {
+    throw ValueError(fmt::format("Lion: beta_1 must be in (0, 1], got {} (0 makes Lion signSGD)", opt_.beta_1));
+  }
+  check_unit("beta_2", opt_.beta_2, "Lion");
+}
+
+std::vector<std::string> Lion::slot_names() const { return {"momentum"}; }
+
+void Lion::update_step(const Tensor& grad, Variable& variable, double lr) {
+  Tensor& m = slot(variable, "momentum");
+  variable.assign_sub(sign(m * opt_.beta_1 + grad * (1.0 - opt_.beta_1)) * lr);
+  m.mul_(opt_.beta_2).add_(grad * (1.0 - opt_.beta_2));
+}
+
+// ---------------------------------------------------------------- Ftrl
+
+FtrlOptions Ftrl::make(LearningRate learning_rate) {
+  return with_learning_rate<FtrlOptions>(std::move(learning_rate));
+}
+
+Ftrl::Ftrl(const FtrlOptions& options) : Optimizer("Ftrl", options.learning_rate, options), opt_(options) {
+  if (!(opt_.learning_rate_power <= 0)) {
+    throw ValueError(fmt::format("Ftrl: learning_rate_power must be <= 0, got {}", opt_.learning_rate_power));
+  }
+  check_non_negative("initial_accumulator_value", opt_.initial_accumulator_value, "Ftrl");
+  check_non_negative("l1_regularization_strength", opt_.l1_regularization_strength, "Ftrl");
+  check_non_negative("l2_regularization_strength", opt_.l2_regularization_strength, "Ftrl");
+  check_non_negative("l2_shrinkage_regularization_strength", opt_.l2_shrinkage_regularization_strength, "Ftrl");
+  check_non_negative("beta", opt_.beta, "Ftrl");
+}
+
+std::vector<std::string> Ftrl::slot_names() const { return {"accumulator", "linear"}; }
+
+double Ftrl::slot_initial_value(const std::string& slot) const {
+  return slot == "accumulator" ? opt_.initial_accumulator_value : 0.0;
+}
+
+void Ftrl::update_step(const Tensor& grad, Variable& variable, double lr) {
+  const double power = -opt_.learning_rate_power;
+  const double l1 = opt_.l1_regularization_strength;
+  const double l2_reg = opt_.l2_regularization_strength + opt_.beta / (2.0 * lr);
+  Tensor& accumulator = slot(variable, "accumulator");
+  Tensor& linear = slot(variable, "linear");
+  const Tensor grad_to_use = grad + variable * (2 * opt_.l2_shrinkage_regularization_strength);
+  const Tensor new_accumulator = accumulator + square(grad);
+  const Tensor new_accumulator_power = pow(new_accumulator, power);
+  linear.add_(grad_to_use - (new_accumulator_power - pow(accumulator, power)) / lr * variable);
+  const Tensor quadratic = new_accumulator_power / lr + 2 * l2_reg;
+  variable.assign((clip(linear, -l1, l1) - linear) / quadratic);
+  accumulator.assign(new_accumulator);
+}
+
 // ---------------------------------------------------------------- get
 
 std::shared_ptr<Optimizer> get(const std::string& name) {
@@ -432,7 +626,16 @@ std::shared_ptr<Optimizer> get(const std::string& name) {
   if (key == "rmsprop") return std::make_shared<RMSprop>();
   if (key == "adam") return std::make_shared<Adam>();
   if (key == "adamw") return std::make_shared<AdamW>();
-  throw ValueError(fmt::format("optimizers::get: unknown optimizer '{}' (known: sgd, rmsprop, adam, adamw)", name));
+  if (key == "adagrad") return std::make_shared<Adagrad>();
+  if (key == "adadelta") return std::make_shared<Adadelta>();
+  if (key == "adamax") return std::make_shared<Adamax>();
+  if (key == "nadam") return std::make_shared<Nadam>();
+  if (key == "lion") return std::make_shared<Lion>();
+  if (key == "ftrl") return std::make_shared<Ftrl>();
+  throw ValueError(fmt::format(
+      "optimizers::get: unknown optimizer '{}' (known: sgd, rmsprop, adam, adamw, adagrad, adadelta, adamax, nadam, "
+      "lion, ftrl)",
+      name));
 }
 
 }  // namespace tapeflow::optimizers

@@ -1,6 +1,6 @@
 #pragma once
-/// Optimizers with Keras 3's update rules: SGD, RMSprop, Adam, AdamW; gradient clipping and
-/// learning-rate schedules. Ordinary user code on the public tensor API.
+/// Optimizers with Keras 3's update rules: SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax,
+/// Nadam, Lion, Ftrl; gradient clipping and learning-rate schedules. Ordinary user code on the public tensor API.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -129,8 +129,9 @@ class Optimizer {
 
   /// A copy of the state kept for `variables` (named, each name once): iterations, the learning
   /// rate if constant, and every slot of slot_names() for every variable. A slot not made yet
-  /// (no update so far) is exported as the zeros it would start from. ValueError for an
-  /// undefined, unnamed or twice-named variable, or a slot that slot_names() does not declare.
+  /// (no update so far) is exported as the value it would start from (slot_initial_value()).
+  /// ValueError for an undefined, unnamed or twice-named variable, or a slot that slot_names()
+  /// does not declare.
   OptimizerState get_state(const std::vector<Variable>& variables) const;
   /// Restores a state from get_state() for the same variables (by name), so that the next
   /// update is bit-identical to the one the exported optimizer would have made. Everything is
@@ -147,8 +148,12 @@ class Optimizer {
   /// Updates `variable` from its clipped gradient (same shape) at learning rate `lr`;
   /// iterations() is still the number of steps before this one.
   virtual void update_step(const Tensor& grad, Variable& variable, double lr) = 0;
-  /// The variable's state tensor `slot`, zeros of its shape and dtype on first use.
+  /// The variable's state tensor `slot`, filled with slot_initial_value(slot) in its shape and
+  /// dtype on first use.
   Tensor& slot(const Variable& variable, const std::string& slot);
+  /// The value a slot starts from: 0, or Adagrad's initial_accumulator_value. get_state()
+  /// exports a slot not made yet as this value too.
+  virtual double slot_initial_value(const std::string& slot) const;
 
  private:
   std::string name_;
@@ -249,8 +254,169 @@ class AdamW : public Adam {
   static AdamWOptions make(LearningRate learning_rate, double weight_decay);
 };
 
+struct AdagradOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  /// The value every accumulator starts from (>= 0).
+  double initial_accumulator_value = 0.1;
+  double epsilon = 1e-7;
+};
+
+/// acc += g^2; var -= lr * g / sqrt(acc + eps). The accumulator starts at
+/// initial_accumulator_value; Keras puts epsilon inside the square root.
+class Adagrad : public Optimizer {
+ public:
+  Adagrad(LearningRate learning_rate = 0.001) : Adagrad(make(std::move(learning_rate))) {}
+  explicit Adagrad(const AdagradOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+  double slot_initial_value(const std::string& slot) const override;
+
+ private:
+  static AdagradOptions make(LearningRate learning_rate);
+  AdagradOptions opt_;
+};
+
+struct AdadeltaOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  double rho = 0.95;
+  double epsilon = 1e-7;
+};
+
+/// acc_g = rho * acc_g + (1 - rho) * g^2; delta = -sqrt(acc_d + eps) * g / sqrt(acc_g + eps);
+/// acc_d = rho * acc_d + (1 - rho) * delta^2; var += lr * delta. Keras keeps the learning rate
+/// (1.0 in the paper, 0.001 by default here as in Keras).
+class Adadelta : public Optimizer {
+ public:
+  Adadelta(LearningRate learning_rate = 0.001) : Adadelta(make(std::move(learning_rate))) {}
+  explicit Adadelta(const AdadeltaOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static AdadeltaOptions make(LearningRate learning_rate);
+  AdadeltaOptions opt_;
+};
+
+struct AdamaxOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  double beta_1 = 0.9;
+  double beta_2 = 0.999;
+  double epsilon = 1e-7;
+};
+
+/// m += (g - m) * (1 - beta_1); u = max(beta_2 * u, |g|);
+/// var -= lr * m / ((1 - beta_1^t) * (u + eps)). Adam with the infinity norm.
+class Adamax : public Optimizer {
+ public:
+  Adamax(LearningRate learning_rate = 0.001) : Adamax(make(std::move(learning_rate))) {}
+  explicit Adamax(const AdamaxOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static AdamaxOptions make(LearningRate learning_rate);
+  AdamaxOptions opt_;
+};
+
+struct NadamOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  double beta_1 = 0.9;
+  double beta_2 = 0.999;
+  double epsilon = 1e-7;
+};
+
+/// Adam with Nesterov momentum and Keras 3's momentum schedule u_t = beta_1 * (1 - 0.5 * 0.96^t):
+/// m += (g - m) * (1 - beta_1); v += (g^2 - v) * (1 - beta_2);
+/// m_hat = u_{t+1} * m / (1 - prod_{k<=t+1} u_k) + (1 - u_t) * g / (1 - prod_{k<=t} u_k);
+/// var -= m_hat * lr / (sqrt(v / (1 - beta_2^t)) + eps).
+/// The running product of u (Keras's u_product variable) is a function of iterations() alone, so
+/// it is recomputed from the step count rather than kept as state: a restored optimizer continues
+/// bitwise. As Keras does, u_t in the update uses 0.96 rounded to float32 (Keras casts that Python
+/// constant to the variable's dtype through float32), the running product 0.96 itself.
+class Nadam : public Optimizer {
+ public:
+  Nadam(LearningRate learning_rate = 0.001) : Nadam(make(std::move(learning_rate))) {}
+  explicit Nadam(const NadamOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static NadamOptions make(LearningRate learning_rate);
+  /// prod_{k=1..steps} beta_1 * (1 - 0.5 * 0.96^k), multiplied in Keras's order.
+  double u_product(std::int64_t steps);
+  NadamOptions opt_;
+  std::int64_t u_product_steps_ = 0;  // the product below covers steps 1..u_product_steps_
+  double u_product_ = 1;
+};
+
+struct LionOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  /// In (0, 1]: 0 would make Lion signSGD.
+  double beta_1 = 0.9;
+  double beta_2 = 0.99;
+};
+
+/// var -= lr * sign(beta_1 * m + (1 - beta_1) * g); then m = beta_2 * m + (1 - beta_2) * g.
+/// Every element moves by lr (or 0): Lion wants a smaller learning rate than Adam.
+class Lion : public Optimizer {
+ public:
+  Lion(LearningRate learning_rate = 0.001) : Lion(make(std::move(learning_rate))) {}
+  explicit Lion(const LionOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+
+ private:
+  static LionOptions make(LearningRate learning_rate);
+  LionOptions opt_;
+};
+
+struct FtrlOptions : OptimizerOptions {
+  LearningRate learning_rate = 0.001;
+  /// <= 0: how the per-element rate falls as squared gradients accumulate (-0.5: 1 / sqrt).
+  double learning_rate_power = -0.5;
+  /// The value every accumulator starts from (>= 0).
+  double initial_accumulator_value = 0.1;
+  /// L1 strength (>= 0): elements whose |linear| stays below it are exactly 0.
+  double l1_regularization_strength = 0;
+  /// L2 strength (>= 0).
+  double l2_regularization_strength = 0;
+  /// L2 shrinkage (>= 0): a penalty on the variable added to the gradient, not to the loss.
+  double l2_shrinkage_regularization_strength = 0;
+  /// >= 0; beta / (2 lr) is added to the L2 strength.
+  double beta = 0;
+};
+
+/// Follow the regularized leader (Keras's Ftrl), with p = -learning_rate_power:
+/// n' = n + g^2; z += g + 2 * l2_shrinkage * var - (n'^p - n^p) / lr * var;
+/// var = (clip(z, -l1, l1) - z) / (n'^p / lr + 2 * (l2 + beta / (2 lr))); n = n'.
+class Ftrl : public Optimizer {
+ public:
+  Ftrl(LearningRate learning_rate = 0.001) : Ftrl(make(std::move(learning_rate))) {}
+  explicit Ftrl(const FtrlOptions& options);
+  std::vector<std::string> slot_names() const override;
+
+ protected:
+  void update_step(const Tensor& grad, Variable& variable, double lr) override;
+  double slot_initial_value(const std::string& slot) const override;
+
+ private:
+  static FtrlOptions make(LearningRate learning_rate);
+  FtrlOptions opt_;
+};
+
 /// An optimizer with default settings by Keras name, case-insensitive: "sgd", "rmsprop",
-/// "adam", "adamw" (as compile("rmsprop")). Throws ValueError for an unknown name.
+/// "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl" (as compile("rmsprop")).
+/// Throws ValueError for an unknown name.
 std::shared_ptr<Optimizer> get(const std::string& name);
 
 }  // namespace tapeflow::optimizers
