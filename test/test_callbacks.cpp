@@ -58,7 +58,8 @@ TEST_CASE("ReduceLROnPlateau follows Keras 3's patience, cooldown and min_lr rul
     cb.on_epoch_end(static_cast<int>(e), {{"val_loss", val_loss[e]}});
     CHECK(model->optimizer().learning_rate() == want[e]);
   }
-  // accuracy: larger is better; a NaN epoch never improves on the best
+  // accuracy: larger is better; as Keras 3.15, the first epoch is the best so far whatever it
+  // is, so a NaN there is never improved on: every later epoch waits
   auto m2 = small_model(std::make_shared<optimizers::SGD>(0.4));
   o = {};
   o.monitor = "val_accuracy";
@@ -66,13 +67,39 @@ TEST_CASE("ReduceLROnPlateau follows Keras 3's patience, cooldown and min_lr rul
   callbacks::ReduceLROnPlateau acc(o);
   acc.set_model(m2.get());
   acc.on_train_begin({});
-  acc.on_epoch_end(0, {{"val_accuracy", std::nan("")}});  // no improvement on -inf: wait 1 >= 1
-  CHECK(m2->optimizer().learning_rate() == Approx(0.04));
+  acc.on_epoch_end(0, {{"val_accuracy", std::nan("")}});
+  CHECK(m2->optimizer().learning_rate() == Approx(0.4));
   acc.on_epoch_end(1, {{"val_accuracy", 0.5}});
-  acc.on_epoch_end(2, {{"val_accuracy", 0.7}});
   CHECK(m2->optimizer().learning_rate() == Approx(0.04));
-  acc.on_epoch_end(3, {{"val_accuracy", 0.6}});
-  CHECK(m2->optimizer().learning_rate() == Approx(0.004));
+  // a finite start: 0.5, then 0.7 improves, 0.6 does not
+  auto m3 = small_model(std::make_shared<optimizers::SGD>(0.4));
+  callbacks::ReduceLROnPlateau acc3(o);
+  acc3.set_model(m3.get());
+  acc3.on_train_begin({});
+  acc3.on_epoch_end(0, {{"val_accuracy", 0.5}});
+  acc3.on_epoch_end(1, {{"val_accuracy", 0.7}});
+  CHECK(m3->optimizer().learning_rate() == Approx(0.4));
+  acc3.on_epoch_end(2, {{"val_accuracy", 0.6}});
+  CHECK(m3->optimizer().learning_rate() == Approx(0.04));
+  // auc, precision and recall are larger-is-better too (Keras 3's metric directions)
+  auto m4 = small_model(std::make_shared<optimizers::SGD>(0.4));
+  o.monitor = "val_auc";
+  callbacks::ReduceLROnPlateau up(o);
+  up.set_model(m4.get());
+  up.on_train_begin({});
+  for (int e = 0; e < 4; ++e) up.on_epoch_end(e, {{"val_auc", 0.5 + 0.1 * e}});
+  CHECK(m4->optimizer().learning_rate() == Approx(0.4));
+  // at min_lr no more reductions are made (nor reported): the rate compares as float32
+  auto m5 = small_model(std::make_shared<optimizers::SGD>(1e-3));
+  callbacks::ReduceLROnPlateauOptions floor;
+  floor.monitor = "loss";
+  floor.patience = 1;
+  floor.min_lr = 1e-4;
+  callbacks::ReduceLROnPlateau at_floor(floor);
+  at_floor.set_model(m5.get());
+  at_floor.on_train_begin({});
+  for (int e = 0; e < 6; ++e) at_floor.on_epoch_end(e, {{"loss", 1.0}});
+  CHECK(m5->optimizer().learning_rate() == 1e-4);
 
   CHECK_THROWS_AS(callbacks::ReduceLROnPlateau([] {
                     callbacks::ReduceLROnPlateauOptions bad;
@@ -80,6 +107,24 @@ TEST_CASE("ReduceLROnPlateau follows Keras 3's patience, cooldown and min_lr rul
                     return bad;
                   }()),
                   ValueError);
+}
+
+TEST_CASE("EarlyStopping's Auto mode maximises auc, precision and recall (Keras 3's directions)", "[callbacks]") {
+  auto model = small_model(std::make_shared<optimizers::SGD>(0.1));
+  for (const char* metric : {"val_auc", "val_precision", "recall", "val_top_k_categorical_accuracy"}) {
+    INFO(metric);
+    model->stop_training = false;
+    callbacks::EarlyStopping es(metric, 1);
+    es.set_model(model.get());
+    es.on_train_begin({});
+    for (int e = 0; e < 4; ++e) es.on_epoch_end(e, {{metric, 0.5 + 0.1 * e}});
+    CHECK_FALSE(model->stop_training);
+  }
+  callbacks::EarlyStopping loss("val_loss", 1);
+  loss.set_model(model.get());
+  loss.on_train_begin({});
+  for (int e = 0; e < 3; ++e) loss.on_epoch_end(e, {{"val_loss", 0.5 + 0.1 * e}});
+  CHECK(model->stop_training);
 }
 
 TEST_CASE("ReduceLROnPlateau and LearningRateScheduler inside fit; schedules refused", "[callbacks][fit]") {

@@ -157,8 +157,9 @@ TEST_CASE("Embedding looks up rows; the gradient adds into the rows used", "[lay
   CHECK_THROWS_AS(emb(tensor<std::int64_t>({6}, {1})), IndexError);
   CHECK_THROWS_WITH(emb(tensor<std::int64_t>({6}, {1})), Contains("embedding") && Contains("[0, 6)"));
   CHECK_THROWS_AS(emb(tensor<std::int64_t>({-1}, {1})), IndexError);
-  CHECK_THROWS_AS(emb(tensor({1.0f})), DTypeError);
-  CHECK_THROWS_WITH(emb(tensor({1.0f})), Contains("embedding") && Contains("float32"));
+  CHECK(dvals(emb(tensor({5.0f, 0.9f}))) == dvals(emb(tensor<std::int64_t>({5, 0}, {2}))));  // cast, as Keras
+  CHECK_THROWS_AS(emb(tensor({true})), DTypeError);
+  CHECK_THROWS_WITH(emb(tensor({true})), Contains("embedding") && Contains("bool"));
   CHECK_THROWS_AS(Embedding(0, 3), ValueError);
 }
 

@@ -117,6 +117,22 @@ TEST_CASE("losses: float64 gradcheck of every new loss in y_pred", "[losses][gra
   const Tensor v = losses::cosine_similarity(tensor({1.0, 2.0, 3.0}, {1, 3}, kFloat64), z);
   CHECK(v.item<double>() == 0.0);
   for (double x : tape.gradient(v, z).to_vector<double>()) CHECK(std::isfinite(x));
+  // binary cross-entropy from logits at a logit of exactly 0: sigmoid(0) - z (TensorFlow's)
+  {
+    const Tensor x = tensor({0.0, 0.0}, {2, 1}, kFloat64);
+    GradientTape t;
+    t.watch(x);
+    const auto gx = t.gradient(sum(losses::binary_crossentropy(tensor({0.0, 1.0}, {2, 1}, kFloat64), x, true)), x)
+                        .to_vector<double>();
+    CHECK(gx == std::vector<double>{0.5, -0.5});
+  }
+  // hinge at a margin of exactly 1 passes the gradient (Keras's maximum), relu's would not
+  {
+    const Tensor p = tensor({1.0}, {1, 1}, kFloat64);
+    GradientTape t;
+    t.watch(p);
+    CHECK(t.gradient(losses::hinge(tensor({1.0}, {1, 1}, kFloat64), p), p).item<double>() == -1.0);
+  }
   // log-cosh of a huge error does not overflow: |e| - log 2
   CHECK(losses::log_cosh(tensor({0.0}, {1, 1}, kFloat64), tensor({1000.0}, {1, 1}, kFloat64)).item<double>() ==
         Approx(1000.0 - std::log(2.0)).epsilon(1e-15));
@@ -218,7 +234,25 @@ TEST_CASE("metrics: edge cases and errors", "[metrics]") {
   CHECK(roc.thresholds().size() == 200);
   CHECK(roc.thresholds().front() < 0);
   CHECK(roc.thresholds().back() > 1);
-  CHECK_THROWS_WITH(roc.update_state(labels, scores * 2.0), Contains("auc") && Contains("[0, 1]"));
+  // scores outside [0, 1] are clipped, as Keras's; from_logits applies the sigmoid first
+  AUC clipped, logits(200, AUC::Curve::ROC, "auc", true);
+  clipped.update_state(labels, tensor({-0.5, 0.3, 0.7, 1.5}, {4, 1}, kFloat64));
+  CHECK(clipped.result() == Approx(1.0).epsilon(1e-12));
+  logits.update_state(labels, tensor({-3.0, -0.2, 0.4, 5.0}, {4, 1}, kFloat64));
+  CHECK(logits.result() == Approx(1.0).epsilon(1e-12));
+  // Keras's buckets, ceil(p (n - 1)) - 1 in float32: 0.90000004f and 0.9f share a bucket, so a
+  // positive scored 0.90000004f does not rank above a negative at 0.9f (Keras: 0.5)
+  AUC eleven(11);
+  eleven.update_state(tensor({1.0, 0.0}, {2}, kFloat64), tensor({0.90000004f, 0.9f}));
+  CHECK(eleven.result() == Approx(0.5).epsilon(1e-12));
+  // a NaN score counts below every threshold
+  AUC with_nan;
+  with_nan.update_state(tensor({1.0, 0.0}, {2}, kFloat64), tensor({std::nan(""), 0.5}, {2}, kFloat64));
+  CHECK(std::isfinite(with_nan.result()));
+  // [batch, 1] labels with [batch] scores, as Keras accepts them
+  Precision p1;
+  p1.update_state(tensor({1.0, 0.0}, {2, 1}, kFloat64), tensor({0.9, 0.2}, {2}, kFloat64));
+  CHECK(p1.result() == 1.0);
   CHECK_THROWS_AS(AUC(1), ValueError);
   CHECK_THROWS_AS(Precision(1.5), ValueError);
   CHECK_THROWS_AS(SparseTopKCategoricalAccuracy(0), ValueError);
@@ -232,6 +266,11 @@ TEST_CASE("metrics: edge cases and errors", "[metrics]") {
   RootMeanSquaredError rmse;
   rmse.update_state(tensor({0.0, 0.0}, {1, 2}, kFloat64), tensor({3.0, 4.0}, {1, 2}, kFloat64));
   CHECK(rmse.result() == Approx(std::sqrt(12.5)).epsilon(1e-15));
+  // every example weighs the same, whatever its width (Keras's Mean of per-example means)
+  rmse.reset_state();
+  rmse.update_state(tensor({0.0, 0.0}, {1, 2}, kFloat64), tensor({2.0, 2.0}, {1, 2}, kFloat64));  // 4
+  rmse.update_state(tensor({0.0, 0.0, 0.0}, {1, 3}, kFloat64), tensor({0.0, 0.0, 0.0}, {1, 3}, kFloat64));  // 0
+  CHECK(rmse.result() == Approx(std::sqrt(2.0)).epsilon(1e-15));
   rmse.reset_state();
   CHECK(rmse.result() == 0.0);
   for (const char* n : {"root_mean_squared_error", "precision", "recall", "auc", "top_k_categorical_accuracy",

@@ -29,34 +29,67 @@ void set(const Variable& weight, const Tensor& value) {
   w.assign(value.astype(w.dtype()));
 }
 
-// The layer of each golden case, with the golden weights loaded (float32 weights hold the
-// float64 golden values rounded; the float64 comparison gives the layer float64 weights by
-// loading them into a float64 copy of the math: see below).
-struct Made {
-  std::shared_ptr<Recurrent> layer;
+// The layer of each golden case and the golden weights of its recurrent layers (one, or a
+// Bidirectional's forward then backward), loaded after the first call builds them.
+struct Weights {
   const double *kernel, *recurrent, *bias;
   std::size_t nk, nr, nb;
 };
 
 template <std::size_t K, std::size_t R, std::size_t B>
-Made with(std::shared_ptr<Recurrent> l, const double (&k)[K], const double (&r)[R], const double (&b)[B]) {
-  return {std::move(l), k, r, b, K, R, B};
+Weights w(const double (&k)[K], const double (&r)[R], const double (&b)[B]) {
+  return {k, r, b, K, R, B};
 }
+
+struct Made {
+  LayerPtr layer;
+  std::vector<std::pair<std::shared_ptr<Recurrent>, Weights>> parts;
+};
 
 Made make(const std::string& name) {
   RecurrentOptions o;
   o.return_sequences = name.find("_seq") != std::string::npos || name == "simple_rnn_backwards";
   o.go_backwards = name.find("backwards") != std::string::npos;
+  if (name.rfind("bidirectional", 0) == 0) {
+    const bool lstm = name.find("lstm") != std::string::npos;
+    std::shared_ptr<Recurrent> inner = lstm ? std::shared_ptr<Recurrent>(std::make_shared<LSTM>(g::kU, Activation::Tanh, o))
+                                            : std::make_shared<GRU>(g::kU, Activation::Tanh, o);
+    const MergeMode mode = name.find("sum") != std::string::npos   ? MergeMode::Sum
+                           : name.find("ave") != std::string::npos ? MergeMode::Ave
+                                                                   : MergeMode::Concat;
+    auto bi = std::make_shared<Bidirectional>(inner, mode);
+    if (lstm) {
+      return {bi, {{bi->forward_layer(), w(g::kLstmKernel, g::kLstmRecurrent, g::kLstmBias)},
+                   {bi->backward_layer(), w(g::kLstmBackKernel, g::kLstmBackRecurrent, g::kLstmBackBias)}}};
+    }
+    return {bi, {{bi->forward_layer(), w(g::kGruKernel, g::kGruRecurrent, g::kGruBias)},
+                 {bi->backward_layer(), w(g::kGruBackKernel, g::kGruBackRecurrent, g::kGruBackBias)}}};
+  }
   if (name.rfind("simple_rnn", 0) == 0) {
     const Activation a = name == "simple_rnn_last_relu" ? Activation::Relu : Activation::Tanh;
-    return with(std::make_shared<SimpleRNN>(g::kU, a, o), g::kRnnKernel, g::kRnnRecurrent, g::kRnnBias);
+    auto l = std::make_shared<SimpleRNN>(g::kU, a, o);
+    return {l, {{l, w(g::kRnnKernel, g::kRnnRecurrent, g::kRnnBias)}}};
   }
-  if (name.rfind("lstm", 0) == 0) return with(std::make_shared<LSTM>(g::kU, Activation::Tanh, o), g::kLstmKernel, g::kLstmRecurrent, g::kLstmBias);
+  if (name.rfind("lstm", 0) == 0) {
+    auto l = std::make_shared<LSTM>(g::kU, Activation::Tanh, o);
+    return {l, {{l, w(g::kLstmKernel, g::kLstmRecurrent, g::kLstmBias)}}};
+  }
   if (name == "gru_v1_seq") {
     o.reset_after = false;
-    return with(std::make_shared<GRU>(g::kU, Activation::Tanh, o), g::kGruV1Kernel, g::kGruV1Recurrent, g::kGruV1Bias);
+    auto l = std::make_shared<GRU>(g::kU, Activation::Tanh, o);
+    return {l, {{l, w(g::kGruV1Kernel, g::kGruV1Recurrent, g::kGruV1Bias)}}};
   }
-  return with(std::make_shared<GRU>(g::kU, Activation::Tanh, o), g::kGruKernel, g::kGruRecurrent, g::kGruBias);
+  auto l = std::make_shared<GRU>(g::kU, Activation::Tanh, o);
+  return {l, {{l, w(g::kGruKernel, g::kGruRecurrent, g::kGruBias)}}};
+}
+
+void load(const Made& m, Device d) {
+  for (const auto& [l, wt] : m.parts) {
+    set(l->kernel(), tensor(std::vector<double>(wt.kernel, wt.kernel + wt.nk), l->kernel().shape(), kFloat64).to(d));
+    set(l->recurrent_kernel(),
+        tensor(std::vector<double>(wt.recurrent, wt.recurrent + wt.nr), l->recurrent_kernel().shape(), kFloat64).to(d));
+    set(l->bias(), tensor(std::vector<double>(wt.bias, wt.bias + wt.nb), l->bias().shape(), kFloat64).to(d));
+  }
 }
 
 std::vector<Device> devices() {
@@ -76,17 +109,13 @@ TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every de
       m.layer->set_device(d);
       const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF}).to(d);
       (*m.layer)(x);  // builds
-      const Shape ks = m.layer->kernel().shape(), rs = m.layer->recurrent_kernel().shape();
-      const Shape bs = m.layer->bias().shape();
-      set(m.layer->kernel(), tensor(std::vector<double>(m.kernel, m.kernel + m.nk), ks, kFloat64).to(d));
-      set(m.layer->recurrent_kernel(), tensor(std::vector<double>(m.recurrent, m.recurrent + m.nr), rs, kFloat64).to(d));
-      set(m.layer->bias(), tensor(std::vector<double>(m.bias, m.bias + m.nb), bs, kFloat64).to(d));
+      load(m, d);
       GradientTape tape;
       tape.watch(x);
       const Tensor y = (*m.layer)(x);
       CHECK(y.device() == d);
       CHECK(y.rank() == c.rank);
-      CHECK(y.shape() == (c.rank == 3 ? Shape{g::kB, g::kT, g::kU} : Shape{g::kB, g::kU}));
+      CHECK(y.shape() == (c.rank == 3 ? Shape{g::kB, g::kT, c.units} : Shape{g::kB, c.units}));
       const std::int64_t n = y.size();
       std::vector<double> lin(static_cast<std::size_t>(n));
       for (std::int64_t i = 0; i < n; ++i) lin[static_cast<std::size_t>(i)] = n == 1 ? -1.0 : -1.0 + 2.0 * i / (n - 1);
@@ -102,7 +131,8 @@ TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every de
 
 TEST_CASE("recurrent layers: float64 gradcheck through time, in the input and the weights", "[recurrent][gradcheck]") {
   const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF});
-  for (const char* name : {"simple_rnn_seq", "lstm_last", "gru_seq", "gru_v1_seq", "lstm_backwards_last"}) {
+  for (const char* name : {"simple_rnn_seq", "lstm_last", "gru_seq", "gru_v1_seq", "lstm_backwards_last",
+                           "bidirectional_gru_last_sum"}) {
     INFO(name);
     Made m = make(name);
     (*m.layer)(x);
@@ -166,6 +196,38 @@ TEST_CASE("recurrent layers: Keras's weight shapes, names, initial values and er
   seq.return_sequences = true;
   CHECK(SimpleRNN(3)(zeros({2, 0, 4})).to_vector<float>() == std::vector<float>(6, 0.0f));
   CHECK(SimpleRNN(3, "tanh", seq)(zeros({2, 0, 4})).shape() == Shape{2, 0, 3});
+}
+
+TEST_CASE("Bidirectional: Keras's sublayer names, weights, copies and errors", "[recurrent][bidirectional]") {
+  RecurrentOptions o;
+  o.return_sequences = true;
+  auto inner = std::make_shared<LSTM>(3, Activation::Tanh, o);
+  Bidirectional bi(inner);
+  const Tensor y = bi(zeros({2, 4, 5}));
+  CHECK(y.shape() == Shape{2, 4, 6});
+  CHECK(bi.name() == "bidirectional");
+  CHECK(bi.forward_layer() == inner);
+  CHECK(bi.forward_layer()->name() == "bidirectional/forward_lstm");
+  CHECK(bi.backward_layer()->name() == "bidirectional/backward_lstm");
+  CHECK(bi.backward_layer()->options().go_backwards);
+  CHECK(bi.backward_layer()->options().return_sequences);
+  CHECK(bi.forward_layer()->kernel().name() == "bidirectional/forward_lstm/kernel");
+  CHECK(bi.weights().size() == 6);
+  CHECK(bi.count_params() == 2 * 4 * (5 * 3 + 3 * 3 + 3));
+  // the two directions start from different weights (the sublayers are seeded apart)
+  CHECK(bi.forward_layer()->kernel().to_vector<float>() != bi.backward_layer()->kernel().to_vector<float>());
+  // a sequence read backwards equals the forward layer on the reversed input, reversed back
+  const Tensor x = uniform({1, 4, 5}, bi.generator(), -1.0, 1.0);
+  const Tensor both = bi(x);
+  const Tensor back = (*bi.backward_layer())(x);
+  CHECK(both(all, all, Slice(3, 6)).to_vector<float>() == back(all, Slice(none, none, -1)).to_vector<float>());
+  CHECK_THROWS_AS(Bidirectional(nullptr), ValueError);
+  CHECK_THROWS_WITH(Bidirectional(inner), Contains("already built"));
+  // in a model: trains, saves and loads its six weights
+  Sequential model(Embedding(10, 4), Bidirectional(std::make_shared<GRU>(3)), Dense(1, "sigmoid"));
+  model.compile("adam", "binary_crossentropy");
+  model.build({-1, 6});
+  CHECK(model.weights().size() == 1 + 6 + 2);
 }
 
 TEST_CASE("initializers::orthogonal gives orthonormal rows or columns, seeded", "[recurrent][initializers]") {

@@ -16,8 +16,10 @@ namespace tapeflow::callbacks {
 namespace {
 
 bool maximizes(Mode mode, const std::string& monitor) {
-  if (mode == Mode::Auto) return monitor.find("acc") != std::string::npos;
-  return mode == Mode::Max;
+  if (mode != Mode::Auto) return mode == Mode::Max;
+  for (const char* up : {"acc", "auc", "precision", "recall"})
+    if (monitor.find(up) != std::string::npos) return true;
+  return false;
 }
 
 void warn_missing(const char* who, const std::string& monitor, const Logs& logs) {
@@ -294,7 +296,7 @@ void ReduceLROnPlateau::on_train_begin(const Logs&) {
   constant_rate_optimizer(model(), "ReduceLROnPlateau");
   wait_ = 0;
   cooldown_counter_ = 0;
-  best_ = (maximize_ ? -1 : 1) * std::numeric_limits<double>::infinity();
+  best_.reset();
 }
 
 void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
@@ -305,7 +307,8 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
     --cooldown_counter_;
     wait_ = 0;
   }
-  const bool better = maximize_ ? current > best_ + options_.min_delta : current < best_ - options_.min_delta;
+  const bool better =
+      !best_ || (maximize_ ? current > *best_ + options_.min_delta : current < *best_ - options_.min_delta);
   if (better) {
     best_ = current;
     wait_ = 0;
@@ -315,7 +318,9 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
   if (++wait_ < options_.patience) return;
   optimizers::Optimizer& opt = constant_rate_optimizer(model(), "ReduceLROnPlateau");
   const double old_lr = opt.learning_rate();
-  if (old_lr > static_cast<double>(static_cast<float>(options_.min_lr))) {  // Keras compares with float32(min_lr)
+  // Keras's rate is a float32 variable compared with float32(min_lr): once the rate is min_lr,
+  // no more reductions (and no more reports)
+  if (static_cast<float>(old_lr) > static_cast<float>(options_.min_lr)) {
     const double new_lr = std::max(old_lr * options_.factor, options_.min_lr);
     opt.set_learning_rate(new_lr);
     if (options_.verbose > 0) {

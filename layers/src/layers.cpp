@@ -86,23 +86,26 @@ Tensor orthogonal(const Shape& shape, Generator& gen) {
   for (std::size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
   const std::int64_t cols = shape.back();
   const std::int64_t m = std::max(rows, cols), n = std::min(rows, cols);
-  // the Q of a = QR by modified Gram-Schmidt in double, column by column: R's diagonal (the
-  // norms) is positive, which is the sign Keras fixes Q to
-  std::vector<double> a = normal({m, n}, gen).astype(kFloat64).to_vector<double>();  // row-major [m, n]
-  auto at = [&](std::int64_t i, std::int64_t j) -> double& { return a[static_cast<std::size_t>(i * n + j)]; };
+  // the Q of a [m, n] normal matrix a = QR by modified Gram-Schmidt in double: R's diagonal (the
+  // norms) is positive, which is the sign Keras fixes Q to. The columns are stored as the rows
+  // of `at` [n, m], so each one is contiguous (walked with a stride, [1024, 4096] took minutes)
+  std::vector<double> at = normal({n, m}, gen).astype(kFloat64).to_vector<double>();
+  const auto col = [&](std::int64_t j) { return at.data() + j * m; };
   for (std::int64_t j = 0; j < n; ++j) {
+    double* v = col(j);
     for (std::int64_t k = 0; k < j; ++k) {
+      const double* u = col(k);
       double dot = 0;
-      for (std::int64_t i = 0; i < m; ++i) dot += at(i, k) * at(i, j);
-      for (std::int64_t i = 0; i < m; ++i) at(i, j) -= dot * at(i, k);
+      for (std::int64_t i = 0; i < m; ++i) dot += u[i] * v[i];
+      for (std::int64_t i = 0; i < m; ++i) v[i] -= dot * u[i];
     }
     double norm = 0;
-    for (std::int64_t i = 0; i < m; ++i) norm += at(i, j) * at(i, j);
+    for (std::int64_t i = 0; i < m; ++i) norm += v[i] * v[i];
     norm = std::sqrt(norm);
-    for (std::int64_t i = 0; i < m; ++i) at(i, j) /= norm;
+    for (std::int64_t i = 0; i < m; ++i) v[i] /= norm;
   }
-  Tensor q = tensor(a, {m, n}, kFloat64);
-  if (rows < cols) q = q.transpose().contiguous();
+  Tensor qt = tensor(at, {n, m}, kFloat64);  // Q transposed
+  Tensor q = rows < cols ? qt : qt.transpose().contiguous();
   return q.astype(kFloat32).reshape(shape);
 }
 
@@ -651,11 +654,13 @@ void Embedding::build(const Shape&) {
   embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, options_.embeddings_initializer);
 }
 
-Tensor Embedding::call(const Tensor& x, bool) {
-  if (x.dtype() != kInt32 && x.dtype() != kInt64) {
-    throw DTypeError(fmt::format("{}: expected int32 or int64 indices, got {} {}", name(), dtype_name(x.dtype()),
-                                 shape_str(x.shape())));
+Tensor Embedding::call(const Tensor& x_in, bool) {
+  if (x_in.dtype() == kBool) {
+    throw DTypeError(fmt::format("{}: expected integer indices, got bool {}", name(), shape_str(x_in.shape())));
   }
+  // float indices are cast (truncated), as Keras's Embedding casts to int32: Model::build's
+  // float zeros, or token ids held in a float tensor
+  const Tensor x = is_floating(x_in.dtype()) ? x_in.astype(kInt64) : x_in;
   Shape out = x.shape();
   out.push_back(output_dim_);
   try {
@@ -940,6 +945,58 @@ Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state) const {
   }
   state[0] = z * h + (1.0 - z) * hh;
   return state[0];
+}
+
+namespace {
+RecurrentOptions flipped(RecurrentOptions o) {
+  o.go_backwards = !o.go_backwards;
+  o.name.clear();
+  return o;
+}
+}  // namespace
+
+std::shared_ptr<Recurrent> SimpleRNN::reversed_copy() const {
+  return std::make_shared<SimpleRNN>(units_, activation_, flipped(options_));
+}
+std::shared_ptr<Recurrent> LSTM::reversed_copy() const {
+  return std::make_shared<LSTM>(units_, activation_, flipped(options_));
+}
+std::shared_ptr<Recurrent> GRU::reversed_copy() const {
+  return std::make_shared<GRU>(units_, activation_, flipped(options_));
+}
+
+// ================================================================ Bidirectional
+
+Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode, std::string name)
+    : Layer("Bidirectional", std::move(name)), merge_mode_(merge_mode), forward_(std::move(layer)) {
+  if (!forward_) throw ValueError("Bidirectional: the layer is null");
+  if (forward_->built()) {
+    throw ValueError(fmt::format("Bidirectional: layer '{}' is already built; wrap a new one", forward_->name()));
+  }
+  const std::string base = forward_->name().empty() ? forward_->default_name() : forward_->name();
+  backward_ = forward_->reversed_copy();
+  forward_->set_name("forward_" + base);
+  backward_->set_name("backward_" + base);
+  if (forward_->seeded()) backward_->set_seed(forward_->generator().seed() + 1);
+  track(forward_);
+  track(backward_);
+}
+
+Tensor Bidirectional::call(const Tensor& x, bool training) {
+  const Tensor f = (*forward_)(x, training);
+  Tensor b = (*backward_)(x, training);
+  if (b.rank() == 3) b = b(all, Slice(none, none, -1));  // the backward sequence back in time order
+  switch (merge_mode_) {
+    case MergeMode::Sum:
+      return f + b;
+    case MergeMode::Mul:
+      return f * b;
+    case MergeMode::Ave:
+      return (f + b) * 0.5;
+    case MergeMode::Concat:
+      break;
+  }
+  return concat({f, b}, -1);
 }
 
 }  // namespace layers

@@ -86,10 +86,12 @@ Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from
   Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
   if (label_smoothing > 0) z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing;
   if (from_logits) {
-    // max(x, 0) - x z + log1p(exp(-|x|)): never overflows, exact for large |x| (TensorFlow's
-    // sigmoid cross-entropy)
+    // max(x, 0) - x z + log1p(exp(-|x|)): never overflows, exact for large |x|. Written as
+    // TensorFlow's sigmoid cross-entropy, with selects, so that the gradient at x = 0 is
+    // sigmoid(0) - z (relu and abs have derivative 0 there, which gave -z)
     const Tensor& x = y_pred;
-    return mean_last(relu(x) - x * z + log1p(exp(-abs(x))));
+    const Tensor pos = x >= 0.0;
+    return mean_last(where(pos, x, 0.0) - x * z + log1p(exp(where(pos, -x, x))));
   }
   const Tensor p = clip(y_pred, kEpsilon, 1.0 - kEpsilon);
   return mean_last(-(z * log(p) + (1.0 - z) * log(1.0 - p)));
@@ -159,12 +161,13 @@ Tensor hinge_labels(const Tensor& y_true, const Tensor& y_pred, const char* loss
 
 }  // namespace
 
+// maximum(m, 0), not relu(m): at a margin of exactly 1 the gradient passes, as Keras's
 Tensor hinge(const Tensor& y_true, const Tensor& y_pred) {
-  return mean_last(relu(1.0 - hinge_labels(y_true, y_pred, "hinge") * y_pred));
+  return mean_last(maximum(1.0 - hinge_labels(y_true, y_pred, "hinge") * y_pred, 0.0));
 }
 
 Tensor squared_hinge(const Tensor& y_true, const Tensor& y_pred) {
-  return mean_last(square(relu(1.0 - hinge_labels(y_true, y_pred, "squared_hinge") * y_pred)));
+  return mean_last(square(maximum(1.0 - hinge_labels(y_true, y_pred, "squared_hinge") * y_pred, 0.0)));
 }
 
 Tensor mean_squared_logarithmic_error(const Tensor& y_true, const Tensor& y_pred) {

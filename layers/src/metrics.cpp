@@ -117,9 +117,7 @@ void MeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) 
 void RootMeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
   const Tensor per_example = losses::mean_squared_error(y_true, y_pred);  // checks and matches the shapes
-  const double width = per_example.size() > 0 ? static_cast<double>(y_pred.size()) / per_example.size() : 0.0;
-  // the mean over the last axis times its width: the sum of the squared errors
-  accumulate(sum(per_example.astype(kFloat64)).item<double>() * width, static_cast<double>(y_pred.size()));
+  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
 }
 
 double RootMeanSquaredError::result() const { return std::sqrt(Metric::result()); }
@@ -193,6 +191,7 @@ HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const std::stri
   check_defined(y_true, y_pred, metric);
   Tensor t = y_true;
   if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
+  if (t.rank() == y_pred.rank() + 1 && t.dim(-1) == 1) t = t.squeeze({-1});  // [b, 1] labels for [b] scores
   check_same_shape(t, y_pred, metric, "y_pred");
   return {not_equal(t, 0).astype(kFloat64).to_vector<double>(), y_pred.astype(kFloat64).to_vector<double>(),
           y_pred.dtype() != kFloat64};
@@ -237,7 +236,8 @@ double Recall::result() const {
 
 // ---- AUC -------------------------------------------------------------------------------
 
-AUC::AUC(int num_thresholds, Curve curve, std::string name) : Metric(std::move(name)), curve_(curve) {
+AUC::AUC(int num_thresholds, Curve curve, std::string name, bool from_logits)
+    : Metric(std::move(name)), curve_(curve), from_logits_(from_logits) {
   if (num_thresholds < 2) {
     throw ValueError(fmt::format("{}: num_thresholds must be > 1, got {}", this->name(), num_thresholds));
   }
@@ -254,19 +254,18 @@ void AUC::reset_state() {
 }
 
 void AUC::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const auto [t, p, f32] = host_pairs(y_true, y_pred, name());
-  std::vector<double> thresholds = thresholds_;
-  for (double& v : thresholds) v = as_precision(v, f32);
-  for (double v : p) {
-    if (!(v >= 0 && v <= 1)) {
-      throw ValueError(fmt::format("{}: predictions must be in [0, 1], got {} (y_pred {})", name(), v,
-                                   shape_str(y_pred.shape())));
-    }
-  }
+  const auto [t, p, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, name());
+  const auto n1 = static_cast<double>(thresholds_.size() - 1);
   for (std::size_t i = 0; i < t.size(); ++i) {
-    // how many thresholds the score exceeds: it counts as positive at thresholds [0, c)
-    const auto c = static_cast<std::size_t>(std::lower_bound(thresholds.begin(), thresholds.end(), p[i]) -
-                                            thresholds.begin());
+    // Keras's bucket, ceil(p (n - 1)) - 1 at least 0, in the scores' precision: the score
+    // counts as positive at thresholds [0, bucket]
+    std::size_t c = 0;  // NaN: below every threshold
+    if (!std::isnan(p[i])) {
+      const double clipped = std::min(std::max(p[i], 0.0), 1.0);
+      const double bucket = f32 ? static_cast<double>(std::ceil(static_cast<float>(clipped) * static_cast<float>(n1)) - 1.0f)
+                                : std::ceil(clipped * n1) - 1.0;
+      c = static_cast<std::size_t>(std::max(bucket, 0.0)) + 1;
+    }
     (t[i] != 0 ? pos_ : neg_)[c] += 1;
   }
 }

@@ -10,7 +10,8 @@ Regenerate (writes rnn_golden.hpp beside this script):
 Produced with tensorflow-cpu 2.21.0 and keras 3.15.1, floatx float64. The input x [2, 5, 3] and
 every layer's weights (kernel [3, k * 4], recurrent_kernel [4, k * 4], bias) are written into
 the header; the layers have 4 units; each case holds the full output sequence [2, 5, 4] (or the
-last output [2, 4]) and the gradient of sum(output * weights_out) with respect to x.
+last output [2, 4]; Bidirectional's concat doubles the units) and the gradient of
+sum(output * linspace(-1, 1)) with respect to x.
 """
 import os
 
@@ -40,6 +41,8 @@ W_RNN = weights(1)
 W_LSTM = weights(4)
 W_GRU = weights(3, gru_reset_after=True)
 W_GRU_V1 = weights(3)
+W_LSTM_BACK = weights(4)
+W_GRU_BACK = weights(3, gru_reset_after=True)
 
 CASES = [
     ("simple_rnn_seq", lambda: L.SimpleRNN(U, return_sequences=True), W_RNN),
@@ -51,6 +54,12 @@ CASES = [
     ("gru_seq", lambda: L.GRU(U, return_sequences=True), W_GRU),
     ("gru_last", lambda: L.GRU(U), W_GRU),
     ("gru_v1_seq", lambda: L.GRU(U, return_sequences=True, reset_after=False), W_GRU_V1),
+    # Bidirectional: the forward layer's weights, then the backward one's
+    ("bidirectional_lstm_seq_concat", lambda: L.Bidirectional(L.LSTM(U, return_sequences=True)),
+     W_LSTM + W_LSTM_BACK),
+    ("bidirectional_gru_last_sum", lambda: L.Bidirectional(L.GRU(U), merge_mode="sum"), W_GRU + W_GRU_BACK),
+    ("bidirectional_lstm_seq_ave", lambda: L.Bidirectional(L.LSTM(U, return_sequences=True), merge_mode="ave"),
+     W_LSTM + W_LSTM_BACK),
 ]
 
 
@@ -81,15 +90,17 @@ def main():
         fh.write("namespace rnn_golden {\n\n")
         fh.write(f"constexpr int kB = {B}, kT = {T}, kF = {F}, kU = {U};\n")
         fh.write(f"constexpr double kX[] = {{{flat(X)}}};\n")
-        for label, w in [("Rnn", W_RNN), ("Lstm", W_LSTM), ("Gru", W_GRU), ("GruV1", W_GRU_V1)]:
+        for label, w in [("Rnn", W_RNN), ("Lstm", W_LSTM), ("Gru", W_GRU), ("GruV1", W_GRU_V1),
+                         ("LstmBack", W_LSTM_BACK), ("GruBack", W_GRU_BACK)]:
             fh.write(f"constexpr double k{label}Kernel[] = {{{flat(w[0])}}};\n")
             fh.write(f"constexpr double k{label}Recurrent[] = {{{flat(w[1])}}};\n")
             fh.write(f"constexpr double k{label}Bias[] = {{{flat(w[2])}}};\n")
-        fh.write("\nstruct Case {\n  const char* name;\n  int rank;          // 3: [kB, kT, kU], 2: [kB, kU]\n"
-                 "  double y[kB * kT * kU];\n  double dx[kB * kT * kF];  // d sum(y * linspace(-1, 1)) / dx\n};\n\n")
+        fh.write("\nstruct Case {\n  const char* name;\n  int rank;   // 3: [kB, kT, units], 2: [kB, units]\n"
+                 "  int units;  // the last axis: kU, or 2 kU for a Bidirectional concat\n"
+                 "  double y[kB * kT * 2 * kU];\n  double dx[kB * kT * kF];  // d sum(y * linspace(-1, 1)) / dx\n};\n\n")
         fh.write("inline constexpr Case kCases[] = {\n")
         for name, shape, y, dx in rows:
-            fh.write(f'    {{"{name}", {len(shape)}, {{{flat(y)}}}, {{{flat(dx)}}}}},\n')
+            fh.write(f'    {{"{name}", {len(shape)}, {shape[-1]}, {{{flat(y)}}}, {{{flat(dx)}}}}},\n')
         fh.write("};\n\n}  // namespace rnn_golden\n")
     print(f"wrote {out}: {len(rows)} cases")
 

@@ -31,7 +31,8 @@ class Callback {
 };
 
 /// Whether larger or smaller values of the monitored metric are better. Auto: larger for
-/// names containing "acc", smaller otherwise (Keras).
+/// names containing "acc", "auc", "precision" or "recall" (the metrics Keras 3 marks "up":
+/// accuracies, top-k, AUC, precision, recall), smaller otherwise (losses, errors).
 enum class Mode { Auto, Min, Max };
 
 struct EarlyStoppingOptions {
@@ -198,7 +199,7 @@ class ReduceLROnPlateau : public Callback {
   bool maximize_;
   int wait_ = 0;
   int cooldown_counter_ = 0;
-  double best_ = 0;  // +-inf at train begin, as Keras: a NaN epoch never improves on it
+  std::optional<double> best_;  // Keras 3's None: the first epoch always improves on it, even NaN
 };
 
 /// Keras's LearningRateScheduler: at each epoch's start sets the learning rate to

@@ -390,9 +390,10 @@ struct EmbeddingOptions {
   std::string name;
 };
 
-/// Keras's Embedding: integer indices [...] (int32 or int64, in [0, input_dim)) -> their rows
-/// of embeddings [input_dim, output_dim]: [..., output_dim]. An index out of range is an
-/// IndexError naming the layer; the gradient adds into the rows used (duplicates accumulate).
+/// Keras's Embedding: integer indices [...] (int32 or int64, in [0, input_dim); floats are
+/// truncated to integers, as Keras casts them) -> their rows of embeddings [input_dim,
+/// output_dim]: [..., output_dim]. An index out of range is an IndexError naming the layer; the
+/// gradient adds into the rows used (duplicates accumulate).
 class Embedding : public Layer {
  public:
   Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options = {});
@@ -591,6 +592,10 @@ class Recurrent : public Layer {
   const Variable& kernel() const { return kernel_; }
   const Variable& recurrent_kernel() const { return recurrent_kernel_; }
   const Variable& bias() const { return bias_; }
+  const RecurrentOptions& options() const { return options_; }
+  /// A new, unbuilt, unnamed layer of the same class and settings running the other way
+  /// (go_backwards flipped): Bidirectional's backward layer.
+  virtual std::shared_ptr<Recurrent> reversed_copy() const = 0;
 
  protected:
   Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation, RecurrentOptions options);
@@ -617,6 +622,7 @@ class SimpleRNN : public Recurrent {
   explicit SimpleRNN(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
   SimpleRNN(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
       : SimpleRNN(units, activation_from_name(activation), std::move(options)) {}
+  std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
   Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
@@ -629,6 +635,7 @@ class LSTM : public Recurrent {
   explicit LSTM(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
   LSTM(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
       : LSTM(units, activation_from_name(activation), std::move(options)) {}
+  std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
   Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
@@ -644,10 +651,34 @@ class GRU : public Recurrent {
   explicit GRU(std::int64_t units, Activation activation = Activation::Tanh, RecurrentOptions options = {});
   GRU(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
       : GRU(units, activation_from_name(activation), std::move(options)) {}
+  std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
   Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
   Shape bias_shape() const override;
+};
+
+/// How Bidirectional joins its two outputs: concatenated on the last axis (Keras's default),
+/// summed, multiplied or averaged.
+enum class MergeMode { Concat, Sum, Mul, Ave };
+
+/// Keras's Bidirectional: the recurrent layer given runs forward, and a copy of it
+/// (reversed_copy()) backward; with return_sequences the backward outputs are put back in time
+/// order before the merge. The two are sublayers named "forward_<layer>" and
+/// "backward_<layer>" (weights "bidirectional/forward_lstm/kernel", ...); the layer must not be
+/// built yet (ValueError).
+class Bidirectional : public Layer {
+ public:
+  explicit Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode = MergeMode::Concat,
+                         std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+  const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
+  const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }
+
+ private:
+  MergeMode merge_mode_;
+  std::shared_ptr<Recurrent> forward_, backward_;
 };
 
 }  // namespace layers

@@ -37,8 +37,8 @@ Tensor kl_divergence(const Tensor& y_true, const Tensor& y_pred);
 /// mean(y_pred - y_true log(y_pred + 1e-7)) over the last axis.
 Tensor poisson(const Tensor& y_true, const Tensor& y_pred);
 /// -sum(l2_normalize(y_true) * l2_normalize(y_pred)) over the last axis (-1 for the same
-/// direction); a zero vector normalises to zeros (norms are at least 1e-6, Keras's 1e-12 on the
-/// squared sum).
+/// direction); a zero vector normalises to zeros (norms are taken as at least 1e-7, Keras 3's
+/// normalize).
 Tensor cosine_similarity(const Tensor& y_true, const Tensor& y_pred);
 /// mean(max(1 - t p, 0)) over the last axis, t = y_true with 0 mapped to -1 (labels in {0, 1}
 /// or {-1, 1}).

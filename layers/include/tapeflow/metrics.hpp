@@ -94,7 +94,8 @@ class MeanSquaredError : public Metric {
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
-/// sqrt of the mean of (y_pred - y_true)^2 over every element so far.
+/// sqrt of the mean over examples of each one's mean (y_pred - y_true)^2 (Keras's: every
+/// example weighs the same).
 class RootMeanSquaredError : public Metric {
  public:
   explicit RootMeanSquaredError(std::string name = "root_mean_squared_error") : Metric(std::move(name)) {}
@@ -164,12 +165,15 @@ class Recall : public ConfusionCounts {
 /// Keras's AUC: the area under the ROC curve (false positive rate, recall) or the PR curve
 /// (recall, precision) from confusion counts at num_thresholds thresholds: -1e-7, then
 /// i / (num_thresholds - 1) for i in 1 .. num_thresholds - 2, then 1 + 1e-7. ROC sums
-/// trapezoids; PR uses Davis and Goadrich's interpolation, as Keras. y_pred must lie in [0, 1]
-/// (ValueError otherwise, as Keras asserts); a nonzero y_true is positive.
+/// trapezoids; PR uses Davis and Goadrich's interpolation, as Keras. Scores are clipped to
+/// [0, 1] (from_logits: sigmoid first) and bucketed as Keras buckets them, ceil(p (n - 1)) - 1
+/// in the scores' precision; a NaN score counts below every threshold. A nonzero y_true is
+/// positive.
 class AUC : public Metric {
  public:
   enum class Curve { ROC, PR };
-  explicit AUC(int num_thresholds = 200, Curve curve = Curve::ROC, std::string name = "auc");
+  explicit AUC(int num_thresholds = 200, Curve curve = Curve::ROC, std::string name = "auc",
+               bool from_logits = false);
   void update_state(const Tensor& y_true, const Tensor& y_pred) override;
   double result() const override;
   void reset_state() override;
@@ -177,6 +181,7 @@ class AUC : public Metric {
 
  private:
   Curve curve_;
+  bool from_logits_;
   std::vector<double> thresholds_;
   std::vector<double> pos_, neg_;  // positives and negatives whose score exceeds exactly i thresholds
 };
