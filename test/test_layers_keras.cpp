@@ -9,35 +9,22 @@
 #include <string>
 #include <vector>
 
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
 using namespace tapeflow::layers;
 using Catch::Matchers::Contains;
+using lt::devices;
+using lt::dvals;
+using lt::irregular;
 
 namespace {
-
-std::vector<double> dvals(const Tensor& t) { return t.astype(kFloat64).to_vector<double>(); }
 
 // Writes a layer's weight (the accessors give const handles to the shared storage).
 void set(const Variable& weight, const Tensor& value) {
   Variable w = weight;
   w.assign(value);
-}
-
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
-}
-
-// Distinct, irregular values in [lo, hi).
-Tensor irregular(const Shape& shape, double lo = -2.0, double hi = 2.0, DType dtype = kFloat32) {
-  std::int64_t n = 1;
-  for (auto d : shape) n *= d;
-  std::vector<double> v(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = lo + (hi - lo) * std::fmod(0.618034 * (i + 1) * (i + 3), 1.0);
-  return tensor(v, shape, kFloat64).astype(dtype);
 }
 
 }  // namespace

@@ -356,14 +356,21 @@ void Layer::name_sublayers() {
 
 Tensor Layer::operator()(const Tensor& x, bool training) {
   if (!x.defined()) throw ValueError(fmt::format("{}: the input is undefined", name_.empty() ? class_name_ : name_));
+  if (!built_ && x.rank() == 0) {
+    throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar",
+                                 name_.empty() ? default_name() : name_));
+  }
+  return invoke(x.shape(), x.device(), [&] { return call(x, training); });
+}
+
+Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body) {
   if (!built_) {
     if (name_.empty()) name_ = default_name();
     name_sublayers();
-    if (x.rank() == 0) throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar", name_));
-    if (!device_set_) device_ = x.device();
+    if (!device_set_) device_ = input_device;
     const auto before = static_cast<std::ptrdiff_t>(weights_.size());
     try {
-      build(x.shape());
+      build(input_shape);
     } catch (...) {
       weights_.erase(weights_.begin() + before, weights_.end());  // a failed build leaves no weights behind
       throw;
@@ -372,7 +379,7 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
   }
   Tensor y;
   try {
-    y = call(x, training);
+    y = body();
   } catch (const ShapeError& e) {
     rethrow_named(e, name_);
   } catch (const DTypeError& e) {

@@ -232,12 +232,16 @@ void Model::name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others
   layer.set_name(candidate);
 }
 
-Tensor Model::operator()(const Tensor& x, bool training) {
+void Model::prepare_layers() {
   const auto ls = layers();
   for (std::size_t i = 0; i < ls.size(); ++i) {
     if (ls[i]->name().empty() || !ls[i]->seeded()) name_layer(*ls[i], ls, i);
     if (device_ && !ls[i]->built()) ls[i]->set_device(*device_);
   }
+}
+
+Tensor Model::operator()(const Tensor& x, bool training) {
+  prepare_layers();
   return call(x, training);
 }
 

@@ -15,6 +15,8 @@
 
 namespace tapeflow {
 
+class KerasTensor;  // functional.hpp
+
 /// Weight initializers: (shape, generator) -> a float32 tensor. Fans follow Keras: [in, out]
 /// for a matrix, [kh, kw, in, out] gives fan_in = kh * kw * in and fan_out = kh * kw * out.
 namespace initializers {
@@ -73,12 +75,25 @@ const char* activation_name(Activation a);
 Tensor activate(const Tensor& x, Activation a);
 
 /// Base of every layer. Weights are made by build() on the first call, from the input shape.
-class Layer {
+class Layer : public std::enable_shared_from_this<Layer> {
  public:
   virtual ~Layer() = default;
 
   /// Builds on the first call, then runs call(). `training` turns on dropout and batch statistics.
   Tensor operator()(const Tensor& x, bool training = false);
+
+  /// The functional API (functional.hpp): records this layer applied to a symbolic input as a
+  /// node of the graph a Functional model runs, and returns the node's output. Nothing runs and
+  /// nothing is built until the model's first call. The graph shares the layer, so it must be
+  /// owned by a std::shared_ptr (ValueError otherwise):
+  ///
+  ///     auto dense = std::make_shared<layers::Dense>(64, "relu");
+  ///     KerasTensor h = (*dense)(inputs);      // or: apply_layer(layers::Dense(64, "relu"), inputs)
+  ///
+  /// Calling one layer on several symbolic inputs shares its weights between the calls.
+  KerasTensor operator()(const KerasTensor& x) &;
+  /// A temporary cannot join a graph by reference; pass it to apply_layer(), which keeps a copy.
+  KerasTensor operator()(const KerasTensor& x) && = delete;
 
   /// Makes the weights for inputs of `input_shape` (the batch axis included).
   virtual void build(const Shape& input_shape) { (void)input_shape; }
@@ -147,6 +162,12 @@ class Layer {
     track_layer(layer);
     return layer;
   }
+  /// What operator() does around call(), for a layer with its own call signature (the merge
+  /// layers): on the first call names the layer and its sublayers, takes the device of the
+  /// input unless one was set, and builds from `input_shape` (a failed build leaves no weights);
+  /// then runs `body`, prefixes the errors of the ops in it with the layer's name, and records
+  /// the output shape.
+  Tensor invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body);
 
  private:
   void track_layer(const std::shared_ptr<Layer>& layer);

@@ -184,6 +184,9 @@ class Model {
   /// Gives an unnamed `layer` its class's default name made unique among `others` ("dense_2"),
   /// and an unseeded, unbuilt one the seed of position `index`.
   void name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const;
+  /// What operator() does before call(): names and seeds each layer of layers() that is
+  /// unnamed or unseeded (name_layer), and puts the unbuilt ones on the model's device if set.
+  void prepare_layers();
 
  private:
   void require_compiled(const char* what) const;

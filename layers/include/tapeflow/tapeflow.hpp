@@ -3,6 +3,7 @@
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/callbacks.hpp"
 #include "tapeflow/data.hpp"
+#include "tapeflow/functional.hpp"
 #include "tapeflow/layers.hpp"
 #include "tapeflow/losses.hpp"
 #include "tapeflow/metrics.hpp"

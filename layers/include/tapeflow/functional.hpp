@@ -1,0 +1,246 @@
+#pragma once
+/// Keras's functional API: symbolic inputs (Input), layers applied to them to record a graph,
+/// and a Functional model that runs the graph; the merge layers (Add, Subtract, Multiply,
+/// Average, Maximum, Minimum, Concatenate) that join branches, and Lambda.
+///
+///     KerasTensor inputs = Input({28, 28, 1});
+///     KerasTensor x = apply_layer(layers::Conv2D(32, 3, "relu"), inputs);
+///     KerasTensor y = apply_layer(layers::Conv2D(32, 1, "relu"), x);
+///     x = apply_layer(layers::Add(), {x, y});                // a residual connection
+///     x = apply_layer(layers::GlobalAveragePooling2D(), x);
+///     KerasTensor outputs = apply_layer(layers::Dense(10, "softmax"), x);
+///     Functional model(inputs, outputs);
+///     model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+///
+/// As with Sequential, the layers are built (and named, seeded and placed on the model's device)
+/// by the model's first call, not while the graph is recorded.
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tapeflow/layers.hpp"
+#include "tapeflow/model.hpp"
+
+namespace tapeflow {
+
+namespace detail {
+struct FunctionalNode;
+}
+
+/// A symbolic tensor of the functional API: an Input, or the output of a layer applied to
+/// symbolic tensors. It holds no data; it names a value that a Functional model computes.
+class KerasTensor {
+ public:
+  KerasTensor() = default;
+  bool defined() const { return node_ != nullptr; }
+  /// The shape, the batch axis as -1 (None). An Input's is known from the start; a layer
+  /// output's once a model containing it has run (empty before).
+  Shape shape() const;
+  /// The Input's dtype; a layer output's once a model containing it has run (float32 before).
+  DType dtype() const;
+  /// An Input's name, or the name of the layer that computes this tensor (empty until the
+  /// layer is named by a model's first call).
+  std::string name() const;
+  /// True for a tensor made by Input().
+  bool is_input() const;
+
+  const std::shared_ptr<detail::FunctionalNode>& node() const { return node_; }
+  explicit KerasTensor(std::shared_ptr<detail::FunctionalNode> node) : node_(std::move(node)) {}
+
+ private:
+  std::shared_ptr<detail::FunctionalNode> node_;
+};
+
+namespace detail {
+/// One node of the graph: an Input (no layer), or a layer applied to the node's inputs (one
+/// for an ordinary layer, a list for a merge layer).
+struct FunctionalNode {
+  std::shared_ptr<layers::Layer> layer;
+  bool list_input = false;  // a merge layer's call on a list
+  std::vector<KerasTensor> inputs;
+  Shape shape;  // an Input's declared shape (batch -1); a layer output's at the last run
+  DType dtype = kFloat32;
+  std::string name;  // an Input's name
+};
+}  // namespace detail
+
+/// Keras's keras.Input: a symbolic input of `shape` (without the batch axis; -1 for an axis of
+/// any size, as None) and `dtype`. Inputs of another dtype are cast to it when the model runs.
+KerasTensor Input(const Shape& shape, DType dtype = kFloat32, std::string name = "");
+
+namespace layers {
+
+/// Base of the layers that join several tensors of the same batch (Keras's Merge): called on a
+/// list, eagerly or symbolically. Inputs of lower rank get axes of size 1 inserted after the
+/// batch axis, then broadcast against the others (Keras's rule); the batch sizes must agree.
+class Merge : public Layer {
+ public:
+  using Layer::operator();
+  Tensor operator()(const std::vector<Tensor>& inputs, bool training = false);
+  /// Records the layer applied to a list of symbolic inputs (see Layer::operator() on a
+  /// KerasTensor: the layer must be owned by a std::shared_ptr, or go through apply_layer()).
+  KerasTensor operator()(const std::vector<KerasTensor>& inputs) &;
+  KerasTensor operator()(const std::vector<KerasTensor>& inputs) && = delete;
+
+  /// A merge layer takes a list: ValueError.
+  Tensor call(const Tensor& x, bool training) override;
+  /// Joins the list (at least one tensor, same batch size; ValueError otherwise).
+  virtual Tensor merge(const std::vector<Tensor>& inputs) = 0;
+
+ protected:
+  using Layer::Layer;
+  /// ValueError for an empty list or one with fewer than `min` tensors, or mixed batch sizes;
+  /// ShapeError for a scalar.
+  void check_list(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
+  /// The inputs with axes of size 1 inserted after the batch axis up to the highest rank.
+  std::vector<Tensor> same_rank(const std::vector<Tensor>& inputs) const;
+  /// ShapeError naming the layer and every input's shape unless they broadcast together.
+  void check_broadcast(const std::vector<Tensor>& inputs) const;
+  /// The three checks above and same_rank(): the inputs of an element-wise merge.
+  std::vector<Tensor> elementwise_inputs(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
+};
+
+/// The sum of the inputs.
+class Add : public Merge {
+ public:
+  explicit Add(std::string name = "") : Merge("Add", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// inputs[0] - inputs[1]: exactly two inputs (ValueError otherwise).
+class Subtract : public Merge {
+ public:
+  explicit Subtract(std::string name = "") : Merge("Subtract", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// The element-wise product of the inputs.
+class Multiply : public Merge {
+ public:
+  explicit Multiply(std::string name = "") : Merge("Multiply", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// The mean of the inputs.
+class Average : public Merge {
+ public:
+  explicit Average(std::string name = "") : Merge("Average", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// The element-wise maximum of the inputs (the gradient goes to the first maximum, NaN wins).
+class Maximum : public Merge {
+ public:
+  explicit Maximum(std::string name = "") : Merge("Maximum", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// The element-wise minimum of the inputs.
+class Minimum : public Merge {
+ public:
+  explicit Minimum(std::string name = "") : Merge("Minimum", std::move(name)) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+};
+
+/// The inputs joined along `axis` (default the last; the batch axis 0 is refused, ValueError);
+/// all other axes must agree (ShapeError naming the shapes).
+class Concatenate : public Merge {
+ public:
+  explicit Concatenate(std::int64_t axis = -1, std::string name = "")
+      : Merge("Concatenate", std::move(name)), axis_(axis) {}
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+  std::int64_t axis() const { return axis_; }
+
+ private:
+  std::int64_t axis_;
+};
+
+/// Keras's Lambda: any function of public ops as a layer without weights (its ops are
+/// recorded by the tape as usual).
+class Lambda : public Layer {
+ public:
+  explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::function<Tensor(const Tensor&)> fn_;
+};
+
+}  // namespace layers
+
+namespace detail {
+template <class L>
+std::shared_ptr<layers::Layer> share_layer(L&& layer) {
+  if constexpr (is_layer_arg<std::decay_t<L>>::value && !std::is_base_of_v<layers::Layer, std::decay_t<L>>) {
+    return layer;  // already a shared_ptr
+  } else {
+    return std::make_shared<std::decay_t<L>>(std::forward<L>(layer));
+  }
+}
+}  // namespace detail
+
+/// Applies a layer to a symbolic input: `layer` by value (moved into the graph) or as a
+/// shared_ptr (shared with the caller; applying it again shares its weights). Keras's
+/// `layer(x)`; named apply_layer, not apply, because std::apply is found by argument-dependent
+/// lookup for every layer.
+template <class L, class = std::enable_if_t<detail::is_layer_arg_v<L>>>
+KerasTensor apply_layer(L&& layer, const KerasTensor& x) {
+  auto shared = detail::share_layer(std::forward<L>(layer));
+  return (*shared)(x);
+}
+/// Applies a merge layer (Add, Concatenate, ...) to a list of symbolic inputs.
+template <class L, class = std::enable_if_t<detail::is_layer_arg_v<L>>>
+KerasTensor apply_layer(L&& layer, const std::vector<KerasTensor>& xs) {
+  auto shared = detail::share_layer(std::forward<L>(layer));
+  auto* merge = dynamic_cast<layers::Merge*>(shared.get());
+  if (merge == nullptr) {
+    throw ValueError(shared->class_name() + ": takes one input, not a list of " + std::to_string(xs.size()) +
+                     " (only the merge layers, Add, Concatenate, ..., take a list)");
+  }
+  return (*merge)(xs);
+}
+
+/// A model defined by a graph of layers from its symbolic inputs to its outputs (Keras's
+/// keras.Model(inputs, outputs)). The graph is checked when the model is made: every output
+/// must be computable from the inputs given (ValueError "graph disconnected" naming the input
+/// that is missing), and the inputs must be distinct Input()s. layers() lists each layer once
+/// (a shared layer too) in the order the graph runs them.
+///
+/// With one input and one output it is an ordinary Model: fit, evaluate, predict, summary,
+/// save_weights. With several, run it with call(std::vector) / operator()(std::vector) (fit
+/// takes one input and one output: ValueError otherwise).
+class Functional : public Model {
+ public:
+  Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "functional");
+  Functional(const KerasTensor& input, const KerasTensor& output, std::string name = "functional")
+      : Functional(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, std::move(name)) {}
+
+  /// One input, one output (ValueError otherwise).
+  Tensor call(const Tensor& x, bool training) override;
+  /// Every input in the order given to the constructor; the outputs in theirs. Each input must
+  /// have the Input's rank and sizes (ShapeError naming the input), and is cast to its dtype.
+  std::vector<Tensor> call(const std::vector<Tensor>& xs, bool training);
+  using Model::operator();
+  /// As Model::operator() (names, seeds and places the layers first), for several inputs.
+  std::vector<Tensor> operator()(const std::vector<Tensor>& xs, bool training = false);
+
+  std::vector<LayerPtr> layers() const override { return layers_; }
+  const std::vector<KerasTensor>& inputs() const { return inputs_; }
+  const std::vector<KerasTensor>& outputs() const { return outputs_; }
+  /// Builds every layer by running a batch of one example of zeros through the graph (every
+  /// Input's axes must be known: ShapeError naming the input otherwise).
+  void build();
+  using Model::build;
+
+ private:
+  std::vector<KerasTensor> inputs_, outputs_;
+  std::vector<std::shared_ptr<detail::FunctionalNode>> order_;  // the nodes, inputs excluded, in run order
+  std::vector<LayerPtr> layers_;
+};
+
+}  // namespace tapeflow

@@ -1,0 +1,370 @@
+// Keras's functional API: symbolic tensors, the merge layers, Lambda and the Functional model.
+#include "tapeflow/functional.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "tapeflow/observer.hpp"
+
+namespace tapeflow {
+
+namespace {
+
+// "(None, 28, 28, 1)": a shape whose batch axis is None, as Keras prints it.
+std::string none_shape(const Shape& s) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + (s[i] < 0 ? std::string("None") : std::to_string(s[i]));
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+std::string shapes_of(const std::vector<Tensor>& xs) {
+  std::string out;
+  for (const auto& x : xs) out += (out.empty() ? "" : ", ") + none_shape(x.shape());
+  return out;
+}
+
+std::string label(const layers::Layer& l) { return l.name().empty() ? l.default_name() : l.name(); }
+
+// An input's name in messages: its own, else its position.
+std::string input_label(const KerasTensor& t, std::size_t index) {
+  return t.name().empty() ? fmt::format("input {}", index) : fmt::format("input '{}'", t.name());
+}
+
+// The shared_ptr that owns `layer`, which a graph node keeps; ValueError for a layer not owned
+// by one (on the stack, a member).
+std::shared_ptr<layers::Layer> shared_self(layers::Layer& layer) {
+  auto self = layer.weak_from_this().lock();
+  if (!self) {
+    throw ValueError(fmt::format(
+        "{}: a layer joins a functional graph through a std::shared_ptr (the graph shares it): make it with "
+        "std::make_shared, or pass it to apply_layer() by value",
+        label(layer)));
+  }
+  return self;
+}
+
+}  // namespace
+
+// ================================================================ KerasTensor, Input
+
+Shape KerasTensor::shape() const { return node_ ? node_->shape : Shape{}; }
+DType KerasTensor::dtype() const { return node_ ? node_->dtype : kFloat32; }
+bool KerasTensor::is_input() const { return node_ && !node_->layer; }
+std::string KerasTensor::name() const {
+  if (!node_) return "";
+  return node_->layer ? node_->layer->name() : node_->name;
+}
+
+KerasTensor Input(const Shape& shape, DType dtype, std::string name) {
+  for (auto d : shape) {
+    if (d < -1) {
+      throw ValueError(fmt::format("Input: axis sizes must be non-negative or -1 (None), got {}", shape_str(shape)));
+    }
+  }
+  auto node = std::make_shared<detail::FunctionalNode>();
+  node->shape.push_back(-1);
+  node->shape.insert(node->shape.end(), shape.begin(), shape.end());
+  node->dtype = dtype;
+  node->name = std::move(name);
+  return KerasTensor(std::move(node));
+}
+
+namespace layers {
+
+KerasTensor Layer::operator()(const KerasTensor& x) & {
+  if (!x.defined()) throw ValueError(fmt::format("{}: the symbolic input is undefined", label(*this)));
+  if (dynamic_cast<Merge*>(this) != nullptr) {
+    throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one", label(*this)));
+  }
+  auto self = shared_self(*this);
+  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
+  node->layer = std::move(self);
+  node->inputs = {x};
+  return KerasTensor(std::move(node));
+}
+
+// ================================================================ merge layers
+
+Tensor Merge::call(const Tensor&, bool) {
+  throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one tensor", label(*this)));
+}
+
+Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool) {
+  if (inputs.empty()) throw ValueError(fmt::format("{}: a merge layer needs at least one input, got none", label(*this)));
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw ValueError(fmt::format("{}: input {} is undefined", label(*this), i));
+  }
+  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge(inputs); });
+}
+
+KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {
+  if (inputs.empty()) throw ValueError(fmt::format("{}: a merge layer needs at least one input, got none", label(*this)));
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw ValueError(fmt::format("{}: symbolic input {} is undefined", label(*this), i));
+  }
+  auto self = shared_self(*this);
+  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
+  node->layer = std::move(self);
+  node->list_input = true;
+  node->inputs = inputs;
+  return KerasTensor(std::move(node));
+}
+
+void Merge::check_list(const std::vector<Tensor>& inputs, std::size_t min) const {
+  if (inputs.size() < min) {
+    throw ValueError(fmt::format("{}: needs {} inputs, got {}: {}", label(*this), min, inputs.size(), shapes_of(inputs)));
+  }
+  for (const auto& x : inputs) {
+    if (x.rank() == 0) {
+      throw ShapeError(fmt::format("{}: the inputs must have a batch axis, got {}", label(*this), shapes_of(inputs)));
+    }
+    if (x.shape()[0] != inputs[0].shape()[0]) {
+      throw ValueError(fmt::format("{}: cannot merge tensors with different batch sizes: {}", label(*this),
+                                   shapes_of(inputs)));
+    }
+  }
+}
+
+std::vector<Tensor> Merge::same_rank(const std::vector<Tensor>& inputs) const {
+  std::int64_t rank = 0;
+  for (const auto& x : inputs) rank = std::max(rank, x.rank());
+  std::vector<Tensor> out;
+  out.reserve(inputs.size());
+  for (const auto& x : inputs) {
+    if (x.rank() == rank) {
+      out.push_back(x);
+      continue;
+    }
+    Shape s = x.shape();
+    s.insert(s.begin() + 1, static_cast<std::size_t>(rank - x.rank()), 1);
+    out.push_back(x.reshape(s));
+  }
+  return out;
+}
+
+void Merge::check_broadcast(const std::vector<Tensor>& inputs) const {
+  Shape shape = inputs[0].shape();
+  for (std::size_t i = 1; i < inputs.size(); ++i) {
+    const Shape& s = inputs[i].shape();
+    for (std::size_t a = 1; a < s.size(); ++a) {
+      if (shape[a] != s[a] && shape[a] != 1 && s[a] != 1) {
+        throw ShapeError(fmt::format("{}: inputs have incompatible shapes: {}", label(*this), shapes_of(inputs)));
+      }
+      if (shape[a] == 1) shape[a] = s[a];
+    }
+  }
+}
+
+namespace {
+// inputs[0] f inputs[1] f ... (each step an op the tape records)
+template <class F>
+Tensor fold(const std::vector<Tensor>& xs, F&& f) {
+  Tensor y = xs[0];
+  for (std::size_t i = 1; i < xs.size(); ++i) y = f(y, xs[i]);
+  return y;
+}
+}  // namespace
+
+std::vector<Tensor> Merge::elementwise_inputs(const std::vector<Tensor>& inputs, std::size_t min) const {
+  check_list(inputs, min);
+  auto xs = same_rank(inputs);
+  check_broadcast(xs);
+  return xs;
+}
+
+Tensor Add::merge(const std::vector<Tensor>& inputs) {
+  return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return a + b; });
+}
+
+Tensor Subtract::merge(const std::vector<Tensor>& inputs) {
+  if (inputs.size() != 2) {
+    throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(*this), inputs.size(), shapes_of(inputs)));
+  }
+  const auto xs = elementwise_inputs(inputs, 2);
+  return xs[0] - xs[1];
+}
+
+Tensor Multiply::merge(const std::vector<Tensor>& inputs) {
+  return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return a * b; });
+}
+
+Tensor Average::merge(const std::vector<Tensor>& inputs) {
+  const Tensor y = fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return a + b; });
+  return inputs.size() == 1 ? y : y / static_cast<double>(inputs.size());
+}
+
+Tensor Maximum::merge(const std::vector<Tensor>& inputs) {
+  return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return maximum(a, b); });
+}
+
+Tensor Minimum::merge(const std::vector<Tensor>& inputs) {
+  return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return minimum(a, b); });
+}
+
+Tensor Concatenate::merge(const std::vector<Tensor>& inputs) {
+  check_list(inputs);
+  const std::int64_t rank = inputs[0].rank();
+  for (const auto& x : inputs) {
+    if (x.rank() != rank) {
+      throw ShapeError(fmt::format("{}: the inputs must have the same rank, got {}", label(*this), shapes_of(inputs)));
+    }
+  }
+  const int axis = normalize_axis(axis_, rank, "concatenate");
+  if (axis == 0) throw ValueError(fmt::format("{}: cannot concatenate along the batch axis", label(*this)));
+  for (const auto& x : inputs) {
+    for (std::int64_t a = 1; a < rank; ++a) {
+      if (a != axis && x.shape()[a] != inputs[0].shape()[a]) {
+        throw ShapeError(fmt::format("{}: the inputs must match in every axis but {}, got {}", label(*this), axis,
+                                     shapes_of(inputs)));
+      }
+    }
+  }
+  return concat(inputs, axis);
+}
+
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
+    : Layer("Lambda", std::move(name)), fn_(std::move(fn)) {
+  if (!fn_) throw ValueError("lambda: the function is empty");
+}
+
+Tensor Lambda::call(const Tensor& x, bool) { return fn_(x); }
+
+}  // namespace layers
+
+// ================================================================ Functional
+
+Functional::Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name)
+    : Model(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)) {
+  if (inputs_.empty()) throw ValueError(fmt::format("{}: a functional model needs at least one input", this->name()));
+  if (outputs_.empty()) throw ValueError(fmt::format("{}: a functional model needs at least one output", this->name()));
+  std::set<const detail::FunctionalNode*> given;
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    const auto& t = inputs_[i];
+    if (!t.defined()) throw ValueError(fmt::format("{}: input {} is undefined", this->name(), i));
+    if (!t.is_input()) {
+      throw ValueError(fmt::format("{}: input {} is the output of layer '{}', not an Input()", this->name(), i,
+                                   label(*t.node()->layer)));
+    }
+    if (!given.insert(t.node().get()).second) {
+      throw ValueError(fmt::format("{}: {} is listed twice among the inputs", this->name(), input_label(t, i)));
+    }
+  }
+  // depth-first from the outputs: a node runs after every node it reads (post-order)
+  std::set<const detail::FunctionalNode*> placed;
+  std::vector<std::pair<std::shared_ptr<detail::FunctionalNode>, std::size_t>> walk;  // node, next input
+  for (std::size_t o = 0; o < outputs_.size(); ++o) {
+    if (!outputs_[o].defined()) throw ValueError(fmt::format("{}: output {} is undefined", this->name(), o));
+    walk.emplace_back(outputs_[o].node(), 0);
+    while (!walk.empty()) {
+      auto& [node, next] = walk.back();
+      if (placed.count(node.get()) != 0) {
+        walk.pop_back();
+        continue;
+      }
+      if (!node->layer && given.count(node.get()) == 0) {
+        const std::string input = node->name.empty() ? "an Input" : fmt::format("Input '{}'", node->name);
+        const std::string reader = walk.size() > 1
+                                       ? fmt::format("that layer '{}' reads", label(*walk[walk.size() - 2].first->layer))
+                                       : std::string("given as an output");
+        throw ValueError(fmt::format("{}: graph disconnected: {} of shape {} {} is not among the model's inputs",
+                                     this->name(), input, none_shape(node->shape), reader));
+      }
+      if (next < node->inputs.size()) {
+        auto in = node->inputs[next++].node();
+        if (placed.count(in.get()) == 0) walk.emplace_back(std::move(in), 0);
+        continue;
+      }
+      placed.insert(node.get());
+      if (node->layer) order_.push_back(node);
+      walk.pop_back();
+    }
+  }
+  for (const auto& n : order_) {
+    if (std::none_of(layers_.begin(), layers_.end(), [&](const LayerPtr& l) { return l == n->layer; })) {
+      layers_.push_back(n->layer);
+    }
+  }
+}
+
+std::vector<Tensor> Functional::call(const std::vector<Tensor>& xs, bool training) {
+  if (xs.size() != inputs_.size()) {
+    throw ValueError(fmt::format("{}: expects {} input(s), got {}", name(), inputs_.size(), xs.size()));
+  }
+  std::unordered_map<const detail::FunctionalNode*, Tensor> values;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const auto& node = *inputs_[i].node();
+    const Tensor& x = xs[i];
+    if (!x.defined()) throw ValueError(fmt::format("{}: {} is undefined", name(), input_label(inputs_[i], i)));
+    bool ok = x.rank() == static_cast<std::int64_t>(node.shape.size());
+    for (std::size_t a = 1; ok && a < node.shape.size(); ++a) ok = node.shape[a] < 0 || node.shape[a] == x.shape()[a];
+    if (!ok) {
+      throw ShapeError(fmt::format("{}: {} expects shape {}, got {}", name(), input_label(inputs_[i], i),
+                                   none_shape(node.shape), none_shape(x.shape())));
+    }
+    values[&node] = x.dtype() == node.dtype ? x : x.astype(node.dtype);
+  }
+  // how many reads each value still has to serve, so an intermediate is freed after its last
+  std::unordered_map<const detail::FunctionalNode*, std::size_t> reads;
+  for (const auto& n : order_)
+    for (const auto& in : n->inputs) ++reads[in.node().get()];
+  for (const auto& t : outputs_) ++reads[t.node().get()];
+  auto read = [&](const KerasTensor& t) {
+    const auto* key = t.node().get();
+    Tensor v = values.at(key);
+    if (--reads[key] == 0) values.erase(key);
+    return v;
+  };
+  for (const auto& n : order_) {
+    Tensor y;
+    if (n->list_input) {
+      std::vector<Tensor> args;
+      args.reserve(n->inputs.size());
+      for (const auto& in : n->inputs) args.push_back(read(in));
+      y = (*static_cast<layers::Merge*>(n->layer.get()))(args, training);
+    } else {
+      y = (*n->layer)(read(n->inputs[0]), training);
+    }
+    n->shape = y.shape();
+    if (!n->shape.empty()) n->shape[0] = -1;
+    n->dtype = y.dtype();
+    values[n.get()] = std::move(y);
+  }
+  std::vector<Tensor> out;
+  out.reserve(outputs_.size());
+  for (const auto& t : outputs_) out.push_back(read(t));
+  return out;
+}
+
+Tensor Functional::call(const Tensor& x, bool training) {
+  if (inputs_.size() != 1 || outputs_.size() != 1) {
+    throw ValueError(fmt::format("{}: has {} inputs and {} outputs; run it with a vector of tensors ({} takes one "
+                                 "input and one output)",
+                                 name(), inputs_.size(), outputs_.size(), "fit"));
+  }
+  return call(std::vector<Tensor>{x}, training)[0];
+}
+
+std::vector<Tensor> Functional::operator()(const std::vector<Tensor>& xs, bool training) {
+  prepare_layers();
+  return call(xs, training);
+}
+
+void Functional::build() {
+  std::vector<Tensor> xs;
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    Shape one = inputs_[i].shape();
+    one[0] = 1;
+    if (std::any_of(one.begin(), one.end(), [](std::int64_t d) { return d < 0; })) {
+      throw ShapeError(fmt::format("{}: build: {} has an axis of unknown size, {}; run the model on a batch instead",
+                                   name(), input_label(inputs_[i], i), none_shape(inputs_[i].shape())));
+    }
+    xs.push_back(zeros(one, inputs_[i].dtype(), device()));
+  }
+  NoRecording no_tape;
+  (*this)(xs, false);
+}
+
+}  // namespace tapeflow

@@ -1,0 +1,363 @@
+// Keras's functional API: Input, layers applied to symbolic tensors, Functional models (the
+// same weights and training as Sequential, residual connections, shared layers, several inputs
+// and outputs), the merge layers against loops written here, float64 gradchecks through them,
+// their errors, and the same results on every device.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "layer_test_util.hpp"
+#include "tapeflow/tapeflow.hpp"
+
+using namespace tapeflow;
+using namespace tapeflow::layers;
+using Catch::Matchers::Contains;
+using lt::devices;
+using lt::dvals;
+using lt::irregular;
+
+namespace {
+
+// x [n, k] @ w [k, m] + b [m], then relu when asked, in double loops.
+std::vector<double> dense_ref(const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& b,
+                              std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
+  std::vector<double> y(static_cast<std::size_t>(n * m));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < m; ++j) {
+      double s = b[static_cast<std::size_t>(j)];
+      for (std::int64_t p = 0; p < k; ++p) s += x[static_cast<std::size_t>(i * k + p)] * w[static_cast<std::size_t>(p * m + j)];
+      y[static_cast<std::size_t>(i * m + j)] = relu ? std::max(s, 0.0) : s;
+    }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("a functional MLP is Sequential: same names, weights, outputs and training", "[functional]") {
+  const Tensor x = irregular({64, 6});
+  std::vector<std::int64_t> labels(64);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 3);
+  const Tensor yl = tensor(labels, {64});
+
+  KerasTensor in = Input({6});
+  CHECK(in.shape() == Shape{-1, 6});
+  CHECK(in.is_input());
+  KerasTensor h = apply_layer(Dense(16, "relu"), in);
+  CHECK_FALSE(h.is_input());
+  CHECK(h.shape().empty());  // known once the model runs
+  KerasTensor out = apply_layer(Dense(3, "softmax"), h);
+  Functional fmodel(in, out);
+  CHECK(fmodel.name() == "functional");
+  CHECK(fmodel.layers().size() == 2);
+  CHECK_FALSE(fmodel.built());
+
+  Sequential smodel(Dense(16, "relu"), Dense(3, "softmax"));
+  fmodel.set_seed(11);
+  smodel.set_seed(11);
+  fmodel.build(Shape{-1, 6});
+  smodel.build(Shape{-1, 6});
+  REQUIRE(fmodel.built());
+  CHECK(h.shape() == Shape{-1, 16});
+  CHECK(h.name() == "dense");
+  CHECK(out.name() == "dense_1");
+  const auto fw = fmodel.weights(), sw = smodel.weights();
+  REQUIRE(fw.size() == sw.size());
+  for (std::size_t i = 0; i < fw.size(); ++i) {
+    CHECK(fw[i].name() == sw[i].name());
+    CHECK(dvals(fw[i]) == dvals(sw[i]));
+  }
+  CHECK(dvals(fmodel(x)) == dvals(smodel(x)));
+
+  fmodel.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  smodel.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  FitOptions opt;
+  opt.epochs = 2;
+  opt.batch_size = 16;
+  opt.verbose = 0;
+  const History hf = fmodel.fit(x, yl, opt), hs = smodel.fit(x, yl, opt);
+  CHECK(hf["loss"] == hs["loss"]);
+  CHECK(hf["loss"][1] < hf["loss"][0]);
+  CHECK(dvals(fmodel.predict(x)) == dvals(smodel.predict(x)));
+
+  std::ostringstream os;
+  fmodel.summary(os);
+  CHECK_THAT(os.str(), Contains("dense_1 (Dense)") && Contains("(None, 16)") && Contains("Total params: 163"));
+
+  // weights on disk: a model made from the same code reads them back
+  const std::string path = "test_functional_weights.safetensors";
+  fmodel.save_weights(path);
+  KerasTensor in2 = Input({6});
+  Functional again(in2, apply_layer(Dense(3, "softmax"), apply_layer(Dense(16, "relu"), in2)));
+  again.build();
+  again.load_weights(path);
+  CHECK(dvals(again(x)) == dvals(fmodel(x)));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a residual block: Add joins a branch with its shortcut, and gradients flow through both",
+          "[functional][merge]") {
+  auto d1 = std::make_shared<Dense>(4, "relu");
+  auto d2 = std::make_shared<Dense>(4);
+  auto head = std::make_shared<Dense>(2);
+  KerasTensor in = Input({3});
+  KerasTensor a = (*d1)(in);
+  KerasTensor b = (*d2)(a);
+  KerasTensor r = apply_layer(Add(), {a, b});
+  Functional model(in, (*head)(r), "residual");
+  model.set_seed(3);
+  const Tensor x = irregular({5, 3});
+  GradientTape tape;
+  tape.watch(x);
+  const Tensor y = model(x);
+  REQUIRE(y.shape() == Shape{5, 2});
+  CHECK(r.name() == "add");
+
+  const auto av = dense_ref(dvals(x), dvals(d1->kernel()), dvals(d1->bias()), 5, 3, 4, true);
+  const auto bv = dense_ref(av, dvals(d2->kernel()), dvals(d2->bias()), 5, 4, 4, false);
+  std::vector<double> rv(av.size());
+  for (std::size_t i = 0; i < av.size(); ++i) rv[i] = av[i] + bv[i];
+  const auto yv = dense_ref(rv, dvals(head->kernel()), dvals(head->bias()), 5, 4, 2, false);
+  const auto got = dvals(y);
+  for (std::size_t i = 0; i < yv.size(); ++i) CHECK(got[i] == Approx(yv[i]).epsilon(1e-5).margin(1e-6));
+
+  // d sum(y) / d d1.kernel through the shortcut and the branch, against the same graph written by hand
+  const auto g = tape.gradient(sum(y), std::vector<Tensor>{x, d1->kernel()});
+  GradientTape tape2;
+  tape2.watch(x);
+  const Tensor ah = relu(matmul(x, d1->kernel()) + d1->bias());
+  const Tensor yh = matmul(ah + matmul(ah, d2->kernel()) + d2->bias(), head->kernel()) + head->bias();
+  const auto gh = tape2.gradient(sum(yh), std::vector<Tensor>{x, d1->kernel()});
+  CHECK(dvals(g[0]) == dvals(gh[0]));
+  CHECK(dvals(g[1]) == dvals(gh[1]));
+  CHECK(model.trainable_weights().size() == 6);
+}
+
+TEST_CASE("a shared layer applied to two inputs keeps one set of weights; several inputs and outputs",
+          "[functional]") {
+  auto shared = std::make_shared<Dense>(3, "tanh");
+  KerasTensor left = Input({4}, kFloat32, "left"), right = Input({4}, kFloat32, "right");
+  KerasTensor l = (*shared)(left), r = (*shared)(right);
+  KerasTensor joined = apply_layer(Concatenate(), {l, r});
+  KerasTensor score = apply_layer(Dense(1, "sigmoid"), joined);
+  KerasTensor diff = apply_layer(Subtract(), {l, r});
+  Functional model({left, right}, {score, diff}, "siamese");
+  CHECK(model.layers().size() == 4);  // dense, concatenate, dense_1, subtract: the shared one once
+  model.set_seed(5);
+  const Tensor xl = irregular({7, 4}), xr = irregular({7, 4}, -1.0, 3.0);
+  const auto outs = model(std::vector<Tensor>{xl, xr});
+  REQUIRE(outs.size() == 2);
+  CHECK(outs[0].shape() == Shape{7, 1});
+  CHECK(outs[1].shape() == Shape{7, 3});
+  CHECK(shared->name() == "dense");
+  CHECK(model.weights().size() == 4);
+  CHECK(joined.shape() == Shape{-1, 6});
+  const auto lv = dvals((*shared)(xl)), rv = dvals((*shared)(xr)), dv = dvals(outs[1]);
+  for (std::size_t i = 0; i < dv.size(); ++i) CHECK(dv[i] == Approx(lv[i] - rv[i]).margin(1e-6));
+  // the outputs in the order given, the inputs in theirs
+  const auto swapped = model(std::vector<Tensor>{xr, xl});
+  const auto sv = dvals(swapped[1]);
+  for (std::size_t i = 0; i < dv.size(); ++i) CHECK(sv[i] == Approx(-dv[i]).margin(1e-6));
+  // several inputs: the single-tensor call and fit refuse, naming the model
+  CHECK_THROWS_WITH(model(xl), Contains("siamese: has 2 inputs and 2 outputs"));
+  model.compile("sgd", "mse");
+  FitOptions quiet;
+  quiet.verbose = 0;
+  CHECK_THROWS_AS(model.fit(xl, xl, quiet), ValueError);
+  // building from the Inputs' shapes
+  KerasTensor a = Input({2}), b = Input({2});
+  Functional two({a, b}, {apply_layer(Multiply(), {a, b})});
+  two.build();
+  CHECK(two.built());
+}
+
+TEST_CASE("merge layers against loops: broadcasting over ranks, dtypes and Lambda", "[functional][merge]") {
+  const Tensor a = irregular({2, 3});
+  const Tensor c = irregular({2, 4, 3}, -1.0, 1.0);
+  const auto av = dvals(a), cv = dvals(c);
+  auto at = [&](std::size_t i, std::size_t j, std::size_t k) {  // a[i, None, k] broadcast to c
+    (void)j;
+    return av[i * 3 + k];
+  };
+  struct Case {
+    std::shared_ptr<Merge> layer;
+    std::function<double(double, double)> f;
+  };
+  const std::vector<Case> cases = {
+      {std::make_shared<Add>(), [](double p, double q) { return p + q; }},
+      {std::make_shared<Subtract>(), [](double p, double q) { return p - q; }},
+      {std::make_shared<Multiply>(), [](double p, double q) { return p * q; }},
+      {std::make_shared<Average>(), [](double p, double q) { return (p + q) / 2; }},
+      {std::make_shared<Maximum>(), [](double p, double q) { return std::max(p, q); }},
+      {std::make_shared<Minimum>(), [](double p, double q) { return std::min(p, q); }},
+  };
+  for (const auto& [layer, f] : cases) {
+    INFO(layer->class_name());
+    const Tensor y = (*layer)(std::vector<Tensor>{a, c});
+    REQUIRE(y.shape() == Shape{2, 4, 3});
+    CHECK(layer->output_shape() == Shape{-1, 4, 3});
+    const auto yv = dvals(y);
+    for (std::size_t i = 0; i < 2; ++i)
+      for (std::size_t j = 0; j < 4; ++j)
+        for (std::size_t k = 0; k < 3; ++k)
+          CHECK(yv[(i * 4 + j) * 3 + k] == Approx(f(at(i, j, k), cv[(i * 4 + j) * 3 + k])).margin(1e-6));
+  }
+  // three inputs
+  const Tensor b = irregular({2, 3}, 0.0, 1.0);
+  const auto bv = dvals(b);
+  const auto sum3 = dvals(Add()(std::vector<Tensor>{a, b, a}));
+  const auto avg3 = dvals(Average()(std::vector<Tensor>{a, b, a}));
+  const auto max3 = dvals(Maximum()(std::vector<Tensor>{a, b, a * 2.0}));
+  for (std::size_t i = 0; i < 6; ++i) {
+    CHECK(sum3[i] == Approx(2 * av[i] + bv[i]).margin(1e-6));
+    CHECK(avg3[i] == Approx((2 * av[i] + bv[i]) / 3).margin(1e-6));
+    CHECK(max3[i] == Approx(std::max({av[i], bv[i], 2 * av[i]})).margin(1e-6));
+  }
+  // Concatenate on the last axis and on axis 1
+  const auto cat = Concatenate()(std::vector<Tensor>{a, b});
+  REQUIRE(cat.shape() == Shape{2, 6});
+  const auto catv = dvals(cat);
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t k = 0; k < 3; ++k) {
+      CHECK(catv[i * 6 + k] == av[i * 3 + k]);
+      CHECK(catv[i * 6 + 3 + k] == bv[i * 3 + k]);
+    }
+  CHECK(Concatenate(1)(std::vector<Tensor>{c, c}).shape() == Shape{2, 8, 3});
+  // an Input of float32 casts float64 data; an int64 one keeps indices
+  KerasTensor in = Input({3});
+  Functional doubled(in, apply_layer(Lambda([](const Tensor& t) { return t * 2.0; }), in));
+  const Tensor y64 = doubled(a.astype(kFloat64));
+  CHECK(y64.dtype() == kFloat32);
+  CHECK(doubled.layers()[0]->name() == "lambda");
+  const auto dv = dvals(y64);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(dv[i] == Approx(2 * av[i]));
+}
+
+TEST_CASE("merge layers: float64 gradchecks", "[functional][merge][gradcheck]") {
+  const Tensor a = irregular({2, 3}, -2.0, 2.0, kFloat64), b = irregular({2, 1, 3}, -1.5, 2.5, kFloat64);
+  const Tensor c = irregular({2, 4, 3}, -1.0, 1.0, kFloat64);
+  std::vector<std::shared_ptr<Merge>> ls = {std::make_shared<Add>(),     std::make_shared<Multiply>(),
+                                            std::make_shared<Average>(), std::make_shared<Maximum>(),
+                                            std::make_shared<Minimum>()};
+  for (const auto& l : ls) {
+    INFO(l->class_name());
+    const auto r = gradcheck([&](const std::vector<Tensor>& in) { return (*l)(in); }, {a, b, c});
+    CHECK(r.ok);
+    INFO(r.message);
+  }
+  Subtract sub;
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return sub(in); }, {a, c}).ok);
+  Concatenate cat(1);
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return cat(in); }, {b, c}).ok);
+}
+
+TEST_CASE("functional API errors name the model, the layer, the input and the shapes", "[functional][errors]") {
+  KerasTensor in = Input({4}, kFloat32, "pixels");
+  KerasTensor other = Input({4});
+  KerasTensor h = apply_layer(Dense(2), in);
+  // an output that needs an input not given
+  KerasTensor both = apply_layer(Add(), {h, apply_layer(Dense(2), other)});
+  CHECK_THROWS_WITH(Functional(in, both, "m"), Contains("m: graph disconnected: an Input of shape (None, 4)") &&
+                                                   Contains("that layer 'dense' reads"));
+  CHECK_THROWS_WITH(Functional({in, in}, {h}, "m"), Contains("m: input 'pixels' is listed twice"));
+  CHECK_THROWS_WITH(Functional({h}, {h}, "m"), Contains("m: input 0 is the output of layer 'dense', not an Input()"));
+  CHECK_THROWS_AS(Functional(std::vector<KerasTensor>{}, {h}), ValueError);
+  CHECK_THROWS_AS(Input({-2}), ValueError);
+  // a layer on the stack cannot join a graph; a merge layer needs a list, others one input
+  Dense on_stack(3);
+  CHECK_THROWS_WITH(on_stack(in), Contains("dense: a layer joins a functional graph through a std::shared_ptr"));
+  CHECK_THROWS_WITH(apply_layer(Add(), in), Contains("add: a merge layer takes a list of inputs"));
+  CHECK_THROWS_WITH(apply_layer(Dense(2), std::vector<KerasTensor>{in, other}), Contains("Dense: takes one input, not a list"));
+  CHECK_THROWS_AS(apply_layer(Dense(2), KerasTensor()), ValueError);
+  // at run time: the input's shape, names and shapes of incompatible merges
+  Functional model(in, apply_layer(Dense(1), h), "m");
+  CHECK_THROWS_WITH(model(zeros({3, 5})), Contains("m: input 'pixels' expects shape (None, 4), got (3, 5)"));
+  CHECK_THROWS_AS(model(zeros({3, 5})), ShapeError);
+  CHECK_THROWS_WITH(model(std::vector<Tensor>{zeros({3, 4}), zeros({3, 4})}), Contains("m: expects 1 input(s), got 2"));
+  Add add;
+  CHECK_THROWS_WITH(add(std::vector<Tensor>{zeros({2, 3}), zeros({2, 4})}),
+                    Contains("add: inputs have incompatible shapes: (2, 3), (2, 4)"));
+  CHECK_THROWS_WITH(add(std::vector<Tensor>{zeros({2, 3}), zeros({3, 3})}),
+                    Contains("add: cannot merge tensors with different batch sizes"));
+  CHECK_THROWS_WITH(add(zeros({2, 3})), Contains("add: a merge layer takes a list of inputs, got one tensor"));
+  CHECK_THROWS_AS(add(std::vector<Tensor>{}), ValueError);
+  CHECK_THROWS_WITH(Subtract()(std::vector<Tensor>{zeros({2}), zeros({2}), zeros({2})}),
+                    Contains("subtract: takes exactly 2 inputs, got 3"));
+  CHECK_THROWS_WITH(Concatenate(0)(std::vector<Tensor>{zeros({2, 3}), zeros({2, 3})}),
+                    Contains("concatenate: cannot concatenate along the batch axis"));
+  CHECK_THROWS_WITH(Concatenate()(std::vector<Tensor>{zeros({2, 3}), zeros({2, 4, 3})}),
+                    Contains("concatenate: the inputs must have the same rank"));
+  CHECK_THROWS_WITH(Concatenate()(std::vector<Tensor>{zeros({2, 3, 1}), zeros({2, 4, 2})}),
+                    Contains("concatenate: the inputs must match in every axis but 2"));
+  // an Input with an axis of any size runs, but cannot be built from zeros
+  KerasTensor seq = Input({-1, 2});
+  Functional pooled(seq, apply_layer(GlobalAveragePooling1D(), seq), "pool");
+  CHECK_THROWS_WITH(pooled.build(), Contains("pool: build: input 0 has an axis of unknown size, (None, None, 2)"));
+  CHECK(pooled(zeros({1, 5, 2})).shape() == Shape{1, 2});
+  CHECK(pooled(zeros({1, 9, 2})).shape() == Shape{1, 2});
+}
+
+TEST_CASE("a functional model gives the CPU's results and gradients on every device", "[functional][device]") {
+  if (!cuda::is_available()) WARN("CUDA half skipped: " << cuda::status());
+  const Tensor x = irregular({4, 5});
+  std::vector<double> expected;
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    KerasTensor in = Input({5});
+    KerasTensor a = apply_layer(Dense(6, "relu"), in);
+    KerasTensor b = apply_layer(Dropout(0.5), apply_layer(Dense(6, "tanh"), in));
+    KerasTensor m = apply_layer(Maximum(), {a, b});
+    Functional model(in, apply_layer(Dense(2), apply_layer(Concatenate(), {m, a})));
+    model.set_seed(8);
+    model.set_device(d);
+    const Tensor xd = x.to(d);
+    GradientTape tape;
+    tape.watch(xd);
+    const Tensor y = model(xd, true);
+    CHECK(y.device() == d);
+    auto got = dvals(y.to(Device::cpu()));
+    const auto g = dvals(tape.gradient(sum(y * y), xd).to(Device::cpu()));
+    got.insert(got.end(), g.begin(), g.end());
+    // dropout is on in training only
+    CHECK(dvals(model(xd, false).to(Device::cpu())) != dvals(y.to(Device::cpu())));
+    if (expected.empty()) {
+      expected = got;
+    } else {
+      REQUIRE(got.size() == expected.size());
+      for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("the README's residual convnet trains with fit", "[functional][train]") {
+  KerasTensor inputs = Input({8, 8, 1});
+  KerasTensor x = apply_layer(layers::Conv2D(8, 3, "relu"), inputs);
+  KerasTensor y = apply_layer(layers::Conv2D(8, 1, "relu"), x);
+  x = apply_layer(layers::Add(), {x, y});  // a residual connection
+  x = apply_layer(layers::GlobalAveragePooling2D(), x);
+  Functional model(inputs, apply_layer(layers::Dense(2, "softmax"), x));
+  model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
+  model.set_seed(1);
+  // class 1: a bright upper half; class 0: a bright lower half
+  std::vector<float> images(32 * 64, 0.0f);
+  std::vector<std::int64_t> labels(32);
+  for (std::size_t n = 0; n < 32; ++n) {
+    labels[n] = static_cast<std::int64_t>(n % 2);
+    for (std::size_t p = 0; p < 64; ++p) {
+      const bool upper = p < 32;
+      images[n * 64 + p] = (upper == (labels[n] == 1)) ? 1.0f : 0.1f * float((n + p) % 3);
+    }
+  }
+  const Tensor xs = tensor(images, {32, 8, 8, 1}), ys = tensor(labels, {32});
+  FitOptions opt;
+  opt.epochs = 15;
+  opt.batch_size = 8;
+  opt.verbose = 0;
+  const History h = model.fit(xs, ys, opt);
+  CHECK(h["loss"].back() < h["loss"].front());
+  CHECK(h["accuracy"].back() >= 0.9);
+  CHECK(x.shape() == Shape{-1, 8});
+}
