@@ -161,12 +161,10 @@ TEST_CASE("a shared layer applied to two inputs keeps one set of weights; severa
   const auto swapped = model(std::vector<Tensor>{xr, xl});
   const auto sv = dvals(swapped[1]);
   for (std::size_t i = 0; i < dv.size(); ++i) CHECK(sv[i] == Approx(-dv[i]).margin(1e-6));
-  // several inputs: the single-tensor call and fit refuse, naming the model
-  CHECK_THROWS_WITH(model(xl), Contains("siamese: has 2 inputs and 2 outputs"));
-  model.compile("sgd", "mse");
-  FitOptions quiet;
-  quiet.verbose = 0;
-  CHECK_THROWS_AS(model.fit(xl, xl, quiet), ValueError);
+  // several inputs: the single-tensor call refuses, naming the model
+  CHECK_THROWS_WITH(model(xl), Contains("siamese: has 2 inputs and 2 outputs; run it on a vector of tensors"));
+  CHECK(model.num_inputs() == 2);
+  CHECK(model.output_names() == std::vector<std::string>{"dense_1", "subtract"});
   // building from the Inputs' shapes
   KerasTensor a = Input({2}), b = Input({2});
   Functional two({a, b}, {apply_layer(Multiply(), {a, b})});
@@ -360,4 +358,113 @@ TEST_CASE("the README's residual convnet trains with fit", "[functional][train]"
   CHECK(h["loss"].back() < h["loss"].front());
   CHECK(h["accuracy"].back() >= 0.9);
   CHECK(x.shape() == Shape{-1, 8});
+}
+
+TEST_CASE("several inputs and outputs train with fit: a loss per output, weighted, Keras's log keys",
+          "[functional][train]") {
+  // Deep Learning with Python's support-ticket model, small: title, text and tags in; a priority
+  // (sigmoid, MSE) and a department (softmax, cross-entropy) out
+  const std::int64_t n = 48;
+  KerasTensor title = Input({6}, kFloat32, "title"), text = Input({5}, kFloat32, "text"), tags = Input({3}, kFloat32, "tags");
+  KerasTensor features = apply_layer(Concatenate(), {title, text, tags});
+  features = apply_layer(Dense(16, "relu"), features);
+  DenseOptions named;
+  named.name = "priority";
+  KerasTensor priority = apply_layer(Dense(1, "sigmoid", named), features);
+  named.name = "department";
+  KerasTensor department = apply_layer(Dense(3, "softmax", named), features);
+  Functional model({title, text, tags}, {priority, department}, "tickets");
+  model.set_seed(4);
+  model.compile("rmsprop", {{"mean_squared_error", {"mean_absolute_error"}}, {"categorical_crossentropy", {"accuracy"}, 0.5}});
+
+  const Tensor xt = irregular({n, 6}, 0.0, 1.0), xx = irregular({n, 5}, -1.0, 1.0), xg = irregular({n, 3}, 0.0, 1.0);
+  std::vector<float> pv(static_cast<std::size_t>(n)), dv(static_cast<std::size_t>(n * 3), 0.0f);
+  const auto tv = dvals(xt);
+  for (std::int64_t i = 0; i < n; ++i) {
+    pv[static_cast<std::size_t>(i)] = float(tv[static_cast<std::size_t>(i * 6)]);  // priority follows the title
+    dv[static_cast<std::size_t>(i * 3 + i % 3)] = 1.0f;
+  }
+  const Tensor yp = tensor(pv, {n, 1}), yd = tensor(dv, {n, 3});
+  const std::vector<Tensor> xs = {xt, xx, xg}, ys = {yp, yd};
+
+  FitOptions opt;
+  opt.epochs = 3;
+  opt.batch_size = 8;
+  opt.verbose = 0;
+  opt.validation_split = 0.25;
+  const History h = model.fit(xs, ys, opt);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : h.history) keys.push_back(k);
+  // the keys Keras 3.15 logs for this model (checked with keras.Model(...).fit)
+  CHECK(keys == std::vector<std::string>{"department_accuracy", "department_loss", "loss", "priority_loss",
+                                         "priority_mean_absolute_error", "val_department_accuracy",
+                                         "val_department_loss", "val_loss", "val_priority_loss",
+                                         "val_priority_mean_absolute_error"});
+  CHECK(h["loss"].back() < h["loss"].front());
+
+  // evaluate: each output's loss from the predictions, and the total its weighted sum
+  const Logs logs = model.evaluate(xs, ys, n, 0);
+  const auto preds = model.predict(xs, 16);
+  REQUIRE(preds.size() == 2);
+  REQUIRE(preds[0].shape() == Shape{n, 1});
+  REQUIRE(preds[1].shape() == Shape{n, 3});
+  const auto p0 = dvals(preds[0]), p1 = dvals(preds[1]), y0 = dvals(yp), y1 = dvals(yd);
+  double mse = 0, mae = 0, cce = 0, hits = 0;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+    mse += (p0[i] - y0[i]) * (p0[i] - y0[i]) / double(n);
+    mae += std::abs(p0[i] - y0[i]) / double(n);
+    std::size_t best = 0;
+    for (std::size_t k = 0; k < 3; ++k) {
+      cce -= y1[i * 3 + k] * std::log(p1[i * 3 + k]) / double(n);
+      if (p1[i * 3 + k] > p1[i * 3 + best]) best = k;
+    }
+    hits += y1[i * 3 + best] / double(n);
+  }
+  CHECK(logs.at("priority_loss") == Approx(mse).epsilon(1e-5));
+  CHECK(logs.at("priority_mean_absolute_error") == Approx(mae).epsilon(1e-5));
+  CHECK(logs.at("department_loss") == Approx(cce).epsilon(1e-5));
+  CHECK(logs.at("department_accuracy") == Approx(hits));
+  CHECK(logs.at("loss") == Approx(mse + 0.5 * cce).epsilon(1e-5));
+
+  // a custom loop step and validation_data_list
+  const Logs step = model.train_step_multi(xs, ys);
+  CHECK(step.count("department_loss") == 1);
+  opt.validation_split = 0;
+  opt.epochs = 1;
+  opt.validation_data_list = std::make_pair(xs, ys);
+  CHECK(model.fit(xs, ys, opt).contains("val_priority_loss"));
+
+  // errors name the model and what is wrong
+  CHECK_THROWS_WITH(model.fit(xs, {yp}, opt), Contains("tickets: train_step: compiled with 2 output loss(es), got 1 target(s)"));
+  CHECK_THROWS_WITH(model.evaluate({xt, xx, xg(Slice(0, 10))}, ys, 8, 0),
+                    Contains("tickets: evaluate: inputs and targets must have as many examples: x[0] [48, 6]"));
+  CHECK_THROWS_AS(model.evaluate({xt, xx, xg(Slice(0, 10))}, ys, 8, 0), ShapeError);
+  CHECK_THROWS_WITH(model.compile("sgd", {{"mse", {"loss"}}, {"mse"}}), Contains("'loss' is not a metric name (output 0)"));
+  CHECK_THROWS_WITH(model.compile("sgd", {{"mse", {"mae", "mae"}}, {"mse"}}), Contains("metric 'mae' is listed twice for output 0"));
+  CHECK_THROWS_WITH(model.predict(xt), Contains("tickets: has 3 inputs and 2 outputs"));
+  KerasTensor in = Input({2});
+  KerasTensor out = apply_layer(Dense(1), in);
+  Functional twice({in}, {out, out}, "twice");
+  twice.compile("sgd", {{"mse"}, {"mae"}});
+  CHECK_THROWS_WITH(twice.evaluate({zeros({4, 2})}, {zeros({4, 1}), zeros({4, 1})}, 4, 0),
+                    Contains("twice: outputs 0 and 1 are both named 'dense'"));
+}
+
+TEST_CASE("one output's loss weight scales the loss; several inputs with one loss", "[functional][train]") {
+  KerasTensor a = Input({3}), b = Input({3});
+  Functional model({a, b}, {apply_layer(Dense(1), apply_layer(Multiply(), {a, b}))}, "two_in");
+  model.set_seed(2);
+  const Tensor xa = irregular({10, 3}), xb = irregular({10, 3}, 0.0, 1.0), y = irregular({10, 1});
+  model.compile("sgd", "mean_squared_error");
+  const double plain = model.evaluate({xa, xb}, {y}, 10, 0).at("loss");
+  model.compile("sgd", {{"mean_squared_error", {}, 2.5}});
+  const Logs weighted = model.evaluate({xa, xb}, {y}, 10, 0);
+  CHECK(weighted.at("loss") == Approx(2.5 * plain).epsilon(1e-6));
+  CHECK(weighted.size() == 1);
+  FitOptions opt;
+  opt.epochs = 2;
+  opt.batch_size = 5;
+  opt.verbose = 0;
+  CHECK(model.fit({xa, xb}, {y}, opt)["loss"].size() == 2);
+  CHECK_THROWS_WITH(model.fit({xa}, {y}, opt), Contains("two_in: fit: the model takes 2 input(s), got 1"));
 }

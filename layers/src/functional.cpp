@@ -289,7 +289,7 @@ Functional::Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor>
   }
 }
 
-std::vector<Tensor> Functional::call(const std::vector<Tensor>& xs, bool training) {
+std::vector<Tensor> Functional::call_multi(const std::vector<Tensor>& xs, bool training) {
   if (xs.size() != inputs_.size()) {
     throw ValueError(fmt::format("{}: expects {} input(s), got {}", name(), inputs_.size(), xs.size()));
   }
@@ -340,16 +340,16 @@ std::vector<Tensor> Functional::call(const std::vector<Tensor>& xs, bool trainin
 
 Tensor Functional::call(const Tensor& x, bool training) {
   if (inputs_.size() != 1 || outputs_.size() != 1) {
-    throw ValueError(fmt::format("{}: has {} inputs and {} outputs; run it with a vector of tensors ({} takes one "
-                                 "input and one output)",
-                                 name(), inputs_.size(), outputs_.size(), "fit"));
+    throw ValueError(fmt::format("{}: has {} inputs and {} outputs; run it on a vector of tensors", name(),
+                                 inputs_.size(), outputs_.size()));
   }
-  return call(std::vector<Tensor>{x}, training)[0];
+  return call_multi(std::vector<Tensor>{x}, training)[0];
 }
 
-std::vector<Tensor> Functional::operator()(const std::vector<Tensor>& xs, bool training) {
-  prepare_layers();
-  return call(xs, training);
+std::vector<std::string> Functional::output_names() const {
+  std::vector<std::string> names;
+  for (const auto& t : outputs_) names.push_back(t.name());
+  return names;
 }
 
 void Functional::build() {

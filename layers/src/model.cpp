@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <set>
@@ -140,12 +141,37 @@ void require_pairs(const std::string& model, const char* method, const char* wha
   }
 }
 
-// A batch on the model's device that owns its storage: a batch in order is a view of the
-// caller's data, which a train_step writing into its batch (augmenting in place) must not change
-Tensor own_batch(const Tensor& b, const Tensor& data, Device dev) {
-  if (!b.defined()) return b;
-  Tensor out = b.to(dev);
-  return out.storage() == data.storage() ? out.clone() : out;
+// The inputs and targets of fit / evaluate: one tensor per input and per output, each [n, ...]
+// with the same n. One input and one target are checked as before, named x and y.
+void require_lists(const std::string& model, const char* method, const char* what, const std::vector<Tensor>& xs,
+                   const std::vector<Tensor>& ys) {
+  if (xs.empty()) throw ValueError(fmt::format("{}: {}: {}x has no tensors", model, method, what));
+  if (xs.size() == 1 && ys.size() <= 1) {
+    require_pairs(model, method, what, xs[0], ys.empty() ? Tensor() : ys[0]);
+    return;
+  }
+  auto check = [&](const Tensor& t, const char* kind, std::size_t i) {
+    if (!t.defined()) throw ValueError(fmt::format("{}: {}: {}{}[{}] is undefined", model, method, what, kind, i));
+    if (t.rank() == 0 || t.dim(0) != xs[0].dim(0)) {
+      std::string shapes;
+      for (std::size_t j = 0; j < xs.size(); ++j) shapes += fmt::format(" x[{}] {}", j, shape_str(xs[j].shape()));
+      for (std::size_t j = 0; j < ys.size(); ++j) shapes += fmt::format(" y[{}] {}", j, shape_str(ys[j].shape()));
+      throw ShapeError(fmt::format("{}: {}: {}inputs and targets must have as many examples:{}", model, method, what,
+                                   shapes));
+    }
+  };
+  if (!xs[0].defined()) throw ValueError(fmt::format("{}: {}: {}x[0] is undefined", model, method, what));
+  for (std::size_t i = 0; i < xs.size(); ++i) check(xs[i], "x", i);
+  for (std::size_t i = 0; i < ys.size(); ++i) check(ys[i], "y", i);
+}
+
+// The rows `index` of every tensor, on the model's device, in new storage (a train_step may
+// change its batch in place without touching the caller's data)
+std::vector<Tensor> batch_rows(const std::vector<Tensor>& data, const Tensor& index, Device dev) {
+  std::vector<Tensor> out;
+  out.reserve(data.size());
+  for (const auto& t : data) out.push_back(take(t, index.to(t.device()), 0).to(dev));
+  return out;
 }
 
 std::string shape_text(const Shape& s) {
@@ -243,6 +269,16 @@ void Model::prepare_layers() {
 Tensor Model::operator()(const Tensor& x, bool training) {
   prepare_layers();
   return call(x, training);
+}
+
+std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& xs, bool training) {
+  if (xs.size() != 1) throw ValueError(fmt::format("{}: takes 1 input, got {}", name_, xs.size()));
+  return {call(xs[0], training)};
+}
+
+std::vector<Tensor> Model::operator()(const std::vector<Tensor>& xs, bool training) {
+  prepare_layers();
+  return call_multi(xs, training);
 }
 
 void Model::set_device(Device device) {
@@ -348,7 +384,11 @@ void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::share
   if (!optimizer) throw ValueError(fmt::format("{}: compile: the optimizer is null", name_));
   optimizer_ = std::move(optimizer);
   loss_ = std::move(loss);
+  loss_weight_ = 1.0;
   metrics_.clear();
+  output_losses_.clear();
+  output_loss_trackers_.clear();
+  output_metrics_.clear();
   std::set<std::string> seen;
   for (const auto& m : metric_names) {
     if (m == "loss") {
@@ -362,6 +402,74 @@ void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::share
 
 void Model::compile(const std::string& optimizer) { compile(optimizers::get(optimizer)); }
 
+OutputLoss::OutputLoss(std::shared_ptr<losses::Loss> loss_, std::vector<std::string> metrics_, double weight_)
+    : loss(std::move(loss_)), metrics(std::move(metrics_)), weight(weight_) {}
+OutputLoss::OutputLoss(const std::string& loss_, std::vector<std::string> metrics_, double weight_)
+    : OutputLoss(losses::get(loss_), std::move(metrics_), weight_) {}
+
+void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::vector<OutputLoss> outputs) {
+  if (outputs.empty()) throw ValueError(fmt::format("{}: compile: no output losses given", name_));
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].loss) throw ValueError(fmt::format("{}: compile: the loss of output {} is null", name_, i));
+    if (!std::isfinite(outputs[i].weight)) {
+      throw ValueError(fmt::format("{}: compile: the loss weight of output {} is {}", name_, i, outputs[i].weight));
+    }
+  }
+  if (outputs.size() == 1) {
+    compile(std::move(optimizer), outputs[0].loss, outputs[0].metrics);
+    loss_weight_ = outputs[0].weight;
+    return;
+  }
+  std::vector<std::vector<MetricPtr>> per_output;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    std::set<std::string> seen;
+    per_output.emplace_back();
+    for (const auto& m : outputs[i].metrics) {
+      if (m == "loss") {
+        throw ValueError(fmt::format("{}: compile: 'loss' is not a metric name (output {}); each output's loss is "
+                                     "tracked as '<output>_loss'",
+                                     name_, i));
+      }
+      if (!seen.insert(m).second) {
+        throw ValueError(fmt::format("{}: compile: metric '{}' is listed twice for output {}", name_, m, i));
+      }
+      per_output.back().push_back(metrics::get(m));
+    }
+  }
+  compile(std::move(optimizer));
+  output_losses_ = std::move(outputs);
+  output_metrics_ = std::move(per_output);
+  for (std::size_t i = 0; i < output_losses_.size(); ++i) {
+    output_loss_trackers_.push_back(std::make_shared<metrics::Mean>(fmt::format("output_{}_loss", i)));
+  }
+  name_output_metrics();
+}
+
+void Model::compile(const std::string& optimizer, std::vector<OutputLoss> outputs) {
+  compile(optimizers::get(optimizer), std::move(outputs));
+}
+
+void Model::name_output_metrics() {
+  if (output_losses_.empty()) return;
+  std::vector<std::string> names = output_names();
+  names.resize(output_losses_.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) names[i] = fmt::format("output_{}", i);
+    for (std::size_t j = 0; j < i; ++j) {
+      if (names[j] == names[i]) {
+        throw ValueError(fmt::format("{}: outputs {} and {} are both named '{}'; their logs would collide", name_, j,
+                                     i, names[i]));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    output_loss_trackers_[i]->set_name(names[i] + "_loss");
+    for (std::size_t k = 0; k < output_metrics_[i].size(); ++k) {
+      output_metrics_[i][k]->set_name(names[i] + "_" + output_losses_[i].metrics[k]);
+    }
+  }
+}
+
 void Model::compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics) {
   compile(optimizers::get(optimizer), losses::get(loss), metrics);
 }
@@ -372,6 +480,12 @@ void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, const std:
 void Model::compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
                     const std::vector<std::string>& metrics) {
   compile(optimizers::get(optimizer), std::move(loss), metrics);
+}
+
+void Model::require_inputs(const char* method, std::size_t given) const {
+  if (given != num_inputs()) {
+    throw ValueError(fmt::format("{}: {}: the model takes {} input(s), got {}", name_, method, num_inputs(), given));
+  }
 }
 
 void Model::require_compiled(const char* what) const {
@@ -396,11 +510,42 @@ const losses::Loss& Model::loss() const {
   return *loss_;
 }
 
-Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred) const { return loss()(y, y_pred); }
+Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred) const {
+  const Tensor l = loss()(y, y_pred);
+  return loss_weight_ == 1.0 ? l : l * loss_weight_;
+}
+
+Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
+                           std::vector<Tensor>* per_output) const {
+  if (output_losses_.empty()) {
+    if (ys.size() != 1 || y_preds.size() != 1) {
+      throw ValueError(fmt::format("{}: compute_loss: compiled with one loss, got {} targets and {} outputs", name_,
+                                   ys.size(), y_preds.size()));
+    }
+    const Tensor l = compute_loss(ys[0], y_preds[0]);
+    if (per_output) *per_output = {l};
+    return l;
+  }
+  if (ys.size() != output_losses_.size() || y_preds.size() != output_losses_.size()) {
+    throw ValueError(fmt::format("{}: compute_loss: compiled with {} output losses, got {} targets and {} outputs",
+                                 name_, output_losses_.size(), ys.size(), y_preds.size()));
+  }
+  Tensor total;
+  if (per_output) per_output->clear();
+  for (std::size_t i = 0; i < ys.size(); ++i) {
+    const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i]);
+    if (per_output) per_output->push_back(l);
+    const Tensor weighted = output_losses_[i].weight == 1.0 ? l : l * output_losses_[i].weight;
+    total = total.defined() ? total + weighted : weighted;
+  }
+  return total;
+}
 
 std::vector<MetricPtr> Model::metrics() const {
   std::vector<MetricPtr> out{loss_tracker_};
   out.insert(out.end(), metrics_.begin(), metrics_.end());
+  out.insert(out.end(), output_loss_trackers_.begin(), output_loss_trackers_.end());
+  for (const auto& ms : output_metrics_) out.insert(out.end(), ms.begin(), ms.end());
   return out;
 }
 
@@ -450,7 +595,63 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
   return metric_results();
 }
 
+Logs Model::train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty()) return train_step(xs[0], ys.empty() ? Tensor() : ys[0]);
+  return multi_step(xs, ys, true);
+}
+
+Logs Model::test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty()) return test_step(xs[0], ys.empty() ? Tensor() : ys[0]);
+  return multi_step(xs, ys, false);
+}
+
+Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, bool training) {
+  const char* method = training ? "train_step" : "test_step";
+  require_compiled(method);
+  const std::size_t outputs = output_losses_.empty() ? 1 : output_losses_.size();
+  if (ys.size() != outputs) {
+    throw ValueError(fmt::format("{}: {}: compiled with {} output loss(es), got {} target(s)", name_, method, outputs,
+                                 ys.size()));
+  }
+  if (output_losses_.empty()) loss();  // ValueError without one
+  name_output_metrics();
+  std::vector<Tensor> y_preds, per_output;
+  Tensor total;
+  if (training) {
+    std::vector<Variable> vars;
+    std::vector<Tensor> grads;
+    {
+      GradientTape tape;
+      y_preds = (*this)(xs, /*training=*/true);
+      total = compute_loss(ys, y_preds, &per_output);
+      vars = trainable_weights();  // after the forward pass: the first call builds the layers
+      grads = tape.gradient(total, as_tensors(vars));
+    }
+    optimizer_->apply_gradients(grads, vars);
+  } else {
+    y_preds = (*this)(xs, /*training=*/false);
+    total = compute_loss(ys, y_preds, &per_output);
+  }
+  const auto n = static_cast<double>(xs[0].dim(0));
+  loss_tracker_->update_state(total.item<double>(), n);
+  if (output_losses_.empty()) {
+    for (const auto& m : metrics_) m->update_state(ys[0], y_preds[0]);
+  } else {
+    for (std::size_t i = 0; i < outputs; ++i) {
+      output_loss_trackers_[i]->update_state(per_output[i].item<double>(), n);
+      for (const auto& m : output_metrics_[i]) m->update_state(ys[i], y_preds[i]);
+    }
+  }
+  return metric_results();
+}
+
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  std::vector<Tensor> ys;
+  if (y.defined()) ys.push_back(y);
+  return fit(std::vector<Tensor>{x}, ys, options);
+}
+
+History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const FitOptions& options) {
   require_compiled("fit");
   if (options.epochs < 0) throw ValueError(fmt::format("{}: fit: epochs must be >= 0, got {}", name_, options.epochs));
   if (options.initial_epoch < 0) {
@@ -459,27 +660,43 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   for (std::size_t i = 0; i < options.callbacks.size(); ++i) {
     if (!options.callbacks[i]) throw ValueError(fmt::format("{}: fit: callbacks[{}] is null", name_, i));
   }
-  require_pairs(name_, "fit", "", x, y);
-  require_examples(name_, "fit", "x", x);
-  if (options.validation_data) {
-    require_pairs(name_, "fit", "validation_data's ", options.validation_data->first, options.validation_data->second);
-    require_examples(name_, "fit", "validation_data's x", options.validation_data->first);
+  require_inputs("fit", xs.size());
+  require_lists(name_, "fit", "", xs, ys);
+  require_examples(name_, "fit", "x", xs[0]);
+  std::vector<Tensor> x_train = xs, y_train = ys, x_val, y_val;
+  if (options.validation_data_list) {
+    std::tie(x_val, y_val) = *options.validation_data_list;
+  } else if (options.validation_data) {
+    x_val = {options.validation_data->first};
+    if (options.validation_data->second.defined()) y_val = {options.validation_data->second};
   }
-  Tensor x_train = x, y_train = y, x_val, y_val;
-  if (options.validation_data) {
-    std::tie(x_val, y_val) = *options.validation_data;
+  if (!x_val.empty() || options.validation_data_list) {
+    require_lists(name_, "fit", "validation_data's ", x_val, y_val);
+    require_examples(name_, "fit", "validation_data's x", x_val[0]);
   } else if (options.validation_split != 0) {
-    const TrainValidationSplit split = train_validation_split(x, y, options.validation_split);
-    x_train = split.x_train, y_train = split.y_train, x_val = split.x_val, y_val = split.y_val;
+    // the same rows of every tensor: the split point depends on n and the fraction alone
+    auto split = [&](std::vector<Tensor>& train, std::vector<Tensor>& val) {
+      for (auto& t : train) {
+        const TrainValidationSplit parts = train_validation_split(t, Tensor(), options.validation_split);
+        val.push_back(parts.x_val);
+        t = parts.x_train;
+      }
+    };
+    split(x_train, x_val);
+    split(y_train, y_val);
   }
-  const bool validate = x_val.defined();
+  const bool validate = !x_val.empty();
   BatchOptions batch_options;
   batch_options.shuffle = options.shuffle;
   batch_options.seed = options.seed;
   // each fit() goes on where the last left off: a new order every epoch, across calls too
   batch_options.epoch = epochs_trained_;
-  BatchIterator batches(x_train, y_train, options.batch_size, batch_options);
+  // batches of example indices; each batch takes those rows of every input and target
+  const std::int64_t n = x_train[0].dim(0);
+  BatchIterator batches(arange(n), Tensor(), options.batch_size, batch_options);
 
+  prepare_layers();
+  name_output_metrics();
   const std::vector<std::string> keys = display_keys(metrics(), validate);
   history_ = History{};
   stop_training = false;
@@ -489,8 +706,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   // before on_train_begin. The layers draw their initial weights just as a first train_step would.
   if (!options.callbacks.empty() && !built()) {
     NoRecording no_tape;
-    const Tensor first = x_train(Slice(0, std::min(options.batch_size, x_train.dim(0))));
-    (*this)(own_batch(first, x_train, batch_device(first)), /*training=*/false);
+    (*this)(batch_rows(x_train, arange(std::min(options.batch_size, n)), batch_device(x_train[0])),
+            /*training=*/false);
   }
   Logs logs;
   for (const auto& cb : options.callbacks) {
@@ -516,9 +733,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
     reset_metrics();
     Progress progress(batches.size(), options.verbose);
     std::int64_t step = 0;
-    for (auto [xb, yb] : batches) {
-      const Device dev = batch_device(xb);
-      logs = train_step(own_batch(xb, x_train, dev), own_batch(yb, y_train, dev));
+    for (const Batch& b : batches) {
+      const Device dev = batch_device(x_train[0]);
+      logs = train_step_multi(batch_rows(x_train, b.x, dev), batch_rows(y_train, b.x, dev));
       ++step;
       progress.update(step, logs, keys);
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
@@ -538,18 +755,28 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
 }
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {
+  std::vector<Tensor> ys;
+  if (y.defined()) ys.push_back(y);
+  return evaluate(std::vector<Tensor>{x}, ys, batch_size, verbose);
+}
+
+Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, std::int64_t batch_size,
+                     int verbose) {
   require_compiled("evaluate");
-  require_pairs(name_, "evaluate", "", x, y);
-  require_examples(name_, "evaluate", "x", x);
-  BatchIterator batches(x, y, batch_size);
+  require_inputs("evaluate", xs.size());
+  require_lists(name_, "evaluate", "", xs, ys);
+  require_examples(name_, "evaluate", "x", xs[0]);
+  BatchIterator batches(arange(xs[0].dim(0)), Tensor(), batch_size);
+  prepare_layers();
+  name_output_metrics();
   reset_metrics();
   Progress progress(batches.size(), verbose);
   Logs logs;
   std::int64_t step = 0;
   const auto keys = display_keys(metrics(), false);
-  for (auto [xb, yb] : batches) {
-    const Device dev = batch_device(xb);
-    logs = test_step(own_batch(xb, x, dev), own_batch(yb, y, dev));
+  for (const Batch& b : batches) {
+    const Device dev = batch_device(xs[0]);
+    logs = test_step_multi(batch_rows(xs, b.x, dev), batch_rows(ys, b.x, dev));
     progress.update(++step, logs, keys);
   }
   progress.finish(step, logs, keys);
@@ -563,6 +790,22 @@ Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {
   for (const Batch& b : batches) outputs.push_back((*this)(b.x.to(batch_device(b.x)), /*training=*/false));
   if (outputs.size() == 1) return outputs[0];
   return concat(outputs, 0);
+}
+
+std::vector<Tensor> Model::predict(const std::vector<Tensor>& xs, std::int64_t batch_size) {
+  require_inputs("predict", xs.size());
+  require_lists(name_, "predict", "", xs, {});
+  require_examples(name_, "predict", "x", xs[0]);
+  BatchIterator batches(arange(xs[0].dim(0)), Tensor(), batch_size);
+  std::vector<std::vector<Tensor>> per_output;
+  for (const Batch& b : batches) {
+    const auto ys = (*this)(batch_rows(xs, b.x, batch_device(xs[0])), /*training=*/false);
+    per_output.resize(ys.size());
+    for (std::size_t i = 0; i < ys.size(); ++i) per_output[i].push_back(ys[i]);
+  }
+  std::vector<Tensor> out;
+  for (auto& parts : per_output) out.push_back(parts.size() == 1 ? parts[0] : concat(parts, 0));
+  return out;
 }
 
 // ================================================================ Model: weights on disk

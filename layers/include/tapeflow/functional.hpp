@@ -211,9 +211,9 @@ KerasTensor apply_layer(L&& layer, const std::vector<KerasTensor>& xs) {
 /// that is missing), and the inputs must be distinct Input()s. layers() lists each layer once
 /// (a shared layer too) in the order the graph runs them.
 ///
-/// With one input and one output it is an ordinary Model: fit, evaluate, predict, summary,
-/// save_weights. With several, run it with call(std::vector) / operator()(std::vector) (fit
-/// takes one input and one output: ValueError otherwise).
+/// It is an ordinary Model: fit, evaluate, predict, summary, save_weights. With several inputs
+/// or outputs, it runs on vectors of tensors (operator()(std::vector), and the vector forms of
+/// fit, evaluate and predict), and compile() takes a loss per output (OutputLoss).
 class Functional : public Model {
  public:
   Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "functional");
@@ -224,10 +224,12 @@ class Functional : public Model {
   Tensor call(const Tensor& x, bool training) override;
   /// Every input in the order given to the constructor; the outputs in theirs. Each input must
   /// have the Input's rank and sizes (ShapeError naming the input), and is cast to its dtype.
-  std::vector<Tensor> call(const std::vector<Tensor>& xs, bool training);
-  using Model::operator();
-  /// As Model::operator() (names, seeds and places the layers first), for several inputs.
-  std::vector<Tensor> operator()(const std::vector<Tensor>& xs, bool training = false);
+  std::vector<Tensor> call_multi(const std::vector<Tensor>& xs, bool training) override;
+  std::size_t num_inputs() const override { return inputs_.size(); }
+  std::size_t num_outputs() const override { return outputs_.size(); }
+  /// The names of the layers computing the outputs (known once the model has run or its
+  /// layers were named): Keras's output names.
+  std::vector<std::string> output_names() const override;
 
   std::vector<LayerPtr> layers() const override { return layers_; }
   const std::vector<KerasTensor>& inputs() const { return inputs_; }

@@ -47,6 +47,9 @@ struct FitOptions {
   double validation_split = 0;
   /// Validation set (x, y); overrides validation_split.
   std::optional<std::pair<Tensor, Tensor>> validation_data;
+  /// The validation set of a model with several inputs or outputs: (inputs, targets), a
+  /// tensor per input and per output in the model's order; overrides validation_split.
+  std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation_data_list;
   /// A new order of the training examples every epoch, drawn from `seed` and the number of
   /// epochs the model has trained (so each fit() call goes on with new orders, as Keras).
   bool shuffle = true;
@@ -54,6 +57,22 @@ struct FitOptions {
   std::vector<CallbackPtr> callbacks;
   /// 0 silent; 1 a live progress bar on a terminal, one line per epoch otherwise; 2 one line per epoch.
   int verbose = 1;
+};
+
+/// One output's part of compile() for a model with several outputs, as Keras's
+/// compile(loss=[...], metrics=[[...], ...], loss_weights=[...]): its loss, its metrics (by
+/// name) and its weight in the total loss.
+///
+///     model.compile("rmsprop", {{"mean_squared_error", {"mean_absolute_error"}},
+///                               {"categorical_crossentropy", {"accuracy"}, 0.5}});
+struct OutputLoss {
+  OutputLoss(std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics = {}, double weight = 1.0);
+  OutputLoss(const std::string& loss, std::vector<std::string> metrics = {}, double weight = 1.0);
+  OutputLoss(const char* loss, std::vector<std::string> metrics = {}, double weight = 1.0)
+      : OutputLoss(std::string(loss), std::move(metrics), weight) {}
+  std::shared_ptr<losses::Loss> loss;
+  std::vector<std::string> metrics;
+  double weight = 1.0;
 };
 
 /// A trainable network. Subclass it with call() and layers() (the book's model subclassing),
@@ -70,6 +89,19 @@ class Model {
   /// Names the layers that have no name yet (unique in the model: "dense", "dense_1") and seeds
   /// the unseeded ones from the model's seed and their position, then runs call().
   Tensor operator()(const Tensor& x, bool training = false);
+
+  /// A model of several inputs or outputs (Functional): the inputs in the model's order -> the
+  /// outputs in theirs. By default a model has one input and one output, and this is call() on
+  /// xs[0] (ValueError for another count).
+  virtual std::vector<Tensor> call_multi(const std::vector<Tensor>& xs, bool training);
+  /// As operator() on one tensor (names, seeds and places the layers), then call_multi().
+  std::vector<Tensor> operator()(const std::vector<Tensor>& xs, bool training = false);
+  virtual std::size_t num_inputs() const { return 1; }
+  virtual std::size_t num_outputs() const { return 1; }
+  /// The outputs' names (a Functional model's: the layers computing them), the prefixes of the
+  /// per-output logs of a model compiled with several outputs: "<name>_loss", "<name>_accuracy".
+  /// Empty by default: "output_0", "output_1", ...
+  virtual std::vector<std::string> output_names() const { return {}; }
 
   /// Builds the layers by running one example of `input_shape` (batch axis -1 or any) through.
   void build(const Shape& input_shape);
@@ -103,6 +135,12 @@ class Model {
                const std::vector<std::string>& metrics = {});
   void compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
                const std::vector<std::string>& metrics = {});
+  /// A loss (with its metrics and weight) per output, in the model's order. The loss minimised
+  /// is the weighted sum; the logs hold it as "loss", each output's unweighted loss as
+  /// "<output>_loss" and each metric as "<output>_<metric>" (Keras's keys). One OutputLoss is
+  /// compile(optimizer, loss, metrics) with the loss scaled by its weight.
+  void compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::vector<OutputLoss> outputs);
+  void compile(const std::string& optimizer, std::vector<OutputLoss> outputs);
 
   /// Trains over (x, y) [n, ...] in batches; returns the per-epoch logs. Each batch is the
   /// model's own copy (a train_step may change it in place). y may be undefined when a custom
@@ -113,13 +151,31 @@ class Model {
   /// The model's outputs for x, batch by batch, in inference mode.
   Tensor predict(const Tensor& x, std::int64_t batch_size = 32);
 
+  /// fit, evaluate and predict for a model of several inputs or outputs: a tensor per input
+  /// (xs) and per output (ys), each [n, ...] with the same n (ShapeError naming them otherwise),
+  /// in the model's order. FitOptions::validation_data_list gives a validation set.
+  History fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const FitOptions& options = {});
+  Logs evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, std::int64_t batch_size = 32,
+                int verbose = 1);
+  std::vector<Tensor> predict(const std::vector<Tensor>& xs, std::int64_t batch_size = 32);
+
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
   /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values.
   virtual Logs train_step(const Tensor& x, const Tensor& y);
   /// One evaluation batch: forward in inference mode, loss and metrics.
   virtual Logs test_step(const Tensor& x, const Tensor& y);
+  /// What fit() and evaluate() run on each batch: with one input and one output (and a single
+  /// loss) train_step(xs[0], ys[0]) / test_step(...), so a custom train_step is used; otherwise
+  /// the same step over every input and output: the weighted sum of the outputs' losses.
+  virtual Logs train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
+  virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
   /// The compiled loss (mean over the batch).
   Tensor compute_loss(const Tensor& y, const Tensor& y_pred) const;
+  /// The total loss of several outputs: the sum of each output's loss times its weight; each
+  /// unweighted loss goes to `per_output` when given. ValueError unless there are as many
+  /// targets and predictions as compiled losses.
+  Tensor compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
+                      std::vector<Tensor>* per_output = nullptr) const;
   /// The metrics fit() resets each epoch and shows: the loss tracker ("loss") and the compiled
   /// metrics. A custom train_step() with its own trackers overrides this, as in Keras.
   virtual std::vector<MetricPtr> metrics() const;
@@ -190,6 +246,7 @@ class Model {
 
  private:
   void require_compiled(const char* what) const;
+  void require_inputs(const char* method, std::size_t given) const;
 
   // Where a batch from fit / evaluate / predict goes: the model's device once it is set or
   // built, else the data's own device (the layers then build there).
@@ -201,8 +258,17 @@ class Model {
   std::optional<Device> device_;
   std::shared_ptr<optimizers::Optimizer> optimizer_;
   std::shared_ptr<losses::Loss> loss_;
+  double loss_weight_ = 1.0;
   std::shared_ptr<metrics::Mean> loss_tracker_ = std::make_shared<metrics::Mean>("loss");
   std::vector<MetricPtr> metrics_;
+  // compiled with several outputs: each output's loss, loss tracker and metrics
+  std::vector<OutputLoss> output_losses_;
+  std::vector<std::shared_ptr<metrics::Mean>> output_loss_trackers_;
+  std::vector<std::vector<MetricPtr>> output_metrics_;
+  // names the per-output trackers and metrics after output_names() (the layers are named now)
+  void name_output_metrics();
+  // one step over several inputs / outputs (training: with the optimizer)
+  Logs multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, bool training);
   History history_;
 };
 
