@@ -468,3 +468,78 @@ TEST_CASE("one output's loss weight scales the loss; several inputs with one los
   CHECK(model.fit({xa, xb}, {y}, opt)["loss"].size() == 2);
   CHECK_THROWS_WITH(model.fit({xa}, {y}, opt), Contains("two_in: fit: the model takes 2 input(s), got 1"));
 }
+
+TEST_CASE("Dot: per-example dot products over the chosen axes, normalised to cosines", "[functional][merge]") {
+  const Tensor a = irregular({2, 3}), b = irregular({2, 3}, -1.0, 3.0);
+  const auto av = dvals(a), bv = dvals(b);
+  const Tensor d = Dot(1)(std::vector<Tensor>{a, b});
+  REQUIRE(d.shape() == Shape{2, 1});
+  const Tensor c = Dot(1, true)(std::vector<Tensor>{a, b});
+  for (std::size_t i = 0; i < 2; ++i) {
+    double dot = 0, na = 0, nb = 0;
+    for (std::size_t k = 0; k < 3; ++k) {
+      dot += av[i * 3 + k] * bv[i * 3 + k];
+      na += av[i * 3 + k] * av[i * 3 + k];
+      nb += bv[i * 3 + k] * bv[i * 3 + k];
+    }
+    CHECK(dvals(d)[i] == Approx(dot).epsilon(1e-5));
+    CHECK(dvals(c)[i] == Approx(dot / std::sqrt(na * nb)).epsilon(1e-5));
+  }
+  // [b, n, d] . [b, m, d] over the last axes: [b, n, m]; over axes (1, 1): [b, d, e]
+  const Tensor p = irregular({2, 4, 3}), q = irregular({2, 5, 3}, -1.0, 1.0), r = irregular({2, 4, 2}, 0.0, 2.0);
+  const auto pv = dvals(p), qv = dvals(q), rv = dvals(r);
+  const Tensor pq = Dot(2)(std::vector<Tensor>{p, q});
+  REQUIRE(pq.shape() == Shape{2, 4, 5});
+  const Tensor pr = Dot(1)(std::vector<Tensor>{p, r});
+  REQUIRE(pr.shape() == Shape{2, 3, 2});
+  for (std::size_t e = 0; e < 2; ++e) {
+    for (std::size_t i = 0; i < 4; ++i)
+      for (std::size_t j = 0; j < 5; ++j) {
+        double s = 0;
+        for (std::size_t k = 0; k < 3; ++k) s += pv[(e * 4 + i) * 3 + k] * qv[(e * 5 + j) * 3 + k];
+        CHECK(dvals(pq)[(e * 4 + i) * 5 + j] == Approx(s).epsilon(1e-5).margin(1e-6));
+      }
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 2; ++j) {
+        double s = 0;
+        for (std::size_t k = 0; k < 4; ++k) s += pv[(e * 4 + k) * 3 + i] * rv[(e * 4 + k) * 2 + j];
+        CHECK(dvals(pr)[(e * 3 + i) * 2 + j] == Approx(s).epsilon(1e-5).margin(1e-6));
+      }
+  }
+  // a vector against a matrix per example: [b, 3] . [b, 3, 4] -> [b, 4]
+  const Tensor m = irregular({2, 3, 4});
+  CHECK(Dot(DotAxes{1, 1})(std::vector<Tensor>{a, m}).shape() == Shape{2, 4});
+  CHECK(Dot(DotAxes{2, 1})(std::vector<Tensor>{p, m}).shape() == Shape{2, 4, 4});
+  // float64 gradchecks, with and without normalisation
+  Dot dot2(2), cos2(2, true), mixed(DotAxes{1, 1});
+  const Tensor p64 = p.astype(kFloat64), q64 = q.astype(kFloat64);
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return dot2(in); }, {p64, q64}).ok);
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return cos2(in); }, {p64, q64}).ok);
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return mixed(in); }, {a.astype(kFloat64), m.astype(kFloat64)}).ok);
+  // errors
+  CHECK_THROWS_WITH(Dot(1)(std::vector<Tensor>{a, irregular({2, 4})}),
+                    Contains("dot: the dotted axes differ in size: axis 1 of (2, 3) and axis 1 of (2, 4)"));
+  CHECK_THROWS_WITH(Dot(0)(std::vector<Tensor>{a, b}), Contains("dot: axis 0 of input 0 is not a non-batch axis"));
+  CHECK_THROWS_WITH(Dot(1)(std::vector<Tensor>{zeros({2, 1, 1, 3}), b}), Contains("dot: inputs of rank 2 or 3 only"));
+  CHECK_THROWS_WITH(Dot(1)(std::vector<Tensor>{a, b, a}), Contains("dot: takes exactly 2 inputs, got 3"));
+}
+
+TEST_CASE("get_layer and layer_output: a feature extractor over a trained model's layers", "[functional]") {
+  KerasTensor in = Input({4});
+  KerasTensor h = apply_layer(Dense(5, "relu"), in);
+  Functional model(in, apply_layer(Dense(2), h), "classifier");
+  CHECK_THROWS_WITH(model.get_layer("dense"), Contains("classifier: get_layer: no layer named 'dense' (the layers: "
+                                                       "<unnamed Dense>, <unnamed Dense>)"));
+  model.set_seed(6);
+  const Tensor x = irregular({3, 4});
+  model(x);
+  CHECK(model.get_layer("dense_1") == model.get_layer(1));
+  CHECK_THROWS_WITH(model.get_layer(2), Contains("classifier: get_layer: index 2 is out of range: the model has 2 layers"));
+  Functional features(model.inputs(), {model.layer_output("dense")}, "features");
+  const Tensor f = features(x);
+  const auto dense = std::static_pointer_cast<Dense>(model.get_layer("dense"));
+  CHECK(dvals(f) == dvals(relu(matmul(x, dense->kernel()) + dense->bias())));
+  CHECK(features.weights().size() == 2);
+  CHECK(features.weights()[0].id() == dense->kernel().id());  // the same variables, not copies
+  CHECK_THROWS_WITH(model.layer_output(std::make_shared<Dense>(1)), Contains("classifier: layer_output: layer 'dense' is not in the model"));
+}

@@ -225,6 +225,51 @@ Tensor Concatenate::merge(const std::vector<Tensor>& inputs) {
   return concat(inputs, axis);
 }
 
+Dot::Dot(DotAxes axes, bool normalize, std::string name)
+    : Merge("Dot", std::move(name)), axes_{axes.first, axes.second}, normalize_(normalize) {}
+
+Tensor Dot::merge(const std::vector<Tensor>& inputs) {
+  if (inputs.size() != 2) {
+    throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(*this), inputs.size(), shapes_of(inputs)));
+  }
+  check_list(inputs, 2);
+  std::vector<Tensor> xs = inputs;
+  int axes[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::int64_t rank = xs[i].rank();
+    if (rank != 2 && rank != 3) {
+      throw ValueError(fmt::format("{}: inputs of rank 2 or 3 only, got {}", label(*this), shapes_of(inputs)));
+    }
+    const std::int64_t a = axes_[i] < 0 ? axes_[i] + rank : axes_[i];
+    if (a < 1 || a >= rank) {
+      throw ValueError(fmt::format("{}: axis {} of input {} is not a non-batch axis of {}", label(*this), axes_[i], i,
+                                   none_shape(xs[i].shape())));
+    }
+    axes[i] = static_cast<int>(a);
+  }
+  if (xs[0].shape()[axes[0]] != xs[1].shape()[axes[1]]) {
+    throw ShapeError(fmt::format("{}: the dotted axes differ in size: axis {} of {} and axis {} of {}", label(*this),
+                                 axes[0], none_shape(xs[0].shape()), axes[1], none_shape(xs[1].shape())));
+  }
+  if (normalize_) {
+    for (int i = 0; i < 2; ++i) {
+      const Tensor sq = sum(square(xs[i]), {axes[i]}, /*keepdims=*/true);
+      xs[i] = xs[i] / sqrt(maximum(sq, 1e-12));
+    }
+  }
+  // a: [b, x, k] (the dotted axis last), b: [b, k, y] (it first), then one batched matmul
+  Tensor a = xs[0].rank() == 3 && axes[0] == 1 ? xs[0].transpose(1, 2) : xs[0];
+  Tensor b = xs[1].rank() == 3 && axes[1] == 2 ? xs[1].transpose(1, 2) : xs[1];
+  const bool a2 = a.rank() == 2, b2 = b.rank() == 2;
+  if (a2 && b2) return sum(a * b, {1}, /*keepdims=*/true);
+  if (a2) a = a.reshape({a.dim(0), 1, a.dim(1)});
+  if (b2) b = b.reshape({b.dim(0), b.dim(1), 1});
+  Tensor y = matmul(a, b);
+  if (a2) y = y.reshape({y.dim(0), y.dim(2)});
+  if (b2) y = y.reshape({y.dim(0), y.dim(1)});
+  return y;
+}
+
 Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
     : Layer("Lambda", std::move(name)), fn_(std::move(fn)) {
   if (!fn_) throw ValueError("lambda: the function is empty");
@@ -345,6 +390,16 @@ Tensor Functional::call(const Tensor& x, bool training) {
   }
   return call_multi(std::vector<Tensor>{x}, training)[0];
 }
+
+KerasTensor Functional::layer_output(const LayerPtr& layer) const {
+  for (const auto& n : order_) {
+    if (n->layer == layer) return KerasTensor(n);
+  }
+  throw ValueError(fmt::format("{}: layer_output: layer '{}' is not in the model", name(),
+                               layer ? label(*layer) : std::string("null")));
+}
+
+KerasTensor Functional::layer_output(const std::string& layer) const { return layer_output(get_layer(layer)); }
 
 std::vector<std::string> Functional::output_names() const {
   std::vector<std::string> names;

@@ -343,6 +343,26 @@ std::vector<Variable> Model::non_trainable_weights() const {
 
 std::int64_t Model::count_params() const { return weight_count(weights()); }
 
+LayerPtr Model::get_layer(const std::string& name) const {
+  const auto ls = layers();
+  std::string names;
+  for (const auto& l : ls) {
+    if (l->name() == name) return l;
+    names += (names.empty() ? "" : ", ") + (l->name().empty() ? "<unnamed " + l->class_name() + ">" : l->name());
+  }
+  throw ValueError(fmt::format("{}: get_layer: no layer named '{}' (the layers: {})", name_, name,
+                               names.empty() ? std::string("none") : names));
+}
+
+LayerPtr Model::get_layer(std::size_t index) const {
+  const auto ls = layers();
+  if (index >= ls.size()) {
+    throw ValueError(fmt::format("{}: get_layer: index {} is out of range: the model has {} layers", name_, index,
+                                 ls.size()));
+  }
+  return ls[index];
+}
+
 void Model::summary(std::ostream& os) const {
   if (!built()) {
     throw ValueError(

@@ -160,6 +160,30 @@ class Concatenate : public Merge {
   std::int64_t axis_;
 };
 
+/// Keras's Dot: per example, the dot product of the two inputs along axes[0] of the first and
+/// axes[1] of the second (batch axis excluded from the count: axes 1 and up). Two [b, d] give
+/// [b, 1]; [b, n, d] and [b, m, d] with axes (2, 2) give [b, n, m]; a [b, d] against a
+/// [b, d, m] gives [b, m]. With normalize, each input is first L2-normalised along its axis
+/// (x / sqrt(max(sum(x^2), 1e-12)), Keras's), so the result is the cosine similarity. Inputs of
+/// rank 2 or 3 (ValueError otherwise); the contracted sizes must agree (ShapeError).
+struct DotAxes {
+  std::int64_t first, second;
+};
+class Dot : public Merge {
+ public:
+  explicit Dot(std::int64_t axes, bool normalize = false, std::string name = "")
+      : Dot(DotAxes{axes, axes}, normalize, std::move(name)) {}
+  /// Dot(DotAxes{1, 2}): axis 1 of the first input against axis 2 of the second (Keras's
+  /// axes=(1, 2); a plain Dot({1, 2}) would read as Dot(1, normalize = true), so it does not
+  /// compile).
+  explicit Dot(DotAxes axes, bool normalize = false, std::string name = "");
+  Tensor merge(const std::vector<Tensor>& inputs) override;
+
+ private:
+  std::int64_t axes_[2];
+  bool normalize_;
+};
+
 /// Keras's Lambda: any function of public ops as a layer without weights (its ops are
 /// recorded by the tape as usual).
 class Lambda : public Layer {
@@ -232,6 +256,12 @@ class Functional : public Model {
   std::vector<std::string> output_names() const override;
 
   std::vector<LayerPtr> layers() const override { return layers_; }
+  /// The symbolic output of the first call of the layer named `name` (or the layer itself) in
+  /// the graph, for a new model over the same layers and weights (Keras's
+  /// model.get_layer(name).output): features = Functional(model.inputs(), {model.layer_output("conv2d")}).
+  /// The layers are named by the model's first call; ValueError naming the layers otherwise.
+  KerasTensor layer_output(const std::string& name) const;
+  KerasTensor layer_output(const LayerPtr& layer) const;
   const std::vector<KerasTensor>& inputs() const { return inputs_; }
   const std::vector<KerasTensor>& outputs() const { return outputs_; }
   /// Builds every layer by running a batch of one example of zeros through the graph (every

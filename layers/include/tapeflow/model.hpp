@@ -111,6 +111,10 @@ class Model {
   std::vector<Variable> trainable_weights() const;
   std::vector<Variable> non_trainable_weights() const;
   std::int64_t count_params() const;
+  /// The layer of layers() named `name` (Keras's get_layer; names are given by the first call),
+  /// or at `index`; ValueError naming the layers there are.
+  LayerPtr get_layer(const std::string& name) const;
+  LayerPtr get_layer(std::size_t index) const;
   /// Keras's table: layer (type), output shape (None for the batch axis), param #, totals.
   void summary(std::ostream& os = std::cout) const;
   const std::string& name() const { return name_; }
