@@ -353,3 +353,102 @@ TEST_CASE("the new layers give the CPU's results on every device", "[layers][dev
     else CHECK(v == first);
   }
 }
+
+TEST_CASE("regularizers: weight and activity penalties join the loss (Keras 3's compute_loss)", "[layers][regularizers]") {
+  // checked against Keras 3.15: Dense(2, kernel_regularizer=l2(0.01), bias_regularizer=l1(0.02),
+  // activity_regularizer=L1L2(0.01, 0.02)); evaluate's loss = mse + the penalties
+  DenseOptions o;
+  o.kernel_regularizer = regularizers::l2(0.01);
+  o.bias_regularizer = regularizers::l1(0.02);
+  o.activity_regularizer = regularizers::l1_l2(0.01, 0.02);
+  o.bias_initializer = initializers::ones;
+  auto dense = std::make_shared<Dense>(2, Activation::Linear, o);
+  Sequential model({dense});
+  model.compile("sgd", "mean_squared_error");
+  std::vector<double> xs(12), ys(8);
+  for (std::size_t i = 0; i < 12; ++i) xs[i] = -1.0 + 2.0 * double(i) / 11.0;
+  for (std::size_t i = 0; i < 8; ++i) ys[i] = double(i) / 7.0;
+  const Tensor x = tensor(xs, {4, 3}).astype(kFloat32), y = tensor(ys, {4, 2}).astype(kFloat32);
+  const double loss = model.evaluate(x, y, 4, 0).at("loss");
+  const auto k = dvals(dense->kernel()), b = dvals(dense->bias());
+  double mse = 0, pen = 0, act1 = 0, act2 = 0;
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 2; ++j) {
+      double out = b[j];
+      for (std::size_t p = 0; p < 3; ++p) out += xs[i * 3 + p] * k[p * 2 + j];
+      mse += (out - ys[i * 2 + j]) * (out - ys[i * 2 + j]) / 8.0;
+      act1 += std::abs(out);
+      act2 += out * out;
+    }
+  for (double w : k) pen += 0.01 * w * w;
+  for (double w : b) pen += 0.02 * std::abs(w);
+  pen += (0.01 * act1 + 0.02 * act2) / 4.0;
+  CHECK(loss == Approx(mse + pen).epsilon(1e-5));
+  // the layer's losses: the activity penalty of the last call, then kernel and bias
+  REQUIRE(dense->losses().size() == 3);
+  CHECK(model.losses().size() == 3);
+  // the gradient of the penalty reaches the kernel: d/dK (0.01 sum K^2) = 0.02 K
+  {
+    GradientTape tape;
+    const Tensor pen_k = dense->losses()[1];
+    const auto g = dvals(tape.gradient(pen_k, Tensor(dense->kernel())));
+    for (std::size_t i = 0; i < k.size(); ++i) CHECK(g[i] == Approx(0.02 * k[i]));
+  }
+  // frozen: the weight penalties go (Keras counts trainable weights only), the activity one stays
+  dense->set_trainable(false);
+  CHECK(dense->losses().size() == 1);
+  dense->set_trainable(true);
+  // training lowers the penalised loss; l2 alone shrinks the weights towards zero
+  DenseOptions only_l2;
+  only_l2.kernel_regularizer = regularizers::get("l2");
+  Sequential shrink(Dense(3, Activation::Linear, only_l2));
+  shrink.compile("sgd", "mean_squared_error");
+  shrink.build({-1, 3});
+  const double before = sum(square(shrink.weights()[0])).item<double>();
+  FitOptions fo;
+  fo.epochs = 20;
+  fo.verbose = 0;
+  shrink.fit(x, zeros({4, 3}), fo);
+  CHECK(sum(square(shrink.weights()[0])).item<double>() < before);
+  // Embedding's penalty, and an add_loss from a custom layer
+  EmbeddingOptions eo;
+  eo.embeddings_regularizer = regularizers::l1(0.5);
+  Embedding emb(4, 2, eo);
+  emb(tensor<std::int64_t>({1, 2}, {2}));
+  REQUIRE(emb.losses().size() == 1);
+  CHECK(emb.losses()[0].item<double>() == Approx(0.5 * sum(abs(emb.embeddings())).item<double>()));
+  // names and errors
+  CHECK(!regularizers::get(""));
+  CHECK(regularizers::get("l1_l2")(tensor<double>({1.0, -2.0}, {2})).item<double>() == Approx(0.01 * 3 + 0.01 * 5));
+  CHECK_THROWS_WITH(regularizers::get("l3"), Contains("regularizers: unknown regularizer 'l3' (known: l1, l2, l1_l2)"));
+  CHECK_THROWS_WITH(regularizers::l2(-1), Contains("regularizers: the l2 factor must be finite and >= 0, got -1"));
+}
+
+namespace {
+// A layer that adds its own loss, as Keras's self.add_loss in call()
+class MeanPenalty : public Layer {
+ public:
+  explicit MeanPenalty(bool scalar = true) : Layer("MeanPenalty", ""), scalar_(scalar) {}
+  Tensor call(const Tensor& x, bool) override {
+    add_loss(scalar_ ? mean(x) * 0.5 : x);
+    return x;
+  }
+
+ private:
+  bool scalar_;
+};
+}  // namespace
+
+TEST_CASE("add_loss: a custom layer's loss joins the model's, replaced at each call", "[layers][regularizers]") {
+  auto pen = std::make_shared<MeanPenalty>();
+  Sequential model({pen});
+  model.compile("sgd", "mean_squared_error");
+  const Tensor x = irregular({3, 2}), y = zeros({3, 2});
+  const double mse = mean(square(x)).item<double>();
+  CHECK(model.evaluate(x, y, 3, 0).at("loss") == Approx(mse + 0.5 * mean(x).item<double>()).epsilon(1e-6));
+  model(x * 2.0);
+  REQUIRE(pen->losses().size() == 1);
+  CHECK(pen->losses()[0].item<double>() == Approx(mean(x).item<double>()).epsilon(1e-6));
+  MeanPenalty bad(false);
+  CHECK_THROWS_WITH(bad(x), Contains("mean_penalty: add_loss: a loss must be a scalar, got [3, 2]"));
+}

@@ -132,6 +132,44 @@ Initializer get(const std::string& name) {
 
 }  // namespace initializers
 
+// ================================================================ regularizers
+namespace regularizers {
+namespace {
+void check_factor(double f, const char* what) {
+  if (!std::isfinite(f) || f < 0) throw ValueError(fmt::format("regularizers: {} must be finite and >= 0, got {}", what, f));
+}
+}  // namespace
+
+Regularizer l1(double factor) {
+  check_factor(factor, "the l1 factor");
+  return [factor](const Tensor& x) { return sum(abs(x)) * factor; };
+}
+
+Regularizer l2(double factor) {
+  check_factor(factor, "the l2 factor");
+  return [factor](const Tensor& x) { return sum(square(x)) * factor; };
+}
+
+Regularizer l1_l2(double l1_factor, double l2_factor) {
+  check_factor(l1_factor, "the l1 factor");
+  check_factor(l2_factor, "the l2 factor");
+  return [l1_factor, l2_factor](const Tensor& x) {
+    Tensor r = zeros({}, x.dtype(), x.device());
+    if (l1_factor != 0) r = r + sum(abs(x)) * l1_factor;
+    if (l2_factor != 0) r = r + sum(square(x)) * l2_factor;
+    return r;
+  };
+}
+
+Regularizer get(const std::string& name) {
+  if (name.empty()) return {};
+  if (name == "l1") return l1();
+  if (name == "l2") return l2();
+  if (name == "l1_l2") return l1_l2();
+  throw ValueError(fmt::format("regularizers: unknown regularizer '{}' (known: l1, l2, l1_l2)", name));
+}
+}  // namespace regularizers
+
 namespace layers {
 namespace {
 
@@ -373,13 +411,18 @@ Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::f
       build(input_shape);
     } catch (...) {
       weights_.erase(weights_.begin() + before, weights_.end());  // a failed build leaves no weights behind
+      weight_regularizers_.erase(weight_regularizers_.begin() + before, weight_regularizers_.end());
       throw;
     }
     built_ = true;
   }
   Tensor y;
+  call_losses_.clear();
   try {
     y = body();
+    if (activity_regularizer_ && y.rank() > 0 && y.dim(0) > 0) {
+      add_loss(activity_regularizer_(y) / static_cast<double>(y.dim(0)));
+    }
   } catch (const ShapeError& e) {
     rethrow_named(e, name_);
   } catch (const DTypeError& e) {
@@ -409,7 +452,7 @@ void Layer::set_device(Device device) {
 }
 
 Variable Layer::add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
-                           bool trainable) {
+                           bool trainable, Regularizer regularizer) {
   Tensor init;
   {
     NoRecording no_tape;
@@ -421,8 +464,43 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
   }
   Variable v(init.astype(kFloat32).to(device_), name_ + "/" + name, trainable);
   weights_.push_back(v);
+  weight_regularizers_.push_back(std::move(regularizer));
   return v;
 }
+
+void Layer::add_loss(const Tensor& loss) {
+  if (!loss.defined() || loss.rank() != 0) {
+    throw ValueError(fmt::format("{}: add_loss: a loss must be a scalar, got {}", name_.empty() ? class_name_ : name_,
+                                 loss.defined() ? shape_str(loss.shape()) : std::string("an undefined tensor")));
+  }
+  call_losses_.push_back(loss);
+}
+
+std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots) {
+  std::vector<const Layer*> all;
+  std::function<void(const Layer*)> visit = [&](const Layer* l) {
+    if (std::find(all.begin(), all.end(), l) != all.end()) return;
+    all.push_back(l);
+    for (const auto& s : l->sublayers_) visit(s.get());
+  };
+  for (const auto* r : roots) visit(r);
+  std::vector<Tensor> out;
+  for (const auto* l : all) out.insert(out.end(), l->call_losses_.begin(), l->call_losses_.end());
+  std::vector<Variable> trainable;
+  for (const auto* r : roots) detail::append_unique(trainable, r->trainable_weights());
+  for (const auto* l : all) {
+    for (std::size_t i = 0; i < l->weights_.size(); ++i) {
+      if (!l->weight_regularizers_[i]) continue;
+      const auto id = l->weights_[i].id();
+      if (std::any_of(trainable.begin(), trainable.end(), [&](const Variable& v) { return v.id() == id; })) {
+        out.push_back(l->weight_regularizers_[i](l->weights_[i]));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Tensor> Layer::losses() const { return detail_losses({this}); }
 
 std::vector<Variable> Layer::weights() const {
   std::vector<Variable> out = weights_;
@@ -459,6 +537,7 @@ std::int64_t Layer::count_params() const {
 Dense::Dense(std::int64_t units, Activation activation, DenseOptions options)
     : Layer("Dense", options.name), units_(units), activation_(activation), options_(std::move(options)) {
   check_positive(units, "units", "Dense");
+  set_activity_regularizer(options_.activity_regularizer);
 }
 
 void Dense::build(const Shape& input_shape) {
@@ -467,8 +546,9 @@ void Dense::build(const Shape& input_shape) {
     throw ShapeError(fmt::format("{}: expected an input of rank >= 2 ([batch, ..., features]), got {}", name(),
                                  shape_str(input_shape)));
   }
-  kernel_ = add_weight("kernel", {input_shape.back(), units_}, options_.kernel_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {units_}, options_.bias_initializer);
+  kernel_ = add_weight("kernel", {input_shape.back(), units_}, options_.kernel_initializer, true,
+                       options_.kernel_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {units_}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor Dense::call(const Tensor& x, bool) {
@@ -655,10 +735,12 @@ Embedding::Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingO
     : Layer("Embedding", options.name), input_dim_(input_dim), output_dim_(output_dim), options_(std::move(options)) {
   check_positive(input_dim, "input_dim", "Embedding");
   check_positive(output_dim, "output_dim", "Embedding");
+  set_activity_regularizer(options_.activity_regularizer);
 }
 
 void Embedding::build(const Shape&) {
-  embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, options_.embeddings_initializer);
+  embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, options_.embeddings_initializer, true,
+                           options_.embeddings_regularizer);
 }
 
 Tensor Embedding::call(const Tensor& x_in, bool) {

@@ -343,6 +343,20 @@ std::vector<Variable> Model::non_trainable_weights() const {
 
 std::int64_t Model::count_params() const { return weight_count(weights()); }
 
+std::vector<Tensor> Model::losses() const {
+  std::vector<const layers::Layer*> roots;
+  for (const auto& l : layers()) roots.push_back(l.get());
+  return layers::detail_losses(roots);
+}
+
+namespace {
+// y + the sum of `extra` (the layers' losses), as Keras 3's compute_loss adds them
+Tensor plus_losses(Tensor y, const std::vector<Tensor>& extra) {
+  for (const auto& l : extra) y = y + l;
+  return y;
+}
+}  // namespace
+
 LayerPtr Model::get_layer(const std::string& name) const {
   const auto ls = layers();
   std::string names;
@@ -532,7 +546,7 @@ const losses::Loss& Model::loss() const {
 
 Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred) const {
   const Tensor l = loss()(y, y_pred);
-  return loss_weight_ == 1.0 ? l : l * loss_weight_;
+  return plus_losses(loss_weight_ == 1.0 ? l : l * loss_weight_, losses());
 }
 
 Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
@@ -558,7 +572,7 @@ Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tens
     const Tensor weighted = output_losses_[i].weight == 1.0 ? l : l * output_losses_[i].weight;
     total = total.defined() ? total + weighted : weighted;
   }
-  return total;
+  return plus_losses(total, losses());
 }
 
 std::vector<MetricPtr> Model::metrics() const {

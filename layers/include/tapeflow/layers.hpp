@@ -55,7 +55,27 @@ Initializer get(const std::string& name);
 
 }  // namespace initializers
 
+/// Weight and activity penalties added to the training loss (Keras's regularizers).
+namespace regularizers {
+
+/// A tensor -> a scalar penalty (of its dtype).
+using Regularizer = std::function<Tensor(const Tensor& x)>;
+/// factor * sum(|x|); the factor must be finite and >= 0 (ValueError).
+Regularizer l1(double factor = 0.01);
+/// factor * sum(x^2).
+Regularizer l2(double factor = 0.01);
+/// l1 * sum(|x|) + l2 * sum(x^2); a zero factor's term is left out.
+Regularizer l1_l2(double l1 = 0.01, double l2 = 0.01);
+/// By Keras name: "l1", "l2" (factor 0.01) and "l1_l2" (0.01 each, as Keras documents; Keras
+/// 3.15's get("l1_l2") actually gives zero factors); "" gives none (an empty Regularizer).
+/// ValueError naming them for any other.
+Regularizer get(const std::string& name);
+
+}  // namespace regularizers
+
 namespace layers {
+
+using regularizers::Regularizer;
 
 using initializers::Initializer;
 
@@ -142,11 +162,24 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// The layers tracked by track(), in order.
   const std::vector<std::shared_ptr<Layer>>& sublayers() const { return sublayers_; }
 
+  /// Keras's layer.losses: the losses the last call of this layer and of its sublayers added
+  /// (add_loss, activity regularizers), then the penalties of the trainable weights that have a
+  /// regularizer, computed from their current values (under a tape, they are differentiable).
+  /// A frozen layer's weights add none. Each layer and weight counts once.
+  std::vector<Tensor> losses() const;
+  /// A penalty on the layer's output, added at each call as regularizer(y) / batch size
+  /// (Keras's activity_regularizer); an empty one removes it.
+  void set_activity_regularizer(Regularizer regularizer) { activity_regularizer_ = std::move(regularizer); }
+
  protected:
   Layer(std::string class_name, std::string name);
-  /// A new weight named "<layer name>/<name>", initialised from the layer's generator.
+  /// A new weight named "<layer name>/<name>", initialised from the layer's generator, with an
+  /// optional penalty (losses()).
   Variable add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
-                      bool trainable = true);
+                      bool trainable = true, Regularizer regularizer = {});
+  /// Adds a loss (a scalar) from inside call(), as Keras's add_loss: it is in losses() until the
+  /// layer's next call, and Model::compute_loss adds it to the training loss.
+  void add_loss(const Tensor& loss);
   /// Makes `layer` a sublayer, as Keras tracks a layer assigned to an attribute: its weights
   /// join this layer's (trained, saved, counted, frozen with it), set_device and set_seed reach
   /// it, and at this layer's first call an unnamed sublayer is named after its class, unique
@@ -183,12 +216,20 @@ class Layer : public std::enable_shared_from_this<Layer> {
   bool device_set_ = false;
   Shape output_shape_;
   std::vector<Variable> weights_;
+  std::vector<Regularizer> weight_regularizers_;  // weights_[i]'s, or empty
+  std::vector<Tensor> call_losses_;              // add_loss during the last call
+  Regularizer activity_regularizer_;
   std::vector<std::shared_ptr<Layer>> sublayers_;
   Generator gen_;
   std::uint64_t seed_ = 0;
   bool seeded_ = false;
   std::string parent_prefix_;  // "<parent>/" that name_sublayers put before this layer's name
+
+  friend std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots);
 };
+
+/// The losses of several layers (Model::losses): as Layer::losses() over their union.
+std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots);
 
 namespace detail {
 /// Appends the variables of `more` that `out` does not hold yet (a weight reached twice, through
@@ -200,6 +241,8 @@ struct DenseOptions {
   bool use_bias = true;
   Initializer kernel_initializer = initializers::glorot_uniform;
   Initializer bias_initializer = initializers::zeros;
+  /// Penalties (regularizers::l2(0.001), ...): on the kernel, the bias and the output.
+  Regularizer kernel_regularizer, bias_regularizer, activity_regularizer;
   std::string name;
 };
 
@@ -408,6 +451,7 @@ class LayerNormalization : public Layer {
 
 struct EmbeddingOptions {
   Initializer embeddings_initializer = initializers::random_uniform;
+  Regularizer embeddings_regularizer, activity_regularizer;
   std::string name;
 };
 

@@ -111,6 +111,9 @@ class Model {
   std::vector<Variable> trainable_weights() const;
   std::vector<Variable> non_trainable_weights() const;
   std::int64_t count_params() const;
+  /// Keras's model.losses: the losses of every layer (Layer::losses(), each layer and weight
+  /// once): activity and weight penalties, add_loss. compute_loss adds their sum.
+  std::vector<Tensor> losses() const;
   /// The layer of layers() named `name` (Keras's get_layer; names are given by the first call),
   /// or at `index`; ValueError naming the layers there are.
   LayerPtr get_layer(const std::string& name) const;
@@ -173,7 +176,8 @@ class Model {
   /// the same step over every input and output: the weighted sum of the outputs' losses.
   virtual Logs train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
   virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
-  /// The compiled loss (mean over the batch).
+  /// The compiled loss (mean over the batch), plus the sum of losses() (Keras 3's compute_loss:
+  /// regularization penalties count in the logged loss too).
   Tensor compute_loss(const Tensor& y, const Tensor& y_pred) const;
   /// The total loss of several outputs: the sum of each output's loss times its weight; each
   /// unweighted loss goes to `per_output` when given. ValueError unless there are as many
