@@ -842,6 +842,19 @@ Tensor GlobalPooling1D::call(const Tensor& x, bool) {
 
 // ================================================================ recurrent layers
 
+namespace {
+// Runs f when the scope ends, however it ends (an exception included)
+template <class F>
+struct OnExit {
+  F f;
+  ~OnExit() { f(); }
+};
+template <class F>
+OnExit<F> on_exit(F f) {
+  return {std::move(f)};
+}
+}  // namespace
+
 Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
                      RecurrentOptions options)
     : Layer(std::move(class_name), options.name),
@@ -869,23 +882,91 @@ void Recurrent::build(const Shape& input_shape) {
 
 Tensor Recurrent::gate(const Tensor& t, int k) const { return t(all, Slice(k * units_, (k + 1) * units_)); }
 
+RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state, bool training,
+                                           const Tensor& mask) {
+  const auto reset = on_exit([this] { pending_ = Pending{}; });
+  pending_.initial_state = &initial_state;
+  pending_.mask = &mask;
+  RecurrentResult r;
+  r.output = (*this)(x, training);
+  r.states = std::move(pending_.final_state);
+  return r;
+}
+
 Tensor Recurrent::call(const Tensor& x, bool) {
+  if (!pending_.initial_state) {
+    std::vector<Tensor> final_state;
+    return run(x, {}, Tensor(), final_state);
+  }
+  return run(x, *pending_.initial_state, *pending_.mask, pending_.final_state);
+}
+
+Tensor Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state, const Tensor& mask,
+                      std::vector<Tensor>& final_state) {
   if (x.rank() != 3 || x.dim(2) != kernel_.dim(0)) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, time, {}], got {}", name(), kernel_.dim(0),
                                  shape_str(x.shape())));
   }
   const std::int64_t batch = x.dim(0), steps = x.dim(1);
+  const auto n_states = static_cast<std::size_t>(num_states());
+  const char* state_names = n_states == 1 ? "h" : "h, c";
+  if (!initial_state.empty() && initial_state.size() != n_states) {
+    throw ValueError(fmt::format("{}: expected {} initial state{} ({}), got {}", name(), n_states,
+                                 n_states == 1 ? "" : "s", state_names, initial_state.size()));
+  }
+  for (std::size_t i = 0; i < initial_state.size(); ++i) {
+    const Tensor& s = initial_state[i];
+    const char* what = i == 0 ? "h" : "c";
+    if (!s.defined()) throw ValueError(fmt::format("{}: initial state {} ({}) is undefined", name(), i, what));
+    if (s.shape() != Shape{batch, units_}) {
+      throw ShapeError(fmt::format("{}: initial state {} ({}) must be [batch, units] = [{}, {}] for inputs {}, got {}",
+                                   name(), i, what, batch, units_, shape_str(x.shape()), shape_str(s.shape())));
+    }
+    if (s.device() != x.device()) {
+      throw DeviceError(fmt::format("{}: initial state {} ({}) is on {}, the inputs on {}", name(), i, what,
+                                    s.device().str(), x.device().str()));
+    }
+  }
+  Tensor keep;  // [batch, time] bool: true at a real step
+  if (mask.defined()) {
+    if (mask.shape() != Shape{batch, steps}) {
+      throw ShapeError(fmt::format("{}: the mask must be [batch, time] = [{}, {}] for inputs {}, got {}", name(), batch,
+                                   steps, shape_str(x.shape()), shape_str(mask.shape())));
+    }
+    if (mask.device() != x.device()) {
+      throw DeviceError(fmt::format("{}: the mask is on {}, the inputs on {}", name(), mask.device().str(),
+                                    x.device().str()));
+    }
+    keep = mask.dtype() == kBool ? mask : mask != 0.0;
+  }
+
   // every step's x_t @ kernel in one matmul: [batch, time, gates * units]
   Tensor xw = matmul(x, kernel_);
   if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
-  std::vector<Tensor> state(static_cast<std::size_t>(num_states()), zeros({batch, units_}, xw.dtype(), xw.device()));
+
+  std::vector<Tensor> state;
+  if (initial_state.empty()) {
+    state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
+  } else {
+    for (const auto& s : initial_state) state.push_back(s.astype(xw.dtype()));
+  }
   std::vector<Tensor> outputs;
-  Tensor last = state[0];
+  // with a mask, Keras's output before the first real step is zeros (not the initial h)
+  Tensor last = keep.defined() ? zeros({batch, units_}, xw.dtype(), xw.device()) : state[0];
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
-    last = step(xw(all, t), state);
+    const std::vector<Tensor> before = keep.defined() ? state : std::vector<Tensor>{};
+    Tensor out = step(xw(all, t), state);
+    if (keep.defined()) {
+      // a masked step keeps the states and repeats the previous output (or outputs zeros)
+      const Tensor k = keep(all, Slice(t, t + 1));  // [batch, 1]
+      for (std::size_t i = 0; i < n_states; ++i) state[i] = where(k, state[i], before[i]);
+      out = options_.zero_output_for_mask ? where(k, out, 0.0) : where(k, out, last);
+    }
+    last = out;
     if (options_.return_sequences) outputs.push_back(last);
   }
+  final_state = state;
   if (!options_.return_sequences) return last;
   if (outputs.empty()) return zeros({batch, 0, units_}, xw.dtype(), xw.device());
   return stack(outputs, 1);
@@ -978,13 +1059,24 @@ Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_m
   forward_->set_name("forward_" + base);
   backward_->set_name("backward_" + base);
   if (forward_->seeded()) backward_->set_seed(forward_->generator().seed() + 1);
+  // Keras: a masked step of a returned sequence is zeros in both directions
+  forward_->options_.zero_output_for_mask = forward_->options_.return_sequences;
+  backward_->options_.zero_output_for_mask = backward_->options_.return_sequences;
   track(forward_);
   track(backward_);
 }
 
+Tensor Bidirectional::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
+  const auto reset = on_exit([this] { pending_mask_ = nullptr; });
+  pending_mask_ = &mask;
+  return (*this)(x, training);
+}
+
 Tensor Bidirectional::call(const Tensor& x, bool training) {
-  const Tensor f = (*forward_)(x, training);
-  Tensor b = (*backward_)(x, training);
+  // the mask stays in time order: the backward layer reads it backwards along with x
+  const Tensor mask = pending_mask_ ? *pending_mask_ : Tensor();
+  const Tensor f = forward_->call_with_state(x, {}, training, mask).output;
+  Tensor b = backward_->call_with_state(x, {}, training, mask).output;
   if (b.rank() == 3) b = b(all, Slice(none, none, -1));  // the backward sequence back in time order
   switch (merge_mode_) {
     case MergeMode::Sum:

@@ -573,22 +573,48 @@ struct RecurrentOptions {
   /// GRU: the reset gate applies after the recurrent matmul, with a separate recurrent bias
   /// (Keras's default, cuDNN's form; bias [2, 3 units]); false: before it (bias [3 units]).
   bool reset_after = true;
+  /// With a mask, a masked step outputs zeros instead of repeating the previous output (Keras's
+  /// zero_output_for_mask; off by default as in Keras; Bidirectional turns it on for
+  /// return_sequences, as Keras does). The state is carried over a masked step either way.
+  bool zero_output_for_mask = false;
   std::string name;
+};
+
+/// What Recurrent::call_with_state returns: the layer's output, and its final states in Keras's
+/// order (h; for an LSTM h then c), each [batch, units].
+struct RecurrentResult {
+  Tensor output;
+  std::vector<Tensor> states;
 };
 
 /// Base of the recurrent layers: inputs [batch, time, features] -> [batch, units] (the last
 /// output) or [batch, time, units] (return_sequences). x @ kernel for every step is one matmul;
 /// then each step adds h @ recurrent_kernel, so the tape differentiates through time (BPTT).
-/// The state starts at zeros. Weights: kernel [features, gates * units], recurrent_kernel
-/// [units, gates * units], bias [gates * units] (GRU with reset_after: [2, gates * units]), the
-/// gates in Keras's order, so Keras's weights load as they are. Not supported: masking, dropout,
-/// stateful and return_state.
+/// The state starts at zeros, or at the initial_state given to call_with_state, which also
+/// returns the final states (Keras's initial_state and return_state). Weights: kernel
+/// [features, gates * units], recurrent_kernel [units, gates * units], bias [gates * units]
+/// (GRU with reset_after: [2, gates * units]), the gates in Keras's order, so Keras's weights
+/// load as they are. Masking: there is no mask propagation (no Masking layer, no
+/// Embedding(mask_zero)); pass the mask to call_with_state. Not supported: dropout, stateful.
 class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
 
+  /// Runs the layer as operator() does (building and naming it on the first call, errors
+  /// prefixed with its name) from `initial_state` (empty: zeros; else num_states() tensors
+  /// [batch, units], h then c, in any float dtype, on the input's device; gradients flow into
+  /// them) and returns the output and the final states. `mask` [batch, time], bool or numeric
+  /// (nonzero = a real step), optional: at a masked step the states keep their values and the
+  /// output repeats the previous one (zeros before the first real step, and at every masked
+  /// step with zero_output_for_mask), as Keras does. The last output of a fully masked row is
+  /// zeros; its final states are the initial ones.
+  RecurrentResult call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state = {},
+                                  bool training = false, const Tensor& mask = {});
+
   std::int64_t units() const { return units_; }
+  /// How many states the layer carries: 1 (h), or 2 for an LSTM (h, c).
+  virtual int num_states() const { return 1; }
   const Variable& kernel() const { return kernel_; }
   const Variable& recurrent_kernel() const { return recurrent_kernel_; }
   const Variable& bias() const { return bias_; }
@@ -602,7 +628,6 @@ class Recurrent : public Layer {
   /// One step: xw [batch, gates * units] is x_t @ kernel (+ the input bias); `state` holds h
   /// (and the LSTM's c), replaced by the new state. Returns the step's output.
   virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state) const = 0;
-  virtual int num_states() const { return 1; }
   /// The bias's initial value.
   virtual Tensor initial_bias(const Shape& shape, Generator& gen) const;
   virtual Shape bias_shape() const;
@@ -614,6 +639,19 @@ class Recurrent : public Layer {
   Activation activation_;
   RecurrentOptions options_;
   Variable kernel_, recurrent_kernel_, bias_;
+
+ private:
+  friend class Bidirectional;  // sets zero_output_for_mask on its sublayers, as Keras does
+  // call_with_state's arguments and results, passed through Layer::operator() to call() (so
+  // the build, naming and error path is operator()'s); empty outside call_with_state
+  struct Pending {
+    const std::vector<Tensor>* initial_state = nullptr;
+    const Tensor* mask = nullptr;
+    std::vector<Tensor> final_state;
+  };
+  Pending pending_;
+  Tensor run(const Tensor& x, const std::vector<Tensor>& initial_state, const Tensor& mask,
+             std::vector<Tensor>& final_state);
 };
 
 /// h = activation(x_t @ kernel + h @ recurrent_kernel + bias) (Keras's SimpleRNN; tanh by default).
@@ -636,10 +674,10 @@ class LSTM : public Recurrent {
   LSTM(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
       : LSTM(units, activation_from_name(activation), std::move(options)) {}
   std::shared_ptr<Recurrent> reversed_copy() const override;
+  int num_states() const override { return 2; }
 
  protected:
   Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
-  int num_states() const override { return 2; }
   Tensor initial_bias(const Shape& shape, Generator& gen) const override;
 };
 
@@ -666,12 +704,15 @@ enum class MergeMode { Concat, Sum, Mul, Ave };
 /// (reversed_copy()) backward; with return_sequences the backward outputs are put back in time
 /// order before the merge. The two are sublayers named "forward_<layer>" and
 /// "backward_<layer>" (weights "bidirectional/forward_lstm/kernel", ...); the layer must not be
-/// built yet (ValueError).
+/// built yet (ValueError). With return_sequences both set zero_output_for_mask, as in Keras.
 class Bidirectional : public Layer {
  public:
   explicit Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode = MergeMode::Concat,
                          std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// operator() with a mask [batch, time] (see Recurrent::call_with_state), given to both
+  /// directions in time order (the backward layer reads it backwards with its input).
+  Tensor call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
 
   const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }
@@ -679,6 +720,7 @@ class Bidirectional : public Layer {
  private:
   MergeMode merge_mode_;
   std::shared_ptr<Recurrent> forward_, backward_;
+  const Tensor* pending_mask_ = nullptr;  // call_with_mask's mask, passed through operator() to call()
 };
 
 }  // namespace layers
