@@ -1,9 +1,10 @@
 // The recurrent layers (SimpleRNN, LSTM, GRU) against the real Keras 3 in float64 with the same
 // weights (golden/rnn_golden.hpp: outputs and input gradients; initial states, return_state and
-// masks with their gradients), float64 gradchecks through time, the orthogonal
+// masks with their gradients), float64 gradchecks through time, dropout's masks, the orthogonal
 // initializer, errors, every device, and sequence tasks learnt by fit.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -248,6 +249,15 @@ TEST_CASE("call_with_state: the plain call is the same, errors name the layer an
                     Contains("gru") && Contains("expected 1 initial state (h), got 2"));
   // a failed call leaves nothing pending: the next plain call starts from zeros
   CHECK(gru(zeros({1, 3, 2})).to_vector<float>() == std::vector<float>(2, 0.0f));
+
+  for (double rate : {-0.1, 1.0, 1.5}) {
+    RecurrentOptions o;
+    o.dropout = rate;
+    CHECK_THROWS_WITH(SimpleRNN(2, "tanh", o), Contains("SimpleRNN") && Contains("dropout must be in [0, 1)"));
+    RecurrentOptions ro;
+    ro.recurrent_dropout = rate;
+    CHECK_THROWS_WITH(LSTM(2, "tanh", ro), Contains("LSTM") && Contains("recurrent_dropout must be in [0, 1)"));
+  }
 }
 
 TEST_CASE("call_with_state: float64 gradcheck with a mask and initial states", "[recurrent][state][gradcheck]") {
@@ -272,6 +282,118 @@ TEST_CASE("call_with_state: float64 gradcheck with a mask and initial states", "
     const auto r = gradcheck(f, lstm ? std::vector<Tensor>{x, h0, c0} : std::vector<Tensor>{x, h0});
     INFO(r.message);
     CHECK(r.ok);
+  }
+}
+
+namespace {
+
+// A linear SimpleRNN on `d` returning sequences, with the given kernel, recurrent kernel and a
+// zero bias.
+std::shared_ptr<SimpleRNN> linear_rnn(const Tensor& kernel, const Tensor& recurrent, RecurrentOptions o, Device d) {
+  o.return_sequences = true;
+  auto l = std::make_shared<SimpleRNN>(recurrent.dim(0), Activation::Linear, o);
+  l->set_seed(11);
+  l->set_device(d);
+  (*l)(zeros({1, 1, kernel.dim(0)}, kFloat64, d));
+  set(l->kernel(), kernel.to(d));
+  set(l->recurrent_kernel(), recurrent.to(d));
+  set(l->bias(), zeros({recurrent.dim(0)}, kFloat32, d));
+  return l;
+}
+
+// y [batch, steps, units] of the constructions below: y_0 is a dropout mask (each 0 or
+// `scale`), and y_t = y_0 at every t (an input mask) or y_0^(t + 1) (a recurrent mask, h
+// multiplied by it at every step); checks that and returns the fraction of y_0 kept
+double fraction_kept(const std::vector<double>& y, const Shape& shape, double scale, bool recurrent) {
+  const std::int64_t batch = shape[0], steps = shape[1], units = shape[2];
+  std::int64_t kept = 0, bad_values = 0, bad_steps = 0;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t u = 0; u < units; ++u) {
+      const double m = y[static_cast<std::size_t>(b * steps * units + u)];
+      bad_values += !(m == 0.0 || std::abs(m - scale) < 1e-12);
+      kept += m != 0.0;
+      for (std::int64_t t = 1; t < steps; ++t) {
+        const double want = recurrent ? std::pow(m, static_cast<double>(t + 1)) : m;
+        bad_steps += std::abs(y[static_cast<std::size_t>((b * steps + t) * units + u)] - want) > 1e-12;
+      }
+    }
+  CHECK(bad_values == 0);
+  CHECK(bad_steps == 0);
+  return static_cast<double>(kept) / static_cast<double>(batch * units);
+}
+
+}  // namespace
+
+TEST_CASE("recurrent dropout: one mask per call, the same at every step, scaled 1/(1 - rate), seeded",
+          "[recurrent][dropout]") {
+  std::vector<double> first_masks;  // the first device's
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const std::int64_t batch = 500, units = 4, steps = 3;
+    const double rate = 0.3, scale = 1 / (1 - rate);
+    {
+      // dropout by construction: kernel I, no recurrence, x = 1: y_t = the input mask, every t
+      RecurrentOptions o;
+      o.dropout = rate;
+      auto l = linear_rnn(eye(units), zeros({units, units}), o, d);
+      const Tensor x = ones({batch, steps, units}, kFloat64).to(d);
+      const auto y = l->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>();
+      CHECK(fraction_kept(y, {batch, steps, units}, scale, false) == Approx(1 - rate).margin(0.03));
+      // identity in inference
+      CHECK(l->call_with_state(x).output.to(Device::cpu()).to_vector<double>() ==
+            std::vector<double>(static_cast<std::size_t>(batch * steps * units), 1.0));
+      // the same seed, the same masks (on every device); a new call, new masks
+      auto twin = linear_rnn(eye(units), zeros({units, units}), o, d);
+      CHECK(twin->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>() == y);
+      if (first_masks.empty()) first_masks = y;
+      CHECK(y == first_masks);
+      CHECK(l->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>() != y);
+    }
+    {
+      // recurrent dropout by construction: no input, recurrent kernel I, h0 = 1: h_t = m^(t+1)
+      // elementwise, only if the mask is the same at every step
+      RecurrentOptions o;
+      o.recurrent_dropout = rate;
+      auto l = linear_rnn(zeros({units, units}), eye(units), o, d);
+      const Tensor x = ones({batch, steps, units}, kFloat64).to(d);
+      const RecurrentResult r = l->call_with_state(x, {ones({batch, units}, kFloat64).to(d)}, true);
+      const auto y = r.output.to(Device::cpu()).to_vector<double>();
+      CHECK(fraction_kept(y, {batch, steps, units}, scale, true) == Approx(1 - rate).margin(0.03));
+      CHECK(l->call_with_state(x, {ones({batch, units}, kFloat64).to(d)}).output.to(Device::cpu()).to_vector<double>() ==
+            std::vector<double>(static_cast<std::size_t>(batch * steps * units), 1.0));
+    }
+  }
+}
+
+TEST_CASE("LSTM and GRU dropout: one input mask for all gates, one per gate with recurrent_dropout (Keras 3)",
+          "[recurrent][dropout]") {
+  // one step, one feature x = 1, one unit, no recurrence, zero bias: an LSTM's
+  // h = sigmoid(m_o w_o) tanh(sigmoid(m_i w_i) tanh(m_c w_c)), a GRU's (h0 = 0)
+  // h = (1 - sigmoid(m_z w_z)) tanh(m_h w_h). One shared mask gives two values (0 and all
+  // kept); a mask per gate gives every combination.
+  const auto distinct = [](const std::shared_ptr<Recurrent>& l, const std::vector<double>& kernel) {
+    const auto gates = static_cast<std::int64_t>(kernel.size());
+    (*l)(zeros({1, 1, 1}));
+    set(l->kernel(), tensor(kernel, {1, gates}));
+    set(l->recurrent_kernel(), zeros({1, gates}));
+    set(l->bias(), zeros(l->bias().shape()));
+    std::vector<double> y = l->call_with_state(ones({400, 1, 1}, kFloat64), {}, true).output.to_vector<double>();
+    std::sort(y.begin(), y.end());
+    return std::unique(y.begin(), y.end()) - y.begin();
+  };
+  for (double rec_rate : {0.0, 0.2}) {
+    INFO("recurrent_dropout " << rec_rate);
+    RecurrentOptions o;
+    o.dropout = 0.5;
+    o.recurrent_dropout = rec_rate;
+    auto lstm = std::make_shared<LSTM>(1, Activation::Tanh, o);
+    lstm->set_seed(3);
+    // 0, and sigmoid(m_i w_i), sigmoid(m_o w_o) each at two values: 1 + 2 * 2
+    CHECK(distinct(lstm, {1.0, 0.0, 2.0, -1.5}) == (rec_rate > 0 ? 5 : 2));
+    auto gru = std::make_shared<GRU>(1, Activation::Tanh, o);
+    gru->set_seed(3);
+    // 0, and 1 - sigmoid(m_z w_z) at two values
+    CHECK(distinct(gru, {1.0, 0.5, 2.0}) == (rec_rate > 0 ? 3 : 2));
   }
 }
 

@@ -863,6 +863,12 @@ Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Acti
       activation_(activation),
       options_(std::move(options)) {
   check_positive(units, "units", this->class_name());
+  for (const auto& [rate, what] : {std::pair<double, const char*>{options_.dropout, "dropout"},
+                                   std::pair<double, const char*>{options_.recurrent_dropout, "recurrent_dropout"}}) {
+    if (!(rate >= 0 && rate < 1)) {
+      throw ValueError(fmt::format("{}: {} must be in [0, 1), got {}", this->class_name(), what, rate));
+    }
+  }
 }
 
 Shape Recurrent::bias_shape() const { return {gates_ * units_}; }
@@ -882,6 +888,25 @@ void Recurrent::build(const Shape& input_shape) {
 
 Tensor Recurrent::gate(const Tensor& t, int k) const { return t(all, Slice(k * units_, (k + 1) * units_)); }
 
+Tensor Recurrent::recurrent_matmul(const Tensor& h, int first, int last, const std::vector<Tensor>& rec_mask) const {
+  const auto columns = [&](int a, int b) { return recurrent_kernel_(all, Slice(a * units_, b * units_)); };
+  if (rec_mask.empty()) return first == 0 && last == gates_ ? matmul(h, recurrent_kernel_) : matmul(h, columns(first, last));
+  // Keras's implementation 1: each gate sees h through its own mask
+  std::vector<Tensor> parts;
+  for (int k = first; k < last; ++k) {
+    parts.push_back(matmul(h * rec_mask[rec_mask.size() == 1 ? 0 : static_cast<std::size_t>(k)], columns(k, k + 1)));
+  }
+  return parts.size() == 1 ? parts[0] : concat(parts, -1);
+}
+
+std::vector<Tensor> Recurrent::dropout_masks(std::int64_t batch, std::int64_t n, double rate, int count, DType dtype,
+                                             Device device) {
+  std::vector<Tensor> masks;
+  // 0 or 1 / (1 - rate), as Keras's dropout of ones
+  for (int k = 0; k < count; ++k) masks.push_back(tapeflow::dropout(ones({batch, n}, dtype, device), rate, generator()));
+  return masks;
+}
+
 RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state, bool training,
                                            const Tensor& mask) {
   const auto reset = on_exit([this] { pending_ = Pending{}; });
@@ -893,15 +918,15 @@ RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Te
   return r;
 }
 
-Tensor Recurrent::call(const Tensor& x, bool) {
+Tensor Recurrent::call(const Tensor& x, bool training) {
   if (!pending_.initial_state) {
     std::vector<Tensor> final_state;
-    return run(x, {}, Tensor(), final_state);
+    return run(x, training, {}, Tensor(), final_state);
   }
-  return run(x, *pending_.initial_state, *pending_.mask, pending_.final_state);
+  return run(x, training, *pending_.initial_state, *pending_.mask, pending_.final_state);
 }
 
-Tensor Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state, const Tensor& mask,
+Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
                       std::vector<Tensor>& final_state) {
   if (x.rank() != 3 || x.dim(2) != kernel_.dim(0)) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, time, {}], got {}", name(), kernel_.dim(0),
@@ -940,8 +965,30 @@ Tensor Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state,
     keep = mask.dtype() == kBool ? mask : mask != 0.0;
   }
 
-  // every step's x_t @ kernel in one matmul: [batch, time, gates * units]
-  Tensor xw = matmul(x, kernel_);
+  const DType dtype = result_dtype(x, kernel_);
+  // dropout: one mask per call (not per step); Keras's LSTM and GRU switch to one per gate
+  // (implementation 1) when recurrent_dropout is set
+  std::vector<Tensor> in_mask, rec_mask;
+  if (training && options_.dropout > 0) {
+    const int count = options_.recurrent_dropout > 0 ? gates_ : 1;
+    in_mask = dropout_masks(batch, x.dim(2), options_.dropout, count, dtype, x.device());
+  }
+  if (training && options_.recurrent_dropout > 0) {
+    rec_mask = dropout_masks(batch, units_, options_.recurrent_dropout, gates_, dtype, x.device());
+  }
+
+  // every step's x_t @ kernel in one matmul (one per gate with per-gate input masks):
+  // [batch, time, gates * units]; Keras 3 too drops the inputs before the kernel
+  Tensor xw;
+  if (in_mask.size() <= 1) {
+    xw = matmul(in_mask.empty() ? x : x * in_mask[0].expand_dims(1), kernel_);
+  } else {
+    std::vector<Tensor> parts;
+    for (int k = 0; k < gates_; ++k) {
+      parts.push_back(matmul(x * in_mask[static_cast<std::size_t>(k)].expand_dims(1), gate(kernel_, k)));
+    }
+    xw = concat(parts, -1);
+  }
   if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
 
   std::vector<Tensor> state;
@@ -956,7 +1003,7 @@ Tensor Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state,
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
     const std::vector<Tensor> before = keep.defined() ? state : std::vector<Tensor>{};
-    Tensor out = step(xw(all, t), state);
+    Tensor out = step(xw(all, t), state, rec_mask);
     if (keep.defined()) {
       // a masked step keeps the states and repeats the previous output (or outputs zeros)
       const Tensor k = keep(all, Slice(t, t + 1));  // [batch, 1]
@@ -975,8 +1022,8 @@ Tensor Recurrent::run(const Tensor& x, const std::vector<Tensor>& initial_state,
 SimpleRNN::SimpleRNN(std::int64_t units, Activation activation, RecurrentOptions options)
     : Recurrent("SimpleRNN", units, 1, activation, std::move(options)) {}
 
-Tensor SimpleRNN::step(const Tensor& xw, std::vector<Tensor>& state) const {
-  state[0] = activate(xw + matmul(state[0], recurrent_kernel_), activation_);
+Tensor SimpleRNN::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
+  state[0] = activate(xw + recurrent_matmul(state[0], 0, 1, rec_mask), activation_);
   return state[0];
 }
 
@@ -991,8 +1038,8 @@ Tensor LSTM::initial_bias(const Shape& shape, Generator& gen) const {
                 0);
 }
 
-Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state) const {
-  const Tensor z = xw + matmul(state[0], recurrent_kernel_);
+Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
+  const Tensor z = xw + recurrent_matmul(state[0], 0, 4, rec_mask);
   const Tensor i = activate(gate(z, 0), options_.recurrent_activation);
   const Tensor f = activate(gate(z, 1), options_.recurrent_activation);
   const Tensor o = activate(gate(z, 3), options_.recurrent_activation);
@@ -1008,22 +1055,25 @@ Shape GRU::bias_shape() const {
   return options_.reset_after ? Shape{2, 3 * units_} : Shape{3 * units_};
 }
 
-Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state) const {
+Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
   const Tensor& h = state[0];
   Tensor hh;
   Tensor z, r;
   if (options_.reset_after) {
-    Tensor rec = matmul(h, recurrent_kernel_);
+    Tensor rec = recurrent_matmul(h, 0, 3, rec_mask);
     if (options_.use_bias) rec = rec + bias_(1);
     z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
     r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
     hh = activate(gate(xw, 2) + r * gate(rec, 2), activation_);
   } else {
-    const Tensor rec = matmul(h, recurrent_kernel_(all, Slice(0, 2 * units_)));
+    const Tensor rec = recurrent_matmul(h, 0, 2, rec_mask);
     z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
     r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
-    hh = activate(gate(xw, 2) + matmul(r * h, recurrent_kernel_(all, Slice(2 * units_, 3 * units_))), activation_);
+    // the candidate's recurrent input: h through its dropout mask, then the reset gate
+    const Tensor h_h = rec_mask.empty() ? h : h * rec_mask[2];
+    hh = activate(gate(xw, 2) + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
   }
+  // the state carried on is h itself, not its dropped copy
   state[0] = z * h + (1.0 - z) * hh;
   return state[0];
 }

@@ -573,6 +573,17 @@ struct RecurrentOptions {
   /// GRU: the reset gate applies after the recurrent matmul, with a separate recurrent bias
   /// (Keras's default, cuDNN's form; bias [2, 3 units]); false: before it (bias [3 units]).
   bool reset_after = true;
+  /// Fraction of the inputs dropped in training, in [0, 1): one mask [batch, features] per call,
+  /// the same at every step, drawn from the layer's generator (so a seed gives the same masks).
+  /// As Keras 3: one mask for all gates, or one per gate when recurrent_dropout is set too
+  /// (LSTM and GRU; Keras's implementation 1). Identity in inference. Unlike Keras, a rate
+  /// outside [0, 1) throws ValueError (Keras clips it), and the masks are tapeflow's random
+  /// numbers (the same on every device for a seed), not Keras's.
+  double dropout = 0;
+  /// Fraction of the recurrent state dropped in training, in [0, 1): one mask [batch, units]
+  /// per call (per gate for LSTM and GRU), applied to h before each recurrent matmul; the state
+  /// carried to the next step is not dropped (Keras's semantics, Gal and Ghahramani's).
+  double recurrent_dropout = 0;
   /// With a mask, a masked step outputs zeros instead of repeating the previous output (Keras's
   /// zero_output_for_mask; off by default as in Keras; Bidirectional turns it on for
   /// return_sequences, as Keras does). The state is carried over a masked step either way.
@@ -595,7 +606,7 @@ struct RecurrentResult {
 /// [features, gates * units], recurrent_kernel [units, gates * units], bias [gates * units]
 /// (GRU with reset_after: [2, gates * units]), the gates in Keras's order, so Keras's weights
 /// load as they are. Masking: there is no mask propagation (no Masking layer, no
-/// Embedding(mask_zero)); pass the mask to call_with_state. Not supported: dropout, stateful.
+/// Embedding(mask_zero)); pass the mask to call_with_state. Not supported: stateful.
 class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
@@ -626,13 +637,18 @@ class Recurrent : public Layer {
  protected:
   Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation, RecurrentOptions options);
   /// One step: xw [batch, gates * units] is x_t @ kernel (+ the input bias); `state` holds h
-  /// (and the LSTM's c), replaced by the new state. Returns the step's output.
-  virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state) const = 0;
+  /// (and the LSTM's c), replaced by the new state. rec_mask: the recurrent dropout masks
+  /// [batch, units] (one per gate, or one for SimpleRNN), empty when there is none. Returns
+  /// the step's output.
+  virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const = 0;
   /// The bias's initial value.
   virtual Tensor initial_bias(const Shape& shape, Generator& gen) const;
   virtual Shape bias_shape() const;
   /// Columns [k * units, (k + 1) * units) of a [batch, gates * units] tensor.
   Tensor gate(const Tensor& t, int k) const;
+  /// h @ recurrent_kernel's gates [first, last): [batch, (last - first) * units]; with
+  /// recurrent dropout masks, gate k multiplies h by its mask (rec_mask[k], or the only one).
+  Tensor recurrent_matmul(const Tensor& h, int first, int last, const std::vector<Tensor>& rec_mask) const;
 
   std::int64_t units_;
   int gates_;
@@ -650,8 +666,11 @@ class Recurrent : public Layer {
     std::vector<Tensor> final_state;
   };
   Pending pending_;
-  Tensor run(const Tensor& x, const std::vector<Tensor>& initial_state, const Tensor& mask,
+  Tensor run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
              std::vector<Tensor>& final_state);
+  /// Dropout masks [batch, n] of `rate`: `count` of them (one per gate, or one).
+  std::vector<Tensor> dropout_masks(std::int64_t batch, std::int64_t n, double rate, int count, DType dtype,
+                                    Device device);
 };
 
 /// h = activation(x_t @ kernel + h @ recurrent_kernel + bias) (Keras's SimpleRNN; tanh by default).
@@ -663,7 +682,7 @@ class SimpleRNN : public Recurrent {
   std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
 };
 
 /// Keras's LSTM, gates i, f, c, o: z = x_t @ kernel + h @ recurrent_kernel + bias;
@@ -677,7 +696,7 @@ class LSTM : public Recurrent {
   int num_states() const override { return 2; }
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
   Tensor initial_bias(const Shape& shape, Generator& gen) const override;
 };
 
@@ -692,7 +711,7 @@ class GRU : public Recurrent {
   std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
   Shape bias_shape() const override;
 };
 
