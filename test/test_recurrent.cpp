@@ -397,6 +397,72 @@ TEST_CASE("LSTM and GRU dropout: one input mask for all gates, one per gate with
   }
 }
 
+TEST_CASE("stateful: a sequence fed in pieces equals it fed whole; reset_states; batch checks", "[recurrent][stateful]") {
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const Tensor x = arr(g::kX2, {g::kB2, g::kT, g::kF}).to(d);
+    for (const char* name : {"lstm_mask_seq", "gru_mask_seq", "simple_rnn_mask_seq"}) {
+      INFO(name);
+      const Made whole = built(name, x, d);
+      Made m = make(name);
+      const auto rec = std::dynamic_pointer_cast<Recurrent>(m.layer);
+      REQUIRE(rec);
+      RecurrentOptions o = rec->options();
+      o.stateful = true;
+      // the same class and weights, stateful
+      std::shared_ptr<Recurrent> l;
+      if (rec->num_states() == 2) {
+        l = std::make_shared<LSTM>(g::kU, Activation::Tanh, o);
+      } else if (rec->class_name() == "GRU") {
+        l = std::make_shared<GRU>(g::kU, Activation::Tanh, o);
+      } else {
+        l = std::make_shared<SimpleRNN>(g::kU, Activation::Tanh, o);
+      }
+      m.parts[0].first = l;
+      m.layer = l;
+      l->set_device(d);
+      (*l)(x);
+      load(m, d);
+      l->reset_states();
+      CHECK(l->states().empty());
+      const auto full = std::dynamic_pointer_cast<Recurrent>(whole.layer)->call_with_state(x);
+      const Tensor a = (*l)(x(all, Slice(0, 2)));
+      CHECK(l->states().size() == static_cast<std::size_t>(l->num_states()));
+      const RecurrentResult b = l->call_with_state(x(all, Slice(2, g::kT)));
+      const auto want = full.output.to(Device::cpu()).to_vector<double>();
+      const auto got = concat({a, b.output}, 1).to(Device::cpu()).to_vector<double>();
+      REQUIRE(got.size() == want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12).margin(1e-12));
+      for (std::size_t i = 0; i < full.states.size(); ++i) {
+        CHECK(l->states()[i].to(Device::cpu()).to_vector<double>() == b.states[i].to(Device::cpu()).to_vector<double>());
+      }
+      // the states carried over are constants: no gradient reaches the previous piece
+      {
+        l->reset_states();
+        const Tensor x1 = x(all, Slice(0, 2)), x2 = x(all, Slice(2, g::kT));
+        GradientTape tape;
+        tape.watch(x1);
+        tape.watch(x2);
+        (*l)(x1);
+        const auto grads = tape.gradient(sum((*l)(x2)), std::vector<Tensor>{x1, x2});
+        CHECK_FALSE(grads[0].defined());
+        CHECK(grads[1].defined());
+      }
+      // reset: the next call starts from zeros, and may change the batch size
+      l->reset_states();
+      CHECK(l->call_with_state(x(all, Slice(0, 2))).output.to(Device::cpu()).to_vector<double>() ==
+            a.to(Device::cpu()).to_vector<double>());
+      CHECK_THROWS_WITH((*l)(x(Slice(0, 2))), Contains(l->name()) && Contains("stateful") && Contains("reset_states"));
+      // initial states given win over the kept ones
+      const std::vector<Tensor> z(static_cast<std::size_t>(l->num_states()), zeros({g::kB2, g::kU}, kFloat64, d));
+      CHECK(l->call_with_state(x(all, Slice(0, 2)), z).output.to(Device::cpu()).to_vector<double>() ==
+            a.to(Device::cpu()).to_vector<double>());
+      l->reset_states();
+      CHECK((*l)(x(Slice(0, 2))).shape()[0] == 2);
+    }
+  }
+}
+
 TEST_CASE("recurrent layers: float64 gradcheck through time, in the input and the weights", "[recurrent][gradcheck]") {
   const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF});
   for (const char* name : {"simple_rnn_seq", "lstm_last", "gru_seq", "gru_v1_seq", "lstm_backwards_last",

@@ -965,6 +965,13 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
     keep = mask.dtype() == kBool ? mask : mask != 0.0;
   }
 
+  if (options_.stateful && initial_state.empty() && !states_.empty() &&
+      (states_[0].dim(0) != batch || states_[0].device() != x.device())) {
+    throw ValueError(fmt::format("{}: stateful: the states kept are [{}, {}] on {}, the inputs {} on {}: feed batches "
+                                 "of the same size on one device, or call reset_states() first",
+                                 name(), states_[0].dim(0), units_, states_[0].device().str(), shape_str(x.shape()),
+                                 x.device().str()));
+  }
   const DType dtype = result_dtype(x, kernel_);
   // dropout: one mask per call (not per step); Keras's LSTM and GRU switch to one per gate
   // (implementation 1) when recurrent_dropout is set
@@ -992,10 +999,12 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
   if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
 
   std::vector<Tensor> state;
-  if (initial_state.empty()) {
-    state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
-  } else {
+  if (!initial_state.empty()) {
     for (const auto& s : initial_state) state.push_back(s.astype(xw.dtype()));
+  } else if (options_.stateful && !states_.empty()) {
+    state = states_;
+  } else {
+    state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
   }
   std::vector<Tensor> outputs;
   // with a mask, Keras's output before the first real step is zeros (not the initial h)
@@ -1012,6 +1021,10 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
     }
     last = out;
     if (options_.return_sequences) outputs.push_back(last);
+  }
+  if (options_.stateful) {
+    states_.clear();
+    for (const auto& st : state) states_.push_back(stop_gradient(st));
   }
   final_state = state;
   if (!options_.return_sequences) return last;

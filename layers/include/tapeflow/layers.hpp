@@ -588,6 +588,12 @@ struct RecurrentOptions {
   /// zero_output_for_mask; off by default as in Keras; Bidirectional turns it on for
   /// return_sequences, as Keras does). The state is carried over a masked step either way.
   bool zero_output_for_mask = false;
+  /// Keras's stateful: a call given no initial states starts from the final states of the
+  /// previous call (zeros at the first call and after reset_states()), so a long sequence can
+  /// be fed in consecutive pieces of the same batch size. The states carried over are constants:
+  /// gradients stop at the boundary of a call (truncated BPTT, as in Keras). With a mask, the
+  /// output repeated at masked steps restarts from zeros at each call, as in Keras.
+  bool stateful = false;
   std::string name;
 };
 
@@ -601,19 +607,21 @@ struct RecurrentResult {
 /// Base of the recurrent layers: inputs [batch, time, features] -> [batch, units] (the last
 /// output) or [batch, time, units] (return_sequences). x @ kernel for every step is one matmul;
 /// then each step adds h @ recurrent_kernel, so the tape differentiates through time (BPTT).
-/// The state starts at zeros, or at the initial_state given to call_with_state, which also
-/// returns the final states (Keras's initial_state and return_state). Weights: kernel
+/// The state starts at zeros (or the previous call's final states if stateful), or at the
+/// initial_state given to call_with_state, which also returns the final states (Keras's
+/// initial_state and return_state). Weights: kernel
 /// [features, gates * units], recurrent_kernel [units, gates * units], bias [gates * units]
 /// (GRU with reset_after: [2, gates * units]), the gates in Keras's order, so Keras's weights
 /// load as they are. Masking: there is no mask propagation (no Masking layer, no
-/// Embedding(mask_zero)); pass the mask to call_with_state. Not supported: stateful.
+/// Embedding(mask_zero)); pass the mask to call_with_state.
 class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
 
   /// Runs the layer as operator() does (building and naming it on the first call, errors
-  /// prefixed with its name) from `initial_state` (empty: zeros; else num_states() tensors
+  /// prefixed with its name) from `initial_state` (empty: zeros, or the states kept by a
+  /// stateful layer; else num_states() tensors
   /// [batch, units], h then c, in any float dtype, on the input's device; gradients flow into
   /// them) and returns the output and the final states. `mask` [batch, time], bool or numeric
   /// (nonzero = a real step), optional: at a masked step the states keep their values and the
@@ -622,6 +630,12 @@ class Recurrent : public Layer {
   /// zeros; its final states are the initial ones.
   RecurrentResult call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state = {},
                                   bool training = false, const Tensor& mask = {});
+
+  /// stateful: the states the next call starts from (h, then c for an LSTM), each [batch,
+  /// units]; empty before the first call and after reset_states().
+  const std::vector<Tensor>& states() const { return states_; }
+  /// stateful: the next call starts from zeros again (and may change the batch size).
+  void reset_states() { states_.clear(); }
 
   std::int64_t units() const { return units_; }
   /// How many states the layer carries: 1 (h), or 2 for an LSTM (h, c).
@@ -666,6 +680,7 @@ class Recurrent : public Layer {
     std::vector<Tensor> final_state;
   };
   Pending pending_;
+  std::vector<Tensor> states_;  // stateful: the last call's final states, gradients stopped
   Tensor run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
              std::vector<Tensor>& final_state);
   /// Dropout masks [batch, n] of `rate`: `count` of them (one per gate, or one).
