@@ -459,6 +459,8 @@ TEST_CASE("stateful: a sequence fed in pieces equals it fed whole; reset_states;
             a.to(Device::cpu()).to_vector<double>());
       l->reset_states();
       CHECK((*l)(x(Slice(0, 2))).shape()[0] == 2);
+      // float64 states kept, a float32 piece next: computed in float32
+      CHECK((*l)(x(Slice(0, 2)).astype(kFloat32)).dtype() == kFloat32);
     }
   }
 }

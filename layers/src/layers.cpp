@@ -998,14 +998,11 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
   }
   if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
 
+  // the initial states given, else a stateful layer's kept ones, else zeros; in xw's dtype
   std::vector<Tensor> state;
-  if (!initial_state.empty()) {
-    for (const auto& s : initial_state) state.push_back(s.astype(xw.dtype()));
-  } else if (options_.stateful && !states_.empty()) {
-    state = states_;
-  } else {
-    state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
-  }
+  const bool kept = initial_state.empty() && options_.stateful;
+  for (const auto& s : kept ? states_ : initial_state) state.push_back(s.astype(xw.dtype()));
+  if (state.empty()) state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
   std::vector<Tensor> outputs;
   // with a mask, Keras's output before the first real step is zeros (not the initial h)
   Tensor last = keep.defined() ? zeros({batch, units_}, xw.dtype(), xw.device()) : state[0];
