@@ -1,9 +1,12 @@
 // The recurrent layers (SimpleRNN, LSTM, GRU) against the real Keras 3 in float64 with the same
-// weights (golden/rnn_golden.hpp: outputs and input gradients), float64 gradchecks through
-// time, the orthogonal initializer, errors, every device, and sequence tasks learnt by fit.
+// weights (golden/rnn_golden.hpp: outputs and input gradients; initial states, return_state and
+// masks with their gradients), float64 gradchecks through time, dropout's masks, the orthogonal
+// initializer, errors, every device, and sequence tasks learnt by fit.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +53,7 @@ Made make(const std::string& name) {
   RecurrentOptions o;
   o.return_sequences = name.find("_seq") != std::string::npos || name == "simple_rnn_backwards";
   o.go_backwards = name.find("backwards") != std::string::npos;
+  o.zero_output_for_mask = name.find("_zero") != std::string::npos;
   if (name.rfind("bidirectional", 0) == 0) {
     const bool lstm = name.find("lstm") != std::string::npos;
     std::shared_ptr<Recurrent> inner = lstm ? std::shared_ptr<Recurrent>(std::make_shared<LSTM>(g::kU, Activation::Tanh, o))
@@ -74,7 +78,7 @@ Made make(const std::string& name) {
     auto l = std::make_shared<LSTM>(g::kU, Activation::Tanh, o);
     return {l, {{l, w(g::kLstmKernel, g::kLstmRecurrent, g::kLstmBias)}}};
   }
-  if (name == "gru_v1_seq") {
+  if (name.rfind("gru_v1", 0) == 0) {
     o.reset_after = false;
     auto l = std::make_shared<GRU>(g::kU, Activation::Tanh, o);
     return {l, {{l, w(g::kGruV1Kernel, g::kGruV1Recurrent, g::kGruV1Bias)}}};
@@ -98,6 +102,40 @@ std::vector<Device> devices() {
   return d;
 }
 
+// linspace(lo, hi) in `shape`, float64 on `d`
+Tensor lin(const Shape& shape, double lo, double hi, Device d) {
+  std::int64_t n = 1;
+  for (auto s : shape) n *= s;
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = n == 1 ? lo : lo + (hi - lo) * i / (n - 1);
+  return tensor(v, shape, kFloat64).to(d);
+}
+
+template <std::size_t N>
+void check_close(const Tensor& got, const double (&want)[N], std::size_t n, const char* what) {
+  INFO(what);
+  REQUIRE(got.defined());
+  REQUIRE(static_cast<std::size_t>(got.size()) == n);
+  const auto v = got.to(Device::cpu()).astype(kFloat64).to_vector<double>();
+  // the weights are float32 (the golden values rounded): agreement to float32's precision
+  for (std::size_t i = 0; i < n; ++i) CHECK(v[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+}
+
+Tensor golden_mask(Device d) {
+  std::vector<std::uint8_t> m(g::kMask, g::kMask + g::kB2 * g::kT);
+  return tensor(std::vector<std::int32_t>(m.begin(), m.end()), {g::kB2, g::kT}).astype(kBool).to(d);
+}
+
+
+// The layer of a golden case on `d`, built by a first call on x and given the golden weights
+Made built(const std::string& name, const Tensor& x, Device d) {
+  Made m = make(name);
+  m.layer->set_device(d);
+  (*m.layer)(x);
+  load(m, d);
+  return m;
+}
+
 }  // namespace
 
 TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every device", "[recurrent]") {
@@ -105,11 +143,8 @@ TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every de
   for (const Device& d : devices()) {
     for (const auto& c : g::kCases) {
       INFO(c.name << " on " << d.str());
-      Made m = make(c.name);
-      m.layer->set_device(d);
       const Tensor x = arr(g::kX, {g::kB, g::kT, g::kF}).to(d);
-      (*m.layer)(x);  // builds
-      load(m, d);
+      Made m = built(c.name, x, d);
       GradientTape tape;
       tape.watch(x);
       const Tensor y = (*m.layer)(x);
@@ -117,14 +152,315 @@ TEST_CASE("recurrent layers match Keras 3: outputs and input gradients, every de
       CHECK(y.rank() == c.rank);
       CHECK(y.shape() == (c.rank == 3 ? Shape{g::kB, g::kT, c.units} : Shape{g::kB, c.units}));
       const std::int64_t n = y.size();
-      std::vector<double> lin(static_cast<std::size_t>(n));
-      for (std::int64_t i = 0; i < n; ++i) lin[static_cast<std::size_t>(i)] = n == 1 ? -1.0 : -1.0 + 2.0 * i / (n - 1);
-      const Tensor wout = tensor(lin, y.shape(), kFloat64).to(d);
-      const auto dx = tape.gradient(sum(y * wout), x).to(Device::cpu()).to_vector<double>();
+      const auto dx = tape.gradient(sum(y * lin(y.shape(), -1, 1, d)), x).to(Device::cpu()).to_vector<double>();
       const auto yv = y.to(Device::cpu()).to_vector<double>();
       // the weights are float32 (the golden values rounded): agreement to float32's precision
       for (std::int64_t i = 0; i < n; ++i) CHECK(yv[static_cast<std::size_t>(i)] == Approx(c.y[i]).epsilon(1e-5).margin(1e-6));
       for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dx[i] == Approx(c.dx[i]).epsilon(1e-5).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("call_with_state matches Keras 3: initial states, return_state, masks, gradients, every device",
+          "[recurrent][state][mask]") {
+  for (const Device& d : devices()) {
+    for (const auto& c : g::kStateCases) {
+      INFO(c.name << " on " << d.str());
+      const Tensor x = arr(g::kX2, {g::kB2, g::kT, g::kF}).to(d);
+      Made m = built(c.name, x, d);
+      const Tensor h0 = arr(g::kH0, {g::kB2, g::kU}).to(d), c0 = arr(g::kC0, {g::kB2, g::kU}).to(d);
+      // the bool mask, or the same as int32 (nonzero = a real step) for the even cases
+      const bool as_int = (&c - g::kStateCases) % 2 == 0;
+      const Tensor mask = !c.masked ? Tensor() : as_int ? golden_mask(d).astype(kInt32) : golden_mask(d);
+      const auto rec = std::dynamic_pointer_cast<Recurrent>(m.layer);
+      auto* bi = dynamic_cast<Bidirectional*>(m.layer.get());
+      const Variable kernel = m.parts[0].first->kernel();
+      std::vector<Tensor> init;
+      if (c.initial_state) init = c.n_states == 2 ? std::vector<Tensor>{h0, c0} : std::vector<Tensor>{h0};
+      GradientTape tape;
+      tape.watch(x);
+      tape.watch(h0);
+      tape.watch(c0);
+      RecurrentResult r;
+      if (bi) {
+        r.output = bi->call_with_mask(x, mask);
+      } else {
+        REQUIRE(rec);
+        r = rec->call_with_state(x, init, false, mask);
+      }
+      REQUIRE(static_cast<int>(r.states.size()) == c.n_states);
+      CHECK(r.output.device() == d);
+      CHECK(r.output.shape() == (c.rank == 3 ? Shape{g::kB2, g::kT, c.units} : Shape{g::kB2, c.units}));
+      Tensor total = sum(r.output * lin(r.output.shape(), -1, 1, d));
+      if (c.n_states >= 1) total = total + sum(r.states[0] * lin({g::kB2, g::kU}, -0.5, 1.5, d));
+      if (c.n_states == 2) total = total + sum(r.states[1] * lin({g::kB2, g::kU}, 1, -1, d));
+      const auto grads = tape.gradient(total, std::vector<Tensor>{x, h0, c0, kernel});
+      check_close(r.output, c.y, static_cast<std::size_t>(r.output.size()), "output");
+      if (c.n_states >= 1) check_close(r.states[0], c.h, g::kB2 * g::kU, "h");
+      if (c.n_states == 2) check_close(r.states[1], c.c, g::kB2 * g::kU, "c");
+      check_close(grads[0], c.dx, g::kB2 * g::kT * g::kF, "dx");
+      if (c.initial_state) check_close(grads[1], c.dh0, g::kB2 * g::kU, "dh0");
+      if (c.initial_state && c.n_states == 2) check_close(grads[2], c.dc0, g::kB2 * g::kU, "dc0");
+      check_close(grads[3], c.dkernel, static_cast<std::size_t>(kernel.size()), "dkernel");
+      if (c.masked && c.n_states >= 1) {
+        // the fully masked row: the final states are the initial ones (zeros without them)
+        for (std::size_t i = 0; i < r.states.size(); ++i) {
+          const Tensor start = c.initial_state ? (i == 0 ? h0 : c0) : zeros({g::kB2, g::kU}, kFloat64, d);
+          CHECK(r.states[i](1).to(Device::cpu()).to_vector<double>() == start(1).to(Device::cpu()).to_vector<double>());
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("call_with_state: the plain call is the same, errors name the layer and the shapes",
+          "[recurrent][state][mask]") {
+  LSTM lstm(3);
+  lstm.set_seed(2);
+  const Tensor x = uniform({2, 4, 5}, lstm.generator(), -1.0, 1.0);
+  // the first call builds and names the layer, as operator() does
+  const RecurrentResult r = lstm.call_with_state(x);
+  CHECK(lstm.built());
+  CHECK(lstm.name() == "lstm");
+  CHECK(lstm.output_shape() == Shape{-1, 3});
+  REQUIRE(r.states.size() == 2);
+  CHECK(r.output.to_vector<float>() == lstm(x).to_vector<float>());
+  CHECK(r.states[0].to_vector<float>() == r.output.to_vector<float>());  // h is the last output
+  CHECK(r.states[1].shape() == Shape{2, 3});
+  // zeros as initial states and an all-true mask change nothing
+  const RecurrentResult same = lstm.call_with_state(x, {zeros({2, 3}), zeros({2, 3})}, false, ones({2, 4}));
+  CHECK(same.output.to_vector<float>() == r.output.to_vector<float>());
+  CHECK(same.states[1].to_vector<float>() == r.states[1].to_vector<float>());
+  // a float64 initial state is cast to the computation's dtype, as Keras does
+  CHECK(lstm.call_with_state(x, {zeros({2, 3}, kFloat64), zeros({2, 3}, kFloat64)}).output.dtype() == kFloat32);
+
+  CHECK_THROWS_WITH(lstm.call_with_state(x, {zeros({2, 3})}),
+                    Contains("lstm") && Contains("expected 2 initial states (h, c), got 1"));
+  CHECK_THROWS_AS(lstm.call_with_state(x, {zeros({2, 3}), zeros({3, 3})}), ShapeError);
+  CHECK_THROWS_WITH(lstm.call_with_state(x, {zeros({2, 3}), zeros({3, 3})}),
+                    Contains("lstm") && Contains("initial state 1 (c)") && Contains("[batch, units] = [2, 3]") &&
+                        Contains("[2, 4, 5]") && Contains("[3, 3]"));
+  CHECK_THROWS_WITH(lstm.call_with_state(x, {Tensor(), zeros({2, 3})}), Contains("lstm") && Contains("undefined"));
+  CHECK_THROWS_AS(lstm.call_with_state(x, {}, false, ones({2, 5})), ShapeError);
+  CHECK_THROWS_WITH(lstm.call_with_state(x, {}, false, ones({2, 5})),
+                    Contains("lstm") && Contains("mask") && Contains("[batch, time] = [2, 4]") && Contains("[2, 5]"));
+  GRU gru(2);
+  CHECK_THROWS_WITH(gru.call_with_state(zeros({1, 3, 2}), {zeros({1, 2}), zeros({1, 2})}),
+                    Contains("gru") && Contains("expected 1 initial state (h), got 2"));
+  // a failed call leaves nothing pending: the next plain call starts from zeros
+  CHECK(gru(zeros({1, 3, 2})).to_vector<float>() == std::vector<float>(2, 0.0f));
+
+  for (double rate : {-0.1, 1.0, 1.5}) {
+    RecurrentOptions o;
+    o.dropout = rate;
+    CHECK_THROWS_WITH(SimpleRNN(2, "tanh", o), Contains("SimpleRNN") && Contains("dropout must be in [0, 1)"));
+    RecurrentOptions ro;
+    ro.recurrent_dropout = rate;
+    CHECK_THROWS_WITH(LSTM(2, "tanh", ro), Contains("LSTM") && Contains("recurrent_dropout must be in [0, 1)"));
+  }
+}
+
+TEST_CASE("call_with_state: float64 gradcheck with a mask and initial states", "[recurrent][state][gradcheck]") {
+  const Tensor x = arr(g::kX2, {g::kB2, g::kT, g::kF});
+  const Tensor h0 = arr(g::kH0, {g::kB2, g::kU}), c0 = arr(g::kC0, {g::kB2, g::kU});
+  const Tensor mask = golden_mask(Device::cpu());
+  for (const char* name : {"simple_rnn_mask_seq", "lstm_mask_seq", "gru_mask_last_backwards", "gru_v1_mask_seq_zero",
+                           "lstm_mask_seq_backwards_zero"}) {
+    INFO(name);
+    Made m = make(name);
+    const auto rec = std::dynamic_pointer_cast<Recurrent>(m.layer);
+    REQUIRE(rec);
+    const bool lstm = rec->num_states() == 2;
+    // the output and every final state, flattened into one vector
+    const auto f = [&](const std::vector<Tensor>& in) {
+      const std::vector<Tensor> init = lstm ? std::vector<Tensor>{in[1], in[2]} : std::vector<Tensor>{in[1]};
+      const RecurrentResult r = rec->call_with_state(in[0], init, false, mask);
+      std::vector<Tensor> parts = {r.output.reshape({-1})};
+      for (const auto& s : r.states) parts.push_back(s.reshape({-1}));
+      return concat(parts, 0);
+    };
+    const auto r = gradcheck(f, lstm ? std::vector<Tensor>{x, h0, c0} : std::vector<Tensor>{x, h0});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+namespace {
+
+// A linear SimpleRNN on `d` returning sequences, with the given kernel, recurrent kernel and a
+// zero bias.
+std::shared_ptr<SimpleRNN> linear_rnn(const Tensor& kernel, const Tensor& recurrent, RecurrentOptions o, Device d) {
+  o.return_sequences = true;
+  auto l = std::make_shared<SimpleRNN>(recurrent.dim(0), Activation::Linear, o);
+  l->set_seed(11);
+  l->set_device(d);
+  (*l)(zeros({1, 1, kernel.dim(0)}, kFloat64, d));
+  set(l->kernel(), kernel.to(d));
+  set(l->recurrent_kernel(), recurrent.to(d));
+  set(l->bias(), zeros({recurrent.dim(0)}, kFloat32, d));
+  return l;
+}
+
+// y [batch, steps, units] of the constructions below: y_0 is a dropout mask (each 0 or
+// `scale`), and y_t = y_0 at every t (an input mask) or y_0^(t + 1) (a recurrent mask, h
+// multiplied by it at every step); checks that and returns the fraction of y_0 kept
+double fraction_kept(const std::vector<double>& y, const Shape& shape, double scale, bool recurrent) {
+  const std::int64_t batch = shape[0], steps = shape[1], units = shape[2];
+  std::int64_t kept = 0, bad_values = 0, bad_steps = 0;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t u = 0; u < units; ++u) {
+      const double m = y[static_cast<std::size_t>(b * steps * units + u)];
+      bad_values += !(m == 0.0 || std::abs(m - scale) < 1e-12);
+      kept += m != 0.0;
+      for (std::int64_t t = 1; t < steps; ++t) {
+        const double want = recurrent ? std::pow(m, static_cast<double>(t + 1)) : m;
+        bad_steps += std::abs(y[static_cast<std::size_t>((b * steps + t) * units + u)] - want) > 1e-12;
+      }
+    }
+  CHECK(bad_values == 0);
+  CHECK(bad_steps == 0);
+  return static_cast<double>(kept) / static_cast<double>(batch * units);
+}
+
+}  // namespace
+
+TEST_CASE("recurrent dropout: one mask per call, the same at every step, scaled 1/(1 - rate), seeded",
+          "[recurrent][dropout]") {
+  std::vector<double> first_masks;  // the first device's
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const std::int64_t batch = 500, units = 4, steps = 3;
+    const double rate = 0.3, scale = 1 / (1 - rate);
+    {
+      // dropout by construction: kernel I, no recurrence, x = 1: y_t = the input mask, every t
+      RecurrentOptions o;
+      o.dropout = rate;
+      auto l = linear_rnn(eye(units), zeros({units, units}), o, d);
+      const Tensor x = ones({batch, steps, units}, kFloat64).to(d);
+      const auto y = l->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>();
+      CHECK(fraction_kept(y, {batch, steps, units}, scale, false) == Approx(1 - rate).margin(0.03));
+      // identity in inference
+      CHECK(l->call_with_state(x).output.to(Device::cpu()).to_vector<double>() ==
+            std::vector<double>(static_cast<std::size_t>(batch * steps * units), 1.0));
+      // the same seed, the same masks (on every device); a new call, new masks
+      auto twin = linear_rnn(eye(units), zeros({units, units}), o, d);
+      CHECK(twin->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>() == y);
+      if (first_masks.empty()) first_masks = y;
+      CHECK(y == first_masks);
+      CHECK(l->call_with_state(x, {}, true).output.to(Device::cpu()).to_vector<double>() != y);
+    }
+    {
+      // recurrent dropout by construction: no input, recurrent kernel I, h0 = 1: h_t = m^(t+1)
+      // elementwise, only if the mask is the same at every step
+      RecurrentOptions o;
+      o.recurrent_dropout = rate;
+      auto l = linear_rnn(zeros({units, units}), eye(units), o, d);
+      const Tensor x = ones({batch, steps, units}, kFloat64).to(d);
+      const RecurrentResult r = l->call_with_state(x, {ones({batch, units}, kFloat64).to(d)}, true);
+      const auto y = r.output.to(Device::cpu()).to_vector<double>();
+      CHECK(fraction_kept(y, {batch, steps, units}, scale, true) == Approx(1 - rate).margin(0.03));
+      CHECK(l->call_with_state(x, {ones({batch, units}, kFloat64).to(d)}).output.to(Device::cpu()).to_vector<double>() ==
+            std::vector<double>(static_cast<std::size_t>(batch * steps * units), 1.0));
+    }
+  }
+}
+
+TEST_CASE("LSTM and GRU dropout: one input mask for all gates, one per gate with recurrent_dropout (Keras 3)",
+          "[recurrent][dropout]") {
+  // one step, one feature x = 1, one unit, no recurrence, zero bias: an LSTM's
+  // h = sigmoid(m_o w_o) tanh(sigmoid(m_i w_i) tanh(m_c w_c)), a GRU's (h0 = 0)
+  // h = (1 - sigmoid(m_z w_z)) tanh(m_h w_h). One shared mask gives two values (0 and all
+  // kept); a mask per gate gives every combination.
+  const auto distinct = [](const std::shared_ptr<Recurrent>& l, const std::vector<double>& kernel) {
+    const auto gates = static_cast<std::int64_t>(kernel.size());
+    (*l)(zeros({1, 1, 1}));
+    set(l->kernel(), tensor(kernel, {1, gates}));
+    set(l->recurrent_kernel(), zeros({1, gates}));
+    set(l->bias(), zeros(l->bias().shape()));
+    std::vector<double> y = l->call_with_state(ones({400, 1, 1}, kFloat64), {}, true).output.to_vector<double>();
+    std::sort(y.begin(), y.end());
+    return std::unique(y.begin(), y.end()) - y.begin();
+  };
+  for (double rec_rate : {0.0, 0.2}) {
+    INFO("recurrent_dropout " << rec_rate);
+    RecurrentOptions o;
+    o.dropout = 0.5;
+    o.recurrent_dropout = rec_rate;
+    auto lstm = std::make_shared<LSTM>(1, Activation::Tanh, o);
+    lstm->set_seed(3);
+    // 0, and sigmoid(m_i w_i), sigmoid(m_o w_o) each at two values: 1 + 2 * 2
+    CHECK(distinct(lstm, {1.0, 0.0, 2.0, -1.5}) == (rec_rate > 0 ? 5 : 2));
+    auto gru = std::make_shared<GRU>(1, Activation::Tanh, o);
+    gru->set_seed(3);
+    // 0, and 1 - sigmoid(m_z w_z) at two values
+    CHECK(distinct(gru, {1.0, 0.5, 2.0}) == (rec_rate > 0 ? 3 : 2));
+  }
+}
+
+TEST_CASE("stateful: a sequence fed in pieces equals it fed whole; reset_states; batch checks", "[recurrent][stateful]") {
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const Tensor x = arr(g::kX2, {g::kB2, g::kT, g::kF}).to(d);
+    for (const char* name : {"lstm_mask_seq", "gru_mask_seq", "simple_rnn_mask_seq"}) {
+      INFO(name);
+      const Made whole = built(name, x, d);
+      Made m = make(name);
+      const auto rec = std::dynamic_pointer_cast<Recurrent>(m.layer);
+      REQUIRE(rec);
+      RecurrentOptions o = rec->options();
+      o.stateful = true;
+      // the same class and weights, stateful
+      std::shared_ptr<Recurrent> l;
+      if (rec->num_states() == 2) {
+        l = std::make_shared<LSTM>(g::kU, Activation::Tanh, o);
+      } else if (rec->class_name() == "GRU") {
+        l = std::make_shared<GRU>(g::kU, Activation::Tanh, o);
+      } else {
+        l = std::make_shared<SimpleRNN>(g::kU, Activation::Tanh, o);
+      }
+      m.parts[0].first = l;
+      m.layer = l;
+      l->set_device(d);
+      (*l)(x);
+      load(m, d);
+      l->reset_states();
+      CHECK(l->states().empty());
+      const auto full = std::dynamic_pointer_cast<Recurrent>(whole.layer)->call_with_state(x);
+      const Tensor a = (*l)(x(all, Slice(0, 2)));
+      CHECK(l->states().size() == static_cast<std::size_t>(l->num_states()));
+      const RecurrentResult b = l->call_with_state(x(all, Slice(2, g::kT)));
+      const auto want = full.output.to(Device::cpu()).to_vector<double>();
+      const auto got = concat({a, b.output}, 1).to(Device::cpu()).to_vector<double>();
+      REQUIRE(got.size() == want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12).margin(1e-12));
+      for (std::size_t i = 0; i < full.states.size(); ++i) {
+        CHECK(l->states()[i].to(Device::cpu()).to_vector<double>() == b.states[i].to(Device::cpu()).to_vector<double>());
+      }
+      // the states carried over are constants: no gradient reaches the previous piece
+      {
+        l->reset_states();
+        const Tensor x1 = x(all, Slice(0, 2)), x2 = x(all, Slice(2, g::kT));
+        GradientTape tape;
+        tape.watch(x1);
+        tape.watch(x2);
+        (*l)(x1);
+        const auto grads = tape.gradient(sum((*l)(x2)), std::vector<Tensor>{x1, x2});
+        CHECK_FALSE(grads[0].defined());
+        CHECK(grads[1].defined());
+      }
+      // reset: the next call starts from zeros, and may change the batch size
+      l->reset_states();
+      CHECK(l->call_with_state(x(all, Slice(0, 2))).output.to(Device::cpu()).to_vector<double>() ==
+            a.to(Device::cpu()).to_vector<double>());
+      CHECK_THROWS_WITH((*l)(x(Slice(0, 2))), Contains(l->name()) && Contains("stateful") && Contains("reset_states"));
+      // initial states given win over the kept ones
+      const std::vector<Tensor> z(static_cast<std::size_t>(l->num_states()), zeros({g::kB2, g::kU}, kFloat64, d));
+      CHECK(l->call_with_state(x(all, Slice(0, 2)), z).output.to(Device::cpu()).to_vector<double>() ==
+            a.to(Device::cpu()).to_vector<double>());
+      l->reset_states();
+      CHECK((*l)(x(Slice(0, 2))).shape()[0] == 2);
+      // float64 states kept, a float32 piece next: computed in float32
+      CHECK((*l)(x(Slice(0, 2)).astype(kFloat32)).dtype() == kFloat32);
     }
   }
 }

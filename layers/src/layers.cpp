@@ -931,6 +931,19 @@ Tensor GlobalPooling1D::call(const Tensor& x, bool) {
 
 // ================================================================ recurrent layers
 
+namespace {
+// Runs f when the scope ends, however it ends (an exception included)
+template <class F>
+struct OnExit {
+  F f;
+  ~OnExit() { f(); }
+};
+template <class F>
+OnExit<F> on_exit(F f) {
+  return {std::move(f)};
+}
+}  // namespace
+
 Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
                      RecurrentOptions options)
     : Layer(std::move(class_name), options.name),
@@ -939,6 +952,12 @@ Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Acti
       activation_(activation),
       options_(std::move(options)) {
   check_positive(units, "units", this->class_name());
+  for (const auto& [rate, what] : {std::pair<double, const char*>{options_.dropout, "dropout"},
+                                   std::pair<double, const char*>{options_.recurrent_dropout, "recurrent_dropout"}}) {
+    if (!(rate >= 0 && rate < 1)) {
+      throw ValueError(fmt::format("{}: {} must be in [0, 1), got {}", this->class_name(), what, rate));
+    }
+  }
 }
 
 Shape Recurrent::bias_shape() const { return {gates_ * units_}; }
@@ -958,23 +977,142 @@ void Recurrent::build(const Shape& input_shape) {
 
 Tensor Recurrent::gate(const Tensor& t, int k) const { return t(all, Slice(k * units_, (k + 1) * units_)); }
 
-Tensor Recurrent::call(const Tensor& x, bool) {
+Tensor Recurrent::recurrent_matmul(const Tensor& h, int first, int last, const std::vector<Tensor>& rec_mask) const {
+  const auto columns = [&](int a, int b) { return recurrent_kernel_(all, Slice(a * units_, b * units_)); };
+  if (rec_mask.empty()) return first == 0 && last == gates_ ? matmul(h, recurrent_kernel_) : matmul(h, columns(first, last));
+  // Keras's implementation 1: each gate sees h through its own mask
+  std::vector<Tensor> parts;
+  for (int k = first; k < last; ++k) {
+    parts.push_back(matmul(h * rec_mask[rec_mask.size() == 1 ? 0 : static_cast<std::size_t>(k)], columns(k, k + 1)));
+  }
+  return parts.size() == 1 ? parts[0] : concat(parts, -1);
+}
+
+std::vector<Tensor> Recurrent::dropout_masks(std::int64_t batch, std::int64_t n, double rate, int count, DType dtype,
+                                             Device device) {
+  std::vector<Tensor> masks;
+  // 0 or 1 / (1 - rate), as Keras's dropout of ones
+  for (int k = 0; k < count; ++k) masks.push_back(tapeflow::dropout(ones({batch, n}, dtype, device), rate, generator()));
+  return masks;
+}
+
+RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state, bool training,
+                                           const Tensor& mask) {
+  const auto reset = on_exit([this] { pending_ = Pending{}; });
+  pending_.initial_state = &initial_state;
+  pending_.mask = &mask;
+  RecurrentResult r;
+  r.output = (*this)(x, training);
+  r.states = std::move(pending_.final_state);
+  return r;
+}
+
+Tensor Recurrent::call(const Tensor& x, bool training) {
+  if (!pending_.initial_state) {
+    std::vector<Tensor> final_state;
+    return run(x, training, {}, Tensor(), final_state);
+  }
+  return run(x, training, *pending_.initial_state, *pending_.mask, pending_.final_state);
+}
+
+Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
+                      std::vector<Tensor>& final_state) {
   if (x.rank() != 3 || x.dim(2) != kernel_.dim(0)) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, time, {}], got {}", name(), kernel_.dim(0),
                                  shape_str(x.shape())));
   }
   const std::int64_t batch = x.dim(0), steps = x.dim(1);
-  // every step's x_t @ kernel in one matmul: [batch, time, gates * units]
-  Tensor xw = matmul(x, kernel_);
+  const auto n_states = static_cast<std::size_t>(num_states());
+  const char* state_names = n_states == 1 ? "h" : "h, c";
+  if (!initial_state.empty() && initial_state.size() != n_states) {
+    throw ValueError(fmt::format("{}: expected {} initial state{} ({}), got {}", name(), n_states,
+                                 n_states == 1 ? "" : "s", state_names, initial_state.size()));
+  }
+  for (std::size_t i = 0; i < initial_state.size(); ++i) {
+    const Tensor& s = initial_state[i];
+    const char* what = i == 0 ? "h" : "c";
+    if (!s.defined()) throw ValueError(fmt::format("{}: initial state {} ({}) is undefined", name(), i, what));
+    if (s.shape() != Shape{batch, units_}) {
+      throw ShapeError(fmt::format("{}: initial state {} ({}) must be [batch, units] = [{}, {}] for inputs {}, got {}",
+                                   name(), i, what, batch, units_, shape_str(x.shape()), shape_str(s.shape())));
+    }
+    if (s.device() != x.device()) {
+      throw DeviceError(fmt::format("{}: initial state {} ({}) is on {}, the inputs on {}", name(), i, what,
+                                    s.device().str(), x.device().str()));
+    }
+  }
+  Tensor keep;  // [batch, time] bool: true at a real step
+  if (mask.defined()) {
+    if (mask.shape() != Shape{batch, steps}) {
+      throw ShapeError(fmt::format("{}: the mask must be [batch, time] = [{}, {}] for inputs {}, got {}", name(), batch,
+                                   steps, shape_str(x.shape()), shape_str(mask.shape())));
+    }
+    if (mask.device() != x.device()) {
+      throw DeviceError(fmt::format("{}: the mask is on {}, the inputs on {}", name(), mask.device().str(),
+                                    x.device().str()));
+    }
+    keep = mask.dtype() == kBool ? mask : mask != 0.0;
+  }
+
+  if (options_.stateful && initial_state.empty() && !states_.empty() &&
+      (states_[0].dim(0) != batch || states_[0].device() != x.device())) {
+    throw ValueError(fmt::format("{}: stateful: the states kept are [{}, {}] on {}, the inputs {} on {}: feed batches "
+                                 "of the same size on one device, or call reset_states() first",
+                                 name(), states_[0].dim(0), units_, states_[0].device().str(), shape_str(x.shape()),
+                                 x.device().str()));
+  }
+  const DType dtype = result_dtype(x, kernel_);
+  // dropout: one mask per call (not per step); Keras's LSTM and GRU switch to one per gate
+  // (implementation 1) when recurrent_dropout is set
+  std::vector<Tensor> in_mask, rec_mask;
+  if (training && options_.dropout > 0) {
+    const int count = options_.recurrent_dropout > 0 ? gates_ : 1;
+    in_mask = dropout_masks(batch, x.dim(2), options_.dropout, count, dtype, x.device());
+  }
+  if (training && options_.recurrent_dropout > 0) {
+    rec_mask = dropout_masks(batch, units_, options_.recurrent_dropout, gates_, dtype, x.device());
+  }
+
+  // every step's x_t @ kernel in one matmul (one per gate with per-gate input masks):
+  // [batch, time, gates * units]; Keras 3 too drops the inputs before the kernel
+  Tensor xw;
+  if (in_mask.size() <= 1) {
+    xw = matmul(in_mask.empty() ? x : x * in_mask[0].expand_dims(1), kernel_);
+  } else {
+    std::vector<Tensor> parts;
+    for (int k = 0; k < gates_; ++k) {
+      parts.push_back(matmul(x * in_mask[static_cast<std::size_t>(k)].expand_dims(1), gate(kernel_, k)));
+    }
+    xw = concat(parts, -1);
+  }
   if (options_.use_bias) xw = xw + (bias_.rank() == 2 ? bias_(0) : Tensor(bias_));
-  std::vector<Tensor> state(static_cast<std::size_t>(num_states()), zeros({batch, units_}, xw.dtype(), xw.device()));
+
+  // the initial states given, else a stateful layer's kept ones, else zeros; in xw's dtype
+  std::vector<Tensor> state;
+  const bool kept = initial_state.empty() && options_.stateful;
+  for (const auto& s : kept ? states_ : initial_state) state.push_back(s.astype(xw.dtype()));
+  if (state.empty()) state.assign(n_states, zeros({batch, units_}, xw.dtype(), xw.device()));
   std::vector<Tensor> outputs;
-  Tensor last = state[0];
+  // with a mask, Keras's output before the first real step is zeros (not the initial h)
+  Tensor last = keep.defined() ? zeros({batch, units_}, xw.dtype(), xw.device()) : state[0];
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
-    last = step(xw(all, t), state);
+    const std::vector<Tensor> before = keep.defined() ? state : std::vector<Tensor>{};
+    Tensor out = step(xw(all, t), state, rec_mask);
+    if (keep.defined()) {
+      // a masked step keeps the states and repeats the previous output (or outputs zeros)
+      const Tensor k = keep(all, Slice(t, t + 1));  // [batch, 1]
+      for (std::size_t i = 0; i < n_states; ++i) state[i] = where(k, state[i], before[i]);
+      out = options_.zero_output_for_mask ? where(k, out, 0.0) : where(k, out, last);
+    }
+    last = out;
     if (options_.return_sequences) outputs.push_back(last);
   }
+  if (options_.stateful) {
+    states_.clear();
+    for (const auto& st : state) states_.push_back(stop_gradient(st));
+  }
+  final_state = state;
   if (!options_.return_sequences) return last;
   if (outputs.empty()) return zeros({batch, 0, units_}, xw.dtype(), xw.device());
   return stack(outputs, 1);
@@ -983,8 +1121,8 @@ Tensor Recurrent::call(const Tensor& x, bool) {
 SimpleRNN::SimpleRNN(std::int64_t units, Activation activation, RecurrentOptions options)
     : Recurrent("SimpleRNN", units, 1, activation, std::move(options)) {}
 
-Tensor SimpleRNN::step(const Tensor& xw, std::vector<Tensor>& state) const {
-  state[0] = activate(xw + matmul(state[0], recurrent_kernel_), activation_);
+Tensor SimpleRNN::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
+  state[0] = activate(xw + recurrent_matmul(state[0], 0, 1, rec_mask), activation_);
   return state[0];
 }
 
@@ -999,8 +1137,8 @@ Tensor LSTM::initial_bias(const Shape& shape, Generator& gen) const {
                 0);
 }
 
-Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state) const {
-  const Tensor z = xw + matmul(state[0], recurrent_kernel_);
+Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
+  const Tensor z = xw + recurrent_matmul(state[0], 0, 4, rec_mask);
   const Tensor i = activate(gate(z, 0), options_.recurrent_activation);
   const Tensor f = activate(gate(z, 1), options_.recurrent_activation);
   const Tensor o = activate(gate(z, 3), options_.recurrent_activation);
@@ -1016,22 +1154,25 @@ Shape GRU::bias_shape() const {
   return options_.reset_after ? Shape{2, 3 * units_} : Shape{3 * units_};
 }
 
-Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state) const {
+Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
   const Tensor& h = state[0];
   Tensor hh;
   Tensor z, r;
   if (options_.reset_after) {
-    Tensor rec = matmul(h, recurrent_kernel_);
+    Tensor rec = recurrent_matmul(h, 0, 3, rec_mask);
     if (options_.use_bias) rec = rec + bias_(1);
     z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
     r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
     hh = activate(gate(xw, 2) + r * gate(rec, 2), activation_);
   } else {
-    const Tensor rec = matmul(h, recurrent_kernel_(all, Slice(0, 2 * units_)));
+    const Tensor rec = recurrent_matmul(h, 0, 2, rec_mask);
     z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
     r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
-    hh = activate(gate(xw, 2) + matmul(r * h, recurrent_kernel_(all, Slice(2 * units_, 3 * units_))), activation_);
+    // the candidate's recurrent input: h through its dropout mask, then the reset gate
+    const Tensor h_h = rec_mask.empty() ? h : h * rec_mask[2];
+    hh = activate(gate(xw, 2) + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
   }
+  // the state carried on is h itself, not its dropped copy
   state[0] = z * h + (1.0 - z) * hh;
   return state[0];
 }
@@ -1067,13 +1208,24 @@ Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_m
   forward_->set_name("forward_" + base);
   backward_->set_name("backward_" + base);
   if (forward_->seeded()) backward_->set_seed(forward_->generator().seed() + 1);
+  // Keras: a masked step of a returned sequence is zeros in both directions
+  forward_->options_.zero_output_for_mask = forward_->options_.return_sequences;
+  backward_->options_.zero_output_for_mask = backward_->options_.return_sequences;
   track(forward_);
   track(backward_);
 }
 
+Tensor Bidirectional::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
+  const auto reset = on_exit([this] { pending_mask_ = nullptr; });
+  pending_mask_ = &mask;
+  return (*this)(x, training);
+}
+
 Tensor Bidirectional::call(const Tensor& x, bool training) {
-  const Tensor f = (*forward_)(x, training);
-  Tensor b = (*backward_)(x, training);
+  // the mask stays in time order: the backward layer reads it backwards along with x
+  const Tensor mask = pending_mask_ ? *pending_mask_ : Tensor();
+  const Tensor f = forward_->call_with_state(x, {}, training, mask).output;
+  Tensor b = backward_->call_with_state(x, {}, training, mask).output;
   if (b.rank() == 3) b = b(all, Slice(none, none, -1));  // the backward sequence back in time order
   switch (merge_mode_) {
     case MergeMode::Sum:

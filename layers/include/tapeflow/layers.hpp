@@ -638,22 +638,73 @@ struct RecurrentOptions {
   /// GRU: the reset gate applies after the recurrent matmul, with a separate recurrent bias
   /// (Keras's default, cuDNN's form; bias [2, 3 units]); false: before it (bias [3 units]).
   bool reset_after = true;
+  /// Fraction of the inputs dropped in training, in [0, 1): one mask [batch, features] per call,
+  /// the same at every step, drawn from the layer's generator (so a seed gives the same masks).
+  /// As Keras 3: one mask for all gates, or one per gate when recurrent_dropout is set too
+  /// (LSTM and GRU; Keras's implementation 1). Identity in inference. Unlike Keras, a rate
+  /// outside [0, 1) throws ValueError (Keras clips it), and the masks are tapeflow's random
+  /// numbers (the same on every device for a seed), not Keras's.
+  double dropout = 0;
+  /// Fraction of the recurrent state dropped in training, in [0, 1): one mask [batch, units]
+  /// per call (per gate for LSTM and GRU), applied to h before each recurrent matmul; the state
+  /// carried to the next step is not dropped (Keras's semantics, Gal and Ghahramani's).
+  double recurrent_dropout = 0;
+  /// With a mask, a masked step outputs zeros instead of repeating the previous output (Keras's
+  /// zero_output_for_mask; off by default as in Keras; Bidirectional turns it on for
+  /// return_sequences, as Keras does). The state is carried over a masked step either way.
+  bool zero_output_for_mask = false;
+  /// Keras's stateful: a call given no initial states starts from the final states of the
+  /// previous call (zeros at the first call and after reset_states()), so a long sequence can
+  /// be fed in consecutive pieces of the same batch size. The states carried over are constants:
+  /// gradients stop at the boundary of a call (truncated BPTT, as in Keras). With a mask, the
+  /// output repeated at masked steps restarts from zeros at each call, as in Keras.
+  bool stateful = false;
   std::string name;
+};
+
+/// What Recurrent::call_with_state returns: the layer's output, and its final states in Keras's
+/// order (h; for an LSTM h then c), each [batch, units].
+struct RecurrentResult {
+  Tensor output;
+  std::vector<Tensor> states;
 };
 
 /// Base of the recurrent layers: inputs [batch, time, features] -> [batch, units] (the last
 /// output) or [batch, time, units] (return_sequences). x @ kernel for every step is one matmul;
 /// then each step adds h @ recurrent_kernel, so the tape differentiates through time (BPTT).
-/// The state starts at zeros. Weights: kernel [features, gates * units], recurrent_kernel
-/// [units, gates * units], bias [gates * units] (GRU with reset_after: [2, gates * units]), the
-/// gates in Keras's order, so Keras's weights load as they are. Not supported: masking, dropout,
-/// stateful and return_state.
+/// The state starts at zeros (or the previous call's final states if stateful), or at the
+/// initial_state given to call_with_state, which also returns the final states (Keras's
+/// initial_state and return_state). Weights: kernel
+/// [features, gates * units], recurrent_kernel [units, gates * units], bias [gates * units]
+/// (GRU with reset_after: [2, gates * units]), the gates in Keras's order, so Keras's weights
+/// load as they are. Masking: there is no mask propagation (no Masking layer, no
+/// Embedding(mask_zero)); pass the mask to call_with_state.
 class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
 
+  /// Runs the layer as operator() does (building and naming it on the first call, errors
+  /// prefixed with its name) from `initial_state` (empty: zeros, or the states kept by a
+  /// stateful layer; else num_states() tensors
+  /// [batch, units], h then c, in any float dtype, on the input's device; gradients flow into
+  /// them) and returns the output and the final states. `mask` [batch, time], bool or numeric
+  /// (nonzero = a real step), optional: at a masked step the states keep their values and the
+  /// output repeats the previous one (zeros before the first real step, and at every masked
+  /// step with zero_output_for_mask), as Keras does. The last output of a fully masked row is
+  /// zeros; its final states are the initial ones.
+  RecurrentResult call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state = {},
+                                  bool training = false, const Tensor& mask = {});
+
+  /// stateful: the states the next call starts from (h, then c for an LSTM), each [batch,
+  /// units]; empty before the first call and after reset_states().
+  const std::vector<Tensor>& states() const { return states_; }
+  /// stateful: the next call starts from zeros again (and may change the batch size).
+  void reset_states() { states_.clear(); }
+
   std::int64_t units() const { return units_; }
+  /// How many states the layer carries: 1 (h), or 2 for an LSTM (h, c).
+  virtual int num_states() const { return 1; }
   const Variable& kernel() const { return kernel_; }
   const Variable& recurrent_kernel() const { return recurrent_kernel_; }
   const Variable& bias() const { return bias_; }
@@ -665,20 +716,41 @@ class Recurrent : public Layer {
  protected:
   Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation, RecurrentOptions options);
   /// One step: xw [batch, gates * units] is x_t @ kernel (+ the input bias); `state` holds h
-  /// (and the LSTM's c), replaced by the new state. Returns the step's output.
-  virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state) const = 0;
-  virtual int num_states() const { return 1; }
+  /// (and the LSTM's c), replaced by the new state. rec_mask: the recurrent dropout masks
+  /// [batch, units] (one per gate, or one for SimpleRNN), empty when there is none. Returns
+  /// the step's output.
+  virtual Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const = 0;
   /// The bias's initial value.
   virtual Tensor initial_bias(const Shape& shape, Generator& gen) const;
   virtual Shape bias_shape() const;
   /// Columns [k * units, (k + 1) * units) of a [batch, gates * units] tensor.
   Tensor gate(const Tensor& t, int k) const;
+  /// h @ recurrent_kernel's gates [first, last): [batch, (last - first) * units]; with
+  /// recurrent dropout masks, gate k multiplies h by its mask (rec_mask[k], or the only one).
+  Tensor recurrent_matmul(const Tensor& h, int first, int last, const std::vector<Tensor>& rec_mask) const;
 
   std::int64_t units_;
   int gates_;
   Activation activation_;
   RecurrentOptions options_;
   Variable kernel_, recurrent_kernel_, bias_;
+
+ private:
+  friend class Bidirectional;  // sets zero_output_for_mask on its sublayers, as Keras does
+  // call_with_state's arguments and results, passed through Layer::operator() to call() (so
+  // the build, naming and error path is operator()'s); empty outside call_with_state
+  struct Pending {
+    const std::vector<Tensor>* initial_state = nullptr;
+    const Tensor* mask = nullptr;
+    std::vector<Tensor> final_state;
+  };
+  Pending pending_;
+  std::vector<Tensor> states_;  // stateful: the last call's final states, gradients stopped
+  Tensor run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
+             std::vector<Tensor>& final_state);
+  /// Dropout masks [batch, n] of `rate`: `count` of them (one per gate, or one).
+  std::vector<Tensor> dropout_masks(std::int64_t batch, std::int64_t n, double rate, int count, DType dtype,
+                                    Device device);
 };
 
 /// h = activation(x_t @ kernel + h @ recurrent_kernel + bias) (Keras's SimpleRNN; tanh by default).
@@ -690,7 +762,7 @@ class SimpleRNN : public Recurrent {
   std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
 };
 
 /// Keras's LSTM, gates i, f, c, o: z = x_t @ kernel + h @ recurrent_kernel + bias;
@@ -701,10 +773,10 @@ class LSTM : public Recurrent {
   LSTM(std::int64_t units, const std::string& activation, RecurrentOptions options = {})
       : LSTM(units, activation_from_name(activation), std::move(options)) {}
   std::shared_ptr<Recurrent> reversed_copy() const override;
+  int num_states() const override { return 2; }
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
-  int num_states() const override { return 2; }
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
   Tensor initial_bias(const Shape& shape, Generator& gen) const override;
 };
 
@@ -719,7 +791,7 @@ class GRU : public Recurrent {
   std::shared_ptr<Recurrent> reversed_copy() const override;
 
  protected:
-  Tensor step(const Tensor& xw, std::vector<Tensor>& state) const override;
+  Tensor step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const override;
   Shape bias_shape() const override;
 };
 
@@ -731,12 +803,15 @@ enum class MergeMode { Concat, Sum, Mul, Ave };
 /// (reversed_copy()) backward; with return_sequences the backward outputs are put back in time
 /// order before the merge. The two are sublayers named "forward_<layer>" and
 /// "backward_<layer>" (weights "bidirectional/forward_lstm/kernel", ...); the layer must not be
-/// built yet (ValueError).
+/// built yet (ValueError). With return_sequences both set zero_output_for_mask, as in Keras.
 class Bidirectional : public Layer {
  public:
   explicit Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode = MergeMode::Concat,
                          std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// operator() with a mask [batch, time] (see Recurrent::call_with_state), given to both
+  /// directions in time order (the backward layer reads it backwards with its input).
+  Tensor call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
 
   const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }
@@ -744,6 +819,7 @@ class Bidirectional : public Layer {
  private:
   MergeMode merge_mode_;
   std::shared_ptr<Recurrent> forward_, backward_;
+  const Tensor* pending_mask_ = nullptr;  // call_with_mask's mask, passed through operator() to call()
 };
 
 }  // namespace layers
