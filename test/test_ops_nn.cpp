@@ -172,6 +172,60 @@ TEST_CASE("conv2d and pooling gradients pass float64 gradcheck", "[nn][gradcheck
   CHECK(gd.ok);
 }
 
+TEST_CASE("depthwise_conv2d matches the loop definition; conv2d_transpose is conv2d's adjoint", "[nn][conv2d]") {
+  Generator gen(21);
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    for (std::int64_t s : {1, 2}) {
+      for (std::int64_t d : {1, 2}) {
+        INFO("stride " << s << " dilation " << d << (p == Padding::Same ? " same" : " valid"));
+        // depthwise: channel k, filter q is a conv2d of x[..., k] with filters[:, :, k, q]
+        const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
+        const Tensor f = uniform({3, 2, 3, 2}, gen, -1, 1, kFloat64);
+        const Tensor y = depthwise_conv2d(x, f, s, p, d);
+        for (std::int64_t k = 0; k < 3; ++k) {
+          for (std::int64_t q = 0; q < 2; ++q) {
+            Shape shape;
+            const Tensor xk = x(all, all, all, Slice(k, k + 1)).contiguous();
+            const Tensor fk = f(all, all, Slice(k, k + 1), Slice(q, q + 1)).contiguous();
+            const auto want = conv_reference(xk, fk, s, p, shape, d);
+            check_close(y(all, all, all, Slice(k * 2 + q, k * 2 + q + 1)), shape, want, 1e-12);
+          }
+        }
+        // transpose: <conv2d(z, K), u> == <z, conv2d_transpose(u, K)>, K [kh, kw, c_out, c_in]
+        const Tensor z = uniform({2, 7, 6, 2}, gen, -1, 1, kFloat64);
+        const Tensor kernel = uniform({3, 2, 2, 4}, gen, -1, 1, kFloat64);
+        const Tensor fwd = conv2d(z, kernel, s, p, d);
+        const Tensor u = uniform(fwd.shape(), gen, -1, 1, kFloat64);
+        const Tensor back = conv2d_transpose(u, kernel, 7, 6, s, p, d);
+        REQUIRE(back.shape() == z.shape());
+        CHECK(sum(fwd * u).item<double>() == Approx(sum(z * back).item<double>()).epsilon(1e-12));
+      }
+    }
+  }
+  const Tensor x = uniform({1, 5, 4, 2}, gen, -1, 1, kFloat64);
+  const Tensor f = uniform({3, 3, 2, 2}, gen, -1, 1, kFloat64);
+  auto r = gradcheck([&](const std::vector<Tensor>& in) { return depthwise_conv2d(in[0], in[1], 1, Padding::Same, 2); },
+                     {x, f});
+  INFO(r.message);
+  CHECK(r.ok);
+  // [1, 5, 4, 2] -> [1, 11, 9, 2] (valid, stride 2: 5 * 2 + 1 rows, 4 * 2 + 1 columns)
+  auto t = gradcheck(
+      [&](const std::vector<Tensor>& in) { return conv2d_transpose(in[0], in[1], 11, 9, 2, Padding::Valid); }, {x, f});
+  INFO(t.message);
+  CHECK(t.ok);
+  CHECK_THROWS_AS(depthwise_conv2d(x, zeros({3, 3, 3, 1}, kFloat64)), ShapeError);
+  CHECK_THROWS_WITH(depthwise_conv2d(x, zeros({3, 3, 3, 1}, kFloat64)),
+                    Contains("depthwise_conv2d") && Contains("[1, 5, 4, 2]") && Contains("[3, 3, 3, 1]"));
+  // 12 rows also has 5 windows (Keras's output_padding 1); 13 has 6
+  CHECK(conv2d_transpose(x, f, 12, 9, 2).shape() == Shape{1, 12, 9, 2});
+  CHECK_THROWS_AS(conv2d_transpose(x, f, 13, 9, 2), ShapeError);
+  CHECK_THROWS_WITH(conv2d_transpose(x, f, 13, 9, 2),
+                    Contains("conv2d_transpose") && Contains("[1, 5, 4, 2]") && Contains("[1, 13, 9, 2]"));
+  CHECK_THROWS_WITH(conv2d_transpose(x, zeros({3, 3, 2, 5}, kFloat64), 11, 9, 2),
+                    Contains("conv2d_transpose") && Contains("[3, 3, 2, 5]"));
+  CHECK_THROWS_AS(conv2d_transpose(x, f, -1, 9), ValueError);
+}
+
 TEST_CASE("im2col gives TensorFlow's windows, fill in the padding", "[nn][im2col]") {
   const Tensor x = arange(0.0, 2.0 * 5 * 4 * 3, 1.0, kFloat64).reshape({2, 5, 4, 3});
   const auto xv = x.to_vector<double>();

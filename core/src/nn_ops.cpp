@@ -195,6 +195,40 @@ Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Paddi
   return matmul(cols, filters.reshape({kh * kw * cin, cout})).reshape({b, oh, ow, cout});
 }
 
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Padding padding,
+                        std::int64_t dilation) {
+  const char* op = "depthwise_conv2d";
+  check_filters(x, filters, "[kh, kw, in_channels, multiplier]", 2, op);
+  const std::int64_t kh = filters.dim(0), kw = filters.dim(1), c = filters.dim(2), mult = filters.dim(3);
+  const Tensor p = patches(x, kh, kw, stride, padding, 0.0, op, dilation);  // [b, oh, ow, kh*kw, c]
+  const std::int64_t b = p.dim(0), oh = p.dim(1), ow = p.dim(2);
+  // one matmul per channel: [c, b*oh*ow, kh*kw] @ [c, kh*kw, mult] -> [c, b*oh*ow, mult]
+  const Tensor cols = p.reshape({b * oh * ow, kh * kw, c}).permute({2, 0, 1});
+  const Tensor f = filters.reshape({kh * kw, c, mult}).permute({1, 0, 2});
+  return matmul(cols, f).permute({1, 0, 2}).reshape({b, oh, ow, c * mult});
+}
+
+Tensor conv2d_transpose(const Tensor& x, const Tensor& filters, std::int64_t out_h, std::int64_t out_w,
+                        std::int64_t stride, Padding padding, std::int64_t dilation) {
+  const char* op = "conv2d_transpose";
+  check_filters(x, filters, "[kh, kw, out_channels, in_channels]", 3, op);
+  if (out_h < 0 || out_w < 0) throw ValueError(fmt::format("{}: output size {}x{} is negative", op, out_h, out_w));
+  const std::int64_t kh = filters.dim(0), kw = filters.dim(1), cout = filters.dim(2), cin = filters.dim(3);
+  const Shape image{x.dim(0), out_h, out_w, cout};
+  const kernels::Window2d win = window2d(image, kh, kw, stride, padding, op, dilation);
+  if (win.oh != x.dim(1) || win.ow != x.dim(2)) {
+    throw ShapeError(fmt::format("{}: input {} is not the {}x{} windows (stride {}, dilation {}, {} padding) of "
+                                 "the output {}, which are {}x{}",
+                                 op, shape_str(x.shape()), kh, kw, stride, dilation,
+                                 padding == Padding::Same ? "same" : "valid", shape_str(image), win.oh, win.ow));
+  }
+  // conv2d's input gradient: every input pixel spread over its window, then the windows summed
+  // back: [b*h*w, cin] @ [cin, kh*kw*cout] -> cols [b, h, w, kh*kw, cout] -> col2im
+  const std::int64_t b = x.dim(0), h = x.dim(1), w = x.dim(2);
+  const Tensor cols = matmul(x.reshape({b * h * w, cin}), filters.reshape({kh * kw * cout, cin}).transpose());
+  return col2im(cols.reshape({b, h, w, kh * kw, cout}), out_h, out_w, kh, kw, stride, padding, dilation);
+}
+
 Tensor max_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Padding padding) {
   return max_pool_op(OpId::MaxPoolSelect, x, x, pool, stride, padding, "max_pool2d");
 }

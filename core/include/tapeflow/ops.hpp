@@ -218,6 +218,19 @@ enum class Padding { Valid, Same };
 /// (kh - 1) * dilation + 1 rows; stride and dilation may both exceed 1 here (Keras's layers refuse it).
 Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, Padding padding = Padding::Valid,
               std::int64_t dilation = 1);
+/// Depthwise 2-D convolution (TensorFlow's depthwise_conv2d): each input channel convolved with
+/// its own `mult` filters. x [batch, h, w, c], filters [kh, kw, c, mult] -> [batch, oh, ow,
+/// c * mult], output channel k * mult + q from input channel k and filter q; stride, padding
+/// and dilation as conv2d's.
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1,
+                        Padding padding = Padding::Valid, std::int64_t dilation = 1);
+/// Transposed convolution (TensorFlow's conv2d_transpose): the gradient of conv2d with respect to
+/// its input. x [batch, h, w, c_in], filters [kh, kw, c_out, c_in] (conv2d's filters of the
+/// forward convolution from [batch, out_h, out_w, c_out] to x) -> [batch, out_h, out_w, c_out].
+/// The output size must be one whose conv2d windows (stride, padding, dilation) are h x w
+/// (ShapeError otherwise); Keras's Conv2DTranspose chooses it.
+Tensor conv2d_transpose(const Tensor& x, const Tensor& filters, std::int64_t out_h, std::int64_t out_w,
+                        std::int64_t stride = 1, Padding padding = Padding::Valid, std::int64_t dilation = 1);
 /// Max over pool x pool windows (stride 0, the default, is pool; a negative one raises
 /// ValueError). x [batch, h, w, c].
 Tensor max_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
