@@ -390,6 +390,10 @@ TEST_CASE("device: convolution and pooling match the CPU") {
     same_on_devices({image}, [](const std::vector<Tensor>& t) { return im2col(t[0], 3, 2, 2, Padding::Same, -1.0); });
     const Tensor cols = make_input({2, 4, 3, 6, 3}, dt, rng, Make::Reversed);  // of [7, 6], as above
     same_on_devices({cols}, [](const std::vector<Tensor>& t) { return col2im(t[0], 7, 6, 3, 2, 2, Padding::Same); });
+    // dilated windows (same padding: 7x6 windows spanning 5x3 pixels)
+    same_on_devices({image}, [](const std::vector<Tensor>& t) { return im2col(t[0], 3, 2, 1, Padding::Same, -1.0, 2); });
+    const Tensor dcols = make_input({2, 7, 6, 6, 3}, dt, rng, Make::Reversed);
+    same_on_devices({dcols}, [](const std::vector<Tensor>& t) { return col2im(t[0], 7, 6, 3, 2, 1, Padding::Same, 2); });
     // max pooling's selection and its adjoint, overlapping windows, with ties (small integers)
     const Tensor ties = random_tensor({2, 7, 6, 3}, dt, rng, -2, 2, true);
     const Tensor g = make_input({2, 4, 3, 3}, dt, rng, Make::Transposed);

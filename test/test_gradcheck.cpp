@@ -308,6 +308,12 @@ std::vector<Case> cases_for(OpId op) {
                       return im2col(x[0].permute({0, 2, 1, 3}), 3, 3, 2, Padding::Same, -1.0);
                     },
                     {anyv({1, 4, 5, 2}, 2)}});
+      cs.push_back({"im2col 2x3, stride 1, same, dilation 2, of [1, 5, 6, 2]",
+                    [](const std::vector<Tensor>& x) { return im2col(x[0], 2, 3, 1, Padding::Same, 0.0, 2); },
+                    {anyv({1, 5, 6, 2}, 3)}});
+      cs.push_back({"im2col 2x2, stride 2, valid, dilation 3, of [2, 7, 6, 1]",
+                    [](const std::vector<Tensor>& x) { return im2col(x[0], 2, 2, 2, Padding::Valid, 0.0, 3); },
+                    {anyv({2, 7, 6, 1}, 4)}});
       return cs;
     case OpId::Col2im:
       cs.push_back({"col2im 3x3 windows, stride 1, same, onto [1, 4, 4, 2]",
@@ -318,6 +324,12 @@ std::vector<Case> cases_for(OpId op) {
                       return col2im(x[0].permute({0, 2, 1, 3, 4}), 5, 6, 2, 3, 2, Padding::Valid);
                     },
                     {anyv({2, 2, 2, 6, 1}, 2)}});
+      cs.push_back({"col2im 3x2, stride 1, same, dilation 2, onto [1, 5, 4, 2]",
+                    [](const std::vector<Tensor>& x) { return col2im(x[0], 5, 4, 3, 2, 1, Padding::Same, 2); },
+                    {anyv({1, 5, 4, 6, 2}, 3)}});
+      cs.push_back({"col2im 2x2, stride 2, valid, dilation 3, onto [1, 7, 6, 1]",
+                    [](const std::vector<Tensor>& x) { return col2im(x[0], 7, 6, 2, 2, 2, Padding::Valid, 3); },
+                    {anyv({1, 2, 2, 4, 1}, 4)}});
       return cs;
     case OpId::MaxPoolSelect:
       cs.push_back({"max_pool_select 2x2 (max_pool2d: v is x) of [2, 4, 5, 3]",

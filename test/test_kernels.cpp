@@ -1168,17 +1168,20 @@ TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[ker
 
 // ---- im2col / col2im ---------------------------------------------------------------------
 
-// Random windows over [b, h, w, c]: any kernel size, stride and padding before and after (the
-// windows may hang over every edge, or leave rows and columns unread).
-kn::Window2d random_window(i64 h, i64 w) {
+// Random windows over [b, h, w, c]: any kernel size, stride, dilation (when `dilated`; the
+// pooling kernels take none) and padding before and after (the windows may hang over every
+// edge, or leave rows and columns unread).
+kn::Window2d random_window(i64 h, i64 w, bool dilated = false) {
   kn::Window2d win;
   win.kh = rand_int(1, 4);
   win.kw = rand_int(1, 4);
   win.stride = rand_int(1, 3);
-  win.pad_top = rand_int(0, win.kh - 1);
-  win.pad_left = rand_int(0, win.kw - 1);
-  const i64 rows = h + win.pad_top + rand_int(0, win.kh - 1) - win.kh;
-  const i64 cols = w + win.pad_left + rand_int(0, win.kw - 1) - win.kw;
+  win.dilation = dilated ? rand_int(1, 3) : 1;
+  const i64 span_h = (win.kh - 1) * win.dilation + 1, span_w = (win.kw - 1) * win.dilation + 1;
+  win.pad_top = rand_int(0, span_h - 1);
+  win.pad_left = rand_int(0, span_w - 1);
+  const i64 rows = h + win.pad_top + rand_int(0, span_h - 1) - span_h;
+  const i64 cols = w + win.pad_left + rand_int(0, span_w - 1) - span_w;
   win.oh = rows < 0 ? 0 : rows / win.stride + 1;
   win.ow = cols < 0 ? 0 : cols / win.stride + 1;
   return win;
@@ -1188,8 +1191,8 @@ template <class T>
 void im2col_case(const Shape& image, const kn::Window2d& win) {
   const Shape cols_shape{image[0], win.oh, win.ow, win.kh * win.kw, image[3]};
   INFO("image [" << image[0] << ", " << image[1] << ", " << image[2] << ", " << image[3] << "] windows " << win.kh
-                 << "x" << win.kw << " stride " << win.stride << " pad " << win.pad_top << ", " << win.pad_left
-                 << " -> " << win.oh << "x" << win.ow);
+                 << "x" << win.kw << " stride " << win.stride << " dilation " << win.dilation << " pad "
+                 << win.pad_top << ", " << win.pad_left << " -> " << win.oh << "x" << win.ow);
   i64 n_cols = 1, n_image = 1;
   for (i64 d : cols_shape) n_cols *= d;
   for (i64 d : image) n_image *= d;
@@ -1318,7 +1321,7 @@ TEMPLATE_TEST_CASE("cpu im2col and col2im match naive: any window, stride, paddi
   static const i64 channels[] = {1, 2, 3, 5, 32};
   for (int trial = 0; trial < 80; ++trial) {
     const Shape image{rand_int(1, 3), rand_int(1, 9), rand_int(1, 9), channels[rand_int(0, 4)]};
-    im2col_case<TestType>(image, random_window(image[1], image[2]));
+    im2col_case<TestType>(image, random_window(image[1], image[2], true));
   }
   // size-0 batch and channels, and windows that read no pixel at all
   kn::Window2d win;
@@ -1349,6 +1352,13 @@ TEST_CASE("cpu im2col and col2im split over threads match naive", "[kernels][im2
     win.pad_top = win.pad_left = 0;
     win.oh = win.ow = 15;  // max pooling's windows
     im2col_case<double>({9, 30, 30, 17}, win);
+    win.kh = win.kw = 3;
+    win.stride = 1;
+    win.dilation = 2;
+    win.pad_top = win.pad_left = 2;
+    win.oh = win.ow = 30;  // a dilated convolution, same padding
+    im2col_case<float>({8, 30, 30, 3}, win);
+    im2col_case<float>({4, 30, 30, 32}, win);
   }
 }
 

@@ -16,20 +16,23 @@ struct Geometry {
   std::int64_t out, pad;  // output length, padding before
 };
 
-// TensorFlow's output size and leading padding for one spatial axis.
-Geometry geometry(std::int64_t in, std::int64_t k, std::int64_t s, Padding p) {
+// TensorFlow's output size and leading padding for one spatial axis (a dilated window of k taps
+// spans (k - 1) * d + 1 elements).
+Geometry geometry(std::int64_t in, std::int64_t k_taps, std::int64_t s, Padding p, std::int64_t d = 1) {
+  const std::int64_t k = (k_taps - 1) * d + 1;
   if (p == Padding::Valid) return {(in - k) / s + 1, 0};
   const std::int64_t out = (in + s - 1) / s;
   const std::int64_t total = std::max<std::int64_t>((out - 1) * s + k - in, 0);
   return {out, total / 2};
 }
 
-// out[b, i, j, o] = sum over (di, dj, c) of x[b, i*s + di - pad, j*s + dj - pad, c] * w[di, dj, c, o]
-std::vector<double> conv_reference(const Tensor& x, const Tensor& w, std::int64_t s, Padding p, Shape& shape) {
+// out[b, i, j, o] = sum over (di, dj, c) of x[b, i*s + di*d - pad, j*s + dj*d - pad, c] * w[di, dj, c, o]
+std::vector<double> conv_reference(const Tensor& x, const Tensor& w, std::int64_t s, Padding p, Shape& shape,
+                                   std::int64_t d = 1) {
   const auto xv = x.to_vector<double>(), wv = w.to_vector<double>();
   const std::int64_t B = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
   const std::int64_t KH = w.dim(0), KW = w.dim(1), O = w.dim(3);
-  const Geometry gh = geometry(H, KH, s, p), gw = geometry(W, KW, s, p);
+  const Geometry gh = geometry(H, KH, s, p, d), gw = geometry(W, KW, s, p, d);
   shape = {B, gh.out, gw.out, O};
   std::vector<double> out(static_cast<std::size_t>(B * gh.out * gw.out * O), 0.0);
   for (std::int64_t b = 0; b < B; ++b)
@@ -39,7 +42,7 @@ std::vector<double> conv_reference(const Tensor& x, const Tensor& w, std::int64_
           double acc = 0;
           for (std::int64_t di = 0; di < KH; ++di)
             for (std::int64_t dj = 0; dj < KW; ++dj) {
-              const std::int64_t r = i * s + di - gh.pad, q = j * s + dj - gw.pad;
+              const std::int64_t r = i * s + di * d - gh.pad, q = j * s + dj * d - gw.pad;
               if (r < 0 || r >= H || q < 0 || q >= W) continue;
               for (std::int64_t c = 0; c < C; ++c)
                 acc += xv[((b * H + r) * W + q) * C + c] * wv[((di * KW + dj) * C + c) * O + o];
@@ -92,18 +95,24 @@ TEST_CASE("conv2d matches the nested-loop definition", "[nn][conv2d]") {
     Shape x, w;
     std::int64_t stride;
     Padding padding;
+    std::int64_t dilation;
   };
   const std::vector<Case> cases{
-      {{2, 7, 6, 3}, {3, 3, 3, 4}, 1, Padding::Valid}, {{2, 7, 6, 3}, {3, 3, 3, 4}, 2, Padding::Valid},
-      {{1, 7, 6, 2}, {3, 3, 2, 5}, 1, Padding::Same},  {{1, 8, 5, 2}, {3, 3, 2, 2}, 2, Padding::Same},
-      {{2, 5, 6, 1}, {2, 3, 1, 3}, 1, Padding::Valid}, {{1, 6, 6, 3}, {1, 1, 3, 2}, 1, Padding::Same},
-      {{1, 4, 4, 2}, {4, 4, 2, 1}, 1, Padding::Same}};
+      {{2, 7, 6, 3}, {3, 3, 3, 4}, 1, Padding::Valid, 1}, {{2, 7, 6, 3}, {3, 3, 3, 4}, 2, Padding::Valid, 1},
+      {{1, 7, 6, 2}, {3, 3, 2, 5}, 1, Padding::Same, 1},  {{1, 8, 5, 2}, {3, 3, 2, 2}, 2, Padding::Same, 1},
+      {{2, 5, 6, 1}, {2, 3, 1, 3}, 1, Padding::Valid, 1}, {{1, 6, 6, 3}, {1, 1, 3, 2}, 1, Padding::Same, 1},
+      {{1, 4, 4, 2}, {4, 4, 2, 1}, 1, Padding::Same, 1},
+      // dilated: windows spanning 5 and 7 rows, past every edge with same padding; with a stride
+      {{2, 7, 6, 3}, {3, 2, 3, 4}, 1, Padding::Valid, 2}, {{1, 7, 6, 2}, {3, 3, 2, 3}, 1, Padding::Same, 3},
+      {{1, 9, 8, 2}, {2, 3, 2, 2}, 2, Padding::Same, 2},  {{1, 9, 9, 1}, {3, 3, 1, 2}, 3, Padding::Valid, 2},
+      {{1, 4, 4, 2}, {3, 3, 2, 1}, 1, Padding::Same, 4}};
   for (const auto& c : cases) {
     for (DType dt : {kFloat32, kFloat64}) {
+      INFO("x " << c.x.size() << " stride " << c.stride << " dilation " << c.dilation);
       const Tensor x = uniform(c.x, gen, -1, 1, dt), w = uniform(c.w, gen, -1, 1, dt);
       Shape shape;
-      const auto want = conv_reference(x, w, c.stride, c.padding, shape);
-      check_close(conv2d(x, w, c.stride, c.padding), shape, want, dt == kFloat32 ? 1e-5 : 1e-12);
+      const auto want = conv_reference(x, w, c.stride, c.padding, shape, c.dilation);
+      check_close(conv2d(x, w, c.stride, c.padding, c.dilation), shape, want, dt == kFloat32 ? 1e-5 : 1e-12);
     }
   }
 }
@@ -148,6 +157,73 @@ TEST_CASE("conv2d and pooling gradients pass float64 gradcheck", "[nn][gradcheck
   auto gg = gradgradcheck([&](const std::vector<Tensor>& in) { return tanh(conv2d(in[0], in[1])); }, {x, w});
   INFO(gg.message);
   CHECK(gg.ok);
+  // dilated: the windows' taps 2 apart (x [1, 5, 5, 2]: a 3x3 filter spans all of it)
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    auto r = gradcheck([&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], 1, p, 2); }, {x, w});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+  auto r = gradcheck([&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], 2, Padding::Same, 2); }, {x, w});
+  INFO(r.message);
+  CHECK(r.ok);
+  auto gd = gradgradcheck([&](const std::vector<Tensor>& in) { return tanh(conv2d(in[0], in[1], 1, Padding::Same, 2)); },
+                          {x, w});
+  INFO(gd.message);
+  CHECK(gd.ok);
+}
+
+TEST_CASE("depthwise_conv2d matches the loop definition; conv2d_transpose is conv2d's adjoint", "[nn][conv2d]") {
+  Generator gen(21);
+  for (Padding p : {Padding::Valid, Padding::Same}) {
+    for (std::int64_t s : {1, 2}) {
+      for (std::int64_t d : {1, 2}) {
+        INFO("stride " << s << " dilation " << d << (p == Padding::Same ? " same" : " valid"));
+        // depthwise: channel k, filter q is a conv2d of x[..., k] with filters[:, :, k, q]
+        const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
+        const Tensor f = uniform({3, 2, 3, 2}, gen, -1, 1, kFloat64);
+        const Tensor y = depthwise_conv2d(x, f, s, p, d);
+        for (std::int64_t k = 0; k < 3; ++k) {
+          for (std::int64_t q = 0; q < 2; ++q) {
+            Shape shape;
+            const Tensor xk = x(all, all, all, Slice(k, k + 1)).contiguous();
+            const Tensor fk = f(all, all, Slice(k, k + 1), Slice(q, q + 1)).contiguous();
+            const auto want = conv_reference(xk, fk, s, p, shape, d);
+            check_close(y(all, all, all, Slice(k * 2 + q, k * 2 + q + 1)), shape, want, 1e-12);
+          }
+        }
+        // transpose: <conv2d(z, K), u> == <z, conv2d_transpose(u, K)>, K [kh, kw, c_out, c_in]
+        const Tensor z = uniform({2, 7, 6, 2}, gen, -1, 1, kFloat64);
+        const Tensor kernel = uniform({3, 2, 2, 4}, gen, -1, 1, kFloat64);
+        const Tensor fwd = conv2d(z, kernel, s, p, d);
+        const Tensor u = uniform(fwd.shape(), gen, -1, 1, kFloat64);
+        const Tensor back = conv2d_transpose(u, kernel, 7, 6, s, p, d);
+        REQUIRE(back.shape() == z.shape());
+        CHECK(sum(fwd * u).item<double>() == Approx(sum(z * back).item<double>()).epsilon(1e-12));
+      }
+    }
+  }
+  const Tensor x = uniform({1, 5, 4, 2}, gen, -1, 1, kFloat64);
+  const Tensor f = uniform({3, 3, 2, 2}, gen, -1, 1, kFloat64);
+  auto r = gradcheck([&](const std::vector<Tensor>& in) { return depthwise_conv2d(in[0], in[1], 1, Padding::Same, 2); },
+                     {x, f});
+  INFO(r.message);
+  CHECK(r.ok);
+  // [1, 5, 4, 2] -> [1, 11, 9, 2] (valid, stride 2: 5 * 2 + 1 rows, 4 * 2 + 1 columns)
+  auto t = gradcheck(
+      [&](const std::vector<Tensor>& in) { return conv2d_transpose(in[0], in[1], 11, 9, 2, Padding::Valid); }, {x, f});
+  INFO(t.message);
+  CHECK(t.ok);
+  CHECK_THROWS_AS(depthwise_conv2d(x, zeros({3, 3, 3, 1}, kFloat64)), ShapeError);
+  CHECK_THROWS_WITH(depthwise_conv2d(x, zeros({3, 3, 3, 1}, kFloat64)),
+                    Contains("depthwise_conv2d") && Contains("[1, 5, 4, 2]") && Contains("[3, 3, 3, 1]"));
+  // 12 rows also has 5 windows (Keras's output_padding 1); 13 has 6
+  CHECK(conv2d_transpose(x, f, 12, 9, 2).shape() == Shape{1, 12, 9, 2});
+  CHECK_THROWS_AS(conv2d_transpose(x, f, 13, 9, 2), ShapeError);
+  CHECK_THROWS_WITH(conv2d_transpose(x, f, 13, 9, 2),
+                    Contains("conv2d_transpose") && Contains("[1, 5, 4, 2]") && Contains("[1, 13, 9, 2]"));
+  CHECK_THROWS_WITH(conv2d_transpose(x, zeros({3, 3, 2, 5}, kFloat64), 11, 9, 2),
+                    Contains("conv2d_transpose") && Contains("[3, 3, 2, 5]"));
+  CHECK_THROWS_AS(conv2d_transpose(x, f, -1, 9), ValueError);
 }
 
 TEST_CASE("im2col gives TensorFlow's windows, fill in the padding", "[nn][im2col]") {
@@ -156,12 +232,16 @@ TEST_CASE("im2col gives TensorFlow's windows, fill in the padding", "[nn][im2col
   struct Case {
     std::int64_t kh, kw, s;
     Padding p;
+    std::int64_t d;
   };
-  for (const Case& c : {Case{3, 3, 1, Padding::Valid}, Case{2, 3, 2, Padding::Valid}, Case{3, 2, 1, Padding::Same},
-                        Case{3, 3, 2, Padding::Same}, Case{1, 1, 3, Padding::Same}, Case{4, 4, 1, Padding::Same}}) {
-    INFO(c.kh << "x" << c.kw << " stride " << c.s << (c.p == Padding::Same ? " same" : " valid"));
-    const Geometry gh = geometry(5, c.kh, c.s, c.p), gw = geometry(4, c.kw, c.s, c.p);
-    const Tensor cols = im2col(x, c.kh, c.kw, c.s, c.p, -100.0);
+  for (const Case& c : {Case{3, 3, 1, Padding::Valid, 1}, Case{2, 3, 2, Padding::Valid, 1},
+                        Case{3, 2, 1, Padding::Same, 1}, Case{3, 3, 2, Padding::Same, 1},
+                        Case{1, 1, 3, Padding::Same, 1}, Case{4, 4, 1, Padding::Same, 1},
+                        Case{2, 2, 1, Padding::Valid, 3}, Case{3, 2, 1, Padding::Same, 2},
+                        Case{2, 3, 2, Padding::Same, 2}, Case{3, 3, 1, Padding::Same, 5}}) {
+    INFO(c.kh << "x" << c.kw << " stride " << c.s << " dilation " << c.d << (c.p == Padding::Same ? " same" : " valid"));
+    const Geometry gh = geometry(5, c.kh, c.s, c.p, c.d), gw = geometry(4, c.kw, c.s, c.p, c.d);
+    const Tensor cols = im2col(x, c.kh, c.kw, c.s, c.p, -100.0, c.d);
     REQUIRE(cols.shape() == Shape{2, gh.out, gw.out, c.kh * c.kw, 3});
     const auto got = cols.to_vector<double>();
     std::size_t k = 0;
@@ -171,7 +251,7 @@ TEST_CASE("im2col gives TensorFlow's windows, fill in the padding", "[nn][im2col
           for (std::int64_t di = 0; di < c.kh; ++di)
             for (std::int64_t dj = 0; dj < c.kw; ++dj)
               for (std::int64_t ch = 0; ch < 3; ++ch, ++k) {
-                const std::int64_t r = i * c.s + di - gh.pad, q = j * c.s + dj - gw.pad;
+                const std::int64_t r = i * c.s + di * c.d - gh.pad, q = j * c.s + dj * c.d - gw.pad;
                 const bool inside = r >= 0 && r < 5 && q >= 0 && q < 4;
                 REQUIRE(got[k] == (inside ? xv[static_cast<std::size_t>(((b * 5 + r) * 4 + q) * 3 + ch)] : -100.0));
               }
@@ -182,15 +262,20 @@ TEST_CASE("col2im is im2col's adjoint: <im2col(x), y> == <x, col2im(y)>", "[nn][
   Generator gen(11);
   for (Padding p : {Padding::Valid, Padding::Same}) {
     for (std::int64_t s : {1, 2, 3}) {
-      INFO("stride " << s << (p == Padding::Same ? " same" : " valid"));
-      const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
-      const Tensor cols = im2col(x, 3, 2, s, p);
-      const Tensor y = uniform(cols.shape(), gen, -1, 1, kFloat64);
-      const Tensor back = col2im(y, 7, 6, 3, 2, s, p);
-      REQUIRE(back.shape() == x.shape());
-      CHECK(sum(cols * y).item<double>() == Approx(sum(x * back).item<double>()).epsilon(1e-12));
+      for (std::int64_t d : {1, 2, 3}) {
+        INFO("stride " << s << " dilation " << d << (p == Padding::Same ? " same" : " valid"));
+        const Tensor x = uniform({2, 7, 6, 3}, gen, -1, 1, kFloat64);
+        const Tensor cols = im2col(x, 3, 2, s, p, 0.0, d);
+        const Tensor y = uniform(cols.shape(), gen, -1, 1, kFloat64);
+        const Tensor back = col2im(y, 7, 6, 3, 2, s, p, d);
+        REQUIRE(back.shape() == x.shape());
+        CHECK(sum(cols * y).item<double>() == Approx(sum(x * back).item<double>()).epsilon(1e-12));
+      }
     }
   }
+  // dilation 2: 2x2 windows of [3, 3] read only the corners (one window)
+  CHECK(col2im(ones({1, 1, 1, 4, 1}), 3, 3, 2, 2, 1, Padding::Valid, 2).to_vector<float>() ==
+        std::vector<float>{1, 0, 1, 0, 0, 0, 1, 0, 1});
   // col2im of ones counts the windows that read each pixel: 2x2 windows, stride 1, of [3, 3]
   CHECK(col2im(ones({1, 2, 2, 4, 1}), 3, 3, 2, 2).to_vector<float>() ==
         std::vector<float>{1, 2, 1, 2, 4, 2, 1, 2, 1});
@@ -309,6 +394,14 @@ TEST_CASE("conv2d and pooling errors name the op and the shapes", "[nn][errors]"
                     Contains("col2im") && Contains("[1, 2, 2, 9, 1]") && Contains("[1, 3, 3, 9, 1]"));
   CHECK_THROWS_WITH(col2im(zeros({1, 2, 2, 9}), 5, 5, 3, 3), Contains("col2im") && Contains("[1, 2, 2, 9]"));
   CHECK_THROWS_AS(col2im(zeros({1, 2, 2, 9, 1}), -1, 5, 3, 3), ValueError);
+  // dilation: positive; a dilated window larger than the input; cols of the undilated windows
+  CHECK_THROWS_AS(conv2d(x, zeros({3, 3, 3, 4}), 1, Padding::Valid, 0), ValueError);
+  CHECK_THROWS_WITH(im2col(x, 3, 3, 1, Padding::Valid, 0.0, -2), Contains("im2col: dilation must be positive, got -2"));
+  CHECK_THROWS_WITH(conv2d(x, zeros({3, 3, 3, 4}), 1, Padding::Valid, 3),
+                    Contains("conv2d") && Contains("larger than the input"));
+  CHECK_THROWS_WITH(col2im(zeros({1, 3, 3, 9, 1}), 5, 5, 3, 3, 1, Padding::Valid, 2),
+                    Contains("col2im") && Contains("dilation 2") && Contains("[1, 1, 1, 9, 1]"));
+  CHECK_THROWS_AS(im2col(x, 2, 2, 1, Padding::Same, 0.0, std::numeric_limits<std::int64_t>::max()), ValueError);
   CHECK_THROWS_WITH(max_pool_select(x, zeros({1, 5, 4, 3})),
                     Contains("max_pool_select") && Contains("[1, 5, 4, 3]") && Contains("[1, 5, 5, 3]"));
   CHECK_THROWS_WITH(max_pool_scatter(x, zeros({1, 3, 3, 3})),

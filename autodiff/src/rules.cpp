@@ -158,14 +158,15 @@ TAPEFLOW_RULE(Concat, 0, {
   return split(g, sizes, axis);
 })
 // im2col and col2im are linear and each other's adjoint; attrs: image [b, h, w, c] and
-// [kh, kw, stride, same padding]
+// [kh, kw, stride, same padding, dilation]
 TAPEFLOW_RULE(Im2col, 0, {
   const auto& w = c.attrs.axes;
-  return {col2im(g, c.attrs.shape[1], c.attrs.shape[2], w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid)};
+  return {col2im(g, c.attrs.shape[1], c.attrs.shape[2], w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid,
+                 w[4])};
 })
 TAPEFLOW_RULE(Col2im, 0, {
   const auto& w = c.attrs.axes;
-  return {im2col(g, w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid)};
+  return {im2col(g, w[0], w[1], w[2], w[3] ? Padding::Same : Padding::Valid, 0.0, w[4])};
 })
 // max_pool_select(x, v) and max_pool_scatter(x, g) are linear in their second input and each
 // other's adjoint there; x only picks positions (piecewise constant: no gradient, as an argmax)

@@ -53,11 +53,36 @@ void check_nhwc(const Tensor& x, const char* op) {
   }
 }
 
+// The rows (or columns) a window of k taps `dilation` apart spans: (k - 1) * dilation + 1.
+std::int64_t dilated_span(std::int64_t k, std::int64_t dilation, const char* op) {
+  if (dilation <= 0) throw ValueError(fmt::format("{}: dilation must be positive, got {}", op, dilation));
+  std::int64_t span = 0;
+  if (k <= 0) return k;  // window() reports it
+  if (__builtin_mul_overflow(k - 1, dilation, &span) || span == std::numeric_limits<std::int64_t>::max()) {
+    throw ValueError(fmt::format("{}: a window of {} taps at dilation {} spans more than an int64 can count", op, k,
+                                 dilation));
+  }
+  return span + 1;
+}
+
+// ShapeError unless x is [b, h, w, c] and filters a rank-4 `layout` with c at `channel_axis`.
+void check_filters(const Tensor& x, const Tensor& filters, const char* layout, std::int64_t channel_axis,
+                   const char* op) {
+  check_nhwc(x, op);
+  if (!filters.defined() || filters.rank() != 4) {
+    throw ShapeError(fmt::format("{}: filters must be {}, got {}", op, layout, dim_str(filters)));
+  }
+  if (filters.dim(channel_axis) != x.dim(3)) {
+    throw ShapeError(fmt::format("{}: input {} has {} channels but filters {} expect {}", op, shape_str(x.shape()),
+                                 x.dim(3), shape_str(filters.shape()), filters.dim(channel_axis)));
+  }
+}
+
 // The windows of an image of `image` [b, h, w, c] as the kernels take them.
 kernels::Window2d window2d(const Shape& image, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding,
-                           const char* op) {
-  const Window wh = window(image[1], kh, stride, padding, op, image);
-  const Window ww = window(image[2], kw, stride, padding, op, image);
+                           const char* op, std::int64_t dilation = 1) {
+  const Window wh = window(image[1], dilated_span(kh, dilation, op), stride, padding, op, image);
+  const Window ww = window(image[2], dilated_span(kw, dilation, op), stride, padding, op, image);
   std::int64_t taps = 0;
   if (__builtin_mul_overflow(kh, kw, &taps)) {
     throw ValueError(fmt::format("{}: a {}x{} window has more taps than an int64 can count", op, kh, kw));
@@ -65,6 +90,7 @@ kernels::Window2d window2d(const Shape& image, std::int64_t kh, std::int64_t kw,
   kernels::Window2d w;
   w.kh = kh;
   w.kw = kw;
+  w.dilation = dilation;
   w.stride = stride;
   w.pad_top = wh.pad_before;
   w.pad_left = ww.pad_before;
@@ -85,11 +111,11 @@ T fill_value(double fill) {
 }
 
 void record_window(OpId id, const Tensor& in, const Tensor& out, const Shape& image, std::int64_t kh, std::int64_t kw,
-                   std::int64_t stride, Padding padding, double fill) {
+                   std::int64_t stride, Padding padding, double fill, std::int64_t dilation) {
   detail::record(id, {in}, {out}, [&] {
     OpAttrs a;
     a.shape = image;
-    a.axes = {kh, kw, stride, padding == Padding::Same ? 1 : 0};
+    a.axes = {kh, kw, stride, padding == Padding::Same ? 1 : 0, dilation};
     a.p0 = fill;
     return a;
   });
@@ -97,9 +123,9 @@ void record_window(OpId id, const Tensor& in, const Tensor& out, const Shape& im
 
 // im2col, with errors in the name of the op that asked (conv2d, avg_pool2d, ...).
 Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill,
-               const char* op) {
+               const char* op, std::int64_t dilation = 1) {
   check_nhwc(x, op);
-  const kernels::Window2d w = window2d(x.shape(), kh, kw, stride, padding, op);
+  const kernels::Window2d w = window2d(x.shape(), kh, kw, stride, padding, op, dilation);
   Tensor out = detail::empty_for({x.dim(0), w.oh, w.ow, kh * kw, x.dim(3)}, x.dtype(), x.device(), op);
   if (out.size() > 0) {
     const kernels::Layout xl = layout_of(x, op);
@@ -107,7 +133,7 @@ Tensor patches(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t s
                               TAPEFLOW_KERNEL(out.device(), op,
                                               im2col<T>(ptr<T>(out), ptr<T>(x), xl, w, fill_value<T>(fill))));
   }
-  record_window(OpId::Im2col, x, out, x.shape(), kh, kw, stride, padding, fill);
+  record_window(OpId::Im2col, x, out, x.shape(), kh, kw, stride, padding, fill, dilation);
   return out;
 }
 
@@ -160,21 +186,47 @@ Tensor max_pool_op(OpId id, const Tensor& x, const Tensor& v, std::int64_t pool,
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Padding padding) {
-  check_nhwc(x, "conv2d");
-  if (!filters.defined() || filters.rank() != 4) {
-    throw ShapeError(
-        fmt::format("conv2d: filters must be [kh, kw, in_channels, out_channels], got {}", dim_str(filters)));
-  }
-  if (filters.dim(2) != x.dim(3)) {
-    throw ShapeError(fmt::format("conv2d: input {} has {} channels but filters {} expect {}", shape_str(x.shape()),
-                                 x.dim(3), shape_str(filters.shape()), filters.dim(2)));
-  }
+Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Padding padding, std::int64_t dilation) {
+  check_filters(x, filters, "[kh, kw, in_channels, out_channels]", 2, "conv2d");
   const std::int64_t kh = filters.dim(0), kw = filters.dim(1), cin = filters.dim(2), cout = filters.dim(3);
-  const Tensor p = patches(x, kh, kw, stride, padding, 0.0, "conv2d");  // [b, oh, ow, kh*kw, cin]
+  const Tensor p = patches(x, kh, kw, stride, padding, 0.0, "conv2d", dilation);  // [b, oh, ow, kh*kw, cin]
   const std::int64_t b = p.dim(0), oh = p.dim(1), ow = p.dim(2);
   const Tensor cols = p.reshape({b * oh * ow, kh * kw * cin});
   return matmul(cols, filters.reshape({kh * kw * cin, cout})).reshape({b, oh, ow, cout});
+}
+
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride, Padding padding,
+                        std::int64_t dilation) {
+  const char* op = "depthwise_conv2d";
+  check_filters(x, filters, "[kh, kw, in_channels, multiplier]", 2, op);
+  const std::int64_t kh = filters.dim(0), kw = filters.dim(1), c = filters.dim(2), mult = filters.dim(3);
+  const Tensor p = patches(x, kh, kw, stride, padding, 0.0, op, dilation);  // [b, oh, ow, kh*kw, c]
+  const std::int64_t b = p.dim(0), oh = p.dim(1), ow = p.dim(2);
+  // one matmul per channel: [c, b*oh*ow, kh*kw] @ [c, kh*kw, mult] -> [c, b*oh*ow, mult]
+  const Tensor cols = p.reshape({b * oh * ow, kh * kw, c}).permute({2, 0, 1});
+  const Tensor f = filters.reshape({kh * kw, c, mult}).permute({1, 0, 2});
+  return matmul(cols, f).permute({1, 0, 2}).reshape({b, oh, ow, c * mult});
+}
+
+Tensor conv2d_transpose(const Tensor& x, const Tensor& filters, std::int64_t out_h, std::int64_t out_w,
+                        std::int64_t stride, Padding padding, std::int64_t dilation) {
+  const char* op = "conv2d_transpose";
+  check_filters(x, filters, "[kh, kw, out_channels, in_channels]", 3, op);
+  if (out_h < 0 || out_w < 0) throw ValueError(fmt::format("{}: output size {}x{} is negative", op, out_h, out_w));
+  const std::int64_t kh = filters.dim(0), kw = filters.dim(1), cout = filters.dim(2), cin = filters.dim(3);
+  const Shape image{x.dim(0), out_h, out_w, cout};
+  const kernels::Window2d win = window2d(image, kh, kw, stride, padding, op, dilation);
+  if (win.oh != x.dim(1) || win.ow != x.dim(2)) {
+    throw ShapeError(fmt::format("{}: input {} is not the {}x{} windows (stride {}, dilation {}, {} padding) of "
+                                 "the output {}, which are {}x{}",
+                                 op, shape_str(x.shape()), kh, kw, stride, dilation,
+                                 padding == Padding::Same ? "same" : "valid", shape_str(image), win.oh, win.ow));
+  }
+  // conv2d's input gradient: every input pixel spread over its window, then the windows summed
+  // back: [b*h*w, cin] @ [cin, kh*kw*cout] -> cols [b, h, w, kh*kw, cout] -> col2im
+  const std::int64_t b = x.dim(0), h = x.dim(1), w = x.dim(2);
+  const Tensor cols = matmul(x.reshape({b * h * w, cin}), filters.reshape({kh * kw * cout, cin}).transpose());
+  return col2im(cols.reshape({b, h, w, kh * kw, cout}), out_h, out_w, kh, kw, stride, padding, dilation);
 }
 
 Tensor max_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Padding padding) {
@@ -199,23 +251,24 @@ Tensor avg_pool2d(const Tensor& x, std::int64_t pool, std::int64_t stride, Paddi
   return total / count;
 }
 
-Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill) {
-  return patches(x, kh, kw, stride, padding, fill, "im2col");
+Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, Padding padding, double fill,
+              std::int64_t dilation) {
+  return patches(x, kh, kw, stride, padding, fill, "im2col", dilation);
 }
 
 Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t kh, std::int64_t kw,
-              std::int64_t stride, Padding padding) {
+              std::int64_t stride, Padding padding, std::int64_t dilation) {
   const char* op = "col2im";
   if (!cols.defined() || cols.rank() != 5) {
     throw ShapeError(fmt::format("col2im: cols must be [batch, oh, ow, kh * kw, channels], got {}", dim_str(cols)));
   }
   if (h < 0 || w < 0) throw ValueError(fmt::format("col2im: image size {}x{} is negative", h, w));
   const Shape image{cols.dim(0), h, w, cols.dim(4)};
-  const kernels::Window2d win = window2d(image, kh, kw, stride, padding, op);
+  const kernels::Window2d win = window2d(image, kh, kw, stride, padding, op, dilation);
   if (cols.dim(1) != win.oh || cols.dim(2) != win.ow || cols.dim(3) != kh * kw) {
     throw ShapeError(fmt::format(
-        "col2im: cols {} are not the {}x{} windows (stride {}, {} padding) of {}, which are {}", shape_str(cols.shape()),
-        kh, kw, stride, padding == Padding::Same ? "same" : "valid", shape_str(image),
+        "col2im: cols {} are not the {}x{} windows (stride {}, dilation {}, {} padding) of {}, which are {}",
+        shape_str(cols.shape()), kh, kw, stride, dilation, padding == Padding::Same ? "same" : "valid", shape_str(image),
         shape_str({cols.dim(0), win.oh, win.ow, kh * kw, cols.dim(4)})));
   }
   Tensor out = empty(image, cols.dtype(), cols.device());
@@ -224,7 +277,7 @@ Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t k
     TAPEFLOW_DISPATCH_NUMERIC(cols.dtype(), op,
                               TAPEFLOW_KERNEL(out.device(), op, col2im<T>(ptr<T>(out), ol, ptr<T>(cols), cl, win)));
   }
-  record_window(OpId::Col2im, cols, out, image, kh, kw, stride, padding, 0);
+  record_window(OpId::Col2im, cols, out, image, kh, kw, stride, padding, 0, dilation);
   return out;
 }
 

@@ -1496,9 +1496,9 @@ void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) 
   const i64 h = in_l.shape[1], wd = in_l.shape[2], c = in_l.shape[3];
   const i64 sb = in_l.strides[0], sh = in_l.strides[1], sw = in_l.strides[2], sc = in_l.strides[3];
   const i64 row_len = w.ow * w.kh * w.kw * c;  // output elements per window row (n, i)
-  // with unit channel stride and packed pixels, a window row's kw taps are kw * c elements in a
-  // row in the input as in the output: one copy
-  const bool packed = sc == 1 && sw == c;
+  // with unit channel stride, packed pixels and undilated windows, a window row's kw taps are
+  // kw * c elements in a row in the input as in the output: one copy
+  const bool packed = sc == 1 && sw == c && w.dilation == 1;
   switch (packed ? w.kw * c : 0) {
     case 1: return im2col_short<1>(out, in, in_l, w, fill);
     case 2: return im2col_short<2>(out, in, in_l, w, fill);
@@ -1526,14 +1526,14 @@ void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) 
       for (i64 j = 0; j < w.ow; ++j) {
         const i64 col0 = j * w.stride - w.pad_left;
         for (i64 di = 0; di < w.kh; ++di) {
-          const i64 row = i * w.stride - w.pad_top + di;
+          const i64 row = i * w.stride - w.pad_top + di * w.dilation;
           if (row < 0 || row >= h) {
             std::fill_n(y, w.kw * c, fill);
           } else if (packed && col0 >= 0 && col0 + w.kw <= wd) {
             copy_run(y, in + n * sb + row * sh + col0 * sw, w.kw * c);
           } else {
             for (i64 dj = 0; dj < w.kw; ++dj) {
-              const i64 col = col0 + dj;
+              const i64 col = col0 + dj * w.dilation;
               if (col < 0 || col >= wd) {
                 std::fill_n(y + dj * c, c, fill);
               } else {
@@ -1558,10 +1558,10 @@ TAPEFLOW_VECTOR_CLONES void col2im_image(T* o, const Layout& out_l, const T* in,
   for (i64 i = 0; i < w.oh; ++i) {
     for (i64 j = 0; j < w.ow; ++j) {
       for (i64 di = 0; di < w.kh; ++di) {
-        const i64 row = i * w.stride - w.pad_top + di;
+        const i64 row = i * w.stride - w.pad_top + di * w.dilation;
         if (row < 0 || row >= h) continue;
         for (i64 dj = 0; dj < w.kw; ++dj) {
-          const i64 col = j * w.stride - w.pad_left + dj;
+          const i64 col = j * w.stride - w.pad_left + dj * w.dilation;
           if (col < 0 || col >= wd) continue;
           T* y = o + (row * wd + col) * c;
           const T* x = in + i * s1 + j * s2 + (di * w.kw + dj) * st;

@@ -262,8 +262,8 @@ template <class T>
 void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
   const i64 shape[5] = {in_l.shape[0], w.oh, w.ow, w.kh * w.kw, in_l.shape[3]};
   for_each_index(5, shape, [&](const i64* i) {
-    const i64 row = i[1] * w.stride - w.pad_top + i[3] / w.kw;
-    const i64 col = i[2] * w.stride - w.pad_left + i[3] % w.kw;
+    const i64 row = i[1] * w.stride - w.pad_top + i[3] / w.kw * w.dilation;
+    const i64 col = i[2] * w.stride - w.pad_left + i[3] % w.kw * w.dilation;
     const bool inside = row >= 0 && row < in_l.shape[1] && col >= 0 && col < in_l.shape[2];
     const i64 src[4] = {i[0], row, col, i[4]};
     *out++ = inside ? in[offset_of(in_l, src)] : fill;
@@ -276,8 +276,8 @@ void col2im(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   for (i64 k = 0; k < out_l.size(); ++k) out[k] = T(0);
   const i64 h = out_l.shape[1], wd = out_l.shape[2], c = out_l.shape[3];
   for_each_index(in_l.rank, in_l.shape, [&](const i64* i) {
-    const i64 row = i[1] * w.stride - w.pad_top + i[3] / w.kw;
-    const i64 col = i[2] * w.stride - w.pad_left + i[3] % w.kw;
+    const i64 row = i[1] * w.stride - w.pad_top + i[3] / w.kw * w.dilation;
+    const i64 col = i[2] * w.stride - w.pad_left + i[3] % w.kw * w.dilation;
     if (row < 0 || row >= h || col < 0 || col >= wd) return;
     T& y = out[((i[0] * h + row) * wd + col) * c + i[4]];
     y = wrap_add(y, in[offset_of(in_l, i)]);

@@ -580,10 +580,36 @@ Tensor Dropout::call(const Tensor& x, bool training) {
 
 // ================================================================ Conv2D, pooling
 
-void detail::check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides) {
+namespace {
+// Keras's rule for every convolution: strides and dilation_rate positive, not both above 1.
+void check_strides_dilation(std::int64_t strides, std::int64_t dilation_rate, const std::string& layer) {
+  check_positive(strides, "strides", layer);
+  check_positive(dilation_rate, "dilation_rate", layer);
+  if (strides > 1 && dilation_rate > 1) {
+    throw ValueError(fmt::format("{}: strides > 1 is not supported with dilation_rate > 1, got strides={} and "
+                                 "dilation_rate={}",
+                                 layer, strides, dilation_rate));
+  }
+}
+
+// ValueError unless x is [batch, height, width, channels]; ShapeError unless it has `channels`.
+void check_image(const Shape& shape, std::int64_t channels, const std::string& layer) {
+  if (shape.size() != 4) {
+    throw ValueError(fmt::format("{}: expected inputs [batch, height, width, {}], got {}", layer,
+                                 channels < 0 ? std::string("channels") : std::to_string(channels), shape_str(shape)));
+  }
+  if (channels >= 0 && shape[3] != channels) {
+    throw ShapeError(
+        fmt::format("{}: expected inputs [batch, height, width, {}], got {}", layer, channels, shape_str(shape)));
+  }
+}
+}  // namespace
+
+void detail::check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides,
+                        std::int64_t dilation_rate) {
   check_positive(filters, "filters", layer);
   check_positive(kernel_size, "kernel_size", layer);
-  check_positive(strides, "strides", layer);
+  check_strides_dilation(strides, dilation_rate, layer);
 }
 
 void Conv2D::build(const Shape& input_shape) {
@@ -600,9 +626,175 @@ Tensor Conv2D::call(const Tensor& x, bool) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, height, width, {}], got {}", name(), kernel_.dim(2),
                                  shape_str(x.shape())));
   }
-  Tensor y = conv2d(x, kernel_, options_.strides, options_.padding);
+  Tensor y = conv2d(x, kernel_, options_.strides, options_.padding, options_.dilation_rate);
   if (options_.use_bias) y = y + bias_;
   return activate(y, activation_);
+}
+
+namespace {
+// Keras's output length of a transposed convolution along one axis (-1: no output_padding).
+std::int64_t transposed_length(std::int64_t in, std::int64_t k, std::int64_t stride, Padding padding,
+                               std::int64_t output_padding, std::int64_t dilation) {
+  const std::int64_t span = (k - 1) * dilation + 1;
+  if (output_padding < 0) {
+    return padding == Padding::Valid ? in * stride + std::max<std::int64_t>(span - stride, 0) : in * stride;
+  }
+  return (in - 1) * stride + (padding == Padding::Valid ? span : span % 2) + output_padding;
+}
+}  // namespace
+
+Conv2DTranspose::Conv2DTranspose(std::int64_t filters, std::int64_t kernel_size, Activation activation,
+                                 Conv2DTransposeOptions options)
+    : Conv("Conv2DTranspose", filters, kernel_size, activation, static_cast<const Conv2DOptions&>(options)),
+      output_padding_(options.output_padding) {
+  if (output_padding_ < -1 || output_padding_ >= options_.strides) {
+    throw ValueError(fmt::format("Conv2DTranspose: output_padding must be in [0, strides) (or -1: None), got "
+                                 "output_padding={} and strides={}",
+                                 output_padding_, options_.strides));
+  }
+}
+
+void Conv2DTranspose::build(const Shape& input_shape) {
+  check_image(input_shape, -1, name());
+  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, filters_, input_shape[3]}, options_.kernel_initializer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+}
+
+Tensor Conv2DTranspose::call(const Tensor& x, bool) {
+  check_image(x.shape(), kernel_.dim(3), name());
+  const auto length = [&](std::int64_t in) {
+    return transposed_length(in, kernel_size_, options_.strides, options_.padding, output_padding_,
+                             options_.dilation_rate);
+  };
+  Tensor y = conv2d_transpose(x, kernel_, length(x.dim(1)), length(x.dim(2)), options_.strides, options_.padding,
+                              options_.dilation_rate);
+  if (options_.use_bias) y = y + bias_;
+  return activate(y, activation_);
+}
+
+namespace {
+void check_depthwise(const DepthwiseConv2DOptions& o, std::int64_t kernel_size, const std::string& layer) {
+  check_positive(kernel_size, "kernel_size", layer);
+  check_positive(o.depth_multiplier, "depth_multiplier", layer);
+  check_strides_dilation(o.strides, o.dilation_rate, layer);
+}
+}  // namespace
+
+DepthwiseConv2D::DepthwiseConv2D(std::int64_t kernel_size, Activation activation, DepthwiseConv2DOptions options)
+    : Layer("DepthwiseConv2D", options.name),
+      kernel_size_(kernel_size),
+      activation_(activation),
+      options_(std::move(options)) {
+  check_depthwise(options_, kernel_size, "DepthwiseConv2D");
+}
+
+void DepthwiseConv2D::build(const Shape& input_shape) {
+  check_image(input_shape, -1, name());
+  const std::int64_t c = input_shape[3], mult = options_.depth_multiplier;
+  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer);
+  if (options_.use_bias) bias_ = add_weight("bias", {c * mult}, options_.bias_initializer);
+}
+
+Tensor DepthwiseConv2D::call(const Tensor& x, bool) {
+  check_image(x.shape(), kernel_.dim(2), name());
+  Tensor y = depthwise_conv2d(x, kernel_, options_.strides, options_.padding, options_.dilation_rate);
+  if (options_.use_bias) y = y + bias_;
+  return activate(y, activation_);
+}
+
+SeparableConv2D::SeparableConv2D(std::int64_t filters, std::int64_t kernel_size, Activation activation,
+                                 SeparableConv2DOptions options)
+    : Layer("SeparableConv2D", options.name),
+      filters_(filters),
+      kernel_size_(kernel_size),
+      activation_(activation),
+      options_(std::move(options)) {
+  check_positive(filters, "filters", "SeparableConv2D");
+  check_depthwise(options_, kernel_size, "SeparableConv2D");
+}
+
+void SeparableConv2D::build(const Shape& input_shape) {
+  check_image(input_shape, -1, name());
+  const std::int64_t c = input_shape[3], mult = options_.depth_multiplier;
+  depthwise_kernel_ =
+      add_weight("depthwise_kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer);
+  pointwise_kernel_ = add_weight("pointwise_kernel", {1, 1, c * mult, filters_}, options_.pointwise_initializer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+}
+
+Tensor SeparableConv2D::call(const Tensor& x, bool) {
+  check_image(x.shape(), depthwise_kernel_.dim(2), name());
+  const Tensor d = depthwise_conv2d(x, depthwise_kernel_, options_.strides, options_.padding, options_.dilation_rate);
+  Tensor y = conv2d(d, pointwise_kernel_);
+  if (options_.use_bias) y = y + bias_;
+  return activate(y, activation_);
+}
+
+// ================================================================ UpSampling2D, ZeroPadding2D, Cropping2D
+
+UpSampling2D::UpSampling2D(std::int64_t size_h, std::int64_t size_w, std::string name)
+    : Layer("UpSampling2D", std::move(name)), size_h_(size_h), size_w_(size_w) {
+  check_positive(size_h, "size", "UpSampling2D");
+  check_positive(size_w, "size", "UpSampling2D");
+}
+
+Tensor UpSampling2D::call(const Tensor& x, bool) {
+  check_image(x.shape(), -1, name());
+  const std::int64_t b = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  // [b, h, 1, w, 1, c] broadcast to [b, h, size_h, w, size_w, c]: each pixel repeated
+  return x.reshape({b, h, 1, w, 1, c})
+      .broadcast_to({b, h, size_h_, w, size_w_, c})
+      .reshape({b, h * size_h_, w * size_w_, c});
+}
+
+namespace {
+void check_edges(const Padding2D& p, const char* what, const char* layer) {
+  if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) {
+    throw ValueError(fmt::format("{}: {} must not be negative, got (({}, {}), ({}, {}))", layer, what, p.top, p.bottom,
+                                 p.left, p.right));
+  }
+}
+}  // namespace
+
+ZeroPadding2D::ZeroPadding2D(Padding2D padding, std::string name)
+    : Layer("ZeroPadding2D", std::move(name)), padding_(padding) {
+  check_edges(padding_, "padding", "ZeroPadding2D");
+}
+
+Tensor ZeroPadding2D::call(const Tensor& x_in, bool) {
+  check_image(x_in.shape(), -1, name());
+  const Padding2D& p = padding_;
+  Tensor x = x_in;
+  const auto pad = [&](std::int64_t before, std::int64_t after, std::int64_t axis) {
+    if (before == 0 && after == 0) return;
+    Shape edge = x.shape();
+    std::vector<Tensor> parts;
+    edge[static_cast<std::size_t>(axis)] = before;
+    if (before > 0) parts.push_back(zeros(edge, x.dtype(), x.device()));
+    parts.push_back(x);
+    edge[static_cast<std::size_t>(axis)] = after;
+    if (after > 0) parts.push_back(zeros(edge, x.dtype(), x.device()));
+    x = concat(parts, axis);
+  };
+  pad(p.top, p.bottom, 1);
+  pad(p.left, p.right, 2);
+  return x;
+}
+
+Cropping2D::Cropping2D(Padding2D cropping, std::string name)
+    : Layer("Cropping2D", std::move(name)), cropping_(cropping) {
+  check_edges(cropping_, "cropping", "Cropping2D");
+}
+
+Tensor Cropping2D::call(const Tensor& x, bool) {
+  check_image(x.shape(), -1, name());
+  const Padding2D& c = cropping_;
+  // top + bottom >= h, without overflow (both are non-negative)
+  if (c.bottom >= x.dim(1) || c.top >= x.dim(1) - c.bottom || c.right >= x.dim(2) || c.left >= x.dim(2) - c.right) {
+    throw ValueError(fmt::format("{}: cropping (({}, {}), ({}, {})) leaves nothing of the input {}", name(), c.top,
+                                 c.bottom, c.left, c.right, shape_str(x.shape())));
+  }
+  return x(all, Slice(c.top, x.dim(1) - c.bottom), Slice(c.left, x.dim(2) - c.right), all);
 }
 
 MaxPooling2D::MaxPooling2D(std::int64_t pool_size, PoolingOptions options)
@@ -888,10 +1080,12 @@ Tensor Conv1D::call(const Tensor& x_in, bool) {
   Tensor x = x_in;
   Padding padding = options_.padding == Padding1D::Same ? Padding::Same : Padding::Valid;
   if (options_.padding == Padding1D::Causal && kernel_size_ > 1) {
-    x = concat({zeros({x.dim(0), kernel_size_ - 1, x.dim(2)}, x.dtype(), x.device()), x}, 1);
+    const std::int64_t span = (kernel_size_ - 1) * options_.dilation_rate;  // the steps before the first output's
+    x = concat({zeros({x.dim(0), span, x.dim(2)}, x.dtype(), x.device()), x}, 1);
   }
   // [batch, 1, steps, c] with a [1, k, c, filters] kernel
-  Tensor y = conv2d(x.expand_dims(1), kernel_.expand_dims(0), options_.strides, padding).squeeze({1});
+  Tensor y = conv2d(x.expand_dims(1), kernel_.expand_dims(0), options_.strides, padding, options_.dilation_rate)
+                 .squeeze({1});
   if (options_.use_bias) y = y + bias_;
   return activate(y, activation_);
 }

@@ -14,7 +14,7 @@ namespace tapeflow {
 struct OpAttrs {
   std::vector<std::int64_t> axes;    ///< reduce axes, permutation, concat/gather axis ([axis]);
                                      ///< windows (im2col, col2im, max_pool_*): [kh, kw, stride,
-                                     ///< padding (0 valid, 1 same)]
+                                     ///< padding (0 valid, 1 same)], and dilation (im2col, col2im)
   Shape shape;                       ///< input shape (reshape, broadcast_to), full shape (slice_scatter),
                                      ///< image shape [b, h, w, c] (im2col, col2im, max_pool_*)
   std::vector<std::int64_t> starts;  ///< slice: start per axis

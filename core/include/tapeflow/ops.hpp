@@ -213,22 +213,39 @@ Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std:
 // ---------------------------------------------------------------- convolution, pooling, dropout
 enum class Padding { Valid, Same };
 /// 2-D convolution (cross-correlation, as TensorFlow). x [batch, h, w, c_in] (NHWC),
-/// filters [kh, kw, c_in, c_out] (HWIO) -> [batch, oh, ow, c_out].
-Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, Padding padding = Padding::Valid);
+/// filters [kh, kw, c_in, c_out] (HWIO) -> [batch, oh, ow, c_out]. `dilation` spaces the
+/// filter's taps (atrous convolution, TensorFlow's dilations): a kh x kw filter spans
+/// (kh - 1) * dilation + 1 rows; stride and dilation may both exceed 1 here (Keras's layers refuse it).
+Tensor conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1, Padding padding = Padding::Valid,
+              std::int64_t dilation = 1);
+/// Depthwise 2-D convolution (TensorFlow's depthwise_conv2d): each input channel convolved with
+/// its own `mult` filters. x [batch, h, w, c], filters [kh, kw, c, mult] -> [batch, oh, ow,
+/// c * mult], output channel k * mult + q from input channel k and filter q; stride, padding
+/// and dilation as conv2d's.
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& filters, std::int64_t stride = 1,
+                        Padding padding = Padding::Valid, std::int64_t dilation = 1);
+/// Transposed convolution (TensorFlow's conv2d_transpose): the gradient of conv2d with respect to
+/// its input. x [batch, h, w, c_in], filters [kh, kw, c_out, c_in] (conv2d's filters of the
+/// forward convolution from [batch, out_h, out_w, c_out] to x) -> [batch, out_h, out_w, c_out].
+/// The output size must be one whose conv2d windows (stride, padding, dilation) are h x w
+/// (ShapeError otherwise); Keras's Conv2DTranspose chooses it.
+Tensor conv2d_transpose(const Tensor& x, const Tensor& filters, std::int64_t out_h, std::int64_t out_w,
+                        std::int64_t stride = 1, Padding padding = Padding::Valid, std::int64_t dilation = 1);
 /// Max over pool x pool windows (stride 0, the default, is pool; a negative one raises
 /// ValueError). x [batch, h, w, c].
 Tensor max_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
 Tensor avg_pool2d(const Tensor& x, std::int64_t pool = 2, std::int64_t stride = 0, Padding padding = Padding::Valid);
-/// Every kh x kw window of x [batch, h, w, c] (NHWC) at conv2d's stride and padding, as
-/// [batch, oh, ow, kh * kw, c]: tap di * kw + dj of window (i, j) is x[:, i * stride - top + di,
-/// j * stride - left + dj, :], or `fill` where that lies in the padding (TensorFlow's
-/// extract_patches, PyTorch's unfold, channels last). conv2d is im2col then one matmul.
+/// Every kh x kw window of x [batch, h, w, c] (NHWC) at conv2d's stride, padding and dilation,
+/// as [batch, oh, ow, kh * kw, c]: tap di * kw + dj of window (i, j) is
+/// x[:, i * stride - top + di * dilation, j * stride - left + dj * dilation, :], or `fill` where
+/// that lies in the padding (TensorFlow's extract_patches with rates, PyTorch's unfold, channels
+/// last). conv2d is im2col then one matmul.
 Tensor im2col(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1,
-              Padding padding = Padding::Valid, double fill = 0);
+              Padding padding = Padding::Valid, double fill = 0, std::int64_t dilation = 1);
 /// im2col's adjoint (PyTorch's fold): cols [batch, oh, ow, kh * kw, c] of an [h, w] image back to
 /// [batch, h, w, c], each element the sum of the entries im2col reads from it.
 Tensor col2im(const Tensor& cols, std::int64_t h, std::int64_t w, std::int64_t kh, std::int64_t kw,
-              std::int64_t stride = 1, Padding padding = Padding::Valid);
+              std::int64_t stride = 1, Padding padding = Padding::Valid, std::int64_t dilation = 1);
 /// Max pooling's selection: v [batch, h, w, c] (x's shape) taken, in every pool x pool window
 /// (max_pool2d's), at the position of x's first maximum (row-major within the window; NaN
 /// wins): [batch, oh, ow, c]. max_pool2d(x) is max_pool_select(x, x); x only picks positions,

@@ -21,7 +21,8 @@ __global__ void im2col_kernel(T* out, const T* in, Layout in_l, Window2d w, T fi
     const i64 j = r % w.ow;
     r /= w.ow;
     const i64 i = r % w.oh, b = r / w.oh;
-    const i64 row = i * w.stride - w.pad_top + t / w.kw, col = j * w.stride - w.pad_left + t % w.kw;
+    const i64 row = i * w.stride - w.pad_top + t / w.kw * w.dilation;
+    const i64 col = j * w.stride - w.pad_left + t % w.kw * w.dilation;
     const bool inside = row >= 0 && row < in_l.shape[1] && col >= 0 && col < in_l.shape[2];
     out[e] = inside ? in[b * in_l.strides[0] + row * in_l.strides[1] + col * in_l.strides[2] + ch * in_l.strides[3]]
                     : fill;
@@ -43,10 +44,11 @@ __device__ inline Nhwc nhwc_index(i64 e, i64 h, i64 w, i64 c) {
   return at;
 }
 
-// The windows [first, last] (of n) that read position q of the padded axis: those with
-// i * stride <= q < i * stride + k (q >= 0).
-__device__ inline void windows_reading(i64 q, i64 k, i64 stride, i64 n, i64& first, i64& last) {
-  first = q < k ? 0 : (q - k) / stride + 1;
+// The windows [first, last] (of n) that may read position q of the padded axis: those with
+// i * stride <= q < i * stride + span (q >= 0), span = (k - 1) * dilation + 1 (a dilated
+// window reads q only when q - i * stride is a multiple of the dilation).
+__device__ inline void windows_reading(i64 q, i64 span, i64 stride, i64 n, i64& first, i64& last) {
+  first = q < span ? 0 : (q - span) / stride + 1;
   last = q / stride < n - 1 ? q / stride : n - 1;
 }
 
@@ -57,15 +59,18 @@ __global__ void col2im_kernel(T* out, Layout out_l, const T* in, Layout in_l, Wi
   for (i64 e = detail::first_item(); e < n; e += detail::item_stride()) {
     const Nhwc at = nhwc_index(e, out_l.shape[1], out_l.shape[2], out_l.shape[3]);
     i64 i0, i1, j0, j1;
-    windows_reading(at.y + w.pad_top, w.kh, w.stride, w.oh, i0, i1);
-    windows_reading(at.x + w.pad_left, w.kw, w.stride, w.ow, j0, j1);
+    const i64 d = w.dilation;
+    windows_reading(at.y + w.pad_top, (w.kh - 1) * d + 1, w.stride, w.oh, i0, i1);
+    windows_reading(at.x + w.pad_left, (w.kw - 1) * d + 1, w.stride, w.ow, j0, j1);
     const T* src = in + at.b * in_l.strides[0] + at.ch * in_l.strides[4];
     T acc = T(0);
     for (i64 i = i0; i <= i1; ++i) {
-      const i64 di = at.y + w.pad_top - i * w.stride;
+      const i64 oi = at.y + w.pad_top - i * w.stride;  // di * dilation when window i reads this row
+      if (oi % d != 0) continue;
       for (i64 j = j0; j <= j1; ++j) {
-        const i64 dj = at.x + w.pad_left - j * w.stride;
-        acc = wrap_add(acc, src[i * in_l.strides[1] + j * in_l.strides[2] + (di * w.kw + dj) * in_l.strides[3]]);
+        const i64 oj = at.x + w.pad_left - j * w.stride;
+        if (oj % d != 0) continue;
+        acc = wrap_add(acc, src[i * in_l.strides[1] + j * in_l.strides[2] + (oi / d * w.kw + oj / d) * in_l.strides[3]]);
       }
     }
     out[e] = acc;

@@ -999,15 +999,19 @@ struct WindowCase {
   Shape image;
   i64 kh, kw, stride, pad_top, pad_left, oh, ow;
   Kind image_kind, cols_kind;
+  i64 dilation;
 };
 const WindowCase kWindowCases[] = {
-    {{2, 6, 5, 3}, 3, 3, 1, 0, 0, 4, 3, Kind::Contiguous, Kind::Contiguous},  // valid
-    {{1, 7, 6, 2}, 3, 3, 2, 1, 1, 4, 3, Kind::Transposed, Kind::Padded},      // same, stride 2
-    {{3, 4, 4, 1}, 2, 2, 2, 0, 0, 2, 2, Kind::Reversed, Kind::Transposed},    // max pooling
-    {{2, 5, 7, 32}, 3, 2, 1, 1, 0, 5, 6, Kind::Padded, Kind::Reversed},       // channels coalesced
-    {{1, 9, 9, 4}, 1, 1, 3, 0, 0, 3, 3, Kind::Offset, Kind::Contiguous},      // unread rows and columns
-    {{2, 3, 3, 2}, 4, 4, 1, 2, 2, 2, 2, Kind::Broadcast, Kind::Broadcast},    // windows past every edge
-    {{0, 3, 3, 2}, 2, 2, 1, 0, 0, 2, 2, Kind::Contiguous, Kind::Contiguous},  // empty batch
+    {{2, 6, 5, 3}, 3, 3, 1, 0, 0, 4, 3, Kind::Contiguous, Kind::Contiguous, 1},  // valid
+    {{1, 7, 6, 2}, 3, 3, 2, 1, 1, 4, 3, Kind::Transposed, Kind::Padded, 1},      // same, stride 2
+    {{3, 4, 4, 1}, 2, 2, 2, 0, 0, 2, 2, Kind::Reversed, Kind::Transposed, 1},    // max pooling
+    {{2, 5, 7, 32}, 3, 2, 1, 1, 0, 5, 6, Kind::Padded, Kind::Reversed, 1},       // channels coalesced
+    {{1, 9, 9, 4}, 1, 1, 3, 0, 0, 3, 3, Kind::Offset, Kind::Contiguous, 1},      // unread rows and columns
+    {{2, 3, 3, 2}, 4, 4, 1, 2, 2, 2, 2, Kind::Broadcast, Kind::Broadcast, 1},    // windows past every edge
+    {{0, 3, 3, 2}, 2, 2, 1, 0, 0, 2, 2, Kind::Contiguous, Kind::Contiguous, 1},  // empty batch
+    {{2, 7, 6, 3}, 3, 3, 1, 2, 2, 7, 6, Kind::Contiguous, Kind::Padded, 2},      // dilated, same
+    {{1, 9, 8, 2}, 2, 3, 2, 0, 1, 3, 3, Kind::Transposed, Kind::Contiguous, 3},  // dilated, strided
+    {{1, 4, 5, 1}, 3, 2, 1, 3, 1, 2, 4, Kind::Offset, Kind::Reversed, 3},        // dilated past every edge
 };
 
 tapeflow::kernels::Window2d window_of(const WindowCase& c) {
@@ -1019,6 +1023,7 @@ tapeflow::kernels::Window2d window_of(const WindowCase& c) {
   w.pad_left = c.pad_left;
   w.oh = c.oh;
   w.ow = c.ow;
+  w.dilation = c.dilation;
   return w;
 }
 
@@ -1033,7 +1038,7 @@ TEMPLATE_TEST_CASE("cuda: im2col and col2im match naive (padding, strides, layou
     const tapeflow::kernels::Window2d w = window_of(c);
     const Shape cols_shape{c.image[0], c.oh, c.ow, c.kh * c.kw, c.image[3]};
     const auto n_cols = static_cast<std::size_t>(numel(cols_shape)), n_image = static_cast<std::size_t>(numel(c.image));
-    INFO("image " << describe(contiguous(c.image)) << " windows " << c.kh << "x" << c.kw << " stride " << c.stride
+    INFO("image " << describe(contiguous(c.image)) << " windows " << c.kh << "x" << c.kw << " stride " << c.stride << " dilation " << c.dilation
                   << " pad " << c.pad_top << ", " << c.pad_left);
     const HostView<T> image = make_view<T>(c.image, c.image_kind, g);
     Array<T> want_cols(n_cols);
@@ -1059,6 +1064,7 @@ TEMPLATE_TEST_CASE("cuda: pool_select and pool_scatter match naive (ties, NaN, o
   if (!have_device()) return;
   std::mt19937_64 g(93);
   for (const WindowCase& c : kWindowCases) {
+    if (c.dilation != 1) continue;  // pooling windows are never dilated
     const tapeflow::kernels::Window2d w = window_of(c);
     const Shape pooled{c.image[0], c.oh, c.ow, c.image[3]};
     const auto n_pooled = static_cast<std::size_t>(numel(pooled)), n_image = static_cast<std::size_t>(numel(c.image));

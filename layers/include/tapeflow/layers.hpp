@@ -1,8 +1,9 @@
 #pragma once
 /// Keras-style layers: a Layer base that builds its weights on first call, and Dense, Flatten,
-/// Dropout, Conv2D, MaxPooling2D, AveragePooling2D, BatchNormalization, LayerNormalization,
-/// Embedding, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling, LeakyReLU, ELU,
-/// Softmax, PReLU. Ordinary user code on the public API.
+/// Dropout, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, UpSampling2D,
+/// ZeroPadding2D, Cropping2D, MaxPooling2D, AveragePooling2D, BatchNormalization,
+/// LayerNormalization, Embedding, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
+/// LeakyReLU, ELU, Softmax, PReLU. Ordinary user code on the public API.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -297,6 +298,8 @@ template <class P>
 struct ConvOptions {
   std::int64_t strides = 1;
   P padding = P::Valid;
+  /// Spacing of the kernel's taps (atrous convolution); > 1 with strides > 1 is a ValueError, as in Keras.
+  std::int64_t dilation_rate = 1;
   bool use_bias = true;
   Initializer kernel_initializer = initializers::glorot_uniform;
   Initializer bias_initializer = initializers::zeros;
@@ -306,8 +309,10 @@ using Conv2DOptions = ConvOptions<Padding>;
 using Conv1DOptions = ConvOptions<Padding1D>;
 
 namespace detail {
-/// ValueError unless filters, kernel_size and strides are positive.
-void check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides);
+/// ValueError unless filters, kernel_size, strides and dilation_rate are positive and strides and
+/// dilation_rate are not both above 1 (Keras's rule).
+void check_conv(const std::string& layer, std::int64_t filters, std::int64_t kernel_size, std::int64_t strides,
+                std::int64_t dilation_rate = 1);
 }  // namespace detail
 
 /// The state Conv1D and Conv2D share: filters, kernel size, activation, options, kernel and bias.
@@ -325,7 +330,7 @@ class Conv : public Layer {
         kernel_size_(kernel_size),
         activation_(activation),
         options_(std::move(options)) {
-    detail::check_conv(class_name, filters, kernel_size, options_.strides);
+    detail::check_conv(class_name, filters, kernel_size, options_.strides, options_.dilation_rate);
   }
 
   std::int64_t filters_, kernel_size_;
@@ -349,7 +354,8 @@ class Conv2D : public Conv<Padding> {
 };
 
 /// activation(conv1d(x, kernel) + bias): x [batch, steps, c_in], kernel [k, c_in, filters]
-/// (Keras's layout) -> [batch, steps', filters]; conv2d over a height of 1.
+/// (Keras's layout) -> [batch, steps', filters]; conv2d over a height of 1. Causal padding puts
+/// (k - 1) * dilation_rate zeros before the sequence.
 class Conv1D : public Conv<Padding1D> {
  public:
   Conv1D(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
@@ -360,6 +366,152 @@ class Conv1D : public Conv<Padding1D> {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+};
+
+/// Conv2DTranspose's options: Conv2D's, and Keras's output_padding (-1: None).
+struct Conv2DTransposeOptions : Conv2DOptions {
+  /// Extra rows and columns at the bottom and right of the output, in [0, strides) (ValueError
+  /// otherwise); -1 (Keras's None) lets the padding decide.
+  std::int64_t output_padding = -1;
+};
+
+/// activation(conv2d_transpose(x, kernel) + bias), Keras's Conv2DTranspose ("deconvolution", the
+/// gradient of a Conv2D with respect to its input): x [batch, h, w, c_in], kernel
+/// [k, k, filters, c_in], bias [filters] -> [batch, h', w', filters] with, per spatial axis,
+/// h' = h * strides + max(k' - strides, 0) (valid) or h * strides (same), k' = (k - 1) *
+/// dilation_rate + 1; with output_padding p: (h - 1) * strides + k' + p (valid) or
+/// (h - 1) * strides + k' % 2 + p (same). ValueError for an input that is not
+/// [batch, h, w, c_in].
+class Conv2DTranspose : public Conv<Padding> {
+ public:
+  Conv2DTranspose(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
+                  Conv2DTransposeOptions options = {});
+  Conv2DTranspose(std::int64_t filters, std::int64_t kernel_size, const std::string& activation,
+                  Conv2DTransposeOptions options = {})
+      : Conv2DTranspose(filters, kernel_size, activation_from_name(activation), std::move(options)) {}
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t output_padding_;
+};
+
+/// DepthwiseConv2D's and SeparableConv2D's options.
+struct DepthwiseConv2DOptions {
+  std::int64_t strides = 1;
+  Padding padding = Padding::Valid;
+  /// Filters per input channel (> 0).
+  std::int64_t depth_multiplier = 1;
+  /// > 1 with strides > 1 is a ValueError, as in Keras.
+  std::int64_t dilation_rate = 1;
+  bool use_bias = true;
+  Initializer depthwise_initializer = initializers::glorot_uniform;
+  Initializer bias_initializer = initializers::zeros;
+  std::string name;
+};
+
+/// activation(depthwise_conv2d(x, kernel) + bias): each input channel convolved with its own
+/// depth_multiplier filters. x [batch, h, w, c_in], kernel [k, k, c_in, depth_multiplier] (Keras
+/// names it "kernel"), bias [c_in * depth_multiplier] -> [batch, h', w', c_in * depth_multiplier],
+/// output channel i * depth_multiplier + m from input channel i. ValueError for an input that
+/// is not [batch, h, w, c_in].
+class DepthwiseConv2D : public Layer {
+ public:
+  explicit DepthwiseConv2D(std::int64_t kernel_size, Activation activation = Activation::Linear,
+                           DepthwiseConv2DOptions options = {});
+  DepthwiseConv2D(std::int64_t kernel_size, const std::string& activation, DepthwiseConv2DOptions options = {})
+      : DepthwiseConv2D(kernel_size, activation_from_name(activation), std::move(options)) {}
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  /// [k, k, c_in, depth_multiplier]; undefined before build.
+  const Variable& kernel() const { return kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ private:
+  std::int64_t kernel_size_;
+  Activation activation_;
+  DepthwiseConv2DOptions options_;
+  Variable kernel_, bias_;
+};
+
+/// SeparableConv2D's options: DepthwiseConv2D's and the pointwise kernel's initializer.
+struct SeparableConv2DOptions : DepthwiseConv2DOptions {
+  Initializer pointwise_initializer = initializers::glorot_uniform;
+};
+
+/// activation(conv2d(depthwise_conv2d(x, depthwise_kernel), pointwise_kernel) + bias), Keras's
+/// SeparableConv2D: weights in Keras's order depthwise_kernel [k, k, c_in, depth_multiplier],
+/// pointwise_kernel [1, 1, c_in * depth_multiplier, filters], bias [filters]; x [batch, h, w,
+/// c_in] -> [batch, h', w', filters]. ValueError for an input that is not [batch, h, w, c_in].
+class SeparableConv2D : public Layer {
+ public:
+  SeparableConv2D(std::int64_t filters, std::int64_t kernel_size, Activation activation = Activation::Linear,
+                  SeparableConv2DOptions options = {});
+  SeparableConv2D(std::int64_t filters, std::int64_t kernel_size, const std::string& activation,
+                  SeparableConv2DOptions options = {})
+      : SeparableConv2D(filters, kernel_size, activation_from_name(activation), std::move(options)) {}
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  const Variable& depthwise_kernel() const { return depthwise_kernel_; }
+  const Variable& pointwise_kernel() const { return pointwise_kernel_; }
+  const Variable& bias() const { return bias_; }
+
+ private:
+  std::int64_t filters_, kernel_size_;
+  Activation activation_;
+  SeparableConv2DOptions options_;
+  Variable depthwise_kernel_, pointwise_kernel_, bias_;
+};
+
+/// Nearest-neighbour upsampling (Keras's UpSampling2D, interpolation "nearest"): every pixel of
+/// x [batch, h, w, c] repeated size_h x size_w times -> [batch, h * size_h, w * size_w, c].
+/// ValueError for a size below 1 or an input that is not [batch, h, w, c].
+class UpSampling2D : public Layer {
+ public:
+  explicit UpSampling2D(std::int64_t size = 2, std::string name = "") : UpSampling2D(size, size, std::move(name)) {}
+  UpSampling2D(std::int64_t size_h, std::int64_t size_w, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t size_h_, size_w_;
+};
+
+/// Rows and columns added (ZeroPadding2D) or removed (Cropping2D) at each edge, as Keras's
+/// ((top, bottom), (left, right)).
+struct Padding2D {
+  std::int64_t top = 0, bottom = 0, left = 0, right = 0;
+};
+
+/// Zeros around x [batch, h, w, c] -> [batch, top + h + bottom, left + w + right, c]; Keras's
+/// ZeroPadding2D(padding) (symmetric: ZeroPadding2D(1) is Keras's default) or
+/// ZeroPadding2D(((top, bottom), (left, right))). ValueError for a negative padding or an input
+/// that is not [batch, h, w, c].
+class ZeroPadding2D : public Layer {
+ public:
+  explicit ZeroPadding2D(std::int64_t padding = 1, std::string name = "")
+      : ZeroPadding2D(Padding2D{padding, padding, padding, padding}, std::move(name)) {}
+  explicit ZeroPadding2D(Padding2D padding, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  Padding2D padding_;
+};
+
+/// x [batch, h, w, c] without top/bottom rows and left/right columns (a view) -> [batch,
+/// h - top - bottom, w - left - right, c]; Keras's Cropping2D. ValueError for a negative crop,
+/// an input that is not [batch, h, w, c] or one too small to keep a row and a column.
+class Cropping2D : public Layer {
+ public:
+  explicit Cropping2D(std::int64_t cropping = 0, std::string name = "")
+      : Cropping2D(Padding2D{cropping, cropping, cropping, cropping}, std::move(name)) {}
+  explicit Cropping2D(Padding2D cropping, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  Padding2D cropping_;
 };
 
 struct PoolingOptions {

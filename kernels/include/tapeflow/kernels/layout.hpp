@@ -35,10 +35,11 @@ struct Layout {
 };
 
 // The windows of im2col / col2im over NHWC images [batch, h, w, c]: window (i, j), for i < oh
-// and j < ow, covers rows i * stride - pad_top + [0, kh) and columns j * stride - pad_left +
-// [0, kw); tap t = di * kw + dj is its element (i * stride - pad_top + di, j * stride - pad_left + dj).
+// and j < ow, has tap t = di * kw + dj (di < kh, dj < kw) at the element
+// (i * stride - pad_top + di * dilation, j * stride - pad_left + dj * dilation): a window spans
+// (kh - 1) * dilation + 1 rows. The pooling kernels take dilation 1 only.
 struct Window2d {
-  std::int64_t kh = 1, kw = 1, stride = 1, pad_top = 0, pad_left = 0, oh = 0, ow = 0;
+  std::int64_t kh = 1, kw = 1, stride = 1, pad_top = 0, pad_left = 0, oh = 0, ow = 0, dilation = 1;
 };
 
 // A contiguous row-major layout of the given shape.
