@@ -417,6 +417,32 @@ TEST_CASE("regularizers: weight and activity penalties join the loss (Keras 3's 
   emb(tensor<std::int64_t>({1, 2}, {2}));
   REQUIRE(emb.losses().size() == 1);
   CHECK(emb.losses()[0].item<double>() == Approx(0.5 * sum(abs(emb.embeddings())).item<double>()));
+  // the convolutions' and recurrent layers' penalties, each on its own weight
+  Conv2DOptions co;
+  co.kernel_regularizer = regularizers::l2(0.1);
+  co.activity_regularizer = regularizers::l1(0.2);
+  Conv2D conv(2, 3, Activation::Linear, co);
+  const Tensor img = irregular({2, 4, 4, 1});
+  const Tensor cy = conv(img);
+  REQUIRE(conv.losses().size() == 2);
+  CHECK(conv.losses()[0].item<double>() == Approx(0.2 * sum(abs(cy)).item<double>() / 2).epsilon(1e-6));
+  CHECK(conv.losses()[1].item<double>() == Approx(0.1 * sum(square(conv.kernel())).item<double>()).epsilon(1e-6));
+  SeparableConv2DOptions so;
+  so.depthwise_regularizer = regularizers::l1(1.0);
+  so.pointwise_regularizer = regularizers::l2(1.0);
+  SeparableConv2D sep(2, 3, Activation::Linear, so);
+  sep(img);
+  REQUIRE(sep.losses().size() == 2);
+  CHECK(sep.losses()[0].item<double>() == Approx(sum(abs(sep.depthwise_kernel())).item<double>()).epsilon(1e-6));
+  CHECK(sep.losses()[1].item<double>() == Approx(sum(square(sep.pointwise_kernel())).item<double>()).epsilon(1e-6));
+  RecurrentOptions ro;
+  ro.recurrent_regularizer = regularizers::l2(0.5);
+  ro.bias_regularizer = regularizers::l1(0.5);
+  LSTM lstm(3, Activation::Tanh, ro);
+  lstm(irregular({2, 4, 2}));
+  REQUIRE(lstm.losses().size() == 2);
+  CHECK(lstm.losses()[0].item<double>() == Approx(0.5 * sum(square(lstm.recurrent_kernel())).item<double>()).epsilon(1e-6));
+  CHECK(lstm.losses()[1].item<double>() == Approx(0.5 * sum(abs(lstm.bias())).item<double>()).epsilon(1e-6));
   // names and errors
   CHECK(!regularizers::get(""));
   CHECK(regularizers::get("l1_l2")(tensor<double>({1.0, -2.0}, {2})).item<double>() == Approx(0.01 * 3 + 0.01 * 5));

@@ -617,8 +617,9 @@ void Conv2D::build(const Shape& input_shape) {
     throw ShapeError(
         fmt::format("{}: expected inputs [batch, height, width, channels], got {}", name(), shape_str(input_shape)));
   }
-  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, input_shape[3], filters_}, options_.kernel_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, input_shape[3], filters_}, options_.kernel_initializer,
+                       true, options_.kernel_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor Conv2D::call(const Tensor& x, bool) {
@@ -656,8 +657,9 @@ Conv2DTranspose::Conv2DTranspose(std::int64_t filters, std::int64_t kernel_size,
 
 void Conv2DTranspose::build(const Shape& input_shape) {
   check_image(input_shape, -1, name());
-  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, filters_, input_shape[3]}, options_.kernel_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, filters_, input_shape[3]}, options_.kernel_initializer,
+                       true, options_.kernel_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor Conv2DTranspose::call(const Tensor& x, bool) {
@@ -686,13 +688,15 @@ DepthwiseConv2D::DepthwiseConv2D(std::int64_t kernel_size, Activation activation
       activation_(activation),
       options_(std::move(options)) {
   check_depthwise(options_, kernel_size, "DepthwiseConv2D");
+  set_activity_regularizer(options_.activity_regularizer);
 }
 
 void DepthwiseConv2D::build(const Shape& input_shape) {
   check_image(input_shape, -1, name());
   const std::int64_t c = input_shape[3], mult = options_.depth_multiplier;
-  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {c * mult}, options_.bias_initializer);
+  kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer, true,
+                       options_.depthwise_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {c * mult}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor DepthwiseConv2D::call(const Tensor& x, bool) {
@@ -711,15 +715,18 @@ SeparableConv2D::SeparableConv2D(std::int64_t filters, std::int64_t kernel_size,
       options_(std::move(options)) {
   check_positive(filters, "filters", "SeparableConv2D");
   check_depthwise(options_, kernel_size, "SeparableConv2D");
+  set_activity_regularizer(options_.activity_regularizer);
 }
 
 void SeparableConv2D::build(const Shape& input_shape) {
   check_image(input_shape, -1, name());
   const std::int64_t c = input_shape[3], mult = options_.depth_multiplier;
   depthwise_kernel_ =
-      add_weight("depthwise_kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer);
-  pointwise_kernel_ = add_weight("pointwise_kernel", {1, 1, c * mult, filters_}, options_.pointwise_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+      add_weight("depthwise_kernel", {kernel_size_, kernel_size_, c, mult}, options_.depthwise_initializer, true,
+                 options_.depthwise_regularizer);
+  pointwise_kernel_ = add_weight("pointwise_kernel", {1, 1, c * mult, filters_}, options_.pointwise_initializer, true,
+                                 options_.pointwise_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor SeparableConv2D::call(const Tensor& x, bool) {
@@ -1068,8 +1075,9 @@ void Conv1D::build(const Shape& input_shape) {
   if (input_shape.size() != 3) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(input_shape)));
   }
-  kernel_ = add_weight("kernel", {kernel_size_, input_shape[2], filters_}, options_.kernel_initializer);
-  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer);
+  kernel_ = add_weight("kernel", {kernel_size_, input_shape[2], filters_}, options_.kernel_initializer, true,
+                       options_.kernel_regularizer);
+  if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
 }
 
 Tensor Conv1D::call(const Tensor& x_in, bool) {
@@ -1125,19 +1133,6 @@ Tensor GlobalPooling1D::call(const Tensor& x, bool) {
 
 // ================================================================ recurrent layers
 
-namespace {
-// Runs f when the scope ends, however it ends (an exception included)
-template <class F>
-struct OnExit {
-  F f;
-  ~OnExit() { f(); }
-};
-template <class F>
-OnExit<F> on_exit(F f) {
-  return {std::move(f)};
-}
-}  // namespace
-
 Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
                      RecurrentOptions options)
     : Layer(std::move(class_name), options.name),
@@ -1146,6 +1141,7 @@ Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Acti
       activation_(activation),
       options_(std::move(options)) {
   check_positive(units, "units", this->class_name());
+  set_activity_regularizer(options_.activity_regularizer);
   for (const auto& [rate, what] : {std::pair<double, const char*>{options_.dropout, "dropout"},
                                    std::pair<double, const char*>{options_.recurrent_dropout, "recurrent_dropout"}}) {
     if (!(rate >= 0 && rate < 1)) {
@@ -1162,10 +1158,14 @@ void Recurrent::build(const Shape& input_shape) {
   if (input_shape.size() != 3) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, time, features], got {}", name(), shape_str(input_shape)));
   }
-  kernel_ = add_weight("kernel", {input_shape[2], gates_ * units_}, options_.kernel_initializer);
-  recurrent_kernel_ = add_weight("recurrent_kernel", {units_, gates_ * units_}, options_.recurrent_initializer);
+  kernel_ = add_weight("kernel", {input_shape[2], gates_ * units_}, options_.kernel_initializer, true,
+                       options_.kernel_regularizer);
+  recurrent_kernel_ = add_weight("recurrent_kernel", {units_, gates_ * units_}, options_.recurrent_initializer, true,
+                                 options_.recurrent_regularizer);
   if (options_.use_bias) {
-    bias_ = add_weight("bias", bias_shape(), [this](const Shape& s, Generator& g) { return initial_bias(s, g); });
+    bias_ = add_weight(
+        "bias", bias_shape(), [this](const Shape& s, Generator& g) { return initial_bias(s, g); }, true,
+        options_.bias_regularizer);
   }
 }
 
@@ -1192,21 +1192,17 @@ std::vector<Tensor> Recurrent::dropout_masks(std::int64_t batch, std::int64_t n,
 
 RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Tensor>& initial_state, bool training,
                                            const Tensor& mask) {
-  const auto reset = on_exit([this] { pending_ = Pending{}; });
-  pending_.initial_state = &initial_state;
-  pending_.mask = &mask;
   RecurrentResult r;
-  r.output = (*this)(x, training);
-  r.states = std::move(pending_.final_state);
+  // an undefined or scalar x: operator()'s errors
+  if (!x.defined() || x.rank() == 0) return {(*this)(x, training), {}};
+  // operator()'s path (build, names, errors named after the layer) around run()
+  r.output = invoke(x.shape(), x.device(), [&] { return run(x, training, initial_state, mask, r.states); });
   return r;
 }
 
 Tensor Recurrent::call(const Tensor& x, bool training) {
-  if (!pending_.initial_state) {
-    std::vector<Tensor> final_state;
-    return run(x, training, {}, Tensor(), final_state);
-  }
-  return run(x, training, *pending_.initial_state, *pending_.mask, pending_.final_state);
+  std::vector<Tensor> final_state;
+  return run(x, training, {}, Tensor(), final_state);
 }
 
 Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
@@ -1410,14 +1406,14 @@ Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_m
 }
 
 Tensor Bidirectional::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
-  const auto reset = on_exit([this] { pending_mask_ = nullptr; });
-  pending_mask_ = &mask;
-  return (*this)(x, training);
+  if (!x.defined() || x.rank() == 0) return (*this)(x, training);  // operator()'s errors
+  return invoke(x.shape(), x.device(), [&] { return run(x, mask, training); });
 }
 
-Tensor Bidirectional::call(const Tensor& x, bool training) {
+Tensor Bidirectional::call(const Tensor& x, bool training) { return run(x, Tensor(), training); }
+
+Tensor Bidirectional::run(const Tensor& x, const Tensor& mask, bool training) {
   // the mask stays in time order: the backward layer reads it backwards along with x
-  const Tensor mask = pending_mask_ ? *pending_mask_ : Tensor();
   const Tensor f = forward_->call_with_state(x, {}, training, mask).output;
   Tensor b = backward_->call_with_state(x, {}, training, mask).output;
   if (b.rank() == 3) b = b(all, Slice(none, none, -1));  // the backward sequence back in time order

@@ -303,6 +303,8 @@ struct ConvOptions {
   bool use_bias = true;
   Initializer kernel_initializer = initializers::glorot_uniform;
   Initializer bias_initializer = initializers::zeros;
+  /// Penalties on the kernel, the bias and the output (see DenseOptions).
+  Regularizer kernel_regularizer, bias_regularizer, activity_regularizer;
   std::string name;
 };
 using Conv2DOptions = ConvOptions<Padding>;
@@ -331,6 +333,7 @@ class Conv : public Layer {
         activation_(activation),
         options_(std::move(options)) {
     detail::check_conv(class_name, filters, kernel_size, options_.strides, options_.dilation_rate);
+    set_activity_regularizer(options_.activity_regularizer);
   }
 
   std::int64_t filters_, kernel_size_;
@@ -408,6 +411,7 @@ struct DepthwiseConv2DOptions {
   bool use_bias = true;
   Initializer depthwise_initializer = initializers::glorot_uniform;
   Initializer bias_initializer = initializers::zeros;
+  Regularizer depthwise_regularizer, bias_regularizer, activity_regularizer;
   std::string name;
 };
 
@@ -439,6 +443,7 @@ class DepthwiseConv2D : public Layer {
 /// SeparableConv2D's options: DepthwiseConv2D's and the pointwise kernel's initializer.
 struct SeparableConv2DOptions : DepthwiseConv2DOptions {
   Initializer pointwise_initializer = initializers::glorot_uniform;
+  Regularizer pointwise_regularizer;
 };
 
 /// activation(conv2d(depthwise_conv2d(x, depthwise_kernel), pointwise_kernel) + bias), Keras's
@@ -783,6 +788,8 @@ struct RecurrentOptions {
   Initializer kernel_initializer = initializers::glorot_uniform;
   Initializer recurrent_initializer = initializers::orthogonal;
   Initializer bias_initializer = initializers::zeros;
+  /// Penalties on the kernel, the recurrent kernel, the bias and the output (see DenseOptions).
+  Regularizer kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer;
   /// LSTM and GRU's gates.
   Activation recurrent_activation = Activation::Sigmoid;
   /// LSTM: the forget gate's bias starts at 1 (Jozefowicz et al.), the rest from bias_initializer.
@@ -889,14 +896,6 @@ class Recurrent : public Layer {
 
  private:
   friend class Bidirectional;  // sets zero_output_for_mask on its sublayers, as Keras does
-  // call_with_state's arguments and results, passed through Layer::operator() to call() (so
-  // the build, naming and error path is operator()'s); empty outside call_with_state
-  struct Pending {
-    const std::vector<Tensor>* initial_state = nullptr;
-    const Tensor* mask = nullptr;
-    std::vector<Tensor> final_state;
-  };
-  Pending pending_;
   std::vector<Tensor> states_;  // stateful: the last call's final states, gradients stopped
   Tensor run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
              std::vector<Tensor>& final_state);
@@ -971,7 +970,7 @@ class Bidirectional : public Layer {
  private:
   MergeMode merge_mode_;
   std::shared_ptr<Recurrent> forward_, backward_;
-  const Tensor* pending_mask_ = nullptr;  // call_with_mask's mask, passed through operator() to call()
+  Tensor run(const Tensor& x, const Tensor& mask, bool training);
 };
 
 }  // namespace layers
