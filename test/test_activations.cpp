@@ -11,10 +11,13 @@
 #include <string>
 
 #include "golden/activations_golden.hpp"
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
 using Catch::Matchers::Contains;
+
+using lt::devices;
 
 namespace {
 
@@ -51,12 +54,6 @@ const activations_golden::Case* golden(const std::string& name) {
   for (const auto& c : activations_golden::kCases)
     if (name == c.name) return &c;
   return nullptr;
-}
-
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
 }
 
 // f(x) and d sum(f(x)) / dx on x's device, read back as doubles.

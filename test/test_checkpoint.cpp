@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
@@ -25,14 +26,11 @@ using namespace tapeflow::layers;
 namespace fs = std::filesystem;
 namespace opt = tapeflow::optimizers;
 
+using lt::devices;
+
 namespace {
 
 // The CPU, then cuda:0 where one is usable.
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
-}
 
 // A folder of its own under the system's temp dir, removed with its content at the end.
 struct Scratch {

@@ -11,12 +11,15 @@
 #include <vector>
 
 #include "golden/conv_golden.hpp"
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
 using namespace tapeflow::layers;
 namespace g = conv_golden;
 using Catch::Matchers::Contains;
+
+using lt::devices;
 
 namespace {
 
@@ -66,12 +69,6 @@ Tensor from(const double* v, const Shape& shape, Device d) {
   std::int64_t n = 1;
   for (auto s : shape) n *= s;
   return tensor(std::vector<double>(v, v + n), shape, kFloat64).to(d);
-}
-
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
 }
 
 // got == want to float32's precision (the weights are float32: Keras's float64 values rounded)

@@ -10,11 +10,14 @@
 #include <vector>
 
 #include "golden/losses_metrics_golden.hpp"
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
 namespace g = losses_metrics_golden;
 using Catch::Matchers::Contains;
+
+using lt::devices;
 
 namespace {
 
@@ -62,12 +65,6 @@ std::vector<LossCase> loss_cases(DType dt) {
        [](const Tensor& t, const Tensor& p) { return categorical_crossentropy(t, p, true, 0.1); }, one_hot,
        mat(g::kDistP, dt) * 3.0},
   };
-}
-
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
 }
 
 }  // namespace

@@ -13,12 +13,15 @@
 #include <vector>
 
 #include "golden/rnn_golden.hpp"
+#include "layer_test_util.hpp"
 #include "tapeflow/tapeflow.hpp"
 
 using namespace tapeflow;
 using namespace tapeflow::layers;
 namespace g = rnn_golden;
 using Catch::Matchers::Contains;
+
+using lt::devices;
 
 namespace {
 
@@ -96,12 +99,6 @@ void load(const Made& m, Device d) {
   }
 }
 
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (cuda::is_available()) d.push_back(Device::cuda(0));
-  return d;
-}
-
 // linspace(lo, hi) in `shape`, float64 on `d`
 Tensor lin(const Shape& shape, double lo, double hi, Device d) {
   std::int64_t n = 1;
@@ -125,7 +122,6 @@ Tensor golden_mask(Device d) {
   std::vector<std::uint8_t> m(g::kMask, g::kMask + g::kB2 * g::kT);
   return tensor(std::vector<std::int32_t>(m.begin(), m.end()), {g::kB2, g::kT}).astype(kBool).to(d);
 }
-
 
 // The layer of a golden case on `d`, built by a first call on x and given the golden weights
 Made built(const std::string& name, const Tensor& x, Device d) {
