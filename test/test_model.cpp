@@ -832,3 +832,78 @@ TEST_CASE("regression as in the book's chapter 4: mse loss, \"mae\" metric, Hist
   const double want = mean(abs(model.predict(x) - y)).item<float>();
   CHECK(r.at("mae") == Approx(want).epsilon(1e-5));
 }
+
+TEST_CASE("fit's sample_weight and class_weight weigh each example's loss as Keras does", "[model][weights]") {
+  const std::int64_t n = 8;
+  std::vector<float> xv(n * 3), yv(n);
+  std::vector<std::int64_t> cls(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t j = 0; j < 3; ++j) xv[std::size_t(i * 3 + j)] = std::sin(float(i * 3 + j));
+    yv[std::size_t(i)] = std::cos(float(i));
+    cls[std::size_t(i)] = i % 2;
+  }
+  const Tensor x = tensor(xv, {n, 3}), y = tensor(yv, {n, 1}), labels = tensor(cls, {n});
+  auto make = [] {
+    auto m = std::make_unique<Sequential>(Dense(1));
+    m->set_seed(3);
+    m->compile(std::make_shared<optimizers::SGD>(0.1), "mean_squared_error");
+    m->build({-1, 3});
+    return m;
+  };
+  FitOptions o;
+  o.epochs = 1;
+  o.batch_size = n;
+  o.shuffle = false;
+  o.verbose = 0;
+  // the logged loss is sum(loss * w) / n at the starting weights (one batch)
+  std::vector<float> wv(n);
+  for (std::int64_t i = 0; i < n; ++i) wv[std::size_t(i)] = i % 2 == 0 ? 2.0f : 0.0f;
+  const Tensor w = tensor(wv, {n});
+  auto weighted = make();
+  const auto pred = weighted->predict(x);
+  const auto pv = pred.to_vector<float>();
+  double expected = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double e = double(pv[std::size_t(i)]) - double(yv[std::size_t(i)]);
+    expected += e * e * double(wv[std::size_t(i)]) / double(n);
+  }
+  o.sample_weight = w;
+  const History h = weighted->fit(x, y, o);
+  CHECK(h["loss"][0] == Approx(expected).epsilon(1e-6));
+  // weight 2 on the even examples and 0 on the odd = the even examples alone, unweighted
+  auto evens = make();
+  FitOptions plain = o;
+  plain.sample_weight = Tensor();
+  evens->fit(x(Slice(0, n, 2)), y(Slice(0, n, 2)), plain);
+  const auto a = weighted->weights()[0].to_vector<float>(), b = evens->weights()[0].to_vector<float>();
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-5));
+  // class_weight {0: 2, 1: 0} over labels i % 2 is the same weighting
+  auto by_class = make();
+  FitOptions co = plain;
+  co.class_weight = {{0, 2.0}, {1, 0.0}};
+  Sequential two(Dense(2, "softmax"));
+  two.set_seed(1);
+  two.compile(std::make_shared<optimizers::SGD>(0.1), "sparse_categorical_crossentropy");
+  Sequential two_w(Dense(2, "softmax"));
+  two_w.set_seed(1);
+  two_w.compile(std::make_shared<optimizers::SGD>(0.1), "sparse_categorical_crossentropy");
+  FitOptions so = plain;
+  so.sample_weight = w;
+  const History hc = two.fit(x, labels, co), hs = two_w.fit(x, labels, so);
+  CHECK(hc["loss"] == hs["loss"]);
+  CHECK(two.weights()[0].to_vector<float>() == two_w.weights()[0].to_vector<float>());
+  // one-hot labels pick the class by argmax
+  Sequential onehot(Dense(2, "softmax"));
+  onehot.set_seed(1);
+  onehot.compile(std::make_shared<optimizers::SGD>(0.1), "categorical_crossentropy");
+  CHECK(onehot.fit(x, one_hot(labels, 2), co)["loss"] == hc["loss"]);
+  // errors
+  FitOptions both = co;
+  both.sample_weight = w;
+  CHECK_THROWS_WITH(by_class->fit(x, y, both), Catch::Matchers::Contains("give sample_weight or class_weight, not both"));
+  FitOptions short_w = plain;
+  short_w.sample_weight = w(Slice(0, 5));
+  CHECK_THROWS_WITH(by_class->fit(x, y, short_w),
+                    Catch::Matchers::Contains("sequential: fit: sample_weight must be [n] = [8], got [5]"));
+  CHECK_THROWS_AS(by_class->fit(x, y, short_w), ShapeError);
+}

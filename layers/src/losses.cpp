@@ -182,6 +182,19 @@ Tensor mean_absolute_percentage_error(const Tensor& y_true, const Tensor& y_pred
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }
 
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const {
+  if (!sample_weight.defined()) return (*this)(y_true, y_pred);
+  const Tensor values = call(y_true, y_pred);
+  if (sample_weight.rank() != 1 || values.rank() == 0 || sample_weight.dim(0) != values.dim(0)) {
+    throw ShapeError(fmt::format("{}: sample_weight must be [batch] = [{}], got {}", name(),
+                                 values.rank() > 0 ? values.dim(0) : 1, shape_str(sample_weight.shape())));
+  }
+  Shape ws(static_cast<std::size_t>(values.rank()), 1);
+  ws[0] = values.dim(0);
+  const Tensor w = sample_weight.astype(values.dtype()).to(values.device()).reshape(ws);
+  return sum(values * w) / static_cast<double>(values.size());
+}
+
 Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const {
   return mean_squared_error(y_true, y_pred);
 }

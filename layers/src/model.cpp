@@ -544,19 +544,19 @@ const losses::Loss& Model::loss() const {
   return *loss_;
 }
 
-Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred) const {
-  const Tensor l = loss()(y, y_pred);
+Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const {
+  const Tensor l = loss()(y, y_pred, sample_weight);
   return plus_losses(loss_weight_ == 1.0 ? l : l * loss_weight_, losses());
 }
 
 Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
-                           std::vector<Tensor>* per_output) const {
+                           std::vector<Tensor>* per_output, const Tensor& sample_weight) const {
   if (output_losses_.empty()) {
     if (ys.size() != 1 || y_preds.size() != 1) {
       throw ValueError(fmt::format("{}: compute_loss: compiled with one loss, got {} targets and {} outputs", name_,
                                    ys.size(), y_preds.size()));
     }
-    const Tensor l = compute_loss(ys[0], y_preds[0]);
+    const Tensor l = compute_loss(ys[0], y_preds[0], sample_weight);
     if (per_output) *per_output = {l};
     return l;
   }
@@ -567,7 +567,7 @@ Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tens
   Tensor total;
   if (per_output) per_output->clear();
   for (std::size_t i = 0; i < ys.size(); ++i) {
-    const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i]);
+    const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i], sample_weight);
     if (per_output) per_output->push_back(l);
     const Tensor weighted = output_losses_[i].weight == 1.0 ? l : l * output_losses_[i].weight;
     total = total.defined() ? total + weighted : weighted;
@@ -629,17 +629,21 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
   return metric_results();
 }
 
-Logs Model::train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
-  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty()) return train_step(xs[0], ys.empty() ? Tensor() : ys[0]);
-  return multi_step(xs, ys, true);
+Logs Model::train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                             const Tensor& sample_weight) {
+  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty() && !sample_weight.defined()) {
+    return train_step(xs[0], ys.empty() ? Tensor() : ys[0]);
+  }
+  return multi_step(xs, ys, sample_weight, true);
 }
 
 Logs Model::test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
   if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty()) return test_step(xs[0], ys.empty() ? Tensor() : ys[0]);
-  return multi_step(xs, ys, false);
+  return multi_step(xs, ys, Tensor(), false);
 }
 
-Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, bool training) {
+Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight,
+                        bool training) {
   const char* method = training ? "train_step" : "test_step";
   require_compiled(method);
   const std::size_t outputs = output_losses_.empty() ? 1 : output_losses_.size();
@@ -657,7 +661,7 @@ Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>&
     {
       GradientTape tape;
       y_preds = (*this)(xs, /*training=*/true);
-      total = compute_loss(ys, y_preds, &per_output);
+      total = compute_loss(ys, y_preds, &per_output, sample_weight);
       vars = trainable_weights();  // after the forward pass: the first call builds the layers
       grads = tape.gradient(total, as_tensors(vars));
     }
@@ -720,6 +724,9 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
     split(y_train, y_val);
   }
   const bool validate = !x_val.empty();
+  // per-example weights of the training rows (validation_split took the last rows off x_train)
+  Tensor w_train = example_weights(options, ys);
+  if (w_train.defined() && w_train.dim(0) != x_train[0].dim(0)) w_train = w_train(Slice(0, x_train[0].dim(0)));
   BatchOptions batch_options;
   batch_options.shuffle = options.shuffle;
   batch_options.seed = options.seed;
@@ -769,7 +776,8 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
     std::int64_t step = 0;
     for (const Batch& b : batches) {
       const Device dev = batch_device(x_train[0]);
-      logs = train_step_multi(batch_rows(x_train, b.x, dev), batch_rows(y_train, b.x, dev));
+      const Tensor wb = w_train.defined() ? batch_rows({w_train}, b.x, dev)[0] : Tensor();
+      logs = train_step_multi(batch_rows(x_train, b.x, dev), batch_rows(y_train, b.x, dev), wb);
       ++step;
       progress.update(step, logs, keys);
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
@@ -786,6 +794,42 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
   }
   for (const auto& cb : options.callbacks) cb->on_train_end(logs);
   return history_;
+}
+
+Tensor Model::example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const {
+  const std::int64_t n = ys.empty() ? 0 : ys[0].dim(0);
+  if (options.sample_weight.defined() && !options.class_weight.empty()) {
+    throw ValueError(fmt::format("{}: fit: give sample_weight or class_weight, not both", name_));
+  }
+  if (options.sample_weight.defined()) {
+    const Tensor& w = options.sample_weight;
+    if (ys.empty()) throw ValueError(fmt::format("{}: fit: sample_weight needs targets y", name_));
+    if (w.rank() != 1 || w.dim(0) != n) {
+      throw ShapeError(fmt::format("{}: fit: sample_weight must be [n] = [{}], got {}", name_, n, shape_str(w.shape())));
+    }
+    if (w.dtype() == kBool) throw DTypeError(fmt::format("{}: fit: sample_weight must be numeric, got bool", name_));
+    return w.astype(kFloat32);
+  }
+  if (options.class_weight.empty()) return Tensor();
+  if (ys.size() != 1) {
+    throw ValueError(fmt::format("{}: fit: class_weight needs exactly one target, got {}", name_, ys.size()));
+  }
+  const Tensor& y = ys[0];
+  std::vector<std::int64_t> labels;
+  if (y.rank() == 1 || (y.rank() == 2 && y.dim(1) == 1)) {
+    for (double v : y.to(Device::cpu()).astype(kFloat64).to_vector<double>()) labels.push_back(std::llround(v));
+  } else if (y.rank() == 2) {
+    labels = argmax(y, 1).to(Device::cpu()).astype(kInt64).to_vector<std::int64_t>();
+  } else {
+    throw ShapeError(fmt::format("{}: fit: class_weight needs labels [n], [n, 1] or one-hot [n, classes], got y {}",
+                                 name_, shape_str(y.shape())));
+  }
+  std::vector<float> w(labels.size(), 1.0f);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const auto it = options.class_weight.find(labels[i]);
+    if (it != options.class_weight.end()) w[i] = static_cast<float>(it->second);
+  }
+  return tensor(w, {n});
 }
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {

@@ -62,6 +62,10 @@ class Loss {
   virtual Tensor call(const Tensor& y_true, const Tensor& y_pred) const = 0;
   /// The mean over the batch: a scalar.
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred) const;
+  /// With per-example weights [batch] (broadcast over any further axes of call()'s values):
+  /// sum(values * w) / their count, Keras's "sum_over_batch_size" with a sample_weight (so
+  /// the weights are not renormalised). An undefined weight is operator()(y_true, y_pred).
+  Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const;
   /// Keras's name: "mean_squared_error", "sparse_categorical_crossentropy", ...
   const std::string& name() const { return name_; }
 

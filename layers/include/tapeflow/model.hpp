@@ -50,6 +50,15 @@ struct FitOptions {
   /// The validation set of a model with several inputs or outputs: (inputs, targets), a
   /// tensor per input and per output in the model's order; overrides validation_split.
   std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation_data_list;
+  /// Per-example weights of the training loss, [n] (Keras's sample_weight): each batch's loss is
+  /// sum(loss * w) / batch size. The metrics stay unweighted (Keras's plain `metrics`), and so
+  /// does the validation loss (a difference from Keras, which splits sample_weight with
+  /// validation_split and weighs val_loss by it).
+  Tensor sample_weight;
+  /// Weights by class (Keras's class_weight): an example of class k weighs class_weight[k] (1
+  /// for a class not listed). The class is the label (sparse labels, [n] or [n, 1]) or the
+  /// argmax of a one-hot [n, classes]. One output only; not with sample_weight (ValueError).
+  std::map<std::int64_t, double> class_weight;
   /// A new order of the training examples every epoch, drawn from `seed` and the number of
   /// epochs the model has trained (so each fit() call goes on with new orders, as Keras).
   bool shuffle = true;
@@ -174,16 +183,19 @@ class Model {
   /// What fit() and evaluate() run on each batch: with one input and one output (and a single
   /// loss) train_step(xs[0], ys[0]) / test_step(...), so a custom train_step is used; otherwise
   /// the same step over every input and output: the weighted sum of the outputs' losses.
-  virtual Logs train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
+  /// With a sample_weight (fit's sample or class weights), the built-in step runs, not a custom
+  /// train_step(x, y).
+  virtual Logs train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                                const Tensor& sample_weight = Tensor());
   virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
   /// The compiled loss (mean over the batch), plus the sum of losses() (Keras 3's compute_loss:
   /// regularization penalties count in the logged loss too).
-  Tensor compute_loss(const Tensor& y, const Tensor& y_pred) const;
+  Tensor compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) const;
   /// The total loss of several outputs: the sum of each output's loss times its weight; each
   /// unweighted loss goes to `per_output` when given. ValueError unless there are as many
   /// targets and predictions as compiled losses.
   Tensor compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
-                      std::vector<Tensor>* per_output = nullptr) const;
+                      std::vector<Tensor>* per_output = nullptr, const Tensor& sample_weight = Tensor()) const;
   /// The metrics fit() resets each epoch and shows: the loss tracker ("loss") and the compiled
   /// metrics. A custom train_step() with its own trackers overrides this, as in Keras.
   virtual std::vector<MetricPtr> metrics() const;
@@ -276,7 +288,10 @@ class Model {
   // names the per-output trackers and metrics after output_names() (the layers are named now)
   void name_output_metrics();
   // one step over several inputs / outputs (training: with the optimizer)
-  Logs multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, bool training);
+  Logs multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight,
+                  bool training);
+  // fit's per-example weights [n] from FitOptions::sample_weight or class_weight (undefined: none)
+  Tensor example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const;
   History history_;
 };
 
