@@ -543,3 +543,48 @@ TEST_CASE("get_layer and layer_output: a feature extractor over a trained model'
   CHECK(features.weights()[0].id() == dense->kernel().id());  // the same variables, not copies
   CHECK_THROWS_WITH(model.layer_output(std::make_shared<Dense>(1)), Contains("classifier: layer_output: layer 'dense' is not in the model"));
 }
+
+TEST_CASE("a model as a layer: a nested Sequential, and a frozen pretrained base under a new head",
+          "[functional][nested]") {
+  const Tensor x = irregular({16, 4}), y = irregular({16, 1}, 0.0, 1.0);
+  // a Sequential inside a functional model (Deep Learning with Python's data_augmentation)
+  auto block = std::make_shared<Sequential>(Dense(6, "relu"), Dropout(0.5));
+  KerasTensor in = Input({4});
+  KerasTensor h = apply_layer(ModelLayer(block), in);
+  Functional model(in, apply_layer(Dense(1), h), "outer");
+  model.set_seed(2);
+  model(x);
+  CHECK(model.layers()[0]->name() == "sequential");
+  CHECK(model.weights().size() == 4);
+  CHECK(model.weights()[0].name() == "sequential/dense/kernel");
+  CHECK(model.weights()[2].name() == "dense/kernel");
+  // training reaches the nested Dropout; inference does not
+  CHECK(dvals(model(x, true)) != dvals(model(x, true)));
+  CHECK(dvals(model(x, false)) == dvals(model(x, false)));
+  // a pretrained base, frozen: fit trains the head only
+  auto base = std::make_shared<Sequential>(Dense(5, "tanh"));
+  base->set_seed(9);
+  base->build({-1, 4});
+  const auto before = dvals(base->weights()[0]);
+  auto frozen = std::make_shared<ModelLayer>(base, "base");
+  frozen->set_trainable(false);
+  KerasTensor in2 = Input({4});
+  auto head = std::make_shared<Dense>(1);
+  Functional tuned(in2, (*head)(apply_layer(frozen, in2)), "tuned");
+  tuned.compile("rmsprop", "mean_squared_error");
+  FitOptions o;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.verbose = 0;
+  tuned.fit(x, y, o);
+  const auto head_before = dvals(head->kernel());
+  CHECK(tuned.trainable_weights().size() == 2);
+  CHECK(tuned.non_trainable_weights().size() == 2);
+  tuned.fit(x, y, o);
+  CHECK(dvals(head->kernel()) != head_before);
+  CHECK(dvals(base->weights()[0]) == before);
+  CHECK(tuned.get_layer("base")->name() == "base");
+  CHECK(base->weights()[0].name() == "dense/kernel");  // built before wrapping: its names stay
+  CHECK_THROWS_WITH(ModelLayer(nullptr), Contains("model_layer: the model is null"));
+  CHECK_THROWS_WITH(ModelLayer(std::make_shared<Sequential>()), Contains("sequential: the model has no layers"));
+}

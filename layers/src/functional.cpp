@@ -277,6 +277,16 @@ Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
 
 Tensor Lambda::call(const Tensor& x, bool) { return fn_(x); }
 
+ModelLayer::ModelLayer(std::shared_ptr<Model> model, std::string name)
+    : Layer("ModelLayer", name.empty() && model ? model->name() : std::move(name)), model_(std::move(model)) {
+  if (!model_) throw ValueError("model_layer: the model is null");
+  const auto ls = model_->layers();
+  if (ls.empty()) throw ValueError(fmt::format("{}: the model has no layers", model_->name()));
+  for (const auto& l : ls) track(l);
+}
+
+Tensor ModelLayer::call(const Tensor& x, bool training) { return (*model_)(x, training); }
+
 }  // namespace layers
 
 // ================================================================ Functional

@@ -195,6 +195,22 @@ class Lambda : public Layer {
   std::function<Tensor(const Tensor&)> fn_;
 };
 
+/// A model (Sequential, Functional, a subclass) used as a layer of another model, as Keras's
+/// models are layers: `x = apply_layer(layers::ModelLayer(augmentation), inputs)`. The model's
+/// layers become this layer's sublayers (trained, saved and frozen with it: set_trainable(false)
+/// freezes a pretrained base); an unbuilt model's layers are named "<this layer>/<layer>" at
+/// the first call. Wrap a finished model: layers added to it later are not tracked. One input
+/// and one output (the model's call()); ValueError for a null model or one without layers.
+class ModelLayer : public Layer {
+ public:
+  explicit ModelLayer(std::shared_ptr<Model> model, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  const std::shared_ptr<Model>& model() const { return model_; }
+
+ private:
+  std::shared_ptr<Model> model_;
+};
+
 }  // namespace layers
 
 namespace detail {
