@@ -5,9 +5,13 @@
 // by finite differences; argument and shape errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "golden/augmentation_golden.hpp"
@@ -283,4 +287,20 @@ TEST_CASE("augmentation layers reject bad factors, modes and shapes") {
   CHECK_THROWS_AS(flip(x3, false), ValueError);
   RandomContrast contrast(0.2);
   CHECK_THROWS_WITH(contrast(x3, true), Contains("random_contrast") && Contains("[5, 6, 2]"));
+}
+
+TEST_CASE("the book's data_augmentation Sequential: random in training, the identity in inference, seeded") {
+  auto augment = [] {
+    Sequential m(RandomFlip("horizontal"), RandomRotation(0.1), RandomZoom(0.2));
+    m.set_seed(42);
+    return m;
+  };
+  const Tensor x = lt::irregular({4, 8, 8, 3}, 0, 1);
+  Sequential a = augment(), b = augment();
+  const Tensor y = a(x, true);
+  CHECK(y.shape() == x.shape());
+  CHECK(max(abs(y - x)).item<float>() > 0.1f);
+  CHECK(dvals(y) == dvals(b(x, true)));
+  CHECK(dvals(a(x, false)) == dvals(x));
+  CHECK(dvals(a.predict(x)) == dvals(x));
 }
