@@ -4,10 +4,13 @@
 /// ZeroPadding2D, Cropping2D, MaxPooling2D, AveragePooling2D, BatchNormalization,
 /// LayerNormalization, Embedding, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
 /// LeakyReLU, ELU, Softmax, PReLU. Ordinary user code on the public API.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapeflow/generator.hpp"
@@ -971,6 +974,138 @@ class Bidirectional : public Layer {
   MergeMode merge_mode_;
   std::shared_ptr<Recurrent> forward_, backward_;
   Tensor run(const Tensor& x, const Tensor& mask, bool training);
+};
+
+// ================================================================ image augmentation
+// (augmentation.cpp) Keras 3's random image preprocessing layers. Inputs are images
+// [batch, height, width, channels] of a floating dtype; each layer is the identity in inference
+// and in training draws one random transform per image on the host from its generator (so a seed
+// gives the same output on every device), then applies it with tensor ops (differentiable with
+// respect to the images).
+
+/// How an affine augmentation reads a point outside the image (TensorFlow's
+/// ImageProjectiveTransformV3, which Keras's affine_transform calls): Reflect mirrors about the
+/// edge, repeating it (dcba|abcd|dcba); Wrap tiles the image; Constant reads fill_value; Nearest
+/// repeats the edge pixel.
+enum class FillMode { Reflect, Wrap, Constant, Nearest };
+/// Bilinear mixes the four neighbours of a point; Nearest takes the closest pixel.
+enum class Interpolation { Bilinear, Nearest };
+
+/// Keras's affine_transform: out[b, y, x] = images[b] read at ((a0 x + a1 y + a2) / k,
+/// (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1, one transform {a0, a1, a2, b0, b1, b2, c0, c1}
+/// per image (output coordinates to input coordinates, in pixels). The gather indices and
+/// weights are computed on the host; the images may live on any device.
+Tensor affine_transform(const Tensor& images, const std::vector<std::array<float, 8>>& transforms,
+                        Interpolation interpolation = Interpolation::Bilinear,
+                        FillMode fill_mode = FillMode::Constant, double fill_value = 0);
+
+/// A range of a random factor, as Keras's factor=f (Factor(f): [-|f|, |f|]) or
+/// factor=(a, b) (Factor{a, b}: [min(a, b), max(a, b)]).
+struct Factor {
+  Factor(double f);  // implicit: a bare number, as in Keras
+  Factor(double a, double b);
+  double lower, upper;
+  bool pair;             // given as (a, b)
+  double first, second;  // the numbers given (second = first for a bare number)
+};
+
+/// Options of the affine augmentations: Keras's fill_mode ("reflect", the default, "wrap",
+/// "constant", "nearest"), interpolation ("bilinear", "nearest"), fill_value (for "constant").
+struct AugmentOptions {
+  std::string fill_mode = "reflect";
+  std::string interpolation = "bilinear";
+  double fill_value = 0;
+  std::string name;
+};
+
+/// Flips each image left-right ("horizontal"), upside down ("vertical") or both
+/// ("horizontal_and_vertical", Keras's default), each axis with probability 0.5.
+class RandomFlip : public Layer {
+ public:
+  explicit RandomFlip(const std::string& mode = "horizontal_and_vertical", std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  bool horizontal() const { return horizontal_; }
+  bool vertical() const { return vertical_; }
+
+ private:
+  bool horizontal_ = false, vertical_ = false;
+};
+
+/// The state RandomRotation, RandomZoom and RandomTranslation share: the parsed options and
+/// the application of per-image transforms.
+class AffineAugmentation : public Layer {
+ public:
+  FillMode fill_mode() const { return fill_mode_; }
+  Interpolation interpolation() const { return interpolation_; }
+  double fill_value() const { return fill_value_; }
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  AffineAugmentation(std::string class_name, const AugmentOptions& options);
+  /// One transform per image of a batch [batch, height, width], drawn from generator().
+  virtual std::vector<std::array<float, 8>> draw(std::int64_t batch, std::int64_t height, std::int64_t width) = 0;
+
+ private:
+  FillMode fill_mode_;
+  Interpolation interpolation_;
+  double fill_value_;
+};
+
+/// Rotates each image about its centre by an angle drawn uniformly from
+/// [lower, upper] * 2 pi (counter-clockwise for positive angles, as Keras). Factors in [-1, 1].
+class RandomRotation : public AffineAugmentation {
+ public:
+  explicit RandomRotation(Factor factor, AugmentOptions options = {});
+  const Factor& factor() const { return factor_; }
+
+ protected:
+  std::vector<std::array<float, 8>> draw(std::int64_t batch, std::int64_t height, std::int64_t width) override;
+
+ private:
+  Factor factor_;
+};
+
+/// Zooms each image about its centre: the height is scaled by 1 + a draw from height_factor's
+/// range (positive zooms out, negative zooms in), the width by 1 + a draw from width_factor's,
+/// or without width_factor by the same draw (keeping the aspect ratio). Factors in (-1, 1].
+class RandomZoom : public AffineAugmentation {
+ public:
+  explicit RandomZoom(Factor height_factor, std::optional<Factor> width_factor = std::nullopt,
+                      AugmentOptions options = {});
+
+ protected:
+  std::vector<std::array<float, 8>> draw(std::int64_t batch, std::int64_t height, std::int64_t width) override;
+
+ private:
+  Factor height_factor_;
+  std::optional<Factor> width_factor_;
+};
+
+/// Shifts each image by a draw from height_factor's range times the height (down for positive)
+/// and one from width_factor's times the width (right for positive). Factors in [-1, 1].
+class RandomTranslation : public AffineAugmentation {
+ public:
+  RandomTranslation(Factor height_factor, Factor width_factor, AugmentOptions options = {});
+
+ protected:
+  std::vector<std::array<float, 8>> draw(std::int64_t batch, std::int64_t height, std::int64_t width) override;
+
+ private:
+  Factor height_factor_, width_factor_;
+};
+
+/// Keras 3's RandomContrast: per image a factor c drawn uniformly from [1 - lower, 1 + upper],
+/// then (x - mean) * c + mean with the mean per image and channel, clipped to value_range.
+/// Factors in [0, 1]; as Keras 3.15, a single factor f gives [1, 1 + f] (its lower bound is
+/// max(-f, 0)).
+class RandomContrast : public Layer {
+ public:
+  explicit RandomContrast(Factor factor, std::pair<double, double> value_range = {0, 255}, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  double lower_, upper_;
+  std::pair<double, double> value_range_;
 };
 
 }  // namespace layers
