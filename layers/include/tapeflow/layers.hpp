@@ -1,9 +1,11 @@
 #pragma once
-/// Keras-style layers: a Layer base that builds its weights on first call, and Dense, Flatten,
-/// Dropout, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, UpSampling2D,
-/// ZeroPadding2D, Cropping2D, MaxPooling2D, AveragePooling2D, BatchNormalization,
-/// LayerNormalization, Embedding, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
-/// LeakyReLU, ELU, Softmax, PReLU. Ordinary user code on the public API.
+/// Keras-style layers: a Layer base that builds its weights on first call (with regularizers and
+/// add_loss), and Dense, Flatten, Dropout, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D,
+/// SeparableConv2D, UpSampling2D, ZeroPadding2D, Cropping2D, Max/AveragePooling1D/2D, global
+/// pooling, BatchNormalization, LayerNormalization, Embedding, Reshape, Rescaling, LeakyReLU,
+/// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional and the image augmentation layers
+/// (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast). The merge
+/// layers, Lambda and ModelLayer are in functional.hpp. Ordinary user code on the public API.
 #include <array>
 #include <cstdint>
 #include <functional>
