@@ -486,6 +486,12 @@ std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots) {
   for (const auto* r : roots) visit(r);
   std::vector<Tensor> out;
   for (const auto* l : all) out.insert(out.end(), l->call_losses_.begin(), l->call_losses_.end());
+  // compute_loss asks every step: without a regularized weight, skip gathering the trainable ones
+  const bool regularized = std::any_of(all.begin(), all.end(), [](const Layer* l) {
+    return std::any_of(l->weight_regularizers_.begin(), l->weight_regularizers_.end(),
+                       [](const Regularizer& r) { return static_cast<bool>(r); });
+  });
+  if (!regularized) return out;
   std::vector<Variable> trainable;
   for (const auto* r : roots) detail::append_unique(trainable, r->trainable_weights());
   for (const auto* l : all) {
