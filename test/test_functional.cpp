@@ -588,3 +588,281 @@ TEST_CASE("a model as a layer: a nested Sequential, and a frozen pretrained base
   CHECK_THROWS_WITH(ModelLayer(nullptr), Contains("model_layer: the model is null"));
   CHECK_THROWS_WITH(ModelLayer(std::make_shared<Sequential>()), Contains("sequential: the model has no layers"));
 }
+
+// ================================================================ masks (Keras's _keras_mask)
+
+#include "golden/masking_golden.hpp"
+
+namespace {
+
+namespace mg = masking_golden;
+
+// The weights of `ls`, in order, set from `data` (Keras's model.weights order); every value used.
+void assign_weights(const std::vector<LayerPtr>& ls, const double* data, std::size_t size) {
+  std::size_t at = 0;
+  for (const auto& l : ls) {
+    for (auto& w : l->weights()) {
+      const auto n = static_cast<std::size_t>(w.size());
+      REQUIRE(at + n <= size);
+      w.assign(tensor(std::vector<double>(data + at, data + at + n), w.shape(), kFloat64).astype(w.dtype()).to(w.device()));
+      at += n;
+    }
+  }
+  REQUIRE(at == size);
+}
+
+template <std::size_t N>
+std::vector<double> vec(const double (&a)[N]) {
+  return {a, a + N};
+}
+
+Tensor tokens(const std::vector<double>& v, const Shape& s) { return tensor(v, s, kFloat64).astype(kInt64); }
+
+EmbeddingOptions mask_zero() {
+  EmbeddingOptions o;
+  o.mask_zero = true;
+  return o;
+}
+
+RecurrentOptions sequences() {
+  RecurrentOptions o;
+  o.return_sequences = true;
+  return o;
+}
+
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(tol));
+}
+
+// Keras's numbers for one masked model: outputs (in training mode for BatchNormalization),
+// evaluate()'s loss and metric, and the weights after one SGD(0.5) step over the whole batch.
+struct MaskCase {
+  Model& model;
+  std::vector<LayerPtr> weight_order;
+  std::vector<Tensor> xs;
+  Tensor y;
+  std::vector<double> weights, pred, after;
+  double loss, metric;
+  std::string loss_name, metric_name;
+  bool training = false;
+};
+
+void run_mask_case(MaskCase& c, Device dev) {
+  for (auto& x : c.xs) x = x.to(dev);
+  c.model.set_device(dev);
+  std::vector<Tensor> out = c.model(c.xs, c.training);  // builds
+  assign_weights(c.weight_order, c.weights.data(), c.weights.size());
+  out = c.model(c.xs, c.training);
+  check_close(dvals(out[0]), c.pred, 2e-5);
+  CHECK(c.model.output_mask(out[0]).defined() == (c.loss_name != "binary_crossentropy"));
+  c.model.compile(std::make_shared<optimizers::SGD>(0.5), c.loss_name, {c.metric_name});
+  assign_weights(c.weight_order, c.weights.data(), c.weights.size());  // the call above moved BN's statistics
+  const Logs logs = c.model.evaluate(c.xs, {c.y}, c.y.dim(0), 0);
+  CHECK(logs.at("loss") == Approx(c.loss).margin(2e-5));
+  CHECK(logs.at(c.metric_name) == Approx(c.metric).margin(2e-5));
+  FitOptions fo;
+  fo.batch_size = c.y.dim(0);
+  fo.shuffle = false;
+  fo.verbose = 0;
+  c.model.fit(c.xs, {c.y}, fo);
+  std::vector<double> after;
+  for (const auto& l : c.weight_order)
+    for (const auto& w : l->weights()) {
+      const auto v = dvals(w);
+      after.insert(after.end(), v.begin(), v.end());
+    }
+  check_close(after, c.after, 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("masks from Embedding(mask_zero) reach LSTM, the loss and the metrics as in Keras", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    auto emb = std::make_shared<Embedding>(7, 3, mask_zero());
+    auto lstm = std::make_shared<LSTM>(4, Activation::Tanh, sequences());
+    auto dense = std::make_shared<Dense>(5, "softmax");
+    Sequential model({emb, lstm, dense});
+    MaskCase c{model, {emb, lstm, dense}, {tokens(vec(mg::kSeq2SeqX0), {4, 6})}, tokens(vec(mg::kSeq2SeqY), {4, 6}),
+               vec(mg::kSeq2SeqWeights), vec(mg::kSeq2SeqPred), vec(mg::kSeq2SeqAfter), mg::kSeq2SeqLoss,
+               mg::kSeq2SeqMetric, "sparse_categorical_crossentropy", "sparse_categorical_accuracy"};
+    run_mask_case(c, dev);
+    // the mask is the tokens != 0, and compute_mask passes it through LSTM and Dense
+    const Tensor x = c.xs[0];
+    const Tensor mask = emb->compute_mask(x, Tensor());
+    CHECK(mask.dtype() == kBool);
+    CHECK(dvals(mask) == dvals(x != 0));
+    CHECK(dvals(model.output_mask(model(x))) == dvals(mask));
+    CHECK_FALSE(model.output_mask(model(x) * 1.0).defined());  // an op's result carries no mask
+  }
+}
+
+TEST_CASE("GlobalAveragePooling1D averages the real steps and drops the mask, as Keras", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    auto emb = std::make_shared<Embedding>(7, 3, mask_zero());
+    auto dense = std::make_shared<Dense>(1, "sigmoid");
+    Sequential model({emb, std::make_shared<GlobalAveragePooling1D>(), dense});
+    MaskCase c{model, {emb, dense}, {tokens(vec(mg::kPooledX0), {3, 6})}, tensor(vec(mg::kPooledY), {3}),
+               vec(mg::kPooledWeights), vec(mg::kPooledPred), vec(mg::kPooledAfter), mg::kPooledLoss,
+               mg::kPooledMetric, "binary_crossentropy", "binary_accuracy"};
+    run_mask_case(c, dev);
+  }
+  // by hand: the mean of rows 0 and 2 only
+  GlobalAveragePooling1D gap;
+  const Tensor x = tensor(std::vector<double>{1, 2, 10, 20, 3, 4}, {1, 3, 2});
+  CHECK(dvals(gap(x, tensor(std::vector<bool>{true, false, true}, {1, 3}))) == std::vector<double>{2, 3});
+  CHECK_THROWS_WITH(gap(x, tensor(std::vector<bool>{true, false}, {1, 2})), Contains("the mask must be [batch, steps]"));
+}
+
+TEST_CASE("Masking zeroes the padded steps and masks SimpleRNN, the loss and the metric", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    KerasTensor in = Input({5, 2});
+    auto rnn = std::make_shared<SimpleRNN>(4, Activation::Tanh, sequences());
+    auto dense = std::make_shared<Dense>(2);
+    KerasTensor h = apply_layer(Masking(0.0), in);
+    KerasTensor out = (*dense)((*rnn)(h));
+    Functional model(in, out);
+    MaskCase c{model, {rnn, dense}, {tensor(vec(mg::kMaskingRnnX0), {3, 5, 2})}, tensor(vec(mg::kMaskingRnnY), {3, 5, 2}),
+               vec(mg::kMaskingRnnWeights), vec(mg::kMaskingRnnPred), vec(mg::kMaskingRnnAfter), mg::kMaskingRnnLoss,
+               mg::kMaskingRnnMetric, "mean_squared_error", "mean_absolute_error"};
+    run_mask_case(c, dev);
+  }
+  Masking masking(-1.0);
+  const Tensor x = tensor(std::vector<double>{1, -1, -1, -1, 0, 2}, {1, 3, 2});
+  CHECK(dvals(masking(x)) == std::vector<double>{1, -1, 0, 0, 0, 2});
+  CHECK(dvals(masking.compute_mask(x, Tensor())) == std::vector<double>{1, 0, 1});
+}
+
+TEST_CASE("BatchNormalization trains on the real steps; Bidirectional passes the mask on", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    auto emb = std::make_shared<Embedding>(7, 3, mask_zero());
+    auto bn = std::make_shared<BatchNormalization>();
+    auto bi = std::make_shared<Bidirectional>(
+        std::make_shared<GRU>(2, Activation::Tanh, sequences()));
+    auto dense = std::make_shared<Dense>(3, "softmax");
+    Sequential model({emb, bn, bi, dense});
+    MaskCase c{model, {emb, bn, bi, dense}, {tokens(vec(mg::kBatchnormX0), {3, 6})}, tokens(vec(mg::kBatchnormY), {3, 6}),
+               vec(mg::kBatchnormWeights), vec(mg::kBatchnormPred), vec(mg::kBatchnormAfter), mg::kBatchnormLoss,
+               mg::kBatchnormMetric, "sparse_categorical_crossentropy", "sparse_categorical_accuracy", true};
+    run_mask_case(c, dev);
+  }
+}
+
+TEST_CASE("merge layers AND the masks, Concatenate joins them along its axis, as Keras", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    KerasTensor a = Input({4}, kInt64), b = Input({3}, kInt64);
+    auto ea = std::make_shared<Embedding>(7, 3, mask_zero());
+    auto eb = std::make_shared<Embedding>(7, 3, mask_zero());
+    auto proj = std::make_shared<Dense>(3);
+    auto gru = std::make_shared<GRU>(3, Activation::Tanh, sequences());
+    auto head = std::make_shared<Dense>(2, "softmax");
+    KerasTensor xa = (*ea)(a);
+    KerasTensor s = apply_layer(Add(), {xa, (*proj)(xa)});
+    KerasTensor c1 = apply_layer(Concatenate(1), {s, (*eb)(b)});
+    Functional model({a, b}, {(*head)((*gru)(c1))});
+    MaskCase c{model, {ea, proj, eb, gru, head}, {tokens(vec(mg::kMergedX0), {3, 4}), tokens(vec(mg::kMergedX1), {3, 3})},
+               tokens(vec(mg::kMergedY), {3, 7}), vec(mg::kMergedWeights), vec(mg::kMergedPred), vec(mg::kMergedAfter),
+               mg::kMergedLoss, mg::kMergedMetric, "sparse_categorical_crossentropy", "sparse_categorical_accuracy"};
+    run_mask_case(c, dev);
+  }
+  // by hand: a missing mask counts as all true; Dot makes none
+  const Tensor x = zeros({1, 2, 2});
+  const Tensor m1 = tensor(std::vector<bool>{true, false}, {1, 2});
+  const Tensor m2 = tensor(std::vector<bool>{false, true}, {1, 2});
+  CHECK(dvals(Add().compute_mask({x, x}, {m1, Tensor()})) == std::vector<double>{1, 0});
+  CHECK(dvals(Multiply().compute_mask({x, x}, {m1, m2})) == std::vector<double>{0, 0});
+  CHECK_FALSE(Add().compute_mask({x, x}, {Tensor(), Tensor()}).defined());
+  CHECK(dvals(Concatenate(1).compute_mask({x, x}, {m1, Tensor()})) == std::vector<double>{1, 0, 1, 1});
+  CHECK_FALSE(Dot(2).compute_mask({x, x}, {m1, m2}).defined());
+}
+
+TEST_CASE("the masked loss and metrics: Keras's apply_mask by hand", "[functional][mask]") {
+  // values [2, 3], mask keeps 4 of 6: the loss is the mean over the 4, sample weights times it
+  const Tensor y = tensor(std::vector<double>{0, 0, 0, 0, 0, 0}, {2, 3, 1});
+  const Tensor p = tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3, 1});
+  const Tensor mask = tensor(std::vector<bool>{true, true, false, false, true, true}, {2, 3});
+  losses::MeanSquaredError mse;
+  CHECK(mse(y, p, Tensor(), mask).item<double>() == Approx((1 + 4 + 25 + 36) / 4.0));
+  const Tensor sw = tensor(std::vector<double>{2, 1}, {2});
+  CHECK(mse(y, p, sw, mask).item<double>() == Approx((2 * (1 + 4) + 25 + 36) / 4.0));
+  CHECK(mse(y, p, Tensor(), zeros({2, 3}, kBool)).item<double>() == 0.0);  // nothing valid: 0
+  CHECK_THROWS_WITH(mse(y, p, Tensor(), zeros({3, 2}, kBool)), Contains("mask [3, 2] does not match the values [2, 3]"));
+  // gradient: only the real steps, each 2 p / valid
+  {
+    Tensor pv = p;
+    GradientTape tape;
+    tape.watch(pv);
+    const Tensor g = tape.gradient(mse(y, pv, Tensor(), mask), {pv})[0];
+    CHECK(dvals(g) == std::vector<double>{0.5, 1.0, 0, 0, 2.5, 3.0});
+  }
+  // metrics weigh by the mask (and by sample weights)
+  metrics::MeanAbsoluteError mae;
+  mae.update_state(y, p, mask);
+  CHECK(mae.result() == Approx((1 + 2 + 5 + 6) / 4.0));
+  metrics::SparseCategoricalAccuracy acc;
+  acc.update_state(tensor(std::vector<double>{1, 0}, {2}), tensor(std::vector<double>{0.2, 0.8, 0.9, 0.1}, {2, 2}),
+                   tensor(std::vector<double>{3, 1}, {2}));
+  CHECK(acc.result() == Approx(1.0));
+  acc.update_state(tensor(std::vector<double>{1}, {1}), tensor(std::vector<double>{0.9, 0.1}, {1, 2}),
+                   tensor(std::vector<double>{4}, {1}));
+  CHECK(acc.result() == Approx(0.5));  // 4 of 8 by weight
+  metrics::Precision prec;
+  prec.update_state(tensor(std::vector<double>{1, 0, 0}, {3}), tensor(std::vector<double>{0.9, 0.8, 0.7}, {3}),
+                    tensor(std::vector<double>{3, 1, 0}, {3}));
+  CHECK(prec.result() == Approx(0.75));  // tp 3, fp 1 (the third weighs 0)
+  CHECK_THROWS_WITH(acc.update_state(tensor(std::vector<double>{1}, {1}), tensor(std::vector<double>{0.9, 0.1}, {1, 2}),
+                                     tensor(std::vector<double>{1, 1}, {2})),
+                    Contains("sample_weight [2] does not match the values [1]"));
+}
+
+TEST_CASE("masks: gradcheck through a masked LSTM, errors, layers that drop the mask", "[functional][mask]") {
+  // float64 finite differences through Masking -> LSTM (masked steps) -> the masked loss
+  Masking masking;
+  LSTM lstm(2, Activation::Tanh, sequences());
+  lstm.set_seed(3);
+  Tensor x = irregular({2, 4, 3}, -1, 1, kFloat64);
+  x(0, Slice(2, 4)).assign(zeros({2, 3}, kFloat64));
+  x(1, 0).assign(zeros({3}, kFloat64));
+  const Tensor mask = masking.compute_mask(x, Tensor());
+  CHECK(dvals(mask) == std::vector<double>{1, 1, 0, 0, 0, 1, 1, 1});
+  lstm(x, mask);  // builds
+  const Tensor target = irregular({2, 4, 2}, -1, 1, kFloat64);
+  losses::MeanSquaredError mse;
+  auto f = [&](const std::vector<Tensor>& in) { return mse(target, lstm(masking(in[0]), mask), Tensor(), mask); };
+  CHECK(gradcheck(f, {x}).ok);
+
+  // layers that do not support masking drop it; those that do pass it on
+  const Tensor m = ones({2, 4}, kBool);
+  CHECK_FALSE(Flatten().compute_mask(x, m).defined());
+  CHECK_FALSE(Conv1D(2, 2).compute_mask(x, m).defined());
+  CHECK(Dense(2).supports_masking());
+  CHECK(Dropout(0.5).compute_mask(x, m).defined());
+  CHECK_FALSE(LSTM(2).compute_mask(x, m).defined());  // the last output only
+  CHECK_FALSE(GlobalMaxPooling1D().supports_masking());
+
+  // a Sequential without a mask-making layer records no mask; one given a mask passes it on
+  Sequential plain(Dense(2));
+  const Tensor y = plain(x.astype(kFloat32));
+  CHECK_FALSE(plain.output_mask(y).defined());
+  Sequential seq(Dense(2));
+  const Tensor y2 = seq(x.astype(kFloat32), mask);
+  CHECK(dvals(seq.output_mask(y2)) == dvals(mask));
+
+  // Softmax: masked positions get 0; the mask must broadcast as NumPy's rule says
+  Softmax sm;
+  const Tensor logits = tensor(std::vector<double>{1, 2, 3, 1, 1, 1}, {2, 3});
+  const Tensor keep = tensor(std::vector<bool>{true, false, true, false, false, false}, {2, 3});
+  const auto s = dvals(sm(logits, keep));
+  CHECK(s[0] == Approx(1 / (1 + std::exp(2.0))));
+  CHECK(s[1] == 0.0);
+  CHECK(s[3] == 0.0);  // a fully masked row is zeros
+  CHECK_THROWS_WITH(sm(logits, ones({2, 2}, kBool)), Contains("the mask [2, 2] must broadcast to the inputs [2, 3]"));
+
+  // a mask of the wrong shape for a recurrent layer names the layer
+  CHECK_THROWS_WITH(lstm(x, ones({2, 3}, kBool)), Contains("the mask must be [batch, time] = [2, 4]"));
+}

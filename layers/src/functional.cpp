@@ -100,6 +100,55 @@ Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool) {
   return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge(inputs); });
 }
 
+Tensor Merge::operator()(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) {
+  const bool any_mask = std::any_of(masks.begin(), masks.end(), [](const Tensor& m) { return m.defined(); });
+  if (!any_mask) return (*this)(inputs, training);
+  if (masks.size() != inputs.size()) {
+    throw ValueError(fmt::format("{}: {} masks for {} inputs", label(*this), masks.size(), inputs.size()));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw ValueError(fmt::format("{}: input {} is undefined", label(*this), i));
+  }
+  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge_masked(inputs, masks); });
+}
+
+Merge::Merge(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {
+  set_supports_masking(true);  // Keras's merge layers pass the AND of the masks on
+}
+
+Tensor Merge::merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>&) { return merge(inputs); }
+
+namespace {
+Tensor as_bool(const Tensor& m) { return m.dtype() == kBool ? m : m != 0.0; }
+}  // namespace
+
+Tensor Merge::compute_mask(const std::vector<Tensor>&, const std::vector<Tensor>& masks) const {
+  if (!supports_masking()) return Tensor();
+  Tensor out;
+  for (const auto& m : masks) {
+    if (m.defined()) out = out.defined() ? logical_and(out, as_bool(m)) : as_bool(m);
+  }
+  return out;
+}
+
+Tensor Concatenate::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
+  if (std::none_of(masks.begin(), masks.end(), [](const Tensor& m) { return m.defined(); })) return Tensor();
+  std::vector<Tensor> wide;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = inputs[i];
+    const Tensor m = i < masks.size() ? masks[i] : Tensor();
+    if (!m.defined()) {
+      wide.push_back(ones(x.shape(), kBool, x.device()));
+    } else {
+      Tensor b = as_bool(m);
+      while (b.rank() < x.rank()) b = b.expand_dims(-1);
+      wide.push_back(b.broadcast_to(x.shape()));
+    }
+  }
+  const Tensor joined = concat(wide, normalize_axis(axis_, inputs[0].rank(), "concatenate"));
+  return sum(joined.astype(kInt32), {-1}) > 0;  // any over the last axis
+}
+
 KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {
   if (inputs.empty()) throw ValueError(fmt::format("{}: a merge layer needs at least one input, got none", label(*this)));
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -228,6 +277,8 @@ Tensor Concatenate::merge(const std::vector<Tensor>& inputs) {
 Dot::Dot(DotAxes axes, bool normalize, std::string name)
     : Merge("Dot", std::move(name)), axes_{axes.first, axes.second}, normalize_(normalize) {}
 
+Tensor Dot::compute_mask(const std::vector<Tensor>&, const std::vector<Tensor>&) const { return Tensor(); }
+
 Tensor Dot::merge(const std::vector<Tensor>& inputs) {
   if (inputs.size() != 2) {
     throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(*this), inputs.size(), shapes_of(inputs)));
@@ -283,9 +334,18 @@ ModelLayer::ModelLayer(std::shared_ptr<Model> model, std::string name)
   const auto ls = model_->layers();
   if (ls.empty()) throw ValueError(fmt::format("{}: the model has no layers", model_->name()));
   for (const auto& l : ls) track(l);
+  set_supports_masking(true);
 }
 
-Tensor ModelLayer::call(const Tensor& x, bool training) { return (*model_)(x, training); }
+Tensor ModelLayer::call(const Tensor& x, bool training) { return call_masked(x, Tensor(), training); }
+
+Tensor ModelLayer::call_masked(const Tensor& x, const Tensor& mask, bool training) {
+  const Tensor y = (*model_)(x, mask, training);
+  last_mask_ = model_->output_mask(y);
+  return y;
+}
+
+Tensor ModelLayer::compute_mask(const Tensor&, const Tensor&) const { return last_mask_; }
 
 }  // namespace layers
 
@@ -366,30 +426,47 @@ std::vector<Tensor> Functional::call_multi(const std::vector<Tensor>& xs, bool t
   for (const auto& n : order_)
     for (const auto& in : n->inputs) ++reads[in.node().get()];
   for (const auto& t : outputs_) ++reads[t.node().get()];
-  auto read = [&](const KerasTensor& t) {
+  // each value's mask (Keras's _keras_mask), where a layer computed one
+  std::unordered_map<const detail::FunctionalNode*, Tensor> masks;
+  auto read = [&](const KerasTensor& t, Tensor* mask) {
     const auto* key = t.node().get();
     Tensor v = values.at(key);
-    if (--reads[key] == 0) values.erase(key);
+    const auto m = masks.find(key);
+    *mask = m == masks.end() ? Tensor() : m->second;
+    if (--reads[key] == 0) {
+      values.erase(key);
+      masks.erase(key);
+    }
     return v;
   };
   for (const auto& n : order_) {
-    Tensor y;
+    Tensor y, y_mask;
     if (n->list_input) {
-      std::vector<Tensor> args;
+      std::vector<Tensor> args, arg_masks(n->inputs.size());
       args.reserve(n->inputs.size());
-      for (const auto& in : n->inputs) args.push_back(read(in));
-      y = (*static_cast<layers::Merge*>(n->layer.get()))(args, training);
+      for (std::size_t i = 0; i < n->inputs.size(); ++i) args.push_back(read(n->inputs[i], &arg_masks[i]));
+      auto& merge = *static_cast<layers::Merge*>(n->layer.get());
+      y = merge(args, arg_masks, training);
+      y_mask = merge.compute_mask(args, arg_masks);
     } else {
-      y = (*n->layer)(read(n->inputs[0]), training);
+      Tensor mask;
+      const Tensor x = read(n->inputs[0], &mask);
+      y = (*n->layer)(x, mask, training);
+      y_mask = n->layer->compute_mask(x, mask);
     }
     n->shape = y.shape();
     if (!n->shape.empty()) n->shape[0] = -1;
     n->dtype = y.dtype();
+    if (y_mask.defined()) masks[n.get()] = y_mask;
     values[n.get()] = std::move(y);
   }
   std::vector<Tensor> out;
   out.reserve(outputs_.size());
-  for (const auto& t : outputs_) out.push_back(read(t));
+  for (const auto& t : outputs_) {
+    Tensor mask;
+    out.push_back(read(t, &mask));
+    set_output_mask(out.back(), mask);
+  }
   return out;
 }
 

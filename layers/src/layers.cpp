@@ -392,14 +392,28 @@ void Layer::name_sublayers() {
   }
 }
 
-Tensor Layer::operator()(const Tensor& x, bool training) {
+void Layer::check_input(const Tensor& x) const {
   if (!x.defined()) throw ValueError(fmt::format("{}: the input is undefined", name_.empty() ? class_name_ : name_));
   if (!built_ && x.rank() == 0) {
     throw ShapeError(fmt::format("{}: the input must have a batch axis, got a scalar",
                                  name_.empty() ? default_name() : name_));
   }
+}
+
+Tensor Layer::operator()(const Tensor& x, bool training) {
+  check_input(x);
   return invoke(x.shape(), x.device(), [&] { return call(x, training); });
 }
+
+Tensor Layer::operator()(const Tensor& x, const Tensor& mask, bool training) {
+  if (!mask.defined()) return (*this)(x, training);
+  check_input(x);
+  return invoke(x.shape(), x.device(), [&] { return call_masked(x, mask, training); });
+}
+
+Tensor Layer::call_masked(const Tensor& x, const Tensor&, bool training) { return call(x, training); }
+
+Tensor Layer::compute_mask(const Tensor&, const Tensor& mask) const { return supports_masking_ ? mask : Tensor(); }
 
 Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body) {
   if (!built_) {
@@ -544,6 +558,7 @@ Dense::Dense(std::int64_t units, Activation activation, DenseOptions options)
     : Layer("Dense", options.name), units_(units), activation_(activation), options_(std::move(options)) {
   check_positive(units, "units", "Dense");
   set_activity_regularizer(options_.activity_regularizer);
+  set_supports_masking(true);
 }
 
 void Dense::build(const Shape& input_shape) {
@@ -577,6 +592,7 @@ Tensor Flatten::call(const Tensor& x, bool) {
 
 Dropout::Dropout(double rate, std::string name) : Layer("Dropout", std::move(name)), rate_(rate) {
   if (!(rate >= 0 && rate < 1)) throw ValueError(fmt::format("Dropout: rate must be in [0, 1), got {}", rate));
+  set_supports_masking(true);
 }
 
 Tensor Dropout::call(const Tensor& x, bool training) {
@@ -840,6 +856,7 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
   if (!(options_.epsilon > 0)) {
     throw ValueError(fmt::format("BatchNormalization: epsilon must be positive, got {}", options_.epsilon));
   }
+  set_supports_masking(true);
 }
 
 void BatchNormalization::build(const Shape& input_shape) {
@@ -850,7 +867,9 @@ void BatchNormalization::build(const Shape& input_shape) {
   moving_variance_ = add_weight("moving_variance", c, initializers::ones, false);
 }
 
-Tensor BatchNormalization::call(const Tensor& x, bool training) {
+Tensor BatchNormalization::call(const Tensor& x, bool training) { return call_masked(x, Tensor(), training); }
+
+Tensor BatchNormalization::call_masked(const Tensor& x, const Tensor& mask, bool training) {
   if (x.rank() < 1 || x.dim(-1) != moving_mean_.dim(0)) {
     throw ShapeError(
         fmt::format("{}: expected inputs [..., {}], got {}", name(), moving_mean_.dim(0), shape_str(x.shape())));
@@ -864,6 +883,18 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
       // mean(x, {}) would reduce over all of them
       mu = x;
       sigma2 = zeros_like(x);
+    } else if (mask.defined()) {
+      // Keras 3's masked moments: the statistics of the real steps only
+      if (mask.rank() != x.rank() - 1) {
+        throw ShapeError(fmt::format("{}: the mask must have one axis less than the inputs {}, got {}", name(),
+                                     shape_str(x.shape()), shape_str(mask.shape())));
+      }
+      const Tensor w = (mask.dtype() == kBool ? mask : mask != 0.0).to(x.device()).astype(x.dtype()).expand_dims(-1);
+      const Tensor weighted = w * x;
+      const Tensor total = sum(w, axes, true) + 1e-7;  // Keras's sum_of_weights + epsilon
+      const Tensor m = sum(weighted, axes, true) / total;
+      mu = m.reshape({x.dim(-1)});
+      sigma2 = (sum(w * square(weighted - m), axes, true) / total).reshape({x.dim(-1)});
     } else {
       mu = mean(x, axes);
       sigma2 = var(x, axes);  // biased, as Keras 3
@@ -890,6 +921,7 @@ LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
   if (!(options_.epsilon > 0)) {
     throw ValueError(fmt::format("LayerNormalization: epsilon must be positive, got {}", options_.epsilon));
   }
+  set_supports_masking(true);
 }
 
 void LayerNormalization::build(const Shape& input_shape) {
@@ -941,6 +973,11 @@ Embedding::Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingO
   check_positive(input_dim, "input_dim", "Embedding");
   check_positive(output_dim, "output_dim", "Embedding");
   set_activity_regularizer(options_.activity_regularizer);
+  set_supports_masking(true);
+}
+
+Tensor Embedding::compute_mask(const Tensor& x, const Tensor&) const {
+  return options_.mask_zero ? (x.dtype() == kBool ? x : x != 0) : Tensor();
 }
 
 void Embedding::build(const Shape&) {
@@ -962,6 +999,23 @@ Tensor Embedding::call(const Tensor& x_in, bool) {
   } catch (const IndexError& e) {
     throw IndexError(fmt::format("{}: indices must be in [0, {}): {}", name(), input_dim_, e.what()));
   }
+}
+
+// ================================================================ Masking
+
+Masking::Masking(double mask_value, std::string name) : Layer("Masking", std::move(name)), mask_value_(mask_value) {
+  set_supports_masking(true);
+}
+
+Tensor Masking::call(const Tensor& x, bool) {
+  if (x.rank() < 2) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, ..., features], got {}", name(), shape_str(x.shape())));
+  }
+  return where(compute_mask(x, Tensor()).expand_dims(-1), x, 0.0);
+}
+
+Tensor Masking::compute_mask(const Tensor& x, const Tensor&) const {
+  return sum((x != mask_value_).astype(kInt32), {-1}) > 0;  // any step feature differs
 }
 
 // ================================================================ global pooling, reshaping
@@ -1014,7 +1068,9 @@ Tensor Reshape::call(const Tensor& x, bool) {
 }
 
 Rescaling::Rescaling(double scale, double offset, std::string name)
-    : Layer("Rescaling", std::move(name)), scale_(scale), offset_(offset) {}
+    : Layer("Rescaling", std::move(name)), scale_(scale), offset_(offset) {
+  set_supports_masking(true);
+}
 
 Tensor Rescaling::call(const Tensor& x, bool) {
   if (x.dtype() == kBool) {
@@ -1031,22 +1087,41 @@ LeakyReLU::LeakyReLU(double negative_slope, std::string name)
   if (!(negative_slope >= 0)) {
     throw ValueError(fmt::format("LeakyReLU: negative_slope must be >= 0, got {}", negative_slope));
   }
+  set_supports_masking(true);
 }
 
 Tensor LeakyReLU::call(const Tensor& x, bool) { return leaky_relu(x, negative_slope_); }
 
-ELU::ELU(double alpha, std::string name) : Layer("ELU", std::move(name)), alpha_(alpha) {}
+ELU::ELU(double alpha, std::string name) : Layer("ELU", std::move(name)), alpha_(alpha) { set_supports_masking(true); }
 
 Tensor ELU::call(const Tensor& x, bool) { return elu(x, alpha_); }
 
-Softmax::Softmax(std::int64_t axis, std::string name) : Layer("Softmax", std::move(name)), axis_(axis) {}
+Softmax::Softmax(std::int64_t axis, std::string name) : Layer("Softmax", std::move(name)), axis_(axis) {
+  set_supports_masking(true);
+}
 
 Tensor Softmax::call(const Tensor& x, bool) { return softmax(x, axis_); }
+
+Tensor Softmax::call_masked(const Tensor& x, const Tensor& mask, bool) {
+  // Keras 3: the mask broadcasts against the inputs (NumPy's rule); masked positions go in as
+  // -1e9 (-3e4 in float16) and come out as 0, so a fully masked row is zeros
+  bool fits = mask.rank() <= x.rank();
+  for (std::int64_t i = 1; fits && i <= mask.rank(); ++i) fits = mask.dim(-i) == 1 || mask.dim(-i) == x.dim(-i);
+  if (!fits) {
+    throw ValueError(fmt::format("{}: the mask {} must broadcast to the inputs {} (each axis 1 or the same, from "
+                                 "the last)",
+                                 name(), shape_str(mask.shape()), shape_str(x.shape())));
+  }
+  const Tensor keep = (mask.dtype() == kBool ? mask : mask > 0.5).to(x.device());
+  return where(keep, softmax(where(keep, x, -1e9), axis_), 0.0);
+}
 
 PReLU::PReLU(Initializer alpha_initializer, std::vector<std::int64_t> shared_axes, std::string name)
     : Layer("PReLU", std::move(name)),
       alpha_initializer_(std::move(alpha_initializer)),
-      shared_axes_(std::move(shared_axes)) {}
+      shared_axes_(std::move(shared_axes)) {
+  set_supports_masking(true);
+}
 
 void PReLU::build(const Shape& input_shape) {
   Shape s(input_shape.begin() + 1, input_shape.end());
@@ -1128,14 +1203,27 @@ Tensor Pooling1D::call(const Tensor& x, bool) {
 }
 
 GlobalPooling1D::GlobalPooling1D(std::string class_name, bool max, bool keepdims, std::string name)
-    : Layer(std::move(class_name), std::move(name)), max_(max), keepdims_(keepdims) {}
+    : Layer(std::move(class_name), std::move(name)), max_(max), keepdims_(keepdims) {
+  set_supports_masking(!max);  // Keras: the average uses a mask, the max drops it
+}
 
-Tensor GlobalPooling1D::call(const Tensor& x, bool) {
+Tensor GlobalPooling1D::call(const Tensor& x, bool) { return call_masked(x, Tensor(), false); }
+
+Tensor GlobalPooling1D::call_masked(const Tensor& x, const Tensor& mask, bool) {
   if (x.rank() != 3) {
     throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(x.shape())));
   }
-  return max_ ? max(x, {1}, keepdims_) : mean(x, {1}, keepdims_);
+  if (max_ || !mask.defined()) return max_ ? max(x, {1}, keepdims_) : mean(x, {1}, keepdims_);
+  if (mask.shape() != Shape{x.dim(0), x.dim(1)}) {
+    throw ShapeError(fmt::format("{}: the mask must be [batch, steps] = [{}, {}] for inputs {}, got {}", name(),
+                                 x.dim(0), x.dim(1), shape_str(x.shape()), shape_str(mask.shape())));
+  }
+  // Keras 3: the mean over the real steps (a row without any is 0 / 0)
+  const Tensor keep = (mask.dtype() == kBool ? mask : mask != 0.0).to(x.device()).expand_dims(-1);
+  return sum(where(keep, x, 0.0), {1}, keepdims_) / sum(keep.astype(x.dtype()), {1}, keepdims_);
 }
+
+Tensor GlobalPooling1D::compute_mask(const Tensor&, const Tensor&) const { return Tensor(); }
 
 // ================================================================ recurrent layers
 
@@ -1148,6 +1236,7 @@ Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Acti
       options_(std::move(options)) {
   check_positive(units, "units", this->class_name());
   set_activity_regularizer(options_.activity_regularizer);
+  set_supports_masking(true);
   for (const auto& [rate, what] : {std::pair<double, const char*>{options_.dropout, "dropout"},
                                    std::pair<double, const char*>{options_.recurrent_dropout, "recurrent_dropout"}}) {
     if (!(rate >= 0 && rate < 1)) {
@@ -1206,9 +1295,15 @@ RecurrentResult Recurrent::call_with_state(const Tensor& x, const std::vector<Te
   return r;
 }
 
-Tensor Recurrent::call(const Tensor& x, bool training) {
+Tensor Recurrent::call(const Tensor& x, bool training) { return call_masked(x, Tensor(), training); }
+
+Tensor Recurrent::call_masked(const Tensor& x, const Tensor& mask, bool training) {
   std::vector<Tensor> final_state;
-  return run(x, training, {}, Tensor(), final_state);
+  return run(x, training, {}, mask, final_state);
+}
+
+Tensor Recurrent::compute_mask(const Tensor&, const Tensor& mask) const {
+  return options_.return_sequences ? mask : Tensor();
 }
 
 Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>& initial_state, const Tensor& mask,
@@ -1409,14 +1504,20 @@ Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_m
   backward_->options_.zero_output_for_mask = backward_->options_.return_sequences;
   track(forward_);
   track(backward_);
+  set_supports_masking(true);
 }
 
 Tensor Bidirectional::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {
-  if (!x.defined() || x.rank() == 0) return (*this)(x, training);  // operator()'s errors
-  return invoke(x.shape(), x.device(), [&] { return run(x, mask, training); });
+  return (*this)(x, mask, training);
 }
 
 Tensor Bidirectional::call(const Tensor& x, bool training) { return run(x, Tensor(), training); }
+
+Tensor Bidirectional::call_masked(const Tensor& x, const Tensor& mask, bool training) { return run(x, mask, training); }
+
+Tensor Bidirectional::compute_mask(const Tensor&, const Tensor& mask) const {
+  return forward_->options().return_sequences ? mask : Tensor();
+}
 
 Tensor Bidirectional::run(const Tensor& x, const Tensor& mask, bool training) {
   // the mask stays in time order: the backward layer reads it backwards along with x

@@ -183,17 +183,52 @@ Tensor mean_absolute_percentage_error(const Tensor& y_true, const Tensor& y_pred
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const {
-  if (!sample_weight.defined()) return (*this)(y_true, y_pred);
+  return (*this)(y_true, y_pred, sample_weight, Tensor());
+}
+
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
+                        const Tensor& mask) const {
+  if (!sample_weight.defined() && !mask.defined()) return (*this)(y_true, y_pred);
   const Tensor values = call(y_true, y_pred);
-  if (sample_weight.rank() != 1 || values.rank() == 0 || sample_weight.dim(0) != values.dim(0)) {
-    throw ShapeError(fmt::format("{}: sample_weight must be [batch] = [{}], got {}", name(),
-                                 values.rank() > 0 ? values.dim(0) : 1, shape_str(sample_weight.shape())));
+  if (values.rank() == 0) {
+    throw ShapeError(fmt::format("{}: sample weights or a mask need per-example values, got a scalar", name()));
   }
-  Shape ws(static_cast<std::size_t>(values.rank()), 1);
-  ws[0] = values.dim(0);
-  const Tensor w = sample_weight.astype(values.dtype()).to(values.device()).reshape(ws);
+  Tensor w;
+  if (mask.defined()) {
+    // Keras's apply_mask: the real steps weigh total / valid, so that the mean over the batch
+    // is the mean over them (divide_no_nan: nothing valid weighs nothing)
+    const Tensor m = detail::fit_weights(mask.dtype() == kBool ? mask : mask != 0.0, values, values.dtype(),
+                                         name() + ": mask");
+    const Tensor valid = sum(m);
+    w = m * (static_cast<double>(values.size()) / maximum(valid, 1.0));
+  }
+  if (sample_weight.defined()) {
+    if (sample_weight.rank() == 0 || sample_weight.dim(0) != values.dim(0)) {
+      throw ShapeError(fmt::format("{}: sample_weight must be [batch] = [{}], got {}", name(), values.dim(0),
+                                   shape_str(sample_weight.shape())));
+    }
+    const Tensor sw = detail::fit_weights(sample_weight, values, values.dtype(), name() + ": sample_weight");
+    w = w.defined() ? w * sw : sw;
+  }
   return sum(values * w) / static_cast<double>(values.size());
 }
+
+namespace detail {
+
+Tensor fit_weights(const Tensor& w_in, const Tensor& values, DType dtype, const std::string& who) {
+  Tensor w = w_in;
+  if (w.rank() == values.rank() + 1 && w.dim(-1) == 1) w = w.squeeze({-1});
+  while (w.rank() < values.rank()) w = w.expand_dims(-1);
+  bool fits = w.rank() == values.rank();
+  for (std::int64_t i = 0; fits && i < w.rank(); ++i) fits = w.dim(i) == values.dim(i) || w.dim(i) == 1;
+  if (!fits) {
+    throw ShapeError(fmt::format("{} {} does not match the values {}", who, shape_str(w_in.shape()),
+                                 shape_str(values.shape())));
+  }
+  return w.astype(dtype).to(values.device()).broadcast_to(values.shape());
+}
+
+}  // namespace detail
 
 Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const {
   return mean_squared_error(y_true, y_pred);

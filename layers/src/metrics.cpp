@@ -14,7 +14,6 @@
 namespace tapeflow::metrics {
 namespace {
 
-double count_true(const Tensor& mask) { return static_cast<double>(sum(mask.astype(kInt64)).item<std::int64_t>()); }
 
 void check_defined(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
   if (!y_true.defined() || !y_pred.defined()) {
@@ -37,23 +36,37 @@ void Mean::update_state(const Tensor& values) {
 }
 
 void Mean::update_state(const Tensor& values, const Tensor& sample_weight) {
-  if (!sample_weight.defined()) return update_state(values);
   if (!values.defined()) throw ValueError(fmt::format("{}: values are undefined", name()));
-  const Tensor v = values.astype(kFloat64);
-  const Tensor w = sample_weight.astype(kFloat64).broadcast_to(v.shape());
-  accumulate(sum(v * w).item<double>(), sum(w).item<double>());
+  accumulate(values, sample_weight);
 }
 
 void Mean::update_state(double value, double weight) { accumulate(value * weight, weight); }
 
+void Metric::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  if (sample_weight.defined()) {
+    throw ValueError(fmt::format("{}: this metric takes no sample weights (nor a mask)", name()));
+  }
+  update_state(y_true, y_pred);
+}
+
+void Metric::accumulate(const Tensor& values, const Tensor& sample_weight) {
+  const Tensor v = values.astype(kFloat64);
+  if (!sample_weight.defined()) {
+    accumulate(sum(v).item<double>(), static_cast<double>(v.size()));
+    return;
+  }
+  const Tensor w = losses::detail::fit_weights(sample_weight, v, kFloat64, name() + ": sample_weight");
+  accumulate(sum(v * w).item<double>(), sum(w).item<double>());
+}
+
+void MeanMetricWrapper::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  accumulate(values(y_true, y_pred), sample_weight);
+}
+
 namespace {
 
-// Correct predictions in one batch, and how many predictions there were.
-struct Hits {
-  double correct, total;
-};
-
-Hits sparse_categorical_hits(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+// 1 or 0 (bool) per prediction of one batch: correct or not.
+Tensor sparse_categorical_hits(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
   check_defined(y_true, y_pred, metric);
   if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", metric));
   Tensor labels = y_true;
@@ -61,63 +74,58 @@ Hits sparse_categorical_hits(const Tensor& y_true, const Tensor& y_pred, const s
   const Tensor predicted = argmax(y_pred, -1);  // int64 [batch, ...]
   check_same_shape(labels, predicted, metric, "argmax(y_pred)");
   if (!is_integral(labels.dtype())) labels = labels.astype(kInt64);
-  return {count_true(equal(labels, predicted)), static_cast<double>(predicted.size())};
+  return equal(labels, predicted);
 }
 
-Hits categorical_hits(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+Tensor categorical_hits(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
   check_defined(y_true, y_pred, metric);
   check_same_shape(y_true, y_pred, metric, "y_pred");
   if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", metric));
   const Tensor predicted = argmax(y_pred, -1);
-  return {count_true(equal(argmax(y_true, -1), predicted)), static_cast<double>(predicted.size())};
+  return equal(argmax(y_true, -1), predicted);
 }
 
-Hits binary_hits(const Tensor& y_true, const Tensor& y_pred, double threshold, const std::string& metric) {
+Tensor binary_hits(const Tensor& y_true, const Tensor& y_pred, double threshold, const std::string& metric) {
   check_defined(y_true, y_pred, metric);
   Tensor t = y_true;
   if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
   check_same_shape(t, y_pred, metric, "y_pred");
-  return {count_true(equal(t.astype(kFloat64), (y_pred > threshold).astype(kFloat64))),
-          static_cast<double>(y_pred.size())};
+  return equal(t.astype(kFloat64), (y_pred > threshold).astype(kFloat64));
 }
 
 }  // namespace
 
-void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+Tensor Accuracy::values(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
   check_same_shape(y_true, y_pred, name(), "y_pred");
-  accumulate(count_true(equal(y_true, y_pred)), static_cast<double>(y_pred.size()));
+  return equal(y_true, y_pred);
 }
 
-void SparseCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const Hits h = sparse_categorical_hits(y_true, y_pred, name());
-  accumulate(h.correct, h.total);
+Tensor SparseCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
+  return sparse_categorical_hits(y_true, y_pred, name());
 }
 
-void CategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const Hits h = categorical_hits(y_true, y_pred, name());
-  accumulate(h.correct, h.total);
+Tensor CategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
+  return categorical_hits(y_true, y_pred, name());
 }
 
-void BinaryAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const Hits h = binary_hits(y_true, y_pred, threshold_, name());
-  accumulate(h.correct, h.total);
+Tensor BinaryAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
+  return binary_hits(y_true, y_pred, threshold_, name());
 }
 
-void MeanAbsoluteError::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const Tensor per_example = losses::mean_absolute_error(y_true, y_pred);
-  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
-}
-
-void MeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const Tensor per_example = losses::mean_squared_error(y_true, y_pred);
-  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
-}
-
-void RootMeanSquaredError::update_state(const Tensor& y_true, const Tensor& y_pred) {
+Tensor MeanAbsoluteError::values(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
-  const Tensor per_example = losses::mean_squared_error(y_true, y_pred);  // checks and matches the shapes
-  accumulate(sum(per_example.astype(kFloat64)).item<double>(), static_cast<double>(per_example.size()));
+  return losses::mean_absolute_error(y_true, y_pred);
+}
+
+Tensor MeanSquaredError::values(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  return losses::mean_squared_error(y_true, y_pred);
+}
+
+Tensor RootMeanSquaredError::values(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  return losses::mean_squared_error(y_true, y_pred);  // checks and matches the shapes
 }
 
 double RootMeanSquaredError::result() const { return std::sqrt(Metric::result()); }
@@ -125,8 +133,8 @@ double RootMeanSquaredError::result() const { return std::sqrt(Metric::result())
 namespace {
 
 // Rows of y_pred [batch, classes] whose class `labels` [batch] is among the k best (fewer than
-// k strictly better, every score finite).
-Hits top_k_hits(const Tensor& labels_in, const Tensor& y_pred, int k, const std::string& metric) {
+// k strictly better, every score finite): bool [batch].
+Tensor top_k_hits(const Tensor& labels_in, const Tensor& y_pred, int k, const std::string& metric) {
   if (y_pred.rank() != 2) {
     throw ShapeError(fmt::format("{}: y_pred must be [batch, classes], got {}", metric, shape_str(y_pred.shape())));
   }
@@ -145,8 +153,7 @@ Hits top_k_hits(const Tensor& labels_in, const Tensor& y_pred, int k, const std:
   }
   const Tensor better = sum((y_pred > score).astype(kInt64), {-1});
   const Tensor finite = sum((abs(y_pred) < std::numeric_limits<double>::infinity()).astype(kInt64), {-1});
-  const Tensor hit = logical_and(better < static_cast<std::int64_t>(k), finite == y_pred.dim(-1));
-  return {count_true(hit), static_cast<double>(labels.size())};
+  return logical_and(better < static_cast<std::int64_t>(k), finite == y_pred.dim(-1));
 }
 
 void check_k(int k, const std::string& metric) {
@@ -156,45 +163,48 @@ void check_k(int k, const std::string& metric) {
 }  // namespace
 
 SparseTopKCategoricalAccuracy::SparseTopKCategoricalAccuracy(int k, std::string name)
-    : Metric(std::move(name)), k_(k) {
+    : MeanMetricWrapper(std::move(name)), k_(k) {
   check_k(k, this->name());
 }
 
-void SparseTopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+Tensor SparseTopKCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
-  const Hits h = top_k_hits(y_true, y_pred, k_, name());
-  accumulate(h.correct, h.total);
+  return top_k_hits(y_true, y_pred, k_, name());
 }
 
-TopKCategoricalAccuracy::TopKCategoricalAccuracy(int k, std::string name) : Metric(std::move(name)), k_(k) {
+TopKCategoricalAccuracy::TopKCategoricalAccuracy(int k, std::string name) : MeanMetricWrapper(std::move(name)), k_(k) {
   check_k(k, this->name());
 }
 
-void TopKCategoricalAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+Tensor TopKCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
   check_same_shape(y_true, y_pred, name(), "y_pred");
   if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", name()));
-  const Hits h = top_k_hits(argmax(y_true, -1), y_pred, k_, name());
-  accumulate(h.correct, h.total);
+  return top_k_hits(argmax(y_true, -1), y_pred, k_, name());
 }
 
 // ---- confusion counts ------------------------------------------------------------------
 
 namespace {
 
-// y_true as 0/1 doubles and y_pred on the host, with BinaryAccuracy's shape rule.
+// y_true as 0/1 doubles, y_pred and each element's weight on the host, with BinaryAccuracy's
+// shape rule.
 struct HostPairs {
-  std::vector<double> t, p;
+  std::vector<double> t, p, w;
   bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
 };
-HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
+                     const std::string& metric) {
   check_defined(y_true, y_pred, metric);
   Tensor t = y_true;
   if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
   if (t.rank() == y_pred.rank() + 1 && t.dim(-1) == 1) t = t.squeeze({-1});  // [b, 1] labels for [b] scores
   check_same_shape(t, y_pred, metric, "y_pred");
+  const Tensor w = sample_weight.defined()
+                       ? losses::detail::fit_weights(sample_weight, y_pred, kFloat64, metric + ": sample_weight")
+                       : ones(y_pred.shape(), kFloat64, y_pred.device());
   return {not_equal(t, 0).astype(kFloat64).to_vector<double>(), y_pred.astype(kFloat64).to_vector<double>(),
-          y_pred.dtype() != kFloat64};
+          w.to_vector<double>(), y_pred.dtype() != kFloat64};
 }
 
 // A threshold as y_pred's precision holds it: Keras compares float32 scores with float32
@@ -214,13 +224,13 @@ void ConfusionCounts::reset_state() {
   tp_ = fp_ = tn_ = fn_ = 0;
 }
 
-void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred) {
-  const auto [t, p, f32] = host_pairs(y_true, y_pred, name());
+void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  const auto [t, p, w, f32] = host_pairs(y_true, y_pred, sample_weight, name());
   const double threshold = as_precision(threshold_, f32);
   for (std::size_t i = 0; i < t.size(); ++i) {
     const bool positive = p[i] > threshold;
-    if (t[i] != 0) (positive ? tp_ : fn_) += 1;
-    else (positive ? fp_ : tn_) += 1;
+    if (t[i] != 0) (positive ? tp_ : fn_) += w[i];
+    else (positive ? fp_ : tn_) += w[i];
   }
 }
 
@@ -253,8 +263,8 @@ void AUC::reset_state() {
   neg_.assign(thresholds_.size() + 1, 0.0);
 }
 
-void AUC::update_state(const Tensor& y_true, const Tensor& y_pred) {
-  const auto [t, p, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, name());
+void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  const auto [t, p, w, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, sample_weight, name());
   const auto n1 = static_cast<double>(thresholds_.size() - 1);
   for (std::size_t i = 0; i < t.size(); ++i) {
     // Keras's bucket, ceil(p (n - 1)) - 1 at least 0, in the scores' precision: the score
@@ -266,7 +276,7 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred) {
                                 : std::ceil(clipped * n1) - 1.0;
       c = static_cast<std::size_t>(std::max(bucket, 0.0)) + 1;
     }
-    (t[i] != 0 ? pos_ : neg_)[c] += 1;
+    (t[i] != 0 ? pos_ : neg_)[c] += w[i];
   }
 }
 
@@ -321,7 +331,7 @@ const char* AutoAccuracy::resolved() const {
   return "";
 }
 
-void AutoAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
+Tensor AutoAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
   check_defined(y_true, y_pred, name());
   if (kind_ == Kind::Unresolved) {
     if (y_pred.rank() < 1) throw ShapeError(fmt::format("{}: y_pred must have a class axis, got a scalar", name()));
@@ -334,20 +344,16 @@ void AutoAccuracy::update_state(const Tensor& y_true, const Tensor& y_pred) {
       kind_ = Kind::Categorical;
     }
   }
-  Hits h{};
   switch (kind_) {
     case Kind::Binary:
-      h = binary_hits(y_true, y_pred, 0.5, name());
-      break;
+      return binary_hits(y_true, y_pred, 0.5, name());
     case Kind::SparseCategorical:
-      h = sparse_categorical_hits(y_true, y_pred, name());
-      break;
+      return sparse_categorical_hits(y_true, y_pred, name());
     case Kind::Categorical:
     case Kind::Unresolved:
-      h = categorical_hits(y_true, y_pred, name());
       break;
   }
-  accumulate(h.correct, h.total);
+  return categorical_hits(y_true, y_pred, name());
 }
 
 std::shared_ptr<Metric> get(const std::string& name) {

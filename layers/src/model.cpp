@@ -268,8 +268,17 @@ void Model::prepare_layers() {
 
 Tensor Model::operator()(const Tensor& x, bool training) {
   prepare_layers();
+  output_masks_.clear();
   return call(x, training);
 }
+
+Tensor Model::operator()(const Tensor& x, const Tensor& mask, bool training) {
+  prepare_layers();
+  output_masks_.clear();
+  return call_masked(x, mask, training);
+}
+
+Tensor Model::call_masked(const Tensor& x, const Tensor&, bool training) { return call(x, training); }
 
 std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& xs, bool training) {
   if (xs.size() != 1) throw ValueError(fmt::format("{}: takes 1 input, got {}", name_, xs.size()));
@@ -278,7 +287,19 @@ std::vector<Tensor> Model::call_multi(const std::vector<Tensor>& xs, bool traini
 
 std::vector<Tensor> Model::operator()(const std::vector<Tensor>& xs, bool training) {
   prepare_layers();
+  output_masks_.clear();
   return call_multi(xs, training);
+}
+
+void Model::set_output_mask(const Tensor& y, const Tensor& mask) {
+  if (y.defined() && mask.defined()) output_masks_.emplace_back(y.id(), mask);
+}
+
+Tensor Model::output_mask(const Tensor& y) const {
+  if (!y.defined()) return Tensor();
+  for (const auto& [id, mask] : output_masks_)
+    if (id == y.id()) return mask;
+  return Tensor();
 }
 
 void Model::set_device(Device device) {
@@ -545,7 +566,7 @@ const losses::Loss& Model::loss() const {
 }
 
 Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const {
-  const Tensor l = loss()(y, y_pred, sample_weight);
+  const Tensor l = loss()(y, y_pred, sample_weight, output_mask(y_pred));
   return plus_losses(loss_weight_ == 1.0 ? l : l * loss_weight_, losses());
 }
 
@@ -567,7 +588,7 @@ Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tens
   Tensor total;
   if (per_output) per_output->clear();
   for (std::size_t i = 0; i < ys.size(); ++i) {
-    const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i], sample_weight);
+    const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i], sample_weight, output_mask(y_preds[i]));
     if (per_output) per_output->push_back(l);
     const Tensor weighted = output_losses_[i].weight == 1.0 ? l : l * output_losses_[i].weight;
     total = total.defined() ? total + weighted : weighted;
@@ -612,7 +633,7 @@ Logs Model::train_step(const Tensor& x, const Tensor& y) {
   }
   optimizer_->apply_gradients(grads, vars);
   loss_tracker_->update_state(loss.item<double>(), static_cast<double>(x.dim(0)));
-  for (const auto& m : metrics_) m->update_state(y, y_pred);
+  for (const auto& m : metrics_) m->update_state(y, y_pred, output_mask(y_pred));
   return metric_results();
 }
 
@@ -625,7 +646,7 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
   }
   const Tensor y_pred = (*this)(x, /*training=*/false);
   loss_tracker_->update_state(compute_loss(y, y_pred).item<double>(), static_cast<double>(x.dim(0)));
-  for (const auto& m : metrics_) m->update_state(y, y_pred);
+  for (const auto& m : metrics_) m->update_state(y, y_pred, output_mask(y_pred));
   return metric_results();
 }
 
@@ -673,11 +694,11 @@ Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>&
   const auto n = static_cast<double>(xs[0].dim(0));
   loss_tracker_->update_state(total.item<double>(), n);
   if (output_losses_.empty()) {
-    for (const auto& m : metrics_) m->update_state(ys[0], y_preds[0]);
+    for (const auto& m : metrics_) m->update_state(ys[0], y_preds[0], output_mask(y_preds[0]));
   } else {
     for (std::size_t i = 0; i < outputs; ++i) {
       output_loss_trackers_[i]->update_state(per_output[i].item<double>(), n);
-      for (const auto& m : output_metrics_[i]) m->update_state(ys[i], y_preds[i]);
+      for (const auto& m : output_metrics_[i]) m->update_state(ys[i], y_preds[i], output_mask(y_preds[i]));
     }
   }
   return metric_results();
@@ -1168,10 +1189,17 @@ void Sequential::pop() {
   layers_.pop_back();
 }
 
-Tensor Sequential::call(const Tensor& x, bool training) {
+Tensor Sequential::call(const Tensor& x, bool training) { return call_masked(x, Tensor(), training); }
+
+Tensor Sequential::call_masked(const Tensor& x, const Tensor& mask_in, bool training) {
   if (layers_.empty()) throw ValueError(fmt::format("{}: the model has no layers", name()));
-  Tensor h = x;
-  for (const auto& l : layers_) h = (*l)(h, training);
+  Tensor h = x, mask = mask_in;
+  for (const auto& l : layers_) {
+    Tensor y = (*l)(h, mask, training);
+    mask = l->compute_mask(h, mask);
+    h = std::move(y);
+  }
+  set_output_mask(h, mask);
   return h;
 }
 

@@ -92,8 +92,18 @@ class Merge : public Layer {
   /// Joins the list (at least one tensor, same batch size; ValueError otherwise).
   virtual Tensor merge(const std::vector<Tensor>& inputs) = 0;
 
+  /// With each input's mask (undefined: none; `masks` as long as `inputs`, or empty): runs
+  /// merge_masked(). A Functional model calls this with the masks its layers computed.
+  Tensor operator()(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training = false);
+  /// merge() given the masks; by default they are not used.
+  virtual Tensor merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks);
+  /// The output's mask (Keras's Merge.compute_mask): none when no input has one (or the layer
+  /// does not support masking: Dot), else the AND of those given.
+  virtual Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const;
+  using Layer::compute_mask;
+
  protected:
-  using Layer::Layer;
+  Merge(std::string class_name, std::string name);
   /// ValueError for an empty list or one with fewer than `min` tensors, or mixed batch sizes;
   /// ShapeError for a scalar.
   void check_list(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
@@ -154,6 +164,10 @@ class Concatenate : public Merge {
   explicit Concatenate(std::int64_t axis = -1, std::string name = "")
       : Merge("Concatenate", std::move(name)), axis_(axis) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  /// Keras's: each mask (all true where an input has none) widened to its input's shape,
+  /// concatenated along the axis, then any() over the last axis.
+  Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
+  using Merge::compute_mask;
   std::int64_t axis() const { return axis_; }
 
  private:
@@ -178,6 +192,9 @@ class Dot : public Merge {
   /// compile).
   explicit Dot(DotAxes axes, bool normalize = false, std::string name = "");
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  /// None, as Keras.
+  Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
+  using Merge::compute_mask;
 
  private:
   std::int64_t axes_[2];
@@ -205,10 +222,15 @@ class ModelLayer : public Layer {
  public:
   explicit ModelLayer(std::shared_ptr<Model> model, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// A Sequential model takes the mask into its first layer; another model ignores it.
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
+  /// The model's output mask from the last call (Model::output_mask).
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
   const std::shared_ptr<Model>& model() const { return model_; }
 
  private:
   std::shared_ptr<Model> model_;
+  Tensor last_mask_;  // the model's output mask at the last call
 };
 
 }  // namespace layers

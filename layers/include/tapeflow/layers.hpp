@@ -125,6 +125,28 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual void build(const Shape& input_shape) { (void)input_shape; }
   virtual Tensor call(const Tensor& x, bool training) = 0;
 
+  // ---- masking (Keras's _keras_mask)
+  /// Keras's layer(x, mask=mask): operator() with the mask of x, [batch, time] for a sequence
+  /// [batch, time, ...] (bool, or numeric with nonzero = a real step, 0 = padding); an
+  /// undefined mask is none. Runs call_masked(). Sequential and Functional models pass masks
+  /// between their layers themselves, as Keras does: an Embedding with mask_zero or a Masking
+  /// layer makes one, each layer that supports masking passes it on (compute_mask), the
+  /// recurrent layers, GlobalAveragePooling1D, Softmax and BatchNormalization use it, a layer
+  /// that does not support masking drops it (Keras warns there; tapeflow does not), and the
+  /// output's mask weighs the loss and the metrics (Model::output_mask).
+  Tensor operator()(const Tensor& x, const Tensor& mask, bool training = false);
+  /// call() given the input's mask (undefined: none). By default the mask is not used.
+  virtual Tensor call_masked(const Tensor& x, const Tensor& mask, bool training);
+  /// The mask of the output for input x with mask `mask` (Keras's compute_mask), after a call
+  /// on x: by default `mask` when the layer supports masking, else none (undefined).
+  virtual Tensor compute_mask(const Tensor& x, const Tensor& mask) const;
+  /// Whether the layer passes a mask on (Keras's supports_masking): on for Dense, Dropout,
+  /// the activation and normalization layers, Rescaling, the recurrent layers, the merge
+  /// layers but Dot; off for the rest (convolutions, pooling, Flatten, Reshape, Lambda, ...).
+  /// A custom layer that keeps the time axis as it is may switch it on.
+  bool supports_masking() const { return supports_masking_; }
+  void set_supports_masking(bool on) { supports_masking_ = on; }
+
   /// "dense", "dense_1", ...: unique within a model; the prefix of the weights' names.
   const std::string& name() const { return name_; }
   /// Renames the layer; only before it is built (its weights carry the name).
@@ -209,6 +231,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Tensor invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body);
 
  private:
+  void check_input(const Tensor& x) const;  // defined, and not a scalar before the build
   void track_layer(const std::shared_ptr<Layer>& layer);
   bool contains(const Layer* layer) const;
   void name_sublayers();
@@ -218,6 +241,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::string name_;
   bool built_ = false;
   bool trainable_ = true;
+  bool supports_masking_ = false;
   Device device_ = Device::cpu();
   bool device_set_ = false;
   Shape output_shape_;
@@ -571,6 +595,9 @@ class BatchNormalization : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  /// With a mask (one axis less than the inputs), training statistics are those of the real
+  /// steps only (Keras 3's weighted moments, sum of weights + 1e-7).
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
 
   const Variable& gamma() const { return gamma_; }
   const Variable& beta() const { return beta_; }
@@ -614,6 +641,9 @@ class LayerNormalization : public Layer {
 struct EmbeddingOptions {
   Initializer embeddings_initializer = initializers::random_uniform;
   Regularizer embeddings_regularizer, activity_regularizer;
+  /// Index 0 is padding: the output's mask (compute_mask) is indices != 0, so the layers after
+  /// it in a model skip the padded steps (Keras's mask_zero; input_dim still counts index 0).
+  bool mask_zero = false;
   std::string name;
 };
 
@@ -627,6 +657,8 @@ class Embedding : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  /// With mask_zero, indices != 0 (bool, the indices' shape); else none.
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
   const Variable& embeddings() const { return embeddings_; }
 
@@ -634,6 +666,20 @@ class Embedding : public Layer {
   std::int64_t input_dim_, output_dim_;
   EmbeddingOptions options_;
   Variable embeddings_;
+};
+
+/// Keras's Masking: a step of x [batch, time, features] whose features all equal mask_value is
+/// padding. The output is x with those steps zeroed, and its mask (compute_mask) is
+/// any(x != mask_value) over the last axis, [batch, time], for the layers after it in a model.
+class Masking : public Layer {
+ public:
+  explicit Masking(double mask_value = 0.0, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
+  double mask_value() const { return mask_value_; }
+
+ private:
+  double mask_value_;
 };
 
 /// Mean (GlobalAveragePooling2D) or max (GlobalMaxPooling2D) over the spatial axes of
@@ -707,6 +753,11 @@ class Softmax : public Layer {
  public:
   explicit Softmax(std::int64_t axis = -1, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// Keras 3's masked softmax: the mask broadcasts against the inputs by NumPy's rule
+  /// (ValueError otherwise; an attention mask, not a [batch, time] sequence mask on
+  /// [batch, time, classes] unless time == classes, as in Keras); masked positions get
+  /// probability 0, a fully masked row is all zeros.
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
 
  private:
   std::int64_t axis_;
@@ -764,6 +815,12 @@ class AveragePooling1D : public Pooling1D {
 class GlobalPooling1D : public Layer {
  public:
   Tensor call(const Tensor& x, bool training) override;
+  /// The average over the real steps of a mask [batch, steps] (Keras 3; a row without any
+  /// gives NaN, 0 / 0, as Keras); the max ignores the mask (as Keras: it does not support
+  /// masking).
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
+  /// None: the steps are pooled away.
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
  protected:
   GlobalPooling1D(std::string class_name, bool max, bool keepdims, std::string name);
@@ -841,12 +898,17 @@ struct RecurrentResult {
 /// initial_state and return_state). Weights: kernel
 /// [features, gates * units], recurrent_kernel [units, gates * units], bias [gates * units]
 /// (GRU with reset_after: [2, gates * units]), the gates in Keras's order, so Keras's weights
-/// load as they are. Masking: there is no mask propagation (no Masking layer, no
-/// Embedding(mask_zero)); pass the mask to call_with_state.
+/// load as they are. Masking: a model passes the mask of an Embedding with mask_zero or of a
+/// Masking layer (call_masked); call_with_state and layer(x, mask) take one too.
 class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  /// With the mask of the steps (see call_with_state): in a model, the mask an Embedding with
+  /// mask_zero or a Masking layer made.
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
+  /// The mask with return_sequences, else none.
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
   /// Runs the layer as operator() does (building and naming it on the first call, errors
   /// prefixed with its name) from `initial_state` (empty: zeros, or the states kept by a
@@ -968,6 +1030,9 @@ class Bidirectional : public Layer {
   /// operator() with a mask [batch, time] (see Recurrent::call_with_state), given to both
   /// directions in time order (the backward layer reads it backwards with its input).
   Tensor call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
+  /// The mask with return_sequences, else none.
+  Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
   const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }

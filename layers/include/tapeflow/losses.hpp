@@ -66,6 +66,13 @@ class Loss {
   /// sum(values * w) / their count, Keras's "sum_over_batch_size" with a sample_weight (so
   /// the weights are not renormalised). An undefined weight is operator()(y_true, y_pred).
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const;
+  /// With the mask of y_pred (Keras's _keras_mask: [batch, time] for a sequence, nonzero = a
+  /// real step; see Model::output_mask) and optional sample weights: the masked-out values
+  /// weigh 0 and the rest total / valid, so the mean is over the real steps only, as Keras 3's
+  /// apply_mask: sum(values * mask * w) / valid (0 when nothing is valid). The mask takes the
+  /// values' shape as sample weights do (trailing axes of size 1 added; ShapeError otherwise).
+  Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
+                    const Tensor& mask) const;
   /// Keras's name: "mean_squared_error", "sparse_categorical_crossentropy", ...
   const std::string& name() const { return name_; }
 
@@ -171,6 +178,14 @@ struct MeanSquaredLogarithmicError : LossFunction {
 struct MeanAbsolutePercentageError : LossFunction {
   MeanAbsolutePercentageError() : LossFunction("mean_absolute_percentage_error", &mean_absolute_percentage_error) {}
 };
+
+namespace detail {
+/// Per-example or per-element weights `w` (of a loss or a metric) made to fit `values`, as
+/// Keras's squeeze_or_expand_to_same_rank (a trailing axis of size 1 on either side) then with
+/// trailing axes of size 1 added until the ranks agree, broadcast to values' shape, in `dtype`
+/// on values' device. ShapeError naming `who` and both shapes when they cannot match.
+Tensor fit_weights(const Tensor& w, const Tensor& values, DType dtype, const std::string& who);
+}  // namespace detail
 
 /// By Keras name (probabilities, not logits): "mean_squared_error" / "mse",
 /// "mean_absolute_error" / "mae", "binary_crossentropy", "categorical_crossentropy",

@@ -15,6 +15,12 @@ class Metric {
   virtual ~Metric() = default;
   /// Adds one batch.
   virtual void update_state(const Tensor& y_true, const Tensor& y_pred) = 0;
+  /// Adds one batch weighted per example ([batch]) or per element ([batch, time] for a
+  /// sequence: Model passes the mask of y_pred here, as Keras's metrics read _keras_mask),
+  /// fitted to the values as losses::detail::fit_weights does; an undefined weight is
+  /// update_state(y_true, y_pred). The built-in metrics give sum(value * w) / sum(w), or
+  /// weighted counts (Precision, Recall, AUC); one that takes no weights throws ValueError.
+  virtual void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight);
   /// The value so far (0 before any update): the running mean unless overridden.
   virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
   virtual void reset_state() { total_ = count_ = 0; }
@@ -29,6 +35,9 @@ class Metric {
     total_ += total;
     count_ += count;
   }
+  /// Adds per-example or per-element values: sum(values) over their count, or with a
+  /// sample_weight sum(values * w) / sum(w) (Keras's reduce_to_samplewise_values and Mean).
+  void accumulate(const Tensor& values, const Tensor& sample_weight);
 
  private:
   std::string name_;
@@ -48,77 +57,110 @@ class Mean : public Metric {
   void update_state(double value, double weight = 1);
 };
 
-/// The fraction of elements where y_pred equals y_true exactly.
-class Accuracy : public Metric {
+/// Base of the metrics that average a value per example or element (Keras's
+/// MeanMetricWrapper): the accuracies, mae, mse, rmse, top-k. Sample weights and masks weigh
+/// the values.
+class MeanMetricWrapper : public Metric {
  public:
-  explicit Accuracy(std::string name = "accuracy") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  using Metric::update_state;
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state(y_true, y_pred, Tensor()); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override;
+
+ protected:
+  using Metric::Metric;
+  /// One batch's values [batch, ...]: 1 or 0 for a hit or a miss, or an error per example.
+  virtual Tensor values(const Tensor& y_true, const Tensor& y_pred) = 0;
+};
+
+/// The fraction of elements where y_pred equals y_true exactly.
+class Accuracy : public MeanMetricWrapper {
+ public:
+  explicit Accuracy(std::string name = "accuracy") : MeanMetricWrapper(std::move(name)) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// argmax(y_pred, -1) == y_true, with y_true class indices [batch] (or [batch, 1]).
-class SparseCategoricalAccuracy : public Metric {
+class SparseCategoricalAccuracy : public MeanMetricWrapper {
  public:
-  explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit SparseCategoricalAccuracy(std::string name = "sparse_categorical_accuracy") : MeanMetricWrapper(std::move(name)) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// argmax(y_pred, -1) == argmax(y_true, -1), with y_true one-hot.
-class CategoricalAccuracy : public Metric {
+class CategoricalAccuracy : public MeanMetricWrapper {
  public:
-  explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit CategoricalAccuracy(std::string name = "categorical_accuracy") : MeanMetricWrapper(std::move(name)) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// (y_pred > threshold) == y_true, element-wise.
-class BinaryAccuracy : public Metric {
+class BinaryAccuracy : public MeanMetricWrapper {
  public:
   explicit BinaryAccuracy(std::string name = "binary_accuracy", double threshold = 0.5)
-      : Metric(std::move(name)), threshold_(threshold) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+      : MeanMetricWrapper(std::move(name)), threshold_(threshold) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 
  private:
   double threshold_;
 };
 
 /// The mean over examples of mean(|y_pred - y_true|) over the last axis (Keras's "mae").
-class MeanAbsoluteError : public Metric {
+class MeanAbsoluteError : public MeanMetricWrapper {
  public:
-  explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit MeanAbsoluteError(std::string name = "mean_absolute_error") : MeanMetricWrapper(std::move(name)) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// The mean over examples of mean((y_pred - y_true)^2) over the last axis (Keras's "mse").
-class MeanSquaredError : public Metric {
+class MeanSquaredError : public MeanMetricWrapper {
  public:
-  explicit MeanSquaredError(std::string name = "mean_squared_error") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit MeanSquaredError(std::string name = "mean_squared_error") : MeanMetricWrapper(std::move(name)) {}
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// sqrt of the mean over examples of each one's mean (y_pred - y_true)^2 (Keras's: every
 /// example weighs the same).
-class RootMeanSquaredError : public Metric {
+class RootMeanSquaredError : public MeanMetricWrapper {
  public:
-  explicit RootMeanSquaredError(std::string name = "root_mean_squared_error") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit RootMeanSquaredError(std::string name = "root_mean_squared_error") : MeanMetricWrapper(std::move(name)) {}
   double result() const override;
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 };
 
 /// Whether the true class (y_true's index, or its one-hot argmax) is among the k highest scores
 /// of y_pred [batch, classes]: fewer than k classes score strictly higher, so ties at the
 /// boundary count as in (TensorFlow's in_top_k); a row with a NaN or infinite score is a miss.
-class SparseTopKCategoricalAccuracy : public Metric {
+class SparseTopKCategoricalAccuracy : public MeanMetricWrapper {
  public:
   explicit SparseTopKCategoricalAccuracy(int k = 5, std::string name = "sparse_top_k_categorical_accuracy");
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 
  private:
   int k_;
 };
 
-class TopKCategoricalAccuracy : public Metric {
+class TopKCategoricalAccuracy : public MeanMetricWrapper {
  public:
   explicit TopKCategoricalAccuracy(int k = 5, std::string name = "top_k_categorical_accuracy");
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 
  private:
   int k_;
@@ -130,6 +172,7 @@ class TopKCategoricalAccuracy : public Metric {
 /// 0.3); the counts are read on the host.
 class ConfusionCounts : public Metric {
  public:
+  using Metric::update_state;
   void reset_state() override;
   double true_positives() const { return tp_; }
   double false_positives() const { return fp_; }
@@ -138,7 +181,8 @@ class ConfusionCounts : public Metric {
 
  protected:
   ConfusionCounts(std::string name, double threshold);
-  void count(const Tensor& y_true, const Tensor& y_pred);
+  /// Adds each element's weight (1 without sample_weight) to its count.
+  void count(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight);
 
  private:
   double threshold_;
@@ -150,7 +194,10 @@ class Precision : public ConfusionCounts {
  public:
   explicit Precision(double threshold = 0.5, std::string name = "precision")
       : ConfusionCounts(std::move(name), threshold) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred, Tensor()); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override {
+    count(y_true, y_pred, sample_weight);
+  }
   double result() const override;
 };
 
@@ -158,7 +205,10 @@ class Precision : public ConfusionCounts {
 class Recall : public ConfusionCounts {
  public:
   explicit Recall(double threshold = 0.5, std::string name = "recall") : ConfusionCounts(std::move(name), threshold) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred, Tensor()); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override {
+    count(y_true, y_pred, sample_weight);
+  }
   double result() const override;
 };
 
@@ -174,7 +224,10 @@ class AUC : public Metric {
   enum class Curve { ROC, PR };
   explicit AUC(int num_thresholds = 200, Curve curve = Curve::ROC, std::string name = "auc",
                bool from_logits = false);
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  using Metric::update_state;
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state(y_true, y_pred, Tensor()); }
+  /// Adds each element's weight (1 without sample_weight) to the counts.
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override;
   double result() const override;
   void reset_state() override;
   const std::vector<double>& thresholds() const { return thresholds_; }
@@ -190,13 +243,15 @@ class AUC : public Metric {
 /// first batch, as Keras 2 and 3 decide it: BinaryAccuracy when y_pred's last axis is 1; else
 /// SparseCategoricalAccuracy when y_true has fewer axes than y_pred, or a last axis of 1 where
 /// y_pred's is larger; else CategoricalAccuracy. The choice then holds (reset_state keeps it).
-class AutoAccuracy : public Metric {
+class AutoAccuracy : public MeanMetricWrapper {
  public:
-  explicit AutoAccuracy(std::string name = "accuracy") : Metric(std::move(name)) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override;
+  explicit AutoAccuracy(std::string name = "accuracy") : MeanMetricWrapper(std::move(name)) {}
   /// "binary_accuracy", "sparse_categorical_accuracy" or "categorical_accuracy"; "" before the
   /// first batch.
   const char* resolved() const;
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
 
  private:
   enum class Kind { Unresolved, Binary, SparseCategorical, Categorical };

@@ -98,6 +98,11 @@ class Model {
   /// Names the layers that have no name yet (unique in the model: "dense", "dense_1") and seeds
   /// the unseeded ones from the model's seed and their position, then runs call().
   Tensor operator()(const Tensor& x, bool training = false);
+  /// With the mask of x (Keras's model(x, mask=...)): as operator(), then call_masked().
+  Tensor operator()(const Tensor& x, const Tensor& mask, bool training = false);
+  /// call() given the input's mask: a Sequential gives it to its first layer; by default it
+  /// is not used.
+  virtual Tensor call_masked(const Tensor& x, const Tensor& mask, bool training);
 
   /// A model of several inputs or outputs (Functional): the inputs in the model's order -> the
   /// outputs in theirs. By default a model has one input and one output, and this is call() on
@@ -111,6 +116,13 @@ class Model {
   /// per-output logs of a model compiled with several outputs: "<name>_loss", "<name>_accuracy".
   /// Empty by default: "output_0", "output_1", ...
   virtual std::vector<std::string> output_names() const { return {}; }
+
+  /// Keras's y_pred._keras_mask: the mask the layers computed for output `y` in the model's
+  /// last call, [batch, time] for a sequence (Sequential and Functional pass masks between
+  /// their layers: Embedding with mask_zero, Masking, then the layers that support masking),
+  /// if y is an output of that call (the same handle or a copy of it, not a view or an op's
+  /// result), else undefined. compute_loss and the compiled metrics weigh the steps by it.
+  Tensor output_mask(const Tensor& y) const;
 
   /// Builds the layers by running one example of `input_shape` (batch axis -1 or any) through.
   void build(const Shape& input_shape);
@@ -255,6 +267,11 @@ class Model {
   void load_checkpoint(const std::string& path);
 
  protected:
+  /// Records `mask` as the mask of output `y` of this call (output_mask); an undefined mask
+  /// records nothing. operator() forgets the previous call's masks first. A subclassed
+  /// model's call() may record the mask of its output too.
+  void set_output_mask(const Tensor& y, const Tensor& mask);
+
   /// The seed of the index-th layer of a model seeded with `seed`.
   static std::uint64_t layer_seed(std::uint64_t seed, std::size_t index);
   /// Gives an unnamed `layer` its class's default name made unique among `others` ("dense_2"),
@@ -273,6 +290,7 @@ class Model {
   Device batch_device(const Tensor& x) const;
 
   std::string name_;
+  std::vector<std::pair<std::uint64_t, Tensor>> output_masks_;  // the last call's: output id -> mask
   std::uint64_t seed_ = 0;
   std::int64_t epochs_trained_ = 0;  // by every fit(): the shuffling's epoch index
   std::optional<Device> device_;
@@ -329,6 +347,9 @@ class Sequential : public Model {
   void pop();
 
   Tensor call(const Tensor& x, bool training) override;
+  /// call() with the mask of x given to the first layer (a Sequential used as a layer of
+  /// another model, after an Embedding with mask_zero); each layer's mask goes to the next.
+  Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
   std::vector<LayerPtr> layers() const override { return layers_; }
 
  private:
