@@ -92,12 +92,12 @@ Tensor Merge::call(const Tensor&, bool) {
   throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one tensor", label(*this)));
 }
 
-Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool) {
+Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool training) {
   if (inputs.empty()) throw ValueError(fmt::format("{}: a merge layer needs at least one input, got none", label(*this)));
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: input {} is undefined", label(*this), i));
   }
-  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge(inputs); });
+  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge_list(inputs, training); });
 }
 
 KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {

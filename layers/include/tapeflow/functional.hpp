@@ -94,6 +94,12 @@ class Merge : public Layer {
 
  protected:
   using Layer::Layer;
+  /// What operator() on a list runs: merge(inputs). A list layer whose result depends on
+  /// `training` (MultiHeadAttention's dropout) overrides this instead.
+  virtual Tensor merge_list(const std::vector<Tensor>& inputs, bool training) {
+    (void)training;
+    return merge(inputs);
+  }
   /// ValueError for an empty list or one with fewer than `min` tensors, or mixed batch sizes;
   /// ShapeError for a scalar.
   void check_list(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
