@@ -866,3 +866,23 @@ TEST_CASE("masks: gradcheck through a masked LSTM, errors, layers that drop the 
   // a mask of the wrong shape for a recurrent layer names the layer
   CHECK_THROWS_WITH(lstm(x, ones({2, 3}, kBool)), Contains("the mask must be [batch, time] = [2, 4]"));
 }
+
+TEST_CASE("MultiHeadAttention takes the query, value and key masks from the graph, as Keras", "[functional][mask]") {
+  for (Device dev : devices()) {
+    INFO(dev.str());
+    KerasTensor in = Input({6}, kInt64);
+    auto emb = std::make_shared<Embedding>(7, 4, mask_zero());
+    auto mha = std::make_shared<MultiHeadAttention>(2, 3);
+    auto dense = std::make_shared<Dense>(1, "sigmoid");
+    KerasTensor x = (*emb)(in);
+    KerasTensor a = (*mha)({x, x});
+    Functional model(in, (*dense)(apply_layer(GlobalAveragePooling1D(), a)));
+    MaskCase c{model, {emb, mha, dense}, {tokens(vec(mg::kAttentionX0), {3, 6})}, tensor(vec(mg::kAttentionY), {3}),
+               vec(mg::kAttentionWeights), vec(mg::kAttentionPred), vec(mg::kAttentionAfter), mg::kAttentionLoss,
+               mg::kAttentionMetric, "binary_crossentropy", "binary_accuracy"};
+    run_mask_case(c, dev);
+    const Tensor t = c.xs[0];
+    const Tensor m = emb->compute_mask(t, Tensor());
+    CHECK(dvals(mha->compute_mask({t, t}, {m, m})) == dvals(m));  // the query's mask goes on
+  }
+}

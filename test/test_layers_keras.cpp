@@ -478,3 +478,351 @@ TEST_CASE("add_loss: a custom layer's loss joins the model's, replaced at each c
   MeanPenalty bad(false);
   CHECK_THROWS_WITH(bad(x), Contains("mean_penalty: add_loss: a loss must be a scalar, got [3, 2]"));
 }
+
+// ================================================================ MultiHeadAttention
+// Against the real Keras 3.15 (golden/attention_golden.hpp: outputs and scores of self- and
+// cross-attention, value_dim and output_shape, masks, causal, no bias) on every device, its
+// weights' names and layout, float64 gradchecks with and without masks, dropout, the functional
+// API, and its errors.
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+#include "golden/attention_golden.hpp"
+
+namespace {
+
+namespace ag = attention_golden;
+
+Tensor golden(const double* p, const Shape& shape, DType dtype = kFloat32) {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return tensor(std::vector<double>(p, p + n), shape, kFloat64).astype(dtype);
+}
+
+// The layer of a golden case, called once to build it, with Keras's weights.
+std::shared_ptr<MultiHeadAttention> make_mha(const ag::Case& c, const Tensor& query, const Tensor& value,
+                                             const AttentionCall& args) {
+  MultiHeadAttentionOptions o;
+  o.value_dim = c.value_dim;
+  o.output_shape = c.output_dim;
+  o.use_bias = c.use_bias;
+  auto mha = std::make_shared<MultiHeadAttention>(c.heads, c.key_dim, o);
+  (*mha)(query, value, args);
+  const auto weights = mha->weights();
+  std::size_t w = 0;
+  for (const double* p : c.weights) {
+    if (p == nullptr) continue;
+    REQUIRE(w < weights.size());
+    set(weights[w], golden(p, weights[w].shape()));
+    ++w;
+  }
+  CHECK(w == weights.size());
+  return mha;
+}
+
+struct GoldenCall {
+  Tensor query, value;
+  AttentionCall args;
+};
+
+// The inputs and masks of a golden case on `device`: the masks bool, float and int64 in turn
+// (every dtype means the same: nonzero attends).
+GoldenCall golden_call(const ag::Case& c, Device device) {
+  GoldenCall g;
+  g.query = golden(c.query, {c.b, c.t, c.query_dim}).to(device);
+  g.value = golden(c.value, {c.b, c.s, c.value_dim_in}).to(device);
+  if (c.key != nullptr) g.args.key = golden(c.key, {c.b, c.s, c.key_dim_in}).to(device);
+  if (c.query_mask != nullptr) g.args.query_mask = golden(c.query_mask, {c.b, c.t}, kBool).to(device);
+  if (c.value_mask != nullptr) g.args.value_mask = golden(c.value_mask, {c.b, c.s}).to(device);
+  if (c.key_mask != nullptr) g.args.key_mask = golden(c.key_mask, {c.b, c.s}, kInt64).to(device);
+  if (c.attention_mask != nullptr) g.args.attention_mask = golden(c.attention_mask, {c.b, c.t, c.s}).to(device);
+  g.args.use_causal_mask = c.causal;
+  return g;
+}
+
+double max_error(const Tensor& got, const double* want) {
+  const auto v = dvals(got);
+  double err = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) err = std::max(err, std::abs(v[i] - want[i]));
+  return err;
+}
+
+}  // namespace
+
+TEST_CASE("MultiHeadAttention: Keras's sublayers, weight names, shapes and order", "[layers][attention]") {
+  MultiHeadAttentionOptions o;
+  o.value_dim = 2;
+  o.output_shape = 7;
+  MultiHeadAttention mha(2, 3, o);
+  AttentionCall args;
+  args.key = irregular({2, 4, 6});
+  const Tensor y = mha(irregular({2, 3, 4}), irregular({2, 4, 5}), args);
+  CHECK(y.shape() == Shape{2, 3, 7});
+  CHECK(mha.name() == "multi_head_attention");
+  const auto w = mha.weights();
+  REQUIRE(w.size() == 8);
+  const std::vector<std::pair<std::string, Shape>> want = {
+      {"multi_head_attention/query/kernel", {4, 2, 3}},          {"multi_head_attention/query/bias", {2, 3}},
+      {"multi_head_attention/key/kernel", {6, 2, 3}},            {"multi_head_attention/key/bias", {2, 3}},
+      {"multi_head_attention/value/kernel", {5, 2, 2}},          {"multi_head_attention/value/bias", {2, 2}},
+      {"multi_head_attention/attention_output/kernel", {2, 2, 7}}, {"multi_head_attention/attention_output/bias", {7}}};
+  for (std::size_t i = 0; i < 8; ++i) {
+    CHECK(w[i].name() == want[i].first);
+    CHECK(w[i].shape() == want[i].second);
+  }
+  CHECK(mha.count_params() == 24 + 6 + 36 + 6 + 20 + 4 + 28 + 7);
+  REQUIRE(mha.sublayers().size() == 4);
+  CHECK(mha.sublayers()[3]->name() == "multi_head_attention/attention_output");
+  CHECK(mha.output_shape() == Shape{-1, 3, 7});
+  // glorot_uniform over Keras's fans of [4, 2, 3]: fan_in 2 * 4, fan_out 3 * 4
+  for (double v : dvals(w[0])) CHECK(std::abs(v) <= std::sqrt(6.0 / 20) + 1e-7);
+  for (double v : dvals(w[1])) CHECK(v == 0);
+
+  // no bias: the four kernels; output_shape defaults to the query's features; regularizers on each
+  MultiHeadAttentionOptions nb;
+  nb.use_bias = false;
+  nb.kernel_regularizer = regularizers::l2(0.1);
+  MultiHeadAttention plain(3, 2, nb);
+  CHECK(plain(irregular({1, 2, 5}), irregular({1, 4, 5})).shape() == Shape{1, 2, 5});
+  CHECK(plain.weights().size() == 4);
+  CHECK(plain.weights()[3].shape() == Shape{3, 2, 5});
+  CHECK(plain.losses().size() == 4);
+}
+
+TEST_CASE("MultiHeadAttention matches Keras 3.15: outputs and scores, masks, causal, on every device",
+          "[layers][attention][device]") {
+  for (const auto& c : ag::kCases) {
+    INFO(c.name);
+    const GoldenCall cpu = golden_call(c, Device::cpu());
+    const auto ref = make_mha(c, cpu.query, cpu.value, cpu.args);
+    const AttentionOutput r = ref->with_scores(cpu.query, cpu.value, cpu.args);
+    REQUIRE(r.output.shape() == Shape{c.b, c.t, c.output_dim ? c.output_dim : c.query_dim});
+    REQUIRE(r.scores.shape() == Shape{c.b, c.heads, c.t, c.s});
+    const double out_err = max_error(r.output, c.output), score_err = max_error(r.scores, c.scores);
+    CHECK(out_err < 1e-5);
+    CHECK(score_err < 1e-5);
+    CHECK(dvals((*ref)(cpu.query, cpu.value, cpu.args)) == dvals(r.output));
+    if (c.query_mask == nullptr && c.value_mask == nullptr && c.key_mask == nullptr && c.attention_mask == nullptr &&
+        !c.causal) {  // the list call of the functional API
+      std::vector<Tensor> list = {cpu.query, cpu.value};
+      if (c.key != nullptr) list.push_back(cpu.args.key);
+      CHECK(dvals((*ref)(list)) == dvals(r.output));
+    }
+    for (const Device& d : devices()) {
+      INFO(d.str());
+      const GoldenCall on = golden_call(c, d);
+      const auto mha = make_mha(c, on.query, on.value, on.args);
+      const AttentionOutput got = mha->with_scores(on.query, on.value, on.args);
+      CHECK(got.output.device() == d);
+      const auto a = dvals(got.output.to(Device::cpu())), b = dvals(r.output);
+      for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).margin(1e-6));
+      const auto sa = dvals(got.scores.to(Device::cpu())), sb = dvals(r.scores);
+      for (std::size_t i = 0; i < sa.size(); ++i) CHECK(sa[i] == Approx(sb[i]).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("MultiHeadAttention: the masks combine as Keras's _compute_attention_mask", "[layers][attention]") {
+  MultiHeadAttention mha(1, 2);
+  const Tensor q = irregular({2, 3, 4}), v = irregular({2, 2, 4});
+  AttentionCall args;
+  CHECK_FALSE(mha.compute_attention_mask(q, v, args).defined());
+  args.use_causal_mask = true;
+  const Tensor causal = mha.compute_attention_mask(q, v, args);  // [1, T, S]: j <= i
+  CHECK(causal.shape() == Shape{1, 3, 2});
+  CHECK(causal.dtype() == kBool);
+  CHECK(dvals(causal) == std::vector<double>{1, 0, 1, 1, 1, 1});
+  args.query_mask = tensor<std::int64_t>({1, 0, 1, 1, 1, 1}, {2, 3});
+  args.value_mask = tensor({1.0f, 1.0f, 0.5f, 0.0f}, {2, 2});  // nonzero attends (0.5 too)
+  args.key_mask = tensor<std::int64_t>({0, 1, 1, 1}, {2, 2});
+  args.attention_mask = tensor({1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 1.0f}, {3, 2});  // [T, S] broadcasts over the batch
+  // query[:, :, None] & value[:, None, :] & key[:, None, :] & causal & attention
+  const std::vector<double> want = {0, 0, 0, 0, 0, 1, /**/ 1, 0, 1, 0, 0, 0};
+  CHECK(dvals(mha.compute_attention_mask(q, v, args)) == want);
+  // a query attending to nothing gets probabilities of 0 (Keras's Softmax with a mask), one
+  // attending to one key 1
+  CHECK(dvals(mha.with_scores(q, v, args).scores) == want);
+}
+
+TEST_CASE("MultiHeadAttention: float64 gradcheck in the query, value, key and every weight, with and without masks",
+          "[layers][attention][gradcheck]") {
+  MultiHeadAttentionOptions o;
+  o.value_dim = 2;
+  o.output_shape = 3;
+  auto mha = std::make_shared<MultiHeadAttention>(2, 3, o);
+  mha->set_seed(3);
+  const Tensor q = irregular({2, 3, 4}, -1, 1, kFloat64), v = irregular({2, 4, 3}, -1, 1, kFloat64);
+  const Tensor k = irregular({2, 4, 5}, -1, 1, kFloat64);
+  AttentionCall masked;
+  masked.value_mask = tensor({1.0f, 1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 1.0f, 1.0f}, {2, 4});
+  masked.use_causal_mask = true;
+  for (bool with_mask : {false, true}) {
+    INFO("masks: " << with_mask);
+    AttentionCall args = with_mask ? masked : AttentionCall{};
+    const auto fn = [&](const std::vector<Tensor>& in) {
+      AttentionCall a = args;
+      a.key = in[2];
+      return (*mha)(in[0], in[1], a);
+    };
+    const auto r = gradcheck(fn, {q, v, k});
+    INFO(r.message);
+    CHECK(r.ok);
+    // the weights (float32): the tape's gradient against central differences computed in float64
+    args.key = k;
+    const Tensor w_out = irregular({2, 3, 3}, -1, 1, kFloat64);
+    const auto loss = [&] { return sum((*mha)(q, v, args) * w_out).item<double>(); };
+    const auto weights = mha->weights();
+    std::vector<Tensor> grads;
+    {
+      GradientTape tape;
+      const Tensor l = sum((*mha)(q, v, args) * w_out);
+      grads = tape.gradient(l, std::vector<Tensor>(weights.begin(), weights.end()));
+    }
+    double worst = 0;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      REQUIRE(grads[i].defined());
+      const auto analytic = dvals(grads[i]);
+      Variable w = weights[i];
+      const Tensor saved = w.clone();
+      for (std::int64_t j = 0; j < w.size(); ++j) {
+        const Tensor at = saved.reshape({-1});
+        const double x0 = at[j].item<double>(), h = 1e-3;
+        auto flat = saved.clone().reshape({-1});
+        flat(Slice(j, j + 1)).assign(tensor({static_cast<float>(x0 + h)}));
+        w.assign(flat.reshape(w.shape()));
+        const double up = loss(), x_up = w.reshape({-1})[j].item<double>();
+        flat(Slice(j, j + 1)).assign(tensor({static_cast<float>(x0 - h)}));
+        w.assign(flat.reshape(w.shape()));
+        const double down = loss(), x_down = w.reshape({-1})[j].item<double>();
+        w.assign(saved);
+        const double numeric = (up - down) / (x_up - x_down);
+        const double err = std::abs(analytic[static_cast<std::size_t>(j)] - numeric) / (1e-4 + std::abs(numeric));
+        worst = std::max(worst, err);
+        INFO(weights[i].name() << "[" << j << "]: analytic " << analytic[static_cast<std::size_t>(j)] << ", numeric "
+                               << numeric);
+        CHECK(err < 1e-3);
+      }
+    }
+    CHECK(worst < 1e-3);
+  }
+}
+
+TEST_CASE("MultiHeadAttention: dropout on the probabilities in training only, seeded", "[layers][attention][dropout]") {
+  const auto& c = ag::kCases[0];  // self-attention
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const GoldenCall g = golden_call(c, d);
+    MultiHeadAttentionOptions o;
+    o.dropout = 0.4;
+    auto mha = std::make_shared<MultiHeadAttention>(c.heads, c.key_dim, o);
+    (*mha)(g.query, g.value);
+    for (std::size_t i = 0; i < 8; ++i) set(mha->weights()[i], golden(c.weights[i], mha->weights()[i].shape()));
+    // inference: Keras's outputs, dropout or not
+    const AttentionOutput plain = mha->with_scores(g.query, g.value);
+    CHECK(max_error(plain.output.to(Device::cpu()), c.output) < 1e-5);
+    AttentionCall train;
+    train.training = true;
+    mha->set_seed(21);
+    const Tensor y1 = (*mha)(g.query, g.value, train);
+    mha->set_seed(21);
+    const Tensor y2 = (*mha)(g.query, g.value, train);
+    CHECK(dvals(y1.to(Device::cpu())) == dvals(y2.to(Device::cpu())));
+    CHECK(dvals(y1.to(Device::cpu())) != dvals(plain.output.to(Device::cpu())));
+    // the same draw by hand: each probability kept and scaled by 1 / (1 - rate), or zeroed
+    Generator gen(21);
+    const Tensor keep = dropout(ones(plain.scores.shape(), kFloat32, d), 0.4, gen);
+    const auto kv = dvals(keep.to(Device::cpu()));
+    std::size_t dropped = 0;
+    for (double k : kv) {
+      CHECK((k == 0 || k == Approx(1 / 0.6)));
+      dropped += k == 0;
+    }
+    CHECK(dropped > 0);
+    CHECK(dropped < kv.size());
+    const auto w = mha->weights();  // value and output projections: [B, S, N, v] and [B, T, N, v] -> [B, T, out]
+    const Tensor v = matmul(g.value, w[4].reshape({c.query_dim, -1})).reshape({c.b, c.s, c.heads, c.key_dim}) +
+                     w[5];
+    const Tensor heads = matmul(plain.scores * keep, v.permute({0, 2, 1, 3})).permute({0, 2, 1, 3});
+    const Tensor want = matmul(heads.reshape({c.b, c.t, -1}), w[6].reshape({-1, c.query_dim})) + w[7];
+    const auto a = dvals(y1.to(Device::cpu())), b = dvals(want.to(Device::cpu()));
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).margin(1e-5));
+  }
+}
+
+TEST_CASE("MultiHeadAttention in a functional model: self-attention on [x, x], training reaches the dropout",
+          "[layers][attention][functional]") {
+  const KerasTensor in = Input({3, 4});
+  MultiHeadAttentionOptions o;
+  o.dropout = 0.5;
+  auto mha = std::make_shared<MultiHeadAttention>(2, 3, o);
+  const KerasTensor h = (*mha)({in, in});
+  const KerasTensor out = apply_layer(Dense(2), apply_layer(Add(), {in, h}));
+  Functional model(in, out);
+  const Tensor x = irregular({2, 3, 4});
+  const Tensor y = model(x);
+  CHECK(y.shape() == Shape{2, 3, 2});
+  CHECK(dvals((*mha)(x, x)) == dvals(mha->with_scores(x, x).output));
+  CHECK(dvals(model(x)) == dvals(y));                   // inference: no dropout
+  CHECK(dvals(model(x, /*training=*/true)) != dvals(y));  // training: the probabilities dropped
+  CHECK(model.layers().size() == 3);
+  CHECK(mha->count_params() == 3 * (4 * 2 * 3 + 2 * 3) + (2 * 3 * 4 + 4));  // Keras's 118
+  CHECK(model.count_params() == 118 + 10);
+  std::ostringstream summary;
+  model.summary(summary);
+  INFO(summary.str());
+  CHECK_THAT(summary.str(), Contains("multi_head_attention (MultiHeadAttention)"));
+  CHECK_THAT(summary.str(), Contains("(None, 3, 4)"));
+  CHECK_THAT(summary.str(), Contains("118"));
+  // cross-attention with a key, through apply_layer
+  const KerasTensor qi = Input({2, 4}), vi = Input({5, 3}), ki = Input({5, 6});
+  Functional cross({qi, vi, ki}, {apply_layer(MultiHeadAttention(1, 2), {qi, vi, ki})});
+  CHECK(cross(std::vector<Tensor>{irregular({2, 2, 4}), irregular({2, 5, 3}), irregular({2, 5, 6})})[0].shape() ==
+        Shape{2, 2, 4});
+}
+
+TEST_CASE("MultiHeadAttention: errors name the layer and the shapes", "[layers][attention]") {
+  CHECK_THROWS_WITH(MultiHeadAttention(0, 3), Contains("num_heads must be a positive integer, got 0"));
+  CHECK_THROWS_WITH(MultiHeadAttention(2, -1), Contains("key_dim"));
+  MultiHeadAttentionOptions bad;
+  bad.dropout = 1;
+  CHECK_THROWS_AS(MultiHeadAttention(2, 3, bad), ValueError);
+
+  MultiHeadAttention mha(2, 3);
+  CHECK_THROWS_AS(mha(zeros({2, 4}), zeros({2, 4})), ValueError);
+  CHECK_THROWS_WITH(mha(zeros({2, 4}), zeros({2, 4})),
+                    Contains("multi_head_attention: expected query, value and key of rank 3") &&
+                        Contains("query [2, 4], value [2, 4], key [2, 4]"));
+  CHECK_THROWS_WITH(mha(zeros({2, 1, 3, 4}), zeros({2, 1, 3, 4})), Contains("not supported"));
+  AttentionCall k;
+  k.key = zeros({2, 3, 4});
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({2, 5, 4}), k),
+                    Contains("value and key must agree in every axis but the last: query [2, 3, 4], value [2, 5, 4], "
+                             "key [2, 3, 4]"));
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({3, 5, 4})), Contains("batch sizes differ"));
+  CHECK(mha.weights().empty());  // nothing built by a failed call
+  AttentionCall m;
+  m.value_mask = ones({2, 3});
+  CHECK_THROWS_AS(mha(zeros({2, 3, 4}), zeros({2, 5, 4}), m), ShapeError);
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({2, 5, 4}), m),
+                    Contains("multi_head_attention: value_mask must be [2, 5], got [2, 3] (query [2, 3, 4], value "
+                             "[2, 5, 4])"));
+  m = {};
+  m.attention_mask = ones({2, 5, 3});
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({2, 5, 4}), m),
+                    Contains("attention_mask must be [2, 3, 5] (or broadcast to it), got [2, 5, 3]"));
+  m = {};
+  m.query_mask = ones({2, 3, 1});
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({2, 5, 4}), m), Contains("query_mask must be [2, 3]"));
+  CHECK(mha(zeros({2, 3, 4}), zeros({2, 5, 4})).shape() == Shape{2, 3, 4});  // builds
+  CHECK_THROWS_AS(mha(zeros({2, 3, 4}), zeros({2, 5, 6})), ShapeError);
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4}), zeros({2, 5, 6})),
+                    Contains("multi_head_attention: built for query, value and key features [4, 4, 4], got query "
+                             "[2, 3, 4], value [2, 5, 6], key [2, 5, 6]"));
+  // the list forms
+  CHECK_THROWS_WITH(mha(std::vector<Tensor>{zeros({2, 3, 4})}),
+                    Contains("takes [query, value] or [query, value, key], got 1 inputs: [2, 3, 4]"));
+  CHECK_THROWS_WITH(mha(zeros({2, 3, 4})), Contains("a merge layer takes a list"));
+}

@@ -92,12 +92,12 @@ Tensor Merge::call(const Tensor&, bool) {
   throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one tensor", label(*this)));
 }
 
-Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool) {
+Tensor Merge::operator()(const std::vector<Tensor>& inputs, bool training) {
   if (inputs.empty()) throw ValueError(fmt::format("{}: a merge layer needs at least one input, got none", label(*this)));
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: input {} is undefined", label(*this), i));
   }
-  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge(inputs); });
+  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge_masked(inputs, {}, training); });
 }
 
 Tensor Merge::operator()(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) {
@@ -109,14 +109,14 @@ Tensor Merge::operator()(const std::vector<Tensor>& inputs, const std::vector<Te
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: input {} is undefined", label(*this), i));
   }
-  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge_masked(inputs, masks); });
+  return invoke(inputs[0].shape(), inputs[0].device(), [&] { return merge_masked(inputs, masks, training); });
 }
 
 Merge::Merge(std::string class_name, std::string name) : Layer(std::move(class_name), std::move(name)) {
   set_supports_masking(true);  // Keras's merge layers pass the AND of the masks on
 }
 
-Tensor Merge::merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>&) { return merge(inputs); }
+Tensor Merge::merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>&, bool) { return merge(inputs); }
 
 namespace {
 Tensor as_bool(const Tensor& m) { return m.dtype() == kBool ? m : m != 0.0; }

@@ -103,8 +103,19 @@ def merged():
     return keras.Model([a, b], out), [A_TOKENS, B_TOKENS], y, "sparse_categorical_crossentropy", "sparse_categorical_accuracy"
 
 
+def attention():
+    inp = keras.Input((6,), dtype="int64")
+    x = L.Embedding(7, 4, mask_zero=True)(inp)
+    x = L.MultiHeadAttention(2, 3)(x, x)  # query, value and key masks from the embedding
+    x = L.GlobalAveragePooling1D()(x)  # the output keeps the query's mask
+    out = L.Dense(1, activation="sigmoid")(x)
+    y = np.array([1.0, 0.0, 1.0])
+    return keras.Model(inp, out), TOKENS_NO_EMPTY, y, "binary_crossentropy", "binary_accuracy"
+
+
 CASES = [("seq2seq", seq2seq, False), ("pooled", pooled, False), ("masking_rnn", masking_rnn, False),
-         ("batchnorm", batchnorm, True), ("merged", merged, False)]
+         ("batchnorm", batchnorm, True), ("merged", merged, False),
+         ("attention", attention, False)]
 
 
 def arr(name, v):

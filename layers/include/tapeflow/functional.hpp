@@ -95,8 +95,10 @@ class Merge : public Layer {
   /// With each input's mask (undefined: none; `masks` as long as `inputs`, or empty): runs
   /// merge_masked(). A Functional model calls this with the masks its layers computed.
   Tensor operator()(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training = false);
-  /// merge() given the masks; by default they are not used.
-  virtual Tensor merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks);
+  /// What both operator()s on a list run: merge() by default, which uses neither the masks
+  /// (empty, or one per input) nor `training`. A list layer that uses them
+  /// (MultiHeadAttention: its masks and dropout) overrides this.
+  virtual Tensor merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training);
   /// The output's mask (Keras's Merge.compute_mask): none when no input has one (or the layer
   /// does not support masking: Dot), else the AND of those given.
   virtual Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const;

@@ -5,7 +5,8 @@
 /// pooling, BatchNormalization, LayerNormalization, Embedding, Reshape, Rescaling, LeakyReLU,
 /// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional and the image augmentation layers
 /// (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast). The merge
-/// layers, Lambda and ModelLayer are in functional.hpp. Ordinary user code on the public API.
+/// layers, Lambda and ModelLayer are in functional.hpp, MultiHeadAttention in attention.hpp.
+/// Ordinary user code on the public API.
 #include <array>
 #include <cstdint>
 #include <functional>

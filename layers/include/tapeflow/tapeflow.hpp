@@ -1,5 +1,6 @@
 #pragma once
 /// All of tapeflow: tensors, the tape, optimizers, layers, losses, metrics, callbacks and models.
+#include "tapeflow/attention.hpp"
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/callbacks.hpp"
 #include "tapeflow/data.hpp"
