@@ -1104,3 +1104,47 @@ TEST_CASE("core layers: Normalization.adapt, call and invert match Keras, every 
   Normalization no_adapt(given);
   CHECK_THROWS_WITH(no_adapt.adapt(zeros({2, 3})), "normalization: adapt() on a layer given a fixed mean and variance");
 }
+
+TEST_CASE("core layers: CategoryEncoding's one_hot, multi_hot and count match Keras, every device",
+          "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    const Tensor x = tensor<std::int64_t>({0, 1, 2, 2, 3, 0}, {3, 2}).to(d);
+    // Keras 3.15's outputs for these inputs
+    CategoryEncoding one(4, "one_hot");
+    const Tensor y1 = one(x);
+    CHECK(y1.shape() == Shape{3, 2, 4});
+    CHECK(y1.dtype() == kFloat32);
+    CHECK(lt::dvals(y1) == std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0});
+    CategoryEncoding multi(4);
+    CHECK(multi.output_mode() == CategoryOutput::MultiHot);
+    CHECK(lt::dvals(multi(x)) == std::vector<double>{1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1});
+    CHECK(multi.output_shape() == Shape{-1, 4});
+    CategoryEncoding count(4, "count");
+    CHECK(lt::dvals(count(x)) == std::vector<double>{1, 1, 0, 0, 0, 0, 2, 0, 1, 0, 0, 1});
+    // one_hot drops a last axis of 1; a rank-1 input is one sample for multi_hot and count
+    CategoryEncoding column(4, "one_hot");
+    CHECK(column(tensor<std::int32_t>({0, 3}, {2, 1}).to(d)).shape() == Shape{2, 4});
+    CategoryEncoding flat(4, "multi_hot");
+    CHECK(lt::dvals(flat(tensor<std::int32_t>({0, 3, 1}, {3}).to(d))) == std::vector<double>{1, 1, 0, 1});
+    // rank 3: Keras counts over axis 1
+    CategoryEncoding deep(4, "count");
+    CHECK(lt::dvals(deep(tensor<std::int64_t>({0, 3, 1, 1}, {1, 2, 2}).to(d))) ==
+          std::vector<double>{1, 1, 0, 0, 0, 1, 0, 1});
+    // float tokens are truncated
+    CategoryEncoding floats(3, "count");
+    CHECK(lt::dvals(floats(tensor<float>({0.0f, 2.0f, 2.0f}, {1, 3}).to(d))) == std::vector<double>{1, 0, 2});
+  }
+  CategoryEncoding enc(4, "binary");
+  CHECK(enc.output_mode() == CategoryOutput::MultiHot);
+  CHECK(lt::dvals(enc(tensor<std::int64_t>({3, 3}, {1, 2}))) == std::vector<double>{0, 0, 0, 1});
+  CHECK(enc.name() == "category_encoding");
+  CHECK_THROWS_AS(enc(tensor<std::int64_t>({0, 4}, {1, 2})), IndexError);
+  CHECK_THROWS_WITH(enc(tensor<std::int64_t>({0, 4}, {1, 2})),
+                    "category_encoding: token 4 is outside [0, 4) (inputs [1, 2])");
+  CHECK_THROWS_WITH(enc(tensor<std::int64_t>({-1, 0}, {1, 2})),
+                    "category_encoding: token -1 is outside [0, 4) (inputs [1, 2])");
+  CHECK_THROWS_WITH(CategoryEncoding(4, "tf_idf"),
+                    "CategoryEncoding: unknown output_mode 'tf_idf' (known: one_hot, multi_hot, count)");
+  CHECK_THROWS_WITH(CategoryEncoding(0), "CategoryEncoding: num_tokens must be >= 1, got 0");
+}

@@ -1,6 +1,6 @@
 // Core layers: Keras 3's Activation, Identity, Permute, RepeatVector, TimeDistributed, the
-// noise and activity-regularization layers, the 1-D upsampling, padding and cropping layers and
-// Normalization, as short functions of public tensor ops.
+// noise and activity-regularization layers, the 1-D upsampling, padding and cropping layers,
+// Normalization and CategoryEncoding, as short functions of public tensor ops.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -313,6 +313,45 @@ Tensor Normalization::call(const Tensor& x_in, bool) {
   const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
   const Tensor stddev = clip(sqrt(variance()), kNormalizationEpsilon, std::numeric_limits<double>::infinity());
   return options_.invert ? mean() + x * stddev : (x - mean()) / stddev;
+}
+
+// ================================================================ CategoryEncoding
+
+CategoryEncoding::CategoryEncoding(std::int64_t num_tokens, const std::string& output_mode, std::string name)
+    : Layer("CategoryEncoding", std::move(name)), num_tokens_(num_tokens) {
+  if (output_mode == "one_hot") {
+    mode_ = CategoryOutput::OneHot;
+  } else if (output_mode == "multi_hot" || output_mode == "binary") {
+    mode_ = CategoryOutput::MultiHot;
+  } else if (output_mode == "count") {
+    mode_ = CategoryOutput::Count;
+  } else {
+    throw ValueError(
+        fmt::format("CategoryEncoding: unknown output_mode '{}' (known: one_hot, multi_hot, count)", output_mode));
+  }
+  if (num_tokens < 1) throw ValueError(fmt::format("CategoryEncoding: num_tokens must be >= 1, got {}", num_tokens));
+}
+
+Tensor CategoryEncoding::call(const Tensor& x_in, bool) {
+  if (x_in.dtype() == kBool) {
+    throw DTypeError(fmt::format("{}: expected integer tokens, got bool inputs {}", name(), shape_str(x_in.shape())));
+  }
+  Tensor x = is_floating(x_in.dtype()) ? x_in.astype(kInt64) : x_in;
+  if (x.size() > 0) {
+    const auto lo = min(x).item<std::int64_t>(), hi = max(x).item<std::int64_t>();
+    if (lo < 0 || hi >= num_tokens_) {
+      throw IndexError(fmt::format("{}: token {} is outside [0, {}) (inputs {})", name(), lo < 0 ? lo : hi,
+                                   num_tokens_, shape_str(x.shape())));
+    }
+  }
+  if (mode_ == CategoryOutput::OneHot) {
+    if (x.rank() > 1 && x.dim(-1) == 1) x = x.squeeze({-1});
+    return one_hot(x, num_tokens_);
+  }
+  // Keras reduces over axis 1, or 0 for a rank-1 input (one sample)
+  const std::int64_t axis = x.rank() > 1 ? 1 : 0;
+  const Tensor hot = one_hot(x, num_tokens_);  // [..., num_tokens]
+  return mode_ == CategoryOutput::MultiHot ? max(hot, {axis}) : sum(hot, {axis});
 }
 
 }  // namespace layers

@@ -6,7 +6,7 @@
 /// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional, the core layers (ActivationLayer,
 /// Identity, Permute, RepeatVector, TimeDistributed, GaussianNoise, GaussianDropout,
 /// SpatialDropout1D/2D, ActivityRegularization, UpSampling1D, ZeroPadding1D, Cropping1D,
-/// Normalization) and the image augmentation layers
+/// Normalization, CategoryEncoding) and the image augmentation layers
 /// (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast). The merge
 /// layers, Lambda and ModelLayer are in functional.hpp. Ordinary user code on the public API.
 #include <array>
@@ -985,7 +985,8 @@ class Bidirectional : public Layer {
 // ================================================================ core layers
 // (core_layers.cpp) Keras 3's Activation, Identity, Permute, RepeatVector, TimeDistributed,
 // the noise and activity-regularization layers, the 1-D upsampling, padding and cropping
-// layers and the Normalization preprocessing layer, as functions of public ops.
+// layers and the Normalization and CategoryEncoding preprocessing layers, as functions of public
+// ops.
 
 /// Keras's Activation layer: activate(x, activation) for any shape. Named ActivationLayer here
 /// because Activation is the enum every layer takes; its class name and default name are
@@ -1040,7 +1041,9 @@ class RepeatVector : public Layer {
 /// sublayer, so its weights are "time_distributed/dense/kernel", ... (Keras's names). For layers
 /// that treat each example alone this is Keras 3.15's result; Keras 3.15 calls the layer once
 /// per step instead, so a layer that mixes a batch (BatchNormalization in training) sees
-/// batch * time examples here but `batch` per step there. ShapeError for an input of rank < 3.
+/// batch * time examples here but `batch` per step there, and an activity regularizer of the
+/// layer counts here (divided by batch * time) where Keras 3.15 skips it. ShapeError for an
+/// input of rank < 3.
 class TimeDistributed : public Layer {
  public:
   explicit TimeDistributed(std::shared_ptr<Layer> layer, std::string name = "");
@@ -1206,6 +1209,29 @@ class Normalization : public Layer {
   Shape broadcast_shape_;                     // the input's rank, 1 except on the kept axes
   Variable adapt_mean_, adapt_variance_, count_;
   Tensor mean_, variance_;  // fixed statistics, broadcast_shape_
+};
+
+/// CategoryEncoding's output_mode.
+enum class CategoryOutput { OneHot, MultiHot, Count };
+
+/// Keras 3's CategoryEncoding: integer tokens in [0, num_tokens) (floats truncated) -> float32.
+/// one_hot: [..., num_tokens] (a last axis of size 1 is dropped first); multi_hot: 1 for every
+/// token present, count: how many times, both over axis 1 (axis 0 of a rank-1 input, one
+/// sample), as Keras reduces: [batch, n] -> [batch, num_tokens]. Unlike Keras, whose TensorFlow
+/// backend ignores some out-of-range tokens and fails on others, a token outside
+/// [0, num_tokens) is an IndexError naming the layer.
+class CategoryEncoding : public Layer {
+ public:
+  /// output_mode: "one_hot", "multi_hot" (Keras's default; "binary" is the same) or "count";
+  /// ValueError for another, or for num_tokens < 1.
+  explicit CategoryEncoding(std::int64_t num_tokens, const std::string& output_mode = "multi_hot",
+                            std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  CategoryOutput output_mode() const { return mode_; }
+
+ private:
+  std::int64_t num_tokens_;
+  CategoryOutput mode_;
 };
 
 // ================================================================ image augmentation
