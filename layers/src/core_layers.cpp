@@ -90,15 +90,19 @@ TimeDistributed::TimeDistributed(std::shared_ptr<Layer> layer, std::string name)
   track(layer_);
 }
 
-void TimeDistributed::build(const Shape& input_shape) {
-  if (input_shape.size() < 3) {
-    throw ShapeError(fmt::format("{}: expected inputs [batch, time, ...] of rank >= 3, got {}", name(),
-                                 shape_str(input_shape)));
+namespace {
+void check_time_axis(const Shape& shape, const std::string& layer) {
+  if (shape.size() < 3) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, time, ...] of rank >= 3, got {}", layer, shape_str(shape)));
   }
 }
+}  // namespace
+
+// refused before the layer counts as built, so a first bad call leaves it unbuilt
+void TimeDistributed::build(const Shape& input_shape) { check_time_axis(input_shape, name()); }
 
 Tensor TimeDistributed::call(const Tensor& x, bool training) {
-  if (x.rank() < 3) build(x.shape());  // its error
+  check_time_axis(x.shape(), name());
   const std::int64_t b = x.dim(0), t = x.dim(1);
   Shape merged = x.shape();
   merged.erase(merged.begin());
