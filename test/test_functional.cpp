@@ -844,6 +844,12 @@ TEST_CASE("masks: gradcheck through a masked LSTM, errors, layers that drop the 
   CHECK(Dropout(0.5).compute_mask(x, m).defined());
   CHECK_FALSE(LSTM(2).compute_mask(x, m).defined());  // the last output only
   CHECK_FALSE(GlobalMaxPooling1D().supports_masking());
+  CHECK(ActivationLayer("relu").compute_mask(x, m).defined());  // Keras's supports_masking, layer by layer
+  CHECK(TimeDistributed(Dense(2)).supports_masking());
+  CHECK(GaussianNoise(0.1).supports_masking());
+  CHECK_FALSE(Permute({2, 1}).supports_masking());
+  CHECK_FALSE(RepeatVector(2).supports_masking());
+  CHECK_FALSE(UpSampling1D(2).supports_masking());
 
   // a Sequential without a mask-making layer records no mask; one given a mask passes it on
   Sequential plain(Dense(2));

@@ -641,3 +641,510 @@ TEST_CASE("a layer shared by two parents is trained once; a sublayer keeps a han
   CHECK(picky.inner->name() == "encoder/dense");
   CHECK(picky.inner->kernel().name() == "encoder/dense/kernel");
 }
+
+// ================================================================ core layers (core_layers.cpp)
+// Activation, Identity, Permute, RepeatVector, TimeDistributed, the noise and regularization
+// layers, the 1-D upsampling/padding/cropping layers and Normalization: golden values from the
+// real Keras 3 (golden/core_layers_golden.py), every device, float64 gradchecks, errors.
+#include "golden/core_layers_golden.hpp"
+#include "layer_test_util.hpp"
+
+namespace {
+
+namespace cg = core_layers_golden;
+
+template <std::size_t N>
+Shape shape_of(const std::int64_t (&s)[N]) {
+  return Shape(s, s + N);
+}
+
+Tensor golden(const double* v, const Shape& shape, Device d, DType dtype = kFloat64) {
+  std::int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return tensor(std::vector<double>(v, v + n), shape, kFloat64).astype(dtype).to(d);
+}
+
+// got == want elementwise, to float32's precision
+void check_golden(const Tensor& got, const double* want, const char* what, double eps = 1e-5) {
+  const auto v = lt::dvals(got.to(Device::cpu()));
+  INFO(what);
+  for (std::size_t i = 0; i < v.size(); ++i) REQUIRE(v[i] == Approx(want[i]).epsilon(eps).margin(1e-6));
+}
+
+// The float64 gradcheck of a layer's output with respect to its input.
+bool layer_gradcheck(Layer& layer, const Tensor& x) {
+  const GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return layer(in[0]); }, {x});
+  INFO(r.message);
+  return r.ok;
+}
+
+// An arange input [0, 1, ...] of `shape`, as core_layers_golden.py feeds the shape layers.
+Tensor arange_input(const Shape& shape, Device d) {
+  std::int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return arange(0, double(n), 1, kFloat64, d).reshape(shape);
+}
+
+}  // namespace
+
+TEST_CASE("core layers: Activation and Identity", "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    const Tensor x = lt::irregular({3, 4}).to(d);
+    ActivationLayer act("relu");
+    CHECK(lt::dvals(act(x)) == lt::dvals(relu(x)));
+    CHECK(act.name() == "activation");
+    CHECK(act.class_name() == "Activation");
+    CHECK(act.activation() == Activation::Relu);
+    CHECK(act.output_shape() == Shape{-1, 4});
+    CHECK(act.weights().empty());
+    ActivationLayer soft(Activation::Softmax);
+    CHECK(lt::dvals(soft(x)) == lt::dvals(softmax(x, -1)));
+    Identity id;
+    const Tensor y = id(x);
+    CHECK(lt::dvals(y) == lt::dvals(x));
+    CHECK(id.name() == "identity");
+  }
+  CHECK_THROWS_AS(ActivationLayer("nope"), ValueError);
+  CHECK_THROWS_WITH(ActivationLayer("nope"), Catch::Contains("unknown activation 'nope'"));
+  ActivationLayer tanh_layer("tanh");
+  CHECK(layer_gradcheck(tanh_layer, lt::irregular({2, 3}, -2, 2, kFloat64)));
+}
+
+TEST_CASE("core layers: Permute and RepeatVector match Keras, every device, gradchecks", "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    Permute p21({2, 1});
+    check_golden(p21(arange_input(shape_of(cg::kPermute21XShape), d)), cg::kPermute21Y, "Permute((2, 1))");
+    CHECK(p21.output_shape() == Shape{-1, 4, 3});
+    Permute p312({3, 1, 2});
+    const Tensor y312 = p312(arange_input(shape_of(cg::kPermute312XShape), d));
+    CHECK(y312.shape() == shape_of(cg::kPermute312YShape));
+    check_golden(y312, cg::kPermute312Y, "Permute((3, 1, 2))");
+    RepeatVector rep(3);
+    const Tensor yr = rep(arange_input(shape_of(cg::kRepeatVector3XShape), d));
+    CHECK(yr.shape() == shape_of(cg::kRepeatVector3YShape));
+    check_golden(yr, cg::kRepeatVector3Y, "RepeatVector(3)");
+    CHECK(rep.output_shape() == Shape{-1, 3, 4});
+    CHECK(rep.name() == "repeat_vector");
+
+    Permute g({3, 1, 2});
+    CHECK(layer_gradcheck(g, lt::irregular({2, 2, 3, 2}, -2, 2, kFloat64).to(d)));
+    RepeatVector gr(2);
+    CHECK(layer_gradcheck(gr, lt::irregular({3, 2}, -2, 2, kFloat64).to(d)));
+  }
+  CHECK_THROWS_AS(Permute({1, 1}), ValueError);
+  CHECK_THROWS_WITH(Permute({1, 3}), "Permute: dims must be a permutation of 1..2 (the axes after the batch), got (1, 3)");
+  CHECK_THROWS_AS(Permute({0, 1}), ValueError);
+  Permute p({2, 1});
+  CHECK_THROWS_AS(p(zeros({2, 3, 4, 5})), ShapeError);
+  CHECK_THROWS_WITH(p(zeros({2, 3, 4, 5})),
+                    "permute: expected inputs of rank 3 (the batch and the 2 axes of dims (2, 1)), got [2, 3, 4, 5]");
+  CHECK_THROWS_WITH(RepeatVector(0), "RepeatVector: n must be positive, got 0");
+  RepeatVector r(2);
+  CHECK_THROWS_AS(r(zeros({2, 3, 4})), ShapeError);
+  CHECK_THROWS_WITH(r(zeros({2, 3, 4})), "repeat_vector: expected inputs [batch, features], got [2, 3, 4]");
+}
+
+TEST_CASE("core layers: UpSampling1D, ZeroPadding1D and Cropping1D match Keras, every device, gradchecks",
+          "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    UpSampling1D up(3);
+    const Tensor yu = up(arange_input(shape_of(cg::kUpSampling1D3XShape), d));
+    CHECK(yu.shape() == shape_of(cg::kUpSampling1D3YShape));
+    check_golden(yu, cg::kUpSampling1D3Y, "UpSampling1D(3)");
+    CHECK(up.output_shape() == Shape{-1, 9, 2});
+    ZeroPadding1D pad(Edges1D{1, 2});
+    const Tensor yp = pad(arange_input(shape_of(cg::kZeroPadding1D12XShape), d));
+    CHECK(yp.shape() == shape_of(cg::kZeroPadding1D12YShape));
+    check_golden(yp, cg::kZeroPadding1D12Y, "ZeroPadding1D((1, 2))");
+    CHECK(pad.name() == "zero_padding1d");
+    Cropping1D crop(Edges1D{1, 2});
+    const Tensor yc = crop(arange_input(shape_of(cg::kCropping1D12XShape), d));
+    CHECK(yc.shape() == shape_of(cg::kCropping1D12YShape));
+    check_golden(yc, cg::kCropping1D12Y, "Cropping1D((1, 2))");
+    CHECK(crop.name() == "cropping1d");
+    // the defaults: ZeroPadding1D(1) pads one step each side, Cropping1D() crops (1, 1), UpSampling1D 2
+    CHECK(ZeroPadding1D()(ones({1, 2, 3}).to(d)).shape() == Shape{1, 4, 3});
+    CHECK(Cropping1D()(ones({1, 4, 3}).to(d)).shape() == Shape{1, 2, 3});
+    CHECK(UpSampling1D()(ones({1, 4, 3}).to(d)).shape() == Shape{1, 8, 3});
+
+    const Tensor x = lt::irregular({2, 4, 3}, -2, 2, kFloat64).to(d);
+    UpSampling1D gu(2);
+    CHECK(layer_gradcheck(gu, x));
+    ZeroPadding1D gp(Edges1D{2, 1});
+    CHECK(layer_gradcheck(gp, x));
+    Cropping1D gc(Edges1D{0, 2});
+    CHECK(layer_gradcheck(gc, x));
+  }
+  CHECK_THROWS_WITH(UpSampling1D(0), "UpSampling1D: size must be positive, got 0");
+  CHECK_THROWS_WITH(ZeroPadding1D(Edges1D{-1, 0}), "ZeroPadding1D: padding must not be negative, got (-1, 0)");
+  CHECK_THROWS_WITH(Cropping1D(-2), "Cropping1D: cropping must not be negative, got (-2, -2)");
+  Cropping1D crop(Edges1D{2, 3});
+  CHECK_THROWS_AS(crop(zeros({1, 5, 2})), ValueError);
+  CHECK_THROWS_WITH(crop(zeros({1, 5, 2})), "cropping1d: cropping (2, 3) must leave a step of the input [1, 5, 2]");
+  CHECK(crop(zeros({1, 6, 2})).shape() == Shape{1, 1, 2});
+  UpSampling1D up;
+  CHECK_THROWS_WITH(up(zeros({2, 3})), "up_sampling1d: expected inputs [batch, steps, channels], got [2, 3]");
+  ZeroPadding1D pad;
+  CHECK_THROWS_AS(pad(zeros({2, 3, 4, 5})), ShapeError);
+}
+
+TEST_CASE("core layers: TimeDistributed(Dense) matches Keras: outputs, gradients, names, every device",
+          "[core_layers]") {
+  struct Case {
+    Shape xs, ys;
+    const double *x, *kernel, *bias, *y, *dx, *dkernel, *dbias;
+    std::int64_t units;
+    const char* activation;
+  };
+  const Case cases[] = {
+      {shape_of(cg::kTdXShape0), shape_of(cg::kTdYShape0), cg::kTdX0, cg::kTdKernel0, cg::kTdBias0, cg::kTdY0,
+       cg::kTdDx0, cg::kTdDkernel0, cg::kTdDbias0, 3, "tanh"},
+      {shape_of(cg::kTdXShape1), shape_of(cg::kTdYShape1), cg::kTdX1, cg::kTdKernel1, cg::kTdBias1, cg::kTdY1,
+       cg::kTdDx1, cg::kTdDkernel1, cg::kTdDbias1, 2, "linear"},
+  };
+  for (const Device& d : lt::devices()) {
+    for (const Case& c : cases) {
+      INFO(d.str() << " " << shape_str(c.xs));
+      TimeDistributed td(Dense(c.units, c.activation));
+      const Tensor x = golden(c.x, c.xs, d);
+      td(x);  // builds
+      CHECK(td.name() == "time_distributed");
+      CHECK(td.layer()->name() == "time_distributed/dense");
+      const std::vector<Variable> ws = td.weights();
+      REQUIRE(ws.size() == 2);
+      CHECK(ws[0].name() == "time_distributed/dense/kernel");
+      CHECK(ws[1].name() == "time_distributed/dense/bias");
+      CHECK(ws[0].device() == d);
+      CHECK(td.count_params() == c.xs.back() * c.units + c.units);
+      Variable kernel = ws[0], bias = ws[1];
+      kernel.assign(golden(c.kernel, kernel.shape(), d, kFloat32));
+      bias.assign(golden(c.bias, bias.shape(), d, kFloat32));
+
+      GradientTape tape;
+      tape.watch(x);
+      const Tensor y = td(x);
+      REQUIRE(y.shape() == c.ys);
+      Shape out = c.ys;
+      out[0] = -1;
+      CHECK(td.output_shape() == out);
+      const Tensor lin = linspace(-1, 1, y.size(), kFloat64, d).reshape(c.ys);
+      const auto g = tape.gradient(sum(y * lin), {x, kernel, bias});
+      check_golden(y, c.y, "y");
+      check_golden(g[0], c.dx, "dx");
+      check_golden(g[1], c.dkernel, "dkernel");
+      check_golden(g[2], c.dbias, "dbias");
+      CHECK(layer_gradcheck(td, lt::irregular(c.xs, -1, 1, kFloat64).to(d)));
+    }
+  }
+  // in a model, the wrapper and its layer are named as Keras names them
+  Sequential model(TimeDistributed(Dense(2)), TimeDistributed(Dense(3)));
+  model(zeros({1, 4, 5}));
+  const auto names = [&] {
+    std::vector<std::string> n;
+    for (const auto& w : model.weights()) n.push_back(w.name());
+    return n;
+  }();
+  CHECK(names == std::vector<std::string>{"time_distributed/dense/kernel", "time_distributed/dense/bias",
+                                          "time_distributed_1/dense/kernel", "time_distributed_1/dense/bias"});
+  // errors: a null layer, an input without a time axis (and the layer stays unbuilt)
+  CHECK_THROWS_WITH(TimeDistributed(std::shared_ptr<Layer>()), "TimeDistributed: the layer is null");
+  TimeDistributed td(Dense(2));
+  CHECK_THROWS_AS(td(zeros({4, 5})), ShapeError);
+  CHECK_THROWS_WITH(td(zeros({4, 5})), "time_distributed: expected inputs [batch, time, ...] of rank >= 3, got [4, 5]");
+  CHECK(td.weights().empty());
+  td(zeros({4, 2, 5}));
+  // the inner layer's errors name both layers
+  CHECK_THROWS_WITH(td(zeros({4, 2, 6})), Catch::Contains("time_distributed/dense") && Catch::Contains("[8, 6]"));
+}
+
+TEST_CASE("core layers: GaussianNoise and GaussianDropout: identity in inference, seeded, Keras's moments",
+          "[core_layers]") {
+  const Tensor x = full({200, 500}, 3.0);
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    GaussianNoise noise(0.5);
+    noise.set_seed(3);
+    CHECK(lt::dvals(noise(x.to(d))) == lt::dvals(x));
+    const Tensor y = noise(x.to(d), true);
+    CHECK(y.device() == d);
+    // x + N(0, 0.5): mean 3, stddev 0.5 over 100000 draws
+    CHECK(mean(y).item<double>() == Approx(3.0).margin(0.01));
+    CHECK(std::sqrt(var(y).item<double>()) == Approx(0.5).margin(0.01));
+    GaussianNoise twin(0.5);
+    twin.set_seed(3);
+    CHECK(lt::dvals(twin(x.to(d), true)) == lt::dvals(y));  // the same seed, the same noise
+    CHECK(lt::dvals(noise(x.to(d), true)) != lt::dvals(y));  // each call draws anew
+
+    GaussianDropout gd(0.2);
+    gd.set_seed(4);
+    CHECK(lt::dvals(gd(x.to(d))) == lt::dvals(x));
+    const Tensor z = gd(x.to(d), true);
+    // x * N(1, sqrt(0.2 / 0.8) = 0.5): mean 3, stddev 1.5
+    CHECK(mean(z).item<double>() == Approx(3.0).margin(0.03));
+    CHECK(std::sqrt(var(z).item<double>()) == Approx(1.5).margin(0.03));
+    GaussianDropout gd_twin(0.2);
+    gd_twin.set_seed(4);
+    CHECK(lt::dvals(gd_twin(x.to(d), true)) == lt::dvals(z));
+  }
+  // the same seed gives the same noise on every device
+  if (lt::devices().size() > 1) {
+    GaussianNoise a(0.3), b(0.3);
+    a.set_seed(9);
+    b.set_seed(9);
+    const auto ya = lt::dvals(a(x, true)), yb = lt::dvals(b(x.to(lt::devices()[1]), true));
+    for (std::size_t i = 0; i < ya.size(); i += 997) REQUIRE(ya[i] == Approx(yb[i]).margin(1e-6));
+  }
+  // float64 inputs keep their dtype; the noise is a constant for the gradient
+  GaussianNoise n64(0.1);
+  CHECK(n64(x.astype(kFloat64), true).dtype() == kFloat64);
+  const Tensor xs = lt::irregular({4, 5}, -1, 1, kFloat64);
+  GaussianDropout gd(0.3);
+  gd.set_seed(1);
+  GradientTape tape;
+  tape.watch(xs);
+  const Tensor y = gd(xs, true);
+  const Tensor dx = tape.gradient(sum(y), xs);
+  const auto yv = lt::dvals(y), xv = lt::dvals(xs), dv = lt::dvals(dx);
+  for (std::size_t i = 0; i < yv.size(); ++i) REQUIRE(dv[i] * xv[i] == Approx(yv[i]).margin(1e-12));
+
+  CHECK_THROWS_WITH(GaussianNoise(1.5), "GaussianNoise: stddev must be in [0, 1] (as Keras), got 1.5");
+  CHECK_THROWS_AS(GaussianNoise(-0.1), ValueError);
+  CHECK_THROWS_WITH(GaussianDropout(1.0), "GaussianDropout: rate must be in [0, 1), got 1");
+  CHECK(GaussianDropout(0.0)(x, true).to_vector<float>() == x.to_vector<float>());
+  CHECK(GaussianNoise(0.0)(x, true).to_vector<float>() == x.to_vector<float>());
+}
+
+TEST_CASE("core layers: SpatialDropout1D/2D drop whole channels with the inverted scaling", "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    SpatialDropout1D sd1(0.4);
+    sd1.set_seed(11);
+    const Tensor x1 = ones({64, 5, 32}).to(d);
+    CHECK(lt::dvals(sd1(x1)) == lt::dvals(x1));
+    const auto y1 = lt::dvals(sd1(x1, true));
+    // each (example, channel) is all 0 or all 1 / 0.6 over the steps
+    std::int64_t dropped = 0;
+    for (std::int64_t b = 0; b < 64; ++b) {
+      for (std::int64_t c = 0; c < 32; ++c) {
+        const double first = y1[static_cast<std::size_t>((b * 5) * 32 + c)];
+        REQUIRE((first == 0.0 || first == Approx(1 / 0.6)));
+        for (std::int64_t t = 1; t < 5; ++t) REQUIRE(y1[static_cast<std::size_t>((b * 5 + t) * 32 + c)] == first);
+        dropped += first == 0.0;
+      }
+    }
+    CHECK(dropped > 0.4 * 2048 - 150);
+    CHECK(dropped < 0.4 * 2048 + 150);
+    SpatialDropout1D twin(0.4);
+    twin.set_seed(11);
+    CHECK(lt::dvals(twin(x1, true)) == y1);
+
+    SpatialDropout2D sd2(0.5);
+    sd2.set_seed(12);
+    const Tensor x2 = lt::irregular({8, 3, 4, 6}, 1, 2).to(d);
+    const Tensor y2 = sd2(x2, true);
+    // a channel's 12 pixels are dropped together or kept together, scaled by 2
+    const Tensor ratio = y2 / x2;  // 0 or 2
+    const Tensor per_channel = sum(ratio, {1, 2});  // [8, 6]: 0 or 24
+    for (double v : lt::dvals(per_channel)) REQUIRE((v == Approx(0.0) || v == Approx(24.0)));
+    CHECK(lt::dvals(max(ratio, {1, 2})) == lt::dvals(min(ratio, {1, 2})));
+    CHECK(sd2.name() == "spatial_dropout2d");
+  }
+  SpatialDropout1D sd1(0.5);
+  CHECK_THROWS_AS(sd1(zeros({2, 3})), ShapeError);
+  CHECK_THROWS_WITH(sd1(zeros({2, 3})), "spatial_dropout1d: expected inputs [batch, steps, channels], got [2, 3]");
+  SpatialDropout2D sd2(0.5);
+  CHECK_THROWS_WITH(sd2(zeros({2, 3, 4})),
+                    "spatial_dropout2d: expected inputs [batch, height, width, channels], got [2, 3, 4]");
+  CHECK_THROWS_WITH(SpatialDropout2D(1.0), "SpatialDropout2D: rate must be in [0, 1), got 1");
+  CHECK_THROWS_AS(SpatialDropout1D(-0.5), ValueError);
+}
+
+TEST_CASE("core layers: ActivityRegularization adds Keras's penalty divided by the batch size", "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    ActivityRegularization reg(0.01, 0.03);
+    const Tensor x = golden(cg::kActRegX, {4, 3}, d);
+    CHECK(lt::dvals(reg(x)) == lt::dvals(x));
+    const auto losses = reg.losses();
+    REQUIRE(losses.size() == 1);
+    CHECK(losses[0].item<double>() == Approx(cg::kActRegLoss[0]).epsilon(1e-6));  // Keras rounds it via float32
+    // by hand: ones [2, 5]: (0.5 * 10 + 2 * 10) / 2
+    ActivityRegularization hand(0.5, 2);
+    hand(ones({2, 5}).to(d));
+    CHECK(hand.losses()[0].item<double>() == Approx(12.5));
+    // a model adds it to the training loss, and the gradient reaches the input
+    GradientTape tape;
+    tape.watch(x);
+    reg(x, true);
+    const Tensor dx = tape.gradient(reg.losses()[0], x);
+    const auto xv = lt::dvals(x), dv = lt::dvals(dx);
+    for (std::size_t i = 0; i < xv.size(); ++i) {
+      REQUIRE(dv[i] == Approx((0.01 * (xv[i] > 0 ? 1 : -1) + 0.06 * xv[i]) / 4).margin(1e-12));
+    }
+  }
+  ActivityRegularization none;
+  none(ones({2, 2}));
+  CHECK(none.losses()[0].item<double>() == 0.0);
+  CHECK(none.name() == "activity_regularization");
+  CHECK_THROWS_AS(ActivityRegularization(-1), ValueError);
+}
+
+TEST_CASE("core layers: Normalization.adapt, call and invert match Keras, every device", "[core_layers]") {
+  struct Case {
+    const char* name;
+    std::vector<std::int64_t> axis;
+    Shape shape;
+    const double *data, *mean, *var, *x, *y;
+  };
+  const Case cases[] = {
+      {"last", {-1}, shape_of(cg::kNormLastShape), cg::kNormLastData, cg::kNormLastMean, cg::kNormLastVar,
+       cg::kNormLastX, cg::kNormLastY},
+      {"axis (1, 2)", {1, 2}, shape_of(cg::kNormAxis12Shape), cg::kNormAxis12Data, cg::kNormAxis12Mean,
+       cg::kNormAxis12Var, cg::kNormAxis12X, cg::kNormAxis12Y},
+      {"axis 1 of 3", {1}, shape_of(cg::kNormAxis1Of3Shape), cg::kNormAxis1Of3Data, cg::kNormAxis1Of3Mean,
+       cg::kNormAxis1Of3Var, cg::kNormAxis1Of3X, cg::kNormAxis1Of3Y},
+      {"axis None", {}, shape_of(cg::kNormNoneShape), cg::kNormNoneData, cg::kNormNoneMean, cg::kNormNoneVar,
+       cg::kNormNoneX, cg::kNormNoneY},
+  };
+  for (const Device& d : lt::devices()) {
+    for (const Case& c : cases) {
+      INFO(c.name << " on " << d.str());
+      NormalizationOptions o;
+      o.axis = c.axis;
+      Normalization norm(o);
+      norm.adapt(golden(c.data, c.shape, d));
+      CHECK(norm.built());
+      CHECK(norm.name() == "normalization");
+      const auto ws = norm.weights();
+      REQUIRE(ws.size() == 3);
+      CHECK(ws[0].name() == "normalization/mean");
+      CHECK(ws[1].name() == "normalization/variance");
+      CHECK(ws[2].name() == "normalization/count");
+      CHECK(norm.trainable_weights().empty());
+      CHECK(ws[0].device() == d);
+      check_golden(ws[0], c.mean, "mean");
+      check_golden(ws[1], c.var, "variance");
+      check_golden(norm(golden(c.x, c.shape, d)), c.y, "y");
+      // invert undoes it
+      NormalizationOptions inv = o;
+      inv.invert = true;
+      inv.mean = ws[0];
+      inv.variance = ws[1];
+      Normalization back(inv);
+      const Tensor x = golden(c.x, c.shape, d);
+      const auto round_trip = lt::dvals(back(norm(x)));
+      const auto xv = lt::dvals(x);
+      for (std::size_t i = 0; i < xv.size(); ++i) REQUIRE(round_trip[i] == Approx(xv[i]).margin(1e-5));
+    }
+    // a constant feature: variance 0, divided by Keras's epsilon 1e-7
+    Normalization constant;
+    constant.adapt(golden(cg::kNormConstData, {6, 2}, d));
+    check_golden(constant(golden(cg::kNormConstX, {2, 2}, d)), cg::kNormConstY, "constant feature", 1e-4);
+    // fixed statistics of rank 1 for two kept axes line up with the last; invert
+    NormalizationOptions fo;
+    fo.axis = {1, 2};
+    fo.mean = tensor<double>({1.0, -2.0, 0.5, 3.0}, {4});
+    fo.variance = tensor<double>({4.0, 0.25, 1.0, 9.0}, {4});
+    Normalization fixed(fo);
+    check_golden(fixed(golden(cg::kNormFixedX, {2, 3, 4}, d)), cg::kNormFixedY, "fixed");
+    CHECK(fixed.weights().empty());
+    fo.invert = true;
+    Normalization inverse(fo);
+    check_golden(inverse(golden(cg::kNormFixedX, {2, 3, 4}, d)), cg::kNormInvertY, "invert");
+    // integer inputs give float32
+    NormalizationOptions so;
+    so.mean = scalar(1.0);
+    so.variance = scalar(4.0);
+    Normalization ints(so);
+    const Tensor yi = ints(tensor<std::int32_t>({1, 3, 5, 7}, {2, 2}).to(d));
+    CHECK(yi.dtype() == kFloat32);
+    CHECK(lt::dvals(yi) == std::vector<double>{0, 1, 2, 3});
+  }
+  // an unadapted layer normalises with zeros and ones; adapt() after a call keeps the shape
+  Normalization fresh;
+  CHECK(lt::dvals(fresh(tensor<float>({1, 2}, {1, 2}))) == std::vector<double>{1, 2});
+  fresh.adapt(tensor<float>({0, 0, 2, 4}, {2, 2}));
+  CHECK(lt::dvals(fresh.mean()) == std::vector<double>{1, 2});
+  CHECK(lt::dvals(fresh.variance()) == std::vector<double>{1, 4});
+  CHECK(fresh.mean().shape() == Shape{1, 2});
+  CHECK_THROWS_AS(fresh.adapt(zeros({4, 3})), ValueError);
+  CHECK_THROWS_WITH(fresh.adapt(zeros({4, 3})),
+                    "normalization: adapt(): the layer was built for inputs [1, 2], but data is [4, 3]");
+  CHECK_THROWS_AS(fresh(zeros({4, 3})), ShapeError);
+  CHECK_THROWS_WITH(fresh(zeros({4, 3})),
+                    "normalization: expected inputs like [1, 2] (the same rank and kept axes 1), got [4, 3]");
+  // configuration errors
+  NormalizationOptions half;
+  half.mean = scalar(1.0);
+  CHECK_THROWS_WITH(Normalization(half),
+                    "Normalization: give both mean and variance, or neither (and call adapt())");
+  NormalizationOptions mismatched;
+  mismatched.mean = zeros({3});
+  mismatched.variance = ones({2});
+  CHECK_THROWS_WITH(Normalization(mismatched), "Normalization: mean and variance must have one shape, got [3] and [2]");
+  NormalizationOptions too_deep;
+  too_deep.mean = zeros({2, 3});
+  too_deep.variance = ones({2, 3});
+  CHECK_THROWS_AS(Normalization(too_deep), ValueError);
+  NormalizationOptions far;
+  far.axis = {3};
+  Normalization out_of_range(far);
+  CHECK_THROWS_WITH(out_of_range(zeros({2, 3})), "normalization: axis 3 is out of range for inputs [2, 3] of rank 2");
+  NormalizationOptions wrong;
+  wrong.mean = zeros({4});
+  wrong.variance = ones({4});
+  Normalization bad_fixed(wrong);
+  CHECK_THROWS_AS(bad_fixed(zeros({2, 3})), ValueError);
+  NormalizationOptions given;
+  given.mean = zeros({3});
+  given.variance = ones({3});
+  Normalization no_adapt(given);
+  CHECK_THROWS_WITH(no_adapt.adapt(zeros({2, 3})), "normalization: adapt() on a layer given a fixed mean and variance");
+}
+
+TEST_CASE("core layers: CategoryEncoding's one_hot, multi_hot and count match Keras, every device",
+          "[core_layers]") {
+  for (const Device& d : lt::devices()) {
+    INFO(d.str());
+    const Tensor x = tensor<std::int64_t>({0, 1, 2, 2, 3, 0}, {3, 2}).to(d);
+    // Keras 3.15's outputs for these inputs
+    CategoryEncoding one(4, "one_hot");
+    const Tensor y1 = one(x);
+    CHECK(y1.shape() == Shape{3, 2, 4});
+    CHECK(y1.dtype() == kFloat32);
+    CHECK(lt::dvals(y1) == std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0});
+    CategoryEncoding multi(4);
+    CHECK(multi.output_mode() == CategoryOutput::MultiHot);
+    CHECK(lt::dvals(multi(x)) == std::vector<double>{1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1});
+    CHECK(multi.output_shape() == Shape{-1, 4});
+    CategoryEncoding count(4, "count");
+    CHECK(lt::dvals(count(x)) == std::vector<double>{1, 1, 0, 0, 0, 0, 2, 0, 1, 0, 0, 1});
+    // one_hot drops a last axis of 1; a rank-1 input is one sample for multi_hot and count
+    CategoryEncoding column(4, "one_hot");
+    CHECK(column(tensor<std::int32_t>({0, 3}, {2, 1}).to(d)).shape() == Shape{2, 4});
+    CategoryEncoding flat(4, "multi_hot");
+    CHECK(lt::dvals(flat(tensor<std::int32_t>({0, 3, 1}, {3}).to(d))) == std::vector<double>{1, 1, 0, 1});
+    // rank 3: Keras counts over axis 1
+    CategoryEncoding deep(4, "count");
+    CHECK(lt::dvals(deep(tensor<std::int64_t>({0, 3, 1, 1}, {1, 2, 2}).to(d))) ==
+          std::vector<double>{1, 1, 0, 0, 0, 1, 0, 1});
+    // float tokens are truncated
+    CategoryEncoding floats(3, "count");
+    CHECK(lt::dvals(floats(tensor<float>({0.0f, 2.0f, 2.0f}, {1, 3}).to(d))) == std::vector<double>{1, 0, 2});
+  }
+  CategoryEncoding enc(4, "binary");
+  CHECK(enc.output_mode() == CategoryOutput::MultiHot);
+  CHECK(lt::dvals(enc(tensor<std::int64_t>({3, 3}, {1, 2}))) == std::vector<double>{0, 0, 0, 1});
+  CHECK(enc.name() == "category_encoding");
+  CHECK_THROWS_AS(enc(tensor<std::int64_t>({0, 4}, {1, 2})), IndexError);
+  CHECK_THROWS_WITH(enc(tensor<std::int64_t>({0, 4}, {1, 2})),
+                    "category_encoding: token 4 is outside [0, 4) (inputs [1, 2])");
+  CHECK_THROWS_WITH(enc(tensor<std::int64_t>({-1, 0}, {1, 2})),
+                    "category_encoding: token -1 is outside [0, 4) (inputs [1, 2])");
+  CHECK_THROWS_WITH(CategoryEncoding(4, "tf_idf"),
+                    "CategoryEncoding: unknown output_mode 'tf_idf' (known: one_hot, multi_hot, count)");
+  CHECK_THROWS_WITH(CategoryEncoding(0), "CategoryEncoding: num_tokens must be >= 1, got 0");
+}

@@ -3,7 +3,10 @@
 /// add_loss), and Dense, Flatten, Dropout, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D,
 /// SeparableConv2D, UpSampling2D, ZeroPadding2D, Cropping2D, Max/AveragePooling1D/2D, global
 /// pooling, BatchNormalization, LayerNormalization, Embedding, Reshape, Rescaling, LeakyReLU,
-/// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional and the image augmentation layers
+/// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional, the core layers (ActivationLayer,
+/// Identity, Permute, RepeatVector, TimeDistributed, GaussianNoise, GaussianDropout,
+/// SpatialDropout1D/2D, ActivityRegularization, UpSampling1D, ZeroPadding1D, Cropping1D,
+/// Normalization, CategoryEncoding) and the image augmentation layers
 /// (RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast). The merge
 /// layers, Lambda and ModelLayer are in functional.hpp, MultiHeadAttention in attention.hpp.
 /// Ordinary user code on the public API.
@@ -13,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1042,6 +1046,259 @@ class Bidirectional : public Layer {
   MergeMode merge_mode_;
   std::shared_ptr<Recurrent> forward_, backward_;
   Tensor run(const Tensor& x, const Tensor& mask, bool training);
+};
+
+// ================================================================ core layers
+// (core_layers.cpp) Keras 3's Activation, Identity, Permute, RepeatVector, TimeDistributed,
+// the noise and activity-regularization layers, the 1-D upsampling, padding and cropping
+// layers and the Normalization and CategoryEncoding preprocessing layers, as functions of public
+// ops.
+
+/// Keras's Activation layer: activate(x, activation) for any shape. Named ActivationLayer here
+/// because Activation is the enum every layer takes; its class name and default name are
+/// Keras's ("Activation", "activation").
+class ActivationLayer : public Layer {
+ public:
+  explicit ActivationLayer(Activation activation, std::string name = "");
+  /// By Keras name (activation_from_name; ValueError for an unknown one).
+  explicit ActivationLayer(const std::string& activation, std::string name = "")
+      : ActivationLayer(activation_from_name(activation), std::move(name)) {}
+  Tensor call(const Tensor& x, bool training) override;
+  Activation activation() const { return activation_; }
+
+ private:
+  Activation activation_;
+};
+
+/// Keras's Identity: returns its input.
+class Identity : public Layer {
+ public:
+  explicit Identity(std::string name = "") : Layer("Identity", std::move(name)) { set_supports_masking(true); }
+  Tensor call(const Tensor& x, bool training) override;
+};
+
+/// Keras's Permute: the axes after the batch reordered by `dims`, 1-based as in Keras
+/// (Permute({2, 1}) swaps the two axes of [batch, a, b] -> [batch, b, a]); a view. ValueError
+/// unless dims is a permutation of 1..n; ShapeError for an input whose rank is not n + 1.
+class Permute : public Layer {
+ public:
+  explicit Permute(std::vector<std::int64_t> dims, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  const std::vector<std::int64_t>& dims() const { return dims_; }
+
+ private:
+  std::vector<std::int64_t> dims_;
+};
+
+/// Keras's RepeatVector: [batch, features] -> [batch, n, features], each row repeated n times.
+/// ValueError for n < 1; ShapeError for an input that is not [batch, features].
+class RepeatVector : public Layer {
+ public:
+  explicit RepeatVector(std::int64_t n, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t n_;
+};
+
+/// Keras's TimeDistributed: applies `layer` to every time step of x [batch, time, ...] by
+/// merging the batch and time axes ([batch * time, ...]), calling the layer once, and splitting
+/// them again: [batch, time, ...layer's output without its batch axis]. The layer is a tracked
+/// sublayer, so its weights are "time_distributed/dense/kernel", ... (Keras's names). For layers
+/// that treat each example alone this is Keras 3.15's result; Keras 3.15 calls the layer once
+/// per step instead, so a layer that mixes a batch (BatchNormalization in training) sees
+/// batch * time examples here but `batch` per step there, and an activity regularizer of the
+/// layer counts here (divided by batch * time) where Keras 3.15 skips it. ShapeError for an
+/// input of rank < 3. A mask [batch, time] passes on to the next layer; the wrapped layer does
+/// not see it (Keras gives each step's mask to a layer whose call takes one).
+class TimeDistributed : public Layer {
+ public:
+  explicit TimeDistributed(std::shared_ptr<Layer> layer, std::string name = "");
+  /// A copy of `layer`: TimeDistributed(Dense(8)).
+  template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, L>>>
+  explicit TimeDistributed(L layer, std::string name = "")
+      : TimeDistributed(std::make_shared<L>(std::move(layer)), std::move(name)) {}
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  const std::shared_ptr<Layer>& layer() const { return layer_; }
+
+ private:
+  std::shared_ptr<Layer> layer_;
+};
+
+/// Keras's GaussianNoise: in training x + N(0, stddev) noise from the layer's generator (so a
+/// seed gives the same noise on every device); the identity in inference. stddev in [0, 1], as
+/// Keras requires (ValueError otherwise).
+class GaussianNoise : public Layer {
+ public:
+  explicit GaussianNoise(double stddev, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  double stddev() const { return stddev_; }
+
+ private:
+  double stddev_;
+};
+
+/// Keras's GaussianDropout: in training x * N(1, sqrt(rate / (1 - rate))) noise from the
+/// layer's generator; the identity in inference. rate in [0, 1) (ValueError otherwise; Keras
+/// accepts 1 and then divides by zero).
+class GaussianDropout : public Layer {
+ public:
+  explicit GaussianDropout(double rate, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  double rate() const { return rate_; }
+
+ private:
+  double rate_;
+};
+
+/// Keras's SpatialDropout1D and SpatialDropout2D (channels last): in training, whole channels
+/// of an example are zeroed with probability `rate` (one draw per [batch, channel], the noise
+/// shape [batch, 1, channels] or [batch, 1, 1, channels]) and the rest scaled by
+/// 1 / (1 - rate); the identity in inference. rate in [0, 1) (ValueError otherwise); ShapeError
+/// for an input of the wrong rank (3 or 4).
+class SpatialDropout : public Layer {
+ public:
+  Tensor call(const Tensor& x, bool training) override;
+  double rate() const { return rate_; }
+
+ protected:
+  SpatialDropout(std::string class_name, std::int64_t rank, double rate, std::string name);
+
+ private:
+  std::int64_t rank_;
+  double rate_;
+};
+
+class SpatialDropout1D : public SpatialDropout {
+ public:
+  explicit SpatialDropout1D(double rate, std::string name = "")
+      : SpatialDropout("SpatialDropout1D", 3, rate, std::move(name)) {}
+};
+
+class SpatialDropout2D : public SpatialDropout {
+ public:
+  explicit SpatialDropout2D(double rate, std::string name = "")
+      : SpatialDropout("SpatialDropout2D", 4, rate, std::move(name)) {}
+};
+
+/// Keras's ActivityRegularization: returns its input and adds the penalty
+/// (l1 * sum(|x|) + l2 * sum(x^2)) / batch size to losses(), as Keras 3 divides every activity
+/// penalty by the batch size. Factors finite and >= 0 (ValueError).
+class ActivityRegularization : public Layer {
+ public:
+  explicit ActivityRegularization(double l1 = 0, double l2 = 0, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+};
+
+/// Keras's UpSampling1D: every step of x [batch, steps, c] repeated `size` times ->
+/// [batch, steps * size, c]. ValueError for a size below 1; ShapeError for an input that is not
+/// [batch, steps, c].
+class UpSampling1D : public Layer {
+ public:
+  explicit UpSampling1D(std::int64_t size = 2, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  std::int64_t size_;
+};
+
+/// Steps added (ZeroPadding1D) or removed (Cropping1D) before and after a sequence, Keras's
+/// (left, right).
+using Edges1D = std::pair<std::int64_t, std::int64_t>;
+
+/// Keras's ZeroPadding1D: zeros around the steps of x [batch, steps, c] -> [batch, left + steps
+/// + right, c]. ZeroPadding1D(1) (Keras's default) pads both ends. ValueError for a negative
+/// padding; ShapeError for an input that is not [batch, steps, c].
+class ZeroPadding1D : public Layer {
+ public:
+  explicit ZeroPadding1D(std::int64_t padding = 1, std::string name = "")
+      : ZeroPadding1D(Edges1D{padding, padding}, std::move(name)) {}
+  explicit ZeroPadding1D(Edges1D padding, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  Edges1D padding_;
+};
+
+/// Keras's Cropping1D: x [batch, steps, c] without its first `left` and last `right` steps (a
+/// view) -> [batch, steps - left - right, c]; Keras's default crops (1, 1). ValueError for a
+/// negative crop or one that leaves no step; ShapeError for an input that is not [batch, steps, c].
+class Cropping1D : public Layer {
+ public:
+  explicit Cropping1D(Edges1D cropping = {1, 1}, std::string name = "");
+  explicit Cropping1D(std::int64_t cropping, std::string name = "")
+      : Cropping1D(Edges1D{cropping, cropping}, std::move(name)) {}
+  Tensor call(const Tensor& x, bool training) override;
+
+ private:
+  Edges1D cropping_;
+};
+
+struct NormalizationOptions {
+  /// The axes kept (each has its own mean and variance; negative counts from the end); the
+  /// statistics are over every other axis. Empty: one mean and variance over all axes
+  /// (Keras's axis=None).
+  std::vector<std::int64_t> axis = {-1};
+  /// Fixed statistics instead of adapt(): both or neither (ValueError), of one shape, of rank
+  /// <= axis.size(), broadcast against the kept axes from the last one (a scalar to all).
+  Tensor mean, variance;
+  /// Undo the normalisation: mean + x * max(sqrt(variance), 1e-7).
+  bool invert = false;
+  std::string name;
+};
+
+/// Keras 3's Normalization preprocessing layer: (x - mean) / max(sqrt(variance), 1e-7) (Keras's
+/// epsilon), integer inputs as float32. Without fixed statistics the layer has the
+/// non-trainable weights mean and variance (the kept axes' shape; zeros and ones until
+/// adapt()) and count (a scalar Keras keeps and never updates). ValueError for an axis outside
+/// the input's rank.
+class Normalization : public Layer {
+ public:
+  explicit Normalization(NormalizationOptions options = {});
+
+  /// Sets mean and variance to the mean and (biased) variance of `data` over every axis but the
+  /// kept ones (Keras's adapt of an array), building the layer from data's shape if needed.
+  /// ValueError with fixed statistics or data whose kept axes differ from the built shape.
+  void adapt(const Tensor& data);
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+
+  /// The statistics, of the input's rank (1 but on the kept axes); undefined before build.
+  Tensor mean() const;
+  Tensor variance() const;
+
+ private:
+  NormalizationOptions options_;
+  Shape build_shape_;
+  std::vector<std::int64_t> keep_, reduce_;  // sorted, non-negative
+  Shape broadcast_shape_;                     // the input's rank, 1 except on the kept axes
+  Variable adapt_mean_, adapt_variance_, count_;
+  Tensor mean_, variance_;  // fixed statistics, broadcast_shape_
+};
+
+/// CategoryEncoding's output_mode.
+enum class CategoryOutput { OneHot, MultiHot, Count };
+
+/// Keras 3's CategoryEncoding: integer tokens in [0, num_tokens) (floats truncated) -> float32.
+/// one_hot: [..., num_tokens] (a last axis of size 1 is dropped first); multi_hot: 1 for every
+/// token present, count: how many times, both over axis 1 (axis 0 of a rank-1 input, one
+/// sample), as Keras reduces: [batch, n] -> [batch, num_tokens]. Unlike Keras, whose TensorFlow
+/// backend ignores some out-of-range tokens and fails on others, a token outside
+/// [0, num_tokens) is an IndexError naming the layer.
+class CategoryEncoding : public Layer {
+ public:
+  /// output_mode: "one_hot", "multi_hot" (Keras's default; "binary" is the same) or "count";
+  /// ValueError for another, or for num_tokens < 1.
+  explicit CategoryEncoding(std::int64_t num_tokens, const std::string& output_mode = "multi_hot",
+                            std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  CategoryOutput output_mode() const { return mode_; }
+
+ private:
+  std::int64_t num_tokens_;
+  CategoryOutput mode_;
 };
 
 // ================================================================ image augmentation
