@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_test_util.hpp"
 #include "tapeflow/io.hpp"
 #include "tapeflow/tapeflow.hpp"
 
@@ -906,4 +907,82 @@ TEST_CASE("fit's sample_weight and class_weight weigh each example's loss as Ker
   CHECK_THROWS_WITH(by_class->fit(x, y, short_w),
                     Catch::Matchers::Contains("sequential: fit: sample_weight must be [n] = [8], got [5]"));
   CHECK_THROWS_AS(by_class->fit(x, y, short_w), ShapeError);
+}
+
+TEST_CASE("weighted_metrics, evaluate's sample_weight and the validation weights, as Keras", "[model][weights]") {
+  const std::int64_t n = 12;
+  const Tensor x = lt::irregular({n, 4});
+  std::vector<std::int64_t> cls(n);
+  std::vector<double> wv(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    cls[std::size_t(i)] = (i * 5) % 3;
+    wv[std::size_t(i)] = double(i % 4);
+  }
+  const Tensor y = tensor(cls, {n}), w = tensor(wv, {n});
+  Sequential model(Dense(3, "softmax"));
+  model.set_seed(5);
+  model.compile(std::make_shared<optimizers::SGD>(0.1), "sparse_categorical_crossentropy", {"accuracy"}, {"accuracy"});
+  // by hand from the predictions: Keras's sum(loss * w) / n, the plain and the weighted accuracy
+  const Tensor p = model.predict(x);
+  const auto l = lt::dvals(losses::sparse_categorical_crossentropy(y, p));
+  const auto hit = lt::dvals(equal(argmax(p, -1), y));
+  double loss = 0, acc = 0, wacc = 0, wsum = 0;
+  for (std::size_t i = 0; i < std::size_t(n); ++i) {
+    loss += l[i] * wv[i] / double(n);
+    acc += hit[i] / double(n);
+    wacc += hit[i] * wv[i];
+    wsum += wv[i];
+  }
+  const Logs logs = model.evaluate(x, y, 5, 0, w);  // 3 batches of 5, 5, 2
+  CHECK(logs.at("loss") == Approx(loss).epsilon(1e-5));
+  CHECK(logs.at("accuracy") == Approx(acc));
+  CHECK(logs.at("weighted_accuracy") == Approx(wacc / wsum));
+  const Logs plain = model.evaluate(x, y, 5, 0);
+  CHECK(plain.at("weighted_accuracy") == Approx(acc));  // no weights: the plain mean
+  // a weighted metric of a name no plain metric has keeps its name
+  Sequential only(Dense(3, "softmax"));
+  only.set_seed(5);
+  only.compile("sgd", "sparse_categorical_crossentropy", {}, {"accuracy"});
+  CHECK(only.evaluate(x, y, n, 0, w).at("accuracy") == Approx(wacc / wsum));
+  // the validation loss: validation_sample_weight, or validation_split's share of sample_weight
+  FitOptions o;
+  o.batch_size = 4;
+  o.verbose = 0;
+  o.shuffle = false;
+  o.validation_data = std::make_pair(x, y);
+  o.validation_sample_weight = w;
+  const History h = model.fit(x, y, o);
+  const Logs after = model.evaluate(x, y, 4, 0, w);
+  CHECK(h["val_loss"][0] == Approx(after.at("loss")));
+  CHECK(h["val_weighted_accuracy"][0] == Approx(after.at("weighted_accuracy")));
+  FitOptions split;
+  split.batch_size = 4;
+  split.verbose = 0;
+  split.shuffle = false;
+  split.validation_split = 0.25;  // the last 3 rows
+  split.sample_weight = w;
+  const History hs = model.fit(x, y, split);
+  CHECK(hs["val_loss"][0] == Approx(model.evaluate(x(Slice(9, n)), y(Slice(9, n)), 4, 0, w(Slice(9, n))).at("loss")));
+  // several outputs: "<output>_weighted_<metric>" beside "<output>_<metric>"
+  KerasTensor in = Input({4});
+  auto da = std::make_shared<Dense>(1), db = std::make_shared<Dense>(1);
+  da->set_name("a");
+  db->set_name("b");
+  Functional two({in}, {(*da)(in), (*db)(in)});
+  two.compile("sgd", {OutputLoss("mse", {"mae"}, 1.0, {"mae"}), OutputLoss("mse", {}, 0.5, {"mae"})});
+  const Tensor ya = lt::irregular({n, 1}), yb = lt::irregular({n, 1}, 0, 1);
+  const Logs tl = two.evaluate({x}, {ya, yb}, n, 0, w);
+  CHECK(tl.count("a_mae") == 1);
+  CHECK(tl.count("a_weighted_mae") == 1);
+  CHECK(tl.count("b_mae") == 1);  // weighted, under its own name
+  const auto pb = lt::dvals(two(std::vector<Tensor>{x})[1]);
+  const auto ybv = lt::dvals(yb);
+  double wmae = 0;
+  for (std::size_t i = 0; i < std::size_t(n); ++i) wmae += std::abs(pb[i] - ybv[i]) * wv[i];
+  CHECK(tl.at("b_mae") == Approx(wmae / wsum));
+  // errors
+  CHECK_THROWS_WITH(model.evaluate(x, y, 4, 0, w(Slice(0, 5))),
+                    Catch::Matchers::Contains("sequential: evaluate: sample_weight must be [n] = [12], got [5]"));
+  CHECK_THROWS_WITH(only.compile("sgd", "mse", {}, {"mae", "mae"}),
+                    Catch::Matchers::Contains("weighted metric 'mae' is listed twice"));
 }

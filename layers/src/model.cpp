@@ -434,33 +434,60 @@ void Model::summary(std::ostream& os) const {
 
 // ================================================================ Model: training
 
+// The metrics of compile() by name: ValueError for "loss" or a name listed twice; a weighted
+// metric whose name an unweighted one has is named "weighted_<name>" (Keras's).
+// `output`: the output's index in a model compiled with several, else -1.
+std::vector<MetricPtr> make_metrics(const std::string& model, const std::vector<std::string>& names,
+                                    const std::vector<std::string>& unweighted, bool weighted, int output) {
+  std::vector<MetricPtr> out;
+  std::set<std::string> seen;
+  const char* kind = weighted ? "weighted metric" : "metric";
+  for (const auto& m : names) {
+    if (m == "loss") {
+      throw ValueError(output < 0 ? fmt::format("{}: compile: 'loss' is not a metric name; the loss is always tracked "
+                                                "as 'loss'",
+                                                model)
+                                  : fmt::format("{}: compile: 'loss' is not a metric name (output {}); each output's "
+                                                "loss is tracked as '<output>_loss'",
+                                                model, output));
+    }
+    if (!seen.insert(m).second) {
+      throw ValueError(fmt::format("{}: compile: {} '{}' is listed twice{}", model, kind, m,
+                                   output < 0 ? "" : fmt::format(" for output {}", output)));
+    }
+    out.push_back(metrics::get(m));
+    if (weighted && std::find(unweighted.begin(), unweighted.end(), m) != unweighted.end()) {
+      out.back()->set_name("weighted_" + out.back()->name());
+    }
+  }
+  return out;
+}
+
 void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::shared_ptr<losses::Loss> loss,
-                    const std::vector<std::string>& metric_names) {
+                    const std::vector<std::string>& metric_names, const std::vector<std::string>& weighted_names) {
   if (!optimizer) throw ValueError(fmt::format("{}: compile: the optimizer is null", name_));
   optimizer_ = std::move(optimizer);
   loss_ = std::move(loss);
   loss_weight_ = 1.0;
-  metrics_.clear();
   output_losses_.clear();
   output_loss_trackers_.clear();
   output_metrics_.clear();
-  std::set<std::string> seen;
-  for (const auto& m : metric_names) {
-    if (m == "loss") {
-      throw ValueError(
-          fmt::format("{}: compile: 'loss' is not a metric name; the loss is always tracked as 'loss'", name_));
-    }
-    if (!seen.insert(m).second) throw ValueError(fmt::format("{}: compile: metric '{}' is listed twice", name_, m));
-    metrics_.push_back(metrics::get(m));
-  }
+  output_weighted_metrics_.clear();
+  metrics_ = make_metrics(name_, metric_names, {}, false, -1);
+  weighted_metrics_ = make_metrics(name_, weighted_names, metric_names, true, -1);
 }
 
 void Model::compile(const std::string& optimizer) { compile(optimizers::get(optimizer)); }
 
-OutputLoss::OutputLoss(std::shared_ptr<losses::Loss> loss_, std::vector<std::string> metrics_, double weight_)
-    : loss(std::move(loss_)), metrics(std::move(metrics_)), weight(weight_) {}
-OutputLoss::OutputLoss(const std::string& loss_, std::vector<std::string> metrics_, double weight_)
-    : OutputLoss(losses::get(loss_), std::move(metrics_), weight_) {}
+OutputLoss::OutputLoss(std::shared_ptr<losses::Loss> loss_, std::vector<std::string> metrics_, double weight_,
+                       std::vector<std::string> weighted_metrics_)
+    : loss(std::move(loss_)),
+      metrics(std::move(metrics_)),
+      weight(weight_),
+      weighted_metrics(std::move(weighted_metrics_)) {}
+OutputLoss::OutputLoss(const std::string& loss_, std::vector<std::string> metrics_, double weight_,
+                       std::vector<std::string> weighted_metrics_)
+    : OutputLoss(losses::get(loss_), std::move(metrics_), weight_, std::move(weighted_metrics_)) {}
 
 void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::vector<OutputLoss> outputs) {
   if (outputs.empty()) throw ValueError(fmt::format("{}: compile: no output losses given", name_));
@@ -471,29 +498,20 @@ void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::vecto
     }
   }
   if (outputs.size() == 1) {
-    compile(std::move(optimizer), outputs[0].loss, outputs[0].metrics);
+    compile(std::move(optimizer), outputs[0].loss, outputs[0].metrics, outputs[0].weighted_metrics);
     loss_weight_ = outputs[0].weight;
     return;
   }
-  std::vector<std::vector<MetricPtr>> per_output;
+  std::vector<std::vector<MetricPtr>> per_output, weighted_per_output;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
-    std::set<std::string> seen;
-    per_output.emplace_back();
-    for (const auto& m : outputs[i].metrics) {
-      if (m == "loss") {
-        throw ValueError(fmt::format("{}: compile: 'loss' is not a metric name (output {}); each output's loss is "
-                                     "tracked as '<output>_loss'",
-                                     name_, i));
-      }
-      if (!seen.insert(m).second) {
-        throw ValueError(fmt::format("{}: compile: metric '{}' is listed twice for output {}", name_, m, i));
-      }
-      per_output.back().push_back(metrics::get(m));
-    }
+    const int at = static_cast<int>(i);
+    per_output.push_back(make_metrics(name_, outputs[i].metrics, {}, false, at));
+    weighted_per_output.push_back(make_metrics(name_, outputs[i].weighted_metrics, outputs[i].metrics, true, at));
   }
   compile(std::move(optimizer));
   output_losses_ = std::move(outputs);
   output_metrics_ = std::move(per_output);
+  output_weighted_metrics_ = std::move(weighted_per_output);
   for (std::size_t i = 0; i < output_losses_.size(); ++i) {
     output_loss_trackers_.push_back(std::make_shared<metrics::Mean>(fmt::format("output_{}_loss", i)));
   }
@@ -522,19 +540,26 @@ void Model::name_output_metrics() {
     for (std::size_t k = 0; k < output_metrics_[i].size(); ++k) {
       output_metrics_[i][k]->set_name(names[i] + "_" + output_losses_[i].metrics[k]);
     }
+    const auto& unweighted = output_losses_[i].metrics;
+    for (std::size_t k = 0; k < output_weighted_metrics_[i].size(); ++k) {
+      const std::string& m = output_losses_[i].weighted_metrics[k];
+      const bool clash = std::find(unweighted.begin(), unweighted.end(), m) != unweighted.end();
+      output_weighted_metrics_[i][k]->set_name(names[i] + (clash ? "_weighted_" : "_") + m);
+    }
   }
 }
 
-void Model::compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics) {
-  compile(optimizers::get(optimizer), losses::get(loss), metrics);
+void Model::compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics,
+                    const std::vector<std::string>& weighted_metrics) {
+  compile(optimizers::get(optimizer), losses::get(loss), metrics, weighted_metrics);
 }
 void Model::compile(std::shared_ptr<optimizers::Optimizer> optimizer, const std::string& loss,
-                    const std::vector<std::string>& metrics) {
-  compile(std::move(optimizer), losses::get(loss), metrics);
+                    const std::vector<std::string>& metrics, const std::vector<std::string>& weighted_metrics) {
+  compile(std::move(optimizer), losses::get(loss), metrics, weighted_metrics);
 }
 void Model::compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
-                    const std::vector<std::string>& metrics) {
-  compile(optimizers::get(optimizer), std::move(loss), metrics);
+                    const std::vector<std::string>& metrics, const std::vector<std::string>& weighted_metrics) {
+  compile(optimizers::get(optimizer), std::move(loss), metrics, weighted_metrics);
 }
 
 void Model::require_inputs(const char* method, std::size_t given) const {
@@ -599,9 +624,28 @@ Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tens
 std::vector<MetricPtr> Model::metrics() const {
   std::vector<MetricPtr> out{loss_tracker_};
   out.insert(out.end(), metrics_.begin(), metrics_.end());
+  out.insert(out.end(), weighted_metrics_.begin(), weighted_metrics_.end());
   out.insert(out.end(), output_loss_trackers_.begin(), output_loss_trackers_.end());
-  for (const auto& ms : output_metrics_) out.insert(out.end(), ms.begin(), ms.end());
+  for (std::size_t i = 0; i < output_metrics_.size(); ++i) {
+    out.insert(out.end(), output_metrics_[i].begin(), output_metrics_[i].end());
+    out.insert(out.end(), output_weighted_metrics_[i].begin(), output_weighted_metrics_[i].end());
+  }
   return out;
+}
+
+void Model::update_metrics(const std::vector<MetricPtr>& unweighted, const std::vector<MetricPtr>& weighted,
+                           const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const {
+  const Tensor mask = output_mask(y_pred);
+  for (const auto& m : unweighted) m->update_state(y, y_pred, mask);
+  if (weighted.empty()) return;
+  // Keras's apply_mask with reduction "sum": the sample weights times the mask
+  Tensor w = mask;
+  if (sample_weight.defined()) {
+    w = mask.defined() ? losses::detail::fit_weights(sample_weight, mask, kFloat64, name_ + ": sample_weight") *
+                             mask.astype(kFloat64)
+                       : sample_weight;
+  }
+  for (const auto& m : weighted) m->update_state(y, y_pred, w);
 }
 
 void Model::reset_metrics() {
@@ -633,7 +677,7 @@ Logs Model::train_step(const Tensor& x, const Tensor& y) {
   }
   optimizer_->apply_gradients(grads, vars);
   loss_tracker_->update_state(loss.item<double>(), static_cast<double>(x.dim(0)));
-  for (const auto& m : metrics_) m->update_state(y, y_pred, output_mask(y_pred));
+  update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
   return metric_results();
 }
 
@@ -646,7 +690,7 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
   }
   const Tensor y_pred = (*this)(x, /*training=*/false);
   loss_tracker_->update_state(compute_loss(y, y_pred).item<double>(), static_cast<double>(x.dim(0)));
-  for (const auto& m : metrics_) m->update_state(y, y_pred, output_mask(y_pred));
+  update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
   return metric_results();
 }
 
@@ -658,9 +702,12 @@ Logs Model::train_step_multi(const std::vector<Tensor>& xs, const std::vector<Te
   return multi_step(xs, ys, sample_weight, true);
 }
 
-Logs Model::test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
-  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty()) return test_step(xs[0], ys.empty() ? Tensor() : ys[0]);
-  return multi_step(xs, ys, Tensor(), false);
+Logs Model::test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                            const Tensor& sample_weight) {
+  if (xs.size() == 1 && ys.size() <= 1 && output_losses_.empty() && !sample_weight.defined()) {
+    return test_step(xs[0], ys.empty() ? Tensor() : ys[0]);
+  }
+  return multi_step(xs, ys, sample_weight, false);
 }
 
 Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight,
@@ -689,16 +736,16 @@ Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>&
     optimizer_->apply_gradients(grads, vars);
   } else {
     y_preds = (*this)(xs, /*training=*/false);
-    total = compute_loss(ys, y_preds, &per_output);
+    total = compute_loss(ys, y_preds, &per_output, sample_weight);
   }
   const auto n = static_cast<double>(xs[0].dim(0));
   loss_tracker_->update_state(total.item<double>(), n);
   if (output_losses_.empty()) {
-    for (const auto& m : metrics_) m->update_state(ys[0], y_preds[0], output_mask(y_preds[0]));
+    update_metrics(metrics_, weighted_metrics_, ys[0], y_preds[0], sample_weight);
   } else {
     for (std::size_t i = 0; i < outputs; ++i) {
       output_loss_trackers_[i]->update_state(per_output[i].item<double>(), n);
-      for (const auto& m : output_metrics_[i]) m->update_state(ys[i], y_preds[i], output_mask(y_preds[i]));
+      update_metrics(output_metrics_[i], output_weighted_metrics_[i], ys[i], y_preds[i], sample_weight);
     }
   }
   return metric_results();
@@ -747,7 +794,13 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
   const bool validate = !x_val.empty();
   // per-example weights of the training rows (validation_split took the last rows off x_train)
   Tensor w_train = example_weights(options, ys);
-  if (w_train.defined() && w_train.dim(0) != x_train[0].dim(0)) w_train = w_train(Slice(0, x_train[0].dim(0)));
+  // the validation rows' weights: validation_sample_weight, or validation_split's share of
+  // sample_weight (Keras splits it with the data; class weights weigh training only)
+  Tensor w_val = options.validation_sample_weight;
+  if (w_train.defined() && w_train.dim(0) != x_train[0].dim(0)) {
+    if (options.sample_weight.defined()) w_val = w_train(Slice(x_train[0].dim(0), w_train.dim(0)));
+    w_train = w_train(Slice(0, x_train[0].dim(0)));
+  }
   BatchOptions batch_options;
   batch_options.shuffle = options.shuffle;
   batch_options.seed = options.seed;
@@ -805,7 +858,9 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
       if (stop_training) break;
     }
     if (validate) {
-      for (const auto& [k, v] : evaluate(x_val, y_val, options.batch_size, 0)) logs["val_" + k] = v;
+      for (const auto& [k, v] : evaluate(x_val, y_val, options.batch_size, 0, w_val)) {
+        logs["val_" + k] = v;
+      }
     }
     progress.finish(step, logs, keys);
     ++epochs_trained_;
@@ -817,20 +872,23 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
   return history_;
 }
 
+Tensor Model::checked_weights(const char* method, const char* what, const Tensor& w, const std::vector<Tensor>& ys) const {
+  if (!w.defined()) return w;
+  if (ys.empty()) throw ValueError(fmt::format("{}: {}: {} needs targets y", name_, method, what));
+  const std::int64_t n = ys[0].dim(0);
+  if (w.rank() != 1 || w.dim(0) != n) {
+    throw ShapeError(fmt::format("{}: {}: {} must be [n] = [{}], got {}", name_, method, what, n, shape_str(w.shape())));
+  }
+  if (w.dtype() == kBool) throw DTypeError(fmt::format("{}: {}: {} must be numeric, got bool", name_, method, what));
+  return w.astype(kFloat32);
+}
+
 Tensor Model::example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const {
   const std::int64_t n = ys.empty() ? 0 : ys[0].dim(0);
   if (options.sample_weight.defined() && !options.class_weight.empty()) {
     throw ValueError(fmt::format("{}: fit: give sample_weight or class_weight, not both", name_));
   }
-  if (options.sample_weight.defined()) {
-    const Tensor& w = options.sample_weight;
-    if (ys.empty()) throw ValueError(fmt::format("{}: fit: sample_weight needs targets y", name_));
-    if (w.rank() != 1 || w.dim(0) != n) {
-      throw ShapeError(fmt::format("{}: fit: sample_weight must be [n] = [{}], got {}", name_, n, shape_str(w.shape())));
-    }
-    if (w.dtype() == kBool) throw DTypeError(fmt::format("{}: fit: sample_weight must be numeric, got bool", name_));
-    return w.astype(kFloat32);
-  }
+  if (options.sample_weight.defined()) return checked_weights("fit", "sample_weight", options.sample_weight, ys);
   if (options.class_weight.empty()) return Tensor();
   if (ys.size() != 1) {
     throw ValueError(fmt::format("{}: fit: class_weight needs exactly one target, got {}", name_, ys.size()));
@@ -853,18 +911,20 @@ Tensor Model::example_weights(const FitOptions& options, const std::vector<Tenso
   return tensor(w, {n});
 }
 
-Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose) {
+Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose,
+                     const Tensor& sample_weight) {
   std::vector<Tensor> ys;
   if (y.defined()) ys.push_back(y);
-  return evaluate(std::vector<Tensor>{x}, ys, batch_size, verbose);
+  return evaluate(std::vector<Tensor>{x}, ys, batch_size, verbose, sample_weight);
 }
 
 Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, std::int64_t batch_size,
-                     int verbose) {
+                     int verbose, const Tensor& sample_weight) {
   require_compiled("evaluate");
   require_inputs("evaluate", xs.size());
   require_lists(name_, "evaluate", "", xs, ys);
   require_examples(name_, "evaluate", "x", xs[0]);
+  const Tensor w = checked_weights("evaluate", "sample_weight", sample_weight, ys);
   BatchIterator batches(arange(xs[0].dim(0)), Tensor(), batch_size);
   prepare_layers();
   name_output_metrics();
@@ -875,7 +935,8 @@ Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& y
   const auto keys = display_keys(metrics(), false);
   for (const Batch& b : batches) {
     const Device dev = batch_device(xs[0]);
-    logs = test_step_multi(batch_rows(xs, b.x, dev), batch_rows(ys, b.x, dev));
+    logs = test_step_multi(batch_rows(xs, b.x, dev), batch_rows(ys, b.x, dev),
+                           w.defined() ? batch_rows({w}, b.x, dev)[0] : Tensor());
     progress.update(++step, logs, keys);
   }
   progress.finish(step, logs, keys);

@@ -50,10 +50,13 @@ struct FitOptions {
   /// The validation set of a model with several inputs or outputs: (inputs, targets), a
   /// tensor per input and per output in the model's order; overrides validation_split.
   std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation_data_list;
+  /// Per-example weights [n_val] of validation_data (or validation_data_list), Keras's third
+  /// element of validation_data: the validation loss and weighted metrics are weighed.
+  Tensor validation_sample_weight;
   /// Per-example weights of the training loss, [n] (Keras's sample_weight): each batch's loss is
-  /// sum(loss * w) / batch size. The metrics stay unweighted (Keras's plain `metrics`), and so
-  /// does the validation loss (a difference from Keras, which splits sample_weight with
-  /// validation_split and weighs val_loss by it).
+  /// sum(loss * w) / batch size. compile()'s weighted_metrics are weighed too; its plain
+  /// metrics are not (Keras's). With validation_split, the validation rows' share of it weighs
+  /// val_loss, as Keras splits it with the data.
   Tensor sample_weight;
   /// Weights by class (Keras's class_weight): an example of class k weighs class_weight[k] (1
   /// for a class not listed). The class is the label (sparse labels, [n] or [n, 1]) or the
@@ -70,18 +73,22 @@ struct FitOptions {
 
 /// One output's part of compile() for a model with several outputs, as Keras's
 /// compile(loss=[...], metrics=[[...], ...], loss_weights=[...]): its loss, its metrics (by
-/// name) and its weight in the total loss.
+/// name), its weight in the total loss, and its weighted metrics (see compile()).
 ///
 ///     model.compile("rmsprop", {{"mean_squared_error", {"mean_absolute_error"}},
 ///                               {"categorical_crossentropy", {"accuracy"}, 0.5}});
 struct OutputLoss {
-  OutputLoss(std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics = {}, double weight = 1.0);
-  OutputLoss(const std::string& loss, std::vector<std::string> metrics = {}, double weight = 1.0);
-  OutputLoss(const char* loss, std::vector<std::string> metrics = {}, double weight = 1.0)
-      : OutputLoss(std::string(loss), std::move(metrics), weight) {}
+  OutputLoss(std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics = {}, double weight = 1.0,
+             std::vector<std::string> weighted_metrics = {});
+  OutputLoss(const std::string& loss, std::vector<std::string> metrics = {}, double weight = 1.0,
+             std::vector<std::string> weighted_metrics = {});
+  OutputLoss(const char* loss, std::vector<std::string> metrics = {}, double weight = 1.0,
+             std::vector<std::string> weighted_metrics = {})
+      : OutputLoss(std::string(loss), std::move(metrics), weight, std::move(weighted_metrics)) {}
   std::shared_ptr<losses::Loss> loss;
   std::vector<std::string> metrics;
   double weight = 1.0;
+  std::vector<std::string> weighted_metrics;
 };
 
 /// A trainable network. Subclass it with call() and layers() (the book's model subclassing),
@@ -155,14 +162,19 @@ class Model {
   // ---------------------------------------------------------------- training
   /// `metrics` by name ("accuracy" picks its kind from the first batch's shapes, as Keras). The loss
   /// may be left out when a custom train_step() computes its own (the book's custom fit).
+  /// `weighted_metrics` (Keras's) are weighed by the sample weights (fit's sample_weight or
+  /// class_weight, evaluate's sample_weight) where `metrics` are not; both are weighed by the
+  /// output's mask. A weighted metric whose name an unweighted one has is logged as
+  /// "weighted_<name>", as in Keras.
   void compile(std::shared_ptr<optimizers::Optimizer> optimizer, std::shared_ptr<losses::Loss> loss = nullptr,
-               const std::vector<std::string>& metrics = {});
-  void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {});
+               const std::vector<std::string>& metrics = {}, const std::vector<std::string>& weighted_metrics = {});
+  void compile(const std::string& optimizer, const std::string& loss, const std::vector<std::string>& metrics = {},
+               const std::vector<std::string>& weighted_metrics = {});
   void compile(const std::string& optimizer);
   void compile(std::shared_ptr<optimizers::Optimizer> optimizer, const std::string& loss,
-               const std::vector<std::string>& metrics = {});
+               const std::vector<std::string>& metrics = {}, const std::vector<std::string>& weighted_metrics = {});
   void compile(const std::string& optimizer, std::shared_ptr<losses::Loss> loss,
-               const std::vector<std::string>& metrics = {});
+               const std::vector<std::string>& metrics = {}, const std::vector<std::string>& weighted_metrics = {});
   /// A loss (with its metrics and weight) per output, in the model's order. The loss minimised
   /// is the weighted sum; the logs hold it as "loss", each output's unweighted loss as
   /// "<output>_loss" and each metric as "<output>_<metric>" (Keras's keys). One OutputLoss is
@@ -174,8 +186,11 @@ class Model {
   /// model's own copy (a train_step may change it in place). y may be undefined when a custom
   /// train_step does without labels (the default one raises ValueError).
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
-  /// Loss and metrics over (x, y), in inference mode. verbose as in FitOptions.
-  Logs evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size = 32, int verbose = 1);
+  /// Loss and metrics over (x, y), in inference mode. verbose as in FitOptions. With a
+  /// sample_weight [n], the loss is Keras's sum(loss * w) / batch and the weighted metrics are
+  /// weighed (the unweighted ones are not).
+  Logs evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size = 32, int verbose = 1,
+                const Tensor& sample_weight = Tensor());
   /// The model's outputs for x, batch by batch, in inference mode.
   Tensor predict(const Tensor& x, std::int64_t batch_size = 32);
 
@@ -184,7 +199,7 @@ class Model {
   /// in the model's order. FitOptions::validation_data_list gives a validation set.
   History fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const FitOptions& options = {});
   Logs evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, std::int64_t batch_size = 32,
-                int verbose = 1);
+                int verbose = 1, const Tensor& sample_weight = Tensor());
   std::vector<Tensor> predict(const std::vector<Tensor>& xs, std::int64_t batch_size = 32);
 
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
@@ -199,7 +214,8 @@ class Model {
   /// train_step(x, y).
   virtual Logs train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
                                 const Tensor& sample_weight = Tensor());
-  virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
+  virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                               const Tensor& sample_weight = Tensor());
   /// The compiled loss (mean over the batch), plus the sum of losses() (Keras 3's compute_loss:
   /// regularization penalties count in the logged loss too).
   Tensor compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) const;
@@ -298,11 +314,15 @@ class Model {
   std::shared_ptr<losses::Loss> loss_;
   double loss_weight_ = 1.0;
   std::shared_ptr<metrics::Mean> loss_tracker_ = std::make_shared<metrics::Mean>("loss");
-  std::vector<MetricPtr> metrics_;
+  std::vector<MetricPtr> metrics_, weighted_metrics_;
   // compiled with several outputs: each output's loss, loss tracker and metrics
   std::vector<OutputLoss> output_losses_;
   std::vector<std::shared_ptr<metrics::Mean>> output_loss_trackers_;
-  std::vector<std::vector<MetricPtr>> output_metrics_;
+  std::vector<std::vector<MetricPtr>> output_metrics_, output_weighted_metrics_;
+  // the metrics of one output (or the only one) given a batch: the unweighted ones weighed by
+  // the mask, the weighted ones by the mask times sample_weight
+  void update_metrics(const std::vector<MetricPtr>& unweighted, const std::vector<MetricPtr>& weighted,
+                      const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const;
   // names the per-output trackers and metrics after output_names() (the layers are named now)
   void name_output_metrics();
   // one step over several inputs / outputs (training: with the optimizer)
@@ -310,6 +330,8 @@ class Model {
                   bool training);
   // fit's per-example weights [n] from FitOptions::sample_weight or class_weight (undefined: none)
   Tensor example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const;
+  // `w` checked to be numeric [n] for targets ys [n, ...], as float32 (undefined stays so)
+  Tensor checked_weights(const char* method, const char* what, const Tensor& w, const std::vector<Tensor>& ys) const;
   History history_;
 };
 
