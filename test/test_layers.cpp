@@ -1148,3 +1148,46 @@ TEST_CASE("core layers: CategoryEncoding's one_hot, multi_hot and count match Ke
                     "CategoryEncoding: unknown output_mode 'tf_idf' (known: one_hot, multi_hot, count)");
   CHECK_THROWS_WITH(CategoryEncoding(0), "CategoryEncoding: num_tokens must be >= 1, got 0");
 }
+
+TEST_CASE("get_weights and set_weights copy the weights in and out, as Keras", "[layers][weights]") {
+  for (Device dev : lt::devices()) {
+    INFO(dev.str());
+    Dense dense(2);
+    dense.set_device(dev);
+    CHECK_THROWS_WITH(dense.set_weights({zeros({3, 2})}),
+                      "dense: set_weights: expected 0 weights (none: not built yet), got 1");
+    dense(zeros({1, 3}, kFloat32, dev));
+    std::vector<Tensor> got = dense.get_weights();
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].device() == Device::cpu());
+    CHECK(got[0].shape() == Shape{3, 2});
+    // a copy: changing it leaves the layer alone
+    got[0].assign(ones({3, 2}));
+    CHECK(dense.kernel().to(Device::cpu()).to_vector<float>() != got[0].to_vector<float>());
+    // float64 values on the CPU go into float32 weights wherever they live
+    const Tensor k = tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}, kFloat64);
+    dense.set_weights({k, tensor(std::vector<double>{0.5, -0.5}, {2}, kFloat64)});
+    CHECK(dense.kernel().dtype() == kFloat32);
+    CHECK(dense.kernel().device() == dev);
+    CHECK(dense(tensor(std::vector<float>{1, 0, 1}, {1, 3}).to(dev)).to(Device::cpu()).to_vector<float>() ==
+          std::vector<float>{6.5f, 7.5f});
+    // all checked before any is written
+    CHECK_THROWS_WITH(dense.set_weights({zeros({3, 2}), zeros({3})}),
+                      "dense: set_weights: dense/bias has shape [2], got [3] (value 1)");
+    CHECK(dense.kernel().to(Device::cpu()).to_vector<float>()[5] == 6.0f);
+    CHECK_THROWS_WITH(dense.set_weights({k}),
+                      "dense: set_weights: expected 2 weights (dense/kernel [3, 2], dense/bias [2]), got 1");
+    CHECK_THROWS_AS(dense.set_weights({zeros({3, 2}, kBool), zeros({2})}), DTypeError);
+    // a model: every layer's weights in order, the same values back
+    Sequential model(Dense(4, "relu"), Dense(1));
+    model.set_device(dev);
+    model.set_seed(2);
+    model.build({-1, 3});
+    Sequential copy(Dense(4, "relu"), Dense(1));
+    copy.set_device(dev);
+    copy.build({-1, 3});
+    copy.set_weights(model.get_weights());
+    const Tensor x = tensor(std::vector<float>{0.5f, -1, 2, 1, 1, 1}, {2, 3}).to(dev);
+    CHECK(copy(x).to(Device::cpu()).to_vector<float>() == model(x).to(Device::cpu()).to_vector<float>());
+  }
+}

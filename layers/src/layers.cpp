@@ -453,6 +453,48 @@ Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::f
   return y;
 }
 
+std::vector<Tensor> Layer::get_weights() const { return detail::get_weights(weights()); }
+
+void Layer::set_weights(const std::vector<Tensor>& values) {
+  detail::set_weights(name_.empty() ? default_name() : name_, weights(), values);
+}
+
+namespace detail {
+
+std::vector<Tensor> get_weights(const std::vector<Variable>& weights) {
+  std::vector<Tensor> out;
+  out.reserve(weights.size());
+  for (const auto& w : weights) out.push_back(w.device() == Device::cpu() ? w.clone() : w.to(Device::cpu()));
+  return out;
+}
+
+void set_weights(const std::string& who, const std::vector<Variable>& weights, const std::vector<Tensor>& values) {
+  if (values.size() != weights.size()) {
+    std::string expected;
+    for (const auto& w : weights) expected += (expected.empty() ? "" : ", ") + w.name() + " " + shape_str(w.shape());
+    throw ValueError(fmt::format("{}: set_weights: expected {} weight{} ({}), got {}", who, weights.size(),
+                                 weights.size() == 1 ? "" : "s", expected.empty() ? "none: not built yet" : expected,
+                                 values.size()));
+  }
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const Tensor& v = values[i];
+    if (!v.defined()) throw ValueError(fmt::format("{}: set_weights: value {} ({}) is undefined", who, i, weights[i].name()));
+    if (v.shape() != weights[i].shape()) {
+      throw ShapeError(fmt::format("{}: set_weights: {} has shape {}, got {} (value {})", who, weights[i].name(),
+                                   shape_str(weights[i].shape()), shape_str(v.shape()), i));
+    }
+    if (v.dtype() == kBool) {
+      throw DTypeError(fmt::format("{}: set_weights: value {} ({}) is bool, expected a number", who, i, weights[i].name()));
+    }
+  }
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    Variable w = weights[i];
+    w.assign(values[i].astype(w.dtype()).to(w.device()));
+  }
+}
+
+}  // namespace detail
+
 void Layer::set_device(Device device) {
   if (built_ && device != device_) {
     throw ValueError(fmt::format("{}: set_device({}): the layer is already built on {}; set the device before the "

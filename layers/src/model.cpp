@@ -364,6 +364,10 @@ std::vector<Variable> Model::non_trainable_weights() const {
 
 std::int64_t Model::count_params() const { return weight_count(weights()); }
 
+std::vector<Tensor> Model::get_weights() const { return layers::detail::get_weights(weights()); }
+
+void Model::set_weights(const std::vector<Tensor>& values) { layers::detail::set_weights(name_, weights(), values); }
+
 std::vector<Tensor> Model::losses() const {
   std::vector<const layers::Layer*> roots;
   for (const auto& l : layers()) roots.push_back(l.get());

@@ -171,6 +171,13 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Variable> trainable_weights() const;
   std::vector<Variable> non_trainable_weights() const;
   std::int64_t count_params() const;
+  /// Keras's get_weights(): a copy of each weight, in weights() order, on the CPU.
+  std::vector<Tensor> get_weights() const;
+  /// Keras's set_weights(): a value per weight, in weights() order, each of its weight's shape
+  /// (any numeric dtype, cast to the weight's; any device). All are checked before any is
+  /// written: ValueError for another count (an unbuilt layer has none), ShapeError naming the
+  /// weight and both shapes.
+  void set_weights(const std::vector<Tensor>& values);
 
   bool trainable() const { return trainable_; }
   /// A frozen layer lists all its weights, its sublayers' too, as non-trainable (its optimizer
@@ -270,6 +277,9 @@ namespace detail {
 /// Appends the variables of `more` that `out` does not hold yet (a weight reached twice, through
 /// a layer shared by two parents, is listed, trained and saved once, as in Keras).
 void append_unique(std::vector<Variable>& out, std::vector<Variable> more);
+/// get_weights() and set_weights() of a layer or model (`who` names it in errors).
+std::vector<Tensor> get_weights(const std::vector<Variable>& weights);
+void set_weights(const std::string& who, const std::vector<Variable>& weights, const std::vector<Tensor>& values);
 }  // namespace detail
 
 struct DenseOptions {

@@ -139,6 +139,9 @@ class Model {
   std::vector<Variable> trainable_weights() const;
   std::vector<Variable> non_trainable_weights() const;
   std::int64_t count_params() const;
+  /// Keras's get_weights() / set_weights() over weights() (see Layer::set_weights).
+  std::vector<Tensor> get_weights() const;
+  void set_weights(const std::vector<Tensor>& values);
   /// Keras's model.losses: the losses of every layer (Layer::losses(), each layer and weight
   /// once): activity and weight penalties, add_loss. compute_loss adds their sum.
   std::vector<Tensor> losses() const;
