@@ -965,6 +965,38 @@ TEST_CASE("Functional::summary prints Keras 3's table: Input rows and, off a pla
     model.build();
     CHECK(summary_of(model) == summary_golden::kUnusedInput);
   }
+  SECTION("branches of different depths sharing a layer, a tensor added to itself, two outputs") {
+    KerasTensor x = Input({4});
+    DenseOptions named;
+    named.name = "shared";
+    auto shared = std::make_shared<Dense>(4, Activation::Linear, named);
+    KerasTensor a = apply_layer(Dense(4), x);
+    KerasTensor b = apply_layer(Dense(4), a);
+    KerasTensor c = (*shared)(x), d = (*shared)(b);
+    KerasTensor e = apply_layer(Add(), {c, d, d});
+    Functional model({x}, {apply_layer(Dense(2), e), apply_layer(Dense(1), a)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kBranches);
+  }
+  SECTION("a chain through one layer twice is not a plain chain: four columns") {
+    KerasTensor x = Input({4});
+    auto twice = std::make_shared<Dense>(4);
+    Functional model(x, (*twice)((*twice)(x)));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kSharedChain);
+  }
+  SECTION("a shared layer's calls are numbered in the order they were made, not run") {
+    KerasTensor x = Input({4});
+    KerasTensor a = apply_layer(Dense(4), x);
+    DenseOptions named;
+    named.name = "shared";
+    auto shared = std::make_shared<Dense>(4, Activation::Linear, named);
+    KerasTensor d = (*shared)(a);
+    KerasTensor c = (*shared)(x);  // runs first: Add reads it first
+    Functional model(x, apply_layer(Add(), {c, d}));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kSharedOutOfOrder);
+  }
 }
 
 TEST_CASE("Functional::summary before the model is built is a ValueError", "[functional][summary]") {

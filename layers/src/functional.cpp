@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <set>
@@ -34,6 +35,15 @@ std::string label(const layers::Layer& l) { return l.name().empty() ? l.default_
 // An input's name in messages: its own, else its position.
 std::string input_label(const KerasTensor& t, std::size_t index) {
   return t.name().empty() ? fmt::format("input {}", index) : fmt::format("input '{}'", t.name());
+}
+
+// A graph node for a call of `layer` (Keras's Node), numbered in the order calls are made.
+std::shared_ptr<detail::FunctionalNode> call_node(std::shared_ptr<layers::Layer> layer) {
+  static std::atomic<std::uint64_t> calls{0};
+  auto node = std::make_shared<detail::FunctionalNode>();
+  node->layer = std::move(layer);
+  node->serial = ++calls;
+  return node;
 }
 
 // The shared_ptr that owns `layer`, which a graph node keeps; ValueError for a layer not owned
@@ -82,9 +92,7 @@ KerasTensor Layer::operator()(const KerasTensor& x) & {
   if (dynamic_cast<Merge*>(this) != nullptr) {
     throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one", label(*this)));
   }
-  auto self = shared_self(*this);
-  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
-  node->layer = std::move(self);
+  auto node = call_node(shared_self(*this));
   node->inputs = {x};
   return KerasTensor(std::move(node));
 }
@@ -157,9 +165,7 @@ KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: symbolic input {} is undefined", label(*this), i));
   }
-  auto self = shared_self(*this);
-  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
-  node->layer = std::move(self);
+  auto node = call_node(shared_self(*this));
   node->list_input = true;
   node->inputs = inputs;
   return KerasTensor(std::move(node));
@@ -625,12 +631,13 @@ void Functional::summary(std::ostream& os) const {
   std::stable_sort(ops.begin(), ops.end(), [&](const void* a, const void* b) {
     return op_depth[a] != op_depth[b] ? op_depth[a] > op_depth[b] : first_seen[a] < first_seen[b];
   });
-  // each operation's calls: Keras numbers them in the order they were made, tapeflow in run order
+  // each operation's calls in the order they were made: "dense[1][0]" is dense's second
   std::unordered_map<const void*, std::vector<const Node*>> calls;
+  for (const Node* n : post) calls[op_of(n)].push_back(n);
   std::unordered_map<const Node*, std::size_t> call_index;
-  for (const Node* n : post) {
-    call_index[n] = calls[op_of(n)].size();
-    calls[op_of(n)].push_back(n);
+  for (auto& [op, ns] : calls) {
+    std::sort(ns.begin(), ns.end(), [](const Node* a, const Node* b) { return a->serial < b->serial; });
+    for (std::size_t i = 0; i < ns.size(); ++i) call_index[ns[i]] = i;
   }
   // Keras's "sequential-like" graph, printed without "Connected to": one call per depth, each
   // reading one tensor, and no layer called twice
