@@ -220,12 +220,14 @@ std::string detail::with_commas(std::int64_t n) {
 }
 
 std::vector<std::string> detail::param_totals(const Model& model) {
+  const std::pair<const char*, std::vector<Variable>> groups[] = {
+      {"Total params: ", model.weights()},
+      {"Trainable params: ", model.trainable_weights()},
+      {"Non-trainable params: ", model.non_trainable_weights()}};
   std::vector<std::string> lines;
-  const std::pair<const char*, std::vector<Variable>> groups[] = {{"Total params: ", model.weights()},
-                                                                  {"Trainable params: ", model.trainable_weights()},
-                                                                  {"Non-trainable params: ", model.non_trainable_weights()}};
   for (const auto& [title, ws] : groups) {
-    lines.push_back(fmt::format("{}{} ({})", title, with_commas(weight_count(ws)), readable_bytes(double(weight_bytes(ws)))));
+    lines.push_back(
+        fmt::format("{}{} ({})", title, with_commas(weight_count(ws)), readable_bytes(double(weight_bytes(ws)))));
   }
   return lines;
 }
@@ -421,8 +423,8 @@ void Model::summary(std::ostream& os) const {
   std::vector<Row> rows;
   std::size_t w0 = 29, w1 = 26, w2 = 10;  // Keras's column widths
   for (const auto& l : layers()) {
-    rows.push_back(
-        {l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()), detail::with_commas(l->count_params())});
+    rows.push_back({l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()),
+                    detail::with_commas(l->count_params())});
     w0 = std::max(w0, rows.back().layer.size() + 2);
     w1 = std::max(w1, rows.back().shape.size() + 2);
     w2 = std::max(w2, rows.back().params.size() + 1);
