@@ -892,3 +892,120 @@ TEST_CASE("MultiHeadAttention takes the query, value and key masks from the grap
     CHECK(dvals(mha->compute_mask({t, t}, {m, m})) == dvals(m));  // the query's mask goes on
   }
 }
+
+// ================================================================ summary
+
+#include "golden/functional_summary_golden.hpp"
+
+namespace {
+
+std::string summary_of(const Model& model) {
+  std::ostringstream os;
+  model.summary(os);
+  return os.str();
+}
+
+}  // namespace
+
+// The same models as test/golden/functional_summary_golden.py builds in Keras 3.15.1; the text is
+// Keras's, byte for byte (its ASCII table at its default width).
+TEST_CASE("Functional::summary prints Keras 3's table: Input rows and, off a plain chain, Connected to",
+          "[functional][summary]") {
+  SECTION("a chain: three columns, the Input first") {
+    KerasTensor x = Input({6});
+    Functional model(x, apply_layer(Dense(3, "softmax"), apply_layer(Dense(16, "relu"), x)));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kMlp);
+  }
+  SECTION("two inputs, one named, joined by Concatenate") {
+    KerasTensor a = Input({4});
+    KerasTensor b = Input({3}, kFloat32, "extra");
+    KerasTensor c = apply_layer(Concatenate(), {apply_layer(Dense(8), a), b});
+    Functional model({a, b}, {apply_layer(Dense(1), c)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kTwoInputs);
+  }
+  SECTION("a residual block") {
+    KerasTensor x = Input({3});
+    KerasTensor a = apply_layer(Dense(4, "relu"), x);
+    KerasTensor r = apply_layer(Add(), {a, apply_layer(Dense(4), a)});
+    Functional model(x, apply_layer(Dense(2), r), "residual");
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kResidual);
+  }
+  SECTION("a shared layer: one row listing both calls; its second call is dense[1][0]") {
+    KerasTensor x1 = Input({5}), x2 = Input({5});
+    auto shared = std::make_shared<Dense>(4);
+    KerasTensor c = apply_layer(Concatenate(), {(*shared)(x1), (*shared)(x2)});
+    Functional model({x1, x2}, {apply_layer(Dense(1), c)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kShared);
+  }
+  SECTION("two outputs") {
+    KerasTensor x = Input({8});
+    KerasTensor h = apply_layer(Dense(16, "relu"), x);
+    Functional model({x}, {apply_layer(Dense(1), h), apply_layer(Dense(3, "softmax"), h)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kTwoOutputs);
+  }
+  SECTION("long cells wrap at spaces; a word too long for its column ends in an ellipsis") {
+    KerasTensor x = Input({2});
+    std::vector<KerasTensor> branches;
+    for (int i = 0; i < 5; ++i) branches.push_back(apply_layer(Dense(3), x));
+    KerasTensor c = apply_layer(Concatenate(-1, "concatenate_every_branch_here"), branches);
+    DenseOptions head;
+    head.name = "a_rather_long_name_for_the_head";
+    Functional model(x, apply_layer(Dense(1, Activation::Linear, head), c));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kWideMerge);
+  }
+  SECTION("an Input the outputs do not read keeps its row") {
+    KerasTensor a = Input({4}), b = Input({2});
+    Functional model({a, b}, {apply_layer(Dense(1), a)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kUnusedInput);
+  }
+  SECTION("branches of different depths sharing a layer, a tensor added to itself, two outputs") {
+    KerasTensor x = Input({4});
+    DenseOptions named;
+    named.name = "shared";
+    auto shared = std::make_shared<Dense>(4, Activation::Linear, named);
+    KerasTensor a = apply_layer(Dense(4), x);
+    KerasTensor b = apply_layer(Dense(4), a);
+    KerasTensor c = (*shared)(x), d = (*shared)(b);
+    KerasTensor e = apply_layer(Add(), {c, d, d});
+    Functional model({x}, {apply_layer(Dense(2), e), apply_layer(Dense(1), a)});
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kBranches);
+  }
+  SECTION("a chain through one layer twice is not a plain chain: four columns") {
+    KerasTensor x = Input({4});
+    auto twice = std::make_shared<Dense>(4);
+    Functional model(x, (*twice)((*twice)(x)));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kSharedChain);
+  }
+  SECTION("a shared layer's calls are numbered in the order they were made, not run") {
+    KerasTensor x = Input({4});
+    KerasTensor a = apply_layer(Dense(4), x);
+    DenseOptions named;
+    named.name = "shared";
+    auto shared = std::make_shared<Dense>(4, Activation::Linear, named);
+    KerasTensor d = (*shared)(a);
+    KerasTensor c = (*shared)(x);  // runs first: Add reads it first
+    Functional model(x, apply_layer(Add(), {c, d}));
+    model.build();
+    CHECK(summary_of(model) == summary_golden::kSharedOutOfOrder);
+  }
+}
+
+TEST_CASE("Functional::summary before the model is built is a ValueError", "[functional][summary]") {
+  KerasTensor x = Input({6});
+  Functional model(x, apply_layer(Dense(3), x), "mlp");
+  CHECK_THROWS_AS(model.summary(), ValueError);
+  CHECK_THROWS_WITH(summary_of(model), "mlp: summary: the model is not built yet; call build() or run it on a batch");
+  const Model& base = model;  // summary() is virtual: a Model reference prints the same table
+  model.build();
+  CHECK(summary_of(base) == summary_of(model));
+  CHECK_THAT(summary_of(base), Contains("| input_layer (InputLayer)"));
+}

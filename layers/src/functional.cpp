@@ -4,9 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
 #include <set>
 #include <unordered_map>
 
+#include "summary_text.hpp"
 #include "tapeflow/observer.hpp"
 
 namespace tapeflow {
@@ -31,6 +35,15 @@ std::string label(const layers::Layer& l) { return l.name().empty() ? l.default_
 // An input's name in messages: its own, else its position.
 std::string input_label(const KerasTensor& t, std::size_t index) {
   return t.name().empty() ? fmt::format("input {}", index) : fmt::format("input '{}'", t.name());
+}
+
+// A graph node for a call of `layer` (Keras's Node), numbered in the order calls are made.
+std::shared_ptr<detail::FunctionalNode> call_node(std::shared_ptr<layers::Layer> layer) {
+  static std::atomic<std::uint64_t> calls{0};
+  auto node = std::make_shared<detail::FunctionalNode>();
+  node->layer = std::move(layer);
+  node->serial = ++calls;
+  return node;
 }
 
 // The shared_ptr that owns `layer`, which a graph node keeps; ValueError for a layer not owned
@@ -79,9 +92,7 @@ KerasTensor Layer::operator()(const KerasTensor& x) & {
   if (dynamic_cast<Merge*>(this) != nullptr) {
     throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one", label(*this)));
   }
-  auto self = shared_self(*this);
-  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
-  node->layer = std::move(self);
+  auto node = call_node(shared_self(*this));
   node->inputs = {x};
   return KerasTensor(std::move(node));
 }
@@ -154,9 +165,7 @@ KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: symbolic input {} is undefined", label(*this), i));
   }
-  auto self = shared_self(*this);
-  auto node = std::make_shared<tapeflow::detail::FunctionalNode>();
-  node->layer = std::move(self);
+  auto node = call_node(shared_self(*this));
   node->list_input = true;
   node->inputs = inputs;
   return KerasTensor(std::move(node));
@@ -507,6 +516,181 @@ void Functional::build() {
   }
   NoRecording no_tape;
   (*this)(xs, false);
+}
+
+// ================================================================ Functional::summary
+
+namespace {
+
+// A cell of Keras's summary table as rich lays it out in `width` characters: wrapped greedily at
+// spaces; a word too long for a line gets a line of its own, cut to width - 1 characters and
+// "…". Each line is padded to the width (on the left when right-aligned). ASCII text assumed:
+// a character is a column.
+std::vector<std::string> wrap_cell(const std::string& text, std::size_t width, bool right) {
+  std::vector<std::string> lines(1);
+  std::size_t used = 0;  // columns taken on the last line, trailing spaces included (rich's)
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t stop = std::min(text.find(' ', start), text.size());
+    const std::size_t end = std::min(text.find_first_not_of(' ', stop), text.size());
+    if (used + (stop - start) > width && start > 0) {
+      lines.emplace_back();
+      used = 0;
+    }
+    lines.back() += text.substr(start, end - start);
+    used += end - start;
+    start = end;
+  }
+  for (auto& line : lines) {
+    line.erase(line.find_last_not_of(' ') + 1);
+    std::size_t columns = line.size();
+    if (columns > width) {
+      line = line.substr(0, width - 1) + "\u2026";
+      columns = width;
+    }
+    const std::string pad(width - columns, ' ');
+    line = right ? pad + line : line + pad;
+  }
+  return lines;
+}
+
+// rich's table in ASCII, as Keras prints it: `cells` are the columns' widths with their padding
+// (one space either side), rows[0] the header; every row ends with a rule.
+void print_ascii_table(std::ostream& os, const std::vector<std::size_t>& cells, const std::vector<bool>& right,
+                       const std::vector<std::vector<std::string>>& rows) {
+  std::size_t inner = cells.size() - 1;
+  std::string rule = "|";
+  for (std::size_t c = 0; c < cells.size(); ++c) {
+    inner += cells[c];
+    rule += std::string(cells[c], '-') + (c + 1 < cells.size() ? "+" : "|");
+  }
+  const std::string edge = "+" + std::string(inner, '-') + "+";
+  os << edge << '\n';
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (r > 0) os << rule << '\n';
+    std::vector<std::vector<std::string>> wrapped;
+    std::size_t height = 1;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      wrapped.push_back(wrap_cell(rows[r][c], cells[c] - 2, right[c]));
+      height = std::max(height, wrapped.back().size());
+    }
+    for (std::size_t i = 0; i < height; ++i) {
+      os << '|';
+      for (std::size_t c = 0; c < cells.size(); ++c) {
+        os << ' ' << (i < wrapped[c].size() ? wrapped[c][i] : std::string(cells[c] - 2, ' ')) << " |";
+      }
+      os << '\n';
+    }
+  }
+  os << edge << '\n';
+}
+
+}  // namespace
+
+void Functional::summary(std::ostream& os) const {
+  if (!built()) {
+    throw ValueError(fmt::format("{}: summary: the model is not built yet; call build() or run it on a batch", name()));
+  }
+  using Node = detail::FunctionalNode;
+  // A row is an "operation": a layer (all its calls) or an Input (its node).
+  auto op_of = [](const Node* n) -> const void* { return n->layer ? static_cast<const void*>(n->layer.get()) : n; };
+
+  // Keras's map_graph: the calls in post-order from the outputs, and each operation numbered
+  // where the walk first meets it (before its inputs)
+  std::vector<const Node*> post;
+  std::unordered_map<const void*, std::ptrdiff_t> first_seen;
+  std::set<const Node*> done;
+  std::function<void(const Node*)> visit = [&](const Node* n) {
+    if (done.count(n) != 0) return;
+    first_seen.emplace(op_of(n), static_cast<std::ptrdiff_t>(first_seen.size()));
+    for (const auto& in : n->inputs) visit(in.node().get());
+    done.insert(n);
+    post.push_back(n);
+  };
+  for (const auto& t : outputs_) visit(t.node().get());
+  // An Input the outputs do not read still gets its row, first among the depth-0 ones (Keras's).
+  for (const auto& t : inputs_) {
+    if (done.count(t.node().get()) == 0) {
+      first_seen.emplace(t.node().get(), -1);
+      post.insert(post.begin(), t.node().get());
+    }
+  }
+  // depth: the longest path to an output; a shared layer takes its deepest call's
+  std::unordered_map<const Node*, int> node_depth;
+  std::unordered_map<const void*, int> op_depth;
+  std::vector<const void*> ops;  // in the order the depths meet them
+  for (auto it = post.rbegin(); it != post.rend(); ++it) {
+    const auto [op, fresh] = op_depth.emplace(op_of(*it), 0);
+    if (fresh) ops.push_back(op_of(*it));
+    const int depth = std::max(node_depth[*it], op->second);
+    op->second = node_depth[*it] = depth;
+    for (const auto& in : (*it)->inputs) {
+      int& d = node_depth[in.node().get()];
+      d = std::max(d, depth + 1);
+    }
+  }
+  std::stable_sort(ops.begin(), ops.end(), [&](const void* a, const void* b) {
+    return op_depth[a] != op_depth[b] ? op_depth[a] > op_depth[b] : first_seen[a] < first_seen[b];
+  });
+  // each operation's calls in the order they were made: "dense[1][0]" is dense's second
+  std::unordered_map<const void*, std::vector<const Node*>> calls;
+  for (const Node* n : post) calls[op_of(n)].push_back(n);
+  std::unordered_map<const Node*, std::size_t> call_index;
+  for (auto& [op, ns] : calls) {
+    std::sort(ns.begin(), ns.end(), [](const Node* a, const Node* b) { return a->serial < b->serial; });
+    for (std::size_t i = 0; i < ns.size(); ++i) call_index[ns[i]] = i;
+  }
+  // Keras's "sequential-like" graph, printed without "Connected to": one call per depth, each
+  // reading one tensor, and no layer called twice
+  bool chain = true;
+  std::map<int, int> per_depth;
+  for (const auto& [n, d] : node_depth) chain = chain && ++per_depth[d] == 1 && n->inputs.size() <= 1;
+  for (const auto& [op, ns] : calls) chain = chain && ns.size() == 1;
+
+  // unnamed Inputs: input_layer, input_layer_1, ... in the model's order, skipping names taken
+  std::set<std::string> taken;
+  for (const auto& l : layers_) taken.insert(l->name());
+  for (const auto& t : inputs_) taken.insert(t.node()->name);
+  std::unordered_map<const Node*, std::string> input_names;
+  std::size_t k = 0;
+  for (const auto& t : inputs_) {
+    std::string name = t.node()->name;
+    while (name.empty() || (t.node()->name.empty() && taken.count(name) != 0)) {
+      name = k == 0 ? std::string("input_layer") : fmt::format("input_layer_{}", k);
+      ++k;
+    }
+    input_names[t.node().get()] = name;
+  }
+  auto name_of = [&](const Node* n) { return n->layer ? n->layer->name() : input_names.at(n); };
+
+  std::vector<std::vector<std::string>> rows = {{"Layer (type)", "Output Shape", "Param #", "Connected to"}};
+  for (const void* op : ops) {
+    const auto& ns = calls.at(op);
+    const Node* last = ns.back();  // Keras shows the shape of a shared layer's last call
+    std::string connected;
+    for (const Node* n : ns) {
+      for (const auto& in : n->inputs) {
+        connected += fmt::format("{}{}[{}][0]", connected.empty() ? "" : ", ", name_of(in.node().get()),
+                                 call_index.at(in.node().get()));
+      }
+    }
+    rows.push_back({fmt::format("{} ({})", name_of(last), last->layer ? last->layer->class_name() : "InputLayer"),
+                    last->shape.empty() ? std::string("?") : none_shape(last->shape),
+                    last->layer ? detail::with_commas(last->layer->count_params()) : "0",
+                    connected.empty() ? "-" : connected});
+  }
+  // Keras's line: 88 characters for three columns, 108 for four (positions .45, .80 / .30, .56,
+  // .74 of it: 39, 31, 18 / 32, 28, 19, 29), then rich takes the padding and borders, 3n + 1,
+  // off evenly from the left, rounding half to even: the widths with padding below.
+  std::vector<std::size_t> cells = {31, 27, 17, 28};
+  std::vector<bool> right = {false, false, true, false};
+  if (chain) {
+    cells = {38, 29, 17};
+    right.pop_back();
+    for (auto& row : rows) row.pop_back();
+  }
+  os << "Model: \"" << name() << "\"\n";
+  print_ascii_table(os, cells, right, rows);
+  for (const auto& line : detail::param_totals(*this)) os << ' ' << line << '\n';
 }
 
 }  // namespace tapeflow

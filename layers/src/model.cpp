@@ -16,6 +16,7 @@
 #include "tapeflow/gradient_tape.hpp"
 #include "tapeflow/observer.hpp"
 #include "tapeflow/safetensors.hpp"
+#include "summary_text.hpp"
 
 namespace tapeflow {
 namespace {
@@ -184,15 +185,6 @@ std::string shape_text(const Shape& s) {
   return out + (s.size() == 1 ? ",)" : ")");
 }
 
-std::string with_commas(std::int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return (n < 0 ? "-" : "") + out;
-}
-
 // Keras's readable_memory_size: "1.55 MB".
 std::string readable_bytes(double bytes) {
   const char* units[] = {"B", "KB", "MB", "GB", "TB"};
@@ -217,6 +209,28 @@ std::int64_t weight_count(const std::vector<Variable>& ws) {
 }
 
 }  // namespace
+
+std::string detail::with_commas(std::int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
+std::vector<std::string> detail::param_totals(const Model& model) {
+  const std::pair<const char*, std::vector<Variable>> groups[] = {
+      {"Total params: ", model.weights()},
+      {"Trainable params: ", model.trainable_weights()},
+      {"Non-trainable params: ", model.non_trainable_weights()}};
+  std::vector<std::string> lines;
+  for (const auto& [title, ws] : groups) {
+    lines.push_back(
+        fmt::format("{}{} ({})", title, with_commas(weight_count(ws)), readable_bytes(double(weight_bytes(ws)))));
+  }
+  return lines;
+}
 
 // ================================================================ History
 
@@ -413,26 +427,20 @@ void Model::summary(std::ostream& os) const {
   std::vector<Row> rows;
   std::size_t w0 = 29, w1 = 26, w2 = 10;  // Keras's column widths
   for (const auto& l : layers()) {
-    rows.push_back(
-        {l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()), with_commas(l->count_params())});
+    rows.push_back({l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()),
+                    detail::with_commas(l->count_params())});
     w0 = std::max(w0, rows.back().layer.size() + 2);
     w1 = std::max(w1, rows.back().shape.size() + 2);
     w2 = std::max(w2, rows.back().params.size() + 1);
   }
   const std::size_t width = w0 + w1 + w2;
-  const auto all = weights(), trainable = trainable_weights(), frozen = non_trainable_weights();
   os << "Model: \"" << name_ << "\"\n" << std::string(width, '_') << '\n';
   os << fmt::format("{:<{}}{:<{}}{:<{}}", " Layer (type)", w0, "Output Shape", w1, "Param #", w2) << '\n';
   os << std::string(width, '=') << '\n';
   for (const auto& r : rows)
     os << fmt::format(" {:<{}}{:<{}}{:<{}}", r.layer, w0 - 1, r.shape, w1, r.params, w2) << '\n';
   os << std::string(width, '=') << '\n';
-  os << "Total params: " << with_commas(weight_count(all)) << " (" << readable_bytes(double(weight_bytes(all)))
-     << ")\n";
-  os << "Trainable params: " << with_commas(weight_count(trainable)) << " ("
-     << readable_bytes(double(weight_bytes(trainable))) << ")\n";
-  os << "Non-trainable params: " << with_commas(weight_count(frozen)) << " ("
-     << readable_bytes(double(weight_bytes(frozen))) << ")\n";
+  for (const auto& line : detail::param_totals(*this)) os << line << '\n';
   os << std::string(width, '_') << '\n';
 }
 

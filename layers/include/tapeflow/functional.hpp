@@ -66,6 +66,7 @@ struct FunctionalNode {
   Shape shape;  // an Input's declared shape (batch -1); a layer output's at the last run
   DType dtype = kFloat32;
   std::string name;  // an Input's name
+  std::uint64_t serial = 0;  // calls in the order they were made (numbers a shared layer's calls)
 };
 }  // namespace detail
 
@@ -308,6 +309,15 @@ class Functional : public Model {
   /// Input's axes must be known: ShapeError naming the input otherwise).
   void build();
   using Model::build;
+  /// Keras 3's summary of a functional model, as it prints it on a stream that is not UTF-8
+  /// (rich's ASCII table): a row per Input ("input_layer (InputLayer)", unnamed Inputs numbered
+  /// in the model's order) and per layer (a shared layer once), deepest first; a fourth column,
+  /// "Connected to", lists what each layer's calls read ("dense[1][0]": the second call of
+  /// dense made, counting the calls in this model where Keras counts every graph's) unless the
+  /// graph is a plain chain. Keras's default width: 88 characters with three
+  /// columns, 108 with four; long cells wrap at spaces, and a word too long for its column ends
+  /// in "…". ValueError before the model is built.
+  void summary(std::ostream& os = std::cout) const override;
 
  private:
   std::vector<KerasTensor> inputs_, outputs_;

@@ -150,7 +150,8 @@ class Model {
   LayerPtr get_layer(const std::string& name) const;
   LayerPtr get_layer(std::size_t index) const;
   /// Keras's table: layer (type), output shape (None for the batch axis), param #, totals.
-  void summary(std::ostream& os = std::cout) const;
+  /// ValueError before the model is built. Functional prints Keras 3's own table instead.
+  virtual void summary(std::ostream& os = std::cout) const;
   const std::string& name() const { return name_; }
   /// Runs the model on `device`: its layers build their weights there, and fit / evaluate /
   /// predict copy each batch there. Set it before the model is built.
