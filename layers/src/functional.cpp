@@ -520,72 +520,6 @@ void Functional::build() {
 
 // ================================================================ Functional::summary
 
-namespace {
-
-// A cell of Keras's summary table as rich lays it out in `width` characters: wrapped greedily at
-// spaces; a word too long for a line gets a line of its own, cut to width - 1 characters and
-// "…". Each line is padded to the width (on the left when right-aligned). ASCII text assumed:
-// a character is a column.
-std::vector<std::string> wrap_cell(const std::string& text, std::size_t width, bool right) {
-  std::vector<std::string> lines(1);
-  std::size_t used = 0;  // columns taken on the last line, trailing spaces included (rich's)
-  for (std::size_t start = 0; start < text.size();) {
-    const std::size_t stop = std::min(text.find(' ', start), text.size());
-    const std::size_t end = std::min(text.find_first_not_of(' ', stop), text.size());
-    if (used + (stop - start) > width && start > 0) {
-      lines.emplace_back();
-      used = 0;
-    }
-    lines.back() += text.substr(start, end - start);
-    used += end - start;
-    start = end;
-  }
-  for (auto& line : lines) {
-    line.erase(line.find_last_not_of(' ') + 1);
-    std::size_t columns = line.size();
-    if (columns > width) {
-      line = line.substr(0, width - 1) + "\u2026";
-      columns = width;
-    }
-    const std::string pad(width - columns, ' ');
-    line = right ? pad + line : line + pad;
-  }
-  return lines;
-}
-
-// rich's table in ASCII, as Keras prints it: `cells` are the columns' widths with their padding
-// (one space either side), rows[0] the header; every row ends with a rule.
-void print_ascii_table(std::ostream& os, const std::vector<std::size_t>& cells, const std::vector<bool>& right,
-                       const std::vector<std::vector<std::string>>& rows) {
-  std::size_t inner = cells.size() - 1;
-  std::string rule = "|";
-  for (std::size_t c = 0; c < cells.size(); ++c) {
-    inner += cells[c];
-    rule += std::string(cells[c], '-') + (c + 1 < cells.size() ? "+" : "|");
-  }
-  const std::string edge = "+" + std::string(inner, '-') + "+";
-  os << edge << '\n';
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (r > 0) os << rule << '\n';
-    std::vector<std::vector<std::string>> wrapped;
-    std::size_t height = 1;
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      wrapped.push_back(wrap_cell(rows[r][c], cells[c] - 2, right[c]));
-      height = std::max(height, wrapped.back().size());
-    }
-    for (std::size_t i = 0; i < height; ++i) {
-      os << '|';
-      for (std::size_t c = 0; c < cells.size(); ++c) {
-        os << ' ' << (i < wrapped[c].size() ? wrapped[c][i] : std::string(cells[c] - 2, ' ')) << " |";
-      }
-      os << '\n';
-    }
-  }
-  os << edge << '\n';
-}
-
-}  // namespace
-
 void Functional::summary(std::ostream& os) const {
   if (!built()) {
     throw ValueError(fmt::format("{}: summary: the model is not built yet; call build() or run it on a batch", name()));
@@ -689,7 +623,7 @@ void Functional::summary(std::ostream& os) const {
     for (auto& row : rows) row.pop_back();
   }
   os << "Model: \"" << name() << "\"\n";
-  print_ascii_table(os, cells, right, rows);
+  detail::print_ascii_table(os, cells, right, rows);
   for (const auto& line : detail::param_totals(*this)) os << ' ' << line << '\n';
 }
 

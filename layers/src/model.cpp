@@ -232,6 +232,72 @@ std::vector<std::string> detail::param_totals(const Model& model) {
   return lines;
 }
 
+namespace {
+
+// A cell of Keras's summary table as rich lays it out in `width` characters: wrapped greedily at
+// spaces; a word too long for a line gets a line of its own, cut to width - 1 characters and
+// "…". Each line is padded to the width (on the left when right-aligned). ASCII text assumed:
+// a character is a column.
+std::vector<std::string> wrap_cell(const std::string& text, std::size_t width, bool right) {
+  std::vector<std::string> lines(1);
+  std::size_t used = 0;  // columns taken on the last line, trailing spaces included (rich's)
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t stop = std::min(text.find(' ', start), text.size());
+    const std::size_t end = std::min(text.find_first_not_of(' ', stop), text.size());
+    if (used + (stop - start) > width && start > 0) {
+      lines.emplace_back();
+      used = 0;
+    }
+    lines.back() += text.substr(start, end - start);
+    used += end - start;
+    start = end;
+  }
+  for (auto& line : lines) {
+    line.erase(line.find_last_not_of(' ') + 1);
+    std::size_t columns = line.size();
+    if (columns > width) {
+      line = line.substr(0, width - 1) + "\u2026";
+      columns = width;
+    }
+    const std::string pad(width - columns, ' ');
+    line = right ? pad + line : line + pad;
+  }
+  return lines;
+}
+
+}  // namespace
+
+// rich's table in ASCII, as Keras prints it: `cells` are the columns' widths with their padding
+// (one space either side), rows[0] the header; every row ends with a rule.
+void detail::print_ascii_table(std::ostream& os, const std::vector<std::size_t>& cells, const std::vector<bool>& right,
+                       const std::vector<std::vector<std::string>>& rows) {
+  std::size_t inner = cells.size() - 1;
+  std::string rule = "|";
+  for (std::size_t c = 0; c < cells.size(); ++c) {
+    inner += cells[c];
+    rule += std::string(cells[c], '-') + (c + 1 < cells.size() ? "+" : "|");
+  }
+  const std::string edge = "+" + std::string(inner, '-') + "+";
+  os << edge << '\n';
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (r > 0) os << rule << '\n';
+    std::vector<std::vector<std::string>> wrapped;
+    std::size_t height = 1;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      wrapped.push_back(wrap_cell(rows[r][c], cells[c] - 2, right[c]));
+      height = std::max(height, wrapped.back().size());
+    }
+    for (std::size_t i = 0; i < height; ++i) {
+      os << '|';
+      for (std::size_t c = 0; c < cells.size(); ++c) {
+        os << ' ' << (i < wrapped[c].size() ? wrapped[c][i] : std::string(cells[c] - 2, ' ')) << " |";
+      }
+      os << '\n';
+    }
+  }
+  os << edge << '\n';
+}
+
 // ================================================================ History
 
 const std::vector<double>& History::operator[](const std::string& key) const {
@@ -421,27 +487,16 @@ void Model::summary(std::ostream& os) const {
     throw ValueError(
         fmt::format("{}: summary: the model is not built yet; call build(input_shape) or run it on a batch", name_));
   }
-  struct Row {
-    std::string layer, shape, params;
-  };
-  std::vector<Row> rows;
-  std::size_t w0 = 29, w1 = 26, w2 = 10;  // Keras's column widths
+  // Keras 3's table for a model without a graph to show (Sequential, a subclass): three columns
+  // in 88 characters, as rich prints it to a stream that is not a terminal
+  std::vector<std::vector<std::string>> rows = {{"Layer (type)", "Output Shape", "Param #"}};
   for (const auto& l : layers()) {
     rows.push_back({l->name() + " (" + l->class_name() + ")", shape_text(l->output_shape()),
                     detail::with_commas(l->count_params())});
-    w0 = std::max(w0, rows.back().layer.size() + 2);
-    w1 = std::max(w1, rows.back().shape.size() + 2);
-    w2 = std::max(w2, rows.back().params.size() + 1);
   }
-  const std::size_t width = w0 + w1 + w2;
-  os << "Model: \"" << name_ << "\"\n" << std::string(width, '_') << '\n';
-  os << fmt::format("{:<{}}{:<{}}{:<{}}", " Layer (type)", w0, "Output Shape", w1, "Param #", w2) << '\n';
-  os << std::string(width, '=') << '\n';
-  for (const auto& r : rows)
-    os << fmt::format(" {:<{}}{:<{}}{:<{}}", r.layer, w0 - 1, r.shape, w1, r.params, w2) << '\n';
-  os << std::string(width, '=') << '\n';
-  for (const auto& line : detail::param_totals(*this)) os << line << '\n';
-  os << std::string(width, '_') << '\n';
+  os << "Model: \"" << name_ << "\"\n";
+  detail::print_ascii_table(os, {38, 29, 17}, {false, false, true}, rows);
+  for (const auto& line : detail::param_totals(*this)) os << ' ' << line << '\n';
 }
 
 // ================================================================ Model: training
