@@ -36,9 +36,19 @@ struct DataBatch {
 ///
 /// Model::fit asks for the batches 0 .. num_batches() - 1 in order, each once per pass, and
 /// calls on_epoch_end() at the end of every epoch. The batches belong to the model: a
-/// train_step may change them in place. Unlike Keras, fit never reorders a Dataset's batches
-/// (Keras's fit(shuffle=True) shuffles a PyDataset's batch indices): the Dataset owns its
-/// order, as ArrayDataset does with its own seed; shuffle in on_epoch_end or by set_epoch.
+/// train_step may change them in place.
+///
+/// Where Keras 3.15 differs (checked with keras.utils.PyDataset and Python generators):
+/// - Keras's fit(shuffle=True) shuffles a PyDataset's batch indices; fit never reorders a
+///   Dataset's: the Dataset owns its order (ArrayDataset shuffles its rows with its own seed),
+///   so shuffle in on_epoch_end or set_epoch.
+/// - Keras reads batches 0 and 1 to learn the data's specs, then calls on_epoch_end once more;
+///   fit here reads batch 0 early only to build an unbuilt model before the callbacks start,
+///   and trains on that same batch.
+/// - An endless generator without steps_per_epoch (or steps) trains forever in Keras; here it is
+///   a ValueError, so the progress bar always has a step count.
+/// - No worker threads or processes (Keras's workers, use_multiprocessing, max_queue_size):
+///   get_batch runs on the training thread.
 class Dataset {
  public:
   /// num_batches() of a dataset without a length: a generator, endless.

@@ -225,8 +225,9 @@ class Model {
   /// (ValueError), inputs, targets and sample weights of one batch size (ShapeError); the
   /// messages name the model, the method and the batch index.
   History fit(Dataset& data, const FitOptions& options = {});
-  /// Batches 0 .. steps - 1 (steps 0: num_batches(); required for a Dataset of unknown length),
-  /// then data.on_epoch_end(), as Keras.
+  /// Batches 0 .. steps - 1 (steps 0 or more than num_batches(): every batch, as Keras stops
+  /// where the data runs out; required for a Dataset of unknown length), then
+  /// data.on_epoch_end(), as Keras.
   Logs evaluate(Dataset& data, std::int64_t steps = 0, int verbose = 1);
   /// The outputs of batches 0 .. steps - 1, a tensor per output concatenated over the batches
   /// (the batches' targets are ignored), then data.on_epoch_end().
