@@ -986,3 +986,359 @@ TEST_CASE("weighted_metrics, evaluate's sample_weight and the validation weights
   CHECK_THROWS_WITH(only.compile("sgd", "mse", {}, {"mae", "mae"}),
                     Catch::Matchers::Contains("weighted metric 'mae' is listed twice"));
 }
+
+// ---------------------------------------------------------------- Dataset: Keras's model.fit(py_dataset)
+
+namespace {
+
+// A Dataset of a function of the batch index, n batches.
+class Batches : public Dataset {
+ public:
+  Batches(std::int64_t n, std::function<DataBatch(std::int64_t)> make) : n_(n), make_(std::move(make)) {}
+  std::int64_t num_batches() const override { return n_; }
+  DataBatch get_batch(std::int64_t index) override { return make_(index); }
+
+ private:
+  std::int64_t n_;
+  std::function<DataBatch(std::int64_t)> make_;
+};
+
+// Passes everything to `inner` and writes down each call: "epoch 3" (set_epoch), the batch
+// indices asked for, "end" (on_epoch_end).
+class Recording : public Dataset {
+ public:
+  explicit Recording(Dataset& inner) : inner_(inner) {}
+  std::int64_t num_batches() const override { return inner_.num_batches(); }
+  DataBatch get_batch(std::int64_t index) override {
+    log_ += (log_.empty() ? "" : " ") + std::to_string(index);
+    return inner_.get_batch(index);
+  }
+  void on_epoch_end() override {
+    log_ += (log_.empty() ? "" : " ") + std::string("end");
+    inner_.on_epoch_end();
+  }
+  void set_epoch(std::int64_t epoch) override {
+    log_ += (log_.empty() ? "" : " ") + ("epoch " + std::to_string(epoch));
+    inner_.set_epoch(epoch);
+  }
+  // the calls since the last take()
+  std::string take() { return std::exchange(log_, std::string()); }
+
+ private:
+  Dataset& inner_;
+  std::string log_;
+};
+
+// Made on the fly from the index, as a PyDataset reading files: batch i is 8 fresh blobs of
+// seed i, augmented with noise that changes every epoch (on_epoch_end counts them).
+class OnTheFly : public Dataset {
+ public:
+  explicit OnTheFly(std::int64_t batches) : batches_(batches) {}
+  std::int64_t num_batches() const override { return batches_; }
+  DataBatch get_batch(std::int64_t index) override {
+    const Data d = blobs(8, 100 + static_cast<std::uint64_t>(index));
+    Generator noise(1000 * static_cast<std::uint64_t>(epochs_ended) + static_cast<std::uint64_t>(index));
+    return {{d.x + normal({8, 4}, noise, 0, 0.05)}, {d.y}, Tensor()};
+  }
+  void on_epoch_end() override { ++epochs_ended; }
+  int epochs_ended = 0;
+
+ private:
+  std::int64_t batches_;
+};
+
+void check_same_weights(const Model& a, const Model& b) {
+  const auto wa = a.weights(), wb = b.weights();
+  REQUIRE(wa.size() == wb.size());
+  for (std::size_t i = 0; i < wa.size(); ++i) CHECK(same_bytes(wa[i].to(Device::cpu()), wb[i].to(Device::cpu())));
+}
+
+}  // namespace
+
+TEST_CASE("fit on an ArrayDataset trains bit-identically to fit on the arrays, shuffled or not", "[dataset]") {
+  const Data d = blobs(90, 4), v = blobs(30, 5);
+  std::vector<Device> devices{Device::cpu()};
+  if (cuda::is_available()) devices.push_back(Device::cuda(0));
+  for (const Device& device : devices) {
+    for (bool shuffle : {false, true}) {
+      INFO("shuffle " << shuffle << " on " << device.str());
+      FitOptions o = quiet(3, 16);
+      o.shuffle = shuffle;
+      o.seed = 9;
+      o.validation_data = std::make_pair(v.x, v.y);
+      Sequential a = small_model(3), b = small_model(3);
+      for (Sequential* m : {&a, &b}) {
+        m->set_device(device);
+        m->compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
+      }
+      // the Dataset's own batching and order; FitOptions' batch_size, shuffle and seed do not apply
+      ArrayDataset train(d.x, d.y, 16, {shuffle, 9}), val(v.x, v.y, 16);
+      FitOptions od = quiet(3, 5);
+      od.shuffle = !shuffle;
+      od.validation_dataset = &val;
+      for (int call = 0; call < 2; ++call) {  // a second fit() goes on with new orders
+        const History ha = a.fit(d.x, d.y, o), hb = b.fit(train, od);
+        CHECK(ha.history == hb.history);
+        CHECK(ha.epoch == hb.epoch);
+        check_same_weights(a, b);
+      }
+      CHECK(b.weights()[0].device() == device);
+      // evaluate and predict on a Dataset equal the array versions
+      CHECK(a.evaluate(v.x, v.y, 16, 0) == b.evaluate(val, 0, 0));
+      const std::vector<Tensor> p = b.predict(val);
+      REQUIRE(p.size() == 1);
+      CHECK(same_bytes(p[0].to(Device::cpu()), a.predict(v.x, 16).to(Device::cpu())));
+    }
+  }
+}
+
+TEST_CASE("a Dataset made on the fly trains; fit, evaluate and predict ask for its batches as Keras", "[dataset]") {
+  OnTheFly made(5);
+  Recording data(made);
+  Sequential model = small_model(1);
+  model.compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
+  const History h = model.fit(data, quiet(4));
+  CHECK(made.epochs_ended == 4);  // on_epoch_end once per epoch
+  CHECK(data.take() == "epoch 0 0 1 2 3 4 end epoch 1 0 1 2 3 4 end epoch 2 0 1 2 3 4 end epoch 3 0 1 2 3 4 end");
+  CHECK(h["loss"].back() < h["loss"].front());
+  CHECK(h["accuracy"].back() > 0.9);
+
+  // Keras 3's steps_per_epoch on a finite dataset: the next epoch goes on where the last
+  // stopped; an epoch that reaches the end of the pass ends early and the next starts again
+  FitOptions three = quiet(3);
+  three.steps_per_epoch = 3;
+  const History h3 = model.fit(data, three);
+  CHECK(data.take() == "epoch 4 0 1 2 end 3 4 end epoch 6 0 1 2 end");
+  CHECK(h3.epoch == std::vector<int>{0, 1, 2});
+  three.steps_per_epoch = 7;  // more than a pass: each epoch is one pass
+  three.epochs = 2;
+  model.fit(data, three);
+  CHECK(data.take() == "epoch 7 0 1 2 3 4 end epoch 8 0 1 2 3 4 end");
+
+  // evaluate and predict: batches 0 .. steps - 1, then on_epoch_end
+  model.evaluate(data, 2, 0);
+  CHECK(data.take() == "0 1 end");
+  model.evaluate(data, 9, 0);
+  CHECK(data.take() == "0 1 2 3 4 end");
+  CHECK(model.predict(data, 2)[0].shape() == Shape{16, 3});
+  CHECK(data.take() == "0 1 end");
+
+  // an unbuilt model with callbacks is built on the first batch, which then trains: no batch
+  // is asked for twice
+  Sequential fresh = small_model(2);
+  fresh.compile("sgd", "sparse_categorical_crossentropy");
+  FitOptions with_callback = quiet(1);
+  int batches_seen = 0;
+  auto counter = std::make_shared<callbacks::LambdaCallback>();
+  counter->train_batch_end = [&](std::int64_t, const Logs&) { ++batches_seen; };
+  with_callback.callbacks = {counter};
+  fresh.fit(data, with_callback);
+  CHECK(data.take() == "epoch 0 0 1 2 3 4 end");
+  CHECK(batches_seen == 5);
+}
+
+TEST_CASE("a generator trains with steps_per_epoch; evaluate and predict need steps", "[dataset]") {
+  const Data d = blobs(64, 6);
+  std::int64_t calls = 0;
+  GeneratorDataset gen([&] {
+    const std::int64_t start = (calls++ % 8) * 8;  // endless: the 8 batches of d, round and round
+    return DataBatch{{d.x(Slice(start, start + 8))}, {d.y(Slice(start, start + 8))}, Tensor()};
+  });
+  CHECK(gen.num_batches() == Dataset::kUnknown);
+  Sequential model = small_model(4);
+  model.compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy");
+  FitOptions o = quiet(3);
+  o.steps_per_epoch = 4;
+  const History h = model.fit(gen, o);
+  CHECK(calls == 12);  // the batches go on across epochs
+  CHECK(h.epoch == std::vector<int>{0, 1, 2});
+  CHECK_THROWS_WITH(model.fit(gen, quiet(1)), "sequential: fit: the dataset has no length (num_batches() is "
+                                              "Dataset::kUnknown, as a generator's); give steps_per_epoch");
+  CHECK_THROWS_WITH(model.evaluate(gen, 0, 0), Catch::Contains("sequential: evaluate: the dataset has no length"));
+  CHECK_THROWS_WITH(model.predict(gen), Catch::Contains("sequential: predict: the dataset has no length"));
+  calls = 0;
+  const Logs logs = model.evaluate(gen, 8, 0);  // all of d, as batches of 8
+  CHECK(calls == 8);
+  CHECK(logs.at("loss") == Approx(model.evaluate(d.x, d.y, 8, 0).at("loss")));
+  CHECK(model.predict(gen, 2)[0].shape() == Shape{16, 3});
+  // a generator for validation needs validation_steps
+  o.validation_dataset = &gen;
+  CHECK_THROWS_WITH(model.fit(gen, o), Catch::Contains("sequential: fit: the dataset has no length (num_batches() is "
+                                                       "Dataset::kUnknown, as a generator's); give validation_steps"));
+  o.validation_steps = 2;
+  calls = 0;
+  CHECK(model.fit(gen, o).contains("val_loss"));
+  CHECK(calls == 3 * (4 + 2));
+}
+
+TEST_CASE("validation from a Dataset, and sample and class weights from its batches, as Keras", "[dataset]") {
+  const Data d = blobs(48, 7), v = blobs(24, 8);
+  Sequential model = small_model(5);
+  model.compile("sgd", "sparse_categorical_crossentropy", {"accuracy"});
+  ArrayDataset train(d.x, d.y, 16), val_arrays(v.x, v.y, 8);
+  Recording val(val_arrays);
+  FitOptions o = quiet(2);
+  o.validation_dataset = &val;
+  o.validation_steps = 2;  // each validation run starts at batch 0
+  const History h = model.fit(train, o);
+  CHECK(val.take() == "0 1 end 0 1 end");
+  CHECK(h["val_loss"].back() == model.evaluate(val, 2, 0).at("loss"));
+  CHECK(h.contains("val_accuracy"));
+
+  // a batch's sample weights: the loss is sum(loss * w) / batch (Keras)
+  const std::int64_t n = 12;
+  const Tensor x = lt::irregular({n, 4}), y = lt::irregular({n, 1}, 0, 1), w = lt::irregular({n}, 0.1, 1);
+  Sequential reg(Dense(1));
+  reg.set_seed(3);
+  reg.compile("sgd", "mse");
+  ArrayDataset weighted(x, y, n, {}, w);
+  const double loss = reg.evaluate(weighted, 0, 0).at("loss");
+  const auto pred = lt::dvals(reg.predict(x, n)), yv = lt::dvals(y), wv = lt::dvals(w);
+  double sum = 0;
+  for (std::size_t i = 0; i < std::size_t(n); ++i) sum += (pred[i] - yv[i]) * (pred[i] - yv[i]) * wv[i];
+  CHECK(loss == Approx(sum / double(n)));
+  // fit with the batches' weights, or with class_weight on a Dataset, equals fit on the arrays
+  Sequential by_arrays(Dense(1)), by_dataset(Dense(1));
+  for (Sequential* m : {&by_arrays, &by_dataset}) {
+    m->set_seed(3);
+    m->compile("sgd", "mse");
+  }
+  FitOptions fo = quiet(2, 4);
+  fo.shuffle = false;
+  fo.sample_weight = w;
+  CHECK(by_arrays.fit(x, y, fo).history == by_dataset.fit(*std::make_unique<ArrayDataset>(x, y, 4, BatchOptions{}, w),
+                                                           quiet(2)).history);
+  check_same_weights(by_arrays, by_dataset);
+  Sequential ca = small_model(6), cb = small_model(6);
+  for (Sequential* m : {&ca, &cb}) m->compile("sgd", "sparse_categorical_crossentropy");
+  FitOptions co = quiet(2, 16);
+  co.shuffle = false;
+  co.class_weight = {{0, 2.0}, {2, 0.5}};
+  ArrayDataset unweighted(d.x, d.y, 16);
+  CHECK(ca.fit(d.x, d.y, co).history == cb.fit(unweighted, co).history);
+  check_same_weights(ca, cb);
+}
+
+TEST_CASE("callbacks on a Dataset: EarlyStopping stops it, BackupAndRestore resumes it exactly", "[dataset]") {
+  OnTheFly made(4);
+  Sequential model = small_model(7);
+  model.compile("sgd", "sparse_categorical_crossentropy");
+  callbacks::EarlyStoppingOptions eo;
+  eo.monitor = "loss";
+  eo.min_delta = 1e9;  // no epoch after the first improves enough
+  eo.patience = 1;
+  auto stop = std::make_shared<callbacks::EarlyStopping>(eo);
+  FitOptions o = quiet(10);
+  o.callbacks = {stop};
+  CHECK(model.fit(made, o).epoch == std::vector<int>{0, 1});
+  CHECK(stop->stopped_epoch() == 1);
+  CHECK(made.epochs_ended == 2);
+
+  // a shuffled ArrayDataset: the resumed run takes the orders of the epochs it resumes at
+  TempDir dir;
+  const Data d = blobs(64, 9);
+  auto net = [] {
+    auto m = std::make_unique<Sequential>(small_model(8));
+    m->compile(std::make_shared<optimizers::Adam>(1e-2), "sparse_categorical_crossentropy");
+    return m;
+  };
+  ArrayDataset first(d.x, d.y, 16, {true, 4});
+  auto whole = net();
+  whole->fit(first, quiet(4));
+  auto crash = std::make_shared<callbacks::LambdaCallback>();
+  crash->epoch_begin = [](int epoch, const Logs&) {
+    if (epoch == 2) throw std::runtime_error("simulated crash");
+  };
+  FitOptions b = quiet(4);
+  b.callbacks = {std::make_shared<callbacks::BackupAndRestore>(dir.file("backup")), crash};
+  ArrayDataset second(d.x, d.y, 16, {true, 4});
+  CHECK_THROWS_WITH(net()->fit(second, b), "simulated crash");
+  b.callbacks = {std::make_shared<callbacks::BackupAndRestore>(dir.file("backup"))};
+  ArrayDataset third(d.x, d.y, 16, {true, 4});  // a fresh process
+  auto again = net();
+  CHECK(again->fit(third, b).epoch == std::vector<int>{2, 3});
+  check_same_weights(*again, *whole);
+}
+
+TEST_CASE("a Functional model of two inputs and two outputs trains and predicts on a Dataset", "[dataset]") {
+  const std::int64_t n = 40;
+  const Tensor xa = lt::irregular({n, 4}), xb = lt::irregular({n, 2}, 0, 1);
+  const Tensor ya = lt::irregular({n, 1}, 0, 2), yb = lt::irregular({n, 1}, 0, 3);
+  auto make = [] {
+    KerasTensor a = Input({4}), b = Input({2});
+    KerasTensor joined = apply_layer(Concatenate(), {a, b});
+    auto p = std::make_shared<Dense>(1), q = std::make_shared<Dense>(1);
+    p->set_name("p");
+    q->set_name("q");
+    auto m = std::make_unique<Functional>(std::vector<KerasTensor>{a, b},
+                                          std::vector<KerasTensor>{(*p)(joined), (*q)(joined)});
+    m->set_seed(2);
+    m->compile("sgd", {OutputLoss("mse", {"mae"}), OutputLoss("mse", {}, 0.5)});
+    return m;
+  };
+  auto by_arrays = make(), by_dataset = make();
+  FitOptions o = quiet(3, 8);
+  o.seed = 5;
+  ArrayDataset data({xa, xb}, {ya, yb}, 8, {true, 5});
+  const History h = by_dataset->fit(data, o);
+  CHECK(h.contains("p_mae"));
+  CHECK(h.contains("q_loss"));
+  CHECK(by_arrays->fit({xa, xb}, {ya, yb}, o).history == h.history);
+  check_same_weights(*by_arrays, *by_dataset);
+  ArrayDataset inputs_only({xa, xb}, {}, 16);
+  const std::vector<Tensor> pd = by_dataset->predict(inputs_only), pa = by_arrays->predict({xa, xb}, 16);
+  REQUIRE(pd.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) CHECK(same_bytes(pd[i], pa[i]));
+  CHECK(pd[1].shape() == Shape{n, 1});
+}
+
+TEST_CASE("a Dataset's batches are checked; the errors name the model, the method and the batch", "[dataset]") {
+  const Data d = blobs(8, 1);
+  Sequential model = small_model(1);
+  model.compile("sgd", "sparse_categorical_crossentropy");
+  const Tensor x = d.x(Slice(0, 4)), y = d.y(Slice(0, 4));
+  Batches two_inputs(1, [&](std::int64_t) { return DataBatch{{x, x}, {y}, Tensor()}; });
+  CHECK_THROWS_WITH(model.fit(two_inputs, quiet(1)), "sequential: fit: batch 0 has 2 input(s); the model takes 1");
+  Batches short_y(2, [&](std::int64_t i) { return DataBatch{{x}, {i == 1 ? y(Slice(0, 3)) : y}, Tensor()}; });
+  CHECK_THROWS_WITH(model.fit(short_y, quiet(1)),
+                    "sequential: fit: batch 1's x and y must have as many examples: x [4, 4], y [3]");
+  Batches short_w(1, [&](std::int64_t) { return DataBatch{{x}, {y}, ones({3})}; });
+  CHECK_THROWS_WITH(model.evaluate(short_w, 0, 0),
+                    "sequential: evaluate: batch 0's sample_weight must be [n] = [4], got [3]");
+  Batches empty(1, [&](std::int64_t) { return DataBatch{{x(Slice(0, 0))}, {}, Tensor()}; });
+  CHECK_THROWS_WITH(model.predict(empty), "sequential: predict: batch 0's x has no examples (shape [0, 4])");
+  Batches none(0, [&](std::int64_t) { return DataBatch{}; });
+  CHECK_THROWS_WITH(model.fit(none, quiet(1)), "sequential: fit: the dataset has no batches");
+  // FitOptions that need arrays, or conflict
+  Batches good(2, [&](std::int64_t) { return DataBatch{{x}, {y}, Tensor()}; });
+  FitOptions o = quiet(1);
+  o.sample_weight = ones({8});
+  CHECK_THROWS_WITH(model.fit(good, o), Catch::Contains("sequential: fit: sample_weight is for arrays"));
+  o = quiet(1);
+  o.validation_split = 0.5;
+  CHECK_THROWS_WITH(model.fit(good, o), Catch::Contains("sequential: fit: validation_split needs arrays"));
+  o = quiet(1);
+  o.validation_dataset = &good;
+  o.validation_data = std::make_pair(x, y);
+  CHECK_THROWS_WITH(model.fit(good, o), "sequential: fit: give validation_dataset or validation_data, not both");
+  o = quiet(1);
+  o.steps_per_epoch = -1;
+  CHECK_THROWS_AS(model.fit(good, o), ValueError);
+  o = quiet(1);
+  o.class_weight = {{0, 2.0}};
+  Batches with_w(1, [&](std::int64_t) { return DataBatch{{x}, {y}, ones({4})}; });
+  CHECK_THROWS_WITH(model.fit(with_w, o), "sequential: fit: batch 0 has sample weights and fit was given "
+                                           "class_weight; give one of them");
+  // the adapters
+  CHECK_THROWS_WITH(ArrayDataset(d.x, d.y(Slice(0, 7))),
+                    "ArrayDataset: every input and target must be [n, ...] with the same n: inputs[0] [8, 4] "
+                    "targets[0] [7]");
+  CHECK_THROWS_WITH(ArrayDataset(d.x, d.y, 4, {}, ones({3})), "ArrayDataset: sample_weight must be [n] = [8], got [3]");
+  ArrayDataset arrays(d.x, d.y, 3);
+  CHECK(arrays.num_batches() == 3);
+  CHECK(arrays.get_batch(2).inputs[0].shape() == Shape{2, 4});
+  CHECK_THROWS_WITH(arrays.get_batch(3), "ArrayDataset: get_batch: index 3 is out of range [0, 3)");
+  CHECK_THROWS_AS(arrays.get_batch(-1), IndexError);
+  CHECK_THROWS_AS(ArrayDataset(d.x, d.y, 0), ValueError);
+  CHECK_THROWS_WITH(GeneratorDataset(nullptr), "GeneratorDataset: the generator function is empty");
+}

@@ -122,7 +122,7 @@ std::vector<std::string> display_keys(const std::vector<MetricPtr>& metrics, boo
 std::vector<Tensor> as_tensors(const std::vector<Variable>& vars) { return {vars.begin(), vars.end()}; }
 
 // Keras raises on empty data rather than returning empty logs: `what` [0, ...] is a ValueError.
-void require_examples(const std::string& model, const char* method, const char* what, const Tensor& t) {
+void require_examples(const std::string& model, const char* method, const std::string& what, const Tensor& t) {
   if (t.defined() && t.rank() > 0 && t.dim(0) == 0) {
     throw ValueError(fmt::format("{}: {}: {} has no examples (shape {})", model, method, what, shape_str(t.shape())));
   }
@@ -130,7 +130,7 @@ void require_examples(const std::string& model, const char* method, const char* 
 
 // x and y of fit / evaluate: x [n, ...] and y [n, ...] (y may be undefined: a custom
 // train_step without labels), checked before any training, naming the method
-void require_pairs(const std::string& model, const char* method, const char* what, const Tensor& x, const Tensor& y) {
+void require_pairs(const std::string& model, const char* method, const std::string& what, const Tensor& x, const Tensor& y) {
   if (!x.defined()) throw ValueError(fmt::format("{}: {}: {}x is undefined", model, method, what));
   if (x.rank() == 0) {
     throw ShapeError(fmt::format("{}: {}: {}x must have a batch axis, got a scalar", model, method, what));
@@ -144,7 +144,7 @@ void require_pairs(const std::string& model, const char* method, const char* wha
 
 // The inputs and targets of fit / evaluate: one tensor per input and per output, each [n, ...]
 // with the same n. One input and one target are checked as before, named x and y.
-void require_lists(const std::string& model, const char* method, const char* what, const std::vector<Tensor>& xs,
+void require_lists(const std::string& model, const char* method, const std::string& what, const std::vector<Tensor>& xs,
                    const std::vector<Tensor>& ys) {
   if (xs.empty()) throw ValueError(fmt::format("{}: {}: {}x has no tensors", model, method, what));
   if (xs.size() == 1 && ys.size() <= 1) {
@@ -166,13 +166,27 @@ void require_lists(const std::string& model, const char* method, const char* wha
   for (std::size_t i = 0; i < ys.size(); ++i) check(ys[i], "y", i);
 }
 
-// The rows `index` of every tensor, on the model's device, in new storage (a train_step may
-// change its batch in place without touching the caller's data)
-std::vector<Tensor> batch_rows(const std::vector<Tensor>& data, const Tensor& index, Device dev) {
+// Every tensor of a batch on the model's device (a copy only when it is elsewhere)
+std::vector<Tensor> on_device(const std::vector<Tensor>& data, Device dev) {
   std::vector<Tensor> out;
   out.reserve(data.size());
-  for (const auto& t : data) out.push_back(take(t, index.to(t.device()), 0).to(dev));
+  for (const auto& t : data) out.push_back(t.to(dev));
   return out;
+}
+
+// FitOptions' validation arrays: validation_data_list, else validation_data (checked; none: empty)
+void validation_arrays(const std::string& model, const FitOptions& options, std::vector<Tensor>& x_val,
+                       std::vector<Tensor>& y_val) {
+  if (options.validation_data_list) {
+    std::tie(x_val, y_val) = *options.validation_data_list;
+  } else if (options.validation_data) {
+    x_val = {options.validation_data->first};
+    if (options.validation_data->second.defined()) y_val = {options.validation_data->second};
+  }
+  if (!x_val.empty() || options.validation_data_list) {
+    require_lists(model, "fit", "validation_data's ", x_val, y_val);
+    require_examples(model, "fit", "validation_data's x", x_val[0]);
+  }
 }
 
 std::string shape_text(const Shape& s) {
@@ -824,29 +838,33 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) 
   return fit(std::vector<Tensor>{x}, ys, options);
 }
 
-History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const FitOptions& options) {
+void Model::check_fit_options(const FitOptions& options) const {
   require_compiled("fit");
   if (options.epochs < 0) throw ValueError(fmt::format("{}: fit: epochs must be >= 0, got {}", name_, options.epochs));
   if (options.initial_epoch < 0) {
     throw ValueError(fmt::format("{}: fit: initial_epoch must be >= 0, got {}", name_, options.initial_epoch));
   }
+  if (options.steps_per_epoch < 0 || options.validation_steps < 0) {
+    throw ValueError(fmt::format("{}: fit: steps_per_epoch and validation_steps must be >= 0 (0: a whole pass), got "
+                                 "{} and {}",
+                                 name_, options.steps_per_epoch, options.validation_steps));
+  }
+  if (options.validation_dataset && (options.validation_data || options.validation_data_list)) {
+    throw ValueError(fmt::format("{}: fit: give validation_dataset or validation_data, not both", name_));
+  }
   for (std::size_t i = 0; i < options.callbacks.size(); ++i) {
     if (!options.callbacks[i]) throw ValueError(fmt::format("{}: fit: callbacks[{}] is null", name_, i));
   }
+}
+
+History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const FitOptions& options) {
+  check_fit_options(options);
   require_inputs("fit", xs.size());
   require_lists(name_, "fit", "", xs, ys);
   require_examples(name_, "fit", "x", xs[0]);
   std::vector<Tensor> x_train = xs, y_train = ys, x_val, y_val;
-  if (options.validation_data_list) {
-    std::tie(x_val, y_val) = *options.validation_data_list;
-  } else if (options.validation_data) {
-    x_val = {options.validation_data->first};
-    if (options.validation_data->second.defined()) y_val = {options.validation_data->second};
-  }
-  if (!x_val.empty() || options.validation_data_list) {
-    require_lists(name_, "fit", "validation_data's ", x_val, y_val);
-    require_examples(name_, "fit", "validation_data's x", x_val[0]);
-  } else if (options.validation_split != 0) {
+  validation_arrays(name_, options, x_val, y_val);
+  if (x_val.empty() && !options.validation_dataset && options.validation_split != 0) {
     // the same rows of every tensor: the split point depends on n and the fraction alone
     auto split = [&](std::vector<Tensor>& train, std::vector<Tensor>& val) {
       for (auto& t : train) {
@@ -858,12 +876,12 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
     split(x_train, x_val);
     split(y_train, y_val);
   }
-  const bool validate = !x_val.empty();
   // per-example weights of the training rows (validation_split took the last rows off x_train)
   Tensor w_train = example_weights(options, ys);
   // the validation rows' weights: validation_sample_weight, or validation_split's share of
   // sample_weight (Keras splits it with the data; class weights weigh training only)
-  Tensor w_val = options.validation_sample_weight;
+  Tensor w_val = x_val.empty() ? Tensor()
+                               : checked_weights("fit", "validation_sample_weight", options.validation_sample_weight, y_val);
   if (w_train.defined() && w_train.dim(0) != x_train[0].dim(0)) {
     if (options.sample_weight.defined()) w_val = w_train(Slice(x_train[0].dim(0), w_train.dim(0)));
     w_train = w_train(Slice(0, x_train[0].dim(0)));
@@ -872,24 +890,105 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
   batch_options.shuffle = options.shuffle;
   batch_options.seed = options.seed;
   // each fit() goes on where the last left off: a new order every epoch, across calls too
+  // (fit_loop gives the dataset each epoch's index, epochs_trained_)
   batch_options.epoch = epochs_trained_;
-  // batches of example indices; each batch takes those rows of every input and target
-  const std::int64_t n = x_train[0].dim(0);
-  BatchIterator batches(arange(n), Tensor(), options.batch_size, batch_options);
+  ArrayDataset train(x_train, y_train, options.batch_size, batch_options, w_train);
+  std::optional<ArrayDataset> validation;
+  if (!x_val.empty()) validation.emplace(x_val, y_val, options.batch_size, BatchOptions{}, w_val);
+  return fit_loop(train, validation ? &*validation : options.validation_dataset, options, {});
+}
+
+History Model::fit(Dataset& data, const FitOptions& options) {
+  check_fit_options(options);
+  if (options.sample_weight.defined()) {
+    throw ValueError(fmt::format("{}: fit: sample_weight is for arrays; a Dataset gives its weights in its batches "
+                                 "(DataBatch::sample_weight)",
+                                 name_));
+  }
+  if (options.validation_split != 0) {
+    throw ValueError(fmt::format("{}: fit: validation_split needs arrays (as Keras); give a Dataset "
+                                 "validation_dataset or validation_data",
+                                 name_));
+  }
+  std::vector<Tensor> x_val, y_val;
+  validation_arrays(name_, options, x_val, y_val);
+  std::optional<ArrayDataset> validation;
+  if (!x_val.empty()) {
+    validation.emplace(x_val, y_val, options.batch_size, BatchOptions{},
+                       checked_weights("fit", "validation_sample_weight", options.validation_sample_weight, y_val));
+  }
+  return fit_loop(data, validation ? &*validation : options.validation_dataset, options, options.class_weight);
+}
+
+std::int64_t Model::dataset_steps(const Dataset& data, std::int64_t steps, const char* method,
+                                  const char* what) const {
+  if (steps < 0) {
+    throw ValueError(fmt::format("{}: {}: {} must be >= 0 (0: every batch), got {}", name_, method, what, steps));
+  }
+  const std::int64_t total = data.num_batches();
+  if (total == Dataset::kUnknown) {
+    if (steps == 0) {
+      throw ValueError(fmt::format("{}: {}: the dataset has no length (num_batches() is Dataset::kUnknown, as a "
+                                   "generator's); give {}",
+                                   name_, method, what));
+    }
+    return steps;
+  }
+  if (total < 0) {
+    throw ValueError(fmt::format("{}: {}: the dataset's num_batches() is {}; it must be >= 0 or Dataset::kUnknown",
+                                 name_, method, total));
+  }
+  if (total == 0) throw ValueError(fmt::format("{}: {}: the dataset has no batches", name_, method));
+  return steps == 0 ? total : std::min(steps, total);
+}
+
+DataBatch Model::checked_batch(Dataset& data, std::int64_t index, const char* method, bool inputs_only) const {
+  DataBatch b = data.get_batch(index);
+  const std::string what = fmt::format("batch {}'s ", index);
+  if (b.inputs.size() != num_inputs()) {
+    throw ValueError(fmt::format("{}: {}: batch {} has {} input(s); the model takes {}", name_, method, index,
+                                 b.inputs.size(), num_inputs()));
+  }
+  if (inputs_only) {
+    b.targets.clear();
+    b.sample_weight = Tensor();
+  }
+  require_lists(name_, method, what, b.inputs, b.targets);
+  require_examples(name_, method, what + "x", b.inputs[0]);
+  if (b.sample_weight.defined()) {
+    b.sample_weight = checked_weights(method, what + "sample_weight", b.sample_weight, b.targets);
+  }
+  return b;
+}
+
+History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& options,
+                        const std::map<std::int64_t, double>& class_weight) {
+  const char* method = "fit";
+  dataset_steps(train, options.steps_per_epoch, method, "steps_per_epoch");
+  if (validation) dataset_steps(*validation, options.validation_steps, method, "validation_steps");
+  const std::int64_t total = train.num_batches();  // or kUnknown: steps_per_epoch is set
+  const std::int64_t target = options.steps_per_epoch > 0 ? options.steps_per_epoch : total;
 
   prepare_layers();
   name_output_metrics();
-  const std::vector<std::string> keys = display_keys(metrics(), validate);
+  const std::vector<std::string> keys = display_keys(metrics(), validation != nullptr);
   history_ = History{};
   stop_training = false;
   resume_epoch.reset();
+  // A pass over the data may span epochs (steps_per_epoch): the next batch's index in it.
+  std::int64_t position = 0;
+  bool in_pass = false;
   // Callbacks see a built model (BackupAndRestore loads a checkpoint into it): built here on the
-  // first rows, in inference mode (no dropout draw, no statistics update), as Keras 3 builds
-  // before on_train_begin. The layers draw their initial weights just as a first train_step would.
+  // first batch, in inference mode (no dropout draw, no statistics update), as Keras 3 builds
+  // before on_train_begin. The layers draw their initial weights just as a first train_step
+  // would. The batch is kept for the first step, unless a callback changes the epoch.
+  std::optional<DataBatch> first;
+  const std::int64_t first_epoch = epochs_trained_;
   if (!options.callbacks.empty() && !built()) {
+    train.set_epoch(epochs_trained_);
+    first = checked_batch(train, 0, method, false);
     NoRecording no_tape;
-    (*this)(batch_rows(x_train, arange(std::min(options.batch_size, n)), batch_device(x_train[0])),
-            /*training=*/false);
+    (*this)(on_device(first->inputs, batch_device(first->inputs[0])), /*training=*/false);
   }
   Logs logs;
   for (const auto& cb : options.callbacks) {
@@ -905,7 +1004,6 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
           fmt::format("{}: fit: a callback set resume_epoch to {}; it must be >= 0", name_, initial_epoch));
     }
   }
-  batches.set_epoch(epochs_trained_);  // a callback may have loaded a checkpoint
   for (int epoch = initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
     if (options.verbose > 0) {
@@ -913,21 +1011,41 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
       std::fflush(stdout);
     }
     reset_metrics();
-    Progress progress(batches.size(), options.verbose);
+    if (!in_pass) {
+      // a new pass, in the order of the epoch (a callback may have loaded a checkpoint)
+      if (!first || first_epoch != epochs_trained_) {
+        first.reset();
+        train.set_epoch(epochs_trained_);
+      }
+      position = 0;
+      in_pass = true;
+    }
+    Progress progress(target, options.verbose);
     std::int64_t step = 0;
-    for (const Batch& b : batches) {
-      const Device dev = batch_device(x_train[0]);
-      const Tensor wb = w_train.defined() ? batch_rows({w_train}, b.x, dev)[0] : Tensor();
-      logs = train_step_multi(batch_rows(x_train, b.x, dev), batch_rows(y_train, b.x, dev), wb);
+    while (step < target && (total == Dataset::kUnknown || position < total)) {
+      DataBatch b = first ? std::move(*first) : checked_batch(train, position, method, false);
+      first.reset();
+      ++position;
+      Tensor w = b.sample_weight;
+      if (!class_weight.empty()) {
+        if (w.defined()) {
+          throw ValueError(fmt::format("{}: fit: batch {} has sample weights and fit was given class_weight; give "
+                                       "one of them",
+                                       name_, position - 1));
+        }
+        w = class_weights(class_weight, b.targets);
+      }
+      const Device dev = batch_device(b.inputs[0]);
+      logs = train_step_multi(on_device(b.inputs, dev), on_device(b.targets, dev), w.defined() ? w.to(dev) : w);
       ++step;
       progress.update(step, logs, keys);
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
       if (stop_training) break;
     }
-    if (validate) {
-      for (const auto& [k, v] : evaluate(x_val, y_val, options.batch_size, 0, w_val)) {
-        logs["val_" + k] = v;
-      }
+    if (total != Dataset::kUnknown && position >= total) in_pass = false;
+    train.on_epoch_end();  // Keras: the training data's, before the validation run
+    if (validation) {
+      for (const auto& [k, v] : evaluate(*validation, options.validation_steps, 0)) logs["val_" + k] = v;
     }
     progress.finish(step, logs, keys);
     ++epochs_trained_;
@@ -939,7 +1057,8 @@ History Model::fit(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
   return history_;
 }
 
-Tensor Model::checked_weights(const char* method, const char* what, const Tensor& w, const std::vector<Tensor>& ys) const {
+Tensor Model::checked_weights(const char* method, const std::string& what, const Tensor& w,
+                              const std::vector<Tensor>& ys) const {
   if (!w.defined()) return w;
   if (ys.empty()) throw ValueError(fmt::format("{}: {}: {} needs targets y", name_, method, what));
   const std::int64_t n = ys[0].dim(0);
@@ -951,16 +1070,20 @@ Tensor Model::checked_weights(const char* method, const char* what, const Tensor
 }
 
 Tensor Model::example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const {
-  const std::int64_t n = ys.empty() ? 0 : ys[0].dim(0);
   if (options.sample_weight.defined() && !options.class_weight.empty()) {
     throw ValueError(fmt::format("{}: fit: give sample_weight or class_weight, not both", name_));
   }
   if (options.sample_weight.defined()) return checked_weights("fit", "sample_weight", options.sample_weight, ys);
   if (options.class_weight.empty()) return Tensor();
+  return class_weights(options.class_weight, ys);
+}
+
+Tensor Model::class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys) const {
   if (ys.size() != 1) {
     throw ValueError(fmt::format("{}: fit: class_weight needs exactly one target, got {}", name_, ys.size()));
   }
   const Tensor& y = ys[0];
+  const std::int64_t n = y.dim(0);
   std::vector<std::int64_t> labels;
   if (y.rank() == 1 || (y.rank() == 2 && y.dim(1) == 1)) {
     for (double v : y.to(Device::cpu()).astype(kFloat64).to_vector<double>()) labels.push_back(std::llround(v));
@@ -972,8 +1095,8 @@ Tensor Model::example_weights(const FitOptions& options, const std::vector<Tenso
   }
   std::vector<float> w(labels.size(), 1.0f);
   for (std::size_t i = 0; i < labels.size(); ++i) {
-    const auto it = options.class_weight.find(labels[i]);
-    if (it != options.class_weight.end()) w[i] = static_cast<float>(it->second);
+    const auto it = class_weight.find(labels[i]);
+    if (it != class_weight.end()) w[i] = static_cast<float>(it->second);
   }
   return tensor(w, {n});
 }
@@ -991,22 +1114,30 @@ Logs Model::evaluate(const std::vector<Tensor>& xs, const std::vector<Tensor>& y
   require_inputs("evaluate", xs.size());
   require_lists(name_, "evaluate", "", xs, ys);
   require_examples(name_, "evaluate", "x", xs[0]);
-  const Tensor w = checked_weights("evaluate", "sample_weight", sample_weight, ys);
-  BatchIterator batches(arange(xs[0].dim(0)), Tensor(), batch_size);
+  ArrayDataset data(xs, ys, batch_size, {}, checked_weights("evaluate", "sample_weight", sample_weight, ys));
+  return evaluate(data, 0, verbose);
+}
+
+Logs Model::evaluate(Dataset& data, std::int64_t steps, int verbose) {
+  const char* method = "evaluate";
+  require_compiled(method);
+  const std::int64_t target = dataset_steps(data, steps, method, "steps");
   prepare_layers();
   name_output_metrics();
   reset_metrics();
-  Progress progress(batches.size(), verbose);
+  Progress progress(target, verbose);
   Logs logs;
-  std::int64_t step = 0;
   const auto keys = display_keys(metrics(), false);
-  for (const Batch& b : batches) {
-    const Device dev = batch_device(xs[0]);
-    logs = test_step_multi(batch_rows(xs, b.x, dev), batch_rows(ys, b.x, dev),
-                           w.defined() ? batch_rows({w}, b.x, dev)[0] : Tensor());
+  std::int64_t step = 0;
+  while (step < target) {
+    const DataBatch b = checked_batch(data, step, method, false);
+    const Device dev = batch_device(b.inputs[0]);
+    logs = test_step_multi(on_device(b.inputs, dev), on_device(b.targets, dev),
+                           b.sample_weight.defined() ? b.sample_weight.to(dev) : Tensor());
     progress.update(++step, logs, keys);
   }
   progress.finish(step, logs, keys);
+  data.on_epoch_end();
   return step > 0 ? logs : metric_results();
 }
 
@@ -1023,13 +1154,21 @@ std::vector<Tensor> Model::predict(const std::vector<Tensor>& xs, std::int64_t b
   require_inputs("predict", xs.size());
   require_lists(name_, "predict", "", xs, {});
   require_examples(name_, "predict", "x", xs[0]);
-  BatchIterator batches(arange(xs[0].dim(0)), Tensor(), batch_size);
+  ArrayDataset data(xs, {}, batch_size);
+  return predict(data, 0);
+}
+
+std::vector<Tensor> Model::predict(Dataset& data, std::int64_t steps) {
+  const char* method = "predict";
+  const std::int64_t target = dataset_steps(data, steps, method, "steps");
   std::vector<std::vector<Tensor>> per_output;
-  for (const Batch& b : batches) {
-    const auto ys = (*this)(batch_rows(xs, b.x, batch_device(xs[0])), /*training=*/false);
+  for (std::int64_t step = 0; step < target; ++step) {
+    const DataBatch b = checked_batch(data, step, method, true);
+    const auto ys = (*this)(on_device(b.inputs, batch_device(b.inputs[0])), /*training=*/false);
     per_output.resize(ys.size());
     for (std::size_t i = 0; i < ys.size(); ++i) per_output[i].push_back(ys[i]);
   }
+  data.on_epoch_end();
   std::vector<Tensor> out;
   for (auto& parts : per_output) out.push_back(parts.size() == 1 ? parts[0] : concat(parts, 0));
   return out;

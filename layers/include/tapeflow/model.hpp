@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapeflow/dataset.hpp"
 #include "tapeflow/layers.hpp"
 #include "tapeflow/losses.hpp"
 #include "tapeflow/metrics.hpp"
@@ -67,6 +68,17 @@ struct FitOptions {
   bool shuffle = true;
   std::uint64_t seed = 0;
   std::vector<CallbackPtr> callbacks;
+  /// Batches per epoch, Keras's steps_per_epoch (0: a whole pass over the data). As in Keras 3,
+  /// the next epoch goes on where the last stopped; an epoch that reaches the end of a finite
+  /// pass ends there, early, and the next epoch starts a new pass (a new order). Required for a
+  /// Dataset of unknown length (ValueError otherwise; Keras would run until the data ends).
+  std::int64_t steps_per_epoch = 0;
+  /// A validation Dataset (not owned: it must outlive fit()), evaluated after every epoch;
+  /// not with validation_data or validation_data_list (ValueError).
+  Dataset* validation_dataset = nullptr;
+  /// Batches of each validation run (0: all of them); every run starts at batch 0, as Keras.
+  /// Required for a validation Dataset of unknown length.
+  std::int64_t validation_steps = 0;
   /// 0 silent; 1 a live progress bar on a terminal, one line per epoch otherwise; 2 one line per epoch.
   int verbose = 1;
 };
@@ -206,6 +218,25 @@ class Model {
                 int verbose = 1, const Tensor& sample_weight = Tensor());
   std::vector<Tensor> predict(const std::vector<Tensor>& xs, std::int64_t batch_size = 32);
 
+  /// fit, evaluate and predict on a Dataset, Keras's model.fit(py_dataset): the batches come
+  /// from data.get_batch(), each copied to the model's device; their sample weights weigh the
+  /// loss (sum(loss * w) / batch) and the weighted metrics. Callbacks, History, validation,
+  /// initial_epoch, stop_training and the progress output are as in fit on arrays (one loop
+  /// runs both). Of FitOptions, batch_size, shuffle and seed do not apply (the Dataset makes
+  /// its batches and order), and sample_weight and validation_split are ValueErrors (Keras's:
+  /// arrays only); class_weight weighs each batch from its targets (ValueError for a batch with
+  /// sample weights too). Every batch is checked: as many inputs as the model takes
+  /// (ValueError), inputs, targets and sample weights of one batch size (ShapeError); the
+  /// messages name the model, the method and the batch index.
+  History fit(Dataset& data, const FitOptions& options = {});
+  /// Batches 0 .. steps - 1 (steps 0 or more than num_batches(): every batch, as Keras stops
+  /// where the data runs out; required for a Dataset of unknown length), then
+  /// data.on_epoch_end(), as Keras.
+  Logs evaluate(Dataset& data, std::int64_t steps = 0, int verbose = 1);
+  /// The outputs of batches 0 .. steps - 1, a tensor per output concatenated over the batches
+  /// (the batches' targets are ignored), then data.on_epoch_end().
+  std::vector<Tensor> predict(Dataset& data, std::int64_t steps = 0);
+
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
   /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values.
   virtual Logs train_step(const Tensor& x, const Tensor& y);
@@ -334,8 +365,21 @@ class Model {
                   bool training);
   // fit's per-example weights [n] from FitOptions::sample_weight or class_weight (undefined: none)
   Tensor example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const;
+  // class_weight's weight of each example of the one target ys[0] [n] (sparse or one-hot)
+  Tensor class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys) const;
   // `w` checked to be numeric [n] for targets ys [n, ...], as float32 (undefined stays so)
-  Tensor checked_weights(const char* method, const char* what, const Tensor& w, const std::vector<Tensor>& ys) const;
+  Tensor checked_weights(const char* method, const std::string& what, const Tensor& w,
+                         const std::vector<Tensor>& ys) const;
+  // FitOptions' checks common to fit on arrays and on a Dataset
+  void check_fit_options(const FitOptions& options) const;
+  // The one training loop: fit on arrays runs it on ArrayDatasets. class_weight weighs each
+  // batch from its targets (fit on arrays passes none: its weights are in its batches).
+  History fit_loop(Dataset& train, Dataset* validation, const FitOptions& options,
+                   const std::map<std::int64_t, double>& class_weight);
+  // The batches a run over `data` takes: `steps` (0: all) of num_batches(), checked
+  std::int64_t dataset_steps(const Dataset& data, std::int64_t steps, const char* method, const char* what) const;
+  // data.get_batch(index), checked for this model (targets too unless `inputs_only`)
+  DataBatch checked_batch(Dataset& data, std::int64_t index, const char* method, bool inputs_only) const;
   History history_;
 };
 

@@ -4,6 +4,7 @@
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/callbacks.hpp"
 #include "tapeflow/data.hpp"
+#include "tapeflow/dataset.hpp"
 #include "tapeflow/functional.hpp"
 #include "tapeflow/layers.hpp"
 #include "tapeflow/losses.hpp"
