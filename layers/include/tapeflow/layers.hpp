@@ -2,8 +2,8 @@
 /// Keras-style layers: a Layer base that builds its weights on first call (with regularizers and
 /// add_loss), and Dense, Flatten, Dropout, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D,
 /// SeparableConv2D, UpSampling2D, ZeroPadding2D, Cropping2D, Max/AveragePooling1D/2D, global
-/// pooling, BatchNormalization, LayerNormalization, Embedding, Reshape, Rescaling, LeakyReLU,
-/// ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional, the core layers (ActivationLayer,
+/// pooling, BatchNormalization, LayerNormalization, Embedding, Masking, Reshape, Rescaling,
+/// LeakyReLU, ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional, the core layers (ActivationLayer,
 /// Identity, Permute, RepeatVector, TimeDistributed, GaussianNoise, GaussianDropout,
 /// SpatialDropout1D/2D, ActivityRegularization, UpSampling1D, ZeroPadding1D, Cropping1D,
 /// Normalization, CategoryEncoding) and the image augmentation layers
