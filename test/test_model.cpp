@@ -1342,3 +1342,22 @@ TEST_CASE("a Dataset's batches are checked; the errors name the model, the metho
   CHECK_THROWS_AS(ArrayDataset(d.x, d.y, 0), ValueError);
   CHECK_THROWS_WITH(GeneratorDataset(nullptr), "GeneratorDataset: the generator function is empty");
 }
+
+TEST_CASE("validation_freq validates every n-th epoch only, as Keras", "[model]") {
+  const Tensor x = lt::irregular({16, 3}), y = lt::irregular({16, 1});
+  Sequential model(Dense(1));
+  model.set_seed(1);
+  model.compile("sgd", "mse");
+  FitOptions o;
+  o.epochs = 4;
+  o.batch_size = 8;
+  o.verbose = 0;
+  o.validation_data = std::make_pair(x, y);
+  o.validation_freq = 2;  // after epochs 2 and 4 (counting from 1)
+  const History h = model.fit(x, y, o);
+  CHECK(h["loss"].size() == 4);
+  CHECK(h["val_loss"].size() == 2);
+  CHECK(h["val_loss"][1] == model.evaluate(x, y, 8, 0).at("loss"));  // the last epoch's weights
+  o.validation_freq = 0;
+  CHECK_THROWS_WITH(model.fit(x, y, o), "sequential: fit: validation_freq must be >= 1, got 0");
+}

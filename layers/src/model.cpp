@@ -844,6 +844,9 @@ void Model::check_fit_options(const FitOptions& options) const {
   if (options.initial_epoch < 0) {
     throw ValueError(fmt::format("{}: fit: initial_epoch must be >= 0, got {}", name_, options.initial_epoch));
   }
+  if (options.validation_freq < 1) {
+    throw ValueError(fmt::format("{}: fit: validation_freq must be >= 1, got {}", name_, options.validation_freq));
+  }
   if (options.steps_per_epoch < 0 || options.validation_steps < 0) {
     throw ValueError(fmt::format("{}: fit: steps_per_epoch and validation_steps must be >= 0 (0: a whole pass), got "
                                  "{} and {}",
@@ -1044,7 +1047,7 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
     }
     if (total != Dataset::kUnknown && position >= total) in_pass = false;
     train.on_epoch_end();  // Keras: the training data's, before the validation run
-    if (validation) {
+    if (validation && (epoch + 1) % options.validation_freq == 0) {
       for (const auto& [k, v] : evaluate(*validation, options.validation_steps, 0)) logs["val_" + k] = v;
     }
     progress.finish(step, logs, keys);

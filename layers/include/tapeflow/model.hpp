@@ -51,6 +51,9 @@ struct FitOptions {
   /// The validation set of a model with several inputs or outputs: (inputs, targets), a
   /// tensor per input and per output in the model's order; overrides validation_split.
   std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation_data_list;
+  /// Validate after every validation_freq-th epoch only (Keras's: epochs validation_freq,
+  /// 2 validation_freq, ... counting from 1); the other epochs log no val_ keys. >= 1.
+  int validation_freq = 1;
   /// Per-example weights [n_val] of validation_data (or validation_data_list), Keras's third
   /// element of validation_data: the validation loss and weighted metrics are weighed.
   Tensor validation_sample_weight;
