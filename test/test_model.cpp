@@ -1361,3 +1361,74 @@ TEST_CASE("validation_freq validates every n-th epoch only, as Keras", "[model]"
   o.validation_freq = 0;
   CHECK_THROWS_WITH(model.fit(x, y, o), "sequential: fit: validation_freq must be >= 1, got 0");
 }
+
+TEST_CASE("TimeseriesDataset cuts Keras's sliding windows and trains an LSTM", "[model][dataset]") {
+  std::vector<double> dv(40), tv(20);
+  for (std::size_t i = 0; i < dv.size(); ++i) dv[i] = double(i);
+  for (std::size_t i = 0; i < tv.size(); ++i) tv[i] = 100.0 + double(i);
+  const Tensor data = tensor(dv, {20, 2}), targets = tensor(tv, {20});
+  // Keras 3.15's timeseries_dataset_from_array(data, targets, sequence_length=4, sequence_stride=2,
+  // sampling_rate=3, batch_size=3, start_index=1, end_index=18) gives these batches (column 0)
+  TimeseriesOptions o;
+  o.sequence_stride = 2;
+  o.sampling_rate = 3;
+  o.batch_size = 3;
+  o.start_index = 1;
+  o.end_index = 18;
+  TimeseriesDataset ds(data, targets, 4, o);
+  REQUIRE(ds.num_batches() == 2);
+  CHECK(ds.num_sequences() == 4);
+  const DataBatch b0 = ds.get_batch(0), b1 = ds.get_batch(1);
+  CHECK(b0.inputs[0].shape() == Shape{3, 4, 2});
+  CHECK(lt::dvals(b0.inputs[0](all, all, 0)) == std::vector<double>{2, 8, 14, 20, 6, 12, 18, 24, 10, 16, 22, 28});
+  CHECK(lt::dvals(b0.inputs[0](all, all, 1)) == std::vector<double>{3, 9, 15, 21, 7, 13, 19, 25, 11, 17, 23, 29});
+  CHECK(lt::dvals(b0.targets[0]) == std::vector<double>{101, 103, 105});
+  CHECK(lt::dvals(b1.inputs[0](all, all, 0)) == std::vector<double>{14, 20, 26, 32});
+  CHECK(lt::dvals(b1.targets[0]) == std::vector<double>{107});
+  // fewer targets than windows: as many sequences as targets (Keras: [0, 4, 8, 12] ... [8, ..., 20])
+  TimeseriesOptions o2;
+  o2.sampling_rate = 2;
+  o2.batch_size = 4;
+  TimeseriesDataset short_targets(data, targets(Slice(0, 5)), 4, o2);
+  CHECK(short_targets.num_sequences() == 5);
+  CHECK(lt::dvals(short_targets.get_batch(1).inputs[0](all, all, 0)) == std::vector<double>{8, 12, 16, 20});
+  // shuffled: every sequence once per epoch, a new order per epoch, the same for the same seed
+  TimeseriesOptions so = o;
+  so.shuffle = true;
+  so.seed = 4;
+  TimeseriesDataset shuffled(data, targets, 4, so), again(data, targets, 4, so);
+  auto firsts = [](TimeseriesDataset& d, std::int64_t epoch) {
+    d.set_epoch(epoch);
+    std::vector<double> out;
+    for (std::int64_t i = 0; i < d.num_batches(); ++i) {
+      const auto v = lt::dvals(d.get_batch(i).targets[0]);
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  };
+  const auto e0 = firsts(shuffled, 0), e1 = firsts(shuffled, 1);
+  CHECK(std::is_permutation(e0.begin(), e0.end(), std::vector<double>{101, 103, 105, 107}.begin()));
+  CHECK(firsts(again, 1) == e1);
+  // it trains a model through fit
+  Sequential model(LSTM(3), Dense(1));
+  model.set_seed(2);
+  model.compile("adam", "mse");
+  FitOptions fo;
+  fo.epochs = 2;
+  fo.verbose = 0;
+  const History h = model.fit(shuffled, fo);
+  CHECK(h["loss"].size() == 2);
+  CHECK(std::isfinite(h["loss"][1]));
+  // Keras's checks, named
+  auto bad = [&](TimeseriesOptions t, std::int64_t length = 4) { TimeseriesDataset d(data, targets, length, t); };
+  TimeseriesOptions t1 = o;
+  t1.end_index = 20;
+  CHECK_THROWS_WITH(bad(t1), "timeseries_dataset_from_array: end_index must be in (1, 20) (after start_index, before "
+                             "the data's end), got 20");
+  TimeseriesOptions t2 = o;
+  t2.sampling_rate = 0;
+  CHECK_THROWS_WITH(bad(t2), "timeseries_dataset_from_array: sampling_rate must be in [1, 20) (the data's length), got 0");
+  CHECK_THROWS_WITH(bad(o, 7), "timeseries_dataset_from_array: rows [1, 18) of data [20, 2] (and targets [20]) hold no "
+                               "sequence of 7 rows 3 apart");
+  CHECK_THROWS_AS(ds.get_batch(2), IndexError);
+}

@@ -38,6 +38,25 @@ std::int64_t common_length(const std::vector<Tensor>& inputs, const std::vector<
   return n;
 }
 
+// The positions (in `order`) of batch `index` of `batches`: IndexError naming `who` outside
+// [0, batches.size()).
+Tensor batch_positions(const char* who, const BatchIterator& batches, const Tensor& order, std::int64_t index) {
+  const auto count = batches.size();
+  if (index < 0 || index >= count) {
+    throw IndexError(fmt::format("{}: get_batch: index {} is out of range [0, {})", who, index, count));
+  }
+  const std::int64_t n = batches.num_examples(), size = batches.batch_size();
+  const std::int64_t start = index * size;                              // < n: index < size()
+  return order(Slice(start, start + std::min(size, n - start)));  // start + size may overflow
+}
+
+// Moves `batches` to `epoch` and `order` to its order.
+void move_to_epoch(BatchIterator& batches, Tensor& order, std::int64_t epoch) {
+  if (epoch == batches.epoch()) return;
+  batches.set_epoch(epoch);
+  order = batches.order(epoch);
+}
+
 }  // namespace
 
 ArrayDataset::ArrayDataset(std::vector<Tensor> inputs, std::vector<Tensor> targets, std::int64_t batch_size,
@@ -54,21 +73,10 @@ ArrayDataset::ArrayDataset(const Tensor& x, const Tensor& y, std::int64_t batch_
     : ArrayDataset(std::vector<Tensor>{x}, y.defined() ? std::vector<Tensor>{y} : std::vector<Tensor>{}, batch_size,
                    options, std::move(sample_weight)) {}
 
-void ArrayDataset::set_epoch(std::int64_t epoch) {
-  if (epoch == batches_.epoch()) return;
-  batches_.set_epoch(epoch);
-  order_ = batches_.order(epoch);
-}
+void ArrayDataset::set_epoch(std::int64_t epoch) { move_to_epoch(batches_, order_, epoch); }
 
 DataBatch ArrayDataset::get_batch(std::int64_t index) {
-  if (index < 0 || index >= num_batches()) {
-    throw IndexError(
-        fmt::format("ArrayDataset: get_batch: index {} is out of range [0, {})", index, num_batches()));
-  }
-  const std::int64_t n = num_examples(), size = batches_.batch_size();
-  const std::int64_t start = index * size;                      // < n: index < num_batches()
-  const std::int64_t stop = start + std::min(size, n - start);  // start + size may overflow
-  const Tensor rows = order_(Slice(start, stop));
+  const Tensor rows = batch_positions("ArrayDataset", batches_, order_, index);
   // copies of the rows (take), so a train_step may change its batch in place
   auto pick = [&](const std::vector<Tensor>& ts) {
     std::vector<Tensor> out;
@@ -86,5 +94,71 @@ GeneratorDataset::GeneratorDataset(std::function<DataBatch()> next) : next_(std:
 }
 
 DataBatch GeneratorDataset::get_batch(std::int64_t) { return next_(); }
+
+namespace {
+
+// The first rows of Keras's sequences (checked as Keras checks them): int64 [count].
+Tensor timeseries_starts(const Tensor& data, const Tensor& targets, std::int64_t length, const TimeseriesOptions& o) {
+  const char* op = "timeseries_dataset_from_array";
+  if (!data.defined() || data.rank() == 0) throw ShapeError(fmt::format("{}: data must be [n, ...]", op));
+  const std::int64_t n = data.dim(0);
+  if (targets.defined() && targets.rank() == 0) throw ShapeError(fmt::format("{}: targets must be [m, ...]", op));
+  if (length <= 0) throw ValueError(fmt::format("{}: sequence_length must be > 0, got {}", op, length));
+  if (o.start_index < 0 || o.start_index >= n) {
+    throw ValueError(fmt::format("{}: start_index must be in [0, {}) (the data's length), got {}", op, n, o.start_index));
+  }
+  const std::int64_t end = o.end_index < 0 ? n : o.end_index;
+  if (o.end_index >= 0 && (o.end_index <= o.start_index || o.end_index >= n)) {
+    throw ValueError(fmt::format("{}: end_index must be in ({}, {}) (after start_index, before the data's end), got {}",
+                                 op, o.start_index, n, o.end_index));
+  }
+  if (o.sampling_rate <= 0 || o.sampling_rate >= n) {
+    throw ValueError(fmt::format("{}: sampling_rate must be in [1, {}) (the data's length), got {}", op, n,
+                                 o.sampling_rate));
+  }
+  if (o.sequence_stride <= 0 || o.sequence_stride >= n) {
+    throw ValueError(fmt::format("{}: sequence_stride must be in [1, {}) (the data's length), got {}", op, n,
+                                 o.sequence_stride));
+  }
+  std::int64_t count = end - o.start_index - (length - 1) * o.sampling_rate;
+  if (targets.defined()) count = std::min(count, targets.dim(0) - o.start_index);
+  if (count <= 0) {
+    throw ValueError(fmt::format("{}: rows [{}, {}) of data {}{} hold no sequence of {} rows {} apart", op,
+                                 o.start_index, end, shape_str(data.shape()),
+                                 targets.defined() ? " (and targets " + shape_str(targets.shape()) + ")" : "",
+                                 length, o.sampling_rate));
+  }
+  return arange(double(o.start_index), double(o.start_index + count), double(o.sequence_stride), kInt64);
+}
+
+}  // namespace
+
+TimeseriesDataset::TimeseriesDataset(Tensor data, Tensor targets, std::int64_t sequence_length,
+                                     TimeseriesOptions options)
+    : data_(std::move(data)),
+      targets_(std::move(targets)),
+      sequence_length_(sequence_length),
+      options_(options),
+      starts_(timeseries_starts(data_, targets_, sequence_length, options)),
+      batches_(arange(starts_.dim(0)), Tensor(), options.batch_size, BatchOptions{options.shuffle, options.seed, false, 0}) {
+  order_ = batches_.order(0);
+}
+
+void TimeseriesDataset::set_epoch(std::int64_t epoch) { move_to_epoch(batches_, order_, epoch); }
+
+DataBatch TimeseriesDataset::get_batch(std::int64_t index) {
+  const Tensor picked = batch_positions("TimeseriesDataset", batches_, order_, index);  // positions in the starts
+  const Tensor first = take(starts_, picked, 0);  // int64 [b]: the sequences' first rows
+  // [b, sequence_length] rows: first + k * sampling_rate
+  const Tensor steps = arange(0.0, double(sequence_length_ * options_.sampling_rate), double(options_.sampling_rate), kInt64);
+  const Tensor rows = first.expand_dims(1) + steps.expand_dims(0);
+  Shape shape = data_.shape();
+  shape[0] = sequence_length_;
+  shape.insert(shape.begin(), first.dim(0));
+  DataBatch batch;
+  batch.inputs = {take(data_, rows.reshape({-1}).to(data_.device()), 0).reshape(shape)};
+  if (targets_.defined()) batch.targets = {take(targets_, first.to(targets_.device()), 0)};
+  return batch;
+}
 
 }  // namespace tapeflow

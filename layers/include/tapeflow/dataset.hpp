@@ -115,4 +115,62 @@ class GeneratorDataset : public Dataset {
   std::function<DataBatch()> next_;
 };
 
+/// Keras's timeseries_dataset_from_array options (their defaults are Keras's).
+struct TimeseriesOptions {
+  /// Steps between the starts of consecutive sequences.
+  std::int64_t sequence_stride = 1;
+  /// Steps between consecutive elements of a sequence (6 takes every sixth row).
+  std::int64_t sampling_rate = 1;
+  std::int64_t batch_size = 128;
+  /// A new order of the sequences every epoch (from seed and the epoch, as ArrayDataset's).
+  bool shuffle = false;
+  std::uint64_t seed = 0;
+  /// The rows [start_index, end_index) of data (and targets from start_index) are used;
+  /// end_index -1 is the end of the data.
+  std::int64_t start_index = 0;
+  std::int64_t end_index = -1;
+};
+
+/// Keras's keras.utils.timeseries_dataset_from_array (the book's chapter 10): sliding windows
+/// over data [n, ...]. Sequence i starts at row p = start_index + i * sequence_stride and holds
+/// rows p, p + sampling_rate, ..., p + (sequence_length - 1) * sampling_rate: inputs [batch,
+/// sequence_length, ...]; its target is targets[p] (targets [m, ...], optional). There are
+/// end_index - start_index - (sequence_length - 1) * sampling_rate possible starts (no more
+/// than the targets' length, as Keras), every sequence_stride-th of them taken.
+///
+///     TimeseriesOptions o;
+///     o.sampling_rate = 6;
+///     o.batch_size = 256;
+///     o.shuffle = true;
+///     o.end_index = num_train_samples;
+///     TimeseriesDataset train(raw_data(Slice(0, -delay)), temperature(Slice(delay, none)), 120, o);
+///     model.fit(train, fit_options);
+///
+/// Batches are gathered on demand (the windows are never all in memory at once). ValueError,
+/// as Keras, for a start_index outside the data, an end_index not after start_index or not
+/// before the end of the data, a sampling_rate or sequence_stride <= 0 or not below the
+/// data's length, a sequence_length <= 0, and (unlike Keras, which gives an empty dataset)
+/// data too short for one sequence. Unlike Keras, shuffling draws a new permutation of all the
+/// sequences every epoch from tapeflow's generator (Keras shuffles the starts once with
+/// NumPy, then within a buffer of 8 batches every epoch).
+class TimeseriesDataset : public Dataset {
+ public:
+  TimeseriesDataset(Tensor data, Tensor targets, std::int64_t sequence_length, TimeseriesOptions options = {});
+
+  std::int64_t num_batches() const override { return batches_.size(); }
+  /// IndexError for an index outside [0, num_batches()).
+  DataBatch get_batch(std::int64_t index) override;
+  void set_epoch(std::int64_t epoch) override;
+  /// How many sequences a pass holds.
+  std::int64_t num_sequences() const { return batches_.num_examples(); }
+
+ private:
+  Tensor data_, targets_;
+  std::int64_t sequence_length_;
+  TimeseriesOptions options_;
+  Tensor starts_;          // int64 [sequences]: each sequence's first row
+  BatchIterator batches_;  // over the sequences: the batch count and each epoch's order
+  Tensor order_;           // int64 [sequences]: the current epoch's order
+};
+
 }  // namespace tapeflow
