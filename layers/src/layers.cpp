@@ -1269,6 +1269,55 @@ Tensor GlobalPooling1D::compute_mask(const Tensor&, const Tensor&) const { retur
 
 // ================================================================ recurrent layers
 
+namespace {
+// The pieces of x along `axis`, sizes[i] wide (no sizes: one per index, the axis dropped), views
+// as split() and x(all, t) give, but their gradients reach x through one concat (or stack) of
+// all of them. Each slice's own gradient would be x's full size (zeros, a scatter, then an add
+// into x's running sum): O(time^2) work for a recurrent layer's x @ kernel over its steps.
+// A scalar token, recorded before the pieces and an input of each, is what joins them: the
+// tape reaches it after every piece (it walks back in recording order), and each piece that
+// got a gradient gives the token a zero one, so the token's rule runs, once per gradient().
+// A piece that got none joins as zeros.
+std::vector<Tensor> split_joined(const Tensor& x, std::int64_t axis, std::vector<std::int64_t> sizes = {}) {
+  const auto axis_u = static_cast<std::size_t>(axis);
+  const bool drop = sizes.empty();
+  if (drop) sizes.assign(static_cast<std::size_t>(x.dim(axis)), 1);
+  auto grads = std::make_shared<std::vector<Tensor>>(sizes.size());
+  const Shape shape = x.shape();
+  const DType dtype = x.dtype();
+  const Device device = x.device();
+  const Tensor token = custom_op(
+      "split_joined", {x}, [&](const std::vector<Tensor>&) { return zeros({}, dtype, device); },
+      [=](const std::vector<Tensor>&, const Tensor&, const Tensor&) -> std::vector<Tensor> {
+        std::vector<Tensor> parts(grads->size());
+        parts.swap(*grads);
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+          if (parts[i].defined()) continue;
+          Shape s = shape;
+          if (drop) s.erase(s.begin() + static_cast<std::ptrdiff_t>(axis_u));
+          else s[axis_u] = sizes[i];
+          parts[i] = zeros(s, dtype, device);
+        }
+        return {drop ? stack(parts, axis) : concat(parts, axis)};
+      });
+  std::vector<Tensor> pieces;
+  std::int64_t start = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    std::vector<Index> idx(axis_u, Index(all));
+    if (drop) idx.emplace_back(start);
+    else idx.emplace_back(Slice(start, start + sizes[i]));
+    start += sizes[i];
+    pieces.push_back(custom_op(
+        "split_joined_piece", {x, token}, [&](const std::vector<Tensor>& in) { return in[0].index(idx); },
+        [grads, i, dtype, device](const std::vector<Tensor>&, const Tensor&, const Tensor& g) -> std::vector<Tensor> {
+          (*grads)[i] = g;
+          return {Tensor(), zeros({}, dtype, device)};
+        }));
+  }
+  return pieces;
+}
+}  // namespace
+
 Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
                      RecurrentOptions options)
     : Layer(std::move(class_name), options.name),
@@ -1428,10 +1477,12 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
   std::vector<Tensor> outputs;
   // with a mask, Keras's output before the first real step is zeros (not the initial h)
   Tensor last = keep.defined() ? zeros({batch, units_}, xw.dtype(), xw.device()) : state[0];
+  // every step's [batch, gates * units] of xw, with one gradient for xw (see split_joined)
+  const std::vector<Tensor> xw_steps = split_joined(xw, 1);
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
     const std::vector<Tensor> before = keep.defined() ? state : std::vector<Tensor>{};
-    Tensor out = step(xw(all, t), state, rec_mask);
+    Tensor out = step(xw_steps[static_cast<std::size_t>(t)], state, rec_mask);
     if (keep.defined()) {
       // a masked step keeps the states and repeats the previous output (or outputs zeros)
       const Tensor k = keep(all, Slice(t, t + 1));  // [batch, 1]
