@@ -1523,10 +1523,11 @@ Tensor LSTM::initial_bias(const Shape& shape, Generator& gen) const {
 
 Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
   const Tensor z = xw + recurrent_matmul(state[0], 0, 4, rec_mask);
-  const Tensor i = activate(gate(z, 0), options_.recurrent_activation);
-  const Tensor f = activate(gate(z, 1), options_.recurrent_activation);
-  const Tensor o = activate(gate(z, 3), options_.recurrent_activation);
-  state[1] = f * state[1] + i * activate(gate(z, 2), activation_);
+  const std::vector<Tensor> g = split_joined(z, 1, std::vector<std::int64_t>(4, units_));
+  const Tensor i = activate(g[0], options_.recurrent_activation);
+  const Tensor f = activate(g[1], options_.recurrent_activation);
+  const Tensor o = activate(g[3], options_.recurrent_activation);
+  state[1] = f * state[1] + i * activate(g[2], activation_);
   state[0] = o * activate(state[1], activation_);
   return state[0];
 }
@@ -1542,19 +1543,22 @@ Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector
   const Tensor& h = state[0];
   Tensor hh;
   Tensor z, r;
+  const std::vector<Tensor> x_g = split_joined(xw, 1, std::vector<std::int64_t>(3, units_));
   if (options_.reset_after) {
     Tensor rec = recurrent_matmul(h, 0, 3, rec_mask);
     if (options_.use_bias) rec = rec + bias_(1);
-    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
-    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
-    hh = activate(gate(xw, 2) + r * gate(rec, 2), activation_);
+    const std::vector<Tensor> rec_g = split_joined(rec, 1, std::vector<std::int64_t>(3, units_));
+    z = activate(x_g[0] + rec_g[0], options_.recurrent_activation);
+    r = activate(x_g[1] + rec_g[1], options_.recurrent_activation);
+    hh = activate(x_g[2] + r * rec_g[2], activation_);
   } else {
     const Tensor rec = recurrent_matmul(h, 0, 2, rec_mask);
-    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
-    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
+    const std::vector<Tensor> rec_g = split_joined(rec, 1, {units_, units_});
+    z = activate(x_g[0] + rec_g[0], options_.recurrent_activation);
+    r = activate(x_g[1] + rec_g[1], options_.recurrent_activation);
     // the candidate's recurrent input: h through its dropout mask, then the reset gate
     const Tensor h_h = rec_mask.empty() ? h : h * rec_mask[2];
-    hh = activate(gate(xw, 2) + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
+    hh = activate(x_g[2] + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
   }
   // the state carried on is h itself, not its dropped copy
   state[0] = z * h + (1.0 - z) * hh;
