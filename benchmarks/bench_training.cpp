@@ -141,31 +141,31 @@ std::vector<double> recurrent_reference(bool lstm, const Tensor& x, const layers
   const auto w = l.kernel().astype(kFloat64).to_vector<double>();
   const auto r = l.recurrent_kernel().astype(kFloat64).to_vector<double>();
   const auto b = l.bias().astype(kFloat64).to_vector<double>();
-  const i64 batch = x.dim(0), steps = x.dim(1), in = x.dim(2), u = l.units(), g = lstm ? 4 : 3, gu = g * u;
+  using std::size_t;
+  const auto batch = static_cast<size_t>(x.dim(0)), steps = static_cast<size_t>(x.dim(1)),
+             in = static_cast<size_t>(x.dim(2)), u = static_cast<size_t>(l.units()), gu = (lstm ? 4 : 3) * u;
   const auto sigmoid = [](double v) { return 1 / (1 + std::exp(-v)); };
-  std::vector<double> h(static_cast<std::size_t>(batch * u)), c(h.size()), zx(static_cast<std::size_t>(gu)),
-      zh(zx.size());
-  for (i64 n = 0; n < batch; ++n) {
-    double* hn = &h[static_cast<std::size_t>(n * u)];
-    double* cn = &c[static_cast<std::size_t>(n * u)];
-    for (i64 t = 0; t < steps; ++t) {
+  std::vector<double> h(batch * u), c(batch * u), zx(gu), zh(gu);
+  for (size_t n = 0; n < batch; ++n) {
+    double* hn = &h[n * u];
+    double* cn = &c[n * u];
+    for (size_t t = 0; t < steps; ++t) {
       // zx = x_t @ kernel + bias (GRU: its input bias, row 0); zh = h @ recurrent_kernel (+ row 1)
-      for (i64 j = 0; j < gu; ++j) {
-        double sx = b[static_cast<std::size_t>(j)], sh = lstm ? 0 : b[static_cast<std::size_t>(gu + j)];
-        for (i64 k = 0; k < in; ++k) sx += xv[static_cast<std::size_t>((n * steps + t) * in + k)] * w[static_cast<std::size_t>(k * gu + j)];
-        for (i64 k = 0; k < u; ++k) sh += hn[k] * r[static_cast<std::size_t>(k * gu + j)];
-        zx[static_cast<std::size_t>(j)] = sx;
-        zh[static_cast<std::size_t>(j)] = sh;
+      const double* xt = &xv[(n * steps + t) * in];
+      for (size_t j = 0; j < gu; ++j) {
+        zx[j] = b[j];
+        zh[j] = lstm ? 0 : b[gu + j];
+        for (size_t k = 0; k < in; ++k) zx[j] += xt[k] * w[k * gu + j];
+        for (size_t k = 0; k < u; ++k) zh[j] += hn[k] * r[k * gu + j];
       }
-      for (i64 j = 0; j < u; ++j) {
-        const auto z = [&](i64 k) { return zx[static_cast<std::size_t>(k * u + j)] + zh[static_cast<std::size_t>(k * u + j)]; };
+      for (size_t j = 0; j < u; ++j) {
+        const auto z = [&](size_t k) { return zx[k * u + j] + zh[k * u + j]; };
         if (lstm) {  // gates i, f, c, o
           cn[j] = sigmoid(z(1)) * cn[j] + sigmoid(z(0)) * std::tanh(z(2));
           hn[j] = sigmoid(z(3)) * std::tanh(cn[j]);
         } else {  // gates z, r, h; the reset gate scales the recurrent part (with its bias)
           const double zg = sigmoid(z(0)), rg = sigmoid(z(1));
-          const double hh = std::tanh(zx[static_cast<std::size_t>(2 * u + j)] + rg * zh[static_cast<std::size_t>(2 * u + j)]);
-          hn[j] = zg * hn[j] + (1 - zg) * hh;
+          hn[j] = zg * hn[j] + (1 - zg) * std::tanh(zx[2 * u + j] + rg * zh[2 * u + j]);
         }
       }
     }
