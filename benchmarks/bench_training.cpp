@@ -13,11 +13,19 @@
 //       MaxPooling2D -> Conv2D(128, 3, relu) -> Flatten -> Dense(10, softmax), RMSprop, batch 64.
 //       A full epoch may be too long here: it trains on the first N examples, N chosen so that
 //       the run takes about S seconds (default 20), and extrapolates to 60000.
+//   bench_training rnn [--threads N] [--tsv FILE]
+//       LSTM(128) and GRU(128) (Keras's defaults: return_sequences false, GRU reset_after) on
+//       random inputs [64, 50, 64] float32 (batch, time, features), no dataset: median time of
+//       an inference forward, and of a training step (forward under a GradientTape, mean of the
+//       outputs as the loss, tape.gradient w.r.t. the layer's 3 weights). Each forward is first
+//       checked against a naive float64 loop over the same weights.
 //
 // Output: Markdown table rows on stdout (the script adds the header); --tsv for the peers.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -126,11 +134,87 @@ void mlp_step_breakdown(Sequential& model, const Tensor& x, const Tensor& y, dou
                      100 * p.s * steps / epoch_s);
 }
 
+// A naive float64 LSTM or GRU (Keras's equations, gates and weight layout; GRU reset_after)
+// over x [batch, time, features] with the layer's weights: the last h, [batch, units].
+std::vector<double> recurrent_reference(bool lstm, const Tensor& x, const layers::Recurrent& l) {
+  const auto xv = x.astype(kFloat64).to_vector<double>();
+  const auto w = l.kernel().astype(kFloat64).to_vector<double>();
+  const auto r = l.recurrent_kernel().astype(kFloat64).to_vector<double>();
+  const auto b = l.bias().astype(kFloat64).to_vector<double>();
+  using std::size_t;
+  const auto batch = static_cast<size_t>(x.dim(0)), steps = static_cast<size_t>(x.dim(1)),
+             in = static_cast<size_t>(x.dim(2)), u = static_cast<size_t>(l.units()), gu = (lstm ? 4 : 3) * u;
+  const auto sigmoid = [](double v) { return 1 / (1 + std::exp(-v)); };
+  std::vector<double> h(batch * u), c(batch * u), zx(gu), zh(gu);
+  for (size_t n = 0; n < batch; ++n) {
+    double* hn = &h[n * u];
+    double* cn = &c[n * u];
+    for (size_t t = 0; t < steps; ++t) {
+      // zx = x_t @ kernel + bias (GRU: its input bias, row 0); zh = h @ recurrent_kernel (+ row 1)
+      const double* xt = &xv[(n * steps + t) * in];
+      for (size_t j = 0; j < gu; ++j) {
+        zx[j] = b[j];
+        zh[j] = lstm ? 0 : b[gu + j];
+        for (size_t k = 0; k < in; ++k) zx[j] += xt[k] * w[k * gu + j];
+        for (size_t k = 0; k < u; ++k) zh[j] += hn[k] * r[k * gu + j];
+      }
+      for (size_t j = 0; j < u; ++j) {
+        const auto z = [&](size_t k) { return zx[k * u + j] + zh[k * u + j]; };
+        if (lstm) {  // gates i, f, c, o
+          cn[j] = sigmoid(z(1)) * cn[j] + sigmoid(z(0)) * std::tanh(z(2));
+          hn[j] = sigmoid(z(3)) * std::tanh(cn[j]);
+        } else {  // gates z, r, h; the reset gate scales the recurrent part (with its bias)
+          const double zg = sigmoid(z(0)), rg = sigmoid(z(1));
+          hn[j] = zg * hn[j] + (1 - zg) * std::tanh(zx[2 * u + j] + rg * zh[2 * u + j]);
+        }
+      }
+    }
+  }
+  return h;
+}
+
+// bench_training rnn: see the top of the file. Prints one Markdown row per layer.
+void bench_recurrent(int nt, const bench::Results& results) {
+  const i64 batch = 64, steps = 50, features = 64, units = 128;
+  Generator gen(1);
+  const Tensor x = uniform({batch, steps, features}, gen, -1, 1);
+  for (const bool lstm : {true, false}) {
+    std::shared_ptr<layers::Recurrent> layer;
+    if (lstm) layer = std::make_shared<layers::LSTM>(units);
+    else layer = std::make_shared<layers::GRU>(units);
+    layer->set_seed(0);
+    (*layer)(x(Slice(0, 1), Slice(0, 1)));  // build
+    // random biases (zeros by default), so that the check sees them
+    Variable bias = layer->bias();
+    bias.assign(uniform(bias.shape(), gen, -0.5, 0.5));
+    const char* name = lstm ? "lstm" : "gru";
+    const Tensor y = (*layer)(x);
+    const std::vector<double> ref = recurrent_reference(lstm, x, *layer);
+    const auto got = y.astype(kFloat64).to_vector<double>();
+    bench::check_close(fmt::format("{} forward", name), got.data(), ref.data(), static_cast<i64>(ref.size()), 1e-4,
+                       1e-5, "a naive float64 loop");
+    std::vector<Tensor> sources;
+    for (const Variable& v : layer->trainable_weights()) sources.push_back(v);
+    const auto train_step = [&] {
+      GradientTape tape;
+      const Tensor loss = mean((*layer)(x, true));
+      return tape.gradient(loss, sources);
+    };
+    const bench::Timing forward = bench::measure([&] { Tensor o = (*layer)(x); }, 1.0);
+    const bench::Timing train = bench::measure([&] { train_step(); }, 1.5);
+    fmt::print("| {}({}) | {} | {} | {} |\n", lstm ? "LSTM" : "GRU", units, nt, bench::human_seconds(forward.seconds),
+               bench::human_seconds(train.seconds));
+    results.add(fmt::format("{}/forward/{}t", name, nt), forward.seconds, "s");
+    results.add(fmt::format("{}/train_step/{}t", name, nt), train.seconds, "s");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   if (argc < 2) {
-    fmt::print(stderr, "usage: bench_training mlp|convnet [--threads N] [--epochs E] [--seconds S] [--tsv FILE]\n");
+    fmt::print(stderr,
+               "usage: bench_training mlp|convnet|rnn [--threads N] [--epochs E] [--seconds S] [--tsv FILE]\n");
     return 2;
   }
   const std::string which = argv[1];
@@ -139,6 +223,10 @@ int main(int argc, char** argv) try {
   g_label = arg_value(argc, argv, "--label", "");
   kernels::cpu::set_num_threads(threads);
   const int nt = kernels::cpu::num_threads();
+  if (which == "rnn") {
+    bench_recurrent(nt, results);
+    return 0;
+  }
 
   const MnistData data = load_mnist();
   // peak memory of the training alone (the loaded dataset stays resident and counts)
@@ -205,7 +293,7 @@ int main(int argc, char** argv) try {
     results.add(fmt::format("convnet/peak_rss/{}t", nt), bench::proc_status_kb("VmHWM") / 1024, "MB");
     return 0;
   }
-  fmt::print(stderr, "bench_training: unknown model '{}' (mlp or convnet)\n", which);
+  fmt::print(stderr, "bench_training: unknown model '{}' (mlp, convnet or rnn)\n", which);
   return 2;
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_training: error: {}\n", e.what());

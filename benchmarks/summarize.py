@@ -36,7 +36,7 @@ def best_by_threads(values, threads_of=None):
     best = {}
     for key, (v, unit), t in values:
         m = re.match(r"^(.*)/(\d+)t$", key)
-        if m and key.startswith(("mlp/", "convnet/")):
+        if m and key.startswith(("mlp/", "convnet/", "lstm/", "gru/")):
             key, t = m.group(1), int(m.group(2))
         if unit not in LOWER_IS_BETTER:
             continue
@@ -62,7 +62,7 @@ def fmt_value(v, unit):
 def key_order(key):
     head = key.split("/")[0]
     groups = ["relu", "add", "bcast_add", "sum_axis0", "sum_axis1", "softmax", "matmul", "matmul_tn", "matmul_nt",
-              "overhead", "mlp", "convnet"]
+              "overhead", "mlp", "convnet", "lstm", "gru"]
     size = 0
     m = re.search(r"/(\d+)x(\d+)(?:x(\d+))?$", key)
     if m:

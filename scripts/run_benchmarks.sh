@@ -48,6 +48,8 @@ build=$repo/build-bench
 rdir=$build/results
 jobs=${TAPEFLOW_JOBS:-2}
 ncores=$(nproc)
+thread_settings=(1) # each benchmark at 1 and all threads
+((ncores > 1)) && thread_settings+=("$ncores")
 start_time=$SECONDS
 rm -rf "$rdir"
 mkdir -p "$rdir"
@@ -108,9 +110,8 @@ training() {
   echo
   echo "| model | timed | threads | examples/s | s/epoch | last loss / accuracy | peak RSS MB | peak tensor MB |"
   echo "|---|---|---:|---:|---:|---|---:|---:|"
-  local t ts=(1)
-  ((ncores > 1)) && ts+=("$ncores")
-  for t in "${ts[@]}"; do
+  local t
+  for t in "${thread_settings[@]}"; do
     "$bin/bench_training" mlp --threads "$t" --epochs "$epochs" --seconds "$seconds" --tsv "$rdir/tapeflow.tsv" \
       --breakdown "$rdir/mlp-breakdown.md"
   done
@@ -129,6 +130,22 @@ training() {
   echo
 }
 step training training
+
+recurrent() {
+  echo "## Recurrent layers"
+  echo
+  echo "LSTM(128) and GRU(128) (Keras's defaults: the last output, GRU reset_after) on random inputs [64, 50, 64]"
+  echo "float32 (batch, time, features), each checked against a naive float64 loop first. Median time of an"
+  echo "inference forward, and of a training step: forward under a GradientTape, mean as the loss, gradient"
+  echo "w.r.t. the layer's weights (no optimizer)."
+  echo
+  echo "| layer | threads | forward | training step |"
+  echo "|---|---:|---:|---:|"
+  local t
+  for t in "${thread_settings[@]}"; do "$bin/bench_training" rnn --threads "$t" --tsv "$rdir/tapeflow.tsv"; done
+  echo
+}
+step recurrent recurrent
 
 # ---------------------------------------------------------------- peers
 torch_python() {
@@ -189,27 +206,25 @@ run_peer() {
 
 peers_run() {
   install_peers
-  local threads=(1)
-  ((ncores > 1)) && threads+=("$ncores")
   local py t
   if py=$(torch_python); then
     echo "ran: torch $("$py" -c 'import torch; print(torch.__version__)') from Debian's python3-torch ($py)" >"$rdir/torch.version"
     # the convnet too (a row beside tapeflow's; a whole epoch fits the peer's 40 s budget here)
-    local parts=ops,overhead,mlp
+    local parts=ops,overhead,mlp,rnn
     [[ $quick == 1 ]] || parts+=,convnet
-    for t in "${threads[@]}"; do run_peer torch "$t" "$py" benchmarks/peers/torch_peer.py --only "$parts"; done
+    for t in "${thread_settings[@]}"; do run_peer torch "$t" "$py" benchmarks/peers/torch_peer.py --only "$parts"; done
   else
     echo "not run: PyTorch for Python could not be installed (Debian's python3-torch; PyPI has no CPU-only torch by name)" >"$rdir/torch.status"
   fi
   if [[ -x $build/peers-libtorch/libtorch_peer ]]; then
     echo "ran: LibTorch $(dpkg-query -W -f '${Version}' libtorch-dev) (Debian's libtorch-dev)" >"$rdir/libtorch.version"
-    for t in "${threads[@]}"; do run_peer libtorch "$t" "$build/peers-libtorch/libtorch_peer"; done
+    for t in "${thread_settings[@]}"; do run_peer libtorch "$t" "$build/peers-libtorch/libtorch_peer"; done
   else
     echo "not run: Debian's libtorch-dev is not installed or the peer did not build" >"$rdir/libtorch.status"
   fi
   if py=$(tf_python); then
     echo "ran: $("$py" -c 'import tensorflow as tf, keras; print("tensorflow", tf.__version__, "keras", keras.__version__)' 2>/dev/null) from PyPI's tensorflow-cpu ($py)" >"$rdir/keras.version"
-    for t in "${threads[@]}"; do run_peer keras "$t" "$py" benchmarks/peers/keras_peer.py; done
+    for t in "${thread_settings[@]}"; do run_peer keras "$t" "$py" benchmarks/peers/keras_peer.py; done
   else
     echo "not run: tensorflow-cpu could not be installed from PyPI" >"$rdir/keras.status"
   fi

@@ -1,5 +1,6 @@
 """TensorFlow / Keras (PyPI tensorflow-cpu): the same element-wise ops, matmuls, per-op overhead
-(eager ops, tf.GradientTape) and MLP training (keras Sequential + fit) as tapeflow's benchmarks,
+(eager ops, tf.GradientTape), MLP training (keras Sequential + fit) and recurrent layers (LSTM,
+GRU) as tapeflow's benchmarks,
 at one thread setting (run it once per setting; the summary keeps the best). Results are
 checked against NumPy before they are timed.
 
@@ -110,6 +111,38 @@ def bench_mlp(args, res):
     res.add("mlp/peak_rss", pc.peak_rss_mb(), "MB")
 
 
+def bench_rnn(res):
+    """As bench_training rnn: keras.layers.LSTM / GRU(128) (return_sequences=False, GRU reset_after)
+    on [64, 50, 64]; an inference forward, and a training step: forward under a tf.GradientTape,
+    mean as the loss, gradient w.r.t. the layer's 3 weights; each a tf.function (as Keras's
+    predict and fit run them), traced before it is timed."""
+    x_np, rng = pc.rnn_inputs()
+    x = tf.constant(x_np)
+    for name, cls in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
+        keras.utils.set_random_seed(0)
+        layer = cls(pc.RNN_UNITS)
+        layer.build(x.shape)
+        kernel, recurrent, bias = layer.get_weights()
+        bias = rng.uniform(-0.5, 0.5, bias.shape).astype(np.float32)
+        layer.set_weights([kernel, recurrent, bias])
+        weights = layer.trainable_weights
+
+        @tf.function
+        def inference():
+            return layer(x)
+
+        @tf.function
+        def train_step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(layer(x, training=True))
+            return tape.gradient(loss, weights)
+
+        ref = pc.recurrent_reference(name == "lstm", x_np, kernel, recurrent, bias)
+        pc.check_close("keras " + name, inference().numpy(), ref, 1e-4, 1e-5)
+        res.add(name + "/forward", pc.measure(inference, 1.0), "s")
+        res.add(name + "/train_step", pc.measure(train_step, 1.5), "s")
+
+
 def main():
     args = pc.parse_args(__doc__)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -123,6 +156,8 @@ def main():
         bench_overhead(res)
     if "mlp" not in skip:
         bench_mlp(args, res)
+    if "rnn" not in skip:
+        bench_rnn(res)
 
 
 if __name__ == "__main__":

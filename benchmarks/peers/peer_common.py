@@ -31,6 +31,9 @@ MATMULS = [
     (128, 512, 784, False, True),
 ]
 CHAIN = 100  # ops in the overhead chain: x = tanh(x * 0.9), 50 times
+# the recurrent layers (as bench_training rnn): LSTM and GRU of 128 units on [batch, time, features]
+RNN_SHAPE = (64, 50, 64)
+RNN_UNITS = 128
 
 
 def matmul_key(m, k, n, ta, tb):
@@ -51,7 +54,7 @@ def parser(description):
                    help="MLP time budget: no epoch starts past it; a first epoch predicted longer is "
                         "timed on part of its batches and extrapolated (as tapeflow's bench_training)")
     p.add_argument("--quick", action="store_true", help="small sizes only (a smoke test)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: ops,overhead,mlp")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: ops,overhead,mlp,rnn")
     return p
 
 
@@ -134,6 +137,38 @@ def chain_reference():
         x = np.tanh(x * 0.9)
         d = d * 0.9 * (1 - x * x)
     return x, d
+
+
+def rnn_inputs():
+    """x [64, 50, 64] float32 in [-1, 1] and a generator for the biases."""
+    rng = np.random.default_rng(1)
+    return rng.uniform(-1, 1, RNN_SHAPE).astype(np.float32), rng
+
+
+def recurrent_reference(lstm, x, kernel, recurrent, bias):
+    """The last h [batch, units] of an LSTM or a GRU over x [batch, time, features] in float64,
+    with Keras's equations, gate order (LSTM i, f, c, o; GRU z, r, h) and weight layout: kernel
+    [features, gates * units], recurrent [units, gates * units], bias [gates * units] (GRU,
+    reset_after: [2, 3 units], the input bias then the recurrent one). As bench_training's loop."""
+    x, kernel, recurrent, bias = (np.asarray(a, dtype=np.float64) for a in (x, kernel, recurrent, bias))
+    u = recurrent.shape[0]
+    h = np.zeros((x.shape[0], u))
+    c = np.zeros_like(h)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    for t in range(x.shape[1]):
+        if lstm:
+            i, f, g, o = np.split(x[:, t] @ kernel + h @ recurrent + bias, 4, axis=1)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+        else:
+            zx, zh = x[:, t] @ kernel + bias[0], h @ recurrent + bias[1]
+            z = sigmoid(zx[:, :u] + zh[:, :u])
+            r = sigmoid(zx[:, u:2 * u] + zh[:, u:2 * u])
+            h = z * h + (1 - z) * np.tanh(zx[:, 2 * u:] + r * zh[:, 2 * u:])
+    return h
 
 
 def per_op_us(fn, reps=100, samples=9):

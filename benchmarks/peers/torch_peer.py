@@ -1,5 +1,5 @@
-"""PyTorch from Python: the same element-wise ops, matmuls, per-op overhead and MLP training loop
-as tapeflow's benchmarks, at one thread setting (run it once per setting; the summary keeps
+"""PyTorch from Python: the same element-wise ops, matmuls, per-op overhead, MLP training loop and
+recurrent layers (LSTM, GRU) as tapeflow's benchmarks, at one thread setting (run it once per setting; the summary keeps
 the best). Results are checked against NumPy before they are timed.
 
     OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N python3 torch_peer.py --threads N --tsv out.tsv
@@ -67,6 +67,48 @@ def bench_overhead(res):
     res.add("overhead/no_tape", pc.per_op_us(lambda: chain(x0)), "us")
     res.add("overhead/tape", pc.per_op_us(lambda: chain(xg)), "us")
     res.add("overhead/gradient", pc.backward_per_op_us(record, lambda r: torch.autograd.grad(r[0], xg, r[1])), "us")
+
+
+def bench_rnn(res):
+    """As bench_training rnn: torch.nn.LSTM / GRU (batch_first) on [64, 50, 64], the last step's
+    output (Keras's return_sequences=False); an inference forward, and a training step: forward,
+    mean as the loss, torch.autograd.grad w.r.t. the layer's 4 parameters."""
+    x_np, rng = pc.rnn_inputs()
+    x = torch.from_numpy(x_np)
+    for name, cls in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
+        torch.manual_seed(0)
+        layer = cls(pc.RNN_SHAPE[2], pc.RNN_UNITS, batch_first=True)
+        params = list(layer.parameters())
+        with torch.no_grad():
+            for b in (layer.bias_ih_l0, layer.bias_hh_l0):
+                b.copy_(torch.from_numpy(rng.uniform(-0.5, 0.5, b.shape).astype(np.float32)))
+        # the reference in Keras's layout: PyTorch's gates are i, f, g, o (LSTM, as Keras) and
+        # r, z, n (GRU; Keras z, r, h), its weights [gates * units, in], its LSTM has two biases
+        u = pc.RNN_UNITS
+        order = [0, 1, 2, 3] if name == "lstm" else [1, 0, 2]
+
+        def keras_layout(w):
+            w = w.detach().numpy()
+            return np.concatenate([w[k * u:(k + 1) * u] for k in order])
+
+        kernel, recurrent = keras_layout(layer.weight_ih_l0).T, keras_layout(layer.weight_hh_l0).T
+        b_ih, b_hh = keras_layout(layer.bias_ih_l0), keras_layout(layer.bias_hh_l0)
+        bias = b_ih + b_hh if name == "lstm" else np.stack([b_ih, b_hh])
+        ref = pc.recurrent_reference(name == "lstm", x_np, kernel, recurrent, bias)
+
+        def forward():
+            return layer(x)[0][:, -1]
+
+        def inference():
+            with torch.no_grad():
+                return forward()
+
+        def train_step():
+            return torch.autograd.grad(forward().mean(), params)
+
+        pc.check_close("torch " + name, inference().numpy(), ref, 1e-4, 1e-5)
+        res.add(name + "/forward", pc.measure(inference, 1.0), "s")
+        res.add(name + "/train_step", pc.measure(train_step, 1.5), "s")
 
 
 def bench_fit(args, res, job, model, x, y, batch):
@@ -157,16 +199,17 @@ def main():
     p = pc.parser(__doc__)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (on a GPU: the training jobs only)")
     p.add_argument("--only", default="", help="comma-separated parts to run (default ops,overhead,mlp on the CPU, "
-                   "mlp,convnet on a GPU); convnet is the book's chapter-8 convnet")
+                   "mlp,convnet on a GPU); convnet is the book's chapter-8 convnet, rnn the LSTM and GRU")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     res = pc.Results(args.tsv)
     cuda = args.device.startswith("cuda")
-    parts = {"ops": bench_ops, "overhead": lambda a, r: bench_overhead(r), "mlp": bench_mlp, "convnet": bench_convnet}
+    parts = {"ops": bench_ops, "overhead": lambda a, r: bench_overhead(r), "mlp": bench_mlp, "convnet": bench_convnet,
+             "rnn": lambda a, r: bench_rnn(r)}
     only = args.only.split(",") if args.only else ["mlp", "convnet"] if cuda else ["ops", "overhead", "mlp"]
     bad = [name for name in only if name not in parts or (cuda and name not in ("mlp", "convnet"))]
     if bad:
-        raise SystemExit("torch_peer: cannot run {} (parts: ops, overhead, mlp, convnet; on a GPU mlp and convnet "
+        raise SystemExit("torch_peer: cannot run {} (parts: ops, overhead, mlp, convnet, rnn; on a GPU mlp and convnet "
                          "only)".format(",".join(bad)))
     where = "{} threads".format(torch.get_num_threads())
     if cuda:
