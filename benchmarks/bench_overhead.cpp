@@ -1,6 +1,8 @@
 // Eager overhead on tiny tensors (shape [4] float32), for a chain of 100 ops (x = tanh(x * 0.9),
 // 50 times): microseconds per op with no tape, with a recording tape, and per recorded op of
 // gradient() alone (issue 3's benchmark). The peers run the same chain.
+// `bench_overhead slices`: the backward of a loop over time steps, sum over t of tanh(x(all, t))
+// for x [64, 200, 128] float32 (each step's slice gradient joins x's gradient).
 //
 // Output: Markdown on stdout; with --tsv FILE, key/value lines for the peer comparison.
 #include <fmt/format.h>
@@ -30,10 +32,50 @@ double per_op_us(F&& fn, int reps = 100, int samples = 9) {
            for (int r = 0; r < reps; ++r) fn();
          }, samples, 2) / (reps * kChain) * 1e6;
 }
+
+// The slices mode: record untimed, time gradient() alone; median of 9 after 2 warm-ups.
+int slices_mode(const bench::Results& results) {
+  constexpr std::int64_t kBatch = 64, kSteps = 200, kFeatures = 128;
+  Generator gen(7);
+  const Tensor x = normal({kBatch, kSteps, kFeatures}, gen);
+  auto backward = [&] {
+    GradientTape tape;
+    tape.watch(x);
+    Tensor acc = tanh(x(all, 0));
+    for (std::int64_t t = 1; t < kSteps; ++t) acc = acc + tanh(x(all, t));
+    const Tensor loss = sum(acc);
+    const auto start = bench::Clock::now();
+    const Tensor g = tape.gradient(loss, x);
+    return std::make_pair(bench::seconds_since(start), g);
+  };
+  {  // check: d/dx tanh(x) = 1 - tanh(x)^2, element by element
+    const Tensor g = backward().second;
+    const Tensor ref = 1.0 - square(tanh(x));
+    const std::vector<float> gs = g.to_vector<float>(), rs = ref.to_vector<float>();
+    bench::check_close("gradient of the slice loop", gs.data(), rs.data(), static_cast<std::int64_t>(gs.size()),
+                       1e-5, 1e-6, "1 - tanh(x)^2");
+  }
+  std::vector<double> t;
+  for (int s = 0; s < 11; ++s) {
+    const double seconds = backward().first;
+    if (s >= 2) t.push_back(seconds);
+  }
+  std::sort(t.begin(), t.end());
+  const double ms = t[t.size() / 2] * 1e3;
+  const double grad_mb = static_cast<double>(kBatch * kSteps * kFeatures) * 4 / 1e6;
+  fmt::print("## Backward of a loop over slices\n\n");
+  fmt::print("x [{}, {}, {}] float32 (a {:.1f} MB gradient), loss = sum over t of tanh(x(all, t)); gradient() "
+             "alone, median of 9 after 2 warm-ups.\n\n",
+             kBatch, kSteps, kFeatures, grad_mb);
+  fmt::print("| mode | ms per gradient() |\n|---|---:|\n| {} slices x(all, t) | {:.2f} |\n", kSteps, ms);
+  results.add("overhead/slice_loop_backward", ms, "ms");
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) try {
   const bench::Results results(bench::tsv_arg(argc, argv));
+  if (bench::has_flag(argc, argv, "slices")) return slices_mode(results);
   const Tensor x0 = tensor<float>({0.1f, 0.2f, 0.3f, 0.4f}, {4});
 
   // check: the chain and its gradient against the same arithmetic in double
