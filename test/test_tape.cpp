@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -1285,4 +1286,292 @@ TEST_CASE("tape: views share storage but gradients flow through them", "[tape][r
   // y[k] = x^T flattened [1, 4, 2, 5, 3, 6] times k + 1
   CHECK(close(y, {1, 8, 6, 20, 15, 36}));
   CHECK(close(tape.gradient(y, x), {1, 3, 5, 2, 4, 6}));
+}
+
+// ---------------------------------------------------------------- slices' gradients in place
+// gradient() adds a slice's gradient into its slice of the input's gradient in place (a buffer
+// it allocated and owns), and takes the rule's functional path (slot + slice_scatter(g))
+// wherever a tape records the backward pass. The cases run both and require the same values,
+// exactly: the same sums in the same order.
+
+namespace {
+
+// fn's gradients with respect to xs, computed with no other tape (in place) or with an outer
+// tape recording the backward pass (the functional path).
+std::vector<Tensor> slice_grads(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                const std::vector<Tensor>& xs, bool functional, const Tensor& seed = Tensor()) {
+  std::unique_ptr<GradientTape> outer;
+  if (functional) outer = std::make_unique<GradientTape>();
+  GradientTape tape;
+  tape.watch(xs);
+  const Tensor y = fn(xs);
+  return tape.gradient(y, xs, seed);
+}
+
+// fn's gradients both ways, required equal; returns the in-place ones.
+std::vector<Tensor> same_both_ways(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                   const std::vector<Tensor>& xs) {
+  const std::vector<Tensor> fast = slice_grads(fn, xs, false), slow = slice_grads(fn, xs, true);
+  REQUIRE(fast.size() == slow.size());
+  for (std::size_t i = 0; i < fast.size(); ++i) {
+    REQUIRE(fast[i].defined());
+    CHECK(fast[i].shape() == slow[i].shape());
+    CHECK(fast[i].dtype() == slow[i].dtype());
+    CHECK(fast[i].device() == slow[i].device());
+    CHECK(values(fast[i]) == values(slow[i]));
+  }
+  return fast;
+}
+
+// x [b, t, f] -> step t of it, [b, f], with take (a gather, no slice)
+Tensor step_by_take(const Tensor& x, std::int64_t t) {
+  return take(x, tensor<std::int64_t>({t}), 1).reshape({x.dim(0), x.dim(2)});
+}
+
+Tensor seq_input(DType dtype = kFloat64, Device device = Device::cpu()) {
+  Generator gen(11);
+  return normal({3, 6, 4}, gen, 0, 1, dtype, device);
+}
+
+}  // namespace
+
+TEST_CASE("tape: a loop over x(all, t) has the gradient of the same loop over take()", "[tape][slice]") {
+  const Tensor x = seq_input();
+  // a sum of a function of every step, and a running product of neighbouring steps
+  auto loop = [](const Tensor& x, auto step) {
+    Tensor acc = tanh(step(x, 0)), prod = step(x, 0);
+    for (std::int64_t t = 1; t < x.dim(1); ++t) {
+      acc = acc + tanh(step(x, t)) * static_cast<double>(t);
+      prod = prod * step(x, t) * 0.5 + step(x, t - 1);
+    }
+    return sum(acc) + sum(prod);
+  };
+  auto by_slice = [&](const std::vector<Tensor>& in) {
+    return loop(in[0], [](const Tensor& x, std::int64_t t) { return x(all, t); });
+  };
+  const std::vector<Tensor> g = same_both_ways(by_slice, {x});
+  const GradcheckResult r = gradcheck(by_slice, {x});  // with no other tape alive: in place
+  INFO(r.message);
+  CHECK(r.ok);
+  GradientTape tape;
+  tape.watch(x);
+  const Tensor y = loop(x, step_by_take);
+  CHECK(close(g[0], values(tape.gradient(y, x)), 1e-12));
+}
+
+TEST_CASE("tape: overlapping, strided and reversed slices, and x[i]", "[tape][slice]") {
+  const Tensor x = tensor({1.0, -2.0, 3.0, 0.5, -1.5, 2.5, 4.0});
+  const Tensor w = tensor({0.3, -0.7, 1.1, 0.2, -0.4, 0.9, 1.3});
+  auto fn = [&](const std::vector<Tensor>& in) {
+    const Tensor& v = in[0];
+    return sum(v(Slice(0, 4)) * v(Slice(2, 6))) + sum(square(v(Slice(1, none, 2)))) +
+           sum(v(Slice(none, none, -3)) * v(Slice(0, 3))) + v[3] * v[5] + sum(v(Slice(2, 2))) +
+           sum(v * w);
+  };
+  const std::vector<Tensor> g = same_both_ways(fn, {x});
+  // d/dv by hand: sum(v[0:4] * v[2:6]) gives v[i+2] to i and v[i-2] to i
+  std::vector<double> expected(7, 0.0);
+  const std::vector<double> v = values(x), wv = values(w);
+  for (int i = 0; i < 4; ++i) {
+    expected[i] += v[i + 2];
+    expected[i + 2] += v[i];
+  }
+  for (int i = 1; i < 7; i += 2) expected[i] += 2 * v[i];
+  const int rev[3] = {6, 3, 0};  // v[::-3]
+  for (int i = 0; i < 3; ++i) {
+    expected[rev[i]] += v[i];
+    expected[i] += v[rev[i]];
+  }
+  expected[3] += v[5];
+  expected[5] += v[3];
+  for (int i = 0; i < 7; ++i) expected[i] += wv[i];
+  CHECK(close(g[0], expected, 1e-12));
+  CHECK(gradcheck(fn, {x}).ok);
+}
+
+TEST_CASE("tape: a slice and the whole tensor both used, in either order", "[tape][slice]") {
+  const Tensor x = seq_input();
+  // the whole tensor's gradient arrives between slices' (the slot is then a rule's result,
+  // which is copied before a slice is added), before them and after them
+  auto fn = [](const std::vector<Tensor>& in) {
+    const Tensor& v = in[0];
+    Tensor y = sum(v(all, 0) * 2.0) + sum(exp(v * 0.1));
+    y = y + sum(square(v(all, 1))) + sum(v(all, 2));
+    return y + sum(v * v(all, Slice(3, 4)));
+  };
+  same_both_ways(fn, {x});
+  CHECK(gradcheck(fn, {x}).ok);
+  // (each tape in its own scope: a tape alive and not paused records the next one's backward
+  // pass, which then takes the functional path)
+  {  // x itself a target beside a slice of it: its seed (ones) is not owned by gradient()
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor s = x(all, 2);
+    const std::vector<Tensor> g = tape.gradient(std::vector<Tensor>{s, x}, {x});
+    std::vector<double> expected(values(x).size(), 1.0);
+    for (std::int64_t b = 0; b < 3; ++b)
+      for (std::int64_t f = 0; f < 4; ++f) expected[static_cast<std::size_t>((b * 6 + 2) * 4 + f)] = 2.0;
+    CHECK(close(g[0], expected, 0));
+  }
+  // add's rule returns its g for x: x's slot is then the very tensor returned as y's gradient,
+  // which the later slices must not write into
+  GradientTape tape2;
+  tape2.watch(x);
+  const Tensor head = x(all, 0), tail = x(all, 4);
+  const Tensor y = x + 1.0;  // after the slices: its gradient reaches x first
+  const Tensor loss = sum(y * y) + sum(head * 3.0) + sum(tail);
+  const std::vector<Tensor> gy = tape2.gradient(loss, {x, y});
+  CHECK(close(gy[1], values(2.0 * (x + 1.0)), 1e-12));
+  const Tensor dx = 2.0 * (x + 1.0) + slice_scatter(full({3, 1, 4}, 3.0, kFloat64), x.shape(), {0, 0, 0}, {1, 1, 1}) +
+                    slice_scatter(full({3, 1, 4}, 1.0, kFloat64), x.shape(), {0, 4, 0}, {1, 1, 1});
+  CHECK(close(gy[0], values(dx), 1e-12));
+}
+
+TEST_CASE("tape: a slice of a slice, with the slice a source too", "[tape][slice]") {
+  const Tensor x = seq_input();
+  GradientTape tape(true);
+  tape.watch(x);
+  const Tensor s = x(Slice(1, 3), Slice(none, none, 2));  // [2, 3, 4]
+  Tensor y = sum(s(0) * s(1));
+  for (std::int64_t t = 0; t < 3; ++t) y = y + sum(tanh(s(all, t, Slice(1, 3))));
+  y = y + sum(x(all, 1) * 3.0);
+  const std::vector<Tensor> g = tape.gradient(y, {x, s});
+  std::vector<Tensor> slow;
+  {
+    GradientTape outer;  // recording: the functional path
+    slow = tape.gradient(y, {x, s});
+  }
+  CHECK(values(g[0]) == values(slow[0]));
+  CHECK(values(g[1]) == values(slow[1]));
+  // s's gradient, by hand; x's is s's placed at the slice, plus 3 at x(all, 1)
+  const Tensor ds = concat({s(1).expand_dims(0), s(0).expand_dims(0)}, 0) +
+                    concat({zeros({2, 3, 1}, kFloat64), 1.0 - square(tanh(s(all, all, Slice(1, 3)))),
+                            zeros({2, 3, 1}, kFloat64)},
+                           2);
+  CHECK(close(g[1], values(ds), 1e-12));
+  const Tensor dx = slice_scatter(ds, x.shape(), {1, 0, 0}, {1, 2, 1}) +
+                    slice_scatter(full({3, 1, 4}, 3.0, kFloat64), x.shape(), {0, 1, 0}, {1, 1, 1});
+  CHECK(close(g[0], values(dx), 1e-12));
+}
+
+TEST_CASE("tape: a persistent tape's slice gradients, twice, are fresh each time", "[tape][slice]") {
+  const Tensor x = seq_input();
+  GradientTape tape(true);
+  tape.watch(x);
+  Tensor y = sum(x(all, 0));
+  for (std::int64_t t = 1; t < 6; ++t) y = y + sum(x(all, t) * static_cast<double>(t));
+  const Tensor g1 = tape.gradient(y, x);
+  const std::vector<double> before = values(g1);
+  const std::uint64_t version = g1.version();
+  const Tensor g2 = tape.gradient(y, x);
+  CHECK(g1.storage() != g2.storage());
+  CHECK(values(g1) == before);
+  CHECK(g1.version() == version);  // not written after it was returned
+  CHECK(values(g2) == before);
+}
+
+TEST_CASE("tape: a jacobian through slices", "[tape][slice]") {
+  // one gradient() per output element, each with its own buffers
+  const Tensor v = tensor({1.0, 2.0, 3.0});
+  GradientTape jt(true);
+  jt.watch(v);
+  const Tensor out = v(Slice(0, 2)) * v(Slice(1, 3));
+  CHECK(close(jt.jacobian(out, v), {2, 1, 0, 0, 3, 2}, 0));
+}
+
+TEST_CASE("tape: second derivatives through slices (nested tapes)", "[tape][slice]") {
+  const Tensor x = seq_input();
+  GradientTape outer;
+  outer.watch(x);
+  Tensor dx;
+  {
+    GradientTape inner;
+    inner.watch(x);
+    Tensor y = sum(x(all, 0) * x(all, 0) * x(all, 0));
+    for (std::int64_t t = 1; t < 6; ++t) y = y + sum(x(all, t) * x(all, t) * x(all, t));
+    dx = inner.gradient(y, x);  // 3 x^2, recorded by outer
+  }
+  CHECK(close(dx, values(3.0 * square(x)), 1e-12));
+  // d/dx sum(dx * x(all, 0..)) = 6 x * ... : weight step t by t + 1
+  Tensor z = sum(dx(all, 0));
+  for (std::int64_t t = 1; t < 6; ++t) z = z + sum(dx(all, t)) * static_cast<double>(t + 1);
+  const Tensor ddx = outer.gradient(z, x);
+  const Tensor expected = 6.0 * x * arange(1.0, 7.0, 1.0, kFloat64).reshape({1, 6, 1});
+  CHECK(close(ddx, values(expected), 1e-12));
+}
+
+TEST_CASE("tape: gradgradcheck through a loop over slices", "[tape][slice]") {
+  const Tensor x = seq_input();
+  auto fn = [](const std::vector<Tensor>& in) {
+    const Tensor& v = in[0];
+    Tensor y = v(all, 0) * v(all, 1);
+    for (std::int64_t t = 2; t < 6; ++t) y = y + tanh(v(all, t)) * v(all, t - 2);
+    return y;
+  };
+  const GradcheckResult r = gradgradcheck(fn, {x});
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+TEST_CASE("tape: a slice leaves the user's output_gradients unchanged", "[tape][slice]") {
+  const Tensor x = seq_input();
+  GradientTape tape(true);
+  tape.watch(x);
+  const Tensor s = x(all, 1);
+  const Tensor w = full(s.shape(), 2.0, kFloat64), wx = full(x.shape(), 0.5, kFloat64);
+  const std::vector<double> w_before = values(w), wx_before = values(wx);
+  const std::uint64_t w_version = w.version(), wx_version = wx.version();
+  // the seed of s reaches the slice's gradient as g; the seed of x (a target too) is x's slot
+  const std::vector<Tensor> g = tape.gradient(std::vector<Tensor>{s, x, x(all, 3)}, {x}, {w, wx, Tensor()});
+  CHECK(values(w) == w_before);
+  CHECK(values(wx) == wx_before);
+  CHECK(w.version() == w_version);
+  CHECK(wx.version() == wx_version);
+  CHECK(g[0].storage() != wx.storage());
+  std::vector<double> expected(values(x).size(), 0.5);
+  for (std::int64_t b = 0; b < 3; ++b)
+    for (std::int64_t f = 0; f < 4; ++f) {
+      expected[static_cast<std::size_t>((b * 6 + 1) * 4 + f)] += 2.0;
+      expected[static_cast<std::size_t>((b * 6 + 3) * 4 + f)] += 1.0;
+    }
+  CHECK(close(g[0], expected, 0));
+  // a slice's result as the seed's own target: gradient of x(Slice(0, 2)) with the user's seed
+  const Tensor seed = full({2, 6, 4}, 3.0, kFloat64);
+  const Tensor gs = tape.gradient(x(Slice(0, 2)), x, seed);
+  CHECK(values(seed) == std::vector<double>(48, 3.0));
+  CHECK(close(gs(Slice(0, 2)), std::vector<double>(48, 3.0), 0));
+  CHECK(close(gs(2), std::vector<double>(24, 0.0), 0));
+}
+
+TEST_CASE("tape: slice gradients in float32, on every device, and under check_numerics", "[tape][slice]") {
+  std::vector<Device> devices{Device::cpu()};
+  if (cuda::is_available()) devices.push_back(Device::cuda(0));
+  const Tensor x64 = seq_input();
+  auto fn = [](const std::vector<Tensor>& in) {
+    Tensor y = in[0](all, 0);
+    for (std::int64_t t = 1; t < 6; ++t) y = y + sigmoid(in[0](all, t)) * in[0](all, t - 1);
+    return sum(y) + sum(in[1] * in[0](all, Slice(1, 6, 2)));
+  };
+  const std::vector<Tensor> ref = slice_grads(fn, {x64, full({3, 3, 4}, 0.25, kFloat64)}, false);
+  for (const Device& d : devices) {
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO(d.str() << " " << dtype_name(dt));
+      const std::vector<Tensor> in{x64.astype(dt).to(d), full({3, 3, 4}, 0.25, dt, d)};
+      const std::vector<Tensor> g = same_both_ways(fn, in);
+      CHECK(g[0].device() == d);
+      CHECK(g[0].dtype() == dt);
+      CHECK(close(g[0].to(Device::cpu()), values(ref[0]), dt == kFloat32 ? 1e-5 : 1e-12));
+      CHECK(close(g[1].to(Device::cpu()), values(ref[1]), dt == kFloat32 ? 1e-5 : 1e-12));
+    }
+    // a NaN gradient of a slice is named as the rule's was
+    const Tensor x = x64.astype(kFloat32).to(d);
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor s = x(all, Slice(2, 3));  // a slice alone (x(all, 2) reshapes it too)
+    CheckNumerics check;
+    const std::string msg = error_message(
+        [&] { tape.gradient(s, x, full(s.shape(), std::nan(""), kFloat32, d)); });
+    CHECK_THAT(msg, Contains("gradient of slice"));
+    CHECK_THAT(msg, Contains("[3, 6, 4]"));
+  }
 }

@@ -23,20 +23,6 @@ Tensor extremum_grad(const GradContext& c, const Tensor& g) {
   return where(mask, g.reshape(keep_shape) / count, 0.0);
 }
 
-Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
-  std::vector<Index> idx;
-  for (std::size_t i = 0; i < a.starts.size(); ++i) {
-    const std::int64_t len = out_shape[i], start = a.starts[i], step = a.steps[i];
-    if (len == 0) {
-      idx.emplace_back(Slice(0, 0));
-      continue;
-    }
-    const std::int64_t stop = start + len * step;
-    idx.emplace_back(stop < 0 ? Slice(start, none, step) : Slice(start, stop, step));
-  }
-  return g.index(idx);
-}
-
 template <OpId op>
 struct Rule {
   static_assert(!op_info(op).differentiable, "a differentiable op of ops.def has no gradient rule");
@@ -219,6 +205,20 @@ constexpr GradRule kRules[] = {
 static_assert(sizeof(kRules) / sizeof(kRules[0]) == kNumOps, "one gradient rule entry per op of ops.def");
 
 }  // namespace
+
+Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape) {
+  std::vector<Index> idx;
+  for (std::size_t i = 0; i < a.starts.size(); ++i) {
+    const std::int64_t len = out_shape[i], start = a.starts[i], step = a.steps[i];
+    if (len == 0) {
+      idx.emplace_back(Slice(0, 0));
+      continue;
+    }
+    const std::int64_t stop = start + len * step;
+    idx.emplace_back(stop < 0 ? Slice(start, none, step) : Slice(start, stop, step));
+  }
+  return g.index(idx);
+}
 
 const GradRule& grad_rule(OpId op) { return kRules[static_cast<std::size_t>(op)]; }
 

@@ -33,4 +33,8 @@ struct GradRule {
 
 const GradRule& grad_rule(OpId op);
 
+// The view of g at the slice (attrs.starts, attrs.steps) of out_shape: SliceScatter's gradient,
+// and where the tape adds a Slice's gradient into its input's.
+Tensor slice_of(const Tensor& g, const OpAttrs& a, const Shape& out_shape);
+
 }  // namespace tapeflow::detail
