@@ -472,15 +472,15 @@ TEST_CASE("recurrent layers: float64 gradcheck through time, in the input and th
     const auto r = gradcheck(f, {x});
     INFO(r.message);
     CHECK(r.ok);
-    // the steps and gates reach the gradient through one join (split_joined in layers.cpp);
-    // second derivatives go through it too
+    // the steps' and gates' slices add their gradients in place (the tape's Slice path);
+    // second derivatives take the functional path, recorded by the outer tape
     if (std::string(name) == "lstm_last" || std::string(name) == "gru_seq") {
       const auto r2 = gradgradcheck(f, {x});
       INFO(r2.message);
       CHECK(r2.ok);
     }
   }
-  // an LSTM's final c alone gives the last step's output gate no gradient: it joins as zeros
+  // an LSTM's final c alone gives the last step's output gate no gradient
   Made lstm_made = make("lstm_last");
   const auto lstm_layer = std::dynamic_pointer_cast<Recurrent>(lstm_made.layer);
   REQUIRE(lstm_layer);

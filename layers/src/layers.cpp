@@ -1269,55 +1269,6 @@ Tensor GlobalPooling1D::compute_mask(const Tensor&, const Tensor&) const { retur
 
 // ================================================================ recurrent layers
 
-namespace {
-// The pieces of x along `axis`, sizes[i] wide (no sizes: one per index, the axis dropped), views
-// as split() and x(all, t) give, but their gradients reach x through one concat (or stack) of
-// all of them. Each slice's own gradient would be x's full size (zeros, a scatter, then an add
-// into x's running sum): O(time^2) work for a recurrent layer's x @ kernel over its steps.
-// A scalar token, recorded before the pieces and an input of each, is what joins them: the
-// tape reaches it after every piece (it walks back in recording order), and each piece that
-// got a gradient gives the token a zero one, so the token's rule runs, once per gradient().
-// A piece that got none joins as zeros.
-std::vector<Tensor> split_joined(const Tensor& x, std::int64_t axis, std::vector<std::int64_t> sizes = {}) {
-  const auto axis_u = static_cast<std::size_t>(axis);
-  const bool drop = sizes.empty();
-  if (drop) sizes.assign(static_cast<std::size_t>(x.dim(axis)), 1);
-  auto grads = std::make_shared<std::vector<Tensor>>(sizes.size());
-  const Shape shape = x.shape();
-  const DType dtype = x.dtype();
-  const Device device = x.device();
-  const Tensor token = custom_op(
-      "split_joined", {x}, [&](const std::vector<Tensor>&) { return zeros({}, dtype, device); },
-      [=](const std::vector<Tensor>&, const Tensor&, const Tensor&) -> std::vector<Tensor> {
-        std::vector<Tensor> parts(grads->size());
-        parts.swap(*grads);
-        for (std::size_t i = 0; i < parts.size(); ++i) {
-          if (parts[i].defined()) continue;
-          Shape s = shape;
-          if (drop) s.erase(s.begin() + static_cast<std::ptrdiff_t>(axis_u));
-          else s[axis_u] = sizes[i];
-          parts[i] = zeros(s, dtype, device);
-        }
-        return {drop ? stack(parts, axis) : concat(parts, axis)};
-      });
-  std::vector<Tensor> pieces;
-  std::int64_t start = 0;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    std::vector<Index> idx(axis_u, Index(all));
-    if (drop) idx.emplace_back(start);
-    else idx.emplace_back(Slice(start, start + sizes[i]));
-    start += sizes[i];
-    pieces.push_back(custom_op(
-        "split_joined_piece", {x, token}, [&](const std::vector<Tensor>& in) { return in[0].index(idx); },
-        [grads, i, dtype, device](const std::vector<Tensor>&, const Tensor&, const Tensor& g) -> std::vector<Tensor> {
-          (*grads)[i] = g;
-          return {Tensor(), zeros({}, dtype, device)};
-        }));
-  }
-  return pieces;
-}
-}  // namespace
-
 Recurrent::Recurrent(std::string class_name, std::int64_t units, int gates, Activation activation,
                      RecurrentOptions options)
     : Layer(std::move(class_name), options.name),
@@ -1477,12 +1428,10 @@ Tensor Recurrent::run(const Tensor& x, bool training, const std::vector<Tensor>&
   std::vector<Tensor> outputs;
   // with a mask, Keras's output before the first real step is zeros (not the initial h)
   Tensor last = keep.defined() ? zeros({batch, units_}, xw.dtype(), xw.device()) : state[0];
-  // every step's [batch, gates * units] of xw, with one gradient for xw (see split_joined)
-  const std::vector<Tensor> xw_steps = split_joined(xw, 1);
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - s : s;
     const std::vector<Tensor> before = keep.defined() ? state : std::vector<Tensor>{};
-    Tensor out = step(xw_steps[static_cast<std::size_t>(t)], state, rec_mask);
+    Tensor out = step(xw(all, t), state, rec_mask);
     if (keep.defined()) {
       // a masked step keeps the states and repeats the previous output (or outputs zeros)
       const Tensor k = keep(all, Slice(t, t + 1));  // [batch, 1]
@@ -1523,11 +1472,10 @@ Tensor LSTM::initial_bias(const Shape& shape, Generator& gen) const {
 
 Tensor LSTM::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector<Tensor>& rec_mask) const {
   const Tensor z = xw + recurrent_matmul(state[0], 0, 4, rec_mask);
-  const std::vector<Tensor> g = split_joined(z, 1, std::vector<std::int64_t>(4, units_));
-  const Tensor i = activate(g[0], options_.recurrent_activation);
-  const Tensor f = activate(g[1], options_.recurrent_activation);
-  const Tensor o = activate(g[3], options_.recurrent_activation);
-  state[1] = f * state[1] + i * activate(g[2], activation_);
+  const Tensor i = activate(gate(z, 0), options_.recurrent_activation);
+  const Tensor f = activate(gate(z, 1), options_.recurrent_activation);
+  const Tensor o = activate(gate(z, 3), options_.recurrent_activation);
+  state[1] = f * state[1] + i * activate(gate(z, 2), activation_);
   state[0] = o * activate(state[1], activation_);
   return state[0];
 }
@@ -1543,22 +1491,19 @@ Tensor GRU::step(const Tensor& xw, std::vector<Tensor>& state, const std::vector
   const Tensor& h = state[0];
   Tensor hh;
   Tensor z, r;
-  const std::vector<Tensor> x_g = split_joined(xw, 1, std::vector<std::int64_t>(3, units_));
   if (options_.reset_after) {
     Tensor rec = recurrent_matmul(h, 0, 3, rec_mask);
     if (options_.use_bias) rec = rec + bias_(1);
-    const std::vector<Tensor> rec_g = split_joined(rec, 1, std::vector<std::int64_t>(3, units_));
-    z = activate(x_g[0] + rec_g[0], options_.recurrent_activation);
-    r = activate(x_g[1] + rec_g[1], options_.recurrent_activation);
-    hh = activate(x_g[2] + r * rec_g[2], activation_);
+    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
+    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
+    hh = activate(gate(xw, 2) + r * gate(rec, 2), activation_);
   } else {
     const Tensor rec = recurrent_matmul(h, 0, 2, rec_mask);
-    const std::vector<Tensor> rec_g = split_joined(rec, 1, {units_, units_});
-    z = activate(x_g[0] + rec_g[0], options_.recurrent_activation);
-    r = activate(x_g[1] + rec_g[1], options_.recurrent_activation);
+    z = activate(gate(xw, 0) + gate(rec, 0), options_.recurrent_activation);
+    r = activate(gate(xw, 1) + gate(rec, 1), options_.recurrent_activation);
     // the candidate's recurrent input: h through its dropout mask, then the reset gate
     const Tensor h_h = rec_mask.empty() ? h : h * rec_mask[2];
-    hh = activate(x_g[2] + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
+    hh = activate(gate(xw, 2) + matmul(r * h_h, gate(recurrent_kernel_, 2)), activation_);
   }
   // the state carried on is h itself, not its dropped copy
   state[0] = z * h + (1.0 - z) * hh;
