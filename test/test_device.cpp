@@ -512,6 +512,38 @@ TEST_CASE("device: optimizers and fit give the CPU's training run") {
   same_on_devices({x}, run, {2e-4, 2e-5});
 }
 
+TEST_CASE("device: an optimizer's moving averages and gradient accumulation give the CPU's run") {
+  note_skip();
+  std::mt19937 rng(19);
+  const Tensor x = random_tensor({64, 6}, kFloat32, rng);
+  const Tensor y = random_tensor({64}, kInt64, rng, 0, 2);
+  auto run = [&](const std::vector<Tensor>& in) {
+    const Device d = in[0].device();
+    Sequential model(Dense(8, "relu"), Dense(3, "softmax"));
+    model.set_seed(6);
+    model.set_device(d);
+    optimizers::AdamOptions o;
+    o.learning_rate = 0.01;
+    o.use_ema = true;
+    o.ema_momentum = 0.7;
+    o.gradient_accumulation_steps = 2;
+    model.compile(std::make_shared<optimizers::Adam>(o), "sparse_categorical_crossentropy");
+    FitOptions fit;
+    fit.epochs = 2;
+    fit.batch_size = 16;
+    fit.verbose = 0;
+    fit.shuffle = false;
+    model.fit(x, y, fit);  // ends with the averages as the weights
+    std::vector<Tensor> parts;
+    for (const auto& w : model.weights()) {
+      CHECK(w.device() == d);
+      parts.push_back(w.reshape({-1}).astype(kFloat64));
+    }
+    return concat(parts, 0);
+  };
+  same_on_devices({x}, run, {2e-5, 2e-6});
+}
+
 TEST_CASE("device: weights saved from a device load bit-exactly on the CPU") {
   note_skip();
   for (const Device& d : other_devices()) {

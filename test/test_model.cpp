@@ -1432,3 +1432,32 @@ TEST_CASE("TimeseriesDataset cuts Keras's sliding windows and trains an LSTM", "
                                "sequence of 7 rows 3 apart");
   CHECK_THROWS_AS(ds.get_batch(2), IndexError);
 }
+
+TEST_CASE("fit with an optimizer's use_ema ends with the moving averages as the weights, as Keras") {
+  const Data train = blobs(200, 1);
+  optimizers::AdamOptions o;
+  o.learning_rate = 0.01;
+  o.use_ema = true;
+  o.ema_momentum = 0.8;
+  auto adam = std::make_shared<optimizers::Adam>(o);
+  Sequential model = small_model();
+  model.compile(adam, "sparse_categorical_crossentropy", {"accuracy"});
+  std::vector<Tensor> seen_at_end;
+  auto cb = std::make_shared<callbacks::LambdaCallback>();
+  cb->train_end = [&](const Logs&) {
+    for (const auto& w : model.trainable_weights()) seen_at_end.push_back(w.clone());
+  };
+  FitOptions f = quiet(6);
+  f.callbacks = {cb};
+  model.fit(train.x, train.y, f);
+  const auto ws = model.trainable_weights();
+  REQUIRE(seen_at_end.size() == ws.size());
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    INFO(ws[i].name());
+    const Tensor average = adam->get_slot(ws[i], "average");
+    REQUIRE(average.defined());
+    CHECK(same_bytes(ws[i], average));
+    CHECK(same_bytes(seen_at_end[i], average));  // already in place when on_train_end runs
+  }
+  CHECK(model.evaluate(train.x, train.y, 64, 0).at("accuracy") >= 0.9);
+}

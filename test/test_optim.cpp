@@ -168,6 +168,52 @@ std::map<std::string, std::function<std::unique_ptr<opt::Optimizer>()>> golden_f
     o.weight_decay = 0.05;
     return std::make_unique<opt::Ftrl>(o);
   };
+  const auto sgd_ema = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.use_ema = true;
+    o.ema_momentum = 0.9;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["sgd_ema"] = sgd_ema;
+  f["sgd_ema_missing_grad"] = sgd_ema;
+  f["adam_ema_overwrite"] = [] {
+    opt::AdamOptions o;
+    o.learning_rate = 0.01;
+    o.use_ema = true;
+    o.ema_momentum = 0.8;
+    o.ema_overwrite_frequency = 2;
+    return std::make_unique<opt::Adam>(o);
+  };
+  f["sgd_accumulate"] = [] {
+    opt::SGDOptions o;
+    o.learning_rate = 0.1;
+    o.momentum = 0.9;
+    o.gradient_accumulation_steps = 2;
+    return std::make_unique<opt::SGD>(o);
+  };
+  f["adam_accumulate"] = [] {
+    opt::AdamOptions o;
+    o.learning_rate = 0.01;
+    o.gradient_accumulation_steps = 2;
+    return std::make_unique<opt::Adam>(o);
+  };
+  f["adam_accumulate_schedule_clipnorm"] = [] {
+    opt::AdamOptions o;
+    o.learning_rate = sch::ExponentialDecay(0.01, 2, 0.5);
+    o.gradient_accumulation_steps = 2;
+    o.clipnorm = 1.0;
+    return std::make_unique<opt::Adam>(o);
+  };
+  f["adamw_accumulate_ema"] = [] {
+    opt::AdamWOptions o;
+    o.learning_rate = 0.05;
+    o.weight_decay = 0.1;
+    o.gradient_accumulation_steps = 3;
+    o.use_ema = true;
+    o.ema_momentum = 0.5;
+    return std::make_unique<opt::AdamW>(o);
+  };
   return f;
 }
 
@@ -206,10 +252,23 @@ TEST_CASE("each optimizer follows Keras's golden trajectory in float64", "[optim
       Tensor gw = f64(optim_golden::kGradW[step], {2, 3});
       Tensor gb = step == c.missing_b_step ? Tensor() : f64(optim_golden::kGradB[step], {3});
       o->apply_gradients({gw, gb}, {w, b});
-      CHECK(o->iterations() == step + 1);
+      CHECK(o->micro_steps() == step + 1);
+      const std::int64_t accumulate = o->options().gradient_accumulation_steps;
+      CHECK(o->iterations() == (accumulate > 0 ? (step + 1) / accumulate : step + 1));
       CHECK(w.dtype() == kFloat64);
       CHECK(max_rel_err(w, c.w[step]) < 1e-12);
       CHECK(max_rel_err(b, c.b[step]) < 1e-12);
+    }
+    for (const auto& e : optim_golden::kEmaAverages) {
+      if (std::string(e.name) != c.name) continue;
+      REQUIRE(o->get_slot(w, "average").defined());
+      CHECK(max_rel_err(o->get_slot(w, "average"), e.w) < 1e-12);
+      CHECK(max_rel_err(o->get_slot(b, "average"), e.b) < 1e-12);
+      // finalize_variable_values: the averages become the variables
+      const auto aw = o->get_slot(w, "average").to_vector<double>(), ab = o->get_slot(b, "average").to_vector<double>();
+      o->finalize_variable_values({w, b});
+      CHECK(w.to_vector<double>() == aw);
+      CHECK(b.to_vector<double>() == ab);
     }
   }
   CHECK(seen.size() == factories.size());  // every C++ case has golden values
@@ -222,6 +281,14 @@ TEST_CASE("schedules match Keras's values", "[optim][schedules]") {
   s["cosine"] = sch::CosineDecay(0.1, 10);
   s["cosine_alpha"] = sch::CosineDecay(0.1, 10, 0.2);
   s["cosine_warmup"] = sch::CosineDecay(0.0, 10, 0.1, 0.1, 5);
+  s["piecewise"] = sch::PiecewiseConstantDecay({2, 5, 10}, {0.1, 0.05, 0.02, 0.001});
+  s["polynomial"] = sch::PolynomialDecay(0.1, 10);  // Keras's end_learning_rate 0.0001
+  s["polynomial_power_cycle"] = sch::PolynomialDecay(0.1, 4, 0.01, 2.0, true);
+  s["inverse_time"] = sch::InverseTimeDecay(0.1, 4, 0.5);
+  s["inverse_time_staircase"] = sch::InverseTimeDecay(0.1, 4, 0.5, true);
+  s["cosine_restarts"] = sch::CosineDecayRestarts(0.1, 3);
+  s["cosine_restarts_options"] = sch::CosineDecayRestarts(0.1, 4, 1.0, 0.5, 0.1);
+  s["cosine_restarts_t_mul_1_5"] = sch::CosineDecayRestarts(0.1, 2, 1.5, 0.9);
   REQUIRE(std::size(optim_golden::kSchedules) == s.size());
   for (const auto& c : optim_golden::kSchedules) {
     INFO("schedule " << c.name);
@@ -238,6 +305,25 @@ TEST_CASE("schedules match Keras's values", "[optim][schedules]") {
   CHECK(sch::CosineDecay(1.0, 100, 0.1)(1000) == Approx(0.1));
   CHECK_THROWS_AS(sch::ExponentialDecay(0.1, 0, 0.5), ValueError);
   CHECK_THROWS_AS(sch::CosineDecay(0.1, -1), ValueError);
+  // By hand: the boundaries belong to the range below them; a polynomial's end and power 2;
+  // 1 / (1 + 0.5 * 6 / 4); the restarts (first period 3 steps, then 6: step 3 starts again at
+  // the top, step 6 is the second period's midpoint).
+  CHECK(sch::PiecewiseConstantDecay({2, 5}, {3.0, 2.0, 1.0})(2) == 3.0);
+  CHECK(sch::PiecewiseConstantDecay({2, 5}, {3.0, 2.0, 1.0})(3) == 2.0);
+  CHECK(sch::PiecewiseConstantDecay({2, 5}, {3.0, 2.0, 1.0})(6) == 1.0);
+  CHECK(sch::PolynomialDecay(1.0, 10, 0.0, 2.0)(5) == Approx(0.25));
+  CHECK(sch::PolynomialDecay(1.0, 10, 0.1)(50) == Approx(0.1));
+  CHECK(sch::PolynomialDecay(1.0, 10, 0.0, 1.0, true)(15) == Approx(0.25));  // decay_steps 20 now
+  CHECK(sch::InverseTimeDecay(1.0, 4, 0.5)(6) == Approx(1.0 / 1.75));
+  CHECK(sch::CosineDecayRestarts(1.0, 3)(3) == Approx(1.0));
+  CHECK(sch::CosineDecayRestarts(1.0, 3)(6) == Approx(0.5));
+  CHECK(sch::CosineDecayRestarts(1.0, 3, 2.0, 0.5)(3) == Approx(0.5));
+  CHECK_THROWS_WITH(sch::PiecewiseConstantDecay({2, 5}, {1.0, 2.0}),
+                    Catch::Contains("PiecewiseConstantDecay") && Catch::Contains("2 boundaries and 2 values"));
+  CHECK_THROWS_WITH(sch::PiecewiseConstantDecay({5, 2}, {1.0, 2.0, 3.0}), Catch::Contains("boundaries must increase"));
+  CHECK_THROWS_AS(sch::PolynomialDecay(0.1, 0), ValueError);
+  CHECK_THROWS_AS(sch::InverseTimeDecay(0.1, -2, 0.5), ValueError);
+  CHECK_THROWS_WITH(sch::CosineDecayRestarts(0.1, 0), Catch::Contains("first_decay_steps must be > 0, got 0"));
 }
 
 TEST_CASE("learning_rate() follows the schedule at iterations()", "[optim][schedules]") {
@@ -744,4 +830,111 @@ TEST_CASE("NaN clipping and weight_decay options are rejected, naming the option
   opt::SGDOptions negative;
   negative.clipvalue = -1;
   CHECK_THROWS_WITH(opt::SGD(negative), "SGD: clipvalue must be >= 0, got -1");
+}
+
+TEST_CASE("gradient accumulation by hand: the mean gradient every N calls, iterations() counts updates", "[optim]") {
+  opt::SGDOptions so;
+  so.learning_rate = 0.5;
+  so.gradient_accumulation_steps = 3;
+  opt::SGD sgd(so);
+  Variable w(tensor<double>({1.0, 2.0}), "w");
+  const std::vector<std::vector<double>> g = {{1, 2}, {3, 4}, {5, 9}, {1, 1}};
+  sgd.apply_gradients({tensor<double>(g[0])}, {w});
+  sgd.apply_gradients({tensor<double>(g[1])}, {w});
+  CHECK(w.to_vector<double>() == std::vector<double>{1.0, 2.0});  // nothing written yet
+  CHECK(sgd.iterations() == 0);
+  CHECK(sgd.micro_steps() == 2);
+  CHECK(sgd.get_slot(w, "gradient_accumulator").to_vector<double>() == std::vector<double>{4, 6});
+  sgd.apply_gradients({tensor<double>(g[2])}, {w});
+  // w - 0.5 * mean(g): (1 + 3 + 5) / 3 = 3, (2 + 4 + 9) / 3 = 5
+  CHECK(w.to_vector<double>() == std::vector<double>{1.0 - 1.5, 2.0 - 2.5});
+  CHECK(sgd.iterations() == 1);
+  CHECK(sgd.micro_steps() == 3);
+  CHECK(sgd.get_slot(w, "gradient_accumulator").to_vector<double>() == std::vector<double>{0, 0});
+  sgd.apply_gradients({tensor<double>(g[3])}, {w});
+  CHECK(sgd.get_slot(w, "gradient_accumulator").to_vector<double>() == std::vector<double>{1, 1});
+  CHECK(sgd.state_slot_names() == std::vector<std::string>{"gradient_accumulator"});
+}
+
+TEST_CASE("use_ema by hand: the average starts at the variable, then m * avg + (1 - m) * var", "[optim]") {
+  opt::SGDOptions so;
+  so.learning_rate = 1.0;
+  so.use_ema = true;
+  so.ema_momentum = 0.75;
+  so.ema_overwrite_frequency = 3;
+  opt::SGD sgd(so);
+  Variable w(tensor<double>({0.0}), "w");
+  sgd.apply_gradients({tensor<double>({-4.0})}, {w});  // w = 4; average = 4 (m = 0 on step 1)
+  CHECK(sgd.get_slot(w, "average").item<double>() == 4.0);
+  sgd.apply_gradients({tensor<double>({-8.0})}, {w});  // w = 12; average = 0.75 * 4 + 0.25 * 12 = 6
+  CHECK(w.item<double>() == 12.0);
+  CHECK(sgd.get_slot(w, "average").item<double>() == 6.0);
+  sgd.apply_gradients({tensor<double>({-4.0})}, {w});  // w = 16; average = 4.5 + 4 = 8.5; step 3 overwrites
+  CHECK(sgd.get_slot(w, "average").item<double>() == 8.5);
+  CHECK(w.item<double>() == 8.5);
+  // without use_ema, finalize_variable_values does nothing
+  opt::SGD plain(1.0);
+  Variable v(tensor<double>({1.0}), "v");
+  plain.apply_gradients({tensor<double>({1.0})}, {v});
+  plain.finalize_variable_values({v});
+  CHECK(v.item<double>() == 0.0);
+  CHECK_FALSE(plain.get_slot(v, "average").defined());
+}
+
+TEST_CASE("use_ema and gradient accumulation: get_state / set_state resume bitwise mid-accumulation", "[optim]") {
+  const auto make = [] {
+    opt::AdamOptions o;
+    o.learning_rate = 0.05;
+    o.use_ema = true;
+    o.ema_momentum = 0.6;
+    o.gradient_accumulation_steps = 2;
+    return std::make_unique<opt::Adam>(o);
+  };
+  const auto grad = [](int k) { return tensor<double>({0.3 * k - 1.0, 0.5 + 0.1 * k, -0.7 * k}); };
+  auto a = make();
+  Variable wa(tensor<double>({1.0, -2.0, 0.5}), "w");
+  for (int k = 0; k < 3; ++k) a->apply_gradients({grad(k)}, {wa});  // one update, one call accumulated
+  CHECK(a->state_slot_names() == std::vector<std::string>{"m", "v", "average", "gradient_accumulator"});
+  const opt::OptimizerState state = a->get_state({wa});
+  CHECK(state.iterations == 3);
+  CHECK(state.slots.size() == 4);
+  auto b = make();
+  Variable wb(wa.clone(), "w");
+  b->set_state(state, {wb});
+  CHECK(b->iterations() == 1);
+  CHECK(b->micro_steps() == 3);
+  for (int k = 3; k < 6; ++k) {
+    a->apply_gradients({grad(k)}, {wa});
+    b->apply_gradients({grad(k)}, {wb});
+  }
+  CHECK(wa.to_vector<double>() == wb.to_vector<double>());
+  CHECK(a->get_slot(wa, "average").to_vector<double>() == b->get_slot(wb, "average").to_vector<double>());
+  // a state without the accumulators is refused, naming the slot
+  opt::AdamOptions plain;
+  plain.learning_rate = 0.05;
+  opt::Adam c(plain);
+  Variable wc(wa.clone(), "w");
+  c.apply_gradients({grad(0)}, {wc});
+  CHECK_THROWS_WITH(b->set_state(c.get_state({wc}), {wb}), Catch::Contains("slot 'average' of variable 'w' is missing"));
+  // a moving average not made yet is exported as the variable itself
+  auto fresh = make();
+  Variable wf(tensor<double>({3.0, 4.0, 5.0}), "w");
+  const opt::OptimizerState s0 = fresh->get_state({wf});
+  CHECK(s0.slots[2].first == "w/average");
+  CHECK(s0.slots[2].second.to_vector<double>() == std::vector<double>{3.0, 4.0, 5.0});
+}
+
+TEST_CASE("use_ema and gradient_accumulation_steps: invalid values raise ValueError naming them", "[optim]") {
+  opt::SGDOptions ema;
+  ema.use_ema = true;
+  ema.ema_momentum = 1.5;
+  CHECK_THROWS_WITH(opt::SGD(ema), "SGD: ema_momentum must be in [0, 1], got 1.5");
+  opt::SGDOptions freq;
+  freq.ema_overwrite_frequency = -1;
+  CHECK_THROWS_WITH(opt::SGD(freq), Catch::Contains("ema_overwrite_frequency must be >= 1, or 0 for none, got -1"));
+  for (std::int64_t bad : {std::int64_t{1}, std::int64_t{-2}}) {
+    opt::AdamOptions acc;
+    acc.gradient_accumulation_steps = bad;
+    CHECK_THROWS_WITH(opt::Adam(acc), Catch::Contains("Adam: gradient_accumulation_steps must be >= 2"));
+  }
 }

@@ -1056,6 +1056,8 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
     for (const auto& [k, v] : logs) history_.history[k].push_back(v);
     for (const auto& cb : options.callbacks) cb->on_epoch_end(epoch, logs);
   }
+  // Keras: the optimizer's moving averages (use_ema) go into the weights before on_train_end
+  if (options.epochs > 0) optimizer_->finalize_variable_values(trainable_weights());
   for (const auto& cb : options.callbacks) cb->on_train_end(logs);
   return history_;
 }

@@ -97,9 +97,101 @@ double CosineDecay::operator()(std::int64_t step) const {
   return decay(clamped - warmup, *warmup_target);
 }
 
+PiecewiseConstantDecay::PiecewiseConstantDecay(std::vector<std::int64_t> boundaries_, std::vector<double> values_)
+    : boundaries(std::move(boundaries_)), values(std::move(values_)) {
+  if (boundaries.empty() || values.size() != boundaries.size() + 1) {
+    throw ValueError(fmt::format("PiecewiseConstantDecay: needs one value more than boundaries (and a boundary at "
+                                 "least), got {} boundaries and {} values",
+                                 boundaries.size(), values.size()));
+  }
+  for (std::size_t i = 1; i < boundaries.size(); ++i) {
+    if (boundaries[i] <= boundaries[i - 1]) {
+      throw ValueError(fmt::format("PiecewiseConstantDecay: boundaries must increase, got [{}]",
+                                   fmt::join(boundaries, ", ")));
+    }
+  }
+}
+
+double PiecewiseConstantDecay::operator()(std::int64_t step) const {
+  // the first boundary at or above the step: Keras's ranges are (low, high]
+  const auto it = std::lower_bound(boundaries.begin(), boundaries.end(), step);
+  return values[static_cast<std::size_t>(it - boundaries.begin())];
+}
+
+PolynomialDecay::PolynomialDecay(double initial_learning_rate_, std::int64_t decay_steps_, double end_learning_rate_,
+                                 double power_, bool cycle_)
+    : initial_learning_rate(initial_learning_rate_),
+      decay_steps(decay_steps_),
+      end_learning_rate(end_learning_rate_),
+      power(power_),
+      cycle(cycle_) {
+  if (decay_steps <= 0) throw ValueError(fmt::format("PolynomialDecay: decay_steps must be > 0, got {}", decay_steps));
+}
+
+double PolynomialDecay::operator()(std::int64_t step) const {
+  double s = static_cast<double>(step);
+  double steps = static_cast<double>(decay_steps);
+  if (cycle) {
+    steps *= step == 0 ? 1.0 : std::ceil(s / static_cast<double>(decay_steps));
+  } else {
+    s = std::min(s, steps);
+  }
+  return (initial_learning_rate - end_learning_rate) * std::pow(1 - s / steps, power) + end_learning_rate;
+}
+
+InverseTimeDecay::InverseTimeDecay(double initial_learning_rate_, std::int64_t decay_steps_, double decay_rate_,
+                                   bool staircase_)
+    : initial_learning_rate(initial_learning_rate_),
+      decay_steps(decay_steps_),
+      decay_rate(decay_rate_),
+      staircase(staircase_) {
+  if (decay_steps <= 0) throw ValueError(fmt::format("InverseTimeDecay: decay_steps must be > 0, got {}", decay_steps));
+}
+
+double InverseTimeDecay::operator()(std::int64_t step) const {
+  double p = static_cast<double>(step) / static_cast<double>(decay_steps);
+  if (staircase) p = std::floor(p);
+  return initial_learning_rate / (1 + decay_rate * p);
+}
+
+CosineDecayRestarts::CosineDecayRestarts(double initial_learning_rate_, std::int64_t first_decay_steps_, double t_mul_,
+                                         double m_mul_, double alpha_)
+    : initial_learning_rate(initial_learning_rate_),
+      first_decay_steps(first_decay_steps_),
+      t_mul(t_mul_),
+      m_mul(m_mul_),
+      alpha(alpha_) {
+  if (first_decay_steps <= 0) {
+    throw ValueError(fmt::format("CosineDecayRestarts: first_decay_steps must be > 0, got {}", first_decay_steps));
+  }
+  if (!(t_mul > 0)) throw ValueError(fmt::format("CosineDecayRestarts: t_mul must be > 0, got {}", t_mul));
+}
+
+double CosineDecayRestarts::operator()(std::int64_t step) const {
+  const double pi = 3.14159265358979323846;
+  double fraction = static_cast<double>(step) / static_cast<double>(first_decay_steps);
+  double restart;  // which period the step is in, and fraction the part of it done (Keras's formulas)
+  if (t_mul == 1.0) {
+    restart = std::floor(fraction);
+    fraction -= restart;
+  } else {
+    restart = std::floor(std::log(1.0 - fraction * (1.0 - t_mul)) / std::log(t_mul));
+    const double done = (1.0 - std::pow(t_mul, restart)) / (1.0 - t_mul);
+    fraction = (fraction - done) / std::pow(t_mul, restart);
+  }
+  const double cosine = 0.5 * std::pow(m_mul, restart) * (1.0 + std::cos(pi * fraction));
+  return initial_learning_rate * ((1 - alpha) * cosine + alpha);
+}
+
 }  // namespace schedules
 
 // ---------------------------------------------------------------- Optimizer
+
+namespace {
+// the base's own slots (Keras's optimizer variables "average" and "gradient_accumulator")
+const std::string kAverage = "average";
+const std::string kAccumulator = "gradient_accumulator";
+}  // namespace
 
 Optimizer::Optimizer(std::string name, LearningRate learning_rate, OptimizerOptions options)
     : name_(std::move(name)), learning_rate_(std::move(learning_rate)), options_(options) {
@@ -116,6 +208,17 @@ Optimizer::Optimizer(std::string name, LearningRate learning_rate, OptimizerOpti
                                                          {"weight_decay", options_.weight_decay}};
   for (const auto& [what, value] : non_negative) {
     if (!(value >= 0)) throw ValueError(fmt::format("{}: {} must be >= 0, got {}", name_, what, value));
+  }
+  if (options_.use_ema && !(options_.ema_momentum >= 0 && options_.ema_momentum <= 1)) {
+    throw ValueError(fmt::format("{}: ema_momentum must be in [0, 1], got {}", name_, options_.ema_momentum));
+  }
+  if (options_.ema_overwrite_frequency < 0) {
+    throw ValueError(fmt::format("{}: ema_overwrite_frequency must be >= 1, or 0 for none, got {}", name_,
+                                 options_.ema_overwrite_frequency));
+  }
+  if (options_.gradient_accumulation_steps < 0 || options_.gradient_accumulation_steps == 1) {
+    throw ValueError(fmt::format("{}: gradient_accumulation_steps must be >= 2, or 0 for none, got {}", name_,
+                                 options_.gradient_accumulation_steps));
   }
   if (!learning_rate_.is_schedule() && !(learning_rate_(0) >= 0)) {
     throw ValueError(fmt::format("{}: learning_rate must be >= 0, got {}", name_, learning_rate_(0)));
@@ -170,6 +273,46 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
 
   NoRecording no_tape;
   const OptimizerOptions& o = options_;
+  // Gradient accumulation (Keras's _backend_apply_gradients): every call but each
+  // gradient_accumulation_steps-th adds into the accumulators and changes no variable; that one
+  // updates with the mean and clears them all.
+  const std::int64_t accumulate = o.gradient_accumulation_steps;
+  const bool update = accumulate == 0 || (iterations_ + 1) % accumulate == 0;
+  if (accumulate > 0) {
+    for (std::size_t i = 0; i < live_vars.size(); ++i) {
+      Tensor& acc = slot(live_vars[i], kAccumulator);
+      if (update) {
+        live_grads[i] = (live_grads[i] + acc) / static_cast<double>(accumulate);
+      } else {
+        acc = (acc + live_grads[i]).astype(acc.dtype());
+      }
+    }
+    if (update) {
+      for (const Variable& v : variables) {
+        Tensor acc = get_slot(v, kAccumulator);
+        if (acc.defined()) slots_[v.id()][kAccumulator] = zeros_like(acc);
+      }
+    }
+  }
+  if (update) apply_update(live_grads, live_vars);
+
+  if (o.use_ema) {
+    // Keras: m = 0 on the first step (iterations() == 0), so the average starts at the
+    // variable; a variable first seen later starts at its value too (Keras's would start at 0).
+    const double m = iterations() == 0 ? 0.0 : o.ema_momentum;
+    const bool overwrite = o.ema_overwrite_frequency > 0 && (iterations() + 1) % o.ema_overwrite_frequency == 0;
+    for (Variable v : variables) {
+      if (!is_floating(v.dtype())) continue;
+      Tensor& average = slots_[v.id()][kAverage];
+      average = average.defined() ? (average * m + v * (1 - m)).astype(v.dtype()) : v.clone();
+      if (overwrite) v.assign(average);
+    }
+  }
+  ++iterations_;
+}
+
+void Optimizer::apply_update(std::vector<Tensor>& live_grads, std::vector<Variable>& live_vars) {
+  const OptimizerOptions& o = options_;
   if (o.clipnorm > 0) {
     for (Tensor& g : live_grads) g = g * o.clipnorm / maximum(sqrt(sum(square(g))), o.clipnorm);
   } else if (o.global_clipnorm > 0) {
@@ -190,7 +333,23 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
     if (o.weight_decay > 0) live_vars[i].assign_sub(live_vars[i] * o.weight_decay * lr);
     update_step(live_grads[i], live_vars[i], lr);
   }
-  ++iterations_;
+}
+
+void Optimizer::finalize_variable_values(const std::vector<Variable>& variables) {
+  if (!options_.use_ema) return;
+  NoRecording no_tape;
+  for (Variable v : variables) {
+    if (!v.defined()) continue;
+    const Tensor average = get_slot(v, kAverage);
+    if (average.defined()) v.assign(average);
+  }
+}
+
+std::vector<std::string> Optimizer::state_slot_names() const {
+  std::vector<std::string> names = slot_names();
+  if (options_.use_ema) names.push_back(kAverage);
+  if (options_.gradient_accumulation_steps > 0) names.push_back(kAccumulator);
+  return names;
 }
 
 Tensor Optimizer::get_slot(const Tensor& variable, const std::string& slot) const {
@@ -222,7 +381,7 @@ void check_state_variables(const std::string& optimizer, const char* method, con
 
 OptimizerState Optimizer::get_state(const std::vector<Variable>& variables) const {
   check_state_variables(name_, "get_state", variables);
-  const std::vector<std::string> declared = slot_names();
+  const std::vector<std::string> declared = state_slot_names();
   OptimizerState state;
   state.iterations = iterations_;
   if (!learning_rate_.is_schedule()) state.learning_rate = learning_rate_(0);
@@ -232,16 +391,18 @@ OptimizerState Optimizer::get_state(const std::vector<Variable>& variables) cons
     if (it != slots_.end()) {
       for (const auto& [slot, t] : it->second) {
         if (std::find(declared.begin(), declared.end(), slot) == declared.end()) {
-          throw ValueError(fmt::format("{}: get_state: variable '{}' has a slot '{}' that slot_names() does not "
-                                       "declare [{}]",
+          throw ValueError(fmt::format("{}: get_state: variable '{}' has a slot '{}' that state_slot_names() "
+                                       "does not declare [{}]",
                                        name_, v.name(), slot, fmt::join(declared, ", ")));
         }
       }
     }
     for (const auto& slot : declared) {
       const Tensor t = get_slot(v, slot);
-      // a slot starts from slot_initial_value() (slot()), so that value restores a slot not made yet
-      state.slots.emplace_back(v.name() + "/" + slot, t.defined() ? t.clone() : full_like(v, slot_initial_value(slot)));
+      // a slot starts from slot_initial_value() (slot()), so that value restores a slot not made
+      // yet; a moving average from the variable
+      Tensor value = t.defined() ? t.clone() : slot == kAverage ? v.clone() : full_like(v, slot_initial_value(slot));
+      state.slots.emplace_back(v.name() + "/" + slot, std::move(value));
     }
   }
   return state;
@@ -262,7 +423,7 @@ void Optimizer::set_state(const OptimizerState& state, const std::vector<Variabl
     }
   }
   // Check everything first, so that a bad state changes nothing.
-  const std::vector<std::string> declared = slot_names();
+  const std::vector<std::string> declared = state_slot_names();
   for (const Variable& v : variables) {
     for (const auto& slot : declared) {
       const std::string key = v.name() + "/" + slot;

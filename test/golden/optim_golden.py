@@ -18,6 +18,9 @@ and global_clipnorm cases (within 5e-15 relative: the norms are summed in anothe
 AdamW's (within 6e-16) and Ftrl's (within 7e-15: TensorFlow's pow differs from the C library's
 in the last bit; Keras's Ftrl formulas in NumPy with math.pow agree with the C++ bitwise). The Nadam cases check Keras's float32 rounding of the 0.96 of its
 update_step (0.9599999785423279 in float64; its running product uses 0.96), which the C++ copies.
+The use_ema cases also record the moving averages after the last step (kEmaAverages); every
+optimizer is built with both variables first, as a model's fit builds it with all of its
+trainable weights (so an EMA covers b on a step where b's gradient is missing).
 """
 import os
 import sys
@@ -104,7 +107,23 @@ CASES = {
                                            l2_regularization_strength=F(0.0),
                                            l2_shrinkage_regularization_strength=F(0.0), beta=F(0.0),
                                            weight_decay=F(0.05)), -1),
+    # Keras 3's base-optimizer options: moving averages (use_ema) and gradient accumulation,
+    # alone and with a schedule, clipping, weight decay and a missing gradient.
+    "sgd_ema": (lambda: opt.SGD(learning_rate=F(0.1), use_ema=True, ema_momentum=F(0.9)), -1),
+    "sgd_ema_missing_grad": (lambda: opt.SGD(learning_rate=F(0.1), use_ema=True, ema_momentum=F(0.9)), 2),
+    "adam_ema_overwrite": (lambda: opt.Adam(learning_rate=F(0.01), use_ema=True, ema_momentum=F(0.8),
+                                            ema_overwrite_frequency=2, **ADAM_DEFAULTS), -1),
+    "sgd_accumulate": (lambda: opt.SGD(learning_rate=F(0.1), momentum=F(0.9), gradient_accumulation_steps=2), -1),
+    "adam_accumulate": (lambda: opt.Adam(learning_rate=F(0.01), gradient_accumulation_steps=2, **ADAM_DEFAULTS), -1),
+    "adam_accumulate_schedule_clipnorm": (
+        lambda: opt.Adam(learning_rate=sched.ExponentialDecay(F(0.01), 2, F(0.5)), gradient_accumulation_steps=2,
+                         clipnorm=F(1.0), **ADAM_DEFAULTS), -1),
+    "adamw_accumulate_ema": (lambda: opt.AdamW(learning_rate=F(0.05), weight_decay=F(0.1), gradient_accumulation_steps=3,
+                                               use_ema=True, ema_momentum=F(0.5), **ADAM_DEFAULTS), -1),
 }
+
+# The EMA cases' moving averages after the last step.
+EMA_CASES = ["sgd_ema", "sgd_ema_missing_grad", "adam_ema_overwrite", "adamw_accumulate_ema"]
 
 # Schedules evaluated at SCHEDULE_STEPS: name -> schedule.
 SCHEDULE_STEPS = [0, 1, 2, 3, 5, 10, 25]
@@ -114,13 +133,26 @@ SCHEDULES = {
     "cosine": sched.CosineDecay(np.float64(0.1), 10),
     "cosine_alpha": sched.CosineDecay(np.float64(0.1), 10, alpha=0.2),
     "cosine_warmup": sched.CosineDecay(np.float64(0.0), 10, alpha=0.1, warmup_target=np.float64(0.1), warmup_steps=5),
+    # np.float64 throughout: Keras casts a Python float through float32
+    "piecewise": sched.PiecewiseConstantDecay([2, 5, 10], [F(0.1), F(0.05), F(0.02), F(0.001)]),
+    "polynomial": sched.PolynomialDecay(F(0.1), 10, end_learning_rate=F(0.0001)),
+    "polynomial_power_cycle": sched.PolynomialDecay(F(0.1), 4, end_learning_rate=F(0.01), power=F(2.0), cycle=True),
+    "inverse_time": sched.InverseTimeDecay(F(0.1), 4, F(0.5)),
+    "inverse_time_staircase": sched.InverseTimeDecay(F(0.1), 4, F(0.5), staircase=True),
+    "cosine_restarts": sched.CosineDecayRestarts(F(0.1), 3),
+    "cosine_restarts_options": sched.CosineDecayRestarts(F(0.1), 4, t_mul=F(1.0), m_mul=F(0.5), alpha=F(0.1)),
+    "cosine_restarts_t_mul_1_5": sched.CosineDecayRestarts(F(0.1), 2, t_mul=F(1.5), m_mul=F(0.9)),
 }
 
 
-def run(make, missing_b_step):
+AVERAGES = {}  # EMA case -> (w average, b average) after the last step
+
+
+def run(make, missing_b_step, name=""):
     w = keras.Variable(W0.copy(), dtype="float64", name="w")
     b = keras.Variable(B0.copy(), dtype="float64", name="b")
     o = make()
+    o.build([w, b])  # both variables, though b's first gradient may be missing
     ws, bs = [], []
     for step in range(STEPS):
         gw = tf.constant(GRAD_W[step], dtype=tf.float64)
@@ -129,6 +161,9 @@ def run(make, missing_b_step):
         ws.append(np.array(w.numpy(), dtype=np.float64))
         bs.append(np.array(b.numpy(), dtype=np.float64))
         assert w.dtype == "float64" and b.dtype == "float64"
+    if name in EMA_CASES:
+        avg = o._model_variables_moving_average
+        AVERAGES[name] = (np.array(avg[0].numpy()), np.array(avg[1].numpy()))
     return np.stack(ws), np.stack(bs)
 
 
@@ -160,9 +195,19 @@ def main():
         "inline constexpr Case kCases[] = {",
     ]
     for name, (make, missing) in CASES.items():
-        ws, bs = run(make, missing)
+        ws, bs = run(make, missing, name)
         out.append('    {"%s", %d, {%s}, {%s}},' % (
             name, missing, ", ".join(arr(x) for x in ws), ", ".join(arr(x) for x in bs)))
+    out += ["};", ""]
+    out.append("struct EmaCase {")
+    out.append("  const char* name;")
+    out.append("  double w[6];  // the moving averages after the last step")
+    out.append("  double b[3];")
+    out.append("};")
+    out.append("inline constexpr EmaCase kEmaAverages[] = {")
+    for name in EMA_CASES:
+        aw, ab = AVERAGES[name]
+        out.append('    {"%s", %s, %s},' % (name, arr(aw), arr(ab)))
     out += ["};", ""]
     out.append("constexpr int kScheduleSteps[%d] = {%s};" % (
         len(SCHEDULE_STEPS), ", ".join(str(s) for s in SCHEDULE_STEPS)))

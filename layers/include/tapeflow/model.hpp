@@ -203,7 +203,9 @@ class Model {
 
   /// Trains over (x, y) [n, ...] in batches; returns the per-epoch logs. Each batch is the
   /// model's own copy (a train_step may change it in place). y may be undefined when a custom
-  /// train_step does without labels (the default one raises ValueError).
+  /// train_step does without labels (the default one raises ValueError). As Keras, when the
+  /// epochs end (epochs > 0) the optimizer's finalize_variable_values() runs on the trainable
+  /// weights (with use_ema: the moving averages become the weights), before on_train_end.
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   /// Loss and metrics over (x, y), in inference mode. verbose as in FitOptions. With a
   /// sample_weight [n], the loss is Keras's sum(loss * w) / batch and the weighted metrics are

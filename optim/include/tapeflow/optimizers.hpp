@@ -49,6 +49,60 @@ struct CosineDecay {
   std::int64_t warmup_steps;
 };
 
+/// values[0] up to and including boundaries[0], values[i] for steps in
+/// (boundaries[i-1], boundaries[i]], values.back() after the last boundary (Keras's
+/// PiecewiseConstantDecay). One value more than boundaries, boundaries increasing (ValueError).
+struct PiecewiseConstantDecay {
+  PiecewiseConstantDecay(std::vector<std::int64_t> boundaries, std::vector<double> values);
+  double operator()(std::int64_t step) const;
+
+  std::vector<std::int64_t> boundaries;
+  std::vector<double> values;
+};
+
+/// (initial - end) * (1 - step / decay_steps)^power + end, the step held at decay_steps after
+/// it. With `cycle`, decay_steps grows to the first multiple of itself at or above the step
+/// (1x at step 0), so the rate jumps back up and decays again (Keras's PolynomialDecay).
+struct PolynomialDecay {
+  PolynomialDecay(double initial_learning_rate, std::int64_t decay_steps, double end_learning_rate = 0.0001,
+                  double power = 1.0, bool cycle = false);
+  double operator()(std::int64_t step) const;
+
+  double initial_learning_rate;
+  std::int64_t decay_steps;
+  double end_learning_rate;
+  double power;
+  bool cycle;
+};
+
+/// initial / (1 + decay_rate * step / decay_steps), the quotient floored when `staircase`
+/// (Keras's InverseTimeDecay).
+struct InverseTimeDecay {
+  InverseTimeDecay(double initial_learning_rate, std::int64_t decay_steps, double decay_rate, bool staircase = false);
+  double operator()(std::int64_t step) const;
+
+  double initial_learning_rate;
+  std::int64_t decay_steps;
+  double decay_rate;
+  bool staircase;
+};
+
+/// Cosine decay with warm restarts (SGDR, Keras's CosineDecayRestarts): a cosine from initial
+/// to initial * alpha over first_decay_steps, then again from initial * m_mul over
+/// first_decay_steps * t_mul steps, and so on (the i-th period is t_mul^i long and starts at
+/// initial * m_mul^i).
+struct CosineDecayRestarts {
+  CosineDecayRestarts(double initial_learning_rate, std::int64_t first_decay_steps, double t_mul = 2.0,
+                      double m_mul = 1.0, double alpha = 0.0);
+  double operator()(std::int64_t step) const;
+
+  double initial_learning_rate;
+  std::int64_t first_decay_steps;
+  double t_mul;
+  double m_mul;
+  double alpha;
+};
+
 }  // namespace schedules
 
 /// A learning rate: a constant, or a schedule (any callable double(int64_t step)).
@@ -80,18 +134,33 @@ struct OptimizerOptions {
   double clipvalue = 0;
   /// Decoupled weight decay before each update: var -= var * weight_decay * lr.
   double weight_decay = 0;
+  /// Keras's use_ema: after every step the optimizer keeps an exponential moving average of
+  /// each variable it was given, average = m * average + (1 - m) * var, with m = ema_momentum
+  /// (in [0, 1]) but 0 on the first step (the average starts at the variable). fit() puts the
+  /// averages into the variables when it ends (finalize_variable_values()).
+  bool use_ema = false;
+  double ema_momentum = 0.99;
+  /// With use_ema, every this many steps (iterations()) the variables are overwritten with
+  /// their averages; 0 (Keras's None): only by finalize_variable_values().
+  std::int64_t ema_overwrite_frequency = 0;
+  /// Keras's gradient_accumulation_steps (0: off, else >= 2): apply_gradients adds the gradients
+  /// into accumulators, and every this many calls updates the variables once with the mean
+  /// accumulated gradient (clipped, after weight decay) and clears the accumulators. As Keras,
+  /// iterations() then counts updates, while a schedule reads every call (micro_steps()).
+  std::int64_t gradient_accumulation_steps = 0;
 };
 
 /// An optimizer's state for a list of variables: what a checkpoint saves so that a resumed
 /// optimizer makes the very same updates (Keras's optimizer.variables, PyTorch's state_dict).
 struct OptimizerState {
-  /// Steps taken (Optimizer::iterations()).
+  /// apply_gradients calls so far (Optimizer::micro_steps(): iterations() but for gradient
+  /// accumulation, where it counts each accumulated call).
   std::int64_t iterations = 0;
   /// The learning rate when it is a constant; none when it is a schedule (a schedule is code,
   /// not state: its value follows from iterations).
   std::optional<double> learning_rate;
   /// Every slot of every variable, named "<variable name>/<slot>" ("dense/kernel/m"), in the
-  /// order of the variables, then of slot_names().
+  /// order of the variables, then of state_slot_names().
   std::vector<std::pair<std::string, Tensor>> slots;
 };
 
@@ -105,15 +174,28 @@ class Optimizer {
   /// Updates each variable in place with its gradient (never recorded by a tape). Undefined
   /// gradients are skipped (with a warning once, as Keras); all undefined is a ValueError.
   /// A gradient of another shape (ShapeError) or a variable that is not floating (DTypeError)
-  /// is found before anything is written. An empty list does nothing. Counts 1 step.
+  /// is found before anything is written. An empty list does nothing. Counts 1 micro step
+  /// (1 step without gradient accumulation); with use_ema, then updates the moving averages of
+  /// all `variables` (those without a gradient too, as Keras's trainable variables).
   void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables);
   /// Keras's apply_gradients(zip(grads, variables)).
   void apply_gradients(const std::vector<std::pair<Tensor, Variable>>& grads_and_variables);
 
-  /// Steps taken so far.
-  std::int64_t iterations() const { return iterations_; }
-  /// The learning rate of the next step (the schedule's value at iterations()).
+  /// Updates made so far: apply_gradients calls, or with gradient_accumulation_steps the calls
+  /// divided by it (rounded down), as Keras's optimizer.iterations.
+  std::int64_t iterations() const {
+    return options_.gradient_accumulation_steps > 0 ? iterations_ / options_.gradient_accumulation_steps : iterations_;
+  }
+  /// apply_gradients calls so far (Keras's optimizer._iterations); iterations() without
+  /// gradient accumulation.
+  std::int64_t micro_steps() const { return iterations_; }
+  /// The learning rate of the next step: the schedule's value at micro_steps() (as Keras, which
+  /// reads its raw counter, so under gradient accumulation the schedule runs per call).
   double learning_rate() const { return learning_rate_(iterations_); }
+  /// Keras's finalize_variable_values: with use_ema, writes each variable's moving average
+  /// into it (variables without one are left as they are); otherwise nothing. fit() calls it
+  /// at the end of training.
+  void finalize_variable_values(const std::vector<Variable>& variables);
   void set_learning_rate(LearningRate learning_rate) { learning_rate_ = std::move(learning_rate); }
   /// Whether the learning rate is a schedule (a callable of the step), not a constant.
   bool learning_rate_is_schedule() const { return learning_rate_.is_schedule(); }
@@ -126,12 +208,15 @@ class Optimizer {
   /// with momentum, {} for SGD without momentum. A subclass that calls slot() lists its slots
   /// here, or get_state() refuses to export it.
   virtual std::vector<std::string> slot_names() const { return {}; }
+  /// slot_names() and the base's own slots: "average" with use_ema, "gradient_accumulator"
+  /// with gradient accumulation: what get_state() exports for each variable.
+  std::vector<std::string> state_slot_names() const;
 
   /// A copy of the state kept for `variables` (named, each name once): iterations, the learning
-  /// rate if constant, and every slot of slot_names() for every variable. A slot not made yet
-  /// (no update so far) is exported as the value it would start from (slot_initial_value()).
-  /// ValueError for an undefined, unnamed or twice-named variable, or a slot that slot_names()
-  /// does not declare.
+  /// rate if constant, and every slot of state_slot_names() for every variable. A slot not made
+  /// yet (no update so far) is exported as the value it would start from (slot_initial_value();
+  /// a moving average: the variable itself). ValueError for an undefined, unnamed or
+  /// twice-named variable, or a slot that state_slot_names() does not declare.
   OptimizerState get_state(const std::vector<Variable>& variables) const;
   /// Restores a state from get_state() for the same variables (by name), so that the next
   /// update is bit-identical to the one the exported optimizer would have made. Everything is
@@ -156,6 +241,9 @@ class Optimizer {
   virtual double slot_initial_value(const std::string& slot) const;
 
  private:
+  /// Clipping, weight decay and update_step() for the variables that have gradients.
+  void apply_update(std::vector<Tensor>& live_grads, std::vector<Variable>& live_vars);
+
   std::string name_;
   LearningRate learning_rate_;
   OptimizerOptions options_;
