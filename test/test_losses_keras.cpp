@@ -64,6 +64,7 @@ std::vector<LossCase> loss_cases(DType dt) {
       {"cce_logits_smooth_0_1",
        [](const Tensor& t, const Tensor& p) { return categorical_crossentropy(t, p, true, 0.1); }, one_hot,
        mat(g::kDistP, dt) * 3.0},
+      {"categorical_hinge", categorical_hinge, one_hot, mat(g::kDistP, dt) * 2.0},
   };
 }
 
@@ -139,7 +140,8 @@ TEST_CASE("losses: classes, names and errors", "[losses]") {
   const Tensor t = mat(g::kRegT), p = mat(g::kRegP);
   for (const char* name : {"huber", "log_cosh", "logcosh", "kl_divergence", "kld", "poisson", "cosine_similarity",
                            "hinge", "squared_hinge", "mean_squared_logarithmic_error", "msle",
-                           "mean_absolute_percentage_error", "mape", "mse", "binary_crossentropy"}) {
+                           "mean_absolute_percentage_error", "mape", "mse", "binary_crossentropy",
+                           "categorical_hinge"}) {
     INFO(name);
     const auto loss = losses::get(name);
     REQUIRE(loss != nullptr);
@@ -166,7 +168,7 @@ TEST_CASE("losses: classes, names and errors", "[losses]") {
   CHECK(mine(t, p).item<double>() == Approx(sum(abs(t - p)).item<double>() / 4).epsilon(1e-15));
 }
 
-TEST_CASE("metrics: RMSE, precision, recall, AUC and top-k match Keras 3 over two batches", "[metrics]") {
+TEST_CASE("metrics: RMSE, precision, recall, AUC, top-k, the loss-like metrics, counts, R2, F-scores and IoUs match Keras 3 over two batches", "[metrics]") {
   using namespace metrics;
   const Tensor sparse = tensor<std::int64_t>({g::kTopKLabels[0], g::kTopKLabels[1], g::kTopKLabels[2],
                                               g::kTopKLabels[3]},
@@ -176,7 +178,24 @@ TEST_CASE("metrics: RMSE, precision, recall, AUC and top-k match Keras 3 over tw
     const char* name;
     std::shared_ptr<Metric> m;
     Tensor t, p;
+    Tensor w = Tensor();  // sample weights, split as the batches
+    double tol64 = 1e-12;  // Keras's IoUs are float32 results
   };
+  const Tensor sw = tensor(std::vector<double>(g::kSampleWeight, g::kSampleWeight + 4), {4}, kFloat64);
+  const auto ids = [](const long long (&rows)[4][3]) {
+    std::vector<std::int64_t> v(12);
+    for (std::size_t i = 0; i < 12; ++i) v[i] = rows[i / 3][i % 3];
+    return tensor<std::int64_t>(v, {4, 3});
+  };
+  const Tensor seg_t = ids(g::kSegT), seg_p = ids(g::kSegP), seg_w = ids(g::kSegW).astype(kFloat64);
+  const Tensor iou_labels = tensor<std::int64_t>({g::kIoULabels[0], g::kIoULabels[1], g::kIoULabels[2], g::kIoULabels[3]}, {4});
+  const Tensor cce_t = tensor({0.1, 0.6, 0.1, 0.1, 0.1, 0.0, 0.0, 1.0, 0.0, 0.0, 0.2, 0.2, 0.2, 0.2, 0.2,  //
+                               0.0, 0.0, 0.0, 1.0, 0.0},
+                              {4, 5}, kFloat64);
+  IoUOptions ignore_2;
+  ignore_2.ignore_class = 2;
+  IoUOptions dense_pred;
+  dense_pred.sparse_y_pred = false;
   const std::vector<Case> cases = {
       {"root_mean_squared_error", std::make_shared<RootMeanSquaredError>(), mat(g::kRegT), mat(g::kRegP)},
       {"precision", std::make_shared<Precision>(), mat(g::kBinT), mat(g::kBinP)},
@@ -190,6 +209,45 @@ TEST_CASE("metrics: RMSE, precision, recall, AUC and top-k match Keras 3 over tw
       {"sparse_top_2", std::make_shared<SparseTopKCategoricalAccuracy>(2), sparse, mat(g::kTopKP)},
       {"sparse_top_1", std::make_shared<SparseTopKCategoricalAccuracy>(1), sparse, mat(g::kTopKP)},
       {"top_2", std::make_shared<TopKCategoricalAccuracy>(2), dense, mat(g::kTopKP)},
+      {"m_binary_crossentropy", std::make_shared<BinaryCrossentropy>(), mat(g::kBinT), mat(g::kBinP)},
+      {"m_binary_crossentropy_logits_smooth", std::make_shared<BinaryCrossentropy>("bce", true, 0.2), mat(g::kBinT),
+       mat(g::kScores)},
+      {"m_categorical_crossentropy", std::make_shared<CategoricalCrossentropy>(), cce_t, mat(g::kDistP)},
+      {"m_categorical_crossentropy_logits_smooth", std::make_shared<CategoricalCrossentropy>("cce", true, 0.1), cce_t,
+       mat(g::kDistP) * 3.0},
+      {"m_sparse_categorical_crossentropy", std::make_shared<SparseCategoricalCrossentropy>(), sparse.squeeze({-1}),
+       mat(g::kTopKP)},
+      {"m_sparse_categorical_crossentropy_logits", std::make_shared<SparseCategoricalCrossentropy>("scce", true),
+       sparse.squeeze({-1}), mat(g::kTopKP)},
+      {"m_kl_divergence", std::make_shared<KLDivergence>(), mat(g::kDistT), mat(g::kDistP)},
+      {"m_poisson", std::make_shared<Poisson>(), mat(g::kCountsT), mat(g::kRatesP)},
+      {"m_cosine_similarity", std::make_shared<CosineSimilarity>(), mat(g::kDistT), mat(g::kDistP)},
+      {"m_mape", std::make_shared<MeanAbsolutePercentageError>(), mat(g::kRegT), mat(g::kRegP)},
+      {"m_msle", std::make_shared<MeanSquaredLogarithmicError>(), mat(g::kRegT), mat(g::kRegP)},
+      {"m_logcosh", std::make_shared<LogCoshError>(), mat(g::kRegT), mat(g::kRegP), Tensor(), 1e-8},  // Keras's float32 log 2
+      {"m_hinge", std::make_shared<Hinge>(), mat(g::kBinT), mat(g::kScores)},
+      {"m_squared_hinge", std::make_shared<SquaredHinge>(), mat(g::kHingeT), mat(g::kScores)},
+      {"m_categorical_hinge", std::make_shared<CategoricalHinge>(), cce_t, mat(g::kDistP)},
+      {"true_positives", std::make_shared<TruePositives>(), mat(g::kBinT), mat(g::kBinP)},
+      {"false_positives", std::make_shared<FalsePositives>(), mat(g::kBinT), mat(g::kBinP)},
+      {"true_negatives_0_3", std::make_shared<TrueNegatives>(0.3), mat(g::kBinT), mat(g::kBinP)},
+      {"false_negatives", std::make_shared<FalseNegatives>(), mat(g::kBinT), mat(g::kBinP)},
+      {"r2_uniform", std::make_shared<R2Score>(), mat(g::kRegT), mat(g::kRegP)},
+      {"r2_variance_weighted", std::make_shared<R2Score>("variance_weighted_average"), mat(g::kRegT), mat(g::kRegP)},
+      {"r2_adjusted", std::make_shared<R2Score>("uniform_average", 2), mat(g::kRegT), mat(g::kRegP)},
+      {"r2_weighted", std::make_shared<R2Score>(), mat(g::kRegT), mat(g::kRegP), sw},
+      {"f1_macro_argmax", std::make_shared<F1Score>("macro"), mat(g::kBinT), mat(g::kBinP)},
+      {"f1_micro_0_5", std::make_shared<F1Score>("micro", 0.5), mat(g::kBinT), mat(g::kBinP)},
+      {"fbeta_weighted_2_0_4", std::make_shared<FBetaScore>("weighted", 2.0, 0.4), mat(g::kBinT), mat(g::kBinP)},
+      {"f1_macro_weighted", std::make_shared<F1Score>("macro", 0.5), mat(g::kBinT), mat(g::kBinP), sw},
+      {"mean_iou_sparse", std::make_shared<MeanIoU>(3), seg_t, seg_p, Tensor(), 1e-6},
+      {"mean_iou_weighted", std::make_shared<MeanIoU>(3), seg_t, seg_p, seg_w, 1e-6},
+      {"mean_iou_ignore_2", std::make_shared<MeanIoU>(3, ignore_2), seg_t, seg_p, Tensor(), 1e-6},
+      {"mean_iou_dense_pred", std::make_shared<MeanIoU>(5, dense_pred), iou_labels, mat(g::kTopKP), Tensor(), 1e-6},
+      {"iou_1_2", std::make_shared<IoU>(3, std::vector<std::int64_t>{1, 2}), seg_t, seg_p, Tensor(), 1e-6},
+      {"binary_iou", std::make_shared<BinaryIoU>(), mat(g::kBinT), mat(g::kBinP), Tensor(), 1e-6},
+      {"binary_iou_1_0_3", std::make_shared<BinaryIoU>(std::vector<std::int64_t>{1}, 0.3), mat(g::kBinT),
+       mat(g::kBinP), Tensor(), 1e-6},
   };
   REQUIRE(cases.size() == std::size(g::kMetrics));
   for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -200,10 +258,11 @@ TEST_CASE("metrics: RMSE, precision, recall, AUC and top-k match Keras 3 over tw
       INFO(dtype_name(dt));
       c.m->reset_state();
       CHECK(c.m->result() == 0.0);
-      c.m->update_state(c.t(Slice(0, 2)), c.p(Slice(0, 2)).astype(dt));
-      c.m->update_state(c.t(Slice(2, 4)), c.p(Slice(2, 4)).astype(dt));
+      const auto half = [&](const Tensor& x, std::int64_t k) { return x.defined() ? x(Slice(2 * k, 2 * k + 2)) : x; };
+      c.m->update_state(c.t(Slice(0, 2)), c.p(Slice(0, 2)).astype(dt), half(c.w, 0));
+      c.m->update_state(c.t(Slice(2, 4)), c.p(Slice(2, 4)).astype(dt), half(c.w, 1));
       // float32 scores: the thresholds compare against the float32 values, as Keras's do
-      CHECK(c.m->result() == Approx(g::kMetrics[i].result).epsilon(dt == kFloat64 ? 1e-12 : 1e-6));
+      CHECK(c.m->result() == Approx(g::kMetrics[i].result).epsilon(dt == kFloat64 ? c.tol64 : 1e-6));
     }
   }
 }
@@ -275,7 +334,102 @@ TEST_CASE("metrics: edge cases and errors", "[metrics]") {
     INFO(n);
     CHECK(metrics::get(n)->name() == n);
   }
-  CHECK_THROWS_WITH(metrics::get("f1"), Contains("f1") && Contains("auc"));
+  CHECK_THROWS_WITH(metrics::get("f1"), Contains("f1") && Contains("auc") && Contains("f1_score"));
+}
+
+TEST_CASE("metrics: the new classes' default names are Keras's, get() names them as asked", "[metrics]") {
+  using namespace metrics;
+  const std::vector<std::shared_ptr<Metric>> made = {
+      std::make_shared<BinaryCrossentropy>(), std::make_shared<CategoricalCrossentropy>(),
+      std::make_shared<SparseCategoricalCrossentropy>(), std::make_shared<KLDivergence>(),
+      std::make_shared<Poisson>(), std::make_shared<CosineSimilarity>(),
+      std::make_shared<MeanAbsolutePercentageError>(), std::make_shared<MeanSquaredLogarithmicError>(),
+      std::make_shared<LogCoshError>(), std::make_shared<Hinge>(), std::make_shared<SquaredHinge>(),
+      std::make_shared<CategoricalHinge>(), std::make_shared<TruePositives>(), std::make_shared<FalsePositives>(),
+      std::make_shared<TrueNegatives>(), std::make_shared<FalseNegatives>(), std::make_shared<R2Score>(),
+      std::make_shared<F1Score>(), std::make_shared<FBetaScore>(), std::make_shared<MeanIoU>(2),
+      std::make_shared<IoU>(2, std::vector<std::int64_t>{0}), std::make_shared<BinaryIoU>()};
+  REQUIRE(made.size() == std::size(g::kDefaultNames));
+  for (std::size_t i = 0; i < made.size(); ++i) CHECK(made[i]->name() == g::kDefaultNames[i]);
+  for (const char* n : {"binary_crossentropy", "bce", "categorical_crossentropy", "sparse_categorical_crossentropy",
+                        "kl_divergence", "poisson", "cosine_similarity", "mape", "msle", "logcosh", "log_cosh_error",
+                        "hinge", "squared_hinge", "categorical_hinge", "true_positives", "false_negatives",
+                        "r2_score", "f1_score", "fbeta_score", "binary_io_u"}) {
+    INFO(n);
+    CHECK(metrics::get(n)->name() == n);
+  }
+}
+
+TEST_CASE("metrics: R2, F-scores and IoUs by hand, and their errors", "[metrics]") {
+  using namespace metrics;
+  // R2: a perfect fit is 1; predicting the mean is 0; targets that never vary (but errors) give
+  // 0 where Keras's inf is replaced; weights of 0 drop examples
+  R2Score r2;
+  const Tensor y = tensor({1.0, 2.0, 3.0, 4.0}, {4, 1}, kFloat64);
+  r2.update_state(y, y);
+  CHECK(r2.result() == 1.0);
+  r2.reset_state();
+  r2.update_state(y, full({4, 1}, 2.5, kFloat64));
+  CHECK(r2.result() == Approx(0.0).margin(1e-15));
+  r2.reset_state();
+  r2.update_state(tensor({1.0, 2.0}, {2}, kFloat64), tensor({1.0, 3.0}, {2}, kFloat64));  // [batch] ys: 1 - 1 / 0.5
+  CHECK(r2.result() == Approx(-1.0));
+  R2Score constant;
+  constant.update_state(full({3, 1}, 2.0, kFloat64), tensor({1.0, 2.0, 3.0}, {3, 1}, kFloat64));
+  CHECK(constant.result() == 0.0);
+  R2Score weighted;
+  weighted.update_state(tensor({1.0, 2.0, 9.0}, {3, 1}, kFloat64), tensor({1.0, 2.0, -5.0}, {3, 1}, kFloat64),
+                        tensor({1.0, 1.0, 0.0}, {3}, kFloat64));
+  CHECK(weighted.result() == 1.0);
+  CHECK_THROWS_WITH(r2.update_state(tensor({1.0, 2.0}, {1, 2}, kFloat64), tensor({1.0, 2.0}, {1, 2}, kFloat64)),
+                    Contains("r2_score") && Contains("2 outputs"));
+  CHECK_THROWS_WITH(R2Score("mean"), Contains("class_aggregation"));
+  CHECK_THROWS_AS(R2Score("uniform_average", -1), ValueError);
+  CHECK_THROWS_AS(r2.update_state(zeros({2, 2, 2}), zeros({2, 2, 2})), ShapeError);
+  // F1 of 2 classes: class 0 found 1 of 2 (P 1, R 0.5), class 1 found its one but also a
+  // false positive (P 0.5, R 1): 2/3 each
+  F1Score f1("macro", 0.5);
+  f1.update_state(tensor({1.0, 0.0, 1.0, 0.0, 0.0, 1.0}, {3, 2}, kFloat64),
+                  tensor({0.9, 0.1, 0.2, 0.7, 0.1, 0.8}, {3, 2}, kFloat64));
+  const auto per = f1.per_class();
+  REQUIRE(per.size() == 2);
+  CHECK(per[0] == Approx(2.0 / 3.0).epsilon(1e-6));
+  CHECK(per[1] == Approx(2.0 / 3.0).epsilon(1e-6));
+  CHECK(f1.result() == Approx(2.0 / 3.0).epsilon(1e-6));
+  F1Score micro("micro", 0.5);  // tp 2, fp 1, fn 1 over both classes
+  micro.update_state(tensor({1.0, 0.0, 1.0, 0.0, 0.0, 1.0}, {3, 2}, kFloat64),
+                     tensor({0.9, 0.1, 0.2, 0.7, 0.1, 0.8}, {3, 2}, kFloat64));
+  CHECK(micro.per_class().size() == 1);
+  CHECK(micro.result() == Approx(2.0 / 3.0).epsilon(1e-6));
+  CHECK_THROWS_WITH(FBetaScore("none"), Contains("average"));
+  CHECK_THROWS_AS(FBetaScore("macro", 0.0), ValueError);
+  CHECK_THROWS_AS(F1Score("macro", 1.5), ValueError);
+  CHECK_THROWS_AS(f1.update_state(zeros({3}), zeros({3})), ShapeError);
+  // IoU: class 0 (tp 1, fp 1, fn 0) 1/2, class 1 (tp 1, fp 0, fn 1) 1/2; ids out of range and
+  // the ignored class are left out
+  MeanIoU iou(2);
+  iou.update_state(tensor<std::int64_t>({0, 1, 1, 7}, {4}), tensor<std::int64_t>({0, 1, 0, 1}, {4}));
+  CHECK(iou.result() == Approx(0.5).epsilon(1e-6));
+  CHECK(iou.confusion_matrix() == std::vector<double>{1, 0, 1, 1});
+  IoUOptions o;
+  o.ignore_class = 1;
+  MeanIoU ignoring(2, o);
+  ignoring.update_state(tensor<std::int64_t>({0, 1, 1}, {3}), tensor<std::int64_t>({0, 1, 0}, {3}));
+  CHECK(ignoring.confusion_matrix() == std::vector<double>{1, 0, 0, 0});
+  CHECK(ignoring.result() == Approx(1.0).epsilon(1e-6));  // class 1 never occurs: not counted
+  CHECK_THROWS_WITH(IoU(3, {3}), Contains("io_u") && Contains("outside [0, 3)"));
+  CHECK_THROWS_AS(MeanIoU(0), ValueError);
+  CHECK_THROWS_AS(iou.update_state(zeros({3}), zeros({2})), ShapeError);
+  // the loss-like metrics average the loss over examples, weighted
+  CosineSimilarity cos;
+  cos.update_state(tensor({1.0, 0.0, 0.0, 1.0}, {2, 2}, kFloat64), tensor({2.0, 0.0, 1.0, 0.0}, {2, 2}, kFloat64),
+                   tensor({3.0, 1.0}, {2}, kFloat64));
+  CHECK(cos.result() == Approx(0.75));
+  CHECK_THROWS_AS(BinaryCrossentropy("bce", false, 2.0), ValueError);
+  CHECK_THROWS_AS(MetricFunction("mine", nullptr), ValueError);
+  MetricFunction mine("mine", [](const Tensor& a, const Tensor& b) { return sum(abs(a - b), {-1}); });
+  mine.update_state(zeros({2, 2}), ones({2, 2}));
+  CHECK(mine.result() == 2.0);
 }
 
 TEST_CASE("metrics: fit logs precision, recall and auc per epoch, and val_ ones", "[metrics][fit]") {
@@ -284,7 +438,8 @@ TEST_CASE("metrics: fit logs precision, recall and auc per epoch, and val_ ones"
   const Tensor y = (sum(x, {1}, true) > 0.0).astype(kFloat32);
   Sequential model(layers::Dense(8, "relu"), layers::Dense(1, "sigmoid"));
   model.set_seed(1);
-  model.compile("adam", "binary_crossentropy", {"precision", "recall", "auc"});
+  model.compile("adam", "binary_crossentropy",
+                {"precision", "recall", "auc", "bce", "f1_score", "binary_io_u", "true_positives"});
   FitOptions o;
   o.epochs = 30;
   o.verbose = 0;
@@ -301,4 +456,20 @@ TEST_CASE("metrics: fit logs precision, recall and auc per epoch, and val_ ones"
   metrics::AUC auc;
   auc.update_state(y, model.predict(x));
   CHECK(logs.at("auc") == Approx(auc.result()).epsilon(1e-12));
+  // the loss-like metric is the loss itself; the F1, IoU and counts agree with fresh metrics
+  CHECK(logs.at("bce") == Approx(logs.at("loss")).epsilon(1e-5));
+  const Tensor p = model.predict(x);
+  metrics::F1Score f1;
+  metrics::BinaryIoU iou;
+  metrics::TruePositives tp;
+  f1.update_state(y, p);
+  iou.update_state(y, p);
+  tp.update_state(y, p);
+  CHECK(logs.at("f1_score") == Approx(f1.result()).epsilon(1e-12));
+  CHECK(logs.at("binary_io_u") == Approx(iou.result()).epsilon(1e-12));
+  CHECK(logs.at("true_positives") == tp.result());
+  // F1Score without a threshold predicts each row's maximum (Keras's rule): with one sigmoid
+  // column every example, so its precision is the share of positives
+  const double share = mean(y).item<double>();
+  CHECK(logs.at("f1_score") == Approx(2 * share / (share + 1)).epsilon(1e-5));
 }

@@ -170,6 +170,13 @@ Tensor squared_hinge(const Tensor& y_true, const Tensor& y_pred) {
   return mean_last(square(maximum(1.0 - hinge_labels(y_true, y_pred, "squared_hinge") * y_pred, 0.0)));
 }
 
+Tensor categorical_hinge(const Tensor& y_true, const Tensor& y_pred) {
+  const Tensor t = match_true(y_true, y_pred, "categorical_hinge");
+  const Tensor pos = sum(t * y_pred, {-1});
+  const Tensor neg = max((1.0 - t) * y_pred, {-1});
+  return maximum(neg - pos + 1.0, 0.0);
+}
+
 Tensor mean_squared_logarithmic_error(const Tensor& y_true, const Tensor& y_pred) {
   const Tensor t = match_true(y_true, y_pred, "mean_squared_logarithmic_error");
   return mean_last(square(log(maximum(y_pred, kEpsilon) + 1.0) - log(maximum(t, kEpsilon) + 1.0)));
@@ -288,6 +295,7 @@ std::shared_ptr<Loss> get(const std::string& name) {
       {"cosine_similarity", &make<CosineSimilarity>},
       {"hinge", &make<Hinge>},
       {"squared_hinge", &make<SquaredHinge>},
+      {"categorical_hinge", &make<CategoricalHinge>},
       {"mean_squared_logarithmic_error",
        &make<MeanSquaredLogarithmicError>},
       {"msle", &make<MeanSquaredLogarithmicError>},

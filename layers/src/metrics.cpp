@@ -356,6 +356,308 @@ Tensor AutoAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
   return categorical_hits(y_true, y_pred, name());
 }
 
+// ---- loss-like metrics ------------------------------------------------------------------
+
+MetricFunction::MetricFunction(std::string name, Fn fn) : MeanMetricWrapper(std::move(name)), fn_(std::move(fn)) {
+  if (!fn_) throw ValueError(fmt::format("{}: the metric function is empty", this->name()));
+}
+
+Tensor MetricFunction::values(const Tensor& y_true, const Tensor& y_pred) {
+  check_defined(y_true, y_pred, name());
+  return fn_(y_true, y_pred);
+}
+
+BinaryCrossentropy::BinaryCrossentropy(std::string name, bool from_logits, double label_smoothing)
+    : MetricFunction(std::move(name), [from_logits, label_smoothing](const Tensor& t, const Tensor& p) {
+        return losses::binary_crossentropy(t, p, from_logits, label_smoothing);
+      }) {
+  losses::binary_crossentropy(zeros({1, 1}), zeros({1, 1}), false, label_smoothing);  // its ValueError, now
+}
+
+CategoricalCrossentropy::CategoricalCrossentropy(std::string name, bool from_logits, double label_smoothing)
+    : MetricFunction(std::move(name), [from_logits, label_smoothing](const Tensor& t, const Tensor& p) {
+        return losses::categorical_crossentropy(t, p, from_logits, label_smoothing);
+      }) {
+  losses::categorical_crossentropy(ones({1, 1}), ones({1, 1}), false, label_smoothing);
+}
+
+SparseCategoricalCrossentropy::SparseCategoricalCrossentropy(std::string name, bool from_logits)
+    : MetricFunction(std::move(name), [from_logits](const Tensor& t, const Tensor& p) {
+        return losses::sparse_categorical_crossentropy(t, p, from_logits);
+      }) {}
+
+KLDivergence::KLDivergence(std::string name) : MetricFunction(std::move(name), &losses::kl_divergence) {}
+Poisson::Poisson(std::string name) : MetricFunction(std::move(name), &losses::poisson) {}
+CosineSimilarity::CosineSimilarity(std::string name)
+    : MetricFunction(std::move(name), [](const Tensor& t, const Tensor& p) { return -losses::cosine_similarity(t, p); }) {}
+MeanAbsolutePercentageError::MeanAbsolutePercentageError(std::string name)
+    : MetricFunction(std::move(name), &losses::mean_absolute_percentage_error) {}
+MeanSquaredLogarithmicError::MeanSquaredLogarithmicError(std::string name)
+    : MetricFunction(std::move(name), &losses::mean_squared_logarithmic_error) {}
+LogCoshError::LogCoshError(std::string name) : MetricFunction(std::move(name), &losses::log_cosh) {}
+Hinge::Hinge(std::string name) : MetricFunction(std::move(name), &losses::hinge) {}
+SquaredHinge::SquaredHinge(std::string name) : MetricFunction(std::move(name), &losses::squared_hinge) {}
+CategoricalHinge::CategoricalHinge(std::string name) : MetricFunction(std::move(name), &losses::categorical_hinge) {}
+
+// ---- R2 --------------------------------------------------------------------------------
+
+namespace {
+
+// y_true and y_pred as float64 [batch, outputs] (a trailing axis of 1 squeezed or added to
+// match, a [batch] pair made [batch, 1]); ShapeError naming the metric otherwise.
+std::pair<Tensor, Tensor> as_matrix_pair(const Tensor& y_true, const Tensor& y_pred, const std::string& metric) {
+  check_defined(y_true, y_pred, metric);
+  Tensor t = y_true, p = y_pred;
+  if (t.rank() + 1 == p.rank() && p.dim(-1) == 1) t = t.expand_dims(-1);
+  if (p.rank() + 1 == t.rank() && t.dim(-1) == 1) t = t.squeeze({-1});
+  if (t.rank() == 1 && p.rank() == 1) {
+    t = t.expand_dims(-1);
+    p = p.expand_dims(-1);
+  }
+  if (p.rank() != 2) {
+    throw ShapeError(fmt::format("{}: expected y_true and y_pred [batch, outputs], got {} and {}", metric,
+                                 shape_str(y_true.shape()), shape_str(y_pred.shape())));
+  }
+  check_same_shape(t, p, metric, "y_pred");
+  return {t.astype(kFloat64), p.astype(kFloat64)};
+}
+
+// Per-example ([batch]) or per-value weights of `of` [batch, k], float64 [batch, k]; ones without.
+Tensor weights_for(const Tensor& sample_weight, const Tensor& of, const std::string& metric) {
+  if (!sample_weight.defined()) return ones(of.shape(), kFloat64, of.device());
+  return losses::detail::fit_weights(sample_weight, of, kFloat64, metric + ": sample_weight");
+}
+
+std::vector<double> column_sums(const Tensor& m) { return sum(m, {0}).to_vector<double>(); }
+
+void add_into(std::vector<double>& into, const std::vector<double>& v) {
+  if (into.empty()) into.assign(v.size(), 0.0);
+  for (std::size_t i = 0; i < v.size(); ++i) into[i] += v[i];
+}
+
+}  // namespace
+
+R2Score::R2Score(std::string class_aggregation, std::int64_t num_regressors, std::string name)
+    : Metric(std::move(name)), num_regressors_(num_regressors) {
+  if (class_aggregation != "uniform_average" && class_aggregation != "variance_weighted_average") {
+    throw ValueError(fmt::format("{}: class_aggregation must be 'uniform_average' or 'variance_weighted_average' "
+                                 "(Keras's None, a vector, is not offered), got '{}'",
+                                 this->name(), class_aggregation));
+  }
+  if (num_regressors < 0) {
+    throw ValueError(fmt::format("{}: num_regressors must be >= 0, got {}", this->name(), num_regressors));
+  }
+  variance_weighted_ = class_aggregation == "variance_weighted_average";
+}
+
+void R2Score::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  const auto [t, p] = as_matrix_pair(y_true, y_pred, name());
+  if (!sum_.empty() && static_cast<std::int64_t>(sum_.size()) != t.dim(1)) {
+    throw ShapeError(fmt::format("{}: {} outputs, but earlier batches had {}", name(), t.dim(1), sum_.size()));
+  }
+  const Tensor w = weights_for(sample_weight, t, name());
+  const Tensor wt = t * w;
+  add_into(sum_, column_sums(wt));
+  add_into(squared_sum_, column_sums(t * wt));
+  add_into(residual_, column_sums(square(t - p) * w));
+  add_into(count_, column_sums(w));
+  num_samples_ += static_cast<double>(t.size());
+}
+
+double R2Score::result() const {
+  if (sum_.empty()) return 0.0;
+  double weighted = 0, total_sum = 0, mean_raw = 0;
+  for (std::size_t j = 0; j < sum_.size(); ++j) {
+    const double mean = sum_[j] / count_[j];
+    const double total = squared_sum_[j] - sum_[j] * mean;
+    double raw = 1 - residual_[j] / total;
+    if (std::isinf(raw)) raw = 0.0;  // Keras's: targets that do not vary
+    mean_raw += raw / static_cast<double>(sum_.size());
+    weighted += total * raw;
+    total_sum += total;
+  }
+  double r2 = variance_weighted_ ? weighted / total_sum : mean_raw;
+  const double n = num_samples_, k = static_cast<double>(num_regressors_);
+  // adjusted; Keras warns and falls back to R2 when n - 1 <= k
+  if (num_regressors_ > 0 && k < n - 1) r2 = 1 - (1 - r2) * (n - 1) / (n - k - 1);
+  return r2;
+}
+
+void R2Score::reset_state() {
+  Metric::reset_state();
+  sum_.clear();
+  squared_sum_.clear();
+  residual_.clear();
+  count_.clear();
+  num_samples_ = 0;
+}
+
+// ---- F-beta ----------------------------------------------------------------------------
+
+FBetaScore::FBetaScore(std::string average, double beta, std::optional<double> threshold, std::string name)
+    : Metric(std::move(name)), average_(std::move(average)), beta_(beta), threshold_(threshold) {
+  if (average_ != "micro" && average_ != "macro" && average_ != "weighted") {
+    throw ValueError(fmt::format("{}: average must be 'micro', 'macro' or 'weighted' (Keras's None, a vector, is "
+                                 "per_class() here), got '{}'",
+                                 this->name(), average_));
+  }
+  if (!(beta > 0)) throw ValueError(fmt::format("{}: beta must be > 0, got {}", this->name(), beta));
+  if (threshold && !(*threshold > 0 && *threshold <= 1)) {
+    throw ValueError(fmt::format("{}: threshold must be in (0, 1], got {}", this->name(), *threshold));
+  }
+}
+
+void FBetaScore::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  check_defined(y_true, y_pred, name());
+  if (y_true.rank() != 2 || y_pred.rank() != 2) {
+    throw ShapeError(fmt::format("{}: expected y_true and y_pred [batch, classes], got {} and {}", name(),
+                                 shape_str(y_true.shape()), shape_str(y_pred.shape())));
+  }
+  check_same_shape(y_true, y_pred, name(), "y_pred");
+  if (!tp_.empty() && average_ != "micro" && static_cast<std::int64_t>(tp_.size()) != y_pred.dim(1)) {
+    throw ShapeError(fmt::format("{}: {} classes, but earlier batches had {}", name(), y_pred.dim(1), tp_.size()));
+  }
+  const Tensor t = y_true.astype(kFloat64), p = y_pred.astype(kFloat64);
+  // positive above the threshold, or at the row's maximum (a row of zeros predicts nothing)
+  // compared in y_pred's own precision, as Keras compares float32 scores with a float32 threshold
+  const Tensor positive = threshold_ ? (y_pred > *threshold_).astype(kFloat64)
+                                     : logical_and(p >= max(p, {-1}, true), abs(p) > 1e-9).astype(kFloat64);
+  const Tensor w = weights_for(sample_weight, t, name());
+  const auto counts = [&](const Tensor& v) {
+    return average_ == "micro" ? std::vector<double>{sum(v * w).item<double>()} : column_sums(v * w);
+  };
+  add_into(tp_, counts(positive * t));
+  add_into(fp_, counts(positive * (1.0 - t)));
+  add_into(fn_, counts((1.0 - positive) * t));
+  add_into(support_, counts(t));
+}
+
+std::vector<double> FBetaScore::per_class() const {
+  const double eps = 1e-7, b2 = beta_ * beta_;
+  std::vector<double> f;
+  for (std::size_t i = 0; i < tp_.size(); ++i) {
+    const double precision = tp_[i] / (tp_[i] + fp_[i] + eps);
+    const double recall = tp_[i] / (tp_[i] + fn_[i] + eps);
+    f.push_back(precision * recall / (b2 * precision + recall + eps) * (1 + b2));
+  }
+  return f;
+}
+
+double FBetaScore::result() const {
+  const std::vector<double> f = per_class();
+  if (f.empty()) return 0.0;
+  double out = 0;
+  if (average_ == "weighted") {
+    double total = 1e-7;
+    for (double s : support_) total += s;
+    for (std::size_t i = 0; i < f.size(); ++i) out += f[i] * (support_[i] / total);
+  } else {
+    for (double v : f) out += v / static_cast<double>(f.size());
+  }
+  return out;
+}
+
+void FBetaScore::reset_state() {
+  Metric::reset_state();
+  tp_.clear();
+  fp_.clear();
+  fn_.clear();
+  support_.clear();
+}
+
+// ---- IoU -------------------------------------------------------------------------------
+
+IoU::IoU(std::int64_t num_classes, std::vector<std::int64_t> target_class_ids, IoUOptions options)
+    : Metric(options.name.empty() ? "io_u" : options.name),
+      num_classes_(num_classes),
+      targets_(std::move(target_class_ids)),
+      options_(std::move(options)) {
+  if (num_classes < 1) throw ValueError(fmt::format("{}: num_classes must be >= 1, got {}", name(), num_classes));
+  if (targets_.empty()) throw ValueError(fmt::format("{}: target_class_ids is empty", name()));
+  for (auto id : targets_) {
+    if (id < 0 || id >= num_classes) {
+      throw ValueError(fmt::format("{}: target class id {} is outside [0, {})", name(), id, num_classes));
+    }
+  }
+  cm_.assign(static_cast<std::size_t>(num_classes * num_classes), 0.0);
+}
+
+Tensor IoU::predicted_ids(const Tensor& y_pred) const {
+  return options_.sparse_y_pred ? y_pred : argmax(y_pred, -1);
+}
+
+void IoU::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  check_defined(y_true, y_pred, name());
+  if (!options_.sparse_y_true && y_true.rank() < 1) {
+    throw ShapeError(fmt::format("{}: one-hot y_true needs a class axis, got a scalar", name()));
+  }
+  if (!options_.sparse_y_pred && y_pred.rank() < 1) {
+    throw ShapeError(fmt::format("{}: y_pred scores need a class axis, got a scalar", name()));
+  }
+  const Tensor t = options_.sparse_y_true ? y_true : argmax(y_true, -1);
+  const Tensor p = predicted_ids(y_pred);
+  check_same_shape(t, p, name(), "the predicted ids");
+  const Tensor w = sample_weight.defined()
+                       ? losses::detail::fit_weights(sample_weight, t.astype(kFloat64), kFloat64,
+                                                     name() + ": sample_weight")
+                       : Tensor();
+  const auto ids_t = t.astype(kInt64).to_vector<std::int64_t>();  // floats truncate, as Keras's int cast
+  const auto ids_p = p.astype(kInt64).to_vector<std::int64_t>();
+  const auto ws = w.defined() ? w.to_vector<double>() : std::vector<double>();
+  for (std::size_t i = 0; i < ids_t.size(); ++i) {
+    const std::int64_t a = ids_t[i], b = ids_p[i];
+    if (a < 0 || a >= num_classes_ || b < 0 || b >= num_classes_) continue;
+    if (options_.ignore_class && a == *options_.ignore_class) continue;
+    cm_[static_cast<std::size_t>(a * num_classes_ + b)] += ws.empty() ? 1.0 : ws[i];
+  }
+}
+
+double IoU::result() const {
+  double total = 0, valid = 0;
+  const auto n = static_cast<std::size_t>(num_classes_);
+  for (auto id : targets_) {
+    const auto c = static_cast<std::size_t>(id);
+    double predicted = 0, actual = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      predicted += cm_[k * n + c];
+      actual += cm_[c * n + k];
+    }
+    const double tp = cm_[c * n + c];
+    const double denominator = predicted + actual - tp;
+    if (denominator > 1e-9) {
+      total += tp / (denominator + 1e-7);
+      valid += 1;
+    }
+  }
+  return total / (valid + 1e-7);
+}
+
+void IoU::reset_state() {
+  Metric::reset_state();
+  std::fill(cm_.begin(), cm_.end(), 0.0);
+}
+
+namespace {
+std::vector<std::int64_t> all_classes(std::int64_t n) {
+  std::vector<std::int64_t> ids;
+  for (std::int64_t i = 0; i < n; ++i) ids.push_back(i);
+  return ids;
+}
+IoUOptions named(IoUOptions o, const char* fallback) {
+  if (o.name.empty()) o.name = fallback;
+  return o;
+}
+}  // namespace
+
+MeanIoU::MeanIoU(std::int64_t num_classes, IoUOptions options)
+    : IoU(num_classes, all_classes(std::max<std::int64_t>(num_classes, 1)), named(std::move(options), "mean_io_u")) {}
+
+BinaryIoU::BinaryIoU(std::vector<std::int64_t> target_class_ids, double threshold, std::string name)
+    : IoU(2, std::move(target_class_ids), named(IoUOptions{std::move(name), std::nullopt, true, true}, "binary_io_u")),
+      threshold_(threshold) {}
+
+Tensor BinaryIoU::predicted_ids(const Tensor& y_pred) const { return (y_pred >= threshold_).astype(kInt64); }
+
 std::shared_ptr<Metric> get(const std::string& name) {
   if (name == "accuracy" || name == "acc") return std::make_shared<AutoAccuracy>(name);
   if (name == "sparse_categorical_accuracy") return std::make_shared<SparseCategoricalAccuracy>();
@@ -370,11 +672,39 @@ std::shared_ptr<Metric> get(const std::string& name) {
   if (name == "recall") return std::make_shared<Recall>();
   if (name == "auc") return std::make_shared<AUC>();
   if (name == "mean") return std::make_shared<Mean>();
+  if (name == "binary_crossentropy" || name == "bce") return std::make_shared<BinaryCrossentropy>(name);
+  if (name == "categorical_crossentropy") return std::make_shared<CategoricalCrossentropy>(name);
+  if (name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalCrossentropy>(name);
+  if (name == "kl_divergence") return std::make_shared<KLDivergence>(name);
+  if (name == "poisson") return std::make_shared<Poisson>(name);
+  if (name == "cosine_similarity") return std::make_shared<CosineSimilarity>(name);
+  if (name == "mean_absolute_percentage_error" || name == "mape") {
+    return std::make_shared<MeanAbsolutePercentageError>(name);
+  }
+  if (name == "mean_squared_logarithmic_error" || name == "msle") {
+    return std::make_shared<MeanSquaredLogarithmicError>(name);
+  }
+  if (name == "log_cosh_error" || name == "logcosh") return std::make_shared<LogCoshError>(name);
+  if (name == "hinge") return std::make_shared<Hinge>(name);
+  if (name == "squared_hinge") return std::make_shared<SquaredHinge>(name);
+  if (name == "categorical_hinge") return std::make_shared<CategoricalHinge>(name);
+  if (name == "true_positives") return std::make_shared<TruePositives>(0.5, name);
+  if (name == "false_positives") return std::make_shared<FalsePositives>(0.5, name);
+  if (name == "true_negatives") return std::make_shared<TrueNegatives>(0.5, name);
+  if (name == "false_negatives") return std::make_shared<FalseNegatives>(0.5, name);
+  if (name == "r2_score") return std::make_shared<R2Score>("uniform_average", 0, name);
+  if (name == "f1_score") return std::make_shared<F1Score>("macro", std::nullopt, name);
+  if (name == "fbeta_score") return std::make_shared<FBetaScore>("macro", 1.0, std::nullopt, name);
+  if (name == "binary_io_u") return std::make_shared<BinaryIoU>(std::vector<std::int64_t>{0, 1}, 0.5, name);
   throw ValueError(
       fmt::format("metrics::get: unknown metric '{}' (known: accuracy, acc, sparse_categorical_accuracy, "
                   "categorical_accuracy, binary_accuracy, mean_absolute_error, mae, mean_squared_error, mse, "
                   "root_mean_squared_error, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, "
-                  "precision, recall, auc, mean)",
+                  "precision, recall, auc, mean, binary_crossentropy, bce, categorical_crossentropy, "
+                  "sparse_categorical_crossentropy, kl_divergence, poisson, cosine_similarity, "
+                  "mean_absolute_percentage_error, mape, mean_squared_logarithmic_error, msle, log_cosh_error, "
+                  "logcosh, hinge, squared_hinge, categorical_hinge, true_positives, false_positives, "
+                  "true_negatives, false_negatives, r2_score, f1_score, fbeta_score, binary_io_u)",
                   name));
 }
 

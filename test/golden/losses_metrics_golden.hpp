@@ -17,6 +17,11 @@ constexpr double kDistT[4][5] = {{0.1, 0.6, 0.1, 0.1, 0.1}, {0.0, 0.0, 1.0, 0.0,
 constexpr double kDistP[4][5] = {{0.05, 0.7, 0.1, 0.05, 0.1}, {0.3, 0.1, 0.4, 0.1, 0.1}, {0.6, 0.1, 0.1, 0.1, 0.1}, {0.2, 0.2, 0.3, 0.2, 0.1}};
 constexpr double kTopKP[4][5] = {{0.1, 0.5, 0.2, 0.15, 0.05}, {0.3, 0.3, 0.1, 0.2, 0.1}, {0.25, 0.25, 0.25, 0.1, 0.15}, {0.05, 0.1, 0.2, 0.3, 0.35}};
 constexpr long long kTopKLabels[4] = {2, 1, 2, 0};
+constexpr long long kIoULabels[4] = {1, 2, 0, 4};
+constexpr double kSampleWeight[4] = {1.0, 0.5, 2.0, 0.0};
+constexpr long long kSegT[4][3] = {{0, 1, 2}, {1, 1, 0}, {2, 2, 1}, {0, 0, 2}};
+constexpr long long kSegP[4][3] = {{0, 2, 2}, {1, 0, 0}, {2, 1, 1}, {0, 0, 1}};
+constexpr long long kSegW[4][3] = {{1, 2, 1}, {0, 1, 1}, {2, 2, 1}, {1, 0, 3}};
 
 struct LossCase {
   const char* name;
@@ -38,6 +43,7 @@ inline constexpr LossCase kLosses[] = {
     {"bce_logits_smooth_0_2", {0.4473006492446654, 0.6018933051950236, 0.7267915679726968, 0.49843650304167514}},
     {"cce_smooth_0_1", {1.3653677892462583, 1.005222034990384, 1.9442331991484347, 1.6151915538831358}},
     {"cce_logits_smooth_0_1", {1.30442530529659, 1.1453673605521209, 1.8379096127924321, 1.627410833162718}},
+    {"categorical_hinge", {0.6599999999999999, 0.7999999999999999, 1.56, 1.2}},
 };
 
 struct MetricCase {
@@ -57,6 +63,43 @@ inline constexpr MetricCase kMetrics[] = {
     {"sparse_top_2", 0.75},
     {"sparse_top_1", 0.5},
     {"top_2", 0.75},
+    {"m_binary_crossentropy", 0.7140248752894645},
+    {"m_binary_crossentropy_logits_smooth", 0.5686055063635151},
+    {"m_categorical_crossentropy", 1.435907570782384},
+    {"m_categorical_crossentropy_logits_smooth", 1.4787782779509653},
+    {"m_sparse_categorical_crossentropy", 1.7988593378584794},
+    {"m_sparse_categorical_crossentropy_logits", 1.6158621965437405},
+    {"m_kl_divergence", 0.32430304629450235},
+    {"m_poisson", 0.3205088017698255},
+    {"m_cosine_similarity", 0.6136260469983182},
+    {"m_mape", 140.81349206349208},
+    {"m_msle", 0.3261464817251777},
+    {"m_logcosh", 0.9400086626442571},
+    {"m_hinge", 0.5833333333333334},
+    {"m_squared_hinge", 0.6766666666666666},
+    {"m_categorical_hinge", 1.0274999999999999},
+    {"true_positives", 4.0},
+    {"false_positives", 1.0},
+    {"true_negatives_0_3", 3.0},
+    {"false_negatives", 2.0},
+    {"r2_uniform", -0.5523491729533524},
+    {"r2_variance_weighted", -0.7961740775034968},
+    {"r2_adjusted", -0.8973156558318753},
+    {"r2_weighted", -2.1689640325515174},
+    {"f1_macro_argmax", 0.3888888342592631},
+    {"f1_micro_0_5", 0.7272726644628134},
+    {"fbeta_weighted_2_0_4", 0.6548820925255959},
+    {"f1_macro_weighted", 0.48148143230452956},
+    {"mean_iou_sparse", 0.5111110806465149},
+    {"mean_iou_weighted", 0.3870370388031006},
+    {"mean_iou_ignore_2", 0.43333330750465393},
+    {"mean_iou_dense_pred", 0.6249999403953552},
+    {"iou_1_2", 0.36666667461395264},
+    {"binary_iou", 0.5},
+    {"binary_iou_1_0_3", 0.4999999403953552},
 };
+
+// Keras's default names of the metric classes, in the order of the C++ test's list
+inline constexpr const char* kDefaultNames[] = {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence", "poisson", "cosine_similarity", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "logcosh", "hinge", "squared_hinge", "categorical_hinge", "true_positives", "false_positives", "true_negatives", "false_negatives", "r2_score", "f1_score", "fbeta_score", "mean_io_u", "io_u", "binary_io_u"};
 
 }  // namespace losses_metrics_golden

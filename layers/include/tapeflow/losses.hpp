@@ -45,6 +45,9 @@ Tensor cosine_similarity(const Tensor& y_true, const Tensor& y_pred);
 Tensor hinge(const Tensor& y_true, const Tensor& y_pred);
 /// mean(max(1 - t p, 0)^2), t as in hinge.
 Tensor squared_hinge(const Tensor& y_true, const Tensor& y_pred);
+/// max(neg - pos + 1, 0) with pos = sum(y_true * y_pred) and neg = max((1 - y_true) * y_pred)
+/// over the last axis (Keras's categorical_hinge; y_true one-hot).
+Tensor categorical_hinge(const Tensor& y_true, const Tensor& y_pred);
 /// mean((log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1))^2) over the last axis.
 Tensor mean_squared_logarithmic_error(const Tensor& y_true, const Tensor& y_pred);
 /// 100 mean(|y_true - y_pred| / max(|y_true|, 1e-7)) over the last axis.
@@ -142,7 +145,7 @@ class Huber : public Loss {
 };
 
 /// A loss from a per-example function of (y_true, y_pred) under a name: LogCosh, KLDivergence,
-/// Poisson, CosineSimilarity, Hinge, SquaredHinge, MeanSquaredLogarithmicError,
+/// Poisson, CosineSimilarity, Hinge, SquaredHinge, CategoricalHinge, MeanSquaredLogarithmicError,
 /// MeanAbsolutePercentageError, and a user's own (as Keras's LossFunctionWrapper).
 class LossFunction : public Loss {
  public:
@@ -172,6 +175,9 @@ struct Hinge : LossFunction {
 struct SquaredHinge : LossFunction {
   SquaredHinge() : LossFunction("squared_hinge", &squared_hinge) {}
 };
+struct CategoricalHinge : LossFunction {
+  CategoricalHinge() : LossFunction("categorical_hinge", &categorical_hinge) {}
+};
 struct MeanSquaredLogarithmicError : LossFunction {
   MeanSquaredLogarithmicError() : LossFunction("mean_squared_logarithmic_error", &mean_squared_logarithmic_error) {}
 };
@@ -190,7 +196,7 @@ Tensor fit_weights(const Tensor& w, const Tensor& values, DType dtype, const std
 /// By Keras name (probabilities, not logits): "mean_squared_error" / "mse",
 /// "mean_absolute_error" / "mae", "binary_crossentropy", "categorical_crossentropy",
 /// "sparse_categorical_crossentropy", "huber", "log_cosh" / "logcosh", "kl_divergence" /
-/// "kld", "poisson", "cosine_similarity", "hinge", "squared_hinge",
+/// "kld", "poisson", "cosine_similarity", "hinge", "squared_hinge", "categorical_hinge",
 /// "mean_squared_logarithmic_error" / "msle", "mean_absolute_percentage_error" / "mape".
 /// Throws ValueError for an unknown name.
 std::shared_ptr<Loss> get(const std::string& name);

@@ -1,6 +1,9 @@
 #pragma once
 /// Keras's stateful metrics: update_state() per batch, result() so far, reset_state() per epoch.
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -166,6 +169,188 @@ class TopKCategoricalAccuracy : public MeanMetricWrapper {
   int k_;
 };
 
+/// A metric averaging a per-example function of (y_true, y_pred) under a name (Keras's
+/// MeanMetricWrapper(fn, name)): the loss-like metrics below, or a user's own.
+class MetricFunction : public MeanMetricWrapper {
+ public:
+  using Fn = std::function<Tensor(const Tensor& y_true, const Tensor& y_pred)>;
+  MetricFunction(std::string name, Fn fn);
+
+ protected:
+  Tensor values(const Tensor& y_true, const Tensor& y_pred) override;
+
+ private:
+  Fn fn_;
+};
+
+/// The mean of losses::binary_crossentropy (from_logits, label_smoothing as the loss).
+class BinaryCrossentropy : public MetricFunction {
+ public:
+  explicit BinaryCrossentropy(std::string name = "binary_crossentropy", bool from_logits = false,
+                              double label_smoothing = 0);
+};
+/// The mean of losses::categorical_crossentropy.
+class CategoricalCrossentropy : public MetricFunction {
+ public:
+  explicit CategoricalCrossentropy(std::string name = "categorical_crossentropy", bool from_logits = false,
+                                   double label_smoothing = 0);
+};
+/// The mean of losses::sparse_categorical_crossentropy.
+class SparseCategoricalCrossentropy : public MetricFunction {
+ public:
+  explicit SparseCategoricalCrossentropy(std::string name = "sparse_categorical_crossentropy",
+                                         bool from_logits = false);
+};
+/// The means of the per-example losses of the same names (losses.hpp).
+struct KLDivergence : MetricFunction {
+  explicit KLDivergence(std::string name = "kl_divergence");
+};
+struct Poisson : MetricFunction {
+  explicit Poisson(std::string name = "poisson");
+};
+/// sum(l2_normalize(y_true) * l2_normalize(y_pred)) over the last axis: +1 for the same
+/// direction (the loss is its negative).
+struct CosineSimilarity : MetricFunction {
+  explicit CosineSimilarity(std::string name = "cosine_similarity");
+};
+struct MeanAbsolutePercentageError : MetricFunction {
+  explicit MeanAbsolutePercentageError(std::string name = "mean_absolute_percentage_error");
+};
+struct MeanSquaredLogarithmicError : MetricFunction {
+  explicit MeanSquaredLogarithmicError(std::string name = "mean_squared_logarithmic_error");
+};
+/// Keras's LogCoshError, named "logcosh" by default as Keras names it.
+struct LogCoshError : MetricFunction {
+  explicit LogCoshError(std::string name = "logcosh");
+};
+struct Hinge : MetricFunction {
+  explicit Hinge(std::string name = "hinge");
+};
+struct SquaredHinge : MetricFunction {
+  explicit SquaredHinge(std::string name = "squared_hinge");
+};
+struct CategoricalHinge : MetricFunction {
+  explicit CategoricalHinge(std::string name = "categorical_hinge");
+};
+
+/// Keras's R2Score, the coefficient of determination over everything seen so far, per output
+/// (the last axis of [batch, outputs] y; a [batch] y is one output): 1 - sum((y - p)^2 w) /
+/// sum((y - mean_w(y))^2 w), an output whose targets do not vary giving 0. class_aggregation
+/// "uniform_average" (the mean over outputs) or "variance_weighted_average" (weighted by each
+/// output's total variance); Keras's None (a vector) is not offered: results are scalars
+/// (ValueError). num_regressors > 0 gives the adjusted R2, 1 - (1 - R2) (n - 1) / (n - p - 1)
+/// with n the number of target values seen (Keras's), falling back to R2 when n - 1 <= p.
+class R2Score : public Metric {
+ public:
+  explicit R2Score(std::string class_aggregation = "uniform_average", std::int64_t num_regressors = 0,
+                   std::string name = "r2_score");
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state(y_true, y_pred, Tensor()); }
+  /// sample_weight per example ([batch]) or per value.
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override;
+  double result() const override;
+  void reset_state() override;
+
+ private:
+  bool variance_weighted_;
+  std::int64_t num_regressors_;
+  std::vector<double> sum_, squared_sum_, residual_, count_;  // per output
+  double num_samples_ = 0;
+};
+
+/// Keras's FBetaScore: per class (the last axis of [batch, classes] y_true, one-hot or
+/// multi-label), (1 + beta^2) P R / (beta^2 P + R) from weighted true positives, false positives
+/// and false negatives, with Keras's 1e-7 in each denominator. y_pred is positive above
+/// `threshold`, or, without one, where it equals the row's maximum (and |y_pred| > 1e-9).
+/// average "micro" (counts over every class together), "macro" (the mean over classes) or
+/// "weighted" (weighted by each class's count of positives). Keras's default average None
+/// (a vector) is not offered, as results are scalars: macro is the default here, and
+/// per_class() gives the vector.
+class FBetaScore : public Metric {
+ public:
+  explicit FBetaScore(std::string average = "macro", double beta = 1.0, std::optional<double> threshold = std::nullopt,
+                      std::string name = "fbeta_score");
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state(y_true, y_pred, Tensor()); }
+  /// sample_weight per example ([batch]).
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override;
+  double result() const override;
+  /// The score of each class (micro: one value).
+  std::vector<double> per_class() const;
+  void reset_state() override;
+
+ private:
+  std::string average_;
+  double beta_;
+  std::optional<double> threshold_;
+  std::vector<double> tp_, fp_, fn_, support_;
+};
+
+/// FBetaScore with beta = 1.
+class F1Score : public FBetaScore {
+ public:
+  explicit F1Score(std::string average = "macro", std::optional<double> threshold = std::nullopt,
+                   std::string name = "f1_score")
+      : FBetaScore(std::move(average), 1.0, threshold, std::move(name)) {}
+};
+
+/// Options of the IoU metrics (Keras's keyword arguments).
+struct IoUOptions {
+  std::string name;  // empty: the class's default ("io_u", "mean_io_u", as Keras names them)
+  /// A class id whose true elements are left out (Keras's ignore_class, e.g. a void label).
+  std::optional<std::int64_t> ignore_class;
+  /// false: y_true is one-hot along the last axis (argmax taken).
+  bool sparse_y_true = true;
+  /// false: y_pred holds scores along the last axis (argmax taken); true: class ids (floats
+  /// are truncated to integers, as Keras's int cast).
+  bool sparse_y_pred = true;
+};
+
+/// Keras's IoU: a num_classes x num_classes confusion matrix (rows true, columns predicted)
+/// accumulated over every element (weighted: sample_weight per element, or per example for
+/// [batch] ids), then for each class of target_class_ids tp / (tp + fp + fn + 1e-7), the mean
+/// over the target classes that occurred (Keras's: those with a denominator above 1e-9; the
+/// sum is divided by their count + 1e-7). Ids outside [0, num_classes) are left out, as
+/// Keras. Keras counts in integers (truncating weights) and returns float32; here weights are
+/// exact and the result is double.
+class IoU : public Metric {
+ public:
+  IoU(std::int64_t num_classes, std::vector<std::int64_t> target_class_ids, IoUOptions options = {});
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { update_state(y_true, y_pred, Tensor()); }
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override;
+  double result() const override;
+  void reset_state() override;
+  /// The confusion matrix so far, row-major [true][predicted].
+  const std::vector<double>& confusion_matrix() const { return cm_; }
+
+ protected:
+  /// The predicted class ids [n] of y_pred (BinaryIoU thresholds the scores instead).
+  virtual Tensor predicted_ids(const Tensor& y_pred) const;
+  std::int64_t num_classes_;
+  std::vector<std::int64_t> targets_;
+  IoUOptions options_;
+
+ private:
+  std::vector<double> cm_;
+};
+
+/// IoU over every class (Keras's MeanIoU, "mean_io_u").
+class MeanIoU : public IoU {
+ public:
+  explicit MeanIoU(std::int64_t num_classes, IoUOptions options = {});
+};
+
+/// Keras's BinaryIoU ("binary_io_u"): two classes, a score at or above `threshold` predicts 1.
+class BinaryIoU : public IoU {
+ public:
+  explicit BinaryIoU(std::vector<std::int64_t> target_class_ids = {0, 1}, double threshold = 0.5,
+                     std::string name = "binary_io_u");
+
+ protected:
+  Tensor predicted_ids(const Tensor& y_pred) const override;
+
+ private:
+  double threshold_;
+};
+
 /// Counts of true and false positives and negatives over every element so far: y_pred >
 /// threshold predicts positive, a nonzero y_true is positive (Keras). Shapes as BinaryAccuracy.
 /// Float32 scores compare with the threshold rounded to float32, as Keras's (0.3f is not above
@@ -173,6 +358,11 @@ class TopKCategoricalAccuracy : public MeanMetricWrapper {
 class ConfusionCounts : public Metric {
  public:
   using Metric::update_state;
+  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred, Tensor()); }
+  /// Adds each element's weight (1 without sample_weight) to its count.
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override {
+    count(y_true, y_pred, sample_weight);
+  }
   void reset_state() override;
   double true_positives() const { return tp_; }
   double false_positives() const { return fp_; }
@@ -194,10 +384,6 @@ class Precision : public ConfusionCounts {
  public:
   explicit Precision(double threshold = 0.5, std::string name = "precision")
       : ConfusionCounts(std::move(name), threshold) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred, Tensor()); }
-  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override {
-    count(y_true, y_pred, sample_weight);
-  }
   double result() const override;
 };
 
@@ -205,11 +391,33 @@ class Precision : public ConfusionCounts {
 class Recall : public ConfusionCounts {
  public:
   explicit Recall(double threshold = 0.5, std::string name = "recall") : ConfusionCounts(std::move(name), threshold) {}
-  void update_state(const Tensor& y_true, const Tensor& y_pred) override { count(y_true, y_pred, Tensor()); }
-  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) override {
-    count(y_true, y_pred, sample_weight);
-  }
   double result() const override;
+};
+
+/// The weighted counts themselves (Keras's TruePositives, ... with one threshold).
+class TruePositives : public ConfusionCounts {
+ public:
+  explicit TruePositives(double threshold = 0.5, std::string name = "true_positives")
+      : ConfusionCounts(std::move(name), threshold) {}
+  double result() const override { return true_positives(); }
+};
+class FalsePositives : public ConfusionCounts {
+ public:
+  explicit FalsePositives(double threshold = 0.5, std::string name = "false_positives")
+      : ConfusionCounts(std::move(name), threshold) {}
+  double result() const override { return false_positives(); }
+};
+class TrueNegatives : public ConfusionCounts {
+ public:
+  explicit TrueNegatives(double threshold = 0.5, std::string name = "true_negatives")
+      : ConfusionCounts(std::move(name), threshold) {}
+  double result() const override { return true_negatives(); }
+};
+class FalseNegatives : public ConfusionCounts {
+ public:
+  explicit FalseNegatives(double threshold = 0.5, std::string name = "false_negatives")
+      : ConfusionCounts(std::move(name), threshold) {}
+  double result() const override { return false_negatives(); }
 };
 
 /// Keras's AUC: the area under the ROC curve (false positive rate, recall) or the PR curve
@@ -262,8 +470,14 @@ class AutoAccuracy : public MeanMetricWrapper {
 /// "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
 /// "mean_absolute_error" / "mae", "mean_squared_error" / "mse" (logged under the name given,
 /// "mae" and "val_mae" as in Keras), "root_mean_squared_error", "top_k_categorical_accuracy",
-/// "sparse_top_k_categorical_accuracy" (k = 5), "precision", "recall", "auc", "mean". Throws
-/// ValueError for an unknown name.
+/// "sparse_top_k_categorical_accuracy" (k = 5), "precision", "recall", "auc", "mean",
+/// "binary_crossentropy" / "bce", "categorical_crossentropy", "sparse_categorical_crossentropy",
+/// "kl_divergence", "poisson", "cosine_similarity", "mean_absolute_percentage_error" / "mape",
+/// "mean_squared_logarithmic_error" / "msle", "log_cosh_error" / "logcosh", "hinge",
+/// "squared_hinge", "categorical_hinge", "true_positives", "false_positives",
+/// "true_negatives", "false_negatives", "r2_score", "f1_score" and "fbeta_score" (macro),
+/// "binary_io_u" (each under the name given, as Keras's compile logs it). Throws ValueError for
+/// an unknown name.
 std::shared_ptr<Metric> get(const std::string& name);
 
 }  // namespace tapeflow::metrics
