@@ -48,7 +48,7 @@ TEST_CASE("a functional MLP is Sequential: same names, weights, outputs and trai
   CHECK(in.is_input());
   KerasTensor h = apply_layer(Dense(16, "relu"), in);
   CHECK_FALSE(h.is_input());
-  CHECK(h.shape().empty());  // known once the model runs
+  CHECK(h.shape() == Shape{-1, 16});  // known at once, as in Keras
   KerasTensor out = apply_layer(Dense(3, "softmax"), h);
   Functional fmodel(in, out);
   CHECK(fmodel.name() == "functional");
