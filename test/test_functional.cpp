@@ -1328,6 +1328,20 @@ TEST_CASE("the default compute_output_shape: unknown before the build, the layer
   auto picky = std::make_shared<Picky>();
   (*picky)(ones({1, 2}));
   CHECK((*picky)(Input({2})).shape().empty());
+  // Lambda: the default, or Keras's output_shape function
+  const auto twice = [](const Tensor& t) { return concat({t, t}, -1); };
+  auto plain = std::make_shared<Lambda>(twice);
+  CHECK((*plain)(Input({3})).shape().empty());
+  (*plain)(ones({1, 3}));
+  CHECK((*plain)(Input({3})).shape() == Shape{-1, 6});
+  const KerasTensor in = Input({-1, 3});
+  const KerasTensor doubled = apply_layer(Lambda(twice, "", [](Shape s) {
+                                            s.back() = s.back() < 0 ? -1 : 2 * s.back();
+                                            return s;
+                                          }),
+                                          in);
+  CHECK(doubled.shape() == Shape{-1, -1, 6});
+  CHECK(Functional(in, doubled)(zeros({2, 5, 3})).shape() == Shape{2, 5, 6});
   // ModelLayer falls back to the default: known once it is built
   auto inner = std::make_shared<Sequential>(Dense(4), Dense(2));
   auto wrapped = std::make_shared<ModelLayer>(inner);

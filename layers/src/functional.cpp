@@ -442,12 +442,17 @@ Tensor Dot::merge(const std::vector<Tensor>& inputs) {
   return y;
 }
 
-Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
-    : Layer("Lambda", std::move(name)), fn_(std::move(fn)) {
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name,
+               std::function<Shape(const Shape&)> output_shape)
+    : Layer("Lambda", std::move(name)), fn_(std::move(fn)), output_shape_fn_(std::move(output_shape)) {
   if (!fn_) throw ValueError("lambda: the function is empty");
 }
 
 Tensor Lambda::call(const Tensor& x, bool) { return fn_(x); }
+
+Shape Lambda::compute_output_shape(const Shape& input_shape) const {
+  return output_shape_fn_ ? output_shape_fn_(input_shape) : Layer::compute_output_shape(input_shape);
+}
 
 ModelLayer::ModelLayer(std::shared_ptr<Model> model, std::string name)
     : Layer("ModelLayer", name.empty() && model ? model->name() : std::move(name)), model_(std::move(model)) {

@@ -249,14 +249,19 @@ class Dot : public Merge {
 };
 
 /// Keras's Lambda: any function of public ops as a layer without weights (its ops are
-/// recorded by the tape as usual).
+/// recorded by the tape as usual). Keras's output_shape: a function of the input's shape (batch
+/// axis included, -1 unknown) giving the output's, for a symbolic output's shape before a model
+/// has run; without one, Layer::compute_output_shape's default.
 class Lambda : public Layer {
  public:
-  explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "");
+  explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "",
+                  std::function<Shape(const Shape&)> output_shape = {});
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::function<Tensor(const Tensor&)> fn_;
+  std::function<Shape(const Shape&)> output_shape_fn_;
 };
 
 /// A model (Sequential, Functional, a subclass) used as a layer of another model, as Keras's
