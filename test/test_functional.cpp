@@ -1305,6 +1305,16 @@ class Picky : public Layer {
     return x;
   }
 };
+
+// A custom layer of integer tokens: float inputs are a DTypeError.
+class Tokens : public Layer {
+ public:
+  Tokens() : Layer("Tokens", "") {}
+  Tensor call(const Tensor& x, bool) override {
+    if (is_floating(x.dtype())) throw DTypeError("tokens: expected integers");
+    return x.astype(kFloat32);
+  }
+};
 }  // namespace
 
 TEST_CASE("the default compute_output_shape: unknown before the build, the layer run on zeros after",
@@ -1328,6 +1338,10 @@ TEST_CASE("the default compute_output_shape: unknown before the build, the layer
   auto picky = std::make_shared<Picky>();
   (*picky)(ones({1, 2}));
   CHECK((*picky)(Input({2})).shape().empty());
+  // the probe's float32 zeros are not the input's dtype: a DTypeError is unknown, not an error
+  auto tokens = std::make_shared<Tokens>();
+  (*tokens)(zeros({1, 2}, kInt32));
+  CHECK((*tokens)(Input({2}, kInt32)).shape().empty());
   // Lambda: the default, or Keras's output_shape function
   const auto twice = [](const Tensor& t) { return concat({t, t}, -1); };
   auto plain = std::make_shared<Lambda>(twice);

@@ -476,6 +476,8 @@ Shape Layer::probe_output_shape(std::int64_t batch, const std::function<Tensor()
   try {
     NoRecording no_tape;
     out = with_layer_name(detail::label(*this), run).shape();
+  } catch (const DTypeError&) {
+    return {};  // the zeros' float32 is the probe's choice, not the input's dtype: unknown
   } catch (const Error&) {
     throw;  // the layer's own error: these inputs do not fit it
   } catch (...) {

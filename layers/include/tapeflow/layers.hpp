@@ -140,7 +140,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// there, as in Keras. The default, for a layer that does not override it: unknown until the
   /// layer is built, then the layer run once on float32 zeros (a batch of one, in inference,
   /// not recorded) when every axis but the batch is known, and that output's shape with the
-  /// input's batch axis; only the layer's own errors (tapeflow::Error) escape.
+  /// input's batch axis; only the layer's own errors (tapeflow::Error) escape, but a DTypeError
+  /// (the zeros' dtype, not the input's) gives unknown.
   virtual Shape compute_output_shape(const Shape& input_shape) const;
 
   // ---- masking (Keras's _keras_mask)
@@ -256,8 +257,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Tensor invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body);
   /// compute_output_shape's default for a built layer: `run` (the layer on zeros) under
   /// NoRecording, its errors named as a call names them; the output's shape with the batch axis
-  /// `batch`, or empty when `run` throws anything but a tapeflow::Error. output_shape() and
-  /// losses() stay as they were.
+  /// `batch`, or empty when `run` throws a DTypeError or anything but a tapeflow::Error.
+  /// output_shape() and losses() stay as they were.
   Shape probe_output_shape(std::int64_t batch, const std::function<Tensor()>& run) const;
 
  private:
