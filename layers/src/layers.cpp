@@ -650,7 +650,7 @@ Dense::Dense(std::int64_t units, Activation activation, DenseOptions options)
 }
 
 void Dense::build(const Shape& input_shape) {
-  compute_output_shape(input_shape);  // its rank check
+  Dense::compute_output_shape(input_shape);  // its rank check (built() is false here)
   kernel_ = add_weight("kernel", {input_shape.back(), units_}, options_.kernel_initializer, true,
                        options_.kernel_regularizer);
   if (options_.use_bias) bias_ = add_weight("bias", {units_}, options_.bias_initializer, true, options_.bias_regularizer);
