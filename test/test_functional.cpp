@@ -48,7 +48,7 @@ TEST_CASE("a functional MLP is Sequential: same names, weights, outputs and trai
   CHECK(in.is_input());
   KerasTensor h = apply_layer(Dense(16, "relu"), in);
   CHECK_FALSE(h.is_input());
-  CHECK(h.shape().empty());  // known once the model runs
+  CHECK(h.shape() == Shape{-1, 16});  // known at once, as in Keras
   KerasTensor out = apply_layer(Dense(3, "softmax"), h);
   Functional fmodel(in, out);
   CHECK(fmodel.name() == "functional");
@@ -1008,4 +1008,383 @@ TEST_CASE("Functional::summary before the model is built is a ValueError", "[fun
   model.build();
   CHECK(summary_of(base) == summary_of(model));
   CHECK_THAT(summary_of(base), Contains("| input_layer (InputLayer)"));
+}
+
+// ================================================================ symbolic shapes
+
+namespace {
+
+// A layer configuration of the shape table: made fresh by `make`, applied to Input(`input`).
+struct ShapeCase {
+  std::string what;
+  std::vector<Shape> inputs;  // without the batch axis; several for a merge layer
+  std::function<LayerPtr()> make;
+  DType dtype = kFloat32;
+};
+
+template <class L>
+std::function<LayerPtr()> make(L layer) {
+  return [layer] { return std::make_shared<L>(layer); };
+}
+
+// Options of type O with `set` applied: options<Conv1DOptions>([](auto& o) { o.dilation_rate = 2; }).
+template <class O, class F>
+O options(F set) {
+  O o;
+  set(o);
+  return o;
+}
+
+template <class O>
+O with_padding(O o, decltype(o.padding) padding, std::int64_t strides = 1) {
+  o.padding = padding;
+  o.strides = strides;
+  return o;
+}
+
+// [2] + shape: the batch of two the table runs, random floats or zeros of an integer dtype
+Tensor batch_of_two(const Shape& shape, DType dtype) {
+  Shape full = {2};
+  full.insert(full.end(), shape.begin(), shape.end());
+  return is_floating(dtype) ? irregular(full) : zeros(full, dtype);
+}
+
+std::vector<ShapeCase> shape_cases() {
+  const Padding same = Padding::Same;
+  return {
+      {"Dense", {{3}}, make(Dense(5))},
+      {"Dense on the last axis of rank 3", {{4, 3}}, make(Dense(5, "relu"))},
+      {"Flatten", {{2, 3, 4}}, make(Flatten())},
+      {"Reshape with -1", {{2, 6}}, make(Reshape({-1, 4}))},
+      {"Dropout", {{3, 4}}, make(Dropout(0.5))},
+      {"GaussianNoise", {{3}}, make(GaussianNoise(0.1))},
+      {"GaussianDropout", {{3}}, make(GaussianDropout(0.2))},
+      {"ActivationLayer", {{3, 2}}, make(ActivationLayer("tanh"))},
+      {"Identity", {{3}}, make(Identity())},
+      {"LeakyReLU", {{3}}, make(LeakyReLU())},
+      {"ELU", {{3}}, make(ELU())},
+      {"PReLU shared", {{3, 4}}, make(PReLU(initializers::zeros, {1}))},
+      {"Softmax", {{3, 4}}, make(Softmax(1))},
+      {"BatchNormalization", {{4, 4, 3}}, make(BatchNormalization())},
+      {"LayerNormalization", {{5, 6}}, make(LayerNormalization())},
+      {"Rescaling of ints", {{4}}, make(Rescaling(1.0 / 255)), kInt32},
+      {"Normalization", {{3}}, make(Normalization())},
+      {"RandomFlip", {{6, 6, 3}}, make(RandomFlip())},
+      {"RandomRotation", {{6, 6, 3}}, make(RandomRotation(0.1))},
+      {"RandomContrast", {{6, 6, 3}}, make(RandomContrast(0.2))},
+      {"Masking", {{5, 3}}, make(Masking())},
+      {"ActivityRegularization", {{3}}, make(ActivityRegularization(0.01))},
+      {"SpatialDropout1D", {{5, 3}}, make(SpatialDropout1D(0.2))},
+      {"SpatialDropout2D", {{4, 4, 3}}, make(SpatialDropout2D(0.2))},
+      {"Conv1D valid", {{10, 3}}, make(Conv1D(4, 3))},
+      {"Conv1D same, strides 2", {{10, 3}}, make(Conv1D(4, 3, "relu", with_padding(Conv1DOptions(), Padding1D::Same, 2)))},
+      {"Conv1D causal, dilation 2", {{10, 3}}, make(Conv1D(4, 3, "linear", options<Conv1DOptions>([](auto& o) {
+         o.padding = Padding1D::Causal;
+         o.dilation_rate = 2;
+       })))},
+      {"Conv2D valid", {{9, 8, 3}}, make(Conv2D(4, 3))},
+      {"Conv2D same, strides 2", {{9, 8, 3}}, make(Conv2D(4, 3, "relu", with_padding(Conv2DOptions(), same, 2)))},
+      {"Conv2D valid, dilation 2", {{9, 8, 3}}, make(Conv2D(2, 3, "linear", options<Conv2DOptions>([](auto& o) { o.dilation_rate = 2; })))},
+      {"Conv2DTranspose same", {{5, 4, 3}}, make(Conv2DTranspose(4, 3, "linear", with_padding(Conv2DTransposeOptions(), same, 2)))},
+      {"Conv2DTranspose valid, output_padding 1", {{5, 4, 3}},
+       make(Conv2DTranspose(4, 3, "linear", options<Conv2DTransposeOptions>([](auto& o) {
+         o.strides = 2;
+         o.output_padding = 1;
+       })))},
+      {"DepthwiseConv2D", {{7, 6, 3}}, make(DepthwiseConv2D(3, "linear", options<DepthwiseConv2DOptions>([](auto& o) { o.depth_multiplier = 2; })))},
+      {"SeparableConv2D same, strides 2", {{7, 6, 3}}, make(SeparableConv2D(5, 3, "linear", options<SeparableConv2DOptions>([](auto& o) {
+         o.padding = Padding::Same;
+         o.strides = 2;
+         o.depth_multiplier = 2;
+       })))},
+      {"MaxPooling2D", {{7, 6, 3}}, make(MaxPooling2D(2))},
+      {"AveragePooling2D same, strides 2", {{7, 6, 3}}, make(AveragePooling2D(3, with_padding(PoolingOptions(), same, 2)))},
+      {"MaxPooling1D", {{9, 3}}, make(MaxPooling1D(2))},
+      {"AveragePooling1D same, strides 2", {{9, 3}}, make(AveragePooling1D(3, with_padding(PoolingOptions(), same, 2)))},
+      {"GlobalAveragePooling2D", {{4, 4, 3}}, make(GlobalAveragePooling2D())},
+      {"GlobalMaxPooling2D keepdims", {{4, 4, 3}}, make(GlobalMaxPooling2D(true))},
+      {"GlobalAveragePooling1D", {{5, 3}}, make(GlobalAveragePooling1D())},
+      {"GlobalMaxPooling1D keepdims", {{5, 3}}, make(GlobalMaxPooling1D(true))},
+      {"UpSampling2D", {{3, 4, 2}}, make(UpSampling2D(2, 3))},
+      {"UpSampling1D", {{4, 2}}, make(UpSampling1D(3))},
+      {"ZeroPadding2D", {{3, 3, 2}}, make(ZeroPadding2D(Padding2D{1, 2, 3, 0}))},
+      {"ZeroPadding1D", {{4, 2}}, make(ZeroPadding1D(Edges1D{1, 2}))},
+      {"Cropping2D", {{5, 5, 2}}, make(Cropping2D(Padding2D{1, 0, 0, 2}))},
+      {"Cropping1D", {{5, 2}}, make(Cropping1D(1))},
+      {"Embedding", {{6}}, make(Embedding(10, 4)), kInt32},
+      {"SimpleRNN", {{5, 3}}, make(SimpleRNN(4))},
+      {"LSTM return_sequences", {{5, 3}}, make(LSTM(4, "tanh", sequences()))},
+      {"GRU", {{5, 3}}, [] { return std::make_shared<GRU>(3); }},
+      {"Bidirectional concat", {{5, 2}}, [] { return std::make_shared<Bidirectional>(std::make_shared<LSTM>(3)); }},
+      {"Bidirectional sum, sequences", {{5, 2}},
+       [] { return std::make_shared<Bidirectional>(std::make_shared<GRU>(3, "tanh", sequences()), MergeMode::Sum); }},
+      {"Permute", {{3, 4, 2}}, make(Permute({3, 1, 2}))},
+      {"RepeatVector", {{4}}, make(RepeatVector(3))},
+      {"TimeDistributed(Dense)", {{5, 4}}, [] { return std::make_shared<TimeDistributed>(Dense(3)); }},
+      {"TimeDistributed(Flatten)", {{5, 2, 3}}, [] { return std::make_shared<TimeDistributed>(Flatten()); }},
+      {"CategoryEncoding one_hot", {{1}}, make(CategoryEncoding(6, "one_hot")), kInt32},
+      {"CategoryEncoding multi_hot", {{3}}, make(CategoryEncoding(6)), kInt32},
+      {"CategoryEncoding count, rank 3", {{3, 2}}, make(CategoryEncoding(6, "count")), kInt64},
+      {"Add broadcasting over ranks", {{4, 3}, {3}}, make(Add())},
+      {"Subtract", {{3}, {3}}, make(Subtract())},
+      {"Multiply broadcasting", {{4, 1}, {4, 5}}, make(Multiply())},
+      {"Average", {{3}, {3}, {3}}, make(Average())},
+      {"Maximum", {{2, 3}, {2, 3}}, make(Maximum())},
+      {"Minimum", {{3}, {3}}, make(Minimum())},
+      {"Concatenate axis 1", {{2, 3}, {4, 3}}, make(Concatenate(1))},
+      {"Dot (1, 2)", {{4, 3}, {5, 4}}, make(Dot(DotAxes{1, 2}))},
+      {"Dot of two vectors", {{4}, {4}}, make(Dot(1))},
+      {"Dot (2, 1), rank 3 and 2", {{3, 4}, {4}}, make(Dot(DotAxes{2, 1}))},
+      {"MultiHeadAttention", {{5, 6}, {7, 4}}, [] { return std::make_shared<MultiHeadAttention>(2, 3); }},
+      {"MultiHeadAttention output_shape, key", {{5, 6}, {7, 4}, {7, 2}},
+       [] { return std::make_shared<MultiHeadAttention>(
+           2, 3, options<MultiHeadAttentionOptions>([](auto& o) { o.output_shape = 8; })); }},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("a layer output's shape is known when it is recorded, and is the shape the model computes",
+          "[functional][shape]") {
+  for (const auto& c : shape_cases()) {
+    INFO(c.what);
+    const LayerPtr layer = c.make();
+    std::vector<KerasTensor> ins;
+    for (const auto& s : c.inputs) ins.push_back(Input(s, c.dtype));
+    const KerasTensor out = ins.size() == 1 ? apply_layer(layer, ins[0]) : apply_layer(layer, ins);
+    const Shape symbolic = out.shape();
+    INFO("symbolic " << shape_str(symbolic));
+    REQUIRE_FALSE(symbolic.empty());
+    CHECK(symbolic[0] == -1);
+    // recording builds, names and seeds nothing
+    CHECK_FALSE(layer->built());
+    CHECK(layer->name().empty());
+    CHECK_FALSE(layer->seeded());
+
+    Functional model(ins, {out});
+    std::vector<Tensor> xs;
+    for (const auto& s : c.inputs) xs.push_back(batch_of_two(s, c.dtype));
+    const Tensor y = model(xs)[0];
+    Shape expected = symbolic;
+    expected[0] = 2;
+    REQUIRE(y.shape() == expected);
+    CHECK(out.shape() == symbolic);  // the run agrees
+  }
+}
+
+TEST_CASE("an axis of unknown size stays unknown where the output depends on it, and never fails",
+          "[functional][shape]") {
+  const KerasTensor seq = Input({-1, 8});
+  CHECK(apply_layer(LSTM(4), seq).shape() == Shape{-1, 4});
+  CHECK(apply_layer(LSTM(4, "tanh", sequences()), seq).shape() == Shape{-1, -1, 4});
+  CHECK(apply_layer(Conv1D(3, 3), seq).shape() == Shape{-1, -1, 3});
+  CHECK(apply_layer(GlobalAveragePooling1D(), seq).shape() == Shape{-1, 8});
+  CHECK(apply_layer(Dense(5), seq).shape() == Shape{-1, -1, 5});
+  CHECK(apply_layer(Flatten(), seq).shape() == Shape{-1, -1});
+  CHECK(apply_layer(Reshape({-1, 4}), seq).shape() == Shape{-1, -1, 4});
+  CHECK(apply_layer(Embedding(10, 3), Input({-1}, kInt32)).shape() == Shape{-1, -1, 3});
+  CHECK(apply_layer(Concatenate(1), {seq, Input({3, 8})}).shape() == Shape{-1, -1, 8});
+  CHECK(apply_layer(Add(), {seq, Input({5, 8})}).shape() == Shape{-1, 5, 8});
+  CHECK(apply_layer(Add(), {seq, Input({1, 8})}).shape() == Shape{-1, -1, 8});
+  // an unknown last axis: Dense cannot check it, and still knows its own
+  CHECK(apply_layer(Dense(2), Input({-1})).shape() == Shape{-1, 2});
+  const KerasTensor images = Input({-1, -1, 3});
+  CHECK(apply_layer(Conv2D(4, 3, "relu", with_padding(Conv2DOptions(), Padding::Same, 2)), images).shape() ==
+        Shape{-1, -1, -1, 4});
+  CHECK(apply_layer(GlobalMaxPooling2D(), images).shape() == Shape{-1, 3});
+
+  // a model over sequences of any length runs on each, as before
+  const KerasTensor in = Input({-1, 8});
+  const KerasTensor h = apply_layer(LSTM(4, "tanh", sequences()), in);
+  Functional model(in, apply_layer(GlobalAveragePooling1D(), h));
+  CHECK(model(zeros({2, 6, 8})).shape() == Shape{2, 4});
+  CHECK(model(zeros({2, 3, 8})).shape() == Shape{2, 4});
+}
+
+TEST_CASE("a layer called on a symbolic shape it refuses throws its error there, naming it and the shapes",
+          "[functional][shape][errors]") {
+  CHECK_THROWS_AS(apply_layer(Dense(3), Input({})), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Dense(3), Input({})),
+                    Contains("dense: expected an input of rank >= 2 ([batch, ..., features]), got [-1]"));
+  CHECK_THROWS_AS(apply_layer(Conv2D(4, 3), Input({8, 3})), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Conv2D(4, 3), Input({8, 3})),
+                    Contains("conv2d: expected inputs [batch, height, width, channels], got [-1, 8, 3]"));
+  CHECK_THROWS_WITH(apply_layer(Conv2D(4, 3), Input({2, 5, 3})), Contains("conv2d: conv2d: window 3 is larger than the input 2"));
+  CHECK_THROWS_AS(apply_layer(LSTM(4), Input({8})), ShapeError);
+  CHECK_THROWS_AS(apply_layer(Reshape({4, 4}), Input({3, 5})), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Reshape({4, 4}), Input({3, 5})), Contains("reshape: cannot reshape [-1, 3, 5]"));
+  CHECK_THROWS_AS(apply_layer(Cropping1D(3), Input({5, 2})), ValueError);
+  CHECK_THROWS_AS(apply_layer(RandomFlip(), Input({5, 2})), ValueError);
+
+  const KerasTensor a = Input({3, 1}), b = Input({4, 2});
+  CHECK_THROWS_AS(apply_layer(Concatenate(), {a, b}), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Concatenate(), {a, b}),
+                    Contains("concatenate: the inputs must match in every axis but 2, got (None, 3, 1), (None, 4, 2)"));
+  CHECK_THROWS_AS(apply_layer(Add(), {Input({3}), Input({4})}), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Add(), {Input({3}), Input({4})}),
+                    Contains("add: inputs have incompatible shapes: (None, 3), (None, 4)"));
+  CHECK_THROWS_AS(apply_layer(Subtract(), {Input({3}), Input({3}), Input({3})}), ValueError);
+  CHECK_THROWS_AS(apply_layer(Dot(1), {Input({3}), Input({4})}), ShapeError);
+  CHECK_THROWS_WITH(apply_layer(Dot(1), {Input({3}), Input({4})}),
+                    Contains("dot: the dotted axes differ in size: axis 1 of (None, 3) and axis 1 of (None, 4)"));
+  CHECK_THROWS_AS(apply_layer(MultiHeadAttention(2, 3), {Input({5, 6}), Input({7, 4}), Input({6, 4})}), ValueError);
+
+  // a built layer checks its weights' sizes: a Dense made for 4 features, then given 5
+  auto dense = std::make_shared<Dense>(3);
+  (*dense)(zeros({1, 4}));
+  CHECK_THROWS_AS((*dense)(Input({5})), ShapeError);
+  CHECK_THROWS_WITH((*dense)(Input({5})), Contains("dense: expected inputs [batch, ..., 4], got [-1, 5]"));
+  CHECK((*dense)(Input({4})).shape() == Shape{-1, 3});
+  CHECK((*dense)(Input({-1})).shape() == Shape{-1, 3});  // unknown: no check
+  auto lstm = std::make_shared<LSTM>(2);
+  (*lstm)(zeros({1, 3, 4}));
+  CHECK_THROWS_WITH((*lstm)(Input({3, 5})), Contains("lstm: expected inputs [batch, time, 4], got [-1, 3, 5]"));
+  // an unknown input shape checks nothing: the error comes when the model runs, as before
+  KerasTensor unknown = apply_layer(Lambda([](const Tensor& x) { return x; }), Input({3}));
+  REQUIRE(unknown.shape().empty());
+  CHECK(apply_layer(Conv2D(2, 1), unknown).shape().empty());
+}
+
+TEST_CASE("Deep Learning with Python's residual blocks: the projection where the channels differ",
+          "[functional][shape]") {
+  // DLwP ch. 9: residual = Conv2D(filters, 1) where residual.shape[-1] != filters
+  const auto residual_block = [](KerasTensor x, std::int64_t filters, bool pooling) {
+    KerasTensor residual = x;
+    Conv2DOptions same;
+    same.padding = Padding::Same;
+    x = apply_layer(Conv2D(filters, 3, "relu", same), x);
+    x = apply_layer(Conv2D(filters, 3, "relu", same), x);
+    if (pooling) {
+      PoolingOptions pool_same;
+      pool_same.padding = Padding::Same;
+      x = apply_layer(MaxPooling2D(2, pool_same), x);
+      residual = apply_layer(Conv2D(filters, 1, "linear", with_padding(Conv2DOptions(), Padding::Same, 2)), residual);
+    } else if (residual.shape().back() != filters) {
+      residual = apply_layer(Conv2D(filters, 1), residual);
+    }
+    return apply_layer(Add(), {x, residual});
+  };
+  const KerasTensor inputs = Input({8, 8, 3});
+  KerasTensor x = apply_layer(Conv2D(4, 3, "relu"), inputs);
+  CHECK(x.shape() == Shape{-1, 6, 6, 4});
+  x = residual_block(x, 4, true);
+  CHECK(x.shape() == Shape{-1, 3, 3, 4});
+  x = residual_block(x, 8, false);  // 4 channels -> 8: projected
+  CHECK(x.shape() == Shape{-1, 3, 3, 8});
+  x = residual_block(x, 8, false);  // 8 -> 8: the identity shortcut
+  x = apply_layer(GlobalAveragePooling2D(), x);
+  const KerasTensor outputs = apply_layer(Dense(10, "softmax"), x);
+  CHECK(outputs.shape() == Shape{-1, 10});
+  Functional model(inputs, outputs);
+  // conv, (2 convs, pool, projection, add), (2 convs, projection, add), (2 convs, add), pool, dense
+  CHECK(model.layers().size() == 15);
+  CHECK(model(irregular({2, 8, 8, 3})).shape() == Shape{2, 10});
+}
+
+namespace {
+// A custom layer without compute_output_shape: x * scale, scale [features] made at build.
+class Scale : public Layer {
+ public:
+  Scale() : Layer("Scale", "") {}
+  void build(const Shape& input_shape) override { scale_ = add_weight("scale", {input_shape.back()}, initializers::ones); }
+  Tensor call(const Tensor& x, bool) override {
+    add_loss(sum(x) * 0.0);
+    return x * scale_;
+  }
+
+ private:
+  Variable scale_;
+};
+
+// A custom layer whose call throws something that is not a tapeflow::Error on zeros.
+class Picky : public Layer {
+ public:
+  Picky() : Layer("Picky", "") {}
+  Tensor call(const Tensor& x, bool) override {
+    if (sum(abs(x)).item<float>() == 0) throw std::logic_error("zeros are not welcome");
+    return x;
+  }
+};
+
+// A custom layer of integer tokens: float inputs are a DTypeError.
+class Tokens : public Layer {
+ public:
+  Tokens() : Layer("Tokens", "") {}
+  Tensor call(const Tensor& x, bool) override {
+    if (is_floating(x.dtype())) throw DTypeError("tokens: expected integers");
+    return x.astype(kFloat32);
+  }
+};
+}  // namespace
+
+TEST_CASE("the default compute_output_shape: unknown before the build, the layer run on zeros after",
+          "[functional][shape]") {
+  auto scale = std::make_shared<Scale>();
+  CHECK(scale->compute_output_shape({-1, 3}).empty());
+  CHECK((*scale)(Input({3})).shape().empty());  // not built: known once a model runs
+  CHECK_FALSE(scale->built());
+  (*scale)(ones({2, 3}));
+  REQUIRE(scale->built());
+  const std::size_t losses = scale->losses().size();
+  CHECK((*scale)(Input({3})).shape() == Shape{-1, 3});
+  CHECK((*scale)(Input({2, 3})).shape() == Shape{-1, 2, 3});
+  CHECK((*scale)(Input({-1, 3})).shape().empty());  // an unknown axis: not run
+  CHECK(scale->output_shape() == Shape{-1, 3});      // the probe is not a call
+  CHECK(scale->losses().size() == losses);
+  // the layer's own error, named
+  CHECK_THROWS_AS((*scale)(Input({4})), ShapeError);
+  CHECK_THROWS_WITH((*scale)(Input({4})), Contains("scale: "));
+  // anything else: unknown
+  auto picky = std::make_shared<Picky>();
+  (*picky)(ones({1, 2}));
+  CHECK((*picky)(Input({2})).shape().empty());
+  // the probe's float32 zeros are not the input's dtype: a DTypeError is unknown, not an error
+  auto tokens = std::make_shared<Tokens>();
+  (*tokens)(zeros({1, 2}, kInt32));
+  CHECK((*tokens)(Input({2}, kInt32)).shape().empty());
+  // Lambda: the default, or Keras's output_shape function
+  const auto twice = [](const Tensor& t) { return concat({t, t}, -1); };
+  auto plain = std::make_shared<Lambda>(twice);
+  CHECK((*plain)(Input({3})).shape().empty());
+  (*plain)(ones({1, 3}));
+  CHECK((*plain)(Input({3})).shape() == Shape{-1, 6});
+  const KerasTensor in = Input({-1, 3});
+  const KerasTensor doubled = apply_layer(Lambda(twice, "", [](Shape s) {
+                                            s.back() = s.back() < 0 ? -1 : 2 * s.back();
+                                            return s;
+                                          }),
+                                          in);
+  CHECK(doubled.shape() == Shape{-1, -1, 6});
+  CHECK(Functional(in, doubled)(zeros({2, 5, 3})).shape() == Shape{2, 5, 6});
+  // ModelLayer falls back to the default: known once it is built
+  auto inner = std::make_shared<Sequential>(Dense(4), Dense(2));
+  auto wrapped = std::make_shared<ModelLayer>(inner);
+  CHECK((*wrapped)(Input({3})).shape().empty());
+  (*wrapped)(zeros({1, 3}));
+  CHECK((*wrapped)(Input({3})).shape() == Shape{-1, 2});
+}
+
+TEST_CASE("recording builds, names and seeds nothing: a seeded functional model's weights are Sequential's",
+          "[functional][shape]") {
+  const KerasTensor in = Input({6, 6, 2});
+  std::vector<LayerPtr> layers = {std::make_shared<Conv2D>(3, 3), std::make_shared<BatchNormalization>(),
+                                  std::make_shared<Flatten>(), std::make_shared<Dense>(4)};
+  KerasTensor x = in;
+  for (const auto& l : layers) x = (*l)(x);
+  CHECK(x.shape() == Shape{-1, 4});
+  for (const auto& l : layers) {
+    CHECK_FALSE(l->built());
+    CHECK(l->name().empty());
+    CHECK_FALSE(l->seeded());
+  }
+  Functional fmodel(in, x);
+  Sequential smodel(Conv2D(3, 3), BatchNormalization(), Flatten(), Dense(4));
+  fmodel.set_seed(5);
+  smodel.set_seed(5);
+  const Tensor batch = irregular({2, 6, 6, 2});
+  const Tensor yf = fmodel(batch), ys = smodel(batch);
+  CHECK(dvals(yf) == dvals(ys));
+  const auto wf = fmodel.get_weights(), ws = smodel.get_weights();
+  REQUIRE(wf.size() == ws.size());
+  for (std::size_t i = 0; i < wf.size(); ++i) CHECK(dvals(wf[i]) == dvals(ws[i]));
 }

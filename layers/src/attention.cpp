@@ -6,12 +6,14 @@
 
 #include <cmath>
 
+#include "shape_rules.hpp"
+
 namespace tapeflow {
 namespace layers {
 
 namespace {
 
-std::string label(const Layer& l) { return l.name().empty() ? l.default_name() : l.name(); }
+using detail::label;
 
 std::int64_t product(const Shape& s) {
   std::int64_t n = 1;
@@ -79,25 +81,44 @@ MultiHeadAttention::MultiHeadAttention(std::int64_t num_heads, std::int64_t key_
   output_dense_ = track(std::make_shared<EinsumDense>("attention_output", 2, Shape{options_.output_shape}, options_));
 }
 
-void MultiHeadAttention::check_inputs(const Tensor& query, const Tensor& value, const Tensor& key) const {
+void MultiHeadAttention::check_inputs(const Shape& query, const Shape& value, const Shape& key) const {
   const auto shapes = [&] {
-    return fmt::format("query {}, value {}, key {}", shape_str(query.shape()), shape_str(value.shape()),
-                       shape_str(key.shape()));
+    return fmt::format("query {}, value {}, key {}", shape_str(query), shape_str(value), shape_str(key));
   };
-  if (query.rank() != 3 || value.rank() != 3 || key.rank() != 3) {
+  if (query.size() != 3 || value.size() != 3 || key.size() != 3) {
     throw ValueError(fmt::format("{}: expected query, value and key of rank 3 ([batch, steps, features]; attention "
                                  "over several axes is not supported), got {}",
                                  label(*this), shapes()));
   }
-  if (value.dim(0) != query.dim(0) || key.dim(0) != query.dim(0)) {
+  using detail::differ;
+  if (differ(value[0], query[0]) || differ(key[0], query[0])) {
     throw ValueError(fmt::format("{}: the batch sizes differ: {}", label(*this), shapes()));
   }
-  if (value.dim(1) != key.dim(1)) {
+  if (differ(value[1], key[1])) {
     throw ValueError(fmt::format("{}: value and key must agree in every axis but the last: {}", label(*this), shapes()));
   }
-  if (!input_dims_.empty() && Shape{query.dim(2), value.dim(2), key.dim(2)} != input_dims_) {
+  if (!input_dims_.empty() &&
+      (differ(query[2], input_dims_[0]) || differ(value[2], input_dims_[1]) || differ(key[2], input_dims_[2]))) {
     throw ShapeError(fmt::format("{}: built for query, value and key features {}, got {}", label(*this),
                                  shape_str(input_dims_), shapes()));
+  }
+}
+
+Shape MultiHeadAttention::compute_output_shape(const std::vector<Shape>& input_shapes) const {
+  check_list_size(input_shapes);
+  check_list(input_shapes, 2);
+  const Shape& query = input_shapes[0];
+  check_inputs(query, input_shapes[1], input_shapes.size() == 3 ? input_shapes[2] : input_shapes[1]);
+  // [B, T, out]: out is output_shape, else the query's last axis (which a built layer keeps)
+  return {query[0], query[1], options_.output_shape > 0 ? options_.output_shape : query[2]};
+}
+
+void MultiHeadAttention::check_list_size(const std::vector<Shape>& input_shapes) const {
+  if (input_shapes.size() != 2 && input_shapes.size() != 3) {
+    std::string shapes;
+    for (const auto& s : input_shapes) shapes += (shapes.empty() ? "" : ", ") + shape_str(s);
+    throw ValueError(fmt::format("{}: takes [query, value] or [query, value, key], got {} inputs: {}", label(*this),
+                                 input_shapes.size(), shapes));
   }
 }
 
@@ -138,7 +159,7 @@ Tensor MultiHeadAttention::compute_attention_mask(const Tensor& query, const Ten
 
 AttentionOutput MultiHeadAttention::attend(const Tensor& query, const Tensor& value, const AttentionCall& args) {
   const Tensor& key = args.key.defined() ? args.key : value;
-  check_inputs(query, value, key);
+  check_inputs(query.shape(), value.shape(), key.shape());
   const Tensor mask = compute_attention_mask(query, value, args);
   if (!output_dense_->built() && options_.output_shape == 0) {
     static_cast<EinsumDense&>(*output_dense_).set_output_axes({query.dim(2)});
@@ -186,12 +207,9 @@ Tensor MultiHeadAttention::compute_mask(const std::vector<Tensor>&, const std::v
 
 Tensor MultiHeadAttention::merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
                                         bool training) {
-  if (inputs.size() != 2 && inputs.size() != 3) {
-    std::string shapes;
-    for (const auto& x : inputs) shapes += (shapes.empty() ? "" : ", ") + shape_str(x.shape());
-    throw ValueError(fmt::format("{}: takes [query, value] or [query, value, key], got {} inputs: {}", label(*this),
-                                 inputs.size(), shapes));
-  }
+  std::vector<Shape> input_shapes;
+  for (const auto& x : inputs) input_shapes.push_back(x.shape());
+  check_list_size(input_shapes);
   check_list(inputs, 2);
   AttentionCall args;
   args.training = training;

@@ -7,6 +7,8 @@
 
 #include "tapeflow/layers.hpp"
 
+#include "shape_rules.hpp"
+
 namespace tapeflow {
 namespace layers {
 
@@ -31,12 +33,17 @@ void check_factor(const Factor& f, double lo, double hi, bool open_lo, const cha
   }
 }
 
+// ValueError unless `shape` is [batch, height, width, channels].
+void check_image_rank(const Shape& shape, const std::string& layer) {
+  if (shape.size() != 4) {
+    throw ValueError(
+        fmt::format("{}: expected images [batch, height, width, channels], got shape {}", layer, shape_str(shape)));
+  }
+}
+
 // ValueError unless x is [batch, height, width, channels] of a floating dtype.
 void check_images(const Tensor& x, const std::string& layer) {
-  if (x.shape().size() != 4) {
-    throw ValueError(
-        fmt::format("{}: expected images [batch, height, width, channels], got shape {}", layer, shape_str(x.shape())));
-  }
+  check_image_rank(x.shape(), layer);
   if (!is_floating(x.dtype())) {
     throw DTypeError(fmt::format("{}: expected floating images, got {} (shape {})", layer, dtype_name(x.dtype()),
                                  shape_str(x.shape())));
@@ -308,6 +315,22 @@ Tensor RandomContrast::call(const Tensor& x, bool training) {
   const Tensor factor = tensor(c, {b, 1, 1, 1}, x.dtype(), x.device());
   const Tensor m = mean(x, {1, 2}, true);  // [b, 1, 1, c]
   return clip((x - m) * factor + m, value_range_.first, value_range_.second);
+}
+
+// The augmentations keep the images' shape (compute_output_shape), after call()'s rank check.
+Shape RandomFlip::compute_output_shape(const Shape& s) const {
+  check_image_rank(s, detail::label(*this));
+  return s;
+}
+
+Shape AffineAugmentation::compute_output_shape(const Shape& s) const {
+  check_image_rank(s, detail::label(*this));
+  return s;
+}
+
+Shape RandomContrast::compute_output_shape(const Shape& s) const {
+  check_image_rank(s, detail::label(*this));
+  return s;
 }
 
 }  // namespace layers

@@ -10,6 +10,7 @@
 
 #include "tapeflow/layers.hpp"
 #include "tapeflow/observer.hpp"
+#include "shape_rules.hpp"
 
 namespace tapeflow {
 namespace layers {
@@ -64,11 +65,7 @@ Permute::Permute(std::vector<std::int64_t> dims, std::string name)
 }
 
 Tensor Permute::call(const Tensor& x, bool) {
-  const auto rank = static_cast<std::int64_t>(dims_.size()) + 1;
-  if (x.rank() != rank) {
-    throw ShapeError(fmt::format("{}: expected inputs of rank {} (the batch and the {} axes of dims ({})), got {}",
-                                 name(), rank, dims_.size(), fmt::join(dims_, ", "), shape_str(x.shape())));
-  }
+  compute_output_shape(x.shape());  // its rank check
   std::vector<std::int64_t> axes = {0};
   axes.insert(axes.end(), dims_.begin(), dims_.end());
   return x.permute(axes);
@@ -200,14 +197,8 @@ Cropping1D::Cropping1D(Edges1D cropping, std::string name) : Layer("Cropping1D",
 }
 
 Tensor Cropping1D::call(const Tensor& x, bool) {
-  check_rank(x, 3, "[batch, steps, channels]", name());
-  const std::int64_t n = x.dim(1);
-  // left + right >= n, without overflow (both are non-negative)
-  if (cropping_.second >= n || cropping_.first >= n - cropping_.second) {
-    throw ValueError(fmt::format("{}: cropping ({}, {}) must leave a step of the input {}", name(), cropping_.first,
-                                 cropping_.second, shape_str(x.shape())));
-  }
-  return x(all, Slice(cropping_.first, n - cropping_.second), all);
+  compute_output_shape(x.shape());  // its checks
+  return x(all, Slice(cropping_.first, x.dim(1) - cropping_.second), all);
 }
 
 // ================================================================ Normalization
@@ -316,12 +307,7 @@ void Normalization::adapt(const Tensor& data) {
 }
 
 Tensor Normalization::call(const Tensor& x_in, bool) {
-  bool same = x_in.rank() == static_cast<std::int64_t>(build_shape_.size());
-  for (std::int64_t d : keep_) same = same && x_in.dim(d) == build_shape_[static_cast<std::size_t>(d)];
-  if (!same) {
-    throw ShapeError(fmt::format("{}: expected inputs like {} (the same rank and kept axes {}), got {}", name(),
-                                 shape_str(build_shape_), fmt::join(keep_, ", "), shape_str(x_in.shape())));
-  }
+  compute_output_shape(x_in.shape());  // the built layer's checks
   const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
   const Tensor stddev = clip(sqrt(variance()), kNormalizationEpsilon, std::numeric_limits<double>::infinity());
   return options_.invert ? mean() + x * stddev : (x - mean()) / stddev;
@@ -365,6 +351,99 @@ Tensor CategoryEncoding::call(const Tensor& x_in, bool) {
   const Tensor hot = one_hot(x, num_tokens_);  // [..., num_tokens]
   return mode_ == CategoryOutput::MultiHot ? max(hot, {axis}) : sum(hot, {axis});
 }
+
+// ================================================================ output shapes
+// compute_output_shape of the layers above: the shape each call() gives and the checks it
+// makes, on shapes whose unknown axes (-1) never fail.
+
+Shape Permute::compute_output_shape(const Shape& s) const {
+  if (s.size() != dims_.size() + 1) {
+    throw ShapeError(fmt::format("{}: expected inputs of rank {} (the batch and the {} axes of dims ({})), got {}",
+                                 detail::label(*this), dims_.size() + 1, dims_.size(), fmt::join(dims_, ", "),
+                                 shape_str(s)));
+  }
+  Shape out = {s[0]};
+  for (std::int64_t d : dims_) out.push_back(s[static_cast<std::size_t>(d)]);
+  return out;
+}
+
+Shape RepeatVector::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 2, "[batch, features]", *this);
+  return {s[0], n_, s[1]};
+}
+
+Shape TimeDistributed::compute_output_shape(const Shape& s) const {
+  check_time_axis(s, detail::label(*this));
+  Shape merged(s.begin() + 1, s.end());  // [batch * time, ...]
+  merged[0] = detail::times(s[0], s[1]);
+  Shape out = layer_->compute_output_shape(merged);
+  if (out.empty()) return {};
+  out[0] = s[1];
+  out.insert(out.begin(), s[0]);
+  return out;
+}
+
+Shape SpatialDropout::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, static_cast<std::size_t>(rank_),
+                      rank_ == 3 ? "[batch, steps, channels]" : "[batch, height, width, channels]", *this);
+  return s;
+}
+
+Shape UpSampling1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  return {s[0], detail::times(s[1], size_), s[2]};
+}
+
+Shape ZeroPadding1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  return {s[0], s[1] < 0 ? -1 : padding_.first + s[1] + padding_.second, s[2]};
+}
+
+Shape Cropping1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  const std::int64_t n = s[1];
+  // left + right >= n, without overflow (both are non-negative)
+  if (n >= 0 && (cropping_.second >= n || cropping_.first >= n - cropping_.second)) {
+    throw ValueError(fmt::format("{}: cropping ({}, {}) must leave a step of the input {}", detail::label(*this),
+                                 cropping_.first, cropping_.second, shape_str(s)));
+  }
+  return {s[0], n < 0 ? -1 : n - cropping_.first - cropping_.second, s[2]};
+}
+
+Shape Normalization::compute_output_shape(const Shape& s) const {
+  const auto ndim = static_cast<std::int64_t>(s.size());
+  if (!built()) {
+    for (std::int64_t a : options_.axis) {
+      if (a < -ndim || a >= ndim) {
+        throw ValueError(fmt::format("{}: axis {} is out of range for inputs {} of rank {}", detail::label(*this), a,
+                                     shape_str(s), ndim));
+      }
+    }
+    return s;
+  }
+  bool same = s.size() == build_shape_.size();
+  for (std::int64_t d : keep_) {
+    same = same && !detail::differ(s[static_cast<std::size_t>(d)], build_shape_[static_cast<std::size_t>(d)]);
+  }
+  if (!same) {
+    throw ShapeError(fmt::format("{}: expected inputs like {} (the same rank and kept axes {}), got {}",
+                                 detail::label(*this), shape_str(build_shape_), fmt::join(keep_, ", "), shape_str(s)));
+  }
+  return s;
+}
+
+Shape CategoryEncoding::compute_output_shape(const Shape& s) const {
+  Shape out = s;
+  if (mode_ == CategoryOutput::OneHot) {
+    if (out.size() > 1 && out.back() < 0) return {};  // a last axis of 1 is dropped: the rank is unknown
+    if (out.size() > 1 && out.back() == 1) out.pop_back();
+  } else {
+    out.erase(out.begin() + (out.size() > 1 ? 1 : 0));  // multi_hot and count reduce axis 1
+  }
+  out.push_back(num_tokens_);
+  return out;
+}
+
 
 }  // namespace layers
 }  // namespace tapeflow

@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "shape_rules.hpp"
 #include "summary_text.hpp"
 #include "tapeflow/observer.hpp"
 
@@ -24,13 +25,28 @@ std::string none_shape(const Shape& s) {
   return out + (s.size() == 1 ? ",)" : ")");
 }
 
-std::string shapes_of(const std::vector<Tensor>& xs) {
+std::string shapes_of(const std::vector<Shape>& shapes) {
   std::string out;
-  for (const auto& x : xs) out += (out.empty() ? "" : ", ") + none_shape(x.shape());
+  for (const auto& s : shapes) out += (out.empty() ? "" : ", ") + none_shape(s);
   return out;
 }
 
-std::string label(const layers::Layer& l) { return l.name().empty() ? l.default_name() : l.name(); }
+std::vector<Shape> shapes(const std::vector<Tensor>& xs) {
+  std::vector<Shape> out;
+  out.reserve(xs.size());
+  for (const auto& x : xs) out.push_back(x.shape());
+  return out;
+}
+
+std::string shapes_of(const std::vector<Tensor>& xs) { return shapes_of(shapes(xs)); }
+
+// The batch axis of a recorded output is None, whatever compute_output_shape put there.
+Shape recorded_shape(Shape s) {
+  if (!s.empty()) s[0] = -1;
+  return s;
+}
+
+using layers::detail::label;
 
 // An input's name in messages: its own, else its position.
 std::string input_label(const KerasTensor& t, std::size_t index) {
@@ -92,8 +108,12 @@ KerasTensor Layer::operator()(const KerasTensor& x) & {
   if (dynamic_cast<Merge*>(this) != nullptr) {
     throw ValueError(fmt::format("{}: a merge layer takes a list of inputs, got one", label(*this)));
   }
-  auto node = call_node(shared_self(*this));
+  auto self = shared_self(*this);
+  // Keras: the output's shape at once, and the layer's error here for inputs it would refuse
+  const Shape shape = x.shape().empty() ? Shape{} : recorded_shape(compute_output_shape(x.shape()));
+  auto node = call_node(std::move(self));
   node->inputs = {x};
+  node->shape = shape;
   return KerasTensor(std::move(node));
 }
 
@@ -165,55 +185,106 @@ KerasTensor Merge::operator()(const std::vector<KerasTensor>& inputs) & {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw ValueError(fmt::format("{}: symbolic input {} is undefined", label(*this), i));
   }
-  auto node = call_node(shared_self(*this));
+  const bool known = std::none_of(inputs.begin(), inputs.end(), [](const KerasTensor& t) { return t.shape().empty(); });
+  std::vector<Shape> input_shapes;
+  for (const auto& t : inputs) input_shapes.push_back(t.shape());
+  auto self = shared_self(*this);
+  const Shape shape = known ? recorded_shape(compute_output_shape(input_shapes)) : Shape{};
+  auto node = call_node(std::move(self));
   node->list_input = true;
   node->inputs = inputs;
+  node->shape = shape;
   return KerasTensor(std::move(node));
 }
 
-void Merge::check_list(const std::vector<Tensor>& inputs, std::size_t min) const {
-  if (inputs.size() < min) {
-    throw ValueError(fmt::format("{}: needs {} inputs, got {}: {}", label(*this), min, inputs.size(), shapes_of(inputs)));
+Shape Merge::compute_output_shape(const std::vector<Shape>& input_shapes) const {
+  if (!built() || input_shapes.empty()) return {};
+  for (const auto& s : input_shapes) {
+    if (s.empty() || std::any_of(s.begin() + 1, s.end(), [](std::int64_t d) { return d < 0; })) return {};
   }
-  for (const auto& x : inputs) {
-    if (x.rank() == 0) {
-      throw ShapeError(fmt::format("{}: the inputs must have a batch axis, got {}", label(*this), shapes_of(inputs)));
+  return probe_output_shape(input_shapes[0][0], [&] {
+    std::vector<Tensor> xs;
+    for (Shape s : input_shapes) {
+      s[0] = 1;
+      xs.push_back(zeros(s, kFloat32, device()));
     }
-    if (x.shape()[0] != inputs[0].shape()[0]) {
+    return const_cast<Merge&>(*this).merge_masked(xs, {}, false);
+  });
+}
+
+void Merge::check_list(const std::vector<Tensor>& inputs, std::size_t min) const { check_list(shapes(inputs), min); }
+
+void Merge::check_list(const std::vector<Shape>& input_shapes, std::size_t min) const {
+  if (input_shapes.size() < min) {
+    throw ValueError(fmt::format("{}: needs {} inputs, got {}: {}", label(*this), min, input_shapes.size(),
+                                 shapes_of(input_shapes)));
+  }
+  for (const auto& s : input_shapes) {
+    if (s.empty()) {
+      throw ShapeError(
+          fmt::format("{}: the inputs must have a batch axis, got {}", label(*this), shapes_of(input_shapes)));
+    }
+    if (layers::detail::differ(s[0], input_shapes[0][0])) {
       throw ValueError(fmt::format("{}: cannot merge tensors with different batch sizes: {}", label(*this),
-                                   shapes_of(inputs)));
+                                   shapes_of(input_shapes)));
     }
   }
 }
 
+namespace {
+// `s` with axes of size 1 inserted after the batch axis up to `rank` (Keras's rule).
+Shape ranked(Shape s, std::size_t rank) {
+  if (s.size() < rank) s.insert(s.begin() + 1, rank - s.size(), 1);
+  return s;
+}
+
+std::size_t max_rank(const std::vector<Shape>& input_shapes) {
+  std::size_t rank = 0;
+  for (const auto& s : input_shapes) rank = std::max(rank, s.size());
+  return rank;
+}
+}  // namespace
+
 std::vector<Tensor> Merge::same_rank(const std::vector<Tensor>& inputs) const {
-  std::int64_t rank = 0;
-  for (const auto& x : inputs) rank = std::max(rank, x.rank());
+  const std::size_t rank = max_rank(shapes(inputs));
   std::vector<Tensor> out;
   out.reserve(inputs.size());
-  for (const auto& x : inputs) {
-    if (x.rank() == rank) {
-      out.push_back(x);
-      continue;
-    }
-    Shape s = x.shape();
-    s.insert(s.begin() + 1, static_cast<std::size_t>(rank - x.rank()), 1);
-    out.push_back(x.reshape(s));
-  }
+  for (const auto& x : inputs) out.push_back(x.shape().size() == rank ? x : x.reshape(ranked(x.shape(), rank)));
   return out;
 }
 
-void Merge::check_broadcast(const std::vector<Tensor>& inputs) const {
-  Shape shape = inputs[0].shape();
-  for (std::size_t i = 1; i < inputs.size(); ++i) {
-    const Shape& s = inputs[i].shape();
+namespace {
+// The shape `same_rank` inputs broadcast to, an unknown (-1) axis taking a known size above 1;
+// empty when two known sizes neither equal nor 1 meet.
+Shape broadcast_of(const std::vector<Shape>& same_rank) {
+  Shape shape = same_rank[0];
+  for (std::size_t i = 1; i < same_rank.size(); ++i) {
+    const Shape& s = same_rank[i];
     for (std::size_t a = 1; a < s.size(); ++a) {
-      if (shape[a] != s[a] && shape[a] != 1 && s[a] != 1) {
-        throw ShapeError(fmt::format("{}: inputs have incompatible shapes: {}", label(*this), shapes_of(inputs)));
-      }
-      if (shape[a] == 1) shape[a] = s[a];
+      if (layers::detail::differ(shape[a], s[a]) && shape[a] != 1 && s[a] != 1) return {};
+      if (shape[a] == 1 || (shape[a] < 0 && s[a] > 1)) shape[a] = s[a];
     }
   }
+  return shape;
+}
+}  // namespace
+
+void Merge::check_broadcast(const std::vector<Tensor>& inputs) const {
+  if (broadcast_of(shapes(inputs)).empty()) {
+    throw ShapeError(fmt::format("{}: inputs have incompatible shapes: {}", label(*this), shapes_of(inputs)));
+  }
+}
+
+Shape Merge::elementwise_shape(const std::vector<Shape>& input_shapes, std::size_t min) const {
+  check_list(input_shapes, min);
+  std::vector<Shape> same;
+  const std::size_t rank = max_rank(input_shapes);
+  for (const auto& s : input_shapes) same.push_back(ranked(s, rank));
+  Shape out = broadcast_of(same);
+  if (out.empty()) {
+    throw ShapeError(fmt::format("{}: inputs have incompatible shapes: {}", label(*this), shapes_of(same)));
+  }
+  return out;
 }
 
 namespace {
@@ -237,10 +308,23 @@ Tensor Add::merge(const std::vector<Tensor>& inputs) {
   return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return a + b; });
 }
 
-Tensor Subtract::merge(const std::vector<Tensor>& inputs) {
-  if (inputs.size() != 2) {
-    throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(*this), inputs.size(), shapes_of(inputs)));
+namespace {
+// ValueError unless a layer that takes two inputs (Subtract, Dot) got two.
+void check_two(const layers::Layer& layer, const std::vector<Shape>& input_shapes) {
+  if (input_shapes.size() != 2) {
+    throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(layer), input_shapes.size(),
+                                 shapes_of(input_shapes)));
   }
+}
+}  // namespace
+
+Shape Subtract::compute_output_shape(const std::vector<Shape>& input_shapes) const {
+  check_two(*this, input_shapes);
+  return elementwise_shape(input_shapes, 2);
+}
+
+Tensor Subtract::merge(const std::vector<Tensor>& inputs) {
+  check_two(*this, shapes(inputs));
   const auto xs = elementwise_inputs(inputs, 2);
   return xs[0] - xs[1];
 }
@@ -262,25 +346,38 @@ Tensor Minimum::merge(const std::vector<Tensor>& inputs) {
   return fold(elementwise_inputs(inputs), [](const Tensor& a, const Tensor& b) { return minimum(a, b); });
 }
 
-Tensor Concatenate::merge(const std::vector<Tensor>& inputs) {
-  check_list(inputs);
-  const std::int64_t rank = inputs[0].rank();
-  for (const auto& x : inputs) {
-    if (x.rank() != rank) {
-      throw ShapeError(fmt::format("{}: the inputs must have the same rank, got {}", label(*this), shapes_of(inputs)));
+Shape Concatenate::compute_output_shape(const std::vector<Shape>& input_shapes) const {
+  check_list(input_shapes);
+  const Shape& first = input_shapes[0];
+  for (const auto& s : input_shapes) {
+    if (s.size() != first.size()) {
+      throw ShapeError(
+          fmt::format("{}: the inputs must have the same rank, got {}", label(*this), shapes_of(input_shapes)));
     }
   }
+  const auto rank = static_cast<std::int64_t>(first.size());
   const int axis = normalize_axis(axis_, rank, "concatenate");
   if (axis == 0) throw ValueError(fmt::format("{}: cannot concatenate along the batch axis", label(*this)));
-  for (const auto& x : inputs) {
-    for (std::int64_t a = 1; a < rank; ++a) {
-      if (a != axis && x.shape()[a] != inputs[0].shape()[a]) {
+  Shape out = first;
+  out[static_cast<std::size_t>(axis)] = 0;
+  for (const auto& s : input_shapes) {
+    for (std::size_t a = 1; a < s.size(); ++a) {
+      if (a == static_cast<std::size_t>(axis)) {
+        out[a] = out[a] < 0 || s[a] < 0 ? -1 : out[a] + s[a];
+      } else if (layers::detail::differ(s[a], first[a])) {
         throw ShapeError(fmt::format("{}: the inputs must match in every axis but {}, got {}", label(*this), axis,
-                                     shapes_of(inputs)));
+                                     shapes_of(input_shapes)));
+      } else if (out[a] < 0) {
+        out[a] = s[a];  // a known size where the first input's is unknown
       }
     }
   }
-  return concat(inputs, axis);
+  return out;
+}
+
+Tensor Concatenate::merge(const std::vector<Tensor>& inputs) {
+  compute_output_shape(shapes(inputs));  // its checks
+  return concat(inputs, normalize_axis(axis_, inputs[0].rank(), "concatenate"));
 }
 
 Dot::Dot(DotAxes axes, bool normalize, std::string name)
@@ -288,29 +385,44 @@ Dot::Dot(DotAxes axes, bool normalize, std::string name)
 
 Tensor Dot::compute_mask(const std::vector<Tensor>&, const std::vector<Tensor>&) const { return Tensor(); }
 
-Tensor Dot::merge(const std::vector<Tensor>& inputs) {
-  if (inputs.size() != 2) {
-    throw ValueError(fmt::format("{}: takes exactly 2 inputs, got {}: {}", label(*this), inputs.size(), shapes_of(inputs)));
-  }
-  check_list(inputs, 2);
-  std::vector<Tensor> xs = inputs;
-  int axes[2];
-  for (int i = 0; i < 2; ++i) {
-    const std::int64_t rank = xs[i].rank();
+std::array<int, 2> Dot::contracted_axes(const std::vector<Shape>& input_shapes) const {
+  check_two(*this, input_shapes);
+  check_list(input_shapes, 2);
+  std::array<int, 2> axes{};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto rank = static_cast<std::int64_t>(input_shapes[i].size());
     if (rank != 2 && rank != 3) {
-      throw ValueError(fmt::format("{}: inputs of rank 2 or 3 only, got {}", label(*this), shapes_of(inputs)));
+      throw ValueError(fmt::format("{}: inputs of rank 2 or 3 only, got {}", label(*this), shapes_of(input_shapes)));
     }
     const std::int64_t a = axes_[i] < 0 ? axes_[i] + rank : axes_[i];
     if (a < 1 || a >= rank) {
       throw ValueError(fmt::format("{}: axis {} of input {} is not a non-batch axis of {}", label(*this), axes_[i], i,
-                                   none_shape(xs[i].shape())));
+                                   none_shape(input_shapes[i])));
     }
     axes[i] = static_cast<int>(a);
   }
-  if (xs[0].shape()[axes[0]] != xs[1].shape()[axes[1]]) {
+  const Shape &s0 = input_shapes[0], &s1 = input_shapes[1];
+  if (layers::detail::differ(s0[static_cast<std::size_t>(axes[0])], s1[static_cast<std::size_t>(axes[1])])) {
     throw ShapeError(fmt::format("{}: the dotted axes differ in size: axis {} of {} and axis {} of {}", label(*this),
-                                 axes[0], none_shape(xs[0].shape()), axes[1], none_shape(xs[1].shape())));
+                                 axes[0], none_shape(s0), axes[1], none_shape(s1)));
   }
+  return axes;
+}
+
+Shape Dot::compute_output_shape(const std::vector<Shape>& input_shapes) const {
+  const std::array<int, 2> axes = contracted_axes(input_shapes);
+  // [b] + the free axis of each input of rank 3 (the one not dotted); two [b, d] give [b, 1]
+  Shape out = {input_shapes[0][0]};
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (input_shapes[i].size() == 3) out.push_back(input_shapes[i][axes[i] == 1 ? 2 : 1]);
+  }
+  if (out.size() == 1) out.push_back(1);
+  return out;
+}
+
+Tensor Dot::merge(const std::vector<Tensor>& inputs) {
+  const std::array<int, 2> axes = contracted_axes(shapes(inputs));
+  std::vector<Tensor> xs = inputs;
   if (normalize_) {
     for (int i = 0; i < 2; ++i) {
       const Tensor sq = sum(square(xs[i]), {axes[i]}, /*keepdims=*/true);
@@ -330,12 +442,17 @@ Tensor Dot::merge(const std::vector<Tensor>& inputs) {
   return y;
 }
 
-Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
-    : Layer("Lambda", std::move(name)), fn_(std::move(fn)) {
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name,
+               std::function<Shape(const Shape&)> output_shape)
+    : Layer("Lambda", std::move(name)), fn_(std::move(fn)), output_shape_fn_(std::move(output_shape)) {
   if (!fn_) throw ValueError("lambda: the function is empty");
 }
 
 Tensor Lambda::call(const Tensor& x, bool) { return fn_(x); }
+
+Shape Lambda::compute_output_shape(const Shape& input_shape) const {
+  return output_shape_fn_ ? output_shape_fn_(input_shape) : Layer::compute_output_shape(input_shape);
+}
 
 ModelLayer::ModelLayer(std::shared_ptr<Model> model, std::string name)
     : Layer("ModelLayer", name.empty() && model ? model->name() : std::move(name)), model_(std::move(model)) {

@@ -10,6 +10,7 @@
 
 #include "tapeflow/gradient_tape.hpp"
 #include "tapeflow/observer.hpp"
+#include "shape_rules.hpp"
 
 namespace tapeflow {
 
@@ -199,6 +200,23 @@ template <class E>
   const std::string what = e.what();
   if (what.compare(0, layer.size(), layer) == 0) throw;
   throw E(fmt::format("{}: {}", layer, what));
+}
+
+// body(), its errors named after the layer (rethrow_named).
+Tensor with_layer_name(const std::string& layer, const std::function<Tensor()>& body) {
+  try {
+    return body();
+  } catch (const ShapeError& e) {
+    rethrow_named(e, layer);
+  } catch (const DTypeError& e) {
+    rethrow_named(e, layer);
+  } catch (const DeviceError& e) {
+    rethrow_named(e, layer);
+  } catch (const IndexError& e) {
+    rethrow_named(e, layer);
+  } catch (const ValueError& e) {
+    rethrow_named(e, layer);
+  }
 }
 
 // Pooling strides: 0 stands for the pool size; a negative stride is an error, as in Keras.
@@ -430,27 +448,55 @@ Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::f
     }
     built_ = true;
   }
-  Tensor y;
   call_losses_.clear();
-  try {
-    y = body();
-    if (activity_regularizer_ && y.rank() > 0 && y.dim(0) > 0) {
-      add_loss(activity_regularizer_(y) / static_cast<double>(y.dim(0)));
+  const Tensor y = with_layer_name(name_, [&] {
+    Tensor out = body();
+    if (activity_regularizer_ && out.rank() > 0 && out.dim(0) > 0) {
+      add_loss(activity_regularizer_(out) / static_cast<double>(out.dim(0)));
     }
-  } catch (const ShapeError& e) {
-    rethrow_named(e, name_);
-  } catch (const DTypeError& e) {
-    rethrow_named(e, name_);
-  } catch (const DeviceError& e) {
-    rethrow_named(e, name_);
-  } catch (const IndexError& e) {
-    rethrow_named(e, name_);
-  } catch (const ValueError& e) {
-    rethrow_named(e, name_);
-  }
+    return out;
+  });
   output_shape_ = y.shape();
   if (!output_shape_.empty()) output_shape_[0] = -1;
   return y;
+}
+
+Shape Layer::probe_output_shape(std::int64_t batch, const std::function<Tensor()>& run) const {
+  // The probe is not a call: what a call leaves behind (the output shape, add_loss) is put back.
+  struct Restore {
+    Layer& layer;
+    Shape output_shape;
+    std::vector<Tensor> call_losses;
+    ~Restore() {
+      layer.output_shape_ = std::move(output_shape);
+      layer.call_losses_ = std::move(call_losses);
+    }
+  } restore{const_cast<Layer&>(*this), output_shape_, call_losses_};
+  Shape out;
+  try {
+    NoRecording no_tape;
+    out = with_layer_name(detail::label(*this), run).shape();
+  } catch (const DTypeError&) {
+    return {};  // the zeros' float32 is the probe's choice, not the input's dtype: unknown
+  } catch (const Error&) {
+    throw;  // the layer's own error: these inputs do not fit it
+  } catch (...) {
+    return {};  // anything else: the shape is unknown
+  }
+  if (!out.empty()) out[0] = batch;
+  return out;
+}
+
+Shape Layer::compute_output_shape(const Shape& input_shape) const {
+  if (!built_ || input_shape.empty()) return {};
+  for (std::size_t a = 1; a < input_shape.size(); ++a) {
+    if (input_shape[a] < 0) return {};
+  }
+  Shape one = input_shape;
+  one[0] = 1;
+  return probe_output_shape(input_shape[0], [&] {
+    return const_cast<Layer&>(*this).call(zeros(one, kFloat32, device_), false);
+  });
 }
 
 std::vector<Tensor> Layer::get_weights() const { return detail::get_weights(weights()); }
@@ -604,11 +650,7 @@ Dense::Dense(std::int64_t units, Activation activation, DenseOptions options)
 }
 
 void Dense::build(const Shape& input_shape) {
-  // Keras's input spec (min_ndim=2): a rank-1 input's only axis is the batch, not the features
-  if (input_shape.size() < 2) {
-    throw ShapeError(fmt::format("{}: expected an input of rank >= 2 ([batch, ..., features]), got {}", name(),
-                                 shape_str(input_shape)));
-  }
+  Dense::compute_output_shape(input_shape);  // its rank check (built() is false here)
   kernel_ = add_weight("kernel", {input_shape.back(), units_}, options_.kernel_initializer, true,
                        options_.kernel_regularizer);
   if (options_.use_bias) bias_ = add_weight("bias", {units_}, options_.bias_initializer, true, options_.bias_regularizer);
@@ -662,7 +704,7 @@ void check_image(const Shape& shape, std::int64_t channels, const std::string& l
     throw ValueError(fmt::format("{}: expected inputs [batch, height, width, {}], got {}", layer,
                                  channels < 0 ? std::string("channels") : std::to_string(channels), shape_str(shape)));
   }
-  if (channels >= 0 && shape[3] != channels) {
+  if (detail::differ(shape[3], channels)) {
     throw ShapeError(
         fmt::format("{}: expected inputs [batch, height, width, {}], got {}", layer, channels, shape_str(shape)));
   }
@@ -677,10 +719,7 @@ void detail::check_conv(const std::string& layer, std::int64_t filters, std::int
 }
 
 void Conv2D::build(const Shape& input_shape) {
-  if (input_shape.size() != 4) {
-    throw ShapeError(
-        fmt::format("{}: expected inputs [batch, height, width, channels], got {}", name(), shape_str(input_shape)));
-  }
+  detail::expect_rank(input_shape, 4, "[batch, height, width, channels]", *this);
   kernel_ = add_weight("kernel", {kernel_size_, kernel_size_, input_shape[3], filters_}, options_.kernel_initializer,
                        true, options_.kernel_regularizer);
   if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
@@ -857,15 +896,29 @@ Cropping2D::Cropping2D(Padding2D cropping, std::string name)
   check_edges(cropping_, "cropping", "Cropping2D");
 }
 
-Tensor Cropping2D::call(const Tensor& x, bool) {
-  check_image(x.shape(), -1, name());
+namespace {
+// `in` less the crops `before` and `after`, or -1 when nothing is left (or `in` is unknown).
+std::int64_t cropped(std::int64_t in, std::int64_t before, std::int64_t after) {
+  // before + after >= in, without overflow (both are non-negative)
+  return in < 0 || after >= in || before >= in - after ? -1 : in - before - after;
+}
+}  // namespace
+
+Shape Cropping2D::compute_output_shape(const Shape& s) const {
+  check_image(s, -1, detail::label(*this));
   const Padding2D& c = cropping_;
-  // top + bottom >= h, without overflow (both are non-negative)
-  if (c.bottom >= x.dim(1) || c.top >= x.dim(1) - c.bottom || c.right >= x.dim(2) || c.left >= x.dim(2) - c.right) {
-    throw ValueError(fmt::format("{}: cropping (({}, {}), ({}, {})) leaves nothing of the input {}", name(), c.top,
-                                 c.bottom, c.left, c.right, shape_str(x.shape())));
+  const std::int64_t h = cropped(s[1], c.top, c.bottom), w = cropped(s[2], c.left, c.right);
+  if ((s[1] >= 0 && h < 0) || (s[2] >= 0 && w < 0)) {
+    throw ValueError(fmt::format("{}: cropping (({}, {}), ({}, {})) leaves nothing of the input {}", detail::label(*this),
+                                 c.top, c.bottom, c.left, c.right, shape_str(s)));
   }
-  return x(all, Slice(c.top, x.dim(1) - c.bottom), Slice(c.left, x.dim(2) - c.right), all);
+  return {s[0], h, w, s[3]};
+}
+
+Tensor Cropping2D::call(const Tensor& x, bool) {
+  const Shape out = compute_output_shape(x.shape());  // its checks
+  const Padding2D& c = cropping_;
+  return x(all, Slice(c.top, c.top + out[1]), Slice(c.left, c.left + out[2]), all);
 }
 
 MaxPooling2D::MaxPooling2D(std::int64_t pool_size, PoolingOptions options)
@@ -966,21 +1019,31 @@ LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
   set_supports_masking(true);
 }
 
-void LayerNormalization::build(const Shape& input_shape) {
+namespace {
+// LayerNormalization's axes for inputs of `input_shape`: non-negative, sorted, the batch axis
+// not among them (ValueError naming the layer otherwise).
+std::vector<std::int64_t> normalized_axes(const std::vector<std::int64_t>& axis, const Shape& input_shape,
+                                          const Layer& layer) {
   const auto rank = static_cast<std::int64_t>(input_shape.size());
-  axes_.clear();
-  for (std::int64_t a : options_.axis) {
+  std::vector<std::int64_t> axes;
+  for (std::int64_t a : axis) {
     const std::int64_t n = a < 0 ? a + rank : a;
     if (n < 1 || n >= rank) {
       throw ValueError(fmt::format("{}: axis {} is out of range for inputs {} (the batch axis 0 may not be one)",
-                                   name(), a, shape_str(input_shape)));
+                                   detail::label(layer), a, shape_str(input_shape)));
     }
-    if (std::find(axes_.begin(), axes_.end(), n) != axes_.end()) {
-      throw ValueError(fmt::format("{}: axis {} is given twice", name(), a));
+    if (std::find(axes.begin(), axes.end(), n) != axes.end()) {
+      throw ValueError(fmt::format("{}: axis {} is given twice", detail::label(layer), a));
     }
-    axes_.push_back(n);
+    axes.push_back(n);
   }
-  std::sort(axes_.begin(), axes_.end());
+  std::sort(axes.begin(), axes.end());
+  return axes;
+}
+}  // namespace
+
+void LayerNormalization::build(const Shape& input_shape) {
+  axes_ = normalized_axes(options_.axis, input_shape, *this);
   Shape params;
   param_shape_.assign(input_shape.size(), 1);
   for (std::int64_t a : axes_) {
@@ -992,14 +1055,7 @@ void LayerNormalization::build(const Shape& input_shape) {
 }
 
 Tensor LayerNormalization::call(const Tensor& x, bool) {
-  bool ok = x.rank() == static_cast<std::int64_t>(param_shape_.size());
-  for (std::int64_t a : axes_) ok = ok && x.dim(a) == param_shape_[static_cast<std::size_t>(a)];
-  if (!ok) {
-    Shape want(param_shape_.size(), -1);
-    for (std::int64_t a : axes_) want[static_cast<std::size_t>(a)] = param_shape_[static_cast<std::size_t>(a)];
-    throw ShapeError(fmt::format("{}: expected inputs {} (-1: any size), got {}", name(), shape_str(want),
-                                 shape_str(x.shape())));
-  }
+  compute_output_shape(x.shape());  // the built layer's checks
   const Tensor mu = mean(x, axes_, true);
   const Tensor sigma2 = var(x, axes_, true);  // biased, as Keras
   Tensor y = (x - mu) / sqrt(sigma2 + options_.epsilon);
@@ -1093,20 +1149,7 @@ Reshape::Reshape(Shape target_shape, std::string name)
 }
 
 Tensor Reshape::call(const Tensor& x, bool) {
-  std::int64_t known = 1, rest = 1;
-  bool infer = false;
-  for (std::int64_t d : target_shape_) {
-    if (d == -1) infer = true;
-    else known *= d;
-  }
-  for (std::int64_t i = 1; i < x.rank(); ++i) rest *= x.dim(i);
-  if (x.rank() == 0 || (infer && (known == 0 || rest % known != 0)) || (!infer && known != rest)) {
-    throw ShapeError(fmt::format("{}: cannot reshape {} ({} values per example) to [batch] + {}", name(),
-                                 shape_str(x.shape()), rest, shape_str(target_shape_)));
-  }
-  Shape out = {x.dim(0)};
-  for (std::int64_t d : target_shape_) out.push_back(d == -1 ? rest / known : d);
-  return x.contiguous().reshape(out);
+  return x.contiguous().reshape(compute_output_shape(x.shape()));  // a scalar or a wrong size: its ShapeError
 }
 
 Rescaling::Rescaling(double scale, double offset, std::string name)
@@ -1165,29 +1208,23 @@ PReLU::PReLU(Initializer alpha_initializer, std::vector<std::int64_t> shared_axe
   set_supports_masking(true);
 }
 
-void PReLU::build(const Shape& input_shape) {
+// alpha's shape for inputs of `input_shape`: theirs without the batch axis, 1 along the shared axes
+Shape PReLU::alpha_shape(const Shape& input_shape) const {
   Shape s(input_shape.begin() + 1, input_shape.end());
   for (std::int64_t a : shared_axes_) {
     if (a < 1 || a >= static_cast<std::int64_t>(input_shape.size())) {
       throw ValueError(fmt::format("{}: shared axis {} is out of range for inputs {} (1-based past the batch axis)",
-                                   name(), a, shape_str(input_shape)));
+                                   detail::label(*this), a, shape_str(input_shape)));
     }
     s[static_cast<std::size_t>(a - 1)] = 1;
   }
-  alpha_ = add_weight("alpha", s, alpha_initializer_);
+  return s;
 }
 
+void PReLU::build(const Shape& input_shape) { alpha_ = add_weight("alpha", alpha_shape(input_shape), alpha_initializer_); }
+
 Tensor PReLU::call(const Tensor& x, bool) {
-  if (x.rank() != alpha_.rank() + 1) {
-    throw ShapeError(fmt::format("{}: expected inputs [batch] + {} (1: any size), got {}", name(),
-                                 shape_str(alpha_.shape()), shape_str(x.shape())));
-  }
-  for (std::int64_t i = 0; i < alpha_.rank(); ++i) {
-    if (alpha_.dim(i) != 1 && alpha_.dim(i) != x.dim(i + 1)) {
-      throw ShapeError(fmt::format("{}: expected inputs [batch] + {} (1: any size), got {}", name(),
-                                   shape_str(alpha_.shape()), shape_str(x.shape())));
-    }
-  }
+  compute_output_shape(x.shape());  // the built layer's checks
   const Tensor f = is_floating(x.dtype()) ? x : x.astype(kFloat32);
   return where(f > 0.0, f, f * alpha_);
 }
@@ -1195,9 +1232,7 @@ Tensor PReLU::call(const Tensor& x, bool) {
 // ================================================================ 1-D convolution and pooling
 
 void Conv1D::build(const Shape& input_shape) {
-  if (input_shape.size() != 3) {
-    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, channels], got {}", name(), shape_str(input_shape)));
-  }
+  detail::expect_rank(input_shape, 3, "[batch, steps, channels]", *this);
   kernel_ = add_weight("kernel", {kernel_size_, input_shape[2], filters_}, options_.kernel_initializer, true,
                        options_.kernel_regularizer);
   if (options_.use_bias) bias_ = add_weight("bias", {filters_}, options_.bias_initializer, true, options_.bias_regularizer);
@@ -1292,9 +1327,7 @@ Shape Recurrent::bias_shape() const { return {gates_ * units_}; }
 Tensor Recurrent::initial_bias(const Shape& shape, Generator& gen) const { return options_.bias_initializer(shape, gen); }
 
 void Recurrent::build(const Shape& input_shape) {
-  if (input_shape.size() != 3) {
-    throw ShapeError(fmt::format("{}: expected inputs [batch, time, features], got {}", name(), shape_str(input_shape)));
-  }
+  detail::expect_rank(input_shape, 3, "[batch, time, features]", *this);
   kernel_ = add_weight("kernel", {input_shape[2], gates_ * units_}, options_.kernel_initializer, true,
                        options_.kernel_regularizer);
   recurrent_kernel_ = add_weight("recurrent_kernel", {units_, gates_ * units_}, options_.recurrent_initializer, true,
@@ -1577,6 +1610,224 @@ Tensor Bidirectional::run(const Tensor& x, const Tensor& mask, bool training) {
       break;
   }
   return concat({f, b}, -1);
+}
+
+// ================================================================ output shapes
+// compute_output_shape of the layers above: the shape each call() gives, and the checks it and
+// build() make, on shapes whose unknown axes (-1) never fail.
+
+namespace {
+// `s` with its last axis replaced by `last`.
+Shape with_last(Shape s, std::int64_t last) {
+  s.back() = last;
+  return s;
+}
+
+// in + n, unknown when `in` is.
+std::int64_t grown(std::int64_t in, std::int64_t n) { return in < 0 ? -1 : in + n; }
+
+// The spatial lengths of a 2-D window op (conv2d, depthwise_conv2d, the pooling) over images
+// `s` [batch, h, w, c]: [batch, h', w', channels].
+Shape windowed_image(const Shape& s, std::int64_t span, std::int64_t stride, Padding padding, std::int64_t channels,
+                     const Layer& layer, const char* op) {
+  return {s[0], detail::window_length(s[1], span, stride, padding, layer, op, s),
+          detail::window_length(s[2], span, stride, padding, layer, op, s), channels};
+}
+
+std::int64_t dilated(std::int64_t kernel_size, std::int64_t dilation_rate) { return (kernel_size - 1) * dilation_rate + 1; }
+
+// max_pool2d's and avg_pool2d's output for images `s`, with their ShapeError for another rank.
+Shape pooled_image(const Shape& s, std::int64_t pool, const PoolingOptions& o, const Layer& layer, const char* op) {
+  if (s.size() != 4) {
+    throw ShapeError(fmt::format("{}: {}: input must be [batch, height, width, channels], got {}", detail::label(layer),
+                                 op, shape_str(s)));
+  }
+  return windowed_image(s, pool, o.strides == 0 ? pool : o.strides, o.padding, s[3], layer, op);
+}
+}  // namespace
+
+Shape Dense::compute_output_shape(const Shape& s) const {
+  // Keras's input spec (min_ndim=2): a rank-1 input's only axis is the batch, not the features
+  if (s.size() < 2) {
+    throw ShapeError(fmt::format("{}: expected an input of rank >= 2 ([batch, ..., features]), got {}",
+                                 detail::label(*this), shape_str(s)));
+  }
+  if (built() && detail::differ(s.back(), kernel_.dim(0))) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, ..., {}], got {}", detail::label(*this), kernel_.dim(0),
+                                 shape_str(s)));
+  }
+  return with_last(s, units_);
+}
+
+Shape Flatten::compute_output_shape(const Shape& s) const {
+  std::int64_t rest = 1;
+  for (std::size_t a = 1; a < s.size(); ++a) rest = detail::times(rest, s[a]);
+  return {s[0], rest};
+}
+
+Shape Conv2D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 4, "[batch, height, width, channels]", *this);
+  if (built() && detail::differ(s[3], kernel_.dim(2))) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, height, width, {}], got {}", detail::label(*this),
+                                 kernel_.dim(2), shape_str(s)));
+  }
+  return windowed_image(s, dilated(kernel_size_, options_.dilation_rate), options_.strides, options_.padding, filters_,
+                        *this, "conv2d");
+}
+
+Shape Conv2DTranspose::compute_output_shape(const Shape& s) const {
+  check_image(s, built() ? kernel_.dim(3) : -1, detail::label(*this));
+  const auto length = [&](std::int64_t in) {
+    return in < 0 ? -1
+                  : transposed_length(in, kernel_size_, options_.strides, options_.padding, output_padding_,
+                                      options_.dilation_rate);
+  };
+  return {s[0], length(s[1]), length(s[2]), filters_};
+}
+
+Shape DepthwiseConv2D::compute_output_shape(const Shape& s) const {
+  check_image(s, built() ? kernel_.dim(2) : -1, detail::label(*this));
+  return windowed_image(s, dilated(kernel_size_, options_.dilation_rate), options_.strides, options_.padding,
+                        detail::times(s[3], options_.depth_multiplier), *this, "depthwise_conv2d");
+}
+
+Shape SeparableConv2D::compute_output_shape(const Shape& s) const {
+  check_image(s, built() ? depthwise_kernel_.dim(2) : -1, detail::label(*this));
+  return windowed_image(s, dilated(kernel_size_, options_.dilation_rate), options_.strides, options_.padding, filters_,
+                        *this, "depthwise_conv2d");
+}
+
+Shape UpSampling2D::compute_output_shape(const Shape& s) const {
+  check_image(s, -1, detail::label(*this));
+  return {s[0], detail::times(s[1], size_h_), detail::times(s[2], size_w_), s[3]};
+}
+
+Shape ZeroPadding2D::compute_output_shape(const Shape& s) const {
+  check_image(s, -1, detail::label(*this));
+  return {s[0], grown(s[1], padding_.top + padding_.bottom), grown(s[2], padding_.left + padding_.right), s[3]};
+}
+
+Shape MaxPooling2D::compute_output_shape(const Shape& s) const {
+  return pooled_image(s, pool_size_, options_, *this, "max_pool2d");
+}
+
+Shape AveragePooling2D::compute_output_shape(const Shape& s) const {
+  return pooled_image(s, pool_size_, options_, *this, "avg_pool2d");
+}
+
+Shape BatchNormalization::compute_output_shape(const Shape& s) const {
+  if (built() && detail::differ(s.back(), moving_mean_.dim(0))) {
+    throw ShapeError(fmt::format("{}: expected inputs [..., {}], got {}", detail::label(*this), moving_mean_.dim(0),
+                                 shape_str(s)));
+  }
+  return s;
+}
+
+Shape LayerNormalization::compute_output_shape(const Shape& s) const {
+  if (!built()) {
+    normalized_axes(options_.axis, s, *this);  // build's checks
+    return s;
+  }
+  bool ok = s.size() == param_shape_.size();
+  for (std::int64_t a : axes_) ok = ok && !detail::differ(s[static_cast<std::size_t>(a)], param_shape_[static_cast<std::size_t>(a)]);
+  if (!ok) {
+    Shape want(param_shape_.size(), -1);
+    for (std::int64_t a : axes_) want[static_cast<std::size_t>(a)] = param_shape_[static_cast<std::size_t>(a)];
+    throw ShapeError(fmt::format("{}: expected inputs {} (-1: any size), got {}", detail::label(*this), shape_str(want),
+                                 shape_str(s)));
+  }
+  return s;
+}
+
+Shape Embedding::compute_output_shape(const Shape& s) const {
+  Shape out = s;
+  out.push_back(output_dim_);
+  return out;
+}
+
+Shape Masking::compute_output_shape(const Shape& s) const {
+  if (s.size() < 2) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, ..., features], got {}", detail::label(*this), shape_str(s)));
+  }
+  return s;
+}
+
+Shape GlobalPooling2D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 4, "[batch, height, width, channels]", *this);
+  return keepdims_ ? Shape{s[0], 1, 1, s[3]} : Shape{s[0], s[3]};
+}
+
+Shape Reshape::compute_output_shape(const Shape& s) const {
+  std::int64_t known = 1, rest = 1;
+  bool infer = false;
+  for (std::int64_t d : target_shape_) {
+    if (d == -1) infer = true;
+    else known *= d;
+  }
+  for (std::size_t a = 1; a < s.size(); ++a) rest = detail::times(rest, s[a]);
+  if (s.empty() || (rest >= 0 && ((infer && (known == 0 || rest % known != 0)) || (!infer && known != rest)))) {
+    throw ShapeError(fmt::format("{}: cannot reshape {} ({} values per example) to [batch] + {}", detail::label(*this),
+                                 shape_str(s), rest, shape_str(target_shape_)));
+  }
+  Shape out = {s[0]};
+  for (std::int64_t d : target_shape_) out.push_back(d == -1 && rest >= 0 ? rest / known : d);
+  return out;
+}
+
+Shape PReLU::compute_output_shape(const Shape& s) const {
+  if (!built()) {
+    alpha_shape(s);  // build's checks
+    return s;
+  }
+  bool ok = static_cast<std::int64_t>(s.size()) == alpha_.rank() + 1;
+  for (std::int64_t i = 0; ok && i < alpha_.rank(); ++i) {
+    ok = alpha_.dim(i) == 1 || !detail::differ(alpha_.dim(i), s[static_cast<std::size_t>(i + 1)]);
+  }
+  if (!ok) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch] + {} (1: any size), got {}", detail::label(*this),
+                                 shape_str(alpha_.shape()), shape_str(s)));
+  }
+  return s;
+}
+
+Shape Conv1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  if (built() && detail::differ(s[2], kernel_.dim(1))) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, steps, {}], got {}", detail::label(*this), kernel_.dim(1),
+                                 shape_str(s)));
+  }
+  const std::int64_t span = dilated(kernel_size_, options_.dilation_rate);
+  // causal: span - 1 zeros before the sequence, then a valid convolution
+  const bool causal = options_.padding == Padding1D::Causal;
+  const std::int64_t steps = causal ? grown(s[1], span - 1) : s[1];
+  const Padding padding = options_.padding == Padding1D::Same ? Padding::Same : Padding::Valid;
+  return {s[0], detail::window_length(steps, span, options_.strides, padding, *this, "conv2d", s), filters_};
+}
+
+Shape Pooling1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  const std::int64_t stride = options_.strides == 0 ? pool_size_ : options_.strides;
+  return {s[0], detail::window_length(s[1], pool_size_, stride, options_.padding, *this, "im2col", s), s[2]};
+}
+
+Shape GlobalPooling1D::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, steps, channels]", *this);
+  return keepdims_ ? Shape{s[0], 1, s[2]} : Shape{s[0], s[2]};
+}
+
+Shape Recurrent::compute_output_shape(const Shape& s) const {
+  detail::expect_rank(s, 3, "[batch, time, features]", *this);
+  if (built() && detail::differ(s[2], kernel_.dim(0))) {
+    throw ShapeError(fmt::format("{}: expected inputs [batch, time, {}], got {}", detail::label(*this), kernel_.dim(0),
+                                 shape_str(s)));
+  }
+  return options_.return_sequences ? Shape{s[0], s[1], units_} : Shape{s[0], units_};
+}
+
+Shape Bidirectional::compute_output_shape(const Shape& s) const {
+  const Shape f = forward_->compute_output_shape(s);
+  backward_->compute_output_shape(s);
+  return merge_mode_ == MergeMode::Concat ? with_last(f, detail::times(f.back(), 2)) : f;
 }
 
 }  // namespace layers

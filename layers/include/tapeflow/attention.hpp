@@ -107,6 +107,9 @@ class MultiHeadAttention : public Merge {
   /// mask_zero or a Masking layer): the query's, value's and key's masks are query_mask,
   /// value_mask and key_mask, as Keras takes them from the tensors' _keras_mask.
   Tensor merge_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) override;
+  /// [B, T, out] for query [B, T, dq]: out is options.output_shape, else dq; the checks of a call.
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override;
+  using Merge::compute_output_shape;
   /// The query's mask (Keras sets it on the output); none without one.
   Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
   using Merge::compute_mask;
@@ -126,7 +129,8 @@ class MultiHeadAttention : public Merge {
 
  private:
   AttentionOutput attend(const Tensor& query, const Tensor& value, const AttentionCall& args);
-  void check_inputs(const Tensor& query, const Tensor& value, const Tensor& key) const;
+  void check_inputs(const Shape& query, const Shape& value, const Shape& key) const;
+  void check_list_size(const std::vector<Shape>& input_shapes) const;
 
   std::int64_t num_heads_, key_dim_;
   MultiHeadAttentionOptions options_;

@@ -13,7 +13,10 @@
 ///     model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
 ///
 /// As with Sequential, the layers are built (and named, seeded and placed on the model's device)
-/// by the model's first call, not while the graph is recorded.
+/// by the model's first call, not while the graph is recorded; each layer output's shape is known
+/// while it is recorded where the layer can compute it (Layer::compute_output_shape), as Keras's
+/// `x.shape`, and a layer applied to a shape it refuses throws there.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -38,8 +41,10 @@ class KerasTensor {
  public:
   KerasTensor() = default;
   bool defined() const { return node_ != nullptr; }
-  /// The shape, the batch axis as -1 (None). An Input's is known from the start; a layer
-  /// output's once a model containing it has run (empty before).
+  /// The shape, the batch axis as -1 (None), -1 for any other axis of unknown size. An Input's
+  /// is known from the start; a layer output's is known at once where the layer can compute it
+  /// from its inputs' shapes (Layer::compute_output_shape, as Keras: `x.shape().back()` of a
+  /// Dense(64) output is 64), otherwise once a model containing it has run (empty before).
   Shape shape() const;
   /// The Input's dtype; a layer output's once a model containing it has run (float32 before).
   DType dtype() const;
@@ -63,7 +68,7 @@ struct FunctionalNode {
   std::shared_ptr<layers::Layer> layer;
   bool list_input = false;  // a merge layer's call on a list
   std::vector<KerasTensor> inputs;
-  Shape shape;  // an Input's declared shape (batch -1); a layer output's at the last run
+  Shape shape;  // an Input's declared shape (batch -1); a layer output's from compute_output_shape, or the last run
   DType dtype = kFloat32;
   std::string name;  // an Input's name
   std::uint64_t serial = 0;  // calls in the order they were made (numbers a shared layer's calls)
@@ -85,6 +90,7 @@ class Merge : public Layer {
   Tensor operator()(const std::vector<Tensor>& inputs, bool training = false);
   /// Records the layer applied to a list of symbolic inputs (see Layer::operator() on a
   /// KerasTensor: the layer must be owned by a std::shared_ptr, or go through apply_layer()).
+  /// The output's shape is compute_output_shape's when every input's shape is known.
   KerasTensor operator()(const std::vector<KerasTensor>& inputs) &;
   KerasTensor operator()(const std::vector<KerasTensor>& inputs) && = delete;
 
@@ -92,6 +98,12 @@ class Merge : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   /// Joins the list (at least one tensor, same batch size; ValueError otherwise).
   virtual Tensor merge(const std::vector<Tensor>& inputs) = 0;
+  /// Layer::compute_output_shape for the list call: the output's shape for inputs of
+  /// `input_shapes` (each with its batch axis; -1 unknown), -1 where unknown, or empty where the
+  /// layer cannot tell; the error merge() would raise for inputs it refuses. The default: unknown
+  /// until the layer is built, then merge() run once on float32 zeros of a batch of one.
+  virtual Shape compute_output_shape(const std::vector<Shape>& input_shapes) const;
+  using Layer::compute_output_shape;
 
   /// With each input's mask (undefined: none; `masks` as long as `inputs`, or empty): runs
   /// merge_masked(). A Functional model calls this with the masks its layers computed.
@@ -110,12 +122,16 @@ class Merge : public Layer {
   /// ValueError for an empty list or one with fewer than `min` tensors, or mixed batch sizes;
   /// ShapeError for a scalar.
   void check_list(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
+  void check_list(const std::vector<Shape>& shapes, std::size_t min = 1) const;
   /// The inputs with axes of size 1 inserted after the batch axis up to the highest rank.
   std::vector<Tensor> same_rank(const std::vector<Tensor>& inputs) const;
   /// ShapeError naming the layer and every input's shape unless they broadcast together.
   void check_broadcast(const std::vector<Tensor>& inputs) const;
   /// The three checks above and same_rank(): the inputs of an element-wise merge.
   std::vector<Tensor> elementwise_inputs(const std::vector<Tensor>& inputs, std::size_t min = 1) const;
+  /// The shape of an element-wise merge of inputs of `input_shapes` (-1 unknown), after the
+  /// checks of elementwise_inputs().
+  Shape elementwise_shape(const std::vector<Shape>& input_shapes, std::size_t min = 1) const;
 };
 
 /// The sum of the inputs.
@@ -123,6 +139,10 @@ class Add : public Merge {
  public:
   explicit Add(std::string name = "") : Merge("Add", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override {
+    return elementwise_shape(input_shapes);
+  }
+  using Merge::compute_output_shape;
 };
 
 /// inputs[0] - inputs[1]: exactly two inputs (ValueError otherwise).
@@ -130,6 +150,8 @@ class Subtract : public Merge {
  public:
   explicit Subtract(std::string name = "") : Merge("Subtract", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override;
+  using Merge::compute_output_shape;
 };
 
 /// The element-wise product of the inputs.
@@ -137,6 +159,10 @@ class Multiply : public Merge {
  public:
   explicit Multiply(std::string name = "") : Merge("Multiply", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override {
+    return elementwise_shape(input_shapes);
+  }
+  using Merge::compute_output_shape;
 };
 
 /// The mean of the inputs.
@@ -144,6 +170,10 @@ class Average : public Merge {
  public:
   explicit Average(std::string name = "") : Merge("Average", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override {
+    return elementwise_shape(input_shapes);
+  }
+  using Merge::compute_output_shape;
 };
 
 /// The element-wise maximum of the inputs (the gradient goes to the first maximum, NaN wins).
@@ -151,6 +181,10 @@ class Maximum : public Merge {
  public:
   explicit Maximum(std::string name = "") : Merge("Maximum", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override {
+    return elementwise_shape(input_shapes);
+  }
+  using Merge::compute_output_shape;
 };
 
 /// The element-wise minimum of the inputs.
@@ -158,6 +192,10 @@ class Minimum : public Merge {
  public:
   explicit Minimum(std::string name = "") : Merge("Minimum", std::move(name)) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override {
+    return elementwise_shape(input_shapes);
+  }
+  using Merge::compute_output_shape;
 };
 
 /// The inputs joined along `axis` (default the last; the batch axis 0 is refused, ValueError);
@@ -167,6 +205,8 @@ class Concatenate : public Merge {
   explicit Concatenate(std::int64_t axis = -1, std::string name = "")
       : Merge("Concatenate", std::move(name)), axis_(axis) {}
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override;
+  using Merge::compute_output_shape;
   /// Keras's: each mask (all true where an input has none) widened to its input's shape,
   /// concatenated along the axis, then any() over the last axis.
   Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
@@ -195,24 +235,33 @@ class Dot : public Merge {
   /// compile).
   explicit Dot(DotAxes axes, bool normalize = false, std::string name = "");
   Tensor merge(const std::vector<Tensor>& inputs) override;
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes) const override;
+  using Merge::compute_output_shape;
   /// None, as Keras.
   Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const override;
   using Merge::compute_mask;
 
  private:
+  /// The checks of merge() on the inputs' shapes; each input's contracted axis.
+  std::array<int, 2> contracted_axes(const std::vector<Shape>& input_shapes) const;
   std::int64_t axes_[2];
   bool normalize_;
 };
 
 /// Keras's Lambda: any function of public ops as a layer without weights (its ops are
-/// recorded by the tape as usual).
+/// recorded by the tape as usual). Keras's output_shape: a function of the input's shape (batch
+/// axis included, -1 unknown) giving the output's, for a symbolic output's shape before a model
+/// has run; without one, Layer::compute_output_shape's default.
 class Lambda : public Layer {
  public:
-  explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "");
+  explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "",
+                  std::function<Shape(const Shape&)> output_shape = {});
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::function<Tensor(const Tensor&)> fn_;
+  std::function<Shape(const Shape&)> output_shape_fn_;
 };
 
 /// A model (Sequential, Functional, a subclass) used as a layer of another model, as Keras's

@@ -114,9 +114,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Tensor operator()(const Tensor& x, bool training = false);
 
   /// The functional API (functional.hpp): records this layer applied to a symbolic input as a
-  /// node of the graph a Functional model runs, and returns the node's output. Nothing runs and
-  /// nothing is built until the model's first call. The graph shares the layer, so it must be
-  /// owned by a std::shared_ptr (ValueError otherwise):
+  /// node of the graph a Functional model runs, and returns the node's output, its shape
+  /// compute_output_shape's when x's is known (the layer's error for a shape it refuses is thrown
+  /// here). Nothing is built, named or seeded until the model's first call. The graph shares the
+  /// layer, so it must be owned by a std::shared_ptr (ValueError otherwise):
   ///
   ///     auto dense = std::make_shared<layers::Dense>(64, "relu");
   ///     KerasTensor h = (*dense)(inputs);      // or: apply_layer(layers::Dense(64, "relu"), inputs)
@@ -129,6 +130,19 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// Makes the weights for inputs of `input_shape` (the batch axis included).
   virtual void build(const Shape& input_shape) { (void)input_shape; }
   virtual Tensor call(const Tensor& x, bool training) = 0;
+
+  /// Keras's compute_output_shape: the output's shape for inputs of `input_shape` (the batch
+  /// axis included; -1 for an axis of unknown size, Keras's None), with -1 where the output's
+  /// size is unknown, or an empty Shape where the layer cannot tell. Inputs the call would refuse
+  /// throw its error type (ShapeError, ValueError) naming the layer and the shapes; an unknown
+  /// axis never fails. It builds, names, seeds and places nothing. Applying a layer to a
+  /// KerasTensor calls it, so a layer output's shape is known at once and a mismatch fails
+  /// there, as in Keras. The default, for a layer that does not override it: unknown until the
+  /// layer is built, then the layer run once on float32 zeros (a batch of one, in inference,
+  /// not recorded) when every axis but the batch is known, and that output's shape with the
+  /// input's batch axis; only the layer's own errors (tapeflow::Error) escape, but a DTypeError
+  /// (the zeros' dtype, not the input's) gives unknown.
+  virtual Shape compute_output_shape(const Shape& input_shape) const;
 
   // ---- masking (Keras's _keras_mask)
   /// Keras's layer(x, mask=mask): operator() with the mask of x, [batch, time] for a sequence
@@ -241,6 +255,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// then runs `body`, prefixes the errors of the ops in it with the layer's name, and records
   /// the output shape.
   Tensor invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body);
+  /// compute_output_shape's default for a built layer: `run` (the layer on zeros) under
+  /// NoRecording, its errors named as a call names them; the output's shape with the batch axis
+  /// `batch`, or empty when `run` throws a DTypeError or anything but a tapeflow::Error.
+  /// output_shape() and losses() stay as they were.
+  Shape probe_output_shape(std::int64_t batch, const std::function<Tensor()>& run) const;
 
  private:
   void check_input(const Tensor& x) const;  // defined, and not a scalar before the build
@@ -300,6 +319,7 @@ class Dense : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
   std::int64_t units() const { return units_; }
   Activation activation() const { return activation_; }
@@ -319,6 +339,7 @@ class Flatten : public Layer {
  public:
   explicit Flatten(std::string name = "") : Layer("Flatten", std::move(name)) {}
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 };
 
 /// In training, zeroes each element with probability `rate` and scales the rest by
@@ -327,6 +348,8 @@ class Dropout : public Layer {
  public:
   explicit Dropout(double rate, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   double rate() const { return rate_; }
 
  private:
@@ -398,6 +421,7 @@ class Conv2D : public Conv<Padding> {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 };
 
 /// activation(conv1d(x, kernel) + bias): x [batch, steps, c_in], kernel [k, c_in, filters]
@@ -413,6 +437,7 @@ class Conv1D : public Conv<Padding1D> {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 };
 
 /// Conv2DTranspose's options: Conv2D's, and Keras's output_padding (-1: None).
@@ -439,6 +464,7 @@ class Conv2DTranspose : public Conv<Padding> {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t output_padding_;
@@ -473,6 +499,7 @@ class DepthwiseConv2D : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// [k, k, c_in, depth_multiplier]; undefined before build.
   const Variable& kernel() const { return kernel_; }
   const Variable& bias() const { return bias_; }
@@ -504,6 +531,7 @@ class SeparableConv2D : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   const Variable& depthwise_kernel() const { return depthwise_kernel_; }
   const Variable& pointwise_kernel() const { return pointwise_kernel_; }
   const Variable& bias() const { return bias_; }
@@ -523,6 +551,7 @@ class UpSampling2D : public Layer {
   explicit UpSampling2D(std::int64_t size = 2, std::string name = "") : UpSampling2D(size, size, std::move(name)) {}
   UpSampling2D(std::int64_t size_h, std::int64_t size_w, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t size_h_, size_w_;
@@ -544,6 +573,7 @@ class ZeroPadding2D : public Layer {
       : ZeroPadding2D(Padding2D{padding, padding, padding, padding}, std::move(name)) {}
   explicit ZeroPadding2D(Padding2D padding, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   Padding2D padding_;
@@ -558,6 +588,7 @@ class Cropping2D : public Layer {
       : Cropping2D(Padding2D{cropping, cropping, cropping, cropping}, std::move(name)) {}
   explicit Cropping2D(Padding2D cropping, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   Padding2D cropping_;
@@ -574,6 +605,7 @@ class MaxPooling2D : public Layer {
  public:
   explicit MaxPooling2D(std::int64_t pool_size = 2, PoolingOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t pool_size_;
@@ -585,6 +617,7 @@ class AveragePooling2D : public Layer {
  public:
   explicit AveragePooling2D(std::int64_t pool_size = 2, PoolingOptions options = {});
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t pool_size_;
@@ -610,6 +643,7 @@ class BatchNormalization : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// With a mask (one axis less than the inputs), training statistics are those of the real
   /// steps only (Keras 3's weighted moments, sum of weights + 1e-7).
   Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
@@ -642,6 +676,7 @@ class LayerNormalization : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
   const Variable& gamma() const { return gamma_; }
   const Variable& beta() const { return beta_; }
@@ -672,6 +707,7 @@ class Embedding : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// With mask_zero, indices != 0 (bool, the indices' shape); else none.
   Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
 
@@ -690,6 +726,7 @@ class Masking : public Layer {
  public:
   explicit Masking(double mask_value = 0.0, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   Tensor compute_mask(const Tensor& x, const Tensor& mask) const override;
   double mask_value() const { return mask_value_; }
 
@@ -702,6 +739,7 @@ class Masking : public Layer {
 class GlobalPooling2D : public Layer {
  public:
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  protected:
   GlobalPooling2D(std::string class_name, bool max, bool keepdims, std::string name);
@@ -728,6 +766,7 @@ class Reshape : public Layer {
  public:
   explicit Reshape(Shape target_shape, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   Shape target_shape_;
@@ -738,6 +777,8 @@ class Rescaling : public Layer {
  public:
   explicit Rescaling(double scale, double offset = 0, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
 
  private:
   double scale_, offset_;
@@ -748,6 +789,8 @@ class LeakyReLU : public Layer {
  public:
   explicit LeakyReLU(double negative_slope = 0.3, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
 
  private:
   double negative_slope_;
@@ -758,6 +801,8 @@ class ELU : public Layer {
  public:
   explicit ELU(double alpha = 1.0, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
 
  private:
   double alpha_;
@@ -768,6 +813,8 @@ class Softmax : public Layer {
  public:
   explicit Softmax(std::int64_t axis = -1, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   /// Keras 3's masked softmax: the mask broadcasts against the inputs by NumPy's rule
   /// (ValueError otherwise; an attention mask, not a [batch, time] sequence mask on
   /// [batch, time, classes] unless time == classes, as in Keras); masked positions get
@@ -788,10 +835,12 @@ class PReLU : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
   const Variable& alpha() const { return alpha_; }
 
  private:
+  Shape alpha_shape(const Shape& input_shape) const;
   Initializer alpha_initializer_;
   std::vector<std::int64_t> shared_axes_;
   Variable alpha_;
@@ -804,6 +853,7 @@ class PReLU : public Layer {
 class Pooling1D : public Layer {
  public:
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  protected:
   Pooling1D(std::string class_name, bool max, std::int64_t pool_size, PoolingOptions options);
@@ -830,6 +880,7 @@ class AveragePooling1D : public Pooling1D {
 class GlobalPooling1D : public Layer {
  public:
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// The average over the real steps of a mask [batch, steps] (Keras 3; a row without any
   /// gives NaN, 0 / 0, as Keras); the max ignores the mask (as Keras: it does not support
   /// masking).
@@ -919,6 +970,7 @@ class Recurrent : public Layer {
  public:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// With the mask of the steps (see call_with_state): in a model, the mask an Embedding with
   /// mask_zero or a Masking layer made.
   Tensor call_masked(const Tensor& x, const Tensor& mask, bool training) override;
@@ -1042,6 +1094,7 @@ class Bidirectional : public Layer {
   explicit Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode = MergeMode::Concat,
                          std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   /// operator() with a mask [batch, time] (see Recurrent::call_with_state), given to both
   /// directions in time order (the backward layer reads it backwards with its input).
   Tensor call_with_mask(const Tensor& x, const Tensor& mask, bool training = false);
@@ -1074,6 +1127,8 @@ class ActivationLayer : public Layer {
   explicit ActivationLayer(const std::string& activation, std::string name = "")
       : ActivationLayer(activation_from_name(activation), std::move(name)) {}
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   Activation activation() const { return activation_; }
 
  private:
@@ -1085,6 +1140,8 @@ class Identity : public Layer {
  public:
   explicit Identity(std::string name = "") : Layer("Identity", std::move(name)) { set_supports_masking(true); }
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
 };
 
 /// Keras's Permute: the axes after the batch reordered by `dims`, 1-based as in Keras
@@ -1094,6 +1151,7 @@ class Permute : public Layer {
  public:
   explicit Permute(std::vector<std::int64_t> dims, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   const std::vector<std::int64_t>& dims() const { return dims_; }
 
  private:
@@ -1106,6 +1164,7 @@ class RepeatVector : public Layer {
  public:
   explicit RepeatVector(std::int64_t n, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t n_;
@@ -1130,6 +1189,7 @@ class TimeDistributed : public Layer {
       : TimeDistributed(std::make_shared<L>(std::move(layer)), std::move(name)) {}
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   const std::shared_ptr<Layer>& layer() const { return layer_; }
 
  private:
@@ -1143,6 +1203,8 @@ class GaussianNoise : public Layer {
  public:
   explicit GaussianNoise(double stddev, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   double stddev() const { return stddev_; }
 
  private:
@@ -1156,6 +1218,8 @@ class GaussianDropout : public Layer {
  public:
   explicit GaussianDropout(double rate, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   double rate() const { return rate_; }
 
  private:
@@ -1170,6 +1234,7 @@ class GaussianDropout : public Layer {
 class SpatialDropout : public Layer {
  public:
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   double rate() const { return rate_; }
 
  protected:
@@ -1199,6 +1264,8 @@ class ActivityRegularization : public Layer {
  public:
   explicit ActivityRegularization(double l1 = 0, double l2 = 0, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  /// The input's shape.
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
 };
 
 /// Keras's UpSampling1D: every step of x [batch, steps, c] repeated `size` times ->
@@ -1208,6 +1275,7 @@ class UpSampling1D : public Layer {
  public:
   explicit UpSampling1D(std::int64_t size = 2, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   std::int64_t size_;
@@ -1226,6 +1294,7 @@ class ZeroPadding1D : public Layer {
       : ZeroPadding1D(Edges1D{padding, padding}, std::move(name)) {}
   explicit ZeroPadding1D(Edges1D padding, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   Edges1D padding_;
@@ -1240,6 +1309,7 @@ class Cropping1D : public Layer {
   explicit Cropping1D(std::int64_t cropping, std::string name = "")
       : Cropping1D(Edges1D{cropping, cropping}, std::move(name)) {}
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   Edges1D cropping_;
@@ -1274,6 +1344,7 @@ class Normalization : public Layer {
 
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
   /// The statistics, of the input's rank (1 but on the kept axes); undefined before build.
   Tensor mean() const;
@@ -1304,6 +1375,7 @@ class CategoryEncoding : public Layer {
   explicit CategoryEncoding(std::int64_t num_tokens, const std::string& output_mode = "multi_hot",
                             std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   CategoryOutput output_mode() const { return mode_; }
 
  private:
@@ -1359,6 +1431,7 @@ class RandomFlip : public Layer {
  public:
   explicit RandomFlip(const std::string& mode = "horizontal_and_vertical", std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   bool horizontal() const { return horizontal_; }
   bool vertical() const { return vertical_; }
 
@@ -1374,6 +1447,7 @@ class AffineAugmentation : public Layer {
   Interpolation interpolation() const { return interpolation_; }
   double fill_value() const { return fill_value_; }
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  protected:
   AffineAugmentation(std::string class_name, const AugmentOptions& options);
@@ -1437,6 +1511,7 @@ class RandomContrast : public Layer {
  public:
   explicit RandomContrast(Factor factor, std::pair<double, double> value_range = {0, 255}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
 
  private:
   double lower_, upper_;
