@@ -580,8 +580,12 @@ std::vector<Tensor> Functional::call_multi(const std::vector<Tensor>& xs, bool t
       y = (*n->layer)(x, mask, training);
       y_mask = n->layer->compute_mask(x, mask);
     }
-    n->shape = y.shape();
-    if (!n->shape.empty()) n->shape[0] = -1;
+    // a shape known when recorded stays (its unknown axes None, as Keras's); one the layer could
+    // not compute is taken from this run
+    if (n->shape.empty()) {
+      n->shape = y.shape();
+      if (!n->shape.empty()) n->shape[0] = -1;
+    }
     n->dtype = y.dtype();
     if (y_mask.defined()) masks[n.get()] = y_mask;
     values[n.get()] = std::move(y);

@@ -44,7 +44,8 @@ class KerasTensor {
   /// The shape, the batch axis as -1 (None), -1 for any other axis of unknown size. An Input's
   /// is known from the start; a layer output's is known at once where the layer can compute it
   /// from its inputs' shapes (Layer::compute_output_shape, as Keras: `x.shape().back()` of a
-  /// Dense(64) output is 64), otherwise once a model containing it has run (empty before).
+  /// Dense(64) output is 64), and then stays so (an axis unknown when recorded stays -1 after
+  /// runs); otherwise it is taken from the first run of a model containing it (empty before).
   Shape shape() const;
   /// The Input's dtype; a layer output's once a model containing it has run (float32 before).
   DType dtype() const;
