@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -871,6 +872,22 @@ TEST_CASE("masks: gradcheck through a masked LSTM, errors, layers that drop the 
 
   // a mask of the wrong shape for a recurrent layer names the layer
   CHECK_THROWS_WITH(lstm(x, ones({2, 3}, kBool)), Contains("the mask must be [batch, time] = [2, 4]"));
+
+  // a layer that drops a mask says so on stderr, once per layer (Keras's warning); one that
+  // passes it on says nothing
+  std::ostringstream err;
+  std::streambuf* old = std::cerr.rdbuf(err.rdbuf());
+  Flatten flatten("flat");
+  Dense dense(2);
+  flatten(x, mask);
+  flatten(x, mask);
+  dense(x, mask);
+  std::cerr.rdbuf(old);
+  const std::string said = err.str();
+  CHECK(said.find("layer 'flat' (of type Flatten) was passed an input with a mask") != std::string::npos);
+  CHECK(said.find("the layers after it will not see it") != std::string::npos);
+  CHECK(said.find("'flat'") == said.rfind("'flat'"));  // once
+  CHECK(said.find("Dense") == std::string::npos);
 }
 
 TEST_CASE("MultiHeadAttention takes the query, value and key masks from the graph, as Keras", "[functional][mask]") {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iostream>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -426,7 +427,15 @@ Tensor Layer::operator()(const Tensor& x, bool training) {
 Tensor Layer::operator()(const Tensor& x, const Tensor& mask, bool training) {
   if (!mask.defined()) return (*this)(x, training);
   check_input(x);
-  return invoke(x.shape(), x.device(), [&] { return call_masked(x, mask, training); });
+  Tensor y = invoke(x.shape(), x.device(), [&] { return call_masked(x, mask, training); });
+  if (!supports_masking_ && !warned_mask_dropped_) {
+    warned_mask_dropped_ = true;  // Keras warns on every call; Python shows it once
+    std::cerr << fmt::format("tapeflow: layer '{}' (of type {}) was passed an input with a mask attached to it, "
+                             "but it does not support masking: the mask is dropped here and the layers after it "
+                             "will not see it\n",
+                             name(), class_name());
+  }
+  return y;
 }
 
 Tensor Layer::call_masked(const Tensor& x, const Tensor&, bool training) { return call(x, training); }

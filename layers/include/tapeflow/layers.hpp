@@ -151,8 +151,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// between their layers themselves, as Keras does: an Embedding with mask_zero or a Masking
   /// layer makes one, each layer that supports masking passes it on (compute_mask), the
   /// recurrent layers, GlobalAveragePooling1D, Softmax and BatchNormalization use it, a layer
-  /// that does not support masking drops it (Keras warns there; tapeflow does not), and the
-  /// output's mask weighs the loss and the metrics (Model::output_mask).
+  /// that does not support masking drops it (with Keras's warning on stderr, once per layer),
+  /// and the output's mask weighs the loss and the metrics (Model::output_mask).
   Tensor operator()(const Tensor& x, const Tensor& mask, bool training = false);
   /// call() given the input's mask (undefined: none). By default the mask is not used.
   virtual Tensor call_masked(const Tensor& x, const Tensor& mask, bool training);
@@ -273,6 +273,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   bool built_ = false;
   bool trainable_ = true;
   bool supports_masking_ = false;
+  bool warned_mask_dropped_ = false;  // Keras's warning, given once
   Device device_ = Device::cpu();
   bool device_set_ = false;
   Shape output_shape_;
