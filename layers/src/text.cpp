@@ -1,0 +1,458 @@
+// Keras's text preprocessing: TextVectorization and text_dataset_from_directory.
+#include "tapeflow/text.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "tapeflow/data.hpp"
+#include "tapeflow/error.hpp"
+#include "tapeflow/ops.hpp"
+
+namespace tapeflow {
+namespace layers {
+namespace {
+
+const char* const kOp = "TextVectorization";
+const char* const kMask = "";
+const char* const kOov = "[UNK]";
+
+// Keras's regex [!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~']: all of ASCII's punctuation
+constexpr std::string_view kPunctuation = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'";
+
+// TensorFlow's tf.strings.split(): ASCII whitespace separates, runs of it count once
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+std::vector<std::string> split_whitespace(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_space(s[i])) ++i;
+    std::size_t j = i;
+    while (j < s.size() && !is_space(s[j])) ++j;
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// The length of the UTF-8 character starting at s[i]: 1 for a byte that does not start a
+// valid sequence (TensorFlow would give U+FFFD instead).
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 1;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return 1;
+  }
+  return n;
+}
+
+std::vector<std::string> split_characters(const std::string& s) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_length(s, i);
+    out.push_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+// tf.strings.ngrams(tokens, ngram_width=(1, ..., n), separator=" "): every width in turn
+std::vector<std::string> make_ngrams(const std::vector<std::string>& tokens, std::int64_t n) {
+  if (n == 1) return tokens;
+  std::vector<std::string> out;
+  for (std::size_t width = 1; width <= static_cast<std::size_t>(n); ++width) {
+    for (std::size_t i = 0; i + width <= tokens.size(); ++i) {
+      std::string gram = tokens[i];
+      for (std::size_t k = 1; k < width; ++k) gram += " " + tokens[i + k];
+      out.push_back(std::move(gram));
+    }
+  }
+  return out;
+}
+
+void check_one_of(const char* option, const std::string& value, const std::vector<const char*>& known) {
+  if (std::find(known.begin(), known.end(), value) != known.end()) return;
+  std::string list;
+  for (const char* k : known) list += fmt::format("{}\"{}\"", list.empty() ? "" : ", ", k);
+  throw ValueError(fmt::format("{}: unknown {} \"{}\" (known: {})", kOp, option, value, list));
+}
+
+}  // namespace
+
+TextVectorization::TextVectorization(TextVectorizationOptions options) : options_(std::move(options)) {
+  const auto& o = options_;
+  if (!o.standardize_fn) {
+    check_one_of("standardize", o.standardize, {"lower_and_strip_punctuation", "lower", "strip_punctuation", "none"});
+  }
+  if (!o.split_fn) check_one_of("split", o.split, {"whitespace", "character", "none"});
+  check_one_of("output_mode", o.output_mode, {"int", "multi_hot", "binary", "count", "tf_idf"});
+  mode_ = o.output_mode == "int"      ? Mode::Int
+          : o.output_mode == "count"  ? Mode::Count
+          : o.output_mode == "tf_idf" ? Mode::TfIdf
+                                      : Mode::MultiHot;
+  if (o.max_tokens != -1 && o.max_tokens <= 1) {
+    throw ValueError(fmt::format("{}: max_tokens must be greater than 1 (or -1: no limit), got {}", kOp, o.max_tokens));
+  }
+  if (o.ngrams < 1) throw ValueError(fmt::format("{}: ngrams must be >= 1, got {}", kOp, o.ngrams));
+  if (o.output_sequence_length < -1) {
+    throw ValueError(fmt::format("{}: output_sequence_length must be >= 0 (or -1: the longest row), got {}", kOp,
+                                 o.output_sequence_length));
+  }
+  if (o.output_sequence_length != -1 && mode_ != Mode::Int) {
+    throw ValueError(
+        fmt::format("{}: output_sequence_length ({}) must not be set when output_mode is \"{}\" (only \"int\")", kOp,
+                    o.output_sequence_length, o.output_mode));
+  }
+  if (o.pad_to_max_tokens && o.max_tokens == -1) {
+    throw ValueError(fmt::format("{}: pad_to_max_tokens needs max_tokens to be set (max_tokens is -1)", kOp));
+  }
+  if (!o.vocabulary.empty()) {
+    set_vocabulary(o.vocabulary, o.idf_weights);
+  } else if (!o.idf_weights.empty()) {
+    throw ValueError(fmt::format("{}: idf_weights ({} of them) given without a vocabulary", kOp, o.idf_weights.size()));
+  }
+}
+
+std::vector<std::string> TextVectorization::tokenize(const std::string& text) const {
+  std::string s;
+  if (options_.standardize_fn) {
+    s = options_.standardize_fn(text);
+  } else {
+    const bool lower = options_.standardize == "lower" || options_.standardize == "lower_and_strip_punctuation";
+    const bool strip =
+        options_.standardize == "strip_punctuation" || options_.standardize == "lower_and_strip_punctuation";
+    s.reserve(text.size());
+    for (char c : text) {
+      const auto u = static_cast<unsigned char>(c);
+      if (strip && kPunctuation.find(c) != std::string_view::npos) continue;
+      // tf.strings.lower without an encoding: ASCII letters only; UTF-8 bytes are >= 128
+      s += lower && u < 128 ? static_cast<char>(std::tolower(u)) : c;
+    }
+  }
+  std::vector<std::string> tokens;
+  if (options_.split_fn) {
+    tokens = options_.split_fn(s);
+  } else if (options_.split == "whitespace") {
+    tokens = split_whitespace(s);
+  } else if (options_.split == "character") {
+    tokens = split_characters(s);
+  } else {
+    tokens.push_back(std::move(s));
+  }
+  return make_ngrams(tokens, options_.ngrams);
+}
+
+void TextVectorization::adapt(const std::vector<std::string>& texts) {
+  if (!options_.vocabulary.empty()) {
+    throw ValueError(
+        fmt::format("{}: cannot adapt after a vocabulary was set in the options (Keras refuses too)", kOp));
+  }
+  std::unordered_map<std::string, std::int64_t> counts, doc_counts;
+  for (const auto& text : texts) {
+    const auto tokens = tokenize(text);
+    for (const auto& t : tokens) ++counts[t];
+    if (mode_ == Mode::TfIdf) {
+      for (const auto& t : std::set<std::string>(tokens.begin(), tokens.end())) ++doc_counts[t];
+    }
+  }
+  counts.erase(kMask);  // Keras removes its special tokens from the counts
+  counts.erase(kOov);
+  std::vector<std::pair<std::string, std::int64_t>> sorted(counts.begin(), counts.end());
+  // np.lexsort((tokens, counts))[::-1]: the most frequent first, ties by descending bytes
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first > b.first;
+  });
+  if (options_.max_tokens != -1) {
+    const auto keep = static_cast<std::size_t>(std::max<std::int64_t>(0, options_.max_tokens - token_start()));
+    if (sorted.size() > keep) sorted.resize(keep);
+  }
+  std::vector<std::string> tokens;
+  std::vector<double> idf;
+  for (auto& [token, count] : sorted) {
+    if (mode_ == Mode::TfIdf) {
+      idf.push_back(std::log(1.0 + static_cast<double>(texts.size()) / (1.0 + doc_counts[token])));
+    }
+    tokens.push_back(std::move(token));
+  }
+  if (mode_ == Mode::TfIdf) {
+    // [UNK]'s weight is the mean of the others (Keras cannot count unknown tokens' documents)
+    const double mean = idf.empty() ? 0.0 : std::accumulate(idf.begin(), idf.end(), 0.0) / idf.size();
+    idf.insert(idf.begin(), mean);
+  }
+  set_tokens(std::move(tokens), std::move(idf));
+}
+
+void TextVectorization::set_vocabulary(const std::vector<std::string>& vocabulary,
+                                       const std::vector<double>& idf_weights) {
+  if (mode_ == Mode::TfIdf && idf_weights.empty()) {
+    throw ValueError(fmt::format("{}: idf_weights must be set with output_mode \"tf_idf\"", kOp));
+  }
+  if (mode_ != Mode::TfIdf && !idf_weights.empty()) {
+    throw ValueError(fmt::format("{}: idf_weights ({} of them) are only for output_mode \"tf_idf\", not \"{}\"", kOp,
+                                 idf_weights.size(), options_.output_mode));
+  }
+  if (vocabulary.empty()) throw ValueError(fmt::format("{}: cannot set an empty vocabulary", kOp));
+  std::vector<std::string> special;
+  if (mode_ == Mode::Int) special.push_back(kMask);
+  special.push_back(kOov);
+  const bool found_special =
+      vocabulary.size() >= special.size() && std::equal(special.begin(), special.end(), vocabulary.begin());
+  std::vector<std::string> tokens(vocabulary.begin() + (found_special ? special.size() : 0), vocabulary.end());
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (!seen.insert(tokens[i]).second) {
+      throw ValueError(fmt::format("{}: the vocabulary repeats the token \"{}\"", kOp, tokens[i]));
+    }
+    if (tokens[i] == kMask) {
+      throw ValueError(fmt::format(
+          "{}: the vocabulary holds the pad token \"\" at index {}; special tokens may only "
+          "open it, in this order: {}",
+          kOp, i + (found_special ? special.size() : 0), mode_ == Mode::Int ? "\"\", \"[UNK]\"" : "\"[UNK]\""));
+    }
+  }
+  const auto size = static_cast<std::int64_t>(special.size() + tokens.size());
+  if (options_.max_tokens != -1 && size > options_.max_tokens) {
+    throw ValueError(
+        fmt::format("{}: a vocabulary of {} entries (special tokens included) is larger than max_tokens {}", kOp, size,
+                    options_.max_tokens));
+  }
+  std::vector<double> idf;
+  if (mode_ == Mode::TfIdf) {
+    if (idf_weights.size() != vocabulary.size()) {
+      throw ValueError(fmt::format("{}: idf_weights has {} weights but the vocabulary {} tokens", kOp,
+                                   idf_weights.size(), vocabulary.size()));
+    }
+    idf = idf_weights;
+    if (!found_special) {
+      // Keras: [UNK] gets the mean of the weights given
+      idf.insert(idf.begin(), std::accumulate(idf.begin(), idf.end(), 0.0) / idf.size());
+    }
+  }
+  set_tokens(std::move(tokens), std::move(idf));
+}
+
+void TextVectorization::set_tokens(std::vector<std::string> tokens, std::vector<double> idf) {
+  vocabulary_.clear();
+  if (mode_ == Mode::Int) vocabulary_.push_back(kMask);
+  vocabulary_.push_back(kOov);
+  vocabulary_.insert(vocabulary_.end(), std::make_move_iterator(tokens.begin()), std::make_move_iterator(tokens.end()));
+  index_.clear();
+  for (std::size_t i = static_cast<std::size_t>(token_start()); i < vocabulary_.size(); ++i) {
+    index_.emplace(vocabulary_[i], static_cast<std::int64_t>(i));
+  }
+  idf_ = std::move(idf);
+  if (mode_ == Mode::TfIdf) idf_.resize(static_cast<std::size_t>(output_width()), 0.0);  // pad_to_max_tokens: zeros
+}
+
+std::vector<std::string> TextVectorization::get_vocabulary(bool include_special_tokens) const {
+  if (include_special_tokens || vocabulary_.empty()) return vocabulary_;
+  return {vocabulary_.begin() + token_start(), vocabulary_.end()};
+}
+
+std::int64_t TextVectorization::output_width() const {
+  return options_.pad_to_max_tokens ? std::max(options_.max_tokens, vocabulary_size()) : vocabulary_size();
+}
+
+std::int64_t TextVectorization::lookup(const std::string& token) const {
+  if (token.empty()) return mode_ == Mode::Int ? 0 : -1;
+  const auto it = index_.find(token);
+  return it == index_.end() ? token_start() - 1 : it->second;
+}
+
+Tensor TextVectorization::operator()(const std::vector<std::string>& texts) const {
+  if (vocabulary_.empty()) {
+    throw ValueError(fmt::format("{}: no vocabulary yet: call adapt() or set_vocabulary() first", kOp));
+  }
+  const auto batch = static_cast<std::int64_t>(texts.size());
+  std::vector<std::vector<std::int64_t>> rows;
+  rows.reserve(texts.size());
+  for (const auto& text : texts) {
+    std::vector<std::int64_t> ids;
+    for (const auto& token : tokenize(text)) ids.push_back(lookup(token));
+    rows.push_back(std::move(ids));
+  }
+  if (mode_ == Mode::Int) {
+    std::int64_t length = options_.output_sequence_length;
+    if (length == -1) {
+      length = 0;
+      for (const auto& r : rows) length = std::max<std::int64_t>(length, r.size());
+    }
+    std::vector<std::int64_t> out(static_cast<std::size_t>(batch * length), 0);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto& r = rows[b];
+      std::copy_n(r.begin(), std::min<std::int64_t>(length, r.size()), out.begin() + b * length);
+    }
+    return tensor(out, Shape{batch, length}, kInt64);
+  }
+  const std::int64_t width = output_width();
+  std::vector<float> out(static_cast<std::size_t>(batch * width), 0.0f);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    float* row = out.data() + b * width;
+    for (std::int64_t id : rows[b]) {
+      if (id < 0) continue;  // the pad token "": no column
+      if (mode_ == Mode::MultiHot) {
+        row[id] = 1.0f;
+      } else {
+        row[id] += 1.0f;
+      }
+    }
+    if (mode_ == Mode::TfIdf) {
+      for (std::int64_t i = 0; i < width; ++i) row[i] = static_cast<float>(row[i] * idf_[i]);
+    }
+  }
+  return tensor(out, Shape{batch, width}, kFloat32);
+}
+
+}  // namespace layers
+
+// ================================================================ text_dataset_from_directory
+namespace {
+
+namespace fs = std::filesystem;
+const char* const kDirOp = "text_dataset_from_directory";
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError(fmt::format("{}: cannot open {}", kDirOp, path.string()));
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw IOError(fmt::format("{}: cannot read {}", kDirOp, path.string()));
+  return s.str();
+}
+
+bool ends_with_txt(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  return name.size() >= 4 && name.compare(name.size() - 4, 4, ".txt") == 0;
+}
+
+// Keras's iter_valid_files: every .txt file under dir, sorted by folder, then by name
+std::vector<fs::path> text_files(const fs::path& dir) {
+  std::vector<std::pair<std::string, std::string>> found;  // (folder, file name)
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory() && ends_with_txt(it->path().filename().string())) {
+      found.emplace_back(it->path().parent_path().string(), it->path().filename().string());
+    }
+  }
+  if (ec) throw IOError(fmt::format("{}: cannot list {}: {}", kDirOp, dir.string(), ec.message()));
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> out;
+  for (const auto& [folder, name] : found) out.push_back(fs::path(folder) / name);
+  return out;
+}
+
+}  // namespace
+
+TextDataset text_dataset_from_directory(const std::string& directory, const TextDatasetOptions& options) {
+  const auto& o = options;
+  if (o.label_mode != "int" && o.label_mode != "categorical" && o.label_mode != "binary" && o.label_mode != "none") {
+    throw ValueError(fmt::format(
+        "{}: unknown label_mode \"{}\" (known: \"int\", \"categorical\", \"binary\", \"none\")", kDirOp, o.label_mode));
+  }
+  if (o.validation_split != 0 && !(o.validation_split > 0 && o.validation_split < 1)) {
+    throw ValueError(fmt::format("{}: validation_split must be in (0, 1), got {}", kDirOp, o.validation_split));
+  }
+  if (o.validation_split != 0 && o.subset != "training" && o.subset != "validation") {
+    throw ValueError(
+        fmt::format("{}: with validation_split {}, subset must be \"training\" or \"validation\", got \"{}\"", kDirOp,
+                    o.validation_split, o.subset));
+  }
+  if (o.validation_split == 0 && !o.subset.empty()) {
+    throw ValueError(fmt::format("{}: subset \"{}\" needs a validation_split", kDirOp, o.subset));
+  }
+
+  const fs::path root(directory);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    throw IOError(fmt::format("{}: {} is not a directory (or does not exist)", kDirOp, directory));
+  }
+  std::vector<std::string> subdirs;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory() && name.rfind('.', 0) != 0) subdirs.push_back(name);
+  }
+  if (ec) throw IOError(fmt::format("{}: cannot list {}: {}", kDirOp, directory, ec.message()));
+  std::sort(subdirs.begin(), subdirs.end());
+  if (subdirs.empty()) {
+    throw ValueError(
+        fmt::format("{}: {} holds no class subdirectory (one per class, each with .txt files)", kDirOp, directory));
+  }
+  TextDataset ds;
+  ds.class_names = subdirs;
+  if (!o.class_names.empty()) {
+    for (const auto& name : o.class_names) {
+      if (!std::binary_search(subdirs.begin(), subdirs.end(), name)) {
+        throw ValueError(fmt::format("{}: class_names has \"{}\", which is not a subdirectory of {} (those are: {})",
+                                     kDirOp, name, directory, fmt::join(subdirs, ", ")));
+      }
+    }
+    ds.class_names = o.class_names;  // in the order given, as Keras
+  }
+  const auto num_classes = static_cast<std::int64_t>(ds.class_names.size());
+  if (o.label_mode == "binary" && num_classes != 2) {
+    throw ValueError(fmt::format("{}: label_mode \"binary\" needs exactly 2 classes, {} has {} ({})", kDirOp, directory,
+                                 num_classes, fmt::join(ds.class_names, ", ")));
+  }
+
+  std::vector<fs::path> paths;
+  std::vector<std::int32_t> labels;
+  for (std::int64_t c = 0; c < num_classes; ++c) {
+    for (auto& p : text_files(root / ds.class_names[c])) {
+      paths.push_back(std::move(p));
+      labels.push_back(static_cast<std::int32_t>(c));
+    }
+  }
+  auto n = static_cast<std::int64_t>(paths.size());
+  if (n == 0) {
+    throw ValueError(fmt::format("{}: no .txt files found in the class subdirectories of {}", kDirOp, directory));
+  }
+
+  std::vector<std::int64_t> order(paths.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (o.shuffle) {
+    Generator gen(o.seed);
+    order = random_permutation(n, gen).to_vector<std::int64_t>();
+  }
+  if (o.validation_split != 0) {
+    // Keras: int(validation_split * n) files for validation, the last ones
+    const auto num_val = static_cast<std::int64_t>(o.validation_split * static_cast<double>(n));
+    if (o.subset == "training") {
+      order.resize(static_cast<std::size_t>(n - num_val));
+    } else {
+      order.erase(order.begin(), order.begin() + (n - num_val));
+    }
+    n = static_cast<std::int64_t>(order.size());
+  }
+
+  std::vector<std::int32_t> picked;
+  for (std::int64_t i : order) {
+    std::string text = read_bytes(paths[i]);
+    if (o.max_length >= 0 && static_cast<std::int64_t>(text.size()) > o.max_length) text.resize(o.max_length);
+    ds.texts.push_back(std::move(text));
+    ds.file_paths.push_back(paths[i].string());
+    picked.push_back(labels[i]);
+  }
+  if (o.label_mode == "int") {
+    ds.labels = tensor(picked, Shape{n}, kInt32);
+  } else if (o.label_mode == "binary") {
+    ds.labels = tensor(picked, Shape{n, 1}, kFloat32);
+  } else if (o.label_mode == "categorical") {
+    ds.labels = one_hot(tensor(picked, Shape{n}, kInt64), num_classes, kFloat32);
+  }
+  return ds;
+}
+
+}  // namespace tapeflow
