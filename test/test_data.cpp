@@ -596,6 +596,73 @@ TEST_CASE("TextVectorization: errors name the class, the option and its value", 
   REQUIRE_THROWS_WITH(tfidf.set_vocabulary({"a", "b"}, {1.0}), Contains("1 weights") && Contains("2 tokens"));
 }
 
+TEST_CASE("StringLookup: adapt and the four output modes match Keras", "[text]") {
+  namespace g = text_golden;
+  using layers::StringLookup;
+  using layers::StringLookupOptions;
+  const Strings queries = strings_of(g::kLookupQueries);
+  const std::vector<Strings> rows{{"a", "b"}, {"zz", "c"}, {"c", "c"}};
+  {
+    StringLookup lookup;
+    lookup.adapt(strings_of(g::kLookupTokens));  // "" is an ordinary token here, "[UNK]" is not counted
+    CHECK(lookup.get_vocabulary() == strings_of(g::kLookupAdaptVocab));
+    CHECK(lookup.vocabulary_size() == 7);
+    check_out(lookup(queries), g::kLookupAdaptOutShape, g::kLookupAdaptOut);
+  }
+  StringLookupOptions o;
+  o.max_tokens = 3;
+  StringLookup small(o);
+  small.adapt(strings_of(g::kLookupTokens));
+  CHECK(small.get_vocabulary() == strings_of(g::kLookupAdaptMax3Vocab));
+  check_out(small(queries), g::kLookupAdaptMax3OutShape, g::kLookupAdaptMax3Out);
+  StringLookup by_rows;
+  by_rows.adapt(rows);
+  CHECK(by_rows.get_vocabulary() == strings_of(g::kLookupAdaptRowsVocab));
+
+  auto preset = [](const char* output_mode, std::int64_t max_tokens = -1) {
+    StringLookupOptions p;
+    p.output_mode = output_mode;
+    p.vocabulary = {"c", "a", "b"};
+    p.max_tokens = max_tokens;
+    p.pad_to_max_tokens = max_tokens != -1;
+    return StringLookup(p);
+  };
+  check_out(preset("int")(queries), g::kLookupIntOutShape, g::kLookupIntOut);
+  check_out(preset("int")(rows), g::kLookupIntRowsOutShape, g::kLookupIntRowsOut);
+  check_out(preset("one_hot")(queries), g::kLookupOneHotOutShape, g::kLookupOneHotOut);
+  check_out(preset("one_hot")(rows), g::kLookupOneHotRowsOutShape, g::kLookupOneHotRowsOut);
+  check_out(preset("one_hot")(std::vector<Strings>{{"a"}, {"q"}}), g::kLookupOneHotColumnOutShape,
+            g::kLookupOneHotColumnOut);
+  check_out(preset("multi_hot")(queries), g::kLookupMultiHotOutShape, g::kLookupMultiHotOut);
+  check_out(preset("multi_hot")(rows), g::kLookupMultiHotRowsOutShape, g::kLookupMultiHotRowsOut);
+  check_out(preset("count")(queries), g::kLookupCountOutShape, g::kLookupCountOut);
+  check_out(preset("count")(rows), g::kLookupCountRowsOutShape, g::kLookupCountRowsOut);
+  check_out(preset("count", 6)(rows), g::kLookupCountPadOutShape, g::kLookupCountPadOut);
+  CHECK(preset("int").get_vocabulary(false) == Strings{"c", "a", "b"});
+}
+
+TEST_CASE("StringLookup: errors name the class and the option", "[text]") {
+  using Catch::Contains;
+  using layers::StringLookup;
+  using layers::StringLookupOptions;
+  REQUIRE_THROWS_WITH(StringLookup()({"a"}), Contains("StringLookup") && Contains("adapt()"));
+  StringLookupOptions o;
+  o.output_mode = "tf_idf";
+  REQUIRE_THROWS_WITH(StringLookup(o), Contains("StringLookup") && Contains("output_mode") && Contains("\"tf_idf\""));
+  o = StringLookupOptions();
+  o.max_tokens = 1;
+  REQUIRE_THROWS_WITH(StringLookup(o), Contains("StringLookup") && Contains("max_tokens") && Contains("got 1"));
+  o = StringLookupOptions();
+  o.vocabulary = {"a", "a"};
+  REQUIRE_THROWS_WITH(StringLookup(o), Contains("StringLookup") && Contains("repeats"));
+  StringLookup lookup;
+  lookup.set_vocabulary({"[UNK]", "a", ""});  // "" is no special token without a mask
+  CHECK(lookup({"", "a", "b"}).to_vector<std::int64_t>() == std::vector<std::int64_t>{2, 1, 0});
+  REQUIRE_THROWS_AS(lookup(std::vector<Strings>{{"a", "b"}, {"a"}}), ShapeError);
+  REQUIRE_THROWS_WITH(lookup(std::vector<Strings>{{"a", "b"}, {"a"}}),
+                      Contains("StringLookup") && Contains("row 1 has 1"));
+}
+
 namespace {
 
 // Writes `text` to dir/relative, making the folders it needs.

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Golden outputs of Keras 3's TextVectorization that tapeflow's text.hpp reimplements:
-vocabularies learnt by adapt() on a small corpus with ties, punctuation, mixed case, a tab and
+"""Golden outputs of Keras 3's TextVectorization and StringLookup, which tapeflow's text.hpp
+reimplements: vocabularies learnt by adapt() on a small corpus with ties, punctuation, mixed case, a tab and
 non-ASCII letters (Keras lowercases ASCII only), and the outputs on a batch with unknown words
 and an empty string: int mode with and without output_sequence_length (padding and
 truncation), max_tokens, ngrams=2, the standardize and split variants, and the
 multi_hot / count / tf_idf modes (with max_tokens and pad_to_max_tokens, and a vocabulary set
-with idf weights), produced by the real Keras 3 (TensorFlow backend).
+with idf weights); StringLookup's vocabularies after adapt and its four output modes on a list
+of tokens and on rows; produced by the real Keras 3 (TensorFlow backend).
 
 Regenerate (writes text_golden.hpp beside this script):
 
@@ -107,6 +108,30 @@ tv.set_vocabulary(["the", "cat", "dog"], idf_weights=[0.5, 1.0, 2.0])
 strings("kSetTfIdfVocab", tv.get_vocabulary())
 doubles("kSetTfIdfIdf", tv._lookup_layer.idf_weights.numpy())
 result("kSetTfIdfOut", tv(batch).numpy(), False)
+
+# StringLookup with Keras's defaults (one OOV index, no mask token): "" is an ordinary token.
+lookup_tokens = ["b", "a", "c", "a", "", "[UNK]", "c", "d", "Éa", "a"]
+lookup_queries = ["a", "zz", "", "c", "d"]
+lookup_rows = [["a", "b"], ["zz", "c"], ["c", "c"]]
+strings("kLookupTokens", lookup_tokens)
+strings("kLookupQueries", lookup_queries)
+for name, kw in [("LookupAdapt", {}), ("LookupAdaptMax3", {"max_tokens": 3})]:
+    sl = L.StringLookup(**kw)
+    sl.adapt(lookup_tokens)
+    strings(f"k{name}Vocab", sl.get_vocabulary())
+    result(f"k{name}Out", sl(lookup_queries).numpy(), True)
+sl = L.StringLookup()
+sl.adapt(tf.constant(lookup_rows))
+strings("kLookupAdaptRowsVocab", sl.get_vocabulary())
+for mode in ["int", "one_hot", "multi_hot", "count"]:
+    sl = L.StringLookup(vocabulary=["c", "a", "b"], output_mode=mode)
+    name = "Lookup" + "".join(w.capitalize() for w in mode.split("_"))
+    result(f"k{name}Out", sl(lookup_queries).numpy(), mode == "int")
+    result(f"k{name}RowsOut", sl(tf.constant(lookup_rows)).numpy(), mode == "int")
+sl = L.StringLookup(vocabulary=["c", "a", "b"], output_mode="one_hot")
+result("kLookupOneHotColumnOut", sl(tf.constant([["a"], ["q"]])).numpy(), False)
+sl = L.StringLookup(vocabulary=["c", "a", "b"], output_mode="count", max_tokens=6, pad_to_max_tokens=True)
+result("kLookupCountPadOut", sl(tf.constant(lookup_rows)).numpy(), False)
 
 header = "\n".join(
     [

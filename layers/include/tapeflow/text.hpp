@@ -22,12 +22,59 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tapeflow/tensor.hpp"
 
 namespace tapeflow {
 namespace layers {
+
+namespace detail {
+
+/// How an IndexLookup treats its tokens (set by its owner).
+struct IndexLookupConfig {
+  const char* owner = "";      // the class named in errors
+  std::string output_mode;     // named in errors
+  bool tf_idf = false;         // keeps idf weights
+  bool mask_index = false;     // the pad "" is index 0, before [UNK]
+  bool empty_is_mask = false;  // "" is never learnt and looks up as 0 (mask_index) or as no index (-1)
+  std::int64_t max_tokens = -1;
+  bool pad_to_max_tokens = false;
+};
+
+/// Keras's IndexLookup, the vocabulary behind TextVectorization and StringLookup: the special
+/// tokens ("" with mask_index, then "[UNK]"), then the learnt or given tokens.
+class IndexLookup {
+ public:
+  IndexLookup() = default;
+  explicit IndexLookup(IndexLookupConfig config) : config_(std::move(config)) {}
+  /// Keras's adapt over documents 0 .. num_documents - 1 (document(i) gives one's tokens).
+  void adapt(std::size_t num_documents, const std::function<std::vector<std::string>(std::size_t)>& document);
+  /// Keras's set_vocabulary (see TextVectorization::set_vocabulary).
+  void set_vocabulary(const std::vector<std::string>& vocabulary, const std::vector<double>& idf_weights);
+  /// A token's index: [UNK]'s when unknown, -1 for a mask that has no index.
+  std::int64_t lookup(const std::string& token) const;
+  std::vector<std::string> get_vocabulary(bool include_special_tokens) const;
+  std::int64_t size() const { return static_cast<std::int64_t>(vocabulary_.size()); }
+  /// The columns of a bag-of-tokens output: size(), or max_tokens with pad_to_max_tokens.
+  std::int64_t width() const;
+  /// tf_idf: width() weights; otherwise empty.
+  const std::vector<double>& idf() const { return idf_; }
+  /// ValueError naming the owner before adapt() or a vocabulary.
+  void check_ready() const;
+
+ private:
+  std::int64_t token_start() const { return config_.mask_index ? 2 : 1; }
+  void set_tokens(std::vector<std::string> tokens, std::vector<double> idf);
+
+  IndexLookupConfig config_;
+  std::vector<std::string> vocabulary_;  // special tokens first
+  std::unordered_map<std::string, std::int64_t> index_;
+  std::vector<double> idf_;
+};
+
+}  // namespace detail
 
 /// TextVectorization's settings; their defaults are Keras's.
 struct TextVectorizationOptions {
@@ -115,27 +162,69 @@ class TextVectorization {
   /// more than max_tokens entries, or idf weights missing, unexpected or of another length.
   void set_vocabulary(const std::vector<std::string>& vocabulary, const std::vector<double>& idf_weights = {});
   /// The vocabulary's size, special tokens included (0 before adapt() or a vocabulary).
-  std::int64_t vocabulary_size() const { return static_cast<std::int64_t>(vocabulary_.size()); }
+  std::int64_t vocabulary_size() const { return lookup_.size(); }
   /// tf_idf: the weight of each output column (vocabulary_size() or max_tokens long);
   /// empty in the other modes.
-  const std::vector<double>& idf_weights() const { return idf_; }
+  const std::vector<double>& idf_weights() const { return lookup_.idf(); }
   const TextVectorizationOptions& options() const { return options_; }
 
  private:
-  enum class Mode { Int, MultiHot, Count, TfIdf };
-  std::int64_t token_start() const { return mode_ == Mode::Int ? 2 : 1; }
-  std::int64_t output_width() const;
-  // the index of one token: the OOV index when unknown; for "", 0 in int mode, -1 (no column)
-  // in the others
-  std::int64_t lookup(const std::string& token) const;
-  // the vocabulary after the special tokens; idf weights of the whole vocabulary (or empty)
-  void set_tokens(std::vector<std::string> tokens, std::vector<double> idf);
-
   TextVectorizationOptions options_;
-  Mode mode_ = Mode::Int;
-  std::vector<std::string> vocabulary_;  // special tokens first
-  std::unordered_map<std::string, std::int64_t> index_;
-  std::vector<double> idf_;  // tf_idf: output_width() weights
+  detail::IndexLookup lookup_;
+};
+
+/// StringLookup's settings; their defaults are Keras's.
+struct StringLookupOptions {
+  /// The largest vocabulary adapt() keeps, "[UNK]" included; -1: no limit (> 1 if set).
+  std::int64_t max_tokens = -1;
+  /// "int" (indices, int64), "one_hot", "multi_hot" or "count" (float32); see operator().
+  std::string output_mode = "int";
+  /// Non-"int" modes with max_tokens set: max_tokens columns even for a smaller vocabulary.
+  bool pad_to_max_tokens = false;
+  /// A preset vocabulary, as set_vocabulary(); empty: call adapt().
+  std::vector<std::string> vocabulary;
+};
+
+/// Keras 3's keras.layers.StringLookup with its defaults num_oov_indices=1, mask_token=None,
+/// oov_token="[UNK]" and invert=False: index 0 is "[UNK]", every unknown token (and "", unless
+/// the vocabulary holds it), the vocabulary's tokens follow from 1. adapt() orders by count,
+/// ties by descending bytes, as TextVectorization. ValueError naming StringLookup for an
+/// unknown output_mode, max_tokens <= 1 (but -1), pad_to_max_tokens without max_tokens, a call
+/// before adapt() or a vocabulary, and a bad vocabulary (as TextVectorization::set_vocabulary).
+///
+/// Where we differ from Keras 3.15: multi_hot, count and one_hot outputs are float32 (Keras's
+/// TensorFlow backend gives int64); no tf_idf mode, invert, other mask / OOV settings or
+/// vocabulary files; inputs are one list of tokens or a batch of equal-length rows (Keras: any
+/// dense or ragged string tensor).
+class StringLookup {
+ public:
+  explicit StringLookup(StringLookupOptions options = {});
+
+  /// Learns the vocabulary from tokens (Keras's adapt on a list of strings), replacing it.
+  void adapt(const std::vector<std::string>& tokens);
+  /// The same, over rows of tokens.
+  void adapt(const std::vector<std::vector<std::string>>& rows);
+
+  /// tokens [n]: int -> int64 [n]; one_hot -> float32 [n, width]; multi_hot and count ->
+  /// float32 [width], the tokens taken as one sample (as Keras encodes a rank-1 input).
+  /// width = vocabulary_size(), or max_tokens with pad_to_max_tokens.
+  Tensor operator()(const std::vector<std::string>& tokens) const;
+  /// rows [batch, n] (ShapeError naming StringLookup unless every row has n tokens): int ->
+  /// int64 [batch, n]; one_hot -> float32 [batch, n, width] ([batch, width] when n is 1, as
+  /// Keras); multi_hot and count -> float32 [batch, width].
+  Tensor operator()(const std::vector<std::vector<std::string>>& rows) const;
+
+  /// The vocabulary in index order, "[UNK]" first unless include_special_tokens is false.
+  std::vector<std::string> get_vocabulary(bool include_special_tokens = true) const {
+    return lookup_.get_vocabulary(include_special_tokens);
+  }
+  /// As Keras: a leading "[UNK]" is taken as the OOV token, otherwise it is added in front.
+  void set_vocabulary(const std::vector<std::string>& vocabulary) { lookup_.set_vocabulary(vocabulary, {}); }
+  std::int64_t vocabulary_size() const { return lookup_.size(); }
+
+ private:
+  StringLookupOptions options_;
+  detail::IndexLookup lookup_;
 };
 
 }  // namespace layers
