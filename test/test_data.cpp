@@ -19,6 +19,7 @@
 #include "golden/text_golden.hpp"
 #include "tapeflow/core.hpp"
 #include "tapeflow/data.hpp"
+#include "tapeflow/model.hpp"
 #include "tapeflow/text.hpp"
 #include "temp_dir.hpp"
 
@@ -799,4 +800,34 @@ TEST_CASE("text_dataset_from_directory: errors name the path or the option", "[t
   });
   CHECK(ds.texts == Strings{"good", "great", "bad", "awful", "meh"});
   CHECK(ds.labels.to_vector<float>() == std::vector<float>{0, 0, 1, 1, 1});
+}
+
+TEST_CASE("text: a folder of reviews, vectorized, trains a Dense classifier (the book's bag of words)", "[text]") {
+  TempDir dir("tapeflow_test_text");
+  const Strings good{"great fun", "a great film", "good and fun", "fun, great!", "good good", "GREAT."};
+  const Strings bad{"awful film", "bad and boring", "boring, awful", "a bad film", "bad bad", "Boring!"};
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    write_file(dir, fs::path("pos") / ("p" + std::to_string(i) + ".txt"), good[i]);
+    write_file(dir, fs::path("neg") / ("n" + std::to_string(i) + ".txt"), bad[i]);
+  }
+  TextDatasetOptions o;
+  o.seed = 5;
+  const TextDataset train = text_dataset_from_directory(dir.str(), o);
+  TextVectorizationOptions tvo;
+  tvo.output_mode = "multi_hot";
+  TextVectorization vectorize(tvo);
+  vectorize.adapt(train.texts);
+  const Tensor x = vectorize(train.texts);
+  REQUIRE(x.shape() == Shape{12, vectorize.vocabulary_size()});
+
+  Sequential model(layers::Dense(1, "sigmoid"));
+  model.set_seed(1);
+  model.compile(std::make_shared<optimizers::Adam>(0.1), "binary_crossentropy", {"accuracy"});
+  FitOptions fit;
+  fit.epochs = 40;
+  fit.batch_size = 4;
+  fit.verbose = 0;
+  model.fit(x, train.labels, fit);
+  const auto logs = model.evaluate(vectorize({"great and good", "boring and bad"}), tensor<std::int32_t>({1, 0}), 2, 0);
+  CHECK(logs.at("accuracy") == 1.0);
 }
