@@ -743,6 +743,14 @@ TEST_CASE("text_dataset_from_directory: classes, labels, shuffling and splits, a
   auto parts = label_of(train);
   for (const auto& [text, label] : label_of(val)) parts[text] = label;
   CHECK(parts == truth);
+  // int(0.1 * 5) = 0 validation files: training keeps all five (Keras's [:-0] would keep none)
+  o.validation_split = 0.1;
+  o.subset = "validation";
+  const TextDataset none = text_dataset_from_directory(root, o);
+  CHECK(none.texts.empty());
+  CHECK(none.labels.shape() == Shape{0});
+  o.subset = "training";
+  CHECK(text_dataset_from_directory(root, o).texts.size() == 5);
 
   // label modes, explicit classes, max_length
   o = TextDatasetOptions();

@@ -5,7 +5,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +30,8 @@ const char* const kOov = "[UNK]";
 
 // Keras's regex [!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~']: all of ASCII's punctuation
 constexpr std::string_view kPunctuation = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'";
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // TensorFlow's tf.strings.split(): ASCII whitespace separates, runs of it count once
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
@@ -294,10 +295,9 @@ std::vector<std::string> TextVectorization::tokenize(const std::string& text) co
         options_.standardize == "strip_punctuation" || options_.standardize == "lower_and_strip_punctuation";
     s.reserve(text.size());
     for (char c : text) {
-      const auto u = static_cast<unsigned char>(c);
       if (strip && kPunctuation.find(c) != std::string_view::npos) continue;
-      // tf.strings.lower without an encoding: ASCII letters only; UTF-8 bytes are >= 128
-      s += lower && u < 128 ? static_cast<char>(std::tolower(u)) : c;
+      // tf.strings.lower without an encoding: ASCII letters only, whatever the C locale says
+      s += lower ? ascii_lower(c) : c;
     }
   }
   std::vector<std::string> tokens;
@@ -446,7 +446,7 @@ std::string read_bytes(const fs::path& path) {
 }
 
 bool ends_with_txt(std::string name) {
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(name.begin(), name.end(), name.begin(), layers::ascii_lower);
   return name.size() >= 4 && name.compare(name.size() - 4, 4, ".txt") == 0;
 }
 

@@ -125,10 +125,9 @@ struct TextVectorizationOptions {
 /// Where we differ from Keras 3.15: multi_hot and count outputs are float32, like tf_idf's
 /// (Keras's TensorFlow backend gives int64), so they feed a Dense as they are; calling the
 /// vectorizer before adapt() or a vocabulary is a ValueError (Keras outputs only [UNK] / pad
-/// indices); with split "none", "int" outputs are
-/// [batch, 1] (Keras: [batch]); invalid UTF-8 bytes are single characters for split
-/// "character" (TensorFlow replaces them with U+FFFD); no one_hot mode, ragged or sparse
-/// outputs, or vocabulary files.
+/// indices); with split "none", "int" outputs are [batch, 1] (Keras: [batch]); invalid UTF-8
+/// bytes are single characters for split "character" (TensorFlow replaces them with U+FFFD);
+/// no one_hot mode, ragged or sparse outputs, or vocabulary files.
 class TextVectorization {
  public:
   /// ValueError for a bad option (see above) or a bad preset vocabulary (as set_vocabulary).
