@@ -1,4 +1,5 @@
-// Keras's text preprocessing: TextVectorization and text_dataset_from_directory.
+// Keras's text preprocessing: TextVectorization and StringLookup on a shared IndexLookup, and
+// text_dataset_from_directory.
 #include "tapeflow/text.hpp"
 
 #include <fmt/format.h>
@@ -92,7 +93,7 @@ void check_one_of(const char* op, const char* option, const std::string& value, 
   throw ValueError(fmt::format("{}: unknown {} \"{}\" (known: {})", op, option, value, list));
 }
 
-// The mode's ValueError for an unknown name, a bad max_tokens or pad_to_max_tokens alone.
+// Keras's checks: max_tokens > 1 when set, and pad_to_max_tokens only with max_tokens.
 void check_max_tokens(const char* op, std::int64_t max_tokens, bool pad_to_max_tokens) {
   if (max_tokens != -1 && max_tokens <= 1) {
     throw ValueError(fmt::format("{}: max_tokens must be greater than 1 (or -1: no limit), got {}", op, max_tokens));
