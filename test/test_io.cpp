@@ -4,7 +4,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "tapeflow/core.hpp"
+#include "temp_dir.hpp"
 
 using namespace tapeflow;
 namespace fs = std::filesystem;
@@ -21,27 +21,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Bytes = std::vector<unsigned char>;
-
-// A fresh folder under the system's temp dir, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("tapeflow_test_io_" + std::to_string(stamp));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 void put_be(Bytes& out, std::uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
@@ -127,7 +106,7 @@ Bytes idx_floats(std::uint8_t type, const std::vector<std::uint32_t>& dims, cons
 }  // namespace
 
 TEST_CASE("read_idx: raw unsigned bytes give int32 of the header's shape", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   const std::string path = dir.file("small-idx2-ubyte");
   write_raw(path, idx_ubyte({2, 3}, {0, 1, 127, 128, 254, 255}));
   const Tensor t = read_idx(path);
@@ -137,7 +116,7 @@ TEST_CASE("read_idx: raw unsigned bytes give int32 of the header's shape", "[io]
 }
 
 TEST_CASE("read_idx: gzip files are detected from their content", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   Bytes data(2 * 4 * 5);
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>(i * 7);
   const Bytes file = idx_ubyte({2, 4, 5}, data);
@@ -154,7 +133,7 @@ TEST_CASE("read_idx: gzip files are detected from their content", "[io]") {
 }
 
 TEST_CASE("read_idx: signed, short, int, float and double data", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   SECTION("sbyte") {
     Bytes f = idx_header(0x09, {3});
     f.insert(f.end(), {0xff, 0x80, 0x7f});
@@ -205,7 +184,7 @@ TEST_CASE("read_idx: signed, short, int, float and double data", "[io]") {
 }
 
 TEST_CASE("read_idx: a zero-length dimension gives an empty tensor", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   write_raw(dir.file("empty"), idx_ubyte({0, 28}, {}));
   const Tensor t = read_idx(dir.file("empty"));
   CHECK(t.shape() == Shape{0, 28});
@@ -213,7 +192,7 @@ TEST_CASE("read_idx: a zero-length dimension gives an empty tensor", "[io]") {
 }
 
 TEST_CASE("read_idx: damaged files raise IOError naming the file", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   const Bytes good = idx_ubyte({2, 3}, {1, 2, 3, 4, 5, 6});
 
   SECTION("missing file") {
@@ -295,7 +274,7 @@ TEST_CASE("read_idx: damaged files raise IOError naming the file", "[io]") {
 }
 
 TEST_CASE("load_mnist: small files in a folder", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   const std::uint32_t n = 3;
   Bytes pixels(n * 28 * 28);
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i % 256);
@@ -336,7 +315,7 @@ TEST_CASE("load_mnist: small files in a folder", "[io]") {
 }
 
 TEST_CASE("read_idx: a gzip file ends with a whole member, and nothing but members follow it", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   Bytes labels(1000);
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<unsigned char>(i % 10);
   const Bytes file = idx_ubyte({1000}, labels);
@@ -414,7 +393,7 @@ TEST_CASE("read_idx: a gzip file ends with a whole member, and nothing but membe
 }
 
 TEST_CASE("load_mnist: a label outside [0, 10) raises IOError naming the file, the label and its index", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   const Bytes images = idx_ubyte({3, 2, 2}, Bytes(12, 7));
   SECTION("too large") {
     write_mnist(dir, images, idx_ubyte({3}, {3, 200, 11}));
@@ -444,7 +423,7 @@ TEST_CASE("load_mnist: a label outside [0, 10) raises IOError naming the file, t
 }
 
 TEST_CASE("load_mnist: integer pixels are divided by 255, float and double pixels come as stored", "[io]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   const Bytes labels = idx_ubyte({2}, {1, 2});
   SECTION("ubyte: [0, 1]") {
     write_mnist(dir, idx_ubyte({2, 1, 2}, {0, 51, 255, 102}), labels);
@@ -501,7 +480,7 @@ TEST_CASE("load_mnist: the real Fashion-MNIST", "[io][dataset]") {
 }
 
 TEST_CASE("read_idx: a tiny file announcing TiBs raises IOError before allocating them", "[io][overflow]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   // the audit's 28-byte file: doubles, dims [2^20, 2^20] (8 TiB of data), nothing after the header
   const Bytes huge = idx_header(0x0E, {1u << 20, 1u << 20});
   write_raw(dir.file("huge"), huge);
@@ -531,7 +510,7 @@ TEST_CASE("read_idx: a tiny file announcing TiBs raises IOError before allocatin
 }
 
 TEST_CASE("read_idx: a 0 dimension beside huge ones raises IOError (no stride overflow)", "[io][overflow]") {
-  TempDir dir;
+  TempDir dir("tapeflow_test_io");
   write_raw(dir.file("zero-huge"), idx_header(0x08, {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}));
   CHECK_THROWS_AS(read_idx(dir.file("zero-huge")), IOError);
   CHECK_THAT(idx_error(dir.file("zero-huge")), Catch::Contains(dir.file("zero-huge")) &&

@@ -1,5 +1,6 @@
 #pragma once
-/// All of tapeflow: tensors, the tape, optimizers, layers, losses, metrics, callbacks and models.
+/// All of tapeflow: tensors, the tape, optimizers, layers, losses, metrics, callbacks, models and
+/// text preprocessing.
 #include "tapeflow/attention.hpp"
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/callbacks.hpp"
@@ -12,3 +13,4 @@
 #include "tapeflow/model.hpp"
 #include "tapeflow/optimizers.hpp"
 #include "tapeflow/safetensors.hpp"
+#include "tapeflow/text.hpp"
