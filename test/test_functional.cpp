@@ -1221,6 +1221,12 @@ TEST_CASE("an axis of unknown size stays unknown where the output depends on it,
 
 TEST_CASE("a layer called on a symbolic shape it refuses throws its error there, naming it and the shapes",
           "[functional][shape][errors]") {
+  // compute_output_shape called directly on a shape without a batch axis: an error, never a crash
+  CHECK_THROWS_WITH(Flatten().compute_output_shape({}), Contains("flatten: expected inputs with a batch axis"));
+  CHECK_THROWS_AS(CategoryEncoding(3).compute_output_shape({}), ShapeError);
+  BatchNormalization built_bn;
+  built_bn(zeros({2, 3}));
+  CHECK_THROWS_AS(built_bn.compute_output_shape({}), ShapeError);
   CHECK_THROWS_AS(apply_layer(Dense(3), Input({})), ShapeError);
   CHECK_THROWS_WITH(apply_layer(Dense(3), Input({})),
                     Contains("dense: expected an input of rank >= 2 ([batch, ..., features]), got [-1]"));

@@ -433,6 +433,7 @@ Shape Normalization::compute_output_shape(const Shape& s) const {
 }
 
 Shape CategoryEncoding::compute_output_shape(const Shape& s) const {
+  detail::expect_batch_axis(s, *this);
   Shape out = s;
   if (mode_ == CategoryOutput::OneHot) {
     if (out.size() > 1 && out.back() < 0) return {};  // a last axis of 1 is dropped: the rank is unknown

@@ -1669,6 +1669,7 @@ Shape Dense::compute_output_shape(const Shape& s) const {
 }
 
 Shape Flatten::compute_output_shape(const Shape& s) const {
+  detail::expect_batch_axis(s, *this);
   std::int64_t rest = 1;
   for (std::size_t a = 1; a < s.size(); ++a) rest = detail::times(rest, s[a]);
   return {s[0], rest};
@@ -1725,6 +1726,7 @@ Shape AveragePooling2D::compute_output_shape(const Shape& s) const {
 }
 
 Shape BatchNormalization::compute_output_shape(const Shape& s) const {
+  detail::expect_batch_axis(s, *this);
   if (built() && detail::differ(s.back(), moving_mean_.dim(0))) {
     throw ShapeError(fmt::format("{}: expected inputs [..., {}], got {}", detail::label(*this), moving_mean_.dim(0),
                                  shape_str(s)));

@@ -41,4 +41,12 @@ inline void expect_rank(const Shape& input_shape, std::size_t rank, const char* 
   }
 }
 
+// ShapeError for a shape without even a batch axis (every layer's input has one), for the
+// compute_output_shape overrides that read axis 0 or the last axis.
+inline void expect_batch_axis(const Shape& input_shape, const Layer& layer) {
+  if (input_shape.empty()) {
+    throw ShapeError(fmt::format("{}: expected inputs with a batch axis, got a scalar shape []", label(layer)));
+  }
+}
+
 }  // namespace tapeflow::layers::detail
