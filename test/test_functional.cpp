@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -1411,4 +1412,69 @@ TEST_CASE("recording builds, names and seeds nothing: a seeded functional model'
   const auto wf = fmodel.get_weights(), ws = smodel.get_weights();
   REQUIRE(wf.size() == ws.size());
   for (std::size_t i = 0; i < wf.size(); ++i) CHECK(dvals(wf[i]) == dvals(ws[i]));
+}
+
+TEST_CASE("model_to_dot and plot_model: Keras's graph as Graphviz DOT text", "[functional][plot]") {
+  const auto count = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  const KerasTensor title = Input({8}, kFloat32, "title");
+  const KerasTensor body = Input({8});
+  auto shared = std::make_shared<Dense>(4, "relu");
+  const KerasTensor merged = apply_layer(Add(), {apply_layer(shared, title), apply_layer(shared, body)});
+  Functional model({title, body}, {apply_layer(Dense(2), merged)});
+  model.build();
+  PlotOptions o;
+  o.show_shapes = true;
+  o.show_dtype = true;
+  o.show_trainable = true;
+  o.rankdir = "LR";
+  const std::string dot = model_to_dot(model, o);
+  INFO(dot);
+  CHECK(dot.rfind("digraph \"functional\" {", 0) == 0);
+  CHECK(dot.find("rankdir=\"LR\", concentrate=true, dpi=200, splines=\"ortho\"") != std::string::npos);
+  CHECK(count(dot, "fontname=") == 5);  // two Inputs, the shared dense once, add, dense_1
+  CHECK(count(dot, " -> ") == 4);      // title and input_layer -> dense, dense -> add once, add -> dense_1
+  CHECK(dot.find("<b>title</b> (InputLayer)") != std::string::npos);
+  CHECK(dot.find("<b>input_layer</b> (InputLayer)") != std::string::npos);
+  CHECK(dot.find("Output shape: <b>(None, 8)</b>") != std::string::npos);
+  CHECK(dot.find("Input shape: <b>?</b>") != std::string::npos);  // the shared layer, as Keras
+  CHECK(dot.find("Input shape: <b>[(None, 4), (None, 4)]</b>") != std::string::npos);
+  CHECK(dot.find("<b>dense_1</b> (Dense)") != std::string::npos);
+  CHECK(dot.find("Output shape: <b>(None, 2)</b>") != std::string::npos);
+  CHECK(dot.find("Output dtype: <b>float32</b>") != std::string::npos);
+  CHECK(count(dot, "<b>Trainable</b>") == 2);  // the two Dense; Inputs and Add have no weights
+  shared->set_trainable(false);
+  CHECK(count(model_to_dot(model, o), "<b>Non-trainable</b>") == 1);
+  // Keras's defaults: names only, top to bottom
+  const std::string plain = model_to_dot(model);
+  CHECK(plain.find("rankdir=\"TB\"") != std::string::npos);
+  CHECK(plain.find("shape:") == std::string::npos);
+  PlotOptions nameless;
+  nameless.show_layer_names = false;
+  CHECK(model_to_dot(model, nameless).find("<b>Dense</b></font>") != std::string::npos);
+
+  // a Sequential: a chain, its shapes once built
+  Sequential seq(Dense(3, "relu"), Dropout(0.5), Dense(1));
+  seq.build({-1, 5});
+  const std::string chain = model_to_dot(seq, o);
+  CHECK(count(chain, "fontname=") == 3);
+  CHECK(count(chain, " -> ") == 2);
+  CHECK(chain.find("Input shape: <b>(None, 5)</b>") != std::string::npos);
+  CHECK(chain.find("Output shape: <b>(None, 1)</b>") != std::string::npos);
+
+  // plot_model writes the DOT text; images are Graphviz's job
+  const std::string path = "test_functional_plot.dot";
+  plot_model(model, path, o);
+  std::ifstream in(path);
+  const std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(written == model_to_dot(model, o));
+  std::remove(path.c_str());
+  CHECK_THROWS_WITH(plot_model(model, "model.png"), Contains("dot -Tpng") && Contains("model.png"));
+  PlotOptions bad;
+  bad.rankdir = "UP";
+  CHECK_THROWS_WITH(model_to_dot(model, bad), Contains("rankdir must be TB, BT, LR or RL, got 'UP'"));
+  CHECK_THROWS_AS(plot_model(model, "/nonexistent-dir/model.dot"), IOError);
 }

@@ -2,11 +2,14 @@
 #include "tapeflow/functional.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -641,14 +644,26 @@ void Functional::build() {
 
 // ================================================================ Functional::summary
 
-void Functional::summary(std::ostream& os) const {
-  if (!built()) {
-    throw ValueError(fmt::format("{}: summary: the model is not built yet; call build() or run it on a batch", name()));
-  }
-  using Node = detail::FunctionalNode;
-  // A row is an "operation": a layer (all its calls) or an Input (its node).
-  auto op_of = [](const Node* n) -> const void* { return n->layer ? static_cast<const void*>(n->layer.get()) : n; };
+namespace {
 
+using Node = detail::FunctionalNode;
+
+// The graph as Keras's summary and plot_model walk it: the operations (a layer with all its
+// calls, or an Input) deepest first, each one's calls in the order they were made, and names.
+struct GraphView {
+  std::vector<const void*> ops;
+  std::unordered_map<const void*, std::vector<const Node*>> calls;
+  std::unordered_map<const Node*, std::size_t> call_index;
+  std::unordered_map<const Node*, std::string> input_names;
+  bool chain = true;  // Keras's "sequential-like" graph
+
+  static const void* op_of(const Node* n) { return n->layer ? static_cast<const void*>(n->layer.get()) : n; }
+  std::string name_of(const Node* n) const { return n->layer ? n->layer->name() : input_names.at(n); }
+};
+
+GraphView graph_view(const Functional& model) {
+  GraphView g;
+  auto op_of = &GraphView::op_of;
   // Keras's map_graph: the calls in post-order from the outputs, and each operation numbered
   // where the walk first meets it (before its inputs)
   std::vector<const Node*> post;
@@ -661,9 +676,9 @@ void Functional::summary(std::ostream& os) const {
     done.insert(n);
     post.push_back(n);
   };
-  for (const auto& t : outputs_) visit(t.node().get());
+  for (const auto& t : model.outputs()) visit(t.node().get());
   // An Input the outputs do not read still gets its row, first among the depth-0 ones (Keras's).
-  for (const auto& t : inputs_) {
+  for (const auto& t : model.inputs()) {
     if (done.count(t.node().get()) == 0) {
       first_seen.emplace(t.node().get(), -1);
       post.insert(post.begin(), t.node().get());
@@ -672,10 +687,9 @@ void Functional::summary(std::ostream& os) const {
   // depth: the longest path to an output; a shared layer takes its deepest call's
   std::unordered_map<const Node*, int> node_depth;
   std::unordered_map<const void*, int> op_depth;
-  std::vector<const void*> ops;  // in the order the depths meet them
   for (auto it = post.rbegin(); it != post.rend(); ++it) {
     const auto [op, fresh] = op_depth.emplace(op_of(*it), 0);
-    if (fresh) ops.push_back(op_of(*it));
+    if (fresh) g.ops.push_back(op_of(*it));
     const int depth = std::max(node_depth[*it], op->second);
     op->second = node_depth[*it] = depth;
     for (const auto& in : (*it)->inputs) {
@@ -683,39 +697,48 @@ void Functional::summary(std::ostream& os) const {
       d = std::max(d, depth + 1);
     }
   }
-  std::stable_sort(ops.begin(), ops.end(), [&](const void* a, const void* b) {
+  std::stable_sort(g.ops.begin(), g.ops.end(), [&](const void* a, const void* b) {
     return op_depth[a] != op_depth[b] ? op_depth[a] > op_depth[b] : first_seen[a] < first_seen[b];
   });
   // each operation's calls in the order they were made: "dense[1][0]" is dense's second
-  std::unordered_map<const void*, std::vector<const Node*>> calls;
-  for (const Node* n : post) calls[op_of(n)].push_back(n);
-  std::unordered_map<const Node*, std::size_t> call_index;
-  for (auto& [op, ns] : calls) {
+  for (const Node* n : post) g.calls[op_of(n)].push_back(n);
+  for (auto& [op, ns] : g.calls) {
     std::sort(ns.begin(), ns.end(), [](const Node* a, const Node* b) { return a->serial < b->serial; });
-    for (std::size_t i = 0; i < ns.size(); ++i) call_index[ns[i]] = i;
+    for (std::size_t i = 0; i < ns.size(); ++i) g.call_index[ns[i]] = i;
   }
-  // Keras's "sequential-like" graph, printed without "Connected to": one call per depth, each
-  // reading one tensor, and no layer called twice
-  bool chain = true;
+  // one call per depth, each reading one tensor, and no layer called twice
   std::map<int, int> per_depth;
-  for (const auto& [n, d] : node_depth) chain = chain && ++per_depth[d] == 1 && n->inputs.size() <= 1;
-  for (const auto& [op, ns] : calls) chain = chain && ns.size() == 1;
+  for (const auto& [n, d] : node_depth) g.chain = g.chain && ++per_depth[d] == 1 && n->inputs.size() <= 1;
+  for (const auto& [op, ns] : g.calls) g.chain = g.chain && ns.size() == 1;
 
   // unnamed Inputs: input_layer, input_layer_1, ... in the model's order, skipping names taken
   std::set<std::string> taken;
-  for (const auto& l : layers_) taken.insert(l->name());
-  for (const auto& t : inputs_) taken.insert(t.node()->name);
-  std::unordered_map<const Node*, std::string> input_names;
+  for (const auto& l : model.layers()) taken.insert(l->name());
+  for (const auto& t : model.inputs()) taken.insert(t.node()->name);
   std::size_t k = 0;
-  for (const auto& t : inputs_) {
+  for (const auto& t : model.inputs()) {
     std::string name = t.node()->name;
     while (name.empty() || (t.node()->name.empty() && taken.count(name) != 0)) {
       name = k == 0 ? std::string("input_layer") : fmt::format("input_layer_{}", k);
       ++k;
     }
-    input_names[t.node().get()] = name;
+    g.input_names[t.node().get()] = name;
   }
-  auto name_of = [&](const Node* n) { return n->layer ? n->layer->name() : input_names.at(n); };
+  return g;
+}
+
+}  // namespace
+
+void Functional::summary(std::ostream& os) const {
+  if (!built()) {
+    throw ValueError(fmt::format("{}: summary: the model is not built yet; call build() or run it on a batch", name()));
+  }
+  const GraphView g = graph_view(*this);
+  const auto& calls = g.calls;
+  const auto& call_index = g.call_index;
+  const bool chain = g.chain;
+  const auto& ops = g.ops;
+  auto name_of = [&](const Node* n) { return g.name_of(n); };
 
   std::vector<std::vector<std::string>> rows = {{"Layer (type)", "Output Shape", "Param #", "Connected to"}};
   for (const void* op : ops) {
@@ -746,6 +769,156 @@ void Functional::summary(std::ostream& os) const {
   os << "Model: \"" << name() << "\"\n";
   detail::print_ascii_table(os, cells, right, rows);
   for (const auto& line : detail::param_totals(*this)) os << ' ' << line << '\n';
+}
+
+// ================================================================ model_to_dot, plot_model
+
+namespace {
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+// What a node shows (Keras's make_layer_label), shapes already formatted ("?" when unknown).
+struct NodeLabel {
+  std::string name, class_name;
+  std::optional<std::string> input_shape;  // none for an InputLayer
+  std::string output_shape, dtype;
+  int trainable = -1;  // -1: no weights, nothing shown
+};
+
+std::string label_html(const NodeLabel& l, const PlotOptions& o) {
+  int colspan = (o.show_dtype ? 1 : 0) + (o.show_trainable ? 1 : 0) + (o.show_shapes ? 2 : 0);
+  colspan = std::max(1, colspan);
+  std::string t = "<<table border=\"0\" cellborder=\"1\" bgcolor=\"black\" cellpadding=\"10\">";
+  t += fmt::format("<tr><td colspan=\"{}\" bgcolor=\"black\"><font point-size=\"16\" color=\"white\">", colspan);
+  t += o.show_layer_names ? fmt::format("<b>{}</b> ({})", html_escape(l.name), html_escape(l.class_name))
+                          : fmt::format("<b>{}</b>", html_escape(l.class_name));
+  t += "</font></td></tr>";
+  std::vector<std::string> cols;
+  const auto cell = [](const std::string& what, const std::string& value) {
+    return fmt::format("<td bgcolor=\"white\"><font point-size=\"14\">{}: <b>{}</b></font></td>", what,
+                       html_escape(value));
+  };
+  if (o.show_shapes) {
+    if (l.input_shape) cols.push_back(cell("Input shape", *l.input_shape));
+    cols.push_back(cell("Output shape", l.output_shape));
+  }
+  if (o.show_dtype) cols.push_back(cell("Output dtype", l.dtype));
+  if (o.show_trainable && l.trainable >= 0) {
+    cols.push_back(l.trainable ? "<td bgcolor=\"forestgreen\"><font point-size=\"14\" color=\"white\"><b>Trainable</b></font></td>"
+                               : "<td bgcolor=\"firebrick\"><font point-size=\"14\" color=\"white\"><b>Non-trainable</b></font></td>");
+  }
+  if (!cols.empty()) {
+    t += "<tr>";
+    for (const auto& c : cols) t += c;
+    t += "</tr>";
+  }
+  return t + "</table>>";
+}
+
+std::string shape_or_unknown(const Shape& s) { return s.empty() ? std::string("?") : none_shape(s); }
+
+int trainable_flag(const layers::Layer& l) { return l.weights().empty() ? -1 : (l.trainable() ? 1 : 0); }
+
+}  // namespace
+
+std::string model_to_dot(const Model& model, const PlotOptions& o) {
+  if (o.rankdir != "TB" && o.rankdir != "BT" && o.rankdir != "LR" && o.rankdir != "RL") {
+    throw ValueError(fmt::format("model_to_dot: rankdir must be TB, BT, LR or RL, got '{}'", o.rankdir));
+  }
+  std::vector<NodeLabel> nodes;
+  std::vector<std::pair<std::size_t, std::size_t>> edges;
+  if (const auto* f = dynamic_cast<const Functional*>(&model)) {
+    const GraphView g = graph_view(*f);
+    std::unordered_map<const void*, std::size_t> index;
+    for (const void* op : g.ops) {
+      const auto& ns = g.calls.at(op);
+      const Node* n = ns.front();
+      index[op] = nodes.size();
+      NodeLabel l;
+      l.name = g.name_of(n);
+      if (n->layer && l.name.empty()) l.name = n->layer->default_name();  // named by the first run
+      if (!n->layer) {
+        l.class_name = "InputLayer";
+        l.output_shape = shape_or_unknown(n->shape);
+        l.dtype = dtype_name(n->dtype);
+      } else {
+        l.class_name = n->layer->class_name();
+        l.trainable = trainable_flag(*n->layer);
+        // Keras: a layer called more than once has no single input or output
+        if (ns.size() > 1) {
+          l.input_shape = "?";
+          l.output_shape = "?";
+          l.dtype = "?";
+        } else {
+          std::vector<std::string> in;
+          for (const auto& t : n->inputs) in.push_back(shape_or_unknown(t.shape()));
+          l.input_shape = n->list_input ? fmt::format("[{}]", fmt::join(in, ", ")) : in.at(0);
+          l.output_shape = shape_or_unknown(n->shape);
+          l.dtype = dtype_name(n->dtype);
+        }
+      }
+      nodes.push_back(std::move(l));
+    }
+    std::set<std::pair<std::size_t, std::size_t>> seen;
+    for (const void* op : g.ops) {
+      for (const Node* n : g.calls.at(op)) {
+        for (const auto& t : n->inputs) {
+          const std::pair<std::size_t, std::size_t> e{index.at(GraphView::op_of(t.node().get())), index.at(op)};
+          if (seen.insert(e).second) edges.push_back(e);
+        }
+      }
+    }
+  } else {
+    // Sequential (or any model): its layers in order, a chain
+    const auto ls = model.layers();
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      NodeLabel l;
+      l.name = ls[i]->name().empty() ? ls[i]->default_name() : ls[i]->name();
+      l.class_name = ls[i]->class_name();
+      l.input_shape = shape_or_unknown(ls[i]->input_shape());
+      l.output_shape = shape_or_unknown(ls[i]->output_shape());
+      l.dtype = ls[i]->output_shape().empty() ? std::string("?") : dtype_name(kFloat32);
+      l.trainable = trainable_flag(*ls[i]);
+      nodes.push_back(std::move(l));
+      if (i > 0) edges.emplace_back(i - 1, i);
+    }
+  }
+  std::string dot = fmt::format("digraph \"{}\" {{\n", model.name());
+  dot += fmt::format("  graph [rankdir=\"{}\", concentrate=true, dpi={}, splines=\"ortho\"];\n", o.rankdir, o.dpi);
+  dot += "  node [shape=\"record\"];\n";
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    dot += fmt::format("  n{} [label={}, fontname=\"Helvetica\", border=\"0\", margin=\"0\"];\n", i,
+                       label_html(nodes[i], o));
+  }
+  for (const auto& [a, b] : edges) dot += fmt::format("  n{} -> n{} [penwidth=\"2\"];\n", a, b);
+  return dot + "}\n";
+}
+
+void plot_model(const Model& model, const std::string& to_file, const PlotOptions& options) {
+  const auto ends_with = [&](const char* ext) {
+    const std::string e(ext);
+    return to_file.size() >= e.size() && to_file.compare(to_file.size() - e.size(), e.size(), e) == 0;
+  };
+  if (!ends_with(".dot") && !ends_with(".gv")) {
+    throw ValueError(fmt::format("plot_model: '{}': tapeflow writes the graph as Graphviz DOT text, to a .dot or .gv "
+                                 "file; render it with `dot -Tpng model.dot -o model.png`",
+                                 to_file));
+  }
+  const std::string dot = model_to_dot(model, options);
+  std::ofstream out(to_file, std::ios::binary);
+  out << dot;
+  out.close();
+  if (!out) throw IOError(fmt::format("plot_model: cannot write '{}'", to_file));
 }
 
 }  // namespace tapeflow

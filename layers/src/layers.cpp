@@ -467,6 +467,8 @@ Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::f
   });
   output_shape_ = y.shape();
   if (!output_shape_.empty()) output_shape_[0] = -1;
+  input_shape_ = input_shape;
+  if (!input_shape_.empty()) input_shape_[0] = -1;
   return y;
 }
 
@@ -474,13 +476,14 @@ Shape Layer::probe_output_shape(std::int64_t batch, const std::function<Tensor()
   // The probe is not a call: what a call leaves behind (the output shape, add_loss) is put back.
   struct Restore {
     Layer& layer;
-    Shape output_shape;
+    Shape output_shape, input_shape;
     std::vector<Tensor> call_losses;
     ~Restore() {
       layer.output_shape_ = std::move(output_shape);
+      layer.input_shape_ = std::move(input_shape);
       layer.call_losses_ = std::move(call_losses);
     }
-  } restore{const_cast<Layer&>(*this), output_shape_, call_losses_};
+  } restore{const_cast<Layer&>(*this), output_shape_, input_shape_, call_losses_};
   Shape out;
   try {
     NoRecording no_tape;

@@ -375,4 +375,28 @@ class Functional : public Model {
   std::vector<LayerPtr> layers_;
 };
 
+/// Options of model_to_dot and plot_model (Keras's keyword arguments of the same names).
+struct PlotOptions {
+  bool show_shapes = false;  // each layer's input and output shapes ("?" where unknown)
+  bool show_dtype = false;   // each layer's output dtype
+  bool show_layer_names = true;
+  std::string rankdir = "TB";  // "TB" (top to bottom), "BT", "LR" or "RL"
+  int dpi = 200;
+  bool show_trainable = false;  // "Trainable" or "Non-trainable" on the layers with weights
+};
+
+/// Keras's keras.utils.model_to_dot: the model's graph as Graphviz DOT text, with Keras's
+/// nodes (an HTML-like table: "name (Class)", then the shapes, dtype and trainability asked
+/// for) and edges, graph attributes rankdir, concentrate, dpi and splines="ortho". A Functional
+/// model gives a node per Input and per layer (a shared layer once, its shapes "?" as Keras's)
+/// and an edge per tensor read; a Sequential one a chain of its layers, shapes known once built.
+/// Layers are named by a model's first run; before it, a node shows the class's default name.
+/// ValueError for a rankdir other than TB, BT, LR, RL.
+std::string model_to_dot(const Model& model, const PlotOptions& options = {});
+
+/// Keras's keras.utils.plot_model, but the file holds the DOT text (tapeflow draws no images:
+/// `dot -Tpng model.dot -o model.png` does, with Graphviz). to_file must end in ".dot" or ".gv"
+/// (ValueError otherwise, naming that command); IOError when it cannot be written.
+void plot_model(const Model& model, const std::string& to_file = "model.dot", const PlotOptions& options = {});
+
 }  // namespace tapeflow

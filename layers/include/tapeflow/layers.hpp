@@ -178,6 +178,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   bool built() const { return built_; }
   /// Output shape of the last call, the batch axis as -1 (None); empty before the first call.
   const Shape& output_shape() const { return output_shape_; }
+  /// Input shape of the last call (the first input's, for a list), the batch axis as -1;
+  /// empty before the first call.
+  const Shape& input_shape() const { return input_shape_; }
 
   /// The layer's own weights, then its sublayers' (track()), in tracking order, each once.
   std::vector<Variable> weights() const;
@@ -277,6 +280,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Device device_ = Device::cpu();
   bool device_set_ = false;
   Shape output_shape_;
+  Shape input_shape_;
   std::vector<Variable> weights_;
   std::vector<Regularizer> weight_regularizers_;  // weights_[i]'s, or empty
   std::vector<Tensor> call_losses_;              // add_loss during the last call
