@@ -1461,3 +1461,47 @@ TEST_CASE("fit with an optimizer's use_ema ends with the moving averages as the 
   }
   CHECK(model.evaluate(train.x, train.y, 64, 0).at("accuracy") >= 0.9);
 }
+
+TEST_CASE("train_on_batch, test_on_batch and predict_on_batch: one batch, its own logs, as Keras 3") {
+  const Data d = blobs(48, 3);
+  const Tensor x = d.x(Slice(0, 16)), y = d.y(Slice(0, 16));
+  Sequential a = small_model(2), b = small_model(2);
+  a.compile(std::make_shared<optimizers::SGD>(0.1), "sparse_categorical_crossentropy", {"accuracy"});
+  b.compile(std::make_shared<optimizers::SGD>(0.1), "sparse_categorical_crossentropy", {"accuracy"});
+  // the same step as train_step on the same batch, on a model not built yet
+  const Logs first = a.train_on_batch(x, y);
+  b.build({-1, 4});
+  b.reset_metrics();
+  const Logs step = b.train_step(x, y);
+  CHECK(first.at("loss") == step.at("loss"));
+  const auto wa = a.weights(), wb = b.weights();
+  REQUIRE(wa.size() == wb.size());
+  for (std::size_t i = 0; i < wa.size(); ++i) CHECK(same_bytes(wa[i], wb[i]));
+  // each call's logs are its batch's alone (metrics reset first), not running means
+  const Logs second = a.train_on_batch(d.x(Slice(16, 32)), d.y(Slice(16, 32)));
+  const Logs alone = a.test_on_batch(d.x(Slice(16, 32)), d.y(Slice(16, 32)));
+  const Logs whole = a.evaluate(d.x(Slice(16, 32)), d.y(Slice(16, 32)), 16, 0);
+  CHECK(alone.at("loss") == Approx(whole.at("loss")).epsilon(1e-6));
+  CHECK(alone.at("accuracy") == whole.at("accuracy"));
+  CHECK(second.count("accuracy") == 1);
+  // predict_on_batch is predict on one batch
+  CHECK(same_bytes(a.predict_on_batch(x), a.predict(x, 16)));
+  // class weights as fit's: a weight of 0 on every class leaves the weights alone
+  const auto before = a.weights();
+  std::vector<Tensor> kept;
+  for (const auto& w : before) kept.push_back(w.clone());
+  const Logs zero = a.train_on_batch(x, y, Tensor(), {{0, 0.0}, {1, 0.0}, {2, 0.0}});
+  CHECK(zero.at("loss") == 0.0);
+  for (std::size_t i = 0; i < kept.size(); ++i) CHECK(same_bytes(before[i], kept[i]));
+  // and sample weights the same way
+  a.train_on_batch(x, y, zeros({16}));
+  for (std::size_t i = 0; i < kept.size(); ++i) CHECK(same_bytes(before[i], kept[i]));
+  CHECK_THROWS_WITH(a.train_on_batch(x, y, ones({16}), {{0, 2.0}}), Catch::Contains("not both"));
+  CHECK_THROWS_WITH(a.train_on_batch(x, one_hot(y, 3).expand_dims(1), Tensor(), {{0, 2.0}}),
+                    Catch::Contains("train_on_batch: class_weight needs labels"));
+  Sequential uncompiled = small_model();
+  CHECK_THROWS_WITH(uncompiled.train_on_batch(x, y),
+                    Catch::Contains("train_on_batch") && Catch::Contains("compile"));
+  CHECK_THROWS_AS(uncompiled.test_on_batch(x, y), ValueError);
+  CHECK(uncompiled.predict_on_batch(x).shape() == Shape{16, 3});  // predicting needs no compile
+}

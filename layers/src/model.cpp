@@ -1083,9 +1083,10 @@ Tensor Model::example_weights(const FitOptions& options, const std::vector<Tenso
   return class_weights(options.class_weight, ys);
 }
 
-Tensor Model::class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys) const {
+Tensor Model::class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys,
+                            const char* method) const {
   if (ys.size() != 1) {
-    throw ValueError(fmt::format("{}: fit: class_weight needs exactly one target, got {}", name_, ys.size()));
+    throw ValueError(fmt::format("{}: {}: class_weight needs exactly one target, got {}", name_, method, ys.size()));
   }
   const Tensor& y = ys[0];
   const std::int64_t n = y.dim(0);
@@ -1095,8 +1096,8 @@ Tensor Model::class_weights(const std::map<std::int64_t, double>& class_weight, 
   } else if (y.rank() == 2) {
     labels = argmax(y, 1).to(Device::cpu()).astype(kInt64).to_vector<std::int64_t>();
   } else {
-    throw ShapeError(fmt::format("{}: fit: class_weight needs labels [n], [n, 1] or one-hot [n, classes], got y {}",
-                                 name_, shape_str(y.shape())));
+    throw ShapeError(fmt::format("{}: {}: class_weight needs labels [n], [n, 1] or one-hot [n, classes], got y {}",
+                                 name_, method, shape_str(y.shape())));
   }
   std::vector<float> w(labels.size(), 1.0f);
   for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -1104,6 +1105,65 @@ Tensor Model::class_weights(const std::map<std::int64_t, double>& class_weight, 
     if (it != class_weight.end()) w[i] = static_cast<float>(it->second);
   }
   return tensor(w, {n});
+}
+
+Logs Model::train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight,
+                           const std::map<std::int64_t, double>& class_weight) {
+  return train_on_batch(std::vector<Tensor>{x}, y.defined() ? std::vector<Tensor>{y} : std::vector<Tensor>{},
+                        sample_weight, class_weight);
+}
+
+Logs Model::train_on_batch(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight,
+                           const std::map<std::int64_t, double>& class_weight) {
+  const char* method = "train_on_batch";
+  require_compiled(method);
+  require_inputs(method, xs.size());
+  require_lists(name_, method, "", xs, ys);
+  if (sample_weight.defined() && !class_weight.empty()) {
+    throw ValueError(fmt::format("{}: {}: give sample_weight or class_weight, not both", name_, method));
+  }
+  const Tensor w = class_weight.empty() ? checked_weights(method, "sample_weight", sample_weight, ys)
+                                        : class_weights(class_weight, ys, method);
+  prepare_layers();
+  name_output_metrics();
+  const Device dev = batch_device(xs[0]);
+  reset_metrics();  // Keras 3: the logs of this batch alone
+  return train_step_multi(on_device(xs, dev), on_device(ys, dev), w.defined() ? w.to(dev) : w);
+}
+
+Logs Model::test_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+  return test_on_batch(std::vector<Tensor>{x}, y.defined() ? std::vector<Tensor>{y} : std::vector<Tensor>{},
+                       sample_weight);
+}
+
+Logs Model::test_on_batch(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight) {
+  const char* method = "test_on_batch";
+  require_compiled(method);
+  require_inputs(method, xs.size());
+  require_lists(name_, method, "", xs, ys);
+  const Tensor w = checked_weights(method, "sample_weight", sample_weight, ys);
+  prepare_layers();
+  name_output_metrics();
+  const Device dev = batch_device(xs[0]);
+  reset_metrics();
+  return test_step_multi(on_device(xs, dev), on_device(ys, dev), w.defined() ? w.to(dev) : w);
+}
+
+Tensor Model::predict_on_batch(const Tensor& x) {
+  const auto out = predict_on_batch(std::vector<Tensor>{x});
+  if (out.size() != 1) {
+    throw ValueError(fmt::format("{}: predict_on_batch: the model has {} outputs; pass a vector of inputs to get "
+                                 "them all",
+                                 name_, out.size()));
+  }
+  return out[0];
+}
+
+std::vector<Tensor> Model::predict_on_batch(const std::vector<Tensor>& xs) {
+  require_inputs("predict_on_batch", xs.size());
+  if (xs.empty() || !xs[0].defined()) throw ValueError(fmt::format("{}: predict_on_batch: x is undefined", name_));
+  NoRecording no_tape;
+  return (*this)(on_device(xs, batch_device(xs[0])), /*training=*/false);
 }
 
 Logs Model::evaluate(const Tensor& x, const Tensor& y, std::int64_t batch_size, int verbose,

@@ -242,6 +242,24 @@ class Model {
   /// (the batches' targets are ignored), then data.on_epoch_end().
   std::vector<Tensor> predict(Dataset& data, std::int64_t steps = 0);
 
+  /// Keras's train_on_batch: one optimisation step on this batch (copied to the model's device),
+  /// weighted by sample_weight or class_weight as in fit (not both: ValueError), the model built
+  /// and its layers named first if need be. The metrics are reset first, as Keras 3 does, so the
+  /// logs are this batch's ("loss" and each metric).
+  Logs train_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = Tensor(),
+                      const std::map<std::int64_t, double>& class_weight = {});
+  Logs train_on_batch(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                      const Tensor& sample_weight = Tensor(), const std::map<std::int64_t, double>& class_weight = {});
+  /// Keras's test_on_batch: the loss and metrics of this batch alone (metrics reset first), in
+  /// inference mode.
+  Logs test_on_batch(const Tensor& x, const Tensor& y, const Tensor& sample_weight = Tensor());
+  Logs test_on_batch(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
+                     const Tensor& sample_weight = Tensor());
+  /// Keras's predict_on_batch: the model in inference mode on this batch, not recorded by a
+  /// tape, on the model's device. The Tensor form needs one output (ValueError otherwise).
+  Tensor predict_on_batch(const Tensor& x);
+  std::vector<Tensor> predict_on_batch(const std::vector<Tensor>& xs);
+
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
   /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values.
   virtual Logs train_step(const Tensor& x, const Tensor& y);
@@ -371,7 +389,8 @@ class Model {
   // fit's per-example weights [n] from FitOptions::sample_weight or class_weight (undefined: none)
   Tensor example_weights(const FitOptions& options, const std::vector<Tensor>& ys) const;
   // class_weight's weight of each example of the one target ys[0] [n] (sparse or one-hot)
-  Tensor class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys) const;
+  Tensor class_weights(const std::map<std::int64_t, double>& class_weight, const std::vector<Tensor>& ys,
+                       const char* method = "fit") const;
   // `w` checked to be numeric [n] for targets ys [n, ...], as float32 (undefined stays so)
   Tensor checked_weights(const char* method, const std::string& what, const Tensor& w,
                          const std::vector<Tensor>& ys) const;
