@@ -41,4 +41,8 @@ inline void expect_rank(const Shape& input_shape, std::size_t rank, const char* 
   }
 }
 
+/// "bilinear" or "nearest" (ValueError naming `layer` otherwise); shared by the image layers
+/// (augmentation.cpp, image.cpp).
+Interpolation interpolation_from_name(const std::string& name, const std::string& layer);
+
 }  // namespace tapeflow::layers::detail
