@@ -6,6 +6,9 @@ find_package(xtensor-blas REQUIRED)
 find_package(fmt REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
+# stb_image (libstb-dev): the image decoder behind load_img; one private .cpp of the layers
+# compiles it, so only the build needs the header.
+find_path(TAPEFLOW_STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb REQUIRED)
 if(TAPEFLOW_BUILD_BENCHMARKS)
   find_package(OpenMP REQUIRED COMPONENTS CXX)  # the STREAM-like bandwidth limits only
 endif()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run HERE (Debian 12, no root needed): downloads into .gpu/debs/ the Debian packages that the
 # build and the main jobs need and a GPU machine lacks (xtensor, xsimd, xtl, OpenBLAS and its
-# runtime, fmt, Catch2, zlib, Fashion-MNIST), for scripts/gpu_run.sh to unpack there into
+# runtime, fmt, Catch2, zlib, stb, Fashion-MNIST), for scripts/gpu_run.sh to unpack there into
 # .gpu/prefix (never into /). .gpu/ is listed in .git/info/exclude: it is never committed;
 # .gpu/debs goes to the GPU machine as an ignored path (`carry: [".gpu/debs"]`, at most 64 MiB).
 #
@@ -13,16 +13,20 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The GPU machine is assumed to have libc6, libgcc-s1, libstdc++6 and a C++ compiler (it builds
-# CUDA code); everything else the packages below depend on is in the list.
+# CUDA code); everything else the packages below depend on is in the list, but not_needed.
 packages=(
   xtl-dev libxsimd-dev libxtensor-dev libxtensor-blas-dev nlohmann-json3-dev
   libopenblas-dev libopenblas-pthread-dev libopenblas0 libopenblas0-pthread libgfortran5 libquadmath0
   libfmt-dev libfmt9
   catch2
   zlib1g-dev zlib1g
+  libstb-dev
   dataset-fashion-mnist
 )
 assumed_present="libc6 libc6-dev libgcc-s1 libstdc++6 gcc-12-base libc-dev"
+# Dependencies that the build does not use, so not carried: libstb-dev's libstb0 (the
+# precompiled stb; layers/src/stb_image.cpp compiles stb_image from the header itself).
+not_needed="libstb0"
 limit_mib=64
 
 dir=.gpu/debs
@@ -48,7 +52,7 @@ check_depends() {
           ok=0
           for alt in "${alts[@]}"; do
             [[ $alt == "<"* ]] && ok=1 # a virtual package another one of the list provides
-            [[ " ${packages[*]} $assumed_present " == *" $alt "* ]] && ok=1
+            [[ " ${packages[*]} $assumed_present $not_needed " == *" $alt "* ]] && ok=1
           done
           ((ok)) || echo "gpu_carry.sh: warning: $p depends on ${alts[*]}, which is not carried" >&2
           alts=()

@@ -8,6 +8,8 @@ packages=(
   # libraries (find_package in cmake/TapeflowDependencies.cmake)
   libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
   catch2 libfmt-dev zlib1g-dev
+  # stb_image, the image decoder behind load_img (header only: one .cpp of ours compiles it)
+  libstb-dev
   # data of the samples: Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   dataset-fashion-mnist
   # build tools

@@ -1,6 +1,7 @@
 // BatchIterator, random_permutation and train_validation_split: every example once per epoch,
 // x and y rows kept together, seeded orders, partial batches, errors. Text preprocessing
-// (TextVectorization, text_dataset_from_directory), tagged [text].
+// (TextVectorization, text_dataset_from_directory), tagged [text]. Image loading and resizing
+// (load_img, image_dataset_from_directory, Resizing, CenterCrop), tagged [image].
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -16,9 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "golden/image_golden.hpp"
 #include "golden/text_golden.hpp"
+#include "layer_test_util.hpp"
+#include "tapeflow/autodiff.hpp"
 #include "tapeflow/core.hpp"
 #include "tapeflow/data.hpp"
+#include "tapeflow/image.hpp"
 #include "tapeflow/model.hpp"
 #include "tapeflow/text.hpp"
 #include "temp_dir.hpp"
@@ -838,4 +843,277 @@ TEST_CASE("text: a folder of reviews, vectorized, trains a Dense classifier (the
   model.fit(x, train.labels, fit);
   const auto logs = model.evaluate(vectorize({"great and good", "boring and bad"}), tensor<std::int32_t>({1, 0}), 2, 0);
   CHECK(logs.at("accuracy") == 1.0);
+}
+
+// ================================================================ images [image]
+// Resizing and CenterCrop against Keras 3.15 on every device, a gradcheck, load_img of tiny
+// files in each format and colour mode against Keras's load_img + img_to_array (Pillow's
+// decoders), image_dataset_from_directory on a folder made here (test/golden/image_golden.py).
+
+namespace {
+
+namespace ig = image_golden;
+
+template <std::size_t N>
+std::string file_bytes(const unsigned char (&b)[N]) {
+  return std::string(reinterpret_cast<const char*>(b), N);
+}
+
+// y's values against golden ones, within `margin`
+template <std::size_t N>
+void check_values(const Tensor& y, const double (&want)[N], double margin = 1e-4) {
+  const auto got = lt::dvals(y);
+  REQUIRE(got.size() == N);
+  for (std::size_t i = 0; i < N; ++i) {
+    INFO("element " << i);
+    CHECK(got[i] == Approx(want[i]).margin(margin));
+  }
+}
+
+Tensor golden_batch() { return tensor(std::vector<double>(std::begin(ig::kInput), std::end(ig::kInput)), {2, 5, 7, 2}, kFloat32); }
+
+}  // namespace
+
+TEST_CASE("Resizing and CenterCrop match Keras on every device", "[image]") {
+  using layers::CenterCrop;
+  using layers::Resizing;
+  const Tensor x = golden_batch();
+  for (const Device dev : lt::devices()) {
+    INFO(dev.str());
+    const Tensor xd = x.to(dev);
+    auto run = [&](layers::Layer& layer, const Shape& want) {
+      const Tensor y = layer(xd);
+      CHECK(y.device() == dev);
+      CHECK(y.shape() == want);
+      CHECK(layer.compute_output_shape({-1, 5, 7, 2}) == Shape{-1, want[1], want[2], 2});
+      return y;
+    };
+    Resizing up(8, 10), down(3, 4), nearest(3, 9, "nearest"), crop(4, 4, "bilinear", true),
+        crop_nearest(6, 3, "nearest", true);
+    check_values(run(up, {2, 8, 10, 2}), ig::kResizeUp);
+    check_values(run(down, {2, 3, 4, 2}), ig::kResizeDown);
+    check_values(run(nearest, {2, 3, 9, 2}), ig::kResizeNearest);
+    check_values(run(crop, {2, 4, 4, 2}), ig::kResizeCrop);
+    check_values(run(crop_nearest, {2, 6, 3, 2}), ig::kResizeCropNearest);
+    CenterCrop smaller(3, 4), taller(8, 6), wider(4, 9);
+    check_values(run(smaller, {2, 3, 4, 2}), ig::kCenterCropSmaller);
+    check_values(run(taller, {2, 8, 6, 2}), ig::kCenterCropTaller);
+    check_values(run(wider, {2, 4, 9, 2}), ig::kCenterCropWider);
+    // one image [h, w, c]: the batch's first
+    const Tensor one = up(xd[0]);
+    CHECK(one.shape() == Shape{8, 10, 2});
+    CHECK(lt::dvals(one) == lt::dvals(up(xd)[0]));
+  }
+  CHECK_FALSE(Resizing(2, 2).supports_masking());
+  CHECK_FALSE(CenterCrop(2, 2).supports_masking());
+  CHECK(Resizing(2, 2).default_name() == "resizing");
+  CHECK(CenterCrop(2, 2).default_name() == "center_crop");
+}
+
+TEST_CASE("Resizing: float64 gradcheck through bilinear and nearest, and CenterCrop", "[image]") {
+  const Tensor x = lt::irregular({1, 3, 4, 2}, -2, 2, kFloat64);
+  layers::Resizing up(4, 5), down(2, 3), nearest(2, 6, "nearest");
+  layers::CenterCrop grow(4, 3);
+  for (const Device dev : lt::devices()) {
+    INFO(dev.str());
+    for (layers::Layer* layer : std::vector<layers::Layer*>{&up, &down, &nearest, &grow}) {
+      INFO(layer->class_name());
+      const GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return (*layer)(in[0]); }, {x.to(dev)});
+      INFO(r.message);
+      CHECK(r.ok);
+    }
+  }
+}
+
+TEST_CASE("Resizing and CenterCrop reject bad sizes, modes, ranks and dtypes", "[image]") {
+  using Catch::Contains;
+  using layers::CenterCrop;
+  using layers::Resizing;
+  CHECK_THROWS_AS(Resizing(0, 3), ValueError);
+  CHECK_THROWS_WITH(Resizing(0, 3), Contains("Resizing") && Contains("(0, 3)"));
+  CHECK_THROWS_WITH(CenterCrop(2, -1), Contains("CenterCrop") && Contains("(2, -1)"));
+  CHECK_THROWS_WITH(Resizing(2, 2, "bicubic"), Contains("Resizing") && Contains("\"bicubic\""));
+  Resizing r(2, 2);
+  CHECK_THROWS_AS(r(zeros({4, 4})), ValueError);
+  CHECK_THROWS_WITH(r(zeros({4, 4})), Contains("resizing") && Contains("[4, 4]"));
+  CHECK_THROWS_WITH(r.compute_output_shape({1, 2, 3, 4, 5}), Contains("[1, 2, 3, 4, 5]"));
+  CHECK_THROWS_AS(r(zeros({4, 4, 3}, kInt32)), DTypeError);
+  CenterCrop c(2, 2);
+  CHECK_THROWS_WITH(c(zeros({4, 4, 3}, kInt32)), Contains("center_crop") && Contains("int32"));
+}
+
+TEST_CASE("load_img decodes PNG, BMP, GIF and JPEG in each colour mode as Keras", "[image]") {
+  TempDir dir("tapeflow_test_image");
+  struct Case {
+    const char* file;
+    std::string bytes;
+    const double *rgb, *gray, *rgba;
+    double margin;  // JPEG: stb_image vs libjpeg-turbo, 2 levels at most on this file
+  };
+  const Case cases[] = {
+      {"a.png", file_bytes(ig::kPngFile), ig::kPngRgb, ig::kPngGrayscale, ig::kPngRgba, 0},
+      {"rgba.PNG", file_bytes(ig::kRgbaPngFile), ig::kRgbaPngRgb, ig::kRgbaPngGrayscale, ig::kRgbaPngRgba, 0},
+      {"gray.png", file_bytes(ig::kGrayPngFile), ig::kGrayPngRgb, ig::kGrayPngGrayscale, ig::kGrayPngRgba, 0},
+      {"a.bmp", file_bytes(ig::kBmpFile), ig::kBmpRgb, ig::kBmpGrayscale, ig::kBmpRgba, 0},
+      {"a.gif", file_bytes(ig::kGifFile), ig::kGifRgb, ig::kGifGrayscale, ig::kGifRgba, 0},
+      {"a.jpg", file_bytes(ig::kJpegFile), ig::kJpegRgb, ig::kJpegGrayscale, ig::kJpegRgba, 3},
+  };
+  for (const Case& c : cases) {
+    INFO(c.file);
+    write_file(dir, c.file, c.bytes);
+    const std::pair<const char*, const double*> modes[] = {{"rgb", c.rgb}, {"grayscale", c.gray}, {"rgba", c.rgba}};
+    for (const auto& [mode, want] : modes) {
+      INFO(mode);
+      LoadImgOptions o;
+      o.color_mode = mode;
+      const Tensor img = load_img(dir.file(c.file), o);
+      REQUIRE(img.dtype() == kFloat32);
+      const std::int64_t channels = std::string(mode) == "rgb" ? 3 : std::string(mode) == "rgba" ? 4 : 1;
+      REQUIRE(img.shape() == Shape{5, 6, channels});
+      const auto got = lt::dvals(img);
+      double worst = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+      CHECK(worst <= c.margin);
+    }
+  }
+  // target_size: nearest by default, as Keras
+  LoadImgOptions o;
+  o.target_size = {3, 8};
+  const Tensor small = load_img(dir.file("a.png"), o);
+  CHECK(small.shape() == Shape{3, 8, 3});
+  check_values(small, ig::kPngNearest3x8, 0);
+  o.interpolation = "bilinear";
+  o.keep_aspect_ratio = true;
+  CHECK(load_img(dir.file("a.png"), o).shape() == Shape{3, 8, 3});
+}
+
+TEST_CASE("load_img reports missing and undecodable files and bad options", "[image]") {
+  using Catch::Contains;
+  TempDir dir("tapeflow_test_image");
+  write_file(dir, "bad.png", "not a png at all");
+  CHECK_THROWS_AS(load_img(dir.file("missing.png")), IOError);
+  CHECK_THROWS_WITH(load_img(dir.file("missing.png")), Contains("load_img") && Contains("missing.png"));
+  CHECK_THROWS_AS(load_img(dir.file("bad.png")), IOError);
+  CHECK_THROWS_WITH(load_img(dir.file("bad.png")), Contains("cannot decode") && Contains("bad.png"));
+  write_file(dir, "a.png", file_bytes(ig::kPngFile));
+  LoadImgOptions o;
+  o.color_mode = "cmyk";
+  CHECK_THROWS_WITH(load_img(dir.file("a.png"), o), Contains("color_mode") && Contains("\"cmyk\""));
+  o = LoadImgOptions();
+  o.interpolation = "lanczos";
+  CHECK_THROWS_WITH(load_img(dir.file("a.png"), o), Contains("load_img") && Contains("\"lanczos\""));
+  o = LoadImgOptions();
+  o.target_size = {0, 4};
+  CHECK_THROWS_WITH(load_img(dir.file("a.png"), o), Contains("target_size") && Contains("(0, 4)"));
+}
+
+TEST_CASE("image_dataset_from_directory: classes, labels, images, shuffling and splits, as Keras", "[image]") {
+  using Catch::Contains;
+  TempDir dir("tapeflow_test_image");
+  // a/ png, bmp; b/ gif (Keras's golden folder), then files Keras ignores
+  write_file(dir, "a/png.png", file_bytes(ig::kPngFile));
+  write_file(dir, "a/bmp.bmp", file_bytes(ig::kBmpFile));
+  write_file(dir, "b/gif.gif", file_bytes(ig::kGifFile));
+  write_file(dir, "b/notes.txt", "not an image");
+  write_file(dir, "b/x.webp", "not listed");
+  write_file(dir, "top.png", file_bytes(ig::kPngFile));
+  const std::string root = dir.str();
+
+  ImageDatasetOptions o;
+  o.image_size = {4, 3};
+  o.shuffle = false;
+  ImageDataset ds = image_dataset_from_directory(root, o);
+  CHECK(ds.class_names == Strings{"a", "b"});
+  REQUIRE(ds.images.shape() == Shape{3, 4, 3, 3});
+  CHECK(ds.images.dtype() == kFloat32);
+  check_values(ds.images, ig::kDatasetImages, 1e-3);
+  CHECK(ds.labels.dtype() == kInt32);
+  CHECK(ds.labels.to_vector<std::int32_t>() == std::vector<std::int32_t>{0, 0, 1});
+  REQUIRE(ds.file_paths.size() == 3);
+  CHECK(fs::path(ds.file_paths[0]).filename() == "bmp.bmp");  // sorted by name, as Keras
+  CHECK(fs::path(ds.file_paths[2]).filename() == "gif.gif");
+
+  // more files: six per class, extensions in any case
+  for (int i = 0; i < 5; ++i) {
+    write_file(dir, "a/extra" + std::to_string(i) + ".PNG", file_bytes(ig::kPngFile));
+    write_file(dir, "b/more/extra" + std::to_string(i) + ".Jpeg", file_bytes(ig::kJpegFile));
+  }
+  o.shuffle = true;
+  o.seed = 3;
+  o.color_mode = "grayscale";
+  o.interpolation = "nearest";
+  o.crop_to_aspect_ratio = true;
+  ds = image_dataset_from_directory(root, o);
+  CHECK(ds.images.shape() == Shape{13, 4, 3, 1});
+  const ImageDataset again = image_dataset_from_directory(root, o);
+  CHECK(again.file_paths == ds.file_paths);
+  o.seed = 4;
+  CHECK(image_dataset_from_directory(root, o).file_paths != ds.file_paths);
+  // each image is its file through load_img's decoding and the same resize
+  LoadImgOptions lo;
+  lo.color_mode = "grayscale";
+  lo.target_size = {4, 3};
+  lo.keep_aspect_ratio = true;
+  CHECK(lt::dvals(ds.images[0]) == lt::dvals(load_img(ds.file_paths[0], lo)));
+
+  o.validation_split = 0.25;
+  o.subset = "training";
+  const ImageDataset train = image_dataset_from_directory(root, o);
+  o.subset = "validation";
+  const ImageDataset val = image_dataset_from_directory(root, o);
+  CHECK(train.images.dim(0) == 10);
+  CHECK(val.images.dim(0) == 3);
+  std::set<std::string> both(train.file_paths.begin(), train.file_paths.end());
+  both.insert(val.file_paths.begin(), val.file_paths.end());
+  CHECK(both.size() == 13);
+
+  o = ImageDatasetOptions();
+  o.image_size = {2, 2};
+  o.label_mode = "categorical";
+  ds = image_dataset_from_directory(root, o);
+  CHECK(ds.labels.shape() == Shape{13, 2});
+  CHECK(ds.images.shape() == Shape{13, 2, 2, 3});
+  o.label_mode = "binary";
+  CHECK(image_dataset_from_directory(root, o).labels.shape() == Shape{13, 1});
+  o.label_mode = "none";
+  CHECK_FALSE(image_dataset_from_directory(root, o).labels.defined());
+  o.label_mode = "int";
+  o.class_names = {"b"};
+  o.color_mode = "rgba";
+  ds = image_dataset_from_directory(root, o);
+  CHECK(ds.class_names == Strings{"b"});
+  CHECK(ds.images.shape() == Shape{6, 2, 2, 4});
+  CHECK(ds.labels.to_vector<std::int32_t>() == std::vector<std::int32_t>(6, 0));
+}
+
+TEST_CASE("image_dataset_from_directory reports bad folders, files and options", "[image]") {
+  using Catch::Contains;
+  TempDir dir("tapeflow_test_image");
+  const std::string root = dir.str();
+  CHECK_THROWS_AS(image_dataset_from_directory(dir.file("nowhere")), IOError);
+  CHECK_THROWS_WITH(image_dataset_from_directory(root), Contains("image_dataset_from_directory") &&
+                                                            Contains("no class subdirectory"));
+  write_file(dir, "a/readme.txt", "text");
+  CHECK_THROWS_WITH(image_dataset_from_directory(root), Contains("no image files found") && Contains(root));
+  write_file(dir, "a/broken.jpg", "not a jpeg");
+  CHECK_THROWS_AS(image_dataset_from_directory(root), IOError);
+  CHECK_THROWS_WITH(image_dataset_from_directory(root), Contains("cannot decode") && Contains("broken.jpg"));
+  ImageDatasetOptions o;
+  o.image_size = {0, 5};
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("image_size") && Contains("(0, 5)"));
+  o = ImageDatasetOptions();
+  o.color_mode = "hsv";
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("\"hsv\""));
+  o = ImageDatasetOptions();
+  o.label_mode = "sparse";
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("label_mode") && Contains("\"sparse\""));
+  o = ImageDatasetOptions();
+  o.label_mode = "binary";
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("exactly 2 classes"));
+  o = ImageDatasetOptions();
+  o.validation_split = 0.2;
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("subset"));
+  o = ImageDatasetOptions();
+  o.class_names = {"zebra"};
+  CHECK_THROWS_WITH(image_dataset_from_directory(root, o), Contains("\"zebra\""));
 }

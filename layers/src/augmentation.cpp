@@ -117,14 +117,14 @@ FillMode fill_mode_from_name(const std::string& name, const std::string& layer) 
                                layer, name));
 }
 
-Interpolation interpolation_from_name(const std::string& name, const std::string& layer) {
+}  // namespace
+
+Interpolation detail::interpolation_from_name(const std::string& name, const std::string& layer) {
   if (name == "bilinear") return Interpolation::Bilinear;
   if (name == "nearest") return Interpolation::Nearest;
   throw ValueError(
       fmt::format("{}: unknown interpolation \"{}\", expected \"bilinear\" or \"nearest\"", layer, name));
 }
-
-}  // namespace
 
 // ================================================================ affine_transform
 
@@ -231,7 +231,7 @@ Tensor RandomFlip::call(const Tensor& x, bool training) {
 AffineAugmentation::AffineAugmentation(std::string class_name, const AugmentOptions& options)
     : Layer(class_name, options.name),
       fill_mode_(fill_mode_from_name(options.fill_mode, class_name)),
-      interpolation_(interpolation_from_name(options.interpolation, class_name)),
+      interpolation_(detail::interpolation_from_name(options.interpolation, class_name)),
       fill_value_(options.fill_value) {}
 
 Tensor AffineAugmentation::call(const Tensor& x, bool training) {

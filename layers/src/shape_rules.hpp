@@ -49,4 +49,8 @@ inline void expect_batch_axis(const Shape& input_shape, const Layer& layer) {
   }
 }
 
+/// "bilinear" or "nearest" (ValueError naming `layer` otherwise); shared by the image layers
+/// (augmentation.cpp, image.cpp).
+Interpolation interpolation_from_name(const std::string& name, const std::string& layer);
+
 }  // namespace tapeflow::layers::detail

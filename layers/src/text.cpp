@@ -20,6 +20,8 @@
 #include "tapeflow/error.hpp"
 #include "tapeflow/ops.hpp"
 
+#include "directory_dataset.hpp"
+
 namespace tapeflow {
 namespace layers {
 namespace {
@@ -433,138 +435,23 @@ Tensor StringLookup::operator()(const std::vector<std::vector<std::string>>& row
 
 // ================================================================ text_dataset_from_directory
 namespace {
-
-namespace fs = std::filesystem;
 const char* const kDirOp = "text_dataset_from_directory";
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IOError(fmt::format("{}: cannot open {}", kDirOp, path.string()));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw IOError(fmt::format("{}: cannot read {}", kDirOp, path.string()));
-  return s.str();
-}
-
-bool ends_with_txt(std::string name) {
-  std::transform(name.begin(), name.end(), name.begin(), layers::ascii_lower);
-  return name.size() >= 4 && name.compare(name.size() - 4, 4, ".txt") == 0;
-}
-
-// Keras's iter_valid_files: every .txt file under dir, sorted by folder, then by name
-std::vector<fs::path> text_files(const fs::path& dir) {
-  std::vector<std::pair<std::string, std::string>> found;  // (folder, file name)
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!it->is_directory() && ends_with_txt(it->path().filename().string())) {
-      found.emplace_back(it->path().parent_path().string(), it->path().filename().string());
-    }
-  }
-  if (ec) throw IOError(fmt::format("{}: cannot list {}: {}", kDirOp, dir.string(), ec.message()));
-  std::sort(found.begin(), found.end());
-  std::vector<fs::path> out;
-  for (const auto& [folder, name] : found) out.push_back(fs::path(folder) / name);
-  return out;
-}
-
 }  // namespace
 
 TextDataset text_dataset_from_directory(const std::string& directory, const TextDatasetOptions& options) {
-  const auto& o = options;
-  if (o.label_mode != "int" && o.label_mode != "categorical" && o.label_mode != "binary" && o.label_mode != "none") {
-    throw ValueError(fmt::format(
-        "{}: unknown label_mode \"{}\" (known: \"int\", \"categorical\", \"binary\", \"none\")", kDirOp, o.label_mode));
-  }
-  if (o.validation_split != 0 && !(o.validation_split > 0 && o.validation_split < 1)) {
-    throw ValueError(fmt::format("{}: validation_split must be in (0, 1), got {}", kDirOp, o.validation_split));
-  }
-  if (o.validation_split != 0 && o.subset != "training" && o.subset != "validation") {
-    throw ValueError(
-        fmt::format("{}: with validation_split {}, subset must be \"training\" or \"validation\", got \"{}\"", kDirOp,
-                    o.validation_split, o.subset));
-  }
-  if (o.validation_split == 0 && !o.subset.empty()) {
-    throw ValueError(fmt::format("{}: subset \"{}\" needs a validation_split", kDirOp, o.subset));
-  }
-
-  const fs::path root(directory);
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) {
-    throw IOError(fmt::format("{}: {} is not a directory (or does not exist)", kDirOp, directory));
-  }
-  std::vector<std::string> subdirs;
-  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (it->is_directory() && name.rfind('.', 0) != 0) subdirs.push_back(name);
-  }
-  if (ec) throw IOError(fmt::format("{}: cannot list {}: {}", kDirOp, directory, ec.message()));
-  std::sort(subdirs.begin(), subdirs.end());
-  if (subdirs.empty()) {
-    throw ValueError(
-        fmt::format("{}: {} holds no class subdirectory (one per class, each with .txt files)", kDirOp, directory));
-  }
+  const detail::DirectoryListing files =
+      detail::list_directory(kDirOp, directory, detail::directory_settings(options), {".txt"}, ".txt");
   TextDataset ds;
-  ds.class_names = subdirs;
-  if (!o.class_names.empty()) {
-    for (const auto& name : o.class_names) {
-      if (!std::binary_search(subdirs.begin(), subdirs.end(), name)) {
-        throw ValueError(fmt::format("{}: class_names has \"{}\", which is not a subdirectory of {} (those are: {})",
-                                     kDirOp, name, directory, fmt::join(subdirs, ", ")));
-      }
+  ds.class_names = files.class_names;
+  for (const auto& path : files.paths) {
+    std::string text = detail::read_bytes(kDirOp, path);
+    if (options.max_length >= 0 && static_cast<std::int64_t>(text.size()) > options.max_length) {
+      text.resize(options.max_length);
     }
-    ds.class_names = o.class_names;  // in the order given, as Keras
-  }
-  const auto num_classes = static_cast<std::int64_t>(ds.class_names.size());
-  if (o.label_mode == "binary" && num_classes != 2) {
-    throw ValueError(fmt::format("{}: label_mode \"binary\" needs exactly 2 classes, {} has {} ({})", kDirOp, directory,
-                                 num_classes, fmt::join(ds.class_names, ", ")));
-  }
-
-  std::vector<fs::path> paths;
-  std::vector<std::int32_t> labels;
-  for (std::int64_t c = 0; c < num_classes; ++c) {
-    for (auto& p : text_files(root / ds.class_names[c])) {
-      paths.push_back(std::move(p));
-      labels.push_back(static_cast<std::int32_t>(c));
-    }
-  }
-  auto n = static_cast<std::int64_t>(paths.size());
-  if (n == 0) {
-    throw ValueError(fmt::format("{}: no .txt files found in the class subdirectories of {}", kDirOp, directory));
-  }
-
-  std::vector<std::int64_t> order(paths.size());
-  std::iota(order.begin(), order.end(), 0);
-  if (o.shuffle) {
-    Generator gen(o.seed);
-    order = random_permutation(n, gen).to_vector<std::int64_t>();
-  }
-  if (o.validation_split != 0) {
-    // Keras: int(validation_split * n) files for validation, the last ones
-    const auto num_val = static_cast<std::int64_t>(o.validation_split * static_cast<double>(n));
-    if (o.subset == "training") {
-      order.resize(static_cast<std::size_t>(n - num_val));
-    } else {
-      order.erase(order.begin(), order.begin() + (n - num_val));
-    }
-    n = static_cast<std::int64_t>(order.size());
-  }
-
-  std::vector<std::int32_t> picked;
-  for (std::int64_t i : order) {
-    std::string text = read_bytes(paths[i]);
-    if (o.max_length >= 0 && static_cast<std::int64_t>(text.size()) > o.max_length) text.resize(o.max_length);
     ds.texts.push_back(std::move(text));
-    ds.file_paths.push_back(paths[i].string());
-    picked.push_back(labels[i]);
+    ds.file_paths.push_back(path.string());
   }
-  if (o.label_mode == "int") {
-    ds.labels = tensor(picked, Shape{n}, kInt32);
-  } else if (o.label_mode == "binary") {
-    ds.labels = tensor(picked, Shape{n, 1}, kFloat32);
-  } else if (o.label_mode == "categorical") {
-    ds.labels = one_hot(tensor(picked, Shape{n}, kInt64), num_classes, kFloat32);
-  }
+  ds.labels = detail::directory_labels(files, options.label_mode);
   return ds;
 }
 

@@ -7,6 +7,7 @@
 #include "tapeflow/data.hpp"
 #include "tapeflow/dataset.hpp"
 #include "tapeflow/functional.hpp"
+#include "tapeflow/image.hpp"
 #include "tapeflow/layers.hpp"
 #include "tapeflow/losses.hpp"
 #include "tapeflow/metrics.hpp"
