@@ -215,7 +215,8 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
   const std::vector<std::pair<const char*, U>> unary = {
       {"neg", tf::neg},   {"abs", tf::abs},   {"sign", tf::sign},       {"exp", tf::exp},   {"log", tf::log},
       {"sqrt", tf::sqrt}, {"tanh", tf::tanh}, {"sigmoid", tf::sigmoid}, {"relu", tf::relu}, {"step", tf::step},
-      {"square", tf::square}};
+      {"square", tf::square}, {"sin", tf::sin}, {"cos", tf::cos},     {"floor", tf::floor},     {"ceil", tf::ceil},
+      {"round", tf::round}};
   using B = Tensor (*)(const Tensor&, const Tensor&);
   const std::vector<std::pair<const char*, B>> binary = {
       {"add", tf::add},         {"sub", tf::sub},          {"mul", tf::mul},        {"div", tf::div},
@@ -233,7 +234,7 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
         const std::string n = name;
         const Tensor& in = (n == "log" || n == "sqrt") ? xp : x;
         same_on_devices({in}, [f = f](const std::vector<Tensor>& t) { return f(t[0]); },
-                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" ? Tol{1e-6, 1e-6} : Tol{0, 0});
+                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" || n == "sin" || n == "cos" ? Tol{1e-6, 1e-6} : Tol{0, 0});
       }
       same_on_devices({x}, [](const std::vector<Tensor>& t) { return clip(t[0], -1.5, 2); });
       same_on_devices({xp}, [](const std::vector<Tensor>& t) { return pow(t[0], 1.5); }, {1e-6, 1e-6});

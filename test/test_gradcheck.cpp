@@ -114,6 +114,22 @@ std::vector<Case> cases_for(OpId op) {
       unary_cases(cs, "erf", [](const Tensor& x) { return erf(x); }, anyv);
       unary_cases(cs, "erf(3 x)", [](const Tensor& x) { return erf(x * 3.0); }, anyv);
       return cs;
+    case OpId::Sin:
+      unary_cases(cs, "sin(3 x)", [](const Tensor& x) { return sin(x * 3.0); }, anyv);
+      return cs;
+    case OpId::Cos:
+      unary_cases(cs, "cos(3 x)", [](const Tensor& x) { return cos(x * 3.0); }, anyv);
+      return cs;
+    // zero gradients, times exp(x) as sign's; the inputs stay off integers and halves
+    case OpId::Floor:
+      unary_cases(cs, "floor(x) * exp(x)", [](const Tensor& x) { return floor(x) * exp(x); }, anyv);
+      return cs;
+    case OpId::Ceil:
+      unary_cases(cs, "ceil(x) * exp(x)", [](const Tensor& x) { return ceil(x) * exp(x); }, anyv);
+      return cs;
+    case OpId::Round:
+      unary_cases(cs, "round(x) * exp(x)", [](const Tensor& x) { return round(x) * exp(x); }, anyv);
+      return cs;
     case OpId::Sqrt:
       unary_cases(cs, "sqrt", [](const Tensor& x) { return sqrt(x); }, posv);
       return cs;

@@ -344,6 +344,11 @@ Tensor log(const Tensor& x) { return unary_op(OpId::Log, x, 0, 0, true); }
 Tensor log1p(const Tensor& x) { return unary_op(OpId::Log1p, x, 0, 0, true); }
 Tensor expm1(const Tensor& x) { return unary_op(OpId::Expm1, x, 0, 0, true); }
 Tensor erf(const Tensor& x) { return unary_op(OpId::Erf, x, 0, 0, true); }
+Tensor sin(const Tensor& x) { return unary_op(OpId::Sin, x, 0, 0, true); }
+Tensor cos(const Tensor& x) { return unary_op(OpId::Cos, x, 0, 0, true); }
+Tensor floor(const Tensor& x) { return unary_op(OpId::Floor, x); }
+Tensor ceil(const Tensor& x) { return unary_op(OpId::Ceil, x); }
+Tensor round(const Tensor& x) { return unary_op(OpId::Round, x); }
 Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
 Tensor square(const Tensor& x) { return mul(x, x); }
 Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }

@@ -82,6 +82,16 @@ Tensor log1p(const Tensor& x);
 Tensor expm1(const Tensor& x);
 /// The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x (exact gelu).
 Tensor erf(const Tensor& x);
+/// Sine and cosine in radians (NumPy's sin, cos); integer inputs give float32, as exp.
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+/// NumPy's floor, ceil and round (decimals = 0): round is half to even (round(0.5) = 0,
+/// round(1.5) = 2, round(-2.5) = -2), as NumPy and TensorFlow's tf.round. NaN, inf and -0 pass
+/// through; integer tensors are returned unchanged in their dtype (NumPy >= 2.1's floor / ceil,
+/// NumPy's round); bool raises DTypeError, as every unary op here. The gradient is zero.
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+Tensor round(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor tanh(const Tensor& x);
