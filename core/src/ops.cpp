@@ -44,7 +44,9 @@ using detail::layout_as;
 using detail::layout_of;
 using detail::record;
 
-// Axes normalised, sorted and unique; empty means all.
+}  // namespace
+
+namespace detail {
 std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std::int64_t rank, const char* op) {
   std::vector<std::int64_t> out;
   if (axes.empty()) {
@@ -59,6 +61,11 @@ std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std
   }
   return out;
 }
+}  // namespace detail
+
+namespace {
+
+using detail::reduce_axes;
 
 }  // namespace
 
