@@ -215,7 +215,8 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
   const std::vector<std::pair<const char*, U>> unary = {
       {"neg", tf::neg},   {"abs", tf::abs},   {"sign", tf::sign},       {"exp", tf::exp},   {"log", tf::log},
       {"sqrt", tf::sqrt}, {"tanh", tf::tanh}, {"sigmoid", tf::sigmoid}, {"relu", tf::relu}, {"step", tf::step},
-      {"square", tf::square}};
+      {"square", tf::square}, {"sin", tf::sin}, {"cos", tf::cos},     {"floor", tf::floor},     {"ceil", tf::ceil},
+      {"round", tf::round}};
   using B = Tensor (*)(const Tensor&, const Tensor&);
   const std::vector<std::pair<const char*, B>> binary = {
       {"add", tf::add},         {"sub", tf::sub},          {"mul", tf::mul},        {"div", tf::div},
@@ -233,7 +234,7 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
         const std::string n = name;
         const Tensor& in = (n == "log" || n == "sqrt") ? xp : x;
         same_on_devices({in}, [f = f](const std::vector<Tensor>& t) { return f(t[0]); },
-                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" ? Tol{1e-6, 1e-6} : Tol{0, 0});
+                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" || n == "sin" || n == "cos" ? Tol{1e-6, 1e-6} : Tol{0, 0});
       }
       same_on_devices({x}, [](const std::vector<Tensor>& t) { return clip(t[0], -1.5, 2); });
       same_on_devices({xp}, [](const std::vector<Tensor>& t) { return pow(t[0], 1.5); }, {1e-6, 1e-6});
@@ -669,4 +670,32 @@ TEST_CASE("device: integer overflow wraps and float -> int casts saturate exactl
             {-2, 2, kMin32, kMax32, kMin32, kMax32, 0});
   same_ints({f.astype(kFloat64)}, [](const std::vector<Tensor>& t) { return t[0].astype(kInt64); },
             {0, kMax64, std::numeric_limits<std::int64_t>::min(), 3000000000, -3000000000, 2, -2});
+}
+
+TEST_CASE("device: NumPy's composites (tile, repeat, pad, flip, tril, triu, reduce_any, reduce_all, isnan, reduce_std, norm, "
+          "cumsum) on every device",
+          "[device][composites]") {
+  note_skip();
+  std::mt19937 rng(77);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (DType dt : kNumericDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = make_input({3, 4}, dt, rng, Make::Transposed, -3, 3);
+    const Tol t = is_floating(dt) ? Tol{1e-6, 1e-6} : Tol{0, 0};
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::tile(v[0], {2, 1, 3}); }, t);
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::repeat(v[0], 2, -1); }, t);
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::pad(v[0], {{1, 0}, {2, 3}}, 7); }, t);
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::flip(v[0], {0}); }, t);
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::tril(v[0], -1) + tf::triu(v[0], 2); }, t);
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::reduce_any(v[0], {1}); });
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::reduce_all(v[0], {0}, true); });
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::reduce_std(v[0], {1}, false, 1); }, {1e-5, 1e-5});
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::norm(v[0], 2, {0}); }, {1e-5, 1e-5});
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::cumsum(v[0], 1); }, {1e-5, 1e-5});
+  }
+  const Tensor special = tensor({1.0, nan, inf, -inf, -0.0, 2.5}, {6});
+  same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::isnan(v[0]); });
+  same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::isinf(v[0]); });
+  same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::isfinite(v[0]); });
+  same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::round(v[0]) + tf::floor(v[0]) + tf::ceil(v[0]); });
 }

@@ -114,6 +114,22 @@ std::vector<Case> cases_for(OpId op) {
       unary_cases(cs, "erf", [](const Tensor& x) { return erf(x); }, anyv);
       unary_cases(cs, "erf(3 x)", [](const Tensor& x) { return erf(x * 3.0); }, anyv);
       return cs;
+    case OpId::Sin:
+      unary_cases(cs, "sin(3 x)", [](const Tensor& x) { return sin(x * 3.0); }, anyv);
+      return cs;
+    case OpId::Cos:
+      unary_cases(cs, "cos(3 x)", [](const Tensor& x) { return cos(x * 3.0); }, anyv);
+      return cs;
+    // zero gradients, times exp(x) as sign's; the inputs stay off integers and halves
+    case OpId::Floor:
+      unary_cases(cs, "floor(x) * exp(x)", [](const Tensor& x) { return floor(x) * exp(x); }, anyv);
+      return cs;
+    case OpId::Ceil:
+      unary_cases(cs, "ceil(x) * exp(x)", [](const Tensor& x) { return ceil(x) * exp(x); }, anyv);
+      return cs;
+    case OpId::Round:
+      unary_cases(cs, "round(x) * exp(x)", [](const Tensor& x) { return round(x) * exp(x); }, anyv);
+      return cs;
     case OpId::Sqrt:
       unary_cases(cs, "sqrt", [](const Tensor& x) { return sqrt(x); }, posv);
       return cs;
@@ -601,6 +617,29 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
       {"concat of slices of one tensor",
        [](const std::vector<Tensor>& x) { return concat({x[0](Slice(1, none)), x[0](Slice(none, 2)) * 2.0}, 0); },
        {anyv({3, 2}, 33)}},
+      // NumPy's composites (numpy_ops.cpp), squared so the gradients differ per element
+      {"tile [2, 3] by {2, 1, 2}", [](const std::vector<Tensor>& x) { return square(tile(x[0], {2, 1, 2})); },
+       {anyv({2, 3}, 34)}},
+      {"repeat 3 along axis 0 of a transposed view",
+       [](const std::vector<Tensor>& x) { return square(repeat(x[0].transpose(), 3, 0)); }, {anyv({2, 3}, 35)}},
+      {"repeat 2 flattened", [](const std::vector<Tensor>& x) { return square(repeat(x[0], 2)); }, {anyv({2, 3}, 36)}},
+      {"pad {{1, 2}, {0, 1}} with 0.5",
+       [](const std::vector<Tensor>& x) { return square(pad(x[0], {{1, 2}, {0, 1}}, 0.5)); }, {anyv({2, 3}, 37)}},
+      {"flip axes {0, -1} times x",
+       [](const std::vector<Tensor>& x) { return flip(x[0], {0, -1}) * x[0]; }, {anyv({3, 4}, 38)}},
+      {"tril k = 0 and triu k = 1 of [2, 3, 4]",
+       [](const std::vector<Tensor>& x) { return square(tril(x[0])) + triu(x[0], 1) * x[0]; }, {anyv({2, 3, 4}, 39)}},
+      {"reduce_std axis 1, ddof 0 and 1",
+       [](const std::vector<Tensor>& x) { return reduce_std(x[0], {1}) + reduce_std(x[0], {1}, false, 1); }, {anyv({3, 4}, 40)}},
+      {"reduce_std of everything", [](const std::vector<Tensor>& x) { return reduce_std(x[0]); }, {anyv({2, 3}, 41)}},
+      {"norm ord 2 over axis 0 (away from 0)", [](const std::vector<Tensor>& x) { return norm(x[0], 2, {0}); },
+       {anyv({3, 4}, 42)}},
+      {"norm ord 1 of everything, keepdims", [](const std::vector<Tensor>& x) { return norm(x[0], 1, {}, true); },
+       {anyv({3, 4}, 43)}},
+      {"cumsum axis 1 of [2, 7]", [](const std::vector<Tensor>& x) { return square(cumsum(x[0], 1)); },
+       {anyv({2, 7}, 44)}},
+      {"cumsum axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cumsum(x[0].transpose(), 0)); },
+       {anyv({3, 5}, 45)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);

@@ -23,6 +23,11 @@ Tensor front_unary(OpId op, const Tensor& x, double p0, double p1) {
     case OpId::Log1p: return log1p(x);
     case OpId::Expm1: return expm1(x);
     case OpId::Erf: return erf(x);
+    case OpId::Sin: return sin(x);
+    case OpId::Cos: return cos(x);
+    case OpId::Floor: return floor(x);
+    case OpId::Ceil: return ceil(x);
+    case OpId::Round: return round(x);
     case OpId::Sqrt: return sqrt(x);
     case OpId::Tanh: return tanh(x);
     case OpId::Sigmoid: return sigmoid(x);
@@ -45,6 +50,8 @@ bool unary_goes_float(OpId op) {
     case OpId::Log1p:
     case OpId::Expm1:
     case OpId::Erf:
+    case OpId::Sin:
+    case OpId::Cos:
     case OpId::Sqrt:
     case OpId::Tanh:
     case OpId::Sigmoid:
@@ -54,6 +61,9 @@ bool unary_goes_float(OpId op) {
     case OpId::Sign:
     case OpId::Relu:
     case OpId::Step:
+    case OpId::Floor:
+    case OpId::Ceil:
+    case OpId::Round:
     case OpId::Clip:
     case OpId::ClipMask: return false;
     default: break;
@@ -989,4 +999,42 @@ TEST_CASE("elementwise: abs(-0.0) is +0 (NumPy), NaN stays NaN", "[elementwise][
     CHECK(std::isnan(v[3]));
   }
   CHECK(to_string(abs(tensor({-0.f}))).find("-0") == std::string::npos);
+}
+
+TEST_CASE("elementwise: floor, ceil and round are NumPy's (half to even; NaN, inf and -0 pass through)",
+          "[elementwise][unary]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (DType dt : kFloatDTypes) {
+    INFO(name(dt));
+    const Tensor x = from_values({0.5, 1.5, 2.5, -0.5, -1.5, -2.5, -2.7, 2.7, -0.2, 3.0, nan, inf, -inf}, {13}, dt);
+    check_values(round(x), {13}, {0, 2, 2, -0.0, -2, -2, -3, 3, -0.0, 3, nan, inf, -inf});
+    check_values(floor(x), {13}, {0, 1, 2, -1, -2, -3, -3, 2, -1, 3, nan, inf, -inf});
+    check_values(ceil(x), {13}, {1, 2, 3, -0.0, -1, -2, -2, 3, -0.0, 3, nan, inf, -inf});
+    CHECK(round(x).dtype() == dt);
+    CHECK(std::signbit(values(round(x))[3]));  // round(-0.5) is -0, as NumPy
+    CHECK(std::signbit(values(ceil(x))[8]));   // ceil(-0.2) is -0
+    CHECK(std::signbit(values(floor(from_values({-0.0}, {1}, dt)))[0]));
+  }
+  // float32 values above 2^23 are whole already; 0.49999997 does not round up
+  check_values(round(tensor({8388609.0f, 0.49999997f, -1e30f})), {3}, {8388609.0, 0, static_cast<double>(-1e30f)}, {0, 0});
+  // integers come back unchanged, in their dtype
+  for (DType dt : {kInt32, kInt64}) {
+    const Tensor i = from_values({-3, 0, 7}, {3}, dt);
+    for (const Tensor& r : {floor(i), ceil(i), round(i)}) {
+      CHECK(r.dtype() == dt);
+      check_values(r, {3}, {-3, 0, 7}, {0, 0});
+    }
+  }
+}
+
+TEST_CASE("elementwise: sin and cos hand values; integers give float32", "[elementwise][unary]") {
+  const double pi = 3.141592653589793, inf = std::numeric_limits<double>::infinity();
+  const Tensor x = tensor({0.0, pi / 6, pi / 2, pi, -pi / 3}, {5}, kFloat64);
+  check_values(sin(x), {5}, {0, 0.5, 1, 0, -std::sqrt(3.0) / 2}, {1e-15, 1e-15});
+  check_values(cos(x), {5}, {1, std::sqrt(3.0) / 2, 0, -1, 0.5}, {1e-15, 1e-15});
+  const Tensor i = sin(tensor<std::int32_t>({0, 1, 2}, {3}));
+  CHECK(i.dtype() == kFloat32);
+  check_values(i, {3}, {0, std::sin(1.0), std::sin(2.0)});
+  CHECK(std::isnan(values(cos(tensor({inf, -inf})))[0]));
+  CHECK(std::isnan(values(sin(tensor({std::nan("")})))[0]));
 }

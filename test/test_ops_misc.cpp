@@ -1051,3 +1051,152 @@ TEST_CASE("take and gather: errors name the op the user called", "[gather][error
   // labels of size 1 still broadcast, as take_along_axis's indices do
   check_values(gather(iota({3, 4}), tensor<std::int64_t>({2}, {1})), {3}, {2, 6, 10});
 }
+
+// =================================================================== NumPy's composites (numpy_ops.cpp)
+
+TEST_CASE("tile and repeat: NumPy's results, reps shorter or longer than the rank, zero counts", "[tile][repeat]") {
+  const Tensor a = tensor({1.0, 2.0, 3.0, 4.0}, {2, 2});
+  check_values(tile(a, {2}), {2, 4}, {1, 2, 1, 2, 3, 4, 3, 4});  // np.tile(a, 2)
+  check_values(tile(a, {2, 1}), {4, 2}, {1, 2, 3, 4, 1, 2, 3, 4});
+  check_values(tile(tensor({1.0, 2.0, 3.0}), {2, 2}), {2, 6}, {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3});
+  check_values(tile(a, {1, 1, 2}), {1, 2, 4}, {1, 2, 1, 2, 3, 4, 3, 4});
+  check_values(tile(a, {0, 1}), {0, 2}, {});
+  check_values(tile(a, {}), {2, 2}, {1, 2, 3, 4});
+  CHECK(tile(tensor<std::int32_t>({1, 2}, {2}), {2}).dtype() == kInt32);
+  check_values(repeat(a, 2, 0), {4, 2}, {1, 2, 1, 2, 3, 4, 3, 4});
+  check_values(repeat(a, 2, -1), {2, 4}, {1, 1, 2, 2, 3, 3, 4, 4});
+  check_values(repeat(a, 2), {8}, {1, 1, 2, 2, 3, 3, 4, 4});  // flattened, as np.repeat(a, 2)
+  check_values(repeat(a.transpose(), 2), {8}, {1, 1, 3, 3, 2, 2, 4, 4});
+  check_values(repeat(a, 0, 1), {2, 0}, {});
+  check_values(repeat(scalar(5.0), 3), {3}, {5, 5, 5});
+  CHECK_THROWS_AS(tile(a, {2, -1}), ValueError);
+  CHECK_THROWS_WITH(tile(a, {2, -1}), Contains("tile: every repetition must be >= 0, got -1 (shape [2, 2])"));
+  CHECK_THROWS_WITH(repeat(a, -2, 0), Contains("repeat: repeats must be >= 0, got -2 (shape [2, 2])"));
+  CHECK_THROWS_AS(repeat(a, 2, 2), IndexError);
+  CHECK_THROWS_WITH(repeat(a, 2, 2), Contains("repeat: axis 2 is out of range for a tensor of rank 2"));
+}
+
+TEST_CASE("pad and flip: NumPy's constant padding and reversal", "[pad][flip]") {
+  check_values(pad(tensor({1.0, 2.0, 3.0}), {{2, 3}}), {8}, {0, 0, 1, 2, 3, 0, 0, 0});
+  const Tensor a = tensor({1.0, 2.0, 3.0, 4.0}, {2, 2});
+  check_values(pad(a, {{1, 0}, {0, 1}}, 9), {3, 3}, {9, 9, 9, 1, 2, 9, 3, 4, 9});
+  check_values(pad(a, {{1, 1}}, -1), {4, 4}, {-1, -1, -1, -1, -1, 1, 2, -1, -1, 3, 4, -1, -1, -1, -1, -1});
+  check_values(pad(a, {{0, 0}, {0, 0}}), {2, 2}, {1, 2, 3, 4});
+  const Tensor i = pad(tensor<std::int32_t>({7}, {1}), {{1, 0}}, 2.9);  // the constant converted to int32, as NumPy
+  CHECK(i.dtype() == kInt32);
+  check_values(i, {2}, {2, 7});
+  CHECK_THROWS_AS(pad(a, {{1, 1}, {1, 1}, {0, 0}}), ValueError);
+  CHECK_THROWS_WITH(pad(a, {{1, 1}, {1, 1}, {0, 0}}),
+                    Contains("pad: pad_width has 3 (before, after) pairs for shape [2, 2]; needs 2 or 1"));
+  CHECK_THROWS_WITH(pad(a, {{1, -1}}), Contains("pad: pad widths must be >= 0, got (1, -1) for shape [2, 2]"));
+
+  const Tensor b = tensor({1.0, 2.0, 3.0, 4.0, 5.0, 6.0}, {2, 3});
+  check_values(flip(b), {2, 3}, {6, 5, 4, 3, 2, 1});
+  check_values(flip(b, {1}), {2, 3}, {3, 2, 1, 6, 5, 4});
+  check_values(flip(b, {-2}), {2, 3}, {4, 5, 6, 1, 2, 3});
+  CHECK(flip(b).storage().get() == b.storage().get());  // a view
+  check_values(flip(scalar(2.0)), {}, {2});
+  CHECK_THROWS_WITH(flip(b, {1, -1}), Contains("flip: repeated axis in [1, -1]"));
+  CHECK_THROWS_WITH(flip(b, {2}), Contains("flip: axis 2 is out of range for a tensor of rank 2"));
+}
+
+TEST_CASE("tril and triu: diagonals k, batches, bool", "[tril][triu]") {
+  const Tensor a = iota({3, 4}) + 1.0;
+  check_values(tril(a), {3, 4}, {1, 0, 0, 0, 5, 6, 0, 0, 9, 10, 11, 0});
+  check_values(tril(a, -1), {3, 4}, {0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0});
+  check_values(tril(a, 1), {3, 4}, {1, 2, 0, 0, 5, 6, 7, 0, 9, 10, 11, 12});
+  check_values(triu(a), {3, 4}, {1, 2, 3, 4, 0, 6, 7, 8, 0, 0, 11, 12});
+  check_values(triu(a, 1), {3, 4}, {0, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 12});
+  check_values(triu(a, -5), {3, 4}, values(a));
+  check_values(tril(iota({2, 2, 2}, kInt32)), {2, 2, 2}, {0, 0, 2, 3, 4, 0, 6, 7});
+  const Tensor t = triu(ones({2, 2}, kBool));
+  CHECK(t.dtype() == kBool);
+  check_values(t, {2, 2}, {1, 1, 0, 1});
+  CHECK_THROWS_AS(tril(tensor({1.0, 2.0})), ShapeError);
+  CHECK_THROWS_WITH(tril(tensor({1.0, 2.0})), Contains("tril: needs at least 2 dimensions, got shape [2]"));
+  CHECK_THROWS_WITH(triu(scalar(1.0)), Contains("triu: needs at least 2 dimensions, got shape []"));
+}
+
+TEST_CASE("reduce_any, reduce_all, isnan, isinf, isfinite: NumPy's truth and tests", "[any][all][isnan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const Tensor a = tensor({0.0, 0.0, 1.0, 0.0, 0.0, 0.0}, {2, 3});
+  const Tensor any1 = reduce_any(a, {1});
+  CHECK(any1.dtype() == kBool);
+  check_values(any1, {2}, {1, 0});
+  check_values(reduce_any(a, {0}, true), {1, 3}, {0, 0, 1});
+  check_values(reduce_any(a), {}, {1});
+  const Tensor b = tensor({1.0, 2.0, nan, 1.0, 0.0, 1.0}, {2, 3});  // NaN is true
+  check_values(reduce_all(b, {1}), {2}, {1, 0});
+  check_values(reduce_all(b), {}, {0});
+  check_values(reduce_all(tensor<std::int64_t>({3, -1}, {2})), {}, {1});
+  check_values(reduce_any(tensor({false, true})), {}, {1});
+  check_values(reduce_all(zeros({2, 0}), {1}), {2}, {1, 1});  // empty: all true, any false
+  check_values(reduce_any(zeros({2, 0}), {1}), {2}, {0, 0});
+  CHECK_THROWS_WITH(reduce_any(a, {2}), Contains("reduce_any: axis 2 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_WITH(reduce_all(a, {0, 0}), Contains("reduce_all: repeated axis in [0, 0]"));
+
+  const Tensor x = tensor({1.0, nan, inf, -inf, -0.0}, {5}, kFloat64);
+  check_values(isnan(x), {5}, {0, 1, 0, 0, 0});
+  check_values(isinf(x), {5}, {0, 0, 1, 1, 0});
+  check_values(isfinite(x), {5}, {1, 0, 0, 0, 1});
+  check_values(isinf(tensor({3e38f, std::numeric_limits<float>::infinity()})), {2}, {0, 1});
+  const Tensor i = tensor<std::int32_t>({1, 2}, {2});
+  CHECK(isnan(i).dtype() == kBool);
+  check_values(isnan(i), {2}, {0, 0});
+  check_values(isinf(i), {2}, {0, 0});
+  check_values(isfinite(i), {2}, {1, 1});
+}
+
+TEST_CASE("reduce_std and norm: NumPy's values, ddof, integer inputs, errors", "[reduce_std][norm]") {
+  const Tensor x = tensor({1.0, 2.0, 3.0, 4.0}, {4}, kFloat64);
+  check_values(reduce_std(x), {}, {1.118033988749895}, {1e-15, 1e-15});
+  check_values(reduce_std(x, {}, false, 1), {}, {1.2909944487358056}, {1e-15, 1e-15});
+  const Tensor m = tensor({1.0, 3.0, 2.0, 2.0, 0.0, 10.0}, {3, 2});
+  check_values(reduce_std(m, {1}), {3}, {1, 0, 5});
+  check_values(reduce_std(m, {0}, true, 1), {1, 2}, {1, std::sqrt(19.0)});
+  const Tensor si = reduce_std(tensor<std::int32_t>({1, 3}, {2}));
+  CHECK(si.dtype() == kFloat32);
+  check_values(si, {}, {1});
+  CHECK(std::isnan(values(reduce_std(x, {}, false, 4))[0]));
+  CHECK_THROWS_WITH(reduce_std(x, {}, false, -1), Contains("reduce_std: ddof must be >= 0, got -1 (shape [4])"));
+  CHECK_THROWS_WITH(reduce_std(x, {1}), Contains("reduce_std: axis 1 is out of range for a tensor of rank 1"));
+
+  check_values(norm(tensor({3.0, 4.0})), {}, {5});
+  check_values(norm(tensor({3.0, -4.0}), 1), {}, {7});
+  const Tensor n = tensor({3.0, 4.0, 6.0, -8.0}, {2, 2});
+  check_values(norm(n, 2, {1}), {2}, {5, 10});
+  check_values(norm(n, 1, {0}, true), {1, 2}, {9, 12});
+  check_values(norm(n), {}, {std::sqrt(125.0)});  // flattened: Frobenius
+  CHECK(norm(tensor<std::int64_t>({3, 4}, {2})).dtype() == kFloat32);
+  CHECK_THROWS_AS(norm(n, 3), ValueError);
+  CHECK_THROWS_WITH(norm(n, 3), Contains("norm: ord must be 1 or 2 (vector norms), got 3 (shape [2, 2])"));
+  CHECK_THROWS_WITH(norm(tensor({true})), Contains("norm: bool tensors are not supported (shape [1])"));
+}
+
+TEST_CASE("cumsum: running sums along an axis, dtypes, sizes 0 to 9", "[cumsum]") {
+  check_values(cumsum(tensor({1.0, 2.0, 3.0, 4.0, 5.0}), 0), {5}, {1, 3, 6, 10, 15});
+  const Tensor a = iota({2, 3}) + 1.0;  // [[1, 2, 3], [4, 5, 6]]
+  check_values(cumsum(a, 0), {2, 3}, {1, 2, 3, 5, 7, 9});
+  check_values(cumsum(a, -1), {2, 3}, {1, 3, 6, 4, 9, 15});
+  check_values(cumsum(a.transpose(), 1), {3, 2}, {1, 5, 2, 7, 3, 9});
+  const Tensor i = cumsum(tensor<std::int32_t>({1, -2, 3}, {3}), 0);
+  CHECK(i.dtype() == kInt32);
+  check_values(i, {3}, {1, -1, 2}, {0, 0});
+  const Tensor b = cumsum(tensor({true, false, true}), 0);
+  CHECK(b.dtype() == kInt64);
+  check_values(b, {3}, {1, 1, 2}, {0, 0});
+  for (std::int64_t n = 0; n <= 9; ++n) {  // every power-of-two boundary of the scan
+    INFO("n " << n);
+    std::vector<double> v, expected;
+    double s = 0;
+    for (std::int64_t k = 0; k < n; ++k) {
+      v.push_back(static_cast<double>(k * k % 7) - 2);
+      s += v.back();
+      expected.push_back(s);
+    }
+    check_values(cumsum(from_values(v, {n}, kInt64), 0), {n}, expected, {0, 0});
+  }
+  CHECK_THROWS_AS(cumsum(scalar(1.0), 0), ShapeError);
+  CHECK_THROWS_WITH(cumsum(scalar(1.0), 0), Contains("cumsum: needs at least 1 dimension, got shape []"));
+  CHECK_THROWS_WITH(cumsum(a, 2), Contains("cumsum: axis 2 is out of range for a tensor of rank 2"));
+}

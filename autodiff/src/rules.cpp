@@ -59,11 +59,17 @@ TAPEFLOW_RULE(Log1p, kX, { return {g / (in[0] + 1.0)}; })
 TAPEFLOW_RULE(Expm1, kX, { return {g * exp(in[0])}; })
 // 2 / sqrt(pi) * exp(-x^2)
 TAPEFLOW_RULE(Erf, kX, { return {g * (exp(-square(in[0])) * 1.1283791670955126)}; })
+TAPEFLOW_RULE(Sin, kX, { return {g * cos(in[0])}; })
+TAPEFLOW_RULE(Cos, kX, { return {-(g * sin(in[0]))}; })
 TAPEFLOW_RULE(Sqrt, kY, { return {g * 0.5 / c.output}; })
 TAPEFLOW_RULE(Tanh, kY, { return {tanh_grad(g, c.output)}; })
 TAPEFLOW_RULE(Sigmoid, kY, { return {sigmoid_grad(g, c.output)}; })
 TAPEFLOW_RULE(Relu, kX, { return {relu_grad(g, in[0])}; })
 TAPEFLOW_RULE(Step, 0, { return {g * 0.0}; })
+// piecewise constant: zero almost everywhere (TensorFlow's and PyTorch's rule)
+TAPEFLOW_RULE(Floor, 0, { return {g * 0.0}; })
+TAPEFLOW_RULE(Ceil, 0, { return {g * 0.0}; })
+TAPEFLOW_RULE(Round, 0, { return {g * 0.0}; })
 TAPEFLOW_RULE(PowScalar, kX, {
   const double p = c.attrs.p0;
   // x^0 is constant: 0, also at x = 0 where 0 * 0^-1 would be NaN (as PyTorch; so the third

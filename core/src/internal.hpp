@@ -79,6 +79,8 @@ inline void record(OpId op, std::initializer_list<Tensor> inputs, std::initializ
 using NoRecord = NoRecording;
 
 void check_defined(const Tensor& t, const char* op);
+// Axes normalised, sorted and unique; empty means all. Errors name op.
+std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std::int64_t rank, const char* op);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 
 // The first element on the tensor's own device (a device pointer for CUDA tensors). Only the

@@ -44,7 +44,9 @@ using detail::layout_as;
 using detail::layout_of;
 using detail::record;
 
-// Axes normalised, sorted and unique; empty means all.
+}  // namespace
+
+namespace detail {
 std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std::int64_t rank, const char* op) {
   std::vector<std::int64_t> out;
   if (axes.empty()) {
@@ -59,6 +61,11 @@ std::vector<std::int64_t> reduce_axes(const std::vector<std::int64_t>& axes, std
   }
   return out;
 }
+}  // namespace detail
+
+namespace {
+
+using detail::reduce_axes;
 
 }  // namespace
 
@@ -344,6 +351,11 @@ Tensor log(const Tensor& x) { return unary_op(OpId::Log, x, 0, 0, true); }
 Tensor log1p(const Tensor& x) { return unary_op(OpId::Log1p, x, 0, 0, true); }
 Tensor expm1(const Tensor& x) { return unary_op(OpId::Expm1, x, 0, 0, true); }
 Tensor erf(const Tensor& x) { return unary_op(OpId::Erf, x, 0, 0, true); }
+Tensor sin(const Tensor& x) { return unary_op(OpId::Sin, x, 0, 0, true); }
+Tensor cos(const Tensor& x) { return unary_op(OpId::Cos, x, 0, 0, true); }
+Tensor floor(const Tensor& x) { return unary_op(OpId::Floor, x); }
+Tensor ceil(const Tensor& x) { return unary_op(OpId::Ceil, x); }
+Tensor round(const Tensor& x) { return unary_op(OpId::Round, x); }
 Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
 Tensor square(const Tensor& x) { return mul(x, x); }
 Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }

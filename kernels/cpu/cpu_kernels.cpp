@@ -161,8 +161,8 @@ const simd::MathFns<T>& math() {
 // ---- op dispatch -----------------------------------------------------------------------
 
 constexpr bool is_heavy(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Tanh || op == OpId::Sigmoid ||
-         op == OpId::PowScalar || op == OpId::Pow;
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos ||
+         op == OpId::Tanh || op == OpId::Sigmoid || op == OpId::PowScalar || op == OpId::Pow;
 }
 
 // ---- iteration plans -------------------------------------------------------------------

@@ -4,6 +4,7 @@
 /// a tapeflow::Error naming the op and the shapes / dtypes involved.
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "tapeflow/generator.hpp"
@@ -82,11 +83,25 @@ Tensor log1p(const Tensor& x);
 Tensor expm1(const Tensor& x);
 /// The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x (exact gelu).
 Tensor erf(const Tensor& x);
+/// Sine and cosine in radians (NumPy's sin, cos); integer inputs give float32, as exp.
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+/// NumPy's floor, ceil and round (decimals = 0): round is half to even (round(0.5) = 0,
+/// round(1.5) = 2, round(-2.5) = -2), as NumPy and TensorFlow's tf.round. NaN, inf and -0 pass
+/// through; integer tensors are returned unchanged in their dtype (NumPy >= 2.1's floor / ceil,
+/// NumPy's round); bool raises DTypeError, as every unary op here. The gradient is zero.
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+Tensor round(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
+/// NumPy's isnan, isinf and isfinite, as bool; integer tensors are all finite.
+Tensor isnan(const Tensor& x);
+Tensor isinf(const Tensor& x);
+Tensor isfinite(const Tensor& x);
 /// 1 where x > 0, else 0 (relu's derivative).
 Tensor step(const Tensor& x);
 Tensor clip(const Tensor& x, double low, double high);
@@ -134,6 +149,28 @@ Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool kee
 /// Population variance (ddof 0), as NumPy and TensorFlow.
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// Standard deviation, sqrt of the variance with n - ddof in the denominator: NumPy's std,
+/// TensorFlow's reduce_std (ddof 0), named as TensorFlow's since a function `std` would make
+/// every `std(...)` call ambiguous under `using namespace tapeflow`. n - ddof <= 0 gives NaN; a
+/// negative ddof is a ValueError. Integer inputs give float32, as var. The gradient at a zero deviation is inf (sqrt's).
+Tensor reduce_std(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false,
+                  std::int64_t ddof = 0);
+/// Vector norms over `axes` (all of them by default, the flattened tensor, as tf.norm and
+/// np.linalg.norm(x.ravel())): ord 2, sqrt(sum(x^2)); ord 1, sum(|x|). Other ords (and the
+/// matrix norms of np.linalg.norm with two axes) are a ValueError. Integer inputs give float32.
+/// No overflow guard (sum(x^2) overflows where |x| > 1e19 in float32); the 2-norm's gradient at
+/// 0 is NaN.
+Tensor norm(const Tensor& x, double ord = 2, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// Whether any / every element over `axes` is non-zero (NaN counts as non-zero), as bool:
+/// NumPy's any / all, TensorFlow's reduce_any / reduce_all. Any dtype. Over an empty axis any is
+/// false and all is true. (Named as TensorFlow's: `all` is the `:` slice here.)
+Tensor reduce_any(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+Tensor reduce_all(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// The running sum along `axis` (NumPy's cumsum with an axis; tf.math.cumsum): y[i] = x[0] +
+/// ... + x[i]. A composite: ceil(log2 n) passes of y += y shifted by 1, 2, 4, ... (Hillis-Steele),
+/// so O(n log n) additions and float results sum in that tree order, not left to right (within
+/// a few ulps of NumPy's). Keeps the dtype (NumPy widens int32 to int64); bool gives int64.
+Tensor cumsum(const Tensor& x, std::int64_t axis);
 /// int64 index of the first max/min along `axis`.
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdims = false);
 Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims = false);
@@ -193,6 +230,23 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
 std::vector<Tensor> split(const Tensor& x, std::int64_t sections, std::int64_t axis = 0);
 /// Parts of the given sizes along axis.
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
+/// np.tile: x repeated reps[i] times along axis i; the shorter of x's rank and reps is padded
+/// with leading 1s (so the result has max(rank, reps.size()) axes). Repetitions must be >= 0.
+Tensor tile(const Tensor& x, const std::vector<std::int64_t>& reps);
+/// np.repeat with one count: each entry `repeats` times in a row along `axis`
+/// ([1, 2] -> [1, 1, 2, 2]); tf.repeat. Without an axis, of the flattened tensor, as NumPy.
+Tensor repeat(const Tensor& x, std::int64_t repeats, std::int64_t axis);
+Tensor repeat(const Tensor& x, std::int64_t repeats);
+/// np.pad in constant mode: pad_width holds one (before, after) pair per axis, or one pair for
+/// every axis; the new entries are constant_value (converted to x's dtype). Widths must be >= 0.
+Tensor pad(const Tensor& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& pad_width,
+           double constant_value = 0);
+/// np.flip: x reversed along `axes` (every axis when empty), a view with negative steps.
+Tensor flip(const Tensor& x, const std::vector<std::int64_t>& axes = {});
+/// np.tril / np.triu over the last two axes (batched): x with the entries above (tril) or below
+/// (triu) the k-th diagonal set to zero (false for bool); k > 0 is above the main diagonal.
+Tensor tril(const Tensor& x, std::int64_t k = 0);
+Tensor triu(const Tensor& x, std::int64_t k = 0);
 /// [..., depth] float32 of 0/1; indices outside [0, depth) give an all-zero row (as TensorFlow).
 Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype = kFloat32);
 /// NumPy's take_along_axis: indices (int32/int64) have x's rank and broadcast against it

@@ -118,7 +118,7 @@ struct alignas(16) Vec {
 // define them for integers (std:: math promotes to double); here they run through Promoted,
 // on the general path only, as the core never sends them.
 constexpr bool float_only(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
          op == OpId::PowScalar || op == OpId::Pow;
 }
 

@@ -336,7 +336,7 @@ void for_each_op_case(OpKind k1, OpKind k2, std::size_t min_ops, std::uint64_t s
 }
 
 bool float_only(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
          op == OpId::PowScalar || op == OpId::Pow;
 }
 

@@ -110,6 +110,8 @@ TAPEFLOW_UNARY(Log, T(std::log(x)))
 TAPEFLOW_UNARY(Log1p, T(std::log1p(x)))
 TAPEFLOW_UNARY(Expm1, T(std::expm1(x)))
 TAPEFLOW_UNARY(Erf, T(std::erf(x)))
+TAPEFLOW_UNARY(Sin, T(std::sin(x)))
+TAPEFLOW_UNARY(Cos, T(std::cos(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
 TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
 // stable for large |x|: exp never overflows
@@ -118,6 +120,38 @@ TAPEFLOW_UNARY(Relu, T(x < T(0) ? T(0) : x))  // NaN stays NaN, as in NumPy
 TAPEFLOW_UNARY(Step, T(x > T(0) ? T(1) : T(0)))
 TAPEFLOW_UNARY(PowScalar, T(std::pow(x, T(p0))))
 #undef TAPEFLOW_UNARY
+// floor, ceil and round: an integer is whole already and stays as it is; NaN, inf and -0 pass
+// through. round is NumPy's, half to even: nearbyint under the default rounding mode on the
+// host, rint on the device (the same, less the inexact flag).
+template <class T>
+TAPEFLOW_HD T round_half_even(T x) {
+#ifdef __CUDA_ARCH__
+  if constexpr (std::is_same_v<T, float>) {
+    return rintf(x);
+  } else {
+    return rint(x);
+  }
+#else
+  return std::nearbyint(x);
+#endif
+}
+#define TAPEFLOW_UNARY_WHOLE(id, expr)                          \
+  template <> struct UnaryFn<OpId::id> {                        \
+    template <class T>                                          \
+    TAPEFLOW_HD T operator()(T x, double p0, double p1) const { \
+      (void)p0;                                                 \
+      (void)p1;                                                 \
+      if constexpr (std::is_floating_point_v<T>) {              \
+        return expr;                                            \
+      } else {                                                  \
+        return x;                                               \
+      }                                                         \
+    }                                                           \
+  };
+TAPEFLOW_UNARY_WHOLE(Floor, std::floor(x))
+TAPEFLOW_UNARY_WHOLE(Ceil, std::ceil(x))
+TAPEFLOW_UNARY_WHOLE(Round, round_half_even(x))
+#undef TAPEFLOW_UNARY_WHOLE
 // Floats: fabs, so abs(-0.0) is 0 (NumPy's), not -0. Integers: abs(INT_MIN) wraps to INT_MIN, as
 // in NumPy.
 template <> struct UnaryFn<OpId::Abs> {
