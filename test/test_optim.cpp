@@ -856,6 +856,34 @@ TEST_CASE("gradient accumulation by hand: the mean gradient every N calls, itera
   CHECK(sgd.state_slot_names() == std::vector<std::string>{"gradient_accumulator"});
 }
 
+TEST_CASE("gradient accumulation: Adagrad's accumulators start at their own values, the gradients' at 0",
+          "[optim]") {
+  // two accumulated calls make the update one plain call makes with the mean gradient
+  opt::AdagradOptions ao;
+  ao.learning_rate = 0.1;
+  ao.initial_accumulator_value = 0.5;
+  opt::Adagrad plain(ao);
+  ao.gradient_accumulation_steps = 2;
+  opt::Adagrad accumulating(ao);
+  Variable a(tensor<double>({1.0, -2.0}), "w"), b(tensor<double>({1.0, -2.0}), "w");
+  const Tensor g1 = tensor<double>({0.3, -0.6}), g2 = tensor<double>({0.5, 0.2});
+  accumulating.apply_gradients({g1}, {a});
+  CHECK(accumulating.get_slot(a, "gradient_accumulator").to_vector<double>() == g1.to_vector<double>());
+  CHECK(accumulating.get_state({a}).slots.size() == 2);
+  accumulating.apply_gradients({g2}, {a});
+  plain.apply_gradients({(g1 + g2) / 2.0}, {b});
+  CHECK(a.to_vector<double>() == b.to_vector<double>());
+  CHECK(accumulating.get_slot(a, "accumulator").to_vector<double>() ==
+        plain.get_slot(b, "accumulator").to_vector<double>());
+  // a state exported before any call holds the starting values
+  opt::Adagrad fresh(ao);
+  Variable f(tensor<double>({1.0, 2.0}), "w");
+  const opt::OptimizerState s = fresh.get_state({f});
+  REQUIRE(s.slots.size() == 2);
+  CHECK(s.slots[0].second.to_vector<double>() == std::vector<double>{0.5, 0.5});
+  CHECK(s.slots[1].second.to_vector<double>() == std::vector<double>{0.0, 0.0});
+}
+
 TEST_CASE("use_ema by hand: the average starts at the variable, then m * avg + (1 - m) * var", "[optim]") {
   opt::SGDOptions so;
   so.learning_rate = 1.0;

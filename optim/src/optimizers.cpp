@@ -280,7 +280,8 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   const bool update = accumulate == 0 || (iterations_ + 1) % accumulate == 0;
   if (accumulate > 0) {
     for (std::size_t i = 0; i < live_vars.size(); ++i) {
-      Tensor& acc = slot(live_vars[i], kAccumulator);
+      Tensor& acc = slots_[live_vars[i].id()][kAccumulator];  // the base's own slot: from 0
+      if (!acc.defined()) acc = zeros_like(live_vars[i]);
       if (update) {
         live_grads[i] = (live_grads[i] + acc) / static_cast<double>(accumulate);
       } else {
@@ -401,7 +402,10 @@ OptimizerState Optimizer::get_state(const std::vector<Variable>& variables) cons
       const Tensor t = get_slot(v, slot);
       // a slot starts from slot_initial_value() (slot()), so that value restores a slot not made
       // yet; a moving average from the variable
-      Tensor value = t.defined() ? t.clone() : slot == kAverage ? v.clone() : full_like(v, slot_initial_value(slot));
+      Tensor value = t.defined()              ? t.clone()
+                     : slot == kAverage       ? v.clone()
+                     : slot == kAccumulator   ? zeros_like(v)
+                                              : full_like(v, slot_initial_value(slot));
       state.slots.emplace_back(v.name() + "/" + slot, std::move(value));
     }
   }
@@ -612,7 +616,9 @@ Adagrad::Adagrad(const AdagradOptions& options) : Optimizer("Adagrad", options.l
 
 std::vector<std::string> Adagrad::slot_names() const { return {"accumulator"}; }
 
-double Adagrad::slot_initial_value(const std::string&) const { return opt_.initial_accumulator_value; }
+double Adagrad::slot_initial_value(const std::string& slot) const {
+  return slot == "accumulator" ? opt_.initial_accumulator_value : 0.0;
+}
 
 void Adagrad::update_step(const Tensor& grad, Variable& variable, double lr) {
   Tensor& accumulator = slot(variable, "accumulator");
