@@ -358,6 +358,13 @@ Tensor AutoAccuracy::values(const Tensor& y_true, const Tensor& y_pred) {
 
 // ---- loss-like metrics ------------------------------------------------------------------
 
+namespace {
+// The loss's check of label_smoothing, when the metric is made rather than at its first batch.
+void check_smoothing(double s, const std::string& metric) {
+  if (!(s >= 0 && s <= 1)) throw ValueError(fmt::format("{}: label_smoothing must be in [0, 1], got {}", metric, s));
+}
+}  // namespace
+
 MetricFunction::MetricFunction(std::string name, Fn fn) : MeanMetricWrapper(std::move(name)), fn_(std::move(fn)) {
   if (!fn_) throw ValueError(fmt::format("{}: the metric function is empty", this->name()));
 }
@@ -371,14 +378,14 @@ BinaryCrossentropy::BinaryCrossentropy(std::string name, bool from_logits, doubl
     : MetricFunction(std::move(name), [from_logits, label_smoothing](const Tensor& t, const Tensor& p) {
         return losses::binary_crossentropy(t, p, from_logits, label_smoothing);
       }) {
-  losses::binary_crossentropy(zeros({1, 1}), zeros({1, 1}), false, label_smoothing);  // its ValueError, now
+  check_smoothing(label_smoothing, this->name());
 }
 
 CategoricalCrossentropy::CategoricalCrossentropy(std::string name, bool from_logits, double label_smoothing)
     : MetricFunction(std::move(name), [from_logits, label_smoothing](const Tensor& t, const Tensor& p) {
         return losses::categorical_crossentropy(t, p, from_logits, label_smoothing);
       }) {
-  losses::categorical_crossentropy(ones({1, 1}), ones({1, 1}), false, label_smoothing);
+  check_smoothing(label_smoothing, this->name());
 }
 
 SparseCategoricalCrossentropy::SparseCategoricalCrossentropy(std::string name, bool from_logits)
