@@ -285,13 +285,13 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
       if (update) {
         live_grads[i] = (live_grads[i] + acc) / static_cast<double>(accumulate);
       } else {
-        acc = (acc + live_grads[i]).astype(acc.dtype());
+        acc.add_(live_grads[i]);  // in place: no new buffer per call
       }
     }
     if (update) {
       for (const Variable& v : variables) {
         Tensor acc = get_slot(v, kAccumulator);
-        if (acc.defined()) slots_[v.id()][kAccumulator] = zeros_like(acc);
+        if (acc.defined()) acc.assign(Tensor(0.0));
       }
     }
   }
@@ -305,7 +305,12 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
     for (Variable v : variables) {
       if (!is_floating(v.dtype())) continue;
       Tensor& average = slots_[v.id()][kAverage];
-      average = average.defined() ? (average * m + v * (1 - m)).astype(v.dtype()) : v.clone();
+      if (average.defined()) {
+        // in place, rounded as average * m + v * (1 - m): no new buffer per variable and step
+        average.mul_(Tensor(m)).addcmul_(v, Tensor(1.0), 1 - m);
+      } else {
+        average = v.clone();
+      }
       if (overwrite) v.assign(average);
     }
   }
