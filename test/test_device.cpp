@@ -699,3 +699,41 @@ TEST_CASE("device: NumPy's composites (tile, repeat, pad, flip, tril, triu, redu
   same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::isfinite(v[0]); });
   same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::round(v[0]) + tf::floor(v[0]) + tf::ceil(v[0]); });
 }
+
+TEST_CASE("device: einsum (a composite of permute, reshape, slicing, sum, mul, matmul) on every device",
+          "[device][einsum]") {
+  note_skip();
+  std::mt19937 rng(91);
+  struct Case {
+    const char* equation;
+    std::vector<Shape> shapes;
+  };
+  const std::vector<Case> cases = {{"ij,jk->ik", {{3, 4}, {4, 2}}},
+                                   {"bij,bkj->bik", {{2, 3, 4}, {2, 2, 4}}},
+                                   {"i,j->ij", {{3}, {4}}},
+                                   {"ii->i", {{3, 3}}},
+                                   {"bii", {{2, 3, 3}}},
+                                   {"ijk->kj", {{2, 3, 4}}},
+                                   {"...ij,...jk->...ik", {{2, 1, 2, 3}, {3, 3, 2}}},
+                                   {"bi,ij,bj->b", {{2, 3}, {3, 4}, {2, 4}}},
+                                   {"bhqd,bhkd->bhqk", {{2, 2, 3, 4}, {2, 2, 2, 4}}}};
+  for (DType dt : kNumericDTypes) {
+    const Tol tol = dt == kFloat32 ? kMatmulTol32 : dt == kFloat64 ? Tol{1e-12, 1e-12} : Tol{0, 0};
+    for (const auto& c : cases) {
+      INFO(dtype_name(dt) << " " << c.equation);
+      std::vector<Tensor> inputs;
+      for (const auto& s : c.shapes) inputs.push_back(make_input(s, dt, rng, Make::Transposed, -3, 3));
+      same_on_devices(inputs, [eq = c.equation](const std::vector<Tensor>& t) { return tf::einsum(eq, t); }, tol);
+    }
+  }
+  // the gradient of a contraction and of a diagonal, through the tape on the device
+  const Tensor a = make_input({3, 3}, kFloat64, rng, Make::Contiguous), b = make_input({3, 2}, kFloat64, rng, Make::Reversed);
+  same_on_devices({a, b}, [](const std::vector<Tensor>& t) {
+    GradientTape tape;
+    tape.watch(t[0]);
+    tape.watch(t[1]);
+    const Tensor y = tf::einsum("ii,ij->j", t[0], t[1]) * tf::sum(tf::einsum("ij,jk->ik", t[0], t[1]), {0});
+    const auto g = tape.gradient(y, {t[0], t[1]});
+    return tf::concat({g[0].flatten(), g[1].flatten()});
+  }, {1e-12, 1e-12});
+}

@@ -640,6 +640,32 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
        {anyv({2, 7}, 44)}},
       {"cumsum axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cumsum(x[0].transpose(), 0)); },
        {anyv({3, 5}, 45)}},
+      // einsum (a composite of permute, reshape, slicing, sum, mul and matmul)
+      {"einsum ij,jk->ik", [](const std::vector<Tensor>& x) { return einsum("ij,jk->ik", x[0], x[1]); },
+       {anyv({2, 3}, 46), anyv({3, 2}, 47)}},
+      {"einsum bij,bkj->bik of a transposed view",
+       [](const std::vector<Tensor>& x) { return einsum("bij,bkj->bik", x[0].permute({0, 2, 1}), x[1]); },
+       {anyv({2, 3, 2}, 48), anyv({2, 2, 3}, 49)}},
+      {"einsum i,j->ij (outer)", [](const std::vector<Tensor>& x) { return einsum("i,j->ij", x[0], x[1]); },
+       {anyv({3}, 50), anyv({2}, 51)}},
+      {"einsum ii->i (diagonal), squared", [](const std::vector<Tensor>& x) { return square(einsum("ii->i", x[0])); },
+       {anyv({3, 3}, 52)}},
+      {"einsum bii (batched trace) times iji->j",
+       [](const std::vector<Tensor>& x) { return einsum("bii->b", x[0]) * einsum("iji->j", x[1]); },
+       {anyv({2, 3, 3}, 53), anyv({3, 2, 3}, 54)}},
+      {"einsum ijk->kj, squared", [](const std::vector<Tensor>& x) { return square(einsum("ijk->kj", x[0])); },
+       {anyv({2, 3, 2}, 55)}},
+      {"einsum ...ij,...jk->...ik with broadcast batch dims",
+       [](const std::vector<Tensor>& x) { return einsum("...ij,...jk->...ik", x[0], x[1]); },
+       {anyv({2, 1, 2, 3}, 56), anyv({2, 3, 2}, 57)}},
+      {"einsum bi,ij,bj->b (bilinear)",
+       [](const std::vector<Tensor>& x) { return einsum("bi,ij,bj->b", {x[0], x[1], x[2]}); },
+       {anyv({2, 3}, 58), anyv({3, 4}, 59), anyv({2, 4}, 60)}},
+      {"einsum bhqd,bhkd->bhqk (attention scores)",
+       [](const std::vector<Tensor>& x) { return einsum("bhqd,bhkd->bhqk", x[0], x[1]); },
+       {anyv({1, 2, 3, 2}, 61), anyv({1, 2, 2, 2}, 62)}},
+      {"einsum ij,ij-> of one tensor twice", [](const std::vector<Tensor>& x) { return einsum("ij,ij->", x[0], x[0]); },
+       {anyv({2, 3}, 63)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);
@@ -677,6 +703,11 @@ TEST_CASE("gradgradcheck: second derivatives through nested tapes", "[gradcheck]
        {anyv({2, 3}, 24)}},
       {"slice with negative step, squared", [](const std::vector<Tensor>& x) { return square(x[0](Slice(none, none, -2))); },
        {anyv({5}, 25)}},
+      {"einsum ij,jk->ik of x with itself", [](const std::vector<Tensor>& x) { return einsum("ij,jk->ik", x[0], x[0]); },
+       {anyv({3, 3}, 26)}},
+      {"einsum ii->i times bi,i->b",
+       [](const std::vector<Tensor>& x) { return einsum("bi,i->b", x[1], einsum("ii->i", x[0])) * x[1](all, 0); },
+       {anyv({3, 3}, 27), anyv({2, 3}, 28)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);

@@ -1,7 +1,9 @@
 // Everything else of the core: matmul/dot/tensordot against the naive kernel and double
 // loops; creation; seeded random numbers; concat/stack/split; one_hot; take_along_axis,
 // gather, scatter_add, slice_scatter; astype for every pair; clone vs contiguous;
-// item/to_vector; the caching allocator's statistics; and the error messages.
+// item/to_vector; the caching allocator's statistics; einsum against NumPy (golden/einsum_golden.hpp);
+// and the error messages.
+#include "golden/einsum_golden.hpp"
 #include "test_helpers.hpp"
 
 using namespace tapeflow;
@@ -1199,4 +1201,118 @@ TEST_CASE("cumsum: running sums along an axis, dtypes, sizes 0 to 9", "[cumsum]"
   CHECK_THROWS_AS(cumsum(scalar(1.0), 0), ShapeError);
   CHECK_THROWS_WITH(cumsum(scalar(1.0), 0), Contains("cumsum: needs at least 1 dimension, got shape []"));
   CHECK_THROWS_WITH(cumsum(a, 2), Contains("cumsum: axis 2 is out of range for a tensor of rank 2"));
+}
+
+namespace {
+// A golden operand as a tensor of `dtype`: contiguous, or (reversed) a view with negative
+// strides over the same values (reversing every axis reverses the row-major order).
+Tensor golden_operand(const einsum_golden::Operand& o, DType dtype, bool reversed) {
+  const Shape shape(o.shape, o.shape + o.rank);
+  std::vector<double> v(o.values, o.values + count(shape));
+  if (!reversed) return from_values(v, shape, dtype);
+  std::reverse(v.begin(), v.end());
+  return flip(from_values(v, shape, dtype));
+}
+}  // namespace
+
+TEST_CASE("einsum: NumPy's values for matmul, batches, outer products, traces, diagonals, sums, '...', "
+          "three operands",
+          "[einsum]") {
+  for (const auto& c : einsum_golden::kCases) {
+    const Shape out_shape(c.out_shape, c.out_shape + c.out_rank);
+    const std::vector<double> expected(c.expected, c.expected + count(out_shape));
+    for (DType dt : {kFloat64, kFloat32}) {
+      for (bool reversed : {false, true}) {
+        INFO(c.equation << " " << dtype_name(dt) << (reversed ? " negative strides" : ""));
+        std::vector<Tensor> ops;
+        for (int i = 0; i < c.n; ++i) ops.push_back(golden_operand(c.operands[i], dt, reversed));
+        const Tensor y = einsum(c.equation, ops);
+        CHECK(y.dtype() == dt);
+        check_values(y, out_shape, expected, dt == kFloat64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-5});
+      }
+    }
+  }
+}
+
+TEST_CASE("einsum: overloads, integer dtypes, empty axes, and a trace that never reads off the diagonal",
+          "[einsum]") {
+  const Tensor a = tensor({1.0, 2.0, 3.0, 4.0, 5.0, 6.0}, {2, 3});
+  const Tensor b = tensor({1.0, 0.0, -1.0, 2.0, 0.5, 1.0}, {3, 2});
+  check_values(einsum("ij,jk->ik", a, b), {2, 2}, {0.5, 7, 2, 16});
+  check_values(einsum("ij,jk->ik", {a, b}), {2, 2}, {0.5, 7, 2, 16});
+  check_values(einsum("ij->ji", a), {3, 2}, {1, 4, 2, 5, 3, 6});
+  CHECK(shares(einsum("ij->ji", a), a));  // a permutation is a view, as NumPy's
+  check_values(einsum("ij->ij", a), {2, 3}, {1, 2, 3, 4, 5, 6});
+  // the same tensor twice: sum of squares
+  check_values(einsum("ij,ij->", a, a), {}, {91});
+  // integers keep their dtype (sum widens to int64 on the way), as np.einsum
+  const Tensor i32 = tensor<std::int32_t>({1, 2, 3, 4, 5, 6}, {2, 3});
+  const Tensor col = einsum("ij->j", i32);
+  CHECK(col.dtype() == kInt32);
+  check_values(col, {3}, {5, 7, 9}, {0, 0});
+  const Tensor prod = einsum("ij,kj->ik", i32, i32);
+  CHECK(prod.dtype() == kInt32);
+  check_values(prod, {2, 2}, {14, 32, 32, 77}, {0, 0});
+  const Tensor i64s = tensor<std::int64_t>({1, 2, 3, 4}, {2, 2});
+  CHECK(einsum("ii", i64s).dtype() == kInt64);
+  check_values(einsum("ii", i64s), {}, {5}, {0, 0});
+  // empty contracted axis: zeros; empty free axis: an empty result
+  check_values(einsum("ij,jk->ik", zeros({2, 0}), zeros({0, 3})), {2, 3}, {0, 0, 0, 0, 0, 0});
+  check_values(einsum("ij,jk->ik", zeros({0, 2}), ones({2, 3})), {0, 3}, {});
+  check_values(einsum("ii->", zeros({0, 0})), {}, {0});
+  // the diagonal is a slice, not a mask: inf and NaN off the diagonal do not reach the trace
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  check_values(einsum("ii->", tensor({1.0, inf, nan, 2.0}, {2, 2})), {}, {3});
+  // "..." of zero dimensions, in the output or not
+  check_values(einsum("...i->i...", tensor({1.0, 2.0})), {2}, {1, 2});
+  check_values(einsum("i...->", tensor({1.0, 2.0})), {}, {3});
+}
+
+TEST_CASE("einsum: errors name einsum, the equation and the operand shapes", "[einsum][errors]") {
+  const Tensor a = zeros({2, 3}), b = zeros({4, 5}), c = zeros({3, 4});
+  CHECK_THROWS_AS(einsum("ij,jk->ik", a, b), ShapeError);
+  CHECK_THROWS_WITH(einsum("ij,jk->ik", a, b),
+                    Equals("einsum: index 'j' has size 3 in operand 0 and 4 in operand 1: ij,jk->ik with [2, 3], [4, 5]"));
+  CHECK_THROWS_WITH(einsum("ii", a), Equals("einsum: index 'i' has size 2 in operand 0 and 3 in operand 0: ii with [2, 3]"));
+  CHECK_THROWS_AS(einsum("ij,jk->ik", {a}), ValueError);
+  CHECK_THROWS_WITH(einsum("ij,jk->ik", {a}),
+                    Equals("einsum: the equation has 2 operand terms but 1 operands were given: ij,jk->ik with [2, 3]"));
+  CHECK_THROWS_WITH(einsum("ij", {a, c}), Contains("1 operand terms but 2 operands") && Contains("ij with [2, 3], [3, 4]"));
+  CHECK_THROWS_AS(einsum("ij", std::vector<Tensor>{}), ValueError);
+  CHECK_THROWS_WITH(einsum("ij", std::vector<Tensor>{}), Equals("einsum: needs at least one operand: ij with no operands"));
+  CHECK_THROWS_AS(einsum("ij,jk->il", a, c), ValueError);
+  CHECK_THROWS_WITH(einsum("ij,jk->il", a, c),
+                    Equals("einsum: output index 'l' appears in no operand: ij,jk->il with [2, 3], [3, 4]"));
+  CHECK_THROWS_AS(einsum("ij->ii", a), ValueError);
+  CHECK_THROWS_WITH(einsum("ij->ii", a), Equals("einsum: output index 'i' is repeated: ij->ii with [2, 3]"));
+  for (const char* bad : {"i1->i", "ij->i->j", "i,j->i,j", "i-j", "ij>j", "i_j"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(einsum(bad, {a}), ValueError);
+    CHECK_THROWS_WITH(einsum(bad, {a}), Contains("einsum: invalid character") && Contains(bad));
+  }
+  CHECK_THROWS_WITH(einsum("i1->i", a), Catch::Matchers::StartsWith("einsum: invalid character '1' in the equation"));
+  CHECK_THROWS_AS(einsum("i.j", a), ValueError);
+  CHECK_THROWS_WITH(einsum("i.j", a), Equals("einsum: '.' must come as one '...' per term (term 0): i.j with [2, 3]"));
+  CHECK_THROWS_AS(einsum("...i...", a), ValueError);
+  CHECK_THROWS_AS(einsum("ijk", a), ShapeError);
+  CHECK_THROWS_WITH(einsum("ijk", a),
+                    Equals("einsum: operand 0 has 2 dimensions but its term has 3 indices and no '...': ijk with [2, 3]"));
+  CHECK_THROWS_WITH(einsum("i", a), Contains("operand 0 has 2 dimensions but its term has 1 indices and no '...'"));
+  CHECK_THROWS_WITH(einsum("...ijk", a),
+                    Equals("einsum: operand 0 has 2 dimensions but its term has 3 indices besides '...': ...ijk with [2, 3]"));
+  CHECK_THROWS_AS(einsum("ij,jk", a, zeros({3, 4}, kFloat64)), DTypeError);
+  CHECK_THROWS_WITH(einsum("ij,jk", a, zeros({3, 4}, kFloat64)),
+                    Equals("einsum: operands have different dtypes (float32 for operand 0, float64 for operand 1): "
+                           "ij,jk with [2, 3], [3, 4]"));
+  CHECK_THROWS_AS(einsum("ij", zeros({2, 2}, kBool)), DTypeError);
+  CHECK_THROWS_WITH(einsum("ij", zeros({2, 2}, kBool)), Equals("einsum: bool tensors are not supported: ij with [2, 2]"));
+  // "..." must be kept in the output, and broadcast
+  CHECK_THROWS_AS(einsum("...ij->ij", zeros({4, 2, 3})), ValueError);
+  CHECK_THROWS_WITH(einsum("...ij->ij", zeros({4, 2, 3})),
+                    Equals("einsum: the operands have dimensions under '...' but the output has no '...' to keep them: "
+                           "...ij->ij with [4, 2, 3]"));
+  CHECK_THROWS_AS(einsum("...i,...i->...i", zeros({2, 3}), zeros({4, 3})), ShapeError);
+  CHECK_THROWS_WITH(einsum("...i,...i->...i", zeros({2, 3}), zeros({4, 3})),
+                    Equals("einsum: the dimensions under '...' cannot be broadcast: ...i,...i->...i with [2, 3], [4, 3]"));
+  CHECK_THROWS_AS(einsum("ij", Tensor()), ValueError);
 }

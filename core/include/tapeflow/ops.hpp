@@ -4,6 +4,7 @@
 /// a tapeflow::Error naming the op and the shapes / dtypes involved.
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -222,6 +223,25 @@ Tensor tensordot(const Tensor& a, const Tensor& b, const std::vector<std::int64_
                  const std::vector<std::int64_t>& axes_b);
 /// Sum over a's last n and b's first n axes.
 Tensor tensordot(const Tensor& a, const Tensor& b, std::int64_t n);
+/// Einstein summation, as np.einsum / tf.einsum / torch.einsum: one term of letter indices
+/// (a-z, A-Z) per operand, separated by commas, and an optional "->" with the output's indices:
+/// "ij,jk->ik" (matmul), "bij,bjk->bik", "i,j->ij" (outer), "ij->ji", "ii->i" (diagonal), "ii->"
+/// (trace), "ij->j", "bhqd,bhkd->bhqk". Indices missing from the output are summed. Without
+/// "->" the output is NumPy's: the indices that occur once, in alphabetical order (upper case
+/// first). "..." stands for the leading or middle dimensions not named, broadcast across the
+/// operands as NumPy broadcasts (right-aligned, size 1 stretches): "...ij,...jk->...ik"; without
+/// "->" they come first in the output. Named indices must have one size everywhere (no
+/// broadcasting of a named size 1, as TensorFlow; NumPy would stretch it). Spaces are ignored.
+/// A composite of permute, reshape, slicing, sum, mul and matmul (differentiable, every
+/// device): each pair is contracted by one batched matmul, operands left to right; one operand
+/// only permuted ("ij->ji") is returned as a view of it, as NumPy's. Operands
+/// share one dtype (no promotion, as tf.einsum; bool is refused) and one device.
+/// Errors name the equation and the operand shapes: ValueError for a malformed equation, a wrong
+/// operand count, an output index repeated or in no operand; ShapeError for a rank that does not
+/// match the term or an index of two sizes; DTypeError for mixed dtypes.
+Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
+Tensor einsum(const std::string& equation, const Tensor& a);
+Tensor einsum(const std::string& equation, const Tensor& a, const Tensor& b);
 
 // ---------------------------------------------------------------- joining, indexing
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0);
