@@ -640,8 +640,9 @@ TEST_CASE("a layer shared by two parents is trained once; a sublayer keeps a han
 
 // ================================================================ core layers (core_layers.cpp)
 // Activation, Identity, Permute, RepeatVector, TimeDistributed, the noise and regularization
-// layers, the 1-D upsampling/padding/cropping layers and Normalization: golden values from the
-// real Keras 3 (golden/core_layers_golden.py), every device, float64 gradchecks, errors.
+// layers, the 1-D upsampling/padding/cropping layers and Normalization, and GroupNormalization
+// and UnitNormalization (layers.cpp): golden values from the real Keras 3
+// (golden/core_layers_golden.py), every device, float64 gradchecks, errors.
 #include "golden/core_layers_golden.hpp"
 #include "layer_test_util.hpp"
 
@@ -1256,6 +1257,10 @@ TEST_CASE("core layers: GroupNormalization: float64 gradchecks, models, masks an
                     "group_normalization: 4 groups are more than the 3 channels (axis -1) of inputs [2, 5, 3]");
   CHECK_FALSE(four.built());
   CHECK(four.weights().empty());
+  GroupNormalizationOptions instance;
+  instance.groups = -1;
+  CHECK_THROWS_WITH(GroupNormalization(instance)(zeros({2, 0})),
+                    "group_normalization: axis -1 of inputs [2, 0] has no channels to group");
   CHECK_THROWS_WITH(apply_layer(GroupNormalization(o), Input({3, 6})),
                     Catch::Contains("group_normalization: the 6 channels (axis -1) of inputs [-1, 3, 6]"));
   o.axis = 0;
