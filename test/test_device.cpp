@@ -737,3 +737,34 @@ TEST_CASE("device: einsum (a composite of permute, reshape, slicing, sum, mul, m
     return tf::concat({g[0].flatten(), g[1].flatten()});
   }, {1e-12, 1e-12});
 }
+
+TEST_CASE("device: GroupNormalization and UnitNormalization give the CPU's outputs and gradients", "[device][norm]") {
+  note_skip();
+  std::mt19937 rng(41);
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    // a transposed input: the grouping reshape copies it
+    const Tensor x0 = make_input({2, 3, 4, 6}, dt, rng, Make::Transposed);
+    const Tensor gamma0 = random_tensor({6}, kFloat32, rng, 0.5, 2), beta0 = random_tensor({6}, kFloat32, rng, -1, 1);
+    const Tensor w_out = random_tensor({2, 3, 4, 6}, dt, rng, -1, 1);
+    for (std::int64_t groups : {3, -1}) {
+      INFO("groups " << groups);
+      const auto run = [groups](const std::vector<Tensor>& in) {
+        GroupNormalizationOptions o;
+        o.groups = groups;
+        GroupNormalization gn(o);
+        gn(in[0]);  // builds on the input's device
+        gn.set_weights({in[1], in[2]});
+        const Tensor x = in[0];
+        GradientTape tape;
+        tape.watch(x);
+        const Tensor y = UnitNormalization({1, 2})(gn(x));  // the unit norm over each channel's [3, 4] map
+        const auto g = tape.gradient(sum(y * in[3]), std::vector<Tensor>{x, gn.gamma(), gn.beta()});
+        std::vector<Tensor> flat = {y.reshape({-1}).astype(kFloat64)};
+        for (const Tensor& t : g) flat.push_back(t.reshape({-1}).astype(kFloat64));
+        return concat(flat, 0);
+      };
+      same_on_devices({x0, gamma0, beta0, w_out}, run, dt == kFloat64 ? Tol{1e-10, 1e-12} : Tol{1e-4, 1e-5});
+    }
+  }
+}

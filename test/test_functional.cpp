@@ -1085,6 +1085,12 @@ std::vector<ShapeCase> shape_cases() {
       {"Softmax", {{3, 4}}, make(Softmax(1))},
       {"BatchNormalization", {{4, 4, 3}}, make(BatchNormalization())},
       {"LayerNormalization", {{5, 6}}, make(LayerNormalization())},
+      {"GroupNormalization, channels first", {{6, 4, 5}},
+       make(GroupNormalization(options<GroupNormalizationOptions>([](auto& o) {
+         o.groups = 3;
+         o.axis = 1;
+       })))},
+      {"UnitNormalization over two axes", {{3, 4}}, make(UnitNormalization({1, 2}))},
       {"Rescaling of ints", {{4}}, make(Rescaling(1.0 / 255)), kInt32},
       {"Normalization", {{3}}, make(Normalization())},
       {"RandomFlip", {{6, 6, 3}}, make(RandomFlip())},
@@ -1240,6 +1246,8 @@ TEST_CASE("a layer called on a symbolic shape it refuses throws its error there,
   CHECK_THROWS_WITH(apply_layer(Reshape({4, 4}), Input({3, 5})), Contains("reshape: cannot reshape [-1, 3, 5]"));
   CHECK_THROWS_AS(apply_layer(Cropping1D(3), Input({5, 2})), ValueError);
   CHECK_THROWS_AS(apply_layer(RandomFlip(), Input({5, 2})), ValueError);
+  CHECK_THROWS_AS(apply_layer(GroupNormalization(), Input({5, 6})), ValueError);  // 32 groups of 6 channels
+  CHECK_THROWS_AS(apply_layer(UnitNormalization({2}), Input({5})), ValueError);
 
   const KerasTensor a = Input({3, 1}), b = Input({4, 2});
   CHECK_THROWS_AS(apply_layer(Concatenate(), {a, b}), ShapeError);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "golden/functional_summary_golden.hpp"
@@ -639,8 +640,9 @@ TEST_CASE("a layer shared by two parents is trained once; a sublayer keeps a han
 
 // ================================================================ core layers (core_layers.cpp)
 // Activation, Identity, Permute, RepeatVector, TimeDistributed, the noise and regularization
-// layers, the 1-D upsampling/padding/cropping layers and Normalization: golden values from the
-// real Keras 3 (golden/core_layers_golden.py), every device, float64 gradchecks, errors.
+// layers, the 1-D upsampling/padding/cropping layers and Normalization, and GroupNormalization
+// and UnitNormalization (layers.cpp): golden values from the real Keras 3
+// (golden/core_layers_golden.py), every device, float64 gradchecks, errors.
 #include "golden/core_layers_golden.hpp"
 #include "layer_test_util.hpp"
 
@@ -671,6 +673,12 @@ bool layer_gradcheck(Layer& layer, const Tensor& x) {
   const GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return layer(in[0]); }, {x});
   INFO(r.message);
   return r.ok;
+}
+
+// Writes a layer's weight (its accessor gives a const handle to the shared storage).
+void set_weight(const Variable& weight, const Tensor& value) {
+  Variable w = weight;
+  w.assign(value);
 }
 
 // An arange input [0, 1, ...] of `shape`, as core_layers_golden.py feeds the shape layers.
@@ -1098,6 +1106,222 @@ TEST_CASE("core layers: Normalization.adapt, call and invert match Keras, every 
   given.variance = ones({3});
   Normalization no_adapt(given);
   CHECK_THROWS_WITH(no_adapt.adapt(zeros({2, 3})), "normalization: adapt() on a layer given a fixed mean and variance");
+}
+
+TEST_CASE("core layers: GroupNormalization matches Keras (groups, instance, channels first, no center), every device",
+          "[core_layers][norm]") {
+  struct Case {
+    Shape xs;
+    const double *x, *gamma, *beta, *y, *dx, *dgamma, *dbeta;
+    std::int64_t groups, axis;
+    double epsilon;
+    bool center, scale;
+  };
+  const Case cases[] = {
+      {shape_of(cg::kGroupXShape0), cg::kGroupX0, cg::kGroupGamma0, cg::kGroupBeta0, cg::kGroupY0, cg::kGroupDx0,
+       cg::kGroupDgamma0, cg::kGroupDbeta0, 3, -1, 1e-3, true, true},
+      {shape_of(cg::kGroupXShape1), cg::kGroupX1, cg::kGroupGamma1, cg::kGroupBeta1, cg::kGroupY1, cg::kGroupDx1,
+       cg::kGroupDgamma1, cg::kGroupDbeta1, -1, -1, 1e-3, true, true},
+      {shape_of(cg::kGroupXShape2), cg::kGroupX2, cg::kGroupGamma2, cg::kGroupBeta2, cg::kGroupY2, cg::kGroupDx2,
+       cg::kGroupDgamma2, cg::kGroupDbeta2, 2, -1, 1e-3, true, true},
+      {shape_of(cg::kGroupXShape3), cg::kGroupX3, cg::kGroupGamma3, cg::kGroupBeta3, cg::kGroupY3, cg::kGroupDx3,
+       cg::kGroupDgamma3, cg::kGroupDbeta3, 2, 1, 1e-5, true, true},
+      {shape_of(cg::kGroupXShape4), cg::kGroupX4, cg::kGroupGamma4, cg::kGroupBeta4, cg::kGroupY4, cg::kGroupDx4,
+       cg::kGroupDgamma4, cg::kGroupDbeta4, 4, -1, 1e-3, false, true},
+      {shape_of(cg::kGroupXShape5), cg::kGroupX5, cg::kGroupGamma5, cg::kGroupBeta5, cg::kGroupY5, cg::kGroupDx5,
+       cg::kGroupDgamma5, cg::kGroupDbeta5, 1, 2, 1e-3, false, false},
+  };
+  for (const Device& d : lt::devices()) {
+    for (const Case& c : cases) {
+      INFO(d.str() << " " << shape_str(c.xs) << " groups " << c.groups << " axis " << c.axis);
+      GroupNormalizationOptions o;
+      o.groups = c.groups;
+      o.axis = c.axis;
+      o.epsilon = c.epsilon;
+      o.center = c.center;
+      o.scale = c.scale;
+      GroupNormalization gn(o);
+      CHECK(gn.groups() == c.groups);
+      const Tensor x = golden(c.x, c.xs, d);
+      gn(x);  // builds
+      const std::int64_t channels = c.xs[static_cast<std::size_t>(c.axis < 0 ? c.axis + std::int64_t(c.xs.size()) : c.axis)];
+      CHECK(gn.groups() == (c.groups == -1 ? channels : c.groups));
+      CHECK(gn.name() == "group_normalization");
+      CHECK(gn.count_params() == channels * (int(c.center) + int(c.scale)));
+      std::vector<Tensor> sources = {x};
+      if (c.scale) {
+        CHECK(gn.gamma().name() == "group_normalization/gamma");
+        CHECK(gn.gamma().shape() == Shape{channels});
+        CHECK(gn.gamma().device() == d);
+        set_weight(gn.gamma(), golden(c.gamma, {channels}, d, kFloat32));
+        sources.push_back(gn.gamma());
+      }
+      if (c.center) {
+        CHECK(gn.beta().name() == "group_normalization/beta");
+        set_weight(gn.beta(), golden(c.beta, {channels}, d, kFloat32));
+        sources.push_back(gn.beta());
+      }
+      GradientTape tape;
+      tape.watch(x);
+      const Tensor y = gn(x, true);  // the same in training: no batch statistics
+      REQUIRE(y.shape() == c.xs);
+      const Tensor lin = linspace(-1, 1, y.size(), kFloat64, d).reshape(c.xs);
+      const auto g = tape.gradient(sum(y * lin), sources);
+      check_golden(y, c.y, "y");
+      check_golden(g[0], c.dx, "dx", 1e-4);
+      if (c.scale) check_golden(g[1], c.dgamma, "dgamma", 1e-4);
+      if (c.center) check_golden(g.back(), c.dbeta, "dbeta", 1e-4);
+    }
+  }
+}
+
+TEST_CASE("core layers: GroupNormalization: float64 gradchecks, models, masks and errors", "[core_layers][norm][gradcheck]") {
+  // float64 gradchecks with respect to the input, and the float32 weights' gradients against
+  // central differences in float64 (groups of 2 channels, instance normalization, channels first)
+  for (const auto& [groups, axis] : std::vector<std::pair<std::int64_t, std::int64_t>>{{2, -1}, {-1, -1}, {2, 1}}) {
+    INFO("groups " << groups << " axis " << axis);
+    GroupNormalizationOptions o;
+    o.groups = groups;
+    o.axis = axis;
+    GroupNormalization gn(o);
+    const Tensor x = lt::irregular({2, 4, 3, 4}, -2, 2, kFloat64);
+    gn(x);
+    set_weight(gn.gamma(), lt::irregular({4}, 0.5, 2.0));
+    set_weight(gn.beta(), lt::irregular({4}, -1, 1));
+    CHECK(layer_gradcheck(gn, x));
+    const Tensor w_out = lt::irregular(x.shape(), -1, 1, kFloat64);
+    std::string worst_at;
+    const double worst = lt::weights_gradcheck_error([&] { return sum(square(gn(x)) * w_out); }, gn.weights(), &worst_at);
+    INFO(worst_at);
+    CHECK(worst < 1e-4);
+  }
+  // integer inputs give float32
+  GroupNormalizationOptions two;
+  two.groups = 2;
+  GroupNormalization ints(two);
+  const Tensor yi = ints(tensor<std::int32_t>({1, 3, 5, 9}, {1, 4}));
+  CHECK(yi.dtype() == kFloat32);
+  const float s = float(std::sqrt(1 + 1e-3)), t = float(std::sqrt(4 + 1e-3));
+  const auto yv = yi.to_vector<float>();
+  CHECK(yv[0] == Approx(-1 / s));
+  CHECK(yv[1] == Approx(1 / s));
+  CHECK(yv[2] == Approx(-2 / t));
+  CHECK(yv[3] == Approx(2 / t));
+  // in a Sequential model and a functional one: names, summary, params, a mask passes through
+  GroupNormalizationOptions o;
+  o.groups = 3;
+  Sequential model(Dense(6), GroupNormalization(o), UnitNormalization(), Dense(2));
+  model.build({-1, 5, 4});
+  CHECK(model.layers()[1]->name() == "group_normalization");
+  CHECK(model.layers()[2]->name() == "unit_normalization");
+  CHECK(model.count_params() == (4 * 6 + 6) + 12 + (6 * 2 + 2));
+  std::ostringstream os;
+  model.summary(os);
+  CHECK(os.str() == summary_golden::kSequentialNorms);  // Keras 3.15's text, byte for byte
+  const auto names = [&] {
+    std::vector<std::string> n;
+    for (const auto& w : model.weights()) n.push_back(w.name());
+    return n;
+  }();
+  CHECK(names == std::vector<std::string>{"dense/kernel", "dense/bias", "group_normalization/gamma",
+                                          "group_normalization/beta", "dense_1/kernel", "dense_1/bias"});
+  CHECK(model(lt::irregular({3, 5, 4})).shape() == Shape{3, 5, 2});
+  const Tensor mask = tensor<bool>({true, false, true}, {1, 3});
+  GroupNormalization masked(o);
+  const Tensor xm = lt::irregular({1, 3, 6});
+  CHECK(lt::dvals(masked(xm, mask)) == lt::dvals(masked(xm)));  // Keras does not use it
+  CHECK(lt::dvals(masked.compute_mask(xm, mask)) == lt::dvals(mask));
+  const KerasTensor in = Input({4, 6});
+  const KerasTensor h = apply_layer(GroupNormalization(o), in);
+  CHECK(h.shape() == Shape{-1, 4, 6});
+  CHECK(apply_layer(GroupNormalization(o), Input({-1, -1})).shape() == Shape{-1, -1, -1});  // unknown: no check
+  Functional fm(in, apply_layer(UnitNormalization({1, 2}), h));
+  CHECK(fm(lt::irregular({2, 4, 6})).shape() == Shape{2, 4, 6});
+
+  // errors: groups, epsilon, channels that do not split, the batch axis, a built layer's channels
+  o.groups = 0;
+  CHECK_THROWS_AS(GroupNormalization(o), ValueError);
+  CHECK_THROWS_WITH(GroupNormalization(o), Catch::Contains("GroupNormalization: groups must be positive") &&
+                                               Catch::Contains("got 0"));
+  o.groups = -2;
+  CHECK_THROWS_AS(GroupNormalization(o), ValueError);
+  o.groups = 4;
+  o.epsilon = 0;
+  CHECK_THROWS_AS(GroupNormalization(o), ValueError);
+  o.epsilon = 1e-3;
+  GroupNormalization four(o);
+  CHECK_THROWS_AS(four(zeros({2, 6})), ValueError);
+  CHECK_THROWS_WITH(four(zeros({2, 6})), "group_normalization: the 6 channels (axis -1) of inputs [2, 6] do not split "
+                                         "into 4 groups of equal size");
+  CHECK_THROWS_WITH(four(zeros({2, 5, 3})),
+                    "group_normalization: 4 groups are more than the 3 channels (axis -1) of inputs [2, 5, 3]");
+  CHECK_FALSE(four.built());
+  CHECK(four.weights().empty());
+  GroupNormalizationOptions instance;
+  instance.groups = -1;
+  CHECK_THROWS_WITH(GroupNormalization(instance)(zeros({2, 0})),
+                    "group_normalization: axis -1 of inputs [2, 0] has no channels to group");
+  CHECK_THROWS_WITH(apply_layer(GroupNormalization(o), Input({3, 6})),
+                    Catch::Contains("group_normalization: the 6 channels (axis -1) of inputs [-1, 3, 6]"));
+  o.axis = 0;
+  CHECK_THROWS_WITH(GroupNormalization(o)(zeros({4, 4})), Catch::Contains("axis 0 is out of range for inputs [4, 4]"));
+  o.axis = 2;
+  CHECK_THROWS_WITH(GroupNormalization(o)(zeros({4, 4})), Catch::Contains("axis 2 is out of range"));
+  o.axis = -1;
+  four(zeros({2, 8}));
+  CHECK_THROWS_AS(four(zeros({2, 4})), ShapeError);
+  CHECK_THROWS_WITH(four(zeros({2, 4})), "group_normalization: expected inputs [-1, 8] (-1: any size), got [2, 4]");
+  CHECK_THROWS_WITH(four(zeros({2, 3, 8})), Catch::Contains("got [2, 3, 8]"));
+}
+
+TEST_CASE("core layers: UnitNormalization matches Keras on several axes, every device, with gradchecks and errors",
+          "[core_layers][norm][gradcheck]") {
+  struct Case {
+    const char* name;
+    std::vector<std::int64_t> axis;
+    Shape xs;
+    const double *x, *y, *dx;
+  };
+  const Case cases[] = {
+      {"last", {-1}, shape_of(cg::kUnitLastShape), cg::kUnitLastX, cg::kUnitLastY, cg::kUnitLastDx},
+      {"axes (1, 2)", {1, 2}, shape_of(cg::kUnitAxes12Shape), cg::kUnitAxes12X, cg::kUnitAxes12Y, cg::kUnitAxes12Dx},
+      {"axis 1", {1}, shape_of(cg::kUnitAxis1Shape), cg::kUnitAxis1X, cg::kUnitAxis1Y, cg::kUnitAxis1Dx},
+      {"the batch axis", {0}, shape_of(cg::kUnitBatchShape), cg::kUnitBatchX, cg::kUnitBatchY, cg::kUnitBatchDx},
+      {"a zero row", {-1}, {2, 3}, cg::kUnitZeroX, cg::kUnitZeroY, cg::kUnitZeroDx},
+  };
+  for (const Device& d : lt::devices()) {
+    for (const Case& c : cases) {
+      INFO(c.name << " on " << d.str());
+      UnitNormalization un(c.axis);
+      for (DType dt : {kFloat64, kFloat32}) {
+        const Tensor x = golden(c.x, c.xs, d, dt);
+        GradientTape tape;
+        tape.watch(x);
+        const Tensor y = un(x);
+        CHECK(y.dtype() == dt);
+        CHECK(y.device() == d);
+        const Tensor g = tape.gradient(sum(y * linspace(-1, 1, y.size(), dt, d).reshape(c.xs)), x);
+        check_golden(y, c.y, "y");
+        check_golden(g, c.dx, "dx", dt == kFloat64 ? 1e-9 : 1e-4);
+      }
+      CHECK(un.name() == "unit_normalization");
+      CHECK(un.count_params() == 0);
+      CHECK(layer_gradcheck(un, lt::irregular(c.xs, -1, 1, kFloat64).to(d)));
+    }
+  }
+  // integer inputs give float32 (Keras refuses them)
+  const Tensor yi = UnitNormalization()(tensor<std::int32_t>({3, 4}, {1, 2}));
+  CHECK(yi.dtype() == kFloat32);
+  CHECK(yi.to_vector<float>() == std::vector<float>{0.6f, 0.8f});
+  // errors
+  CHECK_THROWS_AS(UnitNormalization(std::vector<std::int64_t>{}), ValueError);
+  CHECK_THROWS_AS(UnitNormalization({2})(zeros({2, 3})), ValueError);
+  CHECK_THROWS_WITH(UnitNormalization({2})(zeros({2, 3})),
+                    "unit_normalization: axis 2 is out of range for inputs [2, 3]");
+  CHECK_THROWS_WITH(UnitNormalization({-3})(zeros({2, 3})), Catch::Contains("axis -3 is out of range"));
+  CHECK_THROWS_WITH(UnitNormalization({1, -1})(zeros({2, 3})), "unit_normalization: axis -1 is given twice");
+  CHECK_THROWS_WITH(apply_layer(UnitNormalization({3}), Input({4, 5})),
+                    Catch::Contains("unit_normalization: axis 3 is out of range for inputs [-1, 4, 5]"));
 }
 
 TEST_CASE("core layers: CategoryEncoding's one_hot, multi_hot and count match Keras, every device",

@@ -673,39 +673,10 @@ TEST_CASE("MultiHeadAttention: float64 gradcheck in the query, value, key and ev
     // the weights (float32): the tape's gradient against central differences computed in float64
     args.key = k;
     const Tensor w_out = irregular({2, 3, 3}, -1, 1, kFloat64);
-    const auto loss = [&] { return sum((*mha)(q, v, args) * w_out).item<double>(); };
-    const auto weights = mha->weights();
-    std::vector<Tensor> grads;
-    {
-      GradientTape tape;
-      const Tensor l = sum((*mha)(q, v, args) * w_out);
-      grads = tape.gradient(l, std::vector<Tensor>(weights.begin(), weights.end()));
-    }
-    double worst = 0;
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-      REQUIRE(grads[i].defined());
-      const auto analytic = dvals(grads[i]);
-      Variable w = weights[i];
-      const Tensor saved = w.clone();
-      for (std::int64_t j = 0; j < w.size(); ++j) {
-        const Tensor at = saved.reshape({-1});
-        const double x0 = at[j].item<double>(), h = 1e-3;
-        auto flat = saved.clone().reshape({-1});
-        flat(Slice(j, j + 1)).assign(tensor({static_cast<float>(x0 + h)}));
-        w.assign(flat.reshape(w.shape()));
-        const double up = loss(), x_up = w.reshape({-1})[j].item<double>();
-        flat(Slice(j, j + 1)).assign(tensor({static_cast<float>(x0 - h)}));
-        w.assign(flat.reshape(w.shape()));
-        const double down = loss(), x_down = w.reshape({-1})[j].item<double>();
-        w.assign(saved);
-        const double numeric = (up - down) / (x_up - x_down);
-        const double err = std::abs(analytic[static_cast<std::size_t>(j)] - numeric) / (1e-4 + std::abs(numeric));
-        worst = std::max(worst, err);
-        INFO(weights[i].name() << "[" << j << "]: analytic " << analytic[static_cast<std::size_t>(j)] << ", numeric "
-                               << numeric);
-        CHECK(err < 1e-3);
-      }
-    }
+    std::string worst_at;
+    const double worst =
+        lt::weights_gradcheck_error([&] { return sum((*mha)(q, v, args) * w_out); }, mha->weights(), &worst_at);
+    INFO(worst_at);
     CHECK(worst < 1e-3);
   }
 }

@@ -1032,17 +1032,18 @@ LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
 }
 
 namespace {
-// LayerNormalization's axes for inputs of `input_shape`: non-negative, sorted, the batch axis
-// not among them (ValueError naming the layer otherwise).
+// The axes `axis` of a normalization layer for inputs of `input_shape`: non-negative, sorted, the
+// batch axis among them only where `batch_allowed` (LayerNormalization's refuse it,
+// UnitNormalization's allow it, as Keras); ValueError naming the layer otherwise.
 std::vector<std::int64_t> normalized_axes(const std::vector<std::int64_t>& axis, const Shape& input_shape,
-                                          const Layer& layer) {
+                                          const Layer& layer, bool batch_allowed = false) {
   const auto rank = static_cast<std::int64_t>(input_shape.size());
   std::vector<std::int64_t> axes;
   for (std::int64_t a : axis) {
     const std::int64_t n = a < 0 ? a + rank : a;
-    if (n < 1 || n >= rank) {
-      throw ValueError(fmt::format("{}: axis {} is out of range for inputs {} (the batch axis 0 may not be one)",
-                                   detail::label(layer), a, shape_str(input_shape)));
+    if (n < (batch_allowed ? 0 : 1) || n >= rank) {
+      throw ValueError(fmt::format("{}: axis {} is out of range for inputs {}{}", detail::label(layer), a,
+                                   shape_str(input_shape), batch_allowed ? "" : " (the batch axis 0 may not be one)"));
     }
     if (std::find(axes.begin(), axes.end(), n) != axes.end()) {
       throw ValueError(fmt::format("{}: axis {} is given twice", detail::label(layer), a));
@@ -1074,6 +1075,102 @@ Tensor LayerNormalization::call(const Tensor& x, bool) {
   if (options_.scale) y = y * gamma_.reshape(param_shape_);
   if (options_.center) y = y + beta_.reshape(param_shape_);
   return y;
+}
+
+// ================================================================ GroupNormalization
+
+GroupNormalization::GroupNormalization(GroupNormalizationOptions options)
+    : Layer("GroupNormalization", options.name), options_(std::move(options)), groups_(options_.groups) {
+  if (options_.groups == 0 || options_.groups < -1) {
+    throw ValueError(fmt::format(
+        "GroupNormalization: groups must be positive, or -1 for instance normalization, got {}", options_.groups));
+  }
+  if (!(options_.epsilon > 0)) {
+    throw ValueError(fmt::format("GroupNormalization: epsilon must be positive, got {}", options_.epsilon));
+  }
+  set_supports_masking(true);
+}
+
+namespace {
+struct Grouping {
+  std::int64_t axis;    // the channels axis, non-negative
+  std::int64_t groups;  // -1 resolved, unless the channels are unknown
+};
+
+// GroupNormalization's channels axis and groups for inputs of `input_shape` (Keras's build
+// checks), ValueError naming the layer and the shape otherwise; unknown channels pass.
+Grouping grouping(const GroupNormalizationOptions& o, const Shape& input_shape, const Layer& layer) {
+  const auto rank = static_cast<std::int64_t>(input_shape.size());
+  const std::int64_t axis = o.axis < 0 ? o.axis + rank : o.axis;
+  if (axis < 1 || axis >= rank) {
+    throw ValueError(fmt::format("{}: axis {} is out of range for inputs {} (the batch axis 0 may not be it)",
+                                 detail::label(layer), o.axis, shape_str(input_shape)));
+  }
+  const std::int64_t channels = input_shape[static_cast<std::size_t>(axis)];
+  if (channels < 0) return {axis, o.groups};
+  if (channels == 0) {
+    throw ValueError(fmt::format("{}: axis {} of inputs {} has no channels to group", detail::label(layer), o.axis,
+                                 shape_str(input_shape)));
+  }
+  const std::int64_t groups = o.groups == -1 ? channels : o.groups;
+  if (groups > channels) {
+    throw ValueError(fmt::format("{}: {} groups are more than the {} channels (axis {}) of inputs {}",
+                                 detail::label(layer), groups, channels, o.axis, shape_str(input_shape)));
+  }
+  if (channels % groups != 0) {
+    throw ValueError(fmt::format("{}: the {} channels (axis {}) of inputs {} do not split into {} groups of equal size",
+                                 detail::label(layer), channels, o.axis, shape_str(input_shape), groups));
+  }
+  return {axis, groups};
+}
+}  // namespace
+
+void GroupNormalization::build(const Shape& input_shape) {
+  const Grouping g = grouping(options_, input_shape, *this);
+  axis_ = g.axis;
+  groups_ = g.groups;
+  const std::int64_t channels = input_shape[static_cast<std::size_t>(axis_)];
+  param_shape_.assign(input_shape.size(), 1);
+  param_shape_[static_cast<std::size_t>(axis_)] = channels;
+  if (options_.scale) gamma_ = add_weight("gamma", {channels}, initializers::ones);
+  if (options_.center) beta_ = add_weight("beta", {channels}, initializers::zeros);
+}
+
+Tensor GroupNormalization::call(const Tensor& x_in, bool) {
+  compute_output_shape(x_in.shape());  // the built layer's checks
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
+  // x [b, ..., c, ...] -> [b, ..., groups, c / groups, ...]: each group's statistics over its
+  // channels and every non-batch axis but the groups'
+  Shape grouped = x.shape();
+  const auto a = static_cast<std::size_t>(axis_);
+  grouped[a] = groups_;
+  grouped.insert(grouped.begin() + static_cast<std::ptrdiff_t>(a) + 1, x.dim(axis_) / groups_);
+  std::vector<std::int64_t> axes;
+  for (std::int64_t i = 1; i < static_cast<std::int64_t>(grouped.size()); ++i) {
+    if (i != axis_) axes.push_back(i);
+  }
+  const Tensor xg = x.reshape(grouped);
+  const Tensor sigma2 = var(xg, axes, true);  // biased, as Keras
+  Tensor y = ((xg - mean(xg, axes, true)) / sqrt(sigma2 + options_.epsilon)).reshape(x.shape());
+  if (options_.scale) y = y * gamma_.reshape(param_shape_);
+  if (options_.center) y = y + beta_.reshape(param_shape_);
+  return y;
+}
+
+// ================================================================ UnitNormalization
+
+UnitNormalization::UnitNormalization(std::vector<std::int64_t> axis, std::string name)
+    : Layer("UnitNormalization", std::move(name)), axis_(std::move(axis)) {
+  if (axis_.empty()) throw ValueError("UnitNormalization: axis must name at least one axis");
+  set_supports_masking(true);
+}
+
+Tensor UnitNormalization::call(const Tensor& x_in, bool) {
+  const std::vector<std::int64_t> axes = normalized_axes(axis_, x_in.shape(), *this, true);
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : x_in.astype(kFloat32);
+  // Keras's x * min(rsqrt(sum(x^2)), 1 / 1e-12), with the floor under the sum (1e-12^2) so that
+  // an all-zero vector's gradient is finite (1e12 times the output gradient, TensorFlow's)
+  return x / sqrt(maximum(sum(square(x), axes, true), 1e-24));
 }
 
 // ================================================================ Embedding
@@ -1737,19 +1834,42 @@ Shape BatchNormalization::compute_output_shape(const Shape& s) const {
   return s;
 }
 
+namespace {
+// A built normalization layer's check: ShapeError naming it unless `s` has the rank of
+// `param_shape` and its sizes along `axes` (unknown sizes pass).
+void expect_param_axes(const Shape& s, const Shape& param_shape, const std::vector<std::int64_t>& axes,
+                       const Layer& layer) {
+  bool ok = s.size() == param_shape.size();
+  for (std::int64_t a : axes) ok = ok && !detail::differ(s[static_cast<std::size_t>(a)], param_shape[static_cast<std::size_t>(a)]);
+  if (!ok) {
+    Shape want(param_shape.size(), -1);
+    for (std::int64_t a : axes) want[static_cast<std::size_t>(a)] = param_shape[static_cast<std::size_t>(a)];
+    throw ShapeError(fmt::format("{}: expected inputs {} (-1: any size), got {}", detail::label(layer), shape_str(want),
+                                 shape_str(s)));
+  }
+}
+}  // namespace
+
 Shape LayerNormalization::compute_output_shape(const Shape& s) const {
   if (!built()) {
     normalized_axes(options_.axis, s, *this);  // build's checks
     return s;
   }
-  bool ok = s.size() == param_shape_.size();
-  for (std::int64_t a : axes_) ok = ok && !detail::differ(s[static_cast<std::size_t>(a)], param_shape_[static_cast<std::size_t>(a)]);
-  if (!ok) {
-    Shape want(param_shape_.size(), -1);
-    for (std::int64_t a : axes_) want[static_cast<std::size_t>(a)] = param_shape_[static_cast<std::size_t>(a)];
-    throw ShapeError(fmt::format("{}: expected inputs {} (-1: any size), got {}", detail::label(*this), shape_str(want),
-                                 shape_str(s)));
+  expect_param_axes(s, param_shape_, axes_, *this);
+  return s;
+}
+
+Shape GroupNormalization::compute_output_shape(const Shape& s) const {
+  if (!built()) {
+    grouping(options_, s, *this);  // build's checks
+    return s;
   }
+  expect_param_axes(s, param_shape_, {axis_}, *this);
+  return s;
+}
+
+Shape UnitNormalization::compute_output_shape(const Shape& s) const {
+  normalized_axes(axis_, s, *this, true);  // call's checks
   return s;
 }
 

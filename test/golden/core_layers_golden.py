@@ -3,8 +3,9 @@
 (Dense) with fixed weights (output and the gradients of sum(y * linspace(-1, 1)) with respect to
 the input and the kernel), Permute, RepeatVector, UpSampling1D, ZeroPadding1D, Cropping1D,
 Normalization (adapt over several axis settings, fixed statistics, invert, a constant feature
-that hits Keras's epsilon) and ActivityRegularization's loss, produced by the real Keras 3
-(TensorFlow backend) in float64.
+that hits Keras's epsilon), ActivityRegularization's loss, and GroupNormalization and
+UnitNormalization (outputs and gradients), produced by the real Keras 3 (TensorFlow backend) in
+float64.
 
 Regenerate (writes core_layers_golden.hpp beside this script):
 
@@ -124,6 +125,56 @@ reg = L.ActivityRegularization(l1=0.01, l2=0.03)
 reg(x)
 arr("kActRegX", x)
 arr("kActRegLoss", [float(reg.losses[0])])
+
+# GroupNormalization (gamma and beta set) and UnitNormalization: output and the gradients of
+# sum(y * linspace(-1, 1)) with respect to the input and the weights. Their own generator, so
+# that the values above stay as they were.
+rng = np.random.default_rng(37)
+GROUP_CASES = [
+    # (xs, groups, axis, epsilon, center, scale)
+    ((2, 4, 4, 6), 3, -1, 1e-3, True, True),
+    ((2, 4, 4, 6), -1, -1, 1e-3, True, True),  # instance normalization
+    ((2, 5, 8), 2, -1, 1e-3, True, True),
+    ((2, 6, 3, 2), 2, 1, 1e-5, True, True),  # channels first
+    ((3, 8), 4, -1, 1e-3, False, True),
+    ((2, 3, 4), 1, 2, 1e-3, False, False),  # one group: the whole example
+]
+for i, (xs, groups, axis, eps, center, scale) in enumerate(GROUP_CASES):
+    x = normal(*xs) * 2 + 0.5
+    gn = L.GroupNormalization(groups=groups, axis=axis, epsilon=eps, center=center, scale=scale)
+    gn.build(xs)
+    channels = xs[axis]
+    gamma, beta = 1 + 0.5 * normal(channels), 0.3 * normal(channels)
+    gn.set_weights(([gamma] if scale else []) + ([beta] if center else []))
+    y, g = grads(gn, x, gn.trainable_weights)
+    shape(f"kGroupXShape{i}", xs)
+    arr(f"kGroupX{i}", x)
+    arr(f"kGroupGamma{i}", gamma)
+    arr(f"kGroupBeta{i}", beta)
+    arr(f"kGroupY{i}", y)
+    arr(f"kGroupDx{i}", g[0])
+    arr(f"kGroupDgamma{i}", g[1] if scale else [0.0])
+    arr(f"kGroupDbeta{i}", g[1 + scale] if center else [0.0])
+
+UNIT_CASES = [
+    ("Last", [-1], (2, 3, 4)),
+    ("Axes12", [1, 2], (2, 3, 4)),
+    ("Axis1", [1], (2, 3, 4)),
+    ("Batch", [0], (3, 4)),
+]
+for name, axis, xs in UNIT_CASES:
+    x = normal(*xs)
+    y, (dx,) = grads(L.UnitNormalization(axis=axis), x, [])
+    shape(f"kUnit{name}Shape", xs)
+    arr(f"kUnit{name}X", x)
+    arr(f"kUnit{name}Y", y)
+    arr(f"kUnit{name}Dx", dx)
+# a zero row stays zero (the norm's floor, 1e-12), its gradient 1e12 times the output gradient
+x = np.array([[0.0, 0.0, 0.0], [3.0, -4.0, 1e-13]])
+y, (dx,) = grads(L.UnitNormalization(), x, [])
+arr("kUnitZeroX", x)
+arr("kUnitZeroY", y)
+arr("kUnitZeroDx", dx)
 
 header = [
     "#pragma once",

@@ -226,4 +226,23 @@ inline constexpr const char* kSequentialConvnet = R"golden(Model: "convnet"
  Non-trainable params: 64 (256.00 B)
 )golden";
 
+inline constexpr const char* kSequentialNorms = R"golden(Model: "sequential"
++--------------------------------------------------------------------------------------+
+| Layer (type)                         | Output Shape                |         Param # |
+|--------------------------------------+-----------------------------+-----------------|
+| dense (Dense)                        | (None, 5, 6)                |              30 |
+|--------------------------------------+-----------------------------+-----------------|
+| group_normalization                  | (None, 5, 6)                |              12 |
+| (GroupNormalization)                 |                             |                 |
+|--------------------------------------+-----------------------------+-----------------|
+| unit_normalization                   | (None, 5, 6)                |               0 |
+| (UnitNormalization)                  |                             |                 |
+|--------------------------------------+-----------------------------+-----------------|
+| dense_1 (Dense)                      | (None, 5, 2)                |              14 |
++--------------------------------------------------------------------------------------+
+ Total params: 56 (224.00 B)
+ Trainable params: 56 (224.00 B)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
 }  // namespace summary_golden

@@ -2,8 +2,9 @@
 /// Keras-style layers: a Layer base that builds its weights on first call (with regularizers and
 /// add_loss), and Dense, Flatten, Dropout, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D,
 /// SeparableConv2D, UpSampling2D, ZeroPadding2D, Cropping2D, Max/AveragePooling1D/2D, global
-/// pooling, BatchNormalization, LayerNormalization, Embedding, Masking, Reshape, Rescaling,
-/// LeakyReLU, ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU, Bidirectional, the core layers (ActivationLayer,
+/// pooling, BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization,
+/// Embedding, Masking, Reshape, Rescaling, LeakyReLU, ELU, Softmax, PReLU, SimpleRNN, LSTM, GRU,
+/// Bidirectional, the core layers (ActivationLayer,
 /// Identity, Permute, RepeatVector, TimeDistributed, GaussianNoise, GaussianDropout,
 /// SpatialDropout1D/2D, ActivityRegularization, UpSampling1D, ZeroPadding1D, Cropping1D,
 /// Normalization, CategoryEncoding) and the image augmentation layers
@@ -691,6 +692,67 @@ class LayerNormalization : public Layer {
   std::vector<std::int64_t> axes_;  // normalised, sorted, fixed at build
   Shape param_shape_;               // x's rank, 1 except along axes_ (gamma and beta broadcast so)
   Variable gamma_, beta_;
+};
+
+struct GroupNormalizationOptions {
+  /// The channels are split into this many groups, of equal size (channels % groups == 0);
+  /// -1: one group per channel (instance normalization).
+  std::int64_t groups = 32;
+  /// The channels axis (negative counts from the end); the batch axis may not be it.
+  std::int64_t axis = -1;
+  double epsilon = 1e-3;
+  bool center = true;  ///< learn beta
+  bool scale = true;   ///< learn gamma
+  std::string name;
+};
+
+/// Keras's GroupNormalization: the channels along `axis` are split into `groups` groups of
+/// consecutive channels, and each example is normalised per group by the mean and (biased)
+/// variance over the group's channels and every other non-batch axis; then y * gamma + beta,
+/// gamma and beta [channels]. groups 1 normalises each example as a whole, groups -1 (as many
+/// groups as channels) is instance normalization. The same in training and inference; a mask
+/// passes through unused, as in Keras. ValueError naming the layer and the input shape for
+/// channels not divisible by groups or fewer channels than groups; ValueError at construction
+/// for groups 0 or < -1 and a non-positive epsilon.
+class GroupNormalization : public Layer {
+ public:
+  explicit GroupNormalization(GroupNormalizationOptions options = {});
+
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+
+  const Variable& gamma() const { return gamma_; }
+  const Variable& beta() const { return beta_; }
+  /// The number of groups once built (groups -1 resolved to the channels), else the option.
+  std::int64_t groups() const { return groups_; }
+
+ private:
+  GroupNormalizationOptions options_;
+  std::int64_t axis_ = 0;    // non-negative, fixed at build
+  std::int64_t groups_ = 0;  // resolved at build
+  Shape param_shape_;        // x's rank, 1 except channels along axis_ (gamma and beta broadcast so)
+  Variable gamma_, beta_;
+};
+
+/// Keras's UnitNormalization: each example scaled to unit L2 norm over `axis` (one or several
+/// axes, negative counts from the end; the batch axis may be one, as in Keras):
+/// x / max(sqrt(sum(x^2)), 1e-12), which is Keras's x * min(rsqrt(sum(x^2)), 1e12), so an
+/// all-zero vector stays zero and its gradient is 1e12 times the output gradient, as Keras's.
+/// No weights; a mask passes through. Integer and bool inputs give float32 (Keras refuses
+/// them). ValueError for an empty `axis` (Keras's [] reduces over nothing), an axis out of
+/// range for the input, or one given twice.
+class UnitNormalization : public Layer {
+ public:
+  explicit UnitNormalization(std::vector<std::int64_t> axis = {-1}, std::string name = "");
+
+  Tensor call(const Tensor& x, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+
+  const std::vector<std::int64_t>& axis() const { return axis_; }
+
+ private:
+  std::vector<std::int64_t> axis_;
 };
 
 struct EmbeddingOptions {
