@@ -441,6 +441,7 @@ std::vector<Case> cases_for(OpId op) {
     case OpId::LogicalNot:
     case OpId::ArgMax:
     case OpId::ArgMin:
+    case OpId::ArgSort:
       return cs;
   }
   return cs;  // an OpId this switch does not know: no cases, and the test below fails
