@@ -304,6 +304,46 @@ TEST_CASE("device: reductions, arg-reductions and softmax match the CPU") {
   same_on_devices({with_nan}, [](const std::vector<Tensor>& t) { return argmax(t[0], 1); });
 }
 
+TEST_CASE("device: argsort, sort and top_k match the CPU exactly (ties, NaN, every dtype)", "[device][sort]") {
+  note_skip();
+  std::mt19937 rng(15);
+  for (Make how : {Make::Contiguous, Make::Transposed, Make::Reversed, Make::Broadcast}) {
+    for (DType dt : kAllDTypes) {
+      INFO(make_name(how) << " " << dtype_name(dt));
+      // integer-valued: ties everywhere, and stability decides the order on every device
+      const Tensor x = make_input({5, 37, 3}, dt, rng, how, -3, 3, /*integer_valued=*/true);
+      for (std::int64_t axis : {0, 1, 2}) {
+        for (bool descending : {false, true}) {
+          same_on_devices({x}, [&](const std::vector<Tensor>& t) { return argsort(t[0], axis, descending); });
+          same_on_devices({x}, [&](const std::vector<Tensor>& t) { return tf::sort(t[0], axis, descending); }, {0, 0});
+        }
+      }
+      const Tensor rows = x.permute({0, 2, 1});  // [5, 3, 37]: top_k along the 37
+      for (bool sorted : {true, false}) {
+        same_on_devices({rows}, [&](const std::vector<Tensor>& t) { return top_k(t[0], 6, sorted).indices; });
+        same_on_devices({rows}, [&](const std::vector<Tensor>& t) { return top_k(t[0], 6, sorted).values; }, {0, 0});
+      }
+    }
+  }
+  // NaNs, infinities and both zeros; a long row (many blocks on a GPU); size-0 and size-1 axes
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (DType dt : kFloatDTypes) {
+    const Tensor special = tensor({1.0, nan, inf, -inf, -0.0, 0.0, nan, 1.0}, {2, 4}).astype(dt);
+    for (bool descending : {false, true}) {
+      for (std::int64_t axis : {0, 1}) {
+        same_on_devices({special}, [&](const std::vector<Tensor>& t) { return argsort(t[0], axis, descending); });
+      }
+    }
+    same_on_devices({special}, [](const std::vector<Tensor>& t) { return top_k(t[0], 3).indices; });
+  }
+  const Tensor long_row = random_tensor({2, 1500}, kFloat32, rng, -20, 20, /*integer_valued=*/true);
+  same_on_devices({long_row}, [](const std::vector<Tensor>& t) { return argsort(t[0], 1, true); });
+  same_on_devices({long_row}, [](const std::vector<Tensor>& t) { return argsort(t[0].transpose(), 0); });
+  same_on_devices({zeros({3, 0, 2})}, [](const std::vector<Tensor>& t) { return argsort(t[0], 1); });
+  same_on_devices({zeros({3, 1, 2})}, [](const std::vector<Tensor>& t) { return argsort(t[0], 1); });
+  same_on_devices({zeros({3, 4, 0})}, [](const std::vector<Tensor>& t) { return argsort(t[0], 1); });
+}
+
 TEST_CASE("device: matmul matches the CPU (exact float32 unless TF32 is asked for)") {
   note_skip();
   REQUIRE_FALSE(tf::cuda::allow_tf32());

@@ -441,6 +441,7 @@ std::vector<Case> cases_for(OpId op) {
     case OpId::LogicalNot:
     case OpId::ArgMax:
     case OpId::ArgMin:
+    case OpId::ArgSort:
       return cs;
   }
   return cs;  // an OpId this switch does not know: no cases, and the test below fails
@@ -666,6 +667,17 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
        {anyv({1, 2, 3, 2}, 61), anyv({1, 2, 2, 2}, 62)}},
       {"einsum ij,ij-> of one tensor twice", [](const std::vector<Tensor>& x) { return einsum("ij,ij->", x[0], x[0]); },
        {anyv({2, 3}, 63)}},
+      // sort and top_k are argsort (constant) then take_along_axis: each value's gradient goes back
+      // to its position; squared and weighted so that a wrong permutation shows
+      {"sort axis 1, times the position weights",
+       [](const std::vector<Tensor>& x) { return sort(x[0], 1) * x[1]; }, {anyv({3, 4}, 46), anyv({4}, 47)}},
+      {"sort descending along axis 0 of a transposed view",
+       [](const std::vector<Tensor>& x) { return square(sort(x[0].transpose(), 0, true)); }, {anyv({3, 4}, 48)}},
+      {"top_k k = 2 values", [](const std::vector<Tensor>& x) { return square(top_k(x[0], 2).values); },
+       {anyv({3, 5}, 49)}},
+      {"top_k k = 3 unsorted values, times weights",
+       [](const std::vector<Tensor>& x) { return top_k(x[0], 3, false).values * x[1]; },
+       {anyv({2, 5}, 50), anyv({3}, 51)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);

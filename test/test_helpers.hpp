@@ -367,6 +367,18 @@ inline Tensor naive_arg_reduce(OpId op, const Tensor& x, int axis) {
   return out;
 }
 
+// naive::argsort along axis (normalised): int64 of x's shape; bool as int32 (false < true).
+inline Tensor naive_argsort(const Tensor& x, int axis, bool descending) {
+  if (x.dtype() == kBool) return naive_argsort(naive_cast(x, kInt32), axis, descending);
+  Tensor out = empty(x.shape(), kInt64);
+  if (out.size() == 0) return out;
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (!std::is_same_v<T, bool>) naive::argsort<T>(out.data<std::int64_t>(), x.data<T>(), layout_of(x), axis, descending);
+  });
+  return out;
+}
+
 // ------------------------------------------------------------------ comparison
 
 struct Tol {

@@ -1002,6 +1002,55 @@ TEST_CASE("arg_reduce picks the first extreme and NaN wins", "[kernels][arg_redu
   CHECK((out[0] == 1 && out[1] == 1 && out[2] == 1 && out[3] == 1));
 }
 
+// ---- argsort ---------------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("cpu argsort matches naive: stable, ties and NaN, every layout, threads", "[kernels][argsort]",
+                   float, double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  for (int trial = 0; trial < 40; ++trial) {
+    Shape shape = random_shape(1, 4);
+    int axis = static_cast<int>(rand_int(0, i64(shape.size()) - 1));
+    if (trial < 2) {  // rows cut over the pool's threads (n log n work above kParallelMin)
+      shape = trial == 0 ? Shape{512, 200} : Shape{200, 512};
+      axis = 1 - trial;
+    }
+    View<T> in = make_view<T>(shape, random_opts(true), Domain::Small);
+    if constexpr (kFloat<T>) {
+      if (coin(0.5) && !in.buf.empty())
+        for (int j = 0; j < 5; ++j) in.buf[static_cast<std::size_t>(rand_int(0, i64(in.buf.size()) - 1))] = std::nan("");
+    }
+    i64 n = 1;
+    for (i64 d : shape) n *= d;
+    for (bool descending : {false, true}) {
+      std::vector<i64> got(static_cast<std::size_t>(n), -1), want(static_cast<std::size_t>(n), -2);
+      kn::cpu::argsort<T>(got.data(), in.data(), in.l, axis, descending);
+      kn::naive::argsort<T>(want.data(), in.data(), in.l, axis, descending);
+      INFO("in " << describe(in.l) << " axis " << axis << (descending ? " descending" : ""));
+      check_same(got, want);
+    }
+  }
+}
+
+TEST_CASE("argsort: stable both ways, NaN largest", "[kernels][argsort]") {
+  const float nan = std::nanf("");
+  // [2, 4]: along axis 1, and along axis 0 (columns)
+  const std::vector<float> x = {1, nan, 1, 0, 2, 2, nan, -1};
+  const kn::Layout l = contiguous({2, 4});
+  for (bool naive : {false, true}) {
+    INFO((naive ? "naive" : "cpu"));
+    auto run = [&](int axis, bool descending) {
+      std::vector<i64> out(8, -1);
+      if (naive) kn::naive::argsort<float>(out.data(), x.data(), l, axis, descending);
+      else kn::cpu::argsort<float>(out.data(), x.data(), l, axis, descending);
+      return out;
+    };
+    CHECK(run(1, false) == std::vector<i64>{3, 0, 2, 1, 3, 0, 1, 2});
+    CHECK(run(1, true) == std::vector<i64>{1, 0, 2, 3, 2, 0, 1, 3});
+    CHECK(run(0, false) == std::vector<i64>{0, 1, 0, 1, 1, 0, 1, 0});
+    CHECK(run(0, true) == std::vector<i64>{1, 0, 1, 0, 0, 1, 0, 1});
+  }
+}
+
 // ---- matmul ----------------------------------------------------------------------------
 
 // A matrix operand [batch..., rows, cols]: random matrix strides (transposed, padded,

@@ -1,7 +1,9 @@
 // Reductions: sum/max/min against the naive kernel over every subset of axes of rank-3
 // tensors (keepdims, negative and unordered axes, every layout and dtype); mean, var and
-// logsumexp against double-precision loops; argmax/argmin; softmax/log_softmax (stable);
+// logsumexp against double-precision loops; argmax/argmin; argsort/sort/top_k (the naive kernel,
+// NumPy's and TensorFlow's goldens); softmax/log_softmax (stable);
 // sum_to; rank 0, zero-size axes and the error messages.
+#include "golden/sort_golden.hpp"
 #include "test_helpers.hpp"
 
 using namespace tapeflow;
@@ -410,6 +412,151 @@ TEST_CASE("reduce: argmax/argmin hand-worked values (first index on ties, flatte
   check_values(argmax(m.transpose()), {}, {1});  // flattened in the view's row-major order: [1, 7, 5, 0]
   check_values(argmax(tensor({false, true, true})), {}, {1});
   check_values(argmax(tensor({1.0, std::nan(""), 3.0})), {}, {1});  // NumPy: NaN is the max
+}
+
+// =================================================================== argsort / sort / top_k
+
+namespace {
+template <std::size_t N>
+std::vector<double> dvec(const double (&a)[N]) {
+  return std::vector<double>(a, a + N);
+}
+template <std::size_t N>
+std::vector<double> dvec(const std::int64_t (&a)[N]) {
+  return std::vector<double>(a, a + N);
+}
+// The sign bits of t's values (-0.0 and 0.0 compare equal in check_values).
+std::vector<bool> signbits(const Tensor& t) {
+  std::vector<bool> out;
+  for (double v : values(t)) out.push_back(std::signbit(v));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("reduce: argsort and sort match NumPy's stable order (ties, NaN, infinities, both zeros)", "[reduce][sort][golden]") {
+  namespace g = sort_golden;
+  for (DType dt : kFloatDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = tensor(dvec(g::kX), {3, 6}).astype(dt);
+    check_values(argsort(x, 0), {3, 6}, dvec(g::kXArgsortAxis0), {0, 0});
+    check_values(argsort(x), {3, 6}, dvec(g::kXArgsortAxis1), {0, 0});
+    check_values(argsort(x, 1), {3, 6}, dvec(g::kXArgsortAxis1), {0, 0});
+    check_values(argsort(x, -2, true), {3, 6}, dvec(g::kXArgsortDescAxis0), {0, 0});
+    check_values(argsort(x, 1, true), {3, 6}, dvec(g::kXArgsortDescAxis1), {0, 0});
+    CHECK(argsort(x).dtype() == kInt64);
+    const Tensor s0 = sort(x, 0), s1 = sort(x, -1);
+    CHECK(s1.dtype() == dt);
+    check_values(s0, {3, 6}, dvec(g::kXSortAxis0), {0, 0});
+    check_values(s1, {3, 6}, dvec(g::kXSortAxis1), {0, 0});
+    CHECK(signbits(s1) == signbits(tensor(dvec(g::kXSortAxis1))));  // 0.0 stays before -0.0
+    // axis 0 of the transposed view [6, 3] is axis 1 of x
+    check_values(argsort(x.transpose(), 0), {6, 3}, values(argsort(x, 1).transpose()), {0, 0});
+    check_values(sort(x.transpose(), 0, true), {6, 3}, values(sort(x, 1, true).transpose()), {0, 0});
+  }
+  // TensorFlow's stable argsort both ways (int32 with ties: a constant row keeps its order)
+  const Tensor xi = tensor(dvec(g::kXi), {2, 7}).astype(kInt32);
+  check_values(argsort(xi), {2, 7}, dvec(g::kXiArgsort), {0, 0});
+  check_values(argsort(xi, -1, true), {2, 7}, dvec(g::kXiArgsortDesc), {0, 0});
+}
+
+TEST_CASE("reduce: argsort along every axis of every dtype and layout matches the naive kernel", "[reduce][sort][naive]") {
+  std::mt19937 rng(2010);
+  for (DType dt : kAllDTypes) {
+    for (int trial = 0; trial < 16; ++trial) {
+      const Shape s = random_shape(rng, 1, 4, true);
+      const Make how = kAllMakes[rand_int(rng, 0, 5)];
+      Tensor x = make_input(s, dt, rng, how, -3, 3, trial % 2 == 0);  // even trials: many ties
+      if (is_floating(dt) && trial % 4 == 1 && x.size() > 0) {  // NaNs at random places
+        std::vector<double> v = values(x);
+        for (int k = 0; k < 3; ++k) v[static_cast<std::size_t>(rand_int(rng, 0, x.size() - 1))] = std::nan("");
+        x = from_values(v, s, dt);
+      }
+      for (int axis = 0; axis < static_cast<int>(s.size()); ++axis) {
+        for (bool descending : {false, true}) {
+          INFO(dtype_name(dt) << " " << str(s) << " (" << make_name(how) << ") axis " << axis << (descending ? " descending" : ""));
+          const Tensor expected = naive_argsort(x, axis, descending);
+          check_close(argsort(x, axis, descending), expected);
+          check_close(argsort(x, axis - static_cast<int>(s.size()), descending), expected);
+          check_close(sort(x, axis, descending), take_along_axis(x, expected, axis));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("reduce: argsort, sort and top_k hand-worked values (stability, every dtype, edges)", "[reduce][sort]") {
+  // stable both ways: the equal 1s keep their order, descending too (not the reverse)
+  check_values(argsort(tensor({1.f, 0.f, 1.f, 1.f, 0.f}), 0, true), {5}, {0, 2, 3, 1, 4}, {0, 0});
+  check_values(argsort(tensor({1.f, 0.f, 1.f, 1.f, 0.f})), {5}, {1, 4, 0, 2, 3}, {0, 0});
+  // NaN is the largest: last ascending, first descending, NaNs in their order; +inf below it
+  const double nan = std::nan(""), inf = INFINITY;
+  check_values(argsort(tensor({nan, inf, 1.0, nan, -inf})), {5}, {4, 2, 1, 0, 3}, {0, 0});
+  check_values(argsort(tensor({nan, inf, 1.0, nan, -inf}), 0, true), {5}, {0, 3, 1, 2, 4}, {0, 0});
+  // every dtype; sort keeps it
+  for (DType dt : kAllDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = tensor({1.0, 0.0, 1.0, 0.0, 1.0}).astype(dt);
+    check_values(argsort(x), {5}, {1, 3, 0, 2, 4}, {0, 0});
+    check_values(argsort(x, -1, true), {5}, {0, 2, 4, 1, 3}, {0, 0});
+    CHECK(sort(x).dtype() == dt);
+    check_values(sort(x, 0, true), {5}, {1, 1, 1, 0, 0}, {0, 0});
+    const TopK t = top_k(x, 2);
+    CHECK(t.values.dtype() == dt);
+    CHECK(t.indices.dtype() == kInt64);
+    check_values(t.values, {2}, {1, 1}, {0, 0});
+    check_values(t.indices, {2}, {0, 2}, {0, 0});
+  }
+  for (DType dt : {kInt32, kInt64}) {  // the extremes of the type
+    const double lo = dt == kInt32 ? -2147483648.0 : -9223372036854775808.0;
+    const Tensor x = tensor({7.0, lo, -lo - 1, 0.0}).astype(dt);
+    check_values(argsort(x), {4}, {1, 3, 0, 2}, {0, 0});
+    check_values(argsort(x, 0, true), {4}, {2, 0, 3, 1}, {0, 0});
+  }
+  // size-0 and size-1 axes
+  CHECK(argsort(zeros({0})).shape() == Shape{0});
+  CHECK(argsort(zeros({3, 0}), 0).shape() == (Shape{3, 0}));
+  CHECK(sort(zeros({0, 4}), 1, true).shape() == (Shape{0, 4}));
+  check_values(argsort(tensor({5.f, 4.f, 3.f}, {3, 1}), 1), {3, 1}, {0, 0, 0}, {0, 0});
+  check_values(sort(tensor({5.f, 4.f, 3.f}, {3, 1}), 0), {3, 1}, {3, 4, 5});
+  // a broadcast view: every row the same
+  check_values(argsort(tensor({2, 0, 1}).broadcast_to({2, 3}), 1), {2, 3}, {1, 2, 0, 1, 2, 0}, {0, 0});
+  CHECK_THROWS_AS(argsort(scalar(1.f)), IndexError);  // no axis to sort, as np.sort
+
+  // top_k: TensorFlow's values and indices
+  namespace g = sort_golden;
+  const TopK ti = top_k(tensor(dvec(g::kXi), {2, 7}).astype(kInt32), 4);
+  CHECK(ti.values.dtype() == kInt32);
+  check_values(ti.values, {2, 4}, dvec(g::kXiTopKValues), {0, 0});
+  check_values(ti.indices, {2, 4}, dvec(g::kXiTopKIndices), {0, 0});
+  const TopK tf = top_k(tensor(dvec(g::kXf), {2, 6}).astype(kFloat32), 3);
+  check_values(tf.values, {2, 3}, dvec(g::kXfTopKValues), {0, 0});
+  check_values(tf.indices, {2, 3}, dvec(g::kXfTopKIndices), {0, 0});
+  // unsorted: the same entries in index order; NaN counts as the largest; k = 0 and k = n
+  const Tensor x = tensor({0.5, 3.0, nan, 3.0, -1.0, 2.0}, {2, 3});
+  check_values(top_k(x, 2).values, {2, 2}, {nan, 3.0, 3.0, 2.0});
+  check_values(top_k(x, 2).indices, {2, 2}, {2, 1, 0, 2}, {0, 0});
+  check_values(top_k(x, 2, false).indices, {2, 2}, {1, 2, 0, 2}, {0, 0});
+  check_values(top_k(x, 2, false).values, {2, 2}, {3.0, nan, 3.0, 2.0});
+  CHECK(top_k(x, 0).values.shape() == (Shape{2, 0}));
+  check_values(top_k(x, 3).indices, {2, 3}, {2, 1, 0, 0, 2, 1}, {0, 0});
+  check_values(top_k(x.transpose(), 2).indices, {3, 2}, {1, 0, 0, 1, 0, 1}, {0, 0});  // rows [0.5, 3], [3, -1], [nan, 2]
+  CHECK(top_k(zeros({2, 0}), 0).indices.shape() == (Shape{2, 0}));
+}
+
+TEST_CASE("reduce: argsort, sort and top_k errors name the op and the shape", "[reduce][sort][errors]") {
+  const Tensor x = zeros({2, 3});
+  CHECK_THROWS_AS(argsort(x, 2), IndexError);
+  CHECK_THROWS_WITH(argsort(x, 2), Contains("argsort: axis 2 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_WITH(sort(x, -3), Contains("sort: axis -3 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_AS(top_k(x, 4), ValueError);
+  CHECK_THROWS_WITH(top_k(x, 4), Contains("top_k: k = 4 is out of range for input shape [2, 3]") && Contains("[0, 3]"));
+  CHECK_THROWS_AS(top_k(x, -1), ValueError);
+  CHECK_THROWS_WITH(top_k(x, -1), Contains("top_k: k = -1") && Contains("[2, 3]"));
+  CHECK_THROWS_AS(top_k(scalar(1.f), 1), ValueError);
+  CHECK_THROWS_WITH(top_k(scalar(1.f), 1), Contains("top_k") && Contains("shape []"));
+  CHECK_THROWS_WITH(argsort(Tensor()), Contains("argsort"));
+  CHECK_THROWS_WITH(sort(Tensor()), Contains("sort"));
+  CHECK_THROWS_WITH(top_k(Tensor(), 1), Contains("top_k"));
 }
 
 // =================================================================== softmax / log_softmax

@@ -528,6 +528,50 @@ Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims) {
 Tensor argmax(const Tensor& x) { return argmax(x.flatten(), 0); }
 Tensor argmin(const Tensor& x) { return argmin(x.flatten(), 0); }
 
+namespace {
+// argsort, with errors naming the op the user called (sort, top_k)
+Tensor argsort_for(const Tensor& x, std::int64_t axis_in, bool descending, const char* name) {
+  check_defined(x, name);
+  const int axis = normalize_axis(axis_in, x.rank(), name);
+  Tensor out = empty(x.shape(), kInt64, x.device());
+  const Tensor xs = x.dtype() == kBool ? x.astype(kInt32) : x;  // false < true, as argmax's
+  if (out.size() > 0) {
+    auto xl = layout_of(xs, name);
+    TAPEFLOW_DISPATCH_NUMERIC(xs.dtype(), name,
+                              TAPEFLOW_KERNEL(out.device(), name,
+                                              argsort<T>(ptr<std::int64_t>(out), ptr<T>(xs), xl, axis, descending)));
+  }
+  record(OpId::ArgSort, {xs}, {out}, [&] {
+    OpAttrs a;
+    a.axes = {axis};
+    a.p0 = descending ? 1 : 0;
+    return a;
+  });
+  return out;
+}
+}  // namespace
+
+Tensor argsort(const Tensor& x, std::int64_t axis, bool descending) {
+  return argsort_for(x, axis, descending, "argsort");
+}
+
+Tensor sort(const Tensor& x, std::int64_t axis, bool descending) {
+  return take_along_axis(x, argsort_for(x, axis, descending, "sort"), axis);
+}
+
+TopK top_k(const Tensor& x, std::int64_t k, bool sorted) {
+  check_defined(x, "top_k");
+  const std::int64_t n = x.rank() == 0 ? 0 : x.shape().back();
+  if (x.rank() == 0 || k < 0 || k > n) {
+    throw ValueError(fmt::format("top_k: k = {} is out of range for input shape {} (k must lie in [0, {}], the "
+                                 "length of the last axis, and the input must have one)",
+                                 k, shape_str(x.shape()), n));
+  }
+  Tensor indices = argsort_for(x, -1, true, "top_k")(ellipsis, Slice(0, k));
+  if (!sorted) indices = sort(indices, -1);  // the same k entries, in the order of the input
+  return {take_along_axis(x, indices, -1), indices};
+}
+
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
   check_defined(x, "mean");
   std::int64_t count = 1;

@@ -925,6 +925,42 @@ void arg_reduce_impl(i64* out, const T* in, const Layout& in_l, int axis) {
   });
 }
 
+// ---- argsort ---------------------------------------------------------------------------
+
+// Each row's (key, index) pairs copied out contiguously and put in order by std::stable_sort
+// (equal keys keep their index order); rows are cut over the pool's threads.
+template <class T>
+void argsort_impl(i64* out, const T* in, const Layout& in_l, int axis, bool descending) {
+  const i64 len = in_l.shape[axis], step = in_l.strides[axis];
+  const i64 rows = len == 0 ? 0 : in_l.size() / len;
+  i64 inner = 1;  // out is contiguous: row r starts at (r / inner) * len * inner + r % inner
+  for (int d = axis + 1; d < in_l.rank; ++d) inner *= in_l.shape[d];
+  struct Key {
+    T value;
+    i64 index;
+  };
+  // work ~ n log2 n compares and moves
+  i64 log_len = 1;
+  while ((i64(1) << log_len) < len) ++log_len;
+  for_rows(rows, in_l.size() * log_len, [&](i64 begin, i64 end) {
+    std::vector<Key> keys(static_cast<std::size_t>(len));
+    for (i64 r = begin; r < end; ++r) {
+      i64 off = 0;  // the row's first element: r unravelled over the axes other than `axis`
+      i64 q = r;
+      for (int d = in_l.rank - 1; d >= 0; --d) {
+        if (d == axis) continue;
+        off += q % in_l.shape[d] * in_l.strides[d];
+        q /= in_l.shape[d];
+      }
+      for (i64 i = 0; i < len; ++i) keys[static_cast<std::size_t>(i)] = {in[off + i * step], i};
+      std::stable_sort(keys.begin(), keys.end(),
+                       [descending](const Key& a, const Key& b) { return sorts_before(a.value, b.value, descending); });
+      i64* y = out + r / inner * len * inner + r % inner;
+      for (i64 k = 0; k < len; ++k) y[k * inner] = keys[static_cast<std::size_t>(k)].index;
+    }
+  });
+}
+
 // ---- matmul ----------------------------------------------------------------------------
 
 // How one matrix [rows, cols] with strides (sr, sc) is handed to row-major cblas: as is
@@ -1395,6 +1431,11 @@ template <class T>
 void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int axis) {
   if (op == OpId::ArgMax) arg_reduce_impl<OpId::ArgMax>(out, in, in_l, axis);
   else if (op == OpId::ArgMin) arg_reduce_impl<OpId::ArgMin>(out, in, in_l, axis);
+}
+
+template <class T>
+void argsort(std::int64_t* out, const T* in, const Layout& in_l, int axis, bool descending) {
+  argsort_impl<T>(out, in, in_l, axis, descending);
 }
 
 template <class T>

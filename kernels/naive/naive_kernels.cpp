@@ -158,6 +158,27 @@ void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int
   });
 }
 
+// Insertion sort of each row's indices: moving an index left only past elements it sorts
+// strictly before keeps equal keys in index order (stable).
+template <class T>
+void argsort(std::int64_t* out, const T* in, const Layout& in_l, int axis, bool descending) {
+  i64 rows[kMaxRank];
+  for (int d = 0; d < in_l.rank; ++d) rows[d] = d == axis ? 1 : in_l.shape[d];
+  const Layout out_l = contiguous_layout(in_l.rank, in_l.shape);
+  const i64 len = in_l.shape[axis], stride = in_l.strides[axis], out_stride = out_l.strides[axis];
+  for_each_index(in_l.rank, rows, [&](const i64* idx) {
+    const T* row = in + offset_of(in_l, idx);
+    i64* y = out + offset_of(out_l, idx);
+    for (i64 k = 0; k < len; ++k) {
+      i64 j = k;
+      for (; j > 0 && sorts_before(row[k * stride], row[y[(j - 1) * out_stride] * stride], descending); --j) {
+        y[j * out_stride] = y[(j - 1) * out_stride];
+      }
+      y[j * out_stride] = k;
+    }
+  });
+}
+
 template <class T>
 void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
   const int r = a_l.rank;

@@ -12,14 +12,15 @@ namespace tapeflow {
 
 /// The parameters an op was called with; each op uses the fields it needs.
 struct OpAttrs {
-  std::vector<std::int64_t> axes;    ///< reduce axes, permutation, concat/gather axis ([axis]);
+  std::vector<std::int64_t> axes;    ///< reduce axes, permutation, concat/gather/argsort axis ([axis]);
                                      ///< windows (im2col, col2im, max_pool_*): [kh, kw, stride,
                                      ///< padding (0 valid, 1 same)], and dilation (im2col, col2im)
   Shape shape;                       ///< input shape (reshape, broadcast_to), full shape (slice_scatter),
                                      ///< image shape [b, h, w, c] (im2col, col2im, max_pool_*)
   std::vector<std::int64_t> starts;  ///< slice: start per axis
   std::vector<std::int64_t> steps;   ///< slice: step per axis
-  double p0 = 0, p1 = 0;             ///< scalar parameters (pow_scalar, clip, im2col's fill)
+  double p0 = 0, p1 = 0;             ///< scalar parameters (pow_scalar, clip, im2col's fill,
+                                     ///< argsort: 1 descending, 0 ascending)
   bool keepdims = false;
   DType dtype = DType::Float32;      ///< cast: the source dtype
 };

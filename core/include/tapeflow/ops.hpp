@@ -178,6 +178,30 @@ Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims = false);
 /// Over the flattened tensor.
 Tensor argmax(const Tensor& x);
 Tensor argmin(const Tensor& x);
+/// The int64 indices that sort x along `axis` (NumPy's argsort(kind="stable"), tf.argsort with
+/// stable=True, torch.argsort(stable=True)): stable, so equal values keep their order, also
+/// descending (as TensorFlow's and PyTorch's stable descending sorts). NaN is larger than every
+/// number, +inf included (NumPy's and PyTorch's rule; TensorFlow's sort leaves NaNs where they
+/// fall): NaNs go last ascending, first descending, in their input order; -0.0 equals 0.0.
+/// Every dtype (bool: false < true); the same indices on every device. Not differentiable.
+/// CPU: std::stable_sort per row, O(n log n); CUDA: rank counting, O(n^2) per row, meant for
+/// rows up to a few thousand elements.
+Tensor argsort(const Tensor& x, std::int64_t axis = -1, bool descending = false);
+/// x sorted along `axis` (np.sort, tf.sort): take_along_axis(x, argsort(x, axis, descending),
+/// axis), so the gradient flows back to each value's position (ties and NaNs as argsort's).
+Tensor sort(const Tensor& x, std::int64_t axis = -1, bool descending = false);
+/// What top_k returns: values [..., k] (x's dtype, differentiable) and their int64 indices
+/// [..., k] along x's last axis.
+struct TopK {
+  Tensor values;
+  Tensor indices;
+};
+/// The k largest entries along the last axis (tf.math.top_k): with `sorted`, largest first,
+/// equal values by lower index first (TensorFlow's tie rule), NaN larger than every number (as
+/// argsort, PyTorch's topk); without, the same k entries in increasing index order. k in
+/// [0, n], n the last axis's length (ValueError otherwise, also for a rank-0 input). Values are
+/// take_along_axis(x, indices, -1), so differentiable. A full descending argsort, then k kept.
+TopK top_k(const Tensor& x, std::int64_t k, bool sorted = true);
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
 

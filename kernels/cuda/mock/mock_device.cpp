@@ -130,6 +130,10 @@ void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int
   cpu::arg_reduce<T>(op, out, in, in_l, axis);
 }
 template <class T>
+void argsort(std::int64_t* out, const T* in, const Layout& in_l, int axis, bool descending) {
+  cpu::argsort<T>(out, in, in_l, axis, descending);
+}
+template <class T>
 void matmul(T* out, const T* a, const Layout& a_l, const T* b, const Layout& b_l) {
   cpu::matmul<T>(out, a, a_l, b, b_l);
 }

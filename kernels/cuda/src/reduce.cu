@@ -1,4 +1,5 @@
-// Reductions (sum / max / min over any set of axes) and arg-reductions. The input's axes are
+// Reductions (sum / max / min over any set of axes), arg-reductions and argsort (along one
+// axis, as the arg-reductions; by rank counting, see argsort_rank). The input's axes are
 // split into kept and reduced ones (each coalesced); every output element is one reduction
 // over the reduced index space, by one thread (short), a column of a 32 x 8 block (outputs
 // adjacent in memory, as in a sum over the batch axis), one warp (medium) or one block
@@ -307,6 +308,33 @@ __global__ void arg_reduce_block(std::int64_t* out, const T* in, Indexer<1> rows
   }
 }
 
+// ------------------------------------------------------------------ argsort
+
+// The stable sorting permutation by rank counting: the thread of element i of a row counts
+// rank(i) = #{j : key j sorts before key i, or the two are equal and j < i} and writes i at
+// out[rank(i)]. (key, index) is a strict total order, so the ranks are a permutation: every
+// slot is written once, with no atomics, shared memory or second pass. The cost is O(len^2)
+// compares per row (len per element; the threads of a warp read the same key j at once): fine
+// for top_k over classes or a sort of a few thousand values, slow for rows of millions, which
+// want a segmented radix or merge sort (CUB's, which the CUDA emulator cannot compile).
+template <class T>
+__global__ void argsort_rank(std::int64_t* out, const T* in, Indexer<2> rows_ix, i64 n, i64 len, i64 step,
+                             i64 out_step, bool descending) {
+  for (i64 e = detail::first_item(); e < n; e += detail::item_stride()) {
+    const i64 r = e / len, i = e - r * len;
+    i64 off[2];
+    rows_ix.offsets(r, off);
+    const T* row = in + off[0];
+    const T key = row[i * step];
+    i64 rank = 0;
+    for (i64 j = 0; j < len; ++j) {
+      const T other = row[j * step];
+      rank += sorts_before(other, key, descending) || (j < i && !sorts_before(key, other, descending));
+    }
+    out[off[1] + rank * out_step] = i;
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -380,9 +408,31 @@ void arg_reduce(OpId op, std::int64_t* out, const T* in, const Layout& in_l, int
   TAPEFLOW_CUDA_LAUNCHED();
 }
 
+template <class T>
+void argsort(std::int64_t* out, const T* in, const Layout& in_l, int axis, bool descending) {
+  // rows: every index of the other axes, with the input's strides and out's (contiguous) ones
+  const Layout out_l = contiguous_layout(in_l.rank, in_l.shape);
+  int rank = 0;
+  i64 shape[kMaxRank] = {}, in_strides[kMaxRank] = {}, out_strides[kMaxRank] = {};
+  for (int d = 0; d < in_l.rank; ++d) {
+    if (d == axis) continue;
+    shape[rank] = in_l.shape[d];
+    in_strides[rank] = in_l.strides[d];
+    out_strides[rank++] = out_l.strides[d];
+  }
+  const i64 n = in_l.size(), len = in_l.shape[axis];
+  if (n == 0) return;
+  const i64* const rows_strides[] = {in_strides, out_strides};
+  const Indexer<2> rows_ix = detail::make_indexer<2>(rank, shape, rows_strides);
+  argsort_rank<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(
+      out, in, rows_ix, n, len, in_l.strides[axis], out_l.strides[axis], descending);
+  TAPEFLOW_CUDA_LAUNCHED();
+}
+
 #define TAPEFLOW_CUDA_REDUCE(T)                                               \
   template void reduce<T>(OpId, T*, const Layout&, const T*, const Layout&); \
-  template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int);
+  template void arg_reduce<T>(OpId, std::int64_t*, const T*, const Layout&, int); \
+  template void argsort<T>(std::int64_t*, const T*, const Layout&, int, bool);
 TAPEFLOW_CUDA_REDUCE(std::int32_t)
 TAPEFLOW_CUDA_REDUCE(std::int64_t)
 TAPEFLOW_CUDA_REDUCE(float)

@@ -2,7 +2,7 @@
 // every element-wise kind and every dtype the kernels are instantiated for, over contiguous,
 // misaligned, transposed, padded, reversed (negative strides) and broadcast (stride 0)
 // layouts, outputs compared over their whole buffer (gaps included, so a kernel writing
-// outside its view fails); reductions, arg-reductions, softmax, matmul (cuBLAS and the
+// outside its view fails); reductions, arg-reductions, argsort, softmax, matmul (cuBLAS and the
 // integer kernel), gather / scatter_add, random numbers, copies and the caching allocator.
 // Without a usable device (like this build machine) every kernel case warns "skipped: <why>"
 // and passes; the device-free cases check the queries and the CudaError messages.
@@ -789,6 +789,14 @@ const AxisCase kArgCases[] = {
     {{2000}, 0, Kind::Contiguous, {-2, 2, true}},   {{5, 7}, 0, Kind::Broadcast, {-2, 2, true}},
     {{9, 1500}, 1, Kind::Offset, {-2, 2, true}},
 };
+// argsort counts ranks (O(len^2) per row): rows of a few hundred, one of 1500 over many blocks
+const AxisCase kSortCases[] = {
+    {{20, 37}, 1, Kind::Contiguous, {-2, 2, true}}, {{20, 37}, 0, Kind::Transposed, {-2, 2, true}},
+    {{3, 600}, 1, Kind::Reversed, {-2, 2, true}},   {{3, 4, 5}, 1, Kind::Padded, {-2, 2, true}},
+    {{6, 1}, 1, Kind::Contiguous, {-2, 2, true}},   {{0, 4}, 1, Kind::Contiguous, {-2, 2, true}},
+    {{1500}, 0, Kind::Contiguous, {-50, 50, true}}, {{5, 7}, 0, Kind::Broadcast, {-2, 2, true}},
+    {{9, 150}, 1, Kind::Offset, {-2, 2, true}},
+};
 const AxisCase kSoftmaxCases[] = {
     {{37, 10}, 1, Kind::Contiguous, {}},  {{37, 10}, 0, Kind::Transposed, {}}, {{5, 3000}, 1, Kind::Reversed, {}},
     {{3000, 5}, 0, Kind::Contiguous, {}}, {{4, 6, 8}, 1, Kind::Padded, {}},    {{9}, 0, Kind::Offset, {}},
@@ -845,6 +853,30 @@ TEMPLATE_TEST_CASE("cuda: arg_reduce matches naive (ties, NaN, every path)", "[c
     cuda::arg_reduce<T>(OpId::ArgMin, di.data(), dx.data(), contiguous({3, 4}), 1);
     got = di.download();
     CHECK(std::vector<i64>(got.data(), got.data() + 3) == std::vector<i64>{0, 2, 0});
+  }
+}
+
+TEMPLATE_TEST_CASE("cuda: argsort matches naive (stable with ties, NaN, both directions)", "[cuda][argsort]", float,
+                   double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  if (!have_device()) return;
+  std::mt19937_64 g(37);
+  for (const bool with_nan : {false, true}) {
+    if (with_nan && !kFloat<T>) continue;
+    for (const AxisCase& c : kSortCases) {
+      HostView<T> in = make_view<T>(c.shape, c.kind, g, c.range);
+      if (with_nan) inject_nan(in, 13);
+      const auto n = static_cast<std::size_t>(numel(c.shape));
+      DeviceView<T> d_in(in);
+      for (const bool descending : {false, true}) {
+        INFO("along " << c.axis << " of " << describe(in.l) << (descending ? ", descending" : "") << (with_nan ? ", NaN" : ""));
+        Array<i64> want = filled<i64>(n, -7);
+        DeviceArray<i64> d_out(filled<i64>(n, -7));
+        naive::argsort<T>(want.data(), in.ptr(), in.l, c.axis, descending);
+        cuda::argsort<T>(d_out.data(), d_in.ptr(), d_in.l, c.axis, descending);
+        check_same(d_out.download(), want);
+      }
+    }
   }
 }
 

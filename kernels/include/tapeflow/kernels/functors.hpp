@@ -246,6 +246,15 @@ TAPEFLOW_HD bool max_scan_takes(T x, T best) {
   return x > best || (x != x && best == best);
 }
 
+// argsort's order: does a come strictly before b? NaN is larger than every number, +inf
+// included (NumPy's sort and PyTorch's sort/topk): last ascending, first descending; NaNs, and
+// -0.0 with 0.0, are equal. Equal keys keep their index order (the kernels break ties by index).
+template <class T>
+TAPEFLOW_HD bool sorts_before(T a, T b, bool descending) {
+  const bool a_nan = a != a, b_nan = b != b;
+  return descending ? (a_nan && !b_nan) || a > b : (b_nan && !a_nan) || a < b;
+}
+
 // Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
 // Counter-based: element i of a stream depends only on (key, i), so every device and
 // every thread split gives the same numbers.
