@@ -4,6 +4,7 @@
 // item/to_vector; the caching allocator's statistics; einsum against NumPy (golden/einsum_golden.hpp);
 // and the error messages.
 #include "golden/einsum_golden.hpp"
+#include "golden/nd_index_golden.hpp"
 #include "test_helpers.hpp"
 
 using namespace tapeflow;
@@ -1315,4 +1316,169 @@ TEST_CASE("einsum: errors name einsum, the equation and the operand shapes", "[e
   CHECK_THROWS_WITH(einsum("...i,...i->...i", zeros({2, 3}), zeros({4, 3})),
                     Equals("einsum: the dimensions under '...' cannot be broadcast: ...i,...i->...i with [2, 3], [4, 3]"));
   CHECK_THROWS_AS(einsum("ij", Tensor()), ValueError);
+}
+
+// =================================================================== nonzero, boolean_mask, gather_nd, scatter_nd, segments
+
+namespace {
+
+namespace ng = nd_index_golden;
+
+template <class T, std::size_t N>
+std::vector<double> golden(const T (&a)[N]) {
+  return std::vector<double>(std::begin(a), std::end(a));
+}
+
+// ng::kP [2, 3, 4] as `dtype`
+Tensor golden_params(DType dtype = kFloat64) { return from_values(golden(ng::kP), {2, 3, 4}, dtype); }
+
+}  // namespace
+
+TEST_CASE("nonzero: TensorFlow's tf.where(condition) coordinates, row-major", "[nd_index]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor c = tensor({0.0, 1.5, 0.0, nan, 0.0, -2.0}, {2, 3});
+  const Tensor w = nonzero(c);
+  CHECK(w.dtype() == kInt64);
+  check_values(w, {3, 2}, golden(ng::kWhereFloat), {0, 0});
+  const Tensor b = from_values(golden(ng::kB), {2, 3, 4}, kBool);
+  check_values(nonzero(b), {8, 3}, golden(ng::kWhereBool), {0, 0});
+  check_values(nonzero(tensor({0, 7, 0, -1})), {2, 1}, {1, 3}, {0, 0});  // int32
+  CHECK(nonzero(zeros({2, 3})).shape() == Shape{0, 2});
+  CHECK(nonzero(zeros({0, 3}, kBool)).shape() == Shape{0, 2});
+  CHECK(nonzero(scalar(3)).shape() == Shape{1, 0});
+  CHECK(nonzero(scalar(0)).shape() == Shape{0, 0});
+  CHECK_THROWS_AS(nonzero(Tensor()), ValueError);
+}
+
+TEST_CASE("boolean_mask: TensorFlow's values, axes and errors", "[nd_index]") {
+  const Tensor p = golden_params();
+  const Tensor b = from_values(golden(ng::kB), {2, 3, 4}, kBool);
+  check_values(boolean_mask(p, b[0], 1), {2, 4}, golden(ng::kMaskAxis1), {0, 0});
+  check_values(boolean_mask(p, tensor<bool>({false, true}), 0), {1, 3, 4}, golden(ng::kMaskAxis0), {0, 0});
+  const Tensor m4 = tensor<bool>({true, false, true, true});
+  check_values(boolean_mask(p, m4, 2), {2, 3, 3}, golden(ng::kMaskAxis2), {0, 0});
+  check_values(boolean_mask(p, m4, -1), {2, 3, 3}, golden(ng::kMaskAxis2), {0, 0});
+  // the whole shape: a 1-D result; a non-contiguous x; no true entry
+  check_values(boolean_mask(p, b), {8}, {-3, -0.5, 0, 0.5, 3, 3.5, 6, 6.5}, {0, 0});
+  check_values(boolean_mask(p.astype(kFloat32).transpose(), tensor<bool>({false, true, true, false}), 0), {2, 3, 2},
+               {-2.5, 3.5, -0.5, 5.5, 1.5, 7.5, -2, 4, 0, 6, 2, 8}, {0, 0});
+  CHECK(boolean_mask(p, zeros({3}, kBool), 1).shape() == Shape{2, 0, 4});
+  CHECK_THROWS_AS(boolean_mask(p, ones({3}, kInt32), 1), DTypeError);
+  CHECK_THROWS_WITH(boolean_mask(p, ones({3}, kInt32), 1),
+                    Equals("boolean_mask: mask must be bool, got int32 (mask [3], x [2, 3, 4])"));
+  CHECK_THROWS_AS(boolean_mask(p, ones({4}, kBool), 1), ShapeError);
+  CHECK_THROWS_WITH(boolean_mask(p, ones({4}, kBool), 1),
+                    Equals("boolean_mask: mask [4] must equal the shape of x [2, 3, 4] over axes [1, 2)"));
+  CHECK_THROWS_AS(boolean_mask(p, ones({4, 2}, kBool), 2), ShapeError);
+  CHECK_THROWS_AS(boolean_mask(p, ones({2}, kBool), 3), ShapeError);
+  CHECK_THROWS_AS(boolean_mask(p, scalar(1, kBool)), ShapeError);
+}
+
+TEST_CASE("gather_nd: TensorFlow's values (slices, points, batch_dims 1)", "[nd_index]") {
+  for (DType dt : {kFloat64, kFloat32, kInt32}) {
+    INFO(dtype_name(dt));
+    const Tensor p = golden_params(dt == kInt32 ? kFloat64 : dt);
+    check_values(gather_nd(p, tensor({1, 2, 0, 0, 1, 2}, {3, 2})), {3, 4}, golden(ng::kGatherNdSlices), {0, 0});
+    check_values(gather_nd(p, tensor<std::int64_t>({1, 2, 3, 0, 1, 0, 0, 0, 0, 1, 0, 2}, {2, 2, 3})), {2, 2},
+                 golden(ng::kGatherNdPoints), {0, 0});
+    check_values(gather_nd(p, tensor({2, 0, 1, 1}, {2, 2, 1}), 1), {2, 2, 4}, golden(ng::kGatherNdBatch1), {0, 0});
+    check_values(gather_nd(p, tensor({2, 3, 0, 1, 2, 3, 1, 0, 0, 0, 2, 2}, {2, 3, 2}), 1), {2, 3},
+                 golden(ng::kGatherNdBatch1Points), {0, 0});
+  }
+  const Tensor p = golden_params();
+  // k = 0: the whole of params per index row; no index rows: an empty result
+  CHECK(gather_nd(p, zeros({2, 0}, kInt64)).shape() == Shape{2, 2, 3, 4});
+  check_values(gather_nd(p, zeros({1, 0}, kInt64))[0][1][2], {4}, {7, 7.5, 8, 8.5}, {0, 0});
+  CHECK(gather_nd(p, zeros({0, 2}, kInt64)).shape() == Shape{0, 4});
+  // of a transposed view: [4, 3, 2]
+  check_values(gather_nd(p.transpose(), tensor({3, 1, 1, 0, 0, 0}, {2, 3})), {2}, {6.5, -3}, {0, 0});
+}
+
+TEST_CASE("gather_nd: errors name the op, the index and the shape", "[nd_index]") {
+  const Tensor p = golden_params();
+  CHECK_THROWS_AS(gather_nd(p, tensor({1, 3}, {1, 2})), IndexError);
+  CHECK_THROWS_WITH(gather_nd(p, tensor({0, 0, 1, 3}, {2, 2})),
+                    Equals("gather_nd: index [1, 3] (row 1 of indices [2, 2]) is out of bounds for params of shape "
+                           "[2, 3, 4] (axis 1 has size 3)"));
+  CHECK_THROWS_AS(gather_nd(p, tensor({-1}, {1, 1})), IndexError);
+  CHECK_THROWS_WITH(gather_nd(p, tensor({0, 4, 1, 1}, {2, 2, 1}), 1),
+                    Equals("gather_nd: index [4] (row 1 of indices [2, 2, 1]) is out of bounds for params of shape "
+                           "[2, 3, 4] (axis 1 has size 3)"));
+  CHECK_THROWS_AS(gather_nd(p, zeros({2, 4}, kInt64)), ShapeError);
+  CHECK_THROWS_WITH(gather_nd(p, zeros({2, 4}, kInt64)),
+                    Equals("gather_nd: indices [2, 4] index 4 axes but params [2, 3, 4] has 3 after 0 batch axes"));
+  CHECK_THROWS_AS(gather_nd(p, zeros({3, 1, 1}, kInt64), 1), ShapeError);
+  CHECK_THROWS_WITH(gather_nd(p, zeros({3, 1, 1}, kInt64), 1),
+                    Equals("gather_nd: the first 1 (batch) axes of indices [3, 1, 1] and params [2, 3, 4] differ"));
+  CHECK_THROWS_AS(gather_nd(p, scalar(0, kInt64)), ShapeError);
+  CHECK_THROWS_AS(gather_nd(p, zeros({1, 1})), DTypeError);
+  CHECK_THROWS_WITH(gather_nd(p, zeros({1, 1})), Contains("gather_nd") && Contains("float32"));
+  CHECK_THROWS_AS(gather_nd(p, zeros({1, 1}, kInt64), -1), ValueError);
+}
+
+TEST_CASE("scatter_nd, tensor_scatter_nd_add: TensorFlow's values; duplicates add", "[nd_index]") {
+  const Tensor idx = tensor({1, 2, 0, 0, 1, 2}, {3, 2});
+  const Tensor u = from_values({-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6}, {3, 4}, kFloat64);
+  check_values(scatter_nd(tensor({4, 3, 1, 7}, {4, 1}), tensor({9.0, 10.0, 11.0, 12.0}), {8}), {8},
+               golden(ng::kScatterNdDoc), {0, 0});
+  check_values(scatter_nd(idx, u, {2, 3, 4}), {2, 3, 4}, golden(ng::kScatterNdSlices), {0, 0});
+  const Tensor si = scatter_nd(tensor({0, 1, 1, 1, 0, 1}, {3, 2}), tensor({5, 7, -2}), {2, 2});
+  CHECK(si.dtype() == kInt32);
+  check_values(si, {2, 2}, golden(ng::kScatterNdInt), {0, 0});
+  check_values(tensor_scatter_nd_add(golden_params(), idx, u), {2, 3, 4}, golden(ng::kTensorScatterNdAdd), {0, 0});
+  // into a transposed view; no updates
+  check_values(tensor_scatter_nd_add(zeros({2, 3}).transpose(), tensor({2, 1}, {1, 2}), tensor({4.f}, {1})), {3, 2},
+               {0, 0, 0, 0, 0, 4}, {0, 0});
+  check_values(scatter_nd(zeros({0, 1}, kInt64), zeros({0}), {3}), {3}, {0, 0, 0}, {0, 0});
+  CHECK_THROWS_AS(scatter_nd(tensor({3}, {1, 1}), tensor({1.f}), {3}), IndexError);
+  CHECK_THROWS_WITH(scatter_nd(tensor({3}, {1, 1}), tensor({1.f}), {3}),
+                    Equals("scatter_nd: index [3] (row 0 of indices [1, 1]) is out of bounds for shape of shape [3] "
+                           "(axis 0 has size 3)"));
+  CHECK_THROWS_AS(scatter_nd(idx, zeros({3}), {2, 3, 4}), ShapeError);
+  CHECK_THROWS_WITH(scatter_nd(idx, zeros({3}), {2, 3, 4}),
+                    Equals("scatter_nd: updates [3] must have shape [3, 4] (indices [3, 2] into shape [2, 3, 4])"));
+  CHECK_THROWS_AS(scatter_nd(idx, zeros({3, 4}, kBool), {2, 3, 4}), DTypeError);
+  CHECK_THROWS_AS(scatter_nd(idx, zeros({3, 4}), {2, -3, 4}), ValueError);
+  CHECK_THROWS_WITH(tensor_scatter_nd_add(golden_params(), tensor({2, 0}, {1, 2}), zeros({1, 4})),
+                    Equals("tensor_scatter_nd_add: index [2, 0] (row 0 of indices [1, 2]) is out of bounds for tensor "
+                           "of shape [2, 3, 4] (axis 0 has size 2)"));
+  CHECK_THROWS_AS(tensor_scatter_nd_add(zeros({2}, kInt32), tensor({1}, {1, 1}), tensor({1.5f})), DTypeError);
+}
+
+TEST_CASE("unsorted_segment_sum, _mean, _max: TensorFlow's values, empty segments, dropped rows", "[nd_index]") {
+  const Tensor d = from_values(golden(ng::kD), {5, 3}, kFloat64);
+  const Tensor ids = tensor({0, 3, 0, -1, 3});
+  check_values(unsorted_segment_sum(d, ids, 4), {4, 3}, golden(ng::kSegSum), {0, 0});
+  check_values(unsorted_segment_mean(d, ids, 4), {4, 3}, golden(ng::kSegMean), {0, 0});
+  check_values(unsorted_segment_max(d, ids, 4), {4, 3}, golden(ng::kSegMax), {0, 0});
+  const Tensor m32 = unsorted_segment_max(d.astype(kFloat32), ids, 4);
+  CHECK(values(m32)[3] == static_cast<double>(std::numeric_limits<float>::lowest()));
+  const Tensor mi = unsorted_segment_max(d.astype(kInt32), ids.astype(kInt64), 4);
+  CHECK(mi.dtype() == kInt32);
+  check_values(mi, {4, 3}, golden(ng::kSegMaxInt), {0, 0});
+  check_values(unsorted_segment_max(d.astype(kInt64), tensor({0, 0, 0, -1, 0}), 2)[1], {3},
+               std::vector<double>(3, static_cast<double>(std::numeric_limits<std::int64_t>::lowest())), {0, 0});
+  check_values(unsorted_segment_sum(d.astype(kInt64), ids, 4), {4, 3}, golden(ng::kSegSum), {0, 0});
+  // ids [2, 3], a prefix of data [2, 3, 2]
+  const Tensor d2 = from_values({-2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5}, {2, 3, 2}, kFloat64);
+  const Tensor ids2 = tensor({1, 0, 1, 1, 2, 0}, {2, 3});
+  check_values(unsorted_segment_sum(d2, ids2, 3), {3, 2}, golden(ng::kSegSum2d), {0, 0});
+  check_values(unsorted_segment_max(d2, ids2, 3), {3, 2}, golden(ng::kSegMax2d), {0, 0});
+  // every row dropped, no segments
+  check_values(unsorted_segment_sum(d, full({5}, -1, kInt32), 2), {2, 3}, std::vector<double>(6, 0), {0, 0});
+  CHECK(unsorted_segment_mean(d, full({5}, -1, kInt64), 0).shape() == Shape{0, 3});
+  CHECK(unsorted_segment_max(d, full({5}, -1, kInt64), 0).shape() == Shape{0, 3});
+  CHECK_THROWS_AS(unsorted_segment_sum(d, ids, 3), IndexError);
+  CHECK_THROWS_WITH(unsorted_segment_sum(d, ids, 3),
+                    Equals("unsorted_segment_sum: segment id 3 (entry 1 of segment_ids [5]) is out of range [0, 3) "
+                           "(data [5, 3])"));
+  CHECK_THROWS_AS(unsorted_segment_max(d, tensor({0, 1, 0}), 2), ShapeError);
+  CHECK_THROWS_WITH(unsorted_segment_max(d, tensor({0, 1, 0}), 2),
+                    Equals("unsorted_segment_max: segment_ids [3] must be a prefix of the data's shape [5, 3]"));
+  CHECK_THROWS_AS(unsorted_segment_sum(d, ids.astype(kFloat32), 4), DTypeError);
+  CHECK_THROWS_AS(unsorted_segment_sum(d, ids, -1), ValueError);
+  CHECK_THROWS_AS(unsorted_segment_sum(d.astype(kBool), ids, 4), DTypeError);
+  CHECK_THROWS_AS(unsorted_segment_mean(d.astype(kInt32), ids, 4), DTypeError);
+  CHECK_THROWS_WITH(unsorted_segment_mean(d.astype(kInt32), ids, 4),
+                    Equals("unsorted_segment_mean: data must be float32 or float64, got int32 (data [5, 3])"));
 }

@@ -303,6 +303,46 @@ Tensor gather(const Tensor& x, const Tensor& labels);
 /// base with src added at the given indices along axis (duplicates accumulate); the inverse
 /// of take_along_axis.
 Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// TensorFlow's tf.where(condition) with one argument (np.argwhere): the int64 [n, rank]
+/// coordinates of condition's true (non-zero; NaN counts as non-zero) entries in row-major order,
+/// on condition's device. Any dtype; a rank-0 condition gives [0 or 1, 0]. n depends on the
+/// values, so they are copied to the host: on CUDA this synchronises with the device. Not
+/// differentiable (an integer result).
+Tensor nonzero(const Tensor& condition);
+/// tf.boolean_mask: the entries of x where the bool `mask` is true, mask's axes merged into one.
+/// mask's shape must equal x's shape over axes [axis, axis + mask.rank) (axis may be negative):
+/// x [pre..., mask..., post...] -> [pre..., n, post...], n the number of trues, in row-major order.
+/// take(x, nonzero(mask)) on the merged axis, so differentiable in x; reads mask on the host
+/// (synchronising, as nonzero).
+Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis = 0);
+/// tf.gather_nd: indices (int32/int64) [batch..., m..., k] hold coordinates into params' k axes
+/// after its `batch_dims` leading axes, which must equal indices' first batch_dims axes:
+/// params [batch..., p_0..p_{k-1}, rest...] -> [batch..., m..., rest...], each entry
+/// params[b..., i_0, ..., i_{k-1}] (a slice when rest is not empty). A coordinate outside
+/// [0, size) raises IndexError naming the index and params' shape (negative ones too, as
+/// TensorFlow on the CPU). The indices are read on the host (synchronising, as take's check),
+/// and turned into flat rows for take, so differentiable in params.
+Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims = 0);
+/// tf.scatter_nd: zeros(shape, updates' dtype) with updates [m..., rest...] added at the
+/// coordinates indices [m..., k] into shape's first k axes (rest = shape[k:]); duplicates add.
+/// Out-of-range coordinates raise IndexError; bool updates DTypeError. A scatter_add on the
+/// flattened leading axes, so differentiable in updates (the gradient is gather_nd's).
+Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape);
+/// tf.tensor_scatter_nd_add: x with updates added as scatter_nd places them (x's dtype; updates
+/// must not be float for an integer x, as scatter_add). Differentiable in x and updates.
+Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates);
+/// tf.math.unsorted_segment_sum / _mean / _max: segment_ids (int32/int64) have a prefix of
+/// data's shape, data [ids..., rest...] -> [num_segments, rest...], output[s] the sum / mean /
+/// max of the rows of data whose id is s. Rows with a negative id are dropped (as TensorFlow);
+/// an id >= num_segments raises IndexError. An empty segment gives 0 (sum, mean) or the dtype's
+/// lowest value (max: -FLT_MAX for float32, not -inf, and INT_MIN for integers), as
+/// TensorFlow. The ids are read on the host (synchronising). sum is a scatter_add; mean (float
+/// data only) divides it by the counts; max is a max over rows of where(row in segment, row,
+/// lowest), [rows, num_segments, rest...] in memory. All three are differentiable in data; a
+/// segment's max gradient is split evenly among its rows equal to the max (max's rule), as TensorFlow.
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
+Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
+Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
 /// zeros(shape) with x written at the slice (starts, steps) of every axis; x's shape is the
 /// slice's shape. The gradient of a slice.
 Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,

@@ -1,0 +1,323 @@
+// TensorFlow's index ops (tf.where with one argument, boolean_mask, gather_nd, scatter_nd,
+// tensor_scatter_nd_add, unsorted_segment_*) as composites of take and scatter_add over
+// flattened axes, so they are differentiable through those rules and run on every device.
+// The multi-dimensional indices are read on the host (one copy, synchronising, as take's
+// check already does): that is where they are checked and turned into flat row numbers.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "internal.hpp"
+#include "tapeflow/ops.hpp"
+
+namespace tapeflow {
+namespace {
+
+using detail::check_defined;
+using detail::check_same_device;
+
+std::int64_t prod(Shape::const_iterator first, Shape::const_iterator last) {
+  std::int64_t n = 1;
+  for (; first != last; ++first) n *= *first;
+  return n;
+}
+
+// The values of an int32/int64 tensor as int64 on the host (synchronises with a CUDA device).
+std::vector<std::int64_t> host_ints(const Tensor& t, const char* op, const char* what) {
+  if (!is_integral(t.dtype())) {
+    throw DTypeError(fmt::format("{}: {} must be int32 or int64, got {} (shape {})", op, what, dtype_name(t.dtype()),
+                                 shape_str(t.shape())));
+  }
+  const Tensor host = t.astype(kInt64).to(Device::cpu()).contiguous();
+  const std::int64_t* p = host.data<std::int64_t>();
+  return std::vector<std::int64_t>(p, p + host.size());
+}
+
+std::string coords_str(const std::int64_t* c, std::int64_t k) {
+  return shape_str(Shape(c, c + k));
+}
+
+// The int64 [n] tensor of `values` on `device`.
+Tensor rows_tensor(const std::vector<std::int64_t>& values, Device device) {
+  return tensor(values, Shape{static_cast<std::int64_t>(values.size())}, kInt64, device);
+}
+
+// For indices [..., k] into the first k axes (after `batch` leading batch axes) of `shape`: the
+// row of each index in `shape` flattened to [prod(shape[:batch + k]), ...], batch axes
+// included. Throws IndexError naming op, the index and the shape for an index out of range.
+std::vector<std::int64_t> flat_rows(const Tensor& indices, const Shape& shape, std::int64_t batch, const char* op,
+                                    const char* shape_name) {
+  const std::int64_t k = indices.shape().back();
+  const std::vector<std::int64_t> idx = host_ints(indices, op, "indices");
+  const std::int64_t n = k == 0 ? prod(indices.shape().begin(), indices.shape().end() - 1)
+                                : static_cast<std::int64_t>(idx.size()) / k;
+  const std::int64_t batches = prod(shape.begin(), shape.begin() + batch);
+  const std::int64_t per_batch = batches == 0 ? 0 : n / batches;
+  const std::int64_t inner = prod(shape.begin() + batch, shape.begin() + batch + k);
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) {
+    const std::int64_t* c = idx.data() + r * k;
+    std::int64_t row = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const std::int64_t size = shape[static_cast<std::size_t>(batch + j)];
+      if (c[j] < 0 || c[j] >= size) {
+        throw IndexError(fmt::format("{}: index {} (row {} of indices {}) is out of bounds for {} of shape {} "
+                                     "(axis {} has size {})",
+                                     op, coords_str(c, k), r, shape_str(indices.shape()), shape_name, shape_str(shape),
+                                     batch + j, size));
+      }
+      row = row * size + c[j];
+    }
+    rows[static_cast<std::size_t>(r)] = (r / per_batch) * inner + row;
+  }
+  return rows;
+}
+
+// indices' last axis (k) must exist and fit within shape after `batch` axes.
+void check_index_depth(const Tensor& indices, const Shape& shape, std::int64_t batch, const char* op,
+                       const char* shape_name) {
+  if (indices.rank() < 1 || indices.rank() <= batch) {
+    throw ShapeError(fmt::format("{}: indices {} need a last axis of coordinates (and {} batch axes before it)", op,
+                                 shape_str(indices.shape()), batch));
+  }
+  const std::int64_t k = indices.shape().back();
+  if (batch + k > static_cast<std::int64_t>(shape.size())) {
+    throw ShapeError(fmt::format("{}: indices {} index {} axes but {} {} has {} after {} batch axes", op,
+                                 shape_str(indices.shape()), k, shape_name, shape_str(shape),
+                                 static_cast<std::int64_t>(shape.size()) - batch, batch));
+  }
+}
+
+// [rows] + shape[from:]
+Shape rows_and(std::int64_t rows, const Shape& shape, std::int64_t from) {
+  Shape s{rows};
+  s.insert(s.end(), shape.begin() + from, shape.end());
+  return s;
+}
+
+// indices [n, 1, ...] with rank `rank`, to scatter along axis 0 of a [m, ...] base
+Tensor scatter_rows(const std::vector<std::int64_t>& rows, std::int64_t rank, Device device) {
+  Shape s(static_cast<std::size_t>(rank), 1);
+  s[0] = static_cast<std::int64_t>(rows.size());
+  return rows_tensor(rows, device).reshape(s);
+}
+
+// base [m, ...] with updates [n, ...] added at the given rows (tensor_scatter_nd_add's core)
+Tensor add_rows(const Tensor& base, const std::vector<std::int64_t>& rows, const Tensor& updates) {
+  return scatter_add(base, scatter_rows(rows, base.rank(), base.device()), updates, 0);
+}
+
+// tensor_scatter_nd_add's checks and work: `base` of `shape` (already on the updates' device)
+Tensor scatter_nd_into(const Tensor& base, const Tensor& indices, const Tensor& updates, const char* op,
+                       const char* shape_name) {
+  check_same_device(base, indices, op);
+  check_same_device(base, updates, op);
+  const Shape& shape = base.shape();
+  check_index_depth(indices, shape, 0, op, shape_name);
+  const std::int64_t k = indices.shape().back();
+  Shape want(indices.shape().begin(), indices.shape().end() - 1);
+  want.insert(want.end(), shape.begin() + k, shape.end());
+  if (updates.shape() != want) {
+    throw ShapeError(fmt::format("{}: updates {} must have shape {} (indices {} into {} {})", op,
+                                 shape_str(updates.shape()), shape_str(want), shape_str(indices.shape()), shape_name,
+                                 shape_str(shape)));
+  }
+  if (base.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported (shape {})", op, shape_str(shape)));
+  const std::vector<std::int64_t> rows = flat_rows(indices, shape, 0, op, shape_name);
+  const std::int64_t m = prod(shape.begin(), shape.begin() + k);
+  const Tensor flat = base.reshape(rows_and(m, shape, k));
+  const Tensor upd = updates.reshape(rows_and(static_cast<std::int64_t>(rows.size()), shape, k));
+  return add_rows(flat, rows, upd).reshape(shape);
+}
+
+// What the unsorted_segment ops share: data [n, ...] (segment_ids' axes merged, rows with a
+// negative id dropped) and the id of each kept row.
+struct Segments {
+  Tensor data;
+  std::vector<std::int64_t> ids;
+  std::vector<std::int64_t> counts;  // rows per segment
+};
+
+Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments, const char* op) {
+  check_defined(data, op);
+  check_defined(segment_ids, op);
+  check_same_device(data, segment_ids, op);
+  const Shape& ds = data.shape();
+  const Shape& is = segment_ids.shape();
+  if (is.size() > ds.size() || !std::equal(is.begin(), is.end(), ds.begin())) {
+    throw ShapeError(fmt::format("{}: segment_ids {} must be a prefix of the data's shape {}", op, shape_str(is),
+                                 shape_str(ds)));
+  }
+  if (num_segments < 0) {
+    throw ValueError(fmt::format("{}: num_segments must be >= 0, got {} (data {})", op, num_segments, shape_str(ds)));
+  }
+  if (data.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported (data {})", op, shape_str(ds)));
+  const std::vector<std::int64_t> ids = host_ints(segment_ids, op, "segment_ids");
+  Segments s;
+  s.counts.assign(static_cast<std::size_t>(num_segments), 0);
+  std::vector<std::int64_t> kept;
+  for (std::size_t r = 0; r < ids.size(); ++r) {
+    if (ids[r] >= num_segments) {
+      throw IndexError(fmt::format("{}: segment id {} (entry {} of segment_ids {}) is out of range [0, {}) "
+                                   "(data {})",
+                                   op, ids[r], r, shape_str(is), num_segments, shape_str(ds)));
+    }
+    if (ids[r] < 0) continue;  // dropped, as TensorFlow
+    kept.push_back(static_cast<std::int64_t>(r));
+    s.ids.push_back(ids[r]);
+    ++s.counts[static_cast<std::size_t>(ids[r])];
+  }
+  s.data = data.reshape(rows_and(static_cast<std::int64_t>(ids.size()), ds, static_cast<std::int64_t>(is.size())));
+  if (kept.size() != ids.size()) s.data = take(s.data, rows_tensor(kept, data.device()), 0);
+  return s;
+}
+
+double lowest(DType dtype) {
+  switch (dtype) {
+    case kFloat32:
+      return std::numeric_limits<float>::lowest();
+    case kInt32:
+      return static_cast<double>(std::numeric_limits<std::int32_t>::lowest());
+    case kInt64:
+      return static_cast<double>(std::numeric_limits<std::int64_t>::lowest());  // -2^63, exact in a double
+    default:
+      return std::numeric_limits<double>::lowest();
+  }
+}
+
+}  // namespace
+
+Tensor nonzero(const Tensor& condition) {
+  check_defined(condition, "nonzero");
+  const Tensor truth = condition.dtype() == kBool ? condition : condition != 0.0;
+  const Tensor host = truth.to(Device::cpu()).contiguous();
+  const bool* p = host.data<bool>();
+  const Shape& shape = condition.shape();
+  const std::size_t rank = shape.size();
+  std::vector<std::int64_t> coords;
+  std::vector<std::int64_t> c(rank, 0);  // the row-major coordinates of element i
+  for (std::int64_t i = 0; i < host.size(); ++i) {
+    if (p[i]) coords.insert(coords.end(), c.begin(), c.end());
+    for (std::size_t a = rank; a-- > 0;) {
+      if (++c[a] < shape[a]) break;
+      c[a] = 0;
+    }
+  }
+  const std::int64_t n = rank == 0 ? (host.size() == 1 && p[0] ? 1 : 0)
+                                   : static_cast<std::int64_t>(coords.size()) / static_cast<std::int64_t>(rank);
+  return tensor(coords, Shape{n, static_cast<std::int64_t>(rank)}, kInt64, condition.device());
+}
+
+Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis_in) {
+  const char* op = "boolean_mask";
+  check_defined(x, op);
+  check_defined(mask, op);
+  check_same_device(x, mask, op);
+  if (mask.dtype() != kBool) {
+    throw DTypeError(fmt::format("boolean_mask: mask must be bool, got {} (mask {}, x {})", dtype_name(mask.dtype()),
+                                 shape_str(mask.shape()), shape_str(x.shape())));
+  }
+  if (mask.rank() == 0) {
+    throw ShapeError(fmt::format("boolean_mask: mask must have at least 1 dimension (mask {}, x {})",
+                                 shape_str(mask.shape()), shape_str(x.shape())));
+  }
+  const std::int64_t axis = axis_in < 0 ? axis_in + x.rank() : axis_in;
+  const Shape& xs = x.shape();
+  if (axis < 0 || axis + mask.rank() > x.rank() ||
+      !std::equal(mask.shape().begin(), mask.shape().end(), xs.begin() + axis)) {
+    throw ShapeError(fmt::format("boolean_mask: mask {} must equal the shape of x {} over axes [{}, {})",
+                                 shape_str(mask.shape()), shape_str(xs), axis_in, axis_in + mask.rank()));
+  }
+  // x [pre..., mask..., post...] -> [pre..., prod(mask), post...], then the true rows taken
+  Shape merged(xs.begin(), xs.begin() + axis);
+  merged.push_back(mask.size());
+  merged.insert(merged.end(), xs.begin() + axis + mask.rank(), xs.end());
+  const Tensor rows = nonzero(mask.reshape({-1})).reshape({-1});
+  return take(x.reshape(merged), rows, axis);
+}
+
+Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims) {
+  const char* op = "gather_nd";
+  check_defined(params, op);
+  check_defined(indices, op);
+  check_same_device(params, indices, op);
+  if (batch_dims < 0) {
+    throw ValueError(fmt::format("gather_nd: batch_dims must be >= 0, got {} (params {}, indices {})", batch_dims,
+                                 shape_str(params.shape()), shape_str(indices.shape())));
+  }
+  const Shape& ps = params.shape();
+  const Shape& is = indices.shape();
+  check_index_depth(indices, ps, batch_dims, op, "params");
+  if (!std::equal(is.begin(), is.begin() + batch_dims, ps.begin())) {
+    throw ShapeError(fmt::format("gather_nd: the first {} (batch) axes of indices {} and params {} differ", batch_dims,
+                                 shape_str(is), shape_str(ps)));
+  }
+  const std::int64_t k = is.back();
+  const std::vector<std::int64_t> rows = flat_rows(indices, ps, batch_dims, op, "params");
+  // params [batch..., p..., rest...] -> [prod(batch, p), rest...]; the rows taken; -> [indices[:-1]..., rest...]
+  const Tensor flat = params.reshape(rows_and(prod(ps.begin(), ps.begin() + batch_dims + k), ps, batch_dims + k));
+  Shape out(is.begin(), is.end() - 1);
+  out.insert(out.end(), ps.begin() + batch_dims + k, ps.end());
+  return take(flat, rows_tensor(rows, params.device()), 0).reshape(out);
+}
+
+Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape) {
+  check_defined(indices, "scatter_nd");
+  check_defined(updates, "scatter_nd");
+  for (auto d : shape) {
+    if (d < 0) throw ValueError(fmt::format("scatter_nd: shape {} has a negative size", shape_str(shape)));
+  }
+  return scatter_nd_into(zeros(shape, updates.dtype(), updates.device()), indices, updates, "scatter_nd", "shape");
+}
+
+Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates) {
+  check_defined(x, "tensor_scatter_nd_add");
+  check_defined(indices, "tensor_scatter_nd_add");
+  check_defined(updates, "tensor_scatter_nd_add");
+  return scatter_nd_into(x, indices, updates, "tensor_scatter_nd_add", "tensor");
+}
+
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+  const char* op = "unsorted_segment_sum";
+  const Segments s = segments(data, segment_ids, num_segments, op);
+  const Tensor base = zeros(rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
+  return add_rows(base, s.ids, s.data);
+}
+
+Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+  const char* op = "unsorted_segment_mean";
+  if (data.defined() && !is_floating(data.dtype())) {
+    throw DTypeError(fmt::format("{}: data must be float32 or float64, got {} (data {})", op, dtype_name(data.dtype()),
+                                 shape_str(data.shape())));
+  }
+  const Segments s = segments(data, segment_ids, num_segments, op);
+  const Tensor base = zeros(rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
+  std::vector<double> divisors(s.counts.begin(), s.counts.end());
+  for (auto& d : divisors) d = d > 0 ? d : 1;  // an empty segment's sum is 0; so is its mean
+  Shape ds(static_cast<std::size_t>(base.rank()), 1);
+  ds[0] = num_segments;
+  return add_rows(base, s.ids, s.data) / tensor(divisors, ds, data.dtype(), data.device());
+}
+
+Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+  const char* op = "unsorted_segment_max";
+  const Segments s = segments(data, segment_ids, num_segments, op);
+  const double low = lowest(data.dtype());
+  const Shape out = rows_and(num_segments, s.data.shape(), 1);
+  const std::int64_t n = static_cast<std::int64_t>(s.ids.size());
+  if (n == 0 || num_segments == 0) return full(out, low, data.dtype(), data.device());
+  // member [n, segments, 1...]: row r belongs to segment ids[r]; the max over rows of the members
+  std::vector<bool> member(static_cast<std::size_t>(n * num_segments), false);
+  for (std::int64_t r = 0; r < n; ++r) member[static_cast<std::size_t>(r * num_segments + s.ids[static_cast<std::size_t>(r)])] = true;
+  Shape ms(static_cast<std::size_t>(out.size() + 1), 1);
+  ms[0] = n;
+  ms[1] = num_segments;
+  const Tensor in = tensor(member, ms, kBool, data.device());
+  return max(where(in, s.data.expand_dims(1), full({1}, low, data.dtype(), data.device())), {0});
+}
+
+}  // namespace tapeflow
