@@ -740,6 +740,42 @@ TEST_CASE("device: NumPy's composites (tile, repeat, pad, flip, tril, triu, redu
   same_on_devices({special}, [](const std::vector<Tensor>& v) { return tf::round(v[0]) + tf::floor(v[0]) + tf::ceil(v[0]); });
 }
 
+TEST_CASE("device: TensorFlow's index ops (nonzero, boolean_mask, gather_nd, scatter_nd, unsorted_segment_*) on every "
+          "device",
+          "[device][nd_index]") {
+  note_skip();
+  std::mt19937 rng(93);
+  const Tensor idx = tensor<std::int64_t>({1, 2, 0, 0, 1, 2}, {3, 2});  // a duplicate row
+  const Tensor batch_idx = tensor({2, 1, 0, 3, 2, 0, 1, 1}, {2, 2, 2});  // int32, batch_dims 1
+  const Tensor mask = tensor<bool>({true, false, false, true, true, true, false, false, false, true, false, true},
+                                   {3, 4});
+  const Tensor ids = tensor({2, 0, -1, 2, 0});
+  for (DType dt : kNumericDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = make_input({2, 3, 4}, dt, rng, Make::Transposed, -3, 3);
+    const Tensor u = make_input({3, 4}, dt, rng, Make::Contiguous, -3, 3);
+    const Tensor d = make_input({5, 3}, dt, rng, Make::Contiguous, -3, 3);
+    const Tol t = is_floating(dt) ? Tol{1e-6, 1e-6} : Tol{0, 0};
+    same_on_devices({x}, [](const std::vector<Tensor>& v) { return tf::nonzero(v[0]); });
+    same_on_devices({x, mask}, [](const std::vector<Tensor>& v) { return tf::boolean_mask(v[0], v[1], 1); }, t);
+    same_on_devices({x, idx}, [](const std::vector<Tensor>& v) { return tf::gather_nd(v[0], v[1]); }, t);
+    same_on_devices({x, batch_idx}, [](const std::vector<Tensor>& v) { return tf::gather_nd(v[0], v[1], 1); }, t);
+    same_on_devices({idx, u}, [](const std::vector<Tensor>& v) { return tf::scatter_nd(v[0], v[1], {2, 3, 4}); }, t);
+    same_on_devices({x, idx, u}, [](const std::vector<Tensor>& v) { return tf::tensor_scatter_nd_add(v[0], v[1], v[2]); },
+                    t);
+    same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_sum(v[0], v[1], 4); }, t);
+    same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_max(v[0], v[1], 4); }, t);
+    if (is_floating(dt)) {
+      same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_mean(v[0], v[1], 4); }, t);
+    }
+  }
+  // a bad index on a CUDA device is caught on the host, before any kernel
+  for (const Device& dev : other_devices()) {
+    CHECK_THROWS_AS(tf::gather_nd(zeros({2, 3}, kFloat32, dev), tensor({0, 3}, {1, 2}).to(dev)), IndexError);
+    CHECK_THROWS_AS(tf::unsorted_segment_sum(zeros({2}, kFloat32, dev), tensor({0, 5}).to(dev), 2), IndexError);
+  }
+}
+
 TEST_CASE("device: einsum (a composite of permute, reshape, slicing, sum, mul, matmul) on every device",
           "[device][einsum]") {
   note_skip();

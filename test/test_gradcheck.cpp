@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "golden/nd_index_golden.hpp"
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/device.hpp"
 
@@ -678,6 +679,55 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
       {"top_k k = 3 unsorted values, times weights",
        [](const std::vector<Tensor>& x) { return top_k(x[0], 3, false).values * x[1]; },
        {anyv({2, 5}, 50), anyv({3}, 51)}},
+      // TensorFlow's index ops: take / scatter_add on flattened axes; indices with duplicates,
+      // squared or weighted so that a gradient sent to the wrong row shows
+      {"boolean_mask [3, 4] at axis 1 of [2, 3, 4], times weights",
+       [](const std::vector<Tensor>& x) {
+         const Tensor m = tensor<bool>({true, false, false, true, true, true, false, false, false, true, false, true},
+                                       {3, 4});
+         return boolean_mask(x[0], m.to(x[0].device()), 1) * x[1];
+       },
+       {anyv({2, 3, 4}, 64), anyv({6}, 65)}},
+      {"boolean_mask [4] at axis -1 of a transposed view",
+       [](const std::vector<Tensor>& x) {
+         return square(boolean_mask(x[0].transpose(), tensor<bool>({false, true, true, false}).to(x[0].device()), -1));
+       },
+       {anyv({4, 3}, 66)}},
+      {"gather_nd slices with a duplicate",
+       [](const std::vector<Tensor>& x) {
+         return square(gather_nd(x[0], i64({1, 2, 0, 0, 1, 2}, {3, 2}).to(x[0].device())));
+       },
+       {anyv({2, 3, 4}, 67)}},
+      {"gather_nd points, batch_dims 1, of a transposed view",
+       [](const std::vector<Tensor>& x) {
+         return square(gather_nd(x[0].permute({2, 0, 1}), i64({2, 1, 0, 0, 2, 1, 1, 1}, {2, 2, 2}).to(x[0].device()), 1));
+       },
+       {anyv({3, 2, 2}, 68)}},
+      {"scatter_nd with a duplicate, in the updates",
+       [](const std::vector<Tensor>& x) {
+         return square(scatter_nd(i64({1, 2, 0, 0, 1, 2}, {3, 2}).to(x[0].device()), x[0], {2, 3, 4}));
+       },
+       {anyv({3, 4}, 69)}},
+      {"tensor_scatter_nd_add points with a duplicate, in both",
+       [](const std::vector<Tensor>& x) {
+         return square(tensor_scatter_nd_add(x[0], i64({1, 0, 2, 1, 1, 0}, {3, 2}).to(x[0].device()), x[1]));
+       },
+       {anyv({3, 2}, 70), anyv({3}, 71)}},
+      {"unsorted_segment_sum with a dropped row and an empty segment",
+       [](const std::vector<Tensor>& x) {
+         return square(unsorted_segment_sum(x[0], i64({2, 0, -1, 2, 0}, {5}).to(x[0].device()), 4));
+       },
+       {anyv({5, 2}, 72)}},
+      {"unsorted_segment_mean of [2, 3, 2] by ids [2, 3]",
+       [](const std::vector<Tensor>& x) {
+         return square(unsorted_segment_mean(x[0], i64({1, 0, 1, 1, 2, -1}, {2, 3}).to(x[0].device()), 4));
+       },
+       {anyv({2, 3, 2}, 73)}},
+      {"unsorted_segment_max (every segment filled: an empty one's lowest value would overflow the sum)",
+       [](const std::vector<Tensor>& x) {
+         return unsorted_segment_max(x[0], i64({1, 0, 1, -1, 2, 0}, {6}).to(x[0].device()), 3) * x[1];
+       },
+       {anyv({6, 2}, 74), anyv({2}, 75)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);
@@ -685,6 +735,19 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
     INFO(r.message);
     CHECK(r.ok);
   }
+}
+
+TEST_CASE("gradient of gather_nd: TensorFlow's, duplicates summed", "[gradcheck][nd_index]") {
+  namespace ng = nd_index_golden;
+  const Tensor p = tensor(std::vector<double>(std::begin(ng::kP), std::end(ng::kP)), {2, 3, 4});
+  const Tensor w = arange(1, 13, 1, kFloat64).reshape({3, 4});
+  GradientTape tape;
+  tape.watch(p);
+  const Tensor y = sum(gather_nd(p, i64({1, 2, 0, 0, 1, 2}, {3, 2})) * w);
+  const Tensor g = tape.gradient(y, p);
+  REQUIRE(g.shape() == Shape{2, 3, 4});
+  const Tensor want = tensor(std::vector<double>(std::begin(ng::kGatherNdGrad), std::end(ng::kGatherNdGrad)), {2, 3, 4});
+  CHECK(reduce_all(g == want).item<bool>());
 }
 
 TEST_CASE("gradgradcheck: second derivatives through nested tapes", "[gradcheck]") {
