@@ -1370,6 +1370,8 @@ TEST_CASE("boolean_mask: TensorFlow's values, axes and errors", "[nd_index]") {
   CHECK_THROWS_WITH(boolean_mask(p, ones({4}, kBool), 1),
                     Equals("boolean_mask: mask [4] must equal the shape of x [2, 3, 4] over axes [1, 2)"));
   CHECK_THROWS_AS(boolean_mask(p, ones({4, 2}, kBool), 2), ShapeError);
+  CHECK_THROWS_WITH(boolean_mask(p, ones({2}, kBool), -1),
+                    Equals("boolean_mask: mask [2] must equal the shape of x [2, 3, 4] over axes [2, 3)"));
   CHECK_THROWS_AS(boolean_mask(p, ones({2}, kBool), 3), ShapeError);
   CHECK_THROWS_AS(boolean_mask(p, scalar(1, kBool)), ShapeError);
 }
@@ -1432,11 +1434,11 @@ TEST_CASE("scatter_nd, tensor_scatter_nd_add: TensorFlow's values; duplicates ad
   check_values(scatter_nd(zeros({0, 1}, kInt64), zeros({0}), {3}), {3}, {0, 0, 0}, {0, 0});
   CHECK_THROWS_AS(scatter_nd(tensor({3}, {1, 1}), tensor({1.f}), {3}), IndexError);
   CHECK_THROWS_WITH(scatter_nd(tensor({3}, {1, 1}), tensor({1.f}), {3}),
-                    Equals("scatter_nd: index [3] (row 0 of indices [1, 1]) is out of bounds for shape of shape [3] "
+                    Equals("scatter_nd: index [3] (row 0 of indices [1, 1]) is out of bounds for the output of shape [3] "
                            "(axis 0 has size 3)"));
   CHECK_THROWS_AS(scatter_nd(idx, zeros({3}), {2, 3, 4}), ShapeError);
   CHECK_THROWS_WITH(scatter_nd(idx, zeros({3}), {2, 3, 4}),
-                    Equals("scatter_nd: updates [3] must have shape [3, 4] (indices [3, 2] into shape [2, 3, 4])"));
+                    Equals("scatter_nd: updates [3] must have shape [3, 4] (indices [3, 2] into the output [2, 3, 4])"));
   CHECK_THROWS_AS(scatter_nd(idx, zeros({3, 4}, kBool), {2, 3, 4}), DTypeError);
   CHECK_THROWS_AS(scatter_nd(idx, zeros({3, 4}), {2, -3, 4}), ValueError);
   CHECK_THROWS_WITH(tensor_scatter_nd_add(golden_params(), tensor({2, 0}, {1, 2}), zeros({1, 4})),

@@ -229,8 +229,9 @@ Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis_in) {
   const Shape& xs = x.shape();
   if (axis < 0 || axis + mask.rank() > x.rank() ||
       !std::equal(mask.shape().begin(), mask.shape().end(), xs.begin() + axis)) {
+    const std::int64_t shown = axis < 0 ? axis_in : axis;
     throw ShapeError(fmt::format("boolean_mask: mask {} must equal the shape of x {} over axes [{}, {})",
-                                 shape_str(mask.shape()), shape_str(xs), axis_in, axis_in + mask.rank()));
+                                 shape_str(mask.shape()), shape_str(xs), shown, shown + mask.rank()));
   }
   // x [pre..., mask..., post...] -> [pre..., prod(mask), post...], then the true rows taken
   Shape merged(xs.begin(), xs.begin() + axis);
@@ -271,7 +272,7 @@ Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& sha
   for (auto d : shape) {
     if (d < 0) throw ValueError(fmt::format("scatter_nd: shape {} has a negative size", shape_str(shape)));
   }
-  return scatter_nd_into(zeros(shape, updates.dtype(), updates.device()), indices, updates, "scatter_nd", "shape");
+  return scatter_nd_into(zeros(shape, updates.dtype(), updates.device()), indices, updates, "scatter_nd", "the output");
 }
 
 Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates) {
