@@ -1015,6 +1015,7 @@ TEST_CASE("Attention: dropout on the probabilities in training only, seeded", "[
     o.dropout = 0.4;
     o.seed = 21;
     Attention layer(o);
+    CHECK(layer.seeded());  // options.seed
     set_luong_weights(layer, c, g);
     const AttentionOutput plain = layer.with_scores(g.query, g.value, g.args);
     CHECK(max_error(plain.output.to(Device::cpu()), c.output) < 1e-5);

@@ -60,8 +60,10 @@ struct AttentionCall {
 
 /// A call's result with Keras's return_attention_scores=True.
 struct AttentionOutput {
-  Tensor output;  ///< [B, T, output_shape]
-  Tensor scores;  ///< the attention probabilities [B, heads, T, S], before dropout
+  Tensor output;  ///< [B, T, output_shape] (MultiHeadAttention), [B, T, dv] (Attention)
+  /// The attention probabilities before dropout: [B, heads, T, S] (MultiHeadAttention),
+  /// [B, T, S] (Attention, AdditiveAttention).
+  Tensor scores;
 };
 
 /// What MultiHeadAttention, Attention and AdditiveAttention share: a call on a query and a value
