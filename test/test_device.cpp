@@ -844,3 +844,47 @@ TEST_CASE("device: GroupNormalization and UnitNormalization give the CPU's outpu
     }
   }
 }
+
+TEST_CASE("device: Attention and AdditiveAttention give the CPU's outputs, scores and gradients", "[device][attention]") {
+  note_skip();
+  std::mt19937 rng(43);
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    const Tensor q = random_tensor({2, 3, 4}, dt, rng, -1, 1), v = random_tensor({2, 5, 3}, dt, rng, -1, 1);
+    const Tensor k = random_tensor({2, 5, 4}, dt, rng, -1, 1), w_out = random_tensor({2, 3, 3}, dt, rng, -1, 1);
+    const Tensor qm = tensor({1.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f}, {2, 3});
+    const Tensor vm = tensor({1.0f, 1.0f, 0.0f, 1.0f, 1.0f, 1.0f, 0.0f, 1.0f, 1.0f, 0.0f}, {2, 5});
+    for (const char* mode : {"dot", "concat", "additive"}) {
+      INFO(mode);
+      const auto run = [mode](const std::vector<Tensor>& in) {
+        std::shared_ptr<Attention> att;
+        if (std::string(mode) == "additive") {
+          att = std::make_shared<AdditiveAttention>();
+          att->set_seed(7);  // the scale's glorot_uniform draw, the same on every device
+        } else {
+          AttentionOptions o;
+          o.use_scale = true;
+          o.score_mode = mode;
+          att = std::make_shared<Attention>(o);
+        }
+        AttentionCall args;
+        args.key = in[2];
+        args.query_mask = in[4];
+        args.value_mask = in[5];
+        args.use_causal_mask = true;
+        (*att)(in[0], in[1], args);  // builds on the inputs' device
+        for (auto& w : att->weights()) w.assign(w * 0.75);
+        GradientTape tape;
+        for (int i = 0; i < 3; ++i) tape.watch(in[static_cast<std::size_t>(i)]);
+        const AttentionOutput r = att->with_scores(in[0], in[1], args);
+        std::vector<Tensor> sources = {in[0], in[1], in[2]};
+        for (const auto& w : att->weights()) sources.push_back(w);
+        const auto g = tape.gradient(sum(r.output * in[3]), sources);
+        std::vector<Tensor> flat = {r.output.reshape({-1}).astype(kFloat64), r.scores.reshape({-1}).astype(kFloat64)};
+        for (const Tensor& t : g) flat.push_back(t.reshape({-1}).astype(kFloat64));
+        return concat(flat, 0);
+      };
+      same_on_devices({q, v, k, w_out, qm, vm}, run, dt == kFloat64 ? Tol{1e-10, 1e-12} : Tol{1e-4, 1e-5});
+    }
+  }
+}

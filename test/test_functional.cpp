@@ -1163,6 +1163,13 @@ std::vector<ShapeCase> shape_cases() {
       {"MultiHeadAttention output_shape, key", {{5, 6}, {7, 4}, {7, 2}},
        [] { return std::make_shared<MultiHeadAttention>(
            2, 3, options<MultiHeadAttentionOptions>([](auto& o) { o.output_shape = 8; })); }},
+      {"Attention", {{5, 6}, {7, 3}, {7, 6}}, [] { return std::make_shared<Attention>(); }},
+      {"Attention concat, scale", {{5, 4}, {7, 4}},
+       [] { return std::make_shared<Attention>(options<AttentionOptions>([](auto& o) {
+           o.use_scale = true;
+           o.score_mode = "concat";
+         })); }},
+      {"AdditiveAttention", {{5, 6}, {7, 2}, {7, 6}}, [] { return std::make_shared<AdditiveAttention>(); }},
   };
 }
 

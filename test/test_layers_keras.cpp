@@ -799,3 +799,325 @@ TEST_CASE("MultiHeadAttention: errors name the layer and the shapes", "[layers][
                     Contains("takes [query, value] or [query, value, key], got 1 inputs: [2, 3, 4]"));
   CHECK_THROWS_WITH(mha(zeros({2, 3, 4})), Contains("a merge layer takes a list"));
 }
+
+// ================================================================ Attention, AdditiveAttention
+// Against the real Keras 3.15 (golden/attention_golden.hpp, kLuongCases: dot and concat scores,
+// use_scale on and off, additive scores, query and value masks, causal) on every device, their
+// weights, float64 gradchecks, dropout, the functional API with masks, and their errors.
+
+namespace {
+
+// Options of type O with `set` applied.
+template <class O, class F>
+O with_options(F set) {
+  O o;
+  set(o);
+  return o;
+}
+
+// The layer of a Luong golden case, called once to build it, with Keras's weights.
+std::shared_ptr<Attention> make_luong(const ag::LuongCase& c) {
+  std::shared_ptr<Attention> layer;
+  if (c.additive) {
+    AdditiveAttentionOptions o;
+    o.use_scale = c.use_scale;
+    layer = std::make_shared<AdditiveAttention>(o);
+  } else {
+    AttentionOptions o;
+    o.use_scale = c.use_scale;
+    o.score_mode = c.concat ? "concat" : "dot";
+    layer = std::make_shared<Attention>(o);
+  }
+  return layer;
+}
+
+struct LuongCall {
+  Tensor query, value;
+  AttentionCall args;
+};
+
+// The inputs and masks of a golden case on `device` (the value mask float: nonzero attends).
+LuongCall luong_call(const ag::LuongCase& c, Device device, DType dtype = kFloat32) {
+  LuongCall g;
+  g.query = golden(c.query, {c.b, c.tq, c.dim}, dtype).to(device);
+  g.value = golden(c.value, {c.b, c.tv, c.dv}, dtype).to(device);
+  if (c.key != nullptr) g.args.key = golden(c.key, {c.b, c.tv, c.dim}, dtype).to(device);
+  if (c.query_mask != nullptr) g.args.query_mask = golden(c.query_mask, {c.b, c.tq}, kBool).to(device);
+  if (c.value_mask != nullptr) g.args.value_mask = golden(c.value_mask, {c.b, c.tv}).to(device);
+  g.args.use_causal_mask = c.causal;
+  return g;
+}
+
+// Builds `layer` on `g` and sets Keras's weights.
+void set_luong_weights(Attention& layer, const ag::LuongCase& c, const LuongCall& g) {
+  layer(g.query, g.value, g.args);
+  const auto w = layer.weights();
+  std::size_t i = 0;
+  for (const double* p : {c.scale, c.concat_score_weight}) {
+    if (p == nullptr) continue;
+    REQUIRE(i < w.size());
+    set(w[i], golden(p, w[i].shape()));
+    ++i;
+  }
+  CHECK(i == w.size());
+}
+
+}  // namespace
+
+TEST_CASE("Attention and AdditiveAttention match Keras 3.15: outputs and scores, masks, causal, scale, concat",
+          "[layers][attention][device]") {
+  for (const auto& c : ag::kLuongCases) {
+    INFO(c.name);
+    for (const Device& d : devices()) {
+      INFO(d.str());
+      const LuongCall g = luong_call(c, d);
+      const auto layer = make_luong(c);
+      set_luong_weights(*layer, c, g);
+      const AttentionOutput r = layer->with_scores(g.query, g.value, g.args);
+      CHECK(r.output.device() == d);
+      REQUIRE(r.output.shape() == Shape{c.b, c.tq, c.dv});
+      REQUIRE(r.scores.shape() == Shape{c.b, c.tq, c.tv});
+      CHECK(max_error(r.output.to(Device::cpu()), c.output) < 1e-5);
+      CHECK(max_error(r.scores.to(Device::cpu()), c.scores) < 1e-5);
+      CHECK(dvals((*layer)(g.query, g.value, g.args).to(Device::cpu())) == dvals(r.output.to(Device::cpu())));
+      // float64: Keras's float64 values to rounding
+      const LuongCall g64 = luong_call(c, d, kFloat64);
+      CHECK(max_error(layer->with_scores(g64.query, g64.value, g64.args).output.to(Device::cpu()), c.output) < 1e-6);
+      if (c.query_mask == nullptr && c.value_mask == nullptr && !c.causal) {  // the list call
+        std::vector<Tensor> list = {g.query, g.value};
+        if (c.key != nullptr) list.push_back(g.args.key);
+        CHECK(dvals((*layer)(list).to(Device::cpu())) == dvals(r.output.to(Device::cpu())));
+      }
+    }
+  }
+}
+
+TEST_CASE("Attention and AdditiveAttention: Keras's weights, names, shapes, initialisers and masks",
+          "[layers][attention]") {
+  Attention plain;
+  CHECK(plain(irregular({2, 3, 4}), irregular({2, 5, 4})).shape() == Shape{2, 3, 4});
+  CHECK(plain.name() == "attention");
+  CHECK(plain.weights().empty());
+  CHECK(plain.use_scale() == false);
+  CHECK(plain.score_mode() == "dot");
+
+  AttentionOptions o;
+  o.use_scale = true;
+  o.score_mode = "concat";
+  Attention concat(o);
+  AttentionCall k;
+  k.key = irregular({2, 5, 4});
+  CHECK(concat(irregular({2, 3, 4}), irregular({2, 5, 6}), k).shape() == Shape{2, 3, 6});  // dv: the value's
+  const auto w = concat.weights();
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].name() == "attention/scale");
+  CHECK(w[1].name() == "attention/concat_score_weight");
+  CHECK(w[0].shape() == Shape{});
+  CHECK(w[1].shape() == Shape{});
+  CHECK(dvals(w[0]) == std::vector<double>{1});
+  CHECK(dvals(w[1]) == std::vector<double>{1});
+  CHECK(concat.count_params() == 2);
+
+  AdditiveAttention add;
+  CHECK(add.use_scale());
+  add.set_seed(5);
+  CHECK(add(irregular({2, 3, 6}), irregular({2, 4, 6})).shape() == Shape{2, 3, 6});
+  REQUIRE(add.weights().size() == 1);
+  CHECK(add.name() == "additive_attention");
+  CHECK(add.weights()[0].name() == "additive_attention/scale");
+  CHECK(add.weights()[0].shape() == Shape{6});
+  // glorot_uniform over Keras's fans of [6]: (6, 6)
+  double largest = 0;
+  for (double v : dvals(add.weights()[0])) largest = std::max(largest, std::abs(v));
+  CHECK(largest <= std::sqrt(6.0 / 12) + 1e-7);
+  CHECK(largest > 0);
+  AdditiveAttentionOptions no_scale;
+  no_scale.use_scale = false;
+  AdditiveAttention unscaled(no_scale);
+  unscaled(irregular({1, 2, 3}), irregular({1, 2, 3}));
+  CHECK(unscaled.weights().empty());
+
+  // masks by hand: a masked key's score is lowered by 1e9 (probability 0), a masked query's
+  // output is 0 but its probabilities are still computed; a fully masked query row keeps a
+  // softmax (Keras subtracts, it does not zero)
+  const Tensor q = tensor({1.0, 0.0, 0.0, 1.0}, {1, 2, 2}), v = tensor({1.0, 2.0, 3.0, 4.0}, {1, 2, 2});
+  AttentionCall m;
+  m.query_mask = tensor({1.0f, 0.0f}, {1, 2});
+  m.value_mask = tensor<std::int64_t>({0, 1}, {1, 2});
+  const AttentionOutput r = plain.with_scores(q, v, m);
+  CHECK(dvals(r.scores) == std::vector<double>{0, 1, 0, 1});
+  CHECK(dvals(r.output) == std::vector<double>{3, 4, 0, 0});
+  AttentionCall causal;
+  causal.use_causal_mask = true;
+  // scores q v^T = [[1, 3], [2, 4]]
+  const double e = std::exp(2.0);
+  const auto s = dvals(plain.with_scores(q, v, causal).scores);  // [[1, 0], [1, e^2] / (1 + e^2)]
+  CHECK(s[0] == 1);
+  CHECK(s[1] == 0);
+  CHECK(s[2] == Approx(1 / (1 + e)));
+  CHECK(s[3] == Approx(e / (1 + e)));
+  AttentionCall none;
+  none.value_mask = tensor({0.0, 0.0}, {1, 2});
+  const auto all_masked = dvals(plain.with_scores(q, v, none).scores);  // float64: softmax of [1, 3], [2, 4]
+  CHECK(all_masked[0] == Approx(1 / (1 + e)));
+  CHECK(all_masked[3] == Approx(e / (1 + e)));
+}
+
+TEST_CASE("Attention and AdditiveAttention: float64 gradcheck in the query, value, key and the weights",
+          "[layers][attention][gradcheck]") {
+  const Tensor q = irregular({2, 3, 4}, -1, 1, kFloat64), v = irregular({2, 4, 3}, -1, 1, kFloat64);
+  const Tensor k = irregular({2, 4, 4}, -1, 1, kFloat64);
+  AttentionCall masked;
+  masked.query_mask = tensor({1.0f, 1.0f, 0.0f, 1.0f, 1.0f, 1.0f}, {2, 3});
+  masked.value_mask = tensor({1.0f, 1.0f, 0.0f, 1.0f, 1.0f, 0.0f, 1.0f, 1.0f}, {2, 4});
+  masked.use_causal_mask = true;
+  std::vector<std::pair<std::string, std::shared_ptr<Attention>>> layers_;
+  AttentionOptions scaled;
+  scaled.use_scale = true;
+  layers_.emplace_back("dot", std::make_shared<Attention>());
+  layers_.emplace_back("dot, scale", std::make_shared<Attention>(scaled));
+  scaled.score_mode = "concat";
+  layers_.emplace_back("concat, scale", std::make_shared<Attention>(scaled));
+  layers_.emplace_back("additive", std::make_shared<AdditiveAttention>());
+  for (auto& [what, layer] : layers_) {
+    layer->set_seed(3);
+    for (bool with_mask : {false, true}) {
+      INFO(what << ", masks: " << with_mask);
+      AttentionCall args = with_mask ? masked : AttentionCall{};
+      const auto fn = [&, layer = layer](const std::vector<Tensor>& in) {
+        AttentionCall a = args;
+        a.key = in[2];
+        return (*layer)(in[0], in[1], a);
+      };
+      const auto r = gradcheck(fn, {q, v, k});
+      INFO(r.message);
+      CHECK(r.ok);
+      args.key = k;
+      const Tensor w_out = irregular({2, 3, 3}, -1, 1, kFloat64);
+      if (layer->weights().empty()) continue;
+      for (auto& weight : layer->weights()) set(weight, irregular(weight.shape(), 0.5, 1.5));
+      std::string worst_at;
+      const double worst = lt::weights_gradcheck_error([&, layer = layer] { return sum((*layer)(q, v, args) * w_out); },
+                                                       layer->weights(), &worst_at);
+      INFO(worst_at);
+      CHECK(worst < 1e-3);
+    }
+  }
+}
+
+TEST_CASE("Attention: dropout on the probabilities in training only, seeded", "[layers][attention][dropout]") {
+  const auto& c = ag::kLuongCases[1];  // dot with a scale, a key and masks
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    const LuongCall g = luong_call(c, d);
+    AttentionOptions o;
+    o.use_scale = true;
+    o.dropout = 0.4;
+    o.seed = 21;
+    Attention layer(o);
+    CHECK(layer.seeded());  // options.seed
+    set_luong_weights(layer, c, g);
+    const AttentionOutput plain = layer.with_scores(g.query, g.value, g.args);
+    CHECK(max_error(plain.output.to(Device::cpu()), c.output) < 1e-5);
+    AttentionCall train = g.args;
+    train.training = true;
+    layer.set_seed(21);
+    const AttentionOutput y1 = layer.with_scores(g.query, g.value, train);
+    layer.set_seed(21);
+    const Tensor y2 = layer(g.query, g.value, train);
+    CHECK(dvals(y1.output.to(Device::cpu())) == dvals(y2.to(Device::cpu())));
+    CHECK(dvals(y1.output.to(Device::cpu())) != dvals(plain.output.to(Device::cpu())));
+    CHECK(dvals(y1.scores.to(Device::cpu())) == dvals(plain.scores.to(Device::cpu())));  // before dropout
+    // the same draw by hand
+    Generator gen(21);
+    const Tensor keep = dropout(ones(plain.scores.shape(), kFloat32, d), 0.4, gen);
+    const Tensor qm = g.args.query_mask.reshape({c.b, c.tq, 1});
+    const Tensor want = where(qm, matmul(plain.scores * keep, g.value), 0.0);
+    const auto a = dvals(y1.output.to(Device::cpu())), b = dvals(want.to(Device::cpu()));
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).margin(1e-5));
+  }
+}
+
+TEST_CASE("Attention and AdditiveAttention in a functional model: [query, value(, key)], masks from the graph",
+          "[layers][attention][functional]") {
+  const KerasTensor qi = Input({3, 4}), vi = Input({5, 2}), ki = Input({5, 4});
+  auto att = std::make_shared<Attention>(with_options<AttentionOptions>([](auto& o) { o.use_scale = true; }));
+  auto add = std::make_shared<AdditiveAttention>();
+  const KerasTensor a = (*att)({qi, vi, ki});
+  const KerasTensor b = (*add)({qi, vi, ki});
+  CHECK(a.shape() == Shape{-1, 3, 2});  // compute_output_shape: [B, Tq, dv]
+  CHECK(b.shape() == Shape{-1, 3, 2});
+  Functional model({qi, vi, ki}, {apply_layer(Add(), {a, b})});
+  const Tensor q = irregular({2, 3, 4}), v = irregular({2, 5, 2}), k = irregular({2, 5, 4});
+  const Tensor y = model(std::vector<Tensor>{q, v, k})[0];
+  AttentionCall args;
+  args.key = k;
+  CHECK(dvals(y) == dvals((*att)(q, v, args) + (*add)(q, v, args)));
+  CHECK(model.count_params() == 1 + 4);
+  std::ostringstream summary;
+  model.summary(summary);
+  INFO(summary.str());
+  CHECK_THAT(summary.str(), Contains("(Attention)"));
+  CHECK_THAT(summary.str(), Contains("(AdditiveAttention)"));
+  CHECK_THAT(summary.str(), Contains("Total params: 5"));
+
+  // the masks of an Embedding(mask_zero): the query's and the value's; the output keeps the query's
+  const KerasTensor tq = Input({4}, kInt64), tv = Input({3}, kInt64);
+  auto emb = std::make_shared<Embedding>(6, 2, with_options<EmbeddingOptions>([](auto& o) { o.mask_zero = true; }));
+  auto att2 = std::make_shared<Attention>();
+  Functional masked({tq, tv}, {(*att2)({(*emb)(tq), (*emb)(tv)})});
+  const Tensor xq = tensor<std::int64_t>({1, 2, 0, 0, 3, 4, 5, 0}, {2, 4});
+  const Tensor xv = tensor<std::int64_t>({5, 0, 1, 2, 3, 0}, {2, 3});
+  const Tensor got = masked(std::vector<Tensor>{xq, xv})[0];
+  AttentionCall m;
+  m.query_mask = xq != 0.0;
+  m.value_mask = xv != 0.0;
+  const Tensor eq = (*emb)(xq), ev = (*emb)(xv);
+  CHECK(dvals(got) == dvals((*att2)(eq, ev, m)));
+  CHECK(dvals(att2->compute_mask({eq, ev}, {m.query_mask, m.value_mask})) == dvals(m.query_mask));
+}
+
+TEST_CASE("Attention and AdditiveAttention: errors name the layer and the shapes", "[layers][attention]") {
+  CHECK_THROWS_WITH(Attention(with_options<AttentionOptions>([](auto& o) { o.score_mode = "add"; })),
+                    Contains("Attention: score_mode must be \"dot\" or \"concat\", got \"add\""));
+  CHECK_THROWS_AS(AdditiveAttention(with_options<AdditiveAttentionOptions>([](auto& o) { o.dropout = -0.1; })), ValueError);
+
+  Attention att;
+  CHECK_THROWS_WITH(att(zeros({2, 4}), zeros({2, 4})),
+                    Contains("attention: expected query, value and key of rank 3") &&
+                        Contains("query [2, 4], value [2, 4], key [2, 4]"));
+  CHECK_THROWS_AS(att(zeros({2, 3, 4}), zeros({2, 5, 3})), ShapeError);
+  CHECK_THROWS_WITH(att(zeros({2, 3, 4}), zeros({2, 5, 3})),
+                    Contains("attention: query and key must have the same features: query [2, 3, 4], value [2, 5, 3], "
+                             "key [2, 5, 3]"));
+  AttentionCall k;
+  k.key = zeros({2, 4, 4});
+  CHECK_THROWS_WITH(att(zeros({2, 3, 4}), zeros({2, 5, 3}), k),
+                    Contains("value and key must agree in every axis but the last: query [2, 3, 4], value [2, 5, 3], "
+                             "key [2, 4, 4]"));
+  CHECK_THROWS_WITH(att(zeros({2, 3, 4}), zeros({3, 5, 4})), Contains("batch sizes differ"));
+  AttentionCall m;
+  m.value_mask = ones({2, 3});
+  CHECK_THROWS_AS(att(zeros({2, 3, 4}), zeros({2, 5, 4}), m), ShapeError);
+  CHECK_THROWS_WITH(att(zeros({2, 3, 4}), zeros({2, 5, 4}), m),
+                    Contains("attention: value_mask must be [2, 5], got [2, 3] (query [2, 3, 4], value [2, 5, 4])"));
+  m = {};
+  m.key_mask = ones({2, 5});
+  CHECK_THROWS_WITH(att(zeros({2, 3, 4}), zeros({2, 5, 4}), m), Contains("attention: takes no key_mask"));
+  m = {};
+  m.attention_mask = ones({2, 3, 5});
+  CHECK_THROWS_AS(att(zeros({2, 3, 4}), zeros({2, 5, 4}), m), ValueError);
+  CHECK_THROWS_WITH(att(std::vector<Tensor>{zeros({2, 3, 4})}),
+                    Contains("takes [query, value] or [query, value, key], got 1 inputs: [2, 3, 4]"));
+  CHECK_THROWS_AS(apply_layer(Attention(), {Input({3, 4}), Input({5, 6}), Input({4, 6})}), ValueError);
+
+  AdditiveAttention add;
+  CHECK_THROWS_WITH(add(zeros({2, 3, 4}), zeros({2, 5, 6})),
+                    Contains("additive_attention: query and key must have the same features"));
+  CHECK(add.weights().empty());  // nothing built by a failed call
+  add(zeros({2, 3, 4}), zeros({2, 5, 4}));
+  CHECK_THROWS_AS(add(zeros({2, 3, 6}), zeros({2, 5, 6})), ShapeError);
+  CHECK_THROWS_WITH(add(zeros({2, 3, 6}), zeros({2, 5, 6})),
+                    Contains("additive_attention: built for 4 query features, got query [2, 3, 6], value [2, 5, 6], "
+                             "key [2, 5, 6]"));
+}

@@ -12,6 +12,15 @@ Keras's order (query/kernel, query/bias, key/kernel, key/bias, value/kernel, val
 attention_output/kernel, attention_output/bias; set with set_weights), the output and the
 attention scores [B, heads, T, S] (return_attention_scores=True).
 
+A second section (kLuongCases, its own random generator so the cases above keep their values)
+holds Keras 3.15's Attention (dot and concat score modes, use_scale on and off) and
+AdditiveAttention (use_scale on and off): the query, value (and key), the masks given as Keras's
+mask=[query_mask, value_mask], the weights in Keras's order (scale, concat_score_weight; set with
+set_weights), the output [B, Tq, dv] and the attention scores [B, Tq, Tv]; each case is also
+checked here against a NumPy transcription of the formula. No query attends to nothing there:
+Keras lowers masked scores by 1e9 without zeroing them after the softmax, so such a row is not
+comparable between float32 and float64.
+
 Two quirks of Keras 3.15 shape how the masks are given here:
 - call() replaces its query_mask argument by the query's Keras mask (backend.get_keras_mask), so
   an explicit query_mask=... is silently ignored; the query mask is set on the query tensor
@@ -97,6 +106,70 @@ def run(name, c, dims):
     return dict(query=q, value=v, key=k, weights=weights, output=y, scores=scores, **masks)
 
 
+luong_rng = np.random.default_rng(11)
+
+# name, layer ("dot", "concat" or "additive"), use_scale, (B, Tq, Tv, dim, dv, key), masks, causal
+LUONG_CASES = [
+    ("dot_self", "dot", False, (2, 3, 3, 4, 4, False), "", False),
+    ("dot_scale_key_masks", "dot", True, (2, 3, 4, 4, 3, True), "qv", False),
+    ("concat_scale_causal_value_mask", "concat", True, (2, 4, 4, 3, 3, False), "v", True),
+    ("concat_key", "concat", False, (2, 3, 2, 3, 5, True), "q", False),
+    ("additive_scale_key_masks", "additive", True, (2, 3, 4, 4, 2, True), "qv", False),
+    ("additive_no_scale_causal", "additive", False, (2, 3, 3, 3, 3, False), "", True),
+]
+
+
+def luong_reference(kind, weights, use_scale, q, v, k, q_mask, v_mask, causal):
+    scale = weights[0] if use_scale else 1.0
+    if kind == "dot":
+        scores = q @ np.swapaxes(k, -1, -2) * scale
+    elif kind == "concat":
+        scores = weights[-1] * np.tanh(scale * (q[:, :, None, :] + k[:, None, :, :])).sum(-1)
+    else:
+        scores = (scale * np.tanh(q[:, :, None, :] + k[:, None, :, :])).sum(-1)
+    mask = np.ones(scores.shape, bool)
+    if v_mask is not None:
+        mask &= v_mask[:, None, :] > 0
+    if causal:
+        mask &= np.tril(np.ones(scores.shape[1:], bool))[None]
+    scores = np.where(mask, scores, scores - 1e9)
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    out = p @ v
+    if q_mask is not None:
+        out = np.where(q_mask[:, :, None] > 0, out, 0)
+    return out, p
+
+
+def run_luong(name, kind, use_scale, dims, masks, causal):
+    b, tq, tv, dim, dv, has_key = dims
+    if kind == "additive":
+        layer = keras.layers.AdditiveAttention(use_scale=use_scale)
+    else:
+        layer = keras.layers.Attention(use_scale=use_scale, score_mode=kind)
+    q = luong_rng.normal(size=(b, tq, dim))
+    v = q if (not has_key and dv == dim and tq == tv) else luong_rng.normal(size=(b, tv, dv))
+    k = luong_rng.normal(size=(b, tv, dim)) if has_key else None
+    q_mask = mask((b, tq), [(1, tq - 1)]) if "q" in masks else None
+    v_mask = mask((b, tv), [(0, tv - 1), (1, 1)]) if "v" in masks else None
+    inputs = [q, v] + ([k] if has_key else [])
+    kwargs = dict(use_causal_mask=causal)
+    if q_mask is not None or v_mask is not None:
+        ones = lambda n: np.ones((b, n))  # noqa: E731
+        kwargs["mask"] = [tf.constant((q_mask if q_mask is not None else ones(tq)) > 0),
+                          tf.constant((v_mask if v_mask is not None else ones(tv)) > 0)]
+    layer(inputs, **kwargs)  # builds
+    weights = [luong_rng.normal(size=w.shape) * 0.8 + (0.5 if w.ndim == 0 else 0) for w in layer.get_weights()]
+    layer.set_weights(weights)
+    y, scores = layer(inputs, return_attention_scores=True, **kwargs)
+    y, scores = y.numpy(), scores.numpy()
+    want_y, want_scores = luong_reference(kind, weights, use_scale, q, v, k if has_key else v, q_mask, v_mask, causal)
+    assert np.abs(want_y - y).max() < 1e-12 and np.abs(want_scores - scores).max() < 1e-12, name
+    names = [w.path for w in layer.weights]
+    return dict(query=q, value=v, key=k, weights=weights, names=names, output=y, scores=scores, query_mask=q_mask,
+                value_mask=v_mask)
+
+
 def arr(values):
     return "{" + ", ".join(repr(float(x)) for x in np.asarray(values).ravel()) + "}"
 
@@ -149,6 +222,47 @@ def main():
             fields["scores"]))
         out.append("")
     out.append("constexpr Case kCases[] = {")
+    out.extend(rows)
+    out.append("};")
+    out.append("")
+    out.extend([
+        "// Keras's Attention (dot, concat) and AdditiveAttention",
+        "struct LuongCase {",
+        "  const char* name;",
+        "  bool additive, concat, use_scale, causal;",
+        "  std::int64_t b, tq, tv, dim, dv;",
+        "  const double *query, *value, *key;  // key: nullptr for key = value",
+        "  const double *query_mask, *value_mask;  // 0/1, or nullptr",
+        "  const double *scale, *concat_score_weight;  // Keras's weights, or nullptr",
+        "  const double *output, *scores;  // [b, tq, dv], [b, tq, tv]",
+        "};",
+        "",
+    ])
+    rows = []
+    for i, (name, kind, use_scale, dims, masks, causal) in enumerate(LUONG_CASES):
+        r = run_luong(name, kind, use_scale, dims, masks, causal)
+        p = "l%d" % i
+        out.append("// %s: %s" % (name, ", ".join(r["names"]) or "no weights"))
+
+        def emit(field, values):
+            if values is None:
+                return "nullptr"
+            out.append("constexpr double %s_%s[] = %s;" % (p, field, arr(values)))
+            return "%s_%s" % (p, field)
+
+        fields = {f: emit(f, r.get(f)) for f in ("query", "value", "key", "query_mask", "value_mask", "output",
+                                                 "scores")}
+        ws = [emit("w%d" % j, w) for j, w in enumerate(r["weights"])]
+        scale = ws[0] if use_scale else "nullptr"
+        concat = ws[-1] if kind == "concat" else "nullptr"
+        b, tq, tv, dim, dv, _ = dims
+        rows.append('  {"%s", %s, %s, %s, %s, %d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s},' % (
+            name, "true" if kind == "additive" else "false", "true" if kind == "concat" else "false",
+            "true" if use_scale else "false", "true" if causal else "false", b, tq, tv, dim, dv, fields["query"],
+            fields["value"], fields["key"], fields["query_mask"], fields["value_mask"], scale, concat,
+            fields["output"], fields["scores"]))
+        out.append("")
+    out.append("constexpr LuongCase kLuongCases[] = {")
     out.extend(rows)
     out.append("};")
     out.append("")
