@@ -38,7 +38,7 @@ else
   # test_kernels_cuda is one process, and under TSan by far the longest run: its reductions
   # (half of its time) and the rest run as two processes side by side, so that both cores
   # work; every test case still runs once. (Built with TSan, it runs the integer value sweeps
-  # and the big inputs of all but one op per kernel only in the other builds: see kRaceBuild
+  # and the big inputs of all but one op per kernel only in the other builds: see kSanitizedBuild
   # in the test.) Then the emulator's own tests.
   log_a=$(mktemp) log_b=$(mktemp)
   ./kernels/cuda/test_kernels_cuda '[reduce]' >"$log_a" 2>&1 &

@@ -302,27 +302,29 @@ constexpr Combo kCombos[] = {
 // 65539: vector loads and a tail
 const Shape kShapes[] = {{4, 5, 6}, {3, 1, 7, 2}, {}, {2, 0, 3}, {65539}};
 
-// Built with ThreadSanitizer (scripts/race_check.sh, a CI stage)?
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kRaceBuild = true;
+// Built with ThreadSanitizer (scripts/race_check.sh) or AddressSanitizer (CI's ASan stage)?
+// Those builds look for races and memory errors, which depend on a kernel's launches, loops
+// and memory accesses, not on the values; the emulator checks every device access against its
+// allocation in every build, and the Release builds (the emulator's, a GPU's) run every case.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizedBuild = true;
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kRaceBuild = true;
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr bool kSanitizedBuild = true;
 #else
-constexpr bool kRaceBuild = false;
+constexpr bool kSanitizedBuild = false;
 #endif
 #else
-constexpr bool kRaceBuild = false;
+constexpr bool kSanitizedBuild = false;
 #endif
 
-// Under ThreadSanitizer the int32 and int64 instantiations of the value sweeps (unary,
-// binary, compare, reduce, arg_reduce) return at once: their kernels are the templates that
-// float and double instantiate, with elements of the same 4 and 8 bytes, so the same launches,
-// vector widths and tails; every race they could show, float's and double's show. The other
-// builds run them all.
+// In those builds the int32 and int64 instantiations of the value sweeps (unary, binary,
+// compare, reduce, arg_reduce) return at once: their kernels are the templates that float and
+// double instantiate, with elements of the same 4 and 8 bytes, so the same launches, vector
+// widths and tails; every race or bad access they could show, float's and double's show.
 template <class T>
-constexpr bool skipped_by_race_check() {
-  return kRaceBuild && std::is_integral_v<T> && !std::is_same_v<T, bool>;
+constexpr bool skipped_when_sanitized() {
+  return kSanitizedBuild && std::is_integral_v<T> && !std::is_same_v<T, bool>;
 }
 
 // Runs `body(shape, combo, g)` for every shape and combo, with the case in INFO; without
@@ -356,13 +358,12 @@ void for_each_op_case(OpKind k1, OpKind k2, std::size_t min_ops, std::uint64_t s
   REQUIRE(ops.size() >= min_ops);  // ops.def rows are not lost
   for (OpId op : ops) {
     INFO("op " << tapeflow::op_name(op));
-    // Under ThreadSanitizer the 65539-element shape (grid-stride loops that run several times,
-    // vector loads and a tail) runs for the first op of the kinds only: a race depends on a
-    // kernel's launch, loop and memory structure, which every op of a kind shares (one template
-    // over the functor), not on the functor; every op at that size was most of the race
-    // check's time. Every other build (ASan, the emulator's Release run, a GPU) runs every op
-    // at every size.
-    const bool big = !kRaceBuild || op == ops.front();
+    // Under the sanitizers (kSanitizedBuild) the 65539-element shape (grid-stride loops that run
+    // several times, vector loads and a tail) runs for the first op of the kinds only: a race
+    // or a bad access depends on a kernel's launch, loop and memory structure, which every op
+    // of a kind shares (one template over the functor), not on the functor; every op at that
+    // size was most of the race check's time. The Release builds run every op at every size.
+    const bool big = !kSanitizedBuild || op == ops.front();
     for_each_case(
         seed, [&](const Shape& shape, const Combo& c, std::mt19937_64& g) { body(op, shape, c, g); }, big);
   }
@@ -570,7 +571,7 @@ TEMPLATE_TEST_CASE("cuda: unary matches naive for every Unary row", "[cuda][unar
                    std::int64_t) {
   using T = TestType;
   if (!have_device()) return;
-  if (skipped_by_race_check<T>()) return;
+  if (skipped_when_sanitized<T>()) return;
   for_each_op_case(OpKind::Unary, OpKind::Unary, 13, 11, [](OpId op, const Shape& shape, const Combo& c, auto& g) {
     const double p0 = op == OpId::PowScalar ? 2.5 : -1.0, p1 = 1.5;  // pow's exponent; clip's bounds
     const HostView<T> in = make_view<T>(shape, c.a, g, input_range<T>(op));
@@ -607,7 +608,7 @@ TEMPLATE_TEST_CASE("cuda: binary matches naive for every Binary row", "[cuda][bi
                    std::int64_t) {
   using T = TestType;
   if (!have_device()) return;
-  if (skipped_by_race_check<T>()) return;
+  if (skipped_when_sanitized<T>()) return;
   for_each_op_case(OpKind::Binary, OpKind::Binary, 7, 12, [](OpId op, const Shape& shape, const Combo& c, auto& g) {
     const HostView<T> a = make_view<T>(shape, c.a, g, input_range<T>(op));
     const HostView<T> b = make_view<T>(shape, c.b, g, input_range<T>(op));  // integer div: zeros too
@@ -623,7 +624,7 @@ TEMPLATE_TEST_CASE("cuda: compare and logic match naive for every row", "[cuda][
                    std::int32_t, std::int64_t) {
   using T = TestType;
   if (!have_device()) return;
-  if (skipped_by_race_check<T>()) return;
+  if (skipped_when_sanitized<T>()) return;
   for_each_op_case(OpKind::Compare, OpKind::Logical, 9, 13, [](OpId op, const Shape& shape, const Combo& c, auto& g) {
     const Range ties{-2, 2, true};  // many equal pairs
     const HostView<T> a = make_view<T>(shape, c.a, g, ties);
@@ -694,8 +695,8 @@ TEMPLATE_TEST_CASE("cuda: where, fill and copy from every dtype match naive", "[
     for_each_type<bool, float, double, std::int32_t, std::int64_t>([](auto out_tag) {
       using TO = decltype(out_tag);
       INFO("copy " << dtype_name<T>() << " -> " << dtype_name<TO>());
-      // under ThreadSanitizer the big shape for T -> T only (see for_each_op_case)
-      const bool big = !kRaceBuild || std::is_same_v<T, TO>;
+      // under the sanitizers the big shape for T -> T only (see for_each_op_case)
+      const bool big = !kSanitizedBuild || std::is_same_v<T, TO>;
       for_each_case(16, [](const Shape& shape, const Combo& c, std::mt19937_64& g) {
         // halves in [-3, 3]: zeros (false) among them, truncation toward zero for integers
         const HostView<T> in = make_view<T>(shape, c.a, g, Range{-3, 3, true});
@@ -757,10 +758,10 @@ void reduce_cases(bool with_nan) {
     i64 outputs = 1, len = 1;
     for (int d = 0; d < out_l.rank; ++d) (out_l.strides[d] == 0 ? len : outputs) *= out_l.shape[d];
     DeviceView<T> d_in(in);
-    // under ThreadSanitizer the big inputs for Sum only: Max and Min are the same kernel
+    // under the sanitizers the big inputs for Sum only: Max and Min are the same kernel
     const bool big = in.l.size() > 65536;
     for (OpId op : {OpId::Sum, OpId::Max, OpId::Min}) {
-      if (kRaceBuild && big && op != OpId::Sum) continue;
+      if (kSanitizedBuild && big && op != OpId::Sum) continue;
       INFO("op " << tapeflow::op_name(op) << " over " << describe(in.l) << " (" << kind_name(rc.kind) << "), "
                  << rc.axes.size() << " axes, out " << describe(out_l) << (with_nan ? ", with NaN" : ""));
       Array<T> want = filled<T>(static_cast<std::size_t>(outputs), T(7));
@@ -808,11 +809,11 @@ const AxisCase kSoftmaxCases[] = {
 
 TEMPLATE_TEST_CASE("cuda: reduce matches naive (every path, NaN, size-0 axes)", "[cuda][reduce]", float, double,
                    std::int32_t, std::int64_t) {
-  if (!have_device() || skipped_by_race_check<TestType>()) return;
+  if (!have_device() || skipped_when_sanitized<TestType>()) return;
   reduce_cases<TestType>(false);
-  // NaN changes values, not which thread touches what: not under ThreadSanitizer
+  // NaN changes values, not which thread touches what: not under the sanitizers
   if constexpr (kFloat<TestType>) {
-    if (!kRaceBuild) reduce_cases<TestType>(true);
+    if (!kSanitizedBuild) reduce_cases<TestType>(true);
   }
 }
 
@@ -820,7 +821,7 @@ TEMPLATE_TEST_CASE("cuda: arg_reduce matches naive (ties, NaN, every path)", "[c
                    std::int32_t, std::int64_t) {
   using T = TestType;
   if (!have_device()) return;
-  if (skipped_by_race_check<T>()) return;
+  if (skipped_when_sanitized<T>()) return;
   std::mt19937_64 g(31);
   for (const bool with_nan : {false, true}) {
     if (with_nan && !kFloat<T>) continue;
