@@ -39,6 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras.src import backend  # noqa: E402
+from _emit import brace, write_beside  # noqa: E402
 
 keras.config.set_floatx("float64")
 rng = np.random.default_rng(7)
@@ -170,10 +171,6 @@ def run_luong(name, kind, use_scale, dims, masks, causal):
                 value_mask=v_mask)
 
 
-def arr(values):
-    return "{" + ", ".join(repr(float(x)) for x in np.asarray(values).ravel()) + "}"
-
-
 def main():
     out = [
         "#pragma once",
@@ -205,7 +202,7 @@ def main():
         def emit(field, values):
             if values is None:
                 return "nullptr"
-            out.append("constexpr double %s_%s[] = %s;" % (p, field, arr(values)))
+            out.append("constexpr double %s_%s[] = %s;" % (p, field, brace(values)))
             return "%s_%s" % (p, field)
 
         fields = {f: emit(f, r.get(f)) for f in ("query", "value", "key", "query_mask", "value_mask", "key_mask",
@@ -247,7 +244,7 @@ def main():
         def emit(field, values):
             if values is None:
                 return "nullptr"
-            out.append("constexpr double %s_%s[] = %s;" % (p, field, arr(values)))
+            out.append("constexpr double %s_%s[] = %s;" % (p, field, brace(values)))
             return "%s_%s" % (p, field)
 
         fields = {f: emit(f, r.get(f)) for f in ("query", "value", "key", "query_mask", "value_mask", "output",
@@ -267,10 +264,7 @@ def main():
     out.append("};")
     out.append("")
     out.append("}  // namespace attention_golden")
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "attention_golden.hpp")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
-    print("wrote", path)
+    write_beside(__file__, "\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ letters or "...", spaces, rank-0 operands); they agree within 1e-12.
 import os
 
 import numpy as np
+from _emit import brace, write_beside
 
 rng = np.random.default_rng(2026)
 
@@ -56,10 +57,6 @@ CASES = [
     ("ij, jk -> ik", [(2, 2), (2, 3)]),                   # spaces are ignored
     ("i,->i", [(3,), ()]),                                # a rank-0 operand
 ]
-
-
-def arr(values):
-    return "{" + ", ".join(repr(float(x)) for x in np.asarray(values).ravel()) + "}"
 
 
 def shape(s):
@@ -115,8 +112,8 @@ def main():
         y = np.asarray(np.einsum(eq, *ops))
         results.append((eq, ops, y))
         for j, o in enumerate(ops):
-            out.append("constexpr double k%d_x%d[] = %s;" % (i, j, arr(o)))
-        out.append("constexpr double k%d_y[] = %s;" % (i, arr(y)))
+            out.append("constexpr double k%d_x%d[] = %s;" % (i, j, brace(o)))
+        out.append("constexpr double k%d_y[] = %s;" % (i, brace(y)))
         operands = ", ".join("{%s, k%d_x%d}" % (shape(o.shape), i, j) for j, o in enumerate(ops))
         rows.append('  {"%s", %d, {%s}, %s, k%d_y},' % (eq, len(ops), operands, shape(y.shape), i))
     out.append("")
@@ -128,10 +125,7 @@ def main():
     tf_version = check_tf(results)
     if tf_version:
         out[1] += " Checked against tf.einsum (TensorFlow %s)." % tf_version
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "einsum_golden.hpp")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
-    print("wrote", path)
+    write_beside(__file__, "\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
