@@ -344,6 +344,86 @@ TEST_CASE("device: argsort, sort and top_k match the CPU exactly (ties, NaN, eve
   same_on_devices({zeros({3, 4, 0})}, [](const std::vector<Tensor>& t) { return argsort(t[0], 1); });
 }
 
+// Counts the copies from a device to the host (each one waits for the device) among the ops
+// of the calling thread, passing every op on to the observer it replaced (a tape's).
+struct HostCopies : tf::OpObserver {
+  tf::OpObserver* next = tf::set_current_observer(this);
+  int copies = 0;
+  std::set<OpId> seen;
+  ~HostCopies() override { tf::set_current_observer(next); }
+  HostCopies(const HostCopies&) = delete;
+  HostCopies& operator=(const HostCopies&) = delete;
+  HostCopies() = default;
+  void record(OpId op, tf::TensorList in, tf::TensorList out, const tf::OpAttrs& attrs) override {
+    seen.insert(op);
+    if (op == OpId::Copy && !in[0].device().is_cpu() && out[0].device().is_cpu()) ++copies;
+    if (next != nullptr) next->record(op, in, out, attrs);
+  }
+  void before_write(const Tensor& target, const char* op) override {
+    if (next != nullptr) next->before_write(target, op);
+  }
+};
+
+TEST_CASE("device: indices known to lie in range are not copied back to the host (argsort's, a tape's)",
+          "[device][sort][sync]") {
+  note_skip();
+  std::vector<Device> devices{Device::cpu()};
+  for (const Device& d : other_devices()) devices.push_back(d);
+  std::mt19937 rng(23);
+  const Tensor x_cpu = random_tensor({4, 9}, kFloat64, rng, -3, 3);
+  for (const Device& d : devices) {
+    INFO("device " << d.str());
+    const int checked = d.is_cpu() ? 0 : 1;  // a user's indices: copied to the host and checked
+    const Tensor x = x_cpu.to(d);
+    {
+      HostCopies c;
+      const Tensor s = tf::sort(x, 1);
+      const TopK t = top_k(x, 3), u = top_k(x, 3, false);
+      CHECK(c.seen.count(OpId::ArgSort) == 1);
+      CHECK(c.seen.count(OpId::Gather) == 1);
+      CHECK(c.copies == 0);
+      check_close(s.to(Device::cpu()), tf::sort(x_cpu, 1), {0, 0});
+      check_close(u.values.to(Device::cpu()), top_k(x_cpu, 3, false).values, {0, 0});
+    }
+    // take's gradient (a scatter_add of the saved indices) and scatter_add's (a take_along_axis)
+    const Tensor idx = tensor<std::int64_t>({2, 0, 2}, {3}).to(d);
+    const Tensor src = ones({2, 9}, kFloat64, d);
+    GradientTape tape(TapeOptions{true});
+    tape.watch(x);
+    tape.watch(src);
+    Tensor y, z;
+    {
+      HostCopies c;
+      y = sum(take(x, idx, 0) * arange(9, kFloat64, d));
+      z = sum(scatter_add(x, tensor<std::int64_t>({3, 1}, {2, 1}).to(d), src * 2.0, 0) * x);
+      CHECK(c.copies == 2 * checked);
+    }
+    HostCopies c;
+    const Tensor dx = tape.gradient(y, {x})[0];
+    const Tensor dsrc = tape.gradient(z, {src})[0];
+    CHECK(c.seen.count(OpId::ScatterAdd) == 1);
+    CHECK(c.seen.count(OpId::Gather) == 1);
+    CHECK(c.copies == 0);
+    // worked by hand: rows 0 and 2 (twice) of x were taken, each times [0, 1, ..., 8]
+    const std::vector<double> dx_v = dx.to_vector<double>(), dsrc_v = dsrc.to_vector<double>();
+    for (std::int64_t j = 0; j < 9; ++j) {
+      CHECK(dx_v[static_cast<std::size_t>(j)] == static_cast<double>(j));
+      CHECK(dx_v[static_cast<std::size_t>(18 + j)] == 2.0 * static_cast<double>(j));
+      CHECK(dx_v[static_cast<std::size_t>(9 + j)] == 0);
+      // src row r was added (times 2) into x's row 3 or 1, then multiplied by that row of x
+      CHECK(dsrc_v[static_cast<std::size_t>(j)] == 2 * x_cpu.to_vector<double>()[static_cast<std::size_t>(27 + j)]);
+      CHECK(dsrc_v[static_cast<std::size_t>(9 + j)] == 2 * x_cpu.to_vector<double>()[static_cast<std::size_t>(9 + j)]);
+    }
+    // gather_nd checks its indices once (on the host), then takes the rows it computed unchecked
+    {
+      HostCopies g;
+      const Tensor r = gather_nd(x, tensor<std::int64_t>({1, 2, 3, 8}, {2, 2}).to(d));
+      CHECK(g.copies == checked);
+      CHECK(r.to_vector<double>() == std::vector<double>{x_cpu.to_vector<double>()[11], x_cpu.to_vector<double>()[35]});
+    }
+  }
+}
+
 TEST_CASE("device: matmul matches the CPU (exact float32 unless TF32 is asked for)") {
   note_skip();
   REQUIRE_FALSE(tf::cuda::allow_tf32());

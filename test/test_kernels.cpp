@@ -1134,15 +1134,20 @@ TEST_CASE("matmul computes a known product", "[kernels][matmul]") {
 
 // ---- gather / scatter_add --------------------------------------------------------------
 
+// out_of_range: about a quarter of the indices lie outside [0, len) (gather gives 0 there,
+// scatter_add drops them: kernel_api.inc).
 template <class T>
-void gather_scatter_case(bool scatter) {
+void gather_scatter_case(bool scatter, bool out_of_range = false) {
   Shape shape = random_shape(1, 3);  // S, the index shape
   const int axis = static_cast<int>(rand_int(0, i64(shape.size()) - 1));
   const i64 len = rand_int(1, 6);  // the source (gather) or destination (scatter) length
   Shape other = shape;
   other[static_cast<std::size_t>(axis)] = len;
   View<i64> idx = make_view<i64>(shape, random_opts(true));
-  for (auto& v : idx.buf) v = rand_int(0, len - 1);
+  for (auto& v : idx.buf) {
+    v = rand_int(0, len - 1);
+    if (out_of_range && rand_int(0, 3) == 0) v = coin() ? -rand_int(1, 1000) : len + rand_int(0, 1000);
+  }
   if (!scatter) {
     View<T> in = make_view<T>(other, random_opts(true));
     View<T> out = make_out<T>(shape);
@@ -1213,6 +1218,44 @@ TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[ker
   kn::cpu::scatter_add<TestType>(out.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(),
                                  contiguous({3}), 0);
   CHECK((out[0] == TestType(16) && out[1] == TestType(20)));
+}
+
+// The core checks the indices users give; the ones it trusts (a tape's, argsort's) skip that
+// check, so the kernels themselves never go outside their tensors.
+TEMPLATE_TEST_CASE("cpu gather gives 0 and scatter_add drops an index out of range, as naive", "[kernels][gather]",
+                   std::int32_t, float, double) {
+  using T = TestType;
+  for (int trial = 0; trial < 30; ++trial) {
+    gather_scatter_case<T>(false, true);
+    gather_scatter_case<T>(true, true);
+  }
+  // worked by hand: in [10, 20, 30] at [2, -1, 3, 0] -> [30, 0, 0, 10]
+  const std::vector<T> in = {10, 20, 30};
+  const std::vector<i64> at = {2, -1, 3, 0};
+  std::vector<T> got(4), want(4);
+  kn::cpu::gather<T>(got.data(), contiguous({4}), in.data(), contiguous({3}), at.data(), contiguous({4}), 0);
+  kn::naive::gather<T>(want.data(), contiguous({4}), in.data(), contiguous({3}), at.data(), contiguous({4}), 0);
+  CHECK(got == std::vector<T>{30, 0, 0, 10});
+  CHECK(want == got);
+  // whole rows (one index per row, the copied-run path): rows 1, 7 (outside), 0 of [2, 3]
+  const std::vector<T> m = {1, 2, 3, 4, 5, 6};
+  const std::vector<i64> rows = {1, 7, 0};
+  kn::Layout idx_l = contiguous({3, 3});
+  idx_l.strides[0] = 1;
+  idx_l.strides[1] = 0;  // one index per output row
+  std::vector<T> r(9), rn(9);
+  kn::cpu::gather<T>(r.data(), contiguous({3, 3}), m.data(), contiguous({2, 3}), rows.data(), idx_l, 0);
+  kn::naive::gather<T>(rn.data(), contiguous({3, 3}), m.data(), contiguous({2, 3}), rows.data(), idx_l, 0);
+  CHECK(r == std::vector<T>{4, 5, 6, 0, 0, 0, 1, 2, 3});
+  CHECK(rn == r);
+  // scatter_add of [1, 2, 3] at [1, 5, -1] into [0, 0]: only the 1 lands
+  const std::vector<T> src = {1, 2, 3};
+  const std::vector<i64> to = {1, 5, -1};
+  std::vector<T> out = {0, 0}, ref = {0, 0};
+  kn::cpu::scatter_add<T>(out.data(), contiguous({2}), src.data(), contiguous({3}), to.data(), contiguous({3}), 0);
+  kn::naive::scatter_add<T>(ref.data(), contiguous({2}), src.data(), contiguous({3}), to.data(), contiguous({3}), 0);
+  CHECK(out == std::vector<T>{0, 1});
+  CHECK(ref == out);
 }
 
 // ---- im2col / col2im ---------------------------------------------------------------------

@@ -176,14 +176,14 @@ TAPEFLOW_RULE(Gather, kB, {
   const auto axis = c.attrs.axes[0];
   Shape base = g.shape();
   base[axis] = c.input_shapes[0][axis];
-  return {scatter_add(zeros(base, g.dtype(), g.device()), in[1], g, axis), Tensor()};
+  return {detail::scatter_add_trusted(zeros(base, g.dtype(), g.device()), in[1], g, axis), Tensor()};
 })
 TAPEFLOW_RULE(ScatterAdd, kB, {
   if (!c.needs_grad[2]) return {g, Tensor(), Tensor()};
   // src [p] went to index[p] along the axis, index and src broadcast against each other
   const Shape both = broadcast_shapes(c.input_shapes[1], c.input_shapes[2], "scatter_add");
   const Tensor index = c.input_shapes[1] == both ? in[1] : in[1].broadcast_to(both);
-  return {g, Tensor(), take_along_axis(g, index, c.attrs.axes[0])};
+  return {g, Tensor(), detail::take_along_axis_trusted(g, index, c.attrs.axes[0])};
 })
 TAPEFLOW_RULE(Cast, 0, {
   if (!is_floating(c.attrs.dtype)) return {Tensor()};

@@ -46,6 +46,14 @@ Tensor rows_tensor(const std::vector<std::int64_t>& values, Device device) {
   return tensor(values, Shape{static_cast<std::int64_t>(values.size())}, kInt64, device);
 }
 
+// take(x, rows, axis) for int64 rows [n] known to lie in range (checked here on the host, or
+// nonzero's output): no second check, which on CUDA would copy them back to the host.
+Tensor take_rows(const Tensor& x, const Tensor& rows, std::int64_t axis) {
+  Shape s(static_cast<std::size_t>(x.rank()), 1);
+  s[static_cast<std::size_t>(axis)] = rows.size();
+  return detail::take_along_axis_trusted(x, rows.reshape(s), axis);
+}
+
 // For indices [..., k] into the first k axes (after `batch` leading batch axes) of `shape`: the
 // row of each index in `shape` flattened to [prod(shape[:batch + k]), ...], batch axes
 // included. Throws IndexError naming op, the index and the shape for an index out of range.
@@ -108,7 +116,7 @@ Tensor scatter_rows(const std::vector<std::int64_t>& rows, std::int64_t rank, De
 
 // base [m, ...] with updates [n, ...] added at the given rows (tensor_scatter_nd_add's core)
 Tensor add_rows(const Tensor& base, const std::vector<std::int64_t>& rows, const Tensor& updates) {
-  return scatter_add(base, scatter_rows(rows, base.rank(), base.device()), updates, 0);
+  return detail::scatter_add_trusted(base, scatter_rows(rows, base.rank(), base.device()), updates, 0);
 }
 
 // tensor_scatter_nd_add's checks and work: `base` of `shape` (already on the updates' device)
@@ -172,7 +180,7 @@ Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t nu
     ++s.counts[static_cast<std::size_t>(ids[r])];
   }
   s.data = data.reshape(rows_and(static_cast<std::int64_t>(ids.size()), ds, static_cast<std::int64_t>(is.size())));
-  if (kept.size() != ids.size()) s.data = take(s.data, rows_tensor(kept, data.device()), 0);
+  if (kept.size() != ids.size()) s.data = take_rows(s.data, rows_tensor(kept, data.device()), 0);
   return s;
 }
 
@@ -238,7 +246,7 @@ Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis_in) {
   merged.push_back(mask.size());
   merged.insert(merged.end(), xs.begin() + axis + mask.rank(), xs.end());
   const Tensor rows = nonzero(mask.reshape({-1})).reshape({-1});
-  return take(x.reshape(merged), rows, axis);
+  return take_rows(x.reshape(merged), rows, axis);
 }
 
 Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims) {
@@ -263,7 +271,7 @@ Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch
   const Tensor flat = params.reshape(rows_and(prod(ps.begin(), ps.begin() + batch_dims + k), ps, batch_dims + k));
   Shape out(is.begin(), is.end() - 1);
   out.insert(out.end(), ps.begin() + batch_dims + k, ps.end());
-  return take(flat, rows_tensor(rows, params.device()), 0).reshape(out);
+  return take_rows(flat, rows_tensor(rows, params.device()), 0).reshape(out);
 }
 
 Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape) {

@@ -556,7 +556,7 @@ Tensor argsort(const Tensor& x, std::int64_t axis, bool descending) {
 }
 
 Tensor sort(const Tensor& x, std::int64_t axis, bool descending) {
-  return take_along_axis(x, argsort_for(x, axis, descending, "sort"), axis);
+  return detail::take_along_axis_trusted(x, argsort_for(x, axis, descending, "sort"), axis);
 }
 
 TopK top_k(const Tensor& x, std::int64_t k, bool sorted) {
@@ -569,7 +569,7 @@ TopK top_k(const Tensor& x, std::int64_t k, bool sorted) {
   }
   Tensor indices = argsort_for(x, -1, true, "top_k")(ellipsis, Slice(0, k));
   if (!sorted) indices = sort(indices, -1);  // the same k entries, in the order of the input
-  return {take_along_axis(x, indices, -1), indices};
+  return {detail::take_along_axis_trusted(x, indices, -1), indices};
 }
 
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
@@ -902,14 +902,16 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype) {
 }
 
 namespace {
-// Indices as int64 within [0, n); throws IndexError naming op otherwise.
-Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const char* op) {
+// Indices as int64 within [0, n); throws IndexError naming op otherwise. `trusted` indices
+// (known to lie in range, see detail::take_along_axis_trusted) are not read.
+Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const char* op, bool trusted) {
   if (!is_integral(indices.dtype())) {
     throw DTypeError(fmt::format("{}: indices must be int32 or int64, got {}", op, dtype_name(indices.dtype())));
   }
   Tensor idx = indices.astype(kInt64).contiguous();
-  // CUDA indices are checked on the host (one copy, synchronising), as a bad index must
-  // never reach a kernel.
+  if (trusted) return idx;
+  // CUDA indices are checked on the host (one copy, synchronising): a bad index is an
+  // IndexError here, where the kernels would only skip it (gather gives 0 there).
   const Tensor host = idx.device().is_cpu() ? idx : idx.to(Device::cpu());
   const std::int64_t* p = host.data<std::int64_t>();
   for (std::int64_t i = 0; i < idx.size(); ++i) {
@@ -923,7 +925,8 @@ Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const ch
 
 namespace {
 // take_along_axis, with errors naming the op the user called (take, gather)
-Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t axis_in, const char* name) {
+Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t axis_in, const char* name,
+                           bool trusted = false) {
   check_defined(x, name);
   check_defined(indices, name);
   check_same_device(x, indices, name);
@@ -943,7 +946,7 @@ Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t 
                                  shape_str(x.shape()), shape_str(indices.shape()), axis));
   }
   out_shape[axis] = indices.shape()[axis];
-  Tensor idx = checked_indices(indices, x.shape()[axis], axis, name);
+  Tensor idx = checked_indices(indices, x.shape()[axis], axis, name, trusted);
   Tensor out = empty(out_shape, x.dtype(), x.device());
   if (out.size() > 0) {
     Shape src_shape = out_shape;
@@ -997,7 +1000,9 @@ Tensor gather(const Tensor& x, const Tensor& labels) {
   return take_along_axis_for(x, labels.expand_dims(-1), -1, "gather").squeeze({-1});
 }
 
-Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in) {
+namespace {
+Tensor scatter_add_for(const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in,
+                       bool trusted) {
   const char* name = "scatter_add";
   check_defined(base, name);
   check_defined(indices, name);
@@ -1019,7 +1024,7 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_
     throw DTypeError(fmt::format("scatter_add: cannot add {} values {} into a {} base {}", dtype_name(src_in.dtype()),
                                  shape_str(src_in.shape()), dtype_name(base.dtype()), shape_str(base.shape())));
   }
-  Tensor idx = checked_indices(indices, base.shape()[axis], axis, name);
+  Tensor idx = checked_indices(indices, base.shape()[axis], axis, name, trusted);
   Tensor src = src_in.astype(base.dtype());
   Tensor out;
   {
@@ -1044,6 +1049,21 @@ Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src_
   });
   return out;
 }
+}  // namespace
+
+Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
+  return scatter_add_for(base, indices, src, axis, false);
+}
+
+namespace detail {
+Tensor take_along_axis_trusted(const Tensor& x, const Tensor& indices, std::int64_t axis) {
+  return take_along_axis_for(x, indices, axis, "take_along_axis", true);
+}
+
+Tensor scatter_add_trusted(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
+  return scatter_add_for(base, indices, src, axis, true);
+}
+}  // namespace detail
 
 Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,
                      const std::vector<std::int64_t>& steps) {

@@ -46,6 +46,7 @@ namespace tapeflow::kernels::cpu {
 namespace {
 
 using i64 = std::int64_t;
+using u64 = std::uint64_t;
 
 // ---- threads -------------------------------------------------------------------------
 
@@ -1451,6 +1452,7 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   src_l.shape[axis] = out_l.shape[axis];
   src_l.strides[axis] = 0;
   const i64 step = in_l.strides[axis];
+  const u64 len = static_cast<u64>(in_l.shape[axis]);  // an index out of range gives 0 (kernel_api.inc)
   const Layout* ls[3] = {&out_l, &idx_l, &src_l};
   const Plan<3> p = make_plan(ls);
   const int r = p.rank - 1;
@@ -1460,9 +1462,13 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
     const i64* ix = idx + off[1];
     const T* x = in + off[2];
     if (si == 0 && so == 1 && sx == 1) {  // one index for the run: whole rows (a batch's take)
-      std::copy(x + ix[0] * step, x + ix[0] * step + n, y);
+      if (static_cast<u64>(ix[0]) < len) std::copy(x + ix[0] * step, x + ix[0] * step + n, y);
+      else std::fill(y, y + n, T(0));
     } else {
-      for (i64 j = 0; j < n; ++j) y[j * so] = x[j * sx + ix[j * si] * step];
+      for (i64 j = 0; j < n; ++j) {
+        const i64 k = ix[j * si];
+        y[j * so] = static_cast<u64>(k) < len ? x[j * sx + k * step] : T(0);
+      }
     }
   });
 }
@@ -1475,6 +1481,7 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   dst_l.shape[axis] = src_l.shape[axis];
   dst_l.strides[axis] = 0;
   const i64 step = out_l.strides[axis];
+  const u64 len = static_cast<u64>(out_l.shape[axis]);
   const Layout* ls[3] = {&src_l, &idx_l, &dst_l};
   const Plan<3> p = make_plan(ls);
   if (p.size == 0) return;
@@ -1485,7 +1492,9 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
     const i64* ix = idx + off[1];
     T* y = out + off[2];
     for (i64 j = 0; j < n; ++j) {
-      T& dst = y[j * sy + ix[j * si] * step];
+      const i64 k = ix[j * si];
+      if (static_cast<u64>(k) >= len) continue;  // dropped (kernel_api.inc)
+      T& dst = y[j * sy + k * step];
       dst = wrap_add(dst, x[j * ss]);
     }
   });

@@ -211,7 +211,9 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
     i64 src[kMaxRank];
     for (int d = 0; d < out_l.rank; ++d) src[d] = i[d];
     src[axis] = idx[offset_of(idx_l, i)];
-    out[offset_of(out_l, i)] = in[offset_of(in_l, src)];
+    // an index out of range gives 0 (the core checks user indices; see kernel_api.inc)
+    const bool inside = src[axis] >= 0 && src[axis] < in_l.shape[axis];
+    out[offset_of(out_l, i)] = inside ? in[offset_of(in_l, src)] : T(0);
   });
 }
 
@@ -222,6 +224,7 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
     i64 dst[kMaxRank];
     for (int d = 0; d < src_l.rank; ++d) dst[d] = i[d];
     dst[axis] = idx[offset_of(idx_l, i)];
+    if (dst[axis] < 0 || dst[axis] >= out_l.shape[axis]) return;  // dropped (see kernel_api.inc)
     T& y = out[offset_of(out_l, dst)];
     y = wrap_add(y, src[offset_of(src_l, i)]);
   });

@@ -303,6 +303,15 @@ Tensor gather(const Tensor& x, const Tensor& labels);
 /// base with src added at the given indices along axis (duplicates accumulate); the inverse
 /// of take_along_axis.
 Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+namespace detail {
+/// take_along_axis and scatter_add for indices known to lie in range: the ones a tape saved
+/// (checked when they were first used; the tape's version check refuses them if written since),
+/// argsort's output, coordinates the caller has checked. They skip the bounds check, which on
+/// CUDA copies the indices to the host and waits for the device. The kernels still never read or
+/// write outside their tensors: a gather of an out-of-range index gives 0 and a scatter drops it.
+Tensor take_along_axis_trusted(const Tensor& x, const Tensor& indices, std::int64_t axis);
+Tensor scatter_add_trusted(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+}  // namespace detail
 /// TensorFlow's tf.where(condition) with one argument (np.argwhere): the int64 [n, rank]
 /// coordinates of condition's true (non-zero; NaN counts as non-zero) entries in row-major order,
 /// on condition's device. Any dtype; a rank-0 condition gives [0 or 1, 0]. n depends on the

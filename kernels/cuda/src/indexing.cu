@@ -29,7 +29,8 @@ __global__ void gather_kernel(T* out, Layout out_l, const T* in, Layout in_l, co
                               int axis, i64 n) {
   for (i64 i = detail::first_item(); i < n; i += detail::item_stride()) {
     const Offsets3 o = offsets3(out_l, idx_l, in_l, axis, i);
-    out[o.a] = in[o.c + idx[o.b] * in_l.strides[axis]];
+    const i64 k = idx[o.b];  // out of range: 0 (kernel_api.inc)
+    out[o.a] = k >= 0 && k < in_l.shape[axis] ? in[o.c + k * in_l.strides[axis]] : T(0);
   }
 }
 
@@ -46,7 +47,8 @@ __global__ void scatter_add_kernel(T* out, Layout out_l, const T* src, Layout sr
                                    Layout idx_l, int axis, i64 n) {
   for (i64 i = detail::first_item(); i < n; i += detail::item_stride()) {
     const Offsets3 o = offsets3(src_l, idx_l, out_l, axis, i);
-    atomic_add(out + o.c + idx[o.b] * out_l.strides[axis], src[o.a]);
+    const i64 k = idx[o.b];  // out of range: dropped (kernel_api.inc)
+    if (k >= 0 && k < out_l.shape[axis]) atomic_add(out + o.c + k * out_l.strides[axis], src[o.a]);
   }
 }
 

@@ -1022,10 +1022,11 @@ const IndexCase kIndexCases[] = {
     {{4, 5}, {4, 0}, 1, Kind::Contiguous, Kind::Contiguous, Kind::Contiguous},
 };
 
-// Random indices in [0, data.shape[axis]).
-HostView<i64> index_view(const IndexCase& c, std::mt19937_64& g) {
+// Random indices in [0, data.shape[axis]), or with `outside` in [-3, len + 2]: the kernels give
+// 0 for (gather) or drop (scatter_add) an index out of range, as the naive ones.
+HostView<i64> index_view(const IndexCase& c, std::mt19937_64& g, bool outside = false) {
   const auto len = static_cast<double>(c.data[static_cast<std::size_t>(c.axis)]);
-  return make_view<i64>(c.index, c.index_kind, g, Range{0, len - 1});
+  return make_view<i64>(c.index, c.index_kind, g, outside ? Range{-3, len + 2} : Range{0, len - 1});
 }
 
 }  // namespace
@@ -1035,11 +1036,12 @@ TEMPLATE_TEST_CASE("cuda: gather matches naive", "[cuda][gather]", bool, float, 
   using T = TestType;
   if (!have_device()) return;
   std::mt19937_64 g(71);
+  for (const bool outside : {false, true})
   for (const IndexCase& c : kIndexCases) {
     const HostView<T> in = make_view<T>(c.data, c.data_kind, g);
-    const HostView<i64> idx = index_view(c, g);
+    const HostView<i64> idx = index_view(c, g, outside);
     HostView<T> want = make_view<T>(c.index, c.other_kind, g);
-    INFO("in " << describe(in.l) << " idx " << describe(idx.l) << " axis " << c.axis);
+    INFO("in " << describe(in.l) << " idx " << describe(idx.l) << " axis " << c.axis << (outside ? ", some outside" : ""));
     DeviceView<T> d_in(in), d_out(want);
     DeviceView<i64> d_idx(idx);
     naive::gather<T>(want.ptr(), want.l, in.ptr(), in.l, idx.ptr(), idx.l, c.axis);
@@ -1053,12 +1055,13 @@ TEMPLATE_TEST_CASE("cuda: scatter_add matches naive (duplicate indices accumulat
   using T = TestType;
   if (!have_device()) return;
   std::mt19937_64 g(81);
+  for (const bool outside : {false, true})
   for (const IndexCase& c : kIndexCases) {
     if (c.data_kind == Kind::Broadcast) continue;  // an output is never a broadcast view
     HostView<T> want = make_view<T>(c.data, c.data_kind, g);
     const HostView<T> src = make_view<T>(c.index, c.other_kind, g, kFloat<T> ? Range{-1, 1} : Range{-9, 9});
-    const HostView<i64> idx = index_view(c, g);
-    INFO("out " << describe(want.l) << " src " << describe(src.l) << " axis " << c.axis);
+    const HostView<i64> idx = index_view(c, g, outside);
+    INFO("out " << describe(want.l) << " src " << describe(src.l) << " axis " << c.axis << (outside ? ", some outside" : ""));
     DeviceView<T> d_out(want), d_src(src);
     DeviceView<i64> d_idx(idx);
     naive::scatter_add<T>(want.ptr(), want.l, src.ptr(), src.l, idx.ptr(), idx.l, c.axis);
