@@ -529,6 +529,8 @@ std::vector<MoreCase> focal_cases(DType dt) {
   clog.from_logits = true;
   CategoricalFocalOptions clog_smooth = clog;
   clog_smooth.label_smoothing = 0.1;
+  CategoricalFocalOptions clog_smooth_axis0 = clog_smooth;
+  clog_smooth_axis0.axis = 0;
   CategoricalFocalOptions csmooth_g0;
   csmooth_g0.gamma = 0;
   csmooth_g0.label_smoothing = 0.2;
@@ -544,6 +546,7 @@ std::vector<MoreCase> focal_cases(DType dt) {
       {"cfce_logits", cf(clog), ct, cl},
       {"cfce_logits_smooth", cf(clog_smooth), ct, cl},
       {"cfce_smooth_g0", cf(csmooth_g0), ct, cp},
+      {"cfce_logits_smooth_axis0", cf(clog_smooth_axis0), ct.transpose().contiguous(), cl.transpose()},
   };
 }
 

@@ -83,6 +83,9 @@ def losses():
     out.append(per_example("cfce_logits_smooth", cf(arr(CAT_T), arr(CAT_LOGITS), from_logits=True,
                                                     label_smoothing=0.1)))
     out.append(per_example("cfce_smooth_g0", cf(arr(CAT_T), arr(CAT_P), gamma=0.0, label_smoothing=0.2)))
+    # classes along axis 0 ([5, 4]): Keras still smooths by the last axis's size (4)
+    out.append(per_example("cfce_logits_smooth_axis0", cf(arr(CAT_T).T, arr(CAT_LOGITS).T, from_logits=True,
+                                                          label_smoothing=0.1, axis=0)))
     return out
 
 
