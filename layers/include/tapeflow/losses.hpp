@@ -110,17 +110,19 @@ Tensor tversky(const Tensor& y_true, const Tensor& y_pred, double alpha = 0.5, d
 /// of row b count, the first logit_length[b] steps (the labels past the length weigh only
 /// where no alignment exists, as in TensorFlow). mask_index is the
 /// blank class (negative counts from the end). An alignment that cannot exist (too few steps
-/// for the labels and their repeats) gives TensorFlow's large finite value, not inf: its
-/// end states weigh log(1e-307) (float32) instead of log(0), so the loss is about 707 more
-/// than the nearest path's and the gradient stays finite. A composite of log_softmax,
+/// for the labels and their repeats) gives TensorFlow's large finite value, not inf: the
+/// states that do not end the label weigh log(1e-307) (float32) at the end instead of log(0),
+/// so the loss is about 707 plus the cost of the best path to one of them, and the gradient
+/// (the derivative of that value; TensorFlow's own differs there) stays finite. A composite of log_softmax,
 /// take_along_axis, concat, where and logsumexp (the alpha recursion, one step per time step),
 /// so the gradient comes from the tape and it runs on every device; the lengths and labels are
 /// read on the host. Errors (ValueError, ShapeError, IndexError) name ctc_loss and the shapes.
 Tensor ctc_loss(const Tensor& labels, const Tensor& logits, const Tensor& label_length, const Tensor& logit_length,
                 std::int64_t mask_index = 0);
-/// keras.losses.ctc: y_true [batch, max_label_len] labels padded with 0, the blank (a label's
-/// length is its count of nonzero entries, which must come first), y_pred logits [batch, time,
-/// classes] every step of which counts: ctc_loss with mask_index 0.
+/// keras.losses.ctc: y_true [batch, max_label_len] labels padded with 0, the blank, at the end;
+/// y_pred logits [batch, time, classes], every step of which counts: ctc_loss with mask_index 0
+/// and label_length the count of nonzero labels of each row (as Keras, a 0 before the last
+/// nonzero label shortens the row: its first count entries are the labels).
 Tensor ctc(const Tensor& y_true, const Tensor& y_pred);
 
 /// keras.ops.ctc_decode(strategy="greedy"): the most likely class of each step (the first of
