@@ -968,3 +968,51 @@ TEST_CASE("device: Attention and AdditiveAttention give the CPU's outputs, score
     }
   }
 }
+
+TEST_CASE("device: the focal cross-entropies, Dice, Tversky and CTC give the CPU's values and gradients",
+          "[device][losses][ctc]") {
+  note_skip();
+  std::mt19937 rng(23);
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    const Tol tol = dt == kFloat64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-5};
+    // a strided y_pred: the losses read views as they are
+    const Tensor logits = make_input({3, 4}, dt, rng, Make::Transposed, -3, 3);
+    const Tensor probs = make_input({3, 4}, dt, rng, Make::Strided, 0.05, 0.95);
+    const Tensor y = tf::tensor({1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0}, {3, 4}, kFloat64).astype(dt);
+    same_on_devices({y, logits, probs}, [](const std::vector<Tensor>& t) {
+      GradientTape tape;
+      tape.watch(t[1]);
+      tape.watch(t[2]);
+      tf::losses::BinaryFocalOptions b;
+      b.from_logits = true;
+      b.apply_class_balancing = true;
+      b.label_smoothing = 0.1;
+      tf::losses::CategoricalFocalOptions c;
+      c.from_logits = true;
+      const Tensor v = tf::concat({tf::losses::binary_focal_crossentropy(t[0], t[1], b),
+                                   tf::losses::binary_focal_crossentropy(t[0], t[2]),
+                                   tf::losses::categorical_focal_crossentropy(t[0], t[1], c),
+                                   tf::losses::categorical_focal_crossentropy(t[0], t[2]),
+                                   tf::losses::dice(t[0], t[2], {1}), tf::losses::tversky(t[0], t[2], 0.3, 0.7, {1})});
+      const auto g = tape.gradient(tf::sum(v), {t[1], t[2]});
+      return tf::concat({v, g[0].flatten(), g[1].flatten()});
+    }, tol);
+    // CTC: labels with a repeat, padding and an empty row, one logit_length short, an impossible alignment
+    const Tensor x = make_input({4, 6, 5}, dt, rng, Make::Permuted, -2, 2);
+    const Tensor labels = tf::tensor({1, 2, 2, 4, 0, 0, 0, 0, 3, 1, 4, 2}, {4, 3});
+    const Tensor label_len = tf::tensor({3, 1, 0, 3}, {4});
+    const Tensor logit_len = tf::tensor({6, 4, 6, 2}, {4});
+    same_on_devices({x, labels, label_len, logit_len}, [](const std::vector<Tensor>& t) {
+      GradientTape tape;
+      tape.watch(t[0]);
+      const Tensor v = tf::concat({tf::losses::ctc_loss(t[1], t[0], t[2], t[3]), tf::losses::ctc(t[1], t[0]),
+                                   tf::losses::ctc_loss(t[1], t[0], t[2], t[3], 4)});
+      return tf::concat({v, tape.gradient(tf::sum(v), t[0]).flatten()});
+    }, tol);
+    same_on_devices({x, logit_len}, [](const std::vector<Tensor>& t) {
+      const auto d = tf::losses::ctc_greedy_decode(t[0], t[1]);
+      return tf::concat({d.decoded.flatten().astype(kFloat64), d.scores.flatten().astype(kFloat64)});
+    }, tol);
+  }
+}

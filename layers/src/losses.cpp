@@ -81,20 +81,57 @@ Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
   return mean_last(abs(y_pred - t));
 }
 
-Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits, double label_smoothing) {
-  check_smoothing(label_smoothing, "binary_crossentropy");
-  Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
-  if (label_smoothing > 0) z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+namespace {
+
+// The element-wise binary cross-entropy of targets z (already smoothed) and y_pred.
+Tensor bce_elements(const Tensor& z, const Tensor& y_pred, bool from_logits) {
   if (from_logits) {
     // max(x, 0) - x z + log1p(exp(-|x|)): never overflows, exact for large |x|. Written as
     // TensorFlow's sigmoid cross-entropy, with selects, so that the gradient at x = 0 is
     // sigmoid(0) - z (relu and abs have derivative 0 there, which gave -z)
     const Tensor& x = y_pred;
     const Tensor pos = x >= 0.0;
-    return mean_last(where(pos, x, 0.0) - x * z + log1p(exp(where(pos, -x, x))));
+    return where(pos, x, 0.0) - x * z + log1p(exp(where(pos, -x, x)));
   }
   const Tensor p = clip(y_pred, kEpsilon, 1.0 - kEpsilon);
-  return mean_last(-(z * log(p) + (1.0 - z) * log(1.0 - p)));
+  return -(z * log(p) + (1.0 - z) * log(1.0 - p));
+}
+
+}  // namespace
+
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits, double label_smoothing) {
+  check_smoothing(label_smoothing, "binary_crossentropy");
+  Tensor z = match_true(y_true, y_pred, "binary_crossentropy");
+  if (label_smoothing > 0) z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+  return mean_last(bce_elements(z, y_pred, from_logits));
+}
+
+Tensor binary_focal_crossentropy(const Tensor& y_true, const Tensor& y_pred, const BinaryFocalOptions& options) {
+  const char* name = "binary_focal_crossentropy";
+  check_smoothing(options.label_smoothing, name);
+  Tensor z = match_true(y_true, y_pred, name);
+  if (options.label_smoothing > 0) z = z * (1.0 - options.label_smoothing) + 0.5 * options.label_smoothing;
+  // as Keras's TensorFlow backend: from logits, the cross-entropy is the stable one (sigmoid's
+  // output carries its logits there) and the focal factor uses sigmoid(logits)
+  const Tensor p = options.from_logits ? sigmoid(y_pred) : y_pred;
+  const Tensor p_t = z * p + (1.0 - z) * (1.0 - p);
+  Tensor focal = pow(1.0 - p_t, options.gamma) * bce_elements(z, y_pred, options.from_logits);
+  if (options.apply_class_balancing) focal = focal * (z * options.alpha + (1.0 - z) * (1.0 - options.alpha));
+  return focal.rank() >= 2 ? mean(focal, {options.axis}) : focal;
+}
+
+Tensor categorical_focal_crossentropy(const Tensor& y_true, const Tensor& y_pred,
+                                      const CategoricalFocalOptions& options) {
+  const char* name = "categorical_focal_crossentropy";
+  check_smoothing(options.label_smoothing, name);
+  Tensor t = match_true(y_true, y_pred, name);
+  if (options.label_smoothing > 0) {
+    // Keras smooths by the last axis's size whatever the class axis
+    t = t * (1.0 - options.label_smoothing) + options.label_smoothing / static_cast<double>(y_pred.dim(-1));
+  }
+  const Tensor p = options.from_logits ? softmax(y_pred, options.axis) : y_pred;
+  const Tensor q = clip(p / sum(p, {options.axis}, true), kEpsilon, 1.0 - kEpsilon);
+  return sum(pow(1.0 - q, options.gamma) * options.alpha * -(t * log(q)), {options.axis});
 }
 
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
@@ -146,6 +183,20 @@ Tensor poisson(const Tensor& y_true, const Tensor& y_pred) {
 Tensor cosine_similarity(const Tensor& y_true, const Tensor& y_pred) {
   const Tensor t = match_true(y_true, y_pred, "cosine_similarity");
   return -sum(l2_normalize(t) * l2_normalize(y_pred), {-1});
+}
+
+Tensor dice(const Tensor& y_true, const Tensor& y_pred, const std::vector<std::int64_t>& axis) {
+  const Tensor t = match_true(y_true, y_pred, "dice");
+  return 1.0 - sum(t * y_pred, axis) * 2.0 / (sum(t, axis) + sum(y_pred, axis) + kEpsilon);
+}
+
+Tensor tversky(const Tensor& y_true, const Tensor& y_pred, double alpha, double beta,
+               const std::vector<std::int64_t>& axis) {
+  const Tensor t = match_true(y_true, y_pred, "tversky");
+  const Tensor tp = sum(t * y_pred, axis);
+  const Tensor a = sum((1.0 - y_pred) * t, axis);
+  const Tensor b = sum(y_pred * (1.0 - t), axis);
+  return 1.0 - tp / (tp + a * alpha + b * beta + kEpsilon);
 }
 
 namespace {
@@ -264,6 +315,20 @@ Tensor Huber::call(const Tensor& y_true, const Tensor& y_pred) const { return hu
 LossFunction::LossFunction(std::string name, Fn fn) : Loss(std::move(name)), fn_(fn) {
   if (fn_ == nullptr) throw ValueError(fmt::format("LossFunction '{}': the function is null", this->name()));
 }
+BinaryFocalCrossentropy::BinaryFocalCrossentropy(BinaryFocalOptions options)
+    : Loss("binary_focal_crossentropy"), options_(options) {
+  check_smoothing(options.label_smoothing, "BinaryFocalCrossentropy");
+}
+Tensor BinaryFocalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
+  return binary_focal_crossentropy(y_true, y_pred, options_);
+}
+CategoricalFocalCrossentropy::CategoricalFocalCrossentropy(CategoricalFocalOptions options)
+    : Loss("categorical_focal_crossentropy"), options_(options) {
+  check_smoothing(options.label_smoothing, "CategoricalFocalCrossentropy");
+}
+Tensor CategoricalFocalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
+  return categorical_focal_crossentropy(y_true, y_pred, options_);
+}
 Tensor SparseCategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return sparse_categorical_crossentropy(y_true, y_pred, from_logits_);
 }
@@ -302,6 +367,11 @@ std::shared_ptr<Loss> get(const std::string& name) {
       {"mean_absolute_percentage_error",
        &make<MeanAbsolutePercentageError>},
       {"mape", &make<MeanAbsolutePercentageError>},
+      {"binary_focal_crossentropy", &make<BinaryFocalCrossentropy>},
+      {"categorical_focal_crossentropy", &make<CategoricalFocalCrossentropy>},
+      {"dice", &make<Dice>},
+      {"tversky", &make<Tversky>},
+      {"ctc", &make<CTC>},
   };
   std::string known;
   for (const auto& [n, make] : kNames) {
