@@ -642,6 +642,32 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
        {anyv({2, 7}, 44)}},
       {"cumsum axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cumsum(x[0].transpose(), 0)); },
        {anyv({3, 5}, 45)}},
+      {"cumsum exclusive, reverse and both, axis 1 of [2, 5]",
+       [](const std::vector<Tensor>& x) {
+         return square(cumsum(x[0], 1, true)) + square(cumsum(x[0], 1, false, true)) * 0.5 +
+                square(cumsum(x[0], -1, true, true)) * 0.25;
+       },
+       {anyv({2, 5}, 76)}},
+      // cumprod's gradient comes from mul's, so zeros need no care: rows with none, one and two
+      // zeros, weighted so that each position's gradient differs
+      {"cumprod axis 1 of [3, 5] with rows of zero, one and two zeros",
+       [](const std::vector<Tensor>& x) { return cumprod(x[0], 1) * x[1]; },
+       {tensor(std::vector<double>{0.9, -1.2, 0.7, 1.1, 0.8, 1.3, 0.0, -0.6, 1.4, 0.5, -0.9, 0.0, 1.2, 0.0, 0.95}, {3, 5}),
+        anyv({5}, 77)}},
+      {"cumprod exclusive, reverse and both with zeros",
+       [](const std::vector<Tensor>& x) {
+         return cumprod(x[0], 1, true) * x[1] + cumprod(x[0], 1, false, true) * x[1] * 0.5 +
+                cumprod(x[0], -1, true, true) * x[1] * 0.25;
+       },
+       {tensor(std::vector<double>{0.9, -1.2, 0.7, 1.1, 0.8, 1.3, 0.0, -0.6, 1.4, 0.5, -0.9, 0.0, 1.2, 0.0, 0.95}, {3, 5}),
+        anyv({5}, 78)}},
+      {"cumprod axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return cumprod(x[0].transpose(), 0) * x[1]; },
+       {anyv({4, 3}, 79), anyv({3, 1}, 80)}},
+      {"cummax and cummin axis 1 of [3, 6] (distinct values)",
+       [](const std::vector<Tensor>& x) { return cummax(x[0], 1) * x[1] + square(cummin(x[0], -1)); },
+       {anyv({3, 6}, 81), anyv({6}, 82)}},
+      {"cummax axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cummax(x[0].transpose(), 0)); },
+       {anyv({5, 3}, 83)}},
       // einsum (a composite of permute, reshape, slicing, sum, mul and matmul)
       {"einsum ij,jk->ik", [](const std::vector<Tensor>& x) { return einsum("ij,jk->ik", x[0], x[1]); },
        {anyv({2, 3}, 46), anyv({3, 2}, 47)}},
