@@ -147,6 +147,13 @@ Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool kee
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// The product over `axes` (np.prod, tf.math.reduce_prod). dtypes as sum's (NumPy's rule): bool
+/// and int32 give int64, whose products wrap around (two's complement, as NumPy's); floats keep
+/// their dtype and multiply in it (no wider accumulator, as NumPy and TensorFlow). A zero-size
+/// reduction gives 1. Gradient: TensorFlow's, the product of all the other elements of each
+/// group from exclusive cumulative products from both ends (cumprod), never prod / x, so it is
+/// right where x has zeros (and NaN only where TensorFlow's is: an inf beside a zero).
+Tensor prod(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 /// Population variance (ddof 0), as NumPy and TensorFlow.
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
