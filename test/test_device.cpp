@@ -304,6 +304,54 @@ TEST_CASE("device: reductions, arg-reductions and softmax match the CPU") {
   same_on_devices({with_nan}, [](const std::vector<Tensor>& t) { return argmax(t[0], 1); });
 }
 
+TEST_CASE("device: prod, cumprod, cumsum's flags, cummax and cummin match the CPU", "[device][prod]") {
+  note_skip();
+  std::mt19937 rng(31);
+  for (Make how : {Make::Contiguous, Make::Transposed, Make::Reversed, Make::Broadcast}) {
+    for (DType dt : kNumericDTypes) {
+      INFO(make_name(how) << " " << dtype_name(dt));
+      // integers in [-3, 3] (their products wrap around, exactly on every device); floats in
+      // [-1.5, 1.5], whose products of 129 stay finite
+      const bool ints = !is_floating(dt);
+      const Tensor x = make_input({6, 129, 5}, dt, rng, how, ints ? -3 : -1.5, ints ? 3 : 1.5, ints);
+      const Tol tol = dt == kFloat32 ? kSumTol32 : default_tol(dt);
+      for (const std::vector<std::int64_t>& axes :
+           std::vector<std::vector<std::int64_t>>{{}, {0}, {1}, {2}, {0, 2}, {1, 2}}) {
+        same_on_devices({x}, [&](const std::vector<Tensor>& t) { return prod(t[0], axes, axes.size() == 1); }, tol);
+      }
+      const Tensor c = x(Slice(none, 3), Slice(none, 9));  // [3, 9, 5]: every scan pass, small
+      for (std::int64_t axis : {0, 1, -1}) {
+        for (bool exclusive : {false, true}) {
+          for (bool reverse : {false, true}) {
+            same_on_devices({c}, [&](const std::vector<Tensor>& t) { return cumprod(t[0], axis, exclusive, reverse); }, tol);
+            same_on_devices({c}, [&](const std::vector<Tensor>& t) { return cumsum(t[0], axis, exclusive, reverse); }, tol);
+          }
+        }
+        same_on_devices({c}, [&](const std::vector<Tensor>& t) { return cummax(t[0], axis) + cummin(t[0], axis); });
+      }
+    }
+  }
+  // the empty reduction, NaN and inf, int64 wraparound
+  same_on_devices({zeros({3, 0, 2})}, [](const std::vector<Tensor>& t) { return prod(t[0], {1}); });
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor special = tensor({inf, 0.0, 3.0, nan, 2.0, 1.0, -0.0, 5.0, -1.0}, {3, 3});
+  same_on_devices({special}, [](const std::vector<Tensor>& t) { return prod(t[0], {1}); });
+  same_on_devices({special}, [](const std::vector<Tensor>& t) { return cumprod(t[0], 1, true, true); });
+  same_on_devices({special}, [](const std::vector<Tensor>& t) { return cummax(t[0], 0); });
+  const std::int64_t k62 = std::int64_t(1) << 62;
+  same_on_devices({tensor<std::int64_t>({k62, 4, 3, k62 + 1, 3, 5}, {2, 3})},
+                  [](const std::vector<Tensor>& t) { return prod(t[0], {0}) + prod(t[0], {1}, true); });
+  // the gradient with zeros in a group (one and two), and cumprod's
+  const Tensor z = tensor({0.5, 0.0, -1.5, 2.0, 0.0, 1.25, 0.0, 3.0, -0.75, 1.5, 2.0, -1.0}, {3, 4});
+  same_on_devices({z}, [](const std::vector<Tensor>& t) {
+    GradientTape tape;
+    tape.watch(t[0]);
+    const Tensor y = sum(prod(t[0], {1}) * tensor({1.0, 2.0, 3.0}).to(t[0].device())) +
+                     sum(cumprod(t[0], 0, true, true) * t[0]);
+    return tape.gradient(y, t[0]);
+  }, {1e-12, 1e-12});
+}
+
 TEST_CASE("device: argsort, sort and top_k match the CPU exactly (ties, NaN, every dtype)", "[device][sort]") {
   note_skip();
   std::mt19937 rng(15);

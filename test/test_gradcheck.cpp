@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "golden/nd_index_golden.hpp"
+#include "golden/prod_golden.hpp"
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/device.hpp"
 
@@ -249,6 +250,28 @@ std::vector<Case> cases_for(OpId op) {
       cs.push_back({"min axis 1 of a transposed view",
                     [](const std::vector<Tensor>& x) { return min(x[0].transpose(), {1}); }, {anyv({4, 3}, 4)}});
       return cs;
+    case OpId::Prod: {
+      // [2, 3, 4] with one zero in row (0, 1, :) and two in row (1, 2, :): over axis 2 those
+      // groups' gradients are the others' product (one zero) and 0 (two zeros), where prod / x
+      // would be NaN; over other axes the zeros meet other groups
+      const std::vector<double> z = {0.9,  -1.2, 0.7, 1.1, 0.8, 0.0,  -0.6, 1.3, 1.4, 0.5, -0.9, 1.2,
+                                     -0.7, 1.05, 0.6, 1.5, 0.0, -1.1, 0.95, 0.0, 1.25, 0.0, -0.8, 0.85};
+      const Tensor zx = tensor(z, {2, 3, 4});
+      cs.push_back({"prod all", [](const std::vector<Tensor>& x) { return prod(x[0]); }, {anyv({2, 3}, 1)}});
+      cs.push_back({"prod axis 2 with one zero and two zeros in a group",
+                    [](const std::vector<Tensor>& x) { return prod(x[0], {2}); }, {zx}});
+      cs.push_back({"prod axes {0, 2} keepdims with zeros",
+                    [](const std::vector<Tensor>& x) { return prod(x[0], {0, 2}, true); }, {zx}});
+      cs.push_back({"prod axis -2 with zeros", [](const std::vector<Tensor>& x) { return prod(x[0], {-2}); }, {zx}});
+      cs.push_back({"prod of everything with zeros, keepdims",
+                    [](const std::vector<Tensor>& x) { return prod(x[0], {}, true); },
+                    {tensor(std::vector<double>{0.9, 0.0, -1.1, 1.3, 0.7, 1.2}, {2, 3})}});
+      cs.push_back({"prod axis 0 of a transposed view",
+                    [](const std::vector<Tensor>& x) { return prod(x[0].transpose(), {0}); }, {anyv({4, 3}, 4)}});
+      cs.push_back({"prod of a scalar", [](const std::vector<Tensor>& x) { return prod(x[0]); },
+                    {tensor(std::vector<double>{0.0}, {})}});
+      return cs;
+    }
 
     // ------------------------------------------------------------ matmul
     case OpId::Matmul: {
@@ -642,6 +665,32 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
        {anyv({2, 7}, 44)}},
       {"cumsum axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cumsum(x[0].transpose(), 0)); },
        {anyv({3, 5}, 45)}},
+      {"cumsum exclusive, reverse and both, axis 1 of [2, 5]",
+       [](const std::vector<Tensor>& x) {
+         return square(cumsum(x[0], 1, true)) + square(cumsum(x[0], 1, false, true)) * 0.5 +
+                square(cumsum(x[0], -1, true, true)) * 0.25;
+       },
+       {anyv({2, 5}, 76)}},
+      // cumprod's gradient comes from mul's, so zeros need no care: rows with none, one and two
+      // zeros, weighted so that each position's gradient differs
+      {"cumprod axis 1 of [3, 5] with rows of zero, one and two zeros",
+       [](const std::vector<Tensor>& x) { return cumprod(x[0], 1) * x[1]; },
+       {tensor(std::vector<double>{0.9, -1.2, 0.7, 1.1, 0.8, 1.3, 0.0, -0.6, 1.4, 0.5, -0.9, 0.0, 1.2, 0.0, 0.95}, {3, 5}),
+        anyv({5}, 77)}},
+      {"cumprod exclusive, reverse and both with zeros",
+       [](const std::vector<Tensor>& x) {
+         return cumprod(x[0], 1, true) * x[1] + cumprod(x[0], 1, false, true) * x[1] * 0.5 +
+                cumprod(x[0], -1, true, true) * x[1] * 0.25;
+       },
+       {tensor(std::vector<double>{0.9, -1.2, 0.7, 1.1, 0.8, 1.3, 0.0, -0.6, 1.4, 0.5, -0.9, 0.0, 1.2, 0.0, 0.95}, {3, 5}),
+        anyv({5}, 78)}},
+      {"cumprod axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return cumprod(x[0].transpose(), 0) * x[1]; },
+       {anyv({4, 3}, 79), anyv({3, 1}, 80)}},
+      {"cummax and cummin axis 1 of [3, 6] (distinct values)",
+       [](const std::vector<Tensor>& x) { return cummax(x[0], 1) * x[1] + square(cummin(x[0], -1)); },
+       {anyv({3, 6}, 81), anyv({6}, 82)}},
+      {"cummax axis 0 of a transposed view", [](const std::vector<Tensor>& x) { return square(cummax(x[0].transpose(), 0)); },
+       {anyv({5, 3}, 83)}},
       // einsum (a composite of permute, reshape, slicing, sum, mul and matmul)
       {"einsum ij,jk->ik", [](const std::vector<Tensor>& x) { return einsum("ij,jk->ik", x[0], x[1]); },
        {anyv({2, 3}, 46), anyv({3, 2}, 47)}},
@@ -748,6 +797,69 @@ TEST_CASE("gradient of gather_nd: TensorFlow's, duplicates summed", "[gradcheck]
   REQUIRE(g.shape() == Shape{2, 3, 4});
   const Tensor want = tensor(std::vector<double>(std::begin(ng::kGatherNdGrad), std::end(ng::kGatherNdGrad)), {2, 3, 4});
   CHECK(reduce_all(g == want).item<bool>());
+}
+
+TEST_CASE("gradient of prod: TensorFlow's, the others' product (zeros, two zeros, inf, NaN)", "[gradcheck][prod]") {
+  namespace pg = prod_golden;
+  auto vec = [](const auto& a) { return std::vector<double>(std::begin(a), std::end(a)); };
+  const Tensor x = tensor(vec(pg::kP), {2, 3, 4});
+  const std::vector<std::pair<std::vector<std::int64_t>, std::vector<double>>> sets = {
+      {{}, vec(pg::kProdGradAll)},         {{0}, vec(pg::kProdGradAxis0)},     {{1}, vec(pg::kProdGradAxis1)},
+      {{2}, vec(pg::kProdGradAxis2)},      {{0, 2}, vec(pg::kProdGradAxes02)}, {{1, 2}, vec(pg::kProdGradAxes12)}};
+  for (const auto& [axes, want] : sets) {
+    INFO("axes of size " << axes.size() << (axes.empty() ? "" : ", first " + std::to_string(axes[0])));
+    // output gradient 1, 2, 3, ... over the kept shape: a gradient sent to the wrong group shows
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor y = prod(x, axes, true);
+    const Tensor w = arange(1, static_cast<double>(y.size()) + 1, 1, kFloat64).reshape(y.shape());
+    const Tensor g = tape.gradient(y, x, w);
+    REQUIRE(g.shape() == Shape{2, 3, 4});
+    const std::vector<double> got = g.to_vector<double>();
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      INFO("element " << i);
+      CHECK(std::isfinite(got[i]));
+      CHECK(std::abs(got[i] - want[i]) <= 1e-14 * std::abs(want[i]) + 1e-15);
+    }
+  }
+  // inf and NaN: NaN exactly where TensorFlow's gradient has one (an inf times a zero, a NaN)
+  const Tensor pi = tensor(vec(pg::kPi), {4, 3});
+  GradientTape tape;
+  tape.watch(pi);
+  const std::vector<double> got = tape.gradient(prod(pi, {1}), pi).to_vector<double>();
+  const std::vector<double> want = vec(pg::kPiProdGradAxis1);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << ": " << got[i] << " vs " << want[i]);
+    CHECK((std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]));
+  }
+  // a zero-size x: an empty gradient of its shape
+  const Tensor e = zeros({0, 3}, kFloat64);
+  GradientTape t2;
+  t2.watch(e);
+  CHECK(t2.gradient(prod(e, {0}), e).shape() == Shape{0, 3});
+}
+
+TEST_CASE("gradient of cummax / cummin: to the last position holding the extremum (torch.cummax's index)",
+          "[gradcheck][cummax]") {
+  // y = [1, 3, 3, 3, 3]: torch.cummax's indices [0, 1, 2, 2, 4], so x[2] takes two
+  const Tensor x = tensor({1.0, 3.0, 3.0, 2.0, 3.0});
+  GradientTape tape(true);
+  tape.watch(x);
+  CHECK(tape.gradient(sum(cummax(x, 0)), x).to_vector<double>() == std::vector<double>{1, 1, 2, 0, 1});
+  // the running min is x[0] throughout: every weight goes there
+  CHECK(tape.gradient(sum(cummin(x, 0) * tensor({1.0, 2.0, 4.0, 8.0, 16.0})), x).to_vector<double>() ==
+        std::vector<double>{31, 0, 0, 0, 0});
+  // y = [1, NaN, NaN, NaN, NaN]: y[1], y[2] from the NaN x[1]; y[3], y[4] from the last NaN x[3]
+  const Tensor xn = tensor({1.0, std::nan(""), 2.0, std::nan(""), 5.0});
+  GradientTape t2;
+  t2.watch(xn);
+  CHECK(t2.gradient(sum(cummax(xn, 0)), xn).to_vector<double>() == std::vector<double>{1, 2, 0, 2, 0});
+  // along axis 1 of a [2, 3] with a tie in each row: the later one takes it
+  const Tensor m = tensor({2.0, 2.0, 1.0, -1.0, 0.5, 0.5}, {2, 3});
+  GradientTape t3;
+  t3.watch(m);
+  CHECK(t3.gradient(sum(cummax(m, 1)), m).to_vector<double>() == std::vector<double>{1, 2, 0, 1, 1, 1});
 }
 
 TEST_CASE("gradgradcheck: second derivatives through nested tapes", "[gradcheck]") {

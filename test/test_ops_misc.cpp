@@ -5,6 +5,7 @@
 // and the error messages.
 #include "golden/einsum_golden.hpp"
 #include "golden/nd_index_golden.hpp"
+#include "golden/prod_golden.hpp"
 #include "test_helpers.hpp"
 
 using namespace tapeflow;
@@ -1483,4 +1484,123 @@ TEST_CASE("unsorted_segment_sum, _mean, _max: TensorFlow's values, empty segment
   CHECK_THROWS_AS(unsorted_segment_mean(d.astype(kInt32), ids, 4), DTypeError);
   CHECK_THROWS_WITH(unsorted_segment_mean(d.astype(kInt32), ids, 4),
                     Equals("unsorted_segment_mean: data must be float32 or float64, got int32 (data [5, 3])"));
+}
+
+// =================================================================== cumsum / cumprod flags, cummax, cummin
+
+TEST_CASE("cumsum, cumprod: TensorFlow's exclusive and reverse along both axes, with zeros", "[cumsum][cumprod][golden]") {
+  namespace g = prod_golden;
+  using Fn = Tensor (*)(const Tensor&, std::int64_t, bool, bool);
+  struct Want {
+    Fn fn;
+    const char* name;
+    int axis;
+    bool exclusive, reverse;
+    std::vector<double> values;
+  };
+  const std::vector<Want> wants = {
+      {cumsum, "cumsum", 0, false, false, golden(g::kCumsumAxis0)},
+      {cumsum, "cumsum", 0, true, false, golden(g::kCumsumAxis0Excl)},
+      {cumsum, "cumsum", 0, false, true, golden(g::kCumsumAxis0Rev)},
+      {cumsum, "cumsum", 0, true, true, golden(g::kCumsumAxis0ExclRev)},
+      {cumsum, "cumsum", 1, false, false, golden(g::kCumsumAxis1)},
+      {cumsum, "cumsum", 1, true, false, golden(g::kCumsumAxis1Excl)},
+      {cumsum, "cumsum", 1, false, true, golden(g::kCumsumAxis1Rev)},
+      {cumsum, "cumsum", 1, true, true, golden(g::kCumsumAxis1ExclRev)},
+      {cumprod, "cumprod", 0, false, false, golden(g::kCumprodAxis0)},
+      {cumprod, "cumprod", 0, true, false, golden(g::kCumprodAxis0Excl)},
+      {cumprod, "cumprod", 0, false, true, golden(g::kCumprodAxis0Rev)},
+      {cumprod, "cumprod", 0, true, true, golden(g::kCumprodAxis0ExclRev)},
+      {cumprod, "cumprod", 1, false, false, golden(g::kCumprodAxis1)},
+      {cumprod, "cumprod", 1, true, false, golden(g::kCumprodAxis1Excl)},
+      {cumprod, "cumprod", 1, false, true, golden(g::kCumprodAxis1Rev)},
+      {cumprod, "cumprod", 1, true, true, golden(g::kCumprodAxis1ExclRev)},
+  };
+  for (DType dt : {kFloat32, kFloat64}) {
+    const Tensor c = from_values(golden(g::kC), {3, 5}, dt);
+    const Tol tol = dt == kFloat32 ? Tol{1e-6, 1e-6} : Tol{1e-14, 1e-15};
+    for (const Want& w : wants) {
+      INFO(w.name << " axis " << w.axis << " exclusive " << w.exclusive << " reverse " << w.reverse << " "
+                  << dtype_name(dt));
+      const Tensor y = w.fn(c, w.axis, w.exclusive, w.reverse);
+      CHECK(y.dtype() == dt);
+      check_values(y, {3, 5}, w.values, tol);
+      check_values(w.fn(c, w.axis - 2, w.exclusive, w.reverse), {3, 5}, w.values, tol);  // negative axis
+      // the same along the other axis of the transposed view
+      check_values(w.fn(c.transpose(), 1 - w.axis, w.exclusive, w.reverse).transpose(), {3, 5}, w.values, tol);
+    }
+  }
+  // the two-argument cumsum is the inclusive forward one
+  check_values(cumsum(from_values(golden(g::kC), {3, 5}, kFloat64), 1), {3, 5}, golden(g::kCumsumAxis1), {1e-14, 1e-15});
+  // int32 keeps its dtype and wraps around (TensorFlow's values: 65536 * 65536 = 0)
+  const Tensor ci = from_values(golden(g::kCi), {6}, kInt32);
+  CHECK(cumprod(ci, 0).dtype() == kInt32);
+  check_values(cumprod(ci, 0), {6}, golden(g::kCiCumprod), {0, 0});
+  check_values(cumprod(ci, 0, true, true), {6}, golden(g::kCiCumprodExclRev), {0, 0});
+  check_values(cumsum(ci, 0, true), {6}, golden(g::kCiCumsumExcl), {0, 0});
+  // int64 wraps as NumPy's cumprod
+  const std::vector<std::int64_t> v64(std::begin(g::kPInt64), std::end(g::kPInt64));
+  CHECK(cumprod(tensor(v64, {6}), 0).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>(std::begin(g::kPInt64Cumprod), std::end(g::kPInt64Cumprod)));
+}
+
+TEST_CASE("cumprod: hand-worked values, bool, sizes 0 to 9, NaN and inf, errors", "[cumprod]") {
+  check_values(cumprod(tensor({1.0, 2.0, 3.0, 4.0}), 0), {4}, {1, 2, 6, 24});
+  check_values(cumprod(tensor({1.0, 2.0, 3.0, 4.0}), 0, true), {4}, {1, 1, 2, 6});
+  check_values(cumprod(tensor({1.0, 2.0, 3.0, 4.0}), 0, false, true), {4}, {24, 24, 12, 4});
+  check_values(cumprod(tensor({1.0, 2.0, 3.0, 4.0}), 0, true, true), {4}, {24, 12, 4, 1});
+  check_values(cumsum(tensor({1.0, 2.0, 3.0, 4.0}), 0, true, true), {4}, {9, 7, 4, 0});
+  const Tensor b = cumprod(tensor({true, true, false, true}), 0);
+  CHECK(b.dtype() == kInt64);
+  check_values(b, {4}, {1, 1, 0, 0}, {0, 0});
+  for (std::int64_t n = 0; n <= 9; ++n) {  // every power-of-two boundary of the scan, both flags
+    INFO("n " << n);
+    std::vector<double> v, incl, excl_rev(static_cast<std::size_t>(n));
+    double p = 1;
+    for (std::int64_t k = 0; k < n; ++k) {
+      v.push_back(static_cast<double>(k % 3) - 1.0 + (k % 3 == 1 ? 2.0 : 0.0));  // -1, 2, 1, -1, ...
+      p *= v.back();
+      incl.push_back(p);
+    }
+    p = 1;
+    for (std::int64_t k = n - 1; k >= 0; --k) {
+      excl_rev[static_cast<std::size_t>(k)] = p;
+      p *= v[static_cast<std::size_t>(k)];
+    }
+    check_values(cumprod(from_values(v, {n}, kInt64), 0), {n}, incl, {0, 0});
+    check_values(cumprod(from_values(v, {n}, kInt64), 0, true, true), {n}, excl_rev, {0, 0});
+  }
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const std::vector<double> got = values(cumprod(tensor({2.0, inf, 0.0, 3.0}), 0));
+  CHECK(got[1] == inf);
+  CHECK((std::isnan(got[2]) && std::isnan(got[3])));  // inf * 0, then NaN on
+  CHECK(std::isnan(values(cumprod(tensor({nan, 0.0}), 0, false, true))[0]));
+  check_values(cumprod(zeros({2, 0}), 1, true, true), {2, 0}, {});
+  check_values(cumprod(zeros({0, 3}), 1), {0, 3}, {});
+  CHECK_THROWS_AS(cumprod(scalar(1.0), 0), ShapeError);
+  CHECK_THROWS_WITH(cumprod(scalar(1.0), 0), Contains("cumprod: needs at least 1 dimension, got shape []"));
+  CHECK_THROWS_WITH(cumprod(zeros({2, 3}), -3), Contains("cumprod: axis -3 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_WITH(cumsum(zeros({2, 3}), 2, true), Contains("cumsum: axis 2 is out of range"));
+}
+
+TEST_CASE("cummax, cummin: NumPy's accumulate values (PyTorch's NaN rule), dtypes, errors", "[cummax][golden]") {
+  namespace g = prod_golden;
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dt));
+    const Tensor m = from_values(golden(g::kM), {2, 7}, dt);
+    check_values(cummax(m, 0), {2, 7}, golden(g::kCummaxAxis0), {0, 0});
+    check_values(cummax(m, 1), {2, 7}, golden(g::kCummaxAxis1), {0, 0});
+    check_values(cummin(m, -2), {2, 7}, golden(g::kCumminAxis0), {0, 0});
+    check_values(cummin(m, -1), {2, 7}, golden(g::kCumminAxis1), {0, 0});
+    check_values(cummax(m.transpose(), 0).transpose(), {2, 7}, golden(g::kCummaxAxis1), {0, 0});
+    CHECK(cummax(m, 1).dtype() == dt);
+  }
+  const Tensor i = tensor<std::int32_t>({3, -7, 5, 5, 2147483647, -2147483647 - 1}, {6});
+  CHECK(cummax(i, 0).dtype() == kInt32);
+  check_values(cummax(i, 0), {6}, {3, 3, 5, 5, 2147483647, 2147483647}, {0, 0});
+  check_values(cummin(i, 0), {6}, {3, -7, -7, -7, -7, -2147483648.0}, {0, 0});
+  check_values(cummax(tensor({false, true, false}), 0), {3}, {0, 1, 1}, {0, 0});
+  check_values(cummax(zeros({0}), 0), {0}, {});
+  CHECK_THROWS_WITH(cummax(scalar(1.0), 0), Contains("cummax: needs at least 1 dimension, got shape []"));
+  CHECK_THROWS_WITH(cummin(zeros({2}), 1), Contains("cummin: axis 1 is out of range for a tensor of rank 1"));
 }

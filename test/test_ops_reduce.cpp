@@ -1,8 +1,10 @@
-// Reductions: sum/max/min against the naive kernel over every subset of axes of rank-3
+// Reductions: sum/max/min/prod against the naive kernel over every subset of axes of rank-3
 // tensors (keepdims, negative and unordered axes, every layout and dtype); mean, var and
 // logsumexp against double-precision loops; argmax/argmin; argsort/sort/top_k (the naive kernel,
 // NumPy's and TensorFlow's goldens); softmax/log_softmax (stable);
-// sum_to; rank 0, zero-size axes and the error messages.
+// sum_to; rank 0, zero-size axes and the error messages; prod against NumPy's and TensorFlow's
+// values and TensorFlow's gradient (golden/prod_golden.hpp).
+#include "golden/prod_golden.hpp"
 #include "golden/sort_golden.hpp"
 #include "test_helpers.hpp"
 
@@ -17,6 +19,7 @@ Tensor front_reduce(OpId op, const Tensor& x, const std::vector<std::int64_t>& a
     case OpId::Sum: return sum(x, axes, keepdims);
     case OpId::Max: return max(x, axes, keepdims);
     case OpId::Min: return min(x, axes, keepdims);
+    case OpId::Prod: return prod(x, axes, keepdims);
     default: break;
   }
   FAIL("no front-end for reduce op '" << op_name(op) << "': add it to front_reduce in this test");
@@ -126,6 +129,10 @@ std::vector<double> softmax_oracle(const Tensor& x, int axis, bool log_form) {
 
 Tol sum_tol(DType d) { return d == kFloat32 ? Tol{1e-5, 1e-4} : default_tol(d); }
 
+// sum and prod have an identity for every dtype: they take bool, int32 -> int64 (NumPy's rule)
+// and zero-size reductions
+bool widens(OpId op) { return op == OpId::Sum || op == OpId::Prod; }
+
 }  // namespace
 
 // =================================================================== sum / max / min vs naive
@@ -135,13 +142,13 @@ TEST_CASE("reduce: sum/max/min over every subset of axes of rank-3 tensors match
   std::mt19937 rng(2001);
   for (OpId op : ops_of_kind(OpKind::Reduce)) {
     for (DType dt : kAllDTypes) {
-      if (dt == kBool && op != OpId::Sum) continue;  // bool max/min: see below
+      if (dt == kBool && !widens(op)) continue;  // bool max/min: see below
       for (Make how : kAllMakes) {
         for (int trial = 0; trial < 2; ++trial) {
           Shape s = {rand_int(rng, 1, 5), rand_int(rng, 1, 5), rand_int(rng, 1, 5)};
-          if (op == OpId::Sum && trial == 1 && how == Make::Contiguous) s[rand_int(rng, 0, 2)] = 0;
+          if (widens(op) && trial == 1 && how == Make::Contiguous) s[rand_int(rng, 0, 2)] = 0;
           const Tensor x = make_input(s, dt, rng, how, -3, 3, trial == 1);  // trial 1: ties
-          const DType out_dt = (op == OpId::Sum && !is_floating(dt)) ? kInt64 : dt;
+          const DType out_dt = (widens(op) && !is_floating(dt)) ? kInt64 : dt;
           const Tensor xc = naive_cast(x, out_dt);
           for (int mask = 0; mask < 8; ++mask) {
             const auto axes = axes_of_mask(mask, 3);
@@ -175,7 +182,7 @@ TEST_CASE("reduce: random ranks 0..4 and large tensors (parallel paths) match th
     const bool keepdims = rand_int(rng, 0, 1) == 1;
     for (OpId op : ops_of_kind(OpKind::Reduce)) {
       INFO(op_name(op) << " " << dtype_name(dt) << " " << str(s) << " (" << make_name(how) << ") axes " << str(axes));
-      const DType out_dt = (op == OpId::Sum && !is_floating(dt)) ? kInt64 : dt;
+      const DType out_dt = (widens(op) && !is_floating(dt)) ? kInt64 : dt;
       check_close(front_reduce(op, x, axes, keepdims), naive_reduce(op, naive_cast(x, out_dt), axes, keepdims),
                   sum_tol(out_dt));
     }
@@ -189,7 +196,7 @@ TEST_CASE("reduce: random ranks 0..4 and large tensors (parallel paths) match th
         const auto axes = axes_of_mask(mask, 3);
         for (OpId op : ops_of_kind(OpKind::Reduce)) {
           INFO(op_name(op) << " " << dtype_name(dt) << " (" << make_name(how) << ") axes " << str(axes));
-          const bool widen = op == OpId::Sum && dt == kInt32;
+          const bool widen = widens(op) && dt == kInt32;
           const Tol tol = dt == kFloat32 ? Tol{2e-5, 1e-3} : default_tol(dt);
           check_close(front_reduce(op, x, axes, false), naive_reduce(op, widen ? x64 : xc, axes, false), tol);
         }
@@ -672,4 +679,87 @@ TEST_CASE("reduce: errors of composites name the op the user called", "[reduce][
   CHECK_THROWS_WITH(var(x, {0, 0}), Contains("var: repeated axis"));
   CHECK_THROWS_WITH(logsumexp(x, {2}), Contains("logsumexp: axis 2"));
   CHECK_THROWS_WITH(var(Tensor()), Contains("var:"));
+}
+
+// =================================================================== prod
+
+TEST_CASE("prod: NumPy's values over every axis set, with zeros, both float dtypes and a view", "[reduce][prod][golden]") {
+  namespace g = prod_golden;
+  const std::vector<std::pair<std::vector<std::int64_t>, Shape>> sets = {
+      {{}, {1, 1, 1}}, {{0}, {1, 3, 4}}, {{1}, {2, 1, 4}}, {{2}, {2, 3, 1}}, {{0, 2}, {1, 3, 1}}, {{1, 2}, {2, 1, 1}}};
+  const std::vector<double> want[] = {dvec(g::kProdAll),    dvec(g::kProdAxis0),  dvec(g::kProdAxis1),
+                                      dvec(g::kProdAxis2),  dvec(g::kProdAxes02), dvec(g::kProdAxes12)};
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    const auto& [axes, keep] = sets[i];
+    INFO("axes " << str(axes));
+    for (DType dt : kFloatDTypes) {
+      const Tensor x = tensor(dvec(g::kP), {2, 3, 4}).astype(dt);
+      const Tol tol = dt == kFloat32 ? Tol{1e-6, 1e-7} : Tol{1e-14, 0};
+      check_values(prod(x, axes, true), keep, want[i], tol);
+      CHECK(prod(x, axes).dtype() == dt);
+      // keepdims false drops the reduced axes (all of them for {})
+      Shape dropped;
+      for (std::size_t d = 0; d < 3; ++d)
+        if (!axes.empty() && std::find(axes.begin(), axes.end(), std::int64_t(d)) == axes.end()) dropped.push_back(keep[d]);
+      check_values(prod(x, axes), dropped, want[i], tol);
+      // the same values through a permuted view of a permuted copy
+      const Tensor xv = x.permute({2, 0, 1}).contiguous().permute({1, 2, 0});
+      check_values(prod(xv, axes, true), keep, want[i], tol);
+    }
+  }
+}
+
+TEST_CASE("prod: hand-worked values, dtypes, integer wraparound, NaN and inf, empty and rank 0", "[reduce][prod]") {
+  namespace g = prod_golden;
+  const Tensor x = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  check_values(prod(x), {}, {720});
+  check_values(prod(x, {0}), {3}, {4, 10, 18});
+  check_values(prod(x, {-1}, true), {2, 1}, {6, 120});
+  CHECK(prod(x).dtype() == kFloat32);
+  // sum's dtype rule (NumPy's): int32 and bool give int64, so int32 products do not wrap
+  const Tensor i32 = tensor(dvec(g::kPInt32), {3, 3}).astype(kInt32);
+  CHECK(prod(i32).dtype() == kInt64);
+  CHECK(prod(i32, {1}).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>(std::begin(g::kPInt32ProdAxis1), std::end(g::kPInt32ProdAxis1)));
+  CHECK(prod(i32, {0}).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>(std::begin(g::kPInt32ProdAxis0), std::end(g::kPInt32ProdAxis0)));
+  const Tensor b = tensor({true, true, false, true, true, true}, {2, 3});
+  CHECK(prod(b, {1}).dtype() == kInt64);
+  check_values(prod(b, {1}), {2}, dvec(g::kPBoolProdAxis1), {0, 0});
+  // int64 products wrap around (two's complement) as NumPy's: 2^62 * 4 = 0; 3^39 * 3 * 5 wraps
+  const std::vector<std::int64_t> v64(std::begin(g::kPInt64), std::end(g::kPInt64));
+  const Tensor x64 = tensor(v64, {6});
+  CHECK(prod(x64).item<std::int64_t>() == g::kPInt64Prod[0]);
+  CHECK(prod(x64(Slice(3, none))).item<std::int64_t>() == g::kPInt64Prod[1]);
+  CHECK(prod(x64(Slice(none, 2))).item<std::int64_t>() == g::kPInt64Prod[2]);
+  CHECK(prod(x64(Slice(none, none, -1))(Slice(none, 3))).item<std::int64_t>() == g::kPInt64Prod[1]);  // reversed
+  // a broadcast input (stride 0): 3^41 wraps, multiplied out, not 3 * 41
+  std::uint64_t three41 = 1;
+  for (int k = 0; k < 41; ++k) three41 *= 3u;
+  CHECK(prod(tensor<std::int64_t>({3}, {1}).broadcast_to({41})).item<std::int64_t>() == static_cast<std::int64_t>(three41));
+  // large (threaded, partial products): 2^20 elements of 1 and -1 (one in four -1)
+  std::vector<std::int64_t> pm(1 << 20, 1);
+  for (std::size_t k = 0; k < pm.size(); k += 4) pm[k] = -1;  // 2^18 of them: an even count
+  const Tensor ones_and_minus = tensor(pm, {1 << 20});
+  CHECK(prod(ones_and_minus).item<std::int64_t>() == 1);
+  CHECK(prod(ones_and_minus.reshape({1024, 1024}), {0}).to_vector<std::int64_t>() ==
+        std::vector<std::int64_t>(1024, 1));
+  // inf and NaN: inf * 0 and NaN give NaN, -0.0 * 5 * -1 = 0.0 (NumPy)
+  const Tensor pi = tensor(dvec(g::kPi), {4, 3});
+  check_values(prod(pi, {1}), {4}, dvec(g::kPiProdAxis1), {0, 0});
+  check_values(prod(pi.astype(kFloat32), {1}), {4}, dvec(g::kPiProdAxis1), {0, 0});
+  // empty: a zero-size reduction gives 1 (the identity), kept axes of size 0 give nothing
+  const Tensor e = zeros({0, 3});
+  check_values(prod(e, {0}), {3}, {1, 1, 1});
+  check_values(prod(e), {}, {1});
+  check_values(prod(e, {1}), {0}, {});
+  CHECK(prod(zeros({0}, kInt32)).item<std::int64_t>() == 1);
+  // rank 0: the value itself
+  CHECK(prod(scalar(3.5f)).item<float>() == 3.5f);
+  CHECK(prod(scalar(3.5f), {}, true).rank() == 0);
+  // errors name the op
+  CHECK_THROWS_AS(prod(x, {2}), IndexError);
+  CHECK_THROWS_WITH(prod(x, {2}), Contains("prod: axis 2 is out of range for a tensor of rank 2"));
+  CHECK_THROWS_WITH(prod(x, {0, -2}), Contains("prod: repeated axis"));
+  CHECK_THROWS_WITH(prod(Tensor()), Contains("prod"));
 }

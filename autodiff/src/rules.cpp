@@ -23,6 +23,33 @@ Tensor extremum_grad(const GradContext& c, const Tensor& g) {
   return where(mask, g.reshape(keep_shape) / count, 0.0);
 }
 
+// Gradient of y = prod(x, axes): g times the product of every other element of x's group, as
+// TensorFlow's reduce_prod gradient: the reduced axes moved to the front and flattened into one
+// of length r ([r, rest]), the exclusive cumprods from both ends multiplied. No division, so a
+// zero in x gets the product of the others (prod / x would be 0 / 0 = NaN), and two zeros give 0.
+Tensor prod_grad(const GradContext& c, const Tensor& g) {
+  const Tensor& x = c.inputs[0];
+  const Shape& xs = x.shape();
+  Shape keep_shape = xs;
+  for (auto a : c.attrs.axes) keep_shape[a] = 1;
+  if (x.size() == 0) return zeros(xs, g.dtype(), g.device());
+  std::vector<std::int64_t> perm = c.attrs.axes;  // reduced axes first, then the kept ones
+  std::vector<bool> reduced(xs.size(), false);
+  std::int64_t r = 1;
+  for (auto a : c.attrs.axes) {
+    reduced[a] = true;
+    r *= xs[a];
+  }
+  for (std::int64_t i = 0; i < x.rank(); ++i)
+    if (!reduced[i]) perm.push_back(i);
+  const Tensor xp = x.permute(perm);
+  const Tensor flat = xp.reshape({r, x.size() / r});
+  const Tensor others = cumprod(flat, 0, true) * cumprod(flat, 0, true, true);  // [r, rest]
+  std::vector<std::int64_t> inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<std::int64_t>(i);
+  return g.reshape(keep_shape) * others.reshape(xp.shape()).permute(inverse);
+}
+
 template <OpId op>
 struct Rule {
   static_assert(!op_info(op).differentiable, "a differentiable op of ops.def has no gradient rule");
@@ -127,6 +154,7 @@ TAPEFLOW_RULE(Sum, 0, {
 })
 TAPEFLOW_RULE(Max, kX | kY, { return {extremum_grad(c, g)}; })
 TAPEFLOW_RULE(Min, kX | kY, { return {extremum_grad(c, g)}; })
+TAPEFLOW_RULE(Prod, kX, { return {prod_grad(c, g)}; })
 
 // [.., m, k] @ [.., k, n]: dA = g @ B^T, dB = A^T @ g (batch broadcasting undone by the tape)
 TAPEFLOW_RULE_SAVES(Matmul, kA | kB, kA | kB, {

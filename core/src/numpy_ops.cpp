@@ -189,21 +189,70 @@ Tensor norm(const Tensor& x, double ord, const std::vector<std::int64_t>& axes, 
   return ord == 1 ? sum(abs(xf), axes, keepdims) : sqrt(sum(square(xf), axes, keepdims));
 }
 
-Tensor cumsum(const Tensor& x, std::int64_t axis_in) {
-  check_defined(x, "cumsum");
-  if (x.rank() == 0) {
-    throw ShapeError(fmt::format("cumsum: needs at least 1 dimension, got shape {}", shape_str(x.shape())));
-  }
-  const int axis = normalize_axis(axis_in, x.rank(), "cumsum");
-  Tensor y = x.dtype() == kBool ? x.astype(kInt64) : x;
+namespace {
+// The inclusive scan of y along `axis` by Hillis-Steele: after the pass of shift d, y[i]
+// combines x[max(0, i - 2d + 1) .. i]; combine(later, earlier) is one element-wise op, so the
+// scan is O(n log n) ops of public tensor ops and differentiable through them. The first d
+// entries of a pass are kept as they are (no identity padded in, so max/min need none).
+template <class Combine>
+Tensor scan_axis(Tensor y, int axis, Combine combine) {
   const std::int64_t n = y.shape()[static_cast<std::size_t>(axis)];
-  // Hillis-Steele: after the pass of shift d, y[i] is the sum of x[i - 2d + 1 .. i]
-  std::vector<Index> head(static_cast<std::size_t>(x.rank()), Index(all));
+  std::vector<Index> lead(static_cast<std::size_t>(y.rank()), Index(all)), tail = lead, head = lead;
+  const auto at = static_cast<std::size_t>(axis);
   for (std::int64_t d = 1; d < n; d *= 2) {
-    head[static_cast<std::size_t>(axis)] = Slice(0, n - d);
-    y = y + pad_axis(y.index(head), axis, d, 0, 0.0);
+    lead[at] = Slice(0, d);
+    tail[at] = Slice(d, n);
+    head[at] = Slice(0, n - d);
+    y = concat({y.index(lead), combine(y.index(tail), y.index(head))}, axis);
   }
   return y;
+}
+
+// cumsum / cumprod / cummax / cummin: the checks, bool as int64, then the scan of x (flipped
+// along the axis for `reverse`; shifted by one with `identity` in front for `exclusive`).
+template <class Combine>
+Tensor cumulative(const Tensor& x, std::int64_t axis_in, bool exclusive, bool reverse, double identity,
+                  const char* op, Combine combine) {
+  check_defined(x, op);
+  if (x.rank() == 0) {
+    throw ShapeError(fmt::format("{}: needs at least 1 dimension, got shape {}", op, shape_str(x.shape())));
+  }
+  const int axis = normalize_axis(axis_in, x.rank(), op);
+  Tensor y = x.dtype() == kBool ? x.astype(kInt64) : x;
+  const std::int64_t n = y.shape()[static_cast<std::size_t>(axis)];
+  if (n == 0) return y;
+  if (reverse) y = flip(y, {axis});
+  if (exclusive) {
+    std::vector<Index> head(static_cast<std::size_t>(y.rank()), Index(all));
+    head[static_cast<std::size_t>(axis)] = Slice(0, n - 1);
+    y = pad_axis(y.index(head), axis, 1, 0, identity);
+  }
+  y = scan_axis(y, axis, combine);
+  return reverse ? flip(y, {axis}) : y;
+}
+}  // namespace
+
+Tensor cumsum(const Tensor& x, std::int64_t axis, bool exclusive, bool reverse) {
+  return cumulative(x, axis, exclusive, reverse, 0.0, "cumsum",
+                    [](const Tensor& later, const Tensor& earlier) { return later + earlier; });
+}
+
+Tensor cumprod(const Tensor& x, std::int64_t axis, bool exclusive, bool reverse) {
+  return cumulative(x, axis, exclusive, reverse, 1.0, "cumprod",
+                    [](const Tensor& later, const Tensor& earlier) { return later * earlier; });
+}
+
+// maximum's / minimum's gradient goes to its first operand on ties and to a NaN operand (the
+// first if both): here the later block, so each y[i]'s gradient reaches the last position
+// holding its extremum, or the last NaN (the index torch.cummax / cummin return).
+Tensor cummax(const Tensor& x, std::int64_t axis) {
+  return cumulative(x, axis, false, false, 0.0, "cummax",
+                    [](const Tensor& later, const Tensor& earlier) { return maximum(later, earlier); });
+}
+
+Tensor cummin(const Tensor& x, std::int64_t axis) {
+  return cumulative(x, axis, false, false, 0.0, "cummin",
+                    [](const Tensor& later, const Tensor& earlier) { return minimum(later, earlier); });
 }
 
 }  // namespace tapeflow

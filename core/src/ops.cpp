@@ -453,12 +453,13 @@ Tensor reduce_op(OpId op, const Tensor& x_in, const std::vector<std::int64_t>& a
   check_defined(x_in, name);
   Reduction r = plan_reduction(x_in, axes, keepdims, name);
   Tensor x = x_in;
-  if (op == OpId::Sum && !is_floating(x.dtype())) x = x.astype(kInt64);  // as NumPy: no int32 overflow
+  const bool widens = op == OpId::Sum || op == OpId::Prod;  // the two with an identity for every size
+  if (widens && !is_floating(x.dtype())) x = x.astype(kInt64);  // as NumPy: no int32 overflow
   if (x.dtype() == kBool) {  // max/min of bools: any/all, still bool
     detail::NoRecord no_record;
     return reduce_op(op, x_in.astype(kInt32), axes, keepdims).astype(kBool);
   }
-  if (op != OpId::Sum) {
+  if (!widens) {
     for (auto a : r.axes) {
       if (x.shape()[a] == 0) {
         throw ValueError(fmt::format("{}: zero-size axis {} has no identity (shape {})", name, a,
@@ -518,6 +519,9 @@ Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims
 }
 Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
   return reduce_op(OpId::Min, x, axes, keepdims);
+}
+Tensor prod(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdims) {
+  return reduce_op(OpId::Prod, x, axes, keepdims);
 }
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdims) {
   return arg_reduce_op(OpId::ArgMax, x, axis, keepdims);

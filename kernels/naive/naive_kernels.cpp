@@ -122,12 +122,13 @@ void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_
   }
   for_each_index(rank, kept, [&](const i64* ki) {
     SumAcc<T> sum = 0;
-    T ext = op == OpId::Max ? lowest_or_neg_inf<T>() : max_or_inf<T>();
+    T ext = op == OpId::Prod ? T(1) : op == OpId::Max ? lowest_or_neg_inf<T>() : max_or_inf<T>();
     for_each_index(rank, red, [&](const i64* ri) {
       i64 idx[kMaxRank];
       for (int d = 0; d < rank; ++d) idx[d] = ki[d] + ri[d];
       const T x = in[offset_of(in_l, idx)];
       if (op == OpId::Sum) sum = wrap_add(sum, SumAcc<T>(x));
+      else if (op == OpId::Prod) ext = wrap_mul(ext, x);
       else if (op == OpId::Max) ext = BinaryFn<OpId::Maximum>{}(ext, x);
       else ext = BinaryFn<OpId::Minimum>{}(ext, x);
     });

@@ -147,6 +147,13 @@ Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool kee
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor min(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
+/// The product over `axes` (np.prod, tf.math.reduce_prod). dtypes as sum's (NumPy's rule): bool
+/// and int32 give int64, whose products wrap around (two's complement, as NumPy's); floats keep
+/// their dtype and multiply in it (no wider accumulator, as NumPy and TensorFlow). A zero-size
+/// reduction gives 1. Gradient: TensorFlow's, the product of all the other elements of each
+/// group from exclusive cumulative products from both ends (cumprod), never prod / x, so it is
+/// right where x has zeros (and NaN only where TensorFlow's is: an inf beside a zero).
+Tensor prod(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 /// Population variance (ddof 0), as NumPy and TensorFlow.
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
 Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& axes = {}, bool keepdims = false);
@@ -171,7 +178,22 @@ Tensor reduce_all(const Tensor& x, const std::vector<std::int64_t>& axes = {}, b
 /// ... + x[i]. A composite: ceil(log2 n) passes of y += y shifted by 1, 2, 4, ... (Hillis-Steele),
 /// so O(n log n) additions and float results sum in that tree order, not left to right (within
 /// a few ulps of NumPy's). Keeps the dtype (NumPy widens int32 to int64); bool gives int64.
-Tensor cumsum(const Tensor& x, std::int64_t axis);
+/// tf.math.cumsum's flags: `exclusive` leaves x[i] out (y[i] = x[0] + ... + x[i-1], y[0] = 0);
+/// `reverse` runs from the end (y[i] = x[i] + ... + x[n-1]); both: y[i] = x[i+1] + ... + x[n-1].
+Tensor cumsum(const Tensor& x, std::int64_t axis, bool exclusive = false, bool reverse = false);
+/// The running product along `axis` (np.cumprod, tf.math.cumprod with its `exclusive` and
+/// `reverse` flags, as cumsum's; an exclusive product starts at 1). A composite as cumsum
+/// (Hillis-Steele passes of y *= y shifted), so its gradient comes from mul's and is right where
+/// x has zeros. dtypes as cumsum's: integers keep theirs and wrap around, bool gives int64.
+Tensor cumprod(const Tensor& x, std::int64_t axis, bool exclusive = false, bool reverse = false);
+/// The running maximum / minimum along `axis` (the values of torch.cummax / torch.cummin;
+/// np.maximum.accumulate): y[i] = max(x[0], ..., x[i]). NaN propagates: from the first NaN on,
+/// y is NaN (as PyTorch). Any numeric dtype, kept (bool as int64, as cumsum). A composite of
+/// Hillis-Steele passes of maximum / minimum; the gradient of y[i] goes to one position, the
+/// last j <= i holding the running extremum (the last NaN where y[i] is NaN): the index
+/// torch.cummax returns, whose gradient PyTorch's sends there too.
+Tensor cummax(const Tensor& x, std::int64_t axis);
+Tensor cummin(const Tensor& x, std::int64_t axis);
 /// int64 index of the first max/min along `axis`.
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdims = false);
 Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdims = false);

@@ -1,4 +1,4 @@
-// Reductions (sum / max / min over any set of axes), arg-reductions and argsort (along one
+// Reductions (sum / max / min / prod over any set of axes), arg-reductions and argsort (along one
 // axis, as the arg-reductions; by rank counting, see argsort_rank). The input's axes are
 // split into kept and reduced ones (each coalesced); every output element is one reduction
 // over the reduced index space, by one thread (short), a column of a 32 x 8 block (outputs
@@ -12,8 +12,8 @@ namespace {
 using detail::i64;
 using detail::Indexer;
 
-// Floating sums accumulate in double (as the naive oracle does), integer ones wrap around; max
-// and min in T.
+// Floating sums accumulate in double (as the naive oracle does), integer ones wrap around; max,
+// min and prod in T (an integer prod wraps around, as the naive oracle's).
 template <class T>
 using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
 
@@ -32,6 +32,11 @@ template <class T>
 struct MinOp {
   using Acc = T;
   __device__ Acc operator()(Acc a, Acc b) const { return BinaryFn<OpId::Minimum>{}(a, b); }
+};
+template <class T>
+struct ProdOp {
+  using Acc = T;
+  __device__ Acc operator()(Acc a, Acc b) const { return wrap_mul(a, b); }
 };
 
 // `outputs` reductions of `len` elements each. kept (over the kept axes, row-major linear
@@ -363,8 +368,11 @@ void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_
   p.len = 1;
   for (int d = 0; d < red_rank; ++d) p.len *= red_shape[d];
   if (p.outputs == 0) return;
-  if (p.len == 0) {  // as the naive kernel: 0 for sum, -inf / +inf (lowest / max) otherwise
-    const T v = op == OpId::Sum ? T(0) : op == OpId::Max ? lowest_or_neg_inf<T>() : max_or_inf<T>();
+  if (p.len == 0) {  // as the naive kernel: 0 for sum, 1 for prod, -inf / +inf (lowest / max) for max / min
+    const T v = op == OpId::Sum    ? T(0)
+                : op == OpId::Prod ? T(1)
+                : op == OpId::Max  ? lowest_or_neg_inf<T>()
+                                   : max_or_inf<T>();
     Layout out_kept;
     out_kept.rank = kept_rank;
     std::copy(kept_shape, kept_shape + kept_rank, out_kept.shape);
@@ -376,6 +384,7 @@ void reduce(OpId op, T* out, const Layout& out_l, const T* in, const Layout& in_
     case OpId::Sum: launch_reduce<SumOp<T>>(out, in, p, SumAcc<T>(0)); break;
     case OpId::Max: launch_reduce<MaxOp<T>>(out, in, p, lowest_or_neg_inf<T>()); break;
     case OpId::Min: launch_reduce<MinOp<T>>(out, in, p, max_or_inf<T>()); break;
+    case OpId::Prod: launch_reduce<ProdOp<T>>(out, in, p, T(1)); break;
     default: throw CudaError(std::string("cuda reduce: not a reduction: ") + op_name(op), 0);
   }
 }
