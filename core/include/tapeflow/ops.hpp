@@ -143,8 +143,8 @@ Tensor square(const Tensor& x);
 /// float32, as div, where NumPy's integer reciprocal truncates).
 /// rsqrt(x) = 1 / sqrt(x) (TensorFlow's rsqrt; within 1 ulp of the exact value).
 /// log2(x) = log(x) / log(2) and log10(x) = log(x) / log(10): within 2 ulps of NumPy's, not
-/// always exact at powers of the base (log2(2^-126) in float32 or log10(1e-5) in float64 may be
-/// an ulp off a whole number).
+/// always exact at powers of the base (log10(1000) may give 2.9999999999999996, log2(2^-126)
+/// in float32 -126.00001).
 /// exp2(x) = pow(2, x): the pow kernel, exact at whole x (exp2(10) = 1024).
 /// Integer inputs give float32 for all five, as log.
 Tensor reciprocal(const Tensor& x);
