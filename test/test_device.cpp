@@ -216,25 +216,31 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
       {"neg", tf::neg},   {"abs", tf::abs},   {"sign", tf::sign},       {"exp", tf::exp},   {"log", tf::log},
       {"sqrt", tf::sqrt}, {"tanh", tf::tanh}, {"sigmoid", tf::sigmoid}, {"relu", tf::relu}, {"step", tf::step},
       {"square", tf::square}, {"sin", tf::sin}, {"cos", tf::cos},     {"floor", tf::floor},     {"ceil", tf::ceil},
-      {"round", tf::round}};
+      {"round", tf::round},   {"tan", tf::tan},   {"asin", tf::asin},       {"acos", tf::acos}, {"atan", tf::atan},
+      {"sinh", tf::sinh},     {"cosh", tf::cosh}, {"asinh", tf::asinh},     {"acosh", tf::acosh}, {"atanh", tf::atanh}};
   using B = Tensor (*)(const Tensor&, const Tensor&);
   const std::vector<std::pair<const char*, B>> binary = {
       {"add", tf::add},         {"sub", tf::sub},          {"mul", tf::mul},        {"div", tf::div},
       {"maximum", tf::maximum}, {"minimum", tf::minimum},  {"pow", tf::pow},        {"equal", tf::equal},
-      {"less", tf::less},       {"greater_equal", tf::greater_equal}, {"not_equal", tf::not_equal}};
+      {"less", tf::less},       {"greater_equal", tf::greater_equal}, {"not_equal", tf::not_equal},
+      {"atan2", tf::atan2},     {"floor_divide", tf::floor_divide},   {"mod", tf::mod}};
   for (Make how : kAllMakes) {
     for (DType dt : kNumericDTypes) {
       INFO(make_name(how) << " " << dtype_name(dt));
       const Shape shape = {5, 7, 3};
       const bool positive_only = false;
       const Tensor x = make_input(shape, dt, rng, how, positive_only ? 0.1 : -3, 3);
-      const Tensor xp = make_input(shape, dt, rng, how, 1, 4);  // log, sqrt, pow
+      const Tensor xp = make_input(shape, dt, rng, how, 1, 4);  // log, sqrt, pow, acosh
+      const Tensor xu = make_input(shape, dt, rng, how, -0.99, 0.99);  // asin, acos, atanh
+      const std::set<std::string> from_one = {"log", "sqrt", "acosh"}, unit = {"asin", "acos", "atanh"};
+      const std::set<std::string> promoted = {"exp", "tanh", "sigmoid", "sin", "cos", "tan", "asin", "acos",
+                                              "atan", "sinh", "cosh", "asinh", "acosh", "atanh"};
       for (const auto& [name, f] : unary) {
         INFO(name);
         const std::string n = name;
-        const Tensor& in = (n == "log" || n == "sqrt") ? xp : x;
+        const Tensor& in = from_one.count(n) ? xp : (unit.count(n) ? xu : x);
         same_on_devices({in}, [f = f](const std::vector<Tensor>& t) { return f(t[0]); },
-                        is_floating(dt) || n == "exp" || n == "tanh" || n == "sigmoid" || n == "sin" || n == "cos" ? Tol{1e-6, 1e-6} : Tol{0, 0});
+                        is_floating(dt) || promoted.count(n) ? Tol{1e-6, 1e-6} : Tol{0, 0});
       }
       same_on_devices({x}, [](const std::vector<Tensor>& t) { return clip(t[0], -1.5, 2); });
       same_on_devices({xp}, [](const std::vector<Tensor>& t) { return pow(t[0], 1.5); }, {1e-6, 1e-6});
@@ -258,6 +264,38 @@ TEST_CASE("device: element-wise ops match the CPU for every layout") {
       same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0].contiguous(); });
       same_on_devices({x}, [](const std::vector<Tensor>& t) { return t[0].reshape({-1}); });
     }
+  }
+}
+
+TEST_CASE("device: floor_divide and mod match the CPU: signs, division by zero, the extremes, special values") {
+  note_skip();
+  // every sign pair, 0 and -1 divisors, INT_MIN and INT_MAX: [9, 1] with [8]
+  const std::vector<std::int64_t> a = {-7, 7, -8, 8, 0, 1, -1, -2147483648LL, 2147483647}, b = {2, -2, 3, -3, 1, -1, 0, 7};
+  for (DType dt : {kInt32, kInt64}) {
+    INFO(dtype_name(dt));
+    const Tensor ta = tensor(a, {9, 1}).astype(dt), tb = tensor(b, {8}).astype(dt);
+    same_on_devices({ta, tb}, [](const std::vector<Tensor>& t) { return floor_divide(t[0], t[1]); });
+    same_on_devices({ta, tb}, [](const std::vector<Tensor>& t) { return mod(t[0], t[1]); });
+  }
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor fa = tensor({-7.0, 7.5, 0.0, -0.0, 1.0, -5.0, inf, nan}, {8, 1});
+  const Tensor fb = tensor({2.0, -0.5, 0.0, -0.0, inf, -inf, nan, 0.1, -3.0}, {9});
+  for (DType dt : kFloatDTypes) {
+    INFO(dtype_name(dt));
+    // exact, and 1 / result tells the signed zeros apart (+-inf)
+    same_on_devices({fa.astype(dt), fb.astype(dt)}, [](const std::vector<Tensor>& t) { return floor_divide(t[0], t[1]); },
+                    {0, 0});
+    same_on_devices({fa.astype(dt), fb.astype(dt)}, [](const std::vector<Tensor>& t) { return mod(t[0], t[1]); }, {0, 0});
+    same_on_devices({fa.astype(dt), fb.astype(dt)},
+                    [](const std::vector<Tensor>& t) { return 1.0 / floor_divide(t[0], t[1]); }, {0, 0});
+    same_on_devices({fa.astype(dt), fb.astype(dt)}, [](const std::vector<Tensor>& t) { return 1.0 / mod(t[0], t[1]); },
+                    {0, 0});
+  }
+  // atan2's signed zeros and infinities, y [7, 1] with x [7]
+  const Tensor s = tensor({0.0, -0.0, 1.0, -1.0, inf, -inf, nan}, {7});
+  for (DType dt : kFloatDTypes) {
+    same_on_devices({s.reshape({7, 1}).astype(dt), s.astype(dt)},
+                    [](const std::vector<Tensor>& t) { return 1.0 / atan2(t[0], t[1]); }, {1e-7, 0});
   }
 }
 

@@ -122,6 +122,34 @@ std::vector<Case> cases_for(OpId op) {
     case OpId::Cos:
       unary_cases(cs, "cos(3 x)", [](const Tensor& x) { return cos(x * 3.0); }, anyv);
       return cs;
+    case OpId::Tan:
+      unary_cases(cs, "tan", [](const Tensor& x) { return tan(x); }, anyv);  // |x| < 1.5 < pi / 2
+      return cs;
+    // the inverse functions inside their domains: (-1, 1) for asin, acos, atanh; from 1 for acosh
+    case OpId::Asin:
+      unary_cases(cs, "asin(x / 2)", [](const Tensor& x) { return asin(x * 0.5); }, anyv);
+      return cs;
+    case OpId::Acos:
+      unary_cases(cs, "acos(x / 2)", [](const Tensor& x) { return acos(x * 0.5); }, anyv);
+      return cs;
+    case OpId::Atan:
+      unary_cases(cs, "atan(3 x)", [](const Tensor& x) { return atan(x * 3.0); }, anyv);
+      return cs;
+    case OpId::Sinh:
+      unary_cases(cs, "sinh", [](const Tensor& x) { return sinh(x); }, anyv);
+      return cs;
+    case OpId::Cosh:
+      unary_cases(cs, "cosh", [](const Tensor& x) { return cosh(x); }, anyv);
+      return cs;
+    case OpId::Asinh:
+      unary_cases(cs, "asinh(3 x)", [](const Tensor& x) { return asinh(x * 3.0); }, anyv);
+      return cs;
+    case OpId::Acosh:
+      unary_cases(cs, "acosh(x + 0.7)", [](const Tensor& x) { return acosh(x + 0.7); }, posv);
+      return cs;
+    case OpId::Atanh:
+      unary_cases(cs, "atanh(x / 2)", [](const Tensor& x) { return atanh(x * 0.5); }, anyv);
+      return cs;
     // zero gradients, times exp(x) as sign's; the inputs stay off integers and halves
     case OpId::Floor:
       unary_cases(cs, "floor(x) * exp(x)", [](const Tensor& x) { return floor(x) * exp(x); }, anyv);
@@ -195,6 +223,23 @@ std::vector<Case> cases_for(OpId op) {
       binary_cases(cs, "minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
                    distinct({3, 1}, -1.5, 1.5, 1), distinct({4}, -1.4, 1.6, 2), distinct({4, 3}, -1.5, 1.5, 3),
                    distinct({8}, -1.3, 1.7, 4), anyv({2, 3}, 5), 0.05);
+      return cs;
+    case OpId::Atan2:
+      // every quadrant: a and b on both sides of 0, away from the origin
+      binary_cases(cs, "atan2", [](const Tensor& a, const Tensor& b) { return atan2(a, b); }, anyv({3, 1}, 1),
+                   anyv({4}, 2), anyv({4, 3}, 3), anyv({8}, 4), anyv({2, 3}, 5), -0.8);
+      return cs;
+    // piecewise: the quotients a / b stay off whole numbers (a from one grid, b from [0.5, 2)),
+    // where floor_divide jumps and mod's value does; mod's gradient in b is -floor_divide(a, b)
+    case OpId::FloorDiv:
+      binary_cases(cs, "floor_divide(a, b) * a", [](const Tensor& a, const Tensor& b) { return floor_divide(a, b) * a; },
+                   distinct({3, 1}, -3.1, 3.3, 1), distinct({4}, 0.61, 1.9, 2), distinct({4, 3}, -3.1, 3.3, 3),
+                   distinct({8}, 0.61, 1.9, 4), distinct({2, 3}, -3.1, 3.3, 5), 0.77);
+      return cs;
+    case OpId::FloorMod:
+      binary_cases(cs, "mod", [](const Tensor& a, const Tensor& b) { return mod(a, b); }, distinct({3, 1}, -3.1, 3.3, 1),
+                   distinct({4}, 0.61, 1.9, 2), distinct({4, 3}, -3.1, 3.3, 3), distinct({8}, -1.9, -0.61, 4),
+                   distinct({2, 3}, -3.1, 3.3, 5), 0.77);
       return cs;
     case OpId::TanhGrad:
       // (the second derivatives of tanh, sigmoid and relu run these through gradgradcheck too)

@@ -61,8 +61,9 @@ std::vector<OpId> ops_of(std::initializer_list<OpKind> kinds) {
 template <class T>
 constexpr bool kFloat = std::is_floating_point_v<T>;
 
-// Value domains of the random inputs.
-enum class Domain { Signed, Positive, Small, Bool };
+// Value domains of the random inputs. Unit: inside (-1, 1) (asin, acos, atanh; integers 0,
+// whose atanh stays finite); FromOne: acosh's [1, 5].
+enum class Domain { Signed, Positive, Small, Bool, Unit, FromOne };
 
 template <class T>
 T random_value(Domain d) {
@@ -74,6 +75,8 @@ T random_value(Domain d) {
       case Domain::Positive: return static_cast<T>(rand_real(0.05, 4.0));
       case Domain::Small: return static_cast<T>(rand_int(-3, 3) * 0.5);  // many ties
       case Domain::Bool: return static_cast<T>(rand_int(0, 1));
+      case Domain::Unit: return static_cast<T>(rand_real(-0.99, 0.99));
+      case Domain::FromOne: return static_cast<T>(rand_real(1.0, 5.0));
       default: return static_cast<T>(rand_real(-4.0, 4.0));
     }
   } else {
@@ -81,6 +84,8 @@ T random_value(Domain d) {
       case Domain::Positive: return static_cast<T>(rand_int(1, 5));
       case Domain::Small: return static_cast<T>(rand_int(-3, 3));
       case Domain::Bool: return static_cast<T>(rand_int(0, 1));
+      case Domain::Unit: return T(0);
+      case Domain::FromOne: return static_cast<T>(rand_int(1, 5));
       default: return static_cast<T>(rand_int(-9, 9));
     }
   }
@@ -311,10 +316,13 @@ void unary_case(OpId op, const Shape& shape, Opts in_opts) {
     p0 = -1.0;
     p1 = kFloat<T> ? 1.5 : 2.0;
   }
-  // integer inputs of transcendental ops stay where the result converts back without UB
-  const Domain dom = transcendental(op) && (op != OpId::Tanh || !kFloat<T>) && op != OpId::Sigmoid
-                         ? Domain::Positive
-                         : Domain::Signed;
+  // integer inputs of transcendental ops stay where the result converts back without UB (tan,
+  // atan, sinh, cosh and asinh of -9..9 do; the inverse functions keep to their domains)
+  Domain dom = transcendental(op) && (op != OpId::Tanh || !kFloat<T>) && op != OpId::Sigmoid
+                   ? Domain::Positive
+                   : Domain::Signed;
+  if (op == OpId::Asin || op == OpId::Acos || op == OpId::Atanh) dom = Domain::Unit;
+  if (op == OpId::Acosh) dom = Domain::FromOne;
   View<T> in = make_view<T>(shape, in_opts, dom);
   View<T> out = make_out<T>(shape);
   View<T> ref = out;

@@ -2,6 +2,7 @@
 // kernels on random shapes (rank 0..4, size-1 and size-0 axes), broadcasting, non-contiguous
 // inputs and every dtype pairing; hand-worked NumPy values; weak scalars; where, clip,
 // operators; in-place writes; error messages.
+#include "golden/math_golden.hpp"
 #include "tapeflow/gradient_tape.hpp"
 #include "test_helpers.hpp"
 
@@ -25,6 +26,15 @@ Tensor front_unary(OpId op, const Tensor& x, double p0, double p1) {
     case OpId::Erf: return erf(x);
     case OpId::Sin: return sin(x);
     case OpId::Cos: return cos(x);
+    case OpId::Tan: return tan(x);
+    case OpId::Asin: return asin(x);
+    case OpId::Acos: return acos(x);
+    case OpId::Atan: return atan(x);
+    case OpId::Sinh: return sinh(x);
+    case OpId::Cosh: return cosh(x);
+    case OpId::Asinh: return asinh(x);
+    case OpId::Acosh: return acosh(x);
+    case OpId::Atanh: return atanh(x);
     case OpId::Floor: return floor(x);
     case OpId::Ceil: return ceil(x);
     case OpId::Round: return round(x);
@@ -52,6 +62,15 @@ bool unary_goes_float(OpId op) {
     case OpId::Erf:
     case OpId::Sin:
     case OpId::Cos:
+    case OpId::Tan:
+    case OpId::Asin:
+    case OpId::Acos:
+    case OpId::Atan:
+    case OpId::Sinh:
+    case OpId::Cosh:
+    case OpId::Asinh:
+    case OpId::Acosh:
+    case OpId::Atanh:
     case OpId::Sqrt:
     case OpId::Tanh:
     case OpId::Sigmoid:
@@ -81,6 +100,9 @@ Tensor front_binary(OpId op, const Tensor& a, const Tensor& b) {
     case OpId::Pow: return pow(a, b);
     case OpId::Maximum: return maximum(a, b);
     case OpId::Minimum: return minimum(a, b);
+    case OpId::Atan2: return atan2(a, b);
+    case OpId::FloorDiv: return floor_divide(a, b);
+    case OpId::FloorMod: return mod(a, b);
     case OpId::TanhGrad: return tanh_grad(a, b);
     case OpId::SigmoidGrad: return sigmoid_grad(a, b);
     case OpId::ReluGrad: return relu_grad(a, b);
@@ -98,6 +120,9 @@ Tensor front_binary(OpId op, const Tensor& a, const Tensor& b) {
   FAIL("no front-end for op '" << op_name(op) << "': add it to front_binary in this test");
   return Tensor();
 }
+
+// True division, pow and atan2 compute in floating point: integer operands give float32.
+bool binary_goes_float(OpId op) { return op == OpId::Div || op == OpId::Pow || op == OpId::Atan2; }
 
 bool is_unary_logical(OpId op) { return op == OpId::LogicalNot; }
 
@@ -211,7 +236,7 @@ TEST_CASE("elementwise: every binary op matches the naive kernel for every dtype
       for (DType db : kAllDTypes) {
         DType dt = promoted(da, db);
         if (dt == kBool) continue;  // the error is tested below
-        if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
+        if (binary_goes_float(op) && !is_floating(dt)) dt = kFloat32;
         for (int trial = 0; trial < 6; ++trial) {
           const Shape sa = random_shape(rng);
           const Shape sb = random_broadcast_partner(rng, sa);
@@ -332,7 +357,7 @@ TEST_CASE("elementwise: large tensors (threaded and SIMD paths) match the naive 
           const Tensor& b = others[turn++ % 5];
           INFO("op " << op_name(op) << " " << dtype_name(dt) << " with " << str(b.shape()));
           DType cdt = dt;
-          if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) cdt = kFloat32;
+          if (binary_goes_float(op) && !is_floating(dt)) cdt = kFloat32;
           const Tensor expected = kind == OpKind::Binary ? naive_binary(op, a, b, cdt) : naive_compare(op, a, b, dt);
           check_close(front_binary(op, a, b), expected);
           check_close(front_binary(op, b, a),
@@ -1037,4 +1062,212 @@ TEST_CASE("elementwise: sin and cos hand values; integers give float32", "[eleme
   check_values(i, {3}, {0, std::sin(1.0), std::sin(2.0)});
   CHECK(std::isnan(values(cos(tensor({inf, -inf})))[0]));
   CHECK(std::isnan(values(sin(tensor({std::nan("")})))[0]));
+}
+
+// =================================================================== trigonometric, hyperbolic, atan2,
+// floor division and the math composites against NumPy and TensorFlow (test/golden/math_golden.py)
+
+namespace {
+
+namespace mg = math_golden;
+
+template <std::size_t N>
+Tensor golden_tensor(const double (&v)[N], const Shape& shape, DType dtype = kFloat64) {
+  return tensor(std::vector<double>(v, v + N), shape).astype(dtype);
+}
+template <std::size_t N>
+Tensor golden_tensor(const std::int64_t (&v)[N], const Shape& shape, DType dtype) {
+  return tensor(std::vector<std::int64_t>(v, v + N), shape).astype(dtype);
+}
+
+// got against NumPy's values to rtol: NaN where NumPy has NaN, infinities and zeros (with their
+// sign) exactly.
+template <std::size_t N>
+void check_golden(const Tensor& got, const double (&want)[N], double rtol) {
+  REQUIRE(got.size() == static_cast<std::int64_t>(N));
+  const std::vector<double> v = values(got);
+  for (std::size_t i = 0; i < N; ++i) {
+    INFO("element " << i << ": got " << v[i] << ", NumPy " << want[i]);
+    if (std::isnan(want[i])) {
+      CHECK(std::isnan(v[i]));
+    } else if (std::isinf(want[i]) || want[i] == 0) {
+      CHECK(v[i] == want[i]);
+      CHECK(std::signbit(v[i]) == std::signbit(want[i]));
+    } else {
+      CHECK(std::abs(v[i] - want[i]) <= rtol * std::abs(want[i]));
+    }
+  }
+}
+
+template <std::size_t N>
+void check_golden_ints(const Tensor& got, const std::int64_t (&want)[N], DType dtype) {
+  CHECK(got.dtype() == dtype);
+  CHECK(got.astype(kInt64).to_vector<std::int64_t>() == std::vector<std::int64_t>(want, want + N));
+}
+
+using UnaryFront = Tensor (*)(const Tensor&);
+struct GoldenUnary {
+  const char* name;
+  UnaryFront f;
+  const double* want64;
+  const double* want32;
+  const double* grad;
+};
+const GoldenUnary kGoldenUnary[] = {
+    {"tan", tan, mg::kTan64, mg::kTan32, mg::kGradTan},
+    {"asin", asin, mg::kAsin64, mg::kAsin32, mg::kGradAsin},
+    {"acos", acos, mg::kAcos64, mg::kAcos32, mg::kGradAcos},
+    {"atan", atan, mg::kAtan64, mg::kAtan32, mg::kGradAtan},
+    {"sinh", sinh, mg::kSinh64, mg::kSinh32, mg::kGradSinh},
+    {"cosh", cosh, mg::kCosh64, mg::kCosh32, mg::kGradCosh},
+    {"asinh", asinh, mg::kAsinh64, mg::kAsinh32, mg::kGradAsinh},
+    {"acosh", acosh, mg::kAcosh64, mg::kAcosh32, mg::kGradAcosh},
+    {"atanh", atanh, mg::kAtanh64, mg::kAtanh32, mg::kGradAtanh},
+};
+
+}  // namespace
+
+TEST_CASE("math: trigonometric and hyperbolic functions against NumPy, special values included",
+          "[elementwise][unary][golden]") {
+  constexpr std::size_t n = sizeof(mg::kX) / sizeof(mg::kX[0]);
+  const Shape shape = {static_cast<std::int64_t>(n)};
+  for (const GoldenUnary& u : kGoldenUnary) {
+    INFO(u.name);
+    double want64[n], want32[n];
+    std::copy(u.want64, u.want64 + n, want64);
+    std::copy(u.want32, u.want32 + n, want32);
+    // the host's libm against NumPy's (SIMD) functions: a few ulps apart at most
+    const Tensor y64 = u.f(golden_tensor(mg::kX, shape));
+    CHECK(y64.dtype() == kFloat64);
+    check_golden(y64, want64, 1e-14);
+    const Tensor y32 = u.f(golden_tensor(mg::kX, shape, kFloat32));
+    CHECK(y32.dtype() == kFloat32);
+    check_golden(y32, want32, 1e-6);
+    // integers compute in float32, as sin
+    const Tensor yi = u.f(tensor<std::int32_t>({1, 2}, {2}));
+    CHECK(yi.dtype() == kFloat32);
+    check_close(yi, u.f(tensor({1.f, 2.f})));
+  }
+}
+
+TEST_CASE("math: the new unary ops' gradients are TensorFlow's", "[elementwise][unary][golden][gradient]") {
+  for (const GoldenUnary& u : kGoldenUnary) {
+    INFO(u.name);
+    const Tensor x = std::string(u.name) == "acosh" ? golden_tensor(mg::kGxAcosh, {4}) : golden_tensor(mg::kGx, {4});
+    GradientTape tape;
+    tape.watch(x);
+    const Tensor y = u.f(x);
+    const Tensor g = tape.gradient(y, {x})[0];
+    double want[4];
+    std::copy(u.grad, u.grad + 4, want);
+    check_golden(g, want, 1e-13);
+  }
+}
+
+TEST_CASE("math: atan2(y, x) against NumPy: signed zeros, infinities, NaN, quadrants", "[elementwise][binary][golden]") {
+  const Tensor s = golden_tensor(mg::kS, {7});
+  // y [7, 1] with x [7]: every pair
+  check_golden(atan2(s.reshape({7, 1}), s), mg::kAtan2, 0);
+  check_golden(atan2(s.reshape({7, 1}).astype(kFloat32), s.astype(kFloat32)), mg::kAtan2, 1e-7);
+  check_golden(atan2(golden_tensor(mg::kAtan2Y, {4}), golden_tensor(mg::kAtan2X, {4})), mg::kAtan2YX, 1e-15);
+  // y first: atan2(1, 0) is pi / 2, atan2(0, 1) is 0; integers give float32
+  const Tensor q = atan2(tensor<std::int32_t>({1, 0, -1}, {3}), tensor<std::int32_t>({0, 1, 0}, {3}));
+  CHECK(q.dtype() == kFloat32);
+  check_values(q, {3}, {M_PI / 2, 0, -M_PI / 2});
+  CHECK(atan2(tensor({1.0}), 1).dtype() == kFloat64);  // a C++ number does not widen
+  CHECK_THROWS_WITH(atan2(tensor({true}), tensor({false})), Contains("atan2: not defined for two bool tensors"));
+  CHECK_THROWS_WITH(atan2(zeros({2, 3}), zeros({4})), Contains("atan2") && Contains("[2, 3]") && Contains("[4]"));
+  const Tensor a = tensor({0.3, -2.0}, {2}), b = tensor({1.5, -0.4}, {2});
+  GradientTape tape;
+  tape.watch(a);
+  tape.watch(b);
+  const auto g = tape.gradient(atan2(a, b), {a, b});
+  // d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2)
+  check_values(g[0], {2}, {1.5 / (1.5 * 1.5 + 0.09), -0.4 / (0.16 + 4.0)});
+  check_values(g[1], {2}, {-0.3 / (1.5 * 1.5 + 0.09), 2.0 / (0.16 + 4.0)});
+}
+
+TEST_CASE("math: floor_divide and mod sign tables (int32, int64, float32, float64) against NumPy",
+          "[elementwise][binary][golden][integer]") {
+  // hand-worked: Python's // and %
+  const Tensor a = tensor<std::int32_t>({-7, 7, -7, 7}, {4}), b = tensor<std::int32_t>({2, 2, -2, -2}, {4});
+  CHECK(floor_divide(a, b).to_vector<std::int32_t>() == std::vector<std::int32_t>{-4, 3, 3, -4});
+  CHECK(mod(a, b).to_vector<std::int32_t>() == std::vector<std::int32_t>{1, 1, -1, -1});
+  CHECK((a % b).to_vector<std::int32_t>() == std::vector<std::int32_t>{1, 1, -1, -1});
+  CHECK((a % 3).to_vector<std::int32_t>() == std::vector<std::int32_t>{2, 1, 2, 1});  // a C++ int stays int32
+  CHECK(floordiv(a, b).to_vector<std::int32_t>() == floor_divide(a, b).to_vector<std::int32_t>());
+  CHECK(floormod(a, b).to_vector<std::int32_t>() == mod(a, b).to_vector<std::int32_t>());
+  check_values(floor_divide(tensor({-7.0, 7.5}), 2.0), {2}, {-4, 3});
+  check_values(tensor({-7.0, 7.5}) % -2.0, {2}, {-1, -0.5});
+  // [9, 1] with [8]: the extremes, division by 0 (0, as div's integer kernel) and by -1
+  const Tensor ib32 = golden_tensor(mg::kIb32, {8}, kInt32);
+  const Tensor ia32 = golden_tensor(mg::kIa32, {9, 1}, kInt32);
+  check_golden_ints(floor_divide(ia32, ib32), mg::kFloorDivI32, kInt32);
+  check_golden_ints(mod(ia32, ib32), mg::kFloorModI32, kInt32);
+  const Tensor ia64 = golden_tensor(mg::kIa64, {9, 1}, kInt64);
+  check_golden_ints(floor_divide(ia64, ib32.astype(kInt64)), mg::kFloorDivI64, kInt64);
+  check_golden_ints(mod(ia64, ib32.astype(kInt64)), mg::kFloorModI64, kInt64);
+  // int32 with int64 promotes as mul
+  CHECK(mod(ia32, ib32.astype(kInt64)).dtype() == kInt64);
+  // floats [11, 1] with [9]: halves, zeros, infinities, NaN, 0.1 (1 // 0.1 is 9, as NumPy)
+  const Tensor fa = golden_tensor(mg::kFa, {11, 1}), fb = golden_tensor(mg::kFb, {9});
+  check_golden(floor_divide(fa, fb), mg::kFloorDiv, 0);
+  check_golden(mod(fa, fb), mg::kFloorMod, 0);
+  check_golden(floor_divide(fa.astype(kFloat32), fb.astype(kFloat32)), mg::kFloorDiv32, 0);
+  check_golden(mod(fa.astype(kFloat32), fb.astype(kFloat32)), mg::kFloorMod32, 0);
+  CHECK_THROWS_WITH(mod(tensor({true}), tensor({true})), Contains("mod: not defined for two bool tensors"));
+  CHECK_THROWS_WITH(floor_divide(zeros({2, 3}), zeros({2})),
+                    Contains("floor_divide") && Contains("[2, 3]") && Contains("[2]"));
+}
+
+TEST_CASE("math: floor_divide's and mod's gradients are TensorFlow's", "[elementwise][binary][golden][gradient]") {
+  const Tensor a = golden_tensor(mg::kGa, {3, 1}), b = golden_tensor(mg::kGb, {3});
+  struct Want {
+    const char* name;
+    Tensor (*f)(const Tensor&, const Tensor&);
+    const double* da;
+    const double* db;
+  };
+  const Want wants[] = {{"atan2", atan2, mg::kGradAtan2A, mg::kGradAtan2B},
+                        {"mod", mod, mg::kGradFloorModA, mg::kGradFloorModB},
+                        {"floor_divide", floor_divide, mg::kGradFloorDivA, mg::kGradFloorDivB}};
+  for (const Want& w : wants) {
+    INFO(w.name);
+    GradientTape tape;
+    tape.watch(a);
+    tape.watch(b);
+    const auto g = tape.gradient(w.f(a, b), {a, b});
+    double da[3], db[3];
+    std::copy(w.da, w.da + 3, da);
+    std::copy(w.db, w.db + 3, db);
+    check_golden(g[0], da, 1e-14);
+    check_golden(g[1], db, 1e-14);
+  }
+}
+
+TEST_CASE("math: reciprocal, rsqrt, log2, log10, exp2, squared_difference, logical_xor against NumPy",
+          "[elementwise][golden][composite]") {
+  const Tensor p = golden_tensor(mg::kP, {12});
+  check_golden(reciprocal(p), mg::kReciprocal, 0);  // one division: NumPy's exactly
+  check_golden(rsqrt(p), mg::kRsqrt, 2.3e-16);
+  check_golden(log2(p), mg::kLog2, 4.5e-16);  // within 2 ulps
+  check_golden(log10(p), mg::kLog10, 4.5e-16);
+  check_golden(log2(p.astype(kFloat32)), mg::kLog2, 2.4e-7);
+  check_golden(log10(p.astype(kFloat32)), mg::kLog10, 2.4e-7);
+  const Tensor e = golden_tensor(mg::kE, {12});
+  check_golden(exp2(e), mg::kExp2, 0);  // exact at whole numbers, subnormals included
+  check_values(exp2(tensor<std::int32_t>({3, -1}, {2})), {2}, {8, 0.5});
+  CHECK(exp2(tensor<std::int32_t>({3}, {1})).dtype() == kFloat32);
+  CHECK(exp2(tensor({3.f})).dtype() == kFloat32);
+  check_values(reciprocal(tensor<std::int32_t>({2, -4}, {2})), {2}, {0.5, -0.25});
+  CHECK(reciprocal(tensor<std::int32_t>({2}, {1})).dtype() == kFloat32);
+  CHECK(rsqrt(tensor({4.f})).item<float>() == 0.5f);
+  check_golden(squared_difference(golden_tensor(mg::kSqA, {3}), golden_tensor(mg::kSqB, {2, 1})),
+               mg::kSquaredDifference, 0);
+  CHECK(squared_difference(tensor<std::int32_t>({7}, {1}), tensor<std::int32_t>({-2}, {1})).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{81});
+  const Tensor x = logical_xor(golden_tensor(mg::kXorA, {5}), golden_tensor(mg::kXorB, {5}));
+  CHECK(x.dtype() == kBool);
+  check_golden_ints(x.astype(kInt64), mg::kXor, kInt64);
+  CHECK(logical_xor(tensor({true, false}), true).to_vector<bool>() == std::vector<bool>{false, true});
 }

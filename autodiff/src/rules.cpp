@@ -88,6 +88,17 @@ TAPEFLOW_RULE(Expm1, kX, { return {g * exp(in[0])}; })
 TAPEFLOW_RULE(Erf, kX, { return {g * (exp(-square(in[0])) * 1.1283791670955126)}; })
 TAPEFLOW_RULE(Sin, kX, { return {g * cos(in[0])}; })
 TAPEFLOW_RULE(Cos, kX, { return {-(g * sin(in[0]))}; })
+TAPEFLOW_RULE(Tan, kY, { return {g * (square(c.output) + 1.0)}; })  // 1 + tan^2 = 1 / cos^2
+TAPEFLOW_RULE(Asin, kX, { return {g / sqrt(1.0 - square(in[0]))}; })
+TAPEFLOW_RULE(Acos, kX, { return {-g / sqrt(1.0 - square(in[0]))}; })
+TAPEFLOW_RULE(Atan, kX, { return {g / (square(in[0]) + 1.0)}; })
+TAPEFLOW_RULE(Sinh, kX, { return {g * cosh(in[0])}; })
+TAPEFLOW_RULE(Cosh, kX, { return {g * sinh(in[0])}; })
+// cosh(asinh x) = sqrt(x^2 + 1) and sinh(acosh x) = sqrt(x^2 - 1), from the output as TensorFlow
+// does: x^2 would overflow for |x| > 1e154 (gradient 0 instead of 1 / |x|)
+TAPEFLOW_RULE(Asinh, kY, { return {g / cosh(c.output)}; })
+TAPEFLOW_RULE(Acosh, kY, { return {g / sinh(c.output)}; })
+TAPEFLOW_RULE(Atanh, kX, { return {g / (1.0 - square(in[0]))}; })
 TAPEFLOW_RULE(Sqrt, kY, { return {g * 0.5 / c.output}; })
 TAPEFLOW_RULE(Tanh, kY, { return {tanh_grad(g, c.output)}; })
 TAPEFLOW_RULE(Sigmoid, kY, { return {sigmoid_grad(g, c.output)}; })
@@ -122,6 +133,16 @@ TAPEFLOW_RULE_SAVES(Pow, kA | kB | kY, kB, {
   // d/da a^b = b a^(b-1), taken as 0 where b = 0 (as PyTorch; 0 * 0^-1 would be NaN)
   return {c.needs_grad[0] ? g * where(b == 0.0, 0.0, b * pow(a, b - 1.0)) : Tensor(),
           c.needs_grad[1] ? g * c.output * where(a > 0.0, log(where(a > 0.0, a, 1.0)), 0.0) : Tensor()};
+})
+// atan2(y = a, x = b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
+TAPEFLOW_RULE(Atan2, kA | kB, {
+  const Tensor scale = g / (square(in[0]) + square(in[1]));
+  return {c.needs_grad[0] ? scale * in[1] : Tensor(), c.needs_grad[1] ? -scale * in[0] : Tensor()};
+})
+// TensorFlow's rules: floor_divide is piecewise constant (zero); mod(a, b) = a - floor_divide(a, b) * b
+TAPEFLOW_RULE(FloorDiv, 0, { return {g * 0.0, g * 0.0}; })
+TAPEFLOW_RULE_SAVES(FloorMod, kA | kB, kA, {
+  return {g, c.needs_grad[1] ? -g * floor_divide(in[0], in[1]) : Tensor()};
 })
 // ties go to the first operand; a NaN result's gradient to the operand that was NaN (the first
 // if both), so NaN propagates backwards too (elu(NaN) through minimum(x, 0) had gradient 0)

@@ -290,7 +290,7 @@ Tensor binary_op(OpId op, const Tensor& a_in, const Tensor& b_in) {
                                    name, shape_str(a_in.shape()), shape_str(b_in.shape())));
     }
   }
-  if ((op == OpId::Div || op == OpId::Pow) && !is_floating(dt)) dt = kFloat32;
+  if ((op == OpId::Div || op == OpId::Pow || op == OpId::Atan2) && !is_floating(dt)) dt = kFloat32;
   if (dt == kInt32) {
     detail::check_weak_int(a_in, dt, name);
     detail::check_weak_int(b_in, dt, name);
@@ -339,6 +339,11 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, a, b)
 Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, a, b); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, a, b); }
+Tensor atan2(const Tensor& y, const Tensor& x) { return binary_op(OpId::Atan2, y, x); }
+Tensor floor_divide(const Tensor& a, const Tensor& b) { return binary_op(OpId::FloorDiv, a, b); }
+Tensor mod(const Tensor& a, const Tensor& b) { return binary_op(OpId::FloorMod, a, b); }
+Tensor floordiv(const Tensor& a, const Tensor& b) { return floor_divide(a, b); }
+Tensor floormod(const Tensor& a, const Tensor& b) { return mod(a, b); }
 Tensor tanh_grad(const Tensor& grad, const Tensor& y) { return binary_op(OpId::TanhGrad, grad, y); }
 Tensor sigmoid_grad(const Tensor& grad, const Tensor& y) { return binary_op(OpId::SigmoidGrad, grad, y); }
 Tensor relu_grad(const Tensor& grad, const Tensor& x) { return binary_op(OpId::ReluGrad, grad, x); }
@@ -353,11 +358,26 @@ Tensor expm1(const Tensor& x) { return unary_op(OpId::Expm1, x, 0, 0, true); }
 Tensor erf(const Tensor& x) { return unary_op(OpId::Erf, x, 0, 0, true); }
 Tensor sin(const Tensor& x) { return unary_op(OpId::Sin, x, 0, 0, true); }
 Tensor cos(const Tensor& x) { return unary_op(OpId::Cos, x, 0, 0, true); }
+Tensor tan(const Tensor& x) { return unary_op(OpId::Tan, x, 0, 0, true); }
+Tensor asin(const Tensor& x) { return unary_op(OpId::Asin, x, 0, 0, true); }
+Tensor acos(const Tensor& x) { return unary_op(OpId::Acos, x, 0, 0, true); }
+Tensor atan(const Tensor& x) { return unary_op(OpId::Atan, x, 0, 0, true); }
+Tensor sinh(const Tensor& x) { return unary_op(OpId::Sinh, x, 0, 0, true); }
+Tensor cosh(const Tensor& x) { return unary_op(OpId::Cosh, x, 0, 0, true); }
+Tensor asinh(const Tensor& x) { return unary_op(OpId::Asinh, x, 0, 0, true); }
+Tensor acosh(const Tensor& x) { return unary_op(OpId::Acosh, x, 0, 0, true); }
+Tensor atanh(const Tensor& x) { return unary_op(OpId::Atanh, x, 0, 0, true); }
 Tensor floor(const Tensor& x) { return unary_op(OpId::Floor, x); }
 Tensor ceil(const Tensor& x) { return unary_op(OpId::Ceil, x); }
 Tensor round(const Tensor& x) { return unary_op(OpId::Round, x); }
 Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, x, 0, 0, true); }
 Tensor square(const Tensor& x) { return mul(x, x); }
+Tensor reciprocal(const Tensor& x) { return div(1.0, x); }
+Tensor rsqrt(const Tensor& x) { return div(1.0, sqrt(x)); }
+Tensor log2(const Tensor& x) { return div(log(x), 0.69314718055994530942); }
+Tensor log10(const Tensor& x) { return div(log(x), 2.30258509299404568402); }
+Tensor exp2(const Tensor& x) { return pow(Tensor(2.0), x); }  // weak 2.0: x's float dtype, float32 for ints
+Tensor squared_difference(const Tensor& a, const Tensor& b) { return square(sub(a, b)); }
 Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, x, 0, 0, true); }
 Tensor sigmoid(const Tensor& x) { return unary_op(OpId::Sigmoid, x, 0, 0, true); }
 Tensor relu(const Tensor& x) { return unary_op(OpId::Relu, x); }
@@ -377,6 +397,7 @@ Tensor greater_equal(const Tensor& a, const Tensor& b) { return compare_op(OpId:
 Tensor logical_and(const Tensor& a, const Tensor& b) { return compare_op(OpId::LogicalAnd, a, b); }
 Tensor logical_or(const Tensor& a, const Tensor& b) { return compare_op(OpId::LogicalOr, a, b); }
 Tensor logical_not(const Tensor& x) { return compare_op(OpId::LogicalNot, x, x); }
+Tensor logical_xor(const Tensor& a, const Tensor& b) { return not_equal(logical_not(a), logical_not(b)); }
 
 Tensor where(const Tensor& cond_in, const Tensor& a_arg, const Tensor& b_arg) {
   const char* name = "where";
@@ -414,6 +435,7 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator%(const Tensor& a, const Tensor& b) { return mod(a, b); }
 Tensor operator-(const Tensor& x) { return neg(x); }
 Tensor operator==(const Tensor& a, const Tensor& b) { return equal(a, b); }
 Tensor operator!=(const Tensor& a, const Tensor& b) { return not_equal(a, b); }

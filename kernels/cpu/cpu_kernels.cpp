@@ -162,8 +162,11 @@ const simd::MathFns<T>& math() {
 // ---- op dispatch -----------------------------------------------------------------------
 
 constexpr bool is_heavy(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos ||
-         op == OpId::Tanh || op == OpId::Sigmoid || op == OpId::PowScalar || op == OpId::Pow;
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf ||
+         op == OpId::Sin || op == OpId::Cos || op == OpId::Tan || op == OpId::Asin || op == OpId::Acos ||
+         op == OpId::Atan || op == OpId::Sinh || op == OpId::Cosh || op == OpId::Asinh || op == OpId::Acosh ||
+         op == OpId::Atanh || op == OpId::Tanh || op == OpId::Sigmoid || op == OpId::PowScalar || op == OpId::Pow ||
+         op == OpId::Atan2 || op == OpId::FloorDiv || op == OpId::FloorMod;  // floor_divide, mod: fmod's loop
 }
 
 // ---- iteration plans -------------------------------------------------------------------

@@ -67,6 +67,27 @@ Tensor pow(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& x, double exponent);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
+/// The angle of the point (x, y) in radians, in [-pi, pi]: NumPy's arctan2(y, x) and
+/// tf.math.atan2(y, x), y first. Signed zeros and infinities as C's atan2 (atan2(0, -0) = pi,
+/// atan2(-0, -1) = -pi, atan2(inf, inf) = pi / 4). Integer inputs give float32, as div;
+/// broadcasting as add. Gradient: d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2).
+Tensor atan2(const Tensor& y, const Tensor& x);
+/// Floor division and its remainder, NumPy's `//` and `%` (floor_divide, remainder / mod),
+/// TensorFlow's floordiv / floormod: the quotient rounded toward -inf and the remainder with
+/// the divisor's sign, so a == floor_divide(a, b) * b + mod(a, b): -7 // 2 = -4, -7 % 2 = 1,
+/// 7 % -2 = -1. Integers stay integers (dtypes as mul; two bools raise DTypeError); integer
+/// division by zero gives 0 for both, as div's integer kernel and NumPy's values (no trap, no
+/// error; NumPy warns), and INT_MIN // -1 wraps to INT_MIN, as NumPy's. Floats follow NumPy's
+/// divmod: the remainder is fmod(a, b) moved to b's sign (a zero remainder takes b's sign:
+/// mod(4.0, -2.0) is -0.0), the quotient (a - mod) / b rounded to a whole number, so
+/// floor_divide(1.0, 0.1) is 9 as NumPy's (TensorFlow's floor(1 / 0.1) gives 10); x // 0 is
+/// x / 0 (+-inf, NaN for 0 // 0) and x % 0 is NaN; mod(-5.0, inf) is inf, floor_divide(-5.0,
+/// inf) is -1. Gradients (TensorFlow's): floor_divide's is zero; mod's is 1 in a and
+/// -floor_divide(a, b) in b. floordiv and floormod are TensorFlow's names for the same ops.
+Tensor floor_divide(const Tensor& a, const Tensor& b);
+Tensor mod(const Tensor& a, const Tensor& b);
+Tensor floordiv(const Tensor& a, const Tensor& b);
+Tensor floormod(const Tensor& a, const Tensor& b);
 /// The gradient rules' fused derivatives (one pass instead of 2-3 ops; differentiable):
 /// grad * (1 - y * y) for y = tanh(x), grad * y * (1 - y) for y = sigmoid(x), and
 /// x > 0 ? grad : 0 for relu(x) (a NaN grad stays NaN). Broadcasting and dtypes as mul.
@@ -84,9 +105,28 @@ Tensor log1p(const Tensor& x);
 Tensor expm1(const Tensor& x);
 /// The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x (exact gelu).
 Tensor erf(const Tensor& x);
-/// Sine and cosine in radians (NumPy's sin, cos); integer inputs give float32, as exp.
+/// Sine, cosine and tangent in radians (NumPy's sin, cos, tan); integer inputs give float32,
+/// as exp, and so do all the trigonometric and hyperbolic functions below. Each is the
+/// device's libm function of the same name, element by element.
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+/// Inverse sine, cosine and tangent in radians (NumPy's arcsin, arccos, arctan; TensorFlow's
+/// asin, acos, atan): asin in [-pi/2, pi/2], acos in [0, pi], atan in (-pi/2, pi/2); asin and
+/// acos give NaN outside [-1, 1]. Gradients 1 / sqrt(1 - x^2), -1 / sqrt(1 - x^2) (inf at +-1)
+/// and 1 / (1 + x^2).
+Tensor asin(const Tensor& x);
+Tensor acos(const Tensor& x);
+Tensor atan(const Tensor& x);
+/// Hyperbolic sine and cosine (overflow to +-inf past |x| ~ 89 in float32, ~ 710 in float64),
+/// and the inverse hyperbolic functions: asinh, acosh (NaN below 1) and atanh (+-inf at +-1,
+/// NaN outside [-1, 1]), NumPy's arcsinh / arccosh / arctanh. Gradients: cosh, sinh,
+/// 1 / cosh(asinh x), 1 / sinh(acosh x) (inf at 1) and 1 / (1 - x^2).
+Tensor sinh(const Tensor& x);
+Tensor cosh(const Tensor& x);
+Tensor asinh(const Tensor& x);
+Tensor acosh(const Tensor& x);
+Tensor atanh(const Tensor& x);
 /// NumPy's floor, ceil and round (decimals = 0): round is half to even (round(0.5) = 0,
 /// round(1.5) = 2, round(-2.5) = -2), as NumPy and TensorFlow's tf.round. NaN, inf and -0 pass
 /// through; integer tensors are returned unchanged in their dtype (NumPy >= 2.1's floor / ceil,
@@ -96,6 +136,25 @@ Tensor ceil(const Tensor& x);
 Tensor round(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor square(const Tensor& x);
+/// Composites of the ops above (no kernel of their own; their gradients follow), each rounding
+/// twice where NumPy's function rounds once, so they can differ from NumPy in the last bit or
+/// two:
+/// reciprocal(x) = 1 / x (one division: NumPy's float values exactly; integer inputs give
+/// float32, as div, where NumPy's integer reciprocal truncates).
+/// rsqrt(x) = 1 / sqrt(x) (TensorFlow's rsqrt; within 1 ulp of the exact value).
+/// log2(x) = log(x) / log(2) and log10(x) = log(x) / log(10): within 2 ulps of NumPy's, not
+/// always exact at powers of the base (log10(1000) may give 2.9999999999999996, log2(2^-126)
+/// in float32 -126.00001).
+/// exp2(x) = pow(2, x): the pow kernel, exact at whole x (exp2(10) = 1024).
+/// Integer inputs give float32 for all five, as log.
+Tensor reciprocal(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor log2(const Tensor& x);
+Tensor log10(const Tensor& x);
+Tensor exp2(const Tensor& x);
+/// (a - b)^2 as (a - b) * (a - b), TensorFlow's squared_difference: the rounding of a sub and a
+/// mul; integers stay integers (and wrap), dtypes and broadcasting as sub.
+Tensor squared_difference(const Tensor& a, const Tensor& b);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
@@ -118,6 +177,9 @@ Tensor greater_equal(const Tensor& a, const Tensor& b);
 Tensor logical_and(const Tensor& a, const Tensor& b);
 Tensor logical_or(const Tensor& a, const Tensor& b);
 Tensor logical_not(const Tensor& x);
+/// True where exactly one of a and b is non-zero (NumPy's logical_xor: any dtype is truth-tested,
+/// NaN counts as true; TensorFlow's takes bools only): logical_not(a) != logical_not(b).
+Tensor logical_xor(const Tensor& a, const Tensor& b);
 /// cond ? a : b, all three broadcast; cond is bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
@@ -127,6 +189,9 @@ Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
+/// mod(a, b): NumPy's, Python's and PyTorch's `%`, the remainder of floor division with the
+/// divisor's sign (-7 % 2 is 1), not C++'s truncating `%` on integers (-7 % 2 is -1 there).
+Tensor operator%(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& x);
 Tensor operator==(const Tensor& a, const Tensor& b);
 Tensor operator!=(const Tensor& a, const Tensor& b);

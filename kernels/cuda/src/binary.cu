@@ -5,7 +5,8 @@
 namespace tapeflow::kernels::cuda {
 namespace {
 
-// pow on integers, as the naive kernel computes it: std::pow promotes both to double.
+// pow and atan2 on integers, as the naive kernel computes them: std:: math promotes both to
+// double.
 template <OpId op, class T>
 struct Promoted {
   __device__ T operator()(T a, T b) const {

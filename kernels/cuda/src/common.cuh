@@ -118,8 +118,11 @@ struct alignas(16) Vec {
 // define them for integers (std:: math promotes to double); here they run through Promoted,
 // on the general path only, as the core never sends them.
 constexpr bool float_only(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
-         op == OpId::PowScalar || op == OpId::Pow;
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf ||
+         op == OpId::Sin || op == OpId::Cos || op == OpId::Tan || op == OpId::Asin || op == OpId::Acos ||
+         op == OpId::Atan || op == OpId::Sinh || op == OpId::Cosh || op == OpId::Asinh || op == OpId::Acosh ||
+         op == OpId::Atanh || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid || op == OpId::PowScalar ||
+         op == OpId::Pow || op == OpId::Atan2;
 }
 
 // Warp-wide reduction with `combine`; every lane gets the result (butterfly).

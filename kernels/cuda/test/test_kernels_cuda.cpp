@@ -370,15 +370,22 @@ void for_each_op_case(OpKind k1, OpKind k2, std::size_t min_ops, std::uint64_t s
 }
 
 bool float_only(OpId op) {
-  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf || op == OpId::Sin || op == OpId::Cos || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid ||
-         op == OpId::PowScalar || op == OpId::Pow;
+  return op == OpId::Exp || op == OpId::Log || op == OpId::Log1p || op == OpId::Expm1 || op == OpId::Erf ||
+         op == OpId::Sin || op == OpId::Cos || op == OpId::Tan || op == OpId::Asin || op == OpId::Acos ||
+         op == OpId::Atan || op == OpId::Sinh || op == OpId::Cosh || op == OpId::Asinh || op == OpId::Acosh ||
+         op == OpId::Atanh || op == OpId::Sqrt || op == OpId::Tanh || op == OpId::Sigmoid || op == OpId::PowScalar ||
+         op == OpId::Pow || op == OpId::Atan2;
 }
 
 // Inputs of a case: integers of float-only ops stay positive (the result converts back to
 // the integer without undefined behaviour), floats cover negatives (NaN from log / sqrt / pow
-// on both sides).
+// on both sides). asin, acos and atanh take (-1, 1) (integers: -1, 0, 1 for asin and acos, 0
+// for atanh, whose +-1 is infinite), acosh values from 1.
 template <class T>
 Range input_range(OpId op) {
+  if (op == OpId::Asin || op == OpId::Acos) return kFloat<T> ? Range{-0.99, 0.99} : Range{-1, 1};
+  if (op == OpId::Atanh) return kFloat<T> ? Range{-0.99, 0.99} : Range{0, 0};
+  if (op == OpId::Acosh) return {1, 5};
   if (!kFloat<T> && float_only(op)) return {1, 5};
   return kFloat<T> ? Range{-3, 3} : Range{-9, 9};
 }

@@ -2,7 +2,7 @@
 // The scalar math of every element-wise op, written once. The naive kernels, the CPU
 // kernels' scalar paths and (later) the CUDA kernel template all call these.
 // Integer inputs reach only the ops whose front-end accepts them (neg, abs, sign, relu,
-// clip, arithmetic, comparisons); transcendental ops are promoted to float first.
+// clip, arithmetic, floor_divide, mod, comparisons); transcendental ops are promoted to float first.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -112,6 +112,15 @@ TAPEFLOW_UNARY(Expm1, T(std::expm1(x)))
 TAPEFLOW_UNARY(Erf, T(std::erf(x)))
 TAPEFLOW_UNARY(Sin, T(std::sin(x)))
 TAPEFLOW_UNARY(Cos, T(std::cos(x)))
+TAPEFLOW_UNARY(Tan, T(std::tan(x)))
+TAPEFLOW_UNARY(Asin, T(std::asin(x)))
+TAPEFLOW_UNARY(Acos, T(std::acos(x)))
+TAPEFLOW_UNARY(Atan, T(std::atan(x)))
+TAPEFLOW_UNARY(Sinh, T(std::sinh(x)))
+TAPEFLOW_UNARY(Cosh, T(std::cosh(x)))
+TAPEFLOW_UNARY(Asinh, T(std::asinh(x)))
+TAPEFLOW_UNARY(Acosh, T(std::acosh(x)))
+TAPEFLOW_UNARY(Atanh, T(std::atanh(x)))
 TAPEFLOW_UNARY(Sqrt, T(std::sqrt(x)))
 TAPEFLOW_UNARY(Tanh, T(std::tanh(x)))
 // stable for large |x|: exp never overflows
@@ -199,6 +208,48 @@ TAPEFLOW_HD T nan_min(T a, T b) {
   return a != a ? a : r;
 }
 
+// NumPy's floor division and remainder (npy_divmod), shared by floor_divide and mod so the two
+// agree: a == floor_divide(a, b) * b + mod(a, b) up to rounding.
+// Integers: the quotient rounded toward -inf, the remainder with b's sign; b == 0 gives 0 for
+// both (div's rule: no trap; NumPy's values), b == -1 is a negation (INT_MIN // -1 wraps to
+// INT_MIN, as NumPy's) and remainder 0, never the overflowing INT_MIN / -1.
+// Floats: the remainder is fmod(a, b) moved to b's sign (a zero one takes b's sign); the
+// quotient (a - mod) / b, made whole by floor and rounded to the nearest when that is off by
+// more than a half (it is exact but for the last bits). b == 0: a / b (+-inf or NaN) and
+// fmod's NaN, as NumPy; so 1 // 0.1 is 9 (NumPy's, as 1 % 0.1 is 0.09999...), not TensorFlow's
+// floor(1 / 0.1) = 10.
+template <class T>
+TAPEFLOW_HD T floor_div(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (b == T(0)) return a / b;
+    T mod = std::fmod(a, b);
+    T div = (a - mod) / b;
+    if (mod != T(0) && ((b < T(0)) != (mod < T(0)))) div -= T(1);
+    if (div == T(0)) return std::copysign(T(0), a / b);
+    T q = std::floor(div);
+    if (div - q > T(0.5)) q += T(1);
+    return q;
+  } else {
+    if (b == T(0)) return T(0);
+    if (b == T(-1)) return wrap_neg(a);
+    const T q = T(a / b);
+    return (a % b != T(0) && ((a < T(0)) != (b < T(0)))) ? T(q - T(1)) : q;
+  }
+}
+template <class T>
+TAPEFLOW_HD T floor_mod(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    T mod = std::fmod(a, b);
+    if (b == T(0)) return mod;
+    if (mod == T(0)) return std::copysign(T(0), b);
+    return (b < T(0)) != (mod < T(0)) ? T(mod + b) : mod;
+  } else {
+    if (b == T(0) || b == T(-1)) return T(0);
+    const T r = T(a % b);
+    return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? T(r + b) : r;
+  }
+}
+
 #define TAPEFLOW_BINARY(id, expr)                                            \
   template <> struct BinaryFn<OpId::id> {                                    \
     template <class T>                                                       \
@@ -213,6 +264,9 @@ TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
 // NaN propagates, as in NumPy's maximum/minimum
 TAPEFLOW_BINARY(Maximum, nan_max(a, b))
 TAPEFLOW_BINARY(Minimum, nan_min(a, b))
+TAPEFLOW_BINARY(Atan2, T(std::atan2(a, b)))  // a = y, b = x
+TAPEFLOW_BINARY(FloorDiv, floor_div(a, b))
+TAPEFLOW_BINARY(FloorMod, floor_mod(a, b))
 // a times the derivative, as the unfused rules computed it (integers wrap around)
 TAPEFLOW_BINARY(TanhGrad, wrap_mul(a, wrap_sub(T(1), wrap_mul(b, b))))
 TAPEFLOW_BINARY(SigmoidGrad, wrap_mul(wrap_mul(a, b), wrap_sub(T(1), b)))
