@@ -271,8 +271,8 @@ Tensor argmin(const Tensor& x);
 /// number, +inf included (NumPy's and PyTorch's rule; TensorFlow's sort leaves NaNs where they
 /// fall): NaNs go last ascending, first descending, in their input order; -0.0 equals 0.0.
 /// Every dtype (bool: false < true); the same indices on every device. Not differentiable.
-/// CPU: std::stable_sort per row, O(n log n); CUDA: rank counting, O(n^2) per row, meant for
-/// rows up to a few thousand elements.
+/// CPU: std::stable_sort per row, O(n log n); CUDA: rank counting for rows of up to 64, a merge
+/// sort (runs of 32 ranked, then merged pairwise by binary search) beyond, O(n log^2 n) per row.
 Tensor argsort(const Tensor& x, std::int64_t axis = -1, bool descending = false);
 /// x sorted along `axis` (np.sort, tf.sort): take_along_axis(x, argsort(x, axis, descending),
 /// axis), so the gradient flows back to each value's position (ties and NaNs as argsort's).

@@ -1,5 +1,5 @@
 // Reductions (sum / max / min / prod over any set of axes), arg-reductions and argsort (along one
-// axis, as the arg-reductions; by rank counting, see argsort_rank). The input's axes are
+// axis, as the arg-reductions; by rank counting and merging, see argsort_rank). The input's axes are
 // split into kept and reduced ones (each coalesced); every output element is one reduction
 // over the reduced index space, by one thread (short), a column of a 32 x 8 block (outputs
 // adjacent in memory, as in a sum over the batch axis), one warp (medium) or one block
@@ -315,28 +315,73 @@ __global__ void arg_reduce_block(std::int64_t* out, const T* in, Indexer<1> rows
 
 // ------------------------------------------------------------------ argsort
 
-// The stable sorting permutation by rank counting: the thread of element i of a row counts
-// rank(i) = #{j : key j sorts before key i, or the two are equal and j < i} and writes i at
-// out[rank(i)]. (key, index) is a strict total order, so the ranks are a permutation: every
-// slot is written once, with no atomics, shared memory or second pass. The cost is O(len^2)
-// compares per row (len per element; the threads of a warp read the same key j at once): fine
-// for top_k over classes or a sort of a few thousand values, slow for rows of millions, which
-// want a segmented radix or merge sort (CUB's, which the CUDA emulator cannot compile).
+// The stable sorting permutation. Rows of up to kRankMax elements, and the first step of
+// longer ones, rank by counting: the thread of element i counts, over its run [start, end)
+// of the row (the whole row, or kRun elements), rank(i) = #{j : key j sorts before key i, or
+// the two are equal and j < i} and writes i at slot start + rank(i). (key, index) is a strict
+// total order, so the ranks are a permutation of the run: every slot is written once, with no
+// atomics or shared memory. That costs a compare per element of the run, so longer rows then
+// merge neighbouring sorted runs, doubling their width each pass (argsort_merge): O(len
+// log^2 len) per row instead of O(len^2).
+constexpr i64 kRankMax = 64;
+constexpr i64 kRun = 32;
+
+// Writes the slot's index to out[off[1] + slot * out_step] (the result) when scratch is null,
+// else to scratch[r * len + slot] (a pass's contiguous [rows, len] buffer). The kernels take
+// both as pointer arguments, as the CUDA emulator wants the memory a kernel touches.
+__device__ inline void put_slot(std::int64_t* out, i64 out_step, std::int64_t* scratch, i64 r, i64 len, const i64* off,
+                                i64 slot, std::int64_t index) {
+  if (scratch != nullptr) scratch[r * len + slot] = index;
+  else out[off[1] + slot * out_step] = index;
+}
+
 template <class T>
-__global__ void argsort_rank(std::int64_t* out, const T* in, Indexer<2> rows_ix, i64 n, i64 len, i64 step,
-                             i64 out_step, bool descending) {
+__global__ void argsort_rank(std::int64_t* out, i64 out_step, std::int64_t* scratch, const T* in, Indexer<2> rows_ix, i64 n, i64 len, i64 step, i64 run,
+                             bool descending) {
   for (i64 e = detail::first_item(); e < n; e += detail::item_stride()) {
     const i64 r = e / len, i = e - r * len;
     i64 off[2];
     rows_ix.offsets(r, off);
     const T* row = in + off[0];
     const T key = row[i * step];
+    const i64 start = i / run * run, end = start + run < len ? start + run : len;
     i64 rank = 0;
-    for (i64 j = 0; j < len; ++j) {
+    for (i64 j = start; j < end; ++j) {
       const T other = row[j * step];
       rank += sorts_before(other, key, descending) || (j < i && !sorts_before(key, other, descending));
     }
-    out[off[1] + rank * out_step] = i;
+    put_slot(out, out_step, scratch, r, len, off, start + rank, i);
+  }
+}
+
+// One merge pass over src, whose runs of `width` are sorted: the runs [lo, mid) and [mid, hi)
+// of each pair become one. An element of the left run moves past the right run's elements that
+// sort before it, one of the right run past the left run's that do not sort after it (equal
+// keys: the left run's, the earlier indices, first, so the merge is stable); both counts by
+// binary search.
+template <class T>
+__global__ void argsort_merge(std::int64_t* out, i64 out_step, std::int64_t* scratch, const std::int64_t* src, const T* in, Indexer<2> rows_ix, i64 n, i64 len,
+                              i64 step, i64 width, bool descending) {
+  for (i64 e = detail::first_item(); e < n; e += detail::item_stride()) {
+    const i64 r = e / len, j = e - r * len;
+    i64 off[2];
+    rows_ix.offsets(r, off);
+    const T* row = in + off[0];
+    const std::int64_t* s = src + r * len;
+    const std::int64_t index = s[j];
+    const T key = row[index * step];
+    const i64 lo = j / (2 * width) * (2 * width);
+    const i64 mid = lo + width < len ? lo + width : len, hi = lo + 2 * width < len ? lo + 2 * width : len;
+    const bool left = j < mid;
+    i64 a = left ? mid : lo, b = left ? hi : mid;  // the first slot of the other run not passed
+    while (a < b) {
+      const i64 m = a + (b - a) / 2;
+      const T other = row[s[m] * step];
+      const bool passed = left ? sorts_before(other, key, descending) : !sorts_before(key, other, descending);
+      if (passed) a = m + 1;
+      else b = m;
+    }
+    put_slot(out, out_step, scratch, r, len, off, left ? j + a - mid : j - mid + a, index);
   }
 }
 
@@ -433,9 +478,29 @@ void argsort(std::int64_t* out, const T* in, const Layout& in_l, int axis, bool 
   if (n == 0) return;
   const i64* const rows_strides[] = {in_strides, out_strides};
   const Indexer<2> rows_ix = detail::make_indexer<2>(rank, shape, rows_strides);
-  argsort_rank<T><<<detail::grid_for(n), detail::kBlock, 0, detail::current_stream()>>>(
-      out, in, rows_ix, n, len, in_l.strides[axis], out_l.strides[axis], descending);
+  const cudaStream_t st = detail::current_stream();
+  const i64 step = in_l.strides[axis], out_step = out_l.strides[axis];
+  if (len <= kRankMax) {
+    argsort_rank<T><<<detail::grid_for(n), detail::kBlock, 0, st>>>(out, out_step, nullptr, in, rows_ix, n,
+                                                                     len, step, len, descending);
+    TAPEFLOW_CUDA_LAUNCHED();
+    return;
+  }
+  // sorted runs of kRun in one buffer, then passes from one buffer to the other; the last
+  // pass writes the result
+  Partials<std::int64_t> a(n), b(n);
+  std::int64_t* src = a.get();
+  std::int64_t* dst = b.get();
+  argsort_rank<T><<<detail::grid_for(n), detail::kBlock, 0, st>>>(out, out_step, src, in, rows_ix, n, len,
+                                                                   step, kRun, descending);
   TAPEFLOW_CUDA_LAUNCHED();
+  for (i64 width = kRun; width < len; width *= 2) {
+    const bool last = 2 * width >= len;
+    argsort_merge<T><<<detail::grid_for(n), detail::kBlock, 0, st>>>(
+        out, out_step, last ? nullptr : dst, src, in, rows_ix, n, len, step, width, descending);
+    TAPEFLOW_CUDA_LAUNCHED();
+    std::swap(src, dst);
+  }
 }
 
 #define TAPEFLOW_CUDA_REDUCE(T)                                               \

@@ -804,13 +804,17 @@ const AxisCase kArgCases[] = {
     {{2000}, 0, Kind::Contiguous, {-2, 2, true}},   {{5, 7}, 0, Kind::Broadcast, {-2, 2, true}},
     {{9, 1500}, 1, Kind::Offset, {-2, 2, true}},
 };
-// argsort counts ranks (O(len^2) per row): rows of a few hundred, one of 1500 over many blocks
+// argsort ranks rows of up to 64 by counting, and merges runs of 32 in longer ones: rows at
+// and just past 64, one pass with a short right run (65, 97), lengths off a power of two,
+// long rows with many ties (20000 of 101 values) and a long strided axis
 const AxisCase kSortCases[] = {
     {{20, 37}, 1, Kind::Contiguous, {-2, 2, true}}, {{20, 37}, 0, Kind::Transposed, {-2, 2, true}},
     {{3, 600}, 1, Kind::Reversed, {-2, 2, true}},   {{3, 4, 5}, 1, Kind::Padded, {-2, 2, true}},
     {{6, 1}, 1, Kind::Contiguous, {-2, 2, true}},   {{0, 4}, 1, Kind::Contiguous, {-2, 2, true}},
     {{1500}, 0, Kind::Contiguous, {-50, 50, true}}, {{5, 7}, 0, Kind::Broadcast, {-2, 2, true}},
-    {{9, 150}, 1, Kind::Offset, {-2, 2, true}},
+    {{9, 150}, 1, Kind::Offset, {-2, 2, true}},     {{4, 64}, 1, Kind::Contiguous, {-2, 2, true}},
+    {{4, 65}, 1, Kind::Contiguous, {-2, 2, true}},  {{97, 3}, 0, Kind::Transposed, {-2, 2, true}},
+    {{2, 20000}, 1, Kind::Reversed, {-50, 50, true}}, {{1025, 2}, 0, Kind::Contiguous, {-1000, 1000, true}},
 };
 const AxisCase kSoftmaxCases[] = {
     {{37, 10}, 1, Kind::Contiguous, {}},  {{37, 10}, 0, Kind::Transposed, {}}, {{5, 3000}, 1, Kind::Reversed, {}},
