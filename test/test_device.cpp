@@ -931,6 +931,15 @@ TEST_CASE("device: TensorFlow's index ops (nonzero, boolean_mask, gather_nd, sca
                     t);
     same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_sum(v[0], v[1], 4); }, t);
     same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_max(v[0], v[1], 4); }, t);
+    same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_min(v[0], v[1], 4); }, t);
+    // 64 rows into 3: duplicates race for the same element on a GPU, max / min by compare-and-swap
+    std::vector<std::int64_t> rows(64 * 3);
+    for (auto& r : rows) r = static_cast<std::int64_t>(rng() % 3);
+    const Tensor many_idx = tensor(rows, {64, 3});
+    const Tensor many = make_input({64, 3}, dt, rng, Make::Contiguous, -3, 3);
+    const Tensor base = make_input({3, 3}, dt, rng, Make::Transposed, -3, 3);
+    same_on_devices({base, many_idx, many}, [](const std::vector<Tensor>& v) { return tf::scatter_max(v[0], v[1], v[2], 0); }, t);
+    same_on_devices({base, many_idx, many}, [](const std::vector<Tensor>& v) { return tf::scatter_min(v[0], v[1], v[2], 0); }, t);
     if (is_floating(dt)) {
       same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_mean(v[0], v[1], 4); }, t);
     }

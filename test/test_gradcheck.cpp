@@ -450,6 +450,23 @@ std::vector<Case> cases_for(OpId op) {
                     {anyv({3, 3}, 3)}});
       return cs;
     }
+    case OpId::ScatterMax:
+    case OpId::ScatterMin: {
+      // distinct random values: no ties, where the gradient is not differentiable
+      const bool is_max = op == OpId::ScatterMax;
+      const auto f = [is_max](const Tensor& b, const Tensor& i, const Tensor& s, std::int64_t axis) {
+        return is_max ? scatter_max(b, i, s, axis) : scatter_min(b, i, s, axis);
+      };
+      const Tensor idx = i64({2, 0, 2, 2}, {1, 4});
+      cs.push_back({std::string(op_name(op)) + " along axis 1, an index [1, 4] broadcast, duplicates",
+                    [f, idx](const std::vector<Tensor>& x) { return f(x[0], idx.to(x[0].device()), x[1], 1); },
+                    {anyv({3, 3}, 78), anyv({3, 4}, 79)}});
+      const Tensor rows = i64({1, 0, 1, 1, 0, 1}, {2, 3});
+      cs.push_back({std::string(op_name(op)) + " along axis 0 (base and values)",
+                    [f, rows](const std::vector<Tensor>& x) { return f(x[0], rows.to(x[0].device()), x[1], 0) * x[0]; },
+                    {anyv({2, 3}, 80), anyv({2, 3}, 81)}});
+      return cs;
+    }
     case OpId::ScatterAdd: {
       const Tensor idx = i64({0, 2, 2, 3, 1, 1}, {3, 2});
       cs.push_back({"scatter_add axis 1 with duplicates (base and values)",
@@ -822,6 +839,11 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
          return unsorted_segment_max(x[0], i64({1, 0, 1, -1, 2, 0}, {6}).to(x[0].device()), 3) * x[1];
        },
        {anyv({6, 2}, 74), anyv({2}, 75)}},
+      {"unsorted_segment_min of [2, 3, 2] by ids [2, 3]",
+       [](const std::vector<Tensor>& x) {
+         return unsorted_segment_min(x[0], i64({1, 0, 1, 1, 2, 0}, {2, 3}).to(x[0].device()), 3) * x[1];
+       },
+       {anyv({2, 3, 2}, 76), anyv({2}, 77)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);
@@ -842,6 +864,45 @@ TEST_CASE("gradient of gather_nd: TensorFlow's, duplicates summed", "[gradcheck]
   REQUIRE(g.shape() == Shape{2, 3, 4});
   const Tensor want = tensor(std::vector<double>(std::begin(ng::kGatherNdGrad), std::end(ng::kGatherNdGrad)), {2, 3, 4});
   CHECK(reduce_all(g == want).item<bool>());
+}
+
+TEST_CASE("gradient of unsorted_segment_max / _min: TensorFlow's, ties share evenly", "[gradcheck][nd_index]") {
+  namespace ng = nd_index_golden;
+  const auto vec = [](const auto& a) { return std::vector<double>(std::begin(a), std::end(a)); };
+  const Tensor w = tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3});
+  for (const bool is_max : {true, false}) {
+    INFO((is_max ? "max" : "min"));
+    const Tensor d = tensor(vec(ng::kDT), {5, 3});
+    GradientTape tape;
+    tape.watch(d);
+    const Tensor ids = i64({0, 0, 0, 1, -1}, {5});
+    const Tensor y = sum((is_max ? unsorted_segment_max(d, ids, 2) : unsorted_segment_min(d, ids, 2)) * w);
+    const Tensor g = tape.gradient(y, d);
+    CHECK(g.to_vector<double>() == vec(is_max ? ng::kSegMaxGrad : ng::kSegMinGrad));
+  }
+}
+
+TEST_CASE("gradient of scatter_max / scatter_min: ties with the base share evenly, as PyTorch's", "[gradcheck]") {
+  // base [2]: 3 and 1; src [4] sent to 0, 0, 1, 1: {3, 2} at 0, {5, 5} at 1; weights 10 and 100
+  // max: 3 at 0, the base and src[0] tie (5 each); 5 at 1, src[2] and src[3] (50 each)
+  // min: 2 at 0, src[1] alone; 1 at 1, the base alone
+  struct Want {
+    bool is_max;
+    std::vector<double> base, src;
+  };
+  for (const Want& w : {Want{true, {5, 0}, {5, 0, 50, 50}}, Want{false, {0, 100}, {0, 10, 0, 0}}}) {
+    INFO((w.is_max ? "scatter_max" : "scatter_min"));
+    const Tensor base = tensor(std::vector<double>{3, 1}, {2});
+    const Tensor src = tensor(std::vector<double>{3, 2, 5, 5}, {4});
+    const Tensor index = i64({0, 0, 1, 1}, {4});
+    GradientTape tape(true);
+    tape.watch(base);
+    tape.watch(src);
+    const Tensor out = w.is_max ? scatter_max(base, index, src, 0) : scatter_min(base, index, src, 0);
+    const Tensor y = sum(out * tensor(std::vector<double>{10, 100}, {2}));
+    CHECK(tape.gradient(y, base).to_vector<double>() == w.base);
+    CHECK(tape.gradient(y, src).to_vector<double>() == w.src);
+  }
 }
 
 TEST_CASE("gradient of prod: TensorFlow's, the others' product (zeros, two zeros, inf, NaN)", "[gradcheck][prod]") {

@@ -1173,7 +1173,7 @@ TEST_CASE("matmul computes a known product", "[kernels][matmul]") {
 // out_of_range: about a quarter of the indices lie outside [0, len) (gather gives 0 there,
 // scatter_add drops them: kernel_api.inc).
 template <class T>
-void gather_scatter_case(bool scatter, bool out_of_range = false) {
+void gather_scatter_case(bool scatter, bool out_of_range = false, OpId combine = OpId::Add) {
   Shape shape = random_shape(1, 3);  // S, the index shape
   const int axis = static_cast<int>(rand_int(0, i64(shape.size()) - 1));
   const i64 len = rand_int(1, 6);  // the source (gather) or destination (scatter) length
@@ -1197,9 +1197,11 @@ void gather_scatter_case(bool scatter, bool out_of_range = false) {
       View<T> src = make_view<T>(shape, random_opts(true));  // integer values: sums exact in any order
       View<T> out = make_out<T>(other);
       View<T> ref = out;
-      kn::cpu::scatter_add<T>(out.data(), out.l, src.data(), src.l, idx.data(), idx.l, axis);
-      kn::naive::scatter_add<T>(ref.data(), ref.l, src.data(), src.l, idx.data(), idx.l, axis);
-      INFO("scatter_add out " << describe(out.l) << " idx " << describe(idx.l) << " axis " << axis);
+      if (combine == OpId::Add) kn::cpu::scatter_add<T>(out.data(), out.l, src.data(), src.l, idx.data(), idx.l, axis);
+      else kn::cpu::scatter_reduce<T>(combine, out.data(), out.l, src.data(), src.l, idx.data(), idx.l, axis);
+      kn::naive::scatter_reduce<T>(combine, ref.data(), ref.l, src.data(), src.l, idx.data(), idx.l, axis);
+      INFO("scatter " << tapeflow::op_name(combine) << " out " << describe(out.l) << " idx " << describe(idx.l)
+                      << " axis " << axis);
       check_same(out.buf, ref.buf);
     }
   }
@@ -1254,6 +1256,34 @@ TEMPLATE_TEST_CASE("cpu scatter_add matches naive, duplicates accumulate", "[ker
   kn::cpu::scatter_add<TestType>(out.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(),
                                  contiguous({3}), 0);
   CHECK((out[0] == TestType(16) && out[1] == TestType(20)));
+}
+
+TEMPLATE_TEST_CASE("cpu scatter_reduce (maximum, minimum) matches naive, out of range dropped", "[kernels][scatter]",
+                   std::int32_t, std::int64_t, float, double) {
+  using T = TestType;
+  for (OpId op : {OpId::Maximum, OpId::Minimum})
+    for (int trial = 0; trial < 30; ++trial) gather_scatter_case<T>(true, trial % 3 == 0, op);
+  // [1, 7, 3] at [1, 1, 5] into [4, 2]: index 5 is dropped; max keeps 4 and 7, min 4 and 1
+  const std::vector<T> src = {1, 7, 3};
+  const std::vector<i64> idx = {1, 1, 5};
+  std::vector<T> hi = {4, 2}, lo = {4, 2};
+  kn::cpu::scatter_reduce<T>(OpId::Maximum, hi.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(),
+                             contiguous({3}), 0);
+  kn::cpu::scatter_reduce<T>(OpId::Minimum, lo.data(), contiguous({2}), src.data(), contiguous({3}), idx.data(),
+                             contiguous({3}), 0);
+  CHECK(hi == std::vector<T>{4, 7});
+  CHECK(lo == std::vector<T>{4, 1});
+  if constexpr (std::is_floating_point_v<T>) {  // NaN propagates, as maximum's
+    const std::vector<T> nan_src = {std::numeric_limits<T>::quiet_NaN(), 0};
+    std::vector<T> y = {4, 2};
+    kn::cpu::scatter_reduce<T>(OpId::Maximum, y.data(), contiguous({2}), nan_src.data(), contiguous({2}), idx.data(),
+                               contiguous({2}), 0);
+    CHECK(y[0] == T(4));
+    CHECK(std::isnan(y[1]));
+  }
+  CHECK_THROWS_AS(kn::cpu::scatter_reduce<T>(OpId::Mul, hi.data(), contiguous({2}), src.data(), contiguous({3}),
+                                             idx.data(), contiguous({3}), 0),
+                  std::invalid_argument);
 }
 
 // The core checks the indices users give; the ones it trusts (a tape's, argsort's) skip that

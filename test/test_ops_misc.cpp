@@ -1030,7 +1030,7 @@ TEST_CASE("scatter_add: float values into an integer base raise (as add_ and np.
   const Tensor idx = tensor<std::int64_t>({1, 1}, {2});
   CHECK_THROWS_AS(scatter_add(base, idx, tensor({0.6f, 0.6f}), 0), DTypeError);
   CHECK_THROWS_WITH(scatter_add(base, idx, tensor({0.6f, 0.6f}), 0),
-                    Contains("scatter_add: cannot add float32 values [2] into a int32 base [3]"));
+                    Contains("scatter_add: cannot scatter float32 values [2] into a int32 base [3]"));
   CHECK_THROWS_AS(scatter_add(base, idx, 0.5, 0), DTypeError);
   // integers and bools into an integer base, and anything into a float base, are fine
   CHECK(scatter_add(base, idx, tensor<std::int64_t>({2, 3}, {2}), 0).to_vector<std::int32_t>() ==
@@ -1484,6 +1484,65 @@ TEST_CASE("unsorted_segment_sum, _mean, _max: TensorFlow's values, empty segment
   CHECK_THROWS_AS(unsorted_segment_mean(d.astype(kInt32), ids, 4), DTypeError);
   CHECK_THROWS_WITH(unsorted_segment_mean(d.astype(kInt32), ids, 4),
                     Equals("unsorted_segment_mean: data must be float32 or float64, got int32 (data [5, 3])"));
+}
+
+TEST_CASE("unsorted_segment_min, and max's filler: TensorFlow's values, empty segments, -inf rows", "[nd_index]") {
+  const Tensor d = from_values(golden(ng::kD), {5, 3}, kFloat64);
+  const Tensor ids = tensor({0, 3, 0, -1, 3});
+  check_values(unsorted_segment_min(d, ids, 4), {4, 3}, golden(ng::kSegMin), {0, 0});
+  CHECK(values(unsorted_segment_min(d.astype(kFloat32), ids, 4))[3] == static_cast<double>(std::numeric_limits<float>::max()));
+  const Tensor mi = unsorted_segment_min(d.astype(kInt32), ids.astype(kInt64), 4);
+  CHECK(mi.dtype() == kInt32);
+  check_values(mi, {4, 3}, golden(ng::kSegMinInt), {0, 0});
+  // INT64_MAX is no double: the empty segment's filler must be exact
+  const Tensor m64 = unsorted_segment_min(d.astype(kInt64), tensor({0, 0, 0, -1, 0}), 2);
+  CHECK(m64[1].to_vector<std::int64_t>() == std::vector<std::int64_t>(3, std::numeric_limits<std::int64_t>::max()));
+  const Tensor d2 = from_values({-2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5}, {2, 3, 2}, kFloat64);
+  check_values(unsorted_segment_min(d2, tensor({1, 0, 1, 1, 2, 0}, {2, 3}), 3), {3, 2}, golden(ng::kSegMin2d), {0, 0});
+  // a segment of -inf rows: the filler, -DBL_MAX (TensorFlow's); the other column's max
+  const double inf = std::numeric_limits<double>::infinity();
+  check_values(unsorted_segment_max(from_values({-inf, 1, -inf, 2}, {2, 2}, kFloat64), tensor({0, 0}), 1), {1, 2},
+               golden(ng::kSegMaxInf), {0, 0});
+  CHECK(unsorted_segment_min(d, full({5}, -1, kInt64), 0).shape() == Shape{0, 3});
+  CHECK_THROWS_WITH(unsorted_segment_min(d, tensor({0, 1, 0}), 2),
+                    Equals("unsorted_segment_min: segment_ids [3] must be a prefix of the data's shape [5, 3]"));
+  CHECK_THROWS_AS(unsorted_segment_min(d, ids, 3), IndexError);
+  CHECK_THROWS_AS(unsorted_segment_min(d.astype(kBool), ids, 4), DTypeError);
+}
+
+TEST_CASE("scatter_max, scatter_min: np.maximum.at's values (duplicates, NaN), dtypes and errors", "[nd_index]") {
+  const Tensor base = from_values(golden(ng::kSB), {3, 4}, kFloat64);
+  const Tensor index = tensor(std::vector<std::int64_t>(std::begin(ng::kSI), std::end(ng::kSI)), {2, 4});
+  const Tensor src = from_values(golden(ng::kSS), {2, 4}, kFloat64);
+  const auto same = [](const Tensor& got, const std::vector<double>& want) {  // NaN where want has NaN
+    const std::vector<double> v = values(got);
+    REQUIRE(v.size() == want.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      INFO("element " << i);
+      if (std::isnan(want[i])) CHECK(std::isnan(v[i]));
+      else CHECK(v[i] == want[i]);
+    }
+  };
+  same(scatter_max(base, index, src, 0), golden(ng::kScatterMax));
+  same(scatter_min(base, index, src, 0), golden(ng::kScatterMin));
+  // along axis 1 (the transposed problem), int32 indices, a float32 base: float64 values converted
+  same(scatter_max(base.transpose().astype(kFloat32), index.transpose().astype(kInt32), src.transpose(), 1),
+       values(scatter_max(base, index, src, 0).transpose().astype(kFloat32)));
+  // integers: exact extremes
+  const Tensor ib = tensor({5, -5, 0}, {3});
+  CHECK(scatter_max(ib, tensor({0, 0, 2, 1}), tensor({7, 9, -3, -9}), 0).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{9, -5, 0});
+  CHECK(scatter_min(ib, tensor({0, 0, 2, 1}), tensor({7, 9, -3, -9}), 0).to_vector<std::int32_t>() ==
+        std::vector<std::int32_t>{5, -9, -3});
+  CHECK_THROWS_AS(scatter_max(ib, tensor({3}), tensor({1}), 0), IndexError);
+  CHECK_THROWS_WITH(scatter_max(ib, tensor({-1}), tensor({1}), 0),
+                    Equals("scatter_max: index -1 is out of bounds for axis 0 with size 3"));
+  CHECK_THROWS_AS(scatter_min(ib, tensor({0}), tensor({1.5}), 0), DTypeError);
+  CHECK_THROWS_WITH(scatter_min(ib, tensor({0}), tensor({1.5}), 0),
+                    Equals("scatter_min: cannot scatter float64 values [1] into a int32 base [3]"));
+  CHECK_THROWS_WITH(scatter_max(zeros({3, 5}, kFloat64), index, src, 0),
+                    Equals("scatter_max: indices [2, 4] and values [2, 4] do not match the base [3, 5] outside axis 0"));
+  CHECK_THROWS_AS(scatter_max(base.astype(kBool), index, src.astype(kBool), 0), DTypeError);
 }
 
 // =================================================================== cumsum / cumprod flags, cummax, cummin

@@ -234,6 +234,35 @@ TAPEFLOW_RULE(ScatterAdd, kB, {
   const Tensor index = c.input_shapes[1] == both ? in[1] : in[1].broadcast_to(both);
   return {g, Tensor(), detail::take_along_axis_trusted(g, index, c.attrs.axes[0])};
 })
+// out = scatter_max / scatter_min(base, index, src) (`name`): each result's gradient split evenly
+// among the values equal to it, src's at its index and base's (NaN results among the NaNs, as
+// extremum_grad). With attrs.p0 = 0 base takes no share: its gradient is g where no src value
+// arrived (unsorted_segment_max's filler, which TensorFlow does not count).
+Grads scatter_extremum_grad(const GradContext& c, const Tensor& g, const char* name) {
+  const auto axis = c.attrs.axes[0];
+  const Shape both = broadcast_shapes(c.input_shapes[1], c.input_shapes[2], name);
+  const Tensor index = c.input_shapes[1] == both ? c.inputs[1] : c.inputs[1].broadcast_to(both);
+  const Tensor src = c.input_shapes[2] == both ? c.inputs[2] : c.inputs[2].broadcast_to(both);
+  const auto ties = [](const Tensor& x, const Tensor& y) { return logical_or(x == y, logical_and(x != x, y != y)); };
+  const Tensor src_hit = ties(src, detail::take_along_axis_trusted(c.output, index, axis));
+  const Tensor arrived = detail::scatter_add_trusted(zeros(c.output.shape(), g.dtype(), g.device()), index,
+                                                     src_hit.astype(g.dtype()), axis);
+  Tensor count = arrived, base_grad;
+  if (c.attrs.p0 != 0) {
+    const Tensor base_hit = ties(c.inputs[0], c.output);
+    count = count + base_hit.astype(g.dtype());
+    if (c.needs_grad[0]) base_grad = where(base_hit, g / maximum(count, 1.0), 0.0);
+  } else if (c.needs_grad[0]) {
+    base_grad = where(arrived > 0.0, 0.0, g);
+  }
+  Tensor src_grad;
+  if (c.needs_grad[2])
+    src_grad = where(src_hit, detail::take_along_axis_trusted(g / maximum(count, 1.0), index, axis), 0.0);
+  return {base_grad, Tensor(), src_grad};
+}
+
+TAPEFLOW_RULE(ScatterMax, kA | kB | 4u | kY, { return scatter_extremum_grad(c, g, "scatter_max"); })
+TAPEFLOW_RULE(ScatterMin, kA | kB | 4u | kY, { return scatter_extremum_grad(c, g, "scatter_min"); })
 TAPEFLOW_RULE(Cast, 0, {
   if (!is_floating(c.attrs.dtype)) return {Tensor()};
   return {g.astype(c.attrs.dtype)};

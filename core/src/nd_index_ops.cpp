@@ -184,17 +184,35 @@ Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t nu
   return s;
 }
 
-double lowest(DType dtype) {
+// The value of an empty segment's max (lowest: -FLT_MAX for float32, not -inf) or min
+// (highest), as TensorFlow; [shape] on `device`. INT64_MAX is no double: made from an int64.
+Tensor segment_filler(bool is_max, const Shape& shape, DType dtype, Device device) {
   switch (dtype) {
     case kFloat32:
-      return std::numeric_limits<float>::lowest();
+      return full(shape, is_max ? std::numeric_limits<float>::lowest() : std::numeric_limits<float>::max(), dtype,
+                  device);
     case kInt32:
-      return static_cast<double>(std::numeric_limits<std::int32_t>::lowest());
-    case kInt64:
-      return static_cast<double>(std::numeric_limits<std::int64_t>::lowest());  // -2^63, exact in a double
+      return full(shape, is_max ? std::numeric_limits<std::int32_t>::lowest() : std::numeric_limits<std::int32_t>::max(),
+                  dtype, device);
+    case kInt64: {
+      const std::int64_t v = is_max ? std::numeric_limits<std::int64_t>::lowest() : std::numeric_limits<std::int64_t>::max();
+      return tensor(std::vector<std::int64_t>{v}, Shape{1}, kInt64, device).broadcast_to(shape).contiguous();
+    }
     default:
-      return std::numeric_limits<double>::lowest();
+      return full(shape, is_max ? std::numeric_limits<double>::lowest() : std::numeric_limits<double>::max(), dtype,
+                  device);
   }
+}
+
+// unsorted_segment_max (is_max) / _min: the filler with every row max-ed / min-ed into its
+// segment (scatter_max along axis 0), the filler taking no share of the gradient
+Tensor segment_extremum(bool is_max, const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                        const char* op) {
+  const Segments s = segments(data, segment_ids, num_segments, op);
+  const Tensor base = segment_filler(is_max, rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
+  if (s.ids.empty() || num_segments == 0) return base;
+  return detail::scatter_extremum_trusted(is_max, base, scatter_rows(s.ids, base.rank(), base.device()), s.data, 0,
+                                          false);
 }
 
 }  // namespace
@@ -313,20 +331,11 @@ Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std:
 }
 
 Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
-  const char* op = "unsorted_segment_max";
-  const Segments s = segments(data, segment_ids, num_segments, op);
-  const double low = lowest(data.dtype());
-  const Shape out = rows_and(num_segments, s.data.shape(), 1);
-  const std::int64_t n = static_cast<std::int64_t>(s.ids.size());
-  if (n == 0 || num_segments == 0) return full(out, low, data.dtype(), data.device());
-  // member [n, segments, 1...]: row r belongs to segment ids[r]; the max over rows of the members
-  std::vector<bool> member(static_cast<std::size_t>(n * num_segments), false);
-  for (std::int64_t r = 0; r < n; ++r) member[static_cast<std::size_t>(r * num_segments + s.ids[static_cast<std::size_t>(r)])] = true;
-  Shape ms(static_cast<std::size_t>(out.size() + 1), 1);
-  ms[0] = n;
-  ms[1] = num_segments;
-  const Tensor in = tensor(member, ms, kBool, data.device());
-  return max(where(in, s.data.expand_dims(1), full({1}, low, data.dtype(), data.device())), {0});
+  return segment_extremum(true, data, segment_ids, num_segments, "unsorted_segment_max");
+}
+
+Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+  return segment_extremum(false, data, segment_ids, num_segments, "unsorted_segment_min");
 }
 
 }  // namespace tapeflow

@@ -1027,9 +1027,11 @@ Tensor gather(const Tensor& x, const Tensor& labels) {
 }
 
 namespace {
-Tensor scatter_add_for(const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in,
-                       bool trusted) {
-  const char* name = "scatter_add";
+// scatter_add, scatter_max and scatter_min (op ScatterAdd, ScatterMax, ScatterMin); for the last
+// two, count_base says whether base's values equal to a result share its gradient.
+Tensor scatter_for(OpId op, const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in,
+                   bool trusted, bool count_base = true) {
+  const char* name = op_name(op);
   check_defined(base, name);
   check_defined(indices, name);
   check_defined(src_in, name);
@@ -1040,14 +1042,14 @@ Tensor scatter_add_for(const Tensor& base, const Tensor& indices, const Tensor& 
   bool ok = static_cast<std::int64_t>(shape.size()) == base.rank();
   for (std::int64_t i = 0; ok && i < base.rank(); ++i) ok = i == axis || shape[i] == base.shape()[i];
   if (!ok) {
-    throw ShapeError(fmt::format("scatter_add: indices {} and values {} do not match the base {} outside axis {}",
+    throw ShapeError(fmt::format("{}: indices {} and values {} do not match the base {} outside axis {}", name,
                                  shape_str(indices.shape()), shape_str(src_in.shape()), shape_str(base.shape()),
                                  axis));
   }
-  if (base.dtype() == kBool) throw DTypeError("scatter_add: bool tensors are not supported");
+  if (base.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported", name));
   // as add_ (and NumPy's np.add.at): float values are never truncated into an integer base
   if (!is_floating(base.dtype()) && is_floating(src_in.dtype())) {
-    throw DTypeError(fmt::format("scatter_add: cannot add {} values {} into a {} base {}", dtype_name(src_in.dtype()),
+    throw DTypeError(fmt::format("{}: cannot scatter {} values {} into a {} base {}", name, dtype_name(src_in.dtype()),
                                  shape_str(src_in.shape()), dtype_name(base.dtype()), shape_str(base.shape())));
   }
   Tensor idx = checked_indices(indices, base.shape()[axis], axis, name, trusted);
@@ -1063,14 +1065,16 @@ Tensor scatter_add_for(const Tensor& base, const Tensor& indices, const Tensor& 
       if (i != axis) ol.shape[i] = shape[i];
     auto sl = layout_as(src, shape, name);
     auto il = layout_as(idx, shape, name);
+    const OpId combine = op == OpId::ScatterMax ? OpId::Maximum : op == OpId::ScatterMin ? OpId::Minimum : OpId::Add;
     TAPEFLOW_DISPATCH_NUMERIC(base.dtype(), name,
                               TAPEFLOW_KERNEL(out.device(), name,
-                                              scatter_add<T>(ptr<T>(out), ol, ptr<T>(src), sl, ptr<std::int64_t>(idx),
-                                                             il, axis)));
+                                              scatter_reduce<T>(combine, ptr<T>(out), ol, ptr<T>(src), sl,
+                                                                ptr<std::int64_t>(idx), il, axis)));
   }
-  record(OpId::ScatterAdd, {base, idx, src}, {out}, [&] {
+  record(op, {base, idx, src}, {out}, [&] {
     OpAttrs a;
     a.axes = {axis};
+    a.p0 = count_base ? 1 : 0;
     return a;
   });
   return out;
@@ -1078,7 +1082,13 @@ Tensor scatter_add_for(const Tensor& base, const Tensor& indices, const Tensor& 
 }  // namespace
 
 Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_add_for(base, indices, src, axis, false);
+  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, false);
+}
+Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
+  return scatter_for(OpId::ScatterMax, base, indices, src, axis, false);
+}
+Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
+  return scatter_for(OpId::ScatterMin, base, indices, src, axis, false);
 }
 
 namespace detail {
@@ -1087,7 +1097,11 @@ Tensor take_along_axis_trusted(const Tensor& x, const Tensor& indices, std::int6
 }
 
 Tensor scatter_add_trusted(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_add_for(base, indices, src, axis, true);
+  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, true);
+}
+Tensor scatter_extremum_trusted(bool is_max, const Tensor& base, const Tensor& indices, const Tensor& src,
+                                std::int64_t axis, bool count_base) {
+  return scatter_for(is_max ? OpId::ScatterMax : OpId::ScatterMin, base, indices, src, axis, true, count_base);
 }
 }  // namespace detail
 

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -1489,10 +1490,11 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   });
 }
 
-template <class T>
-void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
-                 const std::int64_t* idx, const Layout& idx_l, int axis) {
-  // serial: duplicate indices make any split along `axis` race
+namespace {
+// serial: duplicate indices make any split along `axis` race
+template <class T, class Combine>
+void scatter_with(Combine combine, T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                  const std::int64_t* idx, const Layout& idx_l, int axis) {
   Layout dst_l = out_l;
   dst_l.shape[axis] = src_l.shape[axis];
   dst_l.strides[axis] = 0;
@@ -1511,9 +1513,29 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
       const i64 k = ix[j * si];
       if (static_cast<u64>(k) >= len) continue;  // dropped (kernel_api.inc)
       T& dst = y[j * sy + k * step];
-      dst = wrap_add(dst, x[j * ss]);
+      dst = combine(dst, x[j * ss]);
     }
   });
+}
+}  // namespace
+
+template <class T>
+void scatter_reduce(OpId op, T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                    const std::int64_t* idx, const Layout& idx_l, int axis) {
+  switch (op) {
+    case OpId::Add:
+      return scatter_with([](T a, T b) { return wrap_add(a, b); }, out, out_l, src, src_l, idx, idx_l, axis);
+    case OpId::Maximum: return scatter_with(BinaryFn<OpId::Maximum>{}, out, out_l, src, src_l, idx, idx_l, axis);
+    case OpId::Minimum: return scatter_with(BinaryFn<OpId::Minimum>{}, out, out_l, src, src_l, idx, idx_l, axis);
+    default:
+      throw std::invalid_argument(std::string("cpu scatter_reduce: not add, maximum or minimum: ") + op_name(op));
+  }
+}
+
+template <class T>
+void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                 const std::int64_t* idx, const Layout& idx_l, int axis) {
+  scatter_reduce<T>(OpId::Add, out, out_l, src, src_l, idx, idx_l, axis);
 }
 
 // im2col when the pixels are packed (unit channel stride) and a window row's kw * c = kKwc

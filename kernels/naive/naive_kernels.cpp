@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "tapeflow/kernels/naive.hpp"
@@ -219,16 +221,26 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
 }
 
 template <class T>
-void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
-                 const std::int64_t* idx, const Layout& idx_l, int axis) {
+void scatter_reduce(OpId op, T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                    const std::int64_t* idx, const Layout& idx_l, int axis) {
+  if (op != OpId::Add && op != OpId::Maximum && op != OpId::Minimum)
+    throw std::invalid_argument(std::string("naive scatter_reduce: not add, maximum or minimum: ") + op_name(op));
   for_each_index(src_l.rank, src_l.shape, [&](const i64* i) {
     i64 dst[kMaxRank];
     for (int d = 0; d < src_l.rank; ++d) dst[d] = i[d];
     dst[axis] = idx[offset_of(idx_l, i)];
     if (dst[axis] < 0 || dst[axis] >= out_l.shape[axis]) return;  // dropped (see kernel_api.inc)
     T& y = out[offset_of(out_l, dst)];
-    y = wrap_add(y, src[offset_of(src_l, i)]);
+    const T v = src[offset_of(src_l, i)];
+    y = op == OpId::Add ? wrap_add(y, v) : op == OpId::Maximum ? BinaryFn<OpId::Maximum>{}(y, v)
+                                                               : BinaryFn<OpId::Minimum>{}(y, v);
   });
+}
+
+template <class T>
+void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
+                 const std::int64_t* idx, const Layout& idx_l, int axis) {
+  scatter_reduce<T>(OpId::Add, out, out_l, src, src_l, idx, idx_l, axis);
 }
 
 template <class T>

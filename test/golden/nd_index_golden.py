@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Golden values of TensorFlow's index ops (test_ops_misc.cpp): tf.where with one argument
 (nonzero), tf.boolean_mask, tf.gather_nd (batch_dims 0 and 1, and its gradient),
-tf.scatter_nd, tf.tensor_scatter_nd_add and tf.math.unsorted_segment_sum / _mean / _max.
+tf.scatter_nd, tf.tensor_scatter_nd_add, tf.math.unsorted_segment_sum / _mean / _max / _min (and
+the gradients of the last two with ties), and NumPy's np.maximum.at / np.minimum.at for scatter_max /
+scatter_min (PyTorch's scatter_reduce "amax" / "amin" with include_self).
 
 Regenerate (writes nd_index_golden.hpp beside this script):
 
@@ -15,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _emit import Blocks, write_namespace  # noqa: E402
+from _emit import Header  # noqa: E402
 
-out = Blocks()
+out = Header()
 floats, ints = out.floats, out.ints
 
 # params [2, 3, 4]: 0.5 i - 3 (distinct values, some negative)
@@ -77,5 +79,35 @@ ids2 = np.array([[1, 0, 1], [1, 2, 0]])
 D2 = (0.5 * np.arange(12) - 2).reshape(2, 3, 2)
 floats("kSegSum2d", tf.math.unsorted_segment_sum(D2, ids2, 3).numpy())
 floats("kSegMax2d", tf.math.unsorted_segment_max(D2, ids2, 3).numpy())
+floats("kSegMin", tf.math.unsorted_segment_min(D, ids, 4).numpy())
+ints("kSegMinInt", tf.math.unsorted_segment_min(D.astype(np.int32), ids, 4).numpy())
+floats("kSegMin2d", tf.math.unsorted_segment_min(D2, ids2, 3).numpy())
+# a segment of -inf rows has max -DBL_MAX (the filler), as TensorFlow
+floats("kSegMaxInf", tf.math.unsorted_segment_max(np.array([[-np.inf, 1.0], [-np.inf, 2.0]]), [0, 0], 1).numpy())
+# gradients of sum(segment_max(DT) * WS) (and min) with ties: each tie's share is even
+DT = np.array([[1.0, 5, -2], [3, 5, -2], [3, -1, 0], [0, 2, 7], [9, 9, 9]])
+idsT = np.array([0, 0, 0, 1, -1])
+WS = np.array([[1.0, 2, 3], [4, 5, 6]])
+for name, fn in (("kSegMaxGrad", tf.math.unsorted_segment_max), ("kSegMinGrad", tf.math.unsorted_segment_min)):
+    dt = tf.constant(DT)
+    with tf.GradientTape() as tape:
+        tape.watch(dt)
+        y = tf.reduce_sum(fn(dt, idsT, 2) * WS)
+    floats(name, tape.gradient(y, dt).numpy())
+floats("kDT", DT)
 
-write_namespace(__file__, out)
+# scatter_max / scatter_min along axis 0 of base [3, 4]: index [2, 4], a duplicate column hit
+# twice, a NaN in src (propagated), as np.maximum.at / np.minimum.at
+SB = np.array([[0.0, 1, 2, 3], [4, 5, 6, 7], [-1, -2, -3, -4]])
+SI = np.array([[0, 2, 1, 2], [0, 2, 2, 0]])
+SS = np.array([[2.0, -5, np.nan, 10], [-3, 1, 6, -9]])
+floats("kSB", SB)
+ints("kSI", SI)
+floats("kSS", SS)
+cols = np.broadcast_to(np.arange(4), SI.shape)
+for name, ufunc in (("kScatterMax", np.maximum), ("kScatterMin", np.minimum)):
+    o = SB.copy()
+    ufunc.at(o, (SI, cols), SS)
+    floats(name, o)
+
+out.write(__file__)

@@ -390,6 +390,12 @@ Tensor gather(const Tensor& x, const Tensor& labels);
 /// base with src added at the given indices along axis (duplicates accumulate); the inverse
 /// of take_along_axis.
 Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// base with src combined in at the given indices along axis by maximum / minimum (NaN
+/// propagating, as maximum's): PyTorch's scatter_reduce(..., "amax" / "amin", include_self=True),
+/// indices, shapes and dtypes as scatter_add's. Differentiable in base and src: each result's
+/// gradient is split evenly among the values equal to it, base's included (as PyTorch's).
+Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
 namespace detail {
 /// take_along_axis and scatter_add for indices known to lie in range: the ones a tape saved
 /// (checked when they were first used; the tape's version check refuses them if written since),
@@ -398,6 +404,10 @@ namespace detail {
 /// write outside their tensors: a gather of an out-of-range index gives 0 and a scatter drops it.
 Tensor take_along_axis_trusted(const Tensor& x, const Tensor& indices, std::int64_t axis);
 Tensor scatter_add_trusted(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// scatter_max (is_max) or scatter_min for trusted indices; without count_base, base's values
+/// equal to a result take no share of its gradient (unsorted_segment_max's filler).
+Tensor scatter_extremum_trusted(bool is_max, const Tensor& base, const Tensor& indices, const Tensor& src,
+                                std::int64_t axis, bool count_base);
 }  // namespace detail
 /// TensorFlow's tf.where(condition) with one argument (np.argwhere): the int64 [n, rank]
 /// coordinates of condition's true (non-zero; NaN counts as non-zero) entries in row-major order,
@@ -427,18 +437,20 @@ Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& sha
 /// tf.tensor_scatter_nd_add: x with updates added as scatter_nd places them (x's dtype; updates
 /// must not be float for an integer x, as scatter_add). Differentiable in x and updates.
 Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates);
-/// tf.math.unsorted_segment_sum / _mean / _max: segment_ids (int32/int64) have a prefix of
-/// data's shape, data [ids..., rest...] -> [num_segments, rest...], output[s] the sum / mean /
-/// max of the rows of data whose id is s. Rows with a negative id are dropped (as TensorFlow);
-/// an id >= num_segments raises IndexError. An empty segment gives 0 (sum, mean) or the dtype's
-/// lowest value (max: -FLT_MAX for float32, not -inf, and INT_MIN for integers), as
-/// TensorFlow. The ids are read on the host (synchronising). sum is a scatter_add; mean (float
-/// data only) divides it by the counts; max is a max over rows of where(row in segment, row,
-/// lowest), [rows, num_segments, rest...] in memory. All three are differentiable in data; a
-/// segment's max gradient is split evenly among its rows equal to the max (max's rule), as TensorFlow.
+/// tf.math.unsorted_segment_sum / _mean / _max / _min: segment_ids (int32/int64) have a prefix
+/// of data's shape, data [ids..., rest...] -> [num_segments, rest...], output[s] the sum / mean /
+/// max / min of the rows of data whose id is s. Rows with a negative id are dropped (as
+/// TensorFlow); an id >= num_segments raises IndexError. An empty segment gives 0 (sum, mean)
+/// or the dtype's lowest value for max and highest for min (-FLT_MAX / FLT_MAX for float32,
+/// not -inf / inf; INT_MIN / INT_MAX for integers), as TensorFlow: a segment of -inf rows has
+/// max -FLT_MAX too. The ids are read on the host (synchronising). sum is a scatter_add; mean
+/// (float data only) divides it by the counts; max and min are a scatter_max / scatter_min of
+/// the rows into that filler, memory [num_segments, rest...]. All are differentiable in data; a
+/// segment's max (min) gradient is split evenly among its rows equal to it, as TensorFlow.
 Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
 Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
 Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
+Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
 /// zeros(shape) with x written at the slice (starts, steps) of every axis; x's shape is the
 /// slice's shape. The gradient of a slice.
 Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,

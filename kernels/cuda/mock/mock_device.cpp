@@ -148,6 +148,11 @@ void scatter_add(T* out, const Layout& out_l, const T* src, const Layout& src_l,
   cpu::scatter_add<T>(out, out_l, src, src_l, idx, idx_l, axis);
 }
 template <class T>
+void scatter_reduce(OpId op, T* out, const Layout& out_l, const T* src, const Layout& src_l, const std::int64_t* idx,
+                    const Layout& idx_l, int axis) {
+  cpu::scatter_reduce<T>(op, out, out_l, src, src_l, idx, idx_l, axis);
+}
+template <class T>
 void im2col(T* out, const T* in, const Layout& in_l, const Window2d& w, T fill) {
   cpu::im2col<T>(out, in, in_l, w, fill);
 }

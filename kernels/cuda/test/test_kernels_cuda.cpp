@@ -1090,6 +1090,29 @@ TEMPLATE_TEST_CASE("cuda: scatter_add matches naive (duplicate indices accumulat
   }
 }
 
+TEMPLATE_TEST_CASE("cuda: scatter_reduce max / min matches naive (duplicates by compare-and-swap, NaN)",
+                   "[cuda][scatter_add]", float, double, std::int32_t, std::int64_t) {
+  using T = TestType;
+  if (!have_device()) return;
+  std::mt19937_64 g(83);
+  for (const OpId op : {OpId::Maximum, OpId::Minimum})
+  for (const bool outside : {false, true})
+  for (const IndexCase& c : kIndexCases) {
+    if (c.data_kind == Kind::Broadcast) continue;  // an output is never a broadcast view
+    HostView<T> want = make_view<T>(c.data, c.data_kind, g);
+    HostView<T> src = make_view<T>(c.index, c.other_kind, g, kFloat<T> ? Range{-1, 1} : Range{-9, 9});
+    if (outside) inject_nan(src, 7);  // a NaN result is NaN whichever thread wins
+    const HostView<i64> idx = index_view(c, g, outside);
+    INFO(tapeflow::op_name(op) << " out " << describe(want.l) << " src " << describe(src.l) << " axis " << c.axis
+                               << (outside ? ", some outside, NaN" : ""));
+    DeviceView<T> d_out(want), d_src(src);
+    DeviceView<i64> d_idx(idx);
+    naive::scatter_reduce<T>(op, want.ptr(), want.l, src.ptr(), src.l, idx.ptr(), idx.l, c.axis);
+    cuda::scatter_reduce<T>(op, d_out.ptr(), d_out.l, d_src.ptr(), d_src.l, d_idx.ptr(), d_idx.l, c.axis);
+    check_same(d_out.buf.download(), want.buf);  // a max or min is exact in any order
+  }
+}
+
 namespace {
 
 // Windows over an image [b, h, w, c] (im2col / col2im); oh and ow as TensorFlow's padding gives

@@ -163,3 +163,13 @@ inline unsigned atomicAdd(unsigned* p, unsigned v) { return tapeflow_emu_atomic_
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
   return tapeflow_emu_atomic_add(p, v);
 }
+// *p = (*p == compare ? v : *p), atomically; returns the old value, as CUDA's.
+template <class W>
+inline W tapeflow_emu_atomic_cas(W* p, W compare, W v) {
+  __atomic_compare_exchange_n(p, &compare, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  return compare;  // on failure the builtin stored the value it saw there
+}
+inline unsigned atomicCAS(unsigned* p, unsigned compare, unsigned v) { return tapeflow_emu_atomic_cas(p, compare, v); }
+inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long compare, unsigned long long v) {
+  return tapeflow_emu_atomic_cas(p, compare, v);
+}
