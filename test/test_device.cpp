@@ -1111,3 +1111,109 @@ TEST_CASE("device: the focal cross-entropies, Dice, Tversky and CTC give the CPU
     }, tol);
   }
 }
+
+TEST_CASE("device: IndexMode wrap, clip and fill agree across devices and read no index back", "[device][index_mode][sync]") {
+  note_skip();
+  std::mt19937 rng(31);
+  const IndexMode modes[] = {IndexMode::Wrap, IndexMode::Clip, IndexMode::Fill};
+  // indices past both ends of axes of 3..5 (far past too), with duplicates
+  const Tensor idx = tensor<std::int64_t>({-7, -5, -1, 0, 2, 4, 5, 9, -3, 1 << 20}, {10});
+  const Tensor along = random_tensor({4, 6, 3}, kInt64, rng, -12, 12);
+  const Tensor rows = random_tensor({9, 3}, kInt64, rng, -9, 9);
+  for (DType dt : kNumericDTypes) {
+    INFO(dtype_name(dt));
+    const Tensor x = make_input({4, 5, 3}, dt, rng, Make::Permuted);
+    const Tensor base = random_tensor({5, 3}, dt, rng);
+    const Tensor src = random_tensor({9, 3}, dt, rng);
+    for (const IndexMode m : modes) {
+      INFO("mode " << static_cast<int>(m));
+      same_on_devices({x, idx}, [m](const std::vector<Tensor>& t) { return take(t[0], t[1], 1, m); });
+      same_on_devices({x, idx}, [m](const std::vector<Tensor>& t) { return take(t[0], t[1], -1, m); });
+      same_on_devices({x, along}, [m](const std::vector<Tensor>& t) { return take_along_axis(t[0], t[1], 1, m); });
+      same_on_devices({x, idx.astype(kInt32)(Slice(0, 4))},
+                      [m](const std::vector<Tensor>& t) { return gather(t[0].reshape({4, 15}), t[1], m); });
+      same_on_devices({base, rows, src}, [m](const std::vector<Tensor>& t) { return scatter_add(t[0], t[1], t[2], 0, m); },
+                      dt == kFloat32 ? kSumTol32 : default_tol(dt));
+    }
+  }
+  // no copy back to the host in any of them, nor in their gradients; raise copies each list once
+  std::vector<Device> devices{Device::cpu()};
+  for (const Device& d : other_devices()) devices.push_back(d);
+  const Tensor x_cpu = random_tensor({4, 5}, kFloat64, rng, -3, 3);
+  for (const Device& d : devices) {
+    INFO("device " << d.str());
+    const Tensor x = x_cpu.to(d), i = idx.to(d), a = along(Slice(0, 4), Slice(0, 3), 0).to(d);
+    const Tensor r = rows(Slice(0, 4), Slice(0, 1)).to(d), s = ones({4, 5}, kFloat64, d);
+    for (const IndexMode m : modes) {
+      INFO("mode " << static_cast<int>(m));
+      GradientTape tape(TapeOptions{true});
+      tape.watch(x);
+      tape.watch(s);
+      HostCopies c;
+      const Tensor y = sum(square(take(x, i, 1, m))) + sum(square(take_along_axis(x, a, 1, m))) +
+                       sum(square(gather(x, i(Slice(0, 4)), m))) + sum(scatter_add(x, r, s, 0, m) * x);
+      const auto g = tape.gradient(y, {x, s});
+      CHECK(g[0].defined());
+      CHECK(g[1].defined());
+      CHECK(c.seen.count(OpId::Gather) == 1);
+      CHECK(c.seen.count(OpId::ScatterAdd) == 1);
+      CHECK(c.copies == 0);
+    }
+    HostCopies c;
+    (void)take(x, tensor<std::int64_t>({0, 3}, {2}).to(d), 1);
+    CHECK(c.copies == (d.is_cpu() ? 0 : 1));
+  }
+}
+
+TEST_CASE("device: resizing, augmentation and dataset batches read no index back from the device",
+          "[device][index_mode][sync]") {
+  note_skip();
+  std::mt19937 rng(37);
+  const Tensor images = random_tensor({2, 5, 6, 3}, kFloat32, rng, 0, 1);
+  const Tensor ex = random_tensor({7, 3}, kFloat32, rng, -1, 1), ey = random_tensor({7}, kInt64, rng, 0, 4);
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    const Tensor img = images.to(d);
+    {
+      HostCopies c;
+      Resizing bilinear(3, 8), nearest(7, 4, "nearest");
+      const Tensor a = bilinear.call(img, false), b = nearest.call(img, false);
+      CHECK(a.device() == d);
+      CHECK(c.copies == 0);  // 6 before IndexMode (take's check): 2 per bilinear axis, 1 per nearest one
+      check_close(a.to(Device::cpu()), Resizing(3, 8).call(images, false), kSumTol32);
+      check_close(b.to(Device::cpu()), Resizing(7, 4, "nearest").call(images, false), {0, 0});
+    }
+    {
+      HostCopies c;
+      RandomRotation rotate(0.2);
+      RandomFlip flip;
+      const Tensor a = rotate.call(img, true), b = flip.call(img, true);
+      CHECK(a.device() == d);
+      CHECK(b.device() == d);
+      CHECK(c.copies == 0);  // 2 before IndexMode: one take each
+    }
+    {
+      HostCopies c;
+      ArrayDataset ds(ex.to(d), ey.to(d), 3, BatchOptions{true, 5});
+      const DataBatch b = ds.get_batch(1);
+      BatchIterator it(ex.to(d), ey.to(d), 3, BatchOptions{true, 5});
+      const Batch first = *it.begin();
+      CHECK(b.inputs[0].device() == d);
+      CHECK(first.x.device() == d);
+      CHECK(c.copies == 0);  // 4 before IndexMode: one take of x and one of y each
+      const DataBatch cpu = ArrayDataset(ex, ey, 3, BatchOptions{true, 5}).get_batch(1);
+      check_close(b.inputs[0].to(Device::cpu()), cpu.inputs[0], {0, 0});
+      check_close(b.targets[0].to(Device::cpu()), cpu.targets[0], {0, 0});
+    }
+    {
+      // CTC reads its labels and lengths on the host (3 copies); its take_along_axis of the
+      // states' classes no longer adds a fourth
+      const Tensor x = random_tensor({2, 4, 3}, kFloat32, rng, -2, 2).to(d);
+      const Tensor labels = tensor({1, 2, 2, 0}, {2, 2}).to(d), lengths = tensor({2, 1}, {2}).to(d);
+      HostCopies c;
+      const Tensor loss = tf::losses::ctc_loss(labels, x, lengths, tensor({4, 4}, {2}).to(d));
+      CHECK(loss.device() == d);
+      CHECK(c.copies == 3);
+    }
+  }
+}

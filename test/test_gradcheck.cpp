@@ -448,6 +448,29 @@ std::vector<Case> cases_for(OpId op) {
                       return take_along_axis(x[0].transpose(), i64({2, 0, 0, 1, 2, 2}, {2, 3}).to(x[0].device()), 0);
                     },
                     {anyv({3, 3}, 3)}});
+      // IndexMode: the gradient goes to the wrapped / clamped position; a filled entry has none.
+      // Squared, so that a gradient sent to the wrong row or column shows.
+      const Tensor wide = i64({-1, 4, 2, -5, 7}, {5});                  // n = 3 (axis 0) or 4 (axis 1)
+      const Tensor wide_2d = i64({-1, 4, 0, -5, 2, -4, 9, 1}, {2, 4});  // along axis 1 of [2, 4]
+      const std::pair<IndexMode, const char*> modes[] = {
+          {IndexMode::Wrap, "wrap"}, {IndexMode::Clip, "clip"}, {IndexMode::Fill, "fill"}};
+      for (const auto& [mode, name] : modes) {
+        cs.push_back({std::string("take axis 0, ") + name + ", indices past both ends",
+                      [wide, mode = mode](const std::vector<Tensor>& x) {
+                        return square(take(x[0], wide.to(x[0].device()), 0, mode));
+                      },
+                      {anyv({3, 2}, 4)}});
+        cs.push_back({std::string("take axis 1 of a transposed view, ") + name,
+                      [wide, mode = mode](const std::vector<Tensor>& x) {
+                        return square(take(x[0].transpose(), wide.to(x[0].device()), 1, mode));
+                      },
+                      {anyv({4, 2}, 5)}});
+        cs.push_back({std::string("take_along_axis axis 1, ") + name,
+                      [wide_2d, mode = mode](const std::vector<Tensor>& x) {
+                        return square(take_along_axis(x[0], wide_2d.to(x[0].device()), 1, mode));
+                      },
+                      {anyv({2, 4}, 6)}});
+      }
       return cs;
     }
     case OpId::ScatterMax:
@@ -481,6 +504,17 @@ std::vector<Case> cases_for(OpId op) {
                       return scatter_add(x[0], idx_row.to(x[0].device()), x[1], 0) * x[0];
                     },
                     {anyv({3, 3}, 5), anyv({2, 3}, 6)}});
+      // IndexMode: values go to the wrapped / clamped row; fill drops the ones outside (zero gradient)
+      const Tensor wide = i64({-1, 4, 2, -5, 7}, {5, 1});  // rows of a [3, 2] base
+      const std::pair<IndexMode, const char*> modes[] = {
+          {IndexMode::Wrap, "wrap"}, {IndexMode::Clip, "clip"}, {IndexMode::Fill, "fill"}};
+      for (const auto& [mode, name] : modes) {
+        cs.push_back({std::string("scatter_add axis 0, ") + name + ", indices past both ends (base and values)",
+                      [wide, mode = mode](const std::vector<Tensor>& x) {
+                        return scatter_add(x[0], wide.to(x[0].device()), x[1], 0, mode) * x[0];
+                      },
+                      {anyv({3, 2}, 7), anyv({5, 2}, 8)}});
+      }
       return cs;
     }
     case OpId::Cast: {

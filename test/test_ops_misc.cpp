@@ -1,9 +1,10 @@
 // Everything else of the core: matmul/dot/tensordot against the naive kernel and double
 // loops; creation; seeded random numbers; concat/stack/split; one_hot; take_along_axis,
-// gather, scatter_add, slice_scatter; astype for every pair; clone vs contiguous;
+// gather, scatter_add (and their IndexMode against NumPy, golden/index_mode_golden.hpp), slice_scatter; astype for every pair; clone vs contiguous;
 // item/to_vector; the caching allocator's statistics; einsum against NumPy (golden/einsum_golden.hpp);
 // and the error messages.
 #include "golden/einsum_golden.hpp"
+#include "golden/index_mode_golden.hpp"
 #include "golden/nd_index_golden.hpp"
 #include "golden/prod_golden.hpp"
 #include "test_helpers.hpp"
@@ -1536,7 +1537,7 @@ TEST_CASE("scatter_max, scatter_min: np.maximum.at's values (duplicates, NaN), d
         std::vector<std::int32_t>{5, -9, -3});
   CHECK_THROWS_AS(scatter_max(ib, tensor({3}), tensor({1}), 0), IndexError);
   CHECK_THROWS_WITH(scatter_max(ib, tensor({-1}), tensor({1}), 0),
-                    Equals("scatter_max: index -1 is out of bounds for axis 0 with size 3"));
+                    Equals("scatter_max: index -1 is out of bounds for axis 0 with size 3 (input [3])"));
   CHECK_THROWS_AS(scatter_min(ib, tensor({0}), tensor({1.5}), 0), DTypeError);
   CHECK_THROWS_WITH(scatter_min(ib, tensor({0}), tensor({1.5}), 0),
                     Equals("scatter_min: cannot scatter float64 values [1] into a int32 base [3]"));
@@ -1662,4 +1663,91 @@ TEST_CASE("cummax, cummin: NumPy's accumulate values (PyTorch's NaN rule), dtype
   check_values(cummax(zeros({0}), 0), {0}, {});
   CHECK_THROWS_WITH(cummax(scalar(1.0), 0), Contains("cummax: needs at least 1 dimension, got shape []"));
   CHECK_THROWS_WITH(cummin(zeros({2}), 1), Contains("cummin: axis 1 is out of range for a tensor of rank 1"));
+}
+
+// =================================================================== IndexMode of take, take_along_axis, gather, scatter_add
+
+TEST_CASE("IndexMode wrap and clip: take, take_along_axis and scatter_add match NumPy's modes", "[gather][scatter_add][index_mode]") {
+  namespace g = index_mode_golden;
+  const Tensor x = from_values(golden(g::kX), {3, 4}, kFloat64);
+  for (const DType it : {kInt64, kInt32}) {
+    INFO("indices " << dtype_name(it));
+    const Tensor idx = from_values(golden(g::kIdx), {10}, it);
+    check_values(take(x, idx, 0, IndexMode::Wrap), {10, 4}, golden(g::kTakeAxis0Wrap), {0, 0});
+    check_values(take(x, idx, 1, IndexMode::Wrap), {3, 10}, golden(g::kTakeAxis1Wrap), {0, 0});
+    check_values(take(x, idx, 0, IndexMode::Clip), {10, 4}, golden(g::kTakeAxis0Clip), {0, 0});
+    check_values(take(x, idx, -1, IndexMode::Clip), {3, 10}, golden(g::kTakeAxis1Clip), {0, 0});
+    const Tensor along = from_values(golden(g::kAlongIdx), {3, 5}, it);
+    check_values(take_along_axis(x, along, 1, IndexMode::Wrap), {3, 5}, golden(g::kAlongWrap), {0, 0});
+    check_values(take_along_axis(x, along, 1, IndexMode::Clip), {3, 5}, golden(g::kAlongClip), {0, 0});
+    const Tensor rows = from_values(golden(g::kScatterIdx), {6, 1}, it);
+    const Tensor src = from_values(golden(g::kScatterSrc), {6, 2}, kFloat64);
+    check_values(scatter_add(zeros({4, 2}, kFloat64), rows, src, 0, IndexMode::Wrap), {4, 2},
+                 golden(g::kScatterWrap), {0, 0});
+    check_values(scatter_add(zeros({4, 2}, kFloat64), rows, src, 0, IndexMode::Clip), {4, 2},
+                 golden(g::kScatterClip), {0, 0});
+  }
+  // gather is take_along_axis on the last axis: x [3, 4], labels one per row
+  check_values(gather(x, tensor<std::int64_t>({-1, 4, -6}, {3}), IndexMode::Wrap), {3}, {0.5, 2.0, 11.0}, {0, 0});
+  check_values(gather(x, tensor<std::int64_t>({-1, 4, -6}, {3}), IndexMode::Clip), {3}, {-4.0, 6.5, 8.0}, {0, 0});
+  // indices far outside (no overflow in the modulo or the clamp)
+  const Tensor far = tensor<std::int64_t>({std::numeric_limits<std::int64_t>::min(),
+                                           std::numeric_limits<std::int64_t>::max(), std::int64_t(1) << 40},
+                                          {3});
+  // INT64_MIN = -2^63 = 1 mod 3 (2^63 = 2 mod 3), INT64_MAX = 2^63 - 1 = 1 mod 3, 2^40 = 1 mod 3
+  check_values(take(tensor({10.0, 20.0, 30.0}), far, 0, IndexMode::Wrap), {3}, {20, 20, 20}, {0, 0});
+  check_values(take(tensor({10.0, 20.0, 30.0}), far, 0, IndexMode::Clip), {3}, {10, 30, 30}, {0, 0});
+  check_values(take(tensor({10.0, 20.0, 30.0}), far, 0, IndexMode::Fill), {3}, {0, 0, 0}, {0, 0});
+}
+
+TEST_CASE("IndexMode fill: [-n, 0) counts from the end, the rest gives 0 or is dropped (JAX's fill)",
+          "[gather][scatter_add][index_mode]") {
+  const Tensor x = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  // n = 3: -4 is outside (0), -3 is 0, -1 is 2, 3 and 7 are outside
+  const Tensor idx = tensor<std::int64_t>({-4, -3, -1, 0, 2, 3, 7}, {7});
+  check_values(take(x, idx, 1, IndexMode::Fill), {2, 7}, {0, 1, 3, 1, 3, 0, 0, 0, 4, 6, 4, 6, 0, 0}, {0, 0});
+  // n = 2 along axis 0: 1, -2 (row 0), 2 and -3 outside: whole rows of 0
+  check_values(take(x, tensor({1, -2, 2, -3}), 0, IndexMode::Fill), {4, 3}, {4, 5, 6, 1, 2, 3, 0, 0, 0, 0, 0, 0},
+               {0, 0});
+  check_values(take_along_axis(x, tensor({-1, 5, 1, -4}, {2, 2}), 1, IndexMode::Fill), {2, 2}, {3, 0, 5, 0}, {0, 0});
+  check_values(gather(x, tensor({-1, 3}), IndexMode::Fill), {2}, {3, 0}, {0, 0});
+  // scatter_add into [4]: -1 -> 3, 4 dropped, -4 -> 0, -5 dropped, 1 -> 1
+  const Tensor base = tensor({10, 20, 30, 40}, {4});
+  check_values(scatter_add(base, tensor<std::int64_t>({-1, 4, -4, -5, 1}, {5}), tensor({1, 2, 3, 4, 5}), 0,
+                           IndexMode::Fill),
+               {4}, {13, 25, 30, 41}, {0, 0});
+  check_values(base, {4}, {10, 20, 30, 40}, {0, 0});  // the base is not modified
+  // int types keep their dtype, bool values gather as in raise mode
+  CHECK(take(tensor({true, false}), tensor({-1, 2}), 0, IndexMode::Fill).dtype() == kBool);
+  check_values(take(tensor({true, false}), tensor({-1, 2, 0}), 0, IndexMode::Fill), {3}, {0, 0, 1}, {0, 0});
+}
+
+TEST_CASE("IndexMode: empty axes and indices, errors", "[gather][scatter_add][index_mode][errors]") {
+  const Tensor x = zeros({2, 3});
+  // raise (the default) names the op, the index, the axis, its size and the input's shape
+  CHECK_THROWS_WITH(take(x, tensor({0, -1}), 1),
+                    Equals("take: index -1 is out of bounds for axis 1 with size 3 (input [2, 3])"));
+  CHECK_THROWS_WITH(take(x, tensor({2}), 0, IndexMode::Raise),
+                    Equals("take: index 2 is out of bounds for axis 0 with size 2 (input [2, 3])"));
+  CHECK_THROWS_WITH(scatter_add(x, tensor({5, 0}, {2, 1}), ones({2, 1}), 1),
+                    Equals("scatter_add: index 5 is out of bounds for axis 1 with size 3 (input [2, 3])"));
+  // an empty axis: nowhere to wrap or clip a non-empty index list to (NumPy raises too)
+  const Tensor empty_axis = zeros({0, 3});
+  CHECK_THROWS_WITH(take(empty_axis, tensor({0}), 0, IndexMode::Clip),
+                    Equals("take: cannot clip indices into axis 0 of size 0 of [0, 3]"));
+  CHECK_THROWS_WITH(take_along_axis(zeros({2, 0}), tensor({1, 1}, {2, 1}), 1, IndexMode::Wrap),
+                    Equals("take_along_axis: cannot wrap indices into axis 1 of size 0 of [2, 0]"));
+  CHECK_THROWS_AS(scatter_add(empty_axis, tensor({0}, {1, 1}), ones({1, 3}), 0, IndexMode::Wrap), IndexError);
+  // fill has an answer: all 0, or all dropped
+  check_values(take(empty_axis, tensor({0, -1}), 0, IndexMode::Fill), {2, 3}, {0, 0, 0, 0, 0, 0}, {0, 0});
+  check_values(scatter_add(empty_axis, tensor({0}, {1, 1}), ones({1, 3}), 0, IndexMode::Fill), {0, 3}, {}, {0, 0});
+  // no indices at all: nothing to adjust in any mode
+  for (const IndexMode m : {IndexMode::Raise, IndexMode::Wrap, IndexMode::Clip, IndexMode::Fill}) {
+    check_values(take(empty_axis, zeros({0}, kInt64), 0, m), {0, 3}, {});
+    check_values(take(x, zeros({0}, kInt32), 1, m), {2, 0}, {});
+  }
+  // the modes change nothing else: float indices, shapes
+  CHECK_THROWS_AS(take(x, zeros({2}), 0, IndexMode::Clip), DTypeError);
+  CHECK_THROWS_AS(take_along_axis(x, tensor({0, 1}), 1, IndexMode::Wrap), ShapeError);
+  CHECK_THROWS_AS(scatter_add(x, tensor({0, 1}, {1, 2}), ones({1, 2}), 1, IndexMode::Fill), ShapeError);
 }

@@ -97,8 +97,10 @@ Batch BatchIterator::iterator::operator*() const {
   const std::int64_t start = index_ * batch_size_;  // < n: index_ < count_
   const std::int64_t stop = start + std::min(batch_size_, n - start);  // start + batch_size_ may overflow
   if (!order_.defined()) return {x_(Slice(start, stop)), y_.defined() ? y_(Slice(start, stop)) : Tensor()};
+  // rows of a permutation of [0, n): clip mode reads no index back from a GPU
   const Tensor rows = order_(Slice(start, stop));
-  return {take(x_, rows.to(x_.device()), 0), y_.defined() ? take(y_, rows.to(y_.device()), 0) : Tensor()};
+  return {take(x_, rows.to(x_.device()), 0, IndexMode::Clip),
+          y_.defined() ? take(y_, rows.to(y_.device()), 0, IndexMode::Clip) : Tensor()};
 }
 
 TrainValidationSplit train_validation_split(const Tensor& x, const Tensor& y, double validation_fraction) {

@@ -928,21 +928,42 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype) {
 }
 
 namespace {
-// Indices as int64 within [0, n); throws IndexError naming op otherwise. `trusted` indices
-// (known to lie in range, see detail::take_along_axis_trusted) are not read.
-Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const char* op, bool trusted) {
+// Indices as int64 for an axis of length n of `shape`, adjusted as `mode` says (see IndexMode).
+// raise throws IndexError naming op for one outside [0, n), reading them on the host; the other
+// modes adjust them with tensor ops on their device. `trusted` indices (known to lie in range,
+// see detail::take_along_axis_trusted) are neither read nor adjusted.
+Tensor checked_indices(const Tensor& indices, const Shape& shape, int axis, const char* op, IndexMode mode,
+                       bool trusted) {
   if (!is_integral(indices.dtype())) {
     throw DTypeError(fmt::format("{}: indices must be int32 or int64, got {}", op, dtype_name(indices.dtype())));
   }
+  const std::int64_t n = shape[static_cast<std::size_t>(axis)];
   Tensor idx = indices.astype(kInt64).contiguous();
-  if (trusted) return idx;
+  if (trusted || idx.size() == 0) return idx;
+  if (n == 0 && (mode == IndexMode::Wrap || mode == IndexMode::Clip)) {
+    throw IndexError(fmt::format("{}: cannot {} indices into axis {} of size 0 of {}", op,
+                                 mode == IndexMode::Wrap ? "wrap" : "clip", axis, shape_str(shape)));
+  }
+  switch (mode) {
+    case IndexMode::Wrap:
+      return mod(idx, n);
+    case IndexMode::Clip:
+      return clip(idx, 0, static_cast<double>(n - 1));
+    case IndexMode::Fill:
+      // [-n, 0) from the end; the rest outside [0, n) stays there: the kernels give 0 / drop it.
+      // n is added to the negative ones only (idx + n would overflow near INT64_MAX)
+      return idx + where(less(idx, 0), n, 0);
+    case IndexMode::Raise:
+      break;
+  }
   // CUDA indices are checked on the host (one copy, synchronising): a bad index is an
   // IndexError here, where the kernels would only skip it (gather gives 0 there).
   const Tensor host = idx.device().is_cpu() ? idx : idx.to(Device::cpu());
   const std::int64_t* p = host.data<std::int64_t>();
   for (std::int64_t i = 0; i < idx.size(); ++i) {
     if (p[i] < 0 || p[i] >= n) {
-      throw IndexError(fmt::format("{}: index {} is out of bounds for axis {} with size {}", op, p[i], axis, n));
+      throw IndexError(fmt::format("{}: index {} is out of bounds for axis {} with size {} (input {})", op, p[i],
+                                   axis, n, shape_str(shape)));
     }
   }
   return idx;
@@ -952,7 +973,7 @@ Tensor checked_indices(const Tensor& indices, std::int64_t n, int axis, const ch
 namespace {
 // take_along_axis, with errors naming the op the user called (take, gather)
 Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t axis_in, const char* name,
-                           bool trusted = false) {
+                           IndexMode mode, bool trusted = false) {
   check_defined(x, name);
   check_defined(indices, name);
   check_same_device(x, indices, name);
@@ -972,7 +993,7 @@ Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t 
                                  shape_str(x.shape()), shape_str(indices.shape()), axis));
   }
   out_shape[axis] = indices.shape()[axis];
-  Tensor idx = checked_indices(indices, x.shape()[axis], axis, name, trusted);
+  Tensor idx = checked_indices(indices, x.shape(), axis, name, mode, trusted);
   Tensor out = empty(out_shape, x.dtype(), x.device());
   if (out.size() > 0) {
     Shape src_shape = out_shape;
@@ -993,11 +1014,11 @@ Tensor take_along_axis_for(const Tensor& x, const Tensor& indices, std::int64_t 
 }
 }  // namespace
 
-Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis) {
-  return take_along_axis_for(x, indices, axis, "take_along_axis");
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis, IndexMode mode) {
+  return take_along_axis_for(x, indices, axis, "take_along_axis", mode);
 }
 
-Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
+Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in, IndexMode mode) {
   check_defined(x, "take");
   check_defined(indices, "take");
   if (indices.rank() != 1) {
@@ -1006,10 +1027,10 @@ Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis_in) {
   const int axis = normalize_axis(axis_in, x.rank(), "take");
   Shape s(static_cast<std::size_t>(x.rank()), 1);
   s[axis] = indices.dim(0);
-  return take_along_axis_for(x, indices.reshape(s), axis, "take");
+  return take_along_axis_for(x, indices.reshape(s), axis, "take", mode);
 }
 
-Tensor gather(const Tensor& x, const Tensor& labels) {
+Tensor gather(const Tensor& x, const Tensor& labels, IndexMode mode) {
   check_defined(x, "gather");
   check_defined(labels, "gather");
   if (x.rank() != labels.rank() + 1) {
@@ -1023,14 +1044,14 @@ Tensor gather(const Tensor& x, const Tensor& labels) {
                                    shape_str(labels.shape()), shape_str(x.shape()), labels.shape()[i], outer[i], i));
     }
   }
-  return take_along_axis_for(x, labels.expand_dims(-1), -1, "gather").squeeze({-1});
+  return take_along_axis_for(x, labels.expand_dims(-1), -1, "gather", mode).squeeze({-1});
 }
 
 namespace {
 // scatter_add, scatter_max and scatter_min (op ScatterAdd, ScatterMax, ScatterMin); for the last
 // two, count_base says whether base's values equal to a result share its gradient.
 Tensor scatter_for(OpId op, const Tensor& base, const Tensor& indices, const Tensor& src_in, std::int64_t axis_in,
-                   bool trusted, bool count_base = true) {
+                   IndexMode mode, bool trusted, bool count_base = true) {
   const char* name = op_name(op);
   check_defined(base, name);
   check_defined(indices, name);
@@ -1052,7 +1073,7 @@ Tensor scatter_for(OpId op, const Tensor& base, const Tensor& indices, const Ten
     throw DTypeError(fmt::format("{}: cannot scatter {} values {} into a {} base {}", name, dtype_name(src_in.dtype()),
                                  shape_str(src_in.shape()), dtype_name(base.dtype()), shape_str(base.shape())));
   }
-  Tensor idx = checked_indices(indices, base.shape()[axis], axis, name, trusted);
+  Tensor idx = checked_indices(indices, base.shape(), axis, name, mode, trusted);
   Tensor src = src_in.astype(base.dtype());
   Tensor out;
   {
@@ -1081,27 +1102,31 @@ Tensor scatter_for(OpId op, const Tensor& base, const Tensor& indices, const Ten
 }
 }  // namespace
 
-Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, false);
+Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode) {
+  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, mode, false);
 }
-Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_for(OpId::ScatterMax, base, indices, src, axis, false);
+Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode) {
+  return scatter_for(OpId::ScatterMax, base, indices, src, axis, mode, false);
 }
-Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_for(OpId::ScatterMin, base, indices, src, axis, false);
+Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode) {
+  return scatter_for(OpId::ScatterMin, base, indices, src, axis, mode, false);
 }
 
 namespace detail {
 Tensor take_along_axis_trusted(const Tensor& x, const Tensor& indices, std::int64_t axis) {
-  return take_along_axis_for(x, indices, axis, "take_along_axis", true);
+  return take_along_axis_for(x, indices, axis, "take_along_axis", IndexMode::Raise, true);
 }
 
 Tensor scatter_add_trusted(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis) {
-  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, true);
+  return scatter_for(OpId::ScatterAdd, base, indices, src, axis, IndexMode::Raise, true);
 }
 Tensor scatter_extremum_trusted(bool is_max, const Tensor& base, const Tensor& indices, const Tensor& src,
                                 std::int64_t axis, bool count_base) {
-  return scatter_for(is_max ? OpId::ScatterMax : OpId::ScatterMin, base, indices, src, axis, true, count_base);
+  return scatter_for(is_max ? OpId::ScatterMax : OpId::ScatterMin, base, indices, src, axis, IndexMode::Raise, true,
+                     count_base);
 }
 }  // namespace detail
 

@@ -185,8 +185,10 @@ Tensor affine_transform(const Tensor& images, const std::vector<std::array<float
   }
   const Device dev = images.device();
   const DType dt = images.dtype();
-  // taps: [n * k, c] -> [n, k, c], weighted and summed over k: [n, c]
-  const Tensor taps = take(images.reshape({n, c}), tensor(rows, {n * k}, kInt64, dev)).reshape({n, k, c});
+  // taps: [n * k, c] -> [n, k, c], weighted and summed over k: [n, c]; the rows lie in [0, n)
+  // by construction, so clip mode (no index read back from a GPU)
+  const Tensor taps =
+      take(images.reshape({n, c}), tensor(rows, {n * k}, kInt64, dev), 0, IndexMode::Clip).reshape({n, k, c});
   Tensor out = sum(taps * tensor(weights, {n, k, 1}, dt, dev), {1});
   if (fill_value != 0) out = out + tensor(fill, {n, 1}, dt, dev) * fill_value;
   return out.reshape({b, h, w, c});
@@ -223,7 +225,8 @@ Tensor RandomFlip::call(const Tensor& x, bool training) {
       }
     }
   }
-  return take(x.reshape({b * h * w, c}), tensor(rows, {b * h * w}, kInt64, x.device())).reshape(x.shape());
+  return take(x.reshape({b * h * w, c}), tensor(rows, {b * h * w}, kInt64, x.device()), 0, IndexMode::Clip)
+      .reshape(x.shape());
 }
 
 // ================================================================ affine augmentations

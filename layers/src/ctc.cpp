@@ -122,7 +122,9 @@ Tensor ctc_loss(const Tensor& labels, const Tensor& logits, const Tensor& label_
   const DType dt = logits.dtype();
   // log p_t of each state's class, the start's "log 0" first: [batch, time, S]
   const Tensor cls = tensor(state_class, {batch, 1, states - 1}).to(dev);
-  const Tensor emit = concat({full({batch, time, 1}, neg, dt, dev), take_along_axis(log_softmax(logits, -1), cls, 2)}, 2);
+  // every state's class lies in [0, classes) (checked above): clip mode reads nothing back
+  const Tensor emit = concat(
+      {full({batch, time, 1}, neg, dt, dev), take_along_axis(log_softmax(logits, -1), cls, 2, IndexMode::Clip)}, 2);
   const Tensor can_skip = tensor(skip, {batch, states}).to(dev) != 0;
   const Tensor neg_1 = full({batch, 1}, neg, dt, dev), neg_2 = full({batch, 2}, neg, dt, dev);
   const Tensor neg_all = full({batch, states}, neg, dt, dev);

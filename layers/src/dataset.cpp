@@ -77,11 +77,12 @@ void ArrayDataset::set_epoch(std::int64_t epoch) { move_to_epoch(batches_, order
 
 DataBatch ArrayDataset::get_batch(std::int64_t index) {
   const Tensor rows = batch_positions("ArrayDataset", batches_, order_, index);
-  // copies of the rows (take), so a train_step may change its batch in place
+  // copies of the rows (take), so a train_step may change its batch in place; the rows come
+  // from a permutation of [0, length), so clip mode (no index read back from a GPU)
   auto pick = [&](const std::vector<Tensor>& ts) {
     std::vector<Tensor> out;
     out.reserve(ts.size());
-    for (const auto& t : ts) out.push_back(take(t, rows.to(t.device()), 0));
+    for (const auto& t : ts) out.push_back(take(t, rows.to(t.device()), 0, IndexMode::Clip));
     return out;
   };
   DataBatch batch{pick(inputs_), pick(targets_), Tensor()};
@@ -148,7 +149,9 @@ void TimeseriesDataset::set_epoch(std::int64_t epoch) { move_to_epoch(batches_, 
 
 DataBatch TimeseriesDataset::get_batch(std::int64_t index) {
   const Tensor picked = batch_positions("TimeseriesDataset", batches_, order_, index);  // positions in the starts
-  const Tensor first = take(starts_, picked, 0);  // int64 [b]: the sequences' first rows
+  // positions and rows lie in range by construction (timeseries_starts checked the lengths):
+  // clip mode reads no index back from a GPU
+  const Tensor first = take(starts_, picked, 0, IndexMode::Clip);  // int64 [b]: the sequences' first rows
   // [b, sequence_length] rows: first + k * sampling_rate
   const Tensor steps = arange(0.0, double(sequence_length_ * options_.sampling_rate), double(options_.sampling_rate), kInt64);
   const Tensor rows = first.expand_dims(1) + steps.expand_dims(0);
@@ -156,8 +159,8 @@ DataBatch TimeseriesDataset::get_batch(std::int64_t index) {
   shape[0] = sequence_length_;
   shape.insert(shape.begin(), first.dim(0));
   DataBatch batch;
-  batch.inputs = {take(data_, rows.reshape({-1}).to(data_.device()), 0).reshape(shape)};
-  if (targets_.defined()) batch.targets = {take(targets_, first.to(targets_.device()), 0)};
+  batch.inputs = {take(data_, rows.reshape({-1}).to(data_.device()), 0, IndexMode::Clip).reshape(shape)};
+  if (targets_.defined()) batch.targets = {take(targets_, first.to(targets_.device()), 0, IndexMode::Clip)};
   return batch;
 }
 

@@ -41,7 +41,7 @@ Tensor resize_axis(const Tensor& x, std::int64_t axis, std::int64_t out, layers:
       const auto v = static_cast<std::int64_t>(std::floor((static_cast<float>(i) + 0.5f) * scale));
       idx[i] = std::clamp<std::int64_t>(v, 0, in - 1);
     }
-    return take(x, tensor(idx, Shape{out}, kInt64, x.device()), axis);
+    return take(x, tensor(idx, Shape{out}, kInt64, x.device()), axis, IndexMode::Clip);
   }
   // TensorFlow's compute_interpolation_weights: v = (i + 0.5) * scale - 0.5 between
   // max(floor(v), 0) and min(ceil(v), in - 1), weight v - floor(v) on the upper one
@@ -56,8 +56,9 @@ Tensor resize_axis(const Tensor& x, std::int64_t axis, std::int64_t out, layers:
   }
   Shape wshape(static_cast<std::size_t>(x.rank()), 1);
   wshape[static_cast<std::size_t>(axis)] = out;
-  const Tensor a = take(x, tensor(lower, Shape{out}, kInt64, x.device()), axis);
-  const Tensor b = take(x, tensor(upper, Shape{out}, kInt64, x.device()), axis);
+  // lower and upper are clamped into [0, in) above: clip mode reads no index back from a GPU
+  const Tensor a = take(x, tensor(lower, Shape{out}, kInt64, x.device()), axis, IndexMode::Clip);
+  const Tensor b = take(x, tensor(upper, Shape{out}, kInt64, x.device()), axis, IndexMode::Clip);
   return a + (b - a) * tensor(lerp, wshape, x.dtype(), x.device());
 }
 

@@ -380,22 +380,45 @@ Tensor tril(const Tensor& x, std::int64_t k = 0);
 Tensor triu(const Tensor& x, std::int64_t k = 0);
 /// [..., depth] float32 of 0/1; indices outside [0, depth) give an all-zero row (as TensorFlow).
 Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype = kFloat32);
+/// What take_along_axis, take, gather and scatter_add do with an index i outside [0, n) of an
+/// axis of length n (NumPy's and JAX's `mode=`):
+/// - Raise: IndexError naming the op, the index, the axis, its size and the input's shape (any
+///   i < 0 too: unlike NumPy's raise, negative indices do not count from the end). The indices
+///   are read on the host: on CUDA one copy back that waits for the device.
+/// - Wrap: i mod n, floor modulo (NumPy's wrap): -1 is n - 1, n + 2 is 2.
+/// - Clip: i clamped into [0, n - 1] (NumPy's clip, which does not count a negative index from
+///   the end: -1 is 0, as np.take(a, [-1], mode="clip") gives a[0]).
+/// - Fill: i in [-n, 0) counts from the end (i + n, as JAX normalises negative indices); any
+///   other i outside [0, n) gives 0 in a gather and is dropped by scatter_add (JAX's fill and
+///   drop with fill_value 0).
+/// Wrap, Clip and Fill adjust the indices with tensor ops on their device and never read them
+/// on the host (no synchronisation), so computed indices cost no round trip. On an empty axis
+/// (n = 0) Wrap and Clip have nowhere to send an index: non-empty indices raise IndexError (as
+/// NumPy's "cannot do a non-empty take from an empty axes"); Fill gives 0 / drops them all.
+/// Gradients follow the adjusted index: a clipped take scatters its gradient into the clamped
+/// position, a filled entry (0) has none, a dropped scatter_add value gets a zero gradient.
+enum class IndexMode { Raise, Wrap, Clip, Fill };
 /// NumPy's take_along_axis: indices (int32/int64) have x's rank and broadcast against it
-/// except along `axis`.
-Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis);
-/// NumPy's take with a 1-D index list: the entries `indices` along `axis` (rows of a batch).
-Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis = 0);
-/// Per-example values: x [batch, classes], labels [batch] -> [batch] (x[i, labels[i]]).
-Tensor gather(const Tensor& x, const Tensor& labels);
+/// except along `axis`; indices outside the axis as `mode` says.
+Tensor take_along_axis(const Tensor& x, const Tensor& indices, std::int64_t axis, IndexMode mode = IndexMode::Raise);
+/// NumPy's take with a 1-D index list: the entries `indices` along `axis` (rows of a batch);
+/// indices outside the axis as `mode` says.
+Tensor take(const Tensor& x, const Tensor& indices, std::int64_t axis = 0, IndexMode mode = IndexMode::Raise);
+/// Per-example values: x [batch, classes], labels [batch] -> [batch] (x[i, labels[i]]); labels
+/// outside the classes as `mode` says.
+Tensor gather(const Tensor& x, const Tensor& labels, IndexMode mode = IndexMode::Raise);
 /// base with src added at the given indices along axis (duplicates accumulate); the inverse
-/// of take_along_axis.
-Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// of take_along_axis. Indices outside the axis as `mode` says (fill drops their values).
+Tensor scatter_add(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode = IndexMode::Raise);
 /// base with src combined in at the given indices along axis by maximum / minimum (NaN
 /// propagating, as maximum's): PyTorch's scatter_reduce(..., "amax" / "amin", include_self=True),
-/// indices, shapes and dtypes as scatter_add's. Differentiable in base and src: each result's
-/// gradient is split evenly among the values equal to it, base's included (as PyTorch's).
-Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
-Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis);
+/// indices (and `mode`), shapes and dtypes as scatter_add's. Differentiable in base and src: each
+/// result's gradient is split evenly among the values equal to it, base's included (as PyTorch's).
+Tensor scatter_max(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode = IndexMode::Raise);
+Tensor scatter_min(const Tensor& base, const Tensor& indices, const Tensor& src, std::int64_t axis,
+                   IndexMode mode = IndexMode::Raise);
 namespace detail {
 /// take_along_axis and scatter_add for indices known to lie in range: the ones a tape saved
 /// (checked when they were first used; the tape's version check refuses them if written since),
