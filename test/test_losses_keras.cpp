@@ -973,3 +973,69 @@ TEST_CASE("losses: reductions by hand: names, [batch] weights of a sequence, err
     CHECK((*loss)(zeros({0, 3}, kFloat64), zeros({0, 3}, kFloat64)).shape() == Shape{0});
   }
 }
+
+TEST_CASE("losses: fit with an unreduced or summed loss trains and logs as Keras 3", "[losses][reduction][fit]") {
+  using losses::Reduction;
+  using namespace layers;
+  const Tensor x = from64(rg::kFitX, {5, 2}, kFloat32), y = from64(rg::kFitY, {5, 1}, kFloat32);
+  const Tensor sw = from64(rg::kFitSw, {5}, kFloat32);
+  DenseOptions ones_init;
+  ones_init.kernel_initializer = initializers::ones;
+  FitOptions o;
+  o.batch_size = 2;  // batches of 2, 2 and 1
+  o.shuffle = false;
+  o.verbose = 0;
+  auto check_weights = [](const Dense& dense, const double* want) {
+    const auto k = lt::dvals(dense.kernel());
+    CHECK(k[0] == Approx(want[0]).epsilon(1e-5));
+    CHECK(k[1] == Approx(want[1]).epsilon(1e-5));
+    CHECK(lt::dvals(dense.bias())[0] == Approx(want[2]).margin(1e-6));
+  };
+  const std::pair<Reduction, const double*> plain[] = {{Reduction::None, rg::kFitNone},
+                                                       {Reduction::Sum, rg::kFitSum},
+                                                       {Reduction::SumOverBatchSize, rg::kFitSumOverBatchSize}};
+  const std::pair<Reduction, const double*> weighted[] = {
+      {Reduction::None, rg::kFitNoneSw}, {Reduction::MeanWithSampleWeight, rg::kFitMeanWithSampleWeightSw}};
+  for (bool with_weights : {false, true}) {
+    for (const auto& [r, want] : with_weights ? std::vector(std::begin(weighted), std::end(weighted))
+                                              : std::vector(std::begin(plain), std::end(plain))) {
+      INFO(losses::reduction_name(r) << (with_weights ? " with sample weights" : ""));
+      auto dense = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+      Sequential model({dense});
+      model.compile(std::make_shared<optimizers::SGD>(0.1), std::make_shared<losses::MeanSquaredError>(r));
+      FitOptions fo = o;
+      if (with_weights) fo.sample_weight = sw;
+      const History h = model.fit(x, y, fo);
+      check_weights(*dense, want);
+      CHECK(h["loss"][0] == Approx(want[3]).epsilon(1e-5));
+    }
+  }
+  // two outputs, "none" and the default: the scalar broadcasts over the unreduced values
+  KerasTensor in = Input({2});
+  auto da = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+  auto db = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+  da->set_name("a");
+  db->set_name("b");
+  Functional two({in}, {(*da)(in), (*db)(in)});
+  two.compile(std::make_shared<optimizers::SGD>(0.1),
+              {OutputLoss(std::make_shared<losses::MeanSquaredError>(Reduction::None)), OutputLoss("mse")});
+  // the first 4 examples, two batches of 2 (see the golden script)
+  const History h = two.fit({x(Slice(0, 4))}, {y(Slice(0, 4)), y(Slice(0, 4)) * 2.0}, o);
+  check_weights(*da, rg::kFitTwoOutputs);
+  check_weights(*db, rg::kFitTwoOutputs + 3);
+  CHECK(h["loss"][0] == Approx(rg::kFitTwoOutputs[6]).epsilon(1e-5));
+  CHECK(h["a_loss"][0] == Approx(rg::kFitTwoOutputs[7]).epsilon(1e-5));
+  CHECK(h["b_loss"][0] == Approx(rg::kFitTwoOutputs[8]).epsilon(1e-5));
+  // a regularization penalty cannot join unreduced values (Keras fails too): a ValueError
+  DenseOptions reg = ones_init;
+  reg.kernel_regularizer = regularizers::l2(0.1);
+  Sequential model({std::make_shared<Dense>(1, Activation::Linear, reg)});
+  model.compile(std::make_shared<optimizers::SGD>(0.1), std::make_shared<losses::MeanSquaredError>(Reduction::None));
+  CHECK_THROWS_AS(model.fit(x, y, o), ValueError);
+  CHECK_THROWS_WITH(model.fit(x, y, o), Contains("the loss 'mean_squared_error' (reduction 'none')") &&
+                                            Contains("[2]") && Contains("not a scalar"));
+  auto dr = std::make_shared<Dense>(1, Activation::Linear, reg);
+  Functional reg_two({in}, {(*std::make_shared<Dense>(1))(in), (*dr)(in)});
+  reg_two.compile("sgd", {OutputLoss("mse"), OutputLoss(std::make_shared<losses::MeanAbsoluteError>(Reduction::None))});
+  CHECK_THROWS_WITH(reg_two.fit({x}, {y, y}, o), Contains("output 1's loss 'mean_absolute_error' (reduction 'none')"));
+}
