@@ -1064,8 +1064,9 @@ TEST_CASE("device: Attention and AdditiveAttention give the CPU's outputs, score
   }
 }
 
-TEST_CASE("device: the focal cross-entropies, Dice, Tversky and CTC give the CPU's values and gradients",
-          "[device][losses][ctc]") {
+TEST_CASE("device: the focal cross-entropies, Dice, Tversky, CTC and the loss reductions give the CPU's values and "
+          "gradients",
+          "[device][losses][ctc][reduction]") {
   note_skip();
   std::mt19937 rng(23);
   for (DType dt : {kFloat32, kFloat64}) {
@@ -1108,6 +1109,24 @@ TEST_CASE("device: the focal cross-entropies, Dice, Tversky and CTC give the CPU
     same_on_devices({x, logit_len}, [](const std::vector<Tensor>& t) {
       const auto d = tf::losses::ctc_greedy_decode(t[0], t[1]);
       return tf::concat({d.decoded.flatten().astype(kFloat64), d.scores.flatten().astype(kFloat64)});
+    }, tol);
+    // the reductions mean_with_sample_weight and none of a weighted, masked sequence: [3, 4] steps
+    // of 5 classes from strided logits, the mask keeping 2, 4 and 1 steps
+    const Tensor seq_logits = make_input({3, 4, 5}, dt, rng, Make::Permuted, -3, 3);
+    const Tensor seq_labels = tf::tensor({0, 4, 2, 1, 3, 3, 0, 2, 1, 0, 4, 4}, {3, 4});
+    const Tensor seq_mask = tf::tensor(std::vector<bool>{true, true, false, false, true, true, true, true, true, false,
+                                                         false, false},
+                                       {3, 4});
+    const Tensor seq_sw = tf::tensor({1.5, 0.0, 2.0}, {3}, kFloat64).astype(dt);
+    same_on_devices({seq_logits, seq_labels, seq_mask, seq_sw}, [](const std::vector<Tensor>& t) {
+      GradientTape tape;
+      tape.watch(t[0]);
+      using tf::losses::Reduction;
+      const tf::losses::SparseCategoricalCrossentropy mean_w(true, Reduction::MeanWithSampleWeight);
+      const tf::losses::SparseCategoricalCrossentropy none(true, Reduction::None);
+      const Tensor v =
+          tf::concat({mean_w(t[1], t[0], t[3], t[2]).reshape({1}), none(t[1], t[0], t[3], t[2]).flatten()});
+      return tf::concat({v, tape.gradient(tf::sum(v), t[0]).flatten()});
     }, tol);
   }
 }

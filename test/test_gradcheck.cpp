@@ -19,6 +19,7 @@
 #include "golden/prod_golden.hpp"
 #include "tapeflow/autodiff.hpp"
 #include "tapeflow/device.hpp"
+#include "tapeflow/losses.hpp"
 
 using namespace tapeflow;
 
@@ -878,6 +879,46 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
          return unsorted_segment_min(x[0], i64({1, 0, 1, 1, 2, 0}, {2, 3}).to(x[0].device()), 3) * x[1];
        },
        {anyv({2, 3, 2}, 76), anyv({2}, 77)}},
+  };
+  for (const auto& c : cs) {
+    INFO("case: " << c.label);
+    const GradcheckResult r = gradcheck(c.fn, c.inputs, c.options);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("gradcheck: losses under each reduction, with sample weights and masks, in y_pred", "[gradcheck][losses]") {
+  using losses::Reduction;
+  const Tensor t = anyv({4, 3}, 80), sw = tensor({1.0, 0.5, 2.0, 0.25}, {4}, kFloat64);
+  const Tensor mask = tensor(std::vector<bool>{true, false, true, true}, {4});
+  // a sequence [2, 3] of 4 classes, the mask keeping 2 and 3 steps
+  const Tensor labels = i64({1, 3, 0, 2, 2, 1}, {2, 3});
+  const Tensor seq_mask = tensor(std::vector<bool>{true, true, false, true, true, true}, {2, 3});
+  const Tensor seq_sw = tensor({1.5, 0.5}, {2}, kFloat64);
+  auto loss_case = [](std::string label, std::shared_ptr<losses::Loss> loss, Tensor y, Tensor w, Tensor m, Tensor p) {
+    return Case{std::move(label),
+                [=](const std::vector<Tensor>& x) { return (*loss)(y, x[0], w, m); },
+                {std::move(p)}};
+  };
+  const std::vector<Case> cs = {
+      loss_case("mse, sum, weights and mask", std::make_shared<losses::MeanSquaredError>(Reduction::Sum), t, sw, mask,
+                anyv({4, 3}, 81)),
+      loss_case("mse, mean_with_sample_weight, weights",
+                std::make_shared<losses::MeanSquaredError>(Reduction::MeanWithSampleWeight), t, sw, Tensor(),
+                anyv({4, 3}, 82)),
+      loss_case("mse, mean_with_sample_weight, mask only",
+                std::make_shared<losses::MeanSquaredError>(Reduction::MeanWithSampleWeight), t, Tensor(), mask,
+                anyv({4, 3}, 83)),
+      loss_case("sparse cce from logits over a masked sequence, sum_over_batch_size, weights",
+                std::make_shared<losses::SparseCategoricalCrossentropy>(true), labels, seq_sw, seq_mask,
+                anyv({2, 3, 4}, 84)),
+      loss_case("sparse cce from logits over a masked sequence, none: [2, 3] values",
+                std::make_shared<losses::SparseCategoricalCrossentropy>(true, Reduction::None), labels, seq_sw,
+                seq_mask, anyv({2, 3, 4}, 85)),
+      loss_case("bce from logits, none, [4, 1] weights: [4, 1] values",
+                std::make_shared<losses::BinaryCrossentropy>(true, 0.0, Reduction::None), (t > 0.0).astype(kFloat64),
+                sw.reshape({4, 1}), Tensor(), anyv({4, 3}, 86)),
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);

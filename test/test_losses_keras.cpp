@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "golden/loss_reduction_golden.hpp"
 #include "golden/losses_metrics_golden.hpp"
 #include "golden/more_losses_golden.hpp"
 #include "layer_test_util.hpp"
@@ -656,8 +657,9 @@ TEST_CASE("losses: the focal, Dice, Tversky and CTC classes reduce and weigh as 
     CHECK((*loss)(t, p).item<double>() == want);
   }
   CHECK(losses::get("ctc")->name() == "ctc");
-  // a scalar Dice (every axis) cannot be weighed per example
-  CHECK_THROWS_WITH(losses::Dice()(st, sp, sw2), Contains("dice") && Contains("scalar"));
+  // a scalar Dice (every axis) broadcasts to the weights, as Keras 3's: dice * mean(w)
+  CHECK(losses::Dice()(st, sp, sw2).item<double>() ==
+        Approx(losses::dice(st, sp).item<double>() * 1.25).epsilon(1e-15));
   CHECK(losses::Tversky(0.3, 0.7).alpha() == 0.3);
   CHECK(losses::Dice({1, 2}).axis() == std::vector<std::int64_t>{1, 2});
   CHECK(losses::BinaryFocalCrossentropy(balanced).options().apply_class_balancing);
@@ -823,4 +825,217 @@ TEST_CASE("losses: float64 gradchecks of the focal cross-entropies, Dice, Tversk
                                   ints(mg::kImpLogitLen, {3}));
         },
         x);
+}
+
+// ---------------------------------------------------------------- Keras 3's reduction argument
+// (golden/loss_reduction_golden.hpp)
+
+namespace {
+
+namespace rg = loss_reduction_golden;
+
+template <std::size_t N>
+Tensor from64(const double (&v)[N], const Shape& shape, DType dtype = kFloat64) {
+  return tensor(std::vector<double>(v, v + N), shape, kFloat64).astype(dtype);
+}
+
+// The golden script's loss of that name with `reduction`, its inputs, and its weighting's
+// sample weights and mask (undefined when none).
+struct ReductionCase {
+  std::shared_ptr<losses::Loss> loss;
+  Tensor t, p, sw, mask;
+};
+
+ReductionCase reduction_case(const std::string& loss, const std::string& weighting, const std::string& reduction,
+                             DType dt) {
+  using namespace losses;
+  ReductionCase c;
+  const Reduction r = reduction_from_name(reduction);
+  const Tensor sw4 = from64(rg::kSw, {4}, dt);
+  const Tensor mask4 = from64(rg::kMask4, {4}) != 0.0;
+  const Tensor seq_sw = from64(rg::kSeqSw, {3, 1}, dt), seq_mask = from64(rg::kSeqMask, {3, 4}) != 0.0;
+  const Tensor steps = from64(rg::kSeqSwSteps, {3, 4}, dt);
+  // the classes' constructors take the reduction, set_reduction (by name here) changes it
+  if (loss == "mse") {
+    c = {std::make_shared<MeanSquaredError>(r), from64(rg::kMseT, {4, 3}, dt), from64(rg::kMseP, {4, 3}, dt), {}, {}};
+  } else if (loss == "scce_seq") {
+    c = {std::make_shared<SparseCategoricalCrossentropy>(false, r),
+         tensor(std::vector<std::int64_t>(std::begin(rg::kSeqLabels), std::end(rg::kSeqLabels)), {3, 4}),
+         from64(rg::kSeqP, {3, 4, 3}, dt), {}, {}};
+  } else if (loss == "bce_logits") {
+    c = {std::make_shared<BinaryCrossentropy>(true, 0.0, r), from64(rg::kBinT, {4, 3}, dt),
+         from64(rg::kBinLogits, {4, 3}, dt), {}, {}};
+  } else {
+    REQUIRE(loss == "dice_all");
+    c = {std::make_shared<Dice>(), from64(rg::kSegT, {2, 2, 2, 1}, dt), from64(rg::kSegP, {2, 2, 2, 1}, dt), {}, {}};
+    c.loss->set_reduction(reduction);
+  }
+  const bool seq = loss == "scce_seq";
+  const bool dice = loss == "dice_all";
+  if (weighting == "sw") c.sw = dice ? from64(rg::kSegSw, {2}, dt) : sw4;
+  if (weighting == "sw_col") c.sw = seq ? seq_sw : sw4.reshape({4, 1});
+  if (weighting == "sw_scalar") c.sw = scalar(2.5, dt);
+  if (weighting == "sw_steps" || weighting == "sw_steps_mask") c.sw = steps;
+  if (weighting == "sw_col_mask") c.sw = seq_sw;
+  if (weighting == "sw_mask") c.sw = sw4;
+  if (weighting == "zero_sw") c.sw = zeros({dice ? 2 : 4}, dt);
+  if (weighting == "zero_sw_col" || weighting == "zero_sw_mask") c.sw = zeros({3, 1}, dt);
+  if (weighting.find("mask") != std::string::npos) c.mask = seq ? seq_mask : mask4;
+  if (weighting == "zero_mask") c.mask = zeros(seq ? Shape{3, 4} : Shape{4}, kBool);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("losses: every reduction matches Keras 3 with sample weights, masks, both and zero weights "
+          "(float64 and float32, every device)",
+          "[losses][reduction]") {
+  if (!cuda::is_available()) WARN("CUDA half skipped: " << cuda::status());
+  for (const Device& d : devices()) {
+    for (DType dt : {kFloat64, kFloat32}) {
+      for (const auto& k : rg::kCases) {
+        INFO(k.loss << " " << k.weighting << " " << k.reduction << " " << dtype_name(dt) << " on " << d.str());
+        const ReductionCase c = reduction_case(k.loss, k.weighting, k.reduction, dt);
+        REQUIRE(losses::reduction_name(c.loss->reduction()) == std::string(k.reduction));
+        auto on = [&](const Tensor& x) { return x.defined() ? x.to(d) : x; };
+        const Tensor v = (*c.loss)(on(c.t), on(c.p), on(c.sw), on(c.mask));
+        REQUIRE(v.rank() == k.rank);
+        CHECK(Shape(v.shape()) == Shape(k.shape, k.shape + k.rank));
+        CHECK(v.dtype() == dt);
+        CHECK(v.device() == d);
+        check_values(v, k.values, static_cast<std::size_t>(v.size()), dt);
+        // the overloads without a mask, or without either, are the same call
+        if (!c.mask.defined()) check_values((*c.loss)(on(c.t), on(c.p), on(c.sw)), k.values, v.size(), dt);
+        if (!c.mask.defined() && !c.sw.defined()) check_values((*c.loss)(on(c.t), on(c.p)), k.values, v.size(), dt);
+      }
+    }
+  }
+}
+
+TEST_CASE("losses: reductions by hand: names, [batch] weights of a sequence, errors, the defaults",
+          "[losses][reduction]") {
+  using losses::Reduction;
+  for (Reduction r : {Reduction::SumOverBatchSize, Reduction::Sum, Reduction::Mean, Reduction::MeanWithSampleWeight,
+                      Reduction::None}) {
+    CHECK(losses::reduction_from_name(losses::reduction_name(r)) == r);
+  }
+  CHECK_THROWS_AS(losses::reduction_from_name("avg"), ValueError);
+  CHECK_THROWS_WITH(losses::reduction_from_name("avg"),
+                    Contains("Invalid value for argument `reduction`") && Contains("'sum_over_batch_size'") &&
+                        Contains("'sum'") && Contains("'mean'") && Contains("'mean_with_sample_weight'") &&
+                        Contains("'none'") && Contains("Received: reduction='avg'"));
+  losses::MeanSquaredError mse;
+  CHECK_THROWS_AS(mse.set_reduction("None"), ValueError);
+  CHECK(mse.reduction() == Reduction::SumOverBatchSize);  // unchanged by the failed call
+  mse.set_reduction(Reduction::Sum);
+  CHECK(mse.reduction() == Reduction::Sum);
+  // every loss defaults to Keras's sum_over_batch_size and takes the reduction in its constructor
+  for (const char* name : {"mse", "mae", "binary_crossentropy", "categorical_crossentropy",
+                           "sparse_categorical_crossentropy", "huber", "log_cosh", "kl_divergence", "poisson",
+                           "cosine_similarity", "hinge", "squared_hinge", "categorical_hinge", "msle", "mape",
+                           "binary_focal_crossentropy", "categorical_focal_crossentropy", "dice", "tversky", "ctc"}) {
+    CHECK(losses::get(name)->reduction() == Reduction::SumOverBatchSize);
+  }
+  CHECK(losses::MeanAbsoluteError(Reduction::None).reduction() == Reduction::None);
+  CHECK(losses::CategoricalCrossentropy(false, 0.1, Reduction::Sum).reduction() == Reduction::Sum);
+  CHECK(losses::Huber(0.5, Reduction::Mean).reduction() == Reduction::Mean);
+  CHECK(losses::BinaryFocalCrossentropy({}, Reduction::Sum).reduction() == Reduction::Sum);
+  CHECK(losses::CategoricalFocalCrossentropy({}, Reduction::None).reduction() == Reduction::None);
+  CHECK(losses::Tversky(0.3, 0.7, {}, Reduction::Sum).reduction() == Reduction::Sum);
+  CHECK(losses::LogCosh(Reduction::MeanWithSampleWeight).reduction() == Reduction::MeanWithSampleWeight);
+  CHECK(losses::CTC(Reduction::None).reduction() == Reduction::None);
+  // [batch] weights of a sequence's [batch, time] values weigh whole examples, as [batch, 1]
+  // ones do in Keras (whose broadcasting refuses [batch])
+  for (const auto& k : rg::kCases) {
+    if (std::string(k.loss) != "scce_seq" || std::string(k.weighting).rfind("sw_col", 0) != 0) continue;
+    INFO(k.weighting << " " << k.reduction);
+    const ReductionCase c = reduction_case(k.loss, k.weighting, k.reduction, kFloat64);
+    const Tensor v = (*c.loss)(c.t, c.p, c.sw.reshape({3}), c.mask);
+    CHECK(v.rank() == k.rank);
+    check_values(v, k.values, static_cast<std::size_t>(v.size()), kFloat64);
+  }
+  // shapes that do not fit name the loss and every shape
+  const ReductionCase m = reduction_case("mse", "plain", "sum", kFloat64);
+  const ReductionCase q = reduction_case("scce_seq", "plain", "none", kFloat64);
+  CHECK_THROWS_AS((*m.loss)(m.t, m.p, ones({3}, kFloat64)), ShapeError);
+  CHECK_THROWS_WITH((*m.loss)(m.t, m.p, ones({3}, kFloat64)),
+                    Contains("mean_squared_error: sample_weight [3] does not match the values [4]"));
+  CHECK_THROWS_WITH((*m.loss)(m.t, m.p, ones({4, 3}, kFloat64)),
+                    Contains("mean_squared_error: sample_weight [4, 3] does not match the values [4]"));
+  CHECK_THROWS_WITH((*q.loss)(q.t, q.p, ones({2, 1}, kFloat64), ones({3, 4}, kBool)),
+                    Contains("sparse_categorical_crossentropy: sample_weight [2, 1] does not match the mask [3, 4]"));
+  CHECK_THROWS_WITH((*q.loss)(q.t, q.p, ones({3, 1}, kFloat64), ones({3, 5}, kBool)),
+                    Contains("sample_weight [3, 1] times the mask [3, 5] does not match the values [3, 4]"));
+  // an empty batch comes back as it is (Keras's reduce_values), with every reduction
+  for (const auto& k : rg::kCases) {
+    if (std::string(k.loss) != "mse" || std::string(k.weighting) != "plain") continue;
+    const auto loss = reduction_case("mse", "plain", k.reduction, kFloat64).loss;
+    CHECK((*loss)(zeros({0, 3}, kFloat64), zeros({0, 3}, kFloat64)).shape() == Shape{0});
+  }
+}
+
+TEST_CASE("losses: fit with an unreduced or summed loss trains and logs as Keras 3", "[losses][reduction][fit]") {
+  using losses::Reduction;
+  using namespace layers;
+  const Tensor x = from64(rg::kFitX, {5, 2}, kFloat32), y = from64(rg::kFitY, {5, 1}, kFloat32);
+  const Tensor sw = from64(rg::kFitSw, {5}, kFloat32);
+  DenseOptions ones_init;
+  ones_init.kernel_initializer = initializers::ones;
+  FitOptions o;
+  o.batch_size = 2;  // batches of 2, 2 and 1
+  o.shuffle = false;
+  o.verbose = 0;
+  auto check_weights = [](const Dense& dense, const double* want) {
+    const auto k = lt::dvals(dense.kernel());
+    CHECK(k[0] == Approx(want[0]).epsilon(1e-5));
+    CHECK(k[1] == Approx(want[1]).epsilon(1e-5));
+    CHECK(lt::dvals(dense.bias())[0] == Approx(want[2]).margin(1e-6));
+  };
+  const std::pair<Reduction, const double*> plain[] = {{Reduction::None, rg::kFitNone},
+                                                       {Reduction::Sum, rg::kFitSum},
+                                                       {Reduction::SumOverBatchSize, rg::kFitSumOverBatchSize}};
+  const std::pair<Reduction, const double*> weighted[] = {
+      {Reduction::None, rg::kFitNoneSw}, {Reduction::MeanWithSampleWeight, rg::kFitMeanWithSampleWeightSw}};
+  for (bool with_weights : {false, true}) {
+    for (const auto& [r, want] : with_weights ? std::vector(std::begin(weighted), std::end(weighted))
+                                              : std::vector(std::begin(plain), std::end(plain))) {
+      INFO(losses::reduction_name(r) << (with_weights ? " with sample weights" : ""));
+      auto dense = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+      Sequential model({dense});
+      model.compile(std::make_shared<optimizers::SGD>(0.1), std::make_shared<losses::MeanSquaredError>(r));
+      FitOptions fo = o;
+      if (with_weights) fo.sample_weight = sw;
+      const History h = model.fit(x, y, fo);
+      check_weights(*dense, want);
+      CHECK(h["loss"][0] == Approx(want[3]).epsilon(1e-5));
+    }
+  }
+  // two outputs, "none" and the default: the scalar broadcasts over the unreduced values
+  KerasTensor in = Input({2});
+  auto da = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+  auto db = std::make_shared<Dense>(1, Activation::Linear, ones_init);
+  da->set_name("a");
+  db->set_name("b");
+  Functional two({in}, {(*da)(in), (*db)(in)});
+  two.compile(std::make_shared<optimizers::SGD>(0.1),
+              {OutputLoss(std::make_shared<losses::MeanSquaredError>(Reduction::None)), OutputLoss("mse")});
+  // the first 4 examples, two batches of 2 (see the golden script)
+  const History h = two.fit({x(Slice(0, 4))}, {y(Slice(0, 4)), y(Slice(0, 4)) * 2.0}, o);
+  check_weights(*da, rg::kFitTwoOutputs);
+  check_weights(*db, rg::kFitTwoOutputs + 3);
+  CHECK(h["loss"][0] == Approx(rg::kFitTwoOutputs[6]).epsilon(1e-5));
+  CHECK(h["a_loss"][0] == Approx(rg::kFitTwoOutputs[7]).epsilon(1e-5));
+  CHECK(h["b_loss"][0] == Approx(rg::kFitTwoOutputs[8]).epsilon(1e-5));
+  // a regularization penalty cannot join unreduced values (Keras fails too): a ValueError
+  DenseOptions reg = ones_init;
+  reg.kernel_regularizer = regularizers::l2(0.1);
+  Sequential model({std::make_shared<Dense>(1, Activation::Linear, reg)});
+  model.compile(std::make_shared<optimizers::SGD>(0.1), std::make_shared<losses::MeanSquaredError>(Reduction::None));
+  CHECK_THROWS_AS(model.fit(x, y, o), ValueError);
+  CHECK_THROWS_WITH(model.fit(x, y, o), Contains("the loss 'mean_squared_error' (reduction 'none')") &&
+                                            Contains("[2]") && Contains("not a scalar"));
+  auto dr = std::make_shared<Dense>(1, Activation::Linear, reg);
+  Functional reg_two({in}, {(*std::make_shared<Dense>(1))(in), (*dr)(in)});
+  reg_two.compile("sgd", {OutputLoss("mse"), OutputLoss(std::make_shared<losses::MeanAbsoluteError>(Reduction::None))});
+  CHECK_THROWS_WITH(reg_two.fit({x}, {y, y}, o), Contains("output 1's loss 'mean_absolute_error' (reduction 'none')"));
 }

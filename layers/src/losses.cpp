@@ -238,37 +238,123 @@ Tensor mean_absolute_percentage_error(const Tensor& y_true, const Tensor& y_pred
   return mean_last(abs((t - y_pred) / maximum(abs(t), kEpsilon))) * 100.0;
 }
 
-Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const { return mean(call(y_true, y_pred)); }
+namespace {
+
+constexpr std::pair<Reduction, const char*> kReductions[] = {
+    {Reduction::SumOverBatchSize, "sum_over_batch_size"},
+    {Reduction::Sum, "sum"},
+    {Reduction::Mean, "mean"},
+    {Reduction::MeanWithSampleWeight, "mean_with_sample_weight"},
+    {Reduction::None, "none"},
+};
+
+// Keras's squeeze_or_expand_to_same_rank(a, b): when one side is one rank longer and ends in an
+// axis of size 1, that axis goes, or the other side (of rank 1) gains one.
+void squeeze_or_expand(Tensor& a, Tensor& b) {
+  const std::int64_t ra = a.rank(), rb = b.rank();
+  if (ra == rb + 1 && a.dim(-1) == 1) {
+    if (rb == 1) {
+      b = b.expand_dims(-1);
+    } else {
+      a = a.squeeze({-1});
+    }
+  }
+  if (rb == ra + 1 && b.dim(-1) == 1) {
+    if (ra == 1) {
+      a = a.expand_dims(-1);
+    } else {
+      b = b.squeeze({-1});
+    }
+  }
+}
+
+// `a` and the weights `w` made ready for a * w: squeeze_or_expand, then w given trailing axes
+// of size 1 up to a's rank (the batch axis leads: Keras's NumPy broadcasting would align a
+// [batch] weight with a sequence's last axis and fail). A scalar `a` broadcasts to w, as Keras;
+// otherwise ShapeError "<loss>: <w_desc> does not match the <a_desc>" when the shapes do not
+// broadcast.
+void fit_pair(Tensor& a, Tensor& w, const std::string& loss, const std::string& w_desc, const std::string& a_desc) {
+  squeeze_or_expand(a, w);
+  while (w.rank() < a.rank()) w = w.expand_dims(-1);
+  bool fits = a.rank() == 0 || a.rank() == w.rank();
+  for (std::int64_t i = 0; fits && i < a.rank(); ++i) fits = a.dim(i) == w.dim(i) || a.dim(i) == 1 || w.dim(i) == 1;
+  if (!fits) throw ShapeError(fmt::format("{}: {} does not match the {}", loss, w_desc, a_desc));
+}
+
+}  // namespace
+
+const char* reduction_name(Reduction reduction) {
+  for (const auto& [r, name] : kReductions) {
+    if (r == reduction) return name;
+  }
+  throw ValueError(fmt::format("reduction_name: unknown reduction {}", static_cast<int>(reduction)));
+}
+
+Reduction reduction_from_name(const std::string& name) {
+  std::string allowed;
+  for (const auto& [r, n] : kReductions) {
+    if (name == n) return r;
+    allowed += fmt::format("{}'{}'", allowed.empty() ? "" : ", ", n);
+  }
+  throw ValueError(fmt::format("Invalid value for argument `reduction`. Expected one of {} (or Reduction::None "
+                               "for Keras's None). Received: reduction='{}'",
+                               allowed, name));
+}
+
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const {
+  return (*this)(y_true, y_pred, Tensor(), Tensor());
+}
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const {
   return (*this)(y_true, y_pred, sample_weight, Tensor());
 }
 
+// Keras 3's reduce_weighted_values: the mask merged into the sample weights (apply_mask), the
+// values times them, then reduce_values.
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
                         const Tensor& mask) const {
-  if (!sample_weight.defined() && !mask.defined()) return (*this)(y_true, y_pred);
-  const Tensor values = call(y_true, y_pred);
-  if (values.rank() == 0) {
-    throw ShapeError(fmt::format("{}: sample weights or a mask need per-example values, got a scalar", name()));
-  }
-  Tensor w;
+  Tensor values = call(y_true, y_pred);
+  const DType dtype = values.dtype();
+  const Device device = values.device();
+  const std::string values_desc = "values " + shape_str(values.shape());
+  const auto sw_desc = [&] { return "sample_weight " + shape_str(sample_weight.shape()); };
+  Tensor w;  // the weights of the values: sample weights times the mask; undefined for neither
+  std::string w_desc;
   if (mask.defined()) {
-    // Keras's apply_mask: the real steps weigh total / valid, so that the mean over the batch
-    // is the mean over them (divide_no_nan: nothing valid weighs nothing)
-    const Tensor m = detail::fit_weights(mask.dtype() == kBool ? mask : mask != 0.0, values, values.dtype(),
-                                         name() + ": mask");
-    const Tensor valid = sum(m);
-    w = m * (static_cast<double>(values.size()) / maximum(valid, 1.0));
-  }
-  if (sample_weight.defined()) {
-    if (sample_weight.rank() == 0 || sample_weight.dim(0) != values.dim(0)) {
-      throw ShapeError(fmt::format("{}: sample_weight must be [batch] = [{}], got {}", name(), values.dim(0),
-                                   shape_str(sample_weight.shape())));
+    const Tensor m = (mask.dtype() == kBool ? mask : mask != 0.0).to(device);
+    Tensor float_mask = m.astype(dtype);
+    if (reduction_ == Reduction::SumOverBatchSize || reduction_ == Reduction::Mean) {
+      // the real steps weigh total / valid, so that the mean over the batch is the mean over
+      // them (divide_no_nan: nothing valid weighs nothing)
+      float_mask = float_mask * (static_cast<double>(m.size()) / maximum(sum(float_mask), 1.0));
     }
-    const Tensor sw = detail::fit_weights(sample_weight, values, values.dtype(), name() + ": sample_weight");
-    w = w.defined() ? w * sw : sw;
+    w = float_mask;
+    w_desc = "mask " + shape_str(mask.shape());
+    if (sample_weight.defined()) {
+      Tensor sw = sample_weight.astype(dtype).to(device);
+      fit_pair(float_mask, sw, name(), sw_desc(), w_desc);
+      w = float_mask * sw;
+      w_desc = sw_desc() + " times the " + w_desc;
+    }
+  } else if (sample_weight.defined()) {
+    w = sample_weight.astype(dtype).to(device);
+    w_desc = sw_desc();
   }
-  return sum(values * w) / static_cast<double>(values.size());
+  if (w.defined()) {
+    fit_pair(values, w, name(), w_desc, values_desc);
+    values = values * w;
+  }
+  // reduce_values: "none", a scalar and an empty batch stay as they are
+  if (reduction_ == Reduction::None || values.rank() == 0 || values.shape() == Shape{0}) return values;
+  if (reduction_ == Reduction::Sum) return sum(values);
+  if (reduction_ == Reduction::MeanWithSampleWeight && w.defined()) {
+    // divide_no_nan by the weights' total (before their broadcast to the values, as Keras's)
+    const Tensor total_weight = sum(w);
+    const Tensor none = total_weight == 0.0;
+    return where(none, 0.0, sum(values) / where(none, 1.0, total_weight));
+  }
+  if (!w.defined()) return mean(values);
+  return values.size() == 0 ? sum(values) : sum(values) / static_cast<double>(values.size());
 }
 
 namespace detail {
@@ -294,36 +380,37 @@ Tensor MeanSquaredError::call(const Tensor& y_true, const Tensor& y_pred) const 
 Tensor MeanAbsoluteError::call(const Tensor& y_true, const Tensor& y_pred) const {
   return mean_absolute_error(y_true, y_pred);
 }
-BinaryCrossentropy::BinaryCrossentropy(bool from_logits, double label_smoothing)
-    : Loss("binary_crossentropy"), from_logits_(from_logits), label_smoothing_(label_smoothing) {
+BinaryCrossentropy::BinaryCrossentropy(bool from_logits, double label_smoothing, Reduction reduction)
+    : Loss("binary_crossentropy", reduction), from_logits_(from_logits), label_smoothing_(label_smoothing) {
   check_smoothing(label_smoothing, "BinaryCrossentropy");
 }
 Tensor BinaryCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return binary_crossentropy(y_true, y_pred, from_logits_, label_smoothing_);
 }
-CategoricalCrossentropy::CategoricalCrossentropy(bool from_logits, double label_smoothing)
-    : Loss("categorical_crossentropy"), from_logits_(from_logits), label_smoothing_(label_smoothing) {
+CategoricalCrossentropy::CategoricalCrossentropy(bool from_logits, double label_smoothing, Reduction reduction)
+    : Loss("categorical_crossentropy", reduction), from_logits_(from_logits), label_smoothing_(label_smoothing) {
   check_smoothing(label_smoothing, "CategoricalCrossentropy");
 }
 Tensor CategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return categorical_crossentropy(y_true, y_pred, from_logits_, label_smoothing_);
 }
-Huber::Huber(double delta) : Loss("huber"), delta_(delta) {
+Huber::Huber(double delta, Reduction reduction) : Loss("huber", reduction), delta_(delta) {
   if (!(delta > 0)) throw ValueError(fmt::format("Huber: delta must be positive, got {}", delta));
 }
 Tensor Huber::call(const Tensor& y_true, const Tensor& y_pred) const { return huber(y_true, y_pred, delta_); }
-LossFunction::LossFunction(std::string name, Fn fn) : Loss(std::move(name)), fn_(fn) {
+LossFunction::LossFunction(std::string name, Fn fn, Reduction reduction)
+    : Loss(std::move(name), reduction), fn_(fn) {
   if (fn_ == nullptr) throw ValueError(fmt::format("LossFunction '{}': the function is null", this->name()));
 }
-BinaryFocalCrossentropy::BinaryFocalCrossentropy(BinaryFocalOptions options)
-    : Loss("binary_focal_crossentropy"), options_(options) {
+BinaryFocalCrossentropy::BinaryFocalCrossentropy(BinaryFocalOptions options, Reduction reduction)
+    : Loss("binary_focal_crossentropy", reduction), options_(options) {
   check_smoothing(options.label_smoothing, "BinaryFocalCrossentropy");
 }
 Tensor BinaryFocalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {
   return binary_focal_crossentropy(y_true, y_pred, options_);
 }
-CategoricalFocalCrossentropy::CategoricalFocalCrossentropy(CategoricalFocalOptions options)
-    : Loss("categorical_focal_crossentropy"), options_(options) {
+CategoricalFocalCrossentropy::CategoricalFocalCrossentropy(CategoricalFocalOptions options, Reduction reduction)
+    : Loss("categorical_focal_crossentropy", reduction), options_(options) {
   check_smoothing(options.label_smoothing, "CategoricalFocalCrossentropy");
 }
 Tensor CategoricalFocalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred) const {

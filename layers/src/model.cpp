@@ -469,10 +469,29 @@ std::vector<Tensor> Model::losses() const {
 }
 
 namespace {
-// y + the sum of `extra` (the layers' losses), as Keras 3's compute_loss adds them
-Tensor plus_losses(Tensor y, const std::vector<Tensor>& extra) {
+// y + the sum of `extra` (the layers' losses), as Keras 3's compute_loss adds them. An unreduced
+// y (a loss with Reduction::None) cannot take them: Keras's ops.sum of the list fails there, and
+// adding them to every element would weigh them by the batch size. `what` names the loss.
+Tensor plus_losses(Tensor y, const std::vector<Tensor>& extra, const std::string& model,
+                   const std::function<std::string()>& what) {
+  if (!extra.empty() && y.rank() != 0) {
+    throw ValueError(fmt::format("{}: compute_loss: {} gives {} values, not a scalar, and the model's own losses "
+                                 "(regularization penalties, add_loss) cannot be added to them, as in Keras; "
+                                 "compile with a reducing loss (reduction sum_over_batch_size, sum, mean or "
+                                 "mean_with_sample_weight)",
+                                 model, what(), shape_str(y.shape())));
+  }
   for (const auto& l : extra) y = y + l;
   return y;
+}
+
+// The loss a Mean tracker logs: an unreduced loss (Reduction::None) counts by its mean, as
+// Keras's loss tracker reduces it (its gradient is that of its sum, the tape's).
+double logged(const Tensor& loss) { return (loss.rank() == 0 ? loss : mean(loss)).item<double>(); }
+
+// "loss 'mean_squared_error' (reduction 'none')"
+std::string loss_desc(const losses::Loss& loss) {
+  return fmt::format("loss '{}' (reduction '{}')", loss.name(), losses::reduction_name(loss.reduction()));
 }
 }  // namespace
 
@@ -673,7 +692,8 @@ const losses::Loss& Model::loss() const {
 
 Tensor Model::compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const {
   const Tensor l = loss()(y, y_pred, sample_weight, output_mask(y_pred));
-  return plus_losses(loss_weight_ == 1.0 ? l : l * loss_weight_, losses());
+  return plus_losses(loss_weight_ == 1.0 ? l : l * loss_weight_, losses(), name_,
+                     [&] { return "the " + loss_desc(loss()); });
 }
 
 Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
@@ -692,14 +712,24 @@ Tensor Model::compute_loss(const std::vector<Tensor>& ys, const std::vector<Tens
                                  name_, output_losses_.size(), ys.size(), y_preds.size()));
   }
   Tensor total;
+  std::vector<Tensor> per_output_values;
   if (per_output) per_output->clear();
   for (std::size_t i = 0; i < ys.size(); ++i) {
     const Tensor l = (*output_losses_[i].loss)(ys[i], y_preds[i], sample_weight, output_mask(y_preds[i]));
     if (per_output) per_output->push_back(l);
+    per_output_values.push_back(l);
     const Tensor weighted = output_losses_[i].weight == 1.0 ? l : l * output_losses_[i].weight;
     total = total.defined() ? total + weighted : weighted;
   }
-  return plus_losses(total, losses());
+  return plus_losses(total, losses(), name_, [&] {
+    std::string out;
+    for (std::size_t i = 0; i < per_output_values.size(); ++i) {
+      if (per_output_values[i].rank() != 0) {
+        out += fmt::format("{}output {}'s {}", out.empty() ? "" : " and ", i, loss_desc(*output_losses_[i].loss));
+      }
+    }
+    return out;
+  });
 }
 
 std::vector<MetricPtr> Model::metrics() const {
@@ -757,7 +787,7 @@ Logs Model::train_step(const Tensor& x, const Tensor& y) {
     grads = tape.gradient(loss, as_tensors(vars));
   }
   optimizer_->apply_gradients(grads, vars);
-  loss_tracker_->update_state(loss.item<double>(), static_cast<double>(x.dim(0)));
+  loss_tracker_->update_state(logged(loss), static_cast<double>(x.dim(0)));
   update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
   return metric_results();
 }
@@ -770,7 +800,7 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
                                  name_));
   }
   const Tensor y_pred = (*this)(x, /*training=*/false);
-  loss_tracker_->update_state(compute_loss(y, y_pred).item<double>(), static_cast<double>(x.dim(0)));
+  loss_tracker_->update_state(logged(compute_loss(y, y_pred)), static_cast<double>(x.dim(0)));
   update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
   return metric_results();
 }
@@ -820,12 +850,12 @@ Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>&
     total = compute_loss(ys, y_preds, &per_output, sample_weight);
   }
   const auto n = static_cast<double>(xs[0].dim(0));
-  loss_tracker_->update_state(total.item<double>(), n);
+  loss_tracker_->update_state(logged(total), n);
   if (output_losses_.empty()) {
     update_metrics(metrics_, weighted_metrics_, ys[0], y_preds[0], sample_weight);
   } else {
     for (std::size_t i = 0; i < outputs; ++i) {
-      output_loss_trackers_[i]->update_state(per_output[i].item<double>(), n);
+      output_loss_trackers_[i]->update_state(logged(per_output[i]), n);
       update_metrics(output_metrics_[i], output_weighted_metrics_[i], ys[i], y_preds[i], sample_weight);
     }
   }

@@ -1,7 +1,7 @@
 #pragma once
-/// Keras's losses: per-example functions and callable classes that average over the batch
-/// (Keras's default "sum_over_batch_size" reduction). Numerically stable with from_logits
-/// and clipped to [1e-7, 1 - 1e-7] from probabilities, as Keras.
+/// Keras's losses: per-example functions and callable classes that reduce them over the batch
+/// (Keras 3's `reduction`, by default "sum_over_batch_size": the mean). Numerically stable with
+/// from_logits and clipped to [1e-7, 1 - 1e-7] from probabilities, as Keras.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -140,51 +140,99 @@ struct CtcDecoded {
 CtcDecoded ctc_greedy_decode(const Tensor& inputs, const Tensor& sequence_lengths, bool merge_repeated = true,
                              std::int64_t mask_index = 0);
 
-/// A loss: call() gives per-example values, operator() their mean over the batch (a scalar).
+/// How Loss::operator() reduces call()'s values: Keras 3's `reduction` argument. Below, w is
+/// the sample weights times the mask (each fitted as operator() says) and v = call()'s values
+/// times w (the values alone when neither is given).
+enum class Reduction {
+  /// "sum_over_batch_size", Keras's default: sum(v) / the count of v's elements.
+  /// A mask weighs its real steps total / valid (0 when no step is real), so the mean is over
+  /// the real steps; sample weights are not renormalised.
+  SumOverBatchSize,
+  /// "sum": sum(v); a mask weighs 1 or 0.
+  Sum,
+  /// "mean": the same as SumOverBatchSize (Keras treats the two alike).
+  Mean,
+  /// "mean_with_sample_weight": sum(v) / sum(w), 0 when sum(w) is 0; a mask weighs 1 or 0, so
+  /// with a mask alone it is the mean over the real steps. sum(w) is taken before w is broadcast
+  /// to the values: a [batch] or [batch, 1] weight of a sequence's [batch, time] values counts
+  /// once per example, not once per step (Keras's). Without weights or mask, as SumOverBatchSize.
+  MeanWithSampleWeight,
+  /// "none" (and Keras's None): no reduction, v itself: the per-example values times the sample
+  /// weights and the mask (1 or 0), in the shape of the two broadcast together (call()'s shape
+  /// in the usual case; [batch, 1] for [batch] values and a [batch, 1] weight, as Keras).
+  None,
+};
+/// Keras's name of a reduction: "sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"
+/// or "none".
+const char* reduction_name(Reduction reduction);
+/// The reduction of a Keras name: those of reduction_name. ValueError listing them otherwise.
+Reduction reduction_from_name(const std::string& name);
+
+/// A loss: call() gives per-example values, operator() reduces them (by default their mean over
+/// the batch, a scalar). Every class takes the reduction as its last constructor argument;
+/// set_reduction changes it afterwards.
 class Loss {
  public:
   virtual ~Loss() = default;
   /// Per-example losses [batch].
   virtual Tensor call(const Tensor& y_true, const Tensor& y_pred) const = 0;
-  /// The mean over the batch: a scalar.
+  /// call()'s values reduced: a scalar, except with Reduction::None (the values themselves) and
+  /// an empty batch (call()'s [0] values, as Keras); a scalar call() (Dice over every axis)
+  /// stays as it is.
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred) const;
-  /// With per-example weights [batch] (broadcast over any further axes of call()'s values):
-  /// sum(values * w) / their count, Keras's "sum_over_batch_size" with a sample_weight (so
-  /// the weights are not renormalised). An undefined weight is operator()(y_true, y_pred).
+  /// With sample weights, per example ([batch]; [batch, 1], [batch, ...] matching the values, or
+  /// a scalar, all as Keras): the values times the weights, then reduced (with the default,
+  /// sum(values * w) / their count, so the weights are not renormalised). Weights of a lower
+  /// rank than the values get trailing axes of size 1 after Keras's squeeze_or_expand_to_same_rank
+  /// (a trailing axis of size 1 on either side), so [batch] weights weigh whole sequences
+  /// ([batch, time] values; Keras's NumPy broadcasting would refuse them). A scalar call()
+  /// broadcasts to the weights' shape, as Keras. ShapeError naming the loss and both shapes
+  /// when they do not fit. An undefined weight is operator()(y_true, y_pred).
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const;
   /// With the mask of y_pred (Keras's _keras_mask: [batch, time] for a sequence, nonzero = a
-  /// real step; see Model::output_mask) and optional sample weights: the masked-out values
-  /// weigh 0 and the rest total / valid, so the mean is over the real steps only, as Keras 3's
-  /// apply_mask: sum(values * mask * w) / valid (0 when nothing is valid). The mask takes the
-  /// values' shape as sample weights do (trailing axes of size 1 added; ShapeError otherwise).
+  /// real step; see Model::output_mask) and optional sample weights: Keras 3's apply_mask. The
+  /// mask weighs each real step total / valid for SumOverBatchSize and Mean (so the mean is over
+  /// the real steps: sum(values * mask * w) / valid, 0 when nothing is valid), 1 for the other
+  /// reductions; masked-out steps weigh 0. The mask is fitted to the sample weights, then both
+  /// to the values, as the weights above (ShapeError naming the loss and the shapes).
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
                     const Tensor& mask) const;
   /// Keras's name: "mean_squared_error", "sparse_categorical_crossentropy", ...
   const std::string& name() const { return name_; }
+  /// The reduction operator() applies: the constructor's (SumOverBatchSize by default).
+  Reduction reduction() const { return reduction_; }
+  void set_reduction(Reduction reduction) { reduction_ = reduction; }
+  /// By Keras's name (reduction_from_name: ValueError for an unknown one).
+  void set_reduction(const std::string& name) { reduction_ = reduction_from_name(name); }
 
  protected:
-  explicit Loss(std::string name) : name_(std::move(name)) {}
+  explicit Loss(std::string name, Reduction reduction = Reduction::SumOverBatchSize)
+      : name_(std::move(name)), reduction_(reduction) {}
 
  private:
   std::string name_;
+  Reduction reduction_;
 };
 
 class MeanSquaredError : public Loss {
  public:
-  MeanSquaredError() : Loss("mean_squared_error") {}
+  explicit MeanSquaredError(Reduction reduction = Reduction::SumOverBatchSize)
+      : Loss("mean_squared_error", reduction) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
 class MeanAbsoluteError : public Loss {
  public:
-  MeanAbsoluteError() : Loss("mean_absolute_error") {}
+  explicit MeanAbsoluteError(Reduction reduction = Reduction::SumOverBatchSize)
+      : Loss("mean_absolute_error", reduction) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
 /// label_smoothing must be in [0, 1] (ValueError).
 class BinaryCrossentropy : public Loss {
  public:
-  explicit BinaryCrossentropy(bool from_logits = false, double label_smoothing = 0);
+  explicit BinaryCrossentropy(bool from_logits = false, double label_smoothing = 0,
+                              Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   bool from_logits() const { return from_logits_; }
   double label_smoothing() const { return label_smoothing_; }
@@ -196,7 +244,8 @@ class BinaryCrossentropy : public Loss {
 
 class CategoricalCrossentropy : public Loss {
  public:
-  explicit CategoricalCrossentropy(bool from_logits = false, double label_smoothing = 0);
+  explicit CategoricalCrossentropy(bool from_logits = false, double label_smoothing = 0,
+                                   Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   bool from_logits() const { return from_logits_; }
   double label_smoothing() const { return label_smoothing_; }
@@ -208,8 +257,8 @@ class CategoricalCrossentropy : public Loss {
 
 class SparseCategoricalCrossentropy : public Loss {
  public:
-  explicit SparseCategoricalCrossentropy(bool from_logits = false)
-      : Loss("sparse_categorical_crossentropy"), from_logits_(from_logits) {}
+  explicit SparseCategoricalCrossentropy(bool from_logits = false, Reduction reduction = Reduction::SumOverBatchSize)
+      : Loss("sparse_categorical_crossentropy", reduction), from_logits_(from_logits) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   bool from_logits() const { return from_logits_; }
 
@@ -220,7 +269,7 @@ class SparseCategoricalCrossentropy : public Loss {
 /// delta must be positive (ValueError).
 class Huber : public Loss {
  public:
-  explicit Huber(double delta = 1.0);
+  explicit Huber(double delta = 1.0, Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
 
  private:
@@ -231,7 +280,7 @@ class Huber : public Loss {
 /// [0, 1] (ValueError).
 class BinaryFocalCrossentropy : public Loss {
  public:
-  explicit BinaryFocalCrossentropy(BinaryFocalOptions options = {});
+  explicit BinaryFocalCrossentropy(BinaryFocalOptions options = {}, Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   const BinaryFocalOptions& options() const { return options_; }
 
@@ -242,7 +291,8 @@ class BinaryFocalCrossentropy : public Loss {
 /// Keras's CategoricalFocalCrossentropy ("categorical_focal_crossentropy").
 class CategoricalFocalCrossentropy : public Loss {
  public:
-  explicit CategoricalFocalCrossentropy(CategoricalFocalOptions options = {});
+  explicit CategoricalFocalCrossentropy(CategoricalFocalOptions options = {},
+                                        Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override;
   const CategoricalFocalOptions& options() const { return options_; }
 
@@ -251,11 +301,13 @@ class CategoricalFocalCrossentropy : public Loss {
 };
 
 /// Keras's Dice ("dice"). With the default axis (every one) call() is one scalar for the batch,
-/// so sample weights and masks, which need per-example values, are refused (ShapeError); give
-/// the per-example axes ({1, 2, 3} for images) to weigh examples.
+/// which sample weights (or a mask) broadcast to their shape, as Keras: with [batch] weights w
+/// the default reduction gives dice * mean(w), "none" dice * w. Give the per-example axes
+/// ({1, 2, 3} for images) for per-example values.
 class Dice : public Loss {
  public:
-  explicit Dice(std::vector<std::int64_t> axis = {}) : Loss("dice"), axis_(std::move(axis)) {}
+  explicit Dice(std::vector<std::int64_t> axis = {}, Reduction reduction = Reduction::SumOverBatchSize)
+      : Loss("dice", reduction), axis_(std::move(axis)) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override { return dice(y_true, y_pred, axis_); }
   const std::vector<std::int64_t>& axis() const { return axis_; }
 
@@ -266,8 +318,9 @@ class Dice : public Loss {
 /// Keras's Tversky ("tversky"); axis as Dice's.
 class Tversky : public Loss {
  public:
-  explicit Tversky(double alpha = 0.5, double beta = 0.5, std::vector<std::int64_t> axis = {})
-      : Loss("tversky"), alpha_(alpha), beta_(beta), axis_(std::move(axis)) {}
+  explicit Tversky(double alpha = 0.5, double beta = 0.5, std::vector<std::int64_t> axis = {},
+                   Reduction reduction = Reduction::SumOverBatchSize)
+      : Loss("tversky", reduction), alpha_(alpha), beta_(beta), axis_(std::move(axis)) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override {
     return tversky(y_true, y_pred, alpha_, beta_, axis_);
   }
@@ -285,7 +338,7 @@ class Tversky : public Loss {
 class LossFunction : public Loss {
  public:
   using Fn = Tensor (*)(const Tensor& y_true, const Tensor& y_pred);
-  LossFunction(std::string name, Fn fn);
+  LossFunction(std::string name, Fn fn, Reduction reduction = Reduction::SumOverBatchSize);
   Tensor call(const Tensor& y_true, const Tensor& y_pred) const override { return fn_(y_true, y_pred); }
 
  private:
@@ -293,35 +346,42 @@ class LossFunction : public Loss {
 };
 
 struct LogCosh : LossFunction {
-  LogCosh() : LossFunction("log_cosh", &log_cosh) {}
+  explicit LogCosh(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("log_cosh", &log_cosh, reduction) {}
 };
 struct KLDivergence : LossFunction {
-  KLDivergence() : LossFunction("kl_divergence", &kl_divergence) {}
+  explicit KLDivergence(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("kl_divergence", &kl_divergence, reduction) {}
 };
 struct Poisson : LossFunction {
-  Poisson() : LossFunction("poisson", &poisson) {}
+  explicit Poisson(Reduction reduction = Reduction::SumOverBatchSize) : LossFunction("poisson", &poisson, reduction) {}
 };
 struct CosineSimilarity : LossFunction {
-  CosineSimilarity() : LossFunction("cosine_similarity", &cosine_similarity) {}
+  explicit CosineSimilarity(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("cosine_similarity", &cosine_similarity, reduction) {}
 };
 struct Hinge : LossFunction {
-  Hinge() : LossFunction("hinge", &hinge) {}
+  explicit Hinge(Reduction reduction = Reduction::SumOverBatchSize) : LossFunction("hinge", &hinge, reduction) {}
 };
 struct SquaredHinge : LossFunction {
-  SquaredHinge() : LossFunction("squared_hinge", &squared_hinge) {}
+  explicit SquaredHinge(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("squared_hinge", &squared_hinge, reduction) {}
 };
 struct CategoricalHinge : LossFunction {
-  CategoricalHinge() : LossFunction("categorical_hinge", &categorical_hinge) {}
+  explicit CategoricalHinge(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("categorical_hinge", &categorical_hinge, reduction) {}
 };
 struct MeanSquaredLogarithmicError : LossFunction {
-  MeanSquaredLogarithmicError() : LossFunction("mean_squared_logarithmic_error", &mean_squared_logarithmic_error) {}
+  explicit MeanSquaredLogarithmicError(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("mean_squared_logarithmic_error", &mean_squared_logarithmic_error, reduction) {}
 };
 struct MeanAbsolutePercentageError : LossFunction {
-  MeanAbsolutePercentageError() : LossFunction("mean_absolute_percentage_error", &mean_absolute_percentage_error) {}
+  explicit MeanAbsolutePercentageError(Reduction reduction = Reduction::SumOverBatchSize)
+      : LossFunction("mean_absolute_percentage_error", &mean_absolute_percentage_error, reduction) {}
 };
 /// Keras's CTC ("ctc"): losses::ctc per example, y_true labels padded with 0, y_pred logits.
 struct CTC : LossFunction {
-  CTC() : LossFunction("ctc", &ctc) {}
+  explicit CTC(Reduction reduction = Reduction::SumOverBatchSize) : LossFunction("ctc", &ctc, reduction) {}
 };
 
 namespace detail {

@@ -274,12 +274,17 @@ class Model {
                                 const Tensor& sample_weight = Tensor());
   virtual Logs test_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
                                const Tensor& sample_weight = Tensor());
-  /// The compiled loss (mean over the batch), plus the sum of losses() (Keras 3's compute_loss:
-  /// regularization penalties count in the logged loss too).
+  /// The compiled loss (reduced by its reduction: by default the mean over the batch), plus the
+  /// sum of losses() (Keras 3's compute_loss: regularization penalties count in the logged loss
+  /// too). A loss with Reduction::None gives its unreduced values, as Keras: training follows
+  /// the gradient of their sum (the tape's, as Keras's), the "loss" logged is their mean
+  /// (Keras's loss tracker); ValueError naming the loss and its reduction when losses() is not
+  /// empty then (Keras cannot add the two either).
   Tensor compute_loss(const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) const;
-  /// The total loss of several outputs: the sum of each output's loss times its weight; each
-  /// unweighted loss goes to `per_output` when given. ValueError unless there are as many
-  /// targets and predictions as compiled losses.
+  /// The total loss of several outputs: the sum of each output's loss times its weight (an
+  /// unreduced one broadcast with the others, as Keras's sum); each unweighted loss goes to
+  /// `per_output` when given. ValueError unless there are as many targets and predictions as
+  /// compiled losses.
   Tensor compute_loss(const std::vector<Tensor>& ys, const std::vector<Tensor>& y_preds,
                       std::vector<Tensor>* per_output = nullptr, const Tensor& sample_weight = Tensor()) const;
   /// The metrics fit() resets each epoch and shows: the loss tracker ("loss") and the compiled
