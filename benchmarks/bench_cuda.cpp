@@ -5,6 +5,7 @@
 //   - matmul through tapeflow::matmul against cuBLAS called directly on the same buffers
 //     (cublasGemmEx, cublasGemmStridedBatchedEx), exact float32, then TF32 on both sides, and
 //     float64: TFLOP/s and % of cuBLAS;
+//   - argsort and top_k over short and long rows, in GB/s of the least traffic a sort moves;
 //   - the cost of a tiny op (launch-bound), in microseconds.
 // Every result is checked (against tapeflow on the CPU, or against cuBLAS) before it is timed.
 //
@@ -197,6 +198,50 @@ void bench_memory(const std::vector<std::int64_t>& sizes, double copy_gbs, const
   }
 }
 
+// ---------------------------------------------------------------- sort
+// argsort (stable; rows past 64 merge-sort, O(len log^2 len)) and top_k along the last axis of
+// float32 [rows, len]: short rows as in top-k metrics over classes, long ones as a full sort.
+// GB/s counts the least any sort moves, the keys read once and the int64 indices written once
+// (12 bytes per element), so its % of the copy is how far from that floor the passes stay.
+void bench_sort(bool tiny, double copy_gbs, const bench::Results& results) {
+  Generator gen(1);
+  struct SortCase {
+    std::int64_t rows, len;
+  };
+  const std::vector<SortCase> cases = tiny ? std::vector<SortCase>{{64, 100}, {2, 1 << 14}}
+                                           : std::vector<SortCase>{{8192, 1000}, {16, 1 << 20}};
+  for (const SortCase& c : cases) {
+    const std::string shape = fmt::format("[{}, {}]", c.rows, c.len);
+    Tensor x;
+    if (!guard("inputs " + shape, [&] { x = uniform({c.rows, c.len}, gen, -1, 1, kFloat32, kGpu); })) continue;
+    const Tensor xc = x.to(Device::cpu());
+    const double n = static_cast<double>(c.rows * c.len);
+    // the same indices as the CPU's std::stable_sort: the order is stable, so it is unique
+    const std::string sort_name = "argsort " + shape;
+    if (guard(sort_name, [&] {
+          if (argsort(x).to_vector<std::int64_t>() != argsort(xc).to_vector<std::int64_t>())
+            throw bench::Mismatch(sort_name + " on cuda:0: indices differ from the CPU's");
+        }))
+      guard(sort_name, [&] {
+        const double t = device_seconds([&] { argsort(x); });
+        const double gbs = 12 * n / t / 1e9;
+        row(sort_name, t, gbs, "GB/s", fmt::format("{:.0f}% of copy", 100 * gbs / copy_gbs));
+        results.add(fmt::format("cuda/argsort/{}x{}", c.rows, c.len), gbs, "GB/s");
+      });
+    const std::string top_name = "top_k 5 of " + shape;
+    if (guard(top_name, [&] {
+          if (top_k(x, 5).indices.to_vector<std::int64_t>() != top_k(xc, 5).indices.to_vector<std::int64_t>())
+            throw bench::Mismatch(top_name + " on cuda:0: indices differ from the CPU's");
+        }))
+      guard(top_name, [&] {
+        const double t = device_seconds([&] { top_k(x, 5); });
+        const double gbs = 12 * n / t / 1e9;
+        row(top_name, t, gbs, "GB/s", fmt::format("{:.0f}% of copy", 100 * gbs / copy_gbs));
+        results.add(fmt::format("cuda/top_k5/{}x{}", c.rows, c.len), gbs, "GB/s");
+      });
+  }
+}
+
 // ---------------------------------------------------------------- matmul
 // cuBLAS called directly on tapeflow's buffers: row-major C [batch, m, n] = A [batch, m, k] @
 // B [batch, k, n], which column-major cuBLAS computes as C^T = B^T A^T.
@@ -369,7 +414,10 @@ int main(int argc, char** argv) {
     const std::int64_t s64 = tiny ? 128 : quick ? 1024 : 4096;
     bench_matmul({{{s64, s64}, {s64, s64}, kFloat64}}, false, results);
 
-    // (d) per-op overhead
+    // (d) sorting
+    bench_sort(tiny, copy_gbs, results);
+
+    // (e) per-op overhead
     bench_overhead(results);
     if (failures) return fmt::print(stderr, "bench_cuda: {} case(s) failed (see the table)\n", failures), 1;
   } catch (const std::exception& e) {  // a wrong copy, tapeflow::Error, CudaError, a failed CUDA call

@@ -8,7 +8,8 @@
 #   4. runs the whole CTest suite,
 #   5. runs bench_cuda (copy bandwidth, element-wise ops, matmul against cuBLAS, per-op cost),
 #   6. runs the samples mnist_keras and convnet on cuda:0,
-#   7. runs the same two jobs in PyTorch on the same GPU (benchmarks/peers/torch_peer.py),
+#   7. runs the same two jobs in PyTorch on the same GPU (benchmarks/peers/torch_peer.py), and
+#      its argsort / topk on bench_cuda's sort shapes,
 # and writes the logs and a Markdown report, gpu-report.md, to $OUT (else benchmarks/results/gpu/).
 # A stage that fails or runs out of time is reported and the next ones still run where they can.
 # The build folder is kept: on the same (warm) machine a second run rebuilds only what changed,
@@ -66,7 +67,7 @@ mkdir -p "$out"
 
 # what an earlier run left there would be taken for this run's results
 rm -f "$out"/{unpack,configure,build}.log "$out"/{nvidia-smi,bench_cuda,mnist_keras_cuda,convnet_cuda}.txt \
-  "$out"/ctest.log "$out"/torch_{mlp,convnet}_cuda.txt "$out"/{bench_cuda,torch_cuda}.tsv "$out"/gpu-report.md
+  "$out"/ctest.log "$out"/torch_{mlp,convnet,sort}_cuda.txt "$out"/{bench_cuda,torch_cuda}.tsv "$out"/gpu-report.md
 
 start=$SECONDS
 reserve=15 # seconds kept for the report
@@ -284,6 +285,10 @@ else
       benchmarks/peers/torch_peer.py --device cuda --only "$job" --epochs "$epochs" --seconds "$peer_seconds" \
       --tsv "$out/torch_cuda.tsv"
   done
+  sort_flags=()
+  ((quick)) && sort_flags=(--quick)
+  stage "torch sort" 60 "torch_sort_cuda.txt" env LD_LIBRARY_PATH="$orig_ld" "$py" \
+    benchmarks/peers/torch_peer.py --device cuda --only sort "${sort_flags[@]}" --tsv "$out/torch_cuda.tsv"
 fi
 
 # ---------------------------------------------------------------- the report
@@ -401,6 +406,20 @@ report=$out/gpu-report.md
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   training_row "MLP (mnist_keras), batch 128" mnist_keras_cuda.txt mlp
   training_row "convnet (book ch. 8), batch 64" convnet_cuda.txt convnet
+  echo
+  echo "## Sorting: tapeflow and PyTorch on the same GPU"
+  echo
+  echo "float32 [rows, len] along the last axis: \`argsort\` (stable; tapeflow merge-sorts rows past 64) against"
+  echo "\`torch.argsort(stable=True)\`, \`top_k(x, 5)\` against \`torch.topk(x, 5)\`; GB/s of 12 bytes per element"
+  echo "(the keys read, the int64 indices written, once each), from bench_cuda and torch_peer.py --only sort."
+  echo
+  echo "| case | tapeflow GB/s | PyTorch GB/s | tapeflow / PyTorch |"
+  echo "|---|---:|---:|---:|"
+  for key in argsort/8192x1000 argsort/16x1048576 top_k5/8192x1000 top_k5/16x1048576; do
+    tf=$(tsv_value "$out/bench_cuda.tsv" "cuda/$key")
+    pt=$(tsv_value "$out/torch_cuda.tsv" "cuda/$key")
+    echo "| $key | $tf | $pt | $(ratio "$tf" "$pt") |"
+  done
 } >"$report"
 
 # ---------------------------------------------------------------- summary

@@ -9,6 +9,11 @@ with the same hyperparameters, exact float32 (no TF32), batches copied from the 
 as tapeflow's fit does; keys cuda/<job>/epoch (median s), epoch_min, peak_device (MB):
 
     python3 torch_peer.py --device cuda --only mlp,convnet --epochs 3 --tsv out.tsv
+
+and torch.argsort (stable) and torch.topk(5) on bench_cuda's sort shapes, keys cuda/argsort/<rows>x<len>
+and cuda/top_k5/<rows>x<len> in GB/s of 12 bytes per element, as bench_cuda's:
+
+    python3 torch_peer.py --device cuda --only sort --tsv out.tsv
 """
 import time
 
@@ -195,22 +200,56 @@ def bench_convnet(args, res):
     bench_fit(args, res, "convnet", model, x, torch.from_numpy(y_np), 64)
 
 
+# bench_cuda's sort cases (its full run): rows as in top-k over classes, and long rows
+SORT_SHAPES = [(8192, 1000), (16, 1 << 20)]
+
+
+def bench_sort(args, res):
+    """torch.argsort(stable=True) and torch.topk(x, 5) along the last axis of float32 [rows, len] on the
+    device, checked against NumPy first; GB/s = 12 bytes per element (the keys read, the int64 indices
+    written, once each) / median seconds, as bench_cuda's sort rows."""
+    dev = torch.device(args.device)
+    rng = np.random.default_rng(1)
+    for rows, length in SORT_SHAPES[:1] if args.quick else SORT_SHAPES:
+        x_np = rng.uniform(-1, 1, (rows, length)).astype(np.float32)
+        x = torch.from_numpy(x_np).to(dev)
+        # stable on both sides, so the indices are unique (float32 draws tie often enough to matter)
+        if not np.array_equal(torch.argsort(x, dim=-1, stable=True).cpu().numpy(),
+                              np.argsort(x_np, axis=-1, kind="stable")):
+            raise SystemExit("torch argsort [{}, {}]: indices differ from NumPy's stable argsort".format(rows, length))
+        top = np.take_along_axis(x_np, torch.topk(x, 5).indices.cpu().numpy(), -1)  # ties: compare values
+        pc.check_close("torch topk [{}, {}]".format(rows, length), top, -np.sort(-x_np, axis=-1)[:, :5], 0, 0)
+
+        def synced(fn):
+            def run():
+                fn()
+                torch.cuda.synchronize(dev)
+            return run
+
+        for key, fn in (("argsort", lambda: torch.argsort(x, dim=-1, stable=True)),
+                        ("top_k5", lambda: torch.topk(x, 5))):
+            t = pc.measure(synced(fn))
+            res.add("cuda/{}/{}x{}".format(key, rows, length), 12 * rows * length / t / 1e9, "GB/s")
+
+
 def main():
     p = pc.parser(__doc__)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (on a GPU: the training jobs only)")
     p.add_argument("--only", default="", help="comma-separated parts to run (default ops,overhead,mlp on the CPU, "
-                   "mlp,convnet on a GPU); convnet is the book's chapter-8 convnet, rnn the LSTM and GRU")
+                   "mlp,convnet on a GPU); convnet is the book's chapter-8 convnet, rnn the LSTM and GRU, "
+                   "sort argsort and topk (a GPU only)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     res = pc.Results(args.tsv)
     cuda = args.device.startswith("cuda")
     parts = {"ops": bench_ops, "overhead": lambda a, r: bench_overhead(r), "mlp": bench_mlp, "convnet": bench_convnet,
-             "rnn": lambda a, r: bench_rnn(r)}
+             "rnn": lambda a, r: bench_rnn(r), "sort": bench_sort}
     only = args.only.split(",") if args.only else ["mlp", "convnet"] if cuda else ["ops", "overhead", "mlp"]
-    bad = [name for name in only if name not in parts or (cuda and name not in ("mlp", "convnet"))]
+    allowed = ("mlp", "convnet", "sort") if cuda else ("ops", "overhead", "mlp", "convnet", "rnn")
+    bad = [name for name in only if name not in allowed]
     if bad:
-        raise SystemExit("torch_peer: cannot run {} (parts: ops, overhead, mlp, convnet, rnn; on a GPU mlp and convnet "
-                         "only)".format(",".join(bad)))
+        raise SystemExit("torch_peer: cannot run {} (parts: ops, overhead, mlp, convnet, rnn, sort; on a GPU mlp, "
+                         "convnet and sort only, sort on a GPU only)".format(",".join(bad)))
     where = "{} threads".format(torch.get_num_threads())
     if cuda:
         if not torch.cuda.is_available():
