@@ -15,9 +15,12 @@
 
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -535,6 +538,44 @@ void op_table_section(const bench::Results& results, bool quick) {
   set_threads(0);
 }
 
+// unsorted_segment_max as a scatter_max of the rows into [segments, features] against the
+// composite it replaced (stop 28): the max over rows of where(row in segment, row, lowest),
+// [rows, segments, features] in memory, written here with the public API. Peak bytes the CPU
+// allocator held above the inputs (memory_stats), median time of each at 1 thread.
+void segment_section(const bench::Results& results, bool quick) {
+  const i64 n = quick ? 1000 : 4000, segments = quick ? 100 : 500, f = 16;
+  Generator gen(7);
+  const Tensor data = uniform({n, f}, gen, -1, 1);
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+  std::vector<bool> member(static_cast<std::size_t>(n * segments), false);
+  for (i64 r = 0; r < n; ++r) {
+    ids[static_cast<std::size_t>(r)] = (r * 7919) % segments;  // every segment, in a scattered order
+    member[static_cast<std::size_t>(r * segments + ids[static_cast<std::size_t>(r)])] = true;
+  }
+  const Tensor id_t = tensor(ids, {n}, kInt64), in_segment = tensor(member, {n, segments, 1}, kBool);
+  const Tensor lowest = full({1}, std::numeric_limits<float>::lowest());
+  const std::function<Tensor()> old_way = [&] { return max(where(in_segment, data.expand_dims(1), lowest), {0}); };
+  const std::function<Tensor()> new_way = [&] { return unsorted_segment_max(data, id_t, segments); };
+  if (!reduce_all(old_way() == new_way()).item<bool>())
+    throw std::runtime_error("unsorted_segment_max: the scatter and the composite differ");
+  set_threads(1);
+  fmt::print("\n## unsorted_segment_max: scatter_max against the where + max composite it replaced\n\n");
+  fmt::print("float32 data [{}, {}], {} segments, 1 thread; results checked equal first. Peak: the CPU "
+             "allocator's peak bytes above the inputs during the calls.\n\n| way | peak MB | time |\n|---|---:|---:|\n",
+             n, f, segments);
+  for (const auto& [name, key, fn] : {std::tuple{"where + max over [rows, segments, features]", "composite", old_way},
+                                      std::tuple{"scatter_max into [segments, features]", "scatter", new_way}}) {
+    reset_peak_memory();
+    const std::size_t held = memory_stats().current_bytes;
+    const std::function<Tensor()>& call = fn;  // (a structured binding is no lambda capture in C++17)
+    const double t = bench::measure([&] { call(); }).seconds;
+    const double mb = static_cast<double>(memory_stats().peak_bytes - held) / 1e6;
+    fmt::print("| {} | {:.2f} | {} |\n", name, mb, bench::human_seconds(t));
+    results.add(fmt::format("segment_max/{}", key), t, "s");
+    results.add(fmt::format("segment_max/{}/peak", key), mb, "MB");
+  }
+}
+
 int main(int argc, char** argv) try {
   if (bench::has_flag(argc, argv, "--isa")) {  // the instruction set in use, for the report's header
     fmt::print("{}\n", kernels::cpu::isa());
@@ -680,6 +721,7 @@ int main(int argc, char** argv) try {
   fmt::print("\n¹ one run (too slow to repeat). \"vs naive\": naive time / tapeflow's best time.\n");
   isa_section(results, quick, nt);
   op_table_section(results, quick);
+  segment_section(results, quick);
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
