@@ -9,6 +9,9 @@ namespace {
 
 using Grads = std::vector<Tensor>;
 
+// Where x holds the extremum y: equal, or both NaN (a NaN extremum is shared by the NaNs).
+Tensor holds_extremum(const Tensor& x, const Tensor& y) { return logical_or(x == y, logical_and(x != x, y != y)); }
+
 // Gradient of y = max(x, axes) (or min): each reduced group's gradient split evenly among the
 // elements equal to its extremum, as TensorFlow's reduce_max and PyTorch's amax (a single
 // maximum takes it all). A NaN extremum is shared by the group's NaNs, as PyTorch's max().
@@ -18,7 +21,7 @@ Tensor extremum_grad(const GradContext& c, const Tensor& g) {
   Shape keep_shape = x.shape();
   for (auto a : c.attrs.axes) keep_shape[a] = 1;
   const Tensor y = c.output.reshape(keep_shape);
-  const Tensor mask = logical_or(x == y, logical_and(x != x, y != y));
+  const Tensor mask = holds_extremum(x, y);
   const Tensor count = sum(mask, c.attrs.axes, true).astype(g.dtype());
   return where(mask, g.reshape(keep_shape) / count, 0.0);
 }
@@ -243,13 +246,12 @@ Grads scatter_extremum_grad(const GradContext& c, const Tensor& g, const char* n
   const Shape both = broadcast_shapes(c.input_shapes[1], c.input_shapes[2], name);
   const Tensor index = c.input_shapes[1] == both ? c.inputs[1] : c.inputs[1].broadcast_to(both);
   const Tensor src = c.input_shapes[2] == both ? c.inputs[2] : c.inputs[2].broadcast_to(both);
-  const auto ties = [](const Tensor& x, const Tensor& y) { return logical_or(x == y, logical_and(x != x, y != y)); };
-  const Tensor src_hit = ties(src, detail::take_along_axis_trusted(c.output, index, axis));
+  const Tensor src_hit = holds_extremum(src, detail::take_along_axis_trusted(c.output, index, axis));
   const Tensor arrived = detail::scatter_add_trusted(zeros(c.output.shape(), g.dtype(), g.device()), index,
                                                      src_hit.astype(g.dtype()), axis);
   Tensor count = arrived, base_grad;
   if (c.attrs.p0 != 0) {
-    const Tensor base_hit = ties(c.inputs[0], c.output);
+    const Tensor base_hit = holds_extremum(c.inputs[0], c.output);
     count = count + base_hit.astype(g.dtype());
     if (c.needs_grad[0]) base_grad = where(base_hit, g / maximum(count, 1.0), 0.0);
   } else if (c.needs_grad[0]) {
