@@ -943,11 +943,68 @@ TEST_CASE("device: TensorFlow's index ops (nonzero, boolean_mask, gather_nd, sca
     if (is_floating(dt)) {
       same_on_devices({d, ids}, [](const std::vector<Tensor>& v) { return tf::unsorted_segment_mean(v[0], v[1], 4); }, t);
     }
+    // the index modes: rows computed on the device, out-of-range coordinates and ids included
+    const Tensor far = tensor<std::int64_t>({1, 3, -1, 2, 5, -4, 0, -2}, {4, 2});
+    const Tensor far_ids = tensor({0, 5, 0, -1, 3});
+    const Tensor u4 = make_input({4, 4}, dt, rng, Make::Contiguous, -3, 3);
+    for (IndexMode mode : {IndexMode::Wrap, IndexMode::Clip, IndexMode::Fill}) {
+      INFO("mode " << static_cast<int>(mode));
+      same_on_devices({x, far}, [mode](const std::vector<Tensor>& v) { return tf::gather_nd(v[0], v[1], 0, mode); }, t);
+      same_on_devices({x, batch_idx}, [mode](const std::vector<Tensor>& v) { return tf::gather_nd(v[0], v[1] - 1, 1, mode); },
+                      t);
+      same_on_devices({far, u4}, [mode](const std::vector<Tensor>& v) { return tf::scatter_nd(v[0], v[1], {2, 3, 4}, mode); },
+                      t);
+      same_on_devices({d, far_ids}, [mode](const std::vector<Tensor>& v) { return tf::unsorted_segment_sum(v[0], v[1], 4, mode); },
+                      t);
+      same_on_devices({d, far_ids}, [mode](const std::vector<Tensor>& v) { return tf::unsorted_segment_min(v[0], v[1], 4, mode); },
+                      t);
+      if (is_floating(dt)) {
+        same_on_devices({d, far_ids},
+                        [mode](const std::vector<Tensor>& v) { return tf::unsorted_segment_mean(v[0], v[1], 4, mode); }, t);
+      }
+    }
   }
   // a bad index on a CUDA device is caught on the host, before any kernel
   for (const Device& dev : other_devices()) {
     CHECK_THROWS_AS(tf::gather_nd(zeros({2, 3}, kFloat32, dev), tensor({0, 3}, {1, 2}).to(dev)), IndexError);
     CHECK_THROWS_AS(tf::unsorted_segment_sum(zeros({2}, kFloat32, dev), tensor({0, 5}).to(dev), 2), IndexError);
+  }
+}
+
+TEST_CASE("device: gather_nd, scatter_nd and the segment ops read no index on the host in wrap, clip and fill modes",
+          "[device][nd_index][index_mode][sync]") {
+  note_skip();
+  for (const Device& dev : other_devices()) {
+    const Tensor x = arange(24, kFloat32, dev).reshape({2, 3, 4});
+    const Tensor idx = tensor<std::int64_t>({1, 3, -1, 2}, {2, 2}).to(dev);
+    const Tensor ids = tensor({0, 5, -1, 1}).to(dev);
+    const Tensor data = ones({4, 2}, kFloat32, dev);
+    for (IndexMode mode : {IndexMode::Wrap, IndexMode::Clip, IndexMode::Fill}) {
+      INFO("mode " << static_cast<int>(mode));
+      Tensor g, s, seg, mean;
+      {
+        HostCopies c;
+        g = tf::gather_nd(x, idx, 0, mode);
+        s = tf::tensor_scatter_nd_add(x, idx, ones({2, 4}, kFloat32, dev), mode);
+        seg = tf::unsorted_segment_sum(data, ids, 2, mode);
+        mean = tf::unsorted_segment_mean(data, ids, 2, mode);
+        CHECK(c.copies == 0);
+      }
+      CHECK(g.device() == dev);
+      // [1, 3]: wrapped to [1, 0], clipped to [1, 2], filled 0; [-1, 2]: clipped to [0, 2], else [1, 2]
+      const std::vector<float> row12 = {20, 21, 22, 23};
+      std::vector<float> want = mode == IndexMode::Wrap   ? std::vector<float>{12, 13, 14, 15}
+                                : mode == IndexMode::Clip ? row12
+                                                          : std::vector<float>{0, 0, 0, 0};
+      const std::vector<float> second = mode == IndexMode::Clip ? std::vector<float>{8, 9, 10, 11} : row12;
+      want.insert(want.end(), second.begin(), second.end());
+      CHECK(g.to_vector<float>() == want);
+      CHECK(tf::sum(s).item<float>() == 276.0f + (mode == IndexMode::Fill ? 4 : 8));
+      // id 5 into 2 segments: wrapped to 1, clipped to 1, dropped; -1 dropped
+      const float seg1 = mode == IndexMode::Fill ? 1 : 2;
+      CHECK(seg.to_vector<float>() == std::vector<float>{1, 1, seg1, seg1});
+      CHECK(mean.to_vector<float>() == std::vector<float>{1, 1, 1, 1});
+    }
   }
 }
 

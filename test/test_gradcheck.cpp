@@ -879,6 +879,38 @@ TEST_CASE("gradcheck: composites", "[gradcheck]") {
          return unsorted_segment_min(x[0], i64({1, 0, 1, 1, 2, 0}, {2, 3}).to(x[0].device()), 3) * x[1];
        },
        {anyv({2, 3, 2}, 76), anyv({2}, 77)}},
+      // the index modes' rows are computed with tensor ops: a filled entry / dropped update has
+      // no gradient, a wrapped or clipped one sends it to the adjusted row
+      {"gather_nd fill (a [-n, 0) coordinate, one outside), batch_dims 1",
+       [](const std::vector<Tensor>& x) {
+         return square(gather_nd(x[0], i64({2, -1, 3, 0, -3, 1}, {2, 3, 1}).to(x[0].device()), 1, IndexMode::Fill));
+       },
+       {anyv({2, 3, 2}, 78)}},
+      {"gather_nd wrap",
+       [](const std::vector<Tensor>& x) {
+         return square(gather_nd(x[0], i64({1, 3, -1, 2, 5, -4, 0, -2}, {4, 2}).to(x[0].device()), 0, IndexMode::Wrap));
+       },
+       {anyv({2, 3, 2}, 79)}},
+      {"scatter_nd clip",
+       [](const std::vector<Tensor>& x) {
+         return square(scatter_nd(i64({1, 3, -1, 2, 5, -4, 0, -2}, {4, 2}).to(x[0].device()), x[0], {2, 3, 2},
+                                  IndexMode::Clip));
+       },
+       {anyv({4, 2}, 87)}},
+      {"tensor_scatter_nd_add fill, in both",
+       [](const std::vector<Tensor>& x) {
+         return square(tensor_scatter_nd_add(x[0], i64({1, 2, -2, 0, 2, 1}, {3, 2}).to(x[0].device()), x[1],
+                                             IndexMode::Fill));
+       },
+       {anyv({2, 3}, 88), anyv({3}, 89)}},
+      {"unsorted_segment_mean wrap and _max fill (ids past num_segments)",
+       [](const std::vector<Tensor>& x) {
+         const Tensor ids = i64({0, 5, 0, -1, 3, 4}, {6}).to(x[0].device());
+         return square(unsorted_segment_mean(x[0], ids, 4, IndexMode::Wrap)) +
+                unsorted_segment_max(x[0], i64({0, 5, 1, -1, 3, 2}, {6}).to(x[0].device()), 4, IndexMode::Fill) *
+                    x[1];
+       },
+       {anyv({6, 2}, 90), anyv({2}, 91)}},
   };
   for (const auto& c : cs) {
     INFO("case: " << c.label);

@@ -1546,6 +1546,71 @@ TEST_CASE("scatter_max, scatter_min: np.maximum.at's values (duplicates, NaN), d
   CHECK_THROWS_AS(scatter_max(base.astype(kBool), index, src.astype(kBool), 0), DTypeError);
 }
 
+TEST_CASE("gather_nd, scatter_nd, unsorted_segment_*: wrap, clip and fill modes (NumPy-adjusted TensorFlow values)",
+          "[nd_index][index_mode]") {
+  const Tensor p = golden_params();
+  const Tensor io = tensor(std::vector<std::int64_t>(std::begin(ng::kIO), std::end(ng::kIO)), {4, 2});
+  const Tensor ibo = tensor(std::vector<std::int64_t>(std::begin(ng::kIBO), std::end(ng::kIBO)), {2, 2, 1});
+  const Tensor uo = arange(16, kFloat64).reshape({4, 4}) - 7.0;
+  const IndexMode modes[] = {IndexMode::Wrap, IndexMode::Clip, IndexMode::Fill};
+  const std::vector<double> gathered[] = {golden(ng::kGatherNdWrap), golden(ng::kGatherNdClip),
+                                          golden(ng::kGatherNdFill)};
+  const std::vector<double> batched[] = {golden(ng::kGatherNdBatchWrap), golden(ng::kGatherNdBatchClip),
+                                         golden(ng::kGatherNdBatchFill)};
+  const std::vector<double> scattered[] = {golden(ng::kScatterNdWrap), golden(ng::kScatterNdClip),
+                                           golden(ng::kScatterNdFill)};
+  for (int m = 0; m < 3; ++m) {
+    INFO("mode " << m);
+    check_values(gather_nd(p, io, 0, modes[m]), {4, 4}, gathered[m], {0, 0});
+    check_values(gather_nd(p, io.astype(kInt32), 0, modes[m]), {4, 4}, gathered[m], {0, 0});
+    check_values(gather_nd(p.transpose(0, 1).contiguous().transpose(0, 1), io, 0, modes[m]), {4, 4},
+                 gathered[m], {0, 0});
+    check_values(gather_nd(p, ibo, 1, modes[m]), {2, 2, 4}, batched[m], {0, 0});
+    check_values(scatter_nd(io, uo, {2, 3, 4}, modes[m]), {2, 3, 4}, scattered[m], {0, 0});
+    // tensor_scatter_nd_add on P is P plus scatter_nd's result
+    check_values(tensor_scatter_nd_add(p, io, uo, modes[m]) - p, {2, 3, 4}, scattered[m], {0, 0});
+  }
+  // a point gather (k = 3): [1, 2, -1] fills to P[1, 2, 3]; [2, 0, 0] is outside
+  check_values(gather_nd(p, tensor({1, 2, -1, 2, 0, 0}, {2, 3}), 0, IndexMode::Fill), {2}, {8.5, 0}, {0, 0});
+  check_values(gather_nd(p, tensor({1, 2, -1, 2, 0, 0}, {2, 3}), 0, IndexMode::Wrap), {2}, {8.5, -3}, {0, 0});
+  // k = 0 and empty index lists need no adjustment; an empty axis has nowhere to wrap or clip to
+  CHECK(gather_nd(p, zeros({2, 0}, kInt64), 0, IndexMode::Clip).shape() == Shape{2, 2, 3, 4});
+  CHECK(gather_nd(zeros({0, 3}), zeros({0, 1}, kInt64), 0, IndexMode::Wrap).shape() == Shape{0, 3});
+  check_values(gather_nd(zeros({0, 3}) + 1.0, tensor({0, -1}, {2, 1}), 0, IndexMode::Fill), {2, 3},
+               std::vector<double>(6, 0), {0, 0});
+  CHECK_THROWS_AS(gather_nd(zeros({0, 3}), tensor({0}, {1, 1}), 0, IndexMode::Clip), IndexError);
+  CHECK_THROWS_WITH(scatter_nd(tensor({0}, {1, 1}), ones({1, 3}), {0, 3}, IndexMode::Wrap),
+                    Equals("scatter_nd: cannot wrap indices [1, 1] into axis 0 of size 0 of the output [0, 3]"));
+  CHECK_THROWS_WITH(gather_nd(p, zeros({1, 2}), 0, IndexMode::Fill),
+                    Equals("gather_nd: indices must be int32 or int64, got float32 (shape [1, 2])"));
+
+  // segments: ids 5 and 4 >= 4 wrapped, clipped or dropped; -1 dropped in every mode
+  const Tensor d6 = from_values(golden(ng::kD6), {6, 3}, kFloat64);
+  const Tensor ids = tensor({0, 5, 0, -1, 3, 4});
+  using SegmentOp = Tensor (*)(const Tensor&, const Tensor&, std::int64_t, IndexMode);
+  const SegmentOp ops[] = {unsorted_segment_sum, unsorted_segment_mean, unsorted_segment_max, unsorted_segment_min};
+  const std::vector<double> want[3][4] = {
+      {golden(ng::kSegSumWrap), golden(ng::kSegMeanWrap), golden(ng::kSegMaxWrap), golden(ng::kSegMinWrap)},
+      {golden(ng::kSegSumClip), golden(ng::kSegMeanClip), golden(ng::kSegMaxClip), golden(ng::kSegMinClip)},
+      {golden(ng::kSegSumFill), golden(ng::kSegMeanFill), golden(ng::kSegMaxFill), golden(ng::kSegMinFill)}};
+  for (int m = 0; m < 3; ++m) {
+    for (int o = 0; o < 4; ++o) {
+      INFO("mode " << m << " op " << o);
+      check_values(ops[o](d6, ids, 4, modes[m]), {4, 3}, want[m][o], {1e-15, 1e-15});
+      check_values(ops[o](d6.reshape({2, 3, 3}), ids.reshape({2, 3}).astype(kInt64), 4, modes[m]), {4, 3},
+                   want[m][o], {1e-15, 1e-15});
+    }
+  }
+  // Raise's checks stay: the same ids raise there
+  CHECK_THROWS_AS(unsorted_segment_sum(d6, ids, 4), IndexError);
+  // no segment: an empty result whatever the ids; float ids are refused in every mode
+  CHECK(unsorted_segment_sum(d6, ids, 0, IndexMode::Wrap).shape() == Shape{0, 3});
+  CHECK(unsorted_segment_max(d6, ids, 0, IndexMode::Clip).shape() == Shape{0, 3});
+  CHECK(unsorted_segment_mean(d6, ids, 0, IndexMode::Fill).shape() == Shape{0, 3});
+  CHECK_THROWS_WITH(unsorted_segment_sum(d6, ids.astype(kFloat32), 4, IndexMode::Fill),
+                    Equals("unsorted_segment_sum: segment_ids must be int32 or int64, got float32 (shape [6])"));
+}
+
 // =================================================================== cumsum / cumprod flags, cummax, cummin
 
 TEST_CASE("cumsum, cumprod: TensorFlow's exclusive and reverse along both axes, with zeros", "[cumsum][cumprod][golden]") {

@@ -1,8 +1,9 @@
 // TensorFlow's index ops (tf.where with one argument, boolean_mask, gather_nd, scatter_nd,
 // tensor_scatter_nd_add, unsorted_segment_*) as composites of take and scatter_add over
 // flattened axes, so they are differentiable through those rules and run on every device.
-// The multi-dimensional indices are read on the host (one copy, synchronising, as take's
-// check already does): that is where they are checked and turned into flat row numbers.
+// With IndexMode::Raise the multi-dimensional indices are read on the host (one copy,
+// synchronising, as take's check already does): that is where they are checked and turned into
+// flat row numbers. The other modes compute the rows with tensor ops on the indices' device.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -85,6 +86,72 @@ std::vector<std::int64_t> flat_rows(const Tensor& indices, const Shape& shape, s
   return rows;
 }
 
+// flat_rows on the indices' device for the modes that never read them on the host (Wrap, Clip,
+// Fill; see IndexMode): each coordinate is adjusted along its own axis, then the rows are
+// sum(c_j * stride_j) plus the batch offset, an int64 [n] tensor. A Fill entry with a
+// coordinate still outside its axis gets row -1, which take gives 0 for and scatter drops.
+// Wrap and Clip into an axis of size 0 raise IndexError (as take's) when there are indices.
+Tensor device_rows(const Tensor& indices, const Shape& shape, std::int64_t batch, IndexMode mode, const char* op,
+                   const char* shape_name) {
+  if (!is_integral(indices.dtype())) {
+    throw DTypeError(fmt::format("{}: indices must be int32 or int64, got {} (shape {})", op,
+                                 dtype_name(indices.dtype()), shape_str(indices.shape())));
+  }
+  const Shape& is = indices.shape();
+  const std::int64_t k = is.back();
+  const std::int64_t n = prod(is.begin(), is.end() - 1);
+  const Device device = indices.device();
+  const Shape axes(shape.begin() + batch, shape.begin() + batch + k);
+  if (n > 0 && (mode == IndexMode::Wrap || mode == IndexMode::Clip)) {
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (axes[static_cast<std::size_t>(j)] == 0) {
+        throw IndexError(fmt::format("{}: cannot {} indices {} into axis {} of size 0 of {} {}", op,
+                                     mode == IndexMode::Wrap ? "wrap" : "clip", shape_str(is), batch + j, shape_name,
+                                     shape_str(shape)));
+      }
+    }
+  }
+  std::vector<std::int64_t> strides(static_cast<std::size_t>(k), 1);
+  for (std::int64_t j = k - 1; j > 0; --j) {
+    strides[static_cast<std::size_t>(j - 1)] = strides[static_cast<std::size_t>(j)] * axes[static_cast<std::size_t>(j)];
+  }
+  const Tensor sizes = rows_tensor(axes, device);
+  Tensor c = indices.astype(kInt64).reshape({n, k});
+  Tensor valid;
+  switch (mode) {
+    case IndexMode::Wrap:
+      c = mod(c, sizes);
+      break;
+    case IndexMode::Clip:
+      c = minimum(maximum(c, 0), sizes - 1);
+      break;
+    case IndexMode::Fill:
+      c = c + where(less(c, 0), sizes, 0);  // [-size, 0) from the end; never overflows
+      valid = reduce_all(greater_equal(c, 0) && less(c, sizes), {1});
+      c = where(valid.expand_dims(1), c, 0);  // no product of an out-of-range coordinate
+      break;
+    case IndexMode::Raise:
+      break;
+  }
+  Tensor rows = sum(c * rows_tensor(strides, device), {1});
+  const std::int64_t batches = prod(shape.begin(), shape.begin() + batch);
+  if (batches > 1 && n > 0) {
+    const std::int64_t inner = prod(axes.begin(), axes.end());
+    rows = (rows.reshape({batches, n / batches}) + (arange(batches, kInt64, device) * inner).reshape({batches, 1}))
+               .reshape({n});
+  }
+  if (valid.defined()) rows = where(valid, rows, -1);
+  return rows;
+}
+
+// The rows of `indices` into `shape` (see flat_rows) as an int64 [n] tensor on their device:
+// checked on the host for Raise, adjusted on the device otherwise.
+Tensor index_rows(const Tensor& indices, const Shape& shape, std::int64_t batch, IndexMode mode, const char* op,
+                  const char* shape_name) {
+  if (mode == IndexMode::Raise) return rows_tensor(flat_rows(indices, shape, batch, op, shape_name), indices.device());
+  return device_rows(indices, shape, batch, mode, op, shape_name);
+}
+
 // indices' last axis (k) must exist and fit within shape after `batch` axes.
 void check_index_depth(const Tensor& indices, const Shape& shape, std::int64_t batch, const char* op,
                        const char* shape_name) {
@@ -107,21 +174,21 @@ Shape rows_and(std::int64_t rows, const Shape& shape, std::int64_t from) {
   return s;
 }
 
-// indices [n, 1, ...] with rank `rank`, to scatter along axis 0 of a [m, ...] base
-Tensor scatter_rows(const std::vector<std::int64_t>& rows, std::int64_t rank, Device device) {
+// int64 rows [n] as indices [n, 1, ...] of rank `rank`, to scatter along axis 0 of a [m, ...] base
+Tensor scatter_rows(const Tensor& rows, std::int64_t rank) {
   Shape s(static_cast<std::size_t>(rank), 1);
-  s[0] = static_cast<std::int64_t>(rows.size());
-  return rows_tensor(rows, device).reshape(s);
+  s[0] = rows.size();
+  return rows.reshape(s);
 }
 
-// base [m, ...] with updates [n, ...] added at the given rows (tensor_scatter_nd_add's core)
-Tensor add_rows(const Tensor& base, const std::vector<std::int64_t>& rows, const Tensor& updates) {
-  return detail::scatter_add_trusted(base, scatter_rows(rows, base.rank(), base.device()), updates, 0);
+// base [m, ...] with updates [n, ...] added at the given rows [n] (those outside [0, m) dropped)
+Tensor add_rows(const Tensor& base, const Tensor& rows, const Tensor& updates) {
+  return detail::scatter_add_trusted(base, scatter_rows(rows, base.rank()), updates, 0);
 }
 
 // tensor_scatter_nd_add's checks and work: `base` of `shape` (already on the updates' device)
-Tensor scatter_nd_into(const Tensor& base, const Tensor& indices, const Tensor& updates, const char* op,
-                       const char* shape_name) {
+Tensor scatter_nd_into(const Tensor& base, const Tensor& indices, const Tensor& updates, IndexMode mode,
+                       const char* op, const char* shape_name) {
   check_same_device(base, indices, op);
   check_same_device(base, updates, op);
   const Shape& shape = base.shape();
@@ -135,22 +202,25 @@ Tensor scatter_nd_into(const Tensor& base, const Tensor& indices, const Tensor& 
                                  shape_str(shape)));
   }
   if (base.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported (shape {})", op, shape_str(shape)));
-  const std::vector<std::int64_t> rows = flat_rows(indices, shape, 0, op, shape_name);
+  const Tensor rows = index_rows(indices, shape, 0, mode, op, shape_name);
   const std::int64_t m = prod(shape.begin(), shape.begin() + k);
   const Tensor flat = base.reshape(rows_and(m, shape, k));
-  const Tensor upd = updates.reshape(rows_and(static_cast<std::int64_t>(rows.size()), shape, k));
+  const Tensor upd = updates.reshape(rows_and(rows.size(), shape, k));
   return add_rows(flat, rows, upd).reshape(shape);
 }
 
-// What the unsorted_segment ops share: data [n, ...] (segment_ids' axes merged, rows with a
-// negative id dropped) and the id of each kept row.
+// What the unsorted_segment ops share: data [n, ...] (segment_ids' axes merged) and the int64
+// segment of each row [n]. Raise drops the rows with a negative id from data and counts the rows
+// of each segment on the host; the other modes keep every row, with -1 (dropped by the
+// scatters) for the ids that go nowhere, and leave counts empty.
 struct Segments {
   Tensor data;
-  std::vector<std::int64_t> ids;
-  std::vector<std::int64_t> counts;  // rows per segment
+  Tensor ids;
+  std::vector<std::int64_t> counts;  // rows per segment (Raise)
 };
 
-Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments, const char* op) {
+Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments, IndexMode mode,
+                  const char* op) {
   check_defined(data, op);
   check_defined(segment_ids, op);
   check_same_device(data, segment_ids, op);
@@ -164,10 +234,32 @@ Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t nu
     throw ValueError(fmt::format("{}: num_segments must be >= 0, got {} (data {})", op, num_segments, shape_str(ds)));
   }
   if (data.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported (data {})", op, shape_str(ds)));
-  const std::vector<std::int64_t> ids = host_ints(segment_ids, op, "segment_ids");
   Segments s;
+  const std::int64_t n = prod(is.begin(), is.end());
+  if (mode != IndexMode::Raise) {
+    if (!is_integral(segment_ids.dtype())) {
+      throw DTypeError(fmt::format("{}: segment_ids must be int32 or int64, got {} (shape {})", op,
+                                   dtype_name(segment_ids.dtype()), shape_str(is)));
+    }
+    s.data = data.reshape(rows_and(n, ds, static_cast<std::int64_t>(is.size())));
+    const Tensor ids = segment_ids.astype(kInt64).reshape({n});
+    const Tensor dropped = less(ids, 0);
+    switch (mode) {
+      case IndexMode::Wrap:
+        s.ids = num_segments == 0 ? ids : where(dropped, -1, mod(ids, num_segments));
+        break;
+      case IndexMode::Clip:
+        s.ids = where(dropped, -1, minimum(ids, num_segments - 1));
+        break;
+      default:  // Fill: the scatters drop every id outside [0, num_segments)
+        s.ids = ids;
+        break;
+    }
+    return s;
+  }
+  const std::vector<std::int64_t> ids = host_ints(segment_ids, op, "segment_ids");
   s.counts.assign(static_cast<std::size_t>(num_segments), 0);
-  std::vector<std::int64_t> kept;
+  std::vector<std::int64_t> kept, kept_ids;
   for (std::size_t r = 0; r < ids.size(); ++r) {
     if (ids[r] >= num_segments) {
       throw IndexError(fmt::format("{}: segment id {} (entry {} of segment_ids {}) is out of range [0, {}) "
@@ -176,11 +268,12 @@ Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t nu
     }
     if (ids[r] < 0) continue;  // dropped, as TensorFlow
     kept.push_back(static_cast<std::int64_t>(r));
-    s.ids.push_back(ids[r]);
+    kept_ids.push_back(ids[r]);
     ++s.counts[static_cast<std::size_t>(ids[r])];
   }
   s.data = data.reshape(rows_and(static_cast<std::int64_t>(ids.size()), ds, static_cast<std::int64_t>(is.size())));
   if (kept.size() != ids.size()) s.data = take_rows(s.data, rows_tensor(kept, data.device()), 0);
+  s.ids = rows_tensor(kept_ids, data.device());
   return s;
 }
 
@@ -207,12 +300,11 @@ Tensor segment_filler(bool is_max, const Shape& shape, DType dtype, Device devic
 // unsorted_segment_max (is_max) / _min: the filler with every row max-ed / min-ed into its
 // segment (scatter_max along axis 0), the filler taking no share of the gradient
 Tensor segment_extremum(bool is_max, const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
-                        const char* op) {
-  const Segments s = segments(data, segment_ids, num_segments, op);
+                        IndexMode mode, const char* op) {
+  const Segments s = segments(data, segment_ids, num_segments, mode, op);
   const Tensor base = segment_filler(is_max, rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
-  if (s.ids.empty() || num_segments == 0) return base;
-  return detail::scatter_extremum_trusted(is_max, base, scatter_rows(s.ids, base.rank(), base.device()), s.data, 0,
-                                          false);
+  if (s.ids.size() == 0 || num_segments == 0) return base;
+  return detail::scatter_extremum_trusted(is_max, base, scatter_rows(s.ids, base.rank()), s.data, 0, false);
 }
 
 }  // namespace
@@ -267,7 +359,7 @@ Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis_in) {
   return take_rows(x.reshape(merged), rows, axis);
 }
 
-Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims) {
+Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims, IndexMode mode) {
   const char* op = "gather_nd";
   check_defined(params, op);
   check_defined(indices, op);
@@ -284,58 +376,71 @@ Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch
                                  shape_str(is), shape_str(ps)));
   }
   const std::int64_t k = is.back();
-  const std::vector<std::int64_t> rows = flat_rows(indices, ps, batch_dims, op, "params");
+  const Tensor rows = index_rows(indices, ps, batch_dims, mode, op, "params");
   // params [batch..., p..., rest...] -> [prod(batch, p), rest...]; the rows taken; -> [indices[:-1]..., rest...]
   const Tensor flat = params.reshape(rows_and(prod(ps.begin(), ps.begin() + batch_dims + k), ps, batch_dims + k));
   Shape out(is.begin(), is.end() - 1);
   out.insert(out.end(), ps.begin() + batch_dims + k, ps.end());
-  return take_rows(flat, rows_tensor(rows, params.device()), 0).reshape(out);
+  return take_rows(flat, rows, 0).reshape(out);
 }
 
-Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape) {
+Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape, IndexMode mode) {
   check_defined(indices, "scatter_nd");
   check_defined(updates, "scatter_nd");
   for (auto d : shape) {
     if (d < 0) throw ValueError(fmt::format("scatter_nd: shape {} has a negative size", shape_str(shape)));
   }
-  return scatter_nd_into(zeros(shape, updates.dtype(), updates.device()), indices, updates, "scatter_nd", "the output");
+  return scatter_nd_into(zeros(shape, updates.dtype(), updates.device()), indices, updates, mode, "scatter_nd",
+                         "the output");
 }
 
-Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates) {
+Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates, IndexMode mode) {
   check_defined(x, "tensor_scatter_nd_add");
   check_defined(indices, "tensor_scatter_nd_add");
   check_defined(updates, "tensor_scatter_nd_add");
-  return scatter_nd_into(x, indices, updates, "tensor_scatter_nd_add", "tensor");
+  return scatter_nd_into(x, indices, updates, mode, "tensor_scatter_nd_add", "tensor");
 }
 
-Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode) {
   const char* op = "unsorted_segment_sum";
-  const Segments s = segments(data, segment_ids, num_segments, op);
+  const Segments s = segments(data, segment_ids, num_segments, mode, op);
   const Tensor base = zeros(rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
   return add_rows(base, s.ids, s.data);
 }
 
-Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
+Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                             IndexMode mode) {
   const char* op = "unsorted_segment_mean";
   if (data.defined() && !is_floating(data.dtype())) {
     throw DTypeError(fmt::format("{}: data must be float32 or float64, got {} (data {})", op, dtype_name(data.dtype()),
                                  shape_str(data.shape())));
   }
-  const Segments s = segments(data, segment_ids, num_segments, op);
+  const Segments s = segments(data, segment_ids, num_segments, mode, op);
   const Tensor base = zeros(rows_and(num_segments, s.data.shape(), 1), data.dtype(), data.device());
-  std::vector<double> divisors(s.counts.begin(), s.counts.end());
-  for (auto& d : divisors) d = d > 0 ? d : 1;  // an empty segment's sum is 0; so is its mean
   Shape ds(static_cast<std::size_t>(base.rank()), 1);
   ds[0] = num_segments;
-  return add_rows(base, s.ids, s.data) / tensor(divisors, ds, data.dtype(), data.device());
+  Tensor divisors;  // an empty segment's sum is 0; so is its mean
+  if (mode == IndexMode::Raise) {
+    std::vector<double> d(s.counts.begin(), s.counts.end());
+    for (auto& v : d) v = v > 0 ? v : 1;
+    divisors = tensor(d, ds, data.dtype(), data.device());
+  } else {
+    const Tensor counts = add_rows(zeros({num_segments}, data.dtype(), data.device()), s.ids,
+                                   ones({s.ids.size()}, data.dtype(), data.device()));
+    divisors = maximum(counts, 1).reshape(ds);
+  }
+  return add_rows(base, s.ids, s.data) / divisors;
 }
 
-Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
-  return segment_extremum(true, data, segment_ids, num_segments, "unsorted_segment_max");
+Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode) {
+  return segment_extremum(true, data, segment_ids, num_segments, mode, "unsorted_segment_max");
 }
 
-Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments) {
-  return segment_extremum(false, data, segment_ids, num_segments, "unsorted_segment_min");
+Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode) {
+  return segment_extremum(false, data, segment_ids, num_segments, mode, "unsorted_segment_min");
 }
 
 }  // namespace tapeflow

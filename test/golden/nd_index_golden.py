@@ -3,7 +3,9 @@
 (nonzero), tf.boolean_mask, tf.gather_nd (batch_dims 0 and 1, and its gradient),
 tf.scatter_nd, tf.tensor_scatter_nd_add, tf.math.unsorted_segment_sum / _mean / _max / _min (and
 the gradients of the last two with ties), and NumPy's np.maximum.at / np.minimum.at for scatter_max /
-scatter_min (PyTorch's scatter_reduce "amax" / "amin" with include_self).
+scatter_min (PyTorch's scatter_reduce "amax" / "amin" with include_self), and the wrap / clip /
+fill IndexModes of gather_nd, scatter_nd and the segment ops (NumPy adjusting the coordinates,
+then TensorFlow on the adjusted ones).
 
 Regenerate (writes nd_index_golden.hpp beside this script):
 
@@ -109,5 +111,47 @@ for name, ufunc in (("kScatterMax", np.maximum), ("kScatterMin", np.minimum)):
     o = SB.copy()
     ufunc.at(o, (SI, cols), SS)
     floats(name, o)
+
+
+# IndexMode for gather_nd, scatter_nd and the segment ops: coordinates adjusted axis by axis as
+# NumPy's take(mode=) adjusts one axis (wrap: floor modulo; clip: clamp), fill counting [-n, 0)
+# from the end and zeroing (gather) / dropping (scatter) an entry with any other coordinate out
+# of range (TensorFlow's GPU kernels), then the ops above on the adjusted in-range coordinates.
+IO = np.array([[1, 3], [-1, 2], [5, -4], [0, -2]])  # into P's axes 0 and 1, sizes (2, 3)
+SZ = np.array([2, 3])
+
+
+def adjust(idx, sizes, mode):
+    if mode == "wrap":
+        return np.mod(idx, sizes), np.ones(idx.shape[:-1], bool)
+    if mode == "clip":
+        return np.clip(idx, 0, sizes - 1), np.ones(idx.shape[:-1], bool)
+    idx = np.where(idx < 0, idx + sizes, idx)
+    ok = np.all((idx >= 0) & (idx < sizes), axis=-1)
+    return np.where(ok[..., None], idx, 0), ok
+
+
+ints("kIO", IO)
+UO = np.arange(16, dtype=np.float64).reshape(4, 4) - 7
+for mode in ("wrap", "clip", "fill"):
+    a, ok = adjust(IO, SZ, mode)
+    got = tf.gather_nd(P, a).numpy() * ok[:, None]
+    floats("kGatherNd" + mode.capitalize(), got)
+    floats("kScatterNd" + mode.capitalize(), tf.scatter_nd(a[ok], UO[ok], [2, 3, 4]).numpy())
+# batch_dims 1: indices [2, 2, 1] into axis 1 (size 3)
+IBO = np.array([[[4], [-1]], [[-3], [1]]])
+ints("kIBO", IBO)
+for mode in ("wrap", "clip", "fill"):
+    a, ok = adjust(IBO, np.array([3]), mode)
+    floats("kGatherNdBatch" + mode.capitalize(), tf.gather_nd(P, a, batch_dims=1).numpy() * ok[..., None])
+# segments: ids >= num_segments wrapped, clipped or dropped; negative ids dropped in every mode
+D6 = np.vstack([D, [[-1.0, 6, 0.5]]])
+idsO = np.array([0, 5, 0, -1, 3, 4])
+floats("kD6", D6)
+for mode, adj in (("Wrap", np.where(idsO < 0, -1, np.mod(idsO, 4))), ("Clip", np.where(idsO < 0, -1, np.minimum(idsO, 3))),
+                  ("Fill", np.where(idsO < 4, idsO, -1))):
+    for op, fn in (("Sum", tf.math.unsorted_segment_sum), ("Mean", tf.math.unsorted_segment_mean),
+                   ("Max", tf.math.unsorted_segment_max), ("Min", tf.math.unsorted_segment_min)):
+        floats("kSeg" + op + mode, fn(D6, adj, 4).numpy())
 
 out.write(__file__)

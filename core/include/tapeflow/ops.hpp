@@ -380,8 +380,9 @@ Tensor tril(const Tensor& x, std::int64_t k = 0);
 Tensor triu(const Tensor& x, std::int64_t k = 0);
 /// [..., depth] float32 of 0/1; indices outside [0, depth) give an all-zero row (as TensorFlow).
 Tensor one_hot(const Tensor& indices, std::int64_t depth, DType dtype = kFloat32);
-/// What take_along_axis, take, gather and scatter_add do with an index i outside [0, n) of an
-/// axis of length n (NumPy's and JAX's `mode=`):
+/// What take_along_axis, take, gather, scatter_add, scatter_max and scatter_min do with an index
+/// i outside [0, n) of an axis of length n (NumPy's and JAX's `mode=`; gather_nd, scatter_nd and
+/// the unsorted_segment ops take it too, see theirs):
 /// - Raise: IndexError naming the op, the index, the axis, its size and the input's shape (any
 ///   i < 0 too: unlike NumPy's raise, negative indices do not count from the end). The indices
 ///   are read on the host: on CUDA one copy back that waits for the device.
@@ -448,32 +449,53 @@ Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis = 0);
 /// after its `batch_dims` leading axes, which must equal indices' first batch_dims axes:
 /// params [batch..., p_0..p_{k-1}, rest...] -> [batch..., m..., rest...], each entry
 /// params[b..., i_0, ..., i_{k-1}] (a slice when rest is not empty). A coordinate outside
-/// [0, size) raises IndexError naming the index and params' shape (negative ones too, as
-/// TensorFlow on the CPU). The indices are read on the host (synchronising, as take's check),
-/// and turned into flat rows for take, so differentiable in params.
-Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims = 0);
+/// [0, size) of its axis is handled as `mode` says (IndexMode), axis by axis:
+/// - Raise (the default, TensorFlow's on the CPU): IndexError naming the index and params'
+///   shape, negative coordinates too. The indices are read on the host (on CUDA one copy back
+///   that waits for the device, as take's check).
+/// - Wrap, Clip: each coordinate wrapped / clamped into its own axis.
+/// - Fill: a coordinate in [-size, 0) counts from the end; an entry with any other coordinate
+///   outside its axis is 0 (TensorFlow's gather_nd on a GPU, which also zeroes negative ones).
+///   Wrap, Clip and Fill compute the rows with tensor ops on the indices' device: no host read.
+/// Turned into flat rows for take, so differentiable in params (a filled entry has no gradient).
+Tensor gather_nd(const Tensor& params, const Tensor& indices, std::int64_t batch_dims = 0,
+                 IndexMode mode = IndexMode::Raise);
 /// tf.scatter_nd: zeros(shape, updates' dtype) with updates [m..., rest...] added at the
 /// coordinates indices [m..., k] into shape's first k axes (rest = shape[k:]); duplicates add.
-/// Out-of-range coordinates raise IndexError; bool updates DTypeError. A scatter_add on the
-/// flattened leading axes, so differentiable in updates (the gradient is gather_nd's).
-Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape);
+/// Out-of-range coordinates as gather_nd's `mode` says, Fill dropping the update (TensorFlow's
+/// scatter_nd on a GPU ignores it); Raise (the default) raises IndexError. Bool updates raise
+/// DTypeError. A scatter_add on the flattened leading axes, so differentiable in updates (the
+/// gradient is gather_nd's; a dropped update's is zero).
+Tensor scatter_nd(const Tensor& indices, const Tensor& updates, const Shape& shape, IndexMode mode = IndexMode::Raise);
 /// tf.tensor_scatter_nd_add: x with updates added as scatter_nd places them (x's dtype; updates
-/// must not be float for an integer x, as scatter_add). Differentiable in x and updates.
-Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates);
+/// must not be float for an integer x, as scatter_add; `mode` as scatter_nd's). Differentiable
+/// in x and updates.
+Tensor tensor_scatter_nd_add(const Tensor& x, const Tensor& indices, const Tensor& updates,
+                             IndexMode mode = IndexMode::Raise);
 /// tf.math.unsorted_segment_sum / _mean / _max / _min: segment_ids (int32/int64) have a prefix
 /// of data's shape, data [ids..., rest...] -> [num_segments, rest...], output[s] the sum / mean /
-/// max / min of the rows of data whose id is s. Rows with a negative id are dropped (as
-/// TensorFlow); an id >= num_segments raises IndexError. An empty segment gives 0 (sum, mean)
-/// or the dtype's lowest value for max and highest for min (-FLT_MAX / FLT_MAX for float32,
-/// not -inf / inf; INT_MIN / INT_MAX for integers), as TensorFlow: a segment of -inf rows has
-/// max -FLT_MAX too. The ids are read on the host (synchronising). sum is a scatter_add; mean
-/// (float data only) divides it by the counts; max and min are a scatter_max / scatter_min of
-/// the rows into that filler, memory [num_segments, rest...]. All are differentiable in data; a
+/// max / min of the rows of data whose id is s. Rows with a negative id are dropped in every
+/// mode (as TensorFlow); an id >= num_segments is handled as `mode` says:
+/// - Raise (the default, TensorFlow's on the CPU): IndexError naming the id. The ids are read on
+///   the host (on CUDA one copy back that waits for the device).
+/// - Wrap: id mod num_segments; Clip: segment num_segments - 1.
+/// - Fill: the row is dropped, as TensorFlow's GPU kernels drop it (and JAX's segment_sum).
+///   Wrap, Clip and Fill work on the ids' device: no host read, so they suit CUDA training loops.
+/// An empty segment gives 0 (sum, mean) or the dtype's lowest value for max and highest for min
+/// (-FLT_MAX / FLT_MAX for float32, not -inf / inf; INT_MIN / INT_MAX for integers), as
+/// TensorFlow: a segment of -inf rows has max -FLT_MAX too. sum is a scatter_add; mean (float
+/// data only) divides it by the counts (counted on the host for Raise, by a scatter_add of ones
+/// otherwise); max and min are a scatter_max / scatter_min of the rows into that filler, memory
+/// [num_segments, rest...]. All are differentiable in data (a dropped row's gradient is zero); a
 /// segment's max (min) gradient is split evenly among its rows equal to it, as TensorFlow.
-Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
-Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
-Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
-Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments);
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode = IndexMode::Raise);
+Tensor unsorted_segment_mean(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                             IndexMode mode = IndexMode::Raise);
+Tensor unsorted_segment_max(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode = IndexMode::Raise);
+Tensor unsorted_segment_min(const Tensor& data, const Tensor& segment_ids, std::int64_t num_segments,
+                            IndexMode mode = IndexMode::Raise);
 /// zeros(shape) with x written at the slice (starts, steps) of every axis; x's shape is the
 /// slice's shape. The gradient of a slice.
 Tensor slice_scatter(const Tensor& x, const Shape& shape, const std::vector<std::int64_t>& starts,
