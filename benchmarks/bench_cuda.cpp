@@ -340,6 +340,55 @@ void bench_matmul(const std::vector<MatmulCase>& cases, bool tf32, const bench::
   cuda::set_allow_tf32(false);
 }
 
+// ---------------------------------------------------------------- index modes
+// gather_nd and unsorted_segment_sum of float32 [rows, 64] with IndexMode::Raise (the indices
+// copied to the host, checked and turned into rows there: a wait for the device every call)
+// against Fill (the rows computed on the device, nothing waits): what a training loop saves by
+// passing a mode. GB/s counts the rows read and written once plus the indices.
+void bench_index_modes(bool tiny, double copy_gbs, const bench::Results& results) {
+  const std::int64_t rows = tiny ? 1 << 12 : 1 << 18, f = 64, segments = 1024;
+  Generator gen(2);
+  Tensor params, idx, ids;
+  if (!guard("index mode inputs", [&] {
+        params = uniform({rows, f}, gen, -1, 1, kFloat32, kGpu);
+        idx = (arange(rows, kInt64, kGpu) * 7919 % rows).reshape({rows, 1});
+        ids = arange(rows, kInt64, kGpu) * 7919 % segments;
+      }))
+    return;
+  struct Case {
+    const char* name;
+    const char* key;
+    std::function<Tensor(IndexMode)> fn;
+    double bytes;
+  };
+  const double n = static_cast<double>(rows);
+  const std::vector<Case> cases = {
+      {"gather_nd [rows, 1] of [rows, 64]", "gather_nd", [&](IndexMode m) { return gather_nd(params, idx, 0, m); },
+       n * (2 * 4 * f + 8)},
+      {"unsorted_segment_sum [rows, 64], 1024 segs", "segment_sum",
+       [&](IndexMode m) { return unsorted_segment_sum(params, ids, segments, m); }, n * (4 * f + 8)},
+  };
+  for (const Case& c : cases) {
+    for (IndexMode m : {IndexMode::Raise, IndexMode::Fill}) {
+      const std::string name = fmt::format("{}, {}", c.name, m == IndexMode::Raise ? "raise" : "fill");
+      if (!guard(name, [&] {
+            const Tensor got = c.fn(m).to(Device::cpu());
+            const Tensor want = c.fn(IndexMode::Raise).to(Device::cpu());
+            if (!reduce_all(abs(got - want) <= 1e-4 + 1e-5 * abs(want)).item<bool>())
+              throw bench::Mismatch(name + ": differs from raise mode");
+          }))
+        continue;
+      guard(name, [&] {
+        const double t = device_seconds([&] { c.fn(m); });
+        const double gbs = c.bytes / t / 1e9;
+        row(name, t, gbs, "GB/s", fmt::format("{:.0f}% of copy", 100 * gbs / copy_gbs));
+        results.add(fmt::format("cuda/index_mode/{}/{}", c.key, m == IndexMode::Raise ? "raise" : "fill"), gbs,
+                    "GB/s");
+      });
+    }
+  }
+}
+
 // ---------------------------------------------------------------- per-op overhead
 void bench_overhead(const bench::Results& results) {
   guard("add [4]", [&] {
@@ -417,7 +466,10 @@ int main(int argc, char** argv) {
     // (d) sorting
     bench_sort(tiny, copy_gbs, results);
 
-    // (e) per-op overhead
+    // (e) index ops with and without a host read of their indices
+    bench_index_modes(tiny, copy_gbs, results);
+
+    // (f) per-op overhead
     bench_overhead(results);
     if (failures) return fmt::print(stderr, "bench_cuda: {} case(s) failed (see the table)\n", failures), 1;
   } catch (const std::exception& e) {  // a wrong copy, tapeflow::Error, CudaError, a failed CUDA call

@@ -576,6 +576,47 @@ void segment_section(const bench::Results& results, bool quick) {
   }
 }
 
+// gather_nd and unsorted_segment_sum with IndexMode::Raise (indices read and turned into rows on
+// the host) against Fill (rows computed with tensor ops on the indices' device), on the CPU at
+// 1 thread: what the device path costs where there is no device to spare a copy from (on CUDA,
+// Raise also waits for the device; bench_cuda measures that). Results checked equal first.
+void index_mode_section(const bench::Results& results, bool quick) {
+  const i64 rows = quick ? 1 << 14 : 1 << 17, f = 16, segments = 1024;
+  Generator gen(8);
+  const Tensor params = uniform({rows, f}, gen, -1, 1);
+  std::vector<std::int64_t> coords(static_cast<std::size_t>(rows)), ids(static_cast<std::size_t>(rows));
+  for (i64 r = 0; r < rows; ++r) {
+    coords[static_cast<std::size_t>(r)] = (r * 7919) % rows;
+    ids[static_cast<std::size_t>(r)] = (r * 7919) % segments;
+  }
+  const Tensor idx = tensor(coords, {rows, 1}, kInt64), id_t = tensor(ids, {rows}, kInt64);
+  struct Case {
+    const char* name;
+    const char* key;
+    std::function<Tensor(IndexMode)> fn;
+  };
+  const std::vector<Case> cases = {
+      {"gather_nd [rows, 1] of [rows, 16]", "gather_nd", [&](IndexMode m) { return gather_nd(params, idx, 0, m); }},
+      {"unsorted_segment_sum of [rows, 16], 1024 segments", "segment_sum",
+       [&](IndexMode m) { return unsorted_segment_sum(params, id_t, segments, m); }},
+  };
+  set_threads(1);
+  fmt::print("\n## gather_nd, unsorted_segment_sum: IndexMode::Raise (rows on the host) against Fill (on the device)\n\n");
+  fmt::print("float32, rows = {}, 1 thread, CPU tensors; results checked equal first.\n\n"
+             "| op | Raise | Fill | Fill / Raise |\n|---|---:|---:|---:|\n",
+             rows);
+  for (const Case& c : cases) {
+    if (!reduce_all(c.fn(IndexMode::Raise) == c.fn(IndexMode::Fill)).item<bool>())
+      throw std::runtime_error(std::string(c.name) + ": Raise and Fill differ");
+    const double t_raise = bench::measure([&] { c.fn(IndexMode::Raise); }).seconds;
+    const double t_fill = bench::measure([&] { c.fn(IndexMode::Fill); }).seconds;
+    fmt::print("| {} | {} | {} | {:.2f} |\n", c.name, bench::human_seconds(t_raise), bench::human_seconds(t_fill),
+               t_fill / t_raise);
+    results.add(fmt::format("index_mode/{}/raise", c.key), t_raise, "s");
+    results.add(fmt::format("index_mode/{}/fill", c.key), t_fill, "s");
+  }
+}
+
 int main(int argc, char** argv) try {
   if (bench::has_flag(argc, argv, "--isa")) {  // the instruction set in use, for the report's header
     fmt::print("{}\n", kernels::cpu::isa());
@@ -583,6 +624,11 @@ int main(int argc, char** argv) try {
   }
   const bench::Results results(bench::tsv_arg(argc, argv));
   const bool quick = bench::has_flag(argc, argv, "--quick");
+  if (bench::has_flag(argc, argv, "--indexing")) {  // only the two index-op sections (seconds, not minutes)
+    segment_section(results, quick);
+    index_mode_section(results, quick);
+    return 0;
+  }
   set_threads(0);
   g_max_threads = kernels::cpu::num_threads();
   std::vector<int> threads{1};
@@ -722,6 +768,7 @@ int main(int argc, char** argv) try {
   isa_section(results, quick, nt);
   op_table_section(results, quick);
   segment_section(results, quick);
+  index_mode_section(results, quick);
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
