@@ -971,6 +971,41 @@ TEST_CASE("device: TensorFlow's index ops (nonzero, boolean_mask, gather_nd, sca
   }
 }
 
+TEST_CASE("device: nonzero and boolean_mask read only the count on the host (coordinates made on the device)",
+          "[device][nd_index][sync]") {
+  note_skip();
+  std::mt19937 rng(95);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<bool> sparse(3000);
+  for (std::size_t i = 0; i < sparse.size(); ++i) sparse[i] = rng() % 7 == 0;
+  const std::vector<Tensor> conditions = {
+      tensor(sparse, {3000}, kBool),                          // cumsum across many blocks
+      tensor(sparse, {10, 15, 20}, kBool).permute({2, 0, 1}),  // a view, rank 3
+      tensor({0.0, 1.5, 0.0, nan, 0.0, -2.0}, {2, 3}),        // NaN counts as true
+      zeros({4, 5}, kBool),                                   // none
+      ones({2, 0, 3}, kBool),                                 // empty
+      scalar(3),                                              // rank 0, true
+      scalar(0),                                              // rank 0, false
+      ones({3, 4}, kInt32),                                   // all
+  };
+  for (const Tensor& c : conditions) {
+    INFO("condition " << str(c.shape()));
+    same_on_devices({c}, [](const std::vector<Tensor>& v) { return tf::nonzero(v[0]); });
+  }
+  const Tensor x = make_input({10, 15, 20}, kFloat32, rng, Make::Contiguous, -3, 3);
+  same_on_devices({x, tensor(sparse, {10, 15, 20}, kBool)},
+                  [](const std::vector<Tensor>& v) { return tf::boolean_mask(v[0], v[1]); });
+  same_on_devices({x, tensor(std::vector<bool>(sparse.begin(), sparse.begin() + 300), {15, 20}, kBool)},
+                  [](const std::vector<Tensor>& v) { return tf::boolean_mask(v[0], v[1], 1); });
+  for (const Device& dev : other_devices()) {
+    const Tensor c = tensor(sparse, {3000}, kBool).to(dev);
+    HostCopies copies;
+    const Tensor w = tf::nonzero(c);
+    CHECK(copies.copies == 1);  // the count: an int64 scalar
+    CHECK(w.device() == dev);
+  }
+}
+
 TEST_CASE("device: gather_nd, scatter_nd and the segment ops read no index on the host in wrap, clip and fill modes",
           "[device][nd_index][index_mode][sync]") {
   note_skip();

@@ -309,10 +309,34 @@ Tensor segment_extremum(bool is_max, const Tensor& data, const Tensor& segment_i
 
 }  // namespace
 
+namespace {
+// nonzero on a device other than the CPU: only the count of true entries comes to the host (one
+// int64, synchronising); each true entry's slot is the exclusive cumsum before it, the flat
+// positions are scattered into [n] (the false entries' slot n is dropped), and the coordinates
+// are (position / stride) mod size along each axis, all on the device.
+Tensor device_nonzero(const Tensor& truth) {
+  const Device device = truth.device();
+  const Shape& shape = truth.shape();
+  const auto rank = static_cast<std::int64_t>(shape.size());
+  const Tensor flat = truth.reshape({-1});
+  const Tensor ones_and_zeros = flat.astype(kInt64);
+  const std::int64_t n = sum(ones_and_zeros).to(Device::cpu()).item<std::int64_t>();
+  if (rank == 0 || n == 0) return zeros({n, rank}, kInt64, device);
+  const Tensor slot = where(flat, cumsum(ones_and_zeros, 0, true), n);
+  const Tensor at = detail::scatter_add_trusted(zeros({n}, kInt64, device), slot, arange(flat.size(), kInt64, device), 0);
+  std::vector<std::int64_t> strides(static_cast<std::size_t>(rank), 1);
+  for (std::int64_t a = rank - 1; a > 0; --a) {
+    strides[static_cast<std::size_t>(a - 1)] = strides[static_cast<std::size_t>(a)] * shape[static_cast<std::size_t>(a)];
+  }
+  return mod(floor_divide(at.expand_dims(1), rows_tensor(strides, device)), rows_tensor(shape, device));
+}
+}  // namespace
+
 Tensor nonzero(const Tensor& condition) {
   check_defined(condition, "nonzero");
   const Tensor truth = condition.dtype() == kBool ? condition : condition != 0.0;
-  const Tensor host = truth.to(Device::cpu()).contiguous();
+  if (!truth.device().is_cpu()) return device_nonzero(truth);
+  const Tensor host = truth.contiguous();
   const bool* p = host.data<bool>();
   const Shape& shape = condition.shape();
   const std::size_t rank = shape.size();

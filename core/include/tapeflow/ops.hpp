@@ -436,14 +436,16 @@ Tensor scatter_extremum_trusted(bool is_max, const Tensor& base, const Tensor& i
 /// TensorFlow's tf.where(condition) with one argument (np.argwhere): the int64 [n, rank]
 /// coordinates of condition's true (non-zero; NaN counts as non-zero) entries in row-major order,
 /// on condition's device. Any dtype; a rank-0 condition gives [0 or 1, 0]. n depends on the
-/// values, so they are copied to the host: on CUDA this synchronises with the device. Not
-/// differentiable (an integer result).
+/// values, so it is read on the host: on CUDA only n itself comes back (one int64, synchronising
+/// with the device), the coordinates are computed there (an exclusive cumsum gives each true
+/// entry its row, a scatter places the flat positions, a divide and mod per axis unravel them);
+/// on the CPU one pass over the values. Not differentiable (an integer result).
 Tensor nonzero(const Tensor& condition);
 /// tf.boolean_mask: the entries of x where the bool `mask` is true, mask's axes merged into one.
 /// mask's shape must equal x's shape over axes [axis, axis + mask.rank) (axis may be negative):
 /// x [pre..., mask..., post...] -> [pre..., n, post...], n the number of trues, in row-major order.
-/// take(x, nonzero(mask)) on the merged axis, so differentiable in x; reads mask on the host
-/// (synchronising, as nonzero).
+/// take(x, nonzero(mask)) on the merged axis, so differentiable in x; synchronises on CUDA to
+/// read the number of trues, as nonzero.
 Tensor boolean_mask(const Tensor& x, const Tensor& mask, std::int64_t axis = 0);
 /// tf.gather_nd: indices (int32/int64) [batch..., m..., k] hold coordinates into params' k axes
 /// after its `batch_dims` leading axes, which must equal indices' first batch_dims axes:
