@@ -210,9 +210,9 @@ Tensor scatter_nd_into(const Tensor& base, const Tensor& indices, const Tensor& 
 }
 
 // What the unsorted_segment ops share: data [n, ...] (segment_ids' axes merged) and the int64
-// segment of each row [n]. Raise drops the rows with a negative id from data and counts the rows
-// of each segment on the host; the other modes keep every row, with -1 (dropped by the
-// scatters) for the ids that go nowhere, and leave counts empty.
+// segment of each row [n] on the device, an id outside [0, num_segments) (-1 for one that goes
+// nowhere) dropped by the scatters: no row is copied out of data. Raise reads the ids on the
+// host to check them and count the rows of each segment; the other modes leave counts empty.
 struct Segments {
   Tensor data;
   Tensor ids;
@@ -234,46 +234,39 @@ Segments segments(const Tensor& data, const Tensor& segment_ids, std::int64_t nu
     throw ValueError(fmt::format("{}: num_segments must be >= 0, got {} (data {})", op, num_segments, shape_str(ds)));
   }
   if (data.dtype() == kBool) throw DTypeError(fmt::format("{}: bool tensors are not supported (data {})", op, shape_str(ds)));
+  if (!is_integral(segment_ids.dtype())) {
+    throw DTypeError(fmt::format("{}: segment_ids must be int32 or int64, got {} (shape {})", op,
+                                 dtype_name(segment_ids.dtype()), shape_str(is)));
+  }
   Segments s;
   const std::int64_t n = prod(is.begin(), is.end());
-  if (mode != IndexMode::Raise) {
-    if (!is_integral(segment_ids.dtype())) {
-      throw DTypeError(fmt::format("{}: segment_ids must be int32 or int64, got {} (shape {})", op,
-                                   dtype_name(segment_ids.dtype()), shape_str(is)));
+  s.data = data.reshape(rows_and(n, ds, static_cast<std::int64_t>(is.size())));
+  const Tensor ids = segment_ids.astype(kInt64).reshape({n});
+  switch (mode) {
+    case IndexMode::Wrap:
+      s.ids = num_segments == 0 ? ids : where(less(ids, 0), -1, mod(ids, num_segments));
+      break;
+    case IndexMode::Clip:
+      s.ids = where(less(ids, 0), -1, minimum(ids, num_segments - 1));
+      break;
+    case IndexMode::Fill:  // the scatters drop every id outside [0, num_segments)
+      s.ids = ids;
+      break;
+    case IndexMode::Raise: {  // checked (and counted) on the host, then as Fill: negatives dropped
+      const std::vector<std::int64_t> host = host_ints(ids, op, "segment_ids");
+      s.counts.assign(static_cast<std::size_t>(num_segments), 0);
+      for (std::size_t r = 0; r < host.size(); ++r) {
+        if (host[r] >= num_segments) {
+          throw IndexError(fmt::format("{}: segment id {} (entry {} of segment_ids {}) is out of range [0, {}) "
+                                       "(data {})",
+                                       op, host[r], r, shape_str(is), num_segments, shape_str(ds)));
+        }
+        if (host[r] >= 0) ++s.counts[static_cast<std::size_t>(host[r])];
+      }
+      s.ids = ids;
+      break;
     }
-    s.data = data.reshape(rows_and(n, ds, static_cast<std::int64_t>(is.size())));
-    const Tensor ids = segment_ids.astype(kInt64).reshape({n});
-    const Tensor dropped = less(ids, 0);
-    switch (mode) {
-      case IndexMode::Wrap:
-        s.ids = num_segments == 0 ? ids : where(dropped, -1, mod(ids, num_segments));
-        break;
-      case IndexMode::Clip:
-        s.ids = where(dropped, -1, minimum(ids, num_segments - 1));
-        break;
-      default:  // Fill: the scatters drop every id outside [0, num_segments)
-        s.ids = ids;
-        break;
-    }
-    return s;
   }
-  const std::vector<std::int64_t> ids = host_ints(segment_ids, op, "segment_ids");
-  s.counts.assign(static_cast<std::size_t>(num_segments), 0);
-  std::vector<std::int64_t> kept, kept_ids;
-  for (std::size_t r = 0; r < ids.size(); ++r) {
-    if (ids[r] >= num_segments) {
-      throw IndexError(fmt::format("{}: segment id {} (entry {} of segment_ids {}) is out of range [0, {}) "
-                                   "(data {})",
-                                   op, ids[r], r, shape_str(is), num_segments, shape_str(ds)));
-    }
-    if (ids[r] < 0) continue;  // dropped, as TensorFlow
-    kept.push_back(static_cast<std::int64_t>(r));
-    kept_ids.push_back(ids[r]);
-    ++s.counts[static_cast<std::size_t>(ids[r])];
-  }
-  s.data = data.reshape(rows_and(static_cast<std::int64_t>(ids.size()), ds, static_cast<std::int64_t>(is.size())));
-  if (kept.size() != ids.size()) s.data = take_rows(s.data, rows_tensor(kept, data.device()), 0);
-  s.ids = rows_tensor(kept_ids, data.device());
   return s;
 }
 
