@@ -512,6 +512,30 @@ TEST_CASE("cpu unary works in place", "[kernels][unary]") {
   check_same(x.buf, y.buf);
 }
 
+// Integer division's edges, worked by hand: x / 0 and x // 0 give 0, x % 0 gives 0, and
+// INT_MIN / -1 and INT_MIN // -1 wrap to INT_MIN (remainder 0) instead of trapping; the CPU
+// kernel and the naive one both.
+TEMPLATE_TEST_CASE("integer div, floor_divide and mod: zero and INT_MIN / -1 never trap", "[kernels][binary]",
+                   std::int32_t, std::int64_t) {
+  using T = TestType;
+  const T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+  const std::vector<T> a = {lo, lo, hi, T(-7), T(7), T(-7), T(0), lo, T(5)};
+  const std::vector<T> b = {T(-1), T(0), T(-1), T(2), T(-2), T(0), T(-1), T(2), T(-1)};
+  const std::vector<T> div = {lo, T(0), T(-hi), T(-3), T(-3), T(0), T(0), T(lo / 2), T(-5)};
+  const std::vector<T> floor_div = {lo, T(0), T(-hi), T(-4), T(-4), T(0), T(0), T(lo / 2), T(-5)};
+  const std::vector<T> mod = {T(0), T(0), T(0), T(1), T(-1), T(0), T(0), T(0), T(0)};
+  const kn::Layout l = contiguous({static_cast<i64>(a.size())});
+  for (const auto& [op, want] : {std::pair{OpId::Div, div}, std::pair{OpId::FloorDiv, floor_div},
+                                 std::pair{OpId::FloorMod, mod}}) {
+    INFO("op " << tapeflow::op_name(op));
+    std::vector<T> got(a.size()), naive(a.size());
+    kn::cpu::binary<T>(op, got.data(), l, a.data(), l, b.data(), l);
+    kn::naive::binary<T>(op, naive.data(), l, a.data(), l, b.data(), l);
+    CHECK(got == want);
+    CHECK(naive == want);
+  }
+}
+
 template <class T>
 void binary_case(OpId op, const Shape& shape) {
   const Domain da = op == OpId::Pow ? Domain::Positive : Domain::Signed;

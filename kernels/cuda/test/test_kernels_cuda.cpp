@@ -627,6 +627,29 @@ TEMPLATE_TEST_CASE("cuda: binary matches naive for every Binary row", "[cuda][bi
   });
 }
 
+TEST_CASE("cuda: integer div, floor_divide and mod by 0 and -1 (INT_MIN / -1) match naive", "[cuda][binary]") {
+  if (!have_device()) return;
+  for_each_type<std::int32_t, std::int64_t>([](auto tag) {
+    using T = decltype(tag);
+    const T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+    const std::vector<T> av = {lo, lo, hi, T(-7), T(7), T(-7), T(0), lo, T(5)};
+    const std::vector<T> bv = {T(-1), T(0), T(-1), T(2), T(-2), T(0), T(-1), T(2), T(-1)};
+    Array<T> a(av.size()), b(bv.size());
+    std::copy(av.begin(), av.end(), a.data());
+    std::copy(bv.begin(), bv.end(), b.data());
+    const Layout l = contiguous({static_cast<i64>(av.size())});
+    DeviceArray<T> da(a), db(b), dy(av.size());
+    for (OpId op : {OpId::Div, OpId::FloorDiv, OpId::FloorMod}) {
+      INFO("op " << tapeflow::op_name(op));
+      Array<T> want(av.size());
+      naive::binary<T>(op, want.data(), l, a.data(), l, b.data(), l);
+      cuda::binary<T>(op, dy.data(), l, da.data(), l, db.data(), l);
+      check_same(dy.download(), want);
+      CHECK(want.data()[0] == (op == OpId::FloorMod ? T(0) : lo));  // INT_MIN / -1 wraps
+    }
+  });
+}
+
 TEMPLATE_TEST_CASE("cuda: compare and logic match naive for every row", "[cuda][compare]", bool, float, double,
                    std::int32_t, std::int64_t) {
   using T = TestType;

@@ -258,8 +258,20 @@ TAPEFLOW_HD T floor_mod(T a, T b) {
 TAPEFLOW_BINARY(Add, wrap_add(a, b))
 TAPEFLOW_BINARY(Sub, wrap_sub(a, b))
 TAPEFLOW_BINARY(Mul, wrap_mul(a, b))
-// integer division truncates toward zero, as C++ does; division by zero gives 0 (no trap)
-TAPEFLOW_BINARY(Div, T(b == T(0) && !(T(0.5) > T(0)) ? T(0) : T(a / b)))
+// Integer division truncates toward zero, as C++ does; division by zero gives 0 and INT_MIN / -1
+// wraps to INT_MIN (a negation, as floor_div's), never the trapping C++ division. The public
+// div promotes integers to float32; this is the kernels' own integer entry.
+template <class T>
+TAPEFLOW_HD T trunc_div(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return a / b;
+  } else {
+    if (b == T(0)) return T(0);
+    if (b == T(-1)) return wrap_neg(a);
+    return T(a / b);
+  }
+}
+TAPEFLOW_BINARY(Div, trunc_div(a, b))
 TAPEFLOW_BINARY(Pow, T(std::pow(a, b)))
 // NaN propagates, as in NumPy's maximum/minimum
 TAPEFLOW_BINARY(Maximum, nan_max(a, b))
