@@ -548,6 +548,10 @@ std::vector<LayerPtr> layer_tree(const std::vector<LayerPtr>& roots) {
   return out;
 }
 
+// Set while a model builds its graph: the zero runs of a model used as a layer inside it are
+// part of the build, not a first run that would keep that model's provisional weights.
+thread_local int building_graph = 0;
+
 bool known_axes(const Shape& s) {
   return std::all_of(s.begin() + (s.empty() ? 0 : 1), s.end(), [](std::int64_t d) { return d >= 0; });
 }
@@ -570,6 +574,10 @@ bool Functional::build_graph() {
 
 bool Functional::build_nodes() {
   NoRecording no_tape;
+  struct Building {
+    Building() { ++building_graph; }
+    ~Building() { --building_graph; }
+  } building;
   try {
     for (const auto& n : order_) {
       std::vector<Shape> in;
@@ -638,8 +646,10 @@ void Functional::set_device(Device device) {
 
 std::vector<Tensor> Functional::call_multi(const std::vector<Tensor>& xs, bool training) {
   // a run keeps the weights the model was made with: set_seed and set_device no longer redraw them
-  provisional_.clear();
-  provisional_versions_.clear();
+  if (building_graph == 0) {
+    provisional_.clear();
+    provisional_versions_.clear();
+  }
   if (xs.size() != inputs_.size()) {
     throw ValueError(fmt::format("{}: expects {} input(s), got {}", name(), inputs_.size(), xs.size()));
   }

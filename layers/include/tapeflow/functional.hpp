@@ -272,7 +272,8 @@ class Lambda : public Layer {
 /// models are layers: `x = apply_layer(layers::ModelLayer(augmentation), inputs)`. The model's
 /// layers become this layer's sublayers (trained, saved and frozen with it: set_trainable(false)
 /// freezes a pretrained base); an unbuilt model's layers are named "<this layer>/<layer>" at
-/// the first call. Wrap a finished model: layers added to it later are not tracked. One input
+/// the first call (a Functional model is built when made: its layers keep their names, as
+/// Keras's "dense/kernel" inside another model). Wrap a finished model: layers added to it later are not tracked. One input
 /// and one output (the model's call()); ValueError for a null model or one without layers.
 class ModelLayer : public Layer {
  public:
