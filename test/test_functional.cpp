@@ -1160,6 +1160,15 @@ TEST_CASE("the weights drawn when a functional model is made are drawn again by 
     outer.set_device(d);
     for (const auto& w : outer.weights()) CHECK(w.device() == d);
     CHECK(outer(irregular({2, 4}).to(d)).shape() == Shape{2, 1});
+    if (!(d == Device::cpu())) {
+      auto prebuilt = std::make_shared<Dense>(2);
+      (*prebuilt)(zeros({1, 4}));  // built on the CPU before the model is made: not the model's to move
+      KerasTensor z = Input({4});
+      Functional mixed(z, apply_layer(Dense(1), (*prebuilt)(z)), "mixed");
+      CHECK_THROWS_AS(mixed.set_device(d), ValueError);
+      CHECK(mixed.built());  // the refused move leaves the model as it was
+      CHECK(mixed.weights()[2].device() == Device::cpu());
+    }
   }
 }
 

@@ -640,7 +640,12 @@ void Functional::set_seed(std::uint64_t seed) {
 
 void Functional::set_device(Device device) {
   const bool rebuild = release_provisional();
-  Model::set_device(device);
+  try {
+    Model::set_device(device);  // refuses a layer built elsewhere before the model was made
+  } catch (...) {
+    if (rebuild) build_graph();  // as it was, on the device it had
+    throw;
+  }
   if (rebuild) build_graph();
 }
 

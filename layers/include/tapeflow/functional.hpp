@@ -343,11 +343,12 @@ KerasTensor apply_layer(L&& layer, const std::vector<KerasTensor>& xs) {
 /// (MultiHeadAttention, ModelLayer, a custom layer) is run once on zeros (a batch of one) when
 /// its input's axes are all known. Where a layer cannot be built that way (a weight would need
 /// an unknown axis: Dense on Input({-1}); a sublayer on unknown axes; its own error), it and the
-/// layers after it stay unbuilt until the first call (or build(), which then raises), as before.
+/// layers after it stay unbuilt until the first call (build() raises meanwhile).
 /// The weights drawn when the model is made are provisional: set_seed() or set_device() before
 /// the first run (and before any weight is assigned) draws them again from the new seed or on
 /// the new device, so `Functional m(in, out); m.set_seed(5);` has the weights seed 5 gives.
-/// Seed a layer itself (Layer::set_seed) before the model is made, not after.
+/// Seed, rename or place a layer itself (Layer::set_seed, set_name, set_device) before the
+/// model is made: a built layer keeps its weights, name and device.
 class Functional : public Model {
  public:
   Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "functional");
@@ -369,7 +370,7 @@ class Functional : public Model {
   /// The symbolic output of the first call of the layer named `name` (or the layer itself) in
   /// the graph, for a new model over the same layers and weights (Keras's
   /// model.get_layer(name).output): features = Functional(model.inputs(), {model.layer_output("conv2d")}).
-  /// The layers are named by the model's first call; ValueError naming the layers otherwise.
+  /// The layers are named when the model is made; ValueError naming the layers for another name.
   KerasTensor layer_output(const std::string& name) const;
   KerasTensor layer_output(const LayerPtr& layer) const;
   const std::vector<KerasTensor>& inputs() const { return inputs_; }
@@ -431,7 +432,8 @@ struct PlotOptions {
 /// for) and edges, graph attributes rankdir, concentrate, dpi and splines="ortho". A Functional
 /// model gives a node per Input and per layer (a shared layer once, its shapes "?" as Keras's)
 /// and an edge per tensor read; a Sequential one a chain of its layers, shapes known once built.
-/// Layers are named by a model's first run; before it, a node shows the class's default name.
+/// A Functional model names its layers when it is made, a Sequential one by its first run;
+/// before that, a node shows the class's default name.
 /// ValueError for a rankdir other than TB, BT, LR, RL.
 std::string model_to_dot(const Model& model, const PlotOptions& options = {});
 

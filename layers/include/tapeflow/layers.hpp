@@ -117,8 +117,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// The functional API (functional.hpp): records this layer applied to a symbolic input as a
   /// node of the graph a Functional model runs, and returns the node's output, its shape
   /// compute_output_shape's when x's is known (the layer's error for a shape it refuses is thrown
-  /// here). Nothing is built, named or seeded until the model's first call. The graph shares the
-  /// layer, so it must be owned by a std::shared_ptr (ValueError otherwise):
+  /// here). Nothing is built, named or seeded until a Functional model over the graph is made
+  /// (it builds its layers then, as Keras's). The graph shares the layer, so it must be owned by
+  /// a std::shared_ptr (ValueError otherwise):
   ///
   ///     auto dense = std::make_shared<layers::Dense>(64, "relu");
   ///     KerasTensor h = (*dense)(inputs);      // or: apply_layer(layers::Dense(64, "relu"), inputs)
