@@ -55,7 +55,8 @@ TEST_CASE("a functional MLP is Sequential: same names, weights, outputs and trai
   Functional fmodel(in, out);
   CHECK(fmodel.name() == "functional");
   CHECK(fmodel.layers().size() == 2);
-  CHECK_FALSE(fmodel.built());
+  CHECK(fmodel.built());  // when made, as Keras's; set_seed below draws the weights again
+  CHECK(fmodel.count_params() == 163);
 
   Sequential smodel(Dense(16, "relu"), Dense(3, "softmax"));
   fmodel.set_seed(11);
@@ -292,12 +293,17 @@ TEST_CASE("functional API errors name the model, the layer, the input and the sh
                     Contains("concatenate: the inputs must have the same rank"));
   CHECK_THROWS_WITH(Concatenate()(std::vector<Tensor>{zeros({2, 3, 1}), zeros({2, 4, 2})}),
                     Contains("concatenate: the inputs must match in every axis but 2"));
-  // an Input with an axis of any size runs, but cannot be built from zeros
+  // an Input with an axis of any size runs; a model whose weights need that axis's size
+  // (Dense after Flatten) is built by its first run, and build() cannot do it from zeros
   KerasTensor seq = Input({-1, 2});
   Functional pooled(seq, apply_layer(GlobalAveragePooling1D(), seq), "pool");
-  CHECK_THROWS_WITH(pooled.build(), Contains("pool: build: input 0 has an axis of unknown size, (None, None, 2)"));
+  CHECK(pooled.built());
   CHECK(pooled(zeros({1, 5, 2})).shape() == Shape{1, 2});
   CHECK(pooled(zeros({1, 9, 2})).shape() == Shape{1, 2});
+  Functional flat(seq, apply_layer(Dense(1), apply_layer(Flatten(), seq)), "flat");
+  CHECK_FALSE(flat.built());
+  CHECK_THROWS_WITH(flat.build(), Contains("flat: build: input 0 has an axis of unknown size, (None, None, 2)"));
+  CHECK(flat(zeros({1, 5, 2})).shape() == Shape{1, 1});
 }
 
 TEST_CASE("a functional model gives the CPU's results and gradients on every device", "[functional][device]") {
@@ -447,9 +453,8 @@ TEST_CASE("several inputs and outputs train with fit: a loss per output, weighte
   KerasTensor in = Input({2});
   KerasTensor out = apply_layer(Dense(1), in);
   Functional twice({in}, {out, out}, "twice");
-  twice.compile("sgd", {{"mse"}, {"mae"}});
-  CHECK_THROWS_WITH(twice.evaluate({zeros({4, 2})}, {zeros({4, 1}), zeros({4, 1})}, 4, 0),
-                    Contains("twice: outputs 0 and 1 are both named 'dense'"));
+  // the layers are named when the model is made, so compile sees the collision
+  CHECK_THROWS_WITH(twice.compile("sgd", {{"mse"}, {"mae"}}), Contains("twice: outputs 0 and 1 are both named 'dense'"));
 }
 
 TEST_CASE("one output's loss weight scales the loss; several inputs with one loss", "[functional][train]") {
@@ -530,8 +535,9 @@ TEST_CASE("get_layer and layer_output: a feature extractor over a trained model'
   KerasTensor in = Input({4});
   KerasTensor h = apply_layer(Dense(5, "relu"), in);
   Functional model(in, apply_layer(Dense(2), h), "classifier");
-  CHECK_THROWS_WITH(model.get_layer("dense"), Contains("classifier: get_layer: no layer named 'dense' (the layers: "
-                                                       "<unnamed Dense>, <unnamed Dense>)"));
+  // named when the model is made, as Keras's
+  CHECK_THROWS_WITH(model.get_layer("dense_2"), Contains("classifier: get_layer: no layer named 'dense_2' (the layers: "
+                                                         "dense, dense_1)"));
   model.set_seed(6);
   const Tensor x = irregular({3, 4});
   model(x);
@@ -1017,13 +1023,163 @@ TEST_CASE("Functional::summary prints Keras 3's table: Input rows and, off a pla
   }
 }
 
+// test/golden/functional_summary_golden.py makes these models in Keras 3.15.1 and takes
+// summary(), len(model.weights) and count_params() right after keras.Model(...): Keras builds
+// each layer from its input's symbolic shape then, None axes included where no weight needs them.
+TEST_CASE("a functional model is built when made, as Keras's: summary, weights and count_params at once",
+          "[functional][summary][build]") {
+  SECTION("every axis known") {
+    KerasTensor x = Input({6});
+    Functional model(x, apply_layer(Dense(3, "softmax"), apply_layer(Dense(16, "relu"), x)));
+    CHECK(model.built());
+    CHECK(model.weights().size() == 4);
+    CHECK(model.count_params() == 163);
+    CHECK(summary_of(model) == summary_golden::kMlp);
+  }
+  SECTION("Embedding on sequences of any length, pooled") {
+    KerasTensor x = Input({-1}, kInt64);
+    KerasTensor e = apply_layer(Embedding(10, 4), x);
+    Functional model(x, apply_layer(Dense(1), apply_layer(GlobalAveragePooling1D(), e)));
+    CHECK(model.built());
+    CHECK(model.weights().size() == summary_golden::kEmbeddingPooledWeights);
+    CHECK(model.count_params() == summary_golden::kEmbeddingPooledParams);
+    CHECK(summary_of(model) == summary_golden::kEmbeddingPooled);
+    CHECK(model(zeros({2, 7}, kInt64)).shape() == Shape{2, 1});
+    CHECK(model(zeros({2, 3}, kInt64)).shape() == Shape{2, 1});
+  }
+  SECTION("Conv2D on images of any size, pooled") {
+    KerasTensor x = Input({-1, -1, 3});
+    KerasTensor c = apply_layer(Conv2D(4, 3, "relu"), x);
+    Functional model(x, apply_layer(Dense(2), apply_layer(GlobalAveragePooling2D(), c)));
+    CHECK(model.built());
+    CHECK(model.weights().size() == summary_golden::kConvAnySizeWeights);
+    CHECK(model.count_params() == summary_golden::kConvAnySizeParams);
+    CHECK(summary_of(model) == summary_golden::kConvAnySize);
+    CHECK(model(zeros({1, 5, 6, 3})).shape() == Shape{1, 2});
+  }
+  SECTION("Dense on sequences of any length") {
+    KerasTensor x = Input({-1, 8});
+    Functional model(x, apply_layer(Dense(5), x));
+    CHECK(model.weights().size() == summary_golden::kDenseOnSequencesWeights);
+    CHECK(model.count_params() == summary_golden::kDenseOnSequencesParams);
+    CHECK(summary_of(model) == summary_golden::kDenseOnSequences);
+  }
+  SECTION("Bidirectional(LSTM) builds both directions from the shape") {
+    KerasTensor x = Input({-1}, kInt64);
+    KerasTensor e = apply_layer(Embedding(10, 4), x);
+    Functional model(x, apply_layer(Bidirectional(std::make_shared<LSTM>(3)), e));
+    CHECK(model.built());
+    CHECK(model.weights().size() == summary_golden::kBidirectionalTextWeights);
+    CHECK(model.count_params() == summary_golden::kBidirectionalTextParams);
+    CHECK(summary_of(model) == summary_golden::kBidirectionalText);
+    CHECK(model.weights()[1].name() == "bidirectional/forward_lstm/kernel");
+  }
+  SECTION("MultiHeadAttention builds its projections in its call: run once on zeros") {
+    KerasTensor x = Input({5, 8});
+    auto mha = std::make_shared<MultiHeadAttention>(2, 4);
+    Functional model(x, (*mha)({x, x}));
+    CHECK(model.built());
+    CHECK(model.weights().size() == summary_golden::kSelfAttentionWeights);
+    CHECK(model.count_params() == summary_golden::kSelfAttentionParams);
+    CHECK(summary_of(model) == summary_golden::kSelfAttention);
+  }
+  SECTION("TimeDistributed builds the layer it wraps from one step's shape (Keras: 2 weights, 12 params)") {
+    KerasTensor x = Input({-1, 5});
+    Functional model(x, apply_layer(TimeDistributed(Dense(2)), x));
+    CHECK(model.built());
+    CHECK(model.weights().size() == 2);
+    CHECK(model.count_params() == 12);
+  }
+  SECTION("a weight that needs an axis of unknown size: Keras refuses it; the model waits for its first call") {
+    // Keras: "Shapes used to initialize variables must be fully-defined (no `None` dimensions)"
+    Dense dense(3);
+    CHECK_THROWS_WITH(dense.build_from_shape({-1, -1}, Device::cpu()),
+                      "dense: the shape of weight 'kernel' must be fully defined (no None axes), got (None, 3)");
+    CHECK_FALSE(dense.built());
+    CHECK(dense.weights().empty());
+    KerasTensor x = Input({-1, 2});
+    auto first = std::make_shared<Dense>(4);
+    KerasTensor h = (*first)(x);
+    Functional model(x, apply_layer(Dense(1), apply_layer(Flatten(), h)), "flat");
+    CHECK(first->built());  // the layers before the one that needs the size are built
+    CHECK_FALSE(model.built());
+    CHECK_THROWS_WITH(summary_of(model), "flat: summary: the model is not built yet; call build() or run it on a batch");
+    model(zeros({2, 3, 2}));
+    CHECK(model.count_params() == 12 + 13);
+  }
+}
+
+TEST_CASE("the weights drawn when a functional model is made are drawn again by set_seed and set_device before its "
+          "first run",
+          "[functional][build]") {
+  auto make = [](const std::string& name) {
+    KerasTensor x = Input({4});
+    return std::make_unique<Functional>(x, apply_layer(Dense(2), apply_layer(Dense(3, "relu"), x)), name);
+  };
+  auto sequential = [](std::uint64_t seed) {
+    Sequential s(Dense(3, "relu"), Dense(2));
+    s.set_seed(seed);
+    s.build({-1, 4});
+    return s.get_weights();
+  };
+  auto same = [](const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (dvals(a[i]) != dvals(b[i])) return false;
+    return true;
+  };
+  // made: the model's seed (0), as its first call would have drawn them
+  auto model = make("m");
+  CHECK(same(model->get_weights(), sequential(0)));
+  model->set_seed(7);
+  CHECK(same(model->get_weights(), sequential(7)));
+  // after a run the weights stay: set_seed reseeds the generators only, as for any built model
+  (*model)(irregular({2, 4}));
+  model->set_seed(9);
+  CHECK(same(model->get_weights(), sequential(7)));
+  // an assigned weight stays too
+  auto assigned = make("a");
+  std::vector<Tensor> values = assigned->get_weights();
+  values[0] = ones(values[0].shape());
+  assigned->set_weights(values);
+  assigned->set_seed(7);
+  CHECK(same(assigned->get_weights(), values));
+  // set_device: the same numbers, made on the device (and a model inside the model too)
+  for (const Device& d : devices()) {
+    INFO(d.str());
+    auto on = make("on");
+    on->set_seed(3);
+    on->set_device(d);
+    for (const auto& w : on->weights()) CHECK(w.device() == d);
+    CHECK(same(on->get_weights(), sequential(3)));
+    KerasTensor x = Input({4});
+    auto inner = std::make_shared<Functional>(x, apply_layer(Dense(3), x), "inner");
+    KerasTensor y = Input({4});
+    Functional outer(y, apply_layer(Dense(1), apply_layer(ModelLayer(inner), y)), "outer");
+    CHECK(outer.weights()[0].name() == "dense/kernel");  // built when made: Keras's names too
+    outer.set_device(d);
+    for (const auto& w : outer.weights()) CHECK(w.device() == d);
+    CHECK(outer(irregular({2, 4}).to(d)).shape() == Shape{2, 1});
+    if (!(d == Device::cpu())) {
+      auto prebuilt = std::make_shared<Dense>(2);
+      (*prebuilt)(zeros({1, 4}));  // built on the CPU before the model is made: not the model's to move
+      KerasTensor z = Input({4});
+      Functional mixed(z, apply_layer(Dense(1), (*prebuilt)(z)), "mixed");
+      CHECK_THROWS_AS(mixed.set_device(d), ValueError);
+      CHECK(mixed.built());  // the refused move leaves the model as it was
+      CHECK(mixed.weights()[2].device() == Device::cpu());
+    }
+  }
+}
+
 TEST_CASE("Functional::summary before the model is built is a ValueError", "[functional][summary]") {
-  KerasTensor x = Input({6});
+  // Dense's kernel needs the size of the Input's axis: the model is built by build() or a run
+  KerasTensor x = Input({-1});
   Functional model(x, apply_layer(Dense(3), x), "mlp");
   CHECK_THROWS_AS(model.summary(), ValueError);
   CHECK_THROWS_WITH(summary_of(model), "mlp: summary: the model is not built yet; call build() or run it on a batch");
   const Model& base = model;  // summary() is virtual: a Model reference prints the same table
-  model.build();
+  model(zeros({2, 6}));
   CHECK(summary_of(base) == summary_of(model));
   CHECK_THAT(summary_of(base), Contains("| input_layer (InputLayer)"));
 }

@@ -99,7 +99,13 @@ void check_time_axis(const Shape& shape, const std::string& layer) {
 }  // namespace
 
 // refused before the layer counts as built, so a first bad call leaves it unbuilt
-void TimeDistributed::build(const Shape& input_shape) { check_time_axis(input_shape, name()); }
+void TimeDistributed::build(const Shape& input_shape) {
+  check_time_axis(input_shape, name());
+  // one step's shape as call() gives it to the layer: [batch * time, ...]
+  Shape merged(input_shape.begin() + 1, input_shape.end());
+  merged[0] = detail::times(input_shape[0], input_shape[1]);
+  layer_->build_from_shape(merged, device());
+}
 
 Tensor TimeDistributed::call(const Tensor& x, bool training) {
   check_time_axis(x.shape(), name());

@@ -531,9 +531,130 @@ Functional::Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor>
       layers_.push_back(n->layer);
     }
   }
+  build_graph();  // Keras's model is built when it is made
+}
+
+namespace {
+
+// `roots` and their sublayers, each once.
+std::vector<LayerPtr> layer_tree(const std::vector<LayerPtr>& roots) {
+  std::vector<LayerPtr> out;
+  std::function<void(const LayerPtr&)> visit = [&](const LayerPtr& l) {
+    if (std::find(out.begin(), out.end(), l) != out.end()) return;
+    out.push_back(l);
+    for (const auto& sub : l->sublayers()) visit(sub);
+  };
+  for (const auto& l : roots) visit(l);
+  return out;
+}
+
+// Set while a model builds its graph: the zero runs of a model used as a layer inside it are
+// part of the build, not a first run that would keep that model's provisional weights.
+thread_local int building_graph = 0;
+
+bool known_axes(const Shape& s) {
+  return std::all_of(s.begin() + (s.empty() ? 0 : 1), s.end(), [](std::int64_t d) { return d >= 0; });
+}
+
+}  // namespace
+
+bool Functional::build_graph() {
+  prepare_layers();
+  std::vector<LayerPtr> unbuilt;
+  for (const auto& l : layer_tree(layers_))
+    if (!l->built()) unbuilt.push_back(l);
+  const bool done = build_nodes();
+  for (const auto& l : unbuilt) {
+    if (!l->built()) continue;
+    provisional_.push_back(l);
+    for (const auto& w : l->weights()) provisional_versions_.emplace_back(w, w.version());
+  }
+  return done;
+}
+
+bool Functional::build_nodes() {
+  NoRecording no_tape;
+  struct Building {
+    Building() { ++building_graph; }
+    ~Building() { --building_graph; }
+  } building;
+  try {
+    for (const auto& n : order_) {
+      std::vector<Shape> in;
+      for (const auto& t : n->inputs) {
+        if (t.shape().empty()) return false;  // unknown: the run will tell
+        in.push_back(t.shape());
+      }
+      layers::Layer& layer = *n->layer;
+      auto* merge = n->list_input ? static_cast<layers::Merge*>(&layer) : nullptr;
+      if (!layer.built()) {
+        // Keras's layer.build(shape); a merge layer builds from its first input, as its call does
+        layer.build_from_shape(in[0], device());
+        const auto tree = layer_tree(layer.sublayers());
+        if (std::any_of(tree.begin(), tree.end(), [](const LayerPtr& l) { return !l->built(); })) {
+          // sublayers its call builds: run it once on zeros, where the shapes allow
+          layers::detail_unbuild(layer);
+          if (!std::all_of(in.begin(), in.end(), known_axes)) return false;
+          std::vector<Tensor> xs;
+          for (std::size_t i = 0; i < in.size(); ++i) {
+            Shape one = in[i];
+            one[0] = 1;
+            xs.push_back(zeros(one, n->inputs[i].dtype(), device()));
+          }
+          n->dtype = (merge != nullptr ? (*merge)(xs, false) : layer(xs[0], false)).dtype();
+        }
+      }
+      if (n->shape.empty()) {
+        n->shape = recorded_shape(merge != nullptr ? merge->compute_output_shape(in) : layer.compute_output_shape(in[0]));
+        if (n->shape.empty()) return false;
+      }
+    }
+  } catch (const Error&) {
+    return false;  // the layer's error comes again at the first call, or from build()
+  }
+  return true;
+}
+
+bool Functional::release_provisional() {
+  const bool untouched = std::all_of(provisional_versions_.begin(), provisional_versions_.end(),
+                                     [](const auto& wv) { return wv.first.version() == wv.second; });
+  const bool release = untouched && !provisional_.empty();
+  if (release) {
+    for (const auto& l : provisional_) layers::detail_unbuild(*l);
+    // a functional model used as a layer was built when it was made: its weights go too
+    for (const auto& l : layer_tree(layers_)) {
+      const auto* wrapper = dynamic_cast<const layers::ModelLayer*>(l.get());
+      if (auto* inner = wrapper ? dynamic_cast<Functional*>(wrapper->model().get()) : nullptr) inner->release_provisional();
+    }
+  }
+  provisional_.clear();
+  provisional_versions_.clear();
+  return release;
+}
+
+void Functional::set_seed(std::uint64_t seed) {
+  const bool rebuild = release_provisional();
+  Model::set_seed(seed);
+  if (rebuild) build_graph();
+}
+
+void Functional::set_device(Device device) {
+  const bool rebuild = release_provisional();
+  try {
+    Model::set_device(device);  // refuses a layer built elsewhere before the model was made
+  } catch (...) {
+    if (rebuild) build_graph();  // as it was, on the device it had
+    throw;
+  }
+  if (rebuild) build_graph();
 }
 
 std::vector<Tensor> Functional::call_multi(const std::vector<Tensor>& xs, bool training) {
+  // a run keeps the weights the model was made with: set_seed and set_device no longer redraw them
+  if (building_graph == 0) {
+    provisional_.clear();
+    provisional_versions_.clear();
+  }
   if (xs.size() != inputs_.size()) {
     throw ValueError(fmt::format("{}: expects {} input(s), got {}", name(), inputs_.size(), xs.size()));
   }
@@ -628,6 +749,7 @@ std::vector<std::string> Functional::output_names() const {
 }
 
 void Functional::build() {
+  if (built() || (build_graph() && built())) return;
   std::vector<Tensor> xs;
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
     Shape one = inputs_[i].shape();

@@ -442,21 +442,34 @@ Tensor Layer::call_masked(const Tensor& x, const Tensor&, bool training) { retur
 
 Tensor Layer::compute_mask(const Tensor&, const Tensor& mask) const { return supports_masking_ ? mask : Tensor(); }
 
-Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body) {
-  if (!built_) {
-    if (name_.empty()) name_ = default_name();
-    name_sublayers();
-    if (!device_set_) device_ = input_device;
-    const auto before = static_cast<std::ptrdiff_t>(weights_.size());
-    try {
-      build(input_shape);
-    } catch (...) {
-      weights_.erase(weights_.begin() + before, weights_.end());  // a failed build leaves no weights behind
-      weight_regularizers_.erase(weight_regularizers_.begin() + before, weight_regularizers_.end());
-      throw;
-    }
-    built_ = true;
+void Layer::build_from_shape(const Shape& input_shape, Device device) {
+  if (built_) return;
+  if (name_.empty()) name_ = default_name();
+  name_sublayers();
+  if (!device_set_) device_ = device;
+  const auto before = static_cast<std::ptrdiff_t>(weights_.size());
+  try {
+    build(input_shape);
+  } catch (...) {
+    weights_.erase(weights_.begin() + before, weights_.end());  // a failed build leaves no weights behind
+    weight_regularizers_.erase(weight_regularizers_.begin() + before, weight_regularizers_.end());
+    throw;
   }
+  built_ = true;
+}
+
+void detail_unbuild(Layer& layer) {
+  layer.weights_.clear();
+  layer.weight_regularizers_.clear();
+  layer.call_losses_.clear();
+  layer.output_shape_.clear();
+  layer.input_shape_.clear();
+  layer.built_ = false;
+  layer.gen_ = Generator(layer.gen_.seed());  // nothing but the build drew from it: the next build draws the same
+}
+
+Tensor Layer::invoke(const Shape& input_shape, Device input_device, const std::function<Tensor()>& body) {
+  build_from_shape(input_shape, input_device);
   call_losses_.clear();
   const Tensor y = with_layer_name(name_, [&] {
     Tensor out = body();
@@ -567,6 +580,13 @@ void Layer::set_device(Device device) {
 
 Variable Layer::add_weight(const std::string& name, const Shape& shape, const Initializer& initializer,
                            bool trainable, Regularizer regularizer) {
+  if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; })) {
+    // a symbolic build over an axis of unknown size that this weight needs (Keras's error)
+    std::string dims;
+    for (auto d : shape) dims += (dims.empty() ? "" : ", ") + (d < 0 ? std::string("None") : std::to_string(d));
+    throw ValueError(fmt::format("{}: the shape of weight '{}' must be fully defined (no None axes), got ({}{})",
+                                 detail::label(*this), name, dims, shape.size() == 1 ? "," : ""));
+  }
   Tensor init;
   {
     NoRecording no_tape;
@@ -1689,6 +1709,11 @@ Bidirectional::Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_m
   track(forward_);
   track(backward_);
   set_supports_masking(true);
+}
+
+void Bidirectional::build(const Shape& input_shape) {
+  forward_->build_from_shape(input_shape, device());
+  backward_->build_from_shape(input_shape, device());
 }
 
 Tensor Bidirectional::call_with_mask(const Tensor& x, const Tensor& mask, bool training) {

@@ -245,4 +245,92 @@ inline constexpr const char* kSequentialNorms = R"golden(Model: "sequential"
  Non-trainable params: 0 (0.00 B)
 )golden";
 
+inline constexpr int kEmbeddingPooledWeights = 3;
+inline constexpr long long kEmbeddingPooledParams = 45;
+inline constexpr const char* kEmbeddingPooled = R"golden(Model: "functional"
++--------------------------------------------------------------------------------------+
+| Layer (type)                         | Output Shape                |         Param # |
+|--------------------------------------+-----------------------------+-----------------|
+| input_layer (InputLayer)             | (None, None)                |               0 |
+|--------------------------------------+-----------------------------+-----------------|
+| embedding (Embedding)                | (None, None, 4)             |              40 |
+|--------------------------------------+-----------------------------+-----------------|
+| global_average_pooling1d             | (None, 4)                   |               0 |
+| (GlobalAveragePooling1D)             |                             |                 |
+|--------------------------------------+-----------------------------+-----------------|
+| dense (Dense)                        | (None, 1)                   |               5 |
++--------------------------------------------------------------------------------------+
+ Total params: 45 (180.00 B)
+ Trainable params: 45 (180.00 B)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
+inline constexpr int kConvAnySizeWeights = 4;
+inline constexpr long long kConvAnySizeParams = 122;
+inline constexpr const char* kConvAnySize = R"golden(Model: "functional"
++--------------------------------------------------------------------------------------+
+| Layer (type)                         | Output Shape                |         Param # |
+|--------------------------------------+-----------------------------+-----------------|
+| input_layer (InputLayer)             | (None, None, None, 3)       |               0 |
+|--------------------------------------+-----------------------------+-----------------|
+| conv2d (Conv2D)                      | (None, None, None, 4)       |             112 |
+|--------------------------------------+-----------------------------+-----------------|
+| global_average_pooling2d             | (None, 4)                   |               0 |
+| (GlobalAveragePooling2D)             |                             |                 |
+|--------------------------------------+-----------------------------+-----------------|
+| dense (Dense)                        | (None, 2)                   |              10 |
++--------------------------------------------------------------------------------------+
+ Total params: 122 (488.00 B)
+ Trainable params: 122 (488.00 B)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
+inline constexpr int kDenseOnSequencesWeights = 2;
+inline constexpr long long kDenseOnSequencesParams = 45;
+inline constexpr const char* kDenseOnSequences = R"golden(Model: "functional"
++--------------------------------------------------------------------------------------+
+| Layer (type)                         | Output Shape                |         Param # |
+|--------------------------------------+-----------------------------+-----------------|
+| input_layer (InputLayer)             | (None, None, 8)             |               0 |
+|--------------------------------------+-----------------------------+-----------------|
+| dense (Dense)                        | (None, None, 5)             |              45 |
++--------------------------------------------------------------------------------------+
+ Total params: 45 (180.00 B)
+ Trainable params: 45 (180.00 B)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
+inline constexpr int kBidirectionalTextWeights = 7;
+inline constexpr long long kBidirectionalTextParams = 232;
+inline constexpr const char* kBidirectionalText = R"golden(Model: "functional"
++--------------------------------------------------------------------------------------+
+| Layer (type)                         | Output Shape                |         Param # |
+|--------------------------------------+-----------------------------+-----------------|
+| input_layer (InputLayer)             | (None, None)                |               0 |
+|--------------------------------------+-----------------------------+-----------------|
+| embedding (Embedding)                | (None, None, 4)             |              40 |
+|--------------------------------------+-----------------------------+-----------------|
+| bidirectional (Bidirectional)        | (None, 6)                   |             192 |
++--------------------------------------------------------------------------------------+
+ Total params: 232 (928.00 B)
+ Trainable params: 232 (928.00 B)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
+inline constexpr int kSelfAttentionWeights = 8;
+inline constexpr long long kSelfAttentionParams = 288;
+inline constexpr const char* kSelfAttention = R"golden(Model: "functional"
++----------------------------------------------------------------------------------------------------------+
+| Layer (type)                  | Output Shape              |         Param # | Connected to               |
+|-------------------------------+---------------------------+-----------------+----------------------------|
+| input_layer (InputLayer)      | (None, 5, 8)              |               0 | -                          |
+|-------------------------------+---------------------------+-----------------+----------------------------|
+| multi_head_attention          | (None, 5, 8)              |             288 | input_layer[0][0],         |
+| (MultiHeadAttention)          |                           |                 | input_layer[0][0]          |
++----------------------------------------------------------------------------------------------------------+
+ Total params: 288 (1.12 KB)
+ Trainable params: 288 (1.12 KB)
+ Non-trainable params: 0 (0.00 B)
+)golden";
+
 }  // namespace summary_golden

@@ -12,10 +12,11 @@
 ///     Functional model(inputs, outputs);
 ///     model.compile("rmsprop", "sparse_categorical_crossentropy", {"accuracy"});
 ///
-/// As with Sequential, the layers are built (and named, seeded and placed on the model's device)
-/// by the model's first call, not while the graph is recorded; each layer output's shape is known
+/// Recording the graph builds, names and seeds no layer; each layer output's shape is known
 /// while it is recorded where the layer can compute it (Layer::compute_output_shape), as Keras's
-/// `x.shape`, and a layer applied to a shape it refuses throws there.
+/// `x.shape`, and a layer applied to a shape it refuses throws there. The model names, seeds and
+/// builds its layers when it is made, as Keras's keras.Model(inputs, outputs) does, so summary(),
+/// weights() and count_params() work at once (see Functional).
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -45,12 +46,14 @@ class KerasTensor {
   /// is known from the start; a layer output's is known at once where the layer can compute it
   /// from its inputs' shapes (Layer::compute_output_shape, as Keras: `x.shape().back()` of a
   /// Dense(64) output is 64), and then stays so (an axis unknown when recorded stays -1 after
-  /// runs); otherwise it is taken from the first run of a model containing it (empty before).
+  /// runs); otherwise it is taken when a model containing it builds the layer or first runs
+  /// (empty before).
   Shape shape() const;
-  /// The Input's dtype; a layer output's once a model containing it has run (float32 before).
+  /// The Input's dtype; a layer output's once a model containing it has run or built the layer
+  /// on zeros (float32 before).
   DType dtype() const;
-  /// An Input's name, or the name of the layer that computes this tensor (empty until the
-  /// layer is named by a model's first call).
+  /// An Input's name, or the name of the layer that computes this tensor (empty until a model
+  /// containing the layer is made).
   std::string name() const;
   /// True for a tensor made by Input().
   bool is_input() const;
@@ -269,7 +272,8 @@ class Lambda : public Layer {
 /// models are layers: `x = apply_layer(layers::ModelLayer(augmentation), inputs)`. The model's
 /// layers become this layer's sublayers (trained, saved and frozen with it: set_trainable(false)
 /// freezes a pretrained base); an unbuilt model's layers are named "<this layer>/<layer>" at
-/// the first call. Wrap a finished model: layers added to it later are not tracked. One input
+/// the first call (a Functional model is built when made: its layers keep their names, as
+/// Keras's "dense/kernel" inside another model). Wrap a finished model: layers added to it later are not tracked. One input
 /// and one output (the model's call()); ValueError for a null model or one without layers.
 class ModelLayer : public Layer {
  public:
@@ -329,6 +333,22 @@ KerasTensor apply_layer(L&& layer, const std::vector<KerasTensor>& xs) {
 /// It is an ordinary Model: fit, evaluate, predict, summary, save_weights. With several inputs
 /// or outputs, it runs on vectors of tensors (operator()(std::vector), and the vector forms of
 /// fit, evaluate and predict), and compile() takes a loss per output (OutputLoss).
+///
+/// The model is built when it is made, as Keras's: it names its layers ("dense", "dense_1"),
+/// seeds them from its seed, and builds each from its input's symbolic shape (Keras's
+/// layer.build(shape), Layer::build_from_shape), so built(), summary(), weights() and
+/// count_params() work at once. Axes of unknown size (-1) are fine where no weight depends on
+/// them: Input({-1}) into Embedding, Input({-1, -1, 3}) into Conv2D, Dense on Input({-1, 8}),
+/// Bidirectional(LSTM) on [-1, -1, 16]. A layer whose sublayers are built by its call
+/// (MultiHeadAttention, ModelLayer, a custom layer) is run once on zeros (a batch of one) when
+/// its input's axes are all known. Where a layer cannot be built that way (a weight would need
+/// an unknown axis: Dense on Input({-1}); a sublayer on unknown axes; its own error), it and the
+/// layers after it stay unbuilt until the first call (build() raises meanwhile).
+/// The weights drawn when the model is made are provisional: set_seed() or set_device() before
+/// the first run (and before any weight is assigned) draws them again from the new seed or on
+/// the new device, so `Functional m(in, out); m.set_seed(5);` has the weights seed 5 gives.
+/// Seed, rename or place a layer itself (Layer::set_seed, set_name, set_device) before the
+/// model is made: a built layer keeps its weights, name and device.
 class Functional : public Model {
  public:
   Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "functional");
@@ -350,15 +370,23 @@ class Functional : public Model {
   /// The symbolic output of the first call of the layer named `name` (or the layer itself) in
   /// the graph, for a new model over the same layers and weights (Keras's
   /// model.get_layer(name).output): features = Functional(model.inputs(), {model.layer_output("conv2d")}).
-  /// The layers are named by the model's first call; ValueError naming the layers otherwise.
+  /// The layers are named when the model is made; ValueError naming the layers for another name.
   KerasTensor layer_output(const std::string& name) const;
   KerasTensor layer_output(const LayerPtr& layer) const;
   const std::vector<KerasTensor>& inputs() const { return inputs_; }
   const std::vector<KerasTensor>& outputs() const { return outputs_; }
-  /// Builds every layer by running a batch of one example of zeros through the graph (every
-  /// Input's axes must be known: ShapeError naming the input otherwise).
+  /// Nothing when the model is built (as it is once made, where it can be). Otherwise builds
+  /// every layer by running a batch of one example of zeros through the graph, which needs every
+  /// Input's axes known (ShapeError naming the input otherwise) and raises the error of a layer
+  /// that refuses the zeros.
   void build();
   using Model::build;
+  /// Model::set_seed; weights drawn when the model was made, not run or assigned since, are
+  /// drawn again from the new seed.
+  void set_seed(std::uint64_t seed) override;
+  /// Model::set_device; weights built when the model was made, not run or assigned since, are
+  /// made again on `device`.
+  void set_device(Device device) override;
   /// Keras 3's summary of a functional model, as it prints it on a stream that is not UTF-8
   /// (rich's ASCII table): a row per Input ("input_layer (InputLayer)", unnamed Inputs numbered
   /// in the model's order) and per layer (a shared layer once), deepest first; a fourth column,
@@ -366,13 +394,27 @@ class Functional : public Model {
   /// dense made, counting the calls in this model where Keras counts every graph's) unless the
   /// graph is a plain chain. Keras's default width: 88 characters with three
   /// columns, 108 with four; long cells wrap at spaces, and a word too long for its column ends
-  /// in "…". ValueError before the model is built.
+  /// in "…". Available as soon as the model is made where Keras's is (see Functional); a model
+  /// left unbuilt (a weight needs an axis of unknown size) raises ValueError until build() or
+  /// a first run.
   void summary(std::ostream& os = std::cout) const override;
 
  private:
+  // Builds what it can of the graph from the symbolic shapes (see the class comment); true
+  // when every node was built and its output shape is known.
+  bool build_graph();
+  bool build_nodes();
+  // Drops the provisional weights (the construction's, not run or assigned since) so the next
+  // build_graph() makes them anew; true if there were any. Forgets them in any case.
+  bool release_provisional();
+
   std::vector<KerasTensor> inputs_, outputs_;
   std::vector<std::shared_ptr<detail::FunctionalNode>> order_;  // the nodes, inputs excluded, in run order
   std::vector<LayerPtr> layers_;
+  // the layers (sublayers too) that build_graph() built, and the versions of their weights
+  // then; emptied by the first run
+  std::vector<LayerPtr> provisional_;
+  std::vector<std::pair<Variable, std::uint64_t>> provisional_versions_;
 };
 
 /// Options of model_to_dot and plot_model (Keras's keyword arguments of the same names).
@@ -390,7 +432,8 @@ struct PlotOptions {
 /// for) and edges, graph attributes rankdir, concentrate, dpi and splines="ortho". A Functional
 /// model gives a node per Input and per layer (a shared layer once, its shapes "?" as Keras's)
 /// and an edge per tensor read; a Sequential one a chain of its layers, shapes known once built.
-/// Layers are named by a model's first run; before it, a node shows the class's default name.
+/// A Functional model names its layers when it is made, a Sequential one by its first run;
+/// before that, a node shows the class's default name.
 /// ValueError for a rankdir other than TB, BT, LR, RL.
 std::string model_to_dot(const Model& model, const PlotOptions& options = {});
 

@@ -117,8 +117,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// The functional API (functional.hpp): records this layer applied to a symbolic input as a
   /// node of the graph a Functional model runs, and returns the node's output, its shape
   /// compute_output_shape's when x's is known (the layer's error for a shape it refuses is thrown
-  /// here). Nothing is built, named or seeded until the model's first call. The graph shares the
-  /// layer, so it must be owned by a std::shared_ptr (ValueError otherwise):
+  /// here). Nothing is built, named or seeded until a Functional model over the graph is made
+  /// (it builds its layers then, as Keras's). The graph shares the layer, so it must be owned by
+  /// a std::shared_ptr (ValueError otherwise):
   ///
   ///     auto dense = std::make_shared<layers::Dense>(64, "relu");
   ///     KerasTensor h = (*dense)(inputs);      // or: apply_layer(layers::Dense(64, "relu"), inputs)
@@ -128,8 +129,18 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// A temporary cannot join a graph by reference; pass it to apply_layer(), which keeps a copy.
   KerasTensor operator()(const KerasTensor& x) && = delete;
 
-  /// Makes the weights for inputs of `input_shape` (the batch axis included).
+  /// Makes the weights for inputs of `input_shape` (the batch axis included; -1 for an axis of
+  /// unknown size, which only a symbolic build passes: a weight whose shape needs one is refused).
   virtual void build(const Shape& input_shape) { (void)input_shape; }
+  /// Keras's layer.build(input_shape): what the first call does before call(), without calling:
+  /// names the layer and its sublayers, takes `device` unless set_device was called, and runs
+  /// build(input_shape) (a failed build leaves no weights). Axes may be -1 (None) where the
+  /// weights do not depend on them: Embedding on [-1, -1], Conv2D on [-1, -1, -1, 3]; a weight
+  /// whose shape would need one is a ValueError naming the layer, the weight and its shape, as
+  /// Keras's. Nothing happens once the layer is built. A Functional model builds its layers this
+  /// way where an Input has axes of unknown size; a layer with sublayers built by its call (not
+  /// by build()) stays partly unbuilt.
+  void build_from_shape(const Shape& input_shape, Device device);
   virtual Tensor call(const Tensor& x, bool training) = 0;
 
   /// Keras's compute_output_shape: the output's shape for inputs of `input_shape` (the batch
@@ -293,10 +304,16 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::string parent_prefix_;  // "<parent>/" that name_sublayers put before this layer's name
 
   friend std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots);
+  friend void detail_unbuild(Layer& layer);
 };
 
 /// The losses of several layers (Model::losses): as Layer::losses() over their union.
 std::vector<Tensor> detail_losses(const std::vector<const Layer*>& roots);
+/// Drops the layer's own weights (not its sublayers') and marks it unbuilt, so the next build
+/// makes them anew: how a Functional model redraws the weights it built when it was made, on
+/// set_seed or set_device before its first run. Not for user code: the layer's members still
+/// hold the old weights until it is built again.
+void detail_unbuild(Layer& layer);
 
 namespace detail {
 /// Appends the variables of `more` that `out` does not hold yet (a weight reached twice, through
@@ -1160,6 +1177,8 @@ class Bidirectional : public Layer {
  public:
   explicit Bidirectional(std::shared_ptr<Recurrent> layer, MergeMode merge_mode = MergeMode::Concat,
                          std::string name = "");
+  /// Builds both directions from `input_shape` (Keras's: the time axis may be unknown).
+  void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override;
   /// operator() with a mask [batch, time] (see Recurrent::call_with_state), given to both
@@ -1254,6 +1273,7 @@ class TimeDistributed : public Layer {
   template <class L, class = std::enable_if_t<std::is_base_of_v<Layer, L>>>
   explicit TimeDistributed(L layer, std::string name = "")
       : TimeDistributed(std::make_shared<L>(std::move(layer)), std::move(name)) {}
+  /// Builds the wrapped layer from one step's shape (Keras's: batch and time may be unknown).
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override;

@@ -169,13 +169,16 @@ class Model {
   virtual void summary(std::ostream& os = std::cout) const;
   const std::string& name() const { return name_; }
   /// Runs the model on `device`: its layers build their weights there, and fit / evaluate /
-  /// predict copy each batch there. Set it before the model is built.
-  void set_device(Device device);
+  /// predict copy each batch there. Set it before the model is built (a Functional model built
+  /// when it was made and not run since rebuilds its weights there).
+  virtual void set_device(Device device);
   /// The device set, else the device of the built weights, else the CPU.
   Device device() const;
 
-  /// Reseeds every layer from `seed` (distinct seeds per layer): same seed, same run.
-  void set_seed(std::uint64_t seed);
+  /// Reseeds every layer from `seed` (distinct seeds per layer): same seed, same run. The
+  /// weights of built layers stay as they are, but a Functional model built when it was made
+  /// and not run since draws its weights again from the new seed.
+  virtual void set_seed(std::uint64_t seed);
   std::uint64_t seed() const { return seed_; }
 
   // ---------------------------------------------------------------- training
