@@ -593,6 +593,23 @@ TEST_CASE("a model as a layer: a nested Sequential, and a frozen pretrained base
   CHECK(dvals(base->weights()[0]) == before);
   CHECK(tuned.get_layer("base")->name() == "base");
   CHECK(base->weights()[0].name() == "dense/kernel");  // built before wrapping: its names stay
+  // a Functional model inside another: built when made, its "dense" stays, so the outer Dense
+  // is "dense_1" (Keras's unique names) and the weights go to disk and back under distinct names
+  KerasTensor in3 = Input({4});
+  auto inner = std::make_shared<Functional>(in3, apply_layer(Dense(3, "relu"), in3), "inner");
+  KerasTensor in4 = Input({4});
+  Functional nested(in4, apply_layer(Dense(1), apply_layer(ModelLayer(inner), in4)), "nested");
+  std::vector<std::string> names;
+  for (const auto& w : nested.weights()) names.push_back(w.name());
+  CHECK(names == std::vector<std::string>{"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"});
+  const std::string path = "test_functional_nested.safetensors";
+  nested.save_weights(path);
+  const auto saved = dvals(nested(x));
+  for (auto& w : nested.weights()) w.assign(zeros(w.shape(), w.dtype()));
+  CHECK(dvals(nested(x)) != saved);
+  nested.load_weights(path);
+  CHECK(dvals(nested(x)) == saved);
+  std::remove(path.c_str());
   CHECK_THROWS_WITH(ModelLayer(nullptr), Contains("model_layer: the model is null"));
   CHECK_THROWS_WITH(ModelLayer(std::make_shared<Sequential>()), Contains("sequential: the model has no layers"));
 }
@@ -1157,6 +1174,7 @@ TEST_CASE("the weights drawn when a functional model is made are drawn again by 
     KerasTensor y = Input({4});
     Functional outer(y, apply_layer(Dense(1), apply_layer(ModelLayer(inner), y)), "outer");
     CHECK(outer.weights()[0].name() == "dense/kernel");  // built when made: Keras's names too
+    CHECK(outer.weights()[2].name() == "dense_1/kernel");  // unique across the models, as Keras's
     outer.set_device(d);
     for (const auto& w : outer.weights()) CHECK(w.device() == d);
     CHECK(outer(irregular({2, 4}).to(d)).shape() == Shape{2, 1});

@@ -343,8 +343,17 @@ void Model::set_seed(std::uint64_t seed) {
 void Model::name_layer(layers::Layer& layer, const std::vector<LayerPtr>& others, std::size_t index) const {
   if (!layer.seeded() && !layer.built()) layer.set_seed(layer_seed(seed_, index));
   if (!layer.name().empty()) return;
+  // a name is taken by another layer of the model, or by the weights of a model inside it (a
+  // Functional model, built and named when it was made, keeps "dense/kernel" inside a ModelLayer):
+  // Keras's names are unique across models, so save_weights never meets two "dense/kernel"
   auto taken = [&](const std::string& n) {
-    return std::any_of(others.begin(), others.end(), [&](const LayerPtr& l) { return l->name() == n; });
+    const std::string prefix = n + "/";
+    return std::any_of(others.begin(), others.end(), [&](const LayerPtr& l) {
+      if (l->name() == n) return true;
+      if (l.get() == &layer) return false;  // its own weights may already carry the name it gets
+      const auto ws = l->weights();
+      return std::any_of(ws.begin(), ws.end(), [&](const Variable& w) { return w.name().rfind(prefix, 0) == 0; });
+    });
   };
   const std::string base = layer.default_name();
   std::string candidate = base;
