@@ -1474,6 +1474,21 @@ void gather(T* out, const Layout& out_l, const T* in, const Layout& in_l, const 
   const Plan<3> p = make_plan(ls);
   const int r = p.rank - 1;
   const i64 so = p.strides[0][r], si = p.strides[1][r], sx = p.strides[2][r];
+  if (p.rank == 2 && si == 0 && so == 1 && sx == 1) {
+    // rows of a take (an embedding lookup): one index per contiguous output row, copied in a
+    // plain loop over the rows; the walk below cost narrow rows ([N, 16] floats) nearly twice
+    const i64 rows = p.shape[0], n = p.shape[1];
+    const i64 ro = p.strides[0][0], ri = p.strides[1][0], rx = p.strides[2][0];
+    for_rows(rows, rows * n * 2, [&](i64 begin, i64 end) {
+      for (i64 row = begin; row < end; ++row) {
+        T* y = out + row * ro;
+        const i64 k = idx[row * ri];
+        if (static_cast<u64>(k) < len) std::memcpy(y, in + row * rx + k * step, static_cast<std::size_t>(n) * sizeof(T));
+        else std::fill(y, y + n, T(0));
+      }
+    });
+    return;
+  }
   for_each_run(p, 2, [&](const i64* off, i64 n) {
     T* y = out + off[0];
     const i64* ix = idx + off[1];
