@@ -615,6 +615,22 @@ void index_mode_section(const bench::Results& results, bool quick) {
     results.add(fmt::format("index_mode/{}/raise", c.key), t_raise, "s");
     results.add(fmt::format("index_mode/{}/fill", c.key), t_fill, "s");
   }
+  // take of whole rows in a scattered order (an embedding lookup): the gather kernel's row loop
+  fmt::print("\ntake(x [n, width], rows [n], 0, Clip) in a scattered order, 1 thread; GB/s of the rows read and "
+             "written and the indices read.\n\n| width | n | time | GB/s |\n|---:|---:|---:|---:|\n");
+  for (const i64 width : {i64(4), i64(16), i64(64), i64(256)}) {
+    const i64 n = (quick ? i64(1) << 18 : i64(1) << 21) / width;
+    const Tensor x = uniform({n, width}, gen, -1, 1);
+    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+    for (i64 r = 0; r < n; ++r) order[static_cast<std::size_t>(r)] = (r * 7919) % n;
+    const Tensor rows_t = tensor(order, {n}, kInt64);
+    if (!reduce_all(take(x, rows_t, 0, IndexMode::Clip)[1] == x[order[1]]).item<bool>())
+      throw std::runtime_error("take: row 1 is not x[7919 % n]");
+    const double t = bench::measure([&] { take(x, rows_t, 0, IndexMode::Clip); }).seconds;
+    const double gbs = static_cast<double>(n * (2 * width * 4 + 8)) / t / 1e9;
+    fmt::print("| {} | {} | {} | {:.1f} |\n", width, n, bench::human_seconds(t), gbs);
+    results.add(fmt::format("take_rows/{}", width), gbs, "GB/s");
+  }
 }
 
 int main(int argc, char** argv) try {
