@@ -111,10 +111,6 @@ Tensor device_rows(const Tensor& indices, const Shape& shape, std::int64_t batch
       }
     }
   }
-  std::vector<std::int64_t> strides(static_cast<std::size_t>(k), 1);
-  for (std::int64_t j = k - 1; j > 0; --j) {
-    strides[static_cast<std::size_t>(j - 1)] = strides[static_cast<std::size_t>(j)] * axes[static_cast<std::size_t>(j)];
-  }
   const Tensor sizes = rows_tensor(axes, device);
   Tensor c = indices.astype(kInt64).reshape({n, k});
   Tensor valid;
@@ -133,7 +129,7 @@ Tensor device_rows(const Tensor& indices, const Shape& shape, std::int64_t batch
     case IndexMode::Raise:
       break;
   }
-  Tensor rows = sum(c * rows_tensor(strides, device), {1});
+  Tensor rows = sum(c * rows_tensor(contiguous_strides(axes), device), {1});
   const std::int64_t batches = prod(shape.begin(), shape.begin() + batch);
   if (batches > 1 && n > 0) {
     const std::int64_t inner = prod(axes.begin(), axes.end());
@@ -317,11 +313,7 @@ Tensor device_nonzero(const Tensor& truth) {
   if (rank == 0 || n == 0) return zeros({n, rank}, kInt64, device);
   const Tensor slot = where(flat, cumsum(ones_and_zeros, 0, true), n);
   const Tensor at = detail::scatter_add_trusted(zeros({n}, kInt64, device), slot, arange(flat.size(), kInt64, device), 0);
-  std::vector<std::int64_t> strides(static_cast<std::size_t>(rank), 1);
-  for (std::int64_t a = rank - 1; a > 0; --a) {
-    strides[static_cast<std::size_t>(a - 1)] = strides[static_cast<std::size_t>(a)] * shape[static_cast<std::size_t>(a)];
-  }
-  return mod(floor_divide(at.expand_dims(1), rows_tensor(strides, device)), rows_tensor(shape, device));
+  return mod(floor_divide(at.expand_dims(1), rows_tensor(contiguous_strides(shape), device)), rows_tensor(shape, device));
 }
 }  // namespace
 

@@ -536,17 +536,7 @@ Functional::Functional(std::vector<KerasTensor> inputs, std::vector<KerasTensor>
 
 namespace {
 
-// `roots` and their sublayers, each once.
-std::vector<LayerPtr> layer_tree(const std::vector<LayerPtr>& roots) {
-  std::vector<LayerPtr> out;
-  std::function<void(const LayerPtr&)> visit = [&](const LayerPtr& l) {
-    if (std::find(out.begin(), out.end(), l) != out.end()) return;
-    out.push_back(l);
-    for (const auto& sub : l->sublayers()) visit(sub);
-  };
-  for (const auto& l : roots) visit(l);
-  return out;
-}
+using layers::detail::layer_tree;
 
 // Set while a model builds its graph: the zero runs of a model used as a layer inside it are
 // part of the build, not a first run that would keep that model's provisional weights.

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "tapeflow/gradient_tape.hpp"
@@ -328,6 +329,17 @@ std::string Layer::default_name() const { return snake_case(class_name_); }
 void Layer::set_name(const std::string& name) {
   if (built_) throw ValueError(fmt::format("{}: cannot rename a built layer to '{}'", name_, name));
   name_ = name;
+}
+
+std::vector<std::shared_ptr<Layer>> detail::layer_tree(const std::vector<std::shared_ptr<Layer>>& roots) {
+  std::vector<std::shared_ptr<Layer>> out;
+  std::function<void(const std::shared_ptr<Layer>&)> visit = [&](const std::shared_ptr<Layer>& l) {
+    if (std::find(out.begin(), out.end(), l) != out.end()) return;
+    out.push_back(l);
+    for (const auto& sub : l->sublayers()) visit(sub);
+  };
+  for (const auto& l : roots) visit(l);
+  return out;
 }
 
 void detail::append_unique(std::vector<Variable>& out, std::vector<Variable> more) {

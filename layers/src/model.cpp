@@ -1349,18 +1349,14 @@ void match_weights(const std::string& model, const char* method, const std::stri
 // Every layer of the model and their sublayers, depth first, each once (a layer shared by two
 // parents is listed once), and each name once.
 std::vector<LayerPtr> all_layers(const std::string& model, const char* method, const std::vector<LayerPtr>& top) {
-  std::vector<LayerPtr> out;
+  std::vector<LayerPtr> out = layers::detail::layer_tree(top);
   std::set<std::string> names;
-  std::function<void(const LayerPtr&)> visit = [&](const LayerPtr& l) {
-    if (std::find(out.begin(), out.end(), l) != out.end()) return;
+  for (const auto& l : out) {
     if (!names.insert(l->name()).second) {
       throw ValueError(fmt::format("{}: {}: two layers are named '{}'; give the layers unique names", model, method,
                                    l->name()));
     }
-    out.push_back(l);
-    for (const auto& s : l->sublayers()) visit(s);
-  };
-  for (const auto& l : top) visit(l);
+  }
   return out;
 }
 

@@ -319,6 +319,8 @@ namespace detail {
 /// Appends the variables of `more` that `out` does not hold yet (a weight reached twice, through
 /// a layer shared by two parents, is listed, trained and saved once, as in Keras).
 void append_unique(std::vector<Variable>& out, std::vector<Variable> more);
+/// `roots` and their sublayers, depth first, each layer once (a shared one where first reached).
+std::vector<std::shared_ptr<Layer>> layer_tree(const std::vector<std::shared_ptr<Layer>>& roots);
 /// get_weights() and set_weights() of a layer or model (`who` names it in errors).
 std::vector<Tensor> get_weights(const std::vector<Variable>& weights);
 void set_weights(const std::string& who, const std::vector<Variable>& weights, const std::vector<Tensor>& values);
