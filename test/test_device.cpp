@@ -1328,3 +1328,36 @@ TEST_CASE("device: resizing, augmentation and dataset batches read no index back
     }
   }
 }
+
+TEST_CASE("device: copies from the host are staged: they do not wait, and the source may change at once",
+          "[device][sync]") {
+  note_skip();
+  std::mt19937 rng(31);
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    tf::cuda::synchronize(d);
+    std::vector<Tensor> originals, copies;
+    const std::uint64_t before = tf::cuda::host_waits();
+    // more uploads than staging buffers, of growing sizes: a buffer comes round again while
+    // the emulator has not run the copy out of it yet (it waits for that one first)
+    for (std::int64_t i = 0; i < 40; ++i) {
+      const std::int64_t n = 1 + (i * i * 37) % 5000;
+      Tensor src = random_tensor({n}, kFloat32, rng, -9, 9);
+      originals.push_back(tensor(src.to_vector<float>(), {n}));
+      copies.push_back(src.to(d));
+      std::fill(src.data<float>(), src.data<float>() + n, -1.0f);  // the caller's buffer, reused at once
+      if (i == 15) CHECK(tf::cuda::host_waits() == before);  // 16 buffers: no wait yet
+    }
+    // over 4 MiB: not staged, waits for its copy
+    const Tensor big_src = random_tensor({(std::int64_t(4) << 20) / 4 + 3}, kFloat32, rng, -9, 9);
+    const std::uint64_t before_big = tf::cuda::host_waits();
+    const Tensor big = big_src.to(d);
+    CHECK(tf::cuda::host_waits() == before_big + 1);
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+      CHECK(copies[i].device() == d);
+      check_close(copies[i].to(Device::cpu()), originals[i], {0, 0});
+    }
+    check_close(big.to(Device::cpu()), big_src, {0, 0});
+  }
+}
+

@@ -16,12 +16,14 @@ void synchronize(Device device) {
     detail::rethrow_device_error("synchronize");
   }
 }
+std::uint64_t host_waits() { return kernels::cuda::host_waits(); }
 void set_allow_tf32(bool allow) { kernels::cuda::set_allow_tf32(allow); }
 bool allow_tf32() { return kernels::cuda::allow_tf32(); }
 #else
 int device_count() { return 0; }
 std::string status() { return "no CUDA device: this build has no CUDA, TAPEFLOW_CUDA=OFF"; }
 void synchronize(Device device) { detail::use_device(device, "synchronize"); }
+std::uint64_t host_waits() { return 0; }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
 #endif

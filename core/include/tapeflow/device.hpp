@@ -1,6 +1,7 @@
 #pragma once
 /// CUDA devices: availability, synchronisation and math modes. Everything here works in every
 /// build: without CUDA (TAPEFLOW_CUDA=OFF, or no usable driver or GPU) device_count() is 0.
+#include <cstdint>
 #include <string>
 
 #include "tapeflow/dtype.hpp"
@@ -17,6 +18,11 @@ std::string status();
 /// Waits for all work queued on `device` (ops on CUDA tensors are asynchronous; reading
 /// values on the host already waits). Throws DeviceError.
 void synchronize(Device device = Device::cuda(0));
+/// How many times this process has waited for a CUDA device (0 without one): reading values on
+/// the host (item, to_vector, to(Device::cpu()), an op that checks indices there),
+/// synchronize(), copies between devices, and copies from the host over 4 MiB (smaller ones are
+/// staged and do not wait). Compare two readings to see what a loop waits for.
+std::uint64_t host_waits();
 /// float32 matmul in TF32 tensor-core mode (off by default: exact float32 products, as
 /// PyTorch's torch.backends.cuda.matmul.allow_tf32 = False).
 void set_allow_tf32(bool allow);

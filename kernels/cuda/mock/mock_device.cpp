@@ -55,7 +55,10 @@ void set_device(int index) {
 }
 int current_device() { return t_device; }
 void* stream() { return nullptr; }
-void synchronize() {}
+// The waits a real device would make (kernels/cuda/src/device.cpp counts the same ones).
+std::atomic<std::uint64_t> g_host_waits{0};
+void synchronize() { g_host_waits.fetch_add(1); }
+std::uint64_t host_waits() noexcept { return g_host_waits.load(); }
 
 void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
   check_index(device, "allocate");
@@ -83,12 +86,16 @@ void copy_to_device(void* dst_device, const void* src_host, std::size_t bytes) {
   if (bytes > 0) std::memcpy(dst_device, src_host, bytes);
 }
 void copy_to_host(void* dst_host, const void* src_device, std::size_t bytes) {
-  if (bytes > 0) std::memcpy(dst_host, src_device, bytes);
+  if (bytes == 0) return;
+  g_host_waits.fetch_add(1);
+  std::memcpy(dst_host, src_device, bytes);
 }
 void copy_device_to_device(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {
   check_index(dst_device, "copy_device_to_device");
   check_index(src_device, "copy_device_to_device");
-  if (bytes > 0) std::memmove(dst, src, bytes);
+  if (bytes == 0) return;
+  if (dst_device != src_device) g_host_waits.fetch_add(2);
+  std::memmove(dst, src, bytes);
 }
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }

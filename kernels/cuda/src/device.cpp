@@ -2,7 +2,10 @@
 // (g++ compiles this file; no kernels here).
 #include <cuda_runtime_api.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,6 +27,14 @@ std::string version_string(int v) {
 
 // -1 until this thread has set a device.
 thread_local int t_device = -1;
+
+std::atomic<std::uint64_t> g_host_waits{0};
+
+// Waits for a stream (every wait of the host for the device goes through here or wait_event).
+void wait_stream(cudaStream_t s) {
+  g_host_waits.fetch_add(1, std::memory_order_relaxed);
+  TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));
+}
 
 // ---------------------------------------------------------------- the caching allocator
 
@@ -64,12 +75,29 @@ struct CudaBackend {
   // Cached buffers may still be used by queued work: wait for it first.
   void before_release() {
     DeviceGuard guard(device);
-    TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream())));
+    wait_stream(static_cast<cudaStream_t>(stream()));
   }
 };
 // 512-byte multiples up to 1 MiB, then four size classes per power of two; every freed
 // buffer stays cached until empty_cache() (or an allocation that finds the device full).
 using DeviceCache = BufferCache<CudaBackend>;
+
+// Page-locked host buffers that copies from the host go through: the bytes are copied into
+// one, the DMA out of it is queued, and an event after it says when the buffer is free again.
+// So a copy returns at once, without waiting for the work queued before it (a pageable copy
+// must wait for the whole stream: the caller may reuse its memory on return).
+struct Staging {
+  static constexpr std::size_t kSlots = 16;
+  static constexpr std::size_t kMaxBytes = std::size_t(4) << 20;
+  struct Slot {
+    void* host = nullptr;
+    std::size_t capacity = 0;
+    cudaEvent_t done = nullptr;  // recorded after the copy out of `host`
+  };
+  std::mutex mutex;
+  std::array<Slot, kSlots> slots;
+  std::size_t next = 0;
+};
 
 // Per-device state, made on first use and never destroyed (tensors in static storage may
 // outlive any other static).
@@ -77,6 +105,7 @@ struct DeviceState {
   std::once_flag stream_once;
   cudaStream_t stream = nullptr;
   std::unique_ptr<DeviceCache> cache;
+  Staging staging;
 };
 
 DeviceState& state(int device) {
@@ -172,7 +201,9 @@ void* stream() {
   return s.stream;
 }
 
-void synchronize() { TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream()))); }
+void synchronize() { wait_stream(static_cast<cudaStream_t>(stream())); }
+
+std::uint64_t host_waits() noexcept { return g_host_waits.load(std::memory_order_relaxed); }
 
 void* allocate(int device, std::size_t bytes, std::size_t& capacity) {
   TAPEFLOW_CHECK_DEVICE(device, "allocate");
@@ -206,18 +237,65 @@ void empty_cache(int device) {
   state(device).cache->release_all();
 }
 
+namespace {
+
+// A staging buffer of at least `bytes` whose last copy has run, or nullptr when no page-locked
+// memory can be had. Called with the staging mutex held.
+Staging::Slot* free_slot(Staging& staging, std::size_t bytes) {
+  Staging::Slot& slot = staging.slots[staging.next];
+  staging.next = (staging.next + 1) % Staging::kSlots;
+  if (slot.done == nullptr) {
+    TAPEFLOW_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+  } else {
+    const cudaError_t ready = cudaEventQuery(slot.done);
+    if (ready == cudaErrorNotReady) {  // the host is kSlots copies ahead of the device
+      cudaGetLastError();
+      g_host_waits.fetch_add(1, std::memory_order_relaxed);
+      TAPEFLOW_CUDA_CHECK(cudaEventSynchronize(slot.done));
+    } else {
+      TAPEFLOW_CUDA_CHECK(ready);
+    }
+  }
+  if (slot.capacity < bytes) {
+    if (slot.host != nullptr) TAPEFLOW_CUDA_CHECK(cudaFreeHost(slot.host));
+    slot.host = nullptr;
+    slot.capacity = 0;
+    std::size_t capacity = std::size_t(64) << 10;
+    while (capacity < bytes) capacity *= 2;
+    if (cudaHostAlloc(&slot.host, capacity, cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError();  // no page-locked memory: the caller copies from pageable memory
+      slot.host = nullptr;
+      return nullptr;
+    }
+    slot.capacity = capacity;
+  }
+  return &slot;
+}
+
+}  // namespace
+
 void copy_to_device(void* dst_device, const void* src_host, std::size_t bytes) {
   if (bytes == 0) return;
   const auto s = static_cast<cudaStream_t>(stream());
+  if (bytes <= Staging::kMaxBytes) {
+    Staging& staging = state(current_device()).staging;
+    std::lock_guard<std::mutex> lock(staging.mutex);
+    if (Staging::Slot* slot = free_slot(staging, bytes)) {
+      std::memcpy(slot->host, src_host, bytes);
+      TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst_device, slot->host, bytes, cudaMemcpyHostToDevice, s));
+      TAPEFLOW_CUDA_CHECK(cudaEventRecord(slot->done, s));
+      return;
+    }
+  }
   TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, s));
-  TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));  // the host buffer may be reused at once
+  wait_stream(s);  // the host buffer may be reused at once
 }
 
 void copy_to_host(void* dst_host, const void* src_device, std::size_t bytes) {
   if (bytes == 0) return;
   const auto s = static_cast<cudaStream_t>(stream());
   TAPEFLOW_CUDA_CHECK(cudaMemcpyAsync(dst_host, src_device, bytes, cudaMemcpyDeviceToHost, s));
-  TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));
+  wait_stream(s);
 }
 
 void copy_device_to_device(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {

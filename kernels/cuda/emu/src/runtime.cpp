@@ -1147,6 +1147,27 @@ cudaError_t cudaFree(void* ptr) {
   return cudaSuccess;
 }
 
+// Page-locked host memory: plain host memory here (the copies from it run when the stream
+// does, as a real DMA from pinned memory may). cudaFreeHost waits for every device, as CUDA's
+// may, so a copy still queued never reads freed memory.
+cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int flags) {
+  TAPEFLOW_EMU_STICKY();
+  (void)flags;
+  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  *ptr = bytes == 0 ? nullptr : std::malloc(bytes);
+  return bytes == 0 || *ptr != nullptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  TAPEFLOW_EMU_STICKY();
+  if (ptr == nullptr) return cudaSuccess;
+  for (int d = 0; d < device_total(); ++d) {
+    if (const cudaError_t e = drain_device(d); e != cudaSuccess) return e;
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}
+
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
   TAPEFLOW_EMU_STICKY();
   (void)flags;

@@ -49,6 +49,10 @@ void* stream();
 /// Waits for everything queued on the current device's stream. Throws CudaError, also for
 /// an earlier asynchronous error (a failed kernel).
 void synchronize();
+/// How many times the host has waited for queued device work since the process began:
+/// synchronize(), copies to the host, copies between devices, copies from the host that
+/// could not be staged (below), and a cache emptied to make room. Thread-safe.
+std::uint64_t host_waits() noexcept;
 
 // ---------------------------------------------------------------- the caching allocator
 /// Counters of one device's caching allocator (tapeflow/kernels/buffer_cache.hpp).
@@ -67,6 +71,9 @@ void empty_cache(int device);
 
 // ---------------------------------------------------------------- copies
 /// Host to device on the current device's stream; returns once `src_host` may be reused.
+/// Up to 4 MiB go through one of the device's 16 page-locked staging buffers and do not wait
+/// for the device (a buffer is reused once the copy out of it has run); larger copies, or
+/// when no page-locked memory can be had, wait for the copy.
 void copy_to_device(void* dst_device, const void* src_host, std::size_t bytes);
 /// Device to host: waits for the stream first, so the host sees every earlier write.
 void copy_to_host(void* dst_host, const void* src_device, std::size_t bytes);
