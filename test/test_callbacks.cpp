@@ -211,3 +211,73 @@ TEST_CASE("TerminateOnNaN stops after the first batch with a NaN loss; LambdaCal
   o.callbacks = {std::make_shared<callbacks::TerminateOnNaN>()};
   CHECK(clean->fit(d.x, d.y, o).epoch.size() == 3);
 }
+
+TEST_CASE("fit reads a batch's metrics only for a callback that reads its logs; an override's keys stay",
+          "[callbacks][fit]") {
+  // which built-in callbacks read each batch's logs
+  CHECK(callbacks::TerminateOnNaN().reads_batch_logs());
+  CHECK_FALSE(callbacks::EarlyStopping().reads_batch_logs());
+  CHECK_FALSE(callbacks::ReduceLROnPlateau().reads_batch_logs());
+  CHECK_FALSE(callbacks::LearningRateScheduler([](int, double lr) { return lr; }).reads_batch_logs());
+  callbacks::LambdaCallback lambda;
+  CHECK_FALSE(lambda.reads_batch_logs());
+  lambda.train_batch_end = [](std::int64_t, const Logs&) {};
+  CHECK(lambda.reads_batch_logs());
+
+  // A train_step that adds a key to the built-in step's logs, and callbacks that read and do
+  // not read a batch's logs.
+  class Extra : public Sequential {
+   public:
+    Extra() : Sequential(layers::Dense(8, "relu"), layers::Dense(1, "sigmoid")) {}
+    Logs train_step(const Tensor& x, const Tensor& y) override {
+      Logs logs = Sequential::train_step(x, y);
+      logs["examples"] = static_cast<double>(x.dim(0));
+      return logs;
+    }
+  };
+  struct Blind : callbacks::Callback {
+    std::vector<std::size_t> sizes;
+    void on_train_batch_end(std::int64_t, const Logs& logs) override { sizes.push_back(logs.size()); }
+    bool reads_batch_logs() const override { return false; }
+  };
+  const Data d = blobs(40, 8);
+  for (bool reading : {false, true}) {
+    INFO("a reading callback: " << reading);
+    Extra model;
+    model.set_seed(2);
+    model.compile("sgd", "binary_crossentropy", {"accuracy"});
+    auto blind = std::make_shared<Blind>();
+    auto seen = std::make_shared<callbacks::LambdaCallback>();
+    std::vector<Logs> batches;
+    seen->train_batch_end = [&](std::int64_t, const Logs& logs) { batches.push_back(logs); };
+    FitOptions o;
+    o.epochs = 2;
+    o.batch_size = 16;  // 3 batches: 16, 16, 8
+    o.shuffle = false;
+    o.verbose = 0;
+    o.callbacks = {blind};
+    if (reading) o.callbacks.push_back(seen);
+    const History h = model.fit(d.x, d.y, o);
+    // the epoch's logs hold the metrics and the override's key, also when no batch was read
+    REQUIRE(h.history.at("examples") == std::vector<double>{8, 8});
+    REQUIRE(h.history.at("loss").size() == 2);
+    REQUIRE(h.history.at("accuracy").size() == 2);
+    if (!reading) {
+      // nobody read a batch: the built-in step's metrics were left unread; only the key the
+      // override added was there
+      CHECK(blind->sizes == std::vector<std::size_t>(6, 1));
+      continue;
+    }
+    CHECK(blind->sizes == std::vector<std::size_t>(6, 3));  // the logs were read for `seen`
+    REQUIRE(batches.size() == 6);
+    for (const Logs& logs : batches) {
+      CHECK(logs.count("loss") == 1);
+      CHECK(logs.count("accuracy") == 1);
+    }
+    CHECK(batches[0].at("examples") == 16);
+    // the last batch of an epoch logs the epoch's running values
+    CHECK(batches[2].at("loss") == h.history.at("loss")[0]);
+    CHECK(batches[5].at("accuracy") == h.history.at("accuracy")[1]);
+    CHECK(batches[3].at("loss") != batches[2].at("loss"));  // reset each epoch
+  }
+}

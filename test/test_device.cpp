@@ -1329,6 +1329,44 @@ TEST_CASE("device: resizing, augmentation and dataset batches read no index back
   }
 }
 
+TEST_CASE("device: a Mean metric adds up a device's batches there and reads them once", "[device][sync][metrics]") {
+  note_skip();
+  std::mt19937 rng(29);
+  std::vector<Tensor> batches;
+  for (int i = 0; i < 5; ++i) batches.push_back(random_tensor({7, 3}, kFloat32, rng, -2, 2));
+  metrics::Mean on_cpu;
+  for (const Tensor& b : batches) on_cpu.update_state(b);
+  const Tensor w = random_tensor({7, 1}, kFloat64, rng, 0, 1);
+  on_cpu.update_state(batches[0], w);
+  on_cpu.update_state(sum(batches[1].astype(kFloat64)), 4.0);
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    metrics::Mean m;
+    m.update_state(0.5, 2.0);  // a host value first: both kinds add up
+    tf::cuda::synchronize(d);
+    const std::uint64_t before = tf::cuda::host_waits();
+    for (const Tensor& b : batches) m.update_state(b.to(d));
+    m.update_state(batches[0].to(d), w.to(d));
+    m.update_state(sum(batches[1].astype(kFloat64).to(d)), 4.0);
+    CHECK(tf::cuda::host_waits() == before);
+    metrics::Mean expected;
+    expected.update_state(0.5, 2.0);
+    for (const Tensor& b : batches) expected.update_state(b);
+    expected.update_state(batches[0], w);
+    expected.update_state(sum(batches[1].astype(kFloat64)), 4.0);
+    CHECK(m.result() == Approx(expected.result()).epsilon(1e-12));
+    CHECK(m.result() != Approx(on_cpu.result()).epsilon(1e-12));  // the 0.5 x 2 counts
+    m.reset_state();
+    CHECK(m.result() == 0);
+    m.update_state(batches[2].to(d));
+    m.update_state(batches[3]);  // a CPU batch after a device one
+    metrics::Mean two;
+    two.update_state(batches[2]);
+    two.update_state(batches[3]);
+    CHECK(m.result() == Approx(two.result()).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("device: copies from the host are staged: they do not wait, and the source may change at once",
           "[device][sync]") {
   note_skip();

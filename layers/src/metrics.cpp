@@ -1,4 +1,5 @@
-// Metrics: counts and sums read back to the host after each batch.
+// Metrics: the running means keep a device's sums on the device; the confusion counts, AUC,
+// R2, F-beta and IoU read each batch's counts back to the host.
 #include "tapeflow/metrics.hpp"
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "tapeflow/losses.hpp"
+#include "tapeflow/observer.hpp"
 #include "tapeflow/ops.hpp"
 
 namespace tapeflow::metrics {
@@ -30,9 +32,52 @@ void check_same_shape(const Tensor& a, const Tensor& b, const std::string& metri
 
 }  // namespace
 
+double Metric::result() const {
+  const double total = total_ + (device_total_.defined() ? device_total_.item<double>() : 0.0);
+  const double count = count_ + (device_count_.defined() ? device_count_.item<double>() : 0.0);
+  return count > 0 ? total / count : 0.0;
+}
+
+void Metric::reset_state() {
+  total_ = count_ = 0;
+  device_total_ = device_count_ = Tensor();
+}
+
+void Metric::read_back() {
+  if (device_total_.defined()) total_ += device_total_.item<double>();
+  if (device_count_.defined()) count_ += device_count_.item<double>();
+  device_total_ = device_count_ = Tensor();
+}
+
+void Metric::accumulate_sums(const Tensor& total, const Tensor& count, double count_value) {
+  const Device dev = total.device();
+  if (dev.is_cpu()) {  // nothing to wait for: added on the host, as one number
+    accumulate(total.item<double>(), count.defined() ? count.item<double>() : count_value);
+    return;
+  }
+  // a batch on another device than the sums so far: those are read back first
+  const Tensor& held = device_total_.defined() ? device_total_ : device_count_;
+  if (held.defined() && held.device() != dev) read_back();
+  NoRecording no_tape;  // a metric's state is not differentiated
+  const Tensor t = total.astype(kFloat64);
+  device_total_ = device_total_.defined() ? device_total_ + t : t;
+  if (!count.defined()) {
+    count_ += count_value;  // known on the host
+  } else {
+    const Tensor c = count.astype(kFloat64).to(dev);
+    device_count_ = device_count_.defined() ? device_count_ + c : c;
+  }
+}
+
 void Mean::update_state(const Tensor& values) {
   if (!values.defined()) throw ValueError(fmt::format("{}: values are undefined", name()));
-  accumulate(sum(values.astype(kFloat64)).item<double>(), static_cast<double>(values.size()));
+  accumulate_sums(sum(values.astype(kFloat64)), Tensor(), static_cast<double>(values.size()));
+}
+
+void Mean::update_state(const Tensor& values, double weight) {
+  if (!values.defined()) throw ValueError(fmt::format("{}: values are undefined", name()));
+  const Tensor v = values.astype(kFloat64);
+  accumulate_sums((v.rank() == 0 ? v : sum(v)) * weight, Tensor(), static_cast<double>(values.size()) * weight);
 }
 
 void Mean::update_state(const Tensor& values, const Tensor& sample_weight) {
@@ -52,11 +97,11 @@ void Metric::update_state(const Tensor& y_true, const Tensor& y_pred, const Tens
 void Metric::accumulate(const Tensor& values, const Tensor& sample_weight) {
   const Tensor v = values.astype(kFloat64);
   if (!sample_weight.defined()) {
-    accumulate(sum(v).item<double>(), static_cast<double>(v.size()));
+    accumulate_sums(sum(v), Tensor(), static_cast<double>(v.size()));
     return;
   }
   const Tensor w = losses::detail::fit_weights(sample_weight, v, kFloat64, name() + ": sample_weight");
-  accumulate(sum(v * w).item<double>(), sum(w).item<double>());
+  accumulate_sums(sum(v * w), sum(w));
 }
 
 void MeanMetricWrapper::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "tapeflow/callbacks.hpp"
 #include "tapeflow/data.hpp"
@@ -48,7 +49,8 @@ class Progress {
     quiet_ = verbose == 0;
   }
 
-  void update(std::int64_t step, const Logs& logs, const std::vector<std::string>& keys) {
+  // `logs` gives the batch's logs (reading a device's metrics): called only when drawing.
+  void update(std::int64_t step, const std::function<Logs()>& logs, const std::vector<std::string>& keys) {
     // the last step is drawn by finish(), with the validation metrics
     if (!live_ || step >= target_) return;
     const auto now = Clock::now();
@@ -57,7 +59,7 @@ class Progress {
     const double elapsed = seconds(now);
     std::string line = fmt::format("\r{}/{} {} - ETA: {}", step, target_, bar(step),
                                    format_eta(elapsed / double(step) * double(target_ - step)));
-    line += values(logs, keys);
+    line += values(logs(), keys);
     // pad over the remains of a longer previous line
     if (line.size() < width_) line.append(width_ - line.size(), ' ');
     width_ = std::max(width_, line.size());
@@ -496,7 +498,21 @@ Tensor plus_losses(Tensor y, const std::vector<Tensor>& extra, const std::string
 
 // The loss a Mean tracker logs: an unreduced loss (Reduction::None) counts by its mean, as
 // Keras's loss tracker reduces it (its gradient is that of its sum, the tape's).
-double logged(const Tensor& loss) { return (loss.rank() == 0 ? loss : mean(loss)).item<double>(); }
+Tensor logged(const Tensor& loss) { return loss.rank() == 0 ? loss : mean(loss); }
+
+// Sets a flag for a scope, then puts back what it was (fit's deferred logs: evaluate within
+// fit, or train_on_batch within a callback, set their own).
+class ScopedFlag {
+ public:
+  ScopedFlag(bool& flag, bool value) : flag_(flag), old_(flag) { flag_ = value; }
+  ~ScopedFlag() { flag_ = old_; }
+  ScopedFlag(const ScopedFlag&) = delete;
+  ScopedFlag& operator=(const ScopedFlag&) = delete;
+
+ private:
+  bool& flag_;
+  bool old_;
+};
 
 // "loss 'mean_squared_error' (reduction 'none')"
 std::string loss_desc(const losses::Loss& loss) {
@@ -778,6 +794,19 @@ Logs Model::metric_results() const {
   return logs;
 }
 
+Logs Model::step_logs() {
+  if (!defer_logs_) return metric_results();
+  logs_deferred_ = true;
+  return {};
+}
+
+Logs Model::batch_logs(const Logs& returned, bool deferred) const {
+  if (!deferred) return returned;
+  Logs logs = metric_results();
+  for (const auto& [k, v] : returned) logs[k] = v;  // an override's own keys
+  return logs;
+}
+
 Logs Model::train_step(const Tensor& x, const Tensor& y) {
   require_compiled("train_step");
   if (!y.defined()) {
@@ -798,7 +827,7 @@ Logs Model::train_step(const Tensor& x, const Tensor& y) {
   optimizer_->apply_gradients(grads, vars);
   loss_tracker_->update_state(logged(loss), static_cast<double>(x.dim(0)));
   update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
-  return metric_results();
+  return step_logs();
 }
 
 Logs Model::test_step(const Tensor& x, const Tensor& y) {
@@ -811,7 +840,7 @@ Logs Model::test_step(const Tensor& x, const Tensor& y) {
   const Tensor y_pred = (*this)(x, /*training=*/false);
   loss_tracker_->update_state(logged(compute_loss(y, y_pred)), static_cast<double>(x.dim(0)));
   update_metrics(metrics_, weighted_metrics_, y, y_pred, Tensor());
-  return metric_results();
+  return step_logs();
 }
 
 Logs Model::train_step_multi(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys,
@@ -868,7 +897,7 @@ Logs Model::multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>&
       update_metrics(output_metrics_[i], output_weighted_metrics_[i], ys[i], y_preds[i], sample_weight);
     }
   }
-  return metric_results();
+  return step_logs();
 }
 
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
@@ -1037,6 +1066,9 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
     cb->set_model(this);
     cb->on_train_begin(logs);
   }
+  const bool callbacks_read = std::any_of(options.callbacks.begin(), options.callbacks.end(),
+                                          [](const CallbackPtr& cb) { return cb->reads_batch_logs(); });
+  ScopedFlag defer(defer_logs_, true);
   int initial_epoch = options.initial_epoch;
   if (resume_epoch) {
     initial_epoch = *resume_epoch;
@@ -1064,6 +1096,7 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
     }
     Progress progress(target, options.verbose);
     std::int64_t step = 0;
+    bool deferred = false;  // the metrics' results are not in `logs` yet
     while (step < target && (total == Dataset::kUnknown || position < total)) {
       DataBatch b = first ? std::move(*first) : checked_batch(train, position, method, false);
       first.reset();
@@ -1078,12 +1111,20 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
         w = class_weights(class_weight, b.targets);
       }
       const Device dev = batch_device(b.inputs[0]);
+      logs_deferred_ = false;
       logs = train_step_multi(on_device(b.inputs, dev), on_device(b.targets, dev), w.defined() ? w.to(dev) : w);
+      deferred = std::exchange(logs_deferred_, false);
       ++step;
-      progress.update(step, logs, keys);
+      progress.update(step, [&] { return batch_logs(logs, deferred); }, keys);
+      if (callbacks_read && deferred) {
+        logs = batch_logs(logs, deferred);
+        deferred = false;
+      }
       for (const auto& cb : options.callbacks) cb->on_train_batch_end(step - 1, logs);
       if (stop_training) break;
     }
+    logs = batch_logs(logs, deferred);  // the epoch's values: read once
+    deferred = false;
     if (total != Dataset::kUnknown && position >= total) in_pass = false;
     train.on_epoch_end();  // Keras: the training data's, before the validation run
     if (validation && (epoch + 1) % options.validation_freq == 0) {
@@ -1167,6 +1208,7 @@ Logs Model::train_on_batch(const std::vector<Tensor>& xs, const std::vector<Tens
   name_output_metrics();
   const Device dev = batch_device(xs[0]);
   reset_metrics();  // Keras 3: the logs of this batch alone
+  ScopedFlag now(defer_logs_, false);  // read at once, even from a callback within fit
   return train_step_multi(on_device(xs, dev), on_device(ys, dev), w.defined() ? w.to(dev) : w);
 }
 
@@ -1185,6 +1227,7 @@ Logs Model::test_on_batch(const std::vector<Tensor>& xs, const std::vector<Tenso
   name_output_metrics();
   const Device dev = batch_device(xs[0]);
   reset_metrics();
+  ScopedFlag now(defer_logs_, false);
   return test_step_multi(on_device(xs, dev), on_device(ys, dev), w.defined() ? w.to(dev) : w);
 }
 
@@ -1231,18 +1274,25 @@ Logs Model::evaluate(Dataset& data, std::int64_t steps, int verbose) {
   reset_metrics();
   Progress progress(target, verbose);
   Logs logs;
+  bool deferred = true;  // no step: the metrics' results (0)
   const auto keys = display_keys(metrics(), false);
   std::int64_t step = 0;
-  while (step < target) {
-    const DataBatch b = checked_batch(data, step, method, false);
-    const Device dev = batch_device(b.inputs[0]);
-    logs = test_step_multi(on_device(b.inputs, dev), on_device(b.targets, dev),
-                           b.sample_weight.defined() ? b.sample_weight.to(dev) : Tensor());
-    progress.update(++step, logs, keys);
+  {
+    ScopedFlag defer(defer_logs_, true);
+    while (step < target) {
+      const DataBatch b = checked_batch(data, step, method, false);
+      const Device dev = batch_device(b.inputs[0]);
+      logs_deferred_ = false;
+      logs = test_step_multi(on_device(b.inputs, dev), on_device(b.targets, dev),
+                             b.sample_weight.defined() ? b.sample_weight.to(dev) : Tensor());
+      deferred = std::exchange(logs_deferred_, false);
+      progress.update(++step, [&] { return batch_logs(logs, deferred); }, keys);
+    }
   }
+  logs = batch_logs(logs, deferred);
   progress.finish(step, logs, keys);
   data.on_epoch_end();
-  return step > 0 ? logs : metric_results();
+  return logs;
 }
 
 Tensor Model::predict(const Tensor& x, std::int64_t batch_size) {

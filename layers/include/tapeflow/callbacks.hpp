@@ -25,6 +25,11 @@ class Callback {
   /// `logs` holds the epoch's training metrics and the val_ ones.
   virtual void on_epoch_end(int epoch, const Logs& logs) { (void)epoch, (void)logs; }
   virtual void on_train_batch_end(std::int64_t batch, const Logs& logs) { (void)batch, (void)logs; }
+  /// Whether on_train_batch_end reads its logs. fit() reads the metrics after a batch (waiting
+  /// for a CUDA device to finish it) only when a callback does; the built-in callbacks that act
+  /// once per epoch say false. A callback whose on_train_batch_end ignores the logs may too;
+  /// it is then given the logs that the step returned (none from the built-in train_step).
+  virtual bool reads_batch_logs() const { return true; }
 
  private:
   Model* model_ = nullptr;
@@ -51,6 +56,7 @@ struct EarlyStoppingOptions {
 /// Stops training when the monitored metric has stopped improving (Keras 3's rules).
 class EarlyStopping : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   explicit EarlyStopping(EarlyStoppingOptions options = {});
   EarlyStopping(const std::string& monitor, int patience);
 
@@ -78,6 +84,7 @@ class EarlyStopping : public Callback {
 /// Writes one CSV row per epoch: "epoch" then the logs' keys sorted by name (Keras).
 class CSVLogger : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   explicit CSVLogger(std::string path, char separator = ',', bool append = false);
 
   void on_train_begin(const Logs& logs) override;
@@ -114,6 +121,7 @@ struct ModelCheckpointOptions {
 /// ("{val_loss:.4f}"), as Keras's filepath; "{{" and "}}" are literal braces.
 class ModelCheckpoint : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   /// Throws ValueError when the path cannot be formatted (a bad spec, an unclosed '{').
   explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {});
 
@@ -150,6 +158,7 @@ class ModelCheckpoint : public Callback {
 /// else there), unless delete_checkpoint is false.
 class BackupAndRestore : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   /// save_freq: only "epoch" (Keras's default) is supported; a number of batches would need
   /// fit() to skip into an epoch. ValueError for an empty backup_dir or another save_freq.
   explicit BackupAndRestore(std::string backup_dir, std::string save_freq = "epoch", bool delete_checkpoint = true);
@@ -189,6 +198,7 @@ struct ReduceLROnPlateauOptions {
 /// is code it cannot change: ValueError at train begin.
 class ReduceLROnPlateau : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
 
   void on_train_begin(const Logs& logs) override;
@@ -207,6 +217,7 @@ class ReduceLROnPlateau : public Callback {
 /// (ValueError otherwise); a non-finite or negative new rate is a ValueError.
 class LearningRateScheduler : public Callback {
  public:
+  bool reads_batch_logs() const override { return false; }
   using Schedule = std::function<double(int epoch, double learning_rate)>;
   explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
 
@@ -244,6 +255,7 @@ struct LambdaCallback : Callback {
   void on_train_batch_end(std::int64_t batch, const Logs& logs) override {
     if (train_batch_end) train_batch_end(batch, logs);
   }
+  bool reads_batch_logs() const override { return static_cast<bool>(train_batch_end); }
 };
 
 }  // namespace tapeflow::callbacks

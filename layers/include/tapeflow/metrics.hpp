@@ -24,9 +24,10 @@ class Metric {
   /// update_state(y_true, y_pred). The built-in metrics give sum(value * w) / sum(w), or
   /// weighted counts (Precision, Recall, AUC); one that takes no weights throws ValueError.
   virtual void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight);
-  /// The value so far (0 before any update): the running mean unless overridden.
-  virtual double result() const { return count_ > 0 ? total_ / count_ : 0.0; }
-  virtual void reset_state() { total_ = count_ = 0; }
+  /// The value so far (0 before any update): the running mean unless overridden. Waits for
+  /// the device that holds the sums, if any.
+  virtual double result() const;
+  virtual void reset_state();
   /// The key in fit's logs and History: "accuracy", "loss", ...
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
@@ -38,14 +39,22 @@ class Metric {
     total_ += total;
     count_ += count;
   }
+  /// Adds a 0-d `total` over `count` examples (a 0-d tensor, or undefined for count_value, a
+  /// number): sums on a CUDA device are added up there and not read back until result().
+  void accumulate_sums(const Tensor& total, const Tensor& count, double count_value = 0);
   /// Adds per-example or per-element values: sum(values) over their count, or with a
   /// sample_weight sum(values * w) / sum(w) (Keras's reduce_to_samplewise_values and Mean).
   void accumulate(const Tensor& values, const Tensor& sample_weight);
 
  private:
+  /// Reads the sums held on a device into total_ and count_.
+  void read_back();
   std::string name_;
   double total_ = 0;
   double count_ = 0;
+  // float64 sums on a device, not yet read back (undefined: none; a count known on the host
+  // goes to count_)
+  Tensor device_total_, device_count_;
 };
 
 /// The (weighted) mean of the values given to it.
@@ -58,6 +67,8 @@ class Mean : public Metric {
   void update_state(const Tensor& values, const Tensor& sample_weight) override;
   /// Adds one value with a weight (fit weights each batch's loss by its size).
   void update_state(double value, double weight = 1);
+  /// Adds every element of `values`, each with `weight`; values on a device stay there.
+  void update_state(const Tensor& values, double weight);
 };
 
 /// Base of the metrics that average a value per example or element (Keras's

@@ -264,7 +264,9 @@ class Model {
   std::vector<Tensor> predict_on_batch(const std::vector<Tensor>& xs);
 
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
-  /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values.
+  /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values;
+  /// within fit() and evaluate() none: they read the metrics (waiting for a CUDA device) only
+  /// when they show or pass them on, so an override that adds to these logs keeps its keys.
   virtual Logs train_step(const Tensor& x, const Tensor& y);
   /// One evaluation batch: forward in inference mode, loss and metrics.
   virtual Logs test_step(const Tensor& x, const Tensor& y);
@@ -391,6 +393,14 @@ class Model {
                       const Tensor& y, const Tensor& y_pred, const Tensor& sample_weight) const;
   // names the per-output trackers and metrics after output_names() (the layers are named now)
   void name_output_metrics();
+  // While fit() and evaluate() run (defer_logs_), the built-in steps return no logs and set
+  // logs_deferred_: the metrics' results, which wait for a CUDA device, are read only when the
+  // progress bar draws, a callback reads a batch's logs, or the pass ends.
+  bool defer_logs_ = false, logs_deferred_ = false;
+  // the built-in steps' logs: metric_results(), or none while deferred
+  Logs step_logs();
+  // a batch's logs: what its step returned, over the metrics' results if it deferred them
+  Logs batch_logs(const Logs& returned, bool deferred) const;
   // one step over several inputs / outputs (training: with the optimizer)
   Logs multi_step(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& sample_weight,
                   bool training);
