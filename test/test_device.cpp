@@ -1329,6 +1329,56 @@ TEST_CASE("device: resizing, augmentation and dataset batches read no index back
   }
 }
 
+// A model and labelled data for the waiting cases: n examples, 3 classes.
+struct WaitRun {
+  Tensor x, y;
+  std::shared_ptr<Sequential> model;
+  WaitRun(std::int64_t n, const Device& d) {
+    std::mt19937 rng(18);
+    x = random_tensor({n, 12}, kFloat32, rng);
+    y = random_tensor({n}, kInt64, rng, 0, 2);
+    model = std::make_shared<Sequential>(Dense(16, "relu"), Dropout(0.2), Dense(3, "softmax"));
+    model->set_seed(5);
+    model->set_device(d);
+    model->compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  }
+  // host_waits() of a fit over the data (CPU batches of 32, copied to the device)
+  std::uint64_t fit_waits(int epochs, std::vector<CallbackPtr> callbacks = {}) {
+    FitOptions fit;
+    fit.epochs = epochs;
+    fit.batch_size = 32;
+    fit.verbose = 0;
+    fit.callbacks = std::move(callbacks);
+    const std::uint64_t before = tf::cuda::host_waits();
+    model->fit(x, y, fit);
+    return tf::cuda::host_waits() - before;
+  }
+};
+
+TEST_CASE("device: fit waits for the device once per epoch, not after each batch", "[device][sync][fit]") {
+  note_skip();
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    WaitRun run(384, d);  // 12 batches per epoch
+    run.fit_waits(1);     // builds the layers and the optimizer's slots
+    // Per epoch, at its end: the loss and the accuracy sums, and the labels' range check. A
+    // batch's two uploads are staged without waiting; the emulator, whose streams run only
+    // when the host waits, also waits once per 16 staged uploads (a real GPU finishes them
+    // long before their buffer comes round again).
+    const std::uint64_t uploads = 2 * 12 * 2;
+    const std::uint64_t waits = run.fit_waits(2);
+    CHECK(waits <= 2 * 3 + uploads / 16 + 1);
+    CHECK(waits < 12);  // was 5 per batch: 2 uploads, the labels' check, the loss and the accuracy
+    // a callback that reads each batch's logs makes fit read the metrics after each batch
+    CHECK(run.fit_waits(1, {std::make_shared<callbacks::TerminateOnNaN>()}) >= 12);
+    // the epoch-end callbacks do not
+    callbacks::EarlyStoppingOptions stop_options;
+    stop_options.monitor = "loss";
+    const auto early = std::make_shared<callbacks::EarlyStopping>(stop_options);
+    CHECK(run.fit_waits(1, {early}) <= 3 + uploads / 2 / 16 + 1);
+  }
+}
+
 TEST_CASE("device: a Mean metric adds up a device's batches there and reads them once", "[device][sync][metrics]") {
   note_skip();
   std::mt19937 rng(29);
@@ -1396,6 +1446,52 @@ TEST_CASE("device: copies from the host are staged: they do not wait, and the so
       check_close(copies[i].to(Device::cpu()), originals[i], {0, 0});
     }
     check_close(big.to(Device::cpu()), big_src, {0, 0});
+  }
+}
+
+TEST_CASE("check_later: raised at once on the CPU, at the next read of a value on a device", "[device][check]") {
+  note_skip();
+  CHECK_NOTHROW(tf::check_later<IndexError>(Tensor(true), "never"));
+  CHECK_THROWS_AS(tf::check_later<IndexError>(full({}, 0.0) > 0.5, "at once"), IndexError);
+  CHECK_THROWS_WITH(tf::check_later<ValueError>(Tensor(false), "at once: value"), "at once: value");
+  CHECK_THROWS_AS(tf::check_later<IndexError>(full({2}, 1.0) > 0.5, "rank 1"), ValueError);
+  CHECK_THROWS_AS(tf::check_later<IndexError>(Tensor(), "undefined"), ValueError);
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    const Tensor x = tensor<float>({1, 2, 3}, {3}).to(d);
+    const std::uint64_t before = tf::cuda::host_waits();
+    tf::check_later<IndexError>(reduce_all(x > 0.0f), "x: all positive");
+    tf::check_later<IndexError>(reduce_all(x < 3.0f), "x: all below 3");
+    tf::check_later<IndexError>(reduce_all(x < 9.0f), "x: all below 3");  // combined with the one before
+    CHECK(tf::cuda::host_waits() == before);
+    // an unrelated read raises the failed check once it is done
+    CHECK_THROWS_WITH((x * 2.0f).to_vector<float>(), "x: all below 3");
+    CHECK(sum(x).item<float>() == 6.0f);  // the checks were read: nothing pending now
+    tf::check_later<ValueError>(reduce_all(x > 5.0f), "x: all above 5");
+    CHECK_THROWS_AS(tf::cuda::synchronize(d), ValueError);
+    CHECK_NOTHROW(tf::cuda::synchronize(d));
+    // many messages: past 64 they are read (and raised) before the next one is kept
+    const std::uint64_t before_many = tf::cuda::host_waits();
+    for (int i = 0; i < 64; ++i) tf::check_later<IndexError>(reduce_all(x > 0.0f), "ok " + std::to_string(i));
+    CHECK(tf::cuda::host_waits() == before_many);
+    tf::check_later<IndexError>(reduce_all(x > 2.0f), "one more");
+    CHECK(tf::cuda::host_waits() > before_many);  // the 64 were read (and held)
+    CHECK_THROWS_WITH(x.to(Device::cpu()), "one more");
+    // a sparse label outside the classes: the loss does not wait; the next read raises
+    const Tensor y_pred = softmax(tensor<float>({0.1f, 0.2f, 0.3f, 1, 2, 3}, {2, 3})).to(d);
+    const Tensor bad = tensor<std::int64_t>({0, 3}, {2}).to(d);
+    const Tensor loss = losses::sparse_categorical_crossentropy(bad, y_pred);
+    CHECK_THROWS_WITH(sum(loss).item<float>(),
+                      Catch::Matchers::Contains("sparse_categorical_crossentropy: a label is outside [0, 3)") &&
+                          Catch::Matchers::Contains("labels [2] on " + d.str()));
+    CHECK_THROWS_WITH(losses::sparse_categorical_crossentropy(bad.to(Device::cpu()), y_pred.to(Device::cpu())),
+                      Catch::Matchers::Contains("a label is outside [0, 3)") && Catch::Matchers::Contains("index 3"));
+    // in fit: raised by the epoch's end, naming the loss
+    WaitRun run(64, d);
+    std::vector<std::int64_t> labels = run.y.to_vector<std::int64_t>();
+    labels[40] = 5;
+    run.y = tensor<std::int64_t>(labels, {64});
+    CHECK_THROWS_WITH(run.fit_waits(1), Catch::Matchers::Contains("a label is outside [0, 3)"));
   }
 }
 

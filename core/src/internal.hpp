@@ -47,6 +47,11 @@ bool weak_int_fits(const Tensor& t, DType dtype);
 // tensor's dtype cannot hold raises, as NumPy 2's does with a Python int.
 void check_weak_int(const Tensor& t, DType dtype, const char* op);
 
+// Reads the calling thread's pending check_later() conditions (each one a wait for its device)
+// and throws the first failed one's error; the others are dropped. Called after each read of
+// device values.
+void run_deferred_checks();
+
 // The CPU's memory and swap in bytes (SIZE_MAX where unknown): no CPU tensor can be larger.
 std::size_t cpu_memory_bytes();
 

@@ -645,6 +645,7 @@ Tensor Tensor::to(Device device) const {
   }
 #endif
   detail::record(OpId::Copy, {*this}, {out});
+  if (device.is_cpu()) detail::run_deferred_checks();  // the device has caught up: its checks are cheap to read
   return out;
 }
 

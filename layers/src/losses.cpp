@@ -51,8 +51,19 @@ Tensor sparse_labels(const Tensor& y_true, const Tensor& y_pred, const char* los
   return labels;
 }
 
-// y_pred[..., labels], with the loss named in an out-of-range label's error.
+// y_pred[..., labels], with the loss named in an out-of-range label's error. Labels on a
+// device are checked there, without waiting for it (check_later): the step goes on with them
+// clipped into range, and the error comes at the thread's next read of a value (fit's: at the
+// latest when the epoch's metrics are read).
 Tensor pick(const Tensor& y_pred, const Tensor& labels, const char* loss) {
+  if (!labels.device().is_cpu()) {
+    const std::int64_t n = y_pred.dim(-1);
+    check_later<IndexError>(reduce_all(logical_and(labels >= 0, labels < n)),
+                            fmt::format("{}: a label is outside [0, {}) (labels {} on {}, checked there: raised at the "
+                                        "first read of a value after that step)",
+                                        loss, n, shape_str(labels.shape()), labels.device().str()));
+    return gather(y_pred, labels, IndexMode::Clip);
+  }
   try {
     return gather(y_pred, labels);
   } catch (const IndexError& e) {

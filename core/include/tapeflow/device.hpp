@@ -21,7 +21,8 @@ void synchronize(Device device = Device::cuda(0));
 /// How many times this process has waited for a CUDA device (0 without one): reading values on
 /// the host (item, to_vector, to(Device::cpu()), an op that checks indices there),
 /// synchronize(), copies between devices, and copies from the host over 4 MiB (smaller ones are
-/// staged and do not wait). Compare two readings to see what a loop waits for.
+/// staged and do not wait). Compare two readings to see what a loop waits for: fit() on a
+/// CUDA device waits once per pass for its metrics, not after every batch.
 std::uint64_t host_waits();
 /// float32 matmul in TF32 tensor-core mode (off by default: exact float32 products, as
 /// PyTorch's torch.backends.cuda.matmul.allow_tf32 = False).

@@ -552,4 +552,20 @@ Tensor max_pool_scatter(const Tensor& x, const Tensor& g, std::int64_t pool = 2,
 /// Inverted dropout: each element is zeroed with probability `rate`, the rest scaled by 1/(1 - rate).
 Tensor dropout(const Tensor& x, double rate, Generator& gen);
 
+// ---------------------------------------------------------------- checks that do not wait
+
+/// Checks a condition computed where its data live, without waiting for a device: `ok` is a
+/// 0-d tensor (e.g. reduce_all(labels < n)). On the CPU it is read at once. On a CUDA device
+/// it is read at the calling thread's next read of device values (to(Device::cpu()), item(),
+/// to_vector(), cuda::synchronize()), which, once its own copy is done, throws
+/// `raise(message)` if `ok` was false. Checks with the same message are combined on the
+/// device (one logical_and), so a loop that adds one per step holds one; past 64 messages
+/// they are all read. The built-in losses check sparse labels on a device this way.
+void check_later(const Tensor& ok, std::string message, void (*raise)(const std::string& message));
+/// check_later raising E (an Error type): check_later<IndexError>(ok, "...").
+template <class E>
+void check_later(const Tensor& ok, std::string message) {
+  check_later(ok, std::move(message), [](const std::string& m) { throw E(m); });
+}
+
 }  // namespace tapeflow
