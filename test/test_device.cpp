@@ -1486,6 +1486,21 @@ TEST_CASE("check_later: raised at once on the CPU, at the next read of a value o
                           Catch::Matchers::Contains("labels [2] on " + d.str()));
     CHECK_THROWS_WITH(losses::sparse_categorical_crossentropy(bad.to(Device::cpu()), y_pred.to(Device::cpu())),
                       Catch::Matchers::Contains("a label is outside [0, 3)") && Catch::Matchers::Contains("index 3"));
+    // Embedding: the lookup does not wait; an index out of range raises at the next read
+    Embedding emb(5, 2);
+    emb.set_device(d);
+    emb.build({-1, 3});
+    const Tensor ids = tensor<std::int64_t>({0, 4, 2, 1, 3, 3}, {2, 3}).to(d);
+    const std::uint64_t before_lookup = tf::cuda::host_waits();
+    const Tensor rows = emb(ids);
+    CHECK(tf::cuda::host_waits() == before_lookup);
+    check_close(rows.to(Device::cpu()), take(emb.embeddings().to(Device::cpu()), ids.to(Device::cpu()).reshape({6}))
+                                            .reshape({2, 3, 2}),
+                {0, 0});
+    const Tensor bad_ids = tensor<std::int64_t>({0, 5, 2}, {1, 3}).to(d);
+    const Tensor bad_rows = emb(bad_ids);
+    CHECK_THROWS_WITH(bad_rows.to(Device::cpu()), Catch::Matchers::Contains("indices must be in [0, 5)") &&
+                                                      Catch::Matchers::Contains("[1, 3] on " + d.str()));
     // in fit: raised by the epoch's end, naming the loss
     WaitRun run(64, d);
     std::vector<std::int64_t> labels = run.y.to_vector<std::int64_t>();

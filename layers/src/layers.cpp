@@ -1233,6 +1233,15 @@ Tensor Embedding::call(const Tensor& x_in, bool) {
   const Tensor x = is_floating(x_in.dtype()) ? x_in.astype(kInt64) : x_in;
   Shape out = x.shape();
   out.push_back(output_dim_);
+  if (!x.device().is_cpu()) {
+    // checked on the device without waiting for it; an index out of range raises at the
+    // thread's next read of a value (the lookup goes on with it clipped)
+    check_later<IndexError>(reduce_all(logical_and(x >= 0, x < input_dim_)),
+                            fmt::format("{}: indices must be in [0, {}): some of {} on {} are not (checked there: "
+                                        "raised at the first read of a value after the lookup)",
+                                        name(), input_dim_, shape_str(x.shape()), x.device().str()));
+    return take(embeddings_, x.reshape({x.size()}), 0, IndexMode::Clip).reshape(out);
+  }
   try {
     return take(embeddings_, x.reshape({x.size()}), 0).reshape(out);
   } catch (const IndexError& e) {

@@ -785,8 +785,9 @@ struct EmbeddingOptions {
 
 /// Keras's Embedding: integer indices [...] (int32 or int64, in [0, input_dim); floats are
 /// truncated to integers, as Keras casts them) -> their rows of embeddings [input_dim,
-/// output_dim]: [..., output_dim]. An index out of range is an IndexError naming the layer; the
-/// gradient adds into the rows used (duplicates accumulate).
+/// output_dim]: [..., output_dim]. An index out of range is an IndexError naming the layer:
+/// at once on the CPU; on a CUDA device at the next read of a value (check_later: the lookup
+/// does not wait for the device). The gradient adds into the rows used (duplicates accumulate).
 class Embedding : public Layer {
  public:
   Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options = {});
