@@ -240,7 +240,26 @@ TEST_CASE("fit reads a batch's metrics only for a callback that reads its logs; 
     void on_train_batch_end(std::int64_t, const Logs& logs) override { sizes.push_back(logs.size()); }
     bool reads_batch_logs() const override { return false; }
   };
+  // a callback without a batch hook reads the first batch's logs only (its hook is the base's)
+  struct EpochOnly : callbacks::Callback {};
+  EpochOnly epoch_only;
+  CHECK(epoch_only.reads_batch_logs());
+  epoch_only.on_train_batch_end(0, {});
+  CHECK_FALSE(epoch_only.reads_batch_logs());
   const Data d = blobs(40, 8);
+  {
+    Extra model;
+    model.set_seed(2);
+    model.compile("sgd", "binary_crossentropy", {"accuracy"});
+    auto blind = std::make_shared<Blind>();
+    FitOptions o;
+    o.epochs = 2;
+    o.batch_size = 16;
+    o.verbose = 0;
+    o.callbacks = {blind, std::make_shared<EpochOnly>()};
+    model.fit(d.x, d.y, o);
+    CHECK(blind->sizes == std::vector<std::size_t>{3, 1, 1, 1, 1, 1});
+  }
   for (bool reading : {false, true}) {
     INFO("a reading callback: " << reading);
     Extra model;

@@ -1066,8 +1066,6 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
     cb->set_model(this);
     cb->on_train_begin(logs);
   }
-  const bool callbacks_read = std::any_of(options.callbacks.begin(), options.callbacks.end(),
-                                          [](const CallbackPtr& cb) { return cb->reads_batch_logs(); });
   ScopedFlag defer(defer_logs_, true);
   int initial_epoch = options.initial_epoch;
   if (resume_epoch) {
@@ -1116,6 +1114,8 @@ History Model::fit_loop(Dataset& train, Dataset* validation, const FitOptions& o
       deferred = std::exchange(logs_deferred_, false);
       ++step;
       progress.update(step, [&] { return batch_logs(logs, deferred); }, keys);
+      const bool callbacks_read = std::any_of(options.callbacks.begin(), options.callbacks.end(),
+                                              [](const CallbackPtr& cb) { return cb->reads_batch_logs(); });
       if (callbacks_read && deferred) {
         logs = batch_logs(logs, deferred);
         deferred = false;

@@ -24,15 +24,22 @@ class Callback {
   virtual void on_epoch_begin(int epoch, const Logs& logs) { (void)epoch, (void)logs; }
   /// `logs` holds the epoch's training metrics and the val_ ones.
   virtual void on_epoch_end(int epoch, const Logs& logs) { (void)epoch, (void)logs; }
-  virtual void on_train_batch_end(std::int64_t batch, const Logs& logs) { (void)batch, (void)logs; }
+  /// The default does nothing (and notes that it ran: see reads_batch_logs).
+  virtual void on_train_batch_end(std::int64_t batch, const Logs& logs) {
+    (void)batch, (void)logs;
+    batch_hook_unused_ = true;
+  }
   /// Whether on_train_batch_end reads its logs. fit() reads the metrics after a batch (waiting
-  /// for a CUDA device to finish it) only when a callback does; the built-in callbacks that act
-  /// once per epoch say false. A callback whose on_train_batch_end ignores the logs may too;
-  /// it is then given the logs that the step returned (none from the built-in train_step).
-  virtual bool reads_batch_logs() const { return true; }
+  /// for a CUDA device to finish it) only when a callback does. By default: until this base
+  /// on_train_batch_end has run once, so a callback that does not override it reads only the
+  /// first batch's logs (as Keras calls only the batch hooks a callback implements). The
+  /// built-in callbacks that act once per epoch say false; so may a callback whose hook ignores
+  /// the logs: it is then given the logs that the step returned (none from the built-in step).
+  virtual bool reads_batch_logs() const { return !batch_hook_unused_; }
 
  private:
   Model* model_ = nullptr;
+  bool batch_hook_unused_ = false;
 };
 
 /// Whether larger or smaller values of the monitored metric are better. Auto: larger for
