@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
     std::printf("test loss: %.4f\n", test.at("loss"));
     std::printf("seconds per epoch (median of %zu, %lld examples): %.3f\n", timer->seconds.size(),
                 static_cast<long long>(n), samples::median(timer->seconds));
+    if (args.device.is_cuda()) {
+      // fit reads the loss and metrics once per epoch, not after each batch
+      std::printf("host waits for the device per epoch (median): %.0f\n", samples::median(timer->waits));
+    }
     samples::print_peak_memory(args.device);
   } catch (const Error& e) {
     std::fprintf(stderr, "convnet: %s\n", e.what());

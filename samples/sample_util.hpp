@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,8 +38,13 @@ class EpochTimer : public tapeflow::callbacks::Callback {
  public:
   explicit EpochTimer(tapeflow::Device device = tapeflow::Device::cpu()) : device_(device) {}
   std::vector<double> seconds;
-  void on_epoch_begin(int, const tapeflow::Logs&) override { start_ = std::chrono::steady_clock::now(); }
+  std::vector<double> waits;  // cuda::host_waits() per epoch (fit's own, not this callback's)
+  void on_epoch_begin(int, const tapeflow::Logs&) override {
+    waits_at_start_ = tapeflow::cuda::host_waits();
+    start_ = std::chrono::steady_clock::now();
+  }
   void on_epoch_end(int, const tapeflow::Logs&) override {
+    waits.push_back(static_cast<double>(tapeflow::cuda::host_waits() - waits_at_start_));
     if (device_.is_cuda()) tapeflow::cuda::synchronize(device_);
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
@@ -46,6 +52,7 @@ class EpochTimer : public tapeflow::callbacks::Callback {
  private:
   tapeflow::Device device_;
   std::chrono::steady_clock::time_point start_;
+  std::uint64_t waits_at_start_ = 0;
 };
 
 // A positional argument: a count from 1 to `max`, `fallback` when it is not given.

@@ -317,14 +317,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 # one row of the training table: JOB SAMPLE_LOG TORCH_KEY
 training_row() {
   local job=$1 sample=$out/$2 key=$3
-  local tf_s tf_acc tf_mem torch_s torch_mem torch_acc
+  local tf_s tf_acc tf_mem tf_waits torch_s torch_mem torch_acc
   tf_s=$(first_match "$sample" 's/^seconds per epoch (median of [^)]*): \([0-9.]*\).*/\1/p')
+  tf_waits=$(first_match "$sample" 's/^host waits for the device per epoch (median): //p')
   tf_acc=$(first_match "$sample" 's/^test accuracy: //p')
   tf_mem=$(first_match "$sample" 's/^peak cuda:[0-9]* memory: \([0-9.]*\) MiB/\1/p')
   torch_s=$(tsv_value "$out/torch_cuda.tsv" "cuda/$key/epoch")
   torch_mem=$(tsv_value "$out/torch_cuda.tsv" "cuda/$key/peak_device")
   torch_acc=$(last_match "$out/torch_${key}_cuda.txt" 's/.* epoch [0-9]*: .*, accuracy \([0-9.]*\)$/\1/p')
-  echo "| $job | $tf_s | $torch_s | $(ratio "$tf_s" "$torch_s") | $tf_acc | $torch_acc | $tf_mem | $torch_mem |"
+  echo "| $job | $tf_s | $torch_s | $(ratio "$tf_s" "$torch_s") | $tf_acc | $torch_acc | $tf_mem | $torch_mem | $tf_waits |"
 }
 
 gpu=$(LD_LIBRARY_PATH=$orig_ld nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
@@ -400,10 +401,12 @@ report=$out/gpu-report.md
   echo "PyTorch: \`benchmarks/peers/torch_peer.py --device cuda\`, the same models, optimizer (RMSprop, Keras's"
   echo "defaults), batch sizes (128, 64) and per-batch running loss and accuracy; median seconds of the timed"
   echo "epochs after a 10-batch warm-up, the last epoch's training accuracy, \`torch.cuda.max_memory_allocated\`."
-  echo "Both exact float32 (no TF32, cuDNN's included), batches copied from the CPU at every step."
+  echo "Both exact float32 (no TF32, cuDNN's included), batches copied from the CPU at every step. PyTorch's"
+  echo "loop reads its loss and accuracy after each batch (\`.item()\`); tapeflow's fit reads them once per epoch"
+  echo "(the last column: \`cuda::host_waits()\` during an epoch)."
   echo
-  echo "| job | tapeflow s/epoch | PyTorch s/epoch | tapeflow / PyTorch | tapeflow test accuracy | PyTorch train accuracy | tapeflow peak device MiB | PyTorch peak device MiB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| job | tapeflow s/epoch | PyTorch s/epoch | tapeflow / PyTorch | tapeflow test accuracy | PyTorch train accuracy | tapeflow peak device MiB | PyTorch peak device MiB | tapeflow host waits / epoch |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   training_row "MLP (mnist_keras), batch 128" mnist_keras_cuda.txt mlp
   training_row "convnet (book ch. 8), batch 64" convnet_cuda.txt convnet
   echo
