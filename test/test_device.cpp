@@ -1417,6 +1417,51 @@ TEST_CASE("device: a Mean metric adds up a device's batches there and reads them
   }
 }
 
+TEST_CASE("device: Precision, Recall and the confusion counts add up a device's batches there",
+          "[device][sync][metrics]") {
+  note_skip();
+  std::mt19937 rng(37);
+  std::vector<Tensor> trues, preds, weights;
+  for (int i = 0; i < 4; ++i) {
+    trues.push_back(random_tensor({9}, kInt64, rng, 0, 1));
+    preds.push_back(random_tensor({9, 1}, kFloat32, rng, 0, 1));
+    weights.push_back(random_tensor({9}, kFloat64, rng, 0, 2));
+  }
+  preds[0] = preds[0] * 0.0f + 0.3f;  // exactly at a threshold of 0.3: not above it (float32)
+  auto make = [] {
+    return std::vector<std::shared_ptr<metrics::Metric>>{
+        std::make_shared<metrics::Precision>(),          std::make_shared<metrics::Recall>(0.3),
+        std::make_shared<metrics::TruePositives>(0.3),  std::make_shared<metrics::FalsePositives>(),
+        std::make_shared<metrics::TrueNegatives>(0.7), std::make_shared<metrics::FalseNegatives>()};
+  };
+  const auto on_cpu = make();
+  for (const auto& m : on_cpu) {
+    for (int i = 0; i < 4; ++i) m->update_state(trues[i], preds[i], i % 2 ? weights[i] : Tensor());
+  }
+  for (const Device& d : other_devices()) {
+    INFO("device " << d.str());
+    const auto on_device = make();
+    std::vector<Tensor> t_d, p_d, w_d;
+    for (int i = 0; i < 4; ++i) {
+      t_d.push_back(trues[i].to(d));
+      p_d.push_back(preds[i].to(d));
+      w_d.push_back(i % 2 ? weights[i].to(d) : Tensor());
+    }
+    tf::cuda::synchronize(d);
+    const std::uint64_t before = tf::cuda::host_waits();
+    for (const auto& m : on_device) {
+      for (int i = 0; i < 4; ++i) m->update_state(t_d[i], p_d[i], w_d[i]);
+    }
+    CHECK(tf::cuda::host_waits() == before);
+    for (std::size_t k = 0; k < on_cpu.size(); ++k) {
+      INFO(on_cpu[k]->name());
+      CHECK(on_device[k]->result() == Approx(on_cpu[k]->result()).epsilon(1e-12));
+    }
+    on_device[0]->reset_state();
+    CHECK(on_device[0]->result() == 0);
+  }
+}
+
 TEST_CASE("device: copies from the host are staged: they do not wait, and the source may change at once",
           "[device][sync]") {
   note_skip();

@@ -1,12 +1,14 @@
-// Metrics: the running means keep a device's sums on the device; the confusion counts, AUC,
-// R2, F-beta and IoU read each batch's counts back to the host.
+// Metrics: the running means and the confusion counts (Precision, Recall, ...) keep a device's
+// sums on the device; AUC, R2, F-beta and IoU read each batch's counts back to the host.
 #include "tapeflow/metrics.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <utility>
 
 #include "tapeflow/losses.hpp"
@@ -238,8 +240,15 @@ struct HostPairs {
   std::vector<double> t, p, w;
   bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
 };
-HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
-                     const std::string& metric) {
+// y_true != 0 (float64 0 / 1), y_pred (float64) and the weights (float64, 1 without
+// sample_weight), all of y_pred's shape (y_true [b] with scores [b, 1], or [b, 1] with [b], fitted),
+// on y_pred's device.
+struct Pairs {
+  Tensor t, p, w;
+  bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
+};
+Pairs matched_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
+                    const std::string& metric) {
   check_defined(y_true, y_pred, metric);
   Tensor t = y_true;
   if (t.rank() + 1 == y_pred.rank() && y_pred.dim(-1) == 1) t = t.expand_dims(-1);
@@ -248,8 +257,13 @@ HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& s
   const Tensor w = sample_weight.defined()
                        ? losses::detail::fit_weights(sample_weight, y_pred, kFloat64, metric + ": sample_weight")
                        : ones(y_pred.shape(), kFloat64, y_pred.device());
-  return {not_equal(t, 0).astype(kFloat64).to_vector<double>(), y_pred.astype(kFloat64).to_vector<double>(),
-          w.to_vector<double>(), y_pred.dtype() != kFloat64};
+  return {not_equal(t, 0).astype(kFloat64), y_pred.astype(kFloat64), w, y_pred.dtype() != kFloat64};
+}
+
+HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
+                     const std::string& metric) {
+  const Pairs m = matched_pairs(y_true, y_pred, sample_weight, metric);
+  return {m.t.to_vector<double>(), m.p.to_vector<double>(), m.w.to_vector<double>(), m.f32};
 }
 
 // A threshold as y_pred's precision holds it: Keras compares float32 scores with float32
@@ -267,9 +281,35 @@ ConfusionCounts::ConfusionCounts(std::string name, double threshold) : Metric(st
 void ConfusionCounts::reset_state() {
   Metric::reset_state();
   tp_ = fp_ = tn_ = fn_ = 0;
+  device_counts_ = Tensor();
+}
+
+std::array<double, 4> ConfusionCounts::counts() const {
+  std::array<double, 4> c{tp_, fp_, tn_, fn_};
+  if (device_counts_.defined()) {
+    const std::vector<double> d = device_counts_.to_vector<double>();
+    for (std::size_t i = 0; i < c.size(); ++i) c[i] += d[i];
+  }
+  return c;
 }
 
 void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  if (!y_pred.device().is_cpu()) {
+    // on a device: the four weighted counts added up there, read by result()
+    const Pairs m = matched_pairs(y_true, y_pred, sample_weight, name());
+    NoRecording no_tape;
+    const Tensor positive = (m.p > as_precision(threshold_, m.f32)).astype(kFloat64);
+    const Tensor w_true = m.w * m.t, w_false = m.w - w_true;
+    const Tensor batch = stack({sum(w_true * positive), sum(w_false * positive), sum(w_false * (1.0 - positive)),
+                                sum(w_true * (1.0 - positive))});
+    if (device_counts_.defined() && device_counts_.device() != batch.device()) {
+      const std::array<double, 4> c = counts();
+      std::tie(tp_, fp_, tn_, fn_) = std::tie(c[0], c[1], c[2], c[3]);
+      device_counts_ = Tensor();
+    }
+    device_counts_ = device_counts_.defined() ? device_counts_ + batch : batch;
+    return;
+  }
   const auto [t, p, w, f32] = host_pairs(y_true, y_pred, sample_weight, name());
   const double threshold = as_precision(threshold_, f32);
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -280,13 +320,15 @@ void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Te
 }
 
 double Precision::result() const {
-  const double d = true_positives() + false_positives();
-  return d > 0 ? true_positives() / d : 0.0;
+  const auto [tp, fp, tn, fn] = counts();
+  (void)tn, (void)fn;
+  return tp + fp > 0 ? tp / (tp + fp) : 0.0;
 }
 
 double Recall::result() const {
-  const double d = true_positives() + false_negatives();
-  return d > 0 ? true_positives() / d : 0.0;
+  const auto [tp, fp, tn, fn] = counts();
+  (void)fp, (void)tn;
+  return tp + fn > 0 ? tp / (tp + fn) : 0.0;
 }
 
 // ---- AUC -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #pragma once
 /// Keras's stateful metrics: update_state() per batch, result() so far, reset_state() per epoch.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -375,19 +376,24 @@ class ConfusionCounts : public Metric {
     count(y_true, y_pred, sample_weight);
   }
   void reset_state() override;
-  double true_positives() const { return tp_; }
-  double false_positives() const { return fp_; }
-  double true_negatives() const { return tn_; }
-  double false_negatives() const { return fn_; }
+  /// The weighted counts so far (reading a device's, when the batches were on one).
+  double true_positives() const { return counts()[0]; }
+  double false_positives() const { return counts()[1]; }
+  double true_negatives() const { return counts()[2]; }
+  double false_negatives() const { return counts()[3]; }
 
  protected:
   ConfusionCounts(std::string name, double threshold);
-  /// Adds each element's weight (1 without sample_weight) to its count.
+  /// Adds each element's weight (1 without sample_weight) to its count: on the host for CPU
+  /// batches, on the device (not read back until result()) for a device's.
   void count(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight);
+  /// tp, fp, tn, fn.
+  std::array<double, 4> counts() const;
 
  private:
   double threshold_;
   double tp_ = 0, fp_ = 0, tn_ = 0, fn_ = 0;
+  Tensor device_counts_;  // [4] float64 on a device: tp, fp, tn, fn not yet read back (or undefined)
 };
 
 /// tp / (tp + fp); 0 while nothing was predicted positive.
