@@ -7,6 +7,7 @@
 // still runs, so the cases themselves build and run in every configuration. On a machine with
 // a GPU, the same binary runs them on cuda:0.
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "tapeflow/tapeflow.hpp"
@@ -1417,7 +1418,7 @@ TEST_CASE("device: a Mean metric adds up a device's batches there and reads them
   }
 }
 
-TEST_CASE("device: Precision, Recall and the confusion counts add up a device's batches there",
+TEST_CASE("device: Precision, Recall, the confusion counts and AUC add up a device's batches there",
           "[device][sync][metrics]") {
   note_skip();
   std::mt19937 rng(37);
@@ -1428,11 +1429,17 @@ TEST_CASE("device: Precision, Recall and the confusion counts add up a device's 
     weights.push_back(random_tensor({9}, kFloat64, rng, 0, 2));
   }
   preds[0] = preds[0] * 0.0f + 0.3f;  // exactly at a threshold of 0.3: not above it (float32)
+  std::vector<float> with_nan = preds[2].to_vector<float>();
+  with_nan[4] = std::numeric_limits<float>::quiet_NaN();  // AUC: below every threshold
+  preds[2] = tensor(with_nan, {9, 1});
+  preds[3] = preds[3].astype(kFloat64);  // float64 scores: thresholds in float64
   auto make = [] {
     return std::vector<std::shared_ptr<metrics::Metric>>{
         std::make_shared<metrics::Precision>(),          std::make_shared<metrics::Recall>(0.3),
         std::make_shared<metrics::TruePositives>(0.3),  std::make_shared<metrics::FalsePositives>(),
-        std::make_shared<metrics::TrueNegatives>(0.7), std::make_shared<metrics::FalseNegatives>()};
+        std::make_shared<metrics::TrueNegatives>(0.7), std::make_shared<metrics::FalseNegatives>(),
+        std::make_shared<metrics::AUC>(),               std::make_shared<metrics::AUC>(7, metrics::AUC::Curve::PR),
+        std::make_shared<metrics::AUC>(200, metrics::AUC::Curve::ROC, "auc_logits", true)};
   };
   const auto on_cpu = make();
   for (const auto& m : on_cpu) {

@@ -1,5 +1,5 @@
-// Metrics: the running means and the confusion counts (Precision, Recall, ...) keep a device's
-// sums on the device; AUC, R2, F-beta and IoU read each batch's counts back to the host.
+// Metrics: the running means, the confusion counts (Precision, Recall, ...) and AUC keep a
+// device's sums on the device; R2, F-beta and IoU read each batch's counts back to the host.
 #include "tapeflow/metrics.hpp"
 
 #include <fmt/format.h>
@@ -348,9 +348,26 @@ void AUC::reset_state() {
   Metric::reset_state();
   pos_.assign(thresholds_.size() + 1, 0.0);
   neg_.assign(thresholds_.size() + 1, 0.0);
+  device_counts_ = Tensor();
 }
 
 void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  if (!y_pred.device().is_cpu()) {
+    // on a device: the same buckets, counted there into [2, thresholds + 1] (positives,
+    // negatives), read by result()
+    const Pairs m = matched_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, sample_weight, name());
+    NoRecording no_tape;
+    const auto bins = static_cast<std::int64_t>(pos_.size());
+    const Tensor scores = (m.f32 ? m.p.astype(kFloat32) : m.p).reshape({-1});
+    const Tensor bucket = ceil(clip(scores, 0, 1) * static_cast<double>(thresholds_.size() - 1)) - 1.0;
+    const Tensor c = where(isnan(scores), 0.0, maximum(bucket, 0.0) + 1.0).astype(kInt64);  // NaN: 0
+    const Tensor t = m.t.reshape({-1}), w = m.w.reshape({-1});
+    const Tensor batch = stack({unsorted_segment_sum(w * t, c, bins, IndexMode::Clip),
+                                unsorted_segment_sum(w * (1.0 - t), c, bins, IndexMode::Clip)});
+    if (device_counts_.defined() && device_counts_.device() != batch.device()) read_back_counts();
+    device_counts_ = device_counts_.defined() ? device_counts_ + batch : batch;
+    return;
+  }
   const auto [t, p, w, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, sample_weight, name());
   const auto n1 = static_cast<double>(thresholds_.size() - 1);
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -367,7 +384,22 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
   }
 }
 
+void AUC::read_back_counts() {
+  const std::vector<double> d = device_counts_.to_vector<double>();
+  const std::size_t bins = pos_.size();
+  for (std::size_t i = 0; i < bins; ++i) {
+    pos_[i] += d[i];
+    neg_[i] += d[bins + i];
+  }
+  device_counts_ = Tensor();
+}
+
 double AUC::result() const {
+  if (device_counts_.defined()) {
+    AUC read = *this;
+    read.read_back_counts();
+    return read.result();
+  }
   const std::size_t n = thresholds_.size();
   // tp[i]: positives above threshold i (their count c > i), suffix sums
   std::vector<double> tp(n), fp(n);

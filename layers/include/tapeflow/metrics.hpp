@@ -462,6 +462,8 @@ class AUC : public Metric {
   bool from_logits_;
   std::vector<double> thresholds_;
   std::vector<double> pos_, neg_;  // positives and negatives whose score exceeds exactly i thresholds
+  Tensor device_counts_;  // [2, thresholds + 1] float64 on a device, not yet in pos_ / neg_ (or undefined)
+  void read_back_counts();
 };
 
 /// Keras's "accuracy" / "acc" in compile(): which accuracy is decided from the shapes of the
