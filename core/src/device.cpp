@@ -1,4 +1,5 @@
-// tapeflow::cuda: the public face of kernels/cuda's device queries.
+// tapeflow::cuda: the public face of kernels/cuda's device queries; and check_later, whose
+// conditions on a device wait here, per thread, for the next read of device values.
 #include "tapeflow/device.hpp"
 
 #include <map>

@@ -30,7 +30,9 @@ thread_local int t_device = -1;
 
 std::atomic<std::uint64_t> g_host_waits{0};
 
-// Waits for a stream (every wait of the host for the device goes through here or wait_event).
+// Waits for a stream. Every wait of the host for a device goes through here, except a staging
+// buffer's event wait (free_slot, counted too) and cudaFreeHost when a staging buffer grows
+// (not counted: once per size doubling).
 void wait_stream(cudaStream_t s) {
   g_host_waits.fetch_add(1, std::memory_order_relaxed);
   TAPEFLOW_CUDA_CHECK(cudaStreamSynchronize(s));
