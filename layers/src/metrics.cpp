@@ -25,6 +25,9 @@ void check_defined(const Tensor& y_true, const Tensor& y_pred, const std::string
   }
 }
 
+// A running sum on a device plus one batch's (the batch's alone when nothing is held yet).
+Tensor plus(const Tensor& held, const Tensor& batch) { return held.defined() ? held + batch : batch; }
+
 void check_same_shape(const Tensor& a, const Tensor& b, const std::string& metric, const char* what) {
   if (a.shape() != b.shape()) {
     throw ShapeError(fmt::format("{}: y_true {} and {} {} must have the same shape", metric, shape_str(a.shape()), what,
@@ -62,12 +65,12 @@ void Metric::accumulate_sums(const Tensor& total, const Tensor& count, double co
   if (held.defined() && held.device() != dev) read_back();
   NoRecording no_tape;  // a metric's state is not differentiated
   const Tensor t = total.astype(kFloat64);
-  device_total_ = device_total_.defined() ? device_total_ + t : t;
+  device_total_ = plus(device_total_, t);
   if (!count.defined()) {
     count_ += count_value;  // known on the host
   } else {
     const Tensor c = count.astype(kFloat64).to(dev);
-    device_count_ = device_count_.defined() ? device_count_ + c : c;
+    device_count_ = plus(device_count_, c);
   }
 }
 
@@ -234,15 +237,9 @@ Tensor TopKCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pre
 
 namespace {
 
-// y_true as 0/1 doubles, y_pred and each element's weight on the host, with BinaryAccuracy's
-// shape rule.
-struct HostPairs {
-  std::vector<double> t, p, w;
-  bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
-};
-// y_true != 0 (float64 0 / 1), y_pred (float64) and the weights (float64, 1 without
-// sample_weight), all of y_pred's shape (y_true [b] with scores [b, 1], or [b, 1] with [b], fitted),
-// on y_pred's device.
+// y_true != 0 (float64 0 / 1), y_pred (float64) and each element's weight (float64, 1 without
+// sample_weight), all of y_pred's shape by BinaryAccuracy's rule (y_true [b] with scores [b, 1],
+// or [b, 1] with [b]), on y_pred's device.
 struct Pairs {
   Tensor t, p, w;
   bool f32;  // y_pred was float32 (or an integer type): thresholds compare as float32, as Keras's
@@ -260,6 +257,11 @@ Pairs matched_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sa
   return {not_equal(t, 0).astype(kFloat64), y_pred.astype(kFloat64), w, y_pred.dtype() != kFloat64};
 }
 
+// matched_pairs read back to the host.
+struct HostPairs {
+  std::vector<double> t, p, w;
+  bool f32;
+};
 HostPairs host_pairs(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
                      const std::string& metric) {
   const Pairs m = matched_pairs(y_true, y_pred, sample_weight, metric);
@@ -307,7 +309,7 @@ void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Te
       std::tie(tp_, fp_, tn_, fn_) = std::tie(c[0], c[1], c[2], c[3]);
       device_counts_ = Tensor();
     }
-    device_counts_ = device_counts_.defined() ? device_counts_ + batch : batch;
+    device_counts_ = plus(device_counts_, batch);
     return;
   }
   const auto [t, p, w, f32] = host_pairs(y_true, y_pred, sample_weight, name());
@@ -365,7 +367,7 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
     const Tensor batch = stack({unsorted_segment_sum(w * t, c, bins, IndexMode::Clip),
                                 unsorted_segment_sum(w * (1.0 - t), c, bins, IndexMode::Clip)});
     if (device_counts_.defined() && device_counts_.device() != batch.device()) read_back_counts();
-    device_counts_ = device_counts_.defined() ? device_counts_ + batch : batch;
+    device_counts_ = plus(device_counts_, batch);
     return;
   }
   const auto [t, p, w, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, sample_weight, name());
