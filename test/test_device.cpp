@@ -1469,6 +1469,69 @@ TEST_CASE("device: Precision, Recall, the confusion counts and AUC add up a devi
   }
 }
 
+TEST_CASE("device: R2, F-beta and IoU add up a device's batches there", "[device][sync][metrics]") {
+  note_skip();
+  std::mt19937 rng(41);
+  struct Batch {
+    Tensor t, p, w;
+  };
+  // One kind of metric, its batches ([y_true, y_pred, sample_weight or undefined]) on the CPU
+  // and on each device: the same result, and no wait while the device's are added.
+  auto same = [&](const std::function<std::vector<std::shared_ptr<metrics::Metric>>()>& make,
+                  const std::vector<Batch>& batches) {
+    const auto on_cpu = make();
+    for (const auto& m : on_cpu) {
+      for (const Batch& b : batches) m->update_state(b.t, b.p, b.w);
+    }
+    for (const Device& d : other_devices()) {
+      INFO("device " << d.str());
+      std::vector<Batch> moved;
+      for (const Batch& b : batches) moved.push_back({b.t.to(d), b.p.to(d), b.w.defined() ? b.w.to(d) : b.w});
+      const auto on_device = make();
+      tf::cuda::synchronize(d);
+      const std::uint64_t before = tf::cuda::host_waits();
+      for (const auto& m : on_device) {
+        for (const Batch& b : moved) m->update_state(b.t, b.p, b.w);
+      }
+      CHECK(tf::cuda::host_waits() == before);
+      for (std::size_t k = 0; k < on_cpu.size(); ++k) {
+        INFO(on_cpu[k]->name());
+        CHECK(on_device[k]->result() == Approx(on_cpu[k]->result()).epsilon(1e-12));
+        CHECK(on_device[k]->result() != 0);
+      }
+      on_device[0]->reset_state();
+      CHECK(on_device[0]->result() == 0);
+    }
+  };
+  std::vector<Batch> regression, classes, ids;
+  for (int i = 0; i < 3; ++i) {
+    const Tensor t = random_tensor({8, 3}, kFloat32, rng, -2, 2);
+    regression.push_back({t, t + random_tensor({8, 3}, kFloat32, rng, -0.5, 0.5),
+                          i == 1 ? random_tensor({8}, kFloat64, rng, 0, 2) : Tensor()});
+    const Tensor labels = random_tensor({10}, kInt64, rng, 0, 3);
+    classes.push_back({one_hot(labels, 4).astype(kFloat32), softmax(random_tensor({10, 4}, kFloat32, rng, -2, 2)),
+                       i == 2 ? random_tensor({10}, kFloat64, rng, 0, 2) : Tensor()});
+    // ids: some outside [0, 4) and some of the ignored class 3
+    ids.push_back({random_tensor({12}, kInt64, rng, -1, 4), random_tensor({12}, kInt64, rng, 0, 4),
+                   i == 0 ? random_tensor({12}, kFloat64, rng, 0, 2) : Tensor()});
+  }
+  same([] {
+    return std::vector<std::shared_ptr<metrics::Metric>>{
+        std::make_shared<metrics::R2Score>(), std::make_shared<metrics::R2Score>("variance_weighted_average", 2)};
+  }, regression);
+  same([] {
+    return std::vector<std::shared_ptr<metrics::Metric>>{
+        std::make_shared<metrics::F1Score>(), std::make_shared<metrics::FBetaScore>("micro", 2.0, 0.3),
+        std::make_shared<metrics::FBetaScore>("weighted", 0.5)};
+  }, classes);
+  same([] {
+    metrics::IoUOptions ignore;
+    ignore.ignore_class = 3;
+    return std::vector<std::shared_ptr<metrics::Metric>>{
+        std::make_shared<metrics::MeanIoU>(4), std::make_shared<metrics::IoU>(4, std::vector<std::int64_t>{0, 2}, ignore)};
+  }, ids);
+}
+
 TEST_CASE("device: copies from the host are staged: they do not wait, and the source may change at once",
           "[device][sync]") {
   note_skip();

@@ -1,5 +1,5 @@
-// Metrics: the running means, the confusion counts (Precision, Recall, ...) and AUC keep a
-// device's sums on the device; R2, F-beta and IoU read each batch's counts back to the host.
+// Metrics: every one keeps the sums of a device's batches on the device (read when the result
+// is), and adds a CPU batch's on the host at once.
 #include "tapeflow/metrics.hpp"
 
 #include <fmt/format.h>
@@ -36,6 +36,32 @@ void check_same_shape(const Tensor& a, const Tensor& b, const std::string& metri
 }
 
 }  // namespace
+
+namespace detail {
+
+void BatchSums::add(const Tensor& batch, const std::vector<std::vector<double>*>& rows) {
+  if (batch.device().is_cpu()) {
+    const std::vector<double> v = batch.astype(kFloat64).to_vector<double>();
+    const auto n = static_cast<std::size_t>(batch.dim(1));
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      std::vector<double>& into = *rows[r];
+      if (into.empty()) into.assign(n, 0.0);
+      for (std::size_t i = 0; i < n; ++i) into[i] += v[r * n + i];
+    }
+    return;
+  }
+  if (held_.defined() && held_.device() != batch.device()) fold(rows);  // a batch on another device
+  NoRecording no_tape;
+  held_ = plus(held_, batch.astype(kFloat64));
+}
+
+void BatchSums::fold(const std::vector<std::vector<double>*>& rows) {
+  if (!held_.defined()) return;
+  const Tensor held = std::exchange(held_, Tensor());
+  add(held.to(Device::cpu()), rows);
+}
+
+}  // namespace detail
 
 double Metric::result() const {
   const double total = total_ + (device_total_.defined() ? device_total_.item<double>() : 0.0);
@@ -556,13 +582,6 @@ Tensor weights_for(const Tensor& sample_weight, const Tensor& of, const std::str
   return losses::detail::fit_weights(sample_weight, of, kFloat64, metric + ": sample_weight");
 }
 
-std::vector<double> column_sums(const Tensor& m) { return sum(m, {0}).to_vector<double>(); }
-
-void add_into(std::vector<double>& into, const std::vector<double>& v) {
-  if (into.empty()) into.assign(v.size(), 0.0);
-  for (std::size_t i = 0; i < v.size(); ++i) into[i] += v[i];
-}
-
 }  // namespace
 
 R2Score::R2Score(std::string class_aggregation, std::int64_t num_regressors, std::string name)
@@ -580,19 +599,22 @@ R2Score::R2Score(std::string class_aggregation, std::int64_t num_regressors, std
 
 void R2Score::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   const auto [t, p] = as_matrix_pair(y_true, y_pred, name());
-  if (!sum_.empty() && static_cast<std::int64_t>(sum_.size()) != t.dim(1)) {
-    throw ShapeError(fmt::format("{}: {} outputs, but earlier batches had {}", name(), t.dim(1), sum_.size()));
+  const auto outputs = sum_.empty() ? sums_.width() : static_cast<std::int64_t>(sum_.size());
+  if (outputs != 0 && outputs != t.dim(1)) {
+    throw ShapeError(fmt::format("{}: {} outputs, but earlier batches had {}", name(), t.dim(1), outputs));
   }
   const Tensor w = weights_for(sample_weight, t, name());
   const Tensor wt = t * w;
-  add_into(sum_, column_sums(wt));
-  add_into(squared_sum_, column_sums(t * wt));
-  add_into(residual_, column_sums(square(t - p) * w));
-  add_into(count_, column_sums(w));
+  sums_.add(stack({sum(wt, {0}), sum(t * wt, {0}), sum(square(t - p) * w, {0}), sum(w, {0})}), rows());
   num_samples_ += static_cast<double>(t.size());
 }
 
 double R2Score::result() const {
+  if (sums_.pending()) {
+    R2Score read = *this;
+    read.sums_.fold(read.rows());
+    return read.result();
+  }
   if (sum_.empty()) return 0.0;
   double weighted = 0, total_sum = 0, mean_raw = 0;
   for (std::size_t j = 0; j < sum_.size(); ++j) {
@@ -618,6 +640,7 @@ void R2Score::reset_state() {
   residual_.clear();
   count_.clear();
   num_samples_ = 0;
+  sums_.reset();
 }
 
 // ---- F-beta ----------------------------------------------------------------------------
@@ -642,8 +665,9 @@ void FBetaScore::update_state(const Tensor& y_true, const Tensor& y_pred, const 
                                  shape_str(y_true.shape()), shape_str(y_pred.shape())));
   }
   check_same_shape(y_true, y_pred, name(), "y_pred");
-  if (!tp_.empty() && average_ != "micro" && static_cast<std::int64_t>(tp_.size()) != y_pred.dim(1)) {
-    throw ShapeError(fmt::format("{}: {} classes, but earlier batches had {}", name(), y_pred.dim(1), tp_.size()));
+  const auto classes = tp_.empty() ? sums_.width() : static_cast<std::int64_t>(tp_.size());
+  if (classes != 0 && average_ != "micro" && classes != y_pred.dim(1)) {
+    throw ShapeError(fmt::format("{}: {} classes, but earlier batches had {}", name(), y_pred.dim(1), classes));
   }
   const Tensor t = y_true.astype(kFloat64), p = y_pred.astype(kFloat64);
   // positive above the threshold, or at the row's maximum (a row of zeros predicts nothing)
@@ -651,16 +675,17 @@ void FBetaScore::update_state(const Tensor& y_true, const Tensor& y_pred, const 
   const Tensor positive = threshold_ ? (y_pred > *threshold_).astype(kFloat64)
                                      : logical_and(p >= max(p, {-1}, true), abs(p) > 1e-9).astype(kFloat64);
   const Tensor w = weights_for(sample_weight, t, name());
-  const auto counts = [&](const Tensor& v) {
-    return average_ == "micro" ? std::vector<double>{sum(v * w).item<double>()} : column_sums(v * w);
-  };
-  add_into(tp_, counts(positive * t));
-  add_into(fp_, counts(positive * (1.0 - t)));
-  add_into(fn_, counts((1.0 - positive) * t));
-  add_into(support_, counts(t));
+  const auto counts = [&](const Tensor& v) { return average_ == "micro" ? sum(v * w).reshape({1}) : sum(v * w, {0}); };
+  sums_.add(stack({counts(positive * t), counts(positive * (1.0 - t)), counts((1.0 - positive) * t), counts(t)}),
+            rows());
 }
 
 std::vector<double> FBetaScore::per_class() const {
+  if (sums_.pending()) {
+    FBetaScore read = *this;
+    read.sums_.fold(read.rows());
+    return read.per_class();
+  }
   const double eps = 1e-7, b2 = beta_ * beta_;
   std::vector<double> f;
   for (std::size_t i = 0; i < tp_.size(); ++i) {
@@ -672,6 +697,11 @@ std::vector<double> FBetaScore::per_class() const {
 }
 
 double FBetaScore::result() const {
+  if (sums_.pending()) {
+    FBetaScore read = *this;
+    read.sums_.fold(read.rows());
+    return read.result();
+  }
   const std::vector<double> f = per_class();
   if (f.empty()) return 0.0;
   double out = 0;
@@ -691,6 +721,7 @@ void FBetaScore::reset_state() {
   fp_.clear();
   fn_.clear();
   support_.clear();
+  sums_.reset();
 }
 
 // ---- IoU -------------------------------------------------------------------------------
@@ -729,6 +760,19 @@ void IoU::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
                        ? losses::detail::fit_weights(sample_weight, t.astype(kFloat64), kFloat64,
                                                      name() + ": sample_weight")
                        : Tensor();
+  if (!p.device().is_cpu()) {
+    // on a device: the confusion matrix of the batch as a segment sum there, ids out of range
+    // (or the ignored class) weighing 0
+    NoRecording no_tape;
+    const Tensor a = t.astype(kInt64).reshape({-1}), b = p.astype(kInt64).reshape({-1});
+    Tensor keep = logical_and(logical_and(a >= 0, a < num_classes_), logical_and(b >= 0, b < num_classes_));
+    if (options_.ignore_class) keep = logical_and(keep, a != *options_.ignore_class);
+    const Tensor weight = keep.astype(kFloat64) * (w.defined() ? w.reshape({-1}) : Tensor(1.0));
+    const Tensor cell = where(keep, a * num_classes_ + b, 0);
+    sums_.add(unsorted_segment_sum(weight, cell, num_classes_ * num_classes_, IndexMode::Clip).reshape({1, -1}),
+              {&cm_});
+    return;
+  }
   const auto ids_t = t.astype(kInt64).to_vector<std::int64_t>();  // floats truncate, as Keras's int cast
   const auto ids_p = p.astype(kInt64).to_vector<std::int64_t>();
   const auto ws = w.defined() ? w.to_vector<double>() : std::vector<double>();
@@ -741,6 +785,11 @@ void IoU::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
 }
 
 double IoU::result() const {
+  if (sums_.pending()) {
+    IoU read = *this;
+    read.sums_.fold({&read.cm_});
+    return read.result();
+  }
   double total = 0, valid = 0;
   const auto n = static_cast<std::size_t>(num_classes_);
   for (auto id : targets_) {
@@ -763,6 +812,7 @@ double IoU::result() const {
 void IoU::reset_state() {
   Metric::reset_state();
   std::fill(cm_.begin(), cm_.end(), 0.0);
+  sums_.reset();
 }
 
 namespace {

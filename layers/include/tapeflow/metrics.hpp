@@ -12,6 +12,28 @@
 
 namespace tapeflow::metrics {
 
+namespace detail {
+
+/// Sums of per-batch count vectors a metric keeps (R2, F-beta, IoU): a CPU batch's are added
+/// into the metric's host vectors at once; a device's are added up on the device ([rows, n]
+/// float64) and folded into the host vectors when the metric is read.
+class BatchSums {
+ public:
+  /// Adds batch [rows.size(), n] row by row into `rows` (each sized n on first use).
+  void add(const Tensor& batch, const std::vector<std::vector<double>*>& rows);
+  /// Adds what a device holds into `rows`, and holds nothing after.
+  void fold(const std::vector<std::vector<double>*>& rows);
+  bool pending() const { return held_.defined(); }
+  /// n of the sums a device holds (0 when none).
+  std::int64_t width() const { return held_.defined() ? held_.dim(1) : 0; }
+  void reset() { held_ = Tensor(); }
+
+ private:
+  Tensor held_;
+};
+
+}  // namespace detail
+
 /// A metric: a running mean of per-example values by default (most metrics here are one);
 /// Precision, Recall, AUC and RootMeanSquaredError override result() and reset_state().
 class Metric {
@@ -267,6 +289,8 @@ class R2Score : public Metric {
   std::int64_t num_regressors_;
   std::vector<double> sum_, squared_sum_, residual_, count_;  // per output
   double num_samples_ = 0;
+  detail::BatchSums sums_;  // the four above, of a device's batches
+  std::vector<std::vector<double>*> rows() { return {&sum_, &squared_sum_, &residual_, &count_}; }
 };
 
 /// Keras's FBetaScore: per class (the last axis of [batch, classes] y_true, one-hot or
@@ -294,6 +318,8 @@ class FBetaScore : public Metric {
   double beta_;
   std::optional<double> threshold_;
   std::vector<double> tp_, fp_, fn_, support_;
+  detail::BatchSums sums_;  // the four above, of a device's batches
+  std::vector<std::vector<double>*> rows() { return {&tp_, &fp_, &fn_, &support_}; }
 };
 
 /// FBetaScore with beta = 1.
@@ -342,6 +368,7 @@ class IoU : public Metric {
 
  private:
   std::vector<double> cm_;
+  detail::BatchSums sums_;  // cm_ of a device's batches
 };
 
 /// IoU over every class (Keras's MeanIoU, "mean_io_u").
