@@ -8,7 +8,6 @@
 #include <array>
 #include <cmath>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 #include "tapeflow/losses.hpp"
@@ -39,26 +38,32 @@ void check_same_shape(const Tensor& a, const Tensor& b, const std::string& metri
 
 namespace detail {
 
-void BatchSums::add(const Tensor& batch, const std::vector<std::vector<double>*>& rows) {
-  if (batch.device().is_cpu()) {
-    const std::vector<double> v = batch.astype(kFloat64).to_vector<double>();
-    const auto n = static_cast<std::size_t>(batch.dim(1));
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      std::vector<double>& into = *rows[r];
-      if (into.empty()) into.assign(n, 0.0);
-      for (std::size_t i = 0; i < n; ++i) into[i] += v[r * n + i];
-    }
-    return;
+namespace {
+void add_rows(const Tensor& batch, const std::vector<std::vector<double>*>& rows) {
+  const std::vector<double> v = batch.astype(kFloat64).to_vector<double>();
+  const auto n = static_cast<std::size_t>(batch.dim(1));
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    std::vector<double>& into = *rows[r];
+    if (into.empty()) into.assign(n, 0.0);
+    for (std::size_t i = 0; i < n; ++i) into[i] += v[r * n + i];
   }
+}
+}  // namespace
+
+void BatchSums::add(const Tensor& batch, const std::vector<std::vector<double>*>& rows) {
+  if (batch.device().is_cpu()) return add_rows(batch, rows);
   if (held_.defined() && held_.device() != batch.device()) fold(rows);  // a batch on another device
   NoRecording no_tape;
   held_ = plus(held_, batch.astype(kFloat64));
 }
 
+void BatchSums::add_to(const std::vector<std::vector<double>*>& rows) const {
+  if (held_.defined()) add_rows(held_, rows);
+}
+
 void BatchSums::fold(const std::vector<std::vector<double>*>& rows) {
-  if (!held_.defined()) return;
-  const Tensor held = std::exchange(held_, Tensor());
-  add(held.to(Device::cpu()), rows);
+  add_to(rows);
+  held_ = Tensor();
 }
 
 }  // namespace detail
@@ -308,17 +313,14 @@ ConfusionCounts::ConfusionCounts(std::string name, double threshold) : Metric(st
 
 void ConfusionCounts::reset_state() {
   Metric::reset_state();
-  tp_ = fp_ = tn_ = fn_ = 0;
-  device_counts_ = Tensor();
+  counts_.assign(4, 0.0);
+  sums_.reset();
 }
 
 std::array<double, 4> ConfusionCounts::counts() const {
-  std::array<double, 4> c{tp_, fp_, tn_, fn_};
-  if (device_counts_.defined()) {
-    const std::vector<double> d = device_counts_.to_vector<double>();
-    for (std::size_t i = 0; i < c.size(); ++i) c[i] += d[i];
-  }
-  return c;
+  std::vector<double> c = counts_;
+  sums_.add_to({&c});
+  return {c[0], c[1], c[2], c[3]};
 }
 
 void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
@@ -328,22 +330,22 @@ void ConfusionCounts::count(const Tensor& y_true, const Tensor& y_pred, const Te
     NoRecording no_tape;
     const Tensor positive = (m.p > as_precision(threshold_, m.f32)).astype(kFloat64);
     const Tensor w_true = m.w * m.t, w_false = m.w - w_true;
-    const Tensor batch = stack({sum(w_true * positive), sum(w_false * positive), sum(w_false * (1.0 - positive)),
-                                sum(w_true * (1.0 - positive))});
-    if (device_counts_.defined() && device_counts_.device() != batch.device()) {
-      const std::array<double, 4> c = counts();
-      std::tie(tp_, fp_, tn_, fn_) = std::tie(c[0], c[1], c[2], c[3]);
-      device_counts_ = Tensor();
-    }
-    device_counts_ = plus(device_counts_, batch);
+    sums_.add(stack({sum(w_true * positive), sum(w_false * positive), sum(w_false * (1.0 - positive)),
+                     sum(w_true * (1.0 - positive))})
+                  .reshape({1, 4}),
+              {&counts_});
     return;
   }
   const auto [t, p, w, f32] = host_pairs(y_true, y_pred, sample_weight, name());
   const double threshold = as_precision(threshold_, f32);
+  double& tp = counts_[0];
+  double& fp = counts_[1];
+  double& tn = counts_[2];
+  double& fn = counts_[3];
   for (std::size_t i = 0; i < t.size(); ++i) {
     const bool positive = p[i] > threshold;
-    if (t[i] != 0) (positive ? tp_ : fn_) += w[i];
-    else (positive ? fp_ : tn_) += w[i];
+    if (t[i] != 0) (positive ? tp : fn) += w[i];
+    else (positive ? fp : tn) += w[i];
   }
 }
 
@@ -376,7 +378,7 @@ void AUC::reset_state() {
   Metric::reset_state();
   pos_.assign(thresholds_.size() + 1, 0.0);
   neg_.assign(thresholds_.size() + 1, 0.0);
-  device_counts_ = Tensor();
+  sums_.reset();
 }
 
 void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
@@ -390,10 +392,9 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
     const Tensor bucket = ceil(clip(scores, 0, 1) * static_cast<double>(thresholds_.size() - 1)) - 1.0;
     const Tensor c = where(isnan(scores), 0.0, maximum(bucket, 0.0) + 1.0).astype(kInt64);  // NaN: 0
     const Tensor t = m.t.reshape({-1}), w = m.w.reshape({-1});
-    const Tensor batch = stack({unsorted_segment_sum(w * t, c, bins, IndexMode::Clip),
-                                unsorted_segment_sum(w * (1.0 - t), c, bins, IndexMode::Clip)});
-    if (device_counts_.defined() && device_counts_.device() != batch.device()) read_back_counts();
-    device_counts_ = plus(device_counts_, batch);
+    sums_.add(stack({unsorted_segment_sum(w * t, c, bins, IndexMode::Clip),
+                     unsorted_segment_sum(w * (1.0 - t), c, bins, IndexMode::Clip)}),
+              {&pos_, &neg_});
     return;
   }
   const auto [t, p, w, f32] = host_pairs(y_true, from_logits_ ? sigmoid(y_pred) : y_pred, sample_weight, name());
@@ -412,20 +413,10 @@ void AUC::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor&
   }
 }
 
-void AUC::read_back_counts() {
-  const std::vector<double> d = device_counts_.to_vector<double>();
-  const std::size_t bins = pos_.size();
-  for (std::size_t i = 0; i < bins; ++i) {
-    pos_[i] += d[i];
-    neg_[i] += d[bins + i];
-  }
-  device_counts_ = Tensor();
-}
-
 double AUC::result() const {
-  if (device_counts_.defined()) {
+  if (sums_.pending()) {
     AUC read = *this;
-    read.read_back_counts();
+    read.sums_.fold({&read.pos_, &read.neg_});
     return read.result();
   }
   const std::size_t n = thresholds_.size();

@@ -21,8 +21,10 @@ class BatchSums {
  public:
   /// Adds batch [rows.size(), n] row by row into `rows` (each sized n on first use).
   void add(const Tensor& batch, const std::vector<std::vector<double>*>& rows);
-  /// Adds what a device holds into `rows`, and holds nothing after.
+  /// Adds what a device holds into `rows` (reading it back), and holds nothing after.
   void fold(const std::vector<std::vector<double>*>& rows);
+  /// Adds what a device holds into `rows`, still holding it.
+  void add_to(const std::vector<std::vector<double>*>& rows) const;
   bool pending() const { return held_.defined(); }
   /// n of the sums a device holds (0 when none).
   std::int64_t width() const { return held_.defined() ? held_.dim(1) : 0; }
@@ -419,8 +421,8 @@ class ConfusionCounts : public Metric {
 
  private:
   double threshold_;
-  double tp_ = 0, fp_ = 0, tn_ = 0, fn_ = 0;
-  Tensor device_counts_;  // [4] float64 on a device: tp, fp, tn, fn not yet read back (or undefined)
+  std::vector<double> counts_ = std::vector<double>(4, 0.0);  // tp, fp, tn, fn
+  detail::BatchSums sums_;  // counts_ of a device's batches
 };
 
 /// tp / (tp + fp); 0 while nothing was predicted positive.
@@ -489,8 +491,7 @@ class AUC : public Metric {
   bool from_logits_;
   std::vector<double> thresholds_;
   std::vector<double> pos_, neg_;  // positives and negatives whose score exceeds exactly i thresholds
-  Tensor device_counts_;  // [2, thresholds + 1] float64 on a device, not yet in pos_ / neg_ (or undefined)
-  void read_back_counts();
+  detail::BatchSums sums_;  // pos_ and neg_ of a device's batches
 };
 
 /// Keras's "accuracy" / "acc" in compile(): which accuracy is decided from the shapes of the
