@@ -265,8 +265,9 @@ class Model {
 
   /// One optimisation step, as Keras's train_step: forward under a GradientTape, loss,
   /// tape.gradient, optimizer.apply_gradients, metrics. Returns the running metric values;
-  /// within fit() and evaluate() none: they read the metrics (waiting for a CUDA device) only
-  /// when they show or pass them on, so an override that adds to these logs keeps its keys.
+  /// within fit() and evaluate() an empty map: they read the metrics (waiting for a CUDA
+  /// device) only when they show or pass them on, and put them under the keys an override adds
+  /// to these logs. An override that needs the values there calls metric_results().
   virtual Logs train_step(const Tensor& x, const Tensor& y);
   /// One evaluation batch: forward in inference mode, loss and metrics.
   virtual Logs test_step(const Tensor& x, const Tensor& y);
