@@ -214,11 +214,26 @@ TEST_CASE("TerminateOnNaN stops after the first batch with a NaN loss; LambdaCal
 
 TEST_CASE("fit reads a batch's metrics only for a callback that reads its logs; an override's keys stay",
           "[callbacks][fit]") {
-  // which built-in callbacks read each batch's logs
-  CHECK(callbacks::TerminateOnNaN().reads_batch_logs());
-  CHECK_FALSE(callbacks::EarlyStopping().reads_batch_logs());
-  CHECK_FALSE(callbacks::ReduceLROnPlateau().reads_batch_logs());
-  CHECK_FALSE(callbacks::LearningRateScheduler([](int, double lr) { return lr; }).reads_batch_logs());
+  // which built-in callbacks read each batch's logs: TerminateOnNaN (its hook reads the loss);
+  // the epoch callbacks only until their base hook has run (the first batch)
+  callbacks::TerminateOnNaN nan_stop;
+  nan_stop.on_train_batch_end(0, {{"loss", 1.0}});
+  CHECK(nan_stop.reads_batch_logs());
+  callbacks::EarlyStopping early;
+  callbacks::ReduceLROnPlateau plateau;
+  callbacks::LearningRateScheduler schedule([](int, double lr) { return lr; });
+  for (callbacks::Callback* cb : std::vector<callbacks::Callback*>{&early, &plateau, &schedule}) {
+    CHECK(cb->reads_batch_logs());
+    cb->on_train_batch_end(0, {});
+    CHECK_FALSE(cb->reads_batch_logs());
+  }
+  // a subclass of an epoch callback that adds a batch hook reads every batch
+  struct Watching : callbacks::EarlyStopping {
+    void on_train_batch_end(std::int64_t, const Logs&) override {}
+  };
+  Watching watching;
+  watching.on_train_batch_end(0, {});
+  CHECK(watching.reads_batch_logs());
   callbacks::LambdaCallback lambda;
   CHECK_FALSE(lambda.reads_batch_logs());
   lambda.train_batch_end = [](std::int64_t, const Logs&) {};

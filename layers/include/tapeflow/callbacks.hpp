@@ -32,9 +32,10 @@ class Callback {
   /// Whether on_train_batch_end reads its logs. fit() reads the metrics after a batch (waiting
   /// for a CUDA device to finish it) only when a callback does. By default: until this base
   /// on_train_batch_end has run once, so a callback that does not override it reads only the
-  /// first batch's logs (as Keras calls only the batch hooks a callback implements). The
-  /// built-in callbacks that act once per epoch say false; so may a callback whose hook ignores
-  /// the logs: it is then given the logs that the step returned (none from the built-in step).
+  /// first batch's logs (as Keras calls only the batch hooks a callback implements); so do the
+  /// built-in epoch callbacks, and a subclass of one that adds a batch hook reads every batch.
+  /// A callback whose hook ignores the logs may say false: it is then given the logs that the
+  /// step returned (none from the built-in step).
   virtual bool reads_batch_logs() const { return !batch_hook_unused_; }
 
  private:
@@ -63,7 +64,6 @@ struct EarlyStoppingOptions {
 /// Stops training when the monitored metric has stopped improving (Keras 3's rules).
 class EarlyStopping : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   explicit EarlyStopping(EarlyStoppingOptions options = {});
   EarlyStopping(const std::string& monitor, int patience);
 
@@ -91,7 +91,6 @@ class EarlyStopping : public Callback {
 /// Writes one CSV row per epoch: "epoch" then the logs' keys sorted by name (Keras).
 class CSVLogger : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   explicit CSVLogger(std::string path, char separator = ',', bool append = false);
 
   void on_train_begin(const Logs& logs) override;
@@ -128,7 +127,6 @@ struct ModelCheckpointOptions {
 /// ("{val_loss:.4f}"), as Keras's filepath; "{{" and "}}" are literal braces.
 class ModelCheckpoint : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   /// Throws ValueError when the path cannot be formatted (a bad spec, an unclosed '{').
   explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {});
 
@@ -165,7 +163,6 @@ class ModelCheckpoint : public Callback {
 /// else there), unless delete_checkpoint is false.
 class BackupAndRestore : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   /// save_freq: only "epoch" (Keras's default) is supported; a number of batches would need
   /// fit() to skip into an epoch. ValueError for an empty backup_dir or another save_freq.
   explicit BackupAndRestore(std::string backup_dir, std::string save_freq = "epoch", bool delete_checkpoint = true);
@@ -205,7 +202,6 @@ struct ReduceLROnPlateauOptions {
 /// is code it cannot change: ValueError at train begin.
 class ReduceLROnPlateau : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
 
   void on_train_begin(const Logs& logs) override;
@@ -224,7 +220,6 @@ class ReduceLROnPlateau : public Callback {
 /// (ValueError otherwise); a non-finite or negative new rate is a ValueError.
 class LearningRateScheduler : public Callback {
  public:
-  bool reads_batch_logs() const override { return false; }
   using Schedule = std::function<double(int epoch, double learning_rate)>;
   explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
 
