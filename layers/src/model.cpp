@@ -49,8 +49,9 @@ class Progress {
     quiet_ = verbose == 0;
   }
 
-  // `logs` gives the batch's logs (reading a device's metrics): called only when drawing.
-  void update(std::int64_t step, const std::function<Logs()>& logs, const std::vector<std::string>& keys) {
+  // `logs()` gives the batch's logs (reading a device's metrics): called only when drawing.
+  template <class LogsFn>
+  void update(std::int64_t step, const LogsFn& logs, const std::vector<std::string>& keys) {
     // the last step is drawn by finish(), with the validation metrics
     if (!live_ || step >= target_) return;
     const auto now = Clock::now();
