@@ -560,7 +560,8 @@ Tensor dropout(const Tensor& x, double rate, Generator& gen);
 /// to_vector(), cuda::synchronize()), which, once its own copy is done, throws
 /// `raise(message)` if `ok` was false. Checks with the same message are combined on the
 /// device (one logical_and), so a loop that adds one per step holds one; past 64 messages
-/// they are all read. The built-in losses check sparse labels on a device this way.
+/// they are all read. The sparse losses' labels and Embedding's indices are checked this way
+/// on a device.
 void check_later(const Tensor& ok, std::string message, void (*raise)(const std::string& message));
 /// check_later raising E (an Error type): check_later<IndexError>(ok, "...").
 template <class E>

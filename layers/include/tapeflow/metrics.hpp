@@ -14,9 +14,10 @@ namespace tapeflow::metrics {
 
 namespace detail {
 
-/// Sums of per-batch count vectors a metric keeps (R2, F-beta, IoU): a CPU batch's are added
-/// into the metric's host vectors at once; a device's are added up on the device ([rows, n]
-/// float64) and folded into the host vectors when the metric is read.
+/// Sums of per-batch count vectors a metric keeps (Precision / Recall's confusion counts, AUC,
+/// R2, F-beta, IoU): a CPU batch's are added into the metric's host vectors at once; a
+/// device's are added up on the device ([rows, n] float64) and folded into the host vectors
+/// when the metric is read.
 class BatchSums {
  public:
   /// Adds batch [rows.size(), n] row by row into `rows` (each sized n on first use).
